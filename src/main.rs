@@ -1,0 +1,53 @@
+//! `fedq`: one binary, many subcommands. This file only parses arguments and dispatches;
+//! every subcommand's logic lives in the crate that owns it.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fedq",
+    version,
+    about = "Answer cross-department questions about a person without pooling records",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The federation's private PKI: CA, certificates, revocation.
+    Certs {
+        #[command(subcommand)]
+        cmd: fedq_certs::cli::CertsCommand,
+    },
+    /// Security officers' tools: check, test, diff, explain, who-can.
+    Policy {
+        #[command(subcommand)]
+        cmd: fedq_policy::cli::PolicyCommand,
+    },
+    /// Build a throwaway federation and tour what fedq is for.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Certs { cmd } => fedq_certs::cli::run(cmd).map(|()| ExitCode::SUCCESS),
+        Command::Policy { cmd } => fedq_policy::cli::run(cmd).map_err(|e| anyhow::anyhow!(e)),
+        Command::Demo => {
+            println!("fedq demo: not yet — the demo lands with the node and coordinator.");
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
