@@ -1,1 +1,23 @@
-//! placeholder
+//! The federation's private PKI.
+//!
+//! This crate owns everything about who is who in a fedq federation:
+//!
+//! - [`identity`]: the typed identity (federation, role, name) carried in every
+//!   certificate's URI SAN, and the only parser of it;
+//! - [`pki`]: `fedq certs init | issue | revoke | list` — the CA, role certificates and the
+//!   CRL on disk. **Only this module reads the CA key.**
+//! - [`tls`]: rustls configurations built from those files: TLS 1.3 only, client
+//!   certificates both ways, CRL honoured, the peer's role checked, 0-RTT off;
+//! - [`cli`]: the `fedq certs` subcommands.
+//!
+//! It never opens a socket.
+
+pub mod cli;
+pub mod fsutil;
+pub mod identity;
+pub mod pki;
+pub mod tls;
+
+pub use identity::{Identity, IdentityError, Role};
+pub use pki::{CertificateAuthority, IssueOptions, IssuedCertificate, PkiError};
+pub use tls::{AuthRefusal, Credentials, FederationTrust, RefusalLog, TlsError};

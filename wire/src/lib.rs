@@ -1,1 +1,17 @@
-//! placeholder
+//! The wire contract between the coordinator and the nodes.
+//!
+//! - [`frame`]: the versioned, length-prefixed binary framing (a plain function pair,
+//!   testable without a network);
+//! - [`message`]: what a coordinator may ask a node and what a node answers;
+//! - [`transport`]: QUIC with mutual TLS (quinn + rustls on ring): the node's accept loop,
+//!   the coordinator's pooled channel per node, limits, and hot reload of certificates and
+//!   the CRL.
+//!
+//! This crate carries bytes; it never decides what a node may release.
+
+pub mod frame;
+pub mod message;
+pub mod transport;
+
+pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+pub use message::{NodeRequest, NodeResponse};

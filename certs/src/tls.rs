@@ -1,0 +1,728 @@
+//! rustls configurations for the federation, built only from the files `fedq certs` writes.
+//!
+//! Every configuration here is TLS 1.3 only, uses the ring provider, requires a client
+//! certificate, checks it against the federation CA and its CRL, and then checks the peer's
+//! *role* from its `fedq://` identity: a node accepts only coordinators; a coordinator talks
+//! only to nodes; the requester API accepts only requesters. 0-RTT is never enabled: a
+//! replayed query would be a second audited query.
+//!
+//! Each refusal is classified into an [`AuthRefusal`] and recorded in a [`RefusalLog`], so
+//! an operator (and a test) sees *why* a peer was turned away, not just that it was.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
+use zeroize::Zeroizing;
+
+use crate::identity::{Identity, IdentityError, Role};
+
+/// Errors loading credentials or building a TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file does not hold what it should.
+    #[error("`{path}` is not usable: {why}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Our own certificate does not carry a usable identity.
+    #[error("own certificate `{path}`: {source}")]
+    OwnIdentity {
+        /// The certificate file.
+        path: String,
+        /// Why.
+        #[source]
+        source: IdentityError,
+    },
+    /// Our own certificate has the wrong role for what we are starting.
+    #[error("`{path}` is a {found} certificate, but this process needs a {expected} certificate")]
+    OwnRole {
+        /// The certificate file.
+        path: String,
+        /// Its role.
+        found: Role,
+        /// The role required.
+        expected: Role,
+    },
+    /// Our own certificate belongs to another federation than the CA.
+    #[error("`{path}` belongs to federation `{found}`, but the CA is federation `{expected}`")]
+    OwnFederation {
+        /// The certificate file.
+        path: String,
+        /// Its federation.
+        found: String,
+        /// The CA's.
+        expected: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration refused: {0}")]
+    Config(#[from] rustls::Error),
+    /// The verifier could not be built.
+    #[error("certificate verifier: {0}")]
+    Verifier(String),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn invalid(path: &Path, why: impl ToString) -> TlsError {
+    TlsError::Invalid {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// Parses every certificate in a PEM buffer.
+pub fn read_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// The ring crypto provider, the only one fedq uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A holder's certificate chain and private key, with the identity the certificate carries.
+pub struct Credentials {
+    chain: Vec<CertificateDer<'static>>,
+    key: Zeroizing<PrivateKeyDer<'static>>,
+    identity: Identity,
+    serial: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("identity", &self.identity)
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Loads `NAME.crt` and `NAME.key`.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        let chain = read_certificates(&read(cert_path)?).map_err(|e| invalid(cert_path, e))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| invalid(cert_path, "no PEM certificate in file"))?;
+        let identity =
+            Identity::from_certificate_der(leaf).map_err(|source| TlsError::OwnIdentity {
+                path: cert_path.display().to_string(),
+                source,
+            })?;
+        let serial = serial_hex(leaf).map_err(|e| invalid(cert_path, e))?;
+        let key_pem = Zeroizing::new(read(key_path)?);
+        let key = Zeroizing::new(
+            PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| invalid(key_path, e))?,
+        );
+        Ok(Self {
+            chain,
+            key,
+            identity,
+            serial,
+        })
+    }
+
+    /// Loads `DIR/NAME.crt` and `DIR/NAME.key`.
+    pub fn load_named(dir: &Path, name: &str) -> Result<Self, TlsError> {
+        Self::load(
+            &crate::pki::cert_path(dir, name),
+            &crate::pki::key_path(dir, name),
+        )
+    }
+
+    /// The identity our certificate carries.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Our certificate's serial number, lower-case hex.
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    /// Refuses to start a process with a certificate of the wrong role or federation.
+    pub fn require(&self, role: Role, trust: &FederationTrust, path: &Path) -> Result<(), TlsError> {
+        if self.identity.role != role {
+            return Err(TlsError::OwnRole {
+                path: path.display().to_string(),
+                found: self.identity.role,
+                expected: role,
+            });
+        }
+        if self.identity.federation != trust.federation {
+            return Err(TlsError::OwnFederation {
+                path: path.display().to_string(),
+                found: self.identity.federation.clone(),
+                expected: trust.federation.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (self.chain.clone(), self.key.clone_key())
+    }
+}
+
+fn serial_hex(der: &[u8]) -> Result<String, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    Ok(cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a peer's certificate is, once the handshake has accepted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// The identity it carries.
+    pub identity: Identity,
+    /// Its serial number, lower-case hex (matches CRL entries).
+    pub serial: String,
+}
+
+impl PeerCertificate {
+    /// Reads the identity and serial of the first certificate of a verified chain.
+    pub fn from_chain(chain: &[CertificateDer<'_>]) -> Result<Self, IdentityError> {
+        let leaf = chain.first().ok_or(IdentityError::IdentityCount(0))?;
+        Ok(Self {
+            identity: Identity::from_certificate_der(leaf)?,
+            serial: serial_hex(leaf).map_err(IdentityError::BadCertificate)?,
+        })
+    }
+}
+
+/// The federation's trust: its CA and its current CRL.
+#[derive(Clone)]
+pub struct FederationTrust {
+    federation: String,
+    roots: Arc<RootCertStore>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    revoked: HashSet<String>,
+}
+
+impl fmt::Debug for FederationTrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FederationTrust")
+            .field("federation", &self.federation)
+            .field("revoked", &self.revoked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a process finds the federation's CA certificate and CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustFiles {
+    /// The CA certificate (`ca.crt`).
+    pub ca: PathBuf,
+    /// The CRL (`crl.pem`).
+    pub crl: PathBuf,
+}
+
+impl TrustFiles {
+    /// `DIR/ca.crt` and `DIR/crl.pem`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca: dir.join("ca.crt"),
+            crl: crate::pki::crl_path(dir),
+        }
+    }
+}
+
+impl FederationTrust {
+    /// Loads the CA certificate and the CRL. A missing or unreadable CRL is an error, not
+    /// an empty list: a process that cannot see revocations must not start.
+    pub fn load(files: &TrustFiles) -> Result<Self, TlsError> {
+        let ca_pem = read(&files.ca)?;
+        let ca_certs = read_certificates(&ca_pem).map_err(|e| invalid(&files.ca, e))?;
+        let ca = ca_certs
+            .first()
+            .ok_or_else(|| invalid(&files.ca, "no PEM certificate in file"))?;
+        let ca_identity = Identity::from_certificate_der(ca).map_err(|e| invalid(&files.ca, e))?;
+        if ca_identity.role != Role::Ca {
+            return Err(invalid(&files.ca, "not a fedq federation CA certificate"));
+        }
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca.clone())
+            .map_err(|e| invalid(&files.ca, e))?;
+
+        let crl_pem = read(&files.crl)?;
+        let crls = CertificateRevocationListDer::pem_slice_iter(&crl_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&files.crl, e))?;
+        if crls.is_empty() {
+            return Err(invalid(&files.crl, "no PEM CRL in file"));
+        }
+        let mut revoked = HashSet::new();
+        for crl in &crls {
+            let (_, parsed) =
+                x509_parser::parse_x509_crl(crl).map_err(|e| invalid(&files.crl, e))?;
+            for entry in parsed.iter_revoked_certificates() {
+                revoked.insert(entry.raw_serial().iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+        Ok(Self {
+            federation: ca_identity.federation,
+            roots: Arc::new(roots),
+            crls,
+            revoked,
+        })
+    }
+
+    /// The federation's name, from the CA certificate.
+    pub fn federation(&self) -> &str {
+        &self.federation
+    }
+
+    /// Whether the CRL lists this serial.
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.revoked.contains(serial)
+    }
+
+    fn client_verifier(
+        &self,
+        accept: &[Role],
+        refusals: &RefusalLog,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let inner = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
+            .with_crls(self.crls.clone())
+            .only_check_end_entity_revocation()
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        Ok(Arc::new(RoleCheckingClientVerifier {
+            inner,
+            check: PeerCheck {
+                federation: self.federation.clone(),
+                accept: accept.to_vec(),
+                refusals: refusals.clone(),
+            },
+        }))
+    }
+
+    fn server_verifier(
+        &self,
+        accept: &[Role],
+        refusals: &RefusalLog,
+    ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+        let inner =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
+                .with_crls(self.crls.clone())
+                .only_check_end_entity_revocation()
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        Ok(Arc::new(RoleCheckingServerVerifier {
+            inner,
+            check: PeerCheck {
+                federation: self.federation.clone(),
+                accept: accept.to_vec(),
+                refusals: refusals.clone(),
+            },
+        }))
+    }
+}
+
+/// A TLS 1.3 server configuration that requires a client certificate of one of `accept`.
+pub fn server_config(
+    creds: &Credentials,
+    trust: &FederationTrust,
+    accept: &[Role],
+    alpn: &[&[u8]],
+    refusals: &RefusalLog,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let (chain, key) = creds.chain_and_key();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(trust.client_verifier(accept, refusals)?)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.max_early_data_size = 0;
+    config.send_tls13_tickets = 0;
+    Ok(config)
+}
+
+/// A TLS 1.3 client configuration that presents our certificate and accepts only a server
+/// of role `server_role` in our federation.
+pub fn client_config(
+    creds: &Credentials,
+    trust: &FederationTrust,
+    server_role: Role,
+    alpn: &[&[u8]],
+    refusals: &RefusalLog,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let (chain, key) = creds.chain_and_key();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(trust.server_verifier(&[server_role], refusals)?)
+        .with_client_auth_cert(chain, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.enable_early_data = false;
+    Ok(config)
+}
+
+/// Why a peer was refused, as precisely as the refusing side knows it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthRefusal {
+    /// The peer presented no certificate.
+    #[error("no certificate presented")]
+    NoCertificate,
+    /// The certificate was not issued by this federation's CA.
+    #[error("certificate not issued by this federation's CA")]
+    UnknownIssuer,
+    /// The certificate's validity has ended.
+    #[error("certificate expired")]
+    Expired,
+    /// The certificate's validity has not started.
+    #[error("certificate not yet valid")]
+    NotYetValid,
+    /// The peer reported an expired or not-yet-valid certificate (TLS does not say which).
+    #[error("certificate expired or not yet valid")]
+    NotCurrentlyValid,
+    /// The certificate is on the CRL.
+    #[error("certificate revoked")]
+    Revoked,
+    /// The certificate's extended key usage does not allow this use.
+    #[error("certificate key usage does not allow this use")]
+    WrongKeyUsage,
+    /// The identity's role is not accepted here.
+    #[error("role `{found}` not accepted here (accepts {accepted})")]
+    WrongRole {
+        /// The role presented.
+        found: Role,
+        /// The roles accepted, comma-separated.
+        accepted: String,
+    },
+    /// The peer refused our role (it said "access denied").
+    #[error("the peer does not accept this certificate's role")]
+    RoleNotAccepted,
+    /// The identity belongs to another federation.
+    #[error("certificate belongs to federation `{0}`")]
+    OtherFederation(String),
+    /// The certificate carries no usable fedq identity.
+    #[error("certificate carries no usable fedq identity: {0}")]
+    NoIdentity(String),
+    /// The certificate's signature does not verify.
+    #[error("certificate signature invalid")]
+    BadSignature,
+    /// Anything else wrong with the certificate.
+    #[error("certificate refused: {0}")]
+    BadCertificate(String),
+}
+
+impl AuthRefusal {
+    /// Classifies a rustls error raised while verifying a peer.
+    pub fn from_tls_error(error: &rustls::Error) -> Self {
+        match error {
+            rustls::Error::NoCertificatesPresented => Self::NoCertificate,
+            rustls::Error::InvalidCertificate(e) => match e {
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    Self::Expired
+                }
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                    Self::NotYetValid
+                }
+                CertificateError::Revoked => Self::Revoked,
+                CertificateError::UnknownIssuer => Self::UnknownIssuer,
+                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                    Self::WrongKeyUsage
+                }
+                #[allow(deprecated)]
+                CertificateError::BadSignature => Self::BadSignature,
+                CertificateError::ApplicationVerificationFailure => Self::RoleNotAccepted,
+                other => Self::BadCertificate(other.to_string()),
+            },
+            other => Self::BadCertificate(other.to_string()),
+        }
+    }
+
+    /// Classifies the TLS alert a peer sent when it refused us, if it is about our
+    /// certificate.
+    pub fn from_alert(alert: u8) -> Option<Self> {
+        use rustls::AlertDescription as A;
+        let alert = A::from(alert);
+        Some(match alert {
+            A::CertificateRequired => Self::NoCertificate,
+            A::UnknownCA => Self::UnknownIssuer,
+            A::CertificateExpired => Self::NotCurrentlyValid,
+            A::CertificateRevoked => Self::Revoked,
+            A::UnsupportedCertificate => Self::WrongKeyUsage,
+            A::AccessDenied => Self::RoleNotAccepted,
+            A::DecryptError => Self::BadSignature,
+            A::BadCertificate | A::CertificateUnknown => {
+                Self::BadCertificate(format!("{alert:?}"))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// One refused handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The identity the peer claimed, if its certificate could be read.
+    pub claimed: Option<String>,
+    /// Why it was refused.
+    pub reason: AuthRefusal,
+}
+
+#[derive(Default)]
+struct RefusalInner {
+    entries: Mutex<VecDeque<Refusal>>,
+    changed: Condvar,
+}
+
+/// The last refusals a process made, newest last (bounded).
+#[derive(Clone, Default)]
+pub struct RefusalLog(Arc<RefusalInner>);
+
+impl fmt::Debug for RefusalLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RefusalLog").field(&self.snapshot().len()).finish()
+    }
+}
+
+const REFUSAL_LOG_LEN: usize = 256;
+
+impl RefusalLog {
+    /// Records a refusal (and logs it: identities are organisations, never persons).
+    pub fn record(&self, refusal: Refusal) {
+        tracing::warn!(
+            claimed = refusal.claimed.as_deref().unwrap_or("-"),
+            reason = %refusal.reason,
+            "peer refused"
+        );
+        if let Ok(mut entries) = self.0.entries.lock() {
+            if entries.len() == REFUSAL_LOG_LEN {
+                entries.pop_front();
+            }
+            entries.push_back(refusal);
+        }
+        self.0.changed.notify_all();
+    }
+
+    /// A copy of the recorded refusals.
+    pub fn snapshot(&self) -> Vec<Refusal> {
+        self.0
+            .entries
+            .lock()
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for a refusal matching `pred` (blocking; for tests and tools).
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Refusal) -> bool) -> Option<Refusal> {
+        let deadline = Instant::now() + timeout;
+        let mut entries = self.0.entries.lock().ok()?;
+        loop {
+            if let Some(found) = entries.iter().find(|r| pred(r)) {
+                return Some(found.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            entries = self.0.changed.wait_timeout(entries, left).ok()?.0;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PeerCheck {
+    federation: String,
+    accept: Vec<Role>,
+    refusals: RefusalLog,
+}
+
+impl PeerCheck {
+    fn claimed(end_entity: &CertificateDer<'_>) -> Option<String> {
+        Identity::from_certificate_der(end_entity)
+            .ok()
+            .map(|i| i.to_uri())
+    }
+
+    /// After the chain is verified: is this identity one we accept?
+    fn check_identity(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let reason = match Identity::from_certificate_der(end_entity) {
+            Err(e) => AuthRefusal::NoIdentity(e.to_string()),
+            Ok(id) if id.federation != self.federation => AuthRefusal::OtherFederation(id.federation),
+            Ok(id) if !self.accept.contains(&id.role) => AuthRefusal::WrongRole {
+                found: id.role,
+                accepted: self
+                    .accept
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            Ok(_) => return Ok(()),
+        };
+        self.refusals.record(Refusal {
+            claimed: Self::claimed(end_entity),
+            reason,
+        });
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+
+    fn verified<T>(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        result: Result<T, rustls::Error>,
+    ) -> Result<T, rustls::Error> {
+        match result {
+            Ok(ok) => {
+                self.check_identity(end_entity)?;
+                Ok(ok)
+            }
+            Err(e) => {
+                self.refusals.record(Refusal {
+                    claimed: Self::claimed(end_entity),
+                    reason: AuthRefusal::from_tls_error(&e),
+                });
+                Err(e)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RoleCheckingClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    check: PeerCheck,
+}
+
+impl ClientCertVerifier for RoleCheckingClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let result = self.inner.verify_client_cert(end_entity, intermediates, now);
+        self.check.verified(end_entity, result)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct RoleCheckingServerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    check: PeerCheck,
+}
+
+impl ServerCertVerifier for RoleCheckingServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let result =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        self.check.verified(end_entity, result)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+impl Credentials {
+    /// A 32-byte secret derived from our private key for one `label`, so a process can
+    /// have stable secrets across restarts (e.g. the QUIC stateless-reset key) without
+    /// another key file. The key bytes never leave this crate.
+    pub fn derive_secret(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"fedq derived secret v1\0");
+        ctx.update(label.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(self.key.secret_der());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}

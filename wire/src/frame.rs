@@ -1,0 +1,178 @@
+//! Versioned, length-prefixed frames.
+//!
+//! ```text
+//! +------+------+---------+-------------------+---------------------------+
+//! | 'F'  | 'Q'  | version | length (u32, BE)  | payload (postcard, serde) |
+//! +------+------+---------+-------------------+---------------------------+
+//! ```
+//!
+//! One frame per direction per stream. The decoder checks the magic, the version and the
+//! length limit *before* it reads or allocates the payload, and refuses trailing bytes, so
+//! a hostile peer can neither make it allocate more than the limit nor smuggle data.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The two bytes every frame starts with.
+pub const MAGIC: [u8; 2] = *b"FQ";
+/// The framing and message version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 7;
+/// Default largest payload accepted (1 MiB).
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Why bytes are not a valid frame.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Fewer bytes than the header or the declared length.
+    #[error("frame truncated: need {needed} bytes, have {have}")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// The frame does not start with `FQ`.
+    #[error("not a fedq frame (bad magic)")]
+    BadMagic,
+    /// The peer speaks another protocol version.
+    #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The declared payload exceeds the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Declared length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The payload is not a valid message.
+    #[error("malformed frame payload: {0}")]
+    Malformed(String),
+    /// Bytes after the declared payload.
+    #[error("{0} unexpected bytes after the frame")]
+    TrailingBytes(usize),
+}
+
+impl FrameError {
+    /// The QUIC application error code a stream is reset with for this error.
+    pub fn stream_code(&self) -> u32 {
+        match self {
+            FrameError::TooLarge { .. } => crate::transport::code::FRAME_TOO_LARGE,
+            FrameError::UnsupportedVersion(_) => crate::transport::code::VERSION_UNSUPPORTED,
+            _ => crate::transport::code::FRAME_MALFORMED,
+        }
+    }
+}
+
+/// Checks a header and returns the payload length it declares.
+pub fn parse_header(header: &[u8], max_len: usize) -> Result<usize, FrameError> {
+    let Some(&[m0, m1, version, l0, l1, l2, l3]) = header.get(..HEADER_LEN) else {
+        return Err(FrameError::Truncated {
+            needed: HEADER_LEN,
+            have: header.len(),
+        });
+    };
+    if [m0, m1] != MAGIC {
+        return Err(FrameError::BadMagic);
+    }
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion(version));
+    }
+    let len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
+    if len > max_len {
+        return Err(FrameError::TooLarge { len, max: max_len });
+    }
+    Ok(len)
+}
+
+/// Encodes a message into one frame.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = postcard::to_extend(message, vec![0u8; HEADER_LEN])
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = out.len() - HEADER_LEN;
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge {
+        len,
+        max: u32::MAX as usize,
+    })?;
+    let [l0, l1, l2, l3] = len32.to_be_bytes();
+    if let Some(header) = out.get_mut(..HEADER_LEN) {
+        header.copy_from_slice(&[MAGIC[0], MAGIC[1], PROTOCOL_VERSION, l0, l1, l2, l3]);
+    }
+    Ok(out)
+}
+
+/// Decodes a payload (the bytes after the header).
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    let (message, rest) =
+        postcard::take_from_bytes(payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes(rest.len()));
+    }
+    Ok(message)
+}
+
+/// Decodes one whole frame held in memory.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, FrameError> {
+    let len = parse_header(bytes, max_len)?;
+    let body = bytes.get(HEADER_LEN..).unwrap_or_default();
+    if body.len() < len {
+        return Err(FrameError::Truncated {
+            needed: HEADER_LEN + len,
+            have: bytes.len(),
+        });
+    }
+    if body.len() > len {
+        return Err(FrameError::TrailingBytes(body.len() - len));
+    }
+    decode_payload(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{NodeRequest, NodeResponse};
+
+    #[test]
+    fn round_trip() {
+        let bytes = encode(&NodeRequest::Ping).unwrap();
+        assert_eq!(&bytes[..3], b"FQ\x01");
+        let back: NodeRequest = decode(&bytes, MAX_FRAME_LEN).unwrap();
+        assert_eq!(back, NodeRequest::Ping);
+    }
+
+    #[test]
+    fn refusals_are_specific() {
+        let good = encode(&NodeResponse::Pong {
+            node: "court".into(),
+        })
+        .unwrap();
+        let mut bad_magic = good.clone();
+        bad_magic[0] = b'X';
+        assert_eq!(
+            decode::<NodeResponse>(&bad_magic, MAX_FRAME_LEN),
+            Err(FrameError::BadMagic)
+        );
+        let mut v2 = good.clone();
+        v2[2] = 2;
+        assert_eq!(
+            decode::<NodeResponse>(&v2, MAX_FRAME_LEN),
+            Err(FrameError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            decode::<NodeResponse>(&good, 3),
+            Err(FrameError::TooLarge { max: 3, .. })
+        ));
+        assert!(matches!(
+            decode::<NodeResponse>(&good[..good.len() - 1], MAX_FRAME_LEN),
+            Err(FrameError::Truncated { .. })
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode::<NodeResponse>(&trailing, MAX_FRAME_LEN),
+            Err(FrameError::TrailingBytes(1))
+        );
+    }
+}
