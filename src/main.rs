@@ -35,8 +35,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Certs { cmd } => fedq_certs::cli::run(cmd).map(|()| ExitCode::SUCCESS),
+    // ring is the only crypto provider; installing it once makes that explicit for every
+    // TLS configuration built without naming one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FEDQ_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Certs { cmd } => fedq_certs::cli::run(cmd)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
         Command::Policy { cmd } => fedq_policy::cli::run(cmd).map_err(|e| anyhow::anyhow!(e)),
         Command::Demo => {
             println!("fedq demo: not yet — the demo lands with the node and coordinator.");

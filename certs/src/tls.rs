@@ -458,8 +458,10 @@ impl AuthRefusal {
                 CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                     Self::WrongKeyUsage
                 }
+                // While building the chain, a bad signature means the certificate names our
+                // CA as issuer but was not signed with our CA's key: another CA.
                 #[allow(deprecated)]
-                CertificateError::BadSignature => Self::BadSignature,
+                CertificateError::BadSignature => Self::UnknownIssuer,
                 CertificateError::ApplicationVerificationFailure => Self::RoleNotAccepted,
                 other => Self::BadCertificate(other.to_string()),
             },

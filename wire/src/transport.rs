@@ -326,7 +326,16 @@ impl NodeEndpoint {
         // out the idle timeout (RFC 9000 §10.3).
         let reset_secret = creds.derive_secret("quic stateless reset");
         let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_secret.as_ref());
-        let endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+        let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+        // quinn drops packets whose connection ID fails its keyed check without answering,
+        // so the connection-ID key must survive restarts too, or no reset is ever sent.
+        let cid_secret = creds.derive_secret("quic connection id");
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(cid_secret.get(..8).unwrap_or(&[0u8; 8]));
+        let cid_key = u64::from_le_bytes(cid_key);
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
         let socket =
             std::net::UdpSocket::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
         let endpoint = quinn::Endpoint::new(
@@ -398,12 +407,15 @@ impl NodeEndpoint {
         let tracker = TaskTracker::new();
         let this = Arc::new(self);
         let reloader = {
-            let this = Arc::clone(&this);
+            // Weak, so an endpoint whose serve future is dropped is not kept alive by it.
+            let this = Arc::downgrade(&this);
+            let interval = this_interval(&this);
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(this.state.limits.reload_interval);
+                let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
+                    let Some(this) = this.upgrade() else { break };
                     if let Err(e) = this.reload_if_changed() {
                         tracing::error!(error = %e, "reload failed; previous certificates stay in force");
                     }
@@ -439,6 +451,12 @@ impl NodeEndpoint {
             .close(VarInt::from_u32(code::SHUTDOWN), b"node shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(1), this.endpoint.wait_idle()).await;
     }
+}
+
+fn this_interval(endpoint: &Weak<NodeEndpoint>) -> Duration {
+    endpoint
+        .upgrade()
+        .map_or(Duration::from_secs(2), |e| e.state.limits.reload_interval)
 }
 
 fn poisoned() -> TransportError {
