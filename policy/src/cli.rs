@@ -1,22 +1,482 @@
-//! `fedq policy …`: the security officers' tools.
+//! `fedq policy …`: the security officers' tools. The only module of this crate that
+//! reads files (the policy, and the catalogue directory it names) or the clock (the
+//! default for `--at`).
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use crate::analysis;
+use crate::catalogue::{Catalogue, Federation};
+use crate::engine::{DecisionRequest, Engine, FieldDecision, FieldSelection, ViewRequest};
+use crate::location::LocatedErrors;
+use crate::policy::Policy;
+use crate::testing;
+use crate::transform::{iso_date, parse_date};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The `fedq policy` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
-    /// Validate a policy against the catalogue.
+    /// Validate a policy against the catalogue; exits non-zero with located errors.
     Check {
         /// The policy file.
-        file: std::path::PathBuf,
+        file: PathBuf,
+        #[command(flatten)]
+        catalogue: CatalogueArg,
+    },
+    /// Run the `[[test]]` cases embedded in a policy and report each one.
+    Test {
+        /// The policy file.
+        file: PathBuf,
+        #[command(flatten)]
+        catalogue: CatalogueArg,
+    },
+    /// Show what changes between two policies in terms of access: who gains or loses what.
+    Diff {
+        /// The policy in force.
+        old: PathBuf,
+        /// The proposed policy.
+        new: PathBuf,
+        #[command(flatten)]
+        catalogue: CatalogueArg,
+        /// The date to evaluate at when no rule has validity dates (default: today in Changsha).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<String>,
+    },
+    /// For one requester and purpose, show per field which rules matched and the result.
+    Explain {
+        /// The policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The requester, `agency.office`.
+        #[arg(long)]
+        requester: String,
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+        /// A view to explain.
+        #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset")]
+        view: Option<String>,
+        /// A dataset to explain, `department.dataset`.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// The legal basis the request cites.
+        #[arg(long)]
+        legal_basis: Option<String>,
+        /// The subject's consent reference, if the request carries one.
+        #[arg(long)]
+        consent: Option<String>,
+        /// The date of the request (default: today in Changsha).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<String>,
+        #[command(flatten)]
+        catalogue: CatalogueArg,
+    },
+    /// Every requester and purpose that can ever see a field, and in which form.
+    WhoCan {
+        /// The field, `department.dataset.field`.
+        field: String,
+        /// The policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        #[command(flatten)]
+        catalogue: CatalogueArg,
+        /// The date to evaluate at when no rule has validity dates (default: today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<String>,
     },
 }
 
+/// Where the catalogue is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CatalogueArg {
+    /// The catalogue directory (one `<department>.toml` per department). Default: the
+    /// `catalogue` directory the policy names, relative to the policy file.
+    #[arg(long, value_name = "DIR")]
+    catalogue: Option<PathBuf>,
+}
+
 /// Runs one `fedq policy` subcommand, printing its report; the exit code says whether it passed.
-pub fn run(cmd: PolicyCommand) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
     match cmd {
-        PolicyCommand::Check { file } => {
-            Err(format!("`fedq policy check {}`: not built yet", file.display()).into())
+        PolicyCommand::Check { file, catalogue } => {
+            let policy = match load(&file, &catalogue)? {
+                Ok(p) => p,
+                Err(errors) => return Ok(report_errors(&errors)),
+            };
+            let engine = policy.compile();
+            let p = engine.policy();
+            println!(
+                "ok: {} — version {} (sha256 {})",
+                file.display(),
+                p.version,
+                p.content_hash.get(..16).unwrap_or_default()
+            );
+            println!(
+                "    {} departments, {} datasets, {} purposes, {} requesters, {} rules, {} views, {} tests",
+                p.federation.catalogues.len(),
+                engine.datasets().len(),
+                p.purposes.len(),
+                p.requesters.len(),
+                p.rules.len(),
+                p.views.len(),
+                p.tests.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test { file, catalogue } => {
+            let policy = match load(&file, &catalogue)? {
+                Ok(p) => p,
+                Err(errors) => return Ok(report_errors(&errors)),
+            };
+            let engine = policy.compile();
+            let outcomes = testing::run_tests(&engine);
+            let failed = outcomes.iter().filter(|o| !o.passed()).count();
+            for o in &outcomes {
+                if o.passed() {
+                    println!("PASS {}", o.case.name);
+                } else {
+                    println!("FAIL {} ({})", o.case.name, o.case.location);
+                    for f in &o.failures {
+                        println!("     - {f}");
+                    }
+                }
+            }
+            println!("{} passed, {} failed", outcomes.len() - failed, failed);
+            Ok(if failed == 0 && !outcomes.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                if outcomes.is_empty() {
+                    eprintln!("error: {} has no `[[test]]` cases; a policy without tests cannot be approved", file.display());
+                }
+                ExitCode::FAILURE
+            })
+        }
+        PolicyCommand::Diff { old, new, catalogue, at } => {
+            let today = date_arg(at.as_deref())?;
+            let (old_policy, new_policy) = match (load(&old, &catalogue)?, load(&new, &catalogue)?) {
+                (Ok(o), Ok(n)) => (o, n),
+                (Err(e), _) | (_, Err(e)) => return Ok(report_errors(&e)),
+            };
+            let (old_engine, new_engine) = (old_policy.compile(), new_policy.compile());
+            print!("{}", render_diff(&old_engine, &new_engine, today));
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Explain { policy, requester, purpose, view, dataset, legal_basis, consent, at, catalogue } => {
+            let today = date_arg(at.as_deref())?;
+            let policy = match load(&policy, &catalogue)? {
+                Ok(p) => p,
+                Err(errors) => return Ok(report_errors(&errors)),
+            };
+            let engine = policy.compile();
+            let ask = Ask { requester: &requester, purpose: &purpose, legal_basis: legal_basis.as_deref(), consent: consent.as_deref(), today };
+            print!("{}", render_explain(&engine, &ask, view.as_deref(), dataset.as_deref()));
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::WhoCan { field, policy, catalogue, at } => {
+            let today = date_arg(at.as_deref())?;
+            let policy = match load(&policy, &catalogue)? {
+                Ok(p) => p,
+                Err(errors) => return Ok(report_errors(&errors)),
+            };
+            let engine = policy.compile();
+            let access = analysis::who_can(&engine, &field, today)?;
+            print!("{}", render_who_can(&field, &access));
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn report_errors(errors: &LocatedErrors) -> ExitCode {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} error(s); nothing was changed", errors.0.len());
+    ExitCode::FAILURE
+}
+
+fn date_arg(at: Option<&str>) -> Result<time::Date, BoxError> {
+    match at {
+        Some(s) => parse_date(s).ok_or_else(|| format!("`--at {s}` is not a date; write it as YYYY-MM-DD").into()),
+        None => {
+            // Changsha is UTC+8 all year.
+            let offset = time::UtcOffset::from_hms(8, 0, 0).map_err(|e| e.to_string())?;
+            Ok(time::OffsetDateTime::now_utc().to_offset(offset).date())
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, BoxError> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()).into())
+}
+
+/// Reads the policy file and its catalogue directory; `Ok(Err(_))` is a policy or
+/// catalogue with located errors, `Err(_)` a file that could not be read.
+pub fn load(file: &Path, catalogue: &CatalogueArg) -> Result<Result<Policy, LocatedErrors>, BoxError> {
+    let text = read(file)?;
+    let file_name = file.display().to_string();
+    let dir = match &catalogue.catalogue {
+        Some(d) => d.clone(),
+        None => {
+            let named = catalogue_dir_named(&text).ok_or_else(|| {
+                format!("`{file_name}` names no catalogue; add `catalogue = \"catalogue\"` (a directory relative to the policy file) or pass `--catalogue DIR`")
+            })?;
+            file.parent().unwrap_or(Path::new(".")).join(named)
+        }
+    };
+    let federation = match load_federation(&dir)? {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Policy::parse(&text, &file_name, &federation))
+}
+
+/// The `catalogue = "…"` setting, read before the policy can be validated.
+fn catalogue_dir_named(text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    table.get("catalogue")?.as_str().map(str::to_owned)
+}
+
+/// Reads every `*.toml` in `dir` as one department's catalogue.
+pub fn load_federation(dir: &Path) -> Result<Result<Federation, LocatedErrors>, BoxError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read catalogue directory `{}`: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(format!("catalogue directory `{}` has no `*.toml` catalogues", dir.display()).into());
+    }
+    let mut catalogues = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        let text = read(&p)?;
+        match Catalogue::parse(&text, &p.display().to_string()) {
+            Ok(c) => catalogues.push(c),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(LocatedErrors(errors)));
+    }
+    Ok(Ok(Federation::new(catalogues)?))
+}
+
+/// Renders `fedq policy diff`.
+pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
+    let mut out = String::new();
+    let (o, n) = (old.policy(), new.policy());
+    let _ = writeln!(out, "policy version {} → {}", o.version, n.version);
+    let changes = analysis::diff(old, new, today);
+    let (gains, losses): (Vec<_>, Vec<_>) = changes.iter().partition(|c| c.is_gain());
+    if changes.is_empty() {
+        let _ = writeln!(out, "no change in access: every requester gets exactly what it got before");
+    }
+    if !gains.is_empty() {
+        let _ = writeln!(out, "\ngains ({}):", gains.len());
+        for c in gains {
+            let _ = writeln!(out, "  + {c}");
+        }
+    }
+    if !losses.is_empty() {
+        let _ = writeln!(out, "\nlosses ({}):", losses.len());
+        for c in losses {
+            let _ = writeln!(out, "  - {c}");
+        }
+    }
+    // Changes that are not field access but still matter to a review.
+    let mut other = Vec::new();
+    for r in &n.requesters {
+        match o.requesters.iter().find(|x| x.name == r.name) {
+            None => other.push(format!("requester {} is new", r.name)),
+            Some(old_r) if old_r.rate_limit != r.rate_limit => other.push(format!(
+                "requester {} rate limit: {} → {}",
+                r.name,
+                rate(&old_r.rate_limit),
+                rate(&r.rate_limit)
+            )),
+            Some(_) => {}
+        }
+    }
+    for r in &o.requesters {
+        if !n.requesters.iter().any(|x| x.name == r.name) {
+            other.push(format!("requester {} is removed", r.name));
+        }
+    }
+    for p in &n.purposes {
+        if let Some(old_p) = o.purposes.iter().find(|x| x.name == p.name) {
+            if old_p.legal_basis_required != p.legal_basis_required || old_p.consent_required != p.consent_required {
+                other.push(format!(
+                    "purpose {} now requires: legal basis {}, consent {}",
+                    p.name,
+                    yes_no(p.legal_basis_required),
+                    yes_no(p.consent_required)
+                ));
+            }
+        }
+    }
+    for v in &n.views {
+        match o.views.iter().find(|x| x.name == v.name) {
+            None => other.push(format!("view {} is new", v.name)),
+            Some(old_v) if old_v != v => other.push(format!("view {} changes its definition", v.name)),
+            Some(_) => {}
+        }
+    }
+    if !other.is_empty() {
+        let _ = writeln!(out, "\nother changes:");
+        for line in other {
+            let _ = writeln!(out, "  * {line}");
+        }
+    }
+    out
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn rate(r: &crate::policy::RateLimit) -> String {
+    let f = |n: Option<u32>| n.map_or("unlimited".to_owned(), |n| n.to_string());
+    format!("{}/minute, {}/day", f(r.per_minute), f(r.per_day))
+}
+
+/// Who asks what, for `explain`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// Requester.
+    pub requester: &'a str,
+    /// Purpose.
+    pub purpose: &'a str,
+    /// Cited legal basis.
+    pub legal_basis: Option<&'a str>,
+    /// Consent reference.
+    pub consent: Option<&'a str>,
+    /// Date of the request.
+    pub today: time::Date,
+}
+
+fn explain_field(out: &mut String, engine: &Engine, ask: &Ask<'_>, fd: &FieldDecision<'_>, indent: &str) {
+    let window = fd
+        .records_after
+        .map(|d| format!(", only records dated after {}", iso_date::format(d)))
+        .unwrap_or_default();
+    let _ = writeln!(out, "{indent}{}: {}{window}", fd.field.name, fd.transform);
+    let _ = writeln!(out, "{indent}    {}", fd.explanation());
+    let consent = ask.consent.is_some_and(|c| !c.trim().is_empty());
+    for &ri in fd.matched {
+        let Some(rule) = engine.rules().get(ri as usize) else { continue };
+        let holds = rule.conditions_hold(ask.legal_basis, consent, ask.today);
+        let what = match rule.effect {
+            crate::policy::Effect::Deny => "deny".to_owned(),
+            e => format!("{} {}", e.name(), rule.transform),
+        };
+        let cond = rule.conditions_text();
+        let status = if holds {
+            "applies".to_owned()
+        } else {
+            format!("does not apply: needs {cond}")
+        };
+        let _ = writeln!(out, "{indent}    - `{}` ({what}, {}) {status}", rule.id, rule.location);
+    }
+}
+
+/// Renders `fedq policy explain`.
+pub fn render_explain(engine: &Engine, ask: &Ask<'_>, view: Option<&str>, dataset: Option<&str>) -> String {
+    let mut out = String::new();
+    let p = engine.policy();
+    let _ = writeln!(
+        out,
+        "{} asks for purpose {} on {} ({}; {})",
+        ask.requester,
+        ask.purpose,
+        iso_date::format(ask.today),
+        ask.legal_basis.map_or("no legal basis cited".to_owned(), |b| format!("citing `{b}`")),
+        if ask.consent.is_some() { "with consent" } else { "without consent" }
+    );
+    let _ = writeln!(out, "policy version {} (sha256 {})\n", p.version, p.content_hash.get(..16).unwrap_or_default());
+    if let Some(view) = view {
+        match engine.decide_view(&ViewRequest {
+            requester: ask.requester,
+            purpose: ask.purpose,
+            legal_basis: ask.legal_basis,
+            consent: ask.consent,
+            view,
+            now: ask.today,
+        }) {
+            Err(refusal) => {
+                let _ = writeln!(out, "refused: {refusal}");
+            }
+            Ok(v) => {
+                let _ = writeln!(out, "view {} ({:?}): {}", v.view.name, v.view.kind, v.view.description);
+                for s in &v.sources {
+                    let _ = writeln!(
+                        out,
+                        "\n  {} — {}: {}",
+                        s.decision.dataset.qualified,
+                        s.source.label,
+                        if s.satisfied { "gets everything the view needs" } else { "does NOT get everything the view needs; the view reports this source as unverified" }
+                    );
+                    for (fd, (_, need)) in s.decision.fields.iter().zip(&s.source.needs) {
+                        let _ = writeln!(out, "    (view needs {})", need);
+                        explain_field(&mut out, engine, ask, fd, "    ");
+                    }
+                }
+            }
+        }
+    } else if let Some(dataset) = dataset {
+        match engine.decide(&DecisionRequest {
+            requester: ask.requester,
+            purpose: ask.purpose,
+            legal_basis: ask.legal_basis,
+            consent: ask.consent,
+            dataset,
+            fields: FieldSelection::All,
+            now: ask.today,
+        }) {
+            Err(refusal) => {
+                let _ = writeln!(out, "refused: {refusal}");
+            }
+            Ok(d) => {
+                let _ = writeln!(out, "dataset {} ({} fields):", d.dataset.qualified, d.fields.len());
+                for fd in &d.fields {
+                    explain_field(&mut out, engine, ask, fd, "  ");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Renders `fedq policy who-can`.
+pub fn render_who_can(field: &str, access: &[analysis::Access]) -> String {
+    let mut out = String::new();
+    if access.is_empty() {
+        let _ = writeln!(out, "nobody can ever see {field}, in any form");
+        return out;
+    }
+    let mut by_form: BTreeMap<crate::transform::FieldTransform, usize> = BTreeMap::new();
+    for a in access {
+        *by_form.entry(a.best).or_default() += 1;
+    }
+    let _ = writeln!(out, "{field} can be seen by:");
+    for a in access {
+        let when = a.conditions.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+        let _ = writeln!(out, "  {} for {}: {}{when}", a.requester, a.purpose, a.best);
+    }
+    let clear = by_form.get(&crate::transform::FieldTransform::Clear).copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "in clear: {}",
+        if clear == 0 { "nobody".to_owned() } else { format!("{clear} requester/purpose pair(s)") }
+    );
+    out
 }

@@ -1,0 +1,517 @@
+//! The catalogue (信用信息目录): which datasets a department holds, their fields, each
+//! field's type and class, and the facts the law needs (which date starts the disclosure
+//! window, which field records credit repair). One TOML file per department node; the
+//! [`Federation`] is the set of them that a policy is validated against.
+//!
+//! This module parses text it is handed; it never reads files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::location::{Diagnostics, LocatedErrors};
+use crate::transform::Value;
+
+/// The type of a field's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Free text.
+    String,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// Money in yuan (stored in fen).
+    Amount,
+    /// A whole number.
+    Integer,
+    /// One of the field's declared `values`.
+    Enum,
+    /// An 18-character resident ID (公民身份号码).
+    ResidentId,
+}
+
+/// What a field says about the person — rules can grant or deny a whole class at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldClass {
+    /// Identifies the person or the record (resident ID, case number).
+    Identifier,
+    /// Basic facts (name, dates, which office).
+    Basic,
+    /// Facts of dishonesty (失信信息).
+    Negative,
+    /// Facts of good conduct (守信信息).
+    Positive,
+    /// Sensitive facts (health, family, exact amounts owed) released only with care.
+    Sensitive,
+}
+
+impl FieldClass {
+    /// The word used in catalogue and policy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldClass::Identifier => "identifier",
+            FieldClass::Basic => "basic",
+            FieldClass::Negative => "negative",
+            FieldClass::Positive => "positive",
+            FieldClass::Sensitive => "sensitive",
+        }
+    }
+
+    /// Parses the word used in files.
+    pub fn parse(s: &str) -> Option<FieldClass> {
+        [
+            FieldClass::Identifier,
+            FieldClass::Basic,
+            FieldClass::Negative,
+            FieldClass::Positive,
+            FieldClass::Sensitive,
+        ]
+        .into_iter()
+        .find(|c| c.name() == s)
+    }
+}
+
+/// Whether the statutory disclosure window applies to a dataset's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// Dishonesty records (不良信用信息): shown for the disclosure window only, and not
+    /// after credit repair (seed §十).
+    Negative,
+    /// Good-conduct records (守信信息): no window.
+    Positive,
+    /// Reference facts (identity basics): no window.
+    Neutral,
+}
+
+/// One field of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Name, as in the import CSV header.
+    pub name: String,
+    /// Type of its values.
+    pub ty: FieldType,
+    /// Class, for rules that speak of classes.
+    pub class: FieldClass,
+    /// Allowed values of an enum field.
+    pub values: Vec<String>,
+    /// Ascending range edges for `bucket` (yuan for amounts); empty means `bucket` does
+    /// not apply to this field.
+    pub buckets: Vec<i64>,
+    /// Whether every record must have a value.
+    pub required: bool,
+    /// What the field holds, for officers.
+    pub description: String,
+}
+
+/// How a dataset records credit repair (信用修复): records whose `field` holds one of
+/// `repaired` are never disclosed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The status field.
+    pub field: String,
+    /// Values meaning the record has been repaired (re-performed, paid, …).
+    pub repaired: Vec<String>,
+}
+
+/// One dataset of a department.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    /// Owning department (the node), e.g. `court`.
+    pub department: String,
+    /// Name within the department, e.g. `dishonest_debtors`.
+    pub name: String,
+    /// `department.name`, as policies refer to it.
+    pub qualified: String,
+    /// What it is, for officers.
+    pub description: String,
+    /// Negative, positive or neutral.
+    pub kind: DatasetKind,
+    /// Fields in declaration order.
+    pub fields: Vec<Field>,
+    /// The field that identifies a record.
+    pub key: String,
+    /// The field holding the subject's resident ID.
+    pub subject: String,
+    /// The date field that starts the disclosure window (and measures record age).
+    pub window_start: Option<String>,
+    /// The repair-status field, if the dataset records repair.
+    pub repair: Option<Repair>,
+    /// The disclosure window in years (seed §十: 3).
+    pub disclosure_window_years: u32,
+}
+
+/// One record as a node holds it: field name → value (absent fields are `None`/missing).
+pub type Record = BTreeMap<String, Value>;
+
+impl Dataset {
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Index of the field called `name`.
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// The date that starts a record's disclosure window and measures its age.
+    pub fn record_date(&self, record: &Record) -> Option<time::Date> {
+        record.get(self.window_start.as_deref()?)?.as_date()
+    }
+
+    /// The law, not a policy option (seed §十): a negative record may be disclosed only
+    /// within the disclosure window from its start date, and never once repaired. A
+    /// negative record without a start date is not disclosed (fail closed).
+    pub fn is_disclosable(&self, record: &Record, today: time::Date) -> bool {
+        if let Some(repair) = &self.repair {
+            if let Some(Value::Text(status)) = record.get(&repair.field) {
+                if repair.repaired.iter().any(|r| r == status) {
+                    return false;
+                }
+            }
+        }
+        match self.kind {
+            DatasetKind::Positive | DatasetKind::Neutral => true,
+            DatasetKind::Negative => match self.record_date(record) {
+                Some(start) => within_years(start, today, self.disclosure_window_years),
+                None => false,
+            },
+        }
+    }
+}
+
+/// Whether `start` is no more than `years` years before `today` (and not in the future
+/// by more than a day, which would mean bad data rather than a recent record).
+pub fn within_years(start: time::Date, today: time::Date, years: u32) -> bool {
+    let years = i32::try_from(years).unwrap_or(i32::MAX);
+    let cutoff_year = today.year().saturating_sub(years);
+    let cutoff = time::Date::from_calendar_date(cutoff_year, today.month(), today.day())
+        .or_else(|_| time::Date::from_calendar_date(cutoff_year, today.month(), 28));
+    match cutoff {
+        Ok(cutoff) => start > cutoff,
+        Err(_) => false,
+    }
+}
+
+/// One department's catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalogue {
+    /// The department (node) name, e.g. `court`.
+    pub department: String,
+    /// What the department is.
+    pub description: String,
+    /// Its datasets.
+    pub datasets: Vec<Dataset>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalogue {
+    department: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default, rename = "dataset")]
+    datasets: Vec<RawDataset>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    kind: DatasetKind,
+    key: Spanned<String>,
+    subject: Spanned<String>,
+    window_start: Option<Spanned<String>>,
+    repair: Option<RawRepair>,
+    disclosure_window_years: Option<Spanned<u32>>,
+    #[serde(default, rename = "field")]
+    fields: Vec<RawField>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepair {
+    field: Spanned<String>,
+    repaired: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    ty: Spanned<FieldType>,
+    class: FieldClass,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    buckets: Option<Spanned<Vec<i64>>>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    description: String,
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Catalogue {
+    /// Parses and validates one department's catalogue. Every problem is reported with
+    /// `file:line:column`.
+    pub fn parse(text: &str, file_name: &str) -> Result<Catalogue, LocatedErrors> {
+        let raw: RawCatalogue =
+            toml::from_str(text).map_err(|e| Diagnostics::from_toml(file_name, text, &e))?;
+        let mut diag = Diagnostics::new(file_name, text);
+        let department = raw.department.get_ref().clone();
+        if !is_name(&department) {
+            diag.error(
+                raw.department.span(),
+                format!("department name `{department}` must be lower-case letters, digits, `-` or `_`"),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let mut datasets = Vec::new();
+        for d in raw.datasets {
+            let name = d.name.get_ref().clone();
+            if !is_name(&name) {
+                diag.error(d.name.span(), format!("dataset name `{name}` must be lower-case letters, digits, `-` or `_`"));
+            }
+            if !names.insert(name.clone()) {
+                diag.error(d.name.span(), format!("dataset `{name}` is declared twice; give each dataset one `[[dataset]]` table"));
+            }
+            let mut fields: Vec<Field> = Vec::new();
+            for f in d.fields {
+                let fname = f.name.get_ref().clone();
+                if !is_name(&fname) {
+                    diag.error(f.name.span(), format!("field name `{fname}` must be lower-case letters, digits, `-` or `_`"));
+                }
+                if fields.iter().any(|g| g.name == fname) {
+                    diag.error(f.name.span(), format!("field `{fname}` is declared twice in dataset `{name}`"));
+                }
+                let ty = *f.ty.get_ref();
+                if ty == FieldType::Enum && f.values.is_empty() {
+                    diag.error(f.ty.span(), format!("enum field `{fname}` needs `values = [...]`, the values it may hold"));
+                }
+                if ty != FieldType::Enum && !f.values.is_empty() {
+                    diag.error(f.name.span(), format!("field `{fname}` has `values` but is not of type `enum`"));
+                }
+                let buckets = match f.buckets {
+                    Some(b) => {
+                        let ok_type = matches!(ty, FieldType::Amount | FieldType::Integer);
+                        let ascending = b.get_ref().windows(2).all(|w| w.first() < w.last());
+                        if !ok_type {
+                            diag.error(b.span(), format!("field `{fname}` has `buckets` but only amount and integer fields can be bucketed"));
+                        } else if b.get_ref().is_empty() || !ascending {
+                            diag.error(b.span(), "`buckets` must be a non-empty list of strictly ascending range edges, e.g. [1000, 10000, 100000]");
+                        }
+                        b.into_inner()
+                    }
+                    None => Vec::new(),
+                };
+                fields.push(Field {
+                    name: fname,
+                    ty,
+                    class: f.class,
+                    values: f.values,
+                    buckets,
+                    required: f.required,
+                    description: f.description,
+                });
+            }
+            if fields.is_empty() {
+                diag.error(d.name.span(), format!("dataset `{name}` has no fields; add `[[dataset.field]]` tables"));
+            }
+            let field_ty = |n: &str| fields.iter().find(|f| f.name == n).map(|f| f.ty);
+            let check_ref = |diag: &mut Diagnostics<'_>, what: &str, r: &Spanned<String>, want: Option<FieldType>| {
+                match field_ty(r.get_ref()) {
+                    None => diag.error(r.span(), format!("{what} `{}` is not a field of dataset `{name}`; declare it with `[[dataset.field]]`", r.get_ref())),
+                    Some(t) => {
+                        if let Some(w) = want {
+                            if t != w {
+                                diag.error(r.span(), format!("{what} `{}` must be of type `{}`", r.get_ref(), type_name(w)));
+                            }
+                        }
+                    }
+                }
+            };
+            check_ref(&mut diag, "key", &d.key, None);
+            check_ref(&mut diag, "subject", &d.subject, Some(FieldType::ResidentId));
+            if let Some(w) = &d.window_start {
+                check_ref(&mut diag, "window_start", w, Some(FieldType::Date));
+            } else if d.kind == DatasetKind::Negative {
+                diag.error(d.name.span(), format!("negative dataset `{name}` needs `window_start`, the date field that starts its disclosure window (seed §十)"));
+            }
+            if let Some(r) = &d.repair {
+                check_ref(&mut diag, "repair field", &r.field, None);
+            }
+            let years = match &d.disclosure_window_years {
+                Some(y) => {
+                    if *y.get_ref() == 0 {
+                        diag.error(y.span(), "`disclosure_window_years` must be at least 1 (the statutory window is 3)");
+                    }
+                    *y.get_ref()
+                }
+                None => 3,
+            };
+            datasets.push(Dataset {
+                qualified: format!("{department}.{name}"),
+                department: department.clone(),
+                name,
+                description: d.description,
+                kind: d.kind,
+                fields,
+                key: d.key.into_inner(),
+                subject: d.subject.into_inner(),
+                window_start: d.window_start.map(Spanned::into_inner),
+                repair: d.repair.map(|r| Repair {
+                    field: r.field.into_inner(),
+                    repaired: r.repaired,
+                }),
+                disclosure_window_years: years,
+            });
+        }
+        diag.finish(Catalogue {
+            department,
+            description: raw.description,
+            datasets,
+        })
+    }
+
+    /// The dataset called `name` (unqualified).
+    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+        self.datasets.iter().find(|d| d.name == name)
+    }
+}
+
+/// The word for a field type used in catalogue files.
+pub fn type_name(t: FieldType) -> &'static str {
+    match t {
+        FieldType::String => "string",
+        FieldType::Date => "date",
+        FieldType::Amount => "amount",
+        FieldType::Integer => "integer",
+        FieldType::Enum => "enum",
+        FieldType::ResidentId => "resident_id",
+    }
+}
+
+/// Every department's catalogue: the federation a policy speaks about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Federation {
+    /// One catalogue per department, in a stable (name) order.
+    pub catalogues: Vec<Catalogue>,
+}
+
+/// Two catalogues claim the same department.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("department `{0}` has two catalogues; each department has exactly one catalogue file")]
+pub struct DuplicateDepartment(pub String);
+
+impl Federation {
+    /// Builds the federation from parsed catalogues.
+    pub fn new(mut catalogues: Vec<Catalogue>) -> Result<Federation, DuplicateDepartment> {
+        catalogues.sort_by(|a, b| a.department.cmp(&b.department));
+        for w in catalogues.windows(2) {
+            if let [a, b] = w {
+                if a.department == b.department {
+                    return Err(DuplicateDepartment(a.department.clone()));
+                }
+            }
+        }
+        Ok(Federation { catalogues })
+    }
+
+    /// Every dataset, department by department.
+    pub fn datasets(&self) -> impl Iterator<Item = &Dataset> {
+        self.catalogues.iter().flat_map(|c| c.datasets.iter())
+    }
+
+    /// The dataset `department.name`.
+    pub fn dataset(&self, qualified: &str) -> Option<&Dataset> {
+        let (dept, name) = qualified.split_once('.')?;
+        self.catalogues
+            .iter()
+            .find(|c| c.department == dept)?
+            .dataset(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COURT: &str = r#"
+department = "court"
+
+[[dataset]]
+name = "dishonest_debtors"
+kind = "negative"
+key = "case_no"
+subject = "resident_id"
+window_start = "listed_on"
+
+[[dataset.field]]
+name = "case_no"
+type = "string"
+class = "negative"
+
+[[dataset.field]]
+name = "resident_id"
+type = "resident_id"
+class = "identifier"
+
+[[dataset.field]]
+name = "listed_on"
+type = "date"
+class = "negative"
+"#;
+
+    #[test]
+    fn parses_a_department() {
+        let c = Catalogue::parse(COURT, "court.toml").unwrap();
+        let d = c.dataset("dishonest_debtors").unwrap();
+        assert_eq!(d.qualified, "court.dishonest_debtors");
+        assert_eq!(d.disclosure_window_years, 3);
+        assert_eq!(d.field("listed_on").unwrap().ty, FieldType::Date);
+    }
+
+    #[test]
+    fn locates_unknown_key_fields() {
+        let text = COURT.replace("key = \"case_no\"", "key = \"case_number\"");
+        let err = Catalogue::parse(&text, "court.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("court.toml:7:7: key `case_number` is not a field"), "{msg}");
+    }
+
+    #[test]
+    fn locates_misspelt_settings() {
+        let text = COURT.replace("kind = \"negative\"", "kind = \"negative\"\nwindow_years = 5");
+        let msg = Catalogue::parse(&text, "court.toml").unwrap_err().to_string();
+        assert!(msg.contains("court.toml:7:1") && msg.contains("unknown field `window_years`"), "{msg}");
+    }
+
+    #[test]
+    fn the_statutory_window_and_repair_decide_disclosure() {
+        let mut c = Catalogue::parse(COURT, "court.toml").unwrap();
+        let d = c.datasets.first_mut().unwrap();
+        d.repair = Some(Repair { field: "case_no".into(), repaired: vec!["done".into()] });
+        let today = crate::transform::parse_date("2026-11-27").unwrap();
+        let mut r = Record::new();
+        r.insert("listed_on".into(), Value::Date(crate::transform::parse_date("2024-01-01").unwrap()));
+        r.insert("case_no".into(), Value::Text("A1".into()));
+        assert!(d.is_disclosable(&r, today));
+        r.insert("listed_on".into(), Value::Date(crate::transform::parse_date("2023-11-27").unwrap()));
+        assert!(!d.is_disclosable(&r, today), "exactly three years old is outside the window");
+        r.insert("listed_on".into(), Value::Date(crate::transform::parse_date("2025-01-01").unwrap()));
+        r.insert("case_no".into(), Value::Text("done".into()));
+        assert!(!d.is_disclosable(&r, today), "repaired records are never disclosed");
+    }
+}

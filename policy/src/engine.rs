@@ -1,0 +1,591 @@
+//! The compiled decision table and the decisions both the coordinator (pre-check) and
+//! every node (authoritative) make with it. No I/O, no clock: "now" is in the request.
+//!
+//! Compilation resolves every rule's subject into cells indexed by (requester, purpose,
+//! dataset); each cell holds, per field, the combination of the rules that always apply
+//! (folded once) plus the few rules whose conditions depend on the request. A decision is
+//! therefore three hash lookups and a short loop per field, whatever the number of rules.
+//!
+//! Combination does not depend on rule order: default deny; the most revealing applicable
+//! grant; capped by the least revealing applicable limit; any applicable deny omits; the
+//! result rounded down to a transform that fits the field's type.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::Serialize;
+
+use crate::catalogue::{Dataset, Field};
+use crate::policy::{Effect, Policy, Rule, View, ViewSource};
+use crate::transform::FieldTransform;
+
+/// FNV-1a: the decision path hashes a few short names per request, where SipHash's
+/// DoS resistance buys nothing (keys are the policy's own names) and costs time.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+const NONE: u32 = u32::MAX;
+
+/// Which fields a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldSelection<'a> {
+    /// Every field of the dataset.
+    All,
+    /// These fields, by name.
+    Named(&'a [&'a str]),
+}
+
+/// One request for one dataset, as the coordinator and the node see it.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRequest<'a> {
+    /// `agency.office` from the requester's certificate.
+    pub requester: &'a str,
+    /// Declared purpose.
+    pub purpose: &'a str,
+    /// Cited legal basis, if any.
+    pub legal_basis: Option<&'a str>,
+    /// Reference to the subject's consent, if any.
+    pub consent: Option<&'a str>,
+    /// `department.dataset`.
+    pub dataset: &'a str,
+    /// Fields asked for.
+    pub fields: FieldSelection<'a>,
+    /// Today, in the city's time zone.
+    pub now: time::Date,
+}
+
+/// A request refused as a whole: nothing is released.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The requester is not declared in the policy.
+    #[error("unknown requester `{requester}`; only requesters declared in the policy may ask — ask the security officer to declare it")]
+    UnknownRequester {
+        /// As given.
+        requester: String,
+    },
+    /// The purpose is not declared in the policy.
+    #[error("unknown purpose `{purpose}`; declare it in the policy or use a declared purpose")]
+    UnknownPurpose {
+        /// As given.
+        purpose: String,
+    },
+    /// The requester may not ask for this purpose.
+    #[error("requester `{requester}` may not ask for purpose `{purpose}`; its declared purposes are: {allowed}")]
+    PurposeNotAllowed {
+        /// Requester.
+        requester: String,
+        /// Purpose.
+        purpose: String,
+        /// Its declared purposes.
+        allowed: String,
+    },
+    /// The purpose requires a legal basis and none was cited.
+    #[error("purpose `{purpose}` requires a legal basis; cite one with the request ({description})")]
+    LegalBasisRequired {
+        /// Purpose.
+        purpose: String,
+        /// The purpose's description, as rationale.
+        description: String,
+    },
+    /// The purpose requires the subject's consent and none was given.
+    #[error("purpose `{purpose}` requires the subject's consent; attach the consent reference ({description})")]
+    ConsentRequired {
+        /// Purpose.
+        purpose: String,
+        /// The purpose's description, as rationale.
+        description: String,
+    },
+    /// The dataset is not in the catalogue.
+    #[error("unknown dataset `{dataset}`; expected `department.dataset` from the catalogue")]
+    UnknownDataset {
+        /// As given.
+        dataset: String,
+    },
+    /// A field is not in the dataset.
+    #[error("unknown field `{field}` in dataset `{dataset}`; ask only for catalogued fields")]
+    UnknownField {
+        /// Dataset.
+        dataset: String,
+        /// As given.
+        field: String,
+    },
+    /// The view is not declared.
+    #[error("unknown view `{view}`; ask for a view declared in the policy")]
+    UnknownView {
+        /// As given.
+        view: String,
+    },
+}
+
+/// Why a field ends up released as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason<'e> {
+    /// Released as granted by this rule.
+    Granted(&'e Rule),
+    /// Released less than granted (possibly not at all), capped by this limit.
+    Limited(&'e Rule),
+    /// Not released: this deny applies.
+    Denied(&'e Rule),
+    /// Not released: no rule grants it (default deny).
+    NoGrant,
+}
+
+/// The decision for one field.
+#[derive(Debug, Clone)]
+pub struct FieldDecision<'e> {
+    /// The field.
+    pub field: &'e Field,
+    /// What to release; `Omit` means nothing.
+    pub transform: FieldTransform,
+    /// Records dated on or before this date are not released for this field (a limit's
+    /// record-age window); the statutory window is applied regardless.
+    pub records_after: Option<time::Date>,
+    /// Why.
+    pub reason: Reason<'e>,
+    /// Every rule whose subject matches (requester, purpose, dataset, field), whether or
+    /// not its conditions held; indices into [`Engine::rules`].
+    pub matched: &'e [u32],
+}
+
+impl FieldDecision<'_> {
+    /// The reason in words, with the deciding rule's id and rationale.
+    pub fn explanation(&self) -> String {
+        match self.reason {
+            Reason::Granted(r) => format!("granted by `{}`: {}", r.id, r.rationale),
+            Reason::Limited(r) => format!("limited by `{}`: {}", r.id, r.rationale),
+            Reason::Denied(r) => format!("denied by `{}`: {}", r.id, r.rationale),
+            Reason::NoGrant => "no rule grants this field to this requester for this purpose (default deny)".to_owned(),
+        }
+    }
+}
+
+/// The decision for one dataset request.
+#[derive(Debug, Clone)]
+pub struct DatasetDecision<'e> {
+    /// The dataset.
+    pub dataset: &'e Dataset,
+    /// One decision per requested field, in request order.
+    pub fields: Vec<FieldDecision<'e>>,
+    /// The version of the policy that decided.
+    pub policy_version: &'e str,
+    /// Its content hash.
+    pub policy_hash: &'e str,
+    /// Today, as given in the request.
+    pub now: time::Date,
+}
+
+impl DatasetDecision<'_> {
+    /// Whether anything at all is released.
+    pub fn releases_anything(&self) -> bool {
+        self.fields.iter().any(|f| f.transform != FieldTransform::Omit)
+    }
+}
+
+/// A request for a named view.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewRequest<'a> {
+    /// `agency.office`.
+    pub requester: &'a str,
+    /// Declared purpose.
+    pub purpose: &'a str,
+    /// Cited legal basis.
+    pub legal_basis: Option<&'a str>,
+    /// Consent reference.
+    pub consent: Option<&'a str>,
+    /// The view's name.
+    pub view: &'a str,
+    /// Today.
+    pub now: time::Date,
+}
+
+/// The decision for one source of a view: what to ask that dataset's node for.
+#[derive(Debug, Clone)]
+pub struct SourceDecision<'e> {
+    /// The source as declared.
+    pub source: &'e ViewSource,
+    /// Per needed field: the granted transform, never more than the view needs, and the
+    /// source's record-age window folded in.
+    pub decision: DatasetDecision<'e>,
+    /// Whether every needed field is granted at least as needed.
+    pub satisfied: bool,
+}
+
+/// The decision for a view request.
+#[derive(Debug, Clone)]
+pub struct ViewDecision<'e> {
+    /// The view.
+    pub view: &'e View,
+    /// One per source.
+    pub sources: Vec<SourceDecision<'e>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FieldCell {
+    grant: FieldTransform,
+    grant_by: u32,
+    cap: FieldTransform,
+    cap_by: u32,
+    deny_by: u32,
+    cond: (u32, u32),
+    matched: (u32, u32),
+}
+
+#[derive(Debug, Default)]
+struct FieldBuild {
+    matched: Vec<u32>,
+    cond: Vec<u32>,
+}
+
+/// The compiled policy.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+    requester_index: FnvMap<String, u32>,
+    purpose_index: FnvMap<String, u32>,
+    dataset_index: FnvMap<String, u32>,
+    field_index: Vec<FnvMap<String, u16>>,
+    datasets: Vec<Dataset>,
+    cells: Vec<Option<Box<[FieldCell]>>>,
+    pool: Vec<u32>,
+    n_purposes: usize,
+    n_datasets: usize,
+}
+
+fn slice(pool: &[u32], (start, end): (u32, u32)) -> &[u32] {
+    pool.get(start as usize..end as usize).unwrap_or(&[])
+}
+
+impl Engine {
+    /// Compiles `policy`. Rules are ordered by id first, so which rule is *cited* for a
+    /// tie never depends on file order either.
+    pub fn new(mut policy: Policy) -> Engine {
+        policy.rules.sort_by(|a, b| a.id.cmp(&b.id));
+        let datasets: Vec<Dataset> = policy.federation.datasets().cloned().collect();
+        let (nr, np, nd) = (policy.requesters.len(), policy.purposes.len(), datasets.len());
+        let mut build: FnvMap<usize, Vec<FieldBuild>> = FnvMap::default();
+        for (ri, rule) in policy.rules.iter().enumerate() {
+            let ri = u32::try_from(ri).unwrap_or(NONE);
+            for &r in &rule.requesters {
+                for &p in &rule.purposes {
+                    for (d, fields) in &rule.targets {
+                        let Some(dataset) = datasets.get(*d) else { continue };
+                        let cell = build
+                            .entry((r * np + p) * nd + d)
+                            .or_insert_with(|| (0..dataset.fields.len()).map(|_| FieldBuild::default()).collect());
+                        for &f in fields {
+                            if let Some(fb) = cell.get_mut(f) {
+                                fb.matched.push(ri);
+                                if rule.is_conditional() {
+                                    fb.cond.push(ri);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut pool = Vec::new();
+        let mut cells: Vec<Option<Box<[FieldCell]>>> = (0..nr * np * nd).map(|_| None).collect();
+        let mut keys: Vec<usize> = build.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let Some(fields) = build.remove(&key) else { continue };
+            let compiled: Vec<FieldCell> = fields
+                .into_iter()
+                .map(|fb| {
+                    let mut c = FieldCell {
+                        grant: FieldTransform::Omit,
+                        grant_by: NONE,
+                        cap: FieldTransform::Clear,
+                        cap_by: NONE,
+                        deny_by: NONE,
+                        cond: (0, 0),
+                        matched: (0, 0),
+                    };
+                    for &ri in &fb.matched {
+                        let Some(rule) = policy.rules.get(ri as usize) else { continue };
+                        if rule.is_conditional() {
+                            continue;
+                        }
+                        fold(&mut c, ri, rule);
+                    }
+                    let start = pool.len() as u32;
+                    pool.extend(&fb.matched);
+                    c.matched = (start, pool.len() as u32);
+                    let start = pool.len() as u32;
+                    pool.extend(&fb.cond);
+                    c.cond = (start, pool.len() as u32);
+                    c
+                })
+                .collect();
+            if let Some(slot) = cells.get_mut(key) {
+                *slot = Some(compiled.into_boxed_slice());
+            }
+        }
+        let index = |names: Vec<&str>| -> FnvMap<String, u32> {
+            names.into_iter().enumerate().map(|(i, n)| (n.to_owned(), i as u32)).collect()
+        };
+        Engine {
+            requester_index: index(policy.requesters.iter().map(|r| r.name.as_str()).collect()),
+            purpose_index: index(policy.purposes.iter().map(|p| p.name.as_str()).collect()),
+            dataset_index: index(datasets.iter().map(|d| d.qualified.as_str()).collect()),
+            field_index: datasets
+                .iter()
+                .map(|d| d.fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i as u16)).collect())
+                .collect(),
+            datasets,
+            cells,
+            pool,
+            n_purposes: np,
+            n_datasets: nd,
+            policy,
+        }
+    }
+
+    /// The policy it was compiled from (rules sorted by id).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The rules, indexed as in [`FieldDecision::matched`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.policy.rules
+    }
+
+    /// The datasets, in index order.
+    pub fn datasets(&self) -> &[Dataset] {
+        &self.datasets
+    }
+
+    /// The request-level check the coordinator makes before fanning out: requester and
+    /// purpose declared, purpose allowed for the requester, legal basis and consent
+    /// present when the purpose requires them.
+    pub fn check_request(
+        &self,
+        requester: &str,
+        purpose: &str,
+        legal_basis: Option<&str>,
+        consent: Option<&str>,
+    ) -> Result<(usize, usize), Refusal> {
+        let r = *self
+            .requester_index
+            .get(requester)
+            .ok_or_else(|| Refusal::UnknownRequester { requester: requester.to_owned() })? as usize;
+        let p = *self
+            .purpose_index
+            .get(purpose)
+            .ok_or_else(|| Refusal::UnknownPurpose { purpose: purpose.to_owned() })? as usize;
+        let (Some(req), Some(pur)) = (self.policy.requesters.get(r), self.policy.purposes.get(p)) else {
+            return Err(Refusal::UnknownRequester { requester: requester.to_owned() });
+        };
+        if !req.purposes.contains(&p) {
+            return Err(Refusal::PurposeNotAllowed {
+                requester: requester.to_owned(),
+                purpose: purpose.to_owned(),
+                allowed: req
+                    .purposes
+                    .iter()
+                    .filter_map(|i| self.policy.purposes.get(*i).map(|p| p.name.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if pur.legal_basis_required && legal_basis.is_none_or(|b| b.trim().is_empty()) {
+            return Err(Refusal::LegalBasisRequired {
+                purpose: purpose.to_owned(),
+                description: pur.description.clone(),
+            });
+        }
+        if pur.consent_required && consent.is_none_or(|c| c.trim().is_empty()) {
+            return Err(Refusal::ConsentRequired {
+                purpose: purpose.to_owned(),
+                description: pur.description.clone(),
+            });
+        }
+        Ok((r, p))
+    }
+
+    /// Decides one dataset request: per requested field, the transform to apply.
+    pub fn decide(&self, req: &DecisionRequest<'_>) -> Result<DatasetDecision<'_>, Refusal> {
+        let (r, p) = self.check_request(req.requester, req.purpose, req.legal_basis, req.consent)?;
+        let d = *self
+            .dataset_index
+            .get(req.dataset)
+            .ok_or_else(|| Refusal::UnknownDataset { dataset: req.dataset.to_owned() })? as usize;
+        let (Some(dataset), Some(names)) = (self.datasets.get(d), self.field_index.get(d)) else {
+            return Err(Refusal::UnknownDataset { dataset: req.dataset.to_owned() });
+        };
+        let cell = self
+            .cells
+            .get((r * self.n_purposes + p) * self.n_datasets + d)
+            .and_then(|c| c.as_deref());
+        let consent = req.consent.is_some_and(|c| !c.trim().is_empty());
+        let mut fields = Vec::with_capacity(match req.fields {
+            FieldSelection::All => dataset.fields.len(),
+            FieldSelection::Named(n) => n.len(),
+        });
+        let mut push = |fi: usize| {
+            if let Some(field) = dataset.fields.get(fi) {
+                fields.push(self.decide_field(field, cell.and_then(|c| c.get(fi)), req.legal_basis, consent, req.now));
+            }
+        };
+        match req.fields {
+            FieldSelection::All => (0..dataset.fields.len()).for_each(&mut push),
+            FieldSelection::Named(list) => {
+                for name in list {
+                    let fi = *names.get(*name).ok_or_else(|| Refusal::UnknownField {
+                        dataset: dataset.qualified.clone(),
+                        field: (*name).to_owned(),
+                    })?;
+                    push(fi as usize);
+                }
+            }
+        }
+        Ok(DatasetDecision {
+            dataset,
+            fields,
+            policy_version: &self.policy.version,
+            policy_hash: &self.policy.content_hash,
+            now: req.now,
+        })
+    }
+
+    fn decide_field<'e>(
+        &'e self,
+        field: &'e Field,
+        cell: Option<&FieldCell>,
+        legal_basis: Option<&str>,
+        consent: bool,
+        today: time::Date,
+    ) -> FieldDecision<'e> {
+        let Some(cell) = cell else {
+            return FieldDecision {
+                field,
+                transform: FieldTransform::Omit,
+                records_after: None,
+                reason: Reason::NoGrant,
+                matched: &[],
+            };
+        };
+        let mut c = *cell;
+        let mut records_after: Option<time::Date> = None;
+        for &ri in slice(&self.pool, cell.cond) {
+            let Some(rule) = self.policy.rules.get(ri as usize) else { continue };
+            if !rule.conditions_hold(legal_basis, consent, today) {
+                continue;
+            }
+            fold(&mut c, ri, rule);
+            if let (Effect::Limit, Some(age)) = (rule.effect, rule.max_record_age) {
+                let cutoff = age.cutoff(today);
+                records_after = Some(records_after.map_or(cutoff, |a| a.max(cutoff)));
+            }
+        }
+        let rule = |i: u32| self.policy.rules.get(i as usize);
+        let (transform, reason) = if let Some(deny) = rule(c.deny_by) {
+            (FieldTransform::Omit, Reason::Denied(deny))
+        } else {
+            let t = c.grant.min(c.cap).effective_for(field);
+            let reason = match (rule(c.grant_by), rule(c.cap_by)) {
+                (None, _) => Reason::NoGrant,
+                (Some(_), Some(limit)) if c.cap < c.grant => Reason::Limited(limit),
+                (Some(grant), _) => Reason::Granted(grant),
+            };
+            (t, reason)
+        };
+        FieldDecision {
+            field,
+            transform,
+            records_after: if transform == FieldTransform::Omit { None } else { records_after },
+            reason,
+            matched: slice(&self.pool, cell.matched),
+        }
+    }
+
+    /// Decides a view request: for each source dataset, the fields the view needs, each
+    /// granted no more than the view needs (a view asks for what it uses, nothing more).
+    pub fn decide_view(&self, req: &ViewRequest<'_>) -> Result<ViewDecision<'_>, Refusal> {
+        let view = self
+            .policy
+            .views
+            .iter()
+            .find(|v| v.name == req.view)
+            .ok_or_else(|| Refusal::UnknownView { view: req.view.to_owned() })?;
+        let mut sources = Vec::with_capacity(view.sources.len());
+        for source in &view.sources {
+            let Some(dataset) = self.datasets.get(source.dataset) else {
+                return Err(Refusal::UnknownDataset { dataset: source.dataset_name.clone() });
+            };
+            let names: Vec<&str> = source
+                .needs
+                .iter()
+                .filter_map(|(fi, _)| dataset.fields.get(*fi).map(|f| f.name.as_str()))
+                .collect();
+            let mut decision = self.decide(&DecisionRequest {
+                requester: req.requester,
+                purpose: req.purpose,
+                legal_basis: req.legal_basis,
+                consent: req.consent,
+                dataset: &dataset.qualified,
+                fields: FieldSelection::Named(&names),
+                now: req.now,
+            })?;
+            let mut satisfied = true;
+            for (fd, (_, need)) in decision.fields.iter_mut().zip(&source.needs) {
+                let need = need.effective_for(fd.field);
+                if fd.transform < need {
+                    satisfied = false;
+                }
+                fd.transform = fd.transform.min(need);
+                if let Some(age) = source.max_record_age {
+                    let cutoff = age.cutoff(req.now);
+                    fd.records_after = Some(fd.records_after.map_or(cutoff, |a| a.max(cutoff)));
+                }
+            }
+            sources.push(SourceDecision { source, decision, satisfied });
+        }
+        Ok(ViewDecision { view, sources })
+    }
+}
+
+fn fold(c: &mut FieldCell, ri: u32, rule: &Rule) {
+    match rule.effect {
+        Effect::Grant => {
+            if rule.transform > c.grant || (rule.transform == c.grant && ri < c.grant_by) {
+                c.grant = rule.transform;
+                c.grant_by = ri;
+            }
+        }
+        Effect::Limit => {
+            if rule.transform < c.cap || (rule.transform == c.cap && ri < c.cap_by) {
+                c.cap = rule.transform;
+                c.cap_by = ri;
+            }
+        }
+        Effect::Deny => {
+            if ri < c.deny_by {
+                c.deny_by = ri;
+            }
+        }
+    }
+}

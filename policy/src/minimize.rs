@@ -1,0 +1,90 @@
+//! Minimization at the source: turning a node's records into exactly what a decision
+//! allows. The node calls [`minimize`] with the records matching the subject; nothing
+//! else of those records may leave it.
+//!
+//! Per-record transforms (year, month, bucket, mask, clear) yield per-record values;
+//! `exists` and `count` yield one summary per field over all disclosable records. The
+//! statutory window and credit repair ([`Dataset::is_disclosable`]) are applied here too,
+//! so a node cannot release a record the law withholds even if it forgets to filter.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{Dataset, Record};
+use crate::engine::{DatasetDecision, FieldDecision};
+use crate::transform::{FieldTransform, Value};
+
+/// A per-field summary over all records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Summary {
+    /// Whether any disclosable record has the field.
+    Exists(bool),
+    /// How many disclosable records have the field.
+    Count(u64),
+}
+
+/// What one node releases for one dataset: per-record values of the fields released per
+/// record, and summaries of the fields released as `exists`/`count`. Fields not released
+/// appear in neither.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MinimizedAnswer {
+    /// `department.dataset`.
+    pub dataset: String,
+    /// The policy version that decided.
+    pub policy_version: String,
+    /// One map per released record: field → minimized value.
+    pub records: Vec<BTreeMap<String, Value>>,
+    /// Field → summary.
+    pub summaries: BTreeMap<String, Summary>,
+}
+
+fn in_window(dataset: &Dataset, fd: &FieldDecision<'_>, record: &Record) -> bool {
+    match fd.records_after {
+        None => true,
+        Some(cutoff) => dataset.record_date(record).is_some_and(|d| d > cutoff),
+    }
+}
+
+/// Applies `decision` to the subject's `records` of its dataset.
+pub fn minimize(decision: &DatasetDecision<'_>, records: &[Record]) -> MinimizedAnswer {
+    let dataset = decision.dataset;
+    let disclosable: Vec<&Record> = records
+        .iter()
+        .filter(|r| dataset.is_disclosable(r, decision.now))
+        .collect();
+    let mut answer = MinimizedAnswer {
+        dataset: dataset.qualified.clone(),
+        policy_version: decision.policy_version.to_owned(),
+        ..MinimizedAnswer::default()
+    };
+    for fd in &decision.fields {
+        if fd.transform.is_aggregate() {
+            let n = disclosable
+                .iter()
+                .filter(|r| in_window(dataset, fd, r) && r.contains_key(&fd.field.name))
+                .count() as u64;
+            let summary = match fd.transform {
+                FieldTransform::Exists => Summary::Exists(n > 0),
+                _ => Summary::Count(n),
+            };
+            answer.summaries.insert(fd.field.name.clone(), summary);
+        }
+    }
+    for record in disclosable {
+        let mut out = BTreeMap::new();
+        for fd in &decision.fields {
+            if fd.transform == FieldTransform::Omit || fd.transform.is_aggregate() || !in_window(dataset, fd, record) {
+                continue;
+            }
+            if let Some(v) = record.get(&fd.field.name).and_then(|v| fd.transform.apply(v, fd.field)) {
+                out.insert(fd.field.name.clone(), v);
+            }
+        }
+        if !out.is_empty() {
+            answer.records.push(out);
+        }
+    }
+    answer
+}

@@ -1,0 +1,230 @@
+//! Evaluating named views over the minimized answers the coordinator has merged. Pure
+//! functions: the inputs are what the nodes released (already windowed, repaired records
+//! removed, minimized), the output is the view's answer. A source that could not be
+//! answered makes the view say so — never a silent "clean".
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::minimize::{MinimizedAnswer, Summary};
+use crate::policy::{View, ViewKind, ViewSource};
+use crate::transform::Value;
+
+/// What the coordinator got for one source dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceOutcome {
+    /// The node answered (possibly with no records).
+    Answered(MinimizedAnswer),
+    /// No answer: denied, unavailable, timed out — with the reason.
+    Unavailable(String),
+}
+
+/// One active listing on a serious-dishonesty list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listing {
+    /// The list's label.
+    pub list: String,
+    /// The dataset it comes from.
+    pub dataset: String,
+    /// Listed since (as released: a date, or a month/year if minimized).
+    pub since: Option<Value>,
+    /// Listed until, if a removal date is recorded.
+    pub until: Option<Value>,
+}
+
+/// A source the view could not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unverified {
+    /// The dataset.
+    pub dataset: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One section of a credit report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportSection {
+    /// Label.
+    pub label: String,
+    /// The dataset.
+    pub dataset: String,
+    /// Released records.
+    pub records: Vec<BTreeMap<String, Value>>,
+    /// Released summaries.
+    pub summaries: BTreeMap<String, Summary>,
+}
+
+/// One line of an integrity score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScoreLine {
+    /// Category label.
+    pub category: String,
+    /// Records counted.
+    pub records: u64,
+    /// Points this category adds (negative: takes away).
+    pub points: i64,
+}
+
+/// A view's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ViewResult {
+    /// Active listings.
+    Blacklist {
+        /// Listings found.
+        listings: Vec<Listing>,
+        /// Sources that could not be checked: an empty `listings` is only "not listed"
+        /// when this is empty too.
+        unverified: Vec<Unverified>,
+    },
+    /// Green channel (seed §十三).
+    GreenChannel {
+        /// Eligible: every source answered and none has a negative record in the window.
+        eligible: bool,
+        /// Why, in words.
+        reason: String,
+        /// The clean period in years.
+        clean_years: u32,
+    },
+    /// The person's own report.
+    CreditReport {
+        /// One section per source that answered.
+        sections: Vec<ReportSection>,
+        /// Sources that could not be included.
+        unverified: Vec<Unverified>,
+    },
+    /// Integrity points and grade (seed §十二).
+    IntegrityScore {
+        /// Points.
+        points: i64,
+        /// Grade, only when every source answered (a partial score is not graded).
+        grade: Option<String>,
+        /// Per category.
+        breakdown: Vec<ScoreLine>,
+        /// Sources that could not be included.
+        unverified: Vec<Unverified>,
+    },
+}
+
+fn record_count(source: &ViewSource, answer: &MinimizedAnswer) -> u64 {
+    let summary = answer.summaries.values().find_map(|s| match s {
+        Summary::Count(n) => Some(*n),
+        Summary::Exists(_) => None,
+    });
+    let exists = answer.summaries.values().any(|s| matches!(s, Summary::Exists(true)));
+    let _ = source;
+    summary.unwrap_or(0).max(answer.records.len() as u64).max(u64::from(exists))
+}
+
+fn is_active(source: &ViewSource, record: &BTreeMap<String, Value>, today: time::Date) -> bool {
+    if let Some(cond) = &source.active_if {
+        match record.get(&cond.field) {
+            Some(Value::Text(v)) => {
+                if !cond.values.iter().any(|a| a == v) {
+                    return false;
+                }
+            }
+            // Not released or minimized: cannot tell it is inactive, so show it.
+            _ => {}
+        }
+    }
+    match source.until.as_ref().and_then(|u| record.get(u)) {
+        Some(Value::Date(until)) => *until >= today,
+        _ => true,
+    }
+}
+
+/// Evaluates `view` over the outcome for each of its sources (keyed by `department.dataset`).
+/// A source missing from `outcomes` counts as unavailable.
+pub fn evaluate(view: &View, outcomes: &BTreeMap<String, SourceOutcome>, today: time::Date) -> ViewResult {
+    let mut unverified = Vec::new();
+    let mut answered: Vec<(&ViewSource, &MinimizedAnswer)> = Vec::new();
+    for source in &view.sources {
+        match outcomes.get(&source.dataset_name) {
+            Some(SourceOutcome::Answered(a)) => answered.push((source, a)),
+            Some(SourceOutcome::Unavailable(reason)) => unverified.push(Unverified {
+                dataset: source.dataset_name.clone(),
+                reason: reason.clone(),
+            }),
+            None => unverified.push(Unverified {
+                dataset: source.dataset_name.clone(),
+                reason: "no answer".to_owned(),
+            }),
+        }
+    }
+    match view.kind {
+        ViewKind::Blacklist => {
+            let mut listings = Vec::new();
+            for (source, answer) in &answered {
+                for record in &answer.records {
+                    if is_active(source, record, today) {
+                        listings.push(Listing {
+                            list: source.label.clone(),
+                            dataset: source.dataset_name.clone(),
+                            since: source.since.as_ref().and_then(|f| record.get(f)).cloned(),
+                            until: source.until.as_ref().and_then(|f| record.get(f)).cloned(),
+                        });
+                    }
+                }
+                if answer.records.is_empty() && record_count(source, answer) > 0 {
+                    // Released only as exists/count: the listing is known, its dates are not.
+                    listings.push(Listing {
+                        list: source.label.clone(),
+                        dataset: source.dataset_name.clone(),
+                        since: None,
+                        until: None,
+                    });
+                }
+            }
+            ViewResult::Blacklist { listings, unverified }
+        }
+        ViewKind::GreenChannel => {
+            let dirty: Vec<&str> = answered
+                .iter()
+                .filter(|(s, a)| record_count(s, a) > 0)
+                .map(|(s, _)| s.label.as_str())
+                .collect();
+            let (eligible, reason) = if let Some(first) = dirty.first() {
+                (false, format!("a negative record within the last {} years: {first}{}", view.clean_years, if dirty.len() > 1 { format!(" and {} more", dirty.len() - 1) } else { String::new() }))
+            } else if !unverified.is_empty() {
+                (false, format!("could not verify {} source(s): {}", unverified.len(), unverified.iter().map(|u| format!("{} ({})", u.dataset, u.reason)).collect::<Vec<_>>().join(", ")))
+            } else {
+                (true, format!("no negative record in the last {} years in any of {} sources", view.clean_years, answered.len()))
+            };
+            ViewResult::GreenChannel { eligible, reason, clean_years: view.clean_years }
+        }
+        ViewKind::CreditReport => ViewResult::CreditReport {
+            sections: answered
+                .iter()
+                .map(|(s, a)| ReportSection {
+                    label: s.label.clone(),
+                    dataset: s.dataset_name.clone(),
+                    records: a.records.clone(),
+                    summaries: a.summaries.clone(),
+                })
+                .collect(),
+            unverified,
+        },
+        ViewKind::IntegrityScore => {
+            let mut points = view.base_points;
+            let mut breakdown = Vec::new();
+            for (source, answer) in &answered {
+                let n = record_count(source, answer);
+                let raw = source.points_per_record.saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
+                let capped = match source.max_points {
+                    Some(cap) => raw.clamp(-cap.abs(), cap.abs()),
+                    None => raw,
+                };
+                points = points.saturating_add(capped);
+                breakdown.push(ScoreLine { category: source.label.clone(), records: n, points: capped });
+            }
+            let grade = if unverified.is_empty() {
+                view.grades.iter().find(|g| points >= g.min_points).map(|g| g.grade.clone())
+            } else {
+                None
+            };
+            ViewResult::IntegrityScore { points, grade, breakdown, unverified }
+        }
+    }
+}
