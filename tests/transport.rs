@@ -66,7 +66,10 @@ fn federation() -> Federation {
         Role::Coordinator,
         "coordinator-expired",
         IssueOptions {
-            validity: Some((now - time::Duration::days(30), now - time::Duration::days(1))),
+            validity: Some((
+                now - time::Duration::days(30),
+                now - time::Duration::days(1),
+            )),
             ..IssueOptions::default()
         },
     );
@@ -74,11 +77,18 @@ fn federation() -> Federation {
         Role::Coordinator,
         "coordinator-future",
         IssueOptions {
-            validity: Some((now + time::Duration::days(1), now + time::Duration::days(30))),
+            validity: Some((
+                now + time::Duration::days(1),
+                now + time::Duration::days(30),
+            )),
             ..IssueOptions::default()
         },
     );
-    issue(Role::Coordinator, "coordinator-revoked", IssueOptions::default());
+    issue(
+        Role::Coordinator,
+        "coordinator-revoked",
+        IssueOptions::default(),
+    );
     ca.revoke("coordinator-revoked").unwrap();
     issue(
         Role::Coordinator,
@@ -112,12 +122,14 @@ fn write_impostor(dir: &Path, copy_of: &str, name: &str) {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, identity.name.as_str());
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, identity.federation.as_str());
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationalUnitName, identity.role.as_str());
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationName,
+        identity.federation.as_str(),
+    );
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationalUnitName,
+        identity.role.as_str(),
+    );
     params.subject_alt_names = vec![
         rcgen::SanType::URI(identity.to_uri().try_into().unwrap()),
         rcgen::SanType::DnsName(identity.name.as_str().try_into().unwrap()),
@@ -210,7 +222,10 @@ async fn raw_ping(
     };
     let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
     let endpoint = quinn::Endpoint::client(localhost()).unwrap();
-    let conn = endpoint.connect_with(config, node, "court").unwrap().await?;
+    let conn = endpoint
+        .connect_with(config, node, "court")
+        .unwrap()
+        .await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let write = async {
         send.write_all(&frame::encode(&NodeRequest::Ping).unwrap())
@@ -616,7 +631,10 @@ async fn a_node_picks_up_a_renewed_certificate_without_a_restart() {
         if now_serving == renewed.serial {
             break;
         }
-        assert!(Instant::now() < deadline, "node still serves the old certificate");
+        assert!(
+            Instant::now() < deadline,
+            "node still serves the old certificate"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     node.stop().await;
@@ -638,7 +656,11 @@ async fn malformed_and_oversized_frames_close_only_their_stream() {
         .await
         .unwrap();
 
-    async fn send_raw(conn: &quinn::Connection, bytes: &[u8], finish: bool) -> Result<Vec<u8>, u64> {
+    async fn send_raw(
+        conn: &quinn::Connection,
+        bytes: &[u8],
+        finish: bool,
+    ) -> Result<Vec<u8>, u64> {
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         if !bytes.is_empty() {
             send.write_all(bytes).await.unwrap();
@@ -666,10 +688,20 @@ async fn malformed_and_oversized_frames_close_only_their_stream() {
     bad_payload.extend_from_slice(&[0xff, 0xff, 0xff]);
     let cases: Vec<(&str, Vec<u8>, bool, u32)> = vec![
         ("bad magic", bad_magic, true, code::FRAME_MALFORMED),
-        ("future version", future_version, true, code::VERSION_UNSUPPORTED),
+        (
+            "future version",
+            future_version,
+            true,
+            code::VERSION_UNSUPPORTED,
+        ),
         ("oversized", oversized, false, code::FRAME_TOO_LARGE),
         ("bad payload", bad_payload, true, code::FRAME_MALFORMED),
-        ("truncated", ping[..ping.len() - 1].to_vec(), true, code::FRAME_MALFORMED),
+        (
+            "truncated",
+            ping[..ping.len() - 1].to_vec(),
+            true,
+            code::FRAME_MALFORMED,
+        ),
         // Sends part of a header and then nothing: the read deadline frees the stream.
         ("stalled", ping[..3].to_vec(), false, code::STREAM_TIMEOUT),
     ];

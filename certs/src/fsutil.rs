@@ -24,9 +24,9 @@ impl StagedFile {
     /// is never readable by others, not even briefly), and flushes it to disk.
     pub fn write(dest: &Path, bytes: &[u8], mode: u32) -> io::Result<Self> {
         let dir = dest.parent().unwrap_or(Path::new("."));
-        let file_name = dest
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"))?;
+        let file_name = dest.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name")
+        })?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(file_name);
         temp_name.push(format!(".tmp-{}", std::process::id()));

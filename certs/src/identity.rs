@@ -160,7 +160,10 @@ impl Identity {
 
     /// The URI SAN that carries this identity.
     pub fn to_uri(&self) -> String {
-        format!("{URI_SCHEME}{}/{}/{}", self.federation, self.role, self.name)
+        format!(
+            "{URI_SCHEME}{}/{}/{}",
+            self.federation, self.role, self.name
+        )
     }
 
     /// Parses `fedq://FEDERATION/ROLE/NAME`.
@@ -205,7 +208,11 @@ impl Identity {
 
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} `{}` of federation `{}`", self.role, self.name, self.federation)
+        write!(
+            f,
+            "{} `{}` of federation `{}`",
+            self.role, self.name, self.federation
+        )
     }
 }
 
@@ -216,16 +223,26 @@ mod tests {
     #[test]
     fn uri_round_trips() {
         let id = Identity::new("changsha", Role::Requester, "market-regulation.licensing").unwrap();
-        assert_eq!(id.to_uri(), "fedq://changsha/requester/market-regulation.licensing");
+        assert_eq!(
+            id.to_uri(),
+            "fedq://changsha/requester/market-regulation.licensing"
+        );
         assert_eq!(Identity::from_uri(&id.to_uri()).unwrap(), id);
     }
 
     #[test]
     fn names_that_could_escape_a_directory_are_refused() {
-        for bad in ["", "../ca", "a/b", "a b", "Court", "a..b", ".a", "a.", "-a", "a\\b", "é"] {
+        for bad in [
+            "", "../ca", "a/b", "a b", "Court", "a..b", ".a", "a.", "-a", "a\\b", "é",
+        ] {
             assert!(validate_name(bad).is_err(), "`{bad}` should be refused");
         }
-        for good in ["court", "public-security", "market-regulation.licensing", "a1"] {
+        for good in [
+            "court",
+            "public-security",
+            "market-regulation.licensing",
+            "a1",
+        ] {
             validate_name(good).unwrap();
         }
     }
@@ -238,7 +255,10 @@ mod tests {
             "https://changsha/node/court",
             "fedq://changsha/admin/court",
         ] {
-            assert!(Identity::from_uri(bad).is_err(), "`{bad}` should be refused");
+            assert!(
+                Identity::from_uri(bad).is_err(),
+                "`{bad}` should be refused"
+            );
         }
     }
 }

@@ -80,6 +80,11 @@ pub enum PkiError {
     /// `--host` is neither a DNS name nor an IP address.
     #[error("invalid --host `{0}`: expected a DNS name or an IP address")]
     InvalidHost(String),
+    /// `--host` given for a role that is never a TLS server.
+    #[error(
+        "--host is only for coordinator and node certificates; a {0} is never reached as a server"
+    )]
+    HostNotAllowed(Role),
     /// `revoke` names no issued certificate.
     #[error("no certificate named `{0}` was issued from this CA; see `fedq certs list`")]
     UnknownName(String),
@@ -267,9 +272,10 @@ impl CertificateAuthority {
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("fedq federation CA ({federation})"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            format!("fedq federation CA ({federation})"),
+        );
         params
             .distinguished_name
             .push(DnType::OrganizationName, federation);
@@ -373,10 +379,8 @@ impl CertificateAuthority {
                     }
                 });
             }
-        } else if let Some(host) = options.hosts.first() {
-            return Err(PkiError::InvalidHost(format!(
-                "{host}` (only coordinator and node certificates carry host names)`"
-            )));
+        } else if !options.hosts.is_empty() {
+            return Err(PkiError::HostNotAllowed(role));
         }
 
         let now = OffsetDateTime::now_utc();
@@ -573,7 +577,8 @@ pub fn list(dir: &Path) -> Result<Vec<(IssuedCertificate, CertificateStatus)>, P
     }
     let mut out = Vec::new();
     for c in &index.certificates {
-        let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).map_err(|e| damaged(&index_path(dir), e));
+        let parse =
+            |t: &str| OffsetDateTime::parse(t, &Rfc3339).map_err(|e| damaged(&index_path(dir), e));
         let status = if let Some(at) = &c.revoked_at {
             CertificateStatus::Revoked(at.clone())
         } else if current.get(c.name.as_str()) != Some(&c.serial.as_str()) {

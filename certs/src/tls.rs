@@ -175,7 +175,12 @@ impl Credentials {
     }
 
     /// Refuses to start a process with a certificate of the wrong role or federation.
-    pub fn require(&self, role: Role, trust: &FederationTrust, path: &Path) -> Result<(), TlsError> {
+    pub fn require(
+        &self,
+        role: Role,
+        trust: &FederationTrust,
+        path: &Path,
+    ) -> Result<(), TlsError> {
         if self.identity.role != role {
             return Err(TlsError::OwnRole {
                 path: path.display().to_string(),
@@ -200,7 +205,11 @@ impl Credentials {
 
 fn serial_hex(der: &[u8]) -> Result<String, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    Ok(cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(cert
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// What a peer's certificate is, once the handshake has accepted it.
@@ -274,9 +283,7 @@ impl FederationTrust {
             return Err(invalid(&files.ca, "not a fedq federation CA certificate"));
         }
         let mut roots = RootCertStore::empty();
-        roots
-            .add(ca.clone())
-            .map_err(|e| invalid(&files.ca, e))?;
+        roots.add(ca.clone()).map_err(|e| invalid(&files.ca, e))?;
 
         let crl_pem = read(&files.crl)?;
         let crls = CertificateRevocationListDer::pem_slice_iter(&crl_pem)
@@ -290,7 +297,13 @@ impl FederationTrust {
             let (_, parsed) =
                 x509_parser::parse_x509_crl(crl).map_err(|e| invalid(&files.crl, e))?;
             for entry in parsed.iter_revoked_certificates() {
-                revoked.insert(entry.raw_serial().iter().map(|b| format!("{b:02x}")).collect());
+                revoked.insert(
+                    entry
+                        .raw_serial()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect(),
+                );
             }
         }
         Ok(Self {
@@ -336,12 +349,14 @@ impl FederationTrust {
         accept: &[Role],
         refusals: &RefusalLog,
     ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-        let inner =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
-                .with_crls(self.crls.clone())
-                .only_check_end_entity_revocation()
-                .build()
-                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            self.roots.clone(),
+            provider(),
+        )
+        .with_crls(self.crls.clone())
+        .only_check_end_entity_revocation()
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
         Ok(Arc::new(RoleCheckingServerVerifier {
             inner,
             check: PeerCheck {
@@ -455,9 +470,8 @@ impl AuthRefusal {
                 }
                 CertificateError::Revoked => Self::Revoked,
                 CertificateError::UnknownIssuer => Self::UnknownIssuer,
-                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-                    Self::WrongKeyUsage
-                }
+                CertificateError::InvalidPurpose
+                | CertificateError::InvalidPurposeContext { .. } => Self::WrongKeyUsage,
                 // While building the chain, a bad signature means the certificate names our
                 // CA as issuer but was not signed with our CA's key: another CA.
                 #[allow(deprecated)]
@@ -482,9 +496,7 @@ impl AuthRefusal {
             A::UnsupportedCertificate => Self::WrongKeyUsage,
             A::AccessDenied => Self::RoleNotAccepted,
             A::DecryptError => Self::BadSignature,
-            A::BadCertificate | A::CertificateUnknown => {
-                Self::BadCertificate(format!("{alert:?}"))
-            }
+            A::BadCertificate | A::CertificateUnknown => Self::BadCertificate(format!("{alert:?}")),
             _ => return None,
         })
     }
@@ -511,7 +523,9 @@ pub struct RefusalLog(Arc<RefusalInner>);
 
 impl fmt::Debug for RefusalLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RefusalLog").field(&self.snapshot().len()).finish()
+        f.debug_tuple("RefusalLog")
+            .field(&self.snapshot().len())
+            .finish()
     }
 }
 
@@ -575,7 +589,9 @@ impl PeerCheck {
     fn check_identity(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         let reason = match Identity::from_certificate_der(end_entity) {
             Err(e) => AuthRefusal::NoIdentity(e.to_string()),
-            Ok(id) if id.federation != self.federation => AuthRefusal::OtherFederation(id.federation),
+            Ok(id) if id.federation != self.federation => {
+                AuthRefusal::OtherFederation(id.federation)
+            }
             Ok(id) if !self.accept.contains(&id.role) => AuthRefusal::WrongRole {
                 found: id.role,
                 accepted: self
@@ -642,7 +658,9 @@ impl ClientCertVerifier for RoleCheckingClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let result = self.inner.verify_client_cert(end_entity, intermediates, now);
+        let result = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
         self.check.verified(end_entity, result)
     }
 
@@ -684,9 +702,13 @@ impl ServerCertVerifier for RoleCheckingServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let result = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
         self.check.verified(end_entity, result)
     }
 

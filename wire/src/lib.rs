@@ -11,7 +11,9 @@
 
 pub mod frame;
 pub mod message;
+pub mod resident_id;
 pub mod transport;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};
 pub use message::{NodeRequest, NodeResponse};
+pub use resident_id::{ResidentId, ResidentIdError};

@@ -240,7 +240,10 @@ pub fn classify(error: &ConnectionError) -> Option<(RefusedBy, AuthRefusal)> {
     AuthRefusal::from_alert(alert).map(|r| (side, r))
 }
 
-fn transport_config(limits: &Limits, accept_streams: bool) -> Result<quinn::TransportConfig, TransportError> {
+fn transport_config(
+    limits: &Limits,
+    accept_streams: bool,
+) -> Result<quinn::TransportConfig, TransportError> {
     let mut t = quinn::TransportConfig::default();
     let idle = quinn::IdleTimeout::try_from(limits.idle_timeout)
         .map_err(|e| TransportError::Quic(e.to_string()))?;
@@ -336,8 +339,8 @@ impl NodeEndpoint {
         endpoint_config.cid_generator(move || {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
-        let socket =
-            std::net::UdpSocket::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
+        let socket = std::net::UdpSocket::bind(addr)
+            .map_err(|source| TransportError::Bind { addr, source })?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config,
             Some(config),
@@ -538,7 +541,10 @@ async fn handle_connection(
 
 /// Reads one frame from a stream, without allocating more than the declared (and
 /// limit-checked) payload.
-async fn read_frame(recv: &mut quinn::RecvStream, max_len: usize) -> Result<Vec<u8>, StreamFailure> {
+async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    max_len: usize,
+) -> Result<Vec<u8>, StreamFailure> {
     let mut header = [0u8; HEADER_LEN];
     recv.read_exact(&mut header)
         .await
@@ -717,7 +723,10 @@ impl NodeClient {
                 if let Some(conn) = guard.as_ref() {
                     if peer_of(conn).is_some_and(|p| trust.is_revoked(&p.serial)) {
                         tracing::warn!(node = %channel.name, "closing connection to node with revoked certificate");
-                        conn.close(VarInt::from_u32(code::CERTIFICATE_REVOKED), b"certificate revoked");
+                        conn.close(
+                            VarInt::from_u32(code::CERTIFICATE_REVOKED),
+                            b"certificate revoked",
+                        );
                     }
                 }
             }
@@ -744,8 +753,10 @@ impl NodeClient {
 
     /// Closes every connection.
     pub fn close(&self) {
-        self.endpoint
-            .close(VarInt::from_u32(code::SHUTDOWN), b"coordinator shutting down");
+        self.endpoint.close(
+            VarInt::from_u32(code::SHUTDOWN),
+            b"coordinator shutting down",
+        );
     }
 }
 
@@ -893,14 +904,16 @@ impl NodeChannel {
                 node: self.inner.name.clone(),
                 reason: e.to_string(),
             })?;
-        let conn = connecting
-            .await
-            .map_err(|e| self.connection_error(&e))?;
+        let conn = connecting.await.map_err(|e| self.connection_error(&e))?;
         *guard = Some(conn.clone());
         Ok(conn)
     }
 
-    async fn exchange(&self, conn: &quinn::Connection, bytes: &[u8]) -> Result<NodeResponse, Exchange> {
+    async fn exchange(
+        &self,
+        conn: &quinn::Connection,
+        bytes: &[u8],
+    ) -> Result<NodeResponse, Exchange> {
         let (mut send, mut recv) = conn.open_bi().await.map_err(Exchange::Connection)?;
         send.write_all(bytes).await.map_err(|e| match e {
             quinn::WriteError::ConnectionLost(e) => Exchange::Connection(e),
@@ -915,9 +928,9 @@ impl NodeChannel {
             Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
                 quinn::ReadError::ConnectionLost(e),
             ))) => Err(Exchange::Connection(e)),
-            Err(StreamFailure::Read(quinn::ReadExactError::ReadError(quinn::ReadError::Reset(
-                code,
-            )))) => Err(Exchange::Failed(
+            Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
+                quinn::ReadError::Reset(code),
+            ))) => Err(Exchange::Failed(
                 self.protocol(format!("node reset the stream with code {code}")),
             )),
             Err(StreamFailure::Read(e)) => Err(Exchange::Failed(self.protocol(e.to_string()))),
