@@ -76,7 +76,11 @@ impl Space {
         for l in &self.legal {
             for consent in [false, true] {
                 for period in 0..self.periods.len() {
-                    out.push(Conditions { legal_basis: l.clone(), consent, period });
+                    out.push(Conditions {
+                        legal_basis: l.clone(),
+                        consent,
+                        period,
+                    });
                 }
             }
         }
@@ -118,10 +122,21 @@ impl Space {
                 })
                 .collect();
             let all_but_none = !legal.contains(&None) && legal.len() + 1 == self.legal.len();
-            parts.push(if all_but_none { "citing any legal basis".to_owned() } else { named.join(" or ") });
+            parts.push(if all_but_none {
+                "citing any legal basis".to_owned()
+            } else {
+                named.join(" or ")
+            });
         }
         if consent.len() == 1 {
-            parts.push(if consent.contains(&true) { "with consent" } else { "without consent" }.to_owned());
+            parts.push(
+                if consent.contains(&true) {
+                    "with consent"
+                } else {
+                    "without consent"
+                }
+                .to_owned(),
+            );
         }
         if periods.len() != self.periods.len() {
             let ranges: Vec<String> = periods
@@ -131,7 +146,11 @@ impl Space {
                     (None, None) => "at any time".to_owned(),
                     (Some(f), None) => format!("from {}", iso_date::format(*f)),
                     (None, Some(u)) => format!("until {}", iso_date::format(*u)),
-                    (Some(f), Some(u)) => format!("from {} until {}", iso_date::format(*f), iso_date::format(*u)),
+                    (Some(f), Some(u)) => format!(
+                        "from {} until {}",
+                        iso_date::format(*f),
+                        iso_date::format(*u)
+                    ),
                 })
                 .collect();
             parts.push(ranges.join(" or "));
@@ -144,18 +163,91 @@ impl Space {
     }
 }
 
-/// `dataset.field` → transform at every point, for one (requester, purpose).
-type Outcomes = BTreeMap<String, Vec<FieldTransform>>;
+/// What a requester gets of a field at one point: the transform and the record-age
+/// window (`None`: only the statutory window).
+#[derive(Debug, Clone, Copy)]
+pub struct Form {
+    /// The transform.
+    pub transform: FieldTransform,
+    /// The window, as written.
+    pub window: Option<crate::policy::RecordAge>,
+    cutoff: Option<time::Date>,
+}
 
-fn outcomes(engine: &Engine, space: &Space, points: &[Conditions], requester: &str, purpose: &str) -> Outcomes {
+// Forms are equal when the policy says the same thing: the cutoff date only depends on
+// the date a point is evaluated at.
+impl PartialEq for Form {
+    fn eq(&self, other: &Self) -> bool {
+        (self.transform, self.window) == (other.transform, other.window)
+    }
+}
+impl Eq for Form {}
+impl PartialOrd for Form {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Form {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.transform, self.window).cmp(&(other.transform, other.window))
+    }
+}
+
+impl Form {
+    const OMIT: Form = Form {
+        transform: FieldTransform::Omit,
+        window: None,
+        cutoff: None,
+    };
+
+    /// Whether `self` reveals more than `other`: a more revealing transform, or the same
+    /// transform over older records.
+    pub fn reveals_more_than(&self, other: &Form) -> bool {
+        self.transform > other.transform
+            || (self.transform == other.transform
+                && self.transform != FieldTransform::Omit
+                && match (self.cutoff, other.cutoff) {
+                    (None, Some(_)) => true,
+                    (Some(a), Some(b)) => a < b,
+                    _ => false,
+                })
+    }
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.transform)?;
+        if let Some(w) = self.window {
+            write!(f, " for records up to {w} old")?;
+        }
+        Ok(())
+    }
+}
+
+/// `dataset.field` → form at every point, for one (requester, purpose).
+type Outcomes = BTreeMap<String, Vec<Form>>;
+
+fn outcomes(
+    engine: &Engine,
+    space: &Space,
+    points: &[Conditions],
+    requester: &str,
+    purpose: &str,
+) -> Outcomes {
     let mut out: Outcomes = BTreeMap::new();
     for d in engine.datasets() {
         for f in &d.fields {
-            out.insert(format!("{}.{}", d.qualified, f.name), Vec::with_capacity(points.len()));
+            out.insert(
+                format!("{}.{}", d.qualified, f.name),
+                Vec::with_capacity(points.len()),
+            );
         }
     }
     for point in points {
-        let now = space.periods.get(point.period).map_or(time::Date::MIN, |p| p.0);
+        let now = space
+            .periods
+            .get(point.period)
+            .map_or(time::Date::MIN, |p| p.0);
         for d in engine.datasets() {
             let decided = engine.decide(&DecisionRequest {
                 requester,
@@ -168,8 +260,12 @@ fn outcomes(engine: &Engine, space: &Space, points: &[Conditions], requester: &s
             });
             for (i, f) in d.fields.iter().enumerate() {
                 let t = match &decided {
-                    Ok(dec) => dec.fields.get(i).map_or(FieldTransform::Omit, |fd| fd.transform),
-                    Err(_) => FieldTransform::Omit,
+                    Ok(dec) => dec.fields.get(i).map_or(Form::OMIT, |fd| Form {
+                        transform: fd.transform,
+                        window: fd.max_record_age,
+                        cutoff: fd.records_after,
+                    }),
+                    Err(_) => Form::OMIT,
                 };
                 if let Some(v) = out.get_mut(&format!("{}.{}", d.qualified, f.name)) {
                     v.push(t);
@@ -190,9 +286,9 @@ pub struct AccessChange {
     /// `department.dataset.field`.
     pub field: String,
     /// Before.
-    pub before: FieldTransform,
+    pub before: Form,
     /// After.
-    pub after: FieldTransform,
+    pub after: Form,
     /// Under which request conditions (None: always).
     pub conditions: Option<String>,
 }
@@ -200,21 +296,33 @@ pub struct AccessChange {
 impl AccessChange {
     /// Whether this is a gain (more revealed) rather than a loss.
     pub fn is_gain(&self) -> bool {
-        self.after > self.before
+        self.after.reveals_more_than(&self.before)
     }
 }
 
 impl std::fmt::Display for AccessChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_gain() {
-            write!(f, "{} gains {} in {}", self.requester, self.field, self.after)?;
-            if self.before != FieldTransform::Omit {
+            write!(
+                f,
+                "{} gains {} in {}",
+                self.requester, self.field, self.after
+            )?;
+            if self.before.transform != FieldTransform::Omit {
                 write!(f, " (was {})", self.before)?;
             }
-        } else if self.after == FieldTransform::Omit {
-            write!(f, "{} loses {} (was {})", self.requester, self.field, self.before)?;
+        } else if self.after.transform == FieldTransform::Omit {
+            write!(
+                f,
+                "{} loses {} (was {})",
+                self.requester, self.field, self.before
+            )?;
         } else {
-            write!(f, "{} loses {} in {} (now {})", self.requester, self.field, self.before, self.after)?;
+            write!(
+                f,
+                "{} loses {} in {} (now {})",
+                self.requester, self.field, self.before, self.after
+            )?;
         }
         write!(f, " for purpose {}", self.purpose)?;
         if let Some(c) = &self.conditions {
@@ -248,10 +356,10 @@ pub fn diff(old: &Engine, new: &Engine, today: time::Date) -> Vec<AccessChange> 
             for field in fields {
                 let b = before.get(field);
                 let a = after.get(field);
-                let mut groups: BTreeMap<(FieldTransform, FieldTransform), BTreeSet<&Conditions>> = BTreeMap::new();
+                let mut groups: BTreeMap<(Form, Form), BTreeSet<&Conditions>> = BTreeMap::new();
                 for (i, point) in points.iter().enumerate() {
-                    let tb = b.and_then(|v| v.get(i)).copied().unwrap_or(FieldTransform::Omit);
-                    let ta = a.and_then(|v| v.get(i)).copied().unwrap_or(FieldTransform::Omit);
+                    let tb = b.and_then(|v| v.get(i)).copied().unwrap_or(Form::OMIT);
+                    let ta = a.and_then(|v| v.get(i)).copied().unwrap_or(Form::OMIT);
                     if tb != ta {
                         groups.entry((tb, ta)).or_default().insert(point);
                     }
@@ -287,11 +395,16 @@ pub struct Access {
 
 /// Every (requester, purpose) that can ever see `dataset.field`, with the most revealing
 /// form and when. `Err` names the unknown field.
-pub fn who_can(engine: &Engine, qualified_field: &str, today: time::Date) -> Result<Vec<Access>, String> {
-    let known = engine
-        .datasets()
-        .iter()
-        .any(|d| d.fields.iter().any(|f| format!("{}.{}", d.qualified, f.name) == qualified_field));
+pub fn who_can(
+    engine: &Engine,
+    qualified_field: &str,
+    today: time::Date,
+) -> Result<Vec<Access>, String> {
+    let known = engine.datasets().iter().any(|d| {
+        d.fields
+            .iter()
+            .any(|f| format!("{}.{}", d.qualified, f.name) == qualified_field)
+    });
     if !known {
         return Err(format!("unknown field `{qualified_field}`; expected `department.dataset.field` from the catalogue, e.g. `court.dishonest_debtors.case_no`"));
     }
@@ -301,13 +414,29 @@ pub fn who_can(engine: &Engine, qualified_field: &str, today: time::Date) -> Res
     for r in &engine.policy().requesters {
         for p in &engine.policy().purposes {
             let o = outcomes(engine, &space, &points, &r.name, &p.name);
-            let Some(v) = o.get(qualified_field) else { continue };
-            let best = v.iter().copied().max().unwrap_or(FieldTransform::Omit);
+            let Some(v) = o.get(qualified_field) else {
+                continue;
+            };
+            let best = v
+                .iter()
+                .map(|f| f.transform)
+                .max()
+                .unwrap_or(FieldTransform::Omit);
             if best == FieldTransform::Omit {
                 continue;
             }
-            let set: BTreeSet<&Conditions> = points.iter().zip(v).filter(|(_, t)| **t == best).map(|(c, _)| c).collect();
-            out.push(Access { requester: r.name.clone(), purpose: p.name.clone(), best, conditions: space.describe(&set) });
+            let set: BTreeSet<&Conditions> = points
+                .iter()
+                .zip(v)
+                .filter(|(_, f)| f.transform == best)
+                .map(|(c, _)| c)
+                .collect();
+            out.push(Access {
+                requester: r.name.clone(),
+                purpose: p.name.clone(),
+                best,
+                conditions: space.describe(&set),
+            });
         }
     }
     Ok(out)

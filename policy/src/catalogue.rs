@@ -274,7 +274,9 @@ impl Catalogue {
         if !is_name(&department) {
             diag.error(
                 raw.department.span(),
-                format!("department name `{department}` must be lower-case letters, digits, `-` or `_`"),
+                format!(
+                    "department name `{department}` must be lower-case letters, digits, `-` or `_`"
+                ),
             );
         }
         let mut names = BTreeSet::new();
@@ -282,7 +284,10 @@ impl Catalogue {
         for d in raw.datasets {
             let name = d.name.get_ref().clone();
             if !is_name(&name) {
-                diag.error(d.name.span(), format!("dataset name `{name}` must be lower-case letters, digits, `-` or `_`"));
+                diag.error(
+                    d.name.span(),
+                    format!("dataset name `{name}` must be lower-case letters, digits, `-` or `_`"),
+                );
             }
             if !names.insert(name.clone()) {
                 diag.error(d.name.span(), format!("dataset `{name}` is declared twice; give each dataset one `[[dataset]]` table"));
@@ -291,17 +296,33 @@ impl Catalogue {
             for f in d.fields {
                 let fname = f.name.get_ref().clone();
                 if !is_name(&fname) {
-                    diag.error(f.name.span(), format!("field name `{fname}` must be lower-case letters, digits, `-` or `_`"));
+                    diag.error(
+                        f.name.span(),
+                        format!(
+                            "field name `{fname}` must be lower-case letters, digits, `-` or `_`"
+                        ),
+                    );
                 }
                 if fields.iter().any(|g| g.name == fname) {
-                    diag.error(f.name.span(), format!("field `{fname}` is declared twice in dataset `{name}`"));
+                    diag.error(
+                        f.name.span(),
+                        format!("field `{fname}` is declared twice in dataset `{name}`"),
+                    );
                 }
                 let ty = *f.ty.get_ref();
                 if ty == FieldType::Enum && f.values.is_empty() {
-                    diag.error(f.ty.span(), format!("enum field `{fname}` needs `values = [...]`, the values it may hold"));
+                    diag.error(
+                        f.ty.span(),
+                        format!(
+                            "enum field `{fname}` needs `values = [...]`, the values it may hold"
+                        ),
+                    );
                 }
                 if ty != FieldType::Enum && !f.values.is_empty() {
-                    diag.error(f.name.span(), format!("field `{fname}` has `values` but is not of type `enum`"));
+                    diag.error(
+                        f.name.span(),
+                        format!("field `{fname}` has `values` but is not of type `enum`"),
+                    );
                 }
                 let buckets = match f.buckets {
                     Some(b) => {
@@ -327,10 +348,16 @@ impl Catalogue {
                 });
             }
             if fields.is_empty() {
-                diag.error(d.name.span(), format!("dataset `{name}` has no fields; add `[[dataset.field]]` tables"));
+                diag.error(
+                    d.name.span(),
+                    format!("dataset `{name}` has no fields; add `[[dataset.field]]` tables"),
+                );
             }
             let field_ty = |n: &str| fields.iter().find(|f| f.name == n).map(|f| f.ty);
-            let check_ref = |diag: &mut Diagnostics<'_>, what: &str, r: &Spanned<String>, want: Option<FieldType>| {
+            let check_ref = |diag: &mut Diagnostics<'_>,
+                             what: &str,
+                             r: &Spanned<String>,
+                             want: Option<FieldType>| {
                 match field_ty(r.get_ref()) {
                     None => diag.error(r.span(), format!("{what} `{}` is not a field of dataset `{name}`; declare it with `[[dataset.field]]`", r.get_ref())),
                     Some(t) => {
@@ -343,7 +370,12 @@ impl Catalogue {
                 }
             };
             check_ref(&mut diag, "key", &d.key, None);
-            check_ref(&mut diag, "subject", &d.subject, Some(FieldType::ResidentId));
+            check_ref(
+                &mut diag,
+                "subject",
+                &d.subject,
+                Some(FieldType::ResidentId),
+            );
             if let Some(w) = &d.window_start {
                 check_ref(&mut diag, "window_start", w, Some(FieldType::Date));
             } else if d.kind == DatasetKind::Negative {
@@ -488,30 +520,59 @@ class = "negative"
         let text = COURT.replace("key = \"case_no\"", "key = \"case_number\"");
         let err = Catalogue::parse(&text, "court.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("court.toml:7:7: key `case_number` is not a field"), "{msg}");
+        assert!(
+            msg.starts_with("court.toml:7:7: key `case_number` is not a field"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn locates_misspelt_settings() {
-        let text = COURT.replace("kind = \"negative\"", "kind = \"negative\"\nwindow_years = 5");
-        let msg = Catalogue::parse(&text, "court.toml").unwrap_err().to_string();
-        assert!(msg.contains("court.toml:7:1") && msg.contains("unknown field `window_years`"), "{msg}");
+        let text = COURT.replace(
+            "kind = \"negative\"",
+            "kind = \"negative\"\nwindow_years = 5",
+        );
+        let msg = Catalogue::parse(&text, "court.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("court.toml:7:1") && msg.contains("unknown field `window_years`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn the_statutory_window_and_repair_decide_disclosure() {
         let mut c = Catalogue::parse(COURT, "court.toml").unwrap();
         let d = c.datasets.first_mut().unwrap();
-        d.repair = Some(Repair { field: "case_no".into(), repaired: vec!["done".into()] });
+        d.repair = Some(Repair {
+            field: "case_no".into(),
+            repaired: vec!["done".into()],
+        });
         let today = crate::transform::parse_date("2026-11-27").unwrap();
         let mut r = Record::new();
-        r.insert("listed_on".into(), Value::Date(crate::transform::parse_date("2024-01-01").unwrap()));
+        r.insert(
+            "listed_on".into(),
+            Value::Date(crate::transform::parse_date("2024-01-01").unwrap()),
+        );
         r.insert("case_no".into(), Value::Text("A1".into()));
         assert!(d.is_disclosable(&r, today));
-        r.insert("listed_on".into(), Value::Date(crate::transform::parse_date("2023-11-27").unwrap()));
-        assert!(!d.is_disclosable(&r, today), "exactly three years old is outside the window");
-        r.insert("listed_on".into(), Value::Date(crate::transform::parse_date("2025-01-01").unwrap()));
+        r.insert(
+            "listed_on".into(),
+            Value::Date(crate::transform::parse_date("2023-11-27").unwrap()),
+        );
+        assert!(
+            !d.is_disclosable(&r, today),
+            "exactly three years old is outside the window"
+        );
+        r.insert(
+            "listed_on".into(),
+            Value::Date(crate::transform::parse_date("2025-01-01").unwrap()),
+        );
         r.insert("case_no".into(), Value::Text("done".into()));
-        assert!(!d.is_disclosable(&r, today), "repaired records are never disclosed");
+        assert!(
+            !d.is_disclosable(&r, today),
+            "repaired records are never disclosed"
+        );
     }
 }

@@ -155,9 +155,15 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
                 ExitCode::FAILURE
             })
         }
-        PolicyCommand::Diff { old, new, catalogue, at } => {
+        PolicyCommand::Diff {
+            old,
+            new,
+            catalogue,
+            at,
+        } => {
             let today = date_arg(at.as_deref())?;
-            let (old_policy, new_policy) = match (load(&old, &catalogue)?, load(&new, &catalogue)?) {
+            let (old_policy, new_policy) = match (load(&old, &catalogue)?, load(&new, &catalogue)?)
+            {
                 (Ok(o), Ok(n)) => (o, n),
                 (Err(e), _) | (_, Err(e)) => return Ok(report_errors(&e)),
             };
@@ -165,18 +171,42 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             print!("{}", render_diff(&old_engine, &new_engine, today));
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Explain { policy, requester, purpose, view, dataset, legal_basis, consent, at, catalogue } => {
+        PolicyCommand::Explain {
+            policy,
+            requester,
+            purpose,
+            view,
+            dataset,
+            legal_basis,
+            consent,
+            at,
+            catalogue,
+        } => {
             let today = date_arg(at.as_deref())?;
             let policy = match load(&policy, &catalogue)? {
                 Ok(p) => p,
                 Err(errors) => return Ok(report_errors(&errors)),
             };
             let engine = policy.compile();
-            let ask = Ask { requester: &requester, purpose: &purpose, legal_basis: legal_basis.as_deref(), consent: consent.as_deref(), today };
-            print!("{}", render_explain(&engine, &ask, view.as_deref(), dataset.as_deref()));
+            let ask = Ask {
+                requester: &requester,
+                purpose: &purpose,
+                legal_basis: legal_basis.as_deref(),
+                consent: consent.as_deref(),
+                today,
+            };
+            print!(
+                "{}",
+                render_explain(&engine, &ask, view.as_deref(), dataset.as_deref())
+            );
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::WhoCan { field, policy, catalogue, at } => {
+        PolicyCommand::WhoCan {
+            field,
+            policy,
+            catalogue,
+            at,
+        } => {
             let today = date_arg(at.as_deref())?;
             let policy = match load(&policy, &catalogue)? {
                 Ok(p) => p,
@@ -200,7 +230,8 @@ fn report_errors(errors: &LocatedErrors) -> ExitCode {
 
 fn date_arg(at: Option<&str>) -> Result<time::Date, BoxError> {
     match at {
-        Some(s) => parse_date(s).ok_or_else(|| format!("`--at {s}` is not a date; write it as YYYY-MM-DD").into()),
+        Some(s) => parse_date(s)
+            .ok_or_else(|| format!("`--at {s}` is not a date; write it as YYYY-MM-DD").into()),
         None => {
             // Changsha is UTC+8 all year.
             let offset = time::UtcOffset::from_hms(8, 0, 0).map_err(|e| e.to_string())?;
@@ -210,12 +241,16 @@ fn date_arg(at: Option<&str>) -> Result<time::Date, BoxError> {
 }
 
 fn read(path: &Path) -> Result<String, BoxError> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()).into())
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()).into())
 }
 
 /// Reads the policy file and its catalogue directory; `Ok(Err(_))` is a policy or
 /// catalogue with located errors, `Err(_)` a file that could not be read.
-pub fn load(file: &Path, catalogue: &CatalogueArg) -> Result<Result<Policy, LocatedErrors>, BoxError> {
+pub fn load(
+    file: &Path,
+    catalogue: &CatalogueArg,
+) -> Result<Result<Policy, LocatedErrors>, BoxError> {
     let text = read(file)?;
     let file_name = file.display().to_string();
     let dir = match &catalogue.catalogue {
@@ -242,7 +277,8 @@ fn catalogue_dir_named(text: &str) -> Option<String> {
 
 /// Reads every `*.toml` in `dir` as one department's catalogue.
 pub fn load_federation(dir: &Path) -> Result<Result<Federation, LocatedErrors>, BoxError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read catalogue directory `{}`: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read catalogue directory `{}`: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -250,7 +286,11 @@ pub fn load_federation(dir: &Path) -> Result<Result<Federation, LocatedErrors>, 
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(format!("catalogue directory `{}` has no `*.toml` catalogues", dir.display()).into());
+        return Err(format!(
+            "catalogue directory `{}` has no `*.toml` catalogues",
+            dir.display()
+        )
+        .into());
     }
     let mut catalogues = Vec::new();
     let mut errors = Vec::new();
@@ -275,7 +315,10 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
     let changes = analysis::diff(old, new, today);
     let (gains, losses): (Vec<_>, Vec<_>) = changes.iter().partition(|c| c.is_gain());
     if changes.is_empty() {
-        let _ = writeln!(out, "no change in access: every requester gets exactly what it got before");
+        let _ = writeln!(
+            out,
+            "no change in access: every requester gets exactly what it got before"
+        );
     }
     if !gains.is_empty() {
         let _ = writeln!(out, "\ngains ({}):", gains.len());
@@ -310,7 +353,9 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
     }
     for p in &n.purposes {
         if let Some(old_p) = o.purposes.iter().find(|x| x.name == p.name) {
-            if old_p.legal_basis_required != p.legal_basis_required || old_p.consent_required != p.consent_required {
+            if old_p.legal_basis_required != p.legal_basis_required
+                || old_p.consent_required != p.consent_required
+            {
                 other.push(format!(
                     "purpose {} now requires: legal basis {}, consent {}",
                     p.name,
@@ -323,7 +368,9 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
     for v in &n.views {
         match o.views.iter().find(|x| x.name == v.name) {
             None => other.push(format!("view {} is new", v.name)),
-            Some(old_v) if old_v != v => other.push(format!("view {} changes its definition", v.name)),
+            Some(old_v) if old_v != v => {
+                other.push(format!("view {} changes its definition", v.name))
+            }
             Some(_) => {}
         }
     }
@@ -364,7 +411,13 @@ pub struct Ask<'a> {
     pub today: time::Date,
 }
 
-fn explain_field(out: &mut String, engine: &Engine, ask: &Ask<'_>, fd: &FieldDecision<'_>, indent: &str) {
+fn explain_field(
+    out: &mut String,
+    engine: &Engine,
+    ask: &Ask<'_>,
+    fd: &FieldDecision<'_>,
+    indent: &str,
+) {
     let window = fd
         .records_after
         .map(|d| format!(", only records dated after {}", iso_date::format(d)))
@@ -373,7 +426,9 @@ fn explain_field(out: &mut String, engine: &Engine, ask: &Ask<'_>, fd: &FieldDec
     let _ = writeln!(out, "{indent}    {}", fd.explanation());
     let consent = ask.consent.is_some_and(|c| !c.trim().is_empty());
     for &ri in fd.matched {
-        let Some(rule) = engine.rules().get(ri as usize) else { continue };
+        let Some(rule) = engine.rules().get(ri as usize) else {
+            continue;
+        };
         let holds = rule.conditions_hold(ask.legal_basis, consent, ask.today);
         let what = match rule.effect {
             crate::policy::Effect::Deny => "deny".to_owned(),
@@ -385,12 +440,21 @@ fn explain_field(out: &mut String, engine: &Engine, ask: &Ask<'_>, fd: &FieldDec
         } else {
             format!("does not apply: needs {cond}")
         };
-        let _ = writeln!(out, "{indent}    - `{}` ({what}, {}) {status}", rule.id, rule.location);
+        let _ = writeln!(
+            out,
+            "{indent}    - `{}` ({what}, {}) {status}",
+            rule.id, rule.location
+        );
     }
 }
 
 /// Renders `fedq policy explain`.
-pub fn render_explain(engine: &Engine, ask: &Ask<'_>, view: Option<&str>, dataset: Option<&str>) -> String {
+pub fn render_explain(
+    engine: &Engine,
+    ask: &Ask<'_>,
+    view: Option<&str>,
+    dataset: Option<&str>,
+) -> String {
     let mut out = String::new();
     let p = engine.policy();
     let _ = writeln!(
@@ -399,10 +463,22 @@ pub fn render_explain(engine: &Engine, ask: &Ask<'_>, view: Option<&str>, datase
         ask.requester,
         ask.purpose,
         iso_date::format(ask.today),
-        ask.legal_basis.map_or("no legal basis cited".to_owned(), |b| format!("citing `{b}`")),
-        if ask.consent.is_some() { "with consent" } else { "without consent" }
+        ask.legal_basis
+            .map_or("no legal basis cited".to_owned(), |b| format!(
+                "citing `{b}`"
+            )),
+        if ask.consent.is_some() {
+            "with consent"
+        } else {
+            "without consent"
+        }
     );
-    let _ = writeln!(out, "policy version {} (sha256 {})\n", p.version, p.content_hash.get(..16).unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "policy version {} (sha256 {})\n",
+        p.version,
+        p.content_hash.get(..16).unwrap_or_default()
+    );
     if let Some(view) = view {
         match engine.decide_view(&ViewRequest {
             requester: ask.requester,
@@ -416,14 +492,22 @@ pub fn render_explain(engine: &Engine, ask: &Ask<'_>, view: Option<&str>, datase
                 let _ = writeln!(out, "refused: {refusal}");
             }
             Ok(v) => {
-                let _ = writeln!(out, "view {} ({:?}): {}", v.view.name, v.view.kind, v.view.description);
+                let _ = writeln!(
+                    out,
+                    "view {} ({:?}): {}",
+                    v.view.name, v.view.kind, v.view.description
+                );
                 for s in &v.sources {
                     let _ = writeln!(
                         out,
                         "\n  {} — {}: {}",
                         s.decision.dataset.qualified,
                         s.source.label,
-                        if s.satisfied { "gets everything the view needs" } else { "does NOT get everything the view needs; the view reports this source as unverified" }
+                        if s.satisfied {
+                            "gets everything the view needs"
+                        } else {
+                            "does NOT get everything the view needs; the view reports this source as unverified"
+                        }
                     );
                     for (fd, (_, need)) in s.decision.fields.iter().zip(&s.source.needs) {
                         let _ = writeln!(out, "    (view needs {})", need);
@@ -446,7 +530,12 @@ pub fn render_explain(engine: &Engine, ask: &Ask<'_>, view: Option<&str>, datase
                 let _ = writeln!(out, "refused: {refusal}");
             }
             Ok(d) => {
-                let _ = writeln!(out, "dataset {} ({} fields):", d.dataset.qualified, d.fields.len());
+                let _ = writeln!(
+                    out,
+                    "dataset {} ({} fields):",
+                    d.dataset.qualified,
+                    d.fields.len()
+                );
                 for fd in &d.fields {
                     explain_field(&mut out, engine, ask, fd, "  ");
                 }
@@ -469,14 +558,25 @@ pub fn render_who_can(field: &str, access: &[analysis::Access]) -> String {
     }
     let _ = writeln!(out, "{field} can be seen by:");
     for a in access {
-        let when = a.conditions.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+        let when = a
+            .conditions
+            .as_ref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
         let _ = writeln!(out, "  {} for {}: {}{when}", a.requester, a.purpose, a.best);
     }
-    let clear = by_form.get(&crate::transform::FieldTransform::Clear).copied().unwrap_or(0);
+    let clear = by_form
+        .get(&crate::transform::FieldTransform::Clear)
+        .copied()
+        .unwrap_or(0);
     let _ = writeln!(
         out,
         "in clear: {}",
-        if clear == 0 { "nobody".to_owned() } else { format!("{clear} requester/purpose pair(s)") }
+        if clear == 0 {
+            "nobody".to_owned()
+        } else {
+            format!("{clear} requester/purpose pair(s)")
+        }
     );
     out
 }

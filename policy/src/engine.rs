@@ -16,7 +16,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::Serialize;
 
 use crate::catalogue::{Dataset, Field};
-use crate::policy::{Effect, Policy, Rule, View, ViewSource};
+use crate::policy::{Effect, Policy, RecordAge, Rule, View, ViewSource};
 use crate::transform::FieldTransform;
 
 /// FNV-1a: the decision path hashes a few short names per request, where SipHash's
@@ -101,7 +101,9 @@ pub enum Refusal {
         allowed: String,
     },
     /// The purpose requires a legal basis and none was cited.
-    #[error("purpose `{purpose}` requires a legal basis; cite one with the request ({description})")]
+    #[error(
+        "purpose `{purpose}` requires a legal basis; cite one with the request ({description})"
+    )]
     LegalBasisRequired {
         /// Purpose.
         purpose: String,
@@ -161,6 +163,8 @@ pub struct FieldDecision<'e> {
     /// Records dated on or before this date are not released for this field (a limit's
     /// record-age window); the statutory window is applied regardless.
     pub records_after: Option<time::Date>,
+    /// The record-age window that set `records_after`, as written in the policy.
+    pub max_record_age: Option<RecordAge>,
     /// Why.
     pub reason: Reason<'e>,
     /// Every rule whose subject matches (requester, purpose, dataset, field), whether or
@@ -175,7 +179,10 @@ impl FieldDecision<'_> {
             Reason::Granted(r) => format!("granted by `{}`: {}", r.id, r.rationale),
             Reason::Limited(r) => format!("limited by `{}`: {}", r.id, r.rationale),
             Reason::Denied(r) => format!("denied by `{}`: {}", r.id, r.rationale),
-            Reason::NoGrant => "no rule grants this field to this requester for this purpose (default deny)".to_owned(),
+            Reason::NoGrant => {
+                "no rule grants this field to this requester for this purpose (default deny)"
+                    .to_owned()
+            }
         }
     }
 }
@@ -198,7 +205,9 @@ pub struct DatasetDecision<'e> {
 impl DatasetDecision<'_> {
     /// Whether anything at all is released.
     pub fn releases_anything(&self) -> bool {
-        self.fields.iter().any(|f| f.transform != FieldTransform::Omit)
+        self.fields
+            .iter()
+            .any(|f| f.transform != FieldTransform::Omit)
     }
 }
 
@@ -282,17 +291,25 @@ impl Engine {
     pub fn new(mut policy: Policy) -> Engine {
         policy.rules.sort_by(|a, b| a.id.cmp(&b.id));
         let datasets: Vec<Dataset> = policy.federation.datasets().cloned().collect();
-        let (nr, np, nd) = (policy.requesters.len(), policy.purposes.len(), datasets.len());
+        let (nr, np, nd) = (
+            policy.requesters.len(),
+            policy.purposes.len(),
+            datasets.len(),
+        );
         let mut build: FnvMap<usize, Vec<FieldBuild>> = FnvMap::default();
         for (ri, rule) in policy.rules.iter().enumerate() {
             let ri = u32::try_from(ri).unwrap_or(NONE);
             for &r in &rule.requesters {
                 for &p in &rule.purposes {
                     for (d, fields) in &rule.targets {
-                        let Some(dataset) = datasets.get(*d) else { continue };
-                        let cell = build
-                            .entry((r * np + p) * nd + d)
-                            .or_insert_with(|| (0..dataset.fields.len()).map(|_| FieldBuild::default()).collect());
+                        let Some(dataset) = datasets.get(*d) else {
+                            continue;
+                        };
+                        let cell = build.entry((r * np + p) * nd + d).or_insert_with(|| {
+                            (0..dataset.fields.len())
+                                .map(|_| FieldBuild::default())
+                                .collect()
+                        });
                         for &f in fields {
                             if let Some(fb) = cell.get_mut(f) {
                                 fb.matched.push(ri);
@@ -310,7 +327,9 @@ impl Engine {
         let mut keys: Vec<usize> = build.keys().copied().collect();
         keys.sort_unstable();
         for key in keys {
-            let Some(fields) = build.remove(&key) else { continue };
+            let Some(fields) = build.remove(&key) else {
+                continue;
+            };
             let compiled: Vec<FieldCell> = fields
                 .into_iter()
                 .map(|fb| {
@@ -324,7 +343,9 @@ impl Engine {
                         matched: (0, 0),
                     };
                     for &ri in &fb.matched {
-                        let Some(rule) = policy.rules.get(ri as usize) else { continue };
+                        let Some(rule) = policy.rules.get(ri as usize) else {
+                            continue;
+                        };
                         if rule.is_conditional() {
                             continue;
                         }
@@ -344,7 +365,11 @@ impl Engine {
             }
         }
         let index = |names: Vec<&str>| -> FnvMap<String, u32> {
-            names.into_iter().enumerate().map(|(i, n)| (n.to_owned(), i as u32)).collect()
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_owned(), i as u32))
+                .collect()
         };
         Engine {
             requester_index: index(policy.requesters.iter().map(|r| r.name.as_str()).collect()),
@@ -352,7 +377,13 @@ impl Engine {
             dataset_index: index(datasets.iter().map(|d| d.qualified.as_str()).collect()),
             field_index: datasets
                 .iter()
-                .map(|d| d.fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i as u16)).collect())
+                .map(|d| {
+                    d.fields
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| (f.name.clone(), i as u16))
+                        .collect()
+                })
                 .collect(),
             datasets,
             cells,
@@ -391,13 +422,20 @@ impl Engine {
         let r = *self
             .requester_index
             .get(requester)
-            .ok_or_else(|| Refusal::UnknownRequester { requester: requester.to_owned() })? as usize;
+            .ok_or_else(|| Refusal::UnknownRequester {
+                requester: requester.to_owned(),
+            })? as usize;
         let p = *self
             .purpose_index
             .get(purpose)
-            .ok_or_else(|| Refusal::UnknownPurpose { purpose: purpose.to_owned() })? as usize;
-        let (Some(req), Some(pur)) = (self.policy.requesters.get(r), self.policy.purposes.get(p)) else {
-            return Err(Refusal::UnknownRequester { requester: requester.to_owned() });
+            .ok_or_else(|| Refusal::UnknownPurpose {
+                purpose: purpose.to_owned(),
+            })? as usize;
+        let (Some(req), Some(pur)) = (self.policy.requesters.get(r), self.policy.purposes.get(p))
+        else {
+            return Err(Refusal::UnknownRequester {
+                requester: requester.to_owned(),
+            });
         };
         if !req.purposes.contains(&p) {
             return Err(Refusal::PurposeNotAllowed {
@@ -428,13 +466,18 @@ impl Engine {
 
     /// Decides one dataset request: per requested field, the transform to apply.
     pub fn decide(&self, req: &DecisionRequest<'_>) -> Result<DatasetDecision<'_>, Refusal> {
-        let (r, p) = self.check_request(req.requester, req.purpose, req.legal_basis, req.consent)?;
+        let (r, p) =
+            self.check_request(req.requester, req.purpose, req.legal_basis, req.consent)?;
         let d = *self
             .dataset_index
             .get(req.dataset)
-            .ok_or_else(|| Refusal::UnknownDataset { dataset: req.dataset.to_owned() })? as usize;
+            .ok_or_else(|| Refusal::UnknownDataset {
+                dataset: req.dataset.to_owned(),
+            })? as usize;
         let (Some(dataset), Some(names)) = (self.datasets.get(d), self.field_index.get(d)) else {
-            return Err(Refusal::UnknownDataset { dataset: req.dataset.to_owned() });
+            return Err(Refusal::UnknownDataset {
+                dataset: req.dataset.to_owned(),
+            });
         };
         let cell = self
             .cells
@@ -447,7 +490,13 @@ impl Engine {
         });
         let mut push = |fi: usize| {
             if let Some(field) = dataset.fields.get(fi) {
-                fields.push(self.decide_field(field, cell.and_then(|c| c.get(fi)), req.legal_basis, consent, req.now));
+                fields.push(self.decide_field(
+                    field,
+                    cell.and_then(|c| c.get(fi)),
+                    req.legal_basis,
+                    consent,
+                    req.now,
+                ));
             }
         };
         match req.fields {
@@ -484,21 +533,28 @@ impl Engine {
                 field,
                 transform: FieldTransform::Omit,
                 records_after: None,
+                max_record_age: None,
                 reason: Reason::NoGrant,
                 matched: &[],
             };
         };
         let mut c = *cell;
         let mut records_after: Option<time::Date> = None;
+        let mut max_record_age: Option<RecordAge> = None;
         for &ri in slice(&self.pool, cell.cond) {
-            let Some(rule) = self.policy.rules.get(ri as usize) else { continue };
+            let Some(rule) = self.policy.rules.get(ri as usize) else {
+                continue;
+            };
             if !rule.conditions_hold(legal_basis, consent, today) {
                 continue;
             }
             fold(&mut c, ri, rule);
             if let (Effect::Limit, Some(age)) = (rule.effect, rule.max_record_age) {
                 let cutoff = age.cutoff(today);
-                records_after = Some(records_after.map_or(cutoff, |a| a.max(cutoff)));
+                if records_after.is_none_or(|a| cutoff > a) {
+                    records_after = Some(cutoff);
+                    max_record_age = Some(age);
+                }
             }
         }
         let rule = |i: u32| self.policy.rules.get(i as usize);
@@ -516,7 +572,16 @@ impl Engine {
         FieldDecision {
             field,
             transform,
-            records_after: if transform == FieldTransform::Omit { None } else { records_after },
+            records_after: if transform == FieldTransform::Omit {
+                None
+            } else {
+                records_after
+            },
+            max_record_age: if transform == FieldTransform::Omit {
+                None
+            } else {
+                max_record_age
+            },
             reason,
             matched: slice(&self.pool, cell.matched),
         }
@@ -530,11 +595,15 @@ impl Engine {
             .views
             .iter()
             .find(|v| v.name == req.view)
-            .ok_or_else(|| Refusal::UnknownView { view: req.view.to_owned() })?;
+            .ok_or_else(|| Refusal::UnknownView {
+                view: req.view.to_owned(),
+            })?;
         let mut sources = Vec::with_capacity(view.sources.len());
         for source in &view.sources {
             let Some(dataset) = self.datasets.get(source.dataset) else {
-                return Err(Refusal::UnknownDataset { dataset: source.dataset_name.clone() });
+                return Err(Refusal::UnknownDataset {
+                    dataset: source.dataset_name.clone(),
+                });
             };
             let names: Vec<&str> = source
                 .needs
@@ -559,10 +628,19 @@ impl Engine {
                 fd.transform = fd.transform.min(need);
                 if let Some(age) = source.max_record_age {
                     let cutoff = age.cutoff(req.now);
-                    fd.records_after = Some(fd.records_after.map_or(cutoff, |a| a.max(cutoff)));
+                    if fd.transform != FieldTransform::Omit
+                        && fd.records_after.is_none_or(|a| cutoff > a)
+                    {
+                        fd.records_after = Some(cutoff);
+                        fd.max_record_age = Some(age);
+                    }
                 }
             }
-            sources.push(SourceDecision { source, decision, satisfied });
+            sources.push(SourceDecision {
+                source,
+                decision,
+                satisfied,
+            });
         }
         Ok(ViewDecision { view, sources })
     }

@@ -24,7 +24,10 @@ pub mod transform;
 pub mod views;
 
 pub use catalogue::{Catalogue, Dataset, Federation, Field, FieldClass, FieldType, Record};
-pub use engine::{DatasetDecision, DecisionRequest, Engine, FieldDecision, FieldSelection, Reason, Refusal, ViewDecision, ViewRequest};
+pub use engine::{
+    DatasetDecision, DecisionRequest, Engine, FieldDecision, FieldSelection, Reason, Refusal,
+    ViewDecision, ViewRequest,
+};
 pub use location::{LocatedError, LocatedErrors, Location};
 pub use minimize::{minimize, MinimizedAnswer, Summary};
 pub use policy::Policy;

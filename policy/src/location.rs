@@ -133,6 +133,9 @@ mod tests {
         let at = Location::of("f.toml", text, text.find('=').unwrap());
         assert_eq!(at.to_string(), "f.toml:1:3");
         let second = text.rfind('=').unwrap();
-        assert_eq!(Location::of("f.toml", text, second).to_string(), "f.toml:2:3");
+        assert_eq!(
+            Location::of("f.toml", text, second).to_string(),
+            "f.toml:2:3"
+        );
     }
 }

@@ -75,10 +75,16 @@ pub fn minimize(decision: &DatasetDecision<'_>, records: &[Record]) -> Minimized
     for record in disclosable {
         let mut out = BTreeMap::new();
         for fd in &decision.fields {
-            if fd.transform == FieldTransform::Omit || fd.transform.is_aggregate() || !in_window(dataset, fd, record) {
+            if fd.transform == FieldTransform::Omit
+                || fd.transform.is_aggregate()
+                || !in_window(dataset, fd, record)
+            {
                 continue;
             }
-            if let Some(v) = record.get(&fd.field.name).and_then(|v| fd.transform.apply(v, fd.field)) {
+            if let Some(v) = record
+                .get(&fd.field.name)
+                .and_then(|v| fd.transform.apply(v, fd.field))
+            {
                 out.insert(fd.field.name.clone(), v);
             }
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::catalogue::{FieldClass, Federation};
+use crate::catalogue::{Federation, FieldClass};
 use crate::location::{Diagnostics, LocatedErrors, Location};
 use crate::transform::FieldTransform;
 
@@ -37,7 +37,7 @@ impl Effect {
 }
 
 /// A record-age window (on top of the statutory window the node always applies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordAge {
     /// At most this many years old.
     Years(u32),
@@ -81,7 +81,8 @@ impl RecordAge {
         let month = u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1);
         let month = time::Month::try_from(month).unwrap_or(time::Month::January);
         let last = time::util::days_in_month(month, year);
-        time::Date::from_calendar_date(year, month, today.day().min(last)).unwrap_or(time::Date::MIN)
+        time::Date::from_calendar_date(year, month, today.day().min(last))
+            .unwrap_or(time::Date::MIN)
     }
 }
 
@@ -180,7 +181,12 @@ pub struct WrittenSubject {
 
 impl Rule {
     /// Whether the request-dependent conditions hold (validity dates, legal basis, consent).
-    pub fn conditions_hold(&self, legal_basis: Option<&str>, consent: bool, today: time::Date) -> bool {
+    pub fn conditions_hold(
+        &self,
+        legal_basis: Option<&str>,
+        consent: bool,
+        today: time::Date,
+    ) -> bool {
         self.valid_on(today)
             && (self.legal_basis.is_empty()
                 || legal_basis.is_some_and(|b| self.legal_basis.iter().any(|l| l == b)))
@@ -207,7 +213,11 @@ impl Rule {
         if !self.legal_basis.is_empty() {
             parts.push(format!(
                 "citing {}",
-                self.legal_basis.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(" or ")
+                self.legal_basis
+                    .iter()
+                    .map(|b| format!("`{b}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ));
         }
         if self.consent {
@@ -520,15 +530,24 @@ struct RawTest {
     expect: RawExpect,
 }
 
-fn date_of(diag: &mut Diagnostics<'_>, d: &Spanned<toml::value::Datetime>, what: &str) -> Option<time::Date> {
+fn date_of(
+    diag: &mut Diagnostics<'_>,
+    d: &Spanned<toml::value::Datetime>,
+    what: &str,
+) -> Option<time::Date> {
     let v = d.get_ref();
     match (v.date, v.time) {
         (Some(date), None) => {
             let month = time::Month::try_from(date.month).ok();
-            month.and_then(|m| time::Date::from_calendar_date(i32::from(date.year), m, date.day).ok())
+            month.and_then(|m| {
+                time::Date::from_calendar_date(i32::from(date.year), m, date.day).ok()
+            })
         }
         _ => {
-            diag.error(d.span(), format!("`{what}` must be a plain date like 2026-01-01, without a time"));
+            diag.error(
+                d.span(),
+                format!("`{what}` must be a plain date like 2026-01-01, without a time"),
+            );
             None
         }
     }
@@ -543,7 +562,11 @@ impl Policy {
     /// Parses and validates a policy against the federation's catalogues. Every unknown
     /// name (dataset, field, class, purpose, requester, role, view, transform) is an
     /// error located at `file:line:column`; all errors are reported at once.
-    pub fn parse(text: &str, file_name: &str, federation: &Federation) -> Result<Policy, LocatedErrors> {
+    pub fn parse(
+        text: &str,
+        file_name: &str,
+        federation: &Federation,
+    ) -> Result<Policy, LocatedErrors> {
         let raw: RawPolicy =
             toml::from_str(text).map_err(|e| Diagnostics::from_toml(file_name, text, &e))?;
         let mut diag = Diagnostics::new(file_name, text);
@@ -554,7 +577,10 @@ impl Policy {
             RawVersion::Number(n) => n.to_string(),
         };
         if version.trim().is_empty() {
-            diag.error(raw.version.span(), "`version` must not be empty; it is written into every audit entry");
+            diag.error(
+                raw.version.span(),
+                "`version` must not be empty; it is written into every audit entry",
+            );
         }
 
         // Purposes.
@@ -572,7 +598,13 @@ impl Policy {
             });
         }
         let purpose_index = |n: &str| purposes.iter().position(|p| p.name == n);
-        let purpose_names = || purposes.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        let purpose_names = || {
+            purposes
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
 
         // Requesters.
         let mut requesters: Vec<Requester> = Vec::new();
@@ -586,19 +618,32 @@ impl Policy {
                 }
             };
             if requesters.iter().any(|q| &q.name == name) {
-                diag.error(r.name.span(), format!("requester `{name}` is declared twice"));
+                diag.error(
+                    r.name.span(),
+                    format!("requester `{name}` is declared twice"),
+                );
             }
             let mut ps = Vec::new();
             for p in &r.purposes {
                 match purpose_index(p.get_ref()) {
                     Some(i) => ps.push(i),
-                    None => diag.error(p.span(), format!("unknown purpose `{}`; declared purposes are: {}", p.get_ref(), purpose_names())),
+                    None => diag.error(
+                        p.span(),
+                        format!(
+                            "unknown purpose `{}`; declared purposes are: {}",
+                            p.get_ref(),
+                            purpose_names()
+                        ),
+                    ),
                 }
             }
-            let rate_limit = r.rate_limit.as_ref().map_or(RateLimit::default(), |l| RateLimit {
-                per_minute: l.per_minute,
-                per_day: l.per_day,
-            });
+            let rate_limit = r
+                .rate_limit
+                .as_ref()
+                .map_or(RateLimit::default(), |l| RateLimit {
+                    per_minute: l.per_minute,
+                    per_day: l.per_day,
+                });
             requesters.push(Requester {
                 name: name.clone(),
                 agency,
@@ -608,7 +653,13 @@ impl Policy {
                 rate_limit,
             });
         }
-        let requester_names = || requesters.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ");
+        let requester_names = || {
+            requesters
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
 
         // Rules.
         let mut rules = Vec::new();
@@ -616,7 +667,10 @@ impl Policy {
         for r in &raw.rules {
             let id = r.id.get_ref().clone();
             if !ids.insert(id.clone()) {
-                diag.error(r.id.span(), format!("rule id `{id}` is used twice; every rule needs its own id"));
+                diag.error(
+                    r.id.span(),
+                    format!("rule id `{id}` is used twice; every rule needs its own id"),
+                );
             }
             let effect = *r.effect.get_ref();
             let loc = diag.at(r.id.span());
@@ -718,13 +772,18 @@ impl Policy {
                     None => diag.error(c.span(), format!("unknown field class `{}`; expected identifier, basic, negative, positive or sensitive", c.get_ref())),
                 }
             }
-            let all_fields = r.fields.as_ref().is_some_and(|f| f.iter().any(|x| x.get_ref() == "*"));
+            let all_fields = r
+                .fields
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|x| x.get_ref() == "*"));
             if r.fields.is_none() && r.classes.is_none() {
                 diag.error(r.id.span(), format!("rule `{id}` names no fields; add `fields = [...]` or `classes = [...]` (use `fields = [\"*\"]` for every field)"));
             }
             let mut targets = Vec::new();
             for &d in &ds {
-                let Some(dataset) = datasets.get(d) else { continue };
+                let Some(dataset) = datasets.get(d) else {
+                    continue;
+                };
                 let mut fs = Vec::new();
                 for (i, f) in dataset.fields.iter().enumerate() {
                     if all_fields || classes.contains(&f.class) {
@@ -735,7 +794,20 @@ impl Policy {
                     for f in r.fields.iter().flatten() {
                         match dataset.field_index(f.get_ref()) {
                             Some(i) => fs.push(i),
-                            None => diag.error(f.span(), format!("unknown field `{}` in dataset `{}`; its fields are: {}", f.get_ref(), dataset.qualified, dataset.fields.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", "))),
+                            None => diag.error(
+                                f.span(),
+                                format!(
+                                    "unknown field `{}` in dataset `{}`; its fields are: {}",
+                                    f.get_ref(),
+                                    dataset.qualified,
+                                    dataset
+                                        .fields
+                                        .iter()
+                                        .map(|x| x.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            ),
                         }
                     }
                 }
@@ -746,10 +818,22 @@ impl Policy {
                 }
             }
             if let Some(f) = &r.fields {
-                what_text.push(format!("fields {}", f.iter().map(|x| x.get_ref().as_str()).collect::<Vec<_>>().join(", ")));
+                what_text.push(format!(
+                    "fields {}",
+                    f.iter()
+                        .map(|x| x.get_ref().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             if let Some(c) = &r.classes {
-                what_text.push(format!("classes {}", c.iter().map(|x| x.get_ref().as_str()).collect::<Vec<_>>().join(", ")));
+                what_text.push(format!(
+                    "classes {}",
+                    c.iter()
+                        .map(|x| x.get_ref().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
 
             // Transform.
@@ -777,9 +861,16 @@ impl Policy {
             if effect != Effect::Deny && !all_fields {
                 for f in r.fields.iter().flatten() {
                     for (d, _) in &targets {
-                        let Some(field) = datasets.get(*d).and_then(|ds| ds.field(f.get_ref())) else { continue };
+                        let Some(field) = datasets.get(*d).and_then(|ds| ds.field(f.get_ref()))
+                        else {
+                            continue;
+                        };
                         if !transform.applies_to(field) {
-                            let fits: Vec<&str> = FieldTransform::ALL.iter().filter(|t| t.applies_to(field)).map(|t| t.name()).collect();
+                            let fits: Vec<&str> = FieldTransform::ALL
+                                .iter()
+                                .filter(|t| t.applies_to(field))
+                                .map(|t| t.name())
+                                .collect();
                             diag.error(f.span(), format!(
                                 "`{transform}` does not apply to field `{}` ({}) and would release it only as `{}`; use one that fits: {}",
                                 f.get_ref(),
@@ -812,11 +903,24 @@ impl Policy {
                 }
                 parsed
             });
-            let valid_from = r.valid_from.as_ref().and_then(|d| date_of(&mut diag, d, "valid_from"));
-            let valid_until = r.valid_until.as_ref().and_then(|d| date_of(&mut diag, d, "valid_until"));
-            if let (Some(f), Some(u), Some(span)) = (valid_from, valid_until, r.valid_until.as_ref().map(|s| s.span())) {
+            let valid_from = r
+                .valid_from
+                .as_ref()
+                .and_then(|d| date_of(&mut diag, d, "valid_from"));
+            let valid_until = r
+                .valid_until
+                .as_ref()
+                .and_then(|d| date_of(&mut diag, d, "valid_until"));
+            if let (Some(f), Some(u), Some(span)) = (
+                valid_from,
+                valid_until,
+                r.valid_until.as_ref().map(|s| s.span()),
+            ) {
                 if u < f {
-                    diag.error(span, "`valid_until` is before `valid_from`; the rule would never apply");
+                    diag.error(
+                        span,
+                        "`valid_until` is before `valid_from`; the rule would never apply",
+                    );
                 }
             }
             let rationale = match &r.rationale {
@@ -862,13 +966,24 @@ impl Policy {
             }
             let mut sources: Vec<ViewSource> = Vec::new();
             for s in &v.sources {
-                let Some(di) = datasets.iter().position(|x| &x.qualified == s.dataset.get_ref()) else {
+                let Some(di) = datasets
+                    .iter()
+                    .position(|x| &x.qualified == s.dataset.get_ref())
+                else {
                     diag.error(s.dataset.span(), format!("unknown dataset `{}` in view `{name}`; expected `department.dataset` from the catalogue", s.dataset.get_ref()));
                     continue;
                 };
-                let Some(dataset) = datasets.get(di) else { continue };
+                let Some(dataset) = datasets.get(di) else {
+                    continue;
+                };
                 if sources.iter().any(|x| x.dataset == di) {
-                    diag.error(s.dataset.span(), format!("dataset `{}` appears twice in view `{name}`", dataset.qualified));
+                    diag.error(
+                        s.dataset.span(),
+                        format!(
+                            "dataset `{}` appears twice in view `{name}`",
+                            dataset.qualified
+                        ),
+                    );
                 }
                 let mut needs = Vec::new();
                 for (fname, t) in s.needs.get_ref() {
@@ -885,9 +1000,27 @@ impl Policy {
                 let mut field_ref = |r: &Option<Spanned<String>>, what: &str| -> Option<String> {
                     let r = r.as_ref()?;
                     if dataset.field_index(r.get_ref()).is_none() {
-                        diag.error(r.span(), format!("`{what}` names unknown field `{}` of dataset `{}`", r.get_ref(), dataset.qualified));
-                    } else if !needs.iter().any(|(fi, _)| dataset.fields.get(*fi).is_some_and(|f| &f.name == r.get_ref())) {
-                        diag.error(r.span(), format!("`{what}` field `{}` must also be listed in `needs`", r.get_ref()));
+                        diag.error(
+                            r.span(),
+                            format!(
+                                "`{what}` names unknown field `{}` of dataset `{}`",
+                                r.get_ref(),
+                                dataset.qualified
+                            ),
+                        );
+                    } else if !needs.iter().any(|(fi, _)| {
+                        dataset
+                            .fields
+                            .get(*fi)
+                            .is_some_and(|f| &f.name == r.get_ref())
+                    }) {
+                        diag.error(
+                            r.span(),
+                            format!(
+                                "`{what}` field `{}` must also be listed in `needs`",
+                                r.get_ref()
+                            ),
+                        );
                     }
                     Some(r.get_ref().clone())
                 };
@@ -895,12 +1028,28 @@ impl Policy {
                 let until = field_ref(&s.until, "until");
                 let active_if = s.active_if.as_ref().map(|a| {
                     if dataset.field_index(a.field.get_ref()).is_none() {
-                        diag.error(a.field.span(), format!("`active_if` names unknown field `{}` of dataset `{}`", a.field.get_ref(), dataset.qualified));
+                        diag.error(
+                            a.field.span(),
+                            format!(
+                                "`active_if` names unknown field `{}` of dataset `{}`",
+                                a.field.get_ref(),
+                                dataset.qualified
+                            ),
+                        );
                     }
-                    ActiveIf { field: a.field.get_ref().clone(), values: a.values.clone() }
+                    ActiveIf {
+                        field: a.field.get_ref().clone(),
+                        values: a.values.clone(),
+                    }
                 });
                 if kind == ViewKind::Blacklist && since.is_none() {
-                    diag.error(s.dataset.span(), format!("a blacklist source needs `since`, the listing date field of `{}`", dataset.qualified));
+                    diag.error(
+                        s.dataset.span(),
+                        format!(
+                            "a blacklist source needs `since`, the listing date field of `{}`",
+                            dataset.qualified
+                        ),
+                    );
                 }
                 let max_record_age = s.max_record_age.as_ref().and_then(|a| {
                     let parsed = RecordAge::parse(a.get_ref());
@@ -915,7 +1064,10 @@ impl Policy {
                 sources.push(ViewSource {
                     dataset: di,
                     dataset_name: dataset.qualified.clone(),
-                    label: s.label.clone().unwrap_or_else(|| dataset.description.clone()),
+                    label: s
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| dataset.description.clone()),
                     needs,
                     since,
                     until,
@@ -934,8 +1086,15 @@ impl Policy {
                     }
                 }
             }
-            let mut grades: Vec<Grade> = v.grades.iter().map(|g| Grade { min_points: g.min_points, grade: g.grade.clone() }).collect();
-            grades.sort_by(|a, b| b.min_points.cmp(&a.min_points));
+            let mut grades: Vec<Grade> = v
+                .grades
+                .iter()
+                .map(|g| Grade {
+                    min_points: g.min_points,
+                    grade: g.grade.clone(),
+                })
+                .collect();
+            grades.sort_by_key(|g| std::cmp::Reverse(g.min_points));
             if kind == ViewKind::IntegrityScore && grades.is_empty() {
                 diag.error(v.name.span(), format!("integrity-score view `{name}` needs `[[view.grade]]` tables (min_points, grade)"));
             }
@@ -953,17 +1112,39 @@ impl Policy {
         // Tests.
         let mut tests = Vec::new();
         for t in &raw.tests {
-            let Some(now) = date_of(&mut diag, &t.now, "now") else { continue };
+            let Some(now) = date_of(&mut diag, &t.now, "now") else {
+                continue;
+            };
             match (&t.dataset, &t.view) {
                 (Some(_), Some(v)) => {
-                    diag.error(v.span(), "a test asks for either a `dataset` or a `view`, not both");
+                    diag.error(
+                        v.span(),
+                        "a test asks for either a `dataset` or a `view`, not both",
+                    );
                 }
-                (None, None) => diag.error(t.name.span(), format!("test `{}` needs `dataset = \"...\"` or `view = \"...\"`", t.name.get_ref())),
+                (None, None) => diag.error(
+                    t.name.span(),
+                    format!(
+                        "test `{}` needs `dataset = \"...\"` or `view = \"...\"`",
+                        t.name.get_ref()
+                    ),
+                ),
                 _ => {}
             }
             if let Some(v) = &t.view {
                 if !views.iter().any(|w| &w.name == v.get_ref()) {
-                    diag.error(v.span(), format!("unknown view `{}`; declared views are: {}", v.get_ref(), views.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")));
+                    diag.error(
+                        v.span(),
+                        format!(
+                            "unknown view `{}`; declared views are: {}",
+                            v.get_ref(),
+                            views
+                                .iter()
+                                .map(|w| w.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
                 }
             }
             let expect = match t.expect.decision.get_ref().as_str() {
@@ -980,7 +1161,10 @@ impl Policy {
                             }
                         }
                     }
-                    Expected::Decided { fields, satisfied: t.expect.satisfied }
+                    Expected::Decided {
+                        fields,
+                        satisfied: t.expect.satisfied,
+                    }
                 }
                 other => {
                     diag.error(t.expect.decision.span(), format!("expected decision `{other}` is not understood; write `decided` or `refused`"));
@@ -1034,9 +1218,18 @@ mod tests {
     #[test]
     fn record_age_cutoffs() {
         let today = crate::transform::parse_date("2026-03-31").unwrap();
-        assert_eq!(RecordAge::Years(1).cutoff(today), crate::transform::parse_date("2025-03-31").unwrap());
-        assert_eq!(RecordAge::Months(1).cutoff(today), crate::transform::parse_date("2026-02-28").unwrap());
-        assert_eq!(RecordAge::Days(31).cutoff(today), crate::transform::parse_date("2026-02-28").unwrap());
+        assert_eq!(
+            RecordAge::Years(1).cutoff(today),
+            crate::transform::parse_date("2025-03-31").unwrap()
+        );
+        assert_eq!(
+            RecordAge::Months(1).cutoff(today),
+            crate::transform::parse_date("2026-02-28").unwrap()
+        );
+        assert_eq!(
+            RecordAge::Days(31).cutoff(today),
+            crate::transform::parse_date("2026-02-28").unwrap()
+        );
         assert_eq!(RecordAge::parse("6m"), Some(RecordAge::Months(6)));
         assert_eq!(RecordAge::parse("0y"), None);
         assert_eq!(RecordAge::parse("y"), None);

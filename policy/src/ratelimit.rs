@@ -53,7 +53,11 @@ impl RateLimiter {
     /// The limits declared in `policy`.
     pub fn new(policy: &Policy) -> RateLimiter {
         RateLimiter {
-            limits: policy.requesters.iter().map(|r| (r.name.clone(), r.rate_limit)).collect(),
+            limits: policy
+                .requesters
+                .iter()
+                .map(|r| (r.name.clone(), r.rate_limit))
+                .collect(),
             counters: HashMap::new(),
         }
     }
@@ -64,7 +68,9 @@ impl RateLimiter {
         let limit = *self
             .limits
             .get(requester)
-            .ok_or_else(|| RateLimited::UnknownRequester { requester: requester.to_owned() })?;
+            .ok_or_else(|| RateLimited::UnknownRequester {
+                requester: requester.to_owned(),
+            })?;
         let t = now.unix_timestamp();
         let (minute, day) = (t.div_euclid(60), t.div_euclid(86_400));
         let c = self.counters.entry(requester.to_owned()).or_default();
@@ -87,7 +93,10 @@ impl RateLimiter {
         }
         if let Some(l) = limit.per_day {
             if c.in_day >= l {
-                return Err(RateLimited::PerDay { requester: requester.to_owned(), limit: l });
+                return Err(RateLimited::PerDay {
+                    requester: requester.to_owned(),
+                    limit: l,
+                });
             }
         }
         c.in_minute += 1;

@@ -183,12 +183,10 @@ fn bucket_label(edges: &[i64], value: i64, scale: i64) -> Option<String> {
     if unit >= last {
         return Some(format!(">={last}"));
     }
-    edges
-        .windows(2)
-        .find_map(|w| match w {
-            [lo, hi] if unit >= *lo && unit < *hi => Some(format!("{lo}-{hi}")),
-            _ => None,
-        })
+    edges.windows(2).find_map(|w| match w {
+        [lo, hi] if unit >= *lo && unit < *hi => Some(format!("{lo}-{hi}")),
+        _ => None,
+    })
 }
 
 /// A recorded or minimized value. Amounts are kept in fen (1/100 yuan) so no rounding
@@ -240,7 +238,9 @@ impl Value {
             FieldType::String => Value::Text(t.to_owned()),
             FieldType::ResidentId => {
                 if !is_resident_id(t) {
-                    return Err(bad("18-character resident ID (17 digits, then a digit or X)"));
+                    return Err(bad(
+                        "18-character resident ID (17 digits, then a digit or X)",
+                    ));
                 }
                 Value::Text(t.to_owned())
             }
@@ -252,7 +252,9 @@ impl Value {
             }
             FieldType::Date => Value::Date(parse_date(t).ok_or_else(|| bad("date YYYY-MM-DD"))?),
             FieldType::Integer => Value::Integer(t.parse().map_err(|_| bad("whole number"))?),
-            FieldType::Amount => Value::Amount(parse_amount(t).ok_or_else(|| bad("amount in yuan, e.g. 1234.50"))?),
+            FieldType::Amount => {
+                Value::Amount(parse_amount(t).ok_or_else(|| bad("amount in yuan, e.g. 1234.50"))?)
+            }
         };
         Ok(Some(v))
     }
@@ -316,7 +318,11 @@ fn parse_amount(s: &str) -> Option<i64> {
         None => (false, s),
     };
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
@@ -342,8 +348,9 @@ pub(crate) mod iso_date {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<time::Date, D::Error> {
         let s = String::deserialize(d)?;
-        super::parse_date(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("expected a date YYYY-MM-DD, got `{s}`")))
+        super::parse_date(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected a date YYYY-MM-DD, got `{s}`"))
+        })
     }
 }
 
@@ -382,16 +389,25 @@ mod tests {
     fn reduces_dates_and_buckets_amounts() {
         let date = field(FieldType::Date);
         let d = Value::Date(parse_date("2024-03-05").unwrap());
-        assert_eq!(FieldTransform::Year.apply(&d, &date), Some(Value::Year(2024)));
-        assert_eq!(FieldTransform::Month.apply(&d, &date), Some(Value::Month("2024-03".into())));
+        assert_eq!(
+            FieldTransform::Year.apply(&d, &date),
+            Some(Value::Year(2024))
+        );
+        assert_eq!(
+            FieldTransform::Month.apply(&d, &date),
+            Some(Value::Month("2024-03".into()))
+        );
         let amount = field(FieldType::Amount);
         assert_eq!(
             FieldTransform::Bucket.apply(&Value::Amount(2_500_050), &amount),
             Some(Value::Bucket("10000-100000".into()))
         );
-        assert_eq!(FieldTransform::Bucket.apply(&Value::Amount(50), &amount), Some(Value::Bucket("<1000".into())));
         assert_eq!(
-            FieldTransform::Bucket.apply(&Value::Amount(100_000_00), &amount),
+            FieldTransform::Bucket.apply(&Value::Amount(50), &amount),
+            Some(Value::Bucket("<1000".into()))
+        );
+        assert_eq!(
+            FieldTransform::Bucket.apply(&Value::Amount(10_000_000), &amount),
             Some(Value::Bucket(">=100000".into()))
         );
     }
@@ -399,22 +415,43 @@ mod tests {
     #[test]
     fn aggregates_and_mismatches_release_nothing_per_record() {
         let date = field(FieldType::Date);
-        assert_eq!(FieldTransform::Count.apply(&Value::Text("x".into()), &date), None);
-        assert_eq!(FieldTransform::Year.apply(&Value::Text("x".into()), &date), None);
+        assert_eq!(
+            FieldTransform::Count.apply(&Value::Text("x".into()), &date),
+            None
+        );
+        assert_eq!(
+            FieldTransform::Year.apply(&Value::Text("x".into()), &date),
+            None
+        );
     }
 
     #[test]
     fn inapplicable_transforms_round_down() {
-        assert_eq!(FieldTransform::Mask.effective_for(&field(FieldType::Date)), FieldTransform::Month);
-        assert_eq!(FieldTransform::Month.effective_for(&field(FieldType::Amount)), FieldTransform::Count);
-        assert_eq!(FieldTransform::Mask.effective_for(&field(FieldType::Amount)), FieldTransform::Bucket);
-        assert_eq!(FieldTransform::Clear.effective_for(&field(FieldType::Enum)), FieldTransform::Clear);
+        assert_eq!(
+            FieldTransform::Mask.effective_for(&field(FieldType::Date)),
+            FieldTransform::Month
+        );
+        assert_eq!(
+            FieldTransform::Month.effective_for(&field(FieldType::Amount)),
+            FieldTransform::Count
+        );
+        assert_eq!(
+            FieldTransform::Mask.effective_for(&field(FieldType::Amount)),
+            FieldTransform::Bucket
+        );
+        assert_eq!(
+            FieldTransform::Clear.effective_for(&field(FieldType::Enum)),
+            FieldTransform::Clear
+        );
     }
 
     #[test]
     fn parses_import_cells() {
         let amount = field(FieldType::Amount);
-        assert_eq!(Value::parse("1234.5", &amount).unwrap(), Some(Value::Amount(123_450)));
+        assert_eq!(
+            Value::parse("1234.5", &amount).unwrap(),
+            Some(Value::Amount(123_450))
+        );
         assert_eq!(Value::parse("", &amount).unwrap(), None);
         assert!(Value::parse("12.345", &amount).is_err());
         let id = field(FieldType::ResidentId);

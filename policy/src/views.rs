@@ -107,26 +107,35 @@ pub enum ViewResult {
     },
 }
 
-fn record_count(source: &ViewSource, answer: &MinimizedAnswer) -> u64 {
-    let summary = answer.summaries.values().find_map(|s| match s {
-        Summary::Count(n) => Some(*n),
-        Summary::Exists(_) => None,
-    });
-    let exists = answer.summaries.values().any(|s| matches!(s, Summary::Exists(true)));
-    let _ = source;
-    summary.unwrap_or(0).max(answer.records.len() as u64).max(u64::from(exists))
+/// How many records a source reported: from a `count` summary, the released records, or
+/// at least one if an `exists` summary says so.
+fn record_count(answer: &MinimizedAnswer) -> u64 {
+    let counted = answer
+        .summaries
+        .values()
+        .filter_map(|s| match s {
+            Summary::Count(n) => Some(*n),
+            Summary::Exists(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let exists = answer
+        .summaries
+        .values()
+        .any(|s| matches!(s, Summary::Exists(true)));
+    counted
+        .max(answer.records.len() as u64)
+        .max(u64::from(exists))
 }
 
 fn is_active(source: &ViewSource, record: &BTreeMap<String, Value>, today: time::Date) -> bool {
     if let Some(cond) = &source.active_if {
-        match record.get(&cond.field) {
-            Some(Value::Text(v)) => {
-                if !cond.values.iter().any(|a| a == v) {
-                    return false;
-                }
+        // A status that was not released (or was minimized) cannot show the record is
+        // inactive, so the listing is shown.
+        if let Some(Value::Text(v)) = record.get(&cond.field) {
+            if !cond.values.iter().any(|a| a == v) {
+                return false;
             }
-            // Not released or minimized: cannot tell it is inactive, so show it.
-            _ => {}
         }
     }
     match source.until.as_ref().and_then(|u| record.get(u)) {
@@ -137,7 +146,11 @@ fn is_active(source: &ViewSource, record: &BTreeMap<String, Value>, today: time:
 
 /// Evaluates `view` over the outcome for each of its sources (keyed by `department.dataset`).
 /// A source missing from `outcomes` counts as unavailable.
-pub fn evaluate(view: &View, outcomes: &BTreeMap<String, SourceOutcome>, today: time::Date) -> ViewResult {
+pub fn evaluate(
+    view: &View,
+    outcomes: &BTreeMap<String, SourceOutcome>,
+    today: time::Date,
+) -> ViewResult {
     let mut unverified = Vec::new();
     let mut answered: Vec<(&ViewSource, &MinimizedAnswer)> = Vec::new();
     for source in &view.sources {
@@ -167,7 +180,7 @@ pub fn evaluate(view: &View, outcomes: &BTreeMap<String, SourceOutcome>, today: 
                         });
                     }
                 }
-                if answer.records.is_empty() && record_count(source, answer) > 0 {
+                if answer.records.is_empty() && record_count(answer) > 0 {
                     // Released only as exists/count: the listing is known, its dates are not.
                     listings.push(Listing {
                         list: source.label.clone(),
@@ -177,22 +190,58 @@ pub fn evaluate(view: &View, outcomes: &BTreeMap<String, SourceOutcome>, today: 
                     });
                 }
             }
-            ViewResult::Blacklist { listings, unverified }
+            ViewResult::Blacklist {
+                listings,
+                unverified,
+            }
         }
         ViewKind::GreenChannel => {
             let dirty: Vec<&str> = answered
                 .iter()
-                .filter(|(s, a)| record_count(s, a) > 0)
+                .filter(|(_, a)| record_count(a) > 0)
                 .map(|(s, _)| s.label.as_str())
                 .collect();
             let (eligible, reason) = if let Some(first) = dirty.first() {
-                (false, format!("a negative record within the last {} years: {first}{}", view.clean_years, if dirty.len() > 1 { format!(" and {} more", dirty.len() - 1) } else { String::new() }))
+                (
+                    false,
+                    format!(
+                        "a negative record within the last {} years: {first}{}",
+                        view.clean_years,
+                        if dirty.len() > 1 {
+                            format!(" and {} more", dirty.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
             } else if !unverified.is_empty() {
-                (false, format!("could not verify {} source(s): {}", unverified.len(), unverified.iter().map(|u| format!("{} ({})", u.dataset, u.reason)).collect::<Vec<_>>().join(", ")))
+                (
+                    false,
+                    format!(
+                        "could not verify {} source(s): {}",
+                        unverified.len(),
+                        unverified
+                            .iter()
+                            .map(|u| format!("{} ({})", u.dataset, u.reason))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
             } else {
-                (true, format!("no negative record in the last {} years in any of {} sources", view.clean_years, answered.len()))
+                (
+                    true,
+                    format!(
+                        "no negative record in the last {} years in any of {} sources",
+                        view.clean_years,
+                        answered.len()
+                    ),
+                )
             };
-            ViewResult::GreenChannel { eligible, reason, clean_years: view.clean_years }
+            ViewResult::GreenChannel {
+                eligible,
+                reason,
+                clean_years: view.clean_years,
+            }
         }
         ViewKind::CreditReport => ViewResult::CreditReport {
             sections: answered
@@ -210,21 +259,35 @@ pub fn evaluate(view: &View, outcomes: &BTreeMap<String, SourceOutcome>, today: 
             let mut points = view.base_points;
             let mut breakdown = Vec::new();
             for (source, answer) in &answered {
-                let n = record_count(source, answer);
-                let raw = source.points_per_record.saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
+                let n = record_count(answer);
+                let raw = source
+                    .points_per_record
+                    .saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
                 let capped = match source.max_points {
                     Some(cap) => raw.clamp(-cap.abs(), cap.abs()),
                     None => raw,
                 };
                 points = points.saturating_add(capped);
-                breakdown.push(ScoreLine { category: source.label.clone(), records: n, points: capped });
+                breakdown.push(ScoreLine {
+                    category: source.label.clone(),
+                    records: n,
+                    points: capped,
+                });
             }
             let grade = if unverified.is_empty() {
-                view.grades.iter().find(|g| points >= g.min_points).map(|g| g.grade.clone())
+                view.grades
+                    .iter()
+                    .find(|g| points >= g.min_points)
+                    .map(|g| g.grade.clone())
             } else {
                 None
             };
-            ViewResult::IntegrityScore { points, grade, breakdown, unverified }
+            ViewResult::IntegrityScore {
+                points,
+                grade,
+                breakdown,
+                unverified,
+            }
         }
     }
 }

@@ -1,0 +1,125 @@
+//! Officers' mistakes are errors located at file:line:column, never silent no-ops.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::reference_federation;
+use fedq_policy::Policy;
+
+const HEAD: &str = r#"version = 1
+[[purpose]]
+name = "administrative-licensing"
+[[requester]]
+name = "market-regulation.licensing"
+role = "licensing"
+purposes = ["administrative-licensing"]
+"#;
+
+fn errors(body: &str) -> Vec<String> {
+    let text = format!("{HEAD}{body}");
+    match Policy::parse(&text, "p.toml", &reference_federation()) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn rule(fields: &str) -> String {
+    format!("[[rule]]\nid = \"r1\"\neffect = \"grant\"\n{fields}\nrationale = \"because\"\n")
+}
+
+#[test]
+fn a_valid_rule_parses() {
+    let e = errors(&rule("requesters = [\"market-regulation.licensing\"]\npurposes = [\"administrative-licensing\"]\ndatasets = [\"court.dishonest_debtors\"]\nfields = [\"case_no\"]\ntransform = \"clear\""));
+    assert!(e.is_empty(), "{e:?}");
+}
+
+#[test]
+fn unknown_names_are_located_errors() {
+    let e = errors(&rule("requesters = [\"market-regulation.licencing\"]\npurposes = [\"licensing\"]\ndatasets = [\"court.debtors\"]\nfields = [\"case_no\"]\ntransform = \"clear\""));
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(e[0].starts_with("p.toml:11:15: unknown requester `market-regulation.licencing`; declared requesters are: market-regulation.licensing"), "{}", e[0]);
+    assert!(
+        e[1].starts_with("p.toml:12:13: unknown purpose `licensing`"),
+        "{}",
+        e[1]
+    );
+    assert!(
+        e[2].starts_with("p.toml:13:13: unknown dataset `court.debtors`"),
+        "{}",
+        e[2]
+    );
+}
+
+#[test]
+fn unknown_fields_classes_roles_and_transforms_are_errors() {
+    let e = errors(&rule("roles = [\"licencing\"]\npurposes = [\"*\"]\ndatasets = [\"court.dishonest_debtors\"]\nfields = [\"case_number\"]\nclasses = [\"secret\"]\ntransform = \"reveal\""));
+    let all = e.join("\n");
+    assert!(
+        all.contains("p.toml:11:10: unknown role `licencing`; declared roles are: licensing"),
+        "{all}"
+    );
+    assert!(
+        all.contains("unknown field `case_number` in dataset `court.dishonest_debtors`"),
+        "{all}"
+    );
+    assert!(all.contains("unknown field class `secret`"), "{all}");
+    assert!(
+        all.contains("unknown transform `reveal`; expected one of omit, exists"),
+        "{all}"
+    );
+}
+
+#[test]
+fn misspelt_settings_and_missing_rationale_are_errors() {
+    let e = errors("[[rule]]\nid = \"r1\"\neffect = \"grant\"\nrequester = [\"x\"]\n");
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("p.toml:11:1: unknown field `requester`, expected one of"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[[rule]]\nid = \"r1\"\neffect = \"grant\"\nrequesters = [\"*\"]\npurposes = [\"*\"]\ndatasets = [\"*\"]\nfields = [\"*\"]\ntransform = \"exists\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("rule `r1` needs a `rationale`"), "{}", e[0]);
+}
+
+#[test]
+fn transforms_that_do_not_fit_a_named_field_are_errors() {
+    let e = errors(&rule("requesters = [\"*\"]\npurposes = [\"*\"]\ndatasets = [\"tax.arrears\"]\nfields = [\"tax_type\"]\ntransform = \"bucket\""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("`bucket` does not apply to field `tax_type` (enum) and would release it only as `count`"), "{}", e[0]);
+}
+
+#[test]
+fn conditions_in_the_wrong_place_are_errors() {
+    let e = errors("[[rule]]\nid = \"d1\"\neffect = \"deny\"\nrequesters = [\"*\"]\npurposes = [\"*\"]\ndatasets = [\"*\"]\nfields = [\"*\"]\nconsent = true\nrationale = \"x\"\n\n[[rule]]\nid = \"g1\"\neffect = \"grant\"\nrequesters = [\"*\"]\npurposes = [\"*\"]\ndatasets = [\"*\"]\nfields = [\"*\"]\ntransform = \"exists\"\nmax_record_age = \"1y\"\nrationale = \"x\"\n");
+    let all = e.join("\n");
+    assert!(all.contains("`consent` narrows a grant"), "{all}");
+    assert!(
+        all.contains("`max_record_age` belongs on a `limit` rule"),
+        "{all}"
+    );
+}
+
+#[test]
+fn unknown_views_in_tests_are_errors() {
+    let e = errors("[[test]]\nname = \"t\"\nnow = 2026-01-01\nrequester = \"x\"\npurpose = \"y\"\nview = \"greenchannel\"\nexpect = { decision = \"refused\" }\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("p.toml:13:8: unknown view `greenchannel`"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn toml_syntax_errors_are_located() {
+    let e = errors("[[rule]\nid = 1\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("p.toml:8:"), "{}", e[0]);
+}

@@ -1,0 +1,509 @@
+//! Property tests of the three promises the language makes, over random policies and
+//! requests: nothing outside the decision is released; grants are monotone; limits and
+//! denies are anti-monotone (and rule order never matters).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+
+use fedq_policy::engine::{DecisionRequest, FieldSelection};
+use fedq_policy::{minimize, Catalogue, Engine, Federation, FieldTransform, Policy, Record, Value};
+use proptest::prelude::*;
+
+const ALPHA: &str = r#"
+department = "alpha"
+[[dataset]]
+name = "debts"
+kind = "negative"
+key = "id"
+subject = "rid"
+window_start = "on"
+repair = { field = "status", repaired = ["paid"] }
+[[dataset.field]]
+name = "id"
+type = "string"
+class = "identifier"
+[[dataset.field]]
+name = "rid"
+type = "resident_id"
+class = "identifier"
+[[dataset.field]]
+name = "on"
+type = "date"
+class = "negative"
+[[dataset.field]]
+name = "amount"
+type = "amount"
+class = "sensitive"
+buckets = [100, 1000]
+[[dataset.field]]
+name = "status"
+type = "enum"
+class = "negative"
+values = ["open", "paid"]
+[[dataset.field]]
+name = "who"
+type = "string"
+class = "basic"
+
+[[dataset]]
+name = "honours"
+kind = "positive"
+key = "id"
+subject = "rid"
+window_start = "on"
+[[dataset.field]]
+name = "id"
+type = "string"
+class = "identifier"
+[[dataset.field]]
+name = "rid"
+type = "resident_id"
+class = "identifier"
+[[dataset.field]]
+name = "on"
+type = "date"
+class = "positive"
+[[dataset.field]]
+name = "hours"
+type = "integer"
+class = "positive"
+buckets = [10, 100]
+"#;
+
+const BETA: &str = r#"
+department = "beta"
+[[dataset]]
+name = "people"
+kind = "neutral"
+key = "rid"
+subject = "rid"
+[[dataset.field]]
+name = "rid"
+type = "resident_id"
+class = "identifier"
+[[dataset.field]]
+name = "name"
+type = "string"
+class = "basic"
+[[dataset.field]]
+name = "address"
+type = "string"
+class = "sensitive"
+"#;
+
+const HEAD: &str = r#"version = "prop"
+[[purpose]]
+name = "p1"
+[[purpose]]
+name = "p2"
+[[purpose]]
+name = "p3"
+legal_basis_required = true
+[[requester]]
+name = "a.one"
+role = "x"
+purposes = ["p1", "p2", "p3"]
+[[requester]]
+name = "a.two"
+role = "y"
+purposes = ["p1", "p3"]
+[[requester]]
+name = "b.one"
+role = "x"
+purposes = ["p2", "p3"]
+"#;
+
+const DATASETS: [&str; 3] = ["alpha.debts", "alpha.honours", "beta.people"];
+const REQUESTERS: [&str; 4] = ["a.one", "a.two", "b.one", "c.unknown"];
+const PURPOSES: [&str; 3] = ["p1", "p2", "p3"];
+const CLASSES: [&str; 5] = ["identifier", "basic", "negative", "positive", "sensitive"];
+const ALWAYS_FITS: [&str; 4] = ["omit", "exists", "count", "clear"];
+
+fn federation() -> Federation {
+    Federation::new(vec![
+        Catalogue::parse(ALPHA, "alpha.toml").unwrap(),
+        Catalogue::parse(BETA, "beta.toml").unwrap(),
+    ])
+    .unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    All,
+    Classes(Vec<usize>),
+    Named(Vec<&'static str>),
+}
+
+#[derive(Debug, Clone)]
+struct GenRule {
+    effect: usize,
+    who: Vec<usize>,
+    role: bool,
+    purposes: Vec<usize>,
+    datasets: Vec<usize>,
+    target: Target,
+    transform: usize,
+    legal: Option<usize>,
+    consent: bool,
+    valid: Option<(u8, u8)>,
+    age: Option<u8>,
+}
+
+fn render(i: usize, r: &GenRule) -> String {
+    let effect = ["grant", "limit", "deny"][r.effect];
+    let mut s = format!("[[rule]]\nid = \"r{i:03}\"\neffect = \"{effect}\"\n");
+    if r.role {
+        s += "roles = [\"x\"]\n";
+    } else {
+        let who: Vec<String> = r
+            .who
+            .iter()
+            .map(|w| format!("\"{}\"", REQUESTERS[*w % 3]))
+            .collect();
+        s += &format!("requesters = [{}]\n", who.join(", "));
+    }
+    let ps: Vec<String> = r
+        .purposes
+        .iter()
+        .map(|p| format!("\"{}\"", PURPOSES[*p]))
+        .collect();
+    s += &format!("purposes = [{}]\n", ps.join(", "));
+    let ds: Vec<String> = r
+        .datasets
+        .iter()
+        .map(|d| format!("\"{}\"", DATASETS[*d]))
+        .collect();
+    s += &format!("datasets = [{}]\n", ds.join(", "));
+    let named = matches!(r.target, Target::Named(_));
+    match &r.target {
+        Target::All => s += "fields = [\"*\"]\n",
+        Target::Classes(c) => {
+            let cs: Vec<String> = c.iter().map(|c| format!("\"{}\"", CLASSES[*c])).collect();
+            s += &format!("classes = [{}]\n", cs.join(", "));
+        }
+        Target::Named(f) => {
+            let fs: Vec<String> = f.iter().map(|f| format!("\"{f}\"")).collect();
+            s += &format!("fields = [{}]\n", fs.join(", "));
+        }
+    }
+    if effect != "deny" {
+        let t = if named {
+            ALWAYS_FITS[r.transform % 4]
+        } else {
+            FieldTransform::ALL[r.transform].name()
+        };
+        s += &format!("transform = \"{t}\"\n");
+    }
+    if effect == "grant" {
+        if let Some(l) = r.legal {
+            s += &format!("legal_basis = [\"L{l}\"]\n");
+        }
+        if r.consent {
+            s += "consent = true\n";
+        }
+    }
+    if let Some((from, len)) = r.valid {
+        s += &format!(
+            "valid_from = 2026-{:02}-01\nvalid_until = 2026-{:02}-28\n",
+            1 + from % 6,
+            1 + (from % 6) + len % 6
+        );
+    }
+    if effect == "limit" {
+        if let Some(a) = r.age {
+            s += &format!("max_record_age = \"{}y\"\n", 1 + a % 3);
+        }
+    }
+    s += "rationale = \"generated\"\n\n";
+    s
+}
+
+fn policy_text(rules: &[GenRule]) -> String {
+    let mut s = HEAD.to_owned();
+    for (i, r) in rules.iter().enumerate() {
+        s += &render(i, r);
+    }
+    s
+}
+
+fn compile(rules: &[GenRule]) -> Engine {
+    let text = policy_text(rules);
+    match Policy::parse(&text, "gen.toml", &federation()) {
+        Ok(p) => p.compile(),
+        Err(e) => panic!("generated policy does not parse: {e}\n{text}"),
+    }
+}
+
+fn rule_strategy() -> impl Strategy<Value = GenRule> {
+    // Named fields must exist in every named dataset: only `rid` is in all three, `id`
+    // and `on` in both alpha datasets.
+    let target = prop_oneof![
+        Just(Target::All),
+        prop::collection::vec(0usize..5, 1..3).prop_map(Target::Classes),
+        Just(Target::Named(vec!["rid"])),
+    ];
+    (
+        0usize..3,
+        prop::collection::vec(0usize..3, 1..3),
+        any::<bool>(),
+        prop::collection::vec(0usize..3, 1..3),
+        prop::collection::vec(0usize..3, 1..3),
+        target,
+        0usize..8,
+        prop::option::of(0usize..2),
+        any::<bool>(),
+        prop::option::weighted(0.3, (any::<u8>(), any::<u8>())),
+        prop::option::weighted(0.3, any::<u8>()),
+    )
+        .prop_map(
+            |(
+                effect,
+                who,
+                role,
+                purposes,
+                datasets,
+                target,
+                transform,
+                legal,
+                consent,
+                valid,
+                age,
+            )| GenRule {
+                effect,
+                who,
+                role,
+                purposes,
+                datasets,
+                target,
+                transform,
+                legal,
+                consent,
+                valid,
+                age,
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+struct Req {
+    requester: usize,
+    purpose: usize,
+    legal: Option<usize>,
+    consent: bool,
+    dataset: usize,
+    month: u8,
+}
+
+fn req_strategy() -> impl Strategy<Value = Req> {
+    (
+        0usize..4,
+        0usize..3,
+        prop::option::of(0usize..3),
+        any::<bool>(),
+        0usize..3,
+        1u8..13,
+    )
+        .prop_map(|(requester, purpose, legal, consent, dataset, month)| Req {
+            requester,
+            purpose,
+            legal,
+            consent,
+            dataset,
+            month,
+        })
+}
+
+const BASES: [&str; 3] = ["L0", "L1", "L9"];
+
+/// (transform, records_after) per field, or None when refused.
+type Outcome = Option<Vec<(FieldTransform, Option<time::Date>)>>;
+
+fn decide(engine: &Engine, r: &Req) -> Outcome {
+    let now =
+        time::Date::from_calendar_date(2026, time::Month::try_from(r.month).unwrap(), 15).unwrap();
+    engine
+        .decide(&DecisionRequest {
+            requester: REQUESTERS[r.requester],
+            purpose: PURPOSES[r.purpose],
+            legal_basis: r.legal.map(|l| BASES[l]),
+            consent: r.consent.then_some("yes"),
+            dataset: DATASETS[r.dataset],
+            fields: FieldSelection::All,
+            now,
+        })
+        .ok()
+        .map(|d| {
+            d.fields
+                .iter()
+                .map(|f| (f.transform, f.records_after))
+                .collect()
+        })
+}
+
+fn record_strategy() -> impl Strategy<Value = Vec<(u16, u32, u16, bool)>> {
+    prop::collection::vec((0u16..2000, 0u32..500_000, 0u16..300, any::<bool>()), 0..6)
+}
+
+fn records_for(dataset: usize, raw: &[(u16, u32, u16, bool)]) -> Vec<Record> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, (age_days, amount, hours, paid))| {
+            let on = time::Date::from_calendar_date(2026, time::Month::June, 15).unwrap()
+                - time::Duration::days(i64::from(*age_days));
+            let mut r = Record::new();
+            r.insert("rid".into(), Value::Text("43010219900101123X".into()));
+            match dataset {
+                0 => {
+                    r.insert("id".into(), Value::Text(format!("D{i}")));
+                    r.insert("on".into(), Value::Date(on));
+                    r.insert("amount".into(), Value::Amount(i64::from(*amount)));
+                    r.insert(
+                        "status".into(),
+                        Value::Text(if *paid { "paid" } else { "open" }.into()),
+                    );
+                    r.insert("who".into(), Value::Text("张三".into()));
+                }
+                1 => {
+                    r.insert("id".into(), Value::Text(format!("H{i}")));
+                    r.insert("on".into(), Value::Date(on));
+                    r.insert("hours".into(), Value::Integer(i64::from(*hours)));
+                }
+                _ => {
+                    r.insert("name".into(), Value::Text("李四".into()));
+                    if *paid {
+                        r.insert("address".into(), Value::Text("岳麓区某路1号".into()));
+                    }
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn nothing_outside_the_decision_is_released(
+        rules in prop::collection::vec(rule_strategy(), 0..12),
+        reqs in prop::collection::vec(req_strategy(), 1..8),
+        raw in record_strategy(),
+    ) {
+        let engine = compile(&rules);
+        for r in &reqs {
+            let now = time::Date::from_calendar_date(2026, time::Month::try_from(r.month).unwrap(), 15).unwrap();
+            let Ok(decision) = engine.decide(&DecisionRequest {
+                requester: REQUESTERS[r.requester],
+                purpose: PURPOSES[r.purpose],
+                legal_basis: r.legal.map(|l| BASES[l]),
+                consent: r.consent.then_some("yes"),
+                dataset: DATASETS[r.dataset],
+                fields: FieldSelection::All,
+                now,
+            }) else { continue };
+            let records = records_for(r.dataset, &raw);
+            let answer = minimize(&decision, &records);
+            let by_name: BTreeMap<&str, &fedq_policy::FieldDecision<'_>> =
+                decision.fields.iter().map(|f| (f.field.name.as_str(), f)).collect();
+            for rec in &answer.records {
+                for (name, value) in rec {
+                    let fd = by_name[name.as_str()];
+                    prop_assert!(fd.transform != FieldTransform::Omit && !fd.transform.is_aggregate(),
+                        "{name} released as a value under {}", fd.transform);
+                    // The value is exactly the transform of some disclosable original.
+                    let original = records.iter()
+                        .filter(|o| decision.dataset.is_disclosable(o, now))
+                        .filter_map(|o| o.get(name))
+                        .any(|o| fd.transform.apply(o, fd.field).as_ref() == Some(value));
+                    prop_assert!(original, "{name} = {value:?} is not a transform of any disclosable record");
+                }
+            }
+            for name in answer.summaries.keys() {
+                prop_assert!(by_name[name.as_str()].transform.is_aggregate(), "{name} summarized without exists/count");
+            }
+        }
+    }
+
+    #[test]
+    fn adding_a_grant_never_reduces_disclosure(
+        rules in prop::collection::vec(rule_strategy(), 0..12),
+        mut extra in rule_strategy(),
+        reqs in prop::collection::vec(req_strategy(), 1..10),
+    ) {
+        extra.effect = 0;
+        let before = compile(&rules);
+        let mut more = rules.clone();
+        more.push(extra);
+        let after = compile(&more);
+        for r in &reqs {
+            match (decide(&before, r), decide(&after, r)) {
+                (None, None) => {}
+                (Some(b), Some(a)) => {
+                    for ((tb, wb), (ta, wa)) in b.iter().zip(&a) {
+                        prop_assert!(ta >= tb, "grant reduced {tb} to {ta}");
+                        if *tb != FieldTransform::Omit {
+                            prop_assert_eq!(wa, wb, "a grant changed a record window");
+                        }
+                    }
+                }
+                (b, a) => prop_assert!(false, "refusal changed by a rule: {b:?} vs {a:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn adding_a_limit_or_deny_never_increases_disclosure(
+        rules in prop::collection::vec(rule_strategy(), 0..12),
+        mut extra in rule_strategy(),
+        deny in any::<bool>(),
+        reqs in prop::collection::vec(req_strategy(), 1..10),
+    ) {
+        extra.effect = if deny { 2 } else { 1 };
+        let before = compile(&rules);
+        let mut more = rules.clone();
+        more.push(extra);
+        let after = compile(&more);
+        for r in &reqs {
+            match (decide(&before, r), decide(&after, r)) {
+                (None, None) => {}
+                (Some(b), Some(a)) => {
+                    for ((tb, wb), (ta, wa)) in b.iter().zip(&a) {
+                        prop_assert!(ta <= tb, "limit/deny increased {tb} to {ta}");
+                        if *ta != FieldTransform::Omit {
+                            // A later cutoff (or a cutoff where there was none) releases fewer records.
+                            prop_assert!(wa >= wb, "limit widened the record window: {wb:?} → {wa:?}");
+                        }
+                    }
+                }
+                (b, a) => prop_assert!(false, "refusal changed by a rule: {b:?} vs {a:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rule_order_never_matters(
+        rules in prop::collection::vec(rule_strategy(), 0..12),
+        reqs in prop::collection::vec(req_strategy(), 1..10),
+    ) {
+        let a = compile(&rules);
+        let mut reversed = rules.clone();
+        reversed.reverse();
+        // Keep ids attached to the same rules so only the order in the file changes.
+        let text: String = {
+            let mut s = HEAD.to_owned();
+            for (i, r) in rules.iter().enumerate().rev() {
+                s += &render(i, r);
+            }
+            s
+        };
+        let b = Policy::parse(&text, "rev.toml", &federation()).unwrap().compile();
+        for r in &reqs {
+            prop_assert_eq!(decide(&a, r), decide(&b, r));
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! Behaviour of the engine, minimization, views and tools on the Changsha reference policy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{date, reference_engine, reference_federation, reference_text};
+use fedq_policy::analysis;
+use fedq_policy::engine::{DecisionRequest, FieldSelection, Reason, Refusal, ViewRequest};
+use fedq_policy::ratelimit::{RateLimited, RateLimiter};
+use fedq_policy::views::{evaluate, SourceOutcome, ViewResult};
+use fedq_policy::{minimize, FieldTransform, Policy, Record, Summary, Value};
+
+const LIC: &str = "market-regulation.licensing";
+const LIC_PURPOSE: &str = "administrative-licensing";
+const OPINION: &str = "长政办发〔2017〕62号";
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+fn debtor_record(case: &str, listed: &str, status: &str) -> Record {
+    let mut r = Record::new();
+    r.insert("case_no".into(), text(case));
+    r.insert("resident_id".into(), text("43010219900101123X"));
+    r.insert("name".into(), text("张三丰"));
+    r.insert("court".into(), text("长沙市岳麓区人民法院"));
+    r.insert("obligation".into(), text("支付货款 120000 元"));
+    r.insert("amount_owed".into(), Value::Amount(12_000_000));
+    r.insert("performance_status".into(), text(status));
+    r.insert("listed_on".into(), Value::Date(date(listed)));
+    r
+}
+
+#[test]
+fn the_embedded_tests_pass() {
+    let engine = reference_engine();
+    let outcomes = fedq_policy::testing::run_tests(&engine);
+    assert!(outcomes.len() >= 20);
+    for o in outcomes {
+        assert!(o.passed(), "{}: {:?}", o.case.name, o.failures);
+    }
+}
+
+#[test]
+fn licensing_receives_only_what_the_policy_allows_from_live_records() {
+    let engine = reference_engine();
+    let today = date("2026-11-27");
+    let decision = engine
+        .decide(&DecisionRequest {
+            requester: LIC,
+            purpose: LIC_PURPOSE,
+            legal_basis: Some(OPINION),
+            consent: None,
+            dataset: "court.dishonest_debtors",
+            fields: FieldSelection::All,
+            now: today,
+        })
+        .unwrap();
+    let records = vec![
+        debtor_record("(2025)湘0104执100号", "2025-03-01", "unperformed"),
+        // Outside the statutory 3-year window: never released.
+        debtor_record("(2022)湘0104执7号", "2022-05-01", "unperformed"),
+        // Repaired (performed): never released.
+        debtor_record("(2024)湘0104执9号", "2024-05-01", "performed"),
+    ];
+    let answer = minimize(&decision, &records);
+    assert_eq!(answer.records.len(), 1);
+    let r = &answer.records[0];
+    assert_eq!(r.get("case_no"), Some(&text("(2025)湘0104执100号")));
+    assert_eq!(r.get("listed_on"), Some(&Value::Date(date("2025-03-01"))));
+    for hidden in [
+        "name",
+        "obligation",
+        "amount_owed",
+        "performance_status",
+        "resident_id",
+    ] {
+        assert!(!r.contains_key(hidden), "{hidden} must not be released");
+    }
+    assert_eq!(
+        answer.summaries.get("resident_id"),
+        Some(&Summary::Exists(true))
+    );
+    assert_eq!(answer.policy_version, "2026.11-1");
+}
+
+#[test]
+fn a_denial_names_the_blocking_rule_and_its_rationale() {
+    let engine = reference_engine();
+    let d = engine
+        .decide(&DecisionRequest {
+            requester: LIC,
+            purpose: LIC_PURPOSE,
+            legal_basis: Some(OPINION),
+            consent: None,
+            dataset: "public-security.identity_basics",
+            fields: FieldSelection::Named(&["household_registration", "name", "gender"]),
+            now: date("2026-11-27"),
+        })
+        .unwrap();
+    assert_eq!(d.fields[0].transform, FieldTransform::Omit);
+    match d.fields[0].reason {
+        Reason::Denied(rule) => {
+            assert_eq!(rule.id, "privacy-household-registration");
+            assert!(d.fields[0].explanation().contains("户籍地址"));
+        }
+        other => panic!("expected a deny, got {other:?}"),
+    }
+    assert_eq!(d.fields[1].transform, FieldTransform::Mask);
+    assert_eq!(d.fields[2].reason, Reason::NoGrant);
+}
+
+#[test]
+fn request_level_refusals_say_why() {
+    let engine = reference_engine();
+    let base = DecisionRequest {
+        requester: LIC,
+        purpose: LIC_PURPOSE,
+        legal_basis: None,
+        consent: None,
+        dataset: "court.dishonest_debtors",
+        fields: FieldSelection::All,
+        now: date("2026-11-27"),
+    };
+    assert!(matches!(
+        engine.decide(&base),
+        Err(Refusal::LegalBasisRequired { .. })
+    ));
+    let unknown_field = DecisionRequest {
+        legal_basis: Some(OPINION),
+        fields: FieldSelection::Named(&["salary"]),
+        ..base
+    };
+    let err = engine.decide(&unknown_field).unwrap_err();
+    assert_eq!(err.to_string(), "unknown field `salary` in dataset `court.dishonest_debtors`; ask only for catalogued fields");
+    let unknown_dataset = DecisionRequest {
+        legal_basis: Some(OPINION),
+        dataset: "court.nope",
+        ..base
+    };
+    assert!(matches!(
+        engine.decide(&unknown_dataset),
+        Err(Refusal::UnknownDataset { .. })
+    ));
+    let wrong_purpose = DecisionRequest {
+        purpose: "self-query",
+        consent: Some("x"),
+        ..base
+    };
+    assert!(matches!(
+        engine.decide(&wrong_purpose),
+        Err(Refusal::PurposeNotAllowed { .. })
+    ));
+}
+
+#[test]
+fn a_limit_window_drops_older_records_for_that_field() {
+    let engine = reference_engine();
+    let today = date("2026-11-27");
+    let d = engine
+        .decide(&DecisionRequest {
+            requester: "hrss.recruitment",
+            purpose: "public-recruitment",
+            legal_basis: Some("公务员录用规定"),
+            consent: Some("授权书-1"),
+            dataset: "public-security.serious_traffic_violations",
+            fields: FieldSelection::Named(&["violation", "occurred_on"]),
+            now: today,
+        })
+        .unwrap();
+    assert_eq!(d.fields[0].records_after, Some(date("2024-11-27")));
+    let mk = |on: &str| {
+        let mut r = Record::new();
+        r.insert("record_id".into(), text(on));
+        r.insert("violation".into(), text("drunk_driving"));
+        r.insert("occurred_on".into(), Value::Date(date(on)));
+        r
+    };
+    let answer = minimize(&d, &[mk("2025-06-01"), mk("2024-06-01")]);
+    assert_eq!(answer.records.len(), 1, "{answer:?}");
+    assert_eq!(
+        answer.records[0].get("occurred_on"),
+        Some(&Value::Date(date("2025-06-01")))
+    );
+}
+
+fn answered(
+    dataset: &str,
+    records: Vec<BTreeMap<String, Value>>,
+    summaries: &[(&str, Summary)],
+) -> (String, SourceOutcome) {
+    (
+        dataset.to_owned(),
+        SourceOutcome::Answered(fedq_policy::MinimizedAnswer {
+            dataset: dataset.to_owned(),
+            policy_version: "t".into(),
+            records,
+            summaries: summaries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+        }),
+    )
+}
+
+#[test]
+fn green_channel_needs_every_source_clean_and_answered() {
+    let engine = reference_engine();
+    let today = date("2026-11-27");
+    let view = engine
+        .decide_view(&ViewRequest {
+            requester: LIC,
+            purpose: LIC_PURPOSE,
+            legal_basis: Some(OPINION),
+            consent: None,
+            view: "green-channel",
+            now: today,
+        })
+        .unwrap();
+    assert!(view.sources.iter().all(|s| s.satisfied));
+    // The view's own 3-year window is folded into every source.
+    assert!(view.sources.iter().all(|s| s
+        .decision
+        .fields
+        .iter()
+        .all(|f| f.records_after == Some(date("2023-11-27")))));
+    let clean: BTreeMap<String, SourceOutcome> = view
+        .sources
+        .iter()
+        .map(|s| {
+            let key = s.decision.fields[0].field.name.clone();
+            answered(
+                &s.source.dataset_name,
+                vec![],
+                &[(&key, Summary::Exists(false))],
+            )
+        })
+        .collect();
+    match evaluate(view.view, &clean, today) {
+        ViewResult::GreenChannel { eligible, .. } => assert!(eligible),
+        other => panic!("{other:?}"),
+    }
+    let mut dirty = clean.clone();
+    dirty.extend([answered(
+        "tax.arrears",
+        vec![],
+        &[("record_id", Summary::Exists(true))],
+    )]);
+    match evaluate(view.view, &dirty, today) {
+        ViewResult::GreenChannel {
+            eligible, reason, ..
+        } => {
+            assert!(!eligible);
+            assert!(reason.contains("欠税"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut missing = clean;
+    missing.insert(
+        "education.exam_cheating".into(),
+        SourceOutcome::Unavailable("timed out".into()),
+    );
+    match evaluate(view.view, &missing, today) {
+        ViewResult::GreenChannel {
+            eligible, reason, ..
+        } => {
+            assert!(!eligible, "an unanswered source is never clean");
+            assert!(
+                reason.contains("education.exam_cheating (timed out)"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn blacklist_lists_active_listings_only() {
+    let engine = reference_engine();
+    let today = date("2026-11-27");
+    let view = engine
+        .policy()
+        .views
+        .iter()
+        .find(|v| v.name == "blacklist-check")
+        .unwrap();
+    let listing = |since: &str, until: Option<&str>| {
+        let mut r = BTreeMap::new();
+        r.insert("listed_on".to_owned(), Value::Date(date(since)));
+        if let Some(u) = until {
+            r.insert("removed_on".to_owned(), Value::Date(date(u)));
+        }
+        r
+    };
+    let outcomes: BTreeMap<String, SourceOutcome> = [
+        answered(
+            "court.dishonest_debtors",
+            vec![
+                listing("2025-01-01", Some("2027-01-01")),
+                listing("2024-01-01", Some("2025-01-01")),
+            ],
+            &[],
+        ),
+        answered("tax.serious_violations", vec![], &[]),
+        (
+            "hrss.benefit_fraud".to_owned(),
+            SourceOutcome::Unavailable("node unavailable".into()),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    match evaluate(view, &outcomes, today) {
+        ViewResult::Blacklist {
+            listings,
+            unverified,
+        } => {
+            assert_eq!(listings.len(), 1);
+            assert_eq!(listings[0].list, "失信被执行人名单");
+            assert_eq!(listings[0].since, Some(Value::Date(date("2025-01-01"))));
+            assert_eq!(unverified.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn integrity_score_uses_declared_weights_and_grades() {
+    let engine = reference_engine();
+    let view = engine
+        .policy()
+        .views
+        .iter()
+        .find(|v| v.name == "integrity-score")
+        .unwrap();
+    let mut outcomes: BTreeMap<String, SourceOutcome> = view
+        .sources
+        .iter()
+        .map(|s| answered(&s.dataset_name, vec![], &[("k", Summary::Count(0))]))
+        .collect();
+    outcomes.extend([
+        answered(
+            "civil-affairs.volunteer_service",
+            vec![],
+            &[("record_id", Summary::Count(15))],
+        ),
+        answered(
+            "civil-affairs.honours",
+            vec![],
+            &[("honour_id", Summary::Count(1))],
+        ),
+    ]);
+    match evaluate(view, &outcomes, date("2026-11-27")) {
+        // 100 + min(15×2, 20) + 10 = 130 → AAA
+        ViewResult::IntegrityScore { points, grade, .. } => {
+            assert_eq!(points, 130);
+            assert_eq!(grade.as_deref(), Some("AAA"));
+        }
+        other => panic!("{other:?}"),
+    }
+    outcomes.extend([answered(
+        "court.dishonest_debtors",
+        vec![],
+        &[("case_no", Summary::Count(1))],
+    )]);
+    outcomes.insert(
+        "tax.arrears".into(),
+        SourceOutcome::Unavailable("denied".into()),
+    );
+    match evaluate(view, &outcomes, date("2026-11-27")) {
+        ViewResult::IntegrityScore {
+            points,
+            grade,
+            unverified,
+            ..
+        } => {
+            assert_eq!(points, 90);
+            assert_eq!(grade, None, "a partial score is not graded");
+            assert_eq!(unverified.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rate_limits_are_per_requester_and_per_window() {
+    let engine = reference_engine();
+    let mut limiter = RateLimiter::new(engine.policy());
+    let t0 = time::macros::datetime!(2026-11-27 09:00:00 +8);
+    for _ in 0..10 {
+        limiter.check("statistics.bureau", t0).unwrap();
+    }
+    assert!(matches!(
+        limiter.check("statistics.bureau", t0),
+        Err(RateLimited::PerMinute { limit: 10, .. })
+    ));
+    limiter.check(LIC, t0).unwrap();
+    limiter
+        .check("statistics.bureau", t0 + time::Duration::minutes(1))
+        .unwrap();
+    assert!(matches!(
+        limiter.check("bank.loans", t0),
+        Err(RateLimited::UnknownRequester { .. })
+    ));
+}
+
+#[test]
+fn rule_order_does_not_change_any_decision() {
+    let fed = reference_federation();
+    let text = reference_text();
+    // Reverse the order of the [[rule]] tables.
+    let head_end = text.find("[[rule]]").unwrap();
+    let tail_start = text.find("[[view]]").unwrap();
+    let mut rules: Vec<&str> = text[head_end..tail_start]
+        .split("[[rule]]")
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    rules.reverse();
+    let reversed = format!(
+        "{}{}{}",
+        &text[..head_end],
+        rules
+            .iter()
+            .map(|r| format!("[[rule]]{r}"))
+            .collect::<String>(),
+        &text[tail_start..]
+    );
+    let a = Policy::parse(&text, "a.toml", &fed).unwrap().compile();
+    let b = Policy::parse(&reversed, "b.toml", &fed).unwrap().compile();
+    assert!(analysis::diff(&a, &b, date("2026-11-27")).is_empty());
+}
+
+#[test]
+fn diff_reports_gains_and_losses_in_terms_of_access() {
+    let fed = reference_federation();
+    let old_text = reference_text();
+    let new_text = old_text.replace(
+        r#"fields = ["case_no", "court", "listed_on", "removed_on"]"#,
+        r#"fields = ["court", "listed_on", "removed_on", "obligation"]"#,
+    );
+    let old = Policy::parse(&old_text, "old.toml", &fed)
+        .unwrap()
+        .compile();
+    let new = Policy::parse(&new_text, "new.toml", &fed)
+        .unwrap()
+        .compile();
+    let lines: Vec<String> = analysis::diff(&old, &new, date("2026-11-27"))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(lines.contains(&"market-regulation.licensing gains court.dishonest_debtors.obligation in clear for purpose administrative-licensing, citing `行政许可法` or citing `长政办发〔2017〕62号`".to_owned()), "{lines:#?}");
+    // case_no falls back to the green channel's `exists`.
+    assert!(lines.contains(&"market-regulation.licensing loses court.dishonest_debtors.case_no in clear (now exists) for purpose administrative-licensing, citing `行政许可法` or citing `长政办发〔2017〕62号`".to_owned()), "{lines:#?}");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+}
+
+#[test]
+fn who_can_answers_can_anyone_ever_see_it_in_clear() {
+    let engine = reference_engine();
+    let who = analysis::who_can(
+        &engine,
+        "public-security.identity_basics.household_registration",
+        date("2026-11-27"),
+    )
+    .unwrap();
+    let names: Vec<(&str, FieldTransform)> =
+        who.iter().map(|a| (a.requester.as_str(), a.best)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("court.enforcement", FieldTransform::Clear),
+            ("service-window.self-query", FieldTransform::Clear)
+        ]
+    );
+    // The pilot only exists between its validity dates.
+    let honours =
+        analysis::who_can(&engine, "civil-affairs.honours.level", date("2026-11-27")).unwrap();
+    let lic = honours.iter().find(|a| a.requester == LIC).unwrap();
+    assert!(
+        lic.conditions
+            .as_deref()
+            .unwrap()
+            .contains("from 2026-01-01 until 2027-12-31"),
+        "{lic:?}"
+    );
+    assert!(analysis::who_can(&engine, "court.nope.x", date("2026-11-27")).is_err());
+}
