@@ -417,12 +417,20 @@ fn explain_field(
     ask: &Ask<'_>,
     fd: &FieldDecision<'_>,
     indent: &str,
+    need: Option<crate::transform::FieldTransform>,
 ) {
     let window = fd
         .records_after
         .map(|d| format!(", only records dated after {}", iso_date::format(d)))
         .unwrap_or_default();
-    let _ = writeln!(out, "{indent}{}: {}{window}", fd.field.name, fd.transform);
+    let need = need
+        .map(|n| format!(" (the view needs {n})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{indent}{}: {}{window}{need}",
+        fd.field.name, fd.transform
+    );
     let _ = writeln!(out, "{indent}    {}", fd.explanation());
     let consent = ask.consent.is_some_and(|c| !c.trim().is_empty());
     for &ri in fd.matched {
@@ -494,8 +502,10 @@ pub fn render_explain(
             Ok(v) => {
                 let _ = writeln!(
                     out,
-                    "view {} ({:?}): {}",
-                    v.view.name, v.view.kind, v.view.description
+                    "view {} ({}): {}",
+                    v.view.name,
+                    v.view.kind.name(),
+                    v.view.description
                 );
                 for s in &v.sources {
                     let _ = writeln!(
@@ -510,8 +520,7 @@ pub fn render_explain(
                         }
                     );
                     for (fd, (_, need)) in s.decision.fields.iter().zip(&s.source.needs) {
-                        let _ = writeln!(out, "    (view needs {})", need);
-                        explain_field(&mut out, engine, ask, fd, "    ");
+                        explain_field(&mut out, engine, ask, fd, "    ", Some(*need));
                     }
                 }
             }
@@ -537,7 +546,7 @@ pub fn render_explain(
                     d.fields.len()
                 );
                 for fd in &d.fields {
-                    explain_field(&mut out, engine, ask, fd, "  ");
+                    explain_field(&mut out, engine, ask, fd, "  ", None);
                 }
             }
         }

@@ -132,6 +132,16 @@ pub enum Refusal {
         /// As given.
         field: String,
     },
+    /// The view may not be asked for this purpose.
+    #[error("view `{view}` may not be asked for purpose `{purpose}`; it serves: {allowed}")]
+    ViewNotForPurpose {
+        /// View.
+        view: String,
+        /// Purpose.
+        purpose: String,
+        /// The purposes it serves.
+        allowed: String,
+    },
     /// The view is not declared.
     #[error("unknown view `{view}`; ask for a view declared in the policy")]
     UnknownView {
@@ -598,6 +608,20 @@ impl Engine {
             .ok_or_else(|| Refusal::UnknownView {
                 view: req.view.to_owned(),
             })?;
+        let (_, p) =
+            self.check_request(req.requester, req.purpose, req.legal_basis, req.consent)?;
+        if !view.purposes.is_empty() && !view.purposes.contains(&p) {
+            return Err(Refusal::ViewNotForPurpose {
+                view: view.name.clone(),
+                purpose: req.purpose.to_owned(),
+                allowed: view
+                    .purposes
+                    .iter()
+                    .filter_map(|i| self.policy.purposes.get(*i).map(|p| p.name.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         let mut sources = Vec::with_capacity(view.sources.len());
         for source in &view.sources {
             let Some(dataset) = self.datasets.get(source.dataset) else {

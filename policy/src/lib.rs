@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod catalogue;
 pub mod cli;
 pub mod engine;
+pub mod load;
 pub mod location;
 pub mod minimize;
 pub mod policy;

@@ -25,6 +25,18 @@ pub enum Effect {
     Deny,
 }
 
+impl ViewKind {
+    /// The word used in policy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewKind::Blacklist => "blacklist",
+            ViewKind::GreenChannel => "green-channel",
+            ViewKind::CreditReport => "credit-report",
+            ViewKind::IntegrityScore => "integrity-score",
+        }
+    }
+}
+
 impl Effect {
     /// The word used in policy files.
     pub fn name(self) -> &'static str {
@@ -310,6 +322,9 @@ pub struct View {
     pub base_points: i64,
     /// Integrity score: grades, highest threshold first.
     pub grades: Vec<Grade>,
+    /// Purpose indices the view may be asked for; empty means any purpose (the field
+    /// grants still decide what each source releases).
+    pub purposes: Vec<usize>,
 }
 
 /// What a `[[test]]` expects.
@@ -503,6 +518,8 @@ struct RawView {
     base_points: i64,
     #[serde(default, rename = "grade")]
     grades: Vec<RawGrade>,
+    #[serde(default)]
+    purposes: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1098,7 +1115,22 @@ impl Policy {
             if kind == ViewKind::IntegrityScore && grades.is_empty() {
                 diag.error(v.name.span(), format!("integrity-score view `{name}` needs `[[view.grade]]` tables (min_points, grade)"));
             }
+            let mut view_purposes = Vec::new();
+            for p in &v.purposes {
+                match purpose_index(p.get_ref()) {
+                    Some(i) => view_purposes.push(i),
+                    None => diag.error(
+                        p.span(),
+                        format!(
+                            "unknown purpose `{}`; declared purposes are: {}",
+                            p.get_ref(),
+                            purpose_names()
+                        ),
+                    ),
+                }
+            }
             views.push(View {
+                purposes: view_purposes,
                 name,
                 kind,
                 description: v.description.clone(),
