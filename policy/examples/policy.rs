@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "fedq policy", about = "Security officers' tools: check, test, diff, explain, who-can")]
+#[command(
+    name = "fedq policy",
+    about = "Security officers' tools: check, test, diff, explain, who-can"
+)]
 struct Args {
     #[command(subcommand)]
     cmd: fedq_policy::cli::PolicyCommand,
