@@ -29,6 +29,16 @@ enum Command {
         #[command(subcommand)]
         cmd: fedq_policy::cli::PolicyCommand,
     },
+    /// A department node: serve lookups, import data, record credit repairs.
+    Node {
+        #[command(subcommand)]
+        cmd: fedq_node::cli::NodeCommand,
+    },
+    /// Review and verify a node's or the coordinator's audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: fedq_audit::cli::AuditCommand,
+    },
     /// Build a throwaway federation and tour what fedq is for.
     Demo,
 }
@@ -50,6 +60,10 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
         Command::Policy { cmd } => fedq_policy::cli::run(cmd).map_err(|e| anyhow::anyhow!(e)),
+        Command::Node { cmd } => fedq_node::cli::run(cmd)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Audit { cmd } => fedq_audit::cli::run(cmd).map_err(anyhow::Error::from),
         Command::Demo => {
             println!("fedq demo: not yet — the demo lands with the node and coordinator.");
             Ok(ExitCode::SUCCESS)

@@ -150,6 +150,10 @@ fn pong_handler() -> Handler {
                 NodeRequest::Ping => NodeResponse::Pong {
                     node: format!("court answering {}", peer.identity.name),
                 },
+                NodeRequest::Lookup(_) => NodeResponse::Failed {
+                    code: fedq_wire::message::FailureCode::Unsupported,
+                    message: "this test node only answers pings".into(),
+                },
             }
         })
     })

@@ -14,6 +14,8 @@
 //! types at its callers are built to make the wrong thing hard.
 
 use std::path::{Path, PathBuf};
+
+pub mod cli;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,7 +184,8 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
 }
 
 fn format_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 const SCHEMA: &str = "
@@ -534,7 +537,9 @@ mod tests {
         let mut handles = Vec::new();
         for i in 0..50 {
             let log = log.clone();
-            handles.push(tokio::spawn(async move { log.append(record(i)).await.unwrap() }));
+            handles.push(tokio::spawn(
+                async move { log.append(record(i)).await.unwrap() },
+            ));
         }
         let mut seqs = Vec::new();
         for h in handles {

@@ -1,1 +1,25 @@
-//! placeholder
+//! A department node: what a department installs beside its own database.
+//!
+//! - [`config`]: `node.toml`, validated in full before anything is opened;
+//! - [`store`]: the node's records (SQLite by default) and credit repairs;
+//! - [`import`]: `fedq node import`, validated, atomic, idempotent, streaming;
+//! - [`enforce`]: the decision path as a plain function — statutory window and repair,
+//!   the node's **own** copy of the policy, minimization — testable without a network;
+//! - [`service`]: `fedq node serve`: the QUIC endpoint, audit before answer;
+//! - [`cli`]: the `fedq node` subcommands.
+//!
+//! A record field leaves this crate only through [`enforce::answer`], after the node's
+//! own policy decision and transform.
+
+pub mod cli;
+pub mod config;
+pub mod enforce;
+pub mod import;
+pub mod service;
+pub mod store;
+
+/// Today's date in the city's time zone (China Standard Time, UTC+8).
+pub fn today_in_city() -> time::Date {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    time::OffsetDateTime::now_utc().to_offset(offset).date()
+}

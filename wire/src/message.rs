@@ -4,13 +4,85 @@
 //! appended, and a change that breaks the encoding bumps
 //! [`crate::frame::PROTOCOL_VERSION`] (and the ALPN).
 
+use fedq_policy::MinimizedAnswer;
 use serde::{Deserialize, Serialize};
+
+use crate::resident_id::ResidentId;
 
 /// A coordinator's request to a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeRequest {
     /// Liveness and authentication check: answers with the node's name.
     Ping,
+    /// One authorized question about one person.
+    Lookup(LookupRequest),
+}
+
+/// One authorized question about one person, as the coordinator forwards it. The node
+/// decides again with its own copy of the policy; nothing here is trusted as a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRequest {
+    /// The coordinator's query id, recorded in both audit logs.
+    pub query_id: String,
+    /// The person asked about.
+    pub subject: ResidentId,
+    /// `agency.office` from the requester's certificate, as authenticated by the
+    /// coordinator.
+    pub requester: String,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Cited legal basis (e.g. a licensing application number).
+    pub legal_basis: Option<String>,
+    /// The subject's consent reference, if any.
+    pub consent: Option<String>,
+    /// What is asked.
+    pub target: LookupTarget,
+    /// The policy version the coordinator decided with (the node records its own).
+    pub policy_version: String,
+}
+
+/// What a lookup asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LookupTarget {
+    /// A named view from the policy; the node answers the view's sources it holds.
+    View(String),
+    /// Datasets (`department.dataset`), each with named fields or all fields.
+    Datasets(Vec<DatasetRequest>),
+}
+
+/// One dataset of a lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRequest {
+    /// `department.dataset`.
+    pub dataset: String,
+    /// Field names; `None` asks for every field (each still decided by the policy).
+    pub fields: Option<Vec<String>>,
+}
+
+/// A node's answer to a lookup: one outcome per dataset it was asked about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupResponse {
+    /// The node's name.
+    pub node: String,
+    /// The policy version the node decided with.
+    pub policy_version: String,
+    /// Per dataset.
+    pub datasets: Vec<DatasetOutcome>,
+}
+
+/// What a node released for one dataset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatasetOutcome {
+    /// Minimized records and summaries (possibly none: no record, or nothing released —
+    /// the two look alike on purpose).
+    Released(MinimizedAnswer),
+    /// The node's policy refused this dataset.
+    Denied {
+        /// `department.dataset`.
+        dataset: String,
+        /// Why, in the rule's words.
+        rationale: String,
+    },
 }
 
 /// A node's answer.
@@ -20,6 +92,13 @@ pub enum NodeResponse {
     Pong {
         /// The node's name from its certificate.
         node: String,
+    },
+    /// Answer to [`NodeRequest::Lookup`].
+    Lookup(LookupResponse),
+    /// The node refused the whole request under its own policy; nothing was released.
+    Refused {
+        /// Why, in the policy's words.
+        rationale: String,
     },
     /// The node could not answer; no data was released.
     Failed {

@@ -1,0 +1,214 @@
+//! Enforcement at the source, as a plain function over data (no I/O, no clock).
+//!
+//! For one lookup: the node decides with **its own** compiled policy (it never trusts the
+//! coordinator's decision), keeps only records the law lets it disclose (the statutory
+//! window and credit repair, in [`fedq_policy::minimize`]), and applies each field's
+//! transform. What comes out is the only thing that may cross the wire; the audit outcome
+//! beside it names fields and transforms, never values.
+
+use std::collections::BTreeMap;
+
+use fedq_policy::engine::{DatasetDecision, FieldSelection, Reason};
+use fedq_policy::{minimize, DecisionRequest, Engine, Record, ViewRequest};
+use fedq_wire::message::{DatasetOutcome, LookupRequest, LookupResponse, LookupTarget};
+use fedq_wire::NodeResponse;
+use serde::Serialize;
+
+/// The datasets of this node that a lookup touches (qualified names), so the store reads
+/// only those.
+pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupRequest) -> Vec<String> {
+    let mut out: Vec<String> = match &request.target {
+        LookupTarget::Datasets(ds) => ds.iter().map(|d| d.dataset.clone()).collect(),
+        LookupTarget::View(name) => engine
+            .policy()
+            .views
+            .iter()
+            .filter(|v| &v.name == name)
+            .flat_map(|v| v.sources.iter().map(|s| s.dataset_name.clone()))
+            .collect(),
+    };
+    out.retain(|d| d.split('.').next() == Some(department));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What the audit entry records about one dataset.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditedDataset {
+    /// Fields released with their transforms, and how many records went out.
+    Released {
+        /// Field → transform.
+        fields: BTreeMap<String, String>,
+        /// Records released.
+        records: usize,
+    },
+    /// Refused.
+    Denied {
+        /// The rationale given.
+        rationale: String,
+    },
+}
+
+/// The answer and what the audit log records about it.
+#[derive(Debug)]
+pub struct Enforced {
+    /// What goes back to the coordinator.
+    pub response: NodeResponse,
+    /// JSON for the audit entry's outcome: field names and transforms, never values.
+    pub audit_outcome: String,
+    /// The policy version that decided.
+    pub policy_version: String,
+}
+
+fn denial_rationale(decision: &DatasetDecision<'_>) -> String {
+    let blocking = decision.fields.iter().find_map(|f| match f.reason {
+        Reason::Denied(_) | Reason::Limited(_) => Some(f.explanation()),
+        _ => None,
+    });
+    blocking.unwrap_or_else(|| {
+        "no rule grants any of the requested fields to this requester for this purpose (default deny)".into()
+    })
+}
+
+fn outcome_of(
+    decision: &DatasetDecision<'_>,
+    records: &[Record],
+) -> (DatasetOutcome, AuditedDataset) {
+    if !decision.releases_anything() {
+        let rationale = denial_rationale(decision);
+        return (
+            DatasetOutcome::Denied {
+                dataset: decision.dataset.qualified.clone(),
+                rationale: rationale.clone(),
+            },
+            AuditedDataset::Denied { rationale },
+        );
+    }
+    let answer = minimize(decision, records);
+    let fields = decision
+        .fields
+        .iter()
+        .filter(|f| f.transform != fedq_policy::FieldTransform::Omit)
+        .map(|f| (f.field.name.clone(), f.transform.name().to_owned()))
+        .collect();
+    let audited = AuditedDataset::Released {
+        fields,
+        records: answer.records.len(),
+    };
+    (DatasetOutcome::Released(answer), audited)
+}
+
+/// Decides and minimizes one lookup. `records` holds this node's unrepaired records of
+/// the subject, by qualified dataset name; `today` is the node's own date.
+pub fn answer(
+    engine: &Engine,
+    node: &str,
+    department: &str,
+    request: &LookupRequest,
+    records: &BTreeMap<String, Vec<Record>>,
+    today: time::Date,
+) -> Enforced {
+    let policy_version = engine.policy().version.clone();
+    let empty = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut audited = BTreeMap::new();
+    let refused = |rationale: String, version: &str| Enforced {
+        audit_outcome: serde_json::json!({ "refused": rationale }).to_string(),
+        response: NodeResponse::Refused { rationale },
+        policy_version: version.to_owned(),
+    };
+    match &request.target {
+        LookupTarget::View(view) => {
+            let decided = engine.decide_view(&ViewRequest {
+                requester: &request.requester,
+                purpose: &request.purpose,
+                legal_basis: request.legal_basis.as_deref(),
+                consent: request.consent.as_deref(),
+                view,
+                now: today,
+            });
+            let decision = match decided {
+                Ok(d) => d,
+                Err(refusal) => return refused(refusal.to_string(), &policy_version),
+            };
+            for source in decision
+                .sources
+                .iter()
+                .filter(|s| s.decision.dataset.department == department)
+            {
+                let qualified = &source.decision.dataset.qualified;
+                let (outcome, audit) =
+                    outcome_of(&source.decision, records.get(qualified).unwrap_or(&empty));
+                outcomes.push(outcome);
+                audited.insert(qualified.clone(), audit);
+            }
+        }
+        LookupTarget::Datasets(datasets) => {
+            for ds in datasets {
+                if ds.dataset.split('.').next() != Some(department) {
+                    let rationale =
+                        format!("dataset `{}` is not held by node `{node}`", ds.dataset);
+                    audited.insert(
+                        ds.dataset.clone(),
+                        AuditedDataset::Denied {
+                            rationale: rationale.clone(),
+                        },
+                    );
+                    outcomes.push(DatasetOutcome::Denied {
+                        dataset: ds.dataset.clone(),
+                        rationale,
+                    });
+                    continue;
+                }
+                let names: Vec<&str> = ds.fields.iter().flatten().map(String::as_str).collect();
+                let fields = match &ds.fields {
+                    Some(_) => FieldSelection::Named(&names),
+                    None => FieldSelection::All,
+                };
+                let decided = engine.decide(&DecisionRequest {
+                    requester: &request.requester,
+                    purpose: &request.purpose,
+                    legal_basis: request.legal_basis.as_deref(),
+                    consent: request.consent.as_deref(),
+                    dataset: &ds.dataset,
+                    fields,
+                    now: today,
+                });
+                let decision = match decided {
+                    Ok(d) => d,
+                    Err(refusal) => return refused(refusal.to_string(), &policy_version),
+                };
+                let (outcome, audit) =
+                    outcome_of(&decision, records.get(&ds.dataset).unwrap_or(&empty));
+                outcomes.push(outcome);
+                audited.insert(ds.dataset.clone(), audit);
+            }
+        }
+    }
+    Enforced {
+        audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
+        response: NodeResponse::Lookup(LookupResponse {
+            node: node.to_owned(),
+            policy_version: policy_version.clone(),
+            datasets: outcomes,
+        }),
+        policy_version,
+    }
+}
+
+/// The audit entry's description of what was asked.
+pub fn describe_target(target: &LookupTarget) -> String {
+    match target {
+        LookupTarget::View(v) => format!("view:{v}"),
+        LookupTarget::Datasets(ds) => ds
+            .iter()
+            .map(|d| match &d.fields {
+                Some(f) => format!("{}[{}]", d.dataset, f.join(",")),
+                None => format!("{}[*]", d.dataset),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}

@@ -1,0 +1,533 @@
+//! A department node end to end: import with the real binary, serve over QUIC on
+//! 127.0.0.1, ask as a coordinator, and check what crossed the wire, what the audit log
+//! holds and what the logs say.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fedq_node::config::NodeConfig;
+use fedq_node::service::Node;
+use fedq_policy::Value;
+use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupRequest, LookupTarget};
+use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
+use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use support::{rid, TestFederation};
+
+const TODAY: &str = "2026-11-27";
+const BASIS: &str = "长政办发〔2017〕62号";
+
+struct People {
+    active: String,
+    expired: String,
+    repaired_by_status: String,
+    repaired_by_operator: String,
+    clean: String,
+}
+
+fn people() -> People {
+    People {
+        active: rid("43010219800101123"),
+        expired: rid("43010319750505234"),
+        repaired_by_status: rid("43010419900909345"),
+        repaired_by_operator: rid("43010519851111456"),
+        clean: rid("43011119920202567"),
+    }
+}
+
+fn debtors_csv(p: &People) -> String {
+    format!(
+        "case_no,resident_id,name,court,obligation,amount_owed,performance_status,listed_on,removed_on\n\
+         (2025)湘0102执101号,{},张三丰,长沙市芙蓉区人民法院,支付货款,52000.00,unperformed,2025-06-01,\n\
+         (2022)湘0103执202号,{},李四,长沙市天心区人民法院,偿还借款,8000.00,unperformed,2022-06-01,\n\
+         (2025)湘0104执303号,{},王五,长沙市岳麓区人民法院,支付工资,12000.50,performed,2025-03-01,\n\
+         (2025)湘0105执404号,{},赵六,长沙市开福区人民法院,赔偿损失,99000.00,unperformed,2025-05-01,\n",
+        p.active, p.expired, p.repaired_by_status, p.repaired_by_operator
+    )
+}
+
+fn fedq(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fedq"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn lookup(
+    subject: &str,
+    requester: &str,
+    purpose: &str,
+    basis: Option<&str>,
+    target: LookupTarget,
+) -> NodeRequest {
+    NodeRequest::Lookup(LookupRequest {
+        query_id: "q-test".into(),
+        subject: ResidentId::parse(subject).unwrap(),
+        requester: requester.into(),
+        purpose: purpose.into(),
+        legal_basis: basis.map(str::to_owned),
+        consent: None,
+        target,
+        policy_version: "test".into(),
+    })
+}
+
+fn released(response: &NodeResponse) -> &fedq_policy::MinimizedAnswer {
+    match response {
+        NodeResponse::Lookup(l) => match &l.datasets[..] {
+            [DatasetOutcome::Released(a)] => a,
+            other => panic!("expected one released dataset, got {other:?}"),
+        },
+        other => panic!("expected a lookup answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn import_is_validated_atomic_and_idempotent() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config = fed.node_config("court", TODAY);
+    let cfg = config.to_str().unwrap();
+    let p = people();
+    let good = fed.write("in/debtors.csv", &debtors_csv(&p));
+
+    // A bad check digit on line 3: nothing is imported.
+    let mut bad_id = p.expired.clone();
+    let last = if bad_id.ends_with('1') { '2' } else { '1' };
+    bad_id.pop();
+    bad_id.push(last);
+    let bad = fed.write("in/bad.csv", &debtors_csv(&p).replace(&p.expired, &bad_id));
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3, field `resident_id`") && err.contains("check character"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&bad_id),
+        "the error must not echo a resident ID: {err}"
+    );
+    let store = fedq_node::store::SqliteStore::open(&fed.root.join("data/court.db")).unwrap();
+    assert_eq!(
+        store.count("court.dishonest_debtors").unwrap(),
+        0,
+        "atomic: nothing imported"
+    );
+
+    // An unknown enum value is named with the field.
+    let bad_enum = fed.write(
+        "in/enum.csv",
+        &debtors_csv(&p).replace("performed,2025-03-01", "done,2025-03-01"),
+    );
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "court.dishonest_debtors",
+        bad_enum.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("line 4, field `performance_status`"),
+        "{err}"
+    );
+
+    // --skip-invalid imports the good rows and writes the bad one to the reject file.
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        bad.to_str().unwrap(),
+        "--skip-invalid",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(store.count("court.dishonest_debtors").unwrap(), 3);
+    let rejects = std::fs::read_to_string(format!("{}.rejects.csv", bad.display())).unwrap();
+    assert_eq!(rejects.lines().count(), 2, "{rejects}");
+    assert!(
+        rejects
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("3,resident_id,"),
+        "{rejects}"
+    );
+
+    // The good file, twice: the second import changes nothing.
+    let first = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        good.to_str().unwrap(),
+    ]);
+    assert!(first.status.success());
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("imported 4 rows"),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let again = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        good.to_str().unwrap(),
+    ]);
+    let again = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.contains("0 written, 4 unchanged"), "{again}");
+    assert_eq!(store.count("court.dishonest_debtors").unwrap(), 4);
+
+    // JSON Lines works the same way.
+    let jsonl = fed.write(
+        "in/enforcement.jsonl",
+        &format!(
+            "{{\"case_no\":\"(2026)湘0102执9号\",\"resident_id\":\"{}\",\"court\":\"长沙市芙蓉区人民法院\",\"filed_on\":\"2026-01-05\",\"amount\":\"3000\",\"status\":\"ongoing\"}}\n",
+            p.active
+        ),
+    );
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "enforcement_cases",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(store.count("court.enforcement_cases").unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_node_releases_only_what_law_and_policy_allow() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = fed.node_config("court", TODAY);
+    let cfg = config_path.to_str().unwrap();
+    let p = people();
+    let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = fedq(&[
+        "node",
+        "repair",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        "--record",
+        "(2025)湘0105执404号",
+        "--reason",
+        "performed the judgment in full",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let frames: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let tap = {
+        let frames = Arc::clone(&frames);
+        Arc::new(move |bytes: &[u8]| frames.lock().unwrap().push(bytes.to_vec()))
+    };
+    let node = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default()).unwrap();
+    let addr = node.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(node.serve(Some(tap), async {
+        let _ = stopped.await;
+    }));
+    let client = NodeClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsFiles::in_dir(&fed.pki, "coordinator"),
+        Limits::default(),
+    )
+    .unwrap();
+    let court = client.channel("court", addr);
+    let ask = |req: NodeRequest| {
+        let court = court.clone();
+        async move { court.request(&req, Duration::from_secs(5)).await.unwrap() }
+    };
+    let blacklist = |who: &str| {
+        lookup(
+            who,
+            "market-regulation.licensing",
+            "administrative-licensing",
+            Some(BASIS),
+            LookupTarget::View("blacklist-check".into()),
+        )
+    };
+
+    // The active listing is released, minimized to what the view needs.
+    let answer = ask(blacklist(&p.active)).await;
+    let a = released(&answer);
+    assert_eq!(a.records.len(), 1);
+    let fields: Vec<&String> = a.records[0].keys().collect();
+    assert_eq!(
+        fields,
+        ["listed_on"],
+        "removed_on is empty; nothing else is released"
+    );
+    assert_eq!(
+        a.records[0]["listed_on"],
+        Value::Date(time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap())
+    );
+
+    // Older than 3 years, repaired by status, repaired by the operator: nothing, and the
+    // answer looks exactly like "no record".
+    let none = ask(blacklist(&p.clean)).await;
+    for who in [&p.expired, &p.repaired_by_status, &p.repaired_by_operator] {
+        let answer = ask(blacklist(who)).await;
+        assert!(released(&answer).records.is_empty() && released(&answer).summaries.is_empty());
+        assert_eq!(released(&answer), released(&none));
+    }
+
+    // Fields the policy does not grant are refused with the rule's reason.
+    let denied = ask(lookup(
+        &p.active,
+        "market-regulation.licensing",
+        "administrative-licensing",
+        Some(BASIS),
+        LookupTarget::Datasets(vec![DatasetRequest {
+            dataset: "court.dishonest_debtors".into(),
+            fields: Some(vec!["name".into(), "amount_owed".into()]),
+        }]),
+    ))
+    .await;
+    match denied {
+        NodeResponse::Lookup(l) => assert!(
+            matches!(&l.datasets[..], [DatasetOutcome::Denied { rationale, .. }] if rationale.contains("default deny")),
+            "{l:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // A purpose the requester may not use: the node refuses on its own policy, even though
+    // this "coordinator" forwarded it.
+    let refused = ask(lookup(
+        &p.active,
+        "market-regulation.licensing",
+        "statistics",
+        None,
+        LookupTarget::View("blacklist-check".into()),
+    ))
+    .await;
+    assert!(
+        matches!(&refused, NodeResponse::Refused { rationale } if rationale.contains("may not ask for purpose")),
+        "{refused:?}"
+    );
+
+    client.close();
+    let _ = stop.send(());
+    serving.await.unwrap();
+
+    // What crossed the wire: no withheld record, no denied field value, no raw ID.
+    let wire: Vec<u8> = frames.lock().unwrap().concat();
+    let wire = String::from_utf8_lossy(&wire);
+    for forbidden in [
+        "(2022)湘0103执202号",
+        "(2025)湘0104执303号",
+        "(2025)湘0105执404号",
+        "2022-06-01",
+        "张三丰",
+        "52000",
+        "支付货款",
+        p.active.as_str(),
+    ] {
+        assert!(!wire.contains(forbidden), "`{forbidden}` crossed the wire");
+    }
+
+    // The audit log: chain intact, one entry per answer and the repair, no raw ID.
+    let out = fedq(&["audit", "verify", "--config", cfg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("8 entries, chain intact"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let audit_bytes = std::fs::read(fed.root.join("data/court-audit.db")).unwrap();
+    let audit_text = String::from_utf8_lossy(&audit_bytes);
+    for id in [&p.active, &p.expired, &p.repaired_by_operator, &p.clean] {
+        assert!(
+            !audit_text.contains(id.as_str()),
+            "raw resident ID in the audit log"
+        );
+    }
+    assert!(!audit_text.contains("张三丰"));
+    // "Who looked at me?" works from the resident ID, through this node's pseudonym.
+    let out = fedq(&[
+        "audit",
+        "list",
+        "--config",
+        cfg,
+        "--subject",
+        &p.active,
+        "--json",
+    ]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let entries: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 3, "{listed}");
+    assert!(entries
+        .iter()
+        .all(|e| e["requester"] == "market-regulation.licensing"));
+    let released_fields: BTreeMap<String, String> = serde_json::from_value(
+        entries[0]["outcome"]
+            .as_str()
+            .map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap())
+            .unwrap()["court.dishonest_debtors"]["released"]["fields"]
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        released_fields.get("listed_on").map(String::as_str),
+        Some("clear")
+    );
+}
+
+#[test]
+fn the_node_process_logs_no_personal_data() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = fed.node_config("court", TODAY);
+    let cfg = config_path.to_str().unwrap();
+    let p = people();
+    let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
+    assert!(fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        csv.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fedq"))
+        .args(["node", "serve", "--config", cfg])
+        .env("FEDQ_LOG", "trace")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(addr) = line.strip_prefix("node serving on udp ") {
+                let addr = addr.split(';').next().unwrap().trim().to_owned();
+                let _ = addr_tx.send(addr);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr: std::net::SocketAddr = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = NodeClient::new(
+            "127.0.0.1:0".parse().unwrap(),
+            TlsFiles::in_dir(&fed.pki, "coordinator"),
+            Limits::default(),
+        )
+        .unwrap();
+        let court = client.channel("court", addr);
+        for who in [&p.active, &p.expired] {
+            let r = court
+                .request(
+                    &lookup(
+                        who,
+                        "market-regulation.licensing",
+                        "administrative-licensing",
+                        Some(BASIS),
+                        LookupTarget::View("blacklist-check".into()),
+                    ),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+            assert!(matches!(r, NodeResponse::Lookup(_)));
+        }
+        client.close();
+    });
+    // SIGTERM: graceful shutdown.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let logs = reader.join().unwrap();
+    assert!(status.success(), "node exited with {status}: {logs}");
+    assert!(logs.contains("node stopped"), "{logs}");
+    for secret in [
+        p.active.as_str(),
+        p.expired.as_str(),
+        "张三丰",
+        "(2025)湘0102执101号",
+        "52000",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` appeared in the node's logs"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Shared set-up for end-to-end tests: a federation directory with real certificates from
+//! the `certs` crate, the reference catalogue and policy, and node configs.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use fedq_certs::pki::{CertificateAuthority, IssueOptions};
+use fedq_certs::Role;
+
+/// The repository's reference files.
+pub fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/changsha")
+}
+
+/// A valid resident ID from its first 17 digits.
+pub fn rid(first17: &str) -> String {
+    let bytes: [u8; 17] = first17.as_bytes().try_into().unwrap();
+    let mut s = first17.to_owned();
+    s.push(char::from(fedq_wire::resident_id::check_character(&bytes)));
+    s
+}
+
+/// A temporary federation: PKI, copies of the reference catalogue and policy.
+pub struct TestFederation {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub pki: PathBuf,
+}
+
+impl TestFederation {
+    pub fn new(nodes: &[&str], requesters: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let pki = root.join("pki");
+        let ca = CertificateAuthority::init(&pki, "changsha", false).unwrap();
+        for n in nodes {
+            ca.issue(Role::Node, n, &IssueOptions::default()).unwrap();
+        }
+        ca.issue(
+            Role::Coordinator,
+            "coordinator",
+            &IssueOptions {
+                hosts: vec!["localhost".into(), "127.0.0.1".into()],
+                ..IssueOptions::default()
+            },
+        )
+        .unwrap();
+        for r in requesters {
+            ca.issue(Role::Requester, r, &IssueOptions::default())
+                .unwrap();
+        }
+        let policy_dir = root.join("policy");
+        std::fs::create_dir_all(policy_dir.join("catalogue")).unwrap();
+        for entry in std::fs::read_dir(reference().join("catalogue")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                policy_dir.join("catalogue").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            reference().join("policy.toml"),
+            policy_dir.join("policy.toml"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        Self { tmp, root, pki }
+    }
+
+    /// Writes `nodes/NAME.toml` for a node on 127.0.0.1:0 with today pinned.
+    pub fn node_config(&self, name: &str, today: &str) -> PathBuf {
+        let dir = self.root.join("nodes");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "{name}"
+listen = "127.0.0.1:0"
+catalogue = "../policy/catalogue/{name}.toml"
+policy = "../policy/policy.toml"
+store = "../data/{name}.db"
+audit = "../data/{name}-audit.db"
+pseudonym_key = "../data/{name}-pseudonym.key"
+today = "{today}"
+
+[tls]
+ca = "../pki/ca.crt"
+crl = "../pki/crl.pem"
+cert = "../pki/{name}.crt"
+key = "../pki/{name}.key"
+"#
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
