@@ -39,6 +39,8 @@ enum Command {
         #[command(subcommand)]
         cmd: fedq_audit::cli::AuditCommand,
     },
+    /// Write synthetic Changsha data (CSV or JSON Lines) per department.
+    GenData(fedq_synth::cli::GenDataArgs),
     /// Build a throwaway federation and tour what fedq is for.
     Demo,
 }
@@ -64,6 +66,9 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
         Command::Audit { cmd } => fedq_audit::cli::run(cmd).map_err(anyhow::Error::from),
+        Command::GenData(args) => fedq_synth::cli::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
         Command::Demo => {
             println!("fedq demo: not yet — the demo lands with the node and coordinator.");
             Ok(ExitCode::SUCCESS)
