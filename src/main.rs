@@ -34,6 +34,13 @@ enum Command {
         #[command(subcommand)]
         cmd: fedq_node::cli::NodeCommand,
     },
+    /// The coordinator: the requester API, fan-out and merge.
+    Coordinator {
+        #[command(subcommand)]
+        cmd: fedq_coordinator::cli::CoordinatorCommand,
+    },
+    /// Ask the coordinator one authorized question about one person.
+    Query(fedq_coordinator::client::QueryArgs),
     /// Review and verify a node's or the coordinator's audit log.
     Audit {
         #[command(subcommand)]
@@ -63,6 +70,12 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Policy { cmd } => fedq_policy::cli::run(cmd).map_err(|e| anyhow::anyhow!(e)),
         Command::Node { cmd } => fedq_node::cli::run(cmd)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Coordinator { cmd } => fedq_coordinator::cli::run(cmd, fedq_node::cli::shutdown_signal())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Query(args) => fedq_coordinator::client::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
         Command::Audit { cmd } => fedq_audit::cli::run(cmd).map_err(anyhow::Error::from),

@@ -198,7 +198,8 @@ impl Credentials {
         Ok(())
     }
 
-    fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    /// A copy of the chain and key, to hand to a TLS configuration (which takes ownership).
+    pub fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         (self.chain.clone(), self.key.clone_key())
     }
 }

@@ -1,1 +1,18 @@
-//! placeholder
+//! The coordinator: authenticates requesters, checks purpose and policy, fans out to the
+//! nodes that hold the requested datasets over pooled QUIC connections, merges their
+//! already-minimized answers, computes views, and registers every query in its audit log.
+//! It keeps no records at rest.
+//!
+//! - [`config`]: `coordinator.toml`, validated before any socket is bound;
+//! - [`query`]: the API types, planning and merging, as plain functions;
+//! - [`service`]: one query's path, audit before answer;
+//! - [`https`]: the requester API (HTTPS, client certificates) and the ops listener;
+//! - [`client`]: `fedq query`;
+//! - [`cli`]: `fedq coordinator …`.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod https;
+pub mod query;
+pub mod service;

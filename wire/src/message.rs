@@ -50,6 +50,23 @@ pub enum LookupTarget {
     Datasets(Vec<DatasetRequest>),
 }
 
+impl LookupTarget {
+    /// How audit entries name the target: `view:NAME` or `dataset[fields]` items.
+    pub fn describe(&self) -> String {
+        match self {
+            LookupTarget::View(v) => format!("view:{v}"),
+            LookupTarget::Datasets(ds) => ds
+                .iter()
+                .map(|d| match &d.fields {
+                    Some(f) => format!("{}[{}]", d.dataset, f.join(",")),
+                    None => format!("{}[*]", d.dataset),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
 /// One dataset of a lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRequest {

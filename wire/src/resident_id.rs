@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn debug_and_display_are_masked() {
-        let mut first17 = *b"43010219900101123";
+        let first17 = *b"43010219900101123";
         let check = check_character(&first17);
         let mut id = String::from_utf8(first17.to_vec()).unwrap();
         id.push(char::from(check));
@@ -184,7 +184,5 @@ mod tests {
             format!("430102********123{}", char::from(check))
         );
         assert!(!format!("{parsed:?}").contains("19900101"));
-        first17[0] = b'5';
-        assert!(ResidentId::parse(&id).is_ok());
     }
 }

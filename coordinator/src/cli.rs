@@ -1,0 +1,84 @@
+//! `fedq coordinator …`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedq_wire::transport::Limits;
+
+use crate::config::CoordinatorConfig;
+
+/// The `fedq coordinator` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CoordinatorCommand {
+    /// Serve the requester API until Ctrl-C (then drain in-flight queries).
+    Serve {
+        /// The coordinator's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Errors of `fedq coordinator`.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorCliError {
+    /// Config.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Start-up.
+    #[error(transparent)]
+    Start(#[from] crate::service::StartError),
+    /// HTTPS.
+    #[error(transparent)]
+    Https(#[from] crate::https::HttpsError),
+    /// Runtime.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+        ])
+        .ok()?
+        .install_recorder()
+        .ok()
+}
+
+/// Starts a coordinator from a config inside the current runtime; returns the bound API.
+pub async fn start(
+    config: CoordinatorConfig,
+    limits: Limits,
+) -> Result<crate::https::Api, CoordinatorCliError> {
+    let coordinator = Arc::new(crate::service::Coordinator::start(config, limits)?);
+    Ok(crate::https::Api::bind(coordinator, install_metrics()).await?)
+}
+
+/// Runs one `fedq coordinator` subcommand.
+pub fn run(
+    cmd: CoordinatorCommand,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), CoordinatorCliError> {
+    match cmd {
+        CoordinatorCommand::Serve { config } => {
+            let config = CoordinatorConfig::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CoordinatorCliError::Runtime(e.to_string()))?;
+            runtime.block_on(async {
+                let api = start(config, Limits::default()).await?;
+                let addr = api.local_addr().map_err(|e| CoordinatorCliError::Runtime(e.to_string()))?;
+                match api.ops_addr() {
+                    Some(ops) => eprintln!("coordinator serving https://{addr} (health and metrics on http://{ops}); Ctrl-C to stop"),
+                    None => eprintln!("coordinator serving https://{addr}; Ctrl-C to stop"),
+                }
+                api.serve(Duration::from_secs(2), shutdown).await;
+                eprintln!("coordinator stopped");
+                Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! `fedq query`: the command-line client of the requester API.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fedq_certs::tls::Credentials;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+
+use crate::query::QueryRequest;
+
+/// Arguments of `fedq query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The coordinator, e.g. `https://127.0.0.1:8443`.
+    #[arg(long)]
+    pub coordinator: String,
+    /// Your requester certificate.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Its private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The federation CA certificate.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The person's resident ID.
+    #[arg(long)]
+    pub subject: String,
+    /// The declared purpose.
+    #[arg(long)]
+    pub purpose: String,
+    /// The legal basis cited (e.g. the regulation the licensing application falls under).
+    #[arg(long)]
+    pub basis: Option<String>,
+    /// The subject's consent reference.
+    #[arg(long)]
+    pub consent: Option<String>,
+    /// A view from the policy.
+    #[arg(long, conflicts_with = "dataset")]
+    pub view: Option<String>,
+    /// `department.dataset` or `department.dataset.field` (repeatable).
+    #[arg(long, required_unless_present = "view")]
+    pub dataset: Vec<String>,
+    /// Print the JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Errors of `fedq query`.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Certificates.
+    #[error(transparent)]
+    Tls(#[from] fedq_certs::TlsError),
+    /// Network or TLS failure.
+    #[error("cannot reach the coordinator at {url}: {reason}")]
+    Connect {
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The coordinator refused the query.
+    #[error("refused ({status}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its reason.
+        message: String,
+    },
+}
+
+/// Sends one query; returns the HTTP status and the JSON body.
+pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientError> {
+    let uri: hyper::Uri = args.coordinator.parse().map_err(|_| {
+        ClientError::Usage(format!(
+            "--coordinator `{}` is not a URL like https://host:8443",
+            args.coordinator
+        ))
+    })?;
+    if uri.scheme_str() != Some("https") {
+        return Err(ClientError::Usage(
+            "--coordinator must be an https:// URL".into(),
+        ));
+    }
+    let host = uri
+        .host()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(8443);
+    let connect_err = |reason: String| ClientError::Connect {
+        url: args.coordinator.clone(),
+        reason,
+    };
+    let creds = Credentials::load(&args.cert, &args.key)?;
+    let ca_pem = std::fs::read(&args.ca).map_err(|e| {
+        ClientError::Usage(format!("cannot read --ca `{}`: {e}", args.ca.display()))
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(ClientError::Usage)? {
+        roots
+            .add(cert)
+            .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
+    }
+    let (chain, key) = creds.chain_and_key();
+    let mut config = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Usage(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    let name = ServerName::try_from(host.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    tokio::spawn(conn);
+    let body = QueryRequest {
+        subject: args.subject.clone(),
+        purpose: args.purpose.clone(),
+        legal_basis: args.basis.clone(),
+        consent: args.consent.clone(),
+        view: args.view.clone(),
+        datasets: (!args.dataset.is_empty()).then(|| args.dataset.clone()),
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| ClientError::Usage(e.to_string()))?;
+    let request = hyper::Request::post("/v1/query")
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
+    // TLS 1.3: a refused client certificate surfaces here, not at connect.
+    let response = sender.send_request(request).await.map_err(|e| {
+        connect_err(format!(
+            "{e} (was your certificate refused? check role, expiry and revocation)"
+        ))
+    })?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| connect_err(e.to_string()))?
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
+    Ok((status, json))
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) if m.len() == 1 => {
+            m.values().next().map(value_text).unwrap_or_default()
+        }
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Renders an answer for people.
+pub fn render(answer: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let s = |k: &str| {
+        answer
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    out.push_str(&format!(
+        "query {}  subject {}  purpose {}  policy {}\n",
+        s("query_id"),
+        s("subject"),
+        s("purpose"),
+        s("policy_version")
+    ));
+    if answer.get("complete").and_then(|v| v.as_bool()) == Some(false) {
+        out.push_str("PARTIAL ANSWER: some departments could not be asked (see below)\n");
+    }
+    if let Some(view) = answer.get("view_result") {
+        let kind = view.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        match kind {
+            "blacklist" => {
+                let listings = view
+                    .get("listings")
+                    .and_then(|l| l.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                if listings.is_empty() {
+                    out.push_str("blacklist check: not on any serious-dishonesty list checked\n");
+                } else {
+                    out.push_str("blacklist check: LISTED\n");
+                    for l in listings {
+                        out.push_str(&format!(
+                            "  - {} ({}) since {}{}\n",
+                            l.get("list").and_then(|v| v.as_str()).unwrap_or(""),
+                            l.get("dataset").and_then(|v| v.as_str()).unwrap_or(""),
+                            l.get("since").map(value_text).unwrap_or_else(|| "-".into()),
+                            l.get("until")
+                                .filter(|u| !u.is_null())
+                                .map(|u| format!(" until {}", value_text(u)))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            "green-channel" => out.push_str(&format!(
+                "green channel: {} — {}\n",
+                if view.get("eligible").and_then(|e| e.as_bool()) == Some(true) {
+                    "ELIGIBLE"
+                } else {
+                    "not eligible"
+                },
+                view.get("reason").and_then(|r| r.as_str()).unwrap_or("")
+            )),
+            "integrity-score" => out.push_str(&format!(
+                "integrity score: {} points, grade {}\n",
+                view.get("points")
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                view.get("grade")
+                    .and_then(|g| g.as_str())
+                    .unwrap_or("(not graded: partial)")
+            )),
+            "credit-report" => {
+                out.push_str("credit report:\n");
+                for sec in view
+                    .get("sections")
+                    .and_then(|x| x.as_array())
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    let records = sec
+                        .get("records")
+                        .and_then(|r| r.as_array())
+                        .cloned()
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "  {} ({}): {} record(s)\n",
+                        sec.get("label").and_then(|v| v.as_str()).unwrap_or(""),
+                        sec.get("dataset").and_then(|v| v.as_str()).unwrap_or(""),
+                        records.len()
+                    ));
+                    for r in records {
+                        if let Some(m) = r.as_object() {
+                            let line: Vec<String> = m
+                                .iter()
+                                .map(|(k, v)| format!("{k}={}", value_text(v)))
+                                .collect();
+                            out.push_str(&format!("    - {}\n", line.join("  ")));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        for u in view
+            .get("unverified")
+            .and_then(|x| x.as_array())
+            .cloned()
+            .unwrap_or_default()
+        {
+            out.push_str(&format!(
+                "  unverified: {} — {}\n",
+                u.get("dataset").and_then(|v| v.as_str()).unwrap_or(""),
+                u.get("reason").and_then(|v| v.as_str()).unwrap_or("")
+            ));
+        }
+    } else if let Some(ds) = answer.get("datasets").and_then(|d| d.as_object()) {
+        for (name, result) in ds {
+            let records = result
+                .get("records")
+                .and_then(|r| r.as_array())
+                .cloned()
+                .unwrap_or_default();
+            out.push_str(&format!("{name}: {} record(s)\n", records.len()));
+            for r in records {
+                if let Some(m) = r.as_object() {
+                    let line: Vec<String> = m
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", value_text(v)))
+                        .collect();
+                    out.push_str(&format!("  - {}\n", line.join("  ")));
+                }
+            }
+            if let Some(sum) = result.get("summaries").and_then(|s| s.as_object()) {
+                for (field, v) in sum {
+                    out.push_str(&format!("  {field}: {}\n", value_text(v)));
+                }
+            }
+        }
+    }
+    out.push_str("departments asked:\n");
+    for n in answer
+        .get("nodes")
+        .and_then(|n| n.as_array())
+        .cloned()
+        .unwrap_or_default()
+    {
+        out.push_str(&format!(
+            "  {:<18} {:<12} {}\n",
+            n.get("node").and_then(|v| v.as_str()).unwrap_or(""),
+            n.get("status").and_then(|v| v.as_str()).unwrap_or(""),
+            n.get("reason").and_then(|v| v.as_str()).unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// Runs `fedq query`.
+pub fn run(args: QueryArgs) -> Result<(), ClientError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
+    let (status, answer) = runtime.block_on(send(&args))?;
+    if status != 200 {
+        return Err(ClientError::Refused {
+            status,
+            message: answer
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("")
+                .to_owned(),
+        });
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(&answer));
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! `coordinator.toml`, validated in full before any socket is bound. Relative paths are
+//! relative to the config file's directory.
+//!
+//! ```toml
+//! name = "coordinator"                 # must match the coordinator certificate's name
+//! listen = "0.0.0.0:8443"              # HTTPS requester API (client certificates)
+//! ops_listen = "127.0.0.1:9443"        # plain HTTP: /health and /metrics, keep it local
+//! policy = "policy.toml"
+//! audit = "data/coordinator-audit.db"
+//! pseudonym_key = "data/coordinator-pseudonym.key"
+//! deadline_ms = 2000                   # one overall deadline per query
+//! max_in_flight = 1000                 # queries beyond this get 503, not a queue
+//!
+//! [tls]
+//! ca = "pki/ca.crt"
+//! crl = "pki/crl.pem"
+//! cert = "pki/coordinator.crt"
+//! key = "pki/coordinator.key"
+//!
+//! [[node]]
+//! name = "court"                       # = the department in the catalogue
+//! address = "10.1.2.3:7101"
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a config is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config `{path}`: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Malformed, unknown or missing keys, or inconsistent values.
+    #[error("config `{path}`: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: String,
+    listen: String,
+    ops_listen: Option<String>,
+    policy: PathBuf,
+    audit: PathBuf,
+    pseudonym_key: PathBuf,
+    deadline_ms: Option<u64>,
+    max_in_flight: Option<usize>,
+    tls: RawTls,
+    #[serde(default)]
+    node: Vec<RawNode>,
+    today: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: PathBuf,
+    crl: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    address: String,
+}
+
+/// One node the coordinator may ask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// The node's (department's) name, as in its certificate.
+    pub name: String,
+    /// UDP address.
+    pub address: SocketAddr,
+}
+
+/// A validated coordinator configuration.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// The coordinator's name, as in its certificate.
+    pub name: String,
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// Health and metrics listen address.
+    pub ops_listen: Option<SocketAddr>,
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The audit log.
+    pub audit: PathBuf,
+    /// The pseudonym key.
+    pub pseudonym_key: PathBuf,
+    /// Overall deadline per query.
+    pub deadline: Duration,
+    /// Most queries in flight.
+    pub max_in_flight: usize,
+    /// TLS files.
+    pub tls: fedq_wire::transport::TlsFiles,
+    /// The nodes.
+    pub nodes: Vec<NodeAddress>,
+    /// Pinned "today" (tests and demos).
+    pub today: Option<time::Date>,
+}
+
+fn addr(
+    field: &str,
+    value: &str,
+    invalid: &dyn Fn(String) -> ConfigError,
+) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(format!(
+            "`{field} = \"{value}\"` is not an address; expected IP:PORT, e.g. \"127.0.0.1:8443\""
+        ))
+    })
+}
+
+impl CoordinatorConfig {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates config text as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            reason,
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim().replace('\n', " ")))?;
+        fedq_certs::identity::validate_name(&raw.name)
+            .map_err(|e| invalid(format!("`name`: {e}")))?;
+        let listen = addr("listen", &raw.listen, &invalid)?;
+        let ops_listen = raw
+            .ops_listen
+            .as_deref()
+            .map(|a| addr("ops_listen", a, &invalid))
+            .transpose()?;
+        let deadline_ms = raw.deadline_ms.unwrap_or(2000);
+        if !(10..=60_000).contains(&deadline_ms) {
+            return Err(invalid(format!(
+                "`deadline_ms = {deadline_ms}` is out of range; use 10..=60000"
+            )));
+        }
+        let max_in_flight = raw.max_in_flight.unwrap_or(1000);
+        if max_in_flight == 0 {
+            return Err(invalid("`max_in_flight` must be at least 1".into()));
+        }
+        let mut seen = BTreeSet::new();
+        let mut nodes = Vec::new();
+        for n in raw.node {
+            fedq_certs::identity::validate_name(&n.name)
+                .map_err(|e| invalid(format!("[[node]] `name`: {e}")))?;
+            if !seen.insert(n.name.clone()) {
+                return Err(invalid(format!("node `{}` is listed twice", n.name)));
+            }
+            nodes.push(NodeAddress {
+                address: addr("address", &n.address, &invalid)?,
+                name: n.name,
+            });
+        }
+        let today = raw
+            .today
+            .map(|t| {
+                fedq_policy::transform::parse_date(&t)
+                    .ok_or_else(|| invalid(format!("`today = \"{t}\"` is not a date YYYY-MM-DD")))
+            })
+            .transpose()?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: &Path| base.join(p);
+        Ok(Self {
+            name: raw.name,
+            listen,
+            ops_listen,
+            policy: rel(&raw.policy),
+            audit: rel(&raw.audit),
+            pseudonym_key: rel(&raw.pseudonym_key),
+            deadline: Duration::from_millis(deadline_ms),
+            max_in_flight,
+            tls: fedq_wire::transport::TlsFiles {
+                trust: fedq_certs::tls::TrustFiles {
+                    ca: rel(&raw.tls.ca),
+                    crl: rel(&raw.tls.crl),
+                },
+                cert: rel(&raw.tls.cert),
+                key: rel(&raw.tls.key),
+            },
+            nodes,
+            today,
+        })
+    }
+}

@@ -1,0 +1,446 @@
+//! One query's path through the coordinator: authenticate (done by TLS, the identity is
+//! handed in) → validate → policy pre-check and rate limit → plan → fan out under one
+//! deadline → merge → view → audit → answer. Every query, answered or refused, is
+//! registered in the audit log before the answer is returned.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
+use fedq_certs::Identity;
+use fedq_policy::ratelimit::RateLimiter;
+use fedq_policy::{DecisionRequest, Engine, ViewRequest};
+use fedq_wire::message::{LookupRequest, LookupTarget};
+use fedq_wire::transport::{ChannelError, Limits, NodeChannel, NodeClient};
+use fedq_wire::NodeRequest;
+use tokio::sync::Semaphore;
+
+use crate::config::CoordinatorConfig;
+use crate::query::{self, NodeReport, NodeStatus, QueryRefusal, QueryRequest, QueryResponse};
+
+/// Errors starting a coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Policy or catalogues.
+    #[error(transparent)]
+    Policy(#[from] fedq_policy::load::LoadError),
+    /// Audit log or pseudonym key.
+    #[error(transparent)]
+    Audit(#[from] fedq_audit::AuditError),
+    /// Certificates or sockets.
+    #[error(transparent)]
+    Transport(#[from] fedq_wire::transport::TransportError),
+    /// The config disagrees with the files it names.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// An HTTP status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    fn error(status: u16, message: impl Into<String>, query_id: &str) -> Self {
+        Self {
+            status,
+            body: serde_json::json!({ "error": message.into(), "query_id": query_id }),
+        }
+    }
+}
+
+/// The coordinator's state. Cheap to share.
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    engine: Arc<Engine>,
+    audit: AuditLog,
+    pseudonyms: Pseudonymizer,
+    client: NodeClient,
+    channels: BTreeMap<String, NodeChannel>,
+    limiter: Mutex<RateLimiter>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    hex::encode(bytes)
+}
+
+impl Coordinator {
+    /// Loads the policy, audit log and certificates, and prepares a channel per node.
+    /// Must run inside a tokio runtime.
+    pub fn start(config: CoordinatorConfig, limits: Limits) -> Result<Self, StartError> {
+        let engine = fedq_policy::load::load_engine(&config.policy, None)?;
+        for node in &config.nodes {
+            if engine.datasets().iter().all(|d| d.department != node.name) {
+                return Err(StartError::Mismatch(format!(
+                    "node `{}` is not a department of the policy's catalogues",
+                    node.name
+                )));
+            }
+        }
+        let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
+        let audit = AuditLog::open(&config.audit)?;
+        let bind = if config.nodes.iter().any(|n| n.address.is_ipv6()) {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let client = NodeClient::new(
+            bind.parse()
+                .map_err(|_| StartError::Mismatch("bad bind address".into()))?,
+            config.tls.clone(),
+            limits,
+        )?;
+        client.spawn_reloader();
+        let channels = config
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), client.channel(&n.name, n.address)))
+            .collect();
+        Ok(Self {
+            limiter: Mutex::new(RateLimiter::new(engine.policy())),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            engine: Arc::new(engine),
+            audit,
+            pseudonyms,
+            client,
+            channels,
+            config,
+        })
+    }
+
+    /// The policy in force.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The config.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// Closes every node connection.
+    pub fn close(&self) {
+        self.client.close();
+    }
+
+    fn today(&self) -> time::Date {
+        self.config.today.unwrap_or_else(|| {
+            let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+            time::OffsetDateTime::now_utc().to_offset(offset).date()
+        })
+    }
+
+    /// Registers a refusal (no node was asked) and builds its reply.
+    async fn refuse(
+        &self,
+        requester: &str,
+        query_id: &str,
+        status: u16,
+        reason: String,
+        request: Option<&QueryRequest>,
+        subject: &str,
+    ) -> Reply {
+        metrics::counter!("fedq_queries_total", "outcome" => "refused").increment(1);
+        let record = AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: "refusal".into(),
+            query_id: query_id.to_owned(),
+            requester: requester.to_owned(),
+            purpose: request.map(|r| r.purpose.clone()).unwrap_or_default(),
+            legal_basis: request.and_then(|r| r.legal_basis.clone()),
+            subject: subject.to_owned(),
+            target: request
+                .map(|r| match (&r.view, &r.datasets) {
+                    (Some(v), _) => format!("view:{v}"),
+                    (None, Some(d)) => d.join(" "),
+                    _ => String::new(),
+                })
+                .unwrap_or_default(),
+            outcome: serde_json::json!({ "http": status, "refused": reason }).to_string(),
+            policy_version: self.engine.policy().version.clone(),
+        };
+        if let Err(e) = self.audit.append(record).await {
+            tracing::error!(error = %e, "audit log unavailable");
+            return Reply::error(
+                503,
+                "the coordinator's audit log is unavailable; retry later",
+                query_id,
+            );
+        }
+        Reply::error(status, reason, query_id)
+    }
+
+    /// Handles one `POST /v1/query` body from an authenticated requester.
+    pub async fn query(&self, requester: &Identity, body: &[u8]) -> Reply {
+        let query_id = random_id();
+        let who = requester.name.as_str();
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            metrics::counter!("fedq_queries_total", "outcome" => "overloaded").increment(1);
+            return Reply::error(503, "too many queries in flight; retry shortly", &query_id);
+        };
+        metrics::gauge!("fedq_queries_in_flight").increment(1.0);
+        let reply = self.query_inner(who, &query_id, body).await;
+        metrics::gauge!("fedq_queries_in_flight").decrement(1.0);
+        reply
+    }
+
+    async fn query_inner(&self, who: &str, query_id: &str, body: &[u8]) -> Reply {
+        let started = Instant::now();
+        if body.len() > query::MAX_BODY {
+            return self
+                .refuse(
+                    who,
+                    query_id,
+                    413,
+                    format!("request body over {} bytes", query::MAX_BODY),
+                    None,
+                    "-",
+                )
+                .await;
+        }
+        let request: QueryRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .refuse(
+                        who,
+                        query_id,
+                        400,
+                        format!("malformed query JSON: {e}"),
+                        None,
+                        "-",
+                    )
+                    .await
+            }
+        };
+        let engine = Arc::clone(&self.engine);
+        let query = match request.clone().validate(&engine) {
+            Ok(q) => q,
+            Err(QueryRefusal::Malformed(m)) => {
+                return self
+                    .refuse(who, query_id, 400, m, Some(&request), "-")
+                    .await
+            }
+            Err(QueryRefusal::Policy(m)) => {
+                return self
+                    .refuse(who, query_id, 403, m, Some(&request), "-")
+                    .await
+            }
+        };
+        let subject = self.pseudonyms.pseudonym(query.subject.as_str());
+        let today = self.today();
+        // Policy pre-check: nothing is sent to any node the policy would refuse.
+        let mut locally_denied: BTreeMap<String, String> = BTreeMap::new();
+        let precheck = match &query.target {
+            LookupTarget::View(view) => engine
+                .decide_view(&ViewRequest {
+                    requester: who,
+                    purpose: &query.purpose,
+                    legal_basis: query.legal_basis.as_deref(),
+                    consent: query.consent.as_deref(),
+                    view,
+                    now: today,
+                })
+                .map(|_| ()),
+            LookupTarget::Datasets(ds) => ds.iter().try_for_each(|d| {
+                let names: Vec<&str> = d.fields.iter().flatten().map(String::as_str).collect();
+                let fields = match &d.fields {
+                    Some(_) => fedq_policy::FieldSelection::Named(&names),
+                    None => fedq_policy::FieldSelection::All,
+                };
+                let decision = engine.decide(&DecisionRequest {
+                    requester: who,
+                    purpose: &query.purpose,
+                    legal_basis: query.legal_basis.as_deref(),
+                    consent: query.consent.as_deref(),
+                    dataset: &d.dataset,
+                    fields,
+                    now: today,
+                })?;
+                if !decision.releases_anything() {
+                    let why = decision
+                        .fields
+                        .iter()
+                        .map(|f| f.explanation())
+                        .find(|e| e.starts_with("denied") || e.starts_with("limited"))
+                        .unwrap_or_else(|| "no rule grants these fields to this requester for this purpose (default deny)".into());
+                    locally_denied.insert(d.dataset.clone(), why);
+                }
+                Ok(())
+            }),
+        };
+        if let Err(refusal) = precheck {
+            return self
+                .refuse(
+                    who,
+                    query_id,
+                    403,
+                    refusal.to_string(),
+                    Some(&request),
+                    &subject,
+                )
+                .await;
+        }
+        let rate = match self.limiter.lock() {
+            Ok(mut limiter) => limiter
+                .check(who, time::OffsetDateTime::now_utc())
+                .map_err(|e| e.to_string()),
+            Err(_) => Err("the rate limiter is unavailable; retry later".to_owned()),
+        };
+        if let Err(why) = rate {
+            return self
+                .refuse(who, query_id, 429, why, Some(&request), &subject)
+                .await;
+        }
+
+        // Plan and fan out.
+        let plan = query::plan(&engine, &query.target);
+        let deadline = self.config.deadline;
+        let policy_version = engine.policy().version.clone();
+        let mut reports: Vec<NodeReport> = Vec::new();
+        let mut results = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        let mut asks = Vec::new();
+        for (node, datasets) in &plan {
+            let asked: Vec<String> = datasets
+                .iter()
+                .filter(|d| !locally_denied.contains_key(*d))
+                .cloned()
+                .collect();
+            if asked.is_empty() {
+                let why = datasets
+                    .iter()
+                    .filter_map(|d| locally_denied.get(d).map(|w| format!("{d}: {w}")))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                reports.push(NodeReport {
+                    node: node.clone(),
+                    status: NodeStatus::Denied,
+                    reason: Some(why),
+                    datasets: datasets.clone(),
+                });
+                continue;
+            }
+            let Some(channel) = self.channels.get(node).cloned() else {
+                let merged = query::merge_node(
+                    node,
+                    datasets,
+                    Err(ChannelError::Unavailable {
+                        node: node.clone(),
+                        reason: "no node is configured for this department".into(),
+                    }),
+                    &mut results,
+                    &mut sources,
+                );
+                reports.push(merged);
+                continue;
+            };
+            let request = NodeRequest::Lookup(LookupRequest {
+                query_id: query_id.to_owned(),
+                subject: query.subject.clone(),
+                requester: who.to_owned(),
+                purpose: query.purpose.clone(),
+                legal_basis: query.legal_basis.clone(),
+                consent: query.consent.clone(),
+                target: query::target_for(&query.target, &asked),
+                policy_version: policy_version.clone(),
+            });
+            let node = node.clone();
+            asks.push(async move {
+                let t = Instant::now();
+                let answer = channel.request(&request, deadline).await;
+                metrics::histogram!("fedq_node_latency_seconds", "node" => node.clone())
+                    .record(t.elapsed().as_secs_f64());
+                (node, asked, answer)
+            });
+        }
+        for (node, asked, answer) in futures_util::future::join_all(asks).await {
+            reports.push(query::merge_node(
+                &node,
+                &asked,
+                answer,
+                &mut results,
+                &mut sources,
+            ));
+        }
+        reports.sort_by(|a, b| a.node.cmp(&b.node));
+        let complete = reports
+            .iter()
+            .all(|r| !matches!(r.status, NodeStatus::Unavailable | NodeStatus::TimedOut));
+        let view_result = match &query.target {
+            LookupTarget::View(v) => engine
+                .policy()
+                .views
+                .iter()
+                .find(|x| &x.name == v)
+                .map(|view| fedq_policy::views::evaluate(view, &sources, today)),
+            LookupTarget::Datasets(_) => None,
+        };
+        let response = QueryResponse {
+            query_id: query_id.to_owned(),
+            policy_version: policy_version.clone(),
+            subject: query.subject.masked(),
+            purpose: query.purpose.clone(),
+            view: match &query.target {
+                LookupTarget::View(v) => Some(v.clone()),
+                LookupTarget::Datasets(_) => None,
+            },
+            complete,
+            nodes: reports,
+            view_result,
+            datasets: results,
+        };
+        let outcome: BTreeMap<&str, NodeStatus> = response
+            .nodes
+            .iter()
+            .map(|r| (r.node.as_str(), r.status))
+            .collect();
+        let record = AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: "query".into(),
+            query_id: query_id.to_owned(),
+            requester: who.to_owned(),
+            purpose: query.purpose.clone(),
+            legal_basis: query.legal_basis.clone(),
+            subject,
+            target: query.target.describe(),
+            outcome: serde_json::json!({ "http": 200, "complete": complete, "nodes": outcome })
+                .to_string(),
+            policy_version,
+        };
+        if let Err(e) = self.audit.append(record).await {
+            tracing::error!(error = %e, "audit log unavailable; answer withheld");
+            metrics::counter!("fedq_queries_total", "outcome" => "audit_failed").increment(1);
+            return Reply::error(
+                503,
+                "the coordinator's audit log is unavailable; the answer was withheld",
+                query_id,
+            );
+        }
+        metrics::counter!("fedq_queries_total", "outcome" => if complete { "answered" } else { "partial" }).increment(1);
+        metrics::histogram!("fedq_query_seconds").record(started.elapsed().as_secs_f64());
+        match serde_json::to_value(&response) {
+            Ok(body) => Reply { status: 200, body },
+            Err(e) => Reply::error(500, format!("cannot encode the answer: {e}"), query_id),
+        }
+    }
+}
+
+/// How long graceful shutdown waits for in-flight queries.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
