@@ -75,6 +75,14 @@ pub enum NodeCliError {
     /// Store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The dataset is attached (read from the department's own database).
+    #[error("dataset `{dataset}` is attached to the department's own database (`[[attach]]` in the node config), which fedq only reads: {what}")]
+    Attached {
+        /// The qualified dataset.
+        dataset: String,
+        /// What was refused and what to do instead.
+        what: String,
+    },
     /// Serving failed.
     #[error(transparent)]
     Serve(#[from] crate::service::ServeError),
@@ -86,13 +94,30 @@ pub enum NodeCliError {
     Runtime(String),
 }
 
-fn sqlite_path(config: &NodeConfig) -> Result<PathBuf, NodeCliError> {
-    match &config.store {
-        StoreLocation::Sqlite(p) => Ok(p.clone()),
-        StoreLocation::Postgres(_) => Err(NodeCliError::Runtime(
-            "this command works on an SQLite store in this build; PostgreSQL stores are not available yet".into(),
-        )),
+/// Refuses to write to an attached dataset.
+fn refuse_attached(
+    catalogue: &fedq_policy::Catalogue,
+    config: &NodeConfig,
+    ds: &fedq_policy::Dataset,
+    what: &str,
+) -> Result<(), NodeCliError> {
+    let attached = config.attach.iter().any(|spec| {
+        crate::attach::dataset_of(spec, catalogue).is_ok_and(|d| d.qualified == ds.qualified)
+    });
+    if attached {
+        return Err(NodeCliError::Attached {
+            dataset: ds.qualified.clone(),
+            what: what.to_owned(),
+        });
     }
+    Ok(())
+}
+
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, NodeCliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NodeCliError::Runtime(e.to_string()))
 }
 
 fn dataset<'c>(
@@ -168,16 +193,26 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
             let config = NodeConfig::load(&config)?;
             let catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
             let ds = dataset(&catalogue, &config, &name)?;
-            let report = crate::import::import(
-                &sqlite_path(&config)?,
+            refuse_attached(
+                &catalogue,
+                &config,
                 ds,
-                &file,
-                &ImportOptions {
-                    skip_invalid,
-                    rejects,
-                    progress: true,
-                },
+                "import is refused; its records are read from there, so load them into that database instead",
             )?;
+            let options = ImportOptions {
+                skip_invalid,
+                rejects,
+                progress: true,
+            };
+            let report = match &config.store {
+                StoreLocation::Sqlite(path) => crate::import::import(path, ds, &file, &options)?,
+                StoreLocation::Postgres(url) => current_thread_runtime()?.block_on(async {
+                    let store = crate::postgres::PgStore::open(url).await?;
+                    let report = crate::import::import_postgres(&store, ds, &file, &options).await;
+                    store.close().await;
+                    report
+                })?,
+            };
             println!("{}", describe(&report));
             Ok(())
         }
@@ -190,16 +225,26 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
             let config = NodeConfig::load(&config)?;
             let catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
             let ds = dataset(&catalogue, &config, &name)?;
-            let store = crate::store::SqliteStore::open(&sqlite_path(&config)?)?;
+            refuse_attached(
+                &catalogue,
+                &config,
+                ds,
+                "fedq cannot record a repair there; record it in the department's system (e.g. its performance status), and the next lookup sees it",
+            )?;
             let pseudonyms = fedq_audit::Pseudonymizer::load_or_create(&config.pseudonym_key)?;
             let now = time::OffsetDateTime::now_utc();
             let at = now
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            let subject = store.repair(&ds.qualified, &record, &reason, &at)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(|e| NodeCliError::Runtime(e.to_string()))?;
+            let runtime = current_thread_runtime()?;
+            let subject = runtime.block_on(async {
+                let store = crate::store::Store::open(&config.store).await?;
+                let subject = store.repair(&ds.qualified, &record, &reason, &at).await;
+                if let crate::store::Store::Postgres(pg) = &store {
+                    pg.close().await;
+                }
+                subject
+            })?;
             runtime.block_on(async {
                 let audit = fedq_audit::AuditLog::open(&config.audit)?;
                 audit

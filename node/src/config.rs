@@ -15,7 +15,16 @@
 //! crl = "pki/crl.pem"
 //! cert = "pki/court.crt"
 //! key = "pki/court.key"
+//!
+//! # Optional, repeatable: a dataset read from the department's own PostgreSQL tables
+//! # (read-only, nothing is copied into fedq). Columns are named after catalogue fields.
+//! [[attach]]
+//! dataset = "court.dishonest_debtors"
+//! database = "postgres://fedq_reader@db.court.internal/enforcement"
+//! query = "SELECT case_no, id_number AS resident_id, listed_on FROM enforcement.dishonest WHERE id_number = $1"
 //! ```
+//!
+//! `store` is an SQLite file path, or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +64,38 @@ struct RawConfig {
     pseudonym_key: PathBuf,
     tls: RawTls,
     today: Option<String>,
+    #[serde(default)]
+    attach: Vec<RawAttach>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttach {
+    dataset: String,
+    database: String,
+    query: String,
+}
+
+/// A dataset answered from the department's own PostgreSQL tables instead of the store:
+/// a read-only query taking the subject's resident ID as `$1`, whose columns are named
+/// after the dataset's catalogue fields.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AttachSpec {
+    /// The dataset, as written (`court.dishonest_debtors` or `dishonest_debtors`).
+    pub dataset: String,
+    /// The department's database URL (may hold a password: never shown).
+    pub database: String,
+    /// The query.
+    pub query: String,
+}
+
+impl std::fmt::Debug for AttachSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachSpec")
+            .field("dataset", &self.dataset)
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,12 +108,30 @@ struct RawTls {
 }
 
 /// Where the node keeps its records.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// An SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL database URL.
+    /// A PostgreSQL database URL (may hold a password: its `Debug` hides it).
     Postgres(String),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            StoreLocation::Postgres(url) => {
+                let shown = crate::postgres::parse_url(url)
+                    .map(|o| crate::postgres::redacted(&o))
+                    .unwrap_or_else(|_| "<malformed URL>".into());
+                f.debug_tuple("Postgres").field(&shown).finish()
+            }
+        }
+    }
+}
+
+fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
 /// A validated node configuration.
@@ -96,6 +155,8 @@ pub struct NodeConfig {
     pub tls: fedq_wire::transport::TlsFiles,
     /// A pinned "today" (tests and demos); `None` uses the clock.
     pub today: Option<time::Date>,
+    /// Datasets read from the department's own PostgreSQL tables (`[[attach]]`).
+    pub attach: Vec<AttachSpec>,
 }
 
 impl NodeConfig {
@@ -126,17 +187,17 @@ impl NodeConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| base.join(p);
-        let store =
-            if raw.store.starts_with("postgres://") || raw.store.starts_with("postgresql://") {
-                StoreLocation::Postgres(raw.store)
-            } else if raw.store.contains("://") {
-                return Err(invalid(format!(
+        let store = if is_postgres_url(&raw.store) {
+            crate::postgres::parse_url(&raw.store).map_err(|e| invalid(format!("`store`: {e}")))?;
+            StoreLocation::Postgres(raw.store)
+        } else if raw.store.contains("://") {
+            return Err(invalid(format!(
                 "`store`: unsupported URL scheme in `{}`; use an SQLite file path or postgres://",
                 raw.store.split("://").next().unwrap_or_default()
             )));
-            } else {
-                StoreLocation::Sqlite(rel(Path::new(&raw.store)))
-            };
+        } else {
+            StoreLocation::Sqlite(rel(Path::new(&raw.store)))
+        };
         let today = raw
             .today
             .map(|t| {
@@ -144,6 +205,48 @@ impl NodeConfig {
                     .ok_or_else(|| invalid(format!("`today = \"{t}\"` is not a date YYYY-MM-DD")))
             })
             .transpose()?;
+        let mut attach: Vec<AttachSpec> = Vec::with_capacity(raw.attach.len());
+        for (i, a) in raw.attach.into_iter().enumerate() {
+            let which = if a.dataset.trim().is_empty() {
+                format!("[[attach]] #{}", i + 1)
+            } else {
+                format!("[[attach]] `{}`", a.dataset)
+            };
+            if a.dataset.trim().is_empty() || a.dataset.chars().any(char::is_whitespace) {
+                return Err(invalid(format!(
+                    "{which}: `dataset` must name one of the catalogue's datasets, e.g. \"court.dishonest_debtors\""
+                )));
+            }
+            let local = |d: &str| d.rsplit('.').next().unwrap_or(d).to_owned();
+            if attach
+                .iter()
+                .any(|b| local(&b.dataset) == local(&a.dataset))
+            {
+                return Err(invalid(format!(
+                    "{which}: the dataset is attached twice; keep one `[[attach]]` per dataset"
+                )));
+            }
+            if !is_postgres_url(&a.database) {
+                return Err(invalid(format!(
+                    "{which}: `database` must be a postgres:// URL of the department's database"
+                )));
+            }
+            crate::postgres::parse_url(&a.database)
+                .map_err(|e| invalid(format!("{which}: `database`: {e}")))?;
+            if a.query.trim().is_empty() {
+                return Err(invalid(format!("{which}: `query` is empty")));
+            }
+            if !a.query.contains("$1") {
+                return Err(invalid(format!(
+                    "{which}: `query` must take the subject's resident ID as `$1`, e.g. `… WHERE id_number = $1`"
+                )));
+            }
+            attach.push(AttachSpec {
+                dataset: a.dataset,
+                database: a.database,
+                query: a.query,
+            });
+        }
         Ok(Self {
             name: raw.name,
             listen,
@@ -161,6 +264,7 @@ impl NodeConfig {
                 key: rel(&raw.tls.key),
             },
             today,
+            attach,
         })
     }
 
@@ -222,5 +326,54 @@ key = "pki/court.key"
             .unwrap_err()
             .to_string();
         assert!(err.contains("`name`"), "{err}");
+    }
+
+    #[test]
+    fn postgres_stores_and_attachments_are_read_and_their_mistakes_named() {
+        let p = Path::new("node.toml");
+        let url = "postgres://fedq:s3cret@db.court.internal:5433/fedq";
+        let c = NodeConfig::parse(&GOOD.replace("data/court.db", url), p).unwrap();
+        assert_eq!(c.store, StoreLocation::Postgres(url.into()));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("db.court.internal:5433/fedq"),
+            "{shown}"
+        );
+
+        let attach = r#"
+[[attach]]
+dataset = "court.dishonest_debtors"
+database = "postgres://reader:pw@db.court.internal/enforcement"
+query = "SELECT case_no FROM enforcement.dishonest WHERE id_number = $1"
+"#;
+        let c = NodeConfig::parse(&format!("{GOOD}{attach}"), p).unwrap();
+        assert_eq!(c.attach.len(), 1);
+        assert_eq!(c.attach[0].dataset, "court.dishonest_debtors");
+        assert!(!format!("{c:?}").contains(":pw@"));
+
+        let err = |text: String| NodeConfig::parse(&text, p).unwrap_err().to_string();
+        let e = err(format!("{GOOD}{attach}{}", attach.replace("court.", "")));
+        assert!(e.contains("attached twice"), "{e}");
+        let e = err(format!("{GOOD}{}", attach.replace("= $1", "= 'x'")));
+        assert!(
+            e.contains("must take the subject's resident ID as `$1`"),
+            "{e}"
+        );
+        let e = err(format!(
+            "{GOOD}{}",
+            attach.replace("postgres://reader", "mysql://reader")
+        ));
+        assert!(e.contains("`database` must be a postgres:// URL"), "{e}");
+        assert!(!e.contains("pw"), "{e}");
+        let e = err(format!("{GOOD}{}", attach.replace("query =", "sql =")));
+        assert!(e.contains("unknown field `sql`"), "{e}");
+        let e = err(format!(
+            "{GOOD}{}",
+            attach.replace(
+                "SELECT case_no FROM enforcement.dishonest WHERE id_number = $1",
+                " "
+            )
+        ));
+        assert!(e.contains("`query`"), "{e}");
     }
 }

@@ -160,89 +160,280 @@ fn text_of<'r>(record: &'r Record, field: &str) -> &'r str {
         .unwrap_or_default()
 }
 
+/// A row's line number and the row, parsed or not.
+type ParsedRow = (u64, Result<Record, RowError>);
+
 enum Rows {
     Csv(csv::Reader<BufReader<File>>, csv::StringRecord, Vec<String>),
     Jsonl(std::io::Lines<BufReader<File>>, u64),
 }
 
-/// Imports `file` into dataset `dataset` of the store at `store_path`.
+/// The validated rows of an input file, one at a time: what both stores' importers read.
+/// Invalid rows go to the reject file (with `skip_invalid`) or end the import.
+struct Validated<'d> {
+    dataset: &'d Dataset,
+    path_s: String,
+    rows: Rows,
+    skip_invalid: bool,
+    rejects_path: PathBuf,
+    rejects: Option<csv::Writer<File>>,
+    progress: Progress,
+    report: ImportReport,
+    started: Instant,
+}
+
+impl<'d> Validated<'d> {
+    fn open(
+        dataset: &'d Dataset,
+        file: &Path,
+        options: &ImportOptions,
+    ) -> Result<Self, ImportError> {
+        let started = Instant::now();
+        let path_s = file.display().to_string();
+        let read_err = |e: &dyn std::fmt::Display| ImportError::Read {
+            path: path_s.clone(),
+            reason: e.to_string(),
+        };
+        let input = File::open(file).map_err(|e| read_err(&e))?;
+        let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+        let ext = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let rows = match ext.as_str() {
+            "csv" => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(true)
+                    .flexible(false)
+                    .from_reader(BufReader::with_capacity(1 << 20, input));
+                let header: Vec<String> = reader
+                    .headers()
+                    .map_err(|e| read_err(&e))?
+                    .iter()
+                    .map(|h| h.trim().to_owned())
+                    .collect();
+                for h in &header {
+                    if dataset.field(h).is_none() {
+                        return Err(ImportError::Header {
+                            path: path_s,
+                            reason: format!(
+                                "column `{h}` is not a field of `{}` (fields: {})",
+                                dataset.qualified,
+                                dataset
+                                    .fields
+                                    .iter()
+                                    .map(|f| f.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        });
+                    }
+                }
+                for f in &dataset.fields {
+                    let needed = f.required || f.name == dataset.key || f.name == dataset.subject;
+                    if needed && !header.contains(&f.name) {
+                        return Err(ImportError::Header {
+                            path: path_s,
+                            reason: format!("required column `{}` is missing", f.name),
+                        });
+                    }
+                }
+                Rows::Csv(reader, csv::StringRecord::new(), header)
+            }
+            "jsonl" | "ndjson" => Rows::Jsonl(BufReader::with_capacity(1 << 20, input).lines(), 0),
+            _ => return Err(ImportError::Format(path_s)),
+        };
+        let rejects_path = options
+            .rejects
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.rejects.csv", file.display())));
+        Ok(Self {
+            dataset,
+            path_s,
+            rows,
+            skip_invalid: options.skip_invalid,
+            rejects_path,
+            rejects: None,
+            progress: Progress::new(options.progress, size),
+            report: ImportReport::default(),
+            started,
+        })
+    }
+
+    /// The next row, parsed: `None` at the end of the file.
+    fn next_row(&mut self) -> Result<Option<ParsedRow>, ImportError> {
+        let dataset = self.dataset;
+        loop {
+            match &mut self.rows {
+                Rows::Csv(reader, record, header) => {
+                    match reader.read_record(record) {
+                        Ok(false) => return Ok(None),
+                        Ok(true) => {}
+                        Err(e) => {
+                            let line = e.position().map_or(self.report.rows + 2, |p| p.line());
+                            return Err(ImportError::InvalidRow {
+                                path: self.path_s.clone(),
+                                line,
+                                field: "-".into(),
+                                reason: format!("malformed CSV: {e}"),
+                            });
+                        }
+                    }
+                    let line = record.position().map_or(self.report.rows + 2, |p| p.line());
+                    let cells: BTreeMap<&str, &str> = header
+                        .iter()
+                        .map(String::as_str)
+                        .zip(record.iter())
+                        .collect();
+                    return Ok(Some((line, parse_row(dataset, &cells))));
+                }
+                Rows::Jsonl(lines, n) => {
+                    let Some(text) = lines.next() else {
+                        return Ok(None);
+                    };
+                    *n += 1;
+                    let text = text.map_err(|e| ImportError::Read {
+                        path: self.path_s.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    return Ok(Some((*n, parse_json_line(dataset, &text))));
+                }
+            }
+        }
+    }
+
+    /// The next valid record with its line number, `None` at the end of the file. Invalid
+    /// rows are written to the reject file (with `skip_invalid`) or end the import.
+    fn next_valid(&mut self) -> Result<Option<(u64, Record)>, ImportError> {
+        loop {
+            let Some((line, parsed)) = self.next_row()? else {
+                return Ok(None);
+            };
+            self.report.rows += 1;
+            if self.report.rows.is_multiple_of(65_536) {
+                let pos = match &self.rows {
+                    Rows::Csv(reader, _, _) => reader.position().byte(),
+                    Rows::Jsonl(..) => 0,
+                };
+                self.progress.update(self.report.rows, pos);
+            }
+            match parsed {
+                Ok(record) => return Ok(Some((line, record))),
+                Err(e) if self.skip_invalid => {
+                    self.report.rejected += 1;
+                    self.reject(line, e)?;
+                }
+                Err(e) => {
+                    return Err(ImportError::InvalidRow {
+                        path: self.path_s.clone(),
+                        line,
+                        field: e.field,
+                        reason: e.reason,
+                    })
+                }
+            }
+        }
+    }
+
+    fn reject(&mut self, line: u64, e: RowError) -> Result<(), ImportError> {
+        let rejects_err = |e: &dyn std::fmt::Display| ImportError::Rejects {
+            path: self.rejects_path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if self.rejects.is_none() {
+            let mut w = csv::Writer::from_path(&self.rejects_path).map_err(|e| rejects_err(&e))?;
+            w.write_record(["line", "field", "reason"])
+                .map_err(|e| rejects_err(&e))?;
+            self.rejects = Some(w);
+        }
+        if let Some(w) = self.rejects.as_mut() {
+            w.write_record([line.to_string(), e.field, e.reason])
+                .map_err(|e| rejects_err(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The key, subject and JSON body of a valid record, as stored.
+    fn stored_form(
+        &self,
+        line: u64,
+        record: &Record,
+    ) -> Result<(String, String, String), ImportError> {
+        let body = serde_json::to_string(record).map_err(|e| ImportError::InvalidRow {
+            path: self.path_s.clone(),
+            line,
+            field: "-".into(),
+            reason: e.to_string(),
+        })?;
+        Ok((
+            text_of(record, &self.dataset.key).to_owned(),
+            text_of(record, &self.dataset.subject).to_owned(),
+            body,
+        ))
+    }
+
+    /// Flushes the reject file; call before committing.
+    fn finish(mut self) -> Result<ImportReport, ImportError> {
+        if let Some(mut w) = self.rejects.take() {
+            w.flush().map_err(|e| ImportError::Rejects {
+                path: self.rejects_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            self.report.rejects = Some(self.rejects_path.clone());
+        }
+        self.progress.finish(self.report.rows);
+        self.report.elapsed = self.started.elapsed();
+        Ok(self.report)
+    }
+}
+
+/// One JSON Lines row: an object of field name → string (or number; null is absent).
+fn parse_json_line(dataset: &Dataset, text: &str) -> Result<Record, RowError> {
+    let obj = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(text).map_err(|e| {
+        RowError {
+            field: "-".into(),
+            reason: format!("not a JSON object: {e}"),
+        }
+    })?;
+    let mut owned: Vec<(String, String)> = Vec::with_capacity(obj.len());
+    for (k, v) in obj {
+        match v {
+            serde_json::Value::String(s) => owned.push((k, s)),
+            serde_json::Value::Number(n) => owned.push((k, n.to_string())),
+            serde_json::Value::Null => {}
+            _ => {
+                return Err(RowError {
+                    field: k,
+                    reason: "expected a string or number".into(),
+                })
+            }
+        }
+    }
+    let cells = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    parse_row(dataset, &cells)
+}
+
+/// Imports `file` into dataset `dataset` of the SQLite store at `store_path`.
 pub fn import(
     store_path: &Path,
     dataset: &Dataset,
     file: &Path,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
-    let started = Instant::now();
-    let path_s = file.display().to_string();
-    let read_err = |e: &dyn std::fmt::Display| ImportError::Read {
-        path: path_s.clone(),
-        reason: e.to_string(),
-    };
-    let input = File::open(file).map_err(|e| read_err(&e))?;
-    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let ext = file
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let mut rows = match ext.as_str() {
-        "csv" => {
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(false)
-                .from_reader(BufReader::with_capacity(1 << 20, input));
-            let header: Vec<String> = reader
-                .headers()
-                .map_err(|e| read_err(&e))?
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .collect();
-            for h in &header {
-                if dataset.field(h).is_none() {
-                    return Err(ImportError::Header {
-                        path: path_s,
-                        reason: format!(
-                            "column `{h}` is not a field of `{}` (fields: {})",
-                            dataset.qualified,
-                            dataset
-                                .fields
-                                .iter()
-                                .map(|f| f.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    });
-                }
-            }
-            for f in &dataset.fields {
-                let needed = f.required || f.name == dataset.key || f.name == dataset.subject;
-                if needed && !header.contains(&f.name) {
-                    return Err(ImportError::Header {
-                        path: path_s,
-                        reason: format!("required column `{}` is missing", f.name),
-                    });
-                }
-            }
-            Rows::Csv(reader, csv::StringRecord::new(), header)
-        }
-        "jsonl" | "ndjson" => Rows::Jsonl(BufReader::with_capacity(1 << 20, input).lines(), 0),
-        _ => return Err(ImportError::Format(path_s)),
-    };
-
-    let rejects_path = options
-        .rejects
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.rejects.csv", file.display())));
-    let mut rejects: Option<csv::Writer<File>> = None;
-    let progress = Progress::new(options.progress, size);
-
+    let mut input = Validated::open(dataset, file, options)?;
     let mut conn = crate::store::connect(store_path)?;
     let store_err = |e: rusqlite::Error| crate::store::StoreError::Database {
         path: store_path.display().to_string(),
         reason: e.to_string(),
     };
     let tx = conn.transaction().map_err(store_err)?;
-    let mut report = ImportReport::default();
     {
         let mut upsert = tx
             .prepare_cached(
@@ -251,156 +442,99 @@ pub fn import(
                  WHERE records.body IS NOT excluded.body OR records.subject IS NOT excluded.subject",
             )
             .map_err(store_err)?;
-        loop {
-            // (line number, parsed row or error)
-            let (line, parsed): (u64, Result<Record, RowError>) = match &mut rows {
-                Rows::Csv(reader, record, header) => {
-                    match reader.read_record(record) {
-                        Ok(false) => break,
-                        Ok(true) => {}
-                        Err(e) => {
-                            let line = e.position().map_or(report.rows + 2, |p| p.line());
-                            return Err(ImportError::InvalidRow {
-                                path: path_s,
-                                line,
-                                field: "-".into(),
-                                reason: format!("malformed CSV: {e}"),
-                            });
-                        }
-                    }
-                    let line = record.position().map_or(report.rows + 2, |p| p.line());
-                    let cells: BTreeMap<&str, &str> = header
-                        .iter()
-                        .map(String::as_str)
-                        .zip(record.iter())
-                        .collect();
-                    (line, parse_row(dataset, &cells))
-                }
-                Rows::Jsonl(lines, n) => {
-                    let Some(text) = lines.next() else { break };
-                    *n += 1;
-                    let text = text.map_err(|e| read_err(&e))?;
-                    if text.trim().is_empty() {
-                        continue;
-                    }
-                    let parsed =
-                        match serde_json::from_str::<BTreeMap<String, serde_json::Value>>(&text) {
-                            Err(e) => Err(RowError {
-                                field: "-".into(),
-                                reason: format!("not a JSON object: {e}"),
-                            }),
-                            Ok(obj) => {
-                                let mut owned: Vec<(String, String)> =
-                                    Vec::with_capacity(obj.len());
-                                let mut bad = None;
-                                for (k, v) in obj {
-                                    match v {
-                                        serde_json::Value::String(s) => owned.push((k, s)),
-                                        serde_json::Value::Number(n) => {
-                                            owned.push((k, n.to_string()))
-                                        }
-                                        serde_json::Value::Null => {}
-                                        _ => {
-                                            bad = Some(RowError {
-                                                field: k,
-                                                reason: "expected a string or number".into(),
-                                            });
-                                            break;
-                                        }
-                                    }
-                                }
-                                match bad {
-                                    Some(e) => Err(e),
-                                    None => {
-                                        let cells = owned
-                                            .iter()
-                                            .map(|(k, v)| (k.as_str(), v.as_str()))
-                                            .collect();
-                                        parse_row(dataset, &cells)
-                                    }
-                                }
-                            }
-                        };
-                    (*n, parsed)
-                }
-            };
-            report.rows += 1;
-            match parsed {
-                Ok(record) => {
-                    let body =
-                        serde_json::to_string(&record).map_err(|e| ImportError::InvalidRow {
-                            path: path_s.clone(),
-                            line,
-                            field: "-".into(),
-                            reason: e.to_string(),
-                        })?;
-                    let changed = upsert
-                        .execute(params![
-                            dataset.qualified,
-                            text_of(&record, &dataset.key),
-                            text_of(&record, &dataset.subject),
-                            body
-                        ])
-                        .map_err(store_err)?;
-                    if changed > 0 {
-                        report.written += 1;
-                    } else {
-                        report.unchanged += 1;
-                    }
-                }
-                Err(e) if options.skip_invalid => {
-                    report.rejected += 1;
-                    if rejects.is_none() {
-                        let mut w = csv::Writer::from_path(&rejects_path).map_err(|e| {
-                            ImportError::Rejects {
-                                path: rejects_path.display().to_string(),
-                                reason: e.to_string(),
-                            }
-                        })?;
-                        w.write_record(["line", "field", "reason"]).map_err(|e| {
-                            ImportError::Rejects {
-                                path: rejects_path.display().to_string(),
-                                reason: e.to_string(),
-                            }
-                        })?;
-                        rejects = Some(w);
-                    }
-                    if let Some(w) = rejects.as_mut() {
-                        w.write_record([line.to_string(), e.field, e.reason])
-                            .map_err(|e| ImportError::Rejects {
-                                path: rejects_path.display().to_string(),
-                                reason: e.to_string(),
-                            })?;
-                    }
-                }
-                Err(e) => {
-                    return Err(ImportError::InvalidRow {
-                        path: path_s,
-                        line,
-                        field: e.field,
-                        reason: e.reason,
-                    })
-                }
-            }
-            if report.rows % 65_536 == 0 {
-                let pos = match &rows {
-                    Rows::Csv(reader, _, _) => reader.position().byte(),
-                    Rows::Jsonl(..) => 0,
-                };
-                progress.update(report.rows, pos);
+        while let Some((line, record)) = input.next_valid()? {
+            let (key, subject, body) = input.stored_form(line, &record)?;
+            let changed = upsert
+                .execute(params![dataset.qualified, key, subject, body])
+                .map_err(store_err)?;
+            if changed > 0 {
+                input.report.written += 1;
+            } else {
+                input.report.unchanged += 1;
             }
         }
     }
-    if let Some(mut w) = rejects {
-        w.flush().map_err(|e| ImportError::Rejects {
-            path: rejects_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        report.rejects = Some(rejects_path);
-    }
+    let report = input.finish()?;
     tx.commit().map_err(store_err)?;
-    progress.finish(report.rows);
-    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Rows per statement of a PostgreSQL import.
+const PG_BATCH: usize = 4096;
+
+/// Rows of one PostgreSQL import statement, with distinct record keys.
+#[derive(Default)]
+struct PgBatch {
+    keys: Vec<String>,
+    subjects: Vec<String>,
+    bodies: Vec<String>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+/// Imports `file` into dataset `dataset` of a PostgreSQL store: the same validation,
+/// reject file and report as [`import`]; one transaction (atomic), upserts by record key
+/// (idempotent), [`PG_BATCH`] rows per statement, streaming.
+///
+/// The file is read on the calling task; run it on a runtime that has nothing else to do
+/// (as `fedq node import` does).
+pub async fn import_postgres(
+    store: &crate::postgres::PgStore,
+    dataset: &Dataset,
+    file: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let mut input = Validated::open(dataset, file, options)?;
+    let mut tx = store.pool().begin().await.map_err(|e| store.err(e))?;
+    let mut batch = PgBatch::default();
+    loop {
+        let next = input.next_valid()?;
+        let done = next.is_none();
+        if let Some((line, record)) = next {
+            let (key, subject, body) = input.stored_form(line, &record)?;
+            match batch.index.get(&key) {
+                // The same key twice in one batch: the later row wins, as it would row by row.
+                Some(&i) => {
+                    let same = batch.subjects.get(i) == Some(&subject)
+                        && batch.bodies.get(i) == Some(&body);
+                    if same {
+                        input.report.unchanged += 1;
+                    } else {
+                        input.report.written += 1;
+                    }
+                    if let (Some(s), Some(b)) = (batch.subjects.get_mut(i), batch.bodies.get_mut(i))
+                    {
+                        *s = subject;
+                        *b = body;
+                    }
+                }
+                None => {
+                    batch.index.insert(key.clone(), batch.keys.len());
+                    batch.keys.push(key);
+                    batch.subjects.push(subject);
+                    batch.bodies.push(body);
+                }
+            }
+        }
+        if batch.keys.len() >= PG_BATCH || (done && !batch.keys.is_empty()) {
+            let written = crate::postgres::upsert_batch(
+                &mut tx,
+                store.label(),
+                &dataset.qualified,
+                &batch.keys,
+                &batch.subjects,
+                &batch.bodies,
+            )
+            .await?;
+            input.report.written += written;
+            input.report.unchanged += (batch.keys.len() as u64).saturating_sub(written);
+            batch = PgBatch::default();
+        }
+        if done {
+            break;
+        }
+    }
+    let report = input.finish()?;
+    tx.commit().await.map_err(|e| store.err(e))?;
     Ok(report)
 }
 

@@ -1,7 +1,9 @@
 //! A department node: what a department installs beside its own database.
 //!
 //! - [`config`]: `node.toml`, validated in full before anything is opened;
-//! - [`store`]: the node's records (SQLite by default) and credit repairs;
+//! - [`store`]: the node's records (SQLite by default, or [`postgres`]) and credit repairs;
+//! - [`postgres`]: the PostgreSQL store for large departments (`store = "postgres://…"`);
+//! - [`attach`]: datasets read from the department's own PostgreSQL tables (`[[attach]]`);
 //! - [`import`]: `fedq node import`, validated, atomic, idempotent, streaming;
 //! - [`enforce`]: the decision path as a plain function — statutory window and repair,
 //!   the node's **own** copy of the policy, minimization — testable without a network;
@@ -11,10 +13,12 @@
 //! A record field leaves this crate only through [`enforce::answer`], after the node's
 //! own policy decision and transform.
 
+pub mod attach;
 pub mod cli;
 pub mod config;
 pub mod enforce;
 pub mod import;
+pub mod postgres;
 pub mod service;
 pub mod store;
 

@@ -1,7 +1,8 @@
 //! `fedq node serve`: the node's QUIC endpoint. For each lookup: read the subject's
-//! records (one indexed statement), [`crate::enforce::answer`], write the audit entry
-//! durably, and only then release the answer. If the store or the audit log fails, no
-//! data leaves (fail closed).
+//! records (one indexed statement on the store, one query per attached dataset),
+//! [`crate::enforce::answer`], write the audit entry durably, and only then release the
+//! answer. If the store, an attached database or the audit log fails, no data leaves
+//! (fail closed).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,8 +14,10 @@ use fedq_wire::message::{FailureCode, LookupRequest};
 use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError};
 use fedq_wire::{NodeRequest, NodeResponse};
 
+use crate::attach::{AttachError, Attached};
 use crate::config::{NodeConfig, StoreLocation};
-use crate::store::SqliteStore;
+use crate::postgres::PgStore;
+use crate::store::{SqliteStore, Store};
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// An `[[attach]]` mapping does not fit the catalogue or the department's database.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
     /// The audit log or pseudonym key could not be opened.
     #[error(transparent)]
     Audit(#[from] fedq_audit::AuditError),
@@ -41,7 +47,8 @@ pub struct Node {
     config: NodeConfig,
     department: String,
     engine: Arc<Engine>,
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
+    attached: Arc<BTreeMap<String, Attached>>,
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     endpoint: NodeEndpoint,
@@ -56,8 +63,12 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Loads catalogue, policy, store, audit log and certificates, and binds the socket.
-    /// Everything is checked before the socket is bound.
+    /// Loads catalogue, policy, store, attached datasets, audit log and certificates, and
+    /// binds the socket. Everything is checked before the socket is bound: a PostgreSQL
+    /// store is connected and migrated, and each `[[attach]]` query prepared on its
+    /// database, on a helper thread (so this stays callable from within a runtime); the
+    /// node then serves them through pools that connect on first use in the caller's
+    /// runtime, warmed up when serving starts. Must be called within a tokio runtime.
     pub fn start(config: NodeConfig, limits: Limits) -> Result<Self, ServeError> {
         let catalogue: Catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
         let engine = fedq_policy::load::load_engine(&config.policy, None)?;
@@ -72,14 +83,16 @@ impl Node {
                 config.catalogue.display()
             )));
         }
+        let checked = check_postgres(&config, &catalogue)?;
         let store = match &config.store {
-            StoreLocation::Sqlite(path) => SqliteStore::open(path)?,
-            StoreLocation::Postgres(_) => {
-                return Err(ServeError::Mismatch(
-                    "a PostgreSQL store is not available in this build yet; use an SQLite file for `store`".into(),
-                ))
-            }
+            StoreLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(path)?),
+            StoreLocation::Postgres(url) => Store::Postgres(PgStore::open_lazy(url)?),
         };
+        let mut attached = BTreeMap::new();
+        for a in checked {
+            let lazy = a.reopen_lazily()?;
+            attached.insert(lazy.dataset().qualified.clone(), lazy);
+        }
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
         let audit = AuditLog::open(&config.audit)?;
         let endpoint = NodeEndpoint::bind(config.listen, config.tls.clone(), limits)?;
@@ -96,6 +109,7 @@ impl Node {
             config,
             engine: Arc::new(engine),
             store: Arc::new(store),
+            attached: Arc::new(attached),
             audit,
             pseudonyms: Arc::new(pseudonyms),
             endpoint,
@@ -114,11 +128,22 @@ impl Node {
 
     /// Serves until `shutdown` resolves. `tap` sees every encoded answer frame.
     pub async fn serve(self, tap: Option<FrameTap>, shutdown: impl Future<Output = ()>) {
+        if let Store::Postgres(pg) = &*self.store {
+            if let Err(e) = pg.warm_up().await {
+                tracing::warn!(error = %e, "cannot connect to the store yet; lookups will retry");
+            }
+        }
+        for a in self.attached.values() {
+            if let Err(e) = a.warm_up().await {
+                tracing::warn!(error = %e, "cannot connect to an attached database yet; lookups will retry");
+            }
+        }
         let ctx = Arc::new(Context {
             node: self.config.name.clone(),
             department: self.department,
             engine: self.engine,
             store: self.store,
+            attached: self.attached,
             audit: self.audit,
             pseudonyms: self.pseudonyms,
             config: self.config,
@@ -142,13 +167,54 @@ struct Context {
     node: String,
     department: String,
     engine: Arc<Engine>,
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
+    attached: Arc<BTreeMap<String, Attached>>,
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     config: NodeConfig,
 }
 
 impl Context {
+    /// Reads the subject's records: one statement on the store (inline for SQLite), one
+    /// query per attached dataset. On failure, names what failed (for the answer and the
+    /// audit entry), never why in terms of data.
+    async fn read(
+        &self,
+        subject: &str,
+        stored: &[&str],
+        attached: &[&str],
+        by_dataset: &mut BTreeMap<String, Vec<Record>>,
+    ) -> Result<(), &'static str> {
+        if !stored.is_empty() {
+            match self.store.records_of(subject, stored).await {
+                Ok(records) => {
+                    for r in records {
+                        by_dataset.entry(r.dataset).or_default().push(r.record);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store unavailable; answering unavailable");
+                    return Err("store");
+                }
+            }
+        }
+        for name in attached {
+            let Some(source) = self.attached.get(*name) else {
+                continue;
+            };
+            match source.records_of(subject).await {
+                Ok(records) => {
+                    by_dataset.insert((*name).to_owned(), records);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "attached database unavailable; answering unavailable");
+                    return Err("attached database");
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
         let today = self.config.today();
         let touched = crate::enforce::datasets_touched(&self.engine, &self.department, &request);
@@ -162,25 +228,29 @@ impl Context {
             purpose: request.purpose.clone(),
             legal_basis: request.legal_basis.clone(),
             subject,
-            target: crate::enforce::describe_target(&request.target),
+            target: request.target.describe(),
             outcome: String::new(),
             policy_version: self.engine.policy().version.clone(),
         };
-        let stored = match self.store.records_of(request.subject.as_str(), &names) {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::error!(error = %e, "store unavailable; answering unavailable");
-                audit.outcome = serde_json::json!({ "unavailable": "store" }).to_string();
-                let _ = self.audit.append(audit).await;
-                return NodeResponse::Failed {
-                    code: FailureCode::Unavailable,
-                    message: format!("node `{}`: its store is unavailable", self.node),
-                };
-            }
-        };
+        let (attached, stored): (Vec<&str>, Vec<&str>) = names
+            .iter()
+            .partition(|name| self.attached.contains_key(**name));
         let mut by_dataset: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-        for r in stored {
-            by_dataset.entry(r.dataset).or_default().push(r.record);
+        let read = self
+            .read(
+                request.subject.as_str(),
+                &stored,
+                &attached,
+                &mut by_dataset,
+            )
+            .await;
+        if let Err(what) = read {
+            audit.outcome = serde_json::json!({ "unavailable": what }).to_string();
+            let _ = self.audit.append(audit).await;
+            return NodeResponse::Failed {
+                code: FailureCode::Unavailable,
+                message: format!("node `{}`: its {what} is unavailable", self.node),
+            };
         }
         let enforced = crate::enforce::answer(
             &self.engine,
@@ -207,4 +277,39 @@ impl Context {
             }
         }
     }
+}
+
+/// Checks the node's PostgreSQL parts before anything is bound: connects to (and migrates)
+/// a PostgreSQL store, and prepares each `[[attach]]` query on its database. Runs on a
+/// helper thread with its own runtime, so [`Node::start`] stays synchronous and callable
+/// from within a runtime; the pools it used are closed, and the caller reopens them lazily.
+fn check_postgres(config: &NodeConfig, catalogue: &Catalogue) -> Result<Vec<Attached>, ServeError> {
+    if config.attach.is_empty() && !matches!(config.store, StoreLocation::Postgres(_)) {
+        return Ok(Vec::new());
+    }
+    let work = || -> Result<Vec<Attached>, ServeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ServeError::Mismatch(format!("cannot start a runtime: {e}")))?;
+        runtime.block_on(async {
+            if let StoreLocation::Postgres(url) = &config.store {
+                PgStore::open(url).await?.close().await;
+            }
+            let mut checked = Vec::with_capacity(config.attach.len());
+            for spec in &config.attach {
+                let a = Attached::open(spec, catalogue).await?;
+                a.close().await;
+                checked.push(a);
+            }
+            Ok(checked)
+        })
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(work).join().unwrap_or_else(|_| {
+            Err(ServeError::Mismatch(
+                "checking the PostgreSQL databases failed unexpectedly".into(),
+            ))
+        })
+    })
 }

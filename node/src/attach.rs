@@ -1,0 +1,293 @@
+//! Attach mode: a dataset answered from the department's **own** PostgreSQL tables through
+//! a read-only query, so the department need not copy anything into fedq.
+//!
+//! ```toml
+//! [[attach]]
+//! dataset = "court.dishonest_debtors"
+//! database = "postgres://fedq_reader@db.court.internal/enforcement"
+//! query = """
+//! SELECT case_no, id_number AS resident_id, listed_on, removed_on, performance_status
+//! FROM enforcement.dishonest WHERE id_number = $1"""
+//! ```
+//!
+//! - The query takes the subject's resident ID as `$1` and names its columns after the
+//!   dataset's catalogue fields (alias with `AS`). At start the node prepares it on the live
+//!   database: a column that is not a field, a missing required field (the dataset's key,
+//!   subject and required fields) or a wrong parameter count is a config error, found before
+//!   the socket is bound.
+//! - Every column is read as text (the node wraps the query and casts each column with
+//!   `::text`) and validated with [`fedq_policy::Value::parse`] against its field. A row
+//!   with an invalid value is skipped with a warning naming the dataset and field, never the
+//!   value. A row about another person than the one asked for is dropped the same way (a
+//!   mapping mistake must not disclose someone else's record).
+//! - The database is never written to: sessions run with `default_transaction_read_only`
+//!   and a statement timeout; operators should also connect as a role granted `SELECT` only.
+//! - Attached datasets have no operator credit repair (`fedq node repair`) and no import:
+//!   the department's own system is the record of truth; repair by status (the catalogue's
+//!   `repair` field) and the statutory window are enforced as for stored records.
+
+use std::collections::BTreeSet;
+
+use fedq_policy::catalogue::Dataset;
+use fedq_policy::{Catalogue, Record, Value};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgTypeInfo};
+use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, SqlStr, Statement};
+
+use crate::config::AttachSpec;
+
+/// How long one attached query may run on the department's database.
+pub const STATEMENT_TIMEOUT: &str = "5s";
+
+/// Attach-mode errors. Messages name datasets, fields and columns, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The `[[attach]]` entry does not fit the catalogue or the database.
+    #[error("[[attach]] `{dataset}`: {reason}")]
+    Config {
+        /// The dataset as written in the config.
+        dataset: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The department's database failed while answering.
+    #[error("attached dataset `{dataset}` ({database}): {reason}")]
+    Query {
+        /// The qualified dataset.
+        dataset: String,
+        /// `postgres://HOST:PORT/DATABASE`.
+        database: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// A dataset mapped onto the department's database, checked and ready to answer.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    dataset: Dataset,
+    database: String,
+    options: PgConnectOptions,
+    pool: PgPool,
+    sql: SqlStr,
+    /// For each column of `sql`, the index of its field in `dataset.fields`.
+    fields: Vec<usize>,
+}
+
+/// The catalogue dataset an `[[attach]]` entry names (`court.x` or `x`).
+pub fn dataset_of<'c>(
+    spec: &AttachSpec,
+    catalogue: &'c Catalogue,
+) -> Result<&'c Dataset, AttachError> {
+    let local = match spec.dataset.split_once('.') {
+        Some((dept, local)) if dept == catalogue.department => local,
+        Some((dept, _)) => {
+            return Err(AttachError::Config {
+                dataset: spec.dataset.clone(),
+                reason: format!(
+                    "department `{dept}` is not this node's (`{}`); attach only this department's datasets",
+                    catalogue.department
+                ),
+            })
+        }
+        None => spec.dataset.as_str(),
+    };
+    catalogue.dataset(local).ok_or_else(|| AttachError::Config {
+        dataset: spec.dataset.clone(),
+        reason: format!(
+            "not a dataset of the catalogue (datasets: {})",
+            catalogue
+                .datasets
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Attached {
+    /// Checks `spec` against the catalogue and the live database (connects, prepares the
+    /// query, checks its parameter and columns) and keeps the connection pool.
+    pub async fn open(spec: &AttachSpec, catalogue: &Catalogue) -> Result<Self, AttachError> {
+        let dataset = dataset_of(spec, catalogue)?.clone();
+        let config = |reason: String| AttachError::Config {
+            dataset: spec.dataset.clone(),
+            reason,
+        };
+        let options = crate::postgres::parse_url(&spec.database)
+            .map_err(|e| config(format!("`database`: {e}")))?
+            .options([
+                ("default_transaction_read_only", "on"),
+                ("statement_timeout", STATEMENT_TIMEOUT),
+            ]);
+        let database = crate::postgres::redacted(&options);
+        let pool = crate::postgres::pool_options()
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| {
+                config(format!(
+                    "cannot connect to {database}: {e}; check `database`, that the server runs and that it accepts this user"
+                ))
+            })?;
+        let query = spec.query.trim().trim_end_matches(';').trim_end();
+        let described = pool
+            .prepare(AssertSqlSafe(query.to_owned()).into_sql_str())
+            .await
+            .map_err(|e| config(format!("the query does not prepare on {database}: {e}")))?;
+        let params = match described.parameters() {
+            Some(Either::Left(types)) => types.len(),
+            Some(Either::Right(n)) => n,
+            None => 0,
+        };
+        if params != 1 {
+            return Err(config(format!(
+                "the query takes {params} parameters; it must take exactly one, `$1`, the subject's resident ID"
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        let mut fields = Vec::new();
+        for column in described.columns() {
+            let name = column.name();
+            let Some(index) = dataset.fields.iter().position(|f| f.name == name) else {
+                return Err(config(format!(
+                    "the query's column `{name}` is not a field of `{}` (fields: {}); rename it with AS, or drop it",
+                    dataset.qualified,
+                    dataset.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            if !seen.insert(name.to_owned()) {
+                return Err(config(format!("the query returns column `{name}` twice")));
+            }
+            fields.push(index);
+        }
+        for f in &dataset.fields {
+            let needed = f.required || f.name == dataset.key || f.name == dataset.subject;
+            if needed && !seen.contains(&f.name) {
+                return Err(config(format!(
+                    "required column `{}` is missing from the query (a required field, the key or the subject of `{}`)",
+                    f.name, dataset.qualified
+                )));
+            }
+        }
+        let columns: Vec<String> = fields
+            .iter()
+            .filter_map(|&i| dataset.fields.get(i))
+            .map(|f| {
+                let q = quote_ident(&f.name);
+                format!("fedq_attached.{q}::text AS {q}")
+            })
+            .collect();
+        let wrapped = format!(
+            "SELECT {} FROM (\n{query}\n) AS fedq_attached",
+            columns.join(", ")
+        );
+        pool.prepare_with(
+            AssertSqlSafe(wrapped.clone()).into_sql_str(),
+            &[PgTypeInfo::with_name("text")],
+        )
+        .await
+        .map_err(|e| {
+            config(format!(
+                "the query does not accept the resident ID as text in `$1` ({e}); compare `$1` with a text column, or cast it"
+            ))
+        })?;
+        Ok(Self {
+            dataset,
+            database,
+            options,
+            pool,
+            sql: AssertSqlSafe(wrapped).into_sql_str(),
+            fields,
+        })
+    }
+
+    /// The same mapping on a new pool that connects on first use, in the current tokio
+    /// runtime (the node checks its mappings on a helper runtime before binding its socket,
+    /// then serves on its own).
+    pub fn reopen_lazily(&self) -> Result<Self, AttachError> {
+        let pool = crate::postgres::lazy_pool(self.options.clone()).map_err(|reason| {
+            AttachError::Query {
+                dataset: self.dataset.qualified.clone(),
+                database: self.database.clone(),
+                reason,
+            }
+        })?;
+        Ok(Self {
+            pool,
+            ..self.clone()
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Opens one connection now, so the first lookup does not pay for it.
+    pub async fn warm_up(&self) -> Result<(), AttachError> {
+        self.pool.acquire().await.map(drop).map_err(|e| self.err(e))
+    }
+
+    /// The catalogue dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// `postgres://HOST:PORT/DATABASE`.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    fn err(&self, e: sqlx::Error) -> AttachError {
+        AttachError::Query {
+            dataset: self.dataset.qualified.clone(),
+            database: self.database.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The valid records of `subject`: one query on the department's database.
+    pub async fn records_of(&self, subject: &str) -> Result<Vec<Record>, AttachError> {
+        let rows = sqlx::query(self.sql.clone())
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let ds = &self.dataset;
+        let mut out = Vec::with_capacity(rows.len());
+        'rows: for row in rows {
+            let mut record = Record::new();
+            for (column, &index) in self.fields.iter().enumerate() {
+                let Some(field) = ds.fields.get(index) else {
+                    continue;
+                };
+                let text: Option<String> = row.try_get(column).map_err(|e| self.err(e))?;
+                let needed = field.required || field.name == ds.key || field.name == ds.subject;
+                match Value::parse(text.as_deref().unwrap_or(""), field) {
+                    Ok(Some(v)) => {
+                        record.insert(field.name.clone(), v);
+                    }
+                    Ok(None) if needed => {
+                        tracing::warn!(dataset = %ds.qualified, field = %field.name, "attached row skipped: required field is empty");
+                        continue 'rows;
+                    }
+                    Ok(None) => {}
+                    Err(bad) => {
+                        tracing::warn!(dataset = %ds.qualified, field = %field.name, expected = %bad.expected, "attached row skipped: value is not of the field's type");
+                        continue 'rows;
+                    }
+                }
+            }
+            if record.get(&ds.subject).and_then(Value::as_text) != Some(subject) {
+                tracing::warn!(dataset = %ds.qualified, field = %ds.subject, "attached row skipped: it is about another person than the one asked for; the query must filter on `$1`");
+                continue;
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+}

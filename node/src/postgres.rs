@@ -1,0 +1,269 @@
+//! The node's records on PostgreSQL, for large departments (`store = "postgres://…"`).
+//!
+//! The same logical schema and operations as the SQLite store ([`crate::store`]): one row per
+//! record keyed by (dataset, record key), indexed by subject, `body` as JSONB. Migrations live
+//! in `migrations/postgres/` and are embedded in the binary; they run when the store is
+//! opened. The connection is sqlx's (rustls on ring); the network dominates the cost of a
+//! lookup here, so sqlx's async driver costs nothing that matters.
+//!
+//! Nothing here logs or returns a record value or a resident ID; a database URL is shown
+//! only as `postgres://HOST:PORT/DATABASE` (never its user or password).
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use fedq_policy::Record;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Row, SqlSafeStr};
+
+use crate::store::{StoreError, StoredRecord};
+
+/// The schema migrations, embedded: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "records",
+    include_str!("../migrations/postgres/0001_records.sql"),
+)];
+
+/// How many connections a node keeps to its PostgreSQL store at most.
+pub const MAX_CONNECTIONS: u32 = 16;
+
+/// `postgres://HOST:PORT/DATABASE`: a URL fit for logs and errors (no user, no password).
+pub fn redacted(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
+/// Parses a PostgreSQL URL. The error never repeats the URL (it may hold a password).
+pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
+    PgConnectOptions::from_str(url)
+        .map(|o| o.application_name("fedq-node"))
+        .map_err(|e| {
+            let reason = e.to_string();
+            if reason.contains(url) {
+                "malformed URL; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE".into()
+            } else {
+                format!("malformed URL ({reason}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+            }
+        })
+}
+
+/// The pool options the node uses for a database.
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(5))
+}
+
+/// A pool that connects on first use. Needs a running tokio runtime (sqlx spawns its pool
+/// maintenance there); errors rather than panics without one.
+pub fn lazy_pool(options: PgConnectOptions) -> Result<PgPool, String> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(
+            "a PostgreSQL pool needs a running tokio runtime; start the node from within one"
+                .into(),
+        );
+    }
+    Ok(pool_options().connect_lazy_with(options))
+}
+
+/// The node's store on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    label: String,
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and runs pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = parse_url(url).map_err(|reason| StoreError::Database {
+            path: "postgres store".into(),
+            reason,
+        })?;
+        let label = redacted(&options);
+        let pool = pool_options()
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Database {
+                path: label.clone(),
+                reason: format!("cannot connect: {e}; check the URL, that the server runs and that it accepts this user"),
+            })?;
+        let store = Self { label, pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on `url` whose pool connects on first use, for a node whose store was
+    /// already checked with [`PgStore::open`]. Needs a running tokio runtime.
+    pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
+        let options = parse_url(url).map_err(|reason| StoreError::Database {
+            path: "postgres store".into(),
+            reason,
+        })?;
+        let label = redacted(&options);
+        let pool = lazy_pool(options).map_err(|reason| StoreError::Database {
+            path: label.clone(),
+            reason,
+        })?;
+        Ok(Self { label, pool })
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database {
+                path: self.label.clone(),
+                reason: format!("migrations failed: {e}"),
+            })
+    }
+
+    /// The store as `postgres://HOST:PORT/DATABASE`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The connection pool (for the importer).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Opens one connection now, so the first lookup does not pay for it.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        self.pool.acquire().await.map(drop).map_err(|e| self.err(e))
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn err(&self, e: sqlx::Error) -> StoreError {
+        StoreError::Database {
+            path: self.label.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Every unrepaired record of `subject` in `datasets` (qualified names). One indexed
+    /// statement (prepared once per connection).
+    pub async fn records_of(
+        &self,
+        subject: &str,
+        datasets: &[&str],
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        if datasets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT dataset, record_key, body::text FROM records \
+             WHERE subject = $1 AND dataset = ANY($2) AND repaired_at IS NULL",
+        )
+        .bind(subject)
+        .bind(datasets)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let dataset: String = row.try_get(0).map_err(|e| self.err(e))?;
+            let body: String = row.try_get(2).map_err(|e| self.err(e))?;
+            let record: Record = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                path: self.label.clone(),
+                dataset: dataset.clone(),
+                key: row.try_get::<String, _>(1).unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
+            out.push(StoredRecord { dataset, record });
+        }
+        Ok(out)
+    }
+
+    /// Records a credit repair (seed §十): the record stops being disclosed at once.
+    /// Returns the record's subject (for the audit entry's pseudonym). `at` is RFC 3339.
+    pub async fn repair(
+        &self,
+        dataset: &str,
+        key: &str,
+        reason: &str,
+        at: &str,
+    ) -> Result<String, StoreError> {
+        let subject: Option<String> = sqlx::query_scalar(
+            "UPDATE records SET repaired_at = $3::timestamptz, repair_reason = $4 \
+             WHERE dataset = $1 AND record_key = $2 RETURNING subject",
+        )
+        .bind(dataset)
+        .bind(key)
+        .bind(at)
+        .bind(reason)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        subject.ok_or_else(|| StoreError::NoSuchRecord {
+            dataset: dataset.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Number of stored records of a dataset.
+    pub async fn count(&self, dataset: &str) -> Result<u64, StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM records WHERE dataset = $1")
+            .bind(dataset)
+            .fetch_one(&self.pool)
+            .await
+            .map(i64::unsigned_abs)
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Upserts one batch of validated rows inside `tx` as a single statement (arrays unnested
+/// server-side), returning how many rows were inserted or changed. Rows must have distinct
+/// record keys (the importer keeps the last of duplicates within a batch).
+pub(crate) async fn upsert_batch(
+    tx: &mut sqlx::PgConnection,
+    label: &str,
+    dataset: &str,
+    keys: &[String],
+    subjects: &[String],
+    bodies: &[String],
+) -> Result<u64, StoreError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query(
+        "INSERT INTO records (dataset, record_key, subject, body) \
+         SELECT $1, k, s, b::jsonb FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(k, s, b) \
+         ON CONFLICT (dataset, record_key) DO UPDATE SET subject = excluded.subject, body = excluded.body \
+         WHERE records.body IS DISTINCT FROM excluded.body OR records.subject IS DISTINCT FROM excluded.subject",
+    )
+    .bind(dataset)
+    .bind(keys)
+    .bind(subjects)
+    .bind(bodies)
+    .execute(tx)
+    .await
+    .map(|r| r.rows_affected())
+    .map_err(|e| StoreError::Database {
+        path: label.to_owned(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,309 @@
+//! A real PostgreSQL server for tests, shared by the node's tests and the root package's
+//! end-to-end tests (`#[path = "../node/tests/pg/mod.rs"] mod pg;`).
+//!
+//! - If `FEDQ_TEST_POSTGRES_URL` is set (`postgres://USER:PASSWORD@HOST:PORT/DB`, a role
+//!   that may `CREATE DATABASE`), tests use that server.
+//! - Otherwise the first test of a test binary starts a throwaway cluster in a tempdir:
+//!   `initdb` (from `/usr/lib/postgresql/*/bin/`, or `PATH`) and `postgres` listening only on
+//!   127.0.0.1 on a free port, with a random password; as root, both run as the `postgres`
+//!   OS user (`runuser -u postgres`). A small watchdog shell stops the server and deletes
+//!   the tempdir once the test binary has exited.
+//! - Each test gets its own database (dropped when its [`TestDb`] is).
+//! - If neither is possible, the test **fails** with a message saying what to do
+//!   (`scripts/ensure-postgres.sh` installs PostgreSQL): PostgreSQL tests never pass
+//!   silently without a server.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The environment variable naming an existing server to test against.
+pub const URL_VAR: &str = "FEDQ_TEST_POSTGRES_URL";
+
+/// A database of its own for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    /// `postgres://USER:PASSWORD@HOST:PORT/NAME`.
+    pub url: String,
+    /// The database name.
+    pub name: String,
+    admin: String,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let _ = run_sql(&self.admin, &[sql]);
+    }
+}
+
+struct Server {
+    /// URL of the server's maintenance database.
+    admin: String,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty database on the test server. Panics (fails the test) with what to do
+/// when no server can be had.
+pub fn database(prefix: &str) -> TestDb {
+    let server = match SERVER.get_or_init(server) {
+        Ok(s) => s,
+        Err(why) => panic!(
+            "PostgreSQL tests need a server and none could be had: {why}\n\
+             Either install PostgreSQL (run scripts/ensure-postgres.sh; the tests start a \
+             throwaway cluster with initdb from /usr/lib/postgresql/*/bin), or set \
+             {URL_VAR}=postgres://USER:PASSWORD@HOST:PORT/DB for a role that may CREATE DATABASE."
+        ),
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let clean: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(30)
+        .collect();
+    let name = format!("fedq_{clean}_{}_{n}", std::process::id());
+    run_sql(
+        &server.admin,
+        &[
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{name}\""),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("cannot create test database `{name}`: {e}"));
+    TestDb {
+        url: with_database(&server.admin, &name),
+        name,
+        admin: server.admin.clone(),
+    }
+}
+
+/// Runs statements (one connection, in order) from any context, async or not: on a
+/// helper thread with its own runtime.
+pub fn run_sql(url: &str, statements: &[String]) -> Result<(), String> {
+    let url = url.to_owned();
+    let statements = statements.to_vec();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            use sqlx::{Connection, Executor};
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for s in statements {
+                conn.execute(sqlx::AssertSqlSafe(s))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let _ = conn.close().await;
+            Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| "the SQL helper thread panicked".to_owned())?
+}
+
+/// `url` with its database replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn server() -> Result<Server, String> {
+    if let Ok(url) = std::env::var(URL_VAR) {
+        if !url.trim().is_empty() {
+            run_sql(&url, &["SELECT 1".into()])
+                .map_err(|e| format!("{URL_VAR} is set but its server cannot be used: {e}"))?;
+            return Ok(Server { admin: url });
+        }
+    }
+    start_cluster()
+}
+
+/// The directory holding `initdb` and `postgres`.
+fn bin_dir() -> Result<PathBuf, String> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    if let Some((_, bin)) = found.pop() {
+        return Ok(bin);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
+        .ok_or_else(|| {
+            "PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or on PATH)".into()
+        })
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn id_of(flag: &str) -> Result<u32, String> {
+    let out = Command::new("id")
+        .args([flag, "postgres"])
+        .output()
+        .map_err(|e| format!("cannot run `id`: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            "running as root, but there is no `postgres` OS user to run the server as".into()
+        })
+}
+
+/// A command run as the server's OS user.
+fn as_server_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn random_hex() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn start_cluster() -> Result<Server, String> {
+    let bin = bin_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("fedq-pg-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a tempdir: {e}"))?
+        .keep();
+    let password = random_hex()?;
+    let pwfile = dir.join("pw");
+    std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| e.to_string())?;
+    if is_root() {
+        let (uid, gid) = (id_of("-u")?, id_of("-g")?);
+        for p in [&dir, &pwfile] {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                .map_err(|e| format!("cannot hand {} to the postgres user: {e}", p.display()))?;
+        }
+    }
+    let data = dir.join("data");
+    let out = as_server_user(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "fedq",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .output()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let _ = std::fs::remove_file(&pwfile);
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free port: {e}"))?
+            .port();
+        // The server, and a watchdog that stops it and deletes the tempdir once this test
+        // process has exited (or the server died).
+        let script = r#"
+"$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
+  -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
+  >"$2/server.log" 2>&1 &
+pg=$!
+while [ -d "/proc/$4" ] && kill -0 "$pg" 2>/dev/null; do sleep 1; done
+if [ -d "/proc/$4" ]; then exit 0; fi
+kill -INT "$pg" 2>/dev/null
+wait "$pg"
+rm -rf "$2"
+"#;
+        as_server_user(Path::new("sh"))
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(&bin)
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        let admin = format!("postgres://fedq:{password}@127.0.0.1:{port}/postgres");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match run_sql(&admin, &["SELECT 1".into()]) {
+                Ok(()) => return Ok(Server { admin }),
+                Err(e) => last_error = e,
+            }
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            if Instant::now() > deadline || log.contains("FATAL") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        last_error = format!("{last_error}; server log: {}", log.trim());
+    }
+    Err(format!(
+        "the throwaway cluster in {} did not start: {last_error}",
+        dir.display()
+    ))
+}
