@@ -48,8 +48,8 @@ enum Command {
     },
     /// Write synthetic Changsha data (CSV or JSON Lines) per department.
     GenData(fedq_synth::cli::GenDataArgs),
-    /// Build a throwaway federation and tour what fedq is for.
-    Demo,
+    /// Build a throwaway federation on 127.0.0.1 and tour what fedq is for.
+    Demo(fedq_demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,9 +72,11 @@ fn main() -> ExitCode {
         Command::Node { cmd } => fedq_node::cli::run(cmd)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
-        Command::Coordinator { cmd } => fedq_coordinator::cli::run(cmd, fedq_node::cli::shutdown_signal())
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(anyhow::Error::from),
+        Command::Coordinator { cmd } => {
+            fedq_coordinator::cli::run(cmd, fedq_node::cli::shutdown_signal())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
         Command::Query(args) => fedq_coordinator::client::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
@@ -82,10 +84,7 @@ fn main() -> ExitCode {
         Command::GenData(args) => fedq_synth::cli::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
-        Command::Demo => {
-            println!("fedq demo: not yet — the demo lands with the node and coordinator.");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Demo(args) => fedq_demo::run(args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => code,

@@ -163,6 +163,15 @@ pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientEr
 }
 
 fn value_text(v: &serde_json::Value) -> String {
+    // Amounts travel in fen; people read yuan.
+    if let Some(fen) = v.get("amount").and_then(serde_json::Value::as_i64) {
+        let sign = if fen < 0 { "-" } else { "" };
+        return format!(
+            "{sign}{}.{:02} yuan",
+            fen.unsigned_abs() / 100,
+            fen.unsigned_abs() % 100
+        );
+    }
     match v {
         serde_json::Value::Object(m) if m.len() == 1 => {
             m.values().next().map(value_text).unwrap_or_default()

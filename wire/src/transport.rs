@@ -407,6 +407,7 @@ impl NodeEndpoint {
         tap: Option<FrameTap>,
         shutdown: impl Future<Output = ()>,
     ) {
+        // In-flight request streams, drained on shutdown.
         let tracker = TaskTracker::new();
         let this = Arc::new(self);
         let reloader = {
@@ -433,9 +434,11 @@ impl NodeEndpoint {
                     let state = Arc::clone(&this.state);
                     let handler = Arc::clone(&handler);
                     let tap = tap.clone();
-                    let tracker2 = tracker.clone();
-                    tracker.spawn(async move {
-                        handle_connection(incoming, state, handler, tap, tracker2).await;
+                    let streams = tracker.clone();
+                    // Connections are not tracked: an idle pooled connection must not hold
+                    // up shutdown. Each request stream is.
+                    tokio::spawn(async move {
+                        handle_connection(incoming, state, handler, tap, streams).await;
                     });
                 }
                 () = &mut shutdown => break,
@@ -803,25 +806,45 @@ impl NodeChannel {
         deadline: Duration,
     ) -> Result<NodeResponse, ChannelError> {
         let bytes = frame::encode(request).map_err(|e| self.protocol(e.to_string()))?;
-        match tokio::time::timeout(deadline, self.request_inner(&bytes)).await {
-            Ok(result) => result,
-            Err(_) => Err(ChannelError::TimedOut {
-                node: self.inner.name.clone(),
-                after: deadline,
-            }),
-        }
-    }
-
-    async fn request_inner(&self, bytes: &[u8]) -> Result<NodeResponse, ChannelError> {
+        let until = tokio::time::Instant::now() + deadline;
         let mut retried = false;
         loop {
-            let conn = self.connection().await?;
-            match self.exchange(&conn, bytes).await {
+            // No handshake before the deadline: the node is not there (a stopped node's
+            // port gives no QUIC-visible error). No answer on an established connection:
+            // the node is there but did not answer in time.
+            let conn = match tokio::time::timeout_at(until, self.connection()).await {
+                Ok(conn) => conn?,
+                Err(_) => {
+                    return Err(ChannelError::Unavailable {
+                        node: self.inner.name.clone(),
+                        reason: format!(
+                            "no connection could be established within {} ms",
+                            deadline.as_millis()
+                        ),
+                    })
+                }
+            };
+            let exchanged = match tokio::time::timeout_at(until, self.exchange(&conn, &bytes)).await
+            {
+                Ok(exchanged) => exchanged,
+                Err(_) => {
+                    return Err(ChannelError::TimedOut {
+                        node: self.inner.name.clone(),
+                        after: deadline,
+                    })
+                }
+            };
+            match exchanged {
                 Ok(response) => return Ok(response),
                 Err(Exchange::Failed(e)) => return Err(e),
                 Err(Exchange::Connection(e)) => {
                     self.forget(&conn).await;
-                    let stale = matches!(e, ConnectionError::Reset | ConnectionError::TimedOut);
+                    let stale = matches!(
+                        e,
+                        ConnectionError::Reset
+                            | ConnectionError::TimedOut
+                            | ConnectionError::ApplicationClosed(_)
+                    ) && classify(&e).is_none();
                     if stale && !retried {
                         retried = true;
                         continue;

@@ -1,0 +1,735 @@
+//! `fedq demo`: builds a throwaway Changsha federation on 127.0.0.1 — a CA and
+//! certificates, one node per department on SQLite filled with synthetic data, the
+//! coordinator, the reference catalogue and policy — then tours what fedq is for through
+//! the real requester API, and stays up until Ctrl-C.
+//!
+//! The federation directory (`--dir`, or a temporary one) is laid out as
+//! [`Layout`] documents, the same way an operator would lay out a real one.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use fedq_certs::pki::{CertificateAuthority, IssueOptions};
+use fedq_certs::Role;
+use fedq_coordinator::client::{self, QueryArgs};
+use fedq_coordinator::config::CoordinatorConfig;
+use fedq_node::config::NodeConfig;
+use fedq_node::service::Node;
+use fedq_wire::transport::{FrameTap, Limits};
+use serde_json::Value;
+
+/// The reference catalogues, embedded so the demo runs from any directory.
+pub const CATALOGUES: [(&str, &str); 7] = [
+    (
+        "civil-affairs",
+        include_str!("../../reference/changsha/catalogue/civil-affairs.toml"),
+    ),
+    (
+        "court",
+        include_str!("../../reference/changsha/catalogue/court.toml"),
+    ),
+    (
+        "education",
+        include_str!("../../reference/changsha/catalogue/education.toml"),
+    ),
+    (
+        "hrss",
+        include_str!("../../reference/changsha/catalogue/hrss.toml"),
+    ),
+    (
+        "market-regulation",
+        include_str!("../../reference/changsha/catalogue/market-regulation.toml"),
+    ),
+    (
+        "public-security",
+        include_str!("../../reference/changsha/catalogue/public-security.toml"),
+    ),
+    (
+        "tax",
+        include_str!("../../reference/changsha/catalogue/tax.toml"),
+    ),
+];
+
+/// The reference policy, embedded.
+pub const POLICY: &str = include_str!("../../reference/changsha/policy.toml");
+
+/// The legal basis the licensing office cites in the tour.
+pub const LICENSING_BASIS: &str = "长政办发〔2017〕62号";
+
+/// Arguments of `fedq demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Exit after the tour (exit code 0 only if every answer was as expected).
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Keep the whole federation in DIR (certificates, configs, data, stores, logs).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// How many synthetic persons to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub persons: u64,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Errors of the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Setting up the federation failed.
+    #[error("demo set-up: {0}")]
+    Setup(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> DemoError + '_ {
+    move |e| DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// Where everything lives in a federation directory.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The root.
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// `pki/`: the CA, every certificate and key, the CRL.
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
+    }
+    /// `policy/policy.toml` and `policy/catalogue/*.toml`.
+    pub fn policy(&self) -> PathBuf {
+        self.root.join("policy/policy.toml")
+    }
+    /// `data/<department>/<dataset>.csv`: the synthetic exports, and `data/scenario.json`.
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+    /// `nodes/<department>.toml`.
+    pub fn node_config(&self, dept: &str) -> PathBuf {
+        self.root.join(format!("nodes/{dept}.toml"))
+    }
+    /// `coordinator/coordinator.toml`.
+    pub fn coordinator_config(&self) -> PathBuf {
+        self.root.join("coordinator/coordinator.toml")
+    }
+    /// `stores/<department>.db`, `audit/*.db`, `audit/*.key`.
+    pub fn store(&self, dept: &str) -> PathBuf {
+        self.root.join(format!("stores/{dept}.db"))
+    }
+}
+
+fn free_udp_port() -> Result<u16, DemoError> {
+    let s = UdpSocket::bind("127.0.0.1:0").map_err(setup("find a free UDP port"))?;
+    Ok(s.local_addr()
+        .map_err(setup("find a free UDP port"))?
+        .port())
+}
+
+fn free_tcp_port(preferred: u16) -> Result<u16, DemoError> {
+    if TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
+        return Ok(preferred);
+    }
+    let s = TcpListener::bind("127.0.0.1:0").map_err(setup("find a free TCP port"))?;
+    Ok(s.local_addr()
+        .map_err(setup("find a free TCP port"))?
+        .port())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), DemoError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(setup("create directory"))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| DemoError::Setup(format!("write `{}`: {e}", path.display())))
+}
+
+/// A built federation, not yet running.
+#[derive(Debug)]
+pub struct Federation {
+    /// Where it lives.
+    pub layout: Layout,
+    /// The demo's scenario persons.
+    pub scenario: fedq_synth::scenario::Scenario,
+    /// Node name → UDP address.
+    pub nodes: BTreeMap<String, SocketAddr>,
+    /// The coordinator's HTTPS address.
+    pub coordinator: SocketAddr,
+    /// "Today" pinned for the whole federation.
+    pub today: time::Date,
+    /// The requester names issued.
+    pub requesters: Vec<String>,
+}
+
+/// Builds the federation in `root`: certificates, policy, synthetic data, imported stores,
+/// configs. Prints what it does when `verbose`.
+pub fn build(root: &Path, persons: u64, seed: u64, verbose: bool) -> Result<Federation, DemoError> {
+    let say = |s: String| {
+        if verbose {
+            println!("{s}");
+        }
+    };
+    let layout = Layout {
+        root: root.to_owned(),
+    };
+    let today = fedq_node::today_in_city();
+    let started = Instant::now();
+
+    // Policy and catalogues.
+    for (dept, text) in CATALOGUES {
+        write(&root.join(format!("policy/catalogue/{dept}.toml")), text)?;
+    }
+    write(&layout.policy(), POLICY)?;
+    let engine = fedq_policy::load::load_engine(&layout.policy(), None)
+        .map_err(setup("reference policy"))?;
+    let requesters: Vec<String> = engine
+        .policy()
+        .requesters
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    let departments: Vec<&str> = CATALOGUES.iter().map(|(d, _)| *d).collect();
+
+    // Certificates.
+    let ca = CertificateAuthority::init(&layout.pki(), "changsha", true)
+        .map_err(setup("certificates"))?;
+    let issue = |role, name: &str, hosts: Vec<String>| {
+        ca.issue(
+            role,
+            name,
+            &IssueOptions {
+                hosts,
+                force: true,
+                ..IssueOptions::default()
+            },
+        )
+        .map_err(setup("certificates"))
+    };
+    issue(
+        Role::Coordinator,
+        "coordinator",
+        vec!["localhost".into(), "127.0.0.1".into()],
+    )?;
+    for d in &departments {
+        issue(Role::Node, d, vec!["localhost".into(), "127.0.0.1".into()])?;
+    }
+    for r in &requesters {
+        issue(Role::Requester, r, Vec::new())?;
+    }
+    issue(Role::Officer, "officer-zhang", Vec::new())?;
+    issue(Role::Officer, "officer-li", Vec::new())?;
+    say(format!(
+        "  certificates: federation CA `changsha`, 1 coordinator, {} nodes, {} requesters, 2 officers  ({})",
+        departments.len(),
+        requesters.len(),
+        layout.pki().display()
+    ));
+
+    // Synthetic data.
+    let catalogues: Vec<fedq_policy::Catalogue> = CATALOGUES
+        .iter()
+        .map(|(d, text)| fedq_policy::Catalogue::parse(text, &format!("{d}.toml")))
+        .collect::<Result<_, _>>()
+        .map_err(setup("reference catalogues"))?;
+    let opts = fedq_synth::GenOptions {
+        persons,
+        seed,
+        format: fedq_synth::Format::Csv,
+        today,
+    };
+    let summary = fedq_synth::generate(&opts, &catalogues, &layout.data())
+        .map_err(setup("synthetic data"))?;
+    let rows: u64 = summary.datasets.iter().map(|d| d.rows).sum();
+    say(format!(
+        "  synthetic data: {persons} persons, {rows} records in {} datasets  ({})",
+        summary.datasets.len(),
+        layout.data().display()
+    ));
+
+    // Node configs and stores.
+    let mut nodes = BTreeMap::new();
+    for d in &departments {
+        let port = free_udp_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        nodes.insert((*d).to_owned(), addr);
+        write(
+            &layout.node_config(d),
+            &format!(
+                "# Node of department `{d}`. Start it with: fedq node serve --config nodes/{d}.toml\n\
+                 name = \"{d}\"\nlisten = \"{addr}\"\ncatalogue = \"../policy/catalogue/{d}.toml\"\n\
+                 policy = \"../policy/policy.toml\"\nstore = \"../stores/{d}.db\"\n\
+                 audit = \"../audit/{d}-audit.db\"\npseudonym_key = \"../audit/{d}-pseudonym.key\"\n\
+                 today = \"{today}\"\n\n[tls]\nca = \"../pki/ca.crt\"\ncrl = \"../pki/crl.pem\"\n\
+                 cert = \"../pki/{d}.crt\"\nkey = \"../pki/{d}.key\"\n"
+            ),
+        )?;
+    }
+    std::fs::create_dir_all(root.join("stores")).map_err(setup("stores"))?;
+    std::fs::create_dir_all(root.join("audit")).map_err(setup("audit"))?;
+    for ds in &summary.datasets {
+        let catalogue = catalogues
+            .iter()
+            .find(|c| c.department == ds.department)
+            .ok_or_else(|| DemoError::Setup(format!("no catalogue for `{}`", ds.department)))?;
+        let dataset = catalogue
+            .dataset(&ds.dataset)
+            .ok_or_else(|| DemoError::Setup(format!("no dataset `{}`", ds.dataset)))?;
+        fedq_node::import::import(
+            &layout.store(&ds.department),
+            dataset,
+            &ds.path,
+            &Default::default(),
+        )
+        .map_err(setup("import"))?;
+    }
+    say(format!(
+        "  imported into {} SQLite stores  ({})",
+        departments.len(),
+        root.join("stores").display()
+    ));
+
+    // The coordinator.
+    let https_port = free_tcp_port(8443)?;
+    let ops_port = free_tcp_port(9443)?;
+    let coordinator: SocketAddr = ([127, 0, 0, 1], https_port).into();
+    let mut cfg = format!(
+        "# The coordinator. Start it with: fedq coordinator serve --config coordinator/coordinator.toml\n\
+         name = \"coordinator\"\nlisten = \"{coordinator}\"\nops_listen = \"127.0.0.1:{ops_port}\"\n\
+         policy = \"../policy/policy.toml\"\naudit = \"../audit/coordinator-audit.db\"\n\
+         pseudonym_key = \"../audit/coordinator-pseudonym.key\"\ndeadline_ms = 2000\ntoday = \"{today}\"\n\n\
+         [tls]\nca = \"../pki/ca.crt\"\ncrl = \"../pki/crl.pem\"\ncert = \"../pki/coordinator.crt\"\nkey = \"../pki/coordinator.key\"\n"
+    );
+    for (name, addr) in &nodes {
+        cfg.push_str(&format!(
+            "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
+        ));
+    }
+    write(&layout.coordinator_config(), &cfg)?;
+    say(format!(
+        "  configs written; federation built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Federation {
+        layout,
+        scenario: summary.scenario,
+        nodes,
+        coordinator,
+        today,
+        requesters,
+    })
+}
+
+/// The federation running in this process.
+pub struct Running {
+    nodes: BTreeMap<
+        String,
+        (
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<()>,
+        ),
+    >,
+    coordinator: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("nodes", &self.nodes.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Starts one node of the federation in this runtime.
+pub fn start_node(
+    fed: &Federation,
+    name: &str,
+    tap: Option<FrameTap>,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    DemoError,
+> {
+    let config = NodeConfig::load(&fed.layout.node_config(name)).map_err(setup("node config"))?;
+    let node = Node::start(config, Limits::default()).map_err(setup("node"))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(node.serve(tap, async {
+        let _ = stopped.await;
+    }));
+    Ok((stop, task))
+}
+
+impl Running {
+    /// Starts every node and the coordinator. `tap` sees every answer frame any node sends.
+    pub async fn start(fed: &Federation, tap: Option<FrameTap>) -> Result<Self, DemoError> {
+        let mut nodes = BTreeMap::new();
+        for name in fed.nodes.keys() {
+            nodes.insert(name.clone(), start_node(fed, name, tap.clone())?);
+        }
+        let config = CoordinatorConfig::load(&fed.layout.coordinator_config())
+            .map_err(setup("coordinator config"))?;
+        let api = fedq_coordinator::cli::start(config, Limits::default())
+            .await
+            .map_err(setup("coordinator"))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(api.serve(Duration::from_secs(2), async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            nodes,
+            coordinator: Some((stop, task)),
+        })
+    }
+
+    /// Stops one node (as if its machine went down).
+    pub async fn stop_node(&mut self, name: &str) {
+        if let Some((stop, task)) = self.nodes.remove(name) {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Starts a stopped node again.
+    pub fn restart_node(
+        &mut self,
+        fed: &Federation,
+        name: &str,
+        tap: Option<FrameTap>,
+    ) -> Result<(), DemoError> {
+        let started = start_node(fed, name, tap)?;
+        self.nodes.insert(name.to_owned(), started);
+        Ok(())
+    }
+
+    /// Stops everything, draining in-flight queries.
+    pub async fn stop(mut self) {
+        if let Some((stop, task)) = self.coordinator.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        for (_, (stop, task)) in std::mem::take(&mut self.nodes) {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+/// One stop of the tour.
+#[derive(Debug)]
+pub struct Step {
+    /// What it demonstrates, in one line.
+    pub headline: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The answer.
+    pub answer: Value,
+    /// Whether the answer was as expected, and why not.
+    pub check: Result<(), String>,
+}
+
+/// A query of the tour.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    /// Requester certificate name.
+    pub requester: String,
+    /// Subject.
+    pub subject: String,
+    /// Purpose.
+    pub purpose: String,
+    /// Legal basis.
+    pub basis: Option<String>,
+    /// Consent reference.
+    pub consent: Option<String>,
+    /// View.
+    pub view: Option<String>,
+    /// Datasets.
+    pub datasets: Vec<String>,
+}
+
+/// Sends one query through the real HTTPS API with the requester's certificate.
+pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+    let pki = fed.layout.pki();
+    let args = QueryArgs {
+        coordinator: format!("https://{}", fed.coordinator),
+        cert: pki.join(format!("{}.crt", q.requester)),
+        key: pki.join(format!("{}.key", q.requester)),
+        ca: pki.join("ca.crt"),
+        subject: q.subject.clone(),
+        purpose: q.purpose.clone(),
+        basis: q.basis.clone(),
+        consent: q.consent.clone(),
+        view: q.view.clone(),
+        dataset: q.datasets.clone(),
+        json: true,
+    };
+    client::send(&args).await.map_err(|e| e.to_string())
+}
+
+fn node_status<'a>(answer: &'a Value, node: &str) -> Option<&'a str> {
+    answer
+        .get("nodes")?
+        .as_array()?
+        .iter()
+        .find(|n| n.get("node").and_then(Value::as_str) == Some(node))?
+        .get("status")?
+        .as_str()
+}
+
+fn records_of(answer: &Value, dataset: &str) -> usize {
+    answer
+        .pointer(&format!("/datasets/{dataset}/records"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+}
+
+fn expect(cond: bool, why: &str) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(why.to_owned())
+    }
+}
+
+fn licensing(subject: &str, view: &str) -> Ask {
+    Ask {
+        requester: "market-regulation.licensing".into(),
+        subject: subject.into(),
+        purpose: "administrative-licensing".into(),
+        basis: Some(LICENSING_BASIS.into()),
+        consent: None,
+        view: Some(view.into()),
+        datasets: Vec::new(),
+    }
+}
+
+fn self_query(subject: &str, view: &str) -> Ask {
+    Ask {
+        requester: "service-window.self-query".into(),
+        subject: subject.into(),
+        purpose: "self-query".into(),
+        basis: None,
+        consent: Some("本人到窗口当面申请 #0001".into()),
+        view: Some(view.into()),
+        datasets: Vec::new(),
+    }
+}
+
+/// Runs the tour against a running federation. `stop_node` is called to take a node down
+/// for the last stop and `restart_node` to bring it back.
+pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>) -> Vec<Step> {
+    let s = &fed.scenario;
+    let mut steps = Vec::new();
+    let mut run = |headline: &str,
+                   result: Result<(u16, Value), String>,
+                   check: &dyn Fn(u16, &Value) -> Result<(), String>| {
+        let (status, answer, check) = match result {
+            Ok((status, answer)) => {
+                let c = check(status, &answer);
+                (status, answer, c)
+            }
+            Err(e) => (0, Value::Null, Err(e)),
+        };
+        steps.push(Step {
+            headline: headline.to_owned(),
+            status,
+            answer,
+            check,
+        });
+    };
+
+    let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
+    run(
+        "A licensing office asks: is this applicant on a serious-dishonesty list? (court answers with the listing; every other department's list is checked too)",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
+            expect(listings >= 1, "expected at least one active listing")?;
+            expect(node_status(a, "court") == Some("ok"), "expected court: ok")
+        },
+    );
+
+    let q = licensing(&s.clean.resident_id, "green-channel");
+    run(
+        "Green channel (seed §十三): three clean years → fast-track; each department answers only \"any negative record: yes/no\"",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(a.pointer("/view_result/eligible") == Some(&Value::Bool(true)), "expected eligible")
+        },
+    );
+
+    let q = self_query(&s.tax_arrears.resident_id, "credit-report");
+    run(
+        "A citizen's own credit report at the service window (with the citizen's consent reference)",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let sections = a.pointer("/view_result/sections").and_then(Value::as_array).cloned().unwrap_or_default();
+            let tax = sections
+                .iter()
+                .filter(|sec| sec.get("dataset").and_then(Value::as_str).is_some_and(|d| d.starts_with("tax.")))
+                .map(|sec| sec.get("records").and_then(Value::as_array).map_or(0, Vec::len))
+                .sum::<usize>();
+            expect(tax >= 1, "expected the tax arrears in the report")
+        },
+    );
+
+    let q = Ask {
+        requester: "statistics.bureau".into(),
+        subject: s.blacklisted.resident_id.clone(),
+        purpose: "statistics".into(),
+        basis: Some("统计法".into()),
+        consent: None,
+        view: Some("blacklist-check".into()),
+        datasets: Vec::new(),
+    };
+    run(
+        "Refused: the statistics bureau may not run a blacklist check on a named person — the refusal carries the policy's reason, and no department was asked",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 403, "expected 403")?;
+            expect(a.get("error").and_then(Value::as_str).is_some_and(|e| !e.is_empty()), "expected a reason")
+        },
+    );
+
+    let q = self_query(&s.expired.resident_id, "credit-report");
+    run(
+        "The law is not a policy option: this person's only negative record is older than 3 years (seed §十) — not disclosed, even in their own report",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let any = a
+                .pointer("/view_result/sections")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|sec| sec.get("dataset").and_then(Value::as_str).is_some_and(|d| !d.starts_with("civil-affairs.")))
+                .any(|sec| sec.get("records").and_then(Value::as_array).is_some_and(|r| !r.is_empty()));
+            expect(!any, "an expired negative record was disclosed")
+        },
+    );
+
+    let repaired = s.repaired.records.first().cloned();
+    let q = licensing(&s.repaired.resident_id, "blacklist-check");
+    run(
+        "Credit repair ends disclosure early (seed §十): this person's listing was repaired — the blacklist check finds nothing",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
+            expect(listings == 0, "a repaired record was disclosed")?;
+            expect(repaired.is_some(), "scenario has a repaired record")
+        },
+    );
+
+    running.stop_node("hrss").await;
+    let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
+    run(
+        "A department is down: hrss is shown as `unavailable`, the others still answer, and the answer says it is partial",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(node_status(a, "hrss") == Some("unavailable"), "expected hrss: unavailable")?;
+            expect(node_status(a, "court") == Some("ok"), "expected court: ok")?;
+            expect(a.get("complete") == Some(&Value::Bool(false)), "expected complete: false")
+        },
+    );
+    if let Err(e) = running.restart_node(fed, "hrss", tap) {
+        tracing::error!(error = %e, "could not restart hrss");
+    }
+    let _ = records_of;
+    steps
+}
+
+/// Runs `fedq demo`.
+pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
+    let temp;
+    let root = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(setup("--dir"))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("fedq-demo-")
+                .tempdir()
+                .map_err(setup("temporary directory"))?;
+            temp.path().to_owned()
+        }
+    };
+    let started = Instant::now();
+    println!("fedq demo — a federation of Changsha departments that answer questions about a person without pooling records\n");
+    println!("Building the federation in {}", root.display());
+    let fed = build(&root, args.persons, args.seed, true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(setup("runtime"))?;
+    runtime.block_on(async {
+        let mut running = Running::start(&fed, None).await?;
+        println!(
+            "  {} nodes on QUIC (127.0.0.1), coordinator on https://{} — up in {:.1} s\n",
+            fed.nodes.len(),
+            fed.coordinator,
+            started.elapsed().as_secs_f64()
+        );
+        let steps = tour(&fed, &mut running, None).await;
+        let mut all_ok = true;
+        for (i, step) in steps.iter().enumerate() {
+            println!("── {}. {}", i + 1, step.headline);
+            if step.status == 200 {
+                print!("{}", client::render(&step.answer));
+            } else {
+                println!(
+                    "   HTTP {}: {}",
+                    step.status,
+                    step.answer.get("error").and_then(Value::as_str).unwrap_or("")
+                );
+            }
+            match &step.check {
+                Ok(()) => println!("   ✓ as expected\n"),
+                Err(why) => {
+                    all_ok = false;
+                    println!("   ✗ NOT as expected: {why}\n");
+                }
+            }
+        }
+        if args.no_serve {
+            running.stop().await;
+            return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        let pki = fed.layout.pki();
+        println!("The federation stays up until Ctrl-C. Try it:\n");
+        println!(
+            "  cargo run --release -- query --coordinator https://{} --cert {}/market-regulation.licensing.crt --key {}/market-regulation.licensing.key --ca {}/ca.crt \\\n      --subject {} --purpose administrative-licensing --basis '{LICENSING_BASIS}' --view blacklist-check\n",
+            fed.coordinator,
+            pki.display(),
+            pki.display(),
+            pki.display(),
+            fed.scenario.blacklisted.resident_id
+        );
+        println!(
+            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/query -H 'content-type: application/json' \\\n      -d '{{\"subject\":\"{id}\",\"purpose\":\"administrative-licensing\",\"legal_basis\":\"{LICENSING_BASIS}\",\"view\":\"green-channel\"}}'\n",
+            p = pki.display(),
+            port = fed.coordinator.port(),
+            id = fed.scenario.clean.resident_id
+        );
+        println!(
+            "  cargo run --release -- audit list --config {}   # who asked what, without raw IDs\n",
+            fed.layout.coordinator_config().display()
+        );
+        fedq_node::cli::shutdown_signal().await;
+        println!("stopping…");
+        running.stop().await;
+        Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
