@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The generated policies concentrate on few requesters, purposes and datasets so the
-//! benchmarked request is matched by many rules (about 1 in 13 of all rules), a fifth of
+//! benchmarked request is matched by many rules (about 1 in 20 of all rules), a fifth of
 //! them conditional (legal basis, consent, validity dates) and evaluated per request:
 //! a demanding case for an indexed table, not one where indexing skips everything.
 #![allow(
@@ -238,32 +238,41 @@ mod cedar {
             } else {
                 "permit"
             };
-            let principals = r
-                .requesters
-                .iter()
-                .map(|x| format!("Requester::\"{}\"", requester(*x)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let purposes = r
-                .purposes
-                .iter()
-                .map(|x| format!("\"p{x}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let resources = r
-                .fields
-                .iter()
-                .map(|f| {
-                    format!(
-                        "Field::\"dept{}.ds{}.{}\"",
-                        r.dataset.0,
-                        r.dataset.1,
-                        field_name(*f)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut cond = format!("[{principals}].contains(principal) && [{purposes}].contains(context.purpose) && [{resources}].contains(resource)");
+            // Disjunctions of `==` short-circuit and build no set values: the cheapest
+            // way to say "one of these" in Cedar, so the comparison is fair to Cedar.
+            let any = |items: Vec<String>, what: &str| {
+                items
+                    .iter()
+                    .map(|x| format!("{what} == {x}"))
+                    .collect::<Vec<_>>()
+                    .join(" || ")
+            };
+            let principals = any(
+                r.requesters
+                    .iter()
+                    .map(|x| format!("Requester::\"{}\"", requester(*x)))
+                    .collect(),
+                "principal",
+            );
+            let purposes = any(
+                r.purposes.iter().map(|x| format!("\"p{x}\"")).collect(),
+                "context.purpose",
+            );
+            let resources = any(
+                r.fields
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "Field::\"dept{}.ds{}.{}\"",
+                            r.dataset.0,
+                            r.dataset.1,
+                            field_name(*f)
+                        )
+                    })
+                    .collect(),
+                "resource",
+            );
+            let mut cond = format!("({principals}) && ({resources}) && ({purposes})");
             if let Some(l) = r.legal {
                 cond += &format!(" && context.legal_basis == \"L{l}\"");
             }
@@ -357,6 +366,10 @@ fn bench(c: &mut Criterion) {
             let requests = cedar::requests();
             let authorizer = cedar_policy::Authorizer::new();
             let entities = cedar_policy::Entities::empty();
+            eprintln!(
+                "cedar {n} policies: {} of 40 fields allowed",
+                cedar::decide_all(&authorizer, &set, &entities, &requests)
+            );
             group.bench_with_input(BenchmarkId::new("cedar", n), &n, |b, _| {
                 b.iter(|| black_box(cedar::decide_all(&authorizer, &set, &entities, &requests)))
             });

@@ -251,10 +251,20 @@ pub fn load(
     file: &Path,
     catalogue: &CatalogueArg,
 ) -> Result<Result<Policy, LocatedErrors>, BoxError> {
+    load_policy(file, catalogue.catalogue.as_deref())
+}
+
+/// Reads a policy file and its catalogue directory (`catalogue_dir`, or else the
+/// `catalogue = "…"` the policy names, relative to the policy file). For nodes and the
+/// coordinator loading their configured policy: `Ok(Err(_))` carries located errors.
+pub fn load_policy(
+    file: &Path,
+    catalogue_dir: Option<&Path>,
+) -> Result<Result<Policy, LocatedErrors>, BoxError> {
     let text = read(file)?;
     let file_name = file.display().to_string();
-    let dir = match &catalogue.catalogue {
-        Some(d) => d.clone(),
+    let dir = match catalogue_dir {
+        Some(d) => d.to_path_buf(),
         None => {
             let named = catalogue_dir_named(&text).ok_or_else(|| {
                 format!("`{file_name}` names no catalogue; add `catalogue = \"catalogue\"` (a directory relative to the policy file) or pass `--catalogue DIR`")

@@ -834,6 +834,12 @@ impl Policy {
                     targets.push((d, fs));
                 }
             }
+            if targets.is_empty() && !ds.is_empty() && (r.fields.is_some() || r.classes.is_some()) {
+                diag.error(
+                    r.id.span(),
+                    format!("rule `{id}` matches no field of its datasets; check `fields`/`classes` against the catalogue"),
+                );
+            }
             if let Some(f) = &r.fields {
                 what_text.push(format!(
                     "fields {}",
@@ -1177,6 +1183,63 @@ impl Policy {
                                 .join(", ")
                         ),
                     );
+                }
+            }
+            // The names a test expects about must exist, or a typo would pass silently
+            // (a misspelt dataset is "refused" too). Requesters and purposes may be
+            // undeclared on purpose: that a stranger is refused is worth a test.
+            let mut known_keys: Option<Vec<String>> = None;
+            if let Some(d) = &t.dataset {
+                match datasets.iter().find(|x| &x.qualified == d.get_ref()) {
+                    None => diag.error(
+                        d.span(),
+                        format!(
+                            "unknown dataset `{}` in test; expected `department.dataset` from the catalogue",
+                            d.get_ref()
+                        ),
+                    ),
+                    Some(ds) => {
+                        for f in &t.fields {
+                            if ds.field(f).is_none() {
+                                diag.error(
+                                    d.span(),
+                                    format!("test asks for unknown field `{f}` of dataset `{}`", ds.qualified),
+                                );
+                            }
+                        }
+                        known_keys = Some(ds.fields.iter().map(|f| f.name.clone()).collect());
+                    }
+                }
+            }
+            if let Some(view) = t
+                .view
+                .as_ref()
+                .and_then(|v| views.iter().find(|w| &w.name == v.get_ref()))
+            {
+                known_keys = Some(
+                    view.sources
+                        .iter()
+                        .flat_map(|s| {
+                            let ds = datasets.get(s.dataset);
+                            s.needs.iter().filter_map(move |(fi, _)| {
+                                let ds = ds?;
+                                Some(format!("{}.{}", ds.qualified, ds.fields.get(*fi)?.name))
+                            })
+                        })
+                        .collect(),
+                );
+            }
+            if let (Some(keys), Some(f)) = (&known_keys, &t.expect.fields) {
+                for k in f.get_ref().keys() {
+                    if !keys.contains(k) {
+                        diag.error(
+                            f.span(),
+                            format!(
+                                "test expects about `{k}`, which the request does not ask for; name a requested field{}",
+                                if t.view.is_some() { " as `dataset.field` from the view's sources" } else { "" }
+                            ),
+                        );
+                    }
                 }
             }
             let expect = match t.expect.decision.get_ref().as_str() {

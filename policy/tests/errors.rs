@@ -123,3 +123,32 @@ fn toml_syntax_errors_are_located() {
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("p.toml:8:"), "{}", e[0]);
 }
+
+#[test]
+fn tests_about_unknown_datasets_or_fields_are_errors() {
+    let e = errors("[[test]]\nname = \"t\"\nnow = 2026-01-01\nrequester = \"x\"\npurpose = \"y\"\ndataset = \"court.dishonest_debtor\"\nexpect = { decision = \"refused\" }\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("p.toml:13:11: unknown dataset `court.dishonest_debtor` in test"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[[test]]\nname = \"t\"\nnow = 2026-01-01\nrequester = \"x\"\npurpose = \"y\"\ndataset = \"court.dishonest_debtors\"\nexpect = { decision = \"decided\", fields = { case_number = \"clear\" } }\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("test expects about `case_number`, which the request does not ask for"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn a_rule_that_matches_no_field_is_an_error() {
+    let e = errors(&rule("requesters = [\"*\"]\npurposes = [\"*\"]\ndatasets = [\"court.dishonest_debtors\"]\nclasses = [\"positive\"]\ntransform = \"clear\""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("rule `r1` matches no field of its datasets"),
+        "{}",
+        e[0]
+    );
+}

@@ -239,6 +239,21 @@ fn compile(rules: &[GenRule]) -> Engine {
     }
 }
 
+/// Classes present in each dataset of [`DATASETS`], as indices into [`CLASSES`].
+const DATASET_CLASSES: [&[usize]; 3] = [&[0, 1, 2, 4], &[0, 3], &[0, 1, 4]];
+
+/// A rule that matches no field at all is rejected by the parser; generate only rules
+/// that match something.
+fn matches_something(r: &GenRule) -> bool {
+    match &r.target {
+        Target::Classes(c) => r
+            .datasets
+            .iter()
+            .any(|d| c.iter().any(|x| DATASET_CLASSES[*d].contains(x))),
+        _ => true,
+    }
+}
+
 fn rule_strategy() -> impl Strategy<Value = GenRule> {
     // Named fields must exist in every named dataset: only `rid` is in all three, `id`
     // and `on` in both alpha datasets.
@@ -248,15 +263,15 @@ fn rule_strategy() -> impl Strategy<Value = GenRule> {
         Just(Target::Named(vec!["rid"])),
     ];
     (
-        0usize..3,
+        prop_oneof![6 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize)],
         prop::collection::vec(0usize..3, 1..3),
-        any::<bool>(),
-        prop::collection::vec(0usize..3, 1..3),
-        prop::collection::vec(0usize..3, 1..3),
+        prop::bool::weighted(0.2),
+        prop::collection::vec(0usize..3, 1..4),
+        prop::collection::vec(0usize..3, 1..4),
         target,
         0usize..8,
-        prop::option::of(0usize..2),
-        any::<bool>(),
+        prop::option::weighted(0.25, 0usize..2),
+        prop::bool::weighted(0.25),
         prop::option::weighted(0.3, (any::<u8>(), any::<u8>())),
         prop::option::weighted(0.3, any::<u8>()),
     )
@@ -287,6 +302,7 @@ fn rule_strategy() -> impl Strategy<Value = GenRule> {
                 age,
             },
         )
+        .prop_filter("matches no field", matches_something)
 }
 
 #[derive(Debug, Clone)]
@@ -301,9 +317,9 @@ struct Req {
 
 fn req_strategy() -> impl Strategy<Value = Req> {
     (
-        0usize..4,
+        prop_oneof![9 => 0usize..3, 1 => Just(3usize)],
         0usize..3,
-        prop::option::of(0usize..3),
+        prop::option::weighted(0.8, 0usize..3),
         any::<bool>(),
         0usize..3,
         1u8..13,
@@ -390,7 +406,7 @@ proptest! {
 
     #[test]
     fn nothing_outside_the_decision_is_released(
-        rules in prop::collection::vec(rule_strategy(), 0..12),
+        rules in prop::collection::vec(rule_strategy(), 1..20),
         reqs in prop::collection::vec(req_strategy(), 1..8),
         raw in record_strategy(),
     ) {
@@ -431,7 +447,7 @@ proptest! {
 
     #[test]
     fn adding_a_grant_never_reduces_disclosure(
-        rules in prop::collection::vec(rule_strategy(), 0..12),
+        rules in prop::collection::vec(rule_strategy(), 1..20),
         mut extra in rule_strategy(),
         reqs in prop::collection::vec(req_strategy(), 1..10),
     ) {
@@ -458,7 +474,7 @@ proptest! {
 
     #[test]
     fn adding_a_limit_or_deny_never_increases_disclosure(
-        rules in prop::collection::vec(rule_strategy(), 0..12),
+        rules in prop::collection::vec(rule_strategy(), 1..20),
         mut extra in rule_strategy(),
         deny in any::<bool>(),
         reqs in prop::collection::vec(req_strategy(), 1..10),
@@ -487,7 +503,7 @@ proptest! {
 
     #[test]
     fn rule_order_never_matters(
-        rules in prop::collection::vec(rule_strategy(), 0..12),
+        rules in prop::collection::vec(rule_strategy(), 1..20),
         reqs in prop::collection::vec(req_strategy(), 1..10),
     ) {
         let a = compile(&rules);
