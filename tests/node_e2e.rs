@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../node/tests/pg/mod.rs"]
+mod pg;
 mod support;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use fedq_node::config::NodeConfig;
 use fedq_node::service::Node;
+use fedq_node::store::Store;
 use fedq_policy::Value;
 use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
@@ -82,6 +85,52 @@ fn lookup(
     })
 }
 
+/// Where the node under test keeps its records: the same tests run on both.
+enum Backend {
+    Sqlite,
+    Postgres(pg::TestDb),
+}
+
+impl Backend {
+    fn postgres(name: &str) -> Self {
+        Backend::Postgres(pg::database(name))
+    }
+}
+
+/// `nodes/NAME.toml` for `backend`.
+fn node_config(fed: &TestFederation, name: &str, backend: &Backend) -> std::path::PathBuf {
+    let path = fed.node_config(name, TODAY);
+    if let Backend::Postgres(db) = backend {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = format!("store = \"../data/{name}.db\"");
+        assert!(text.contains(&line), "{text}");
+        std::fs::write(
+            &path,
+            text.replace(&line, &format!("store = \"{}\"", db.url)),
+        )
+        .unwrap();
+    }
+    path
+}
+
+/// Number of records of `dataset` in the store of the node configured at `config`.
+fn count(config: &std::path::Path, dataset: &str) -> u64 {
+    let config = NodeConfig::load(config).unwrap();
+    let dataset = dataset.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = Store::open(&config.store).await.unwrap();
+                store.count(&dataset).await.unwrap()
+            })
+    })
+    .join()
+    .unwrap()
+}
+
 fn released(response: &NodeResponse) -> &fedq_policy::MinimizedAnswer {
     match response {
         NodeResponse::Lookup(l) => match &l.datasets[..] {
@@ -94,8 +143,17 @@ fn released(response: &NodeResponse) -> &fedq_policy::MinimizedAnswer {
 
 #[test]
 fn import_is_validated_atomic_and_idempotent() {
+    import_is_validated_atomic_and_idempotent_on(Backend::Sqlite);
+}
+
+#[test]
+fn import_into_postgres_is_validated_atomic_and_idempotent() {
+    import_is_validated_atomic_and_idempotent_on(Backend::postgres("e2e_import"));
+}
+
+fn import_is_validated_atomic_and_idempotent_on(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
-    let config = fed.node_config("court", TODAY);
+    let config = node_config(&fed, "court", &backend);
     let cfg = config.to_str().unwrap();
     let p = people();
     let good = fed.write("in/debtors.csv", &debtors_csv(&p));
@@ -125,9 +183,8 @@ fn import_is_validated_atomic_and_idempotent() {
         !err.contains(&bad_id),
         "the error must not echo a resident ID: {err}"
     );
-    let store = fedq_node::store::SqliteStore::open(&fed.root.join("data/court.db")).unwrap();
     assert_eq!(
-        store.count("court.dishonest_debtors").unwrap(),
+        count(&config, "court.dishonest_debtors"),
         0,
         "atomic: nothing imported"
     );
@@ -168,7 +225,7 @@ fn import_is_validated_atomic_and_idempotent() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(store.count("court.dishonest_debtors").unwrap(), 3);
+    assert_eq!(count(&config, "court.dishonest_debtors"), 3);
     let rejects = std::fs::read_to_string(format!("{}.rejects.csv", bad.display())).unwrap();
     assert_eq!(rejects.lines().count(), 2, "{rejects}");
     assert!(
@@ -207,7 +264,7 @@ fn import_is_validated_atomic_and_idempotent() {
     ]);
     let again = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.contains("0 written, 4 unchanged"), "{again}");
-    assert_eq!(store.count("court.dishonest_debtors").unwrap(), 4);
+    assert_eq!(count(&config, "court.dishonest_debtors"), 4);
 
     // JSON Lines works the same way.
     let jsonl = fed.write(
@@ -231,13 +288,22 @@ fn import_is_validated_atomic_and_idempotent() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(store.count("court.enforcement_cases").unwrap(), 1);
+    assert_eq!(count(&config, "court.enforcement_cases"), 1);
 }
 
 #[tokio::test]
 async fn the_node_releases_only_what_law_and_policy_allow() {
+    releases_only_what_law_and_policy_allow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_node_on_postgres_releases_only_what_law_and_policy_allow() {
+    releases_only_what_law_and_policy_allow(Backend::postgres("e2e_release")).await;
+}
+
+async fn releases_only_what_law_and_policy_allow(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
-    let config_path = fed.node_config("court", TODAY);
+    let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
     let p = people();
     let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
@@ -440,8 +506,17 @@ async fn the_node_releases_only_what_law_and_policy_allow() {
 
 #[test]
 fn the_node_process_logs_no_personal_data() {
+    logs_no_personal_data(Backend::Sqlite);
+}
+
+#[test]
+fn the_node_process_on_postgres_logs_no_personal_data() {
+    logs_no_personal_data(Backend::postgres("e2e_logs"));
+}
+
+fn logs_no_personal_data(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
-    let config_path = fed.node_config("court", TODAY);
+    let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
     let p = people();
     let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
@@ -529,5 +604,158 @@ fn the_node_process_logs_no_personal_data() {
             !logs.contains(secret),
             "`{secret}` appeared in the node's logs"
         );
+    }
+}
+
+/// The department's own table, as it was before fedq: other names, other types.
+fn department_tables(url: &str, p: &People) {
+    pg::run_sql(
+        url,
+        &[
+            "CREATE SCHEMA enforcement".into(),
+            "CREATE TABLE enforcement.dishonest (case_number text PRIMARY KEY, id_number char(18) NOT NULL, \
+             full_name text, court_name text, duty text, owed numeric(14,2), status text, listed date, removed date)"
+                .into(),
+            format!(
+                "INSERT INTO enforcement.dishonest VALUES \
+                 ('(2025)湘0102执101号', '{}', '张三丰', '长沙市芙蓉区人民法院', '支付货款', 52000.00, 'unperformed', '2025-06-01', NULL), \
+                 ('(2022)湘0103执202号', '{}', '李四', '长沙市天心区人民法院', '偿还借款', 8000.00, 'unperformed', '2022-06-01', NULL), \
+                 ('(2025)湘0104执303号', '{}', '王五', '长沙市岳麓区人民法院', '支付工资', 12000.50, 'performed', '2025-03-01', NULL)",
+                p.active, p.expired, p.repaired_by_status
+            ),
+        ],
+    )
+    .unwrap();
+}
+
+fn attach_section(url: &str, columns: &str) -> String {
+    format!(
+        "\n[[attach]]\ndataset = \"court.dishonest_debtors\"\ndatabase = \"{url}\"\nquery = '''\n\
+         SELECT {columns}\nFROM enforcement.dishonest\nWHERE id_number = $1\n'''\n"
+    )
+}
+
+const MAPPED: &str = "case_number AS case_no, id_number AS resident_id, full_name AS name, \
+    court_name AS court, duty AS obligation, owed AS amount_owed, status AS performance_status, \
+    listed AS listed_on, removed AS removed_on";
+
+#[tokio::test]
+async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
+    let db = pg::database("e2e_attach");
+    let p = people();
+    department_tables(&db.url, &p);
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = fed.node_config("court", TODAY);
+    let cfg = config_path.to_str().unwrap();
+    let base = std::fs::read_to_string(&config_path).unwrap();
+
+    // A mapping that misses a required field is a config error, before anything is bound.
+    std::fs::write(
+        &config_path,
+        format!(
+            "{base}{}",
+            attach_section(&db.url, &MAPPED.replace(", listed AS listed_on", ""))
+        ),
+    )
+    .unwrap();
+    let err = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[[attach]] `court.dishonest_debtors`")
+            && err.contains("required column `listed_on` is missing"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &config_path,
+        format!("{base}{}", attach_section(&db.url, MAPPED)),
+    )
+    .unwrap();
+
+    // Nothing is imported into, or repaired in, an attached dataset.
+    let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        csv.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("is attached to the department's own database")
+            && err.contains("import is refused"),
+        "{err}"
+    );
+    let out = fedq(&[
+        "node",
+        "repair",
+        "--config",
+        cfg,
+        "--dataset",
+        "court.dishonest_debtors",
+        "--record",
+        "(2025)湘0102执101号",
+        "--reason",
+        "x",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(count(&config_path, "court.dishonest_debtors"), 0);
+
+    let frames: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let tap = {
+        let frames = Arc::clone(&frames);
+        Arc::new(move |bytes: &[u8]| frames.lock().unwrap().push(bytes.to_vec()))
+    };
+    let node = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default()).unwrap();
+    let addr = node.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(node.serve(Some(tap), async {
+        let _ = stopped.await;
+    }));
+    let client = NodeClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsFiles::in_dir(&fed.pki, "coordinator"),
+        Limits::default(),
+    )
+    .unwrap();
+    let court = client.channel("court", addr);
+    let ask = |who: &str| {
+        let court = court.clone();
+        let req = lookup(
+            who,
+            "market-regulation.licensing",
+            "administrative-licensing",
+            Some(BASIS),
+            LookupTarget::View("blacklist-check".into()),
+        );
+        async move { court.request(&req, Duration::from_secs(5)).await.unwrap() }
+    };
+
+    // Read from the department's table, then the same law and policy as for stored records.
+    let answer = ask(&p.active).await;
+    let a = released(&answer);
+    assert_eq!(a.records.len(), 1);
+    assert_eq!(
+        a.records[0]["listed_on"],
+        Value::Date(time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap())
+    );
+    let none = ask(&p.clean).await;
+    for who in [&p.expired, &p.repaired_by_status] {
+        let answer = ask(who).await;
+        assert_eq!(released(&answer), released(&none));
+    }
+
+    client.close();
+    let _ = stop.send(());
+    serving.await.unwrap();
+    let wire: Vec<u8> = frames.lock().unwrap().concat();
+    let wire = String::from_utf8_lossy(&wire);
+    for forbidden in ["张三丰", "52000", "(2022)湘0103执202号", p.active.as_str()] {
+        assert!(!wire.contains(forbidden), "`{forbidden}` crossed the wire");
     }
 }

@@ -192,7 +192,7 @@ impl Attached {
         .await
         .map_err(|e| {
             config(format!(
-                "the query does not accept the resident ID as text in `$1` ({e}); compare `$1` with a text column, or cast it"
+                "the query cannot serve as a read-only subquery taking the resident ID as text in `$1` ({e}); compare `$1` with a text column (or cast it), and do not modify data"
             ))
         })?;
         Ok(Self {
