@@ -691,3 +691,184 @@ fn fold(c: &mut FieldCell, ri: u32, rule: &Rule) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Catalogue, Federation};
+
+    const CATALOGUE: &str = r#"
+department = "tax"
+[[dataset]]
+name = "arrears"
+kind = "negative"
+key = "id"
+subject = "rid"
+window_start = "on"
+[[dataset.field]]
+name = "id"
+type = "string"
+class = "identifier"
+[[dataset.field]]
+name = "rid"
+type = "resident_id"
+class = "identifier"
+[[dataset.field]]
+name = "on"
+type = "date"
+class = "negative"
+[[dataset.field]]
+name = "amount"
+type = "amount"
+class = "sensitive"
+buckets = [1000, 10000]
+"#;
+
+    const HEAD: &str = r#"version = 7
+[[purpose]]
+name = "p"
+[[requester]]
+name = "a.b"
+role = "r"
+purposes = ["p"]
+"#;
+
+    fn engine(rules: &str) -> Engine {
+        let fed = Federation::new(vec![Catalogue::parse(CATALOGUE, "tax.toml").unwrap()]).unwrap();
+        Policy::parse(&format!("{HEAD}{rules}"), "p.toml", &fed)
+            .unwrap()
+            .compile()
+    }
+
+    fn rule(id: &str, effect: &str, fields: &str, transform: Option<&str>, extra: &str) -> String {
+        let t = transform
+            .map(|t| format!("transform = \"{t}\"\n"))
+            .unwrap_or_default();
+        format!("[[rule]]\nid = \"{id}\"\neffect = \"{effect}\"\nrequesters = [\"a.b\"]\npurposes = [\"p\"]\ndatasets = [\"tax.arrears\"]\n{fields}\n{t}{extra}rationale = \"why {id}\"\n")
+    }
+
+    fn decide(e: &Engine, legal: Option<&str>, today: &str) -> Vec<FieldTransform> {
+        e.decide(&DecisionRequest {
+            requester: "a.b",
+            purpose: "p",
+            legal_basis: legal,
+            consent: None,
+            dataset: "tax.arrears",
+            fields: FieldSelection::All,
+            now: crate::transform::parse_date(today).unwrap(),
+        })
+        .unwrap()
+        .fields
+        .iter()
+        .map(|f| f.transform)
+        .collect()
+    }
+
+    use FieldTransform::*;
+
+    #[test]
+    fn default_deny_omits_everything() {
+        let e = engine("");
+        assert_eq!(decide(&e, None, "2026-01-01"), vec![Omit; 4]);
+    }
+
+    #[test]
+    fn the_most_revealing_grant_wins_and_is_rounded_to_the_field() {
+        let e = engine(
+            &(rule("g1", "grant", "fields = [\"*\"]", Some("count"), "")
+                + &rule("g2", "grant", "fields = [\"*\"]", Some("mask"), "")),
+        );
+        // id: mask; rid: mask; on (date): month; amount: bucket.
+        assert_eq!(
+            decide(&e, None, "2026-01-01"),
+            vec![Mask, Mask, Month, Bucket]
+        );
+    }
+
+    #[test]
+    fn limits_cap_and_denies_win_whatever_the_order() {
+        let rules = [
+            rule("g", "grant", "fields = [\"*\"]", Some("clear"), ""),
+            rule("l", "limit", "classes = [\"negative\"]", Some("year"), ""),
+            rule("d", "deny", "classes = [\"sensitive\"]", None, ""),
+        ];
+        let forward = engine(&rules.concat());
+        let backward = engine(&rules.iter().rev().cloned().collect::<String>());
+        for e in [&forward, &backward] {
+            assert_eq!(
+                decide(e, None, "2026-01-01"),
+                vec![Clear, Clear, Year, Omit]
+            );
+        }
+        let d = forward
+            .decide(&DecisionRequest {
+                requester: "a.b",
+                purpose: "p",
+                legal_basis: None,
+                consent: None,
+                dataset: "tax.arrears",
+                fields: FieldSelection::Named(&["amount", "on"]),
+                now: crate::transform::parse_date("2026-01-01").unwrap(),
+            })
+            .unwrap();
+        assert!(matches!(d.fields[0].reason, Reason::Denied(r) if r.id == "d"));
+        assert_eq!(d.fields[0].explanation(), "denied by `d`: why d");
+        assert!(matches!(d.fields[1].reason, Reason::Limited(r) if r.id == "l"));
+        assert_eq!(d.fields[1].matched.len(), 2);
+    }
+
+    #[test]
+    fn conditional_grants_apply_only_when_their_conditions_hold() {
+        let e = engine(&rule(
+            "g",
+            "grant",
+            "fields = [\"id\"]",
+            Some("clear"),
+            "legal_basis = [\"L\"]\nvalid_from = 2026-01-01\nvalid_until = 2026-06-30\n",
+        ));
+        assert_eq!(decide(&e, Some("L"), "2026-03-01")[0], Clear);
+        assert_eq!(decide(&e, Some("M"), "2026-03-01")[0], Omit);
+        assert_eq!(decide(&e, None, "2026-03-01")[0], Omit);
+        assert_eq!(decide(&e, Some("L"), "2026-07-01")[0], Omit);
+        assert_eq!(decide(&e, Some("L"), "2025-12-31")[0], Omit);
+    }
+
+    #[test]
+    fn the_tightest_record_window_applies() {
+        let e = engine(
+            &(rule("g", "grant", "fields = [\"id\"]", Some("clear"), "")
+                + &rule(
+                    "l1",
+                    "limit",
+                    "fields = [\"id\"]",
+                    Some("clear"),
+                    "max_record_age = \"2y\"\n",
+                )
+                + &rule(
+                    "l2",
+                    "limit",
+                    "fields = [\"id\"]",
+                    Some("clear"),
+                    "max_record_age = \"6m\"\n",
+                )),
+        );
+        let d = e
+            .decide(&DecisionRequest {
+                requester: "a.b",
+                purpose: "p",
+                legal_basis: None,
+                consent: None,
+                dataset: "tax.arrears",
+                fields: FieldSelection::Named(&["id"]),
+                now: crate::transform::parse_date("2026-09-15").unwrap(),
+            })
+            .unwrap();
+        assert_eq!(
+            d.fields[0].records_after,
+            crate::transform::parse_date("2026-03-15")
+        );
+        assert_eq!(d.fields[0].max_record_age, Some(RecordAge::Months(6)));
+        assert_eq!(d.policy_version, "7");
+        assert_eq!(d.policy_hash.len(), 64);
+    }
+}
