@@ -219,6 +219,16 @@ impl DatasetDecision<'_> {
             .iter()
             .any(|f| f.transform != FieldTransform::Omit)
     }
+
+    /// The released fields and their forms — what an audit entry records about the
+    /// answer (no values, so no personal data).
+    pub fn released_fields(&self) -> Vec<(&str, FieldTransform)> {
+        self.fields
+            .iter()
+            .filter(|f| f.transform != FieldTransform::Omit)
+            .map(|f| (f.field.name.as_str(), f.transform))
+            .collect()
+    }
 }
 
 /// A request for a named view.
@@ -257,6 +267,21 @@ pub struct ViewDecision<'e> {
     pub view: &'e View,
     /// One per source.
     pub sources: Vec<SourceDecision<'e>>,
+}
+
+impl<'e> ViewDecision<'e> {
+    /// The decision for the source drawing on `dataset` (`department.dataset`): what the
+    /// node holding it applies with [`crate::minimize::minimize`].
+    pub fn source(&self, dataset: &str) -> Option<&SourceDecision<'e>> {
+        self.sources
+            .iter()
+            .find(|s| s.source.dataset_name == dataset)
+    }
+
+    /// Whether every source gets everything the view needs.
+    pub fn fully_satisfied(&self) -> bool {
+        self.sources.iter().all(|s| s.satisfied)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -870,5 +895,51 @@ purposes = ["p"]
         assert_eq!(d.fields[0].max_record_age, Some(RecordAge::Months(6)));
         assert_eq!(d.policy_version, "7");
         assert_eq!(d.policy_hash.len(), 64);
+    }
+
+    #[test]
+    fn engines_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Engine>();
+    }
+
+    #[test]
+    fn minimized_answers_travel_as_json() {
+        let e = engine(&rule("g", "grant", "fields = [\"*\"]", Some("mask"), ""));
+        let d = e
+            .decide(&DecisionRequest {
+                requester: "a.b",
+                purpose: "p",
+                legal_basis: None,
+                consent: None,
+                dataset: "tax.arrears",
+                fields: FieldSelection::All,
+                now: crate::transform::parse_date("2026-09-15").unwrap(),
+            })
+            .unwrap();
+        assert_eq!(
+            d.released_fields(),
+            vec![
+                ("id", Mask),
+                ("rid", Mask),
+                ("on", Month),
+                ("amount", Bucket)
+            ]
+        );
+        let mut r = crate::catalogue::Record::new();
+        r.insert("id".into(), crate::transform::Value::Text("T-1".into()));
+        r.insert(
+            "on".into(),
+            crate::transform::Value::Date(crate::transform::parse_date("2026-01-02").unwrap()),
+        );
+        r.insert("amount".into(), crate::transform::Value::Amount(123_400));
+        let answer = crate::minimize::minimize(&d, &[r]);
+        let json = serde_json::to_string(&answer).unwrap();
+        assert_eq!(
+            json,
+            r#"{"dataset":"tax.arrears","policy_version":"7","records":[{"amount":{"bucket":"1000-10000"},"id":{"masked":"T**"},"on":{"month":"2026-01"}}],"summaries":{}}"#
+        );
+        let back: crate::minimize::MinimizedAnswer = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, answer);
     }
 }

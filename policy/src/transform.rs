@@ -458,4 +458,13 @@ mod tests {
         assert!(Value::parse("43010219900101123X", &id).is_ok());
         assert!(Value::parse("4301021990010112", &id).is_err());
     }
+
+    #[test]
+    fn dates_travel_as_iso_text() {
+        let v = Value::Date(parse_date("2025-03-01").unwrap());
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"date":"2025-03-01"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), v);
+        assert!(serde_json::from_str::<Value>(r#"{"date":"2025-13-01"}"#).is_err());
+    }
 }
