@@ -13,7 +13,7 @@ use crate::profile::{
     add_years, Gen, KeyGen, Presence, Profile, Rule, CITY_OFFICE, INDUSTRIES, OFFICES,
     REPAIR_SHARE, TRADE_NAME_CHARS,
 };
-use crate::rng::{below, between, chance, pick_weighted, unit};
+use crate::rng::{below, between, chance, mix64, pick_weighted, unit};
 use crate::SynthError;
 
 /// Fixed facts for a scenario record.
@@ -184,7 +184,7 @@ impl DatasetGen {
             .position(|d| d.code == person.district.code)
             .unwrap_or(0);
         let x = unit(rng);
-        let office = if x < 0.85 {
+        let office = if force.is_some() || x < 0.85 {
             district
         } else if x < 0.95 {
             CITY_OFFICE
@@ -323,7 +323,12 @@ impl DatasetGen {
         let o = OFFICES.get(office).copied().unwrap_or(OFFICES[CITY_OFFICE]);
         match self.profile.key {
             Some(KeyGen::CourtCase { word }) => {
-                let n = Self::next_number(rng, self.counters.entry((year, office)).or_insert(0));
+                let n = Self::next_number(
+                    rng,
+                    self.counters
+                        .entry((year, office))
+                        .or_insert_with(|| first_count(year, office)),
+                );
                 let _ = write!(cell, "({year}){}{word}{n}号", o.court_code);
             }
             Some(KeyGen::Document { prefix, by_office }) => {
@@ -332,7 +337,12 @@ impl DatasetGen {
                 } else {
                     ("", 0)
                 };
-                let n = Self::next_number(rng, self.counters.entry((year, slot)).or_insert(0));
+                let n = Self::next_number(
+                    rng,
+                    self.counters
+                        .entry((year, slot))
+                        .or_insert_with(|| first_count(year, slot)),
+                );
                 let _ = write!(cell, "{short}{prefix}〔{year}〕{n}号");
             }
             Some(KeyGen::Serial { prefix }) => {
@@ -369,6 +379,12 @@ impl DatasetGen {
             }
         }
     }
+}
+
+/// Where an office's numbering of a year starts in this synthetic sample (a city's
+/// courts file thousands of cases a year; the sample shows a slice of them).
+fn first_count(year: i32, office: usize) -> u64 {
+    mix64((u64::from(year.unsigned_abs()) << 8) | office as u64) % 400
 }
 
 /// Whether a rule can make values its field accepts.
