@@ -383,6 +383,30 @@ impl Catalogue {
             }
             if let Some(r) = &d.repair {
                 check_ref(&mut diag, "repair field", &r.field, None);
+                // A repaired value the field can never hold would silently never end
+                // disclosure.
+                if let Some(f) = fields.iter().find(|f| &f.name == r.field.get_ref()) {
+                    if f.ty == FieldType::Enum {
+                        for v in &r.repaired {
+                            if !f.values.contains(v) {
+                                diag.error(
+                                    r.field.span(),
+                                    format!(
+                                        "repaired value `{v}` is not one of the values of enum field `{}` ({})",
+                                        f.name,
+                                        f.values.join(", ")
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                if r.repaired.is_empty() {
+                    diag.error(
+                        r.field.span(),
+                        "`repair` needs `repaired = [...]`, the status values that end disclosure",
+                    );
+                }
             }
             let years = match &d.disclosure_window_years {
                 Some(y) => {
@@ -574,5 +598,17 @@ class = "negative"
             !d.is_disclosable(&r, today),
             "repaired records are never disclosed"
         );
+    }
+
+    #[test]
+    fn repaired_values_must_be_values_of_the_status_enum() {
+        let text = COURT.replace(
+            "window_start = \"listed_on\"",
+            "window_start = \"listed_on\"\nrepair = { field = \"status\", repaired = [\"performd\"] }",
+        ) + "\n[[dataset.field]]\nname = \"status\"\ntype = \"enum\"\nclass = \"negative\"\nvalues = [\"open\", \"performed\"]\n";
+        let msg = Catalogue::parse(&text, "court.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("repaired value `performd` is not one of the values of enum field `status` (open, performed)"), "{msg}");
     }
 }
