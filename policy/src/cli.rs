@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::analysis;
-use crate::catalogue::{Catalogue, Federation};
 use crate::engine::{DecisionRequest, Engine, FieldDecision, FieldSelection, ViewRequest};
+use crate::load::LoadError;
 use crate::location::LocatedErrors;
 use crate::policy::Policy;
 use crate::testing;
@@ -103,9 +103,9 @@ pub struct CatalogueArg {
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
     match cmd {
         PolicyCommand::Check { file, catalogue } => {
-            let policy = match load(&file, &catalogue)? {
+            let policy = match loaded(load(&file, &catalogue))? {
                 Ok(p) => p,
-                Err(errors) => return Ok(report_errors(&errors)),
+                Err(code) => return Ok(code),
             };
             let engine = policy.compile();
             let p = engine.policy();
@@ -128,9 +128,9 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { file, catalogue } => {
-            let policy = match load(&file, &catalogue)? {
+            let policy = match loaded(load(&file, &catalogue))? {
                 Ok(p) => p,
-                Err(errors) => return Ok(report_errors(&errors)),
+                Err(code) => return Ok(code),
             };
             let engine = policy.compile();
             let outcomes = testing::run_tests(&engine);
@@ -162,10 +162,13 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             at,
         } => {
             let today = date_arg(at.as_deref())?;
-            let (old_policy, new_policy) = match (load(&old, &catalogue)?, load(&new, &catalogue)?)
-            {
-                (Ok(o), Ok(n)) => (o, n),
-                (Err(e), _) | (_, Err(e)) => return Ok(report_errors(&e)),
+            let old_policy = match loaded(load(&old, &catalogue))? {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
+            };
+            let new_policy = match loaded(load(&new, &catalogue))? {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
             };
             let (old_engine, new_engine) = (old_policy.compile(), new_policy.compile());
             print!("{}", render_diff(&old_engine, &new_engine, today));
@@ -183,9 +186,9 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             catalogue,
         } => {
             let today = date_arg(at.as_deref())?;
-            let policy = match load(&policy, &catalogue)? {
+            let policy = match loaded(load(&policy, &catalogue))? {
                 Ok(p) => p,
-                Err(errors) => return Ok(report_errors(&errors)),
+                Err(code) => return Ok(code),
             };
             let engine = policy.compile();
             let ask = Ask {
@@ -208,9 +211,9 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             at,
         } => {
             let today = date_arg(at.as_deref())?;
-            let policy = match load(&policy, &catalogue)? {
+            let policy = match loaded(load(&policy, &catalogue))? {
                 Ok(p) => p,
-                Err(errors) => return Ok(report_errors(&errors)),
+                Err(code) => return Ok(code),
             };
             let engine = policy.compile();
             let access = analysis::who_can(&engine, &field, today)?;
@@ -240,81 +243,19 @@ fn date_arg(at: Option<&str>) -> Result<time::Date, BoxError> {
     }
 }
 
-fn read(path: &Path) -> Result<String, BoxError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()).into())
+/// Reads the policy file and its catalogue directory (`--catalogue`, or the directory the
+/// policy names).
+pub fn load(file: &Path, catalogue: &CatalogueArg) -> Result<Policy, LoadError> {
+    crate::load::load_policy(file, catalogue.catalogue.as_deref())
 }
 
-/// Reads the policy file and its catalogue directory; `Ok(Err(_))` is a policy or
-/// catalogue with located errors, `Err(_)` a file that could not be read.
-pub fn load(
-    file: &Path,
-    catalogue: &CatalogueArg,
-) -> Result<Result<Policy, LocatedErrors>, BoxError> {
-    load_policy(file, catalogue.catalogue.as_deref())
-}
-
-/// Reads a policy file and its catalogue directory (`catalogue_dir`, or else the
-/// `catalogue = "…"` the policy names, relative to the policy file). For nodes and the
-/// coordinator loading their configured policy: `Ok(Err(_))` carries located errors.
-pub fn load_policy(
-    file: &Path,
-    catalogue_dir: Option<&Path>,
-) -> Result<Result<Policy, LocatedErrors>, BoxError> {
-    let text = read(file)?;
-    let file_name = file.display().to_string();
-    let dir = match catalogue_dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let named = catalogue_dir_named(&text).ok_or_else(|| {
-                format!("`{file_name}` names no catalogue; add `catalogue = \"catalogue\"` (a directory relative to the policy file) or pass `--catalogue DIR`")
-            })?;
-            file.parent().unwrap_or(Path::new(".")).join(named)
-        }
-    };
-    let federation = match load_federation(&dir)? {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Policy::parse(&text, &file_name, &federation))
-}
-
-/// The `catalogue = "…"` setting, read before the policy can be validated.
-fn catalogue_dir_named(text: &str) -> Option<String> {
-    let table: toml::Table = toml::from_str(text).ok()?;
-    table.get("catalogue")?.as_str().map(str::to_owned)
-}
-
-/// Reads every `*.toml` in `dir` as one department's catalogue.
-pub fn load_federation(dir: &Path) -> Result<Result<Federation, LocatedErrors>, BoxError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read catalogue directory `{}`: {e}", dir.display()))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(format!(
-            "catalogue directory `{}` has no `*.toml` catalogues",
-            dir.display()
-        )
-        .into());
+/// Prints located errors and fails, or passes any other load error up.
+fn loaded(result: Result<Policy, LoadError>) -> Result<Result<Policy, ExitCode>, BoxError> {
+    match result {
+        Ok(p) => Ok(Ok(p)),
+        Err(LoadError::Invalid(errors)) => Ok(Err(report_errors(&errors))),
+        Err(other) => Err(other.into()),
     }
-    let mut catalogues = Vec::new();
-    let mut errors = Vec::new();
-    for p in paths {
-        let text = read(&p)?;
-        match Catalogue::parse(&text, &p.display().to_string()) {
-            Ok(c) => catalogues.push(c),
-            Err(e) => errors.extend(e.0),
-        }
-    }
-    if !errors.is_empty() {
-        return Ok(Err(LocatedErrors(errors)));
-    }
-    Ok(Ok(Federation::new(catalogues)?))
 }
 
 /// Renders `fedq policy diff`.

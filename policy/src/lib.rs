@@ -1,11 +1,13 @@
 //! The access-policy language, its compiled decision engine, and the officers' tools.
 //!
 //! The language and engine do no I/O: they parse text they are handed and decide over
-//! data. Only [`cli`] reads files, on behalf of `fedq policy …`.
+//! data. Only [`load`] (for nodes, the coordinator and the tools) and [`cli`] (on behalf of
+//! `fedq policy …`) read files.
 //!
 //! The path of a query through this crate:
 //! 1. [`catalogue::Catalogue::parse`] each department's catalogue, [`catalogue::Federation::new`];
-//! 2. [`policy::Policy::parse`] the policy against the federation, then [`policy::Policy::compile`];
+//! 2. [`policy::Policy::parse`] the policy against the federation, then [`policy::Policy::compile`]
+//!    (or, from files, [`load::load_engine`]);
 //! 3. coordinator: [`ratelimit::RateLimiter::check`], [`engine::Engine::check_request`] /
 //!    [`engine::Engine::decide`] or [`engine::Engine::decide_view`] as a pre-check;
 //! 4. node: [`engine::Engine::decide`] (authoritative) then [`minimize::minimize`];
