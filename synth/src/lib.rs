@@ -250,6 +250,9 @@ pub fn generate(
     };
     for role in &ROLES {
         for (qualified, forced) in role.records {
+            if matches!(forced, Forced::Positive(_)) {
+                continue;
+            }
             let needs_repair = matches!(forced, Forced::Repaired(_));
             let ok = find(qualified)
                 .is_some_and(|d| d.window_start.is_some() && (!needs_repair || d.repair.is_some()));
@@ -315,7 +318,7 @@ pub fn generate(
             }
             for f in forced {
                 let (ago, repaired) = match f {
-                    Forced::Unrepaired(d) => (d, false),
+                    Forced::Unrepaired(d) | Forced::Positive(d) => (d, false),
                     Forced::Repaired(d) => (d, true),
                 };
                 let date = today.saturating_sub(time::Duration::days(ago));

@@ -94,6 +94,9 @@ pub(crate) enum Forced {
     Unrepaired(i64),
     /// Repaired, window started this many days before today.
     Repaired(i64),
+    /// A good-conduct record this many days before today; left out if the catalogues
+    /// lack the dataset.
+    Positive(i64),
 }
 
 /// A role: the fixed person and the records it has (besides identity basics).
@@ -128,9 +131,9 @@ pub(crate) const ROLES: [Role; 5] = [
             district: 0,
         },
         records: &[
-            ("civil-affairs.volunteer_service", Forced::Unrepaired(700)),
-            ("civil-affairs.volunteer_service", Forced::Unrepaired(300)),
-            ("civil-affairs.volunteer_service", Forced::Unrepaired(40)),
+            ("civil-affairs.volunteer_service", Forced::Positive(700)),
+            ("civil-affairs.volunteer_service", Forced::Positive(300)),
+            ("civil-affairs.volunteer_service", Forced::Positive(40)),
         ],
     },
     Role {

@@ -430,3 +430,177 @@ fn record_rates_dates_and_repairs_are_realistic() {
         "share of negative records outside the 3-year window: {old_share}"
     );
 }
+
+/// A department the realism table has never heard of, with every field type, and a
+/// reference catalogue whose field was changed under the table's feet: the data must
+/// still import.
+#[test]
+fn unknown_datasets_and_changed_fields_still_yield_importable_data() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/changsha/catalogue");
+    let court = std::fs::read_to_string(dir.join("court.toml"))
+        .unwrap()
+        .replace(
+            "name = \"court\"\ntype = \"string\"",
+            "name = \"court\"\ntype = \"enum\"\nvalues = [\"first\", \"second\"]",
+        );
+    assert!(court.contains("values = [\"first\", \"second\"]"));
+    let tax = std::fs::read_to_string(dir.join("tax.toml")).unwrap();
+    let housing = r#"
+department = "housing"
+
+[[dataset]]
+name = "provident_fund_arrears"
+kind = "negative"
+key = "seq"
+subject = "holder"
+window_start = "since"
+repair = { field = "note", repaired = ["settled"] }
+
+[[dataset.field]]
+name = "seq"
+type = "integer"
+class = "identifier"
+required = true
+
+[[dataset.field]]
+name = "holder"
+type = "resident_id"
+class = "identifier"
+required = true
+
+[[dataset.field]]
+name = "guarantor"
+type = "resident_id"
+class = "identifier"
+
+[[dataset.field]]
+name = "since"
+type = "date"
+class = "negative"
+required = true
+
+[[dataset.field]]
+name = "amount"
+type = "amount"
+class = "sensitive"
+buckets = [100, 1000]
+
+[[dataset.field]]
+name = "months"
+type = "integer"
+class = "negative"
+
+[[dataset.field]]
+name = "kind"
+type = "enum"
+class = "negative"
+values = ["a", "b"]
+required = true
+
+[[dataset.field]]
+name = "note"
+type = "string"
+class = "negative"
+required = true
+
+[[dataset.field]]
+name = "comment"
+type = "string"
+class = "basic"
+description = "备注, e.g. 单位欠缴"
+"#;
+    let cats = vec![
+        Catalogue::parse(&court, "court.toml").unwrap(),
+        Catalogue::parse(housing, "housing.toml").unwrap(),
+        Catalogue::parse(&tax, "tax.toml").unwrap(),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    generate(&opts(3000, 4, Format::Csv), &cats, tmp.path()).unwrap();
+    for d in cats.iter().flat_map(|c| &c.datasets) {
+        let rows = rows(&file(tmp.path(), d, Format::Csv), Format::Csv);
+        assert!(!rows.is_empty(), "{}", d.qualified);
+        let mut keys = HashSet::new();
+        for row in &rows {
+            let rec = record(d, row);
+            for f in d
+                .fields
+                .iter()
+                .filter(|f| f.ty == fedq_policy::FieldType::ResidentId)
+            {
+                if let Some(id) = row.get(&f.name) {
+                    ResidentId::parse(id).unwrap();
+                }
+            }
+            assert!(keys.insert(row[&d.key].clone()));
+            if d.qualified == "court.dishonest_debtors" {
+                assert!(matches!(rec["court"].as_text(), Some("first" | "second")));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_catalogue_without_the_scenario_datasets_is_refused_clearly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/changsha/catalogue");
+    let tax = std::fs::read_to_string(dir.join("tax.toml")).unwrap();
+    let cats = vec![Catalogue::parse(&tax, "tax.toml").unwrap()];
+    let tmp = tempfile::tempdir().unwrap();
+    let err = generate(&opts(100, 1, Format::Csv), &cats, tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`blacklisted`") && err.contains("court.dishonest_debtors"),
+        "{err}"
+    );
+    let err = generate(&opts(3, 1, Format::Csv), &catalogues(), tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 5"), "{err}");
+}
+
+#[test]
+fn the_command_line_parses_and_rejects_a_bad_today() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: fedq_synth::cli::GenDataArgs,
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cli = Cli::try_parse_from([
+        "gen-data",
+        "--out",
+        out.to_str().unwrap(),
+        "--persons",
+        "50",
+        "--format",
+        "jsonl",
+        "--today",
+        "2026-02-30",
+    ])
+    .unwrap();
+    assert_eq!(cli.args.persons, 50);
+    assert_eq!(cli.args.format, Format::Jsonl);
+    assert_eq!(cli.args.seed, 1);
+    let err = fedq_synth::cli::run(cli.args).unwrap_err().to_string();
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+    assert!(!out.exists(), "nothing written on a bad --today");
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/changsha/catalogue");
+    let cli = Cli::try_parse_from([
+        "gen-data",
+        "--out",
+        out.to_str().unwrap(),
+        "--persons",
+        "50",
+        "--catalogue",
+        dir.to_str().unwrap(),
+        "--today",
+        "2026-11-27",
+    ])
+    .unwrap();
+    fedq_synth::cli::run(cli.args).unwrap();
+    assert!(out.join("court/dishonest_debtors.csv").exists());
+    assert_eq!(Scenario::read(&out).unwrap().today, today());
+}
