@@ -167,6 +167,11 @@ pub enum SynthError {
     /// `--today` is not a date.
     #[error("`--today {0}` is not a date; write it as YYYY-MM-DD")]
     BadToday(String),
+    /// `--today` is before every generated person is born.
+    #[error(
+        "`--today` in {0} is too early: persons are born 1950–2006; pick a day in 2007 or later"
+    )]
+    TodayTooEarly(i32),
     /// A bug.
     #[error("internal error in the data generator ({0}); please report it")]
     Internal(&'static str),
@@ -226,6 +231,10 @@ pub fn generate(
     let started = Instant::now();
     if opts.persons < SCENARIO_PERSONS {
         return Err(SynthError::TooFewPersons(opts.persons));
+    }
+    let first_possible = person::date(person::BIRTH_YEARS.1 + 1, 1, 1)?;
+    if opts.today < first_possible {
+        return Err(SynthError::TodayTooEarly(opts.today.year()));
     }
     let mut factory = PersonFactory::new()?;
     if opts.persons > factory.capacity() / 2 {

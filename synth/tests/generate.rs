@@ -556,6 +556,14 @@ fn a_catalogue_without_the_scenario_datasets_is_refused_clearly() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("at least 5"), "{err}");
+    let early = GenOptions {
+        today: parse_date("2001-01-01").unwrap(),
+        ..opts(100, 1, Format::Csv)
+    };
+    let err = generate(&early, &catalogues(), tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("too early"), "{err}");
 }
 
 #[test]
