@@ -113,19 +113,30 @@ impl Space {
         let periods: BTreeSet<usize> = set.iter().map(|c| c.period).collect();
         let mut parts = Vec::new();
         if legal.len() != self.legal.len() {
-            let named: Vec<String> = legal
+            let mut named: Vec<String> = legal
                 .iter()
-                .map(|l| match l {
-                    None => "citing no legal basis".to_owned(),
-                    Some(b) if b == OTHER_BASIS => "citing another legal basis".to_owned(),
-                    Some(b) => format!("citing `{b}`"),
+                .filter_map(|l| match l {
+                    Some(b) if b != OTHER_BASIS => Some(format!("`{b}`")),
+                    _ => None,
                 })
                 .collect();
+            if legal.iter().any(|l| l.as_deref() == Some(OTHER_BASIS)) {
+                named.push("another legal basis".to_owned());
+            }
+            let citing = match named.split_last() {
+                None => String::new(),
+                Some((last, [])) => format!("citing {last}"),
+                Some((last, rest)) => format!("citing {} or {last}", rest.join(", ")),
+            };
             let all_but_none = !legal.contains(&None) && legal.len() + 1 == self.legal.len();
             parts.push(if all_but_none {
                 "citing any legal basis".to_owned()
+            } else if legal.contains(&None) && citing.is_empty() {
+                "citing no legal basis".to_owned()
+            } else if legal.contains(&None) {
+                format!("{citing}, or citing none")
             } else {
-                named.join(" or ")
+                citing
             });
         }
         if consent.len() == 1 {

@@ -454,9 +454,9 @@ fn diff_reports_gains_and_losses_in_terms_of_access() {
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert!(lines.contains(&"market-regulation.licensing gains court.dishonest_debtors.obligation in clear for purpose administrative-licensing, citing `行政许可法` or citing `长政办发〔2017〕62号`".to_owned()), "{lines:#?}");
+    assert!(lines.contains(&"market-regulation.licensing gains court.dishonest_debtors.obligation in clear for purpose administrative-licensing, citing `行政许可法` or `长政办发〔2017〕62号`".to_owned()), "{lines:#?}");
     // case_no falls back to the green channel's `exists`.
-    assert!(lines.contains(&"market-regulation.licensing loses court.dishonest_debtors.case_no in clear (now exists) for purpose administrative-licensing, citing `行政许可法` or citing `长政办发〔2017〕62号`".to_owned()), "{lines:#?}");
+    assert!(lines.contains(&"market-regulation.licensing loses court.dishonest_debtors.case_no in clear (now exists) for purpose administrative-licensing, citing `行政许可法` or `长政办发〔2017〕62号`".to_owned()), "{lines:#?}");
     assert_eq!(lines.len(), 2, "{lines:#?}");
 }
 
