@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use fedq_demo::{build, tour, Running};
+use fedq_demo::{build, tour, BuildOptions, Running};
 
 fn csv_rows(path: &std::path::Path) -> Vec<std::collections::BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_path(path).unwrap();
@@ -32,7 +32,7 @@ fn csv_rows(path: &std::path::Path) -> Vec<std::collections::BTreeMap<String, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), 500, 7, false).unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(500, 7)).unwrap();
     let frames: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let tap: fedq_wire::transport::FrameTap = {
         let frames = Arc::clone(&frames);

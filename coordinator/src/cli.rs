@@ -36,15 +36,22 @@ pub enum CoordinatorCliError {
     Runtime(String),
 }
 
-/// Installs the Prometheus recorder (once per process) and returns its handle.
+/// Installs the Prometheus recorder (once per process: metrics are global) and returns its
+/// handle; later calls return the same handle.
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
-        ])
-        .ok()?
-        .install_recorder()
-        .ok()
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
 }
 
 /// Starts a coordinator from a config inside the current runtime; returns the bound API.

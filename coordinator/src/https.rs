@@ -22,7 +22,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::query::MAX_BODY;
 use crate::service::Coordinator;
 
 /// The OpenAPI document of the requester API (kept in `docs/api/openapi.json`).
@@ -91,12 +90,24 @@ async fn health(State(state): State<AppState>) -> Response {
     )
 }
 
-async fn too_large(err: axum::extract::rejection::BytesRejection) -> Response {
-    json(
-        err.status().as_u16(),
-        serde_json::json!({ "error": err.body_text() }),
-    )
+/// A body axum could not read (over the hard cap): refused, and registered like any other
+/// refusal.
+async fn unreadable(
+    state: AppState,
+    peer: PeerCertificate,
+    err: axum::extract::rejection::BytesRejection,
+) -> Response {
+    let reason = format!("request body refused: {}", err.body_text());
+    let reply = state
+        .coordinator
+        .reject(&peer.identity, err.status().as_u16(), reason)
+        .await;
+    json(reply.status, reply.body)
 }
+
+/// Bodies are read up to this hard cap so that an oversized query still gets a clean 413
+/// from the coordinator (which registers it); past it, axum refuses the body.
+const HARD_BODY_CAP: usize = 1 << 20;
 
 /// The requester API router (tests call it through real TLS; see [`serve`]).
 fn router(state: AppState) -> Router {
@@ -109,14 +120,14 @@ fn router(state: AppState) -> Router {
                  body: Result<Bytes, axum::extract::rejection::BytesRejection>| async move {
                     match body {
                         Ok(b) => post_query(s, p, b).await,
-                        Err(e) => too_large(e).await,
+                        Err(e) => unreadable(s.0, p.0, e).await,
                     }
                 },
             ),
         )
         .route("/v1/openapi.json", get(openapi))
         .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(HARD_BODY_CAP))
         .with_state(state)
 }
 

@@ -186,6 +186,13 @@ impl Coordinator {
         Reply::error(status, reason, query_id)
     }
 
+    /// Refuses a request that could not even be read, registering the refusal.
+    pub async fn reject(&self, requester: &Identity, status: u16, reason: String) -> Reply {
+        let query_id = random_id();
+        self.refuse(&requester.name, &query_id, status, reason, None, "-")
+            .await
+    }
+
     /// Handles one `POST /v1/query` body from an authenticated requester.
     pub async fn query(&self, requester: &Identity, body: &[u8]) -> Reply {
         let query_id = random_id();

@@ -130,7 +130,7 @@ fn free_udp_port() -> Result<u16, DemoError> {
 }
 
 fn free_tcp_port(preferred: u16) -> Result<u16, DemoError> {
-    if TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
+    if preferred != 0 && TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
         return Ok(preferred);
     }
     let s = TcpListener::bind("127.0.0.1:0").map_err(setup("find a free TCP port"))?;
@@ -164,9 +164,40 @@ pub struct Federation {
     pub requesters: Vec<String>,
 }
 
+/// How to build a federation.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildOptions {
+    /// Synthetic persons.
+    pub persons: u64,
+    /// Data seed.
+    pub seed: u64,
+    /// Print what is done.
+    pub verbose: bool,
+    /// Prefer ports 8443/9443 for the coordinator (the demo's instructions), else any.
+    pub well_known_ports: bool,
+}
+
+impl BuildOptions {
+    /// Quiet, small, any free ports: for tests.
+    pub fn for_tests(persons: u64, seed: u64) -> Self {
+        Self {
+            persons,
+            seed,
+            verbose: false,
+            well_known_ports: false,
+        }
+    }
+}
+
 /// Builds the federation in `root`: certificates, policy, synthetic data, imported stores,
-/// configs. Prints what it does when `verbose`.
-pub fn build(root: &Path, persons: u64, seed: u64, verbose: bool) -> Result<Federation, DemoError> {
+/// configs.
+pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoError> {
+    let BuildOptions {
+        persons,
+        seed,
+        verbose,
+        well_known_ports,
+    } = *options;
     let say = |s: String| {
         if verbose {
             println!("{s}");
@@ -292,8 +323,11 @@ pub fn build(root: &Path, persons: u64, seed: u64, verbose: bool) -> Result<Fede
     ));
 
     // The coordinator.
-    let https_port = free_tcp_port(8443)?;
-    let ops_port = free_tcp_port(9443)?;
+    let (https_port, ops_port) = if well_known_ports {
+        (free_tcp_port(8443)?, free_tcp_port(9443)?)
+    } else {
+        (free_tcp_port(0)?, free_tcp_port(0)?)
+    };
     let coordinator: SocketAddr = ([127, 0, 0, 1], https_port).into();
     let mut cfg = format!(
         "# The coordinator. Start it with: fedq coordinator serve --config coordinator/coordinator.toml\n\
@@ -669,7 +703,15 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
     let started = Instant::now();
     println!("fedq demo — a federation of Changsha departments that answer questions about a person without pooling records\n");
     println!("Building the federation in {}", root.display());
-    let fed = build(&root, args.persons, args.seed, true)?;
+    let fed = build(
+        &root,
+        &BuildOptions {
+            persons: args.persons,
+            seed: args.seed,
+            verbose: true,
+            well_known_ports: true,
+        },
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

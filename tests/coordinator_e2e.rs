@@ -1,0 +1,422 @@
+//! The requester API end to end over real sockets: who gets in, what bad input gets, what
+//! is registered, and what the operator sees.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fedq_certs::pki::{CertificateAuthority, IssueOptions};
+use fedq_certs::Role;
+use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+/// A persistent HTTPS connection presenting `cert` (or no certificate).
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+async fn connect(fed: &Federation, cert_dir: &Path, name: Option<&str>) -> Result<Conn, String> {
+    let ca = std::fs::read(fed.layout.pki().join("ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in fedq_certs::tls::read_certificates(&ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match name {
+        Some(name) => {
+            let creds = fedq_certs::Credentials::load_named(cert_dir, name).unwrap();
+            let (chain, key) = creds.chain_and_key();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(fed.coordinator)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(Conn { sender })
+}
+
+impl Conn {
+    async fn post(&mut self, body: &[u8]) -> Result<(u16, Value), String> {
+        let req = hyper::Request::post("/v1/query")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+fn blacklist_query(subject: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "subject": subject,
+        "purpose": "administrative-licensing",
+        "legal_basis": LICENSING_BASIS,
+        "view": "blacklist-check"
+    }))
+    .unwrap()
+}
+
+fn audit_entries(path: &Path) -> u64 {
+    fedq_audit::verify(path).unwrap().entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_gets_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 3)).unwrap();
+    let pki = fed.layout.pki();
+    let ca = CertificateAuthority::open(&pki).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    ca.issue(
+        Role::Requester,
+        "expired.office",
+        &IssueOptions {
+            validity: Some((
+                now - time::Duration::days(30),
+                now - time::Duration::days(1),
+            )),
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    ca.issue(
+        Role::Requester,
+        "future.office",
+        &IssueOptions {
+            validity: Some((
+                now + time::Duration::days(1),
+                now + time::Duration::days(30),
+            )),
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    ca.issue(
+        Role::Requester,
+        "server-only.office",
+        &IssueOptions {
+            extended_key_usages: Some(vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]),
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    let other = tmp.path().join("other-ca");
+    CertificateAuthority::init(&other, "changsha", false)
+        .unwrap()
+        .issue(
+            Role::Requester,
+            "market-regulation.licensing",
+            &IssueOptions::default(),
+        )
+        .unwrap();
+
+    let running = Running::start(&fed, None).await.unwrap();
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+
+    // The good case.
+    let mut good = connect(&fed, &pki, Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let (status, answer) = good.post(&blacklist_query(&subject)).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+
+    // Each of these is refused at the handshake (TLS 1.3: the client learns it when it
+    // first uses the connection).
+    let refused: [(&Path, Option<&str>, &str); 7] = [
+        (&pki, None, "no certificate"),
+        (&other, Some("market-regulation.licensing"), "another CA"),
+        (&pki, Some("expired.office"), "expired"),
+        (&pki, Some("future.office"), "not yet valid"),
+        (&pki, Some("server-only.office"), "wrong key usage"),
+        (&pki, Some("court"), "a node's certificate"),
+        (&pki, Some("officer-zhang"), "an officer's certificate"),
+    ];
+    for (dir, name, label) in refused {
+        let outcome = match connect(&fed, dir, name).await {
+            Err(e) => Err(e),
+            Ok(mut c) => c.post(&blacklist_query(&subject)).await,
+        };
+        assert!(outcome.is_err(), "{label} was let in: {outcome:?}");
+    }
+
+    // A requester revoked while its connection is open is refused on that connection
+    // within one CRL reload.
+    ca.revoke("market-regulation.licensing").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = good.post(&blacklist_query(&subject)).await.unwrap();
+        if status == 403 {
+            assert!(
+                body["error"].as_str().unwrap().contains("revoked"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "revoked requester still answered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And a new connection with it no longer gets through the handshake.
+    let again = match connect(&fed, &pki, Some("market-regulation.licensing")).await {
+        Err(e) => Err(e),
+        Ok(mut c) => c.post(&blacklist_query(&subject)).await,
+    };
+    assert!(again.is_err(), "{again:?}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 4)).unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let pki = fed.layout.pki();
+    let coordinator_audit = fed.layout.root.join("audit/coordinator-audit.db");
+    let node_audits: Vec<_> = fed
+        .nodes
+        .keys()
+        .map(|n| fed.layout.root.join(format!("audit/{n}-audit.db")))
+        .collect();
+    let node_entries =
+        |paths: &[std::path::PathBuf]| -> u64 { paths.iter().map(|p| audit_entries(p)).sum() };
+    let nodes_before = node_entries(&node_audits);
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+    let mut bad_check = subject.clone();
+    let last = bad_check.pop().unwrap();
+    bad_check.push(if last == '1' { '2' } else { '1' });
+
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "malformed query JSON"),
+        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 400, "check character"),
+        (serde_json::to_vec(&json!({"subject": "4301", "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "18 characters"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "everything"})).unwrap(), 400, "unknown view `everything`"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "fishing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose `fishing`"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis"),
+        // A requester cannot name itself as someone else: there is no such field.
+        (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field `requester`"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field `no_such_field`"),
+        (vec![b' '; 20 * 1024], 413, ""),
+    ];
+    let n_cases = cases.len() as u64;
+    let coordinator_before = audit_entries(&coordinator_audit);
+    for (body, want, reason) in cases {
+        let mut conn = connect(&fed, &pki, Some("market-regulation.licensing"))
+            .await
+            .unwrap();
+        let (status, answer) = conn
+            .post(&body)
+            .await
+            .unwrap_or_else(|e| panic!("expecting {want} `{reason}`: {e}"));
+        assert_eq!(status, want, "{answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(reason), "expected `{reason}` in `{error}`");
+        assert!(
+            !error.contains(&subject) && !error.contains(&bad_check),
+            "an error echoed the subject"
+        );
+    }
+    // Every refusal is registered; no node was asked.
+    assert_eq!(
+        audit_entries(&coordinator_audit),
+        coordinator_before + n_cases
+    );
+    assert_eq!(node_entries(&node_audits), nodes_before);
+    let refusals =
+        fedq_audit::list(&coordinator_audit, &fedq_audit::ListFilter::default()).unwrap();
+    assert!(refusals
+        .iter()
+        .rev()
+        .take(n_cases as usize)
+        .all(|e| e.record.kind == "refusal"));
+
+    // A good query is registered by the coordinator and by each node asked, under one id.
+    let mut conn = connect(&fed, &pki, Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let (status, answer) = conn.post(&blacklist_query(&subject)).await.unwrap();
+    assert_eq!(status, 200);
+    let query_id = answer["query_id"].as_str().unwrap();
+    let coordinator_entries =
+        fedq_audit::list(&coordinator_audit, &fedq_audit::ListFilter::default()).unwrap();
+    let last = coordinator_entries.last().unwrap();
+    assert_eq!(
+        (last.record.kind.as_str(), last.record.query_id.as_str()),
+        ("query", query_id)
+    );
+    assert_eq!(last.record.requester, "market-regulation.licensing");
+    assert_eq!(last.record.legal_basis.as_deref(), Some(LICENSING_BASIS));
+    assert!(!last.record.subject.contains(&subject[..6]));
+    let court = fedq_audit::list(
+        &fed.layout.root.join("audit/court-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    assert_eq!(court.last().unwrap().record.query_id, query_id);
+    // Pseudonyms differ between the coordinator and the court for the same person.
+    assert_ne!(court.last().unwrap().record.subject, last.record.subject);
+
+    // The reviewer's view and the chain check, through the binary.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
+        .args([
+            "audit",
+            "list",
+            "--config",
+            fed.layout.coordinator_config().to_str().unwrap(),
+            "--purpose",
+            "administrative-licensing",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.lines().count() >= 3, "{listed}");
+    assert!(!listed.contains(&subject));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
+        .args([
+            "audit",
+            "verify",
+            "--config",
+            fed.layout.coordinator_config().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Health and metrics on the ops listener; no personal data in the metrics.
+    let cfg = fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
+        .unwrap();
+    let ops = cfg.ops_listen.unwrap();
+    let metrics = http_get(ops, "/metrics").await;
+    assert!(metrics.contains("fedq_queries_total"), "{metrics}");
+    assert!(metrics.contains("fedq_node_latency_seconds"), "{metrics}");
+    assert!(!metrics.contains(&subject));
+    let health = http_get(ops, "/health").await;
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    running.stop().await;
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(
+            hyper::Request::get(path)
+                .header("host", "localhost")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 5)).unwrap();
+    let mut running = Running::start(&fed, None).await.unwrap();
+    // Replace `tax` by a node that completes the handshake and then never answers.
+    running.stop_node("tax").await;
+    let tax_addr = fed.nodes["tax"];
+    let endpoint = fedq_wire::transport::NodeEndpoint::bind(
+        tax_addr,
+        fedq_wire::transport::TlsFiles::in_dir(&fed.layout.pki(), "tax"),
+        fedq_wire::transport::Limits::default(),
+    )
+    .unwrap();
+    let silent: fedq_wire::transport::Handler = Arc::new(|_, _| Box::pin(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let silent_task = tokio::spawn(endpoint.serve(silent, None, async {
+        let _ = stopped.await;
+    }));
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (status, answer) = conn
+        .post(&blacklist_query(&fed.scenario.blacklisted.resident_id))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    let tax = answer["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "tax")
+        .unwrap();
+    assert_eq!(tax["status"], "timed_out", "{answer}");
+    assert_eq!(answer["complete"], false);
+    let court = answer["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "court")
+        .unwrap();
+    assert_eq!(court["status"], "ok");
+    // Bounded by the 2 s deadline (plus scheduling), never by the node.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let _ = stop.send(());
+    silent_task.abort();
+    running.stop().await;
+}
