@@ -523,3 +523,57 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn diff_reports_only_gains_for_a_new_grant_and_only_losses_for_a_new_limit_or_deny(
+        rules in prop::collection::vec(rule_strategy(), 1..10),
+        extra in rule_strategy(),
+    ) {
+        let today = time::Date::from_calendar_date(2026, time::Month::March, 1).unwrap();
+        let before = compile(&rules);
+        prop_assert!(fedq_policy::analysis::diff(&before, &before, today).is_empty());
+        let mut more = rules.clone();
+        more.push(extra.clone());
+        let after = compile(&more);
+        let changes = fedq_policy::analysis::diff(&before, &after, today);
+        if extra.effect == 0 {
+            prop_assert!(changes.iter().all(|c| c.is_gain()), "{changes:?}");
+        } else {
+            prop_assert!(changes.iter().all(|c| !c.is_gain()), "{changes:?}");
+        }
+        // And the reverse direction is the mirror image.
+        let reverse = fedq_policy::analysis::diff(&after, &before, today);
+        prop_assert_eq!(reverse.len(), changes.len());
+    }
+
+    #[test]
+    fn the_parser_never_panics_on_damaged_text(
+        cut in 0usize..4000,
+        len in 0usize..40,
+        insert in "[\\[\\]=\"a-z.*0-9\n ]{0,12}",
+    ) {
+        let text = policy_text(&[GenRule {
+            effect: 0,
+            who: vec![0],
+            role: false,
+            purposes: vec![0],
+            datasets: vec![0, 1],
+            target: Target::All,
+            transform: 7,
+            legal: Some(1),
+            consent: true,
+            valid: Some((1, 2)),
+            age: None,
+        }]);
+        let mut damaged: String = text.chars().take(cut).collect();
+        damaged.push_str(&insert);
+        damaged.extend(text.chars().skip(cut + len));
+        // Either a policy or located errors; never a panic.
+        if let Err(e) = Policy::parse(&damaged, "damaged.toml", &federation()) {
+            prop_assert!(e.0.iter().all(|l| l.location.line >= 1 && l.location.file == "damaged.toml"));
+        }
+    }
+}
