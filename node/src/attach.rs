@@ -123,6 +123,8 @@ impl Attached {
             .options([
                 ("default_transaction_read_only", "on"),
                 ("statement_timeout", STATEMENT_TIMEOUT),
+                // Dates as text are `YYYY-MM-DD` whatever the database's own default.
+                ("DateStyle", "ISO, YMD"),
             ]);
         let database = crate::postgres::redacted(&options);
         let pool = crate::postgres::pool_options()
@@ -250,13 +252,23 @@ impl Attached {
         }
     }
 
+    /// A query error, with the subject's ID blanked out should the database have quoted
+    /// it (e.g. a mapping that casts `$1` to a number fails on an `X` check character).
+    fn query_err(&self, e: sqlx::Error, subject: &str) -> AttachError {
+        AttachError::Query {
+            dataset: self.dataset.qualified.clone(),
+            database: self.database.clone(),
+            reason: crate::postgres::without(&e.to_string(), subject),
+        }
+    }
+
     /// The valid records of `subject`: one query on the department's database.
     pub async fn records_of(&self, subject: &str) -> Result<Vec<Record>, AttachError> {
         let rows = sqlx::query(self.sql.clone())
             .bind(subject)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.query_err(e, subject))?;
         let ds = &self.dataset;
         let mut out = Vec::with_capacity(rows.len());
         'rows: for row in rows {
@@ -265,7 +277,9 @@ impl Attached {
                 let Some(field) = ds.fields.get(index) else {
                     continue;
                 };
-                let text: Option<String> = row.try_get(column).map_err(|e| self.err(e))?;
+                let text: Option<String> = row
+                    .try_get(column)
+                    .map_err(|e| self.query_err(e, subject))?;
                 let needed = field.required || field.name == ds.key || field.name == ds.subject;
                 match Value::parse(text.as_deref().unwrap_or(""), field) {
                     Ok(Some(v)) => {

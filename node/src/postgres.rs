@@ -54,6 +54,15 @@ pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
         })
 }
 
+/// `text` with every occurrence of `secret` (a resident ID) blanked out: for database
+/// error messages, which may quote a parameter.
+pub fn without(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_owned();
+    }
+    text.replace(secret, "<resident ID>")
+}
+
 /// The pool options the node uses for a database.
 pub fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
@@ -182,7 +191,10 @@ impl PgStore {
         .bind(datasets)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(|e| StoreError::Database {
+            path: self.label.clone(),
+            reason: without(&e.to_string(), subject),
+        })?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let dataset: String = row.try_get(0).map_err(|e| self.err(e))?;

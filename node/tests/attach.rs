@@ -213,6 +213,25 @@ async fn the_departments_database_is_never_written() {
 }
 
 #[tokio::test]
+async fn a_database_error_never_quotes_the_resident_id() {
+    let db = pg::database("attach_quote");
+    let (a, b) = (rid("43010219800101123"), rid("43010319750505234"));
+    department_schema(&db.url, &a, &b);
+    // A mapping that casts the ID to a number: PostgreSQL quotes the bad input in its error.
+    let query = format!(
+        "SELECT {COLUMNS} FROM enforcement.dishonest WHERE id_number::numeric = $1::numeric"
+    );
+    let attached = Attached::open(&spec(&db.url, &query), &catalogue())
+        .await
+        .unwrap();
+    let with_x = rid("43010219800101002");
+    assert!(with_x.ends_with('X'), "{with_x}");
+    let err = attached.records_of(&with_x).await.unwrap_err().to_string();
+    assert!(err.contains("<resident ID>"), "{err}");
+    assert!(!err.contains(&with_x), "{err}");
+}
+
+#[tokio::test]
 async fn mapping_mistakes_are_config_errors_found_at_start() {
     let db = pg::database("attach_mistakes");
     let (a, b) = (rid("43010219800101123"), rid("43010319750505234"));

@@ -313,3 +313,123 @@ async fn postgres_import_spans_batches_and_stays_atomic() {
         .iter()
         .any(|r| r.record["case_no"] == Value::Text("K42".into())));
 }
+
+/// Lookup latency and import throughput of both stores (and of an attached table), on
+/// this machine. Run by hand:
+/// `cargo test --release -p fedq-node --test store_backends -- --ignored --nocapture measure`
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn measure_lookup_and_import() {
+    let rows: u64 = std::env::var("FEDQ_MEASURE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let subjects = rows / 4;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        f.write_all(HEADER.as_bytes()).unwrap();
+        for i in 0..rows {
+            let who = subject_id(i % subjects);
+            f.write_all(row(&format!("K{i}"), &who, "1234.50", "unperformed").as_bytes())
+                .unwrap();
+        }
+    }
+    let who = |i: u64| subject_id((i * 7919) % subjects);
+    let catalogue = catalogue();
+    let pct = |mut v: Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 - 1.0) * p) as usize]
+    };
+    let db = pg::database("measure");
+    for backend in [
+        Backend::Sqlite(tempfile::tempdir().unwrap()),
+        Backend::Postgres(db),
+    ] {
+        let name = match backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        let store = Store::open(&backend.location()).await.unwrap();
+        let report = backend
+            .import(&store, "dishonest_debtors", &csv, &ImportOptions::default())
+            .await
+            .unwrap();
+        let again = backend
+            .import(&store, "dishonest_debtors", &csv, &ImportOptions::default())
+            .await
+            .unwrap();
+        println!(
+            "{name}: import {rows} rows: {:.0} rows/s (fresh), {:.0} rows/s (re-import, all unchanged)",
+            rows as f64 / report.elapsed.as_secs_f64(),
+            rows as f64 / again.elapsed.as_secs_f64()
+        );
+        let mut times = Vec::new();
+        for i in 0..5_000 {
+            let subject = who(i);
+            let t = std::time::Instant::now();
+            let found = store
+                .records_of(&subject, &["court.dishonest_debtors"])
+                .await
+                .unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(found.len(), 4);
+        }
+        println!(
+            "{name}: lookup of one subject (4 records) among {rows}: median {:.1} µs, p99 {:.1} µs",
+            pct(times.clone(), 0.5),
+            pct(times, 0.99)
+        );
+        if let (Backend::Postgres(db), Store::Postgres(_)) = (&backend, &store) {
+            pg::run_sql(
+                &db.url,
+                &[
+                    "CREATE TABLE dishonest AS SELECT body->'case_no'->>'text' AS case_number, \
+                     subject AS id_number, body->'name'->>'text' AS full_name, \
+                     body->'court'->>'text' AS court_name, \
+                     ((body->'amount_owed'->>'amount')::bigint / 100.0)::numeric(14, 2) AS owed, \
+                     body->'performance_status'->>'text' AS status, \
+                     (body->'listed_on'->>'date')::date AS listed FROM records"
+                        .into(),
+                    "CREATE INDEX ON dishonest (id_number)".into(),
+                    "ANALYZE dishonest".into(),
+                ],
+            )
+            .unwrap();
+            let spec = fedq_node::config::AttachSpec {
+                dataset: "court.dishonest_debtors".into(),
+                database: db.url.clone(),
+                query:
+                    "SELECT case_number AS case_no, id_number AS resident_id, full_name AS name, \
+                        court_name AS court, owed AS amount_owed, status AS performance_status, \
+                        listed AS listed_on FROM dishonest WHERE id_number = $1"
+                        .into(),
+            };
+            let attached = fedq_node::attach::Attached::open(&spec, &catalogue)
+                .await
+                .unwrap();
+            let mut times = Vec::new();
+            for i in 0..5_000 {
+                let subject = who(i);
+                let t = std::time::Instant::now();
+                let found = attached.records_of(&subject).await.unwrap();
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+                assert_eq!(found.len(), 4);
+            }
+            println!(
+                "attached: lookup of one subject (4 records) among {rows}: median {:.1} µs, p99 {:.1} µs",
+                pct(times.clone(), 0.5),
+                pct(times, 0.99)
+            );
+        }
+    }
+}
+
+/// The `n`th of many distinct valid resident IDs.
+fn subject_id(n: u64) -> String {
+    let (date, seq) = (n / 1000, n % 1000);
+    let (year, month, day) = (1950 + date / 336, date % 336 / 28 + 1, date % 28 + 1);
+    rid(&format!("430102{year}{month:02}{day:02}{seq:03}"))
+}
