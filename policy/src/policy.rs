@@ -859,6 +859,21 @@ impl Policy {
                 ));
             }
 
+            // A subject no request can have is a silent no-op: say so.
+            if !who.is_empty()
+                && !ps.is_empty()
+                && !who.iter().any(|r| {
+                    requesters
+                        .get(*r)
+                        .is_some_and(|q| ps.iter().any(|p| q.purposes.contains(p)))
+                })
+            {
+                diag.error(
+                    r.id.span(),
+                    format!("rule `{id}` can never apply: none of its requesters may ask for any of its purposes; check `requesters`/`roles` against each requester's `purposes`"),
+                );
+            }
+
             // Transform.
             let transform = match (effect, &r.transform) {
                 (Effect::Deny, None) => FieldTransform::Omit,
@@ -1015,7 +1030,26 @@ impl Policy {
                         continue;
                     };
                     match t.as_str().map(str::parse::<FieldTransform>) {
-                        Some(Ok(t)) => needs.push((fi, t)),
+                        Some(Ok(t)) => {
+                            if let Some(field) = dataset.fields.get(fi) {
+                                if !t.applies_to(field) {
+                                    diag.error(
+                                        s.needs.span(),
+                                        format!(
+                                            "view `{name}` needs `{t}` of field `{fname}` ({}), which it can never get; use one of: {}",
+                                            crate::catalogue::type_name(field.ty),
+                                            FieldTransform::ALL
+                                                .iter()
+                                                .filter(|x| x.applies_to(field))
+                                                .map(|x| x.name())
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        ),
+                                    );
+                                }
+                            }
+                            needs.push((fi, t));
+                        }
                         Some(Err(e)) => diag.error(s.needs.span(), format!("field `{fname}`: {e}")),
                         None => diag.error(s.needs.span(), format!("field `{fname}` needs a transform name in quotes, e.g. `{fname} = \"exists\"`")),
                     }

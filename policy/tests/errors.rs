@@ -152,3 +152,28 @@ fn a_rule_that_matches_no_field_is_an_error() {
         e[0]
     );
 }
+
+#[test]
+fn a_rule_no_request_can_match_is_an_error() {
+    // The licensing office may only ask for administrative-licensing.
+    let text = format!(
+        "{HEAD}[[purpose]]\nname = \"statistics\"\n{}",
+        rule("requesters = [\"market-regulation.licensing\"]\npurposes = [\"statistics\"]\ndatasets = [\"court.dishonest_debtors\"]\nfields = [\"case_no\"]\ntransform = \"clear\"")
+    );
+    let e = Policy::parse(&text, "p.toml", &reference_federation())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "rule `r1` can never apply: none of its requesters may ask for any of its purposes"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_view_needing_a_transform_its_field_cannot_have_is_an_error() {
+    let e = errors("[[view]]\nname = \"v\"\nkind = \"credit-report\"\n[[view.source]]\ndataset = \"tax.arrears\"\nneeds = { tax_type = \"bucket\" }\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("view `v` needs `bucket` of field `tax_type` (enum), which it can never get; use one of: omit, exists, count, clear"), "{}", e[0]);
+}

@@ -245,6 +245,20 @@ const DATASET_CLASSES: [&[usize]; 3] = [&[0, 1, 2, 4], &[0, 3], &[0, 1, 4]];
 /// A rule that matches no field at all is rejected by the parser; generate only rules
 /// that match something.
 fn matches_something(r: &GenRule) -> bool {
+    // Purposes each requester of [`HEAD`] may ask for: a rule no request can match is
+    // rejected too.
+    const ALLOWED: [&[usize]; 3] = [&[0, 1, 2], &[0, 2], &[1, 2]];
+    let who: Vec<usize> = if r.role {
+        vec![0, 2]
+    } else {
+        r.who.iter().map(|w| w % 3).collect()
+    };
+    if !who
+        .iter()
+        .any(|w| r.purposes.iter().any(|p| ALLOWED[*w].contains(p)))
+    {
+        return false;
+    }
     match &r.target {
         Target::Classes(c) => r
             .datasets
