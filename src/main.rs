@@ -48,6 +48,8 @@ enum Command {
     },
     /// Write synthetic Changsha data (CSV or JSON Lines) per department.
     GenData(fedq_synth::cli::GenDataArgs),
+    /// Measure import, lookup, audit and end-to-end fan-out on this host; writes a report.
+    Bench(fedq_bench::BenchArgs),
     /// Build a throwaway federation on 127.0.0.1 and tour what fedq is for.
     Demo(fedq_demo::DemoArgs),
 }
@@ -82,6 +84,9 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Audit { cmd } => fedq_audit::cli::run(cmd).map_err(anyhow::Error::from),
         Command::GenData(args) => fedq_synth::cli::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Bench(args) => fedq_bench::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
         Command::Demo(args) => fedq_demo::run(args).map_err(anyhow::Error::from),

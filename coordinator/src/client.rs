@@ -76,61 +76,133 @@ pub enum ClientError {
     },
 }
 
-/// Sends one query; returns the HTTP status and the JSON body.
+/// A kept-alive HTTPS connection to the requester API, authenticated by one requester
+/// certificate. `fedq query` uses one per run; load generators keep many.
+pub struct ApiConnection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+    url: String,
+}
+
+impl std::fmt::Debug for ApiConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConnection")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiConnection {
+    /// Connects to `url` (`https://host:port`) with the requester's certificate and key,
+    /// trusting the federation CA in `ca`.
+    pub async fn connect(
+        url: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Result<Self, ClientError> {
+        let uri: hyper::Uri = url.parse().map_err(|_| {
+            ClientError::Usage(format!(
+                "--coordinator `{url}` is not a URL like https://host:8443"
+            ))
+        })?;
+        if uri.scheme_str() != Some("https") {
+            return Err(ClientError::Usage(
+                "--coordinator must be an https:// URL".into(),
+            ));
+        }
+        let host = uri
+            .host()
+            .unwrap_or("localhost")
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(8443);
+        let connect_err = |reason: String| ClientError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let creds = Credentials::load(cert, key)?;
+        let ca_pem = std::fs::read(ca)
+            .map_err(|e| ClientError::Usage(format!("cannot read --ca `{}`: {e}", ca.display())))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(ClientError::Usage)? {
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
+        }
+        let (chain, key) = creds.chain_and_key();
+        let mut config = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ClientError::Usage(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let name =
+            ServerName::try_from(host.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        tokio::spawn(conn);
+        Ok(Self {
+            sender,
+            authority: format!("{host}:{port}"),
+            url: url.to_owned(),
+        })
+    }
+
+    /// Sends one query; returns the HTTP status and the JSON body.
+    pub async fn query(
+        &mut self,
+        query: &QueryRequest,
+    ) -> Result<(u16, serde_json::Value), ClientError> {
+        let connect_err = |reason: String| ClientError::Connect {
+            url: self.url.clone(),
+            reason,
+        };
+        let body = serde_json::to_vec(query).map_err(|e| ClientError::Usage(e.to_string()))?;
+        let request = hyper::Request::post("/v1/query")
+            .header(hyper::header::HOST, self.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        // TLS 1.3: a refused client certificate surfaces here, not at connect.
+        let response = self.sender.send_request(request).await.map_err(|e| {
+            connect_err(format!(
+                "{e} (was your certificate refused? check role, expiry and revocation)"
+            ))
+        })?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| connect_err(e.to_string()))?
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
+        Ok((status, json))
+    }
+}
+
+/// Sends one query on a new connection; returns the HTTP status and the JSON body.
 pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientError> {
-    let uri: hyper::Uri = args.coordinator.parse().map_err(|_| {
-        ClientError::Usage(format!(
-            "--coordinator `{}` is not a URL like https://host:8443",
-            args.coordinator
-        ))
-    })?;
-    if uri.scheme_str() != Some("https") {
-        return Err(ClientError::Usage(
-            "--coordinator must be an https:// URL".into(),
-        ));
-    }
-    let host = uri
-        .host()
-        .unwrap_or("localhost")
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(8443);
-    let connect_err = |reason: String| ClientError::Connect {
-        url: args.coordinator.clone(),
-        reason,
-    };
-    let creds = Credentials::load(&args.cert, &args.key)?;
-    let ca_pem = std::fs::read(&args.ca).map_err(|e| {
-        ClientError::Usage(format!("cannot read --ca `{}`: {e}", args.ca.display()))
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(ClientError::Usage)? {
-        roots
-            .add(cert)
-            .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
-    }
-    let (chain, key) = creds.chain_and_key();
-    let mut config = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ClientError::Usage(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    tokio::spawn(conn);
-    let body = QueryRequest {
+    let mut conn =
+        ApiConnection::connect(&args.coordinator, &args.cert, &args.key, &args.ca).await?;
+    let query = QueryRequest {
         subject: args.subject.clone(),
         purpose: args.purpose.clone(),
         legal_basis: args.basis.clone(),
@@ -138,28 +210,7 @@ pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientEr
         view: args.view.clone(),
         datasets: (!args.dataset.is_empty()).then(|| args.dataset.clone()),
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let request = hyper::Request::post("/v1/query")
-        .header(hyper::header::HOST, format!("{host}:{port}"))
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| ClientError::Usage(e.to_string()))?;
-    // TLS 1.3: a refused client certificate surfaces here, not at connect.
-    let response = sender.send_request(request).await.map_err(|e| {
-        connect_err(format!(
-            "{e} (was your certificate refused? check role, expiry and revocation)"
-        ))
-    })?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| connect_err(e.to_string()))?
-        .to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
-    Ok((status, json))
+    conn.query(&query).await
 }
 
 fn value_text(v: &serde_json::Value) -> String {
