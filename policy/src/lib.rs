@@ -12,6 +12,72 @@
 //!    [`engine::Engine::decide`] or [`engine::Engine::decide_view`] as a pre-check;
 //! 4. node: [`engine::Engine::decide`] (authoritative) then [`minimize::minimize`];
 //! 5. coordinator: merge, and for views [`views::evaluate`].
+//!
+//! ```
+//! use fedq_policy::{minimize, Catalogue, DecisionRequest, FieldSelection, FieldTransform, Federation, Policy, Record, Value};
+//!
+//! let court = Catalogue::parse(r#"
+//! department = "court"
+//! [[dataset]]
+//! name = "dishonest_debtors"
+//! kind = "negative"
+//! key = "case_no"
+//! subject = "resident_id"
+//! window_start = "listed_on"
+//! [[dataset.field]]
+//! name = "case_no"
+//! type = "string"
+//! class = "identifier"
+//! [[dataset.field]]
+//! name = "resident_id"
+//! type = "resident_id"
+//! class = "identifier"
+//! [[dataset.field]]
+//! name = "listed_on"
+//! type = "date"
+//! class = "negative"
+//! "#, "court.toml")?;
+//! let federation = Federation::new(vec![court])?;
+//! let engine = Policy::parse(r#"
+//! version = 1
+//! [[purpose]]
+//! name = "administrative-licensing"
+//! [[requester]]
+//! name = "market-regulation.licensing"
+//! role = "licensing"
+//! purposes = ["administrative-licensing"]
+//! [[rule]]
+//! id = "lic-listing-year"
+//! effect = "grant"
+//! requesters = ["market-regulation.licensing"]
+//! purposes = ["administrative-licensing"]
+//! datasets = ["court.dishonest_debtors"]
+//! fields = ["listed_on"]
+//! transform = "year"
+//! rationale = "licensing only needs to know when the person was listed"
+//! "#, "policy.toml", &federation)?.compile();
+//!
+//! let today = fedq_policy::transform::parse_date("2026-11-27").ok_or("bad date")?;
+//! let decision = engine.decide(&DecisionRequest {
+//!     requester: "market-regulation.licensing",
+//!     purpose: "administrative-licensing",
+//!     legal_basis: None,
+//!     consent: None,
+//!     dataset: "court.dishonest_debtors",
+//!     fields: FieldSelection::All,
+//!     now: today,
+//! })?;
+//! let forms: Vec<FieldTransform> = decision.fields.iter().map(|f| f.transform).collect();
+//! assert_eq!(forms, [FieldTransform::Omit, FieldTransform::Omit, FieldTransform::Year]);
+//!
+//! let mut record = Record::new();
+//! record.insert("case_no".into(), Value::Text("(2025)湘0104执100号".into()));
+//! record.insert("listed_on".into(), Value::Date(fedq_policy::transform::parse_date("2025-03-01").ok_or("bad date")?));
+//! let answer = minimize(&decision, &[record]);
+//! assert_eq!(answer.records[0].get("listed_on"), Some(&Value::Year(2025)));
+//! assert!(!answer.records[0].contains_key("case_no"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod analysis;
 pub mod catalogue;
