@@ -325,6 +325,21 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
             Some(_) => {}
         }
     }
+    // Rules by id: a reviewer wants to know which rules moved, even when access does not.
+    for r in &n.rules {
+        match o.rules.iter().find(|x| x.id == r.id) {
+            None => other.push(format!("rule `{}` is new ({})", r.id, r.location)),
+            Some(old_r) if rule_fingerprint(o, old_r) != rule_fingerprint(n, r) => {
+                other.push(format!("rule `{}` changes ({})", r.id, r.location))
+            }
+            Some(_) => {}
+        }
+    }
+    for r in &o.rules {
+        if !n.rules.iter().any(|x| x.id == r.id) {
+            other.push(format!("rule `{}` is removed (was {})", r.id, r.location));
+        }
+    }
     if !other.is_empty() {
         let _ = writeln!(out, "\nother changes:");
         for line in other {
@@ -332,6 +347,29 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
         }
     }
     out
+}
+
+/// Everything a rule says, by name (indices depend on declaration order, locations on
+/// the rest of the file).
+fn rule_fingerprint(policy: &Policy, r: &crate::policy::Rule) -> String {
+    let requesters: Vec<&str> = r
+        .requesters
+        .iter()
+        .filter_map(|i| policy.requesters.get(*i).map(|x| x.name.as_str()))
+        .collect();
+    let purposes: Vec<&str> = r
+        .purposes
+        .iter()
+        .filter_map(|i| policy.purposes.get(*i).map(|x| x.name.as_str()))
+        .collect();
+    format!(
+        "{:?}|{}|{requesters:?}|{purposes:?}|{:?}|{}|{}",
+        r.effect,
+        r.transform,
+        r.targets,
+        r.conditions_text(),
+        r.rationale
+    )
 }
 
 fn yes_no(b: bool) -> &'static str {
