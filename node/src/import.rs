@@ -170,8 +170,8 @@ enum Rows {
 
 /// The validated rows of an input file, one at a time: what both stores' importers read.
 /// Invalid rows go to the reject file (with `skip_invalid`) or end the import.
-struct Validated<'d> {
-    dataset: &'d Dataset,
+struct Validated {
+    dataset: Dataset,
     path_s: String,
     rows: Rows,
     skip_invalid: bool,
@@ -182,12 +182,8 @@ struct Validated<'d> {
     started: Instant,
 }
 
-impl<'d> Validated<'d> {
-    fn open(
-        dataset: &'d Dataset,
-        file: &Path,
-        options: &ImportOptions,
-    ) -> Result<Self, ImportError> {
+impl Validated {
+    fn open(dataset: &Dataset, file: &Path, options: &ImportOptions) -> Result<Self, ImportError> {
         let started = Instant::now();
         let path_s = file.display().to_string();
         let read_err = |e: &dyn std::fmt::Display| ImportError::Read {
@@ -249,7 +245,7 @@ impl<'d> Validated<'d> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}.rejects.csv", file.display())));
         Ok(Self {
-            dataset,
+            dataset: dataset.clone(),
             path_s,
             rows,
             skip_invalid: options.skip_invalid,
@@ -263,7 +259,7 @@ impl<'d> Validated<'d> {
 
     /// The next row, parsed: `None` at the end of the file.
     fn next_row(&mut self) -> Result<Option<ParsedRow>, ImportError> {
-        let dataset = self.dataset;
+        let dataset = &self.dataset;
         loop {
             match &mut self.rows {
                 Rows::Csv(reader, record, header) => {
@@ -471,70 +467,97 @@ struct PgBatch {
     index: std::collections::HashMap<String, usize>,
 }
 
+impl PgBatch {
+    /// Adds a row; a key already in the batch is replaced (the later row wins, as it would
+    /// row by row) and counted in `report` here, since the database sees only the last.
+    fn push(&mut self, key: String, subject: String, body: String, report: &mut ImportReport) {
+        if let Some(&i) = self.index.get(&key) {
+            let same = self.subjects.get(i) == Some(&subject) && self.bodies.get(i) == Some(&body);
+            if same {
+                report.unchanged += 1;
+            } else {
+                report.written += 1;
+            }
+            if let (Some(s), Some(b)) = (self.subjects.get_mut(i), self.bodies.get_mut(i)) {
+                *s = subject;
+                *b = body;
+            }
+            return;
+        }
+        self.index.insert(key.clone(), self.keys.len());
+        self.keys.push(key);
+        self.subjects.push(subject);
+        self.bodies.push(body);
+    }
+}
+
+/// Reads, validates and batches the file on its own thread, so parsing overlaps the
+/// database's work. Batches go out on `batches`; returns the report's row counts.
+fn read_batches(
+    mut input: Validated,
+    batches: tokio::sync::mpsc::Sender<PgBatch>,
+) -> Result<ImportReport, ImportError> {
+    let mut batch = PgBatch::default();
+    while let Some((line, record)) = input.next_valid()? {
+        let (key, subject, body) = input.stored_form(line, &record)?;
+        batch.push(key, subject, body, &mut input.report);
+        if batch.keys.len() >= PG_BATCH
+            && batches.blocking_send(std::mem::take(&mut batch)).is_err()
+        {
+            // The importer stopped (the database failed); it reports why.
+            return Ok(input.report);
+        }
+    }
+    if !batch.keys.is_empty() {
+        let _ = batches.blocking_send(batch);
+    }
+    input.finish()
+}
+
 /// Imports `file` into dataset `dataset` of a PostgreSQL store: the same validation,
 /// reject file and report as [`import`]; one transaction (atomic), upserts by record key
-/// (idempotent), [`PG_BATCH`] rows per statement, streaming.
-///
-/// The file is read on the calling task; run it on a runtime that has nothing else to do
-/// (as `fedq node import` does).
+/// (idempotent), [`PG_BATCH`] rows per statement, streaming (at most a few batches in
+/// memory). The file is read and validated on a thread of its own while the database
+/// upserts the previous batch.
 pub async fn import_postgres(
     store: &crate::postgres::PgStore,
     dataset: &Dataset,
     file: &Path,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
-    let mut input = Validated::open(dataset, file, options)?;
+    let started = Instant::now();
+    let input = Validated::open(dataset, file, options)?;
     let mut tx = store.pool().begin().await.map_err(|e| store.err(e))?;
-    let mut batch = PgBatch::default();
-    loop {
-        let next = input.next_valid()?;
-        let done = next.is_none();
-        if let Some((line, record)) = next {
-            let (key, subject, body) = input.stored_form(line, &record)?;
-            match batch.index.get(&key) {
-                // The same key twice in one batch: the later row wins, as it would row by row.
-                Some(&i) => {
-                    let same = batch.subjects.get(i) == Some(&subject)
-                        && batch.bodies.get(i) == Some(&body);
-                    if same {
-                        input.report.unchanged += 1;
-                    } else {
-                        input.report.written += 1;
-                    }
-                    if let (Some(s), Some(b)) = (batch.subjects.get_mut(i), batch.bodies.get_mut(i))
-                    {
-                        *s = subject;
-                        *b = body;
-                    }
-                }
-                None => {
-                    batch.index.insert(key.clone(), batch.keys.len());
-                    batch.keys.push(key);
-                    batch.subjects.push(subject);
-                    batch.bodies.push(body);
-                }
-            }
-        }
-        if batch.keys.len() >= PG_BATCH || (done && !batch.keys.is_empty()) {
-            let written = crate::postgres::upsert_batch(
-                &mut tx,
-                store.label(),
-                &dataset.qualified,
-                &batch.keys,
-                &batch.subjects,
-                &batch.bodies,
-            )
-            .await?;
-            input.report.written += written;
-            input.report.unchanged += (batch.keys.len() as u64).saturating_sub(written);
-            batch = PgBatch::default();
-        }
-        if done {
-            break;
-        }
+    let (send, mut batches) = tokio::sync::mpsc::channel::<PgBatch>(2);
+    let reader = std::thread::Builder::new()
+        .name("fedq-import".into())
+        .spawn(move || read_batches(input, send))
+        .map_err(|e| ImportError::Read {
+            path: file.display().to_string(),
+            reason: format!("cannot start the reader thread: {e}"),
+        })?;
+    let (mut written, mut unchanged) = (0u64, 0u64);
+    while let Some(batch) = batches.recv().await {
+        let n = crate::postgres::upsert_batch(
+            &mut tx,
+            store.label(),
+            &dataset.qualified,
+            &batch.keys,
+            &batch.subjects,
+            &batch.bodies,
+        )
+        .await?;
+        written += n;
+        unchanged += (batch.keys.len() as u64).saturating_sub(n);
     }
-    let report = input.finish()?;
+    let mut report = reader.join().map_err(|_| ImportError::Read {
+        path: file.display().to_string(),
+        reason: "the reader thread failed unexpectedly".into(),
+    })??;
+    report.written += written;
+    report.unchanged += unchanged;
     tx.commit().await.map_err(|e| store.err(e))?;
+    report.elapsed = started.elapsed();
     Ok(report)
 }
 

@@ -217,9 +217,10 @@ fn random_hex() -> Result<String, String> {
 
 fn start_cluster() -> Result<Server, String> {
     let bin = bin_dir()?;
+    // In /tmp, which the postgres user can traverse whatever TMPDIR says.
     let dir = tempfile::Builder::new()
         .prefix("fedq-pg-")
-        .tempdir()
+        .tempdir_in("/tmp")
         .map_err(|e| format!("cannot create a tempdir: {e}"))?
         .keep();
     let password = random_hex()?;
