@@ -759,3 +759,34 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         assert!(!wire.contains(forbidden), "`{forbidden}` crossed the wire");
     }
 }
+
+#[tokio::test]
+async fn a_node_whose_postgres_store_is_unreachable_does_not_start() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = fed.node_config("court", TODAY);
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    // Port 1 on loopback: nothing listens there.
+    std::fs::write(
+        &config_path,
+        text.replace(
+            "store = \"../data/court.db\"",
+            "store = \"postgres://fedq:hunter2@127.0.0.1:1/court\"",
+        ),
+    )
+    .unwrap();
+    let err = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("postgres://127.0.0.1:1/court") && err.contains("cannot connect"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let out = fedq(&["node", "serve", "--config", config_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot connect"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("node serving"), "{stderr}");
+}
