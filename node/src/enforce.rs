@@ -197,18 +197,3 @@ pub fn answer(
         policy_version,
     }
 }
-
-/// The audit entry's description of what was asked.
-pub fn describe_target(target: &LookupTarget) -> String {
-    match target {
-        LookupTarget::View(v) => format!("view:{v}"),
-        LookupTarget::Datasets(ds) => ds
-            .iter()
-            .map(|d| match &d.fields {
-                Some(f) => format!("{}[{}]", d.dataset, f.join(",")),
-                None => format!("{}[*]", d.dataset),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-    }
-}
