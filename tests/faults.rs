@@ -50,9 +50,10 @@ fn spawn_node(fed: &Federation, name: &str) -> NodeProcess {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("node started");
-    child
+    let started = rx.recv_timeout(Duration::from_secs(30));
+    let process = NodeProcess(child);
+    started.expect("node started");
+    process
 }
 
 fn blacklist(subject: &str) -> QueryRequest {
