@@ -96,13 +96,13 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         );
     }
     let started = Instant::now();
-    for round in 0..60 {
-        if round == 20 {
+    for round in 0..40 {
+        if round == 15 {
             // SIGKILL: no goodbye to the coordinator, in-flight requests cut.
             court.0.kill().unwrap();
             court.0.wait().unwrap();
         }
-        if round == 40 {
+        if round == 20 {
             court = spawn_node(&fed, "court");
         }
         let mut tasks = Vec::new();
@@ -138,16 +138,16 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
     // restart: answered again over a new connection.
     assert!(statuses
         .iter()
-        .filter(|(r, _)| *r < 20)
+        .filter(|(r, _)| *r < 15)
         .all(|(_, s)| s == "ok"));
     assert!(statuses
         .iter()
-        .filter(|(r, _)| (21..40).contains(r))
+        .filter(|(r, _)| (16..20).contains(r))
         .all(|(_, s)| s == "unavailable" || s == "timed_out"));
     assert!(
         statuses
             .iter()
-            .filter(|(r, _)| *r >= 45)
+            .filter(|(r, _)| *r >= 24)
             .all(|(_, s)| s == "ok"),
         "{statuses:?}"
     );
@@ -169,7 +169,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         missing.is_empty(),
         "answers without an audit entry: {missing:?}"
     );
-    assert!(answered_by_court.len() >= 150);
+    assert!(answered_by_court.len() >= 100);
 }
 
 #[test]
