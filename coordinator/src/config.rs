@@ -61,19 +61,10 @@ struct RawConfig {
     pseudonym_key: PathBuf,
     deadline_ms: Option<u64>,
     max_in_flight: Option<usize>,
-    tls: RawTls,
+    tls: fedq_wire::transport::TlsPaths,
     #[serde(default)]
     node: Vec<RawNode>,
     today: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    ca: PathBuf,
-    crl: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,16 +189,68 @@ impl CoordinatorConfig {
             pseudonym_key: rel(&raw.pseudonym_key),
             deadline: Duration::from_millis(deadline_ms),
             max_in_flight,
-            tls: fedq_wire::transport::TlsFiles {
-                trust: fedq_certs::tls::TrustFiles {
-                    ca: rel(&raw.tls.ca),
-                    crl: rel(&raw.tls.crl),
-                },
-                cert: rel(&raw.tls.cert),
-                key: rel(&raw.tls.key),
-            },
+            tls: raw.tls.resolve(base),
             nodes,
             today,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "coordinator"
+listen = "127.0.0.1:8443"
+ops_listen = "127.0.0.1:9443"
+policy = "policy/policy.toml"
+audit = "data/audit.db"
+pseudonym_key = "data/pseudonym.key"
+[tls]
+ca = "pki/ca.crt"
+crl = "pki/crl.pem"
+cert = "pki/coordinator.crt"
+key = "pki/coordinator.key"
+[[node]]
+name = "court"
+address = "127.0.0.1:7101"
+"#;
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = CoordinatorConfig::parse(GOOD, Path::new("/srv/fedq/coordinator.toml")).unwrap();
+        assert_eq!(c.deadline, Duration::from_secs(2));
+        assert_eq!(c.max_in_flight, 1000);
+        assert_eq!(c.tls.trust.crl, Path::new("/srv/fedq/pki/crl.pem"));
+        assert_eq!(c.nodes[0].name, "court");
+    }
+
+    #[test]
+    fn mistakes_are_named_before_anything_is_bound() {
+        let p = Path::new("coordinator.toml");
+        let cases = [
+            (
+                GOOD.replace("127.0.0.1:7101", "court:7101"),
+                "`address = \"court:7101\"` is not an address",
+            ),
+            (
+                GOOD.replace("[tls]", "deadline_ms = 5\n[tls]"),
+                "`deadline_ms = 5` is out of range",
+            ),
+            (
+                format!("{GOOD}[[node]]\nname = \"court\"\naddress = \"127.0.0.1:7102\"\n"),
+                "node `court` is listed twice",
+            ),
+            (
+                GOOD.replace("[tls]", "max_in_flight = 0\n[tls]"),
+                "`max_in_flight` must be at least 1",
+            ),
+            (GOOD.replace("ca = ", "cacert = "), "unknown field `cacert`"),
+        ];
+        for (text, want) in &cases {
+            let err = CoordinatorConfig::parse(text, p).unwrap_err().to_string();
+            assert!(err.contains(want), "expected `{want}` in `{err}`");
+        }
     }
 }

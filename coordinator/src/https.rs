@@ -234,15 +234,7 @@ impl Api {
                 let mut last = None;
                 loop {
                     tick.tick().await;
-                    let stamp: Vec<_> =
-                        [&files.trust.ca, &files.trust.crl, &files.cert, &files.key]
-                            .iter()
-                            .map(|p| {
-                                std::fs::metadata(p)
-                                    .ok()
-                                    .and_then(|m| Some((m.modified().ok()?, m.len())))
-                            })
-                            .collect();
+                    let stamp = fedq_wire::transport::FileStamps::read(&files);
                     if last.as_ref() == Some(&stamp) {
                         continue;
                     }

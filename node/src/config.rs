@@ -62,7 +62,7 @@ struct RawConfig {
     store: String,
     audit: PathBuf,
     pseudonym_key: PathBuf,
-    tls: RawTls,
+    tls: fedq_wire::transport::TlsPaths,
     today: Option<String>,
     #[serde(default)]
     attach: Vec<RawAttach>,
@@ -96,15 +96,6 @@ impl std::fmt::Debug for AttachSpec {
             .field("query", &self.query)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    ca: PathBuf,
-    crl: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
 }
 
 /// Where the node keeps its records.
@@ -255,14 +246,7 @@ impl NodeConfig {
             store,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),
-            tls: fedq_wire::transport::TlsFiles {
-                trust: fedq_certs::tls::TrustFiles {
-                    ca: rel(&raw.tls.ca),
-                    crl: rel(&raw.tls.crl),
-                },
-                cert: rel(&raw.tls.cert),
-                key: rel(&raw.tls.key),
-            },
+            tls: raw.tls.resolve(base),
             today,
             attach,
         })

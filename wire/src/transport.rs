@@ -123,13 +123,42 @@ impl TlsFiles {
     }
 }
 
+/// The `[tls]` table of a node or coordinator config: paths relative to the config file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    /// The federation CA certificate.
+    pub ca: PathBuf,
+    /// The CRL.
+    pub crl: PathBuf,
+    /// This process's certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+impl TlsPaths {
+    /// The files, with relative paths taken from `base` (the config file's directory).
+    pub fn resolve(&self, base: &Path) -> TlsFiles {
+        TlsFiles {
+            trust: TrustFiles {
+                ca: base.join(&self.ca),
+                crl: base.join(&self.crl),
+            },
+            cert: base.join(&self.cert),
+            key: base.join(&self.key),
+        }
+    }
+}
+
 /// What the files looked like at the last (re)load: a change to any of them triggers a
 /// reload.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct FileStamps(Vec<Option<(SystemTime, u64)>>);
+pub struct FileStamps(Vec<Option<(SystemTime, u64)>>);
 
 impl FileStamps {
-    fn read(files: &TlsFiles) -> Self {
+    /// Modification time and size of each of the files, as now.
+    pub fn read(files: &TlsFiles) -> Self {
         Self(
             files
                 .watched()
