@@ -661,6 +661,32 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
+    let q = Ask {
+        requester: "market-regulation.licensing".into(),
+        subject: s.blacklisted.resident_id.clone(),
+        purpose: "administrative-licensing".into(),
+        basis: Some(LICENSING_BASIS.into()),
+        consent: None,
+        view: None,
+        datasets: vec!["public-security.identity_basics.household_registration".into()],
+    };
+    run(
+        "Denied by a rule, with its rationale: the licensing office asks for the applicant's household registration — the deny rule names itself and says why, and public security is never asked",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(node_status(a, "public-security") == Some("denied"), "expected public-security: denied")?;
+            let reason = a
+                .get("nodes")
+                .and_then(Value::as_array)
+                .and_then(|n| n.iter().find(|n| n.get("node").and_then(Value::as_str) == Some("public-security")))
+                .and_then(|n| n.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            expect(reason.contains("privacy-household-registration"), "expected the deny rule's id and rationale")
+        },
+    );
+
     let q = self_query(&s.expired.resident_id, "credit-report");
     run(
         "The law is not a policy option: this person's only negative record is older than 3 years (seed §十) — not disclosed, even in their own report",
