@@ -2,7 +2,12 @@
 //! runs a bounded property test over them, so CI keeps found inputs fixed without nightly
 //! tooling. The long fuzzing runs are documented in docs/reliability.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +17,9 @@ use fedq_wire::ResidentId;
 use proptest::prelude::*;
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(name);
     let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
@@ -22,7 +29,12 @@ fn corpus(name: &str) -> Vec<Vec<u8>> {
 }
 
 fn reference(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/changsha/catalogue").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("reference/changsha/catalogue")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn federation() -> Federation {
@@ -48,7 +60,9 @@ fn catalogue_parse(data: &[u8]) {
 }
 
 fn import_row(data: &[u8], catalogue: &Catalogue) -> usize {
-    let Ok(text) = std::str::from_utf8(data) else { return 0 };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return 0;
+    };
     let cells: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
     catalogue
         .datasets
@@ -58,7 +72,9 @@ fn import_row(data: &[u8], catalogue: &Catalogue) -> usize {
 }
 
 fn resident_id(data: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(data) else { return false };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
     match ResidentId::parse(text) {
         Ok(id) => {
             assert_eq!(id.as_str().len(), 18);
@@ -79,9 +95,15 @@ fn every_corpus_replays() {
         catalogue_parse(&input);
     }
     let court = Catalogue::parse(&reference("court.toml"), "court.toml").unwrap();
-    let accepted: usize = corpus("import_row").iter().map(|i| import_row(i, &court)).sum();
+    let accepted: usize = corpus("import_row")
+        .iter()
+        .map(|i| import_row(i, &court))
+        .sum();
     assert!(accepted >= 1, "the corpus's good row must be accepted");
-    let valid = corpus("resident_id").iter().filter(|i| resident_id(i)).count();
+    let valid = corpus("resident_id")
+        .iter()
+        .filter(|i| resident_id(i))
+        .count();
     assert_eq!(valid, 1, "exactly the corpus's one valid ID is accepted");
 }
 
