@@ -365,7 +365,7 @@ pub fn render(answer: &serde_json::Value) -> String {
             }
         }
     }
-    out.push_str("departments asked:\n");
+    out.push_str("departments (each asked, or denied before asking):\n");
     for n in answer
         .get("nodes")
         .and_then(|n| n.as_array())
