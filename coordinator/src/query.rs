@@ -341,3 +341,91 @@ pub fn merge_node(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedq_wire::message::{FailureCode, LookupResponse};
+
+    fn answer(dataset: &str, records: usize, summary: Option<Summary>) -> DatasetOutcome {
+        let mut a = MinimizedAnswer {
+            dataset: dataset.into(),
+            policy_version: "1".into(),
+            ..MinimizedAnswer::default()
+        };
+        for _ in 0..records {
+            a.records.push(BTreeMap::new());
+        }
+        if let Some(s) = summary {
+            a.summaries.insert("case_no".into(), s);
+        }
+        DatasetOutcome::Released(a)
+    }
+
+    fn lookup(datasets: Vec<DatasetOutcome>) -> Result<NodeResponse, ChannelError> {
+        Ok(NodeResponse::Lookup(LookupResponse {
+            node: "court".into(),
+            policy_version: "1".into(),
+            datasets,
+        }))
+    }
+
+    fn status_of(
+        result: Result<NodeResponse, ChannelError>,
+    ) -> (NodeStatus, Option<String>, BTreeMap<String, SourceOutcome>) {
+        let mut results = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        let ds = vec!["court.dishonest_debtors".to_owned()];
+        let r = merge_node("court", &ds, result, &mut results, &mut sources);
+        assert_eq!(r.datasets, ds, "every node report names what it was asked");
+        (r.status, r.reason, sources)
+    }
+
+    #[test]
+    fn every_outcome_has_a_status_and_a_source_outcome() {
+        let d = "court.dishonest_debtors";
+        let (s, _, src) = status_of(lookup(vec![answer(d, 1, None)]));
+        assert_eq!(s, NodeStatus::Ok);
+        assert!(matches!(src[d], SourceOutcome::Answered(_)));
+        assert_eq!(
+            status_of(lookup(vec![answer(d, 0, Some(Summary::Exists(true)))])).0,
+            NodeStatus::Ok
+        );
+        // Released but empty: no record — and the view still counts the source as answered.
+        let (s, _, src) = status_of(lookup(vec![answer(d, 0, Some(Summary::Exists(false)))]));
+        assert_eq!(s, NodeStatus::NoRecord);
+        assert!(matches!(src[d], SourceOutcome::Answered(_)));
+        let (s, why, src) = status_of(lookup(vec![DatasetOutcome::Denied {
+            dataset: d.into(),
+            rationale: "denied by `x`: because".into(),
+        }]));
+        assert_eq!(s, NodeStatus::Denied);
+        assert!(why.unwrap().contains("because"));
+        assert!(matches!(src[d], SourceOutcome::Unavailable(_)));
+        let (s, _, src) = status_of(Ok(NodeResponse::Refused {
+            rationale: "no".into(),
+        }));
+        assert_eq!(s, NodeStatus::Denied);
+        assert!(matches!(src[d], SourceOutcome::Unavailable(_)));
+        let (s, _, _) = status_of(Ok(NodeResponse::Failed {
+            code: FailureCode::Unavailable,
+            message: "store down".into(),
+        }));
+        assert_eq!(s, NodeStatus::Unavailable);
+        let (s, why, src) = status_of(Err(ChannelError::TimedOut {
+            node: "court".into(),
+            after: std::time::Duration::from_millis(2000),
+        }));
+        assert_eq!(s, NodeStatus::TimedOut);
+        assert!(why.unwrap().contains("2000 ms"));
+        assert!(
+            matches!(src[d], SourceOutcome::Unavailable(_)),
+            "a view never reads a missing source as clean"
+        );
+        let (s, _, _) = status_of(Err(ChannelError::Unavailable {
+            node: "court".into(),
+            reason: "down".into(),
+        }));
+        assert_eq!(s, NodeStatus::Unavailable);
+    }
+}
