@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fdw;
+
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS};
@@ -42,6 +44,9 @@ pub struct BenchArgs {
     /// Seconds of measured load per point (after one second of warm-up).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Skip the postgres_fdw baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
     /// Where the report goes.
     #[arg(long, default_value = "target/bench-report")]
     pub out: PathBuf,
@@ -52,7 +57,7 @@ pub struct BenchArgs {
 #[error("bench: {0}")]
 pub struct BenchError(String);
 
-fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> BenchError {
+pub(crate) fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> BenchError {
     move |e| BenchError(format!("{what}: {e}"))
 }
 
@@ -66,7 +71,7 @@ const LOADED: [(&str, &str); 6] = [
     ("education", "student_loan_default"),
 ];
 
-fn resident_id(i: u64) -> String {
+pub(crate) fn resident_id(i: u64) -> String {
     // Spread over districts and birth dates; sequence from i.
     const DISTRICTS: [&str; 9] = [
         "430102", "430103", "430104", "430105", "430111", "430112", "430121", "430181", "430182",
@@ -140,7 +145,7 @@ fn write_bulk_csv(
     Ok(out)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -271,6 +276,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     // 1. Import.
     let mut imports = Vec::new();
     let court_records = args.court_records.unwrap_or(args.records);
+    let mut exports = Vec::new();
     for (dept, dataset) in LOADED {
         let n = if dept == "court" {
             court_records
@@ -296,7 +302,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             r.elapsed.as_secs_f64()
         );
         imports.push(rate);
-        let _ = std::fs::remove_file(&csv);
+        exports.push((dept, csv, ds.subject.clone(), ds.key.clone()));
     }
     imports.sort_by(f64::total_cmp);
     let import_median = imports.get(imports.len() / 2).copied().unwrap_or(0.0);
@@ -447,6 +453,73 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     report.insert("peak_rss_kib".into(), json!(rss));
     drop(coordinator);
     drop(procs);
+
+    // 5. The baseline: same records, same host, same fan-outs and concurrency levels.
+    if !args.no_baseline {
+        let departments: Vec<fdw::Department<'_>> = exports
+            .iter()
+            .map(|(dept, csv, subject, key)| fdw::Department {
+                name: dept,
+                csv,
+                subject,
+                granted: key,
+            })
+            .collect();
+        let cluster = fdw::start()?;
+        let t = Instant::now();
+        runtime.block_on(fdw::load(&cluster, &departments))?;
+        println!(
+            "  baseline: PostgreSQL + postgres_fdw, same records, loaded in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+        let mut baseline = Vec::new();
+        let mut ratios = Vec::new();
+        for fanout in [1usize, 3, 6] {
+            for &conc in &args.concurrency {
+                let point = runtime.block_on(fdw::load_point(
+                    &cluster,
+                    &departments,
+                    fanout,
+                    conc,
+                    args.seconds,
+                    resident_id,
+                    args.records,
+                ))?;
+                let ours = points
+                    .iter()
+                    .find(|p| {
+                        p["fanout"].as_u64() == Some(fanout as u64)
+                            && p["concurrency"].as_u64() == Some(conc as u64)
+                    })
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let ratio = |k: &str| {
+                    ours[k].as_f64().unwrap_or(f64::NAN) / point[k].as_f64().unwrap_or(f64::NAN)
+                };
+                println!(
+                    "  baseline fan-out {fanout} × concurrency {conc:>3}: {:>7.0} lookups/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  | fedq/baseline throughput {:.2}×, p99 {:.2}×",
+                    point["throughput_per_s"].as_f64().unwrap_or(0.0),
+                    point["p50_ms"].as_f64().unwrap_or(0.0),
+                    point["p99_ms"].as_f64().unwrap_or(0.0),
+                    point["errors"],
+                    ratio("throughput_per_s"),
+                    ratio("p99_ms"),
+                );
+                ratios.push(json!({
+                    "fanout": fanout,
+                    "concurrency": conc,
+                    "throughput_ratio": ratio("throughput_per_s"),
+                    "p99_ratio": ratio("p99_ms"),
+                }));
+                baseline.push(point);
+            }
+        }
+        report.insert("baseline_postgres_fdw".into(), json!(baseline));
+        report.insert("fedq_over_baseline".into(), json!(ratios));
+    }
+    for (_, csv, _, _) in &exports {
+        let _ = std::fs::remove_file(csv);
+    }
 
     let targets = json!({
         "fanout6_p50_ms_at_low_load": { "target": 1.0 },
