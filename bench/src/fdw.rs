@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Executor, PgConnection};
 
-use crate::{err, percentile, BenchError};
+use crate::{err, summarize, BenchError};
 
 /// A throwaway PostgreSQL cluster, stopped and deleted on drop.
 #[derive(Debug)]
@@ -136,7 +136,6 @@ pub fn start() -> Result<Cluster, BenchError> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(500));
     Ok(cluster)
 }
 
@@ -175,10 +174,15 @@ fn db_name(dept: &str) -> String {
 
 /// Loads each department into its own database and builds the platform database.
 pub async fn load(cluster: &Cluster, departments: &[Department<'_>]) -> Result<(), BenchError> {
-    let mut admin = options(cluster.port, "postgres")
-        .connect()
-        .await
-        .map_err(err("connect"))?;
+    // The port accepts before the server accepts sessions ("starting up"): retry, bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut admin = loop {
+        match options(cluster.port, "postgres").connect().await {
+            Ok(conn) => break conn,
+            Err(e) if Instant::now() > deadline => return Err(err("connect")(e)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
     exec(&mut admin, "CREATE ROLE licensing LOGIN".into()).await?;
     exec(&mut admin, "CREATE DATABASE platform".into()).await?;
     for d in departments {
@@ -311,23 +315,7 @@ pub async fn load_point(
             (lat, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.map_err(err("load task"))?;
-        all.extend(lat);
-        errors += e;
-    }
-    all.sort();
+    let point = summarize(tasks, fanout, concurrency, seconds).await;
     pool.close().await;
-    Ok(json!({
-        "fanout": fanout,
-        "concurrency": concurrency,
-        "requests": all.len(),
-        "errors": errors,
-        "throughput_per_s": all.len() as f64 / seconds as f64,
-        "p50_ms": percentile(&all, 0.5),
-        "p90_ms": percentile(&all, 0.9),
-        "p99_ms": percentile(&all, 0.99),
-    }))
+    point
 }

@@ -591,6 +591,16 @@ async fn load_point(
             (lat, errors)
         }));
     }
+    summarize(tasks, fanout, concurrency, seconds).await
+}
+
+/// One load point's figures from its client tasks' latencies (after warm-up) and errors.
+pub(crate) async fn summarize(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+    fanout: usize,
+    concurrency: usize,
+    seconds: u64,
+) -> Result<Value, BenchError> {
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {
