@@ -25,7 +25,7 @@ pub enum Role {
     Node,
     /// A requesting agency's office, e.g. `market-regulation.licensing` (TLS client).
     Requester,
-    /// A security officer who signs policy approvals (signing only, never TLS).
+    /// A security officer who signs policy bundles and may publish them to the coordinator.
     Officer,
 }
 

@@ -8,6 +8,7 @@
 //!   CRL on disk. **Only this module reads the CA key.**
 //! - [`tls`]: rustls configurations built from those files: TLS 1.3 only, client
 //!   certificates both ways, CRL honoured, the peer's role checked, 0-RTT off;
+//! - [`signing`]: security officers' signatures (policy approvals), made and verified;
 //! - [`cli`]: the `fedq certs` subcommands.
 //!
 //! It never opens a socket.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod fsutil;
 pub mod identity;
 pub mod pki;
+pub mod signing;
 pub mod tls;
 
 pub use identity::{Identity, IdentityError, Role};

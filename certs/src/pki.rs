@@ -180,8 +180,12 @@ pub fn role_extended_key_usages(role: Role) -> Vec<ExtendedKeyUsagePurpose> {
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
         Role::Requester => vec![ExtendedKeyUsagePurpose::ClientAuth],
-        // Officers sign policy bundles; they never speak TLS.
-        Role::Officer => vec![ExtendedKeyUsagePurpose::CodeSigning],
+        // Officers sign policy bundles, and may hand a signed bundle to the coordinator's
+        // API themselves (`fedq policy publish`).
+        Role::Officer => vec![
+            ExtendedKeyUsagePurpose::CodeSigning,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
         Role::Ca => Vec::new(),
     }
 }

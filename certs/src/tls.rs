@@ -204,7 +204,7 @@ impl Credentials {
     }
 }
 
-fn serial_hex(der: &[u8]) -> Result<String, String> {
+pub(crate) fn serial_hex(der: &[u8]) -> Result<String, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
     Ok(cert
         .raw_serial()
@@ -323,6 +323,11 @@ impl FederationTrust {
     /// Whether the CRL lists this serial.
     pub fn is_revoked(&self, serial: &str) -> bool {
         self.revoked.contains(serial)
+    }
+
+    /// The CA as trust anchors, for verifications outside TLS (officers' signatures).
+    pub(crate) fn anchors(&self) -> &[rustls_pki_types::TrustAnchor<'static>] {
+        &self.roots.roots
     }
 
     fn client_verifier(

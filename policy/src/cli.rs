@@ -231,7 +231,8 @@ fn report_errors(errors: &LocatedErrors) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn date_arg(at: Option<&str>) -> Result<time::Date, BoxError> {
+/// `--at DATE`, or today in Changsha (UTC+8).
+pub fn date_arg(at: Option<&str>) -> Result<time::Date, BoxError> {
     match at {
         Some(s) => parse_date(s)
             .ok_or_else(|| format!("`--at {s}` is not a date; write it as YYYY-MM-DD").into()),

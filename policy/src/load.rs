@@ -103,21 +103,31 @@ fn catalogue_dir_named(text: &str) -> Option<String> {
     table.get("catalogue")?.as_str().map(str::to_owned)
 }
 
+/// The catalogue directory of a policy whose text is `text` and whose file is (or would be)
+/// `file`: the `catalogue = "…"` it names, relative to the file's directory.
+pub fn catalogue_dir_of(file: &Path, text: &str) -> Result<PathBuf, LoadError> {
+    let named = catalogue_dir_named(text).ok_or_else(|| LoadError::NoCatalogue {
+        file: file.to_path_buf(),
+    })?;
+    Ok(file.parent().unwrap_or(Path::new(".")).join(named))
+}
+
+/// Validates policy text (read from `source`, for error locations) against the catalogues
+/// in `catalogue_dir`.
+pub fn parse_policy(text: &str, source: &str, catalogue_dir: &Path) -> Result<Policy, LoadError> {
+    let federation = load_federation(catalogue_dir)?;
+    Policy::parse(text, source, &federation).map_err(LoadError::Invalid)
+}
+
 /// Reads a policy and validates it against its catalogue directory: `catalogue_dir`,
 /// or else the `catalogue = "…"` the policy names, relative to the policy file.
 pub fn load_policy(file: &Path, catalogue_dir: Option<&Path>) -> Result<Policy, LoadError> {
     let text = read(file)?;
     let dir = match catalogue_dir {
         Some(d) => d.to_path_buf(),
-        None => {
-            let named = catalogue_dir_named(&text).ok_or_else(|| LoadError::NoCatalogue {
-                file: file.to_path_buf(),
-            })?;
-            file.parent().unwrap_or(Path::new(".")).join(named)
-        }
+        None => catalogue_dir_of(file, &text)?,
     };
-    let federation = load_federation(&dir)?;
-    Policy::parse(&text, &file.display().to_string(), &federation).map_err(LoadError::Invalid)
+    parse_policy(&text, &file.display().to_string(), &dir)
 }
 
 /// [`load_policy`], compiled.

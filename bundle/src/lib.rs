@@ -1,0 +1,430 @@
+//! Signed policy bundles: how a policy change is approved by security officers and how
+//! every process decides whether to run it.
+//!
+//! A **bundle** is one TOML file: the policy text, the digest of each department's
+//! catalogue it was checked against, a version number, the signature threshold M that
+//! holds once it is in force, and the SHA-256 of all of that (the *content hash*). Officers
+//! sign `"fedq policy bundle v1\0" ‖ content hash` with the keys of their officer
+//! certificates; each signature travels with its certificate.
+//!
+//! A process (coordinator or node) puts a bundle in force only if ([`verify`]):
+//! the content matches its hash (nothing edited after signing); it is for this federation;
+//! its version is higher than the one in force (no rollback or replay); every signature
+//! verifies against an officer certificate of this federation that is currently valid and
+//! not revoked; at least M *distinct* officers signed, M being the threshold **in force**
+//! (so M itself changes only by a bundle that meets the current M); the catalogues here are
+//! the ones it was checked against; and the policy compiles. Anything else is refused with
+//! the reason, and the version in force stays ([`state::PolicySlot`]).
+//!
+//! Before any bundle, a process runs the *set-up policy* from its config as version 0,
+//! trusted like the CA certificate it was installed with.
+
+pub mod cli;
+pub mod state;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use fedq_certs::signing::{not_before, Officer, OfficerError, OfficerKey};
+use fedq_certs::FederationTrust;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::{Deserialize, Serialize};
+
+/// The bundle file format this build reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// Prefixed to the content hash before signing, so an officer's signature over a bundle
+/// can never be taken for a signature over anything else.
+const SIGNING_DOMAIN: &[u8] = b"fedq policy bundle v1\0";
+
+/// The default signature threshold of a new federation.
+pub const DEFAULT_THRESHOLD: u32 = 2;
+
+/// The most signatures a bundle may require (a sanity bound, not a policy).
+pub const MAX_THRESHOLD: u32 = 16;
+
+/// The digest of one department's catalogue file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueDigest {
+    /// The department the catalogue describes.
+    pub department: String,
+    /// SHA-256 of the catalogue file's bytes, lower-case hex.
+    pub sha256: String,
+}
+
+/// One officer's approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// The officer's identity as the certificate states it (informative; the certificate
+    /// is what is checked).
+    pub officer: String,
+    /// The officer's certificate, PEM.
+    pub certificate: String,
+    /// ECDSA P-256 / SHA-256 signature (ASN.1 DER), hex.
+    pub signature: String,
+}
+
+/// A policy bundle, as written to and read from a `.bundle.toml` file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The federation it is for (the CA's federation name).
+    pub federation: String,
+    /// Higher than every earlier bundle's; a process never goes back to a lower one.
+    pub version: u64,
+    /// M: distinct officers needed for the *next* bundle once this one is in force.
+    pub threshold: u32,
+    /// SHA-256 over everything above and below except the signatures, hex.
+    pub content_sha256: String,
+    /// The policy text (the same language as `policy.toml`).
+    pub policy: String,
+    /// The catalogues the policy was checked against, one per department.
+    #[serde(default)]
+    pub catalogue: Vec<CatalogueDigest>,
+    /// The officers' approvals.
+    #[serde(default)]
+    pub signature: Vec<Signature>,
+}
+
+/// What the content hash covers, in a fixed order.
+#[derive(Serialize)]
+struct SignedContent<'a> {
+    format: u32,
+    federation: &'a str,
+    version: u64,
+    threshold: u32,
+    catalogue: &'a [CatalogueDigest],
+    policy: &'a str,
+}
+
+/// Why a bundle is not put in force. Each message says what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Not a bundle file.
+    #[error("not a policy bundle: {0}")]
+    Malformed(String),
+    /// Written by a newer fedq.
+    #[error("bundle format {0} is not supported (this fedq reads format {FORMAT}); upgrade fedq")]
+    Format(u32),
+    /// For another federation.
+    #[error("the bundle is for federation `{found}`, but this is federation `{expected}`")]
+    OtherFederation {
+        /// The bundle's.
+        found: String,
+        /// Ours.
+        expected: String,
+    },
+    /// The content does not hash to the stated value.
+    #[error("the bundle's content does not match its content hash: it was edited after it was created; create a new bundle and have it signed again")]
+    ContentEdited,
+    /// Not newer than the version in force.
+    #[error("version {offered} is not higher than version {in_force} in force (an old bundle replayed, or a rollback); to go back to an earlier policy, publish its content as a new version, signed again")]
+    NotNewer {
+        /// The bundle's version.
+        offered: u64,
+        /// The version in force.
+        in_force: u64,
+    },
+    /// The same version, with different content, is already in force.
+    #[error(
+        "a different bundle with version {0} is already in force; give this one a higher version"
+    )]
+    VersionConflict(u64),
+    /// A signature does not count.
+    #[error("signature {index} ({officer}): {source}")]
+    BadSignature {
+        /// 1-based position in the file.
+        index: usize,
+        /// The identity the signature claims.
+        officer: String,
+        /// Why.
+        #[source]
+        source: OfficerError,
+    },
+    /// Fewer distinct officers than the threshold in force.
+    #[error("{distinct} distinct officer(s) signed{duplicates}, but {required} are required; have more officers sign (`fedq policy sign`)")]
+    TooFewOfficers {
+        /// Distinct officers with valid signatures.
+        distinct: usize,
+        /// The threshold in force.
+        required: u32,
+        /// A note on officers who signed more than once.
+        duplicates: String,
+    },
+    /// This officer has already signed.
+    #[error(
+        "{0} has already signed this bundle; an officer counts once, so another officer must sign"
+    )]
+    AlreadySigned(String),
+    /// A threshold outside 1..=MAX_THRESHOLD.
+    #[error("threshold {0} is not allowed; use 1 to {MAX_THRESHOLD}")]
+    Threshold(u32),
+    /// The catalogues here are not the ones the policy was checked against.
+    #[error("catalogues differ from the ones the bundle was checked against: {0}; create the bundle against the catalogues in force")]
+    CatalogueMismatch(String),
+    /// The policy does not compile against the catalogues here.
+    #[error("the bundle's policy is invalid here: {0}")]
+    Policy(String),
+    /// The catalogue directory could not be read.
+    #[error("{0}")]
+    Io(String),
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// The digests of every `*.toml` catalogue in `dir`, sorted by department.
+pub fn catalogue_digests(dir: &Path) -> Result<Vec<CatalogueDigest>, Refusal> {
+    let io = |e: std::io::Error| {
+        Refusal::Io(format!(
+            "cannot read catalogue directory `{}`: {e}",
+            dir.display()
+        ))
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut digests = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = std::fs::read(&path).map_err(io)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let catalogue = fedq_policy::Catalogue::parse(&text, &path.display().to_string())
+            .map_err(|e| Refusal::Policy(e.to_string()))?;
+        digests.push(CatalogueDigest {
+            department: catalogue.department,
+            sha256: sha256_hex(&bytes),
+        });
+    }
+    digests.sort_by(|a, b| a.department.cmp(&b.department));
+    Ok(digests)
+}
+
+impl Bundle {
+    /// A new, unsigned bundle.
+    pub fn create(
+        federation: &str,
+        version: u64,
+        threshold: u32,
+        policy: String,
+        catalogue: Vec<CatalogueDigest>,
+    ) -> Result<Self, Refusal> {
+        if !(1..=MAX_THRESHOLD).contains(&threshold) {
+            return Err(Refusal::Threshold(threshold));
+        }
+        let mut bundle = Self {
+            format: FORMAT,
+            federation: federation.to_owned(),
+            version,
+            threshold,
+            content_sha256: String::new(),
+            policy,
+            catalogue,
+            signature: Vec::new(),
+        };
+        bundle.content_sha256 = bundle.computed_hash();
+        Ok(bundle)
+    }
+
+    /// Parses a bundle file's text.
+    pub fn parse(text: &str) -> Result<Self, Refusal> {
+        toml::from_str(text)
+            .map_err(|e| Refusal::Malformed(e.to_string().trim().replace('\n', " ")))
+    }
+
+    /// The file text.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from(
+            "# A fedq policy bundle. Do not edit: any change to the content voids every\n# signature. Review with `fedq policy sign`, publish with `fedq policy publish`.\n",
+        );
+        out.push_str(&toml::to_string(self).unwrap_or_default());
+        out
+    }
+
+    /// SHA-256 of the signed content, recomputed.
+    pub fn computed_hash(&self) -> String {
+        let content = SignedContent {
+            format: self.format,
+            federation: &self.federation,
+            version: self.version,
+            threshold: self.threshold,
+            catalogue: &self.catalogue,
+            policy: &self.policy,
+        };
+        sha256_hex(&serde_json::to_vec(&content).unwrap_or_default())
+    }
+
+    /// What an officer signs: the domain tag and the content hash.
+    fn signing_message(&self) -> Vec<u8> {
+        let mut message = SIGNING_DOMAIN.to_vec();
+        message.extend_from_slice(self.content_sha256.as_bytes());
+        message
+    }
+
+    /// Checks the format and that the content matches its hash.
+    pub fn check_integrity(&self) -> Result<(), Refusal> {
+        if self.format != FORMAT {
+            return Err(Refusal::Format(self.format));
+        }
+        if self.computed_hash() != self.content_sha256 {
+            return Err(Refusal::ContentEdited);
+        }
+        Ok(())
+    }
+
+    /// Adds `key`'s signature. Refuses a bundle whose content was edited, one for another
+    /// federation, and a second signature by the same officer.
+    pub fn sign(&mut self, key: &OfficerKey) -> Result<(), Refusal> {
+        self.check_integrity()?;
+        let identity = key.identity();
+        if identity.federation != self.federation {
+            return Err(Refusal::OtherFederation {
+                found: self.federation.clone(),
+                expected: identity.federation.clone(),
+            });
+        }
+        let uri = identity.to_uri();
+        if self.signature.iter().any(|s| s.officer == uri) {
+            return Err(Refusal::AlreadySigned(uri));
+        }
+        let signature = key
+            .sign(&self.signing_message())
+            .map_err(|e| Refusal::Io(e.to_string()))?;
+        let pem = pem_certificate(key.certificate());
+        self.signature.push(Signature {
+            officer: uri,
+            certificate: pem,
+            signature: hex::encode(signature),
+        });
+        Ok(())
+    }
+}
+
+fn pem_certificate(der: &CertificateDer<'_>) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.as_ref().to_vec()))
+}
+
+/// When signatures are checked: on arrival (now, with revocation), or when a process
+/// restarts with a bundle it already put in force (each certificate at its own start of
+/// validity, so a later expiry or revocation does not undo an approval already given).
+#[derive(Clone, Copy, Debug)]
+pub enum Checked {
+    /// A bundle offered now.
+    OnArrival(UnixTime),
+    /// A bundle this process put in force earlier.
+    AlreadyApproved,
+}
+
+/// The version in force, as far as [`verify`] needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InForceVersion {
+    /// Its version (0 for the set-up policy).
+    pub version: u64,
+    /// M: distinct officers a new bundle needs.
+    pub threshold: u32,
+    /// Its content hash.
+    pub content_sha256: String,
+}
+
+/// What verification found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The bundle may take effect; these officers approved it.
+    Approved(Vec<Officer>),
+    /// The bundle is exactly the one in force (a repeated publish).
+    AlreadyInForce,
+}
+
+/// Decides whether `bundle` may replace the version `in_force` (see the crate docs).
+/// Catalogue and policy checks are [`state::PolicySlot`]'s.
+pub fn verify(
+    bundle: &Bundle,
+    in_force: &InForceVersion,
+    trust: &FederationTrust,
+    checked: Checked,
+) -> Result<Verdict, Refusal> {
+    bundle.check_integrity()?;
+    if bundle.federation != trust.federation() {
+        return Err(Refusal::OtherFederation {
+            found: bundle.federation.clone(),
+            expected: trust.federation().to_owned(),
+        });
+    }
+    if matches!(checked, Checked::OnArrival(_)) {
+        if bundle.version == in_force.version {
+            return if bundle.content_sha256 == in_force.content_sha256 {
+                Ok(Verdict::AlreadyInForce)
+            } else {
+                Err(Refusal::VersionConflict(bundle.version))
+            };
+        }
+        if bundle.version < in_force.version {
+            return Err(Refusal::NotNewer {
+                offered: bundle.version,
+                in_force: in_force.version,
+            });
+        }
+    }
+    if !(1..=MAX_THRESHOLD).contains(&bundle.threshold) {
+        return Err(Refusal::Threshold(bundle.threshold));
+    }
+    let message = bundle.signing_message();
+    let mut officers: Vec<Officer> = Vec::new();
+    let mut twice = BTreeSet::new();
+    for (i, s) in bundle.signature.iter().enumerate() {
+        let bad = |source: OfficerError| Refusal::BadSignature {
+            index: i + 1,
+            officer: s.officer.clone(),
+            source,
+        };
+        let der = CertificateDer::from_pem_slice(s.certificate.as_bytes())
+            .map_err(|e| bad(OfficerError::Malformed(e.to_string())))?;
+        let signature = hex::decode(s.signature.trim()).map_err(|e| {
+            bad(OfficerError::Malformed(format!(
+                "signature is not hex: {e}"
+            )))
+        })?;
+        let (at, revocation) = match checked {
+            Checked::OnArrival(now) => (now, true),
+            Checked::AlreadyApproved => (not_before(&der).map_err(bad)?, false),
+        };
+        let officer = trust
+            .verify_officer_signature(&der, &message, &signature, at, revocation)
+            .map_err(bad)?;
+        if officers.iter().any(|o| o.identity == officer.identity) {
+            twice.insert(officer.identity.name.clone());
+        } else {
+            officers.push(officer);
+        }
+    }
+    if officers.len() < in_force.threshold as usize {
+        let duplicates = if twice.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} signed more than once; an officer counts once)",
+                twice.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        };
+        return Err(Refusal::TooFewOfficers {
+            distinct: officers.len(),
+            required: in_force.threshold,
+            duplicates,
+        });
+    }
+    Ok(Verdict::Approved(officers))
+}
+
+/// The current time as [`UnixTime`].
+pub fn now() -> UnixTime {
+    UnixTime::now()
+}

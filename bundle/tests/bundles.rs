@@ -1,0 +1,393 @@
+//! Signed policy bundles against the known failure modes of signed-bundle systems, with a
+//! real CA and real officer certificates from `fedq certs`, and the reference policy.
+
+use std::path::{Path, PathBuf};
+
+use fedq_bundle::state::{Installed, PolicySlot};
+use fedq_bundle::{catalogue_digests, Bundle, Refusal};
+use fedq_certs::signing::OfficerKey;
+use fedq_certs::tls::TrustFiles;
+use fedq_certs::{CertificateAuthority, IssueOptions, Role};
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    pki: PathBuf,
+    ca: CertificateAuthority,
+}
+
+fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/changsha")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A federation `changsha` with officers alice, bob and carol, and the reference policy
+/// and catalogues as the set-up policy.
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = root.join("pki");
+    let ca = CertificateAuthority::init(&pki, "changsha", false).unwrap();
+    for officer in ["alice", "bob", "carol"] {
+        ca.issue(Role::Officer, officer, &IssueOptions::default())
+            .unwrap();
+    }
+    ca.issue(
+        Role::Requester,
+        "market-regulation.licensing",
+        &IssueOptions::default(),
+    )
+    .unwrap();
+    std::fs::copy(reference().join("policy.toml"), root.join("policy.toml")).unwrap();
+    copy_dir(&reference().join("catalogue"), &root.join("catalogue"));
+    Setup {
+        _tmp: tmp,
+        root,
+        pki,
+        ca,
+    }
+}
+
+impl Setup {
+    fn officer(&self, name: &str) -> OfficerKey {
+        OfficerKey::load(
+            &self.pki.join(format!("{name}.crt")),
+            &self.pki.join(format!("{name}.key")),
+        )
+        .unwrap()
+    }
+
+    fn slot(&self, state: &str) -> PolicySlot {
+        PolicySlot::open(
+            &self.root.join("policy.toml"),
+            2,
+            self.root.join(state),
+            TrustFiles::in_dir(&self.pki),
+        )
+        .unwrap()
+    }
+
+    /// The reference policy with its version string changed, as a bundle.
+    fn bundle(&self, version: u64, policy_version: &str, threshold: u32) -> Bundle {
+        let text = std::fs::read_to_string(self.root.join("policy.toml"))
+            .unwrap()
+            .replace(
+                "version = \"2026.11-1\"",
+                &format!("version = \"{policy_version}\""),
+            );
+        Bundle::create(
+            "changsha",
+            version,
+            threshold,
+            text,
+            catalogue_digests(&self.root.join("catalogue")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn signed(&self, version: u64, by: &[&str]) -> Bundle {
+        let mut b = self.bundle(version, &format!("2026.12-{version}"), 2);
+        for o in by {
+            b.sign(&self.officer(o)).unwrap();
+        }
+        b
+    }
+}
+
+fn refusal(result: Result<Installed, Refusal>) -> String {
+    match result {
+        Ok(i) => panic!("bundle was accepted: {i:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn two_distinct_officers_put_a_bundle_in_force_and_it_survives_a_restart() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    assert_eq!(slot.current().label(), "0/2026.11-1");
+    let b = s.signed(1, &["alice", "bob"]);
+    let installed = slot.install(&b.to_toml()).unwrap();
+    assert_eq!(
+        installed,
+        Installed::Applied {
+            label: "1/2026.12-1".into()
+        }
+    );
+    let now = slot.current();
+    assert_eq!(now.version, 1);
+    assert_eq!(now.approved_by, ["alice", "bob"]);
+    // Publishing the same bundle again changes nothing and is not an error.
+    assert!(matches!(
+        slot.install(&b.to_toml()).unwrap(),
+        Installed::AlreadyInForce { .. }
+    ));
+    // A restart comes back to version 1, not to the set-up policy.
+    drop(slot);
+    let again = s.slot("state.bundle.toml");
+    assert_eq!(again.current().label(), "1/2026.12-1");
+}
+
+#[test]
+fn a_query_keeps_the_version_it_started_with_while_a_new_one_is_installed() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let in_flight = slot.current();
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml())
+        .unwrap();
+    assert_eq!(in_flight.label(), "0/2026.11-1");
+    assert_eq!(in_flight.engine.policy().version, "2026.11-1");
+    assert_eq!(slot.current().label(), "1/2026.12-1");
+}
+
+#[test]
+fn signatures_stripped_are_refused_and_the_previous_version_stays() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let mut b = s.signed(1, &["alice", "bob"]);
+    b.signature.clear();
+    let why = refusal(slot.install(&b.to_toml()));
+    assert!(
+        why.contains("0 distinct officer(s) signed") && why.contains("2 are required"),
+        "{why}"
+    );
+    let mut one = s.signed(1, &["alice", "bob"]);
+    one.signature.pop();
+    let why = refusal(slot.install(&one.to_toml()));
+    assert!(why.contains("1 distinct officer(s)"), "{why}");
+    assert_eq!(slot.current().version, 0);
+    assert_eq!(slot.status().last_refusal.as_deref(), Some(why.as_str()));
+    assert!(
+        !s.root.join("state.bundle.toml").exists(),
+        "a refused bundle was persisted"
+    );
+}
+
+#[test]
+fn a_signature_by_a_key_not_in_the_federation_is_refused() {
+    let s = setup();
+    let other_dir = s.root.join("other-pki");
+    let other = CertificateAuthority::init(&other_dir, "changsha", false).unwrap();
+    other
+        .issue(Role::Officer, "mallory", &IssueOptions::default())
+        .unwrap();
+    let mallory = OfficerKey::load(
+        &other_dir.join("mallory.crt"),
+        &other_dir.join("mallory.key"),
+    )
+    .unwrap();
+    let mut b = s.signed(1, &["alice"]);
+    b.sign(&mallory).unwrap();
+    let why = refusal(s.slot("state.bundle.toml").install(&b.to_toml()));
+    assert!(
+        why.contains("signature 2") && why.contains("not valid for signing in this federation"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_non_officer_certificate_cannot_approve() {
+    let s = setup();
+    // A requester's key cannot even be loaded to sign …
+    let err = OfficerKey::load(
+        &s.pki.join("market-regulation.licensing.crt"),
+        &s.pki.join("market-regulation.licensing.key"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot sign policies"), "{err}");
+    // … and a signature made with it, pasted into a bundle, does not count.
+    let mut b = s.signed(1, &["alice", "bob"]);
+    b.signature[1].certificate =
+        std::fs::read_to_string(s.pki.join("market-regulation.licensing.crt")).unwrap();
+    let why = refusal(s.slot("state.bundle.toml").install(&b.to_toml()));
+    assert!(why.contains("signature 2"), "{why}");
+}
+
+#[test]
+fn the_same_officer_signing_twice_counts_once() {
+    let s = setup();
+    let mut b = s.signed(1, &["alice"]);
+    // The tool refuses a second signature by the same officer …
+    let err = b.sign(&s.officer("alice")).unwrap_err();
+    assert!(err.to_string().contains("already signed"), "{err}");
+    // … and a duplicated signature entry (same officer, valid signature) counts once.
+    b.signature.push(b.signature[0].clone());
+    let why = refusal(s.slot("state.bundle.toml").install(&b.to_toml()));
+    assert!(
+        why.contains("1 distinct officer(s) signed (alice signed more than once"),
+        "{why}"
+    );
+    // A second certificate for the same officer name is still the same officer.
+    let old_alice = s.officer("alice");
+    s.ca.issue(
+        Role::Officer,
+        "alice",
+        &IssueOptions {
+            force: true,
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    let renewed = s.officer("alice");
+    let mut twice = s.bundle(1, "2026.12-1", 2);
+    twice.sign(&old_alice).unwrap();
+    let mut copy = s.bundle(1, "2026.12-1", 2);
+    copy.sign(&renewed).unwrap();
+    assert_ne!(
+        copy.signature[0].certificate,
+        twice.signature[0].certificate
+    );
+    twice.signature.push(copy.signature.remove(0));
+    let why = refusal(s.slot("state.bundle.toml").install(&twice.to_toml()));
+    assert!(why.contains("alice signed more than once"), "{why}");
+}
+
+#[test]
+fn a_revoked_officer_does_not_count() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let b = s.signed(1, &["alice", "bob"]);
+    s.ca.revoke("bob").unwrap();
+    let why = refusal(slot.install(&b.to_toml()));
+    assert!(
+        why.contains("signature 2") && why.contains("has been revoked"),
+        "{why}"
+    );
+    // With a third officer instead, it goes through.
+    let ok = s.signed(1, &["alice", "carol"]);
+    slot.install(&ok.to_toml()).unwrap();
+    assert_eq!(slot.current().version, 1);
+}
+
+#[test]
+fn an_old_bundle_replayed_is_refused() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let v1 = s.signed(1, &["alice", "bob"]);
+    let v2 = s.signed(2, &["alice", "bob"]);
+    slot.install(&v1.to_toml()).unwrap();
+    slot.install(&v2.to_toml()).unwrap();
+    let why = refusal(slot.install(&v1.to_toml()));
+    assert!(
+        why.contains("version 1 is not higher than version 2"),
+        "{why}"
+    );
+    // A different bundle under the version in force is refused too.
+    let mut other = s.bundle(2, "2026.12-other", 2);
+    other.sign(&s.officer("alice")).unwrap();
+    other.sign(&s.officer("carol")).unwrap();
+    let why = refusal(slot.install(&other.to_toml()));
+    assert!(why.contains("a different bundle with version 2"), "{why}");
+    assert_eq!(slot.current().label(), "2/2026.12-2");
+    // After a restart, too.
+    drop(slot);
+    let why = refusal(s.slot("state.bundle.toml").install(&v1.to_toml()));
+    assert!(why.contains("not higher"), "{why}");
+}
+
+#[test]
+fn content_edited_after_signing_is_refused() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let b = s.signed(1, &["alice", "bob"]);
+    // Edit the policy and leave the hash: caught by the hash.
+    let mut edited = b.clone();
+    edited.policy = edited.policy.replace("rate_limit", "# rate_limit");
+    let why = refusal(slot.install(&edited.to_toml()));
+    assert!(why.contains("edited after it was created"), "{why}");
+    // Edit and recompute the hash: the signatures no longer match.
+    edited.content_sha256 = edited.computed_hash();
+    let why = refusal(slot.install(&edited.to_toml()));
+    assert!(
+        why.contains("signature 1") && why.contains("does not match"),
+        "{why}"
+    );
+    // Raise the version (to get past a rollback check) the same way: same result.
+    let mut bumped = b.clone();
+    bumped.version = 9;
+    bumped.content_sha256 = bumped.computed_hash();
+    let why = refusal(slot.install(&bumped.to_toml()));
+    assert!(why.contains("does not match"), "{why}");
+    assert_eq!(slot.current().version, 0);
+}
+
+#[test]
+fn the_threshold_changes_only_by_a_bundle_that_meets_the_current_one() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    // Raise M to 3, approved by the current M = 2.
+    let mut raise = s.bundle(1, "2026.12-1", 3);
+    raise.sign(&s.officer("alice")).unwrap();
+    raise.sign(&s.officer("bob")).unwrap();
+    slot.install(&raise.to_toml()).unwrap();
+    assert_eq!(slot.status().threshold, 3);
+    // Now two officers are no longer enough, even to lower M back.
+    let mut lower = s.bundle(2, "2026.12-2", 1);
+    lower.sign(&s.officer("alice")).unwrap();
+    lower.sign(&s.officer("bob")).unwrap();
+    let why = refusal(slot.install(&lower.to_toml()));
+    assert!(
+        why.contains("2 distinct officer(s) signed, but 3 are required"),
+        "{why}"
+    );
+    lower.sign(&s.officer("carol")).unwrap();
+    slot.install(&lower.to_toml()).unwrap();
+    assert_eq!(slot.status().threshold, 1);
+}
+
+#[test]
+fn catalogues_other_than_the_checked_ones_are_refused() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let b = s.signed(1, &["alice", "bob"]);
+    let court = s.root.join("catalogue/court.toml");
+    let text = std::fs::read_to_string(&court).unwrap();
+    std::fs::write(&court, format!("{text}\n# local edit\n")).unwrap();
+    let why = refusal(slot.install(&b.to_toml()));
+    assert!(why.contains("`court` has changed"), "{why}");
+}
+
+#[test]
+fn another_federation_and_garbage_are_refused_with_reasons() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    let mut b = s.bundle(1, "x", 2);
+    b.federation = "shenzhen".into();
+    b.content_sha256 = b.computed_hash();
+    let why = refusal(slot.install(&b.to_toml()));
+    assert!(why.contains("federation `shenzhen`"), "{why}");
+    let why = refusal(slot.install("this is not a bundle"));
+    assert!(why.starts_with("not a policy bundle"), "{why}");
+    let bad_threshold = Bundle::create("changsha", 1, 0, String::new(), Vec::new()).unwrap_err();
+    assert!(
+        bad_threshold.to_string().contains("threshold 0"),
+        "{bad_threshold}"
+    );
+}
+
+#[test]
+fn a_tampered_state_file_stops_the_process_from_starting() {
+    let s = setup();
+    let slot = s.slot("state.bundle.toml");
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml())
+        .unwrap();
+    drop(slot);
+    let path = s.root.join("state.bundle.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("rate_limit", "# rate_limit")).unwrap();
+    let err = PolicySlot::open(
+        &s.root.join("policy.toml"),
+        2,
+        path,
+        TrustFiles::in_dir(&s.pki),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("edited after"), "{err}");
+}
