@@ -24,10 +24,11 @@ enum Command {
         #[command(subcommand)]
         cmd: fedq_certs::cli::CertsCommand,
     },
-    /// Security officers' tools: check, test, diff, explain, who-can.
+    /// Security officers' tools: check, test, diff, explain, who-can; bundle, sign,
+    /// publish and status for signed policy changes.
     Policy {
         #[command(subcommand)]
-        cmd: fedq_policy::cli::PolicyCommand,
+        cmd: PolicyCli,
     },
     /// A department node: serve lookups, import data, record credit repairs.
     Node {
@@ -54,6 +55,20 @@ enum Command {
     Demo(fedq_demo::DemoArgs),
 }
 
+#[derive(Debug, Subcommand)]
+enum PolicyCli {
+    #[command(flatten)]
+    Officer(fedq_policy::cli::PolicyCommand),
+    /// Put a checked policy into a bundle for officers to sign.
+    Bundle(fedq_bundle::cli::BundleArgs),
+    /// Show what a bundle changes against the version in force, confirm, and sign it.
+    Sign(fedq_bundle::cli::SignArgs),
+    /// Hand a signed bundle to the coordinator, which verifies it and sends it to every node.
+    Publish(fedq_coordinator::client::PublishArgs),
+    /// Which policy version the coordinator and each node run, and what failed to apply.
+    Status(fedq_coordinator::client::ApiArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // ring is the only crypto provider; installing it once makes that explicit for every
@@ -70,7 +85,21 @@ fn main() -> ExitCode {
         Command::Certs { cmd } => fedq_certs::cli::run(cmd)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
-        Command::Policy { cmd } => fedq_policy::cli::run(cmd).map_err(|e| anyhow::anyhow!(e)),
+        Command::Policy { cmd } => match cmd {
+            PolicyCli::Officer(cmd) => fedq_policy::cli::run(cmd).map_err(|e| anyhow::anyhow!(e)),
+            PolicyCli::Bundle(args) => fedq_bundle::cli::bundle(&args)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(|e| anyhow::anyhow!(e)),
+            PolicyCli::Sign(args) => fedq_bundle::cli::sign(&args)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(|e| anyhow::anyhow!(e)),
+            PolicyCli::Publish(args) => fedq_coordinator::client::run_publish(args)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from),
+            PolicyCli::Status(args) => fedq_coordinator::client::run_status(args)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from),
+        },
         Command::Node { cmd } => fedq_node::cli::run(cmd)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),

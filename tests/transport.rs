@@ -150,7 +150,7 @@ fn pong_handler() -> Handler {
                 NodeRequest::Ping => NodeResponse::Pong {
                     node: format!("court answering {}", peer.identity.name),
                 },
-                NodeRequest::Lookup(_) => NodeResponse::Failed {
+                _ => NodeResponse::Failed {
                     code: fedq_wire::message::FailureCode::Unsupported,
                     message: "this test node only answers pings".into(),
                 },
@@ -316,12 +316,16 @@ async fn the_certificate_matrix_is_refused_for_the_right_reason() {
                 accepted: "coordinator".into(),
             },
         ),
-        // An officer's certificate is for signing policy approvals, never for TLS.
+        // An officer's certificate signs policy bundles and may talk to the coordinator's
+        // API; a node never accepts it.
         (
             &fed.dir,
             Some("officer-li"),
-            AuthRefusal::WrongKeyUsage,
-            AuthRefusal::WrongKeyUsage,
+            AuthRefusal::RoleNotAccepted,
+            AuthRefusal::WrongRole {
+                found: Role::Officer,
+                accepted: "coordinator".into(),
+            },
         ),
         (
             &fed.dir,

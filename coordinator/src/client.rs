@@ -165,14 +165,28 @@ impl ApiConnection {
         &mut self,
         query: &QueryRequest,
     ) -> Result<(u16, serde_json::Value), ClientError> {
+        let body = serde_json::to_vec(query).map_err(|e| ClientError::Usage(e.to_string()))?;
+        self.call("POST", "/v1/query", "application/json", body)
+            .await
+    }
+
+    /// One request on this connection; returns the HTTP status and the JSON body.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, serde_json::Value), ClientError> {
         let connect_err = |reason: String| ClientError::Connect {
             url: self.url.clone(),
             reason,
         };
-        let body = serde_json::to_vec(query).map_err(|e| ClientError::Usage(e.to_string()))?;
-        let request = hyper::Request::post("/v1/query")
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(hyper::header::HOST, self.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Usage(e.to_string()))?;
         self.sender
@@ -408,4 +422,185 @@ pub fn run(args: QueryArgs) -> Result<(), ClientError> {
         print!("{}", render(&answer));
     }
     Ok(())
+}
+
+/// How `fedq policy publish` and `fedq policy status` reach the coordinator.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The coordinator, e.g. `https://127.0.0.1:8443`.
+    #[arg(long)]
+    pub coordinator: String,
+    /// Your certificate: an officer's (or the coordinator's own).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Its private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The federation CA certificate.
+    #[arg(long)]
+    pub ca: PathBuf,
+}
+
+/// Arguments of `fedq policy publish`.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// The signed bundle file.
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Usage(e.to_string()))
+}
+
+fn refused(status: u16, body: &serde_json::Value) -> ClientError {
+    ClientError::Refused {
+        status,
+        message: body
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("")
+            .to_owned(),
+    }
+}
+
+/// Sends a bundle to `POST /v1/policy/bundles`; returns the HTTP status and JSON body.
+pub async fn publish(args: &PublishArgs) -> Result<(u16, serde_json::Value), ClientError> {
+    let text = std::fs::read(&args.bundle)
+        .map_err(|e| ClientError::Usage(format!("cannot read `{}`: {e}", args.bundle.display())))?;
+    let a = &args.api;
+    let mut conn = ApiConnection::connect(&a.coordinator, &a.cert, &a.key, &a.ca).await?;
+    conn.call("POST", "/v1/policy/bundles", "application/toml", text)
+        .await
+}
+
+/// Reads `GET /v1/policy/status`.
+pub async fn policy_status(args: &ApiArgs) -> Result<(u16, serde_json::Value), ClientError> {
+    let mut conn =
+        ApiConnection::connect(&args.coordinator, &args.cert, &args.key, &args.ca).await?;
+    conn.call("GET", "/v1/policy/status", "application/json", Vec::new())
+        .await
+}
+
+/// Runs `fedq policy publish`: prints where the bundle took effect; fails unless the
+/// coordinator and every node run it.
+// `Value["key"]` yields `Null` for a missing key; it never panics.
+#[allow(clippy::indexing_slicing)]
+pub fn run_publish(args: PublishArgs) -> Result<(), ClientError> {
+    let (status, body) = runtime()?.block_on(publish(&args))?;
+    if status != 200 {
+        return Err(refused(status, &body));
+    }
+    let coordinator = &body["coordinator"];
+    println!(
+        "coordinator: {} ({})",
+        coordinator["label"].as_str().unwrap_or("?"),
+        if coordinator["changed"].as_bool() == Some(true) {
+            "now in force"
+        } else {
+            "already in force"
+        }
+    );
+    let mut failed = 0;
+    for n in body["nodes"].as_array().into_iter().flatten() {
+        let name = n["node"].as_str().unwrap_or("?");
+        if n["applied"].as_bool() == Some(true) {
+            println!(
+                "node {name}: {} ({})",
+                n["label"].as_str().unwrap_or("?"),
+                if n["changed"].as_bool() == Some(true) {
+                    "now in force"
+                } else {
+                    "already in force"
+                }
+            );
+        } else {
+            failed += 1;
+            println!(
+                "node {name}: NOT applied — {}",
+                n["error"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    if failed > 0 {
+        return Err(ClientError::Usage(format!(
+            "{failed} node(s) did not apply the bundle and keep their previous version; fix the cause shown and publish the same bundle again"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `fedq policy status`.
+pub fn run_status(args: ApiArgs) -> Result<(), ClientError> {
+    let (status, body) = runtime()?.block_on(policy_status(&args))?;
+    if status != 200 {
+        return Err(refused(status, &body));
+    }
+    print!("{}", render_status(&body));
+    Ok(())
+}
+
+/// Renders `fedq policy status` for people.
+// `Value["key"]` yields `Null` for a missing key; it never panics.
+#[allow(clippy::indexing_slicing)]
+pub fn render_status(body: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let c = &body["coordinator"];
+    let _ = writeln!(
+        out,
+        "{:<20} {:<22} {:<18} notes",
+        "process", "version", "content"
+    );
+    let hash = |v: &serde_json::Value| v.as_str().unwrap_or("").get(..16).unwrap_or("").to_owned();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<22} {:<18} threshold {}{}",
+        "coordinator",
+        c["label"].as_str().unwrap_or("?"),
+        hash(&c["content_sha256"]),
+        c["threshold"],
+        c["last_refusal"]
+            .as_str()
+            .map(|r| format!("; last bundle refused: {r}"))
+            .unwrap_or_default()
+    );
+    for n in body["nodes"].as_array().into_iter().flatten() {
+        let name = format!("node {}", n["node"].as_str().unwrap_or("?"));
+        let mut notes = Vec::new();
+        if n["reachable"].as_bool() != Some(true) {
+            notes.push(format!(
+                "unreachable: {}",
+                n["error"].as_str().unwrap_or("?")
+            ));
+        }
+        if let Some(r) = n["last_refusal"].as_str() {
+            notes.push(format!("last bundle refused: {r}"));
+        }
+        if let Some(r) = n["last_publish_error"].as_str() {
+            notes.push(format!("last publish failed: {r}"));
+        }
+        let _ = writeln!(
+            out,
+            "{:<20} {:<22} {:<18} {}",
+            name,
+            n["label"].as_str().unwrap_or("-"),
+            hash(&n["content_sha256"]),
+            notes.join("; ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if body["in_step"].as_bool() == Some(true) {
+            "every node runs the coordinator's version"
+        } else {
+            "NOT in step: some nodes run another version (see notes); publish the bundle again once fixed"
+        }
+    );
+    out
 }

@@ -5,7 +5,9 @@
 //! name = "coordinator"                 # must match the coordinator certificate's name
 //! listen = "0.0.0.0:8443"              # HTTPS requester API (client certificates)
 //! ops_listen = "127.0.0.1:9443"        # plain HTTP: /health and /metrics, keep it local
-//! policy = "policy.toml"
+//! policy = "policy.toml"               # the set-up policy, until a signed bundle is in force
+//! policy_threshold = 2                 # officers a bundle needs while the set-up policy is in force
+//! policy_state = "data/coordinator-policy.bundle.toml"  # default: beside the audit log
 //! audit = "data/coordinator-audit.db"
 //! pseudonym_key = "data/coordinator-pseudonym.key"
 //! deadline_ms = 2000                   # one overall deadline per query
@@ -57,6 +59,8 @@ struct RawConfig {
     listen: String,
     ops_listen: Option<String>,
     policy: PathBuf,
+    policy_threshold: Option<u32>,
+    policy_state: Option<PathBuf>,
     audit: PathBuf,
     pseudonym_key: PathBuf,
     deadline_ms: Option<u64>,
@@ -92,8 +96,12 @@ pub struct CoordinatorConfig {
     pub listen: SocketAddr,
     /// Health and metrics listen address.
     pub ops_listen: Option<SocketAddr>,
-    /// The policy file.
+    /// The set-up policy file: in force (as version 0) until a signed bundle is.
     pub policy: PathBuf,
+    /// Distinct officers a policy bundle needs while the set-up policy is in force.
+    pub policy_threshold: u32,
+    /// Where the signed bundle in force is kept.
+    pub policy_state: PathBuf,
     /// The audit log.
     pub audit: PathBuf,
     /// The pseudonym key.
@@ -180,11 +188,22 @@ impl CoordinatorConfig {
             .transpose()?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| base.join(p);
+        let policy_state = match raw.policy_state {
+            Some(p) => rel(&p),
+            None => rel(&raw.audit)
+                .parent()
+                .unwrap_or(base)
+                .join(format!("{}-policy.bundle.toml", raw.name)),
+        };
         Ok(Self {
             name: raw.name,
             listen,
             ops_listen,
             policy: rel(&raw.policy),
+            policy_threshold: raw
+                .policy_threshold
+                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+            policy_state,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),
             deadline: Duration::from_millis(deadline_ms),

@@ -1,7 +1,8 @@
 //! The requester API over HTTPS with client certificates, and the local ops listener.
 //!
-//! TLS is terminated here with rustls (ring): TLS 1.3, a requester certificate of this
-//! federation required, CRL honoured, and re-checked on every request so a certificate
+//! TLS is terminated here with rustls (ring): TLS 1.3, a requester, officer or coordinator
+//! certificate of this federation required (requesters query; officers and the coordinator
+//! publish policy bundles), CRL honoured, and re-checked on every request so a certificate
 //! revoked while its connection is open is refused at the next CRL reload. The identity
 //! from the certificate is the only identity a query runs under.
 
@@ -59,23 +60,81 @@ fn json(status: u16, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-async fn post_query(
-    State(state): State<AppState>,
-    Extension(peer): Extension<PeerCertificate>,
-    body: Bytes,
-) -> Response {
+/// Refuses a request whose certificate was revoked after its connection was opened, or
+/// whose role may not make it.
+fn refused(
+    state: &AppState,
+    peer: &PeerCertificate,
+    roles: &[Role],
+    what: &str,
+) -> Option<Response> {
     let revoked = state
         .trust
         .read()
         .map(|t| t.is_revoked(&peer.serial))
         .unwrap_or(true);
     if revoked {
-        return json(
+        return Some(json(
             403,
             serde_json::json!({ "error": "your certificate has been revoked" }),
-        );
+        ));
+    }
+    if !roles.contains(&peer.identity.role) {
+        return Some(json(
+            403,
+            serde_json::json!({ "error": format!("a {} certificate cannot {what}", peer.identity.role) }),
+        ));
+    }
+    None
+}
+
+async fn post_query(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refused(
+        &state,
+        &peer,
+        &[Role::Requester],
+        "query; use a requester certificate",
+    ) {
+        return r;
     }
     let reply = state.coordinator.query(&peer.identity, &body).await;
+    json(reply.status, reply.body)
+}
+
+async fn post_bundle(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refused(
+        &state,
+        &peer,
+        &[Role::Officer, Role::Coordinator],
+        "publish a policy bundle; use an officer's or the coordinator's certificate",
+    ) {
+        return r;
+    }
+    let reply = state.coordinator.publish(&peer.identity, &body).await;
+    json(reply.status, reply.body)
+}
+
+async fn policy_status(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Response {
+    if let Some(r) = refused(
+        &state,
+        &peer,
+        &[Role::Officer, Role::Coordinator, Role::Requester],
+        "read the policy status",
+    ) {
+        return r;
+    }
+    let reply = state.coordinator.policy_status().await;
     json(reply.status, reply.body)
 }
 
@@ -86,7 +145,7 @@ async fn openapi() -> Response {
 async fn health(State(state): State<AppState>) -> Response {
     json(
         200,
-        serde_json::json!({ "status": "ok", "policy_version": state.coordinator.engine().policy().version }),
+        serde_json::json!({ "status": "ok", "policy_version": state.coordinator.policy().label() }),
     )
 }
 
@@ -125,6 +184,8 @@ fn router(state: AppState) -> Router {
                 },
             ),
         )
+        .route("/v1/policy/bundles", post(post_bundle))
+        .route("/v1/policy/status", get(policy_status))
         .route("/v1/openapi.json", get(openapi))
         .route("/health", get(health))
         .layer(DefaultBodyLimit::max(HARD_BODY_CAP))
@@ -157,7 +218,7 @@ fn acceptor(
     let config = server_config(
         &creds,
         &trust,
-        &[Role::Requester],
+        &[Role::Requester, Role::Officer, Role::Coordinator],
         &[b"h2", b"http/1.1"],
         refusals,
     )?;

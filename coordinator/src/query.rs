@@ -324,8 +324,12 @@ pub fn merge_node(
             unavailable(sources, &message);
             report(NodeStatus::Unavailable, Some(message))
         }
-        Ok(NodeResponse::Pong { .. }) => {
-            let why = "node answered a lookup with a pong".to_owned();
+        Ok(
+            NodeResponse::Pong { .. }
+            | NodeResponse::PolicyInstalled { .. }
+            | NodeResponse::PolicyStatus(_),
+        ) => {
+            let why = "node answered a lookup with something else".to_owned();
             unavailable(sources, &why);
             report(NodeStatus::Unavailable, Some(why))
         }

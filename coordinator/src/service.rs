@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
+use fedq_bundle::state::{InForce, Installed, PolicySlot};
 use fedq_certs::Identity;
 use fedq_policy::ratelimit::RateLimiter;
-use fedq_policy::{DecisionRequest, Engine, ViewRequest};
+use fedq_policy::{DecisionRequest, ViewRequest};
 use fedq_wire::message::{LookupRequest, LookupTarget};
 use fedq_wire::transport::{ChannelError, Limits, NodeChannel, NodeClient};
-use fedq_wire::NodeRequest;
+use fedq_wire::{NodeRequest, NodeResponse};
 use tokio::sync::Semaphore;
 
 use crate::config::CoordinatorConfig;
@@ -25,6 +26,9 @@ pub enum StartError {
     /// Policy or catalogues.
     #[error(transparent)]
     Policy(#[from] fedq_policy::load::LoadError),
+    /// The policy in force (set-up policy or signed bundle).
+    #[error(transparent)]
+    PolicyState(#[from] fedq_bundle::state::SlotError),
     /// Audit log or pseudonym key.
     #[error(transparent)]
     Audit(#[from] fedq_audit::AuditError),
@@ -57,7 +61,9 @@ impl Reply {
 /// The coordinator's state. Cheap to share.
 pub struct Coordinator {
     config: CoordinatorConfig,
-    engine: Arc<Engine>,
+    policy: Arc<PolicySlot>,
+    /// Per node, why the last bundle published did not reach it or was refused there.
+    publish_failures: Mutex<BTreeMap<String, String>>,
     audit: AuditLog,
     pseudonyms: Pseudonymizer,
     client: NodeClient,
@@ -84,7 +90,14 @@ impl Coordinator {
     /// Loads the policy, audit log and certificates, and prepares a channel per node.
     /// Must run inside a tokio runtime.
     pub fn start(config: CoordinatorConfig, limits: Limits) -> Result<Self, StartError> {
-        let engine = fedq_policy::load::load_engine(&config.policy, None)?;
+        let policy = PolicySlot::open(
+            &config.policy,
+            config.policy_threshold,
+            config.policy_state.clone(),
+            config.tls.trust.clone(),
+        )?;
+        let in_force = policy.current();
+        let engine = &in_force.engine;
         for node in &config.nodes {
             if engine.datasets().iter().all(|d| d.department != node.name) {
                 return Err(StartError::Mismatch(format!(
@@ -115,7 +128,8 @@ impl Coordinator {
         Ok(Self {
             limiter: Mutex::new(RateLimiter::new(engine.policy())),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            engine: Arc::new(engine),
+            policy: Arc::new(policy),
+            publish_failures: Mutex::new(BTreeMap::new()),
             audit,
             pseudonyms,
             client,
@@ -124,9 +138,9 @@ impl Coordinator {
         })
     }
 
-    /// The policy in force.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The policy version in force; a query holds it from start to answer.
+    pub fn policy(&self) -> Arc<InForce> {
+        self.policy.current()
     }
 
     /// The config.
@@ -173,7 +187,7 @@ impl Coordinator {
                 })
                 .unwrap_or_default(),
             outcome: serde_json::json!({ "http": status, "refused": reason }).to_string(),
-            policy_version: self.engine.policy().version.clone(),
+            policy_version: self.policy.current().label(),
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable");
@@ -236,8 +250,11 @@ impl Coordinator {
                     .await
             }
         };
-        let engine = Arc::clone(&self.engine);
-        let query = match request.clone().validate(&engine) {
+        // The version in force now decides this query to the end, whatever is installed
+        // meanwhile.
+        let in_force = self.policy.current();
+        let engine = &in_force.engine;
+        let query = match request.clone().validate(engine) {
             Ok(q) => q,
             Err(QueryRefusal::Malformed(m)) => {
                 return self
@@ -317,9 +334,9 @@ impl Coordinator {
         }
 
         // Plan and fan out.
-        let plan = query::plan(&engine, &query.target);
+        let plan = query::plan(engine, &query.target);
         let deadline = self.config.deadline;
-        let policy_version = engine.policy().version.clone();
+        let policy_version = in_force.label();
         let mut reports: Vec<NodeReport> = Vec::new();
         let mut results = BTreeMap::new();
         let mut sources = BTreeMap::new();
@@ -448,6 +465,196 @@ impl Coordinator {
         }
     }
 }
+
+impl Coordinator {
+    /// Handles one `POST /v1/policy/bundles` body from an authenticated officer or
+    /// coordinator: verify the bundle here and put it in force, then hand it to every node,
+    /// each of which verifies it again itself. The publication is registered in the audit
+    /// log with every node's outcome.
+    pub async fn publish(&self, publisher: &Identity, body: &[u8]) -> Reply {
+        let publication = random_id();
+        let Ok(text) = std::str::from_utf8(body).map(str::to_owned) else {
+            return Reply::error(
+                400,
+                "the bundle is not UTF-8 text; send the .bundle.toml file as it is",
+                &publication,
+            );
+        };
+        let slot = Arc::clone(&self.policy);
+        let local = {
+            let text = text.clone();
+            tokio::task::spawn_blocking(move || slot.install(&text)).await
+        };
+        let (label, changed) = match local {
+            Ok(Ok(Installed::Applied { label })) => (label, true),
+            Ok(Ok(Installed::AlreadyInForce { label })) => (label, false),
+            Ok(Err(refusal)) => {
+                let status = match refusal {
+                    fedq_bundle::Refusal::NotNewer { .. }
+                    | fedq_bundle::Refusal::VersionConflict(_) => 409,
+                    fedq_bundle::Refusal::Io(_) => 503,
+                    _ => 422,
+                };
+                let reason = format!("bundle refused: {refusal}; the version in force stays");
+                self.audit_publication(
+                    publisher,
+                    &publication,
+                    serde_json::json!({ "http": status, "refused": refusal.to_string() }),
+                )
+                .await;
+                return Reply::error(status, reason, &publication);
+            }
+            Err(_) => {
+                return Reply::error(
+                    500,
+                    "installing the bundle failed unexpectedly",
+                    &publication,
+                )
+            }
+        };
+        if changed {
+            // The new version's rate limits apply from now on.
+            if let Ok(mut limiter) = self.limiter.lock() {
+                *limiter = RateLimiter::new(self.policy.current().engine.policy());
+            }
+        }
+        let request = NodeRequest::InstallPolicy(text);
+        let asks = self.channels.iter().map(|(node, channel)| {
+            let request = &request;
+            async move {
+                (
+                    node.clone(),
+                    channel.request(request, PUBLISH_DEADLINE).await,
+                )
+            }
+        });
+        let mut nodes = Vec::new();
+        let mut outcome = BTreeMap::new();
+        for (node, answer) in futures_util::future::join_all(asks).await {
+            let (applied, detail) = match answer {
+                Ok(NodeResponse::PolicyInstalled { label, changed }) => (
+                    true,
+                    serde_json::json!({ "label": label, "changed": changed }),
+                ),
+                Ok(NodeResponse::Refused { rationale }) => (
+                    false,
+                    serde_json::json!({ "error": format!("refused: {rationale}") }),
+                ),
+                Ok(NodeResponse::Failed { message, .. }) => {
+                    (false, serde_json::json!({ "error": message }))
+                }
+                Ok(_) => (false, serde_json::json!({ "error": "unexpected answer" })),
+                Err(e) => (
+                    false,
+                    serde_json::json!({ "error": format!("not reached: {e}") }),
+                ),
+            };
+            if let Ok(mut failures) = self.publish_failures.lock() {
+                match detail.get("error").and_then(|e| e.as_str()) {
+                    Some(e) => failures.insert(node.clone(), e.to_owned()),
+                    None => failures.remove(&node),
+                };
+            }
+            outcome.insert(node.clone(), if applied { "applied" } else { "failed" });
+            let mut entry = serde_json::json!({ "node": node, "applied": applied });
+            if let (Some(e), Some(d)) = (entry.as_object_mut(), detail.as_object()) {
+                e.extend(d.clone());
+            }
+            nodes.push(entry);
+        }
+        let complete = outcome.values().all(|o| *o == "applied");
+        self.audit_publication(
+            publisher,
+            &publication,
+            serde_json::json!({ "http": 200, "label": label, "changed": changed, "nodes": outcome }),
+        )
+        .await;
+        Reply {
+            status: 200,
+            body: serde_json::json!({
+                "publication": publication,
+                "coordinator": { "label": label, "changed": changed },
+                "nodes": nodes,
+                "complete": complete,
+            }),
+        }
+    }
+
+    async fn audit_publication(&self, publisher: &Identity, id: &str, outcome: serde_json::Value) {
+        let record = AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: "policy".into(),
+            query_id: id.to_owned(),
+            requester: format!("{}:{}", publisher.role, publisher.name),
+            purpose: "policy-publication".into(),
+            legal_basis: None,
+            subject: "-".into(),
+            target: "policy".into(),
+            outcome: outcome.to_string(),
+            policy_version: self.policy.current().label(),
+        };
+        if let Err(e) = self.audit.append(record).await {
+            tracing::error!(error = %e, "audit log unavailable while registering a policy publication");
+        }
+    }
+
+    /// `GET /v1/policy/status`: the version the coordinator runs, and what each node says
+    /// it runs (asked now), with the last publication failure per node.
+    pub async fn policy_status(&self) -> Reply {
+        let own = self.policy.status();
+        let asks = self.channels.iter().map(|(node, channel)| async move {
+            (
+                node.clone(),
+                channel
+                    .request(&NodeRequest::PolicyStatus, self.config.deadline)
+                    .await,
+            )
+        });
+        let failures = self
+            .publish_failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        let mut nodes = Vec::new();
+        for (node, answer) in futures_util::future::join_all(asks).await {
+            let mut entry = match answer {
+                Ok(NodeResponse::PolicyStatus(state)) => serde_json::json!({
+                    "node": node,
+                    "reachable": true,
+                    "version": state.version,
+                    "label": state.label,
+                    "content_sha256": state.content_sha256,
+                    "threshold": state.threshold,
+                    "last_refusal": state.last_refusal,
+                }),
+                Ok(_) => {
+                    serde_json::json!({ "node": node, "reachable": true, "error": "unexpected answer" })
+                }
+                Err(e) => {
+                    serde_json::json!({ "node": node, "reachable": false, "error": e.to_string() })
+                }
+            };
+            if let (Some(e), Some(f)) = (entry.as_object_mut(), failures.get(&node)) {
+                e.insert("last_publish_error".into(), serde_json::json!(f));
+            }
+            nodes.push(entry);
+        }
+        let in_step = nodes.iter().all(|n| {
+            n.get("content_sha256").and_then(|h| h.as_str()) == Some(own.content_sha256.as_str())
+        });
+        Reply {
+            status: 200,
+            body: serde_json::json!({
+                "coordinator": own,
+                "nodes": nodes,
+                "in_step": in_step,
+            }),
+        }
+    }
+}
+
+/// How long a node may take to verify and install a published bundle.
+pub const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long graceful shutdown waits for in-flight queries.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

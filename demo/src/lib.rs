@@ -88,6 +88,10 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> DemoError + '_ {
     move |e| DemoError::Setup(format!("{what}: {e}"))
 }
 
+/// The security officers the demo federation issues certificates to (policy bundles
+/// need two of them).
+pub const OFFICERS: [&str; 3] = ["officer-zhang", "officer-li", "officer-wang"];
+
 /// Where everything lives in a federation directory.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -250,12 +254,14 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
     for r in &requesters {
         issue(Role::Requester, r, Vec::new())?;
     }
-    issue(Role::Officer, "officer-zhang", Vec::new())?;
-    issue(Role::Officer, "officer-li", Vec::new())?;
+    for officer in OFFICERS {
+        issue(Role::Officer, officer, Vec::new())?;
+    }
     say(format!(
-        "  certificates: federation CA `changsha`, 1 coordinator, {} nodes, {} requesters, 2 officers  ({})",
+        "  certificates: federation CA `changsha`, 1 coordinator, {} nodes, {} requesters, {} officers  ({})",
         departments.len(),
         requesters.len(),
+        OFFICERS.len(),
         layout.pki().display()
     ));
 

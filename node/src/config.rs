@@ -5,7 +5,9 @@
 //! name = "court"                      # must match the node certificate's name
 //! listen = "0.0.0.0:7101"             # UDP (QUIC)
 //! catalogue = "catalogue/court.toml"  # this department's datasets
-//! policy = "policy.toml"              # the federation policy (names its catalogue dir)
+//! policy = "policy.toml"              # the set-up policy (names its catalogue dir)
+//! policy_threshold = 2                # officers a policy bundle needs until one says otherwise
+//! policy_state = "data/court-policy.bundle.toml"  # the signed bundle in force, once published
 //! store = "data/court.db"             # SQLite file
 //! audit = "data/court-audit.db"       # this node's audit log
 //! pseudonym_key = "data/court-pseudonym.key"  # created 0600 on first start
@@ -59,6 +61,8 @@ struct RawConfig {
     listen: String,
     catalogue: PathBuf,
     policy: PathBuf,
+    policy_threshold: Option<u32>,
+    policy_state: Option<PathBuf>,
     store: String,
     audit: PathBuf,
     pseudonym_key: PathBuf,
@@ -134,8 +138,13 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The department's catalogue file.
     pub catalogue: PathBuf,
-    /// The federation policy file.
+    /// The set-up policy file: in force (as version 0) until a signed bundle is.
     pub policy: PathBuf,
+    /// Distinct officers a policy bundle needs while the set-up policy is in force.
+    pub policy_threshold: u32,
+    /// Where the signed bundle in force is kept (default: `NAME-policy.bundle.toml`
+    /// beside the audit log).
+    pub policy_state: PathBuf,
     /// The record store.
     pub store: StoreLocation,
     /// The audit log file.
@@ -238,11 +247,22 @@ impl NodeConfig {
                 query: a.query,
             });
         }
+        let policy_state = match raw.policy_state {
+            Some(p) => rel(&p),
+            None => rel(&raw.audit)
+                .parent()
+                .unwrap_or(base)
+                .join(format!("{}-policy.bundle.toml", raw.name)),
+        };
         Ok(Self {
             name: raw.name,
             listen,
             catalogue: rel(&raw.catalogue),
             policy: rel(&raw.policy),
+            policy_threshold: raw
+                .policy_threshold
+                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+            policy_state,
             store,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use fedq_bundle::state::InForce;
 use fedq_policy::engine::{DatasetDecision, FieldSelection, Reason};
 use fedq_policy::{minimize, DecisionRequest, Engine, Record, ViewRequest};
 use fedq_wire::message::{DatasetOutcome, LookupRequest, LookupResponse, LookupTarget};
@@ -100,17 +101,19 @@ fn outcome_of(
     (DatasetOutcome::Released(answer), audited)
 }
 
-/// Decides and minimizes one lookup. `records` holds this node's unrepaired records of
+/// Decides and minimizes one lookup under the policy version in force when it started
+/// (recorded as [`InForce::label`]). `records` holds this node's unrepaired records of
 /// the subject, by qualified dataset name; `today` is the node's own date.
 pub fn answer(
-    engine: &Engine,
+    policy: &InForce,
     node: &str,
     department: &str,
     request: &LookupRequest,
     records: &BTreeMap<String, Vec<Record>>,
     today: time::Date,
 ) -> Enforced {
-    let policy_version = engine.policy().version.clone();
+    let engine = &policy.engine;
+    let policy_version = policy.label();
     let empty = Vec::new();
     let mut outcomes = Vec::new();
     let mut audited = BTreeMap::new();

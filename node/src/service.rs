@@ -9,8 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
-use fedq_policy::{Catalogue, Engine, Record};
-use fedq_wire::message::{FailureCode, LookupRequest};
+use fedq_bundle::state::{Installed, PolicySlot, SlotStatus};
+use fedq_policy::{Catalogue, Record};
+use fedq_wire::message::{FailureCode, LookupRequest, PolicyState};
 use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError};
 use fedq_wire::{NodeRequest, NodeResponse};
 
@@ -25,6 +26,9 @@ pub enum ServeError {
     /// The catalogue or policy is unusable.
     #[error(transparent)]
     Policy(#[from] fedq_policy::load::LoadError),
+    /// The policy in force (set-up policy or signed bundle) is unusable.
+    #[error(transparent)]
+    PolicyState(#[from] fedq_bundle::state::SlotError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -46,7 +50,7 @@ pub enum ServeError {
 pub struct Node {
     config: NodeConfig,
     department: String,
-    engine: Arc<Engine>,
+    policy: Arc<PolicySlot>,
     store: Arc<Store>,
     attached: Arc<BTreeMap<String, Attached>>,
     audit: AuditLog,
@@ -71,8 +75,15 @@ impl Node {
     /// runtime, warmed up when serving starts. Must be called within a tokio runtime.
     pub fn start(config: NodeConfig, limits: Limits) -> Result<Self, ServeError> {
         let catalogue: Catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
-        let engine = fedq_policy::load::load_engine(&config.policy, None)?;
-        if engine
+        let policy = PolicySlot::open(
+            &config.policy,
+            config.policy_threshold,
+            config.policy_state.clone(),
+            config.tls.trust.clone(),
+        )?;
+        if policy
+            .current()
+            .engine
             .datasets()
             .iter()
             .all(|d| d.department != catalogue.department)
@@ -107,7 +118,7 @@ impl Node {
         Ok(Self {
             department: catalogue.department,
             config,
-            engine: Arc::new(engine),
+            policy: Arc::new(policy),
             store: Arc::new(store),
             attached: Arc::new(attached),
             audit,
@@ -141,7 +152,7 @@ impl Node {
         let ctx = Arc::new(Context {
             node: self.config.name.clone(),
             department: self.department,
-            engine: self.engine,
+            policy: self.policy,
             store: self.store,
             attached: self.attached,
             audit: self.audit,
@@ -156,6 +167,10 @@ impl Node {
                         node: ctx.node.clone(),
                     },
                     NodeRequest::Lookup(lookup) => ctx.lookup(&peer.identity.name, lookup).await,
+                    NodeRequest::InstallPolicy(bundle) => ctx.install_policy(bundle).await,
+                    NodeRequest::PolicyStatus => {
+                        NodeResponse::PolicyStatus(policy_state(&ctx.policy.status()))
+                    }
                 }
             })
         });
@@ -166,7 +181,7 @@ impl Node {
 struct Context {
     node: String,
     department: String,
-    engine: Arc<Engine>,
+    policy: Arc<PolicySlot>,
     store: Arc<Store>,
     attached: Arc<BTreeMap<String, Attached>>,
     audit: AuditLog,
@@ -215,9 +230,41 @@ impl Context {
         Ok(())
     }
 
+    /// Verifies and installs a policy bundle (off the runtime: it reads the CA, CRL and
+    /// catalogues and writes the state file). Queries already running keep their version.
+    async fn install_policy(&self, bundle: String) -> NodeResponse {
+        let slot = Arc::clone(&self.policy);
+        let outcome = tokio::task::spawn_blocking(move || slot.install(&bundle)).await;
+        match outcome {
+            Ok(Ok(Installed::Applied { label })) => NodeResponse::PolicyInstalled {
+                label,
+                changed: true,
+            },
+            Ok(Ok(Installed::AlreadyInForce { label })) => NodeResponse::PolicyInstalled {
+                label,
+                changed: false,
+            },
+            Ok(Err(refusal)) => {
+                tracing::warn!(reason = %refusal, "policy bundle refused; the version in force stays");
+                NodeResponse::Refused {
+                    rationale: refusal.to_string(),
+                }
+            }
+            Err(_) => NodeResponse::Failed {
+                code: FailureCode::Unavailable,
+                message: format!(
+                    "node `{}`: installing the bundle failed unexpectedly",
+                    self.node
+                ),
+            },
+        }
+    }
+
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
         let today = self.config.today();
-        let touched = crate::enforce::datasets_touched(&self.engine, &self.department, &request);
+        // The version in force when the lookup starts decides all of it.
+        let policy = self.policy.current();
+        let touched = crate::enforce::datasets_touched(&policy.engine, &self.department, &request);
         let names: Vec<&str> = touched.iter().map(String::as_str).collect();
         let subject = self.pseudonyms.pseudonym(request.subject.as_str());
         let mut audit = AuditRecord {
@@ -230,7 +277,7 @@ impl Context {
             subject,
             target: request.target.describe(),
             outcome: String::new(),
-            policy_version: self.engine.policy().version.clone(),
+            policy_version: policy.label(),
         };
         let (attached, stored): (Vec<&str>, Vec<&str>) = names
             .iter()
@@ -253,7 +300,7 @@ impl Context {
             };
         }
         let enforced = crate::enforce::answer(
-            &self.engine,
+            &policy,
             &self.node,
             &self.department,
             &request,
@@ -276,6 +323,17 @@ impl Context {
                 }
             }
         }
+    }
+}
+
+/// The wire form of a slot's status.
+pub fn policy_state(status: &SlotStatus) -> PolicyState {
+    PolicyState {
+        version: status.version,
+        label: status.label.clone(),
+        content_sha256: status.content_sha256.clone(),
+        threshold: status.threshold,
+        last_refusal: status.last_refusal.clone(),
     }
 }
 

@@ -16,6 +16,11 @@ pub enum NodeRequest {
     Ping,
     /// One authorized question about one person.
     Lookup(LookupRequest),
+    /// A signed policy bundle (the bundle file's text) to verify and, if it may take
+    /// effect, put in force. The node verifies it itself; who delivers it does not matter.
+    InstallPolicy(String),
+    /// Which policy version the node runs, and why the last bundle offered was refused.
+    PolicyStatus,
 }
 
 /// One authorized question about one person, as the coordinator forwards it. The node
@@ -124,6 +129,31 @@ pub enum NodeResponse {
         /// One line for the operator; never personal data.
         message: String,
     },
+    /// Answer to [`NodeRequest::InstallPolicy`]: the bundle is in force (`changed`: it
+    /// was not already). A refused bundle is answered with [`NodeResponse::Refused`].
+    PolicyInstalled {
+        /// The label of the version now in force.
+        label: String,
+        /// Whether this request changed it.
+        changed: bool,
+    },
+    /// Answer to [`NodeRequest::PolicyStatus`].
+    PolicyStatus(PolicyState),
+}
+
+/// The policy a node runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyState {
+    /// The bundle version in force (0: the set-up policy).
+    pub version: u64,
+    /// `BUNDLE/POLICY`, as audit entries record it.
+    pub label: String,
+    /// The content hash of the version in force.
+    pub content_sha256: String,
+    /// Distinct officers the next bundle needs.
+    pub threshold: u32,
+    /// Why the last bundle offered was refused, if it was.
+    pub last_refusal: Option<String>,
 }
 
 /// Why a node could not answer.

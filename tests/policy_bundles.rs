@@ -1,0 +1,336 @@
+//! Signed policy changes end to end, as officers and operators do them: `fedq policy
+//! bundle`, `sign` (with its diff), `publish` and `status` against a running federation on
+//! 127.0.0.1 with real certificates; refusals keep the version in force everywhere; nodes
+//! verify bundles themselves; every audit entry names the version that decided it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use fedq_demo::{ask, build, Ask, BuildOptions, Federation, Running, LICENSING_BASIS};
+use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
+use fedq_wire::{NodeRequest, NodeResponse};
+
+fn fedq(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs the CLI off the runtime (the federation is served by this process).
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        fedq(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Officers<'a> {
+    fed: &'a Federation,
+}
+
+impl Officers<'_> {
+    fn pki(&self, file: &str) -> String {
+        self.fed.layout.pki().join(file).display().to_string()
+    }
+
+    /// The policy in force with its version string changed (and, optionally, more), as a
+    /// new bundle file.
+    fn bundle(&self, version: u64, edit: impl Fn(String) -> String) -> PathBuf {
+        let policy = self.fed.layout.policy();
+        let dir = policy.parent().unwrap();
+        let next = dir.join(format!("policy-v{version}.toml"));
+        let original = std::fs::read_to_string(&policy).unwrap();
+        let changed = edit(original.replacen(
+            "version = \"2026.11-1\"",
+            &format!("version = \"2026.12-{version}\""),
+            1,
+        ));
+        std::fs::write(&next, changed).unwrap();
+        let out = dir.join(format!("v{version}.bundle.toml"));
+        let o = fedq(&[
+            "policy",
+            "bundle",
+            next.to_str().unwrap(),
+            "--federation",
+            "changsha",
+            "--bundle-version",
+            &version.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        out
+    }
+
+    fn sign(&self, bundle: &Path, officer: &str, in_force: &Path) -> Output {
+        fedq(&[
+            "policy",
+            "sign",
+            bundle.to_str().unwrap(),
+            "--cert",
+            &self.pki(&format!("{officer}.crt")),
+            "--key",
+            &self.pki(&format!("{officer}.key")),
+            "--in-force",
+            in_force.to_str().unwrap(),
+            "--yes",
+        ])
+    }
+
+    fn api(&self, who: &str) -> Vec<String> {
+        vec![
+            "--coordinator".into(),
+            format!("https://{}", self.fed.coordinator),
+            "--cert".into(),
+            self.pki(&format!("{who}.crt")),
+            "--key".into(),
+            self.pki(&format!("{who}.key")),
+            "--ca".into(),
+            self.pki("ca.crt"),
+        ]
+    }
+
+    async fn publish(&self, bundle: &Path, who: &str) -> Output {
+        let mut args = vec![
+            "policy".to_owned(),
+            "publish".to_owned(),
+            bundle.display().to_string(),
+        ];
+        args.extend(self.api(who));
+        run(args).await
+    }
+
+    async fn status(&self) -> String {
+        let mut args = vec!["policy".to_owned(), "status".to_owned()];
+        args.extend(self.api("officer-wang"));
+        let o = run(args).await;
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    }
+}
+
+async fn blacklist_check(fed: &Federation) -> serde_json::Value {
+    let (status, body) = ask(
+        fed,
+        &Ask {
+            requester: "market-regulation.licensing".into(),
+            subject: fed.scenario.blacklisted.resident_id.clone(),
+            purpose: "administrative-licensing".into(),
+            basis: Some(LICENSING_BASIS.into()),
+            consent: None,
+            view: Some("blacklist-check".into()),
+            datasets: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn last_policy_version(audit: &Path) -> String {
+    let entries = fedq_audit::list(audit, &fedq_audit::ListFilter::default()).unwrap();
+    entries.last().unwrap().record.policy_version.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 9)).unwrap();
+    let mut running = Running::start(&fed, None).await.unwrap();
+    let officers = Officers { fed: &fed };
+    let setup_policy = fed.layout.policy();
+    let court_audit = fed.layout.root.join("audit/court-audit.db");
+    let coordinator_audit = fed.layout.root.join("audit/coordinator-audit.db");
+
+    let before = blacklist_check(&fed).await;
+    assert_eq!(before["policy_version"], "0/2026.11-1", "{before}");
+
+    // Version 1 tightens nothing but its name; version 1's sign shows the diff.
+    let v1 = officers.bundle(1, |p| p);
+    let unsigned = std::fs::read_to_string(&v1).unwrap();
+    // Without --yes and without a terminal, nothing is signed.
+    let o = fedq(&[
+        "policy",
+        "sign",
+        v1.to_str().unwrap(),
+        "--cert",
+        &officers.pki("officer-zhang.crt"),
+        "--key",
+        &officers.pki("officer-zhang.key"),
+        "--in-force",
+        setup_policy.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("pass --yes"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&v1).unwrap(), unsigned);
+
+    let o = officers.sign(&v1, "officer-zhang", &setup_policy);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("what changes against the set-up policy")
+            && text(&o).contains("policy version 2026.11-1 → 2026.12-1"),
+        "{}",
+        text(&o)
+    );
+
+    // One signature is not enough: refused by the coordinator, nothing changes anywhere.
+    let o = officers.publish(&v1, "officer-zhang").await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("422") && text(&o).contains("1 distinct officer(s) signed"),
+        "{}",
+        text(&o)
+    );
+    let status = officers.status().await;
+    assert!(status.contains("last bundle refused"), "{status}");
+    assert_eq!(status.matches("0/2026.11-1").count(), 8, "{status}");
+
+    // The same officer again does not count twice.
+    let o = officers.sign(&v1, "officer-zhang", &setup_policy);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("already signed"), "{}", text(&o));
+
+    // A second officer: published by an officer, in force on the coordinator and every node.
+    let o = officers.sign(&v1, "officer-li", &setup_policy);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = officers.publish(&v1, "officer-wang").await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        text(&o).matches("1/2026.12-1 (now in force)").count(),
+        8,
+        "{}",
+        text(&o)
+    );
+    let status = officers.status().await;
+    assert_eq!(status.matches("1/2026.12-1").count(), 8, "{status}");
+    assert!(
+        status.contains("every node runs the coordinator's version"),
+        "{status}"
+    );
+
+    // New queries run under version 1, and every audit entry says so.
+    let after = blacklist_check(&fed).await;
+    assert_eq!(after["policy_version"], "1/2026.12-1", "{after}");
+    assert_eq!(last_policy_version(&court_audit), "1/2026.12-1");
+    assert!(
+        fedq_audit::list(&coordinator_audit, &fedq_audit::ListFilter::default())
+            .unwrap()
+            .iter()
+            .any(|e| e.record.kind == "policy" && e.record.outcome.contains("\"changed\":true")),
+        "the publication was not registered"
+    );
+
+    // Publishing the same bundle again is harmless; a replay of it after version 2 is not.
+    let o = officers.publish(&v1, "coordinator").await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("already in force"), "{}", text(&o));
+    let v2 = officers.bundle(2, |p| p);
+    for o in ["officer-wang", "officer-li"] {
+        assert!(officers.sign(&v2, o, &v1).status.success());
+    }
+    assert!(officers
+        .publish(&v2, "officer-zhang")
+        .await
+        .status
+        .success());
+    let o = officers.publish(&v1, "officer-zhang").await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("409") && text(&o).contains("version 1 is not higher than version 2"),
+        "{}",
+        text(&o)
+    );
+
+    // Edited after signing: refused.
+    let v3 = officers.bundle(3, |p| p);
+    for o in ["officer-zhang", "officer-li"] {
+        assert!(officers.sign(&v3, o, &v2).status.success());
+    }
+    let signed = std::fs::read_to_string(&v3).unwrap();
+    let edited = tmp.path().join("edited.bundle.toml");
+    std::fs::write(&edited, signed.replacen("2026.12-3", "2026.12-X", 1)).unwrap();
+    let o = officers.publish(&edited, "officer-zhang").await;
+    assert!(
+        text(&o).contains("edited after it was created"),
+        "{}",
+        text(&o)
+    );
+
+    // A requester cannot publish.
+    let o = officers.publish(&v3, "market-regulation.licensing").await;
+    assert!(
+        text(&o).contains("403") && text(&o).contains("requester certificate cannot publish"),
+        "{}",
+        text(&o)
+    );
+
+    // A revoked officer's signature does not count (within one CRL reload: every
+    // verification reads the CRL afresh).
+    let ca = fedq_certs::CertificateAuthority::open(&fed.layout.pki()).unwrap();
+    ca.revoke("officer-li").unwrap();
+    let o = officers.publish(&v3, "officer-zhang").await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("has been revoked"), "{}", text(&o));
+
+    // Nodes verify for themselves: a bundle handed straight to a node by a (misbehaving)
+    // coordinator with one signature is refused there, and the node keeps version 2.
+    let one = officers.bundle(4, |p| p);
+    assert!(officers.sign(&one, "officer-zhang", &v2).status.success());
+    let pki = fed.layout.pki();
+    let client = NodeClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsFiles::in_dir(&pki, "coordinator"),
+        Limits::default(),
+    )
+    .unwrap();
+    let court = client.channel("court", fed.nodes["court"]);
+    let answer = court
+        .request(
+            &NodeRequest::InstallPolicy(std::fs::read_to_string(&one).unwrap()),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    match answer {
+        NodeResponse::Refused { rationale } => {
+            assert!(rationale.contains("1 distinct officer(s)"), "{rationale}")
+        }
+        other => panic!("node accepted an under-signed bundle: {other:?}"),
+    }
+    client.close();
+
+    // A restarted node comes back with version 2, not the set-up policy.
+    running.stop_node("court").await;
+    running.restart_node(&fed, "court", None).unwrap();
+    let status = officers.status().await;
+    assert!(status.contains("node court"), "{status}");
+    assert_eq!(status.matches("2/2026.12-2").count(), 8, "{status}");
+    let again = blacklist_check(&fed).await;
+    assert_eq!(again["policy_version"], "2/2026.12-2", "{again}");
+    assert_eq!(last_policy_version(&court_audit), "2/2026.12-2");
+
+    running.stop().await;
+    for audit in [&court_audit, &coordinator_audit] {
+        fedq_audit::verify(audit).unwrap();
+    }
+}
