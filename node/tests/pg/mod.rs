@@ -295,7 +295,12 @@ rm -rf "$2"
                 Err(e) => last_error = e,
             }
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            if Instant::now() > deadline || log.contains("FATAL") {
+            // Our own early connection attempts log "FATAL: the database system is
+            // starting up"; only another FATAL means the server itself failed.
+            let failed = log
+                .lines()
+                .any(|l| l.contains("FATAL") && !l.contains("the database system is starting up"));
+            if Instant::now() > deadline || failed {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
