@@ -588,6 +588,57 @@ fn self_query(subject: &str, view: &str) -> Ask {
     }
 }
 
+/// The label of the bundle the tour's officers approve (bundle 1 of the policy
+/// `2026.12-1`).
+pub const APPROVED_VERSION: &str = "1/2026.12-1";
+
+/// Two officers sign the policy in force, renamed `2026.12-1`, as bundle 1, and a third
+/// publishes it through the coordinator's API. Returns the publication's JSON.
+async fn approve_policy_change(fed: &Federation) -> Result<Value, String> {
+    let policy = fed.layout.policy();
+    let text = std::fs::read_to_string(&policy).map_err(|e| e.to_string())?;
+    let renamed: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version = ") {
+                "version = \"2026.12-1\"".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    let dir = fedq_policy::load::catalogue_dir_of(&policy, &text).map_err(|e| e.to_string())?;
+    let digests = fedq_bundle::catalogue_digests(&dir).map_err(|e| e.to_string())?;
+    let mut bundle =
+        fedq_bundle::Bundle::create("changsha", 1, 2, renamed.join("\n") + "\n", digests)
+            .map_err(|e| e.to_string())?;
+    let pki = fed.layout.pki();
+    for officer in ["officer-zhang", "officer-li"] {
+        let key = fedq_certs::signing::OfficerKey::load(
+            &pki.join(format!("{officer}.crt")),
+            &pki.join(format!("{officer}.key")),
+        )
+        .map_err(|e| e.to_string())?;
+        bundle.sign(&key).map_err(|e| e.to_string())?;
+    }
+    let file = policy.with_file_name("v1.bundle.toml");
+    std::fs::write(&file, bundle.to_toml()).map_err(|e| e.to_string())?;
+    let args = client::PublishArgs {
+        bundle: file,
+        api: client::ApiArgs {
+            coordinator: format!("https://{}", fed.coordinator),
+            cert: pki.join("officer-wang.crt"),
+            key: pki.join("officer-wang.key"),
+            ca: pki.join("ca.crt"),
+        },
+    };
+    match client::publish(&args).await {
+        Ok((200, body)) => Ok(body),
+        Ok((status, body)) => Err(format!("publication refused ({status}): {body}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs the tour against a running federation. `stop_node` is called to take a node down
 /// for the last stop and `restart_node` to bring it back.
 pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>) -> Vec<Step> {
@@ -721,6 +772,28 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
             let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
             expect(listings == 0, "a repaired record was disclosed")?;
             expect(repaired.is_some(), "scenario has a repaired record")
+        },
+    );
+
+    let published = approve_policy_change(fed).await;
+    let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
+    run(
+        "Two security officers approve a policy change: the signed bundle is verified by the coordinator and by every department itself, and the next answer names the version that decided it",
+        match &published {
+            Ok(_) => ask(fed, &q).await,
+            Err(e) => Err(e.clone()),
+        },
+        &|status, a| {
+            let publication = published.as_ref().map_err(Clone::clone)?;
+            expect(
+                publication.get("complete") == Some(&Value::Bool(true)),
+                "expected the coordinator and every node to run the bundle",
+            )?;
+            expect(status == 200, "expected 200")?;
+            expect(
+                a.get("policy_version").and_then(Value::as_str) == Some(APPROVED_VERSION),
+                "expected the approved version to decide",
+            )
         },
     );
 
