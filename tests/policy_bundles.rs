@@ -334,3 +334,91 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
         fedq_audit::verify(audit).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 11)).unwrap();
+    let mut running = Running::start(&fed, None).await.unwrap();
+    let officers = Officers { fed: &fed };
+    let setup_policy = fed.layout.policy();
+    let v1 = officers.bundle(1, |p| p);
+    for o in ["officer-zhang", "officer-li"] {
+        assert!(officers.sign(&v1, o, &setup_policy).status.success());
+    }
+
+    // Queries running while the bundle is published: each is decided, answered and
+    // audited under one version — the one in force when it started.
+    let queries: Vec<_> = (0..24)
+        .map(|_| {
+            let fed = &fed;
+            async move { blacklist_check(fed).await }
+        })
+        .collect();
+    let (answers, published) = tokio::join!(
+        futures_util::future::join_all(queries),
+        officers.publish(&v1, "officer-zhang")
+    );
+    assert!(published.status.success(), "{}", text(&published));
+    let audit = fedq_audit::list(
+        &fed.layout.root.join("audit/coordinator-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    for a in &answers {
+        let version = a["policy_version"].as_str().unwrap();
+        assert!(
+            version == "0/2026.11-1" || version == "1/2026.12-1",
+            "{version}"
+        );
+        let entry = audit
+            .iter()
+            .find(|e| Some(e.record.query_id.as_str()) == a["query_id"].as_str())
+            .expect("every answer has its audit entry");
+        assert_eq!(entry.record.policy_version, version);
+    }
+    assert_eq!(blacklist_check(&fed).await["policy_version"], "1/2026.12-1");
+
+    // A node that is down during a publication keeps its version; status says so and why;
+    // publishing the same bundle again once it is back brings it in step.
+    running.stop_node("tax").await;
+    let v2 = officers.bundle(2, |p| p);
+    for o in ["officer-wang", "officer-li"] {
+        assert!(officers.sign(&v2, o, &v1).status.success());
+    }
+    let o = officers.publish(&v2, "officer-zhang").await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("node tax: NOT applied") && text(&o).contains("1 node(s) did not apply"),
+        "{}",
+        text(&o)
+    );
+    let status = officers.status().await;
+    assert!(
+        status.contains("unreachable") && status.contains("last publish failed"),
+        "{status}"
+    );
+    assert!(status.contains("NOT in step"), "{status}");
+    running.restart_node(&fed, "tax", None).unwrap();
+    let status = officers.status().await;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("node tax") && l.contains("1/2026.12-1")),
+        "{status}"
+    );
+    let o = officers.publish(&v2, "officer-zhang").await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("node tax: 2/2026.12-2 (now in force)"),
+        "{}",
+        text(&o)
+    );
+    let status = officers.status().await;
+    assert!(
+        status.contains("every node runs the coordinator's version"),
+        "{status}"
+    );
+    assert!(!status.contains("last publish failed"), "{status}");
+    running.stop().await;
+}

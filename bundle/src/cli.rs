@@ -141,6 +141,10 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
     let mut bundle = Bundle::parse(&read(&args.bundle)?)?;
     bundle.check_integrity()?;
     let key = OfficerKey::load(&args.cert, &args.key)?;
+    let me = key.identity().to_uri();
+    if bundle.signature.iter().any(|s| s.officer == me) {
+        return Err(crate::Refusal::AlreadySigned(me).into());
+    }
     let dir = match &args.catalogue {
         Some(d) => d.clone(),
         None => fedq_policy::load::catalogue_dir_of(&args.bundle, &bundle.policy)?,
