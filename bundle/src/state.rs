@@ -15,6 +15,15 @@ use fedq_policy::Engine;
 
 use crate::{verify, Bundle, Checked, InForceVersion, Refusal, Verdict};
 
+/// Where a process keeps the bundle in force unless its config says otherwise:
+/// `NAME-policy.bundle.toml` beside its audit log.
+pub fn default_state_file(audit: &Path, name: &str) -> PathBuf {
+    audit
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("{name}-policy.bundle.toml"))
+}
+
 /// One version of the policy, compiled and ready to decide.
 #[derive(Debug)]
 pub struct InForce {

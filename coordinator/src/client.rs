@@ -14,18 +14,8 @@ use crate::query::QueryRequest;
 /// Arguments of `fedq query`.
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
-    /// The coordinator, e.g. `https://127.0.0.1:8443`.
-    #[arg(long)]
-    pub coordinator: String,
-    /// Your requester certificate.
-    #[arg(long)]
-    pub cert: PathBuf,
-    /// Its private key.
-    #[arg(long)]
-    pub key: PathBuf,
-    /// The federation CA certificate.
-    #[arg(long)]
-    pub ca: PathBuf,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// The person's resident ID.
     #[arg(long)]
     pub subject: String,
@@ -214,8 +204,8 @@ impl ApiConnection {
 
 /// Sends one query on a new connection; returns the HTTP status and the JSON body.
 pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientError> {
-    let mut conn =
-        ApiConnection::connect(&args.coordinator, &args.cert, &args.key, &args.ca).await?;
+    let a = &args.api;
+    let mut conn = ApiConnection::connect(&a.coordinator, &a.cert, &a.key, &a.ca).await?;
     let query = QueryRequest {
         subject: args.subject.clone(),
         purpose: args.purpose.clone(),
@@ -424,13 +414,14 @@ pub fn run(args: QueryArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// How `fedq policy publish` and `fedq policy status` reach the coordinator.
+/// How the command-line clients reach the coordinator's API.
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
     /// The coordinator, e.g. `https://127.0.0.1:8443`.
     #[arg(long)]
     pub coordinator: String,
-    /// Your certificate: an officer's (or the coordinator's own).
+    /// Your certificate: a requester's to query; an officer's (or the coordinator's own) to
+    /// publish a policy bundle.
     #[arg(long)]
     pub cert: PathBuf,
     /// Its private key.

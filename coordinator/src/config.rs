@@ -190,10 +190,7 @@ impl CoordinatorConfig {
         let rel = |p: &Path| base.join(p);
         let policy_state = match raw.policy_state {
             Some(p) => rel(&p),
-            None => rel(&raw.audit)
-                .parent()
-                .unwrap_or(base)
-                .join(format!("{}-policy.bundle.toml", raw.name)),
+            None => fedq_bundle::state::default_state_file(&rel(&raw.audit), &raw.name),
         };
         Ok(Self {
             name: raw.name,

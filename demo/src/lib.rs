@@ -524,10 +524,12 @@ pub struct Ask {
 pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
     let pki = fed.layout.pki();
     let args = QueryArgs {
-        coordinator: format!("https://{}", fed.coordinator),
-        cert: pki.join(format!("{}.crt", q.requester)),
-        key: pki.join(format!("{}.key", q.requester)),
-        ca: pki.join("ca.crt"),
+        api: client::ApiArgs {
+            coordinator: format!("https://{}", fed.coordinator),
+            cert: pki.join(format!("{}.crt", q.requester)),
+            key: pki.join(format!("{}.key", q.requester)),
+            ca: pki.join("ca.crt"),
+        },
         subject: q.subject.clone(),
         purpose: q.purpose.clone(),
         basis: q.basis.clone(),

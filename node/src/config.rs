@@ -249,10 +249,7 @@ impl NodeConfig {
         }
         let policy_state = match raw.policy_state {
             Some(p) => rel(&p),
-            None => rel(&raw.audit)
-                .parent()
-                .unwrap_or(base)
-                .join(format!("{}-policy.bundle.toml", raw.name)),
+            None => fedq_bundle::state::default_state_file(&rel(&raw.audit), &raw.name),
         };
         Ok(Self {
             name: raw.name,
