@@ -348,6 +348,7 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
     let metrics = http_get(ops, "/metrics").await;
     assert!(metrics.contains("fedq_queries_total"), "{metrics}");
     assert!(metrics.contains("fedq_node_latency_seconds"), "{metrics}");
+    assert!(metrics.contains("fedq_policy_bundle_version"), "{metrics}");
     assert!(!metrics.contains(&subject));
     let health = http_get(ops, "/health").await;
     assert!(health.contains("\"status\":\"ok\""), "{health}");

@@ -175,6 +175,17 @@ pub enum Refusal {
     Io(String),
 }
 
+/// Checks a configured `policy_threshold`, for the config parsers.
+pub fn check_threshold(threshold: u32) -> Result<u32, String> {
+    if (1..=MAX_THRESHOLD).contains(&threshold) {
+        Ok(threshold)
+    } else {
+        Err(format!(
+            "`policy_threshold = {threshold}` is not allowed; use 1 to {MAX_THRESHOLD} (distinct officers a policy bundle needs)"
+        ))
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }

@@ -188,6 +188,11 @@ impl CoordinatorConfig {
             .transpose()?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| base.join(p);
+        let policy_threshold = fedq_bundle::check_threshold(
+            raw.policy_threshold
+                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+        )
+        .map_err(&invalid)?;
         let policy_state = match raw.policy_state {
             Some(p) => rel(&p),
             None => fedq_bundle::state::default_state_file(&rel(&raw.audit), &raw.name),
@@ -197,9 +202,7 @@ impl CoordinatorConfig {
             listen,
             ops_listen,
             policy: rel(&raw.policy),
-            policy_threshold: raw
-                .policy_threshold
-                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+            policy_threshold,
             policy_state,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),

@@ -97,6 +97,7 @@ impl Coordinator {
             config.tls.trust.clone(),
         )?;
         let in_force = policy.current();
+        metrics::gauge!("fedq_policy_bundle_version").set(in_force.version as f64);
         let engine = &in_force.engine;
         for node in &config.nodes {
             if engine.datasets().iter().all(|d| d.department != node.name) {
@@ -513,6 +514,7 @@ impl Coordinator {
             }
         };
         if changed {
+            metrics::gauge!("fedq_policy_bundle_version").set(self.policy.current().version as f64);
             // The new version's rate limits apply from now on.
             if let Ok(mut limiter) = self.limiter.lock() {
                 *limiter = RateLimiter::new(self.policy.current().engine.policy());

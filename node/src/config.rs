@@ -247,6 +247,11 @@ impl NodeConfig {
                 query: a.query,
             });
         }
+        let policy_threshold = fedq_bundle::check_threshold(
+            raw.policy_threshold
+                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+        )
+        .map_err(&invalid)?;
         let policy_state = match raw.policy_state {
             Some(p) => rel(&p),
             None => fedq_bundle::state::default_state_file(&rel(&raw.audit), &raw.name),
@@ -256,9 +261,7 @@ impl NodeConfig {
             listen,
             catalogue: rel(&raw.catalogue),
             policy: rel(&raw.policy),
-            policy_threshold: raw
-                .policy_threshold
-                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+            policy_threshold,
             policy_state,
             store,
             audit: rel(&raw.audit),
@@ -327,6 +330,30 @@ key = "pki/court.key"
             .unwrap_err()
             .to_string();
         assert!(err.contains("`name`"), "{err}");
+        let err = NodeConfig::parse(&format!("policy_threshold = 0\n{GOOD}"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`policy_threshold = 0` is not allowed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_policy_state_defaults_to_beside_the_audit_log() {
+        let c = NodeConfig::parse(GOOD, Path::new("/srv/fedq/node.toml")).unwrap();
+        assert_eq!(c.policy_threshold, 2);
+        assert_eq!(
+            c.policy_state,
+            Path::new("/srv/fedq/data/court-policy.bundle.toml")
+        );
+        let c = NodeConfig::parse(
+            &format!("policy_threshold = 3\npolicy_state = \"state/p.toml\"\n{GOOD}"),
+            Path::new("/srv/fedq/node.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.policy_threshold, 3);
+        assert_eq!(c.policy_state, Path::new("/srv/fedq/state/p.toml"));
     }
 
     #[test]
