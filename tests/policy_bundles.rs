@@ -253,6 +253,15 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
         .await
         .status
         .success());
+    // The signing tool already refuses to sign an old version against a newer one …
+    let o = officers.sign(&v1, "officer-wang", &v2);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("bundle version 1 is not higher than bundle version 2"),
+        "{}",
+        text(&o)
+    );
+    // … and replaying the signed old bundle is refused by the coordinator.
     let o = officers.publish(&v1, "officer-zhang").await;
     assert!(!o.status.success());
     assert!(

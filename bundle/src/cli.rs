@@ -105,11 +105,16 @@ pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The version in force as the signing officer sees it: an engine, and what it is.
-fn in_force_engine(
-    path: &Path,
-    catalogue_dir: &Path,
-) -> Result<(fedq_policy::Engine, String, Option<u32>), BoxError> {
+/// The version in force as the signing officer sees it.
+struct InForceFile {
+    engine: fedq_policy::Engine,
+    what: String,
+    version: u64,
+    threshold: Option<u32>,
+}
+
+/// Reads the version in force: a bundle file, or the set-up policy (version 0).
+fn in_force_engine(path: &Path, catalogue_dir: &Path) -> Result<InForceFile, BoxError> {
     let text = read(path)?;
     match Bundle::parse(&text) {
         Ok(b) => {
@@ -120,17 +125,23 @@ fn in_force_engine(
                 catalogue_dir,
             )?
             .compile();
-            Ok((
+            Ok(InForceFile {
                 engine,
-                format!("bundle version {}", b.version),
-                Some(b.threshold),
-            ))
+                what: format!("bundle version {}", b.version),
+                version: b.version,
+                threshold: Some(b.threshold),
+            })
         }
         Err(_) => {
             let engine =
                 fedq_policy::load::parse_policy(&text, &path.display().to_string(), catalogue_dir)?
                     .compile();
-            Ok((engine, "the set-up policy (version 0)".into(), None))
+            Ok(InForceFile {
+                engine,
+                what: "the set-up policy (version 0)".into(),
+                version: 0,
+                threshold: None,
+            })
         }
     }
 }
@@ -159,7 +170,14 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
     let proposed =
         fedq_policy::load::parse_policy(&bundle.policy, &args.bundle.display().to_string(), &dir)?
             .compile();
-    let (in_force, what, in_force_threshold) = in_force_engine(&args.in_force, &dir)?;
+    let in_force = in_force_engine(&args.in_force, &dir)?;
+    if bundle.version <= in_force.version {
+        return Err(format!(
+            "not signed: bundle version {} is not higher than {} in force; no process would accept it",
+            bundle.version, in_force.what
+        )
+        .into());
+    }
     let today = fedq_policy::cli::date_arg(args.at.as_deref())?;
 
     println!(
@@ -169,7 +187,7 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
         bundle.version,
         bundle.content_sha256
     );
-    match in_force_threshold {
+    match in_force.threshold {
         Some(m) if m != bundle.threshold => println!(
             "signature threshold changes: {m} → {} distinct officers",
             bundle.threshold
@@ -192,10 +210,10 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
             signed.join(", ")
         }
     );
-    println!("\nwhat changes against {what}:");
+    println!("\nwhat changes against {}:", in_force.what);
     print!(
         "{}",
-        fedq_policy::cli::render_diff(&in_force, &proposed, today)
+        fedq_policy::cli::render_diff(&in_force.engine, &proposed, today)
     );
 
     if !args.yes {
