@@ -147,6 +147,16 @@ async fn blacklist_check(fed: &Federation) -> serde_json::Value {
     body
 }
 
+/// The outcomes of the entries of `kind` in an audit log, oldest first.
+fn kinds(audit: &Path, kind: &str) -> Vec<String> {
+    fedq_audit::list(audit, &fedq_audit::ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.kind == kind)
+        .map(|e| e.record.outcome)
+        .collect()
+}
+
 fn last_policy_version(audit: &Path) -> String {
     let entries = fedq_audit::list(audit, &fedq_audit::ListFilter::default()).unwrap();
     entries.last().unwrap().record.policy_version.clone()
@@ -239,6 +249,25 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
             .any(|e| e.record.kind == "policy" && e.record.outcome.contains("\"changed\":true")),
         "the publication was not registered"
     );
+    // Each process registers what it installed, with the approving officers: the floor a
+    // restart must not go below.
+    for audit in [&coordinator_audit, &court_audit] {
+        assert_eq!(fedq_audit::last_installed_policy(audit).unwrap(), Some(1));
+        let installed = kinds(audit, "policy-installed");
+        assert!(
+            installed[0].contains("officer-zhang") && installed[0].contains("officer-li"),
+            "{installed:?}"
+        );
+    }
+    // Only officers and the coordinator read the policy status.
+    let mut args = vec!["policy".to_owned(), "status".to_owned()];
+    args.extend(officers.api("market-regulation.licensing"));
+    let o = run(args).await;
+    assert!(
+        !o.status.success() && text(&o).contains("403"),
+        "{}",
+        text(&o)
+    );
 
     // Publishing the same bundle again is harmless; a replay of it after version 2 is not.
     let o = officers.publish(&v1, "coordinator").await;
@@ -327,6 +356,12 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
         other => panic!("node accepted an under-signed bundle: {other:?}"),
     }
     client.close();
+    assert!(
+        kinds(&court_audit, "policy-refused")
+            .last()
+            .is_some_and(|o| o.contains("1 distinct officer(s)")),
+        "the node did not register the refusal"
+    );
 
     // A restarted node comes back with version 2, not the set-up policy.
     running.stop_node("court").await;

@@ -411,6 +411,30 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
 
 const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash FROM audit";
 
+/// The bundle version of the newest `policy-installed` entry in the log at `path` (none if
+/// the log does not exist or has no such entry): the floor below which a restarted process
+/// must not run.
+pub fn last_installed_policy(path: &Path) -> Result<Option<u64>, AuditError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = open(path)?;
+    let outcome: Option<String> = conn
+        .query_row(
+            "SELECT outcome FROM audit WHERE kind = 'policy-installed' ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(store_err(path))?;
+    Ok(outcome.and_then(|o| {
+        serde_json::from_str::<serde_json::Value>(&o)
+            .ok()?
+            .get("version")?
+            .as_u64()
+    }))
+}
+
 /// Checks the whole chain of the log at `path` and names the first broken entry.
 pub fn verify(path: &Path) -> Result<Verification, AuditError> {
     if !path.exists() {

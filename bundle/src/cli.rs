@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use fedq_certs::signing::OfficerKey;
+use rustls_pki_types::pem::PemObject;
 
 use crate::{catalogue_digests, Bundle, DEFAULT_THRESHOLD};
 
@@ -87,7 +88,7 @@ pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
         )
         .into());
     }
-    fedq_certs::fsutil::write_atomic(&args.out, bundle.to_toml().as_bytes(), 0o644)
+    fedq_certs::fsutil::write_atomic(&args.out, bundle.to_toml()?.as_bytes(), 0o644)
         .map_err(|e| format!("cannot write `{}`: {e}", args.out.display()))?;
     println!(
         "wrote {}: bundle version {} (policy {}), threshold {}, {} catalogues, content sha256 {}",
@@ -109,6 +110,7 @@ pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
 struct InForceFile {
     engine: fedq_policy::Engine,
     what: String,
+    content_sha256: String,
     version: u64,
     threshold: Option<u32>,
 }
@@ -128,6 +130,7 @@ fn in_force_engine(path: &Path, catalogue_dir: &Path) -> Result<InForceFile, Box
             Ok(InForceFile {
                 engine,
                 what: format!("bundle version {}", b.version),
+                content_sha256: b.content_sha256.clone(),
                 version: b.version,
                 threshold: Some(b.threshold),
             })
@@ -137,6 +140,7 @@ fn in_force_engine(path: &Path, catalogue_dir: &Path) -> Result<InForceFile, Box
                 fedq_policy::load::parse_policy(&text, &path.display().to_string(), catalogue_dir)?
                     .compile();
             Ok(InForceFile {
+                content_sha256: engine.policy().content_hash.clone(),
                 engine,
                 what: "the set-up policy (version 0)".into(),
                 version: 0,
@@ -197,10 +201,16 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
             bundle.threshold
         ),
     }
-    let signed: Vec<&str> = bundle
+    // Who signed, as the certificates say (the `officer` field is only a label).
+    let signed: Vec<String> = bundle
         .signature
         .iter()
-        .map(|s| s.officer.as_str())
+        .map(|s| {
+            rustls_pki_types::CertificateDer::from_pem_slice(s.certificate.as_bytes())
+                .ok()
+                .and_then(|der| fedq_certs::Identity::from_certificate_der(&der).ok())
+                .map_or_else(|| "(an unreadable certificate)".to_owned(), |i| i.to_uri())
+        })
         .collect();
     println!(
         "already signed by: {}",
@@ -210,7 +220,10 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
             signed.join(", ")
         }
     );
-    println!("\nwhat changes against {}:", in_force.what);
+    println!(
+        "\nwhat changes against {} (content sha256 {}; `fedq policy status` shows the hash in force — they must match):",
+        in_force.what, in_force.content_sha256
+    );
     print!(
         "{}",
         fedq_policy::cli::render_diff(&in_force.engine, &proposed, today)
@@ -234,7 +247,7 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
         }
     }
     bundle.sign(&key)?;
-    fedq_certs::fsutil::write_atomic(&args.bundle, bundle.to_toml().as_bytes(), 0o644)
+    fedq_certs::fsutil::write_atomic(&args.bundle, bundle.to_toml()?.as_bytes(), 0o644)
         .map_err(|e| format!("cannot write `{}`: {e}", args.bundle.display()))?;
     println!(
         "signed: {} now carries {} signature(s); publish with `fedq policy publish {}`",

@@ -44,6 +44,13 @@ pub const DEFAULT_THRESHOLD: u32 = 2;
 /// The most signatures a bundle may require (a sanity bound, not a policy).
 pub const MAX_THRESHOLD: u32 = 16;
 
+/// The largest bundle file accepted: far above a real policy (the reference policy is
+/// 32 KiB), and small enough to travel to a node in one frame.
+pub const MAX_BUNDLE_BYTES: usize = 256 * 1024;
+
+/// The highest bundle version (TOML integers are signed 64-bit).
+pub const MAX_VERSION: u64 = i64::MAX as u64;
+
 /// The digest of one department's catalogue file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +168,22 @@ pub enum Refusal {
         "{0} has already signed this bundle; an officer counts once, so another officer must sign"
     )]
     AlreadySigned(String),
+    /// A signature entry names another officer than its certificate.
+    #[error("signature {index} claims to be by {claimed}, but its certificate is {actual}'s; the file was tampered with")]
+    SignerMismatch {
+        /// 1-based position in the file.
+        index: usize,
+        /// The `officer` field.
+        claimed: String,
+        /// The certificate's identity.
+        actual: String,
+    },
+    /// Over [`MAX_BUNDLE_BYTES`].
+    #[error("the bundle is {0} bytes, over the {MAX_BUNDLE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Version 0 (the set-up policy) or over [`MAX_VERSION`].
+    #[error("bundle version {0} is not allowed; use 1 to {MAX_VERSION}")]
+    Version(u64),
     /// A threshold outside 1..=MAX_THRESHOLD.
     #[error("threshold {0} is not allowed; use 1 to {MAX_THRESHOLD}")]
     Threshold(u32),
@@ -232,6 +255,9 @@ impl Bundle {
         if !(1..=MAX_THRESHOLD).contains(&threshold) {
             return Err(Refusal::Threshold(threshold));
         }
+        if !(1..=MAX_VERSION).contains(&version) {
+            return Err(Refusal::Version(version));
+        }
         let mut bundle = Self {
             format: FORMAT,
             federation: federation.to_owned(),
@@ -248,17 +274,23 @@ impl Bundle {
 
     /// Parses a bundle file's text.
     pub fn parse(text: &str) -> Result<Self, Refusal> {
+        if text.len() > MAX_BUNDLE_BYTES {
+            return Err(Refusal::TooLarge(text.len()));
+        }
         toml::from_str(text)
             .map_err(|e| Refusal::Malformed(e.to_string().trim().replace('\n', " ")))
     }
 
     /// The file text.
-    pub fn to_toml(&self) -> String {
+    pub fn to_toml(&self) -> Result<String, Refusal> {
         let mut out = String::from(
             "# A fedq policy bundle. Do not edit: any change to the content voids every\n# signature. Review with `fedq policy sign`, publish with `fedq policy publish`.\n",
         );
-        out.push_str(&toml::to_string(self).unwrap_or_default());
-        out
+        out.push_str(
+            &toml::to_string(self)
+                .map_err(|e| Refusal::Malformed(format!("cannot write it: {e}")))?,
+        );
+        Ok(out)
     }
 
     /// SHA-256 of the signed content, recomputed.
@@ -275,7 +307,7 @@ impl Bundle {
     }
 
     /// What an officer signs: the domain tag and the content hash.
-    fn signing_message(&self) -> Vec<u8> {
+    pub fn signing_message(&self) -> Vec<u8> {
         let mut message = SIGNING_DOMAIN.to_vec();
         message.extend_from_slice(self.content_sha256.as_bytes());
         message
@@ -325,8 +357,9 @@ fn pem_certificate(der: &CertificateDer<'_>) -> String {
 }
 
 /// When signatures are checked: on arrival (now, with revocation), or when a process
-/// restarts with a bundle it already put in force (each certificate at its own start of
-/// validity, so a later expiry or revocation does not undo an approval already given).
+/// restarts and replays the bundles it put in force (each certificate at its own start of
+/// validity, so a later expiry or revocation does not undo an approval already given; the
+/// threshold and versions are checked as on arrival).
 #[derive(Clone, Copy, Debug)]
 pub enum Checked {
     /// A bundle offered now.
@@ -370,20 +403,21 @@ pub fn verify(
             expected: trust.federation().to_owned(),
         });
     }
-    if matches!(checked, Checked::OnArrival(_)) {
-        if bundle.version == in_force.version {
-            return if bundle.content_sha256 == in_force.content_sha256 {
-                Ok(Verdict::AlreadyInForce)
-            } else {
-                Err(Refusal::VersionConflict(bundle.version))
-            };
-        }
-        if bundle.version < in_force.version {
-            return Err(Refusal::NotNewer {
-                offered: bundle.version,
-                in_force: in_force.version,
-            });
-        }
+    if bundle.version == in_force.version {
+        return if bundle.content_sha256 == in_force.content_sha256 {
+            Ok(Verdict::AlreadyInForce)
+        } else {
+            Err(Refusal::VersionConflict(bundle.version))
+        };
+    }
+    if bundle.version < in_force.version {
+        return Err(Refusal::NotNewer {
+            offered: bundle.version,
+            in_force: in_force.version,
+        });
+    }
+    if bundle.version > MAX_VERSION {
+        return Err(Refusal::Version(bundle.version));
     }
     if !(1..=MAX_THRESHOLD).contains(&bundle.threshold) {
         return Err(Refusal::Threshold(bundle.threshold));
@@ -411,6 +445,13 @@ pub fn verify(
         let officer = trust
             .verify_officer_signature(&der, &message, &signature, at, revocation)
             .map_err(bad)?;
+        if officer.identity.to_uri() != s.officer {
+            return Err(Refusal::SignerMismatch {
+                index: i + 1,
+                claimed: s.officer.clone(),
+                actual: officer.identity.to_uri(),
+            });
+        }
         if officers.iter().any(|o| o.identity == officer.identity) {
             twice.insert(officer.identity.name.clone());
         } else {

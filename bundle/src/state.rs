@@ -2,9 +2,15 @@
 //!
 //! [`PolicySlot::current`] hands out an `Arc` of the version in force: a query takes it
 //! once when it starts and decides under it to the end, while [`PolicySlot::install`]
-//! swaps in a new version for the queries that start after. The accepted bundle is written
-//! (atomically, before the swap) to the process's state file, so a restart comes back to
-//! the same version — never to an older one.
+//! swaps in a new version for the queries that start after.
+//!
+//! Every accepted bundle is kept (atomically, before the swap) in the process's state
+//! directory, `bundle-<version>.toml`, never removed. A restart replays that chain from the
+//! set-up policy: each bundle must be newer than the one before it and signed by the M its
+//! predecessor set (approvals are not undone by a later expiry or revocation). So a forged
+//! or edited file cannot put a policy in force without M officers' keys, and an audit log
+//! that records a newer version than the chain holds stops the start (a deleted or stale
+//! state directory is not a way back to an older policy).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,13 +21,44 @@ use fedq_policy::Engine;
 
 use crate::{verify, Bundle, Checked, InForceVersion, Refusal, Verdict};
 
-/// Where a process keeps the bundle in force unless its config says otherwise:
-/// `NAME-policy.bundle.toml` beside its audit log.
-pub fn default_state_file(audit: &Path, name: &str) -> PathBuf {
+/// Where a process keeps the bundles it accepted unless its config says otherwise: the
+/// directory `NAME-policy/` beside its audit log.
+pub fn default_state_dir(audit: &Path, name: &str) -> PathBuf {
     audit
         .parent()
         .unwrap_or(Path::new("."))
-        .join(format!("{name}-policy.bundle.toml"))
+        .join(format!("{name}-policy"))
+}
+
+fn chain_file(dir: &Path, version: u64) -> PathBuf {
+    dir.join(format!("bundle-{version:020}.toml"))
+}
+
+/// The chain of accepted bundles in `dir`, oldest first (none if `dir` does not exist).
+fn read_chain(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read it: {e}")),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("bundle-") && n.ends_with(".toml"))
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            std::fs::read_to_string(&p)
+                .map(|t| (p.clone(), t))
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))
+        })
+        .collect()
 }
 
 /// One version of the policy, compiled and ready to decide.
@@ -33,13 +70,23 @@ pub struct InForce {
     pub threshold: u32,
     /// The bundle's content hash (the set-up policy's own hash for version 0).
     pub content_sha256: String,
-    /// The officers who approved it (empty for the set-up policy).
+    /// The officers who approved it, `name (serial)` (empty for the set-up policy).
     pub approved_by: Vec<String>,
     /// The compiled policy.
     pub engine: Engine,
 }
 
 impl InForce {
+    /// What a `policy-installed` audit entry records of it.
+    pub fn audit_outcome(&self) -> String {
+        serde_json::json!({
+            "version": self.version,
+            "content_sha256": self.content_sha256,
+            "approved_by": self.approved_by,
+        })
+        .to_string()
+    }
+
     /// How audit entries and answers name this version: `BUNDLE/POLICY`, e.g.
     /// `3/2026.12-1` (bundle version 3, whose policy calls itself `2026.12-1`).
     pub fn label(&self) -> String {
@@ -62,6 +109,12 @@ pub enum Installed {
     Applied {
         /// Its version label.
         label: String,
+        /// Its version.
+        version: u64,
+        /// Its content hash.
+        content_sha256: String,
+        /// The officers whose signatures counted: `name (serial)`.
+        approved_by: Vec<String>,
     },
     /// It already was (a repeated publish); nothing changed.
     AlreadyInForce {
@@ -94,13 +147,23 @@ pub enum SlotError {
     /// The CA or CRL.
     #[error(transparent)]
     Trust(#[from] fedq_certs::TlsError),
-    /// The bundle in the state file no longer verifies.
-    #[error("the policy bundle in force, `{path}`, is not usable: {reason}; restore it from a copy or remove it to fall back to the set-up policy")]
+    /// The chain of accepted bundles does not replay.
+    #[error("the policy state `{path}` is not usable: {reason}; restore the state directory from its backup")]
     State {
-        /// The state file.
+        /// The state directory or file.
         path: String,
         /// Why.
         reason: String,
+    },
+    /// The audit log records a newer version than the state holds.
+    #[error("the audit log records policy bundle {recorded} in force, but the policy state `{path}` holds only version {held}; restore the state directory from its backup (a lost state must not roll the policy back)")]
+    BehindAudit {
+        /// The state directory.
+        path: String,
+        /// The version the audit log last recorded as installed.
+        recorded: u64,
+        /// The version the chain replays to.
+        held: u64,
     },
 }
 
@@ -108,21 +171,26 @@ pub enum SlotError {
 #[derive(Debug)]
 pub struct PolicySlot {
     current: RwLock<Arc<InForce>>,
-    /// Serializes installs; queries never take it.
-    installing: Mutex<Option<String>>,
-    state_file: PathBuf,
+    /// Serializes installs; queries and status never take it.
+    installing: Mutex<()>,
+    /// Why the last bundle offered was refused.
+    last_refusal: Mutex<Option<String>>,
+    state_dir: PathBuf,
     catalogue_dir: PathBuf,
     trust: TrustFiles,
 }
 
 impl PolicySlot {
-    /// Opens the slot: the bundle in `state_file` if there is one (re-verified), else the
-    /// set-up policy `setup_policy` as version 0 with threshold `setup_threshold`.
+    /// Opens the slot: the set-up policy `setup_policy` as version 0 with threshold
+    /// `setup_threshold`, then the chain of bundles in `state_dir` replayed on top of it.
+    /// `floor` is the last version the process's audit log records as installed: a chain
+    /// that ends below it is refused.
     pub fn open(
         setup_policy: &Path,
         setup_threshold: u32,
-        state_file: PathBuf,
+        state_dir: PathBuf,
         trust: TrustFiles,
+        floor: Option<u64>,
     ) -> Result<Self, SlotError> {
         let text = std::fs::read_to_string(setup_policy).map_err(|source| {
             fedq_policy::load::LoadError::Read {
@@ -137,47 +205,76 @@ impl PolicySlot {
             &catalogue_dir,
         )?
         .compile();
-        if !(1..=crate::MAX_THRESHOLD).contains(&setup_threshold) {
-            return Err(SlotError::State {
+        let threshold =
+            crate::check_threshold(setup_threshold).map_err(|reason| SlotError::State {
                 path: setup_policy.display().to_string(),
-                reason: Refusal::Threshold(setup_threshold).to_string(),
-            });
-        }
+                reason,
+            })?;
         let mut in_force = InForce {
             version: 0,
-            threshold: setup_threshold,
+            threshold,
             content_sha256: setup.policy().content_hash.clone(),
             approved_by: Vec::new(),
             engine: setup,
         };
-        if state_file.exists() {
-            let state_error = |reason: String| SlotError::State {
-                path: state_file.display().to_string(),
-                reason,
-            };
-            let text =
-                std::fs::read_to_string(&state_file).map_err(|e| state_error(e.to_string()))?;
-            let bundle = Bundle::parse(&text).map_err(|e| state_error(e.to_string()))?;
+        let state_error = |reason: String| SlotError::State {
+            path: state_dir.display().to_string(),
+            reason,
+        };
+        let chain = read_chain(&state_dir).map_err(&state_error)?;
+        if !chain.is_empty() {
             let trust_now = FederationTrust::load(&trust)?;
-            // Approved when it arrived; now only its integrity is re-checked.
-            let floor = InForceVersion {
-                version: 0,
-                threshold: 1,
-                content_sha256: String::new(),
-            };
-            in_force = compile(
-                &bundle,
-                &floor,
-                &trust_now,
-                Checked::AlreadyApproved,
-                &catalogue_dir,
-            )
-            .map_err(|e| state_error(e.to_string()))?;
+            let mut previous = in_force.as_version();
+            let mut last = None;
+            for (path, text) in &chain {
+                let failed = |e: Refusal| state_error(format!("`{}`: {e}", path.display()));
+                let bundle = Bundle::parse(text).map_err(failed)?;
+                match verify(&bundle, &previous, &trust_now, Checked::AlreadyApproved)
+                    .map_err(failed)?
+                {
+                    Verdict::Approved(_) => {}
+                    Verdict::AlreadyInForce => {
+                        return Err(failed(Refusal::VersionConflict(bundle.version)))
+                    }
+                }
+                previous = InForceVersion {
+                    version: bundle.version,
+                    threshold: bundle.threshold,
+                    content_sha256: bundle.content_sha256.clone(),
+                };
+                last = Some((path, bundle));
+            }
+            if let Some((path, bundle)) = last {
+                // Only the newest must fit today's catalogues and compile.
+                let floor_of_last = InForceVersion {
+                    version: 0,
+                    threshold: 1,
+                    content_sha256: String::new(),
+                };
+                in_force = compile(
+                    &bundle,
+                    &floor_of_last,
+                    &trust_now,
+                    Checked::AlreadyApproved,
+                    &catalogue_dir,
+                )
+                .map_err(|e| state_error(format!("`{}`: {e}", path.display())))?;
+            }
+        }
+        if let Some(recorded) = floor {
+            if recorded > in_force.version {
+                return Err(SlotError::BehindAudit {
+                    path: state_dir.display().to_string(),
+                    recorded,
+                    held: in_force.version,
+                });
+            }
         }
         Ok(Self {
             current: RwLock::new(Arc::new(in_force)),
-            installing: Mutex::new(None),
-            state_file,
+            installing: Mutex::new(()),
+            last_refusal: Mutex::new(None),
+            state_dir,
             catalogue_dir,
             trust,
         })
@@ -195,11 +292,15 @@ impl PolicySlot {
     /// effect, writes it to the state file and puts it in force. On refusal nothing
     /// changes and the reason is kept for [`PolicySlot::status`].
     pub fn install(&self, text: &str) -> Result<Installed, Refusal> {
-        let mut last = match self.installing.lock() {
+        let _serialized = match self.installing.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let outcome = self.try_install(text);
+        let mut last = match self.last_refusal.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         match &outcome {
             Ok(_) => *last = None,
             Err(e) => *last = Some(e.to_string()),
@@ -232,27 +333,34 @@ impl PolicySlot {
             Checked::OnArrival(crate::now()),
             &self.catalogue_dir,
         )?;
-        fedq_certs::fsutil::write_atomic(&self.state_file, text.as_bytes(), 0o644).map_err(
-            |e| {
+        let file = chain_file(&self.state_dir, next.version);
+        std::fs::create_dir_all(&self.state_dir)
+            .and_then(|()| fedq_certs::fsutil::write_atomic(&file, text.as_bytes(), 0o644))
+            .map_err(|e| {
                 Refusal::Io(format!(
-                "cannot write the policy state file `{}`: {e}; the previous version stays in force",
-                self.state_file.display()
-            ))
-            },
-        )?;
+                    "cannot write `{}`: {e}; the previous version stays in force",
+                    file.display()
+                ))
+            })?;
         let label = next.label();
+        let applied = Installed::Applied {
+            label: label.clone(),
+            version: next.version,
+            content_sha256: next.content_sha256.clone(),
+            approved_by: next.approved_by.clone(),
+        };
         tracing::info!(version = next.version, %label, "policy bundle in force");
         match self.current.write() {
             Ok(mut g) => *g = Arc::new(next),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
         }
-        Ok(Installed::Applied { label })
+        Ok(applied)
     }
 
     /// The version in force and the last refusal.
     pub fn status(&self) -> SlotStatus {
         let current = self.current();
-        let last_refusal = match self.installing.lock() {
+        let last_refusal = match self.last_refusal.lock() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
@@ -275,7 +383,10 @@ fn compile(
     catalogue_dir: &Path,
 ) -> Result<InForce, Refusal> {
     let approved_by = match verify(bundle, in_force, trust, checked)? {
-        Verdict::Approved(officers) => officers.into_iter().map(|o| o.identity.name).collect(),
+        Verdict::Approved(officers) => officers
+            .into_iter()
+            .map(|o| format!("{} ({})", o.identity.name, o.serial))
+            .collect(),
         Verdict::AlreadyInForce => Vec::new(),
     };
     let here = crate::catalogue_digests(catalogue_dir)?;

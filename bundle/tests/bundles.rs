@@ -5,11 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use fedq_bundle::state::{Installed, PolicySlot};
-use fedq_bundle::{catalogue_digests, Bundle, Refusal};
+use fedq_bundle::state::{Installed, PolicySlot, SlotError};
+use fedq_bundle::{catalogue_digests, Bundle, Refusal, Signature};
 use fedq_certs::signing::OfficerKey;
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::{CertificateAuthority, IssueOptions, Role};
+use rcgen::ExtendedKeyUsagePurpose;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -67,13 +70,43 @@ impl Setup {
     }
 
     fn slot(&self, state: &str) -> PolicySlot {
+        self.open(state, None).unwrap()
+    }
+
+    fn open(&self, state: &str, floor: Option<u64>) -> Result<PolicySlot, SlotError> {
         PolicySlot::open(
             &self.root.join("policy.toml"),
             2,
             self.root.join(state),
             TrustFiles::in_dir(&self.pki),
+            floor,
         )
-        .unwrap()
+    }
+
+    /// A signature made with `name`'s key and certificate, whatever its role or key usage
+    /// (the signing tool would refuse a non-officer key).
+    fn raw_signature(&self, name: &str, bundle: &Bundle) -> Signature {
+        use rustls_pki_types::pem::PemObject;
+        let key_pem = std::fs::read(self.pki.join(format!("{name}.key"))).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key_pem).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_ASN1_SIGNING,
+            key.secret_der(),
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        let sig = pair
+            .sign(&SystemRandom::new(), &bundle.signing_message())
+            .unwrap();
+        let certificate = std::fs::read_to_string(self.pki.join(format!("{name}.crt"))).unwrap();
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(certificate.as_bytes()).unwrap();
+        Signature {
+            officer: fedq_certs::Identity::from_certificate_der(&der)
+                .unwrap()
+                .to_uri(),
+            certificate,
+            signature: hex::encode(sig.as_ref()),
+        }
     }
 
     /// The reference policy with its version string changed, as a bundle.
@@ -113,36 +146,44 @@ fn refusal(result: Result<Installed, Refusal>) -> String {
 #[test]
 fn two_distinct_officers_put_a_bundle_in_force_and_it_survives_a_restart() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     assert_eq!(slot.current().label(), "0/2026.11-1");
     let b = s.signed(1, &["alice", "bob"]);
-    let installed = slot.install(&b.to_toml()).unwrap();
+    let installed = slot.install(&b.to_toml().unwrap()).unwrap();
+    let now = slot.current();
     assert_eq!(
         installed,
         Installed::Applied {
-            label: "1/2026.12-1".into()
+            label: "1/2026.12-1".into(),
+            version: 1,
+            content_sha256: b.content_sha256.clone(),
+            approved_by: now.approved_by.clone(),
         }
     );
-    let now = slot.current();
     assert_eq!(now.version, 1);
-    assert_eq!(now.approved_by, ["alice", "bob"]);
+    let names: Vec<&str> = now
+        .approved_by
+        .iter()
+        .map(|a| a.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
     // Publishing the same bundle again changes nothing and is not an error.
     assert!(matches!(
-        slot.install(&b.to_toml()).unwrap(),
+        slot.install(&b.to_toml().unwrap()).unwrap(),
         Installed::AlreadyInForce { .. }
     ));
     // A restart comes back to version 1, not to the set-up policy.
     drop(slot);
-    let again = s.slot("state.bundle.toml");
+    let again = s.slot("state");
     assert_eq!(again.current().label(), "1/2026.12-1");
 }
 
 #[test]
 fn a_query_keeps_the_version_it_started_with_while_a_new_one_is_installed() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let in_flight = slot.current();
-    slot.install(&s.signed(1, &["alice", "bob"]).to_toml())
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap())
         .unwrap();
     assert_eq!(in_flight.label(), "0/2026.11-1");
     assert_eq!(in_flight.engine.policy().version, "2026.11-1");
@@ -152,22 +193,22 @@ fn a_query_keeps_the_version_it_started_with_while_a_new_one_is_installed() {
 #[test]
 fn signatures_stripped_are_refused_and_the_previous_version_stays() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let mut b = s.signed(1, &["alice", "bob"]);
     b.signature.clear();
-    let why = refusal(slot.install(&b.to_toml()));
+    let why = refusal(slot.install(&b.to_toml().unwrap()));
     assert!(
         why.contains("0 distinct officer(s) signed") && why.contains("2 are required"),
         "{why}"
     );
     let mut one = s.signed(1, &["alice", "bob"]);
     one.signature.pop();
-    let why = refusal(slot.install(&one.to_toml()));
+    let why = refusal(slot.install(&one.to_toml().unwrap()));
     assert!(why.contains("1 distinct officer(s)"), "{why}");
     assert_eq!(slot.current().version, 0);
     assert_eq!(slot.status().last_refusal.as_deref(), Some(why.as_str()));
     assert!(
-        !s.root.join("state.bundle.toml").exists(),
+        !s.root.join("state").exists(),
         "a refused bundle was persisted"
     );
 }
@@ -187,7 +228,7 @@ fn a_signature_by_a_key_not_in_the_federation_is_refused() {
     .unwrap();
     let mut b = s.signed(1, &["alice"]);
     b.sign(&mallory).unwrap();
-    let why = refusal(s.slot("state.bundle.toml").install(&b.to_toml()));
+    let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
     assert!(
         why.contains("signature 2") && why.contains("not valid for signing in this federation"),
         "{why}"
@@ -208,7 +249,7 @@ fn a_non_officer_certificate_cannot_approve() {
     let mut b = s.signed(1, &["alice", "bob"]);
     b.signature[1].certificate =
         std::fs::read_to_string(s.pki.join("market-regulation.licensing.crt")).unwrap();
-    let why = refusal(s.slot("state.bundle.toml").install(&b.to_toml()));
+    let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
     assert!(why.contains("signature 2"), "{why}");
 }
 
@@ -221,7 +262,7 @@ fn the_same_officer_signing_twice_counts_once() {
     assert!(err.to_string().contains("already signed"), "{err}");
     // … and a duplicated signature entry (same officer, valid signature) counts once.
     b.signature.push(b.signature[0].clone());
-    let why = refusal(s.slot("state.bundle.toml").install(&b.to_toml()));
+    let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
     assert!(
         why.contains("1 distinct officer(s) signed (alice signed more than once"),
         "{why}"
@@ -247,36 +288,36 @@ fn the_same_officer_signing_twice_counts_once() {
         twice.signature[0].certificate
     );
     twice.signature.push(copy.signature.remove(0));
-    let why = refusal(s.slot("state.bundle.toml").install(&twice.to_toml()));
+    let why = refusal(s.slot("state").install(&twice.to_toml().unwrap()));
     assert!(why.contains("alice signed more than once"), "{why}");
 }
 
 #[test]
 fn a_revoked_officer_does_not_count() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let b = s.signed(1, &["alice", "bob"]);
     s.ca.revoke("bob").unwrap();
-    let why = refusal(slot.install(&b.to_toml()));
+    let why = refusal(slot.install(&b.to_toml().unwrap()));
     assert!(
         why.contains("signature 2") && why.contains("has been revoked"),
         "{why}"
     );
     // With a third officer instead, it goes through.
     let ok = s.signed(1, &["alice", "carol"]);
-    slot.install(&ok.to_toml()).unwrap();
+    slot.install(&ok.to_toml().unwrap()).unwrap();
     assert_eq!(slot.current().version, 1);
 }
 
 #[test]
 fn an_old_bundle_replayed_is_refused() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let v1 = s.signed(1, &["alice", "bob"]);
     let v2 = s.signed(2, &["alice", "bob"]);
-    slot.install(&v1.to_toml()).unwrap();
-    slot.install(&v2.to_toml()).unwrap();
-    let why = refusal(slot.install(&v1.to_toml()));
+    slot.install(&v1.to_toml().unwrap()).unwrap();
+    slot.install(&v2.to_toml().unwrap()).unwrap();
+    let why = refusal(slot.install(&v1.to_toml().unwrap()));
     assert!(
         why.contains("version 1 is not higher than version 2"),
         "{why}"
@@ -285,28 +326,28 @@ fn an_old_bundle_replayed_is_refused() {
     let mut other = s.bundle(2, "2026.12-other", 2);
     other.sign(&s.officer("alice")).unwrap();
     other.sign(&s.officer("carol")).unwrap();
-    let why = refusal(slot.install(&other.to_toml()));
+    let why = refusal(slot.install(&other.to_toml().unwrap()));
     assert!(why.contains("a different bundle with version 2"), "{why}");
     assert_eq!(slot.current().label(), "2/2026.12-2");
     // After a restart, too.
     drop(slot);
-    let why = refusal(s.slot("state.bundle.toml").install(&v1.to_toml()));
+    let why = refusal(s.slot("state").install(&v1.to_toml().unwrap()));
     assert!(why.contains("not higher"), "{why}");
 }
 
 #[test]
 fn content_edited_after_signing_is_refused() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let b = s.signed(1, &["alice", "bob"]);
     // Edit the policy and leave the hash: caught by the hash.
     let mut edited = b.clone();
     edited.policy = edited.policy.replace("rate_limit", "# rate_limit");
-    let why = refusal(slot.install(&edited.to_toml()));
+    let why = refusal(slot.install(&edited.to_toml().unwrap()));
     assert!(why.contains("edited after it was created"), "{why}");
     // Edit and recompute the hash: the signatures no longer match.
     edited.content_sha256 = edited.computed_hash();
-    let why = refusal(slot.install(&edited.to_toml()));
+    let why = refusal(slot.install(&edited.to_toml().unwrap()));
     assert!(
         why.contains("signature 1") && why.contains("does not match"),
         "{why}"
@@ -315,7 +356,7 @@ fn content_edited_after_signing_is_refused() {
     let mut bumped = b.clone();
     bumped.version = 9;
     bumped.content_sha256 = bumped.computed_hash();
-    let why = refusal(slot.install(&bumped.to_toml()));
+    let why = refusal(slot.install(&bumped.to_toml().unwrap()));
     assert!(why.contains("does not match"), "{why}");
     assert_eq!(slot.current().version, 0);
 }
@@ -323,47 +364,47 @@ fn content_edited_after_signing_is_refused() {
 #[test]
 fn the_threshold_changes_only_by_a_bundle_that_meets_the_current_one() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     // Raise M to 3, approved by the current M = 2.
     let mut raise = s.bundle(1, "2026.12-1", 3);
     raise.sign(&s.officer("alice")).unwrap();
     raise.sign(&s.officer("bob")).unwrap();
-    slot.install(&raise.to_toml()).unwrap();
+    slot.install(&raise.to_toml().unwrap()).unwrap();
     assert_eq!(slot.status().threshold, 3);
     // Now two officers are no longer enough, even to lower M back.
     let mut lower = s.bundle(2, "2026.12-2", 1);
     lower.sign(&s.officer("alice")).unwrap();
     lower.sign(&s.officer("bob")).unwrap();
-    let why = refusal(slot.install(&lower.to_toml()));
+    let why = refusal(slot.install(&lower.to_toml().unwrap()));
     assert!(
         why.contains("2 distinct officer(s) signed, but 3 are required"),
         "{why}"
     );
     lower.sign(&s.officer("carol")).unwrap();
-    slot.install(&lower.to_toml()).unwrap();
+    slot.install(&lower.to_toml().unwrap()).unwrap();
     assert_eq!(slot.status().threshold, 1);
 }
 
 #[test]
 fn catalogues_other_than_the_checked_ones_are_refused() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let b = s.signed(1, &["alice", "bob"]);
     let court = s.root.join("catalogue/court.toml");
     let text = std::fs::read_to_string(&court).unwrap();
     std::fs::write(&court, format!("{text}\n# local edit\n")).unwrap();
-    let why = refusal(slot.install(&b.to_toml()));
+    let why = refusal(slot.install(&b.to_toml().unwrap()));
     assert!(why.contains("`court` has changed"), "{why}");
 }
 
 #[test]
 fn another_federation_and_garbage_are_refused_with_reasons() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
+    let slot = s.slot("state");
     let mut b = s.bundle(1, "x", 2);
     b.federation = "shenzhen".into();
     b.content_sha256 = b.computed_hash();
-    let why = refusal(slot.install(&b.to_toml()));
+    let why = refusal(slot.install(&b.to_toml().unwrap()));
     assert!(why.contains("federation `shenzhen`"), "{why}");
     let why = refusal(slot.install("this is not a bundle"));
     assert!(why.starts_with("not a policy bundle"), "{why}");
@@ -375,21 +416,172 @@ fn another_federation_and_garbage_are_refused_with_reasons() {
 }
 
 #[test]
-fn a_tampered_state_file_stops_the_process_from_starting() {
+fn a_tampered_or_forged_state_stops_the_process_from_starting() {
     let s = setup();
-    let slot = s.slot("state.bundle.toml");
-    slot.install(&s.signed(1, &["alice", "bob"]).to_toml())
+    let slot = s.slot("state");
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap())
         .unwrap();
     drop(slot);
-    let path = s.root.join("state.bundle.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("rate_limit", "# rate_limit")).unwrap();
-    let err = PolicySlot::open(
-        &s.root.join("policy.toml"),
-        2,
-        path,
-        TrustFiles::in_dir(&s.pki),
-    )
-    .unwrap_err();
+    let file = s.root.join("state/bundle-00000000000000000001.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("rate_limit", "# rate_limit")).unwrap();
+    let err = s.open("state", None).unwrap_err();
     assert!(err.to_string().contains("edited after"), "{err}");
+    std::fs::write(&file, &text).unwrap();
+    assert_eq!(s.slot("state").current().version, 1);
+
+    // One officer's key (say, stolen) and write access to the state directory are not
+    // enough: the replayed chain needs M signatures at every step.
+    let mut forged = s.bundle(9, "forged", 1);
+    forged.sign(&s.officer("carol")).unwrap();
+    std::fs::write(
+        s.root.join("state/bundle-00000000000000000009.toml"),
+        forged.to_toml().unwrap(),
+    )
+    .unwrap();
+    let err = s.open("state", None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("1 distinct officer(s) signed, but 2 are required"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lost_state_cannot_roll_the_policy_back_past_what_the_audit_log_recorded() {
+    let s = setup();
+    let slot = s.slot("state");
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap())
+        .unwrap();
+    slot.install(&s.signed(2, &["alice", "bob"]).to_toml().unwrap())
+        .unwrap();
+    drop(slot);
+    // The audit log says 2 was installed: with the chain intact, fine.
+    assert_eq!(s.open("state", Some(2)).unwrap().current().version, 2);
+    // The state directory lost (or restored from an old backup): the start is refused.
+    std::fs::remove_file(s.root.join("state/bundle-00000000000000000002.toml")).unwrap();
+    let err = s.open("state", Some(2)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("records policy bundle 2 in force, but the policy state"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(s.root.join("state")).unwrap();
+    assert!(matches!(
+        s.open("state", Some(2)),
+        Err(SlotError::BehindAudit { held: 0, .. })
+    ));
+}
+
+#[test]
+fn only_officer_certificates_with_the_code_signing_usage_count() {
+    let s = setup();
+    // A requester certificate that does carry code signing: not an officer.
+    s.ca.issue(
+        Role::Requester,
+        "signing.requester",
+        &IssueOptions {
+            extended_key_usages: Some(vec![ExtendedKeyUsagePurpose::CodeSigning]),
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    let mut b = s.signed(1, &["alice"]);
+    b.signature.push(s.raw_signature("signing.requester", &b));
+    let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
+    assert!(
+        why.contains("is a requester certificate, not an officer's"),
+        "{why}"
+    );
+    // An officer certificate without code signing (client auth only): not for signing.
+    s.ca.issue(
+        Role::Officer,
+        "dave",
+        &IssueOptions {
+            extended_key_usages: Some(vec![ExtendedKeyUsagePurpose::ClientAuth]),
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    let mut b = s.signed(1, &["alice"]);
+    b.signature.push(s.raw_signature("dave", &b));
+    let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
+    assert!(
+        why.contains("not valid for signing in this federation"),
+        "{why}"
+    );
+    // The same officer properly issued counts.
+    s.ca.issue(
+        Role::Officer,
+        "dave",
+        &IssueOptions {
+            force: true,
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    let mut b = s.signed(1, &["alice"]);
+    b.signature.push(s.raw_signature("dave", &b));
+    s.slot("state").install(&b.to_toml().unwrap()).unwrap();
+}
+
+#[test]
+fn expired_and_not_yet_valid_officers_do_not_count() {
+    let s = setup();
+    let now = time::OffsetDateTime::now_utc();
+    for (name, from, to) in [
+        (
+            "expired",
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        ),
+        (
+            "future",
+            now + time::Duration::days(1),
+            now + time::Duration::days(30),
+        ),
+    ] {
+        s.ca.issue(
+            Role::Officer,
+            name,
+            &IssueOptions {
+                validity: Some((from, to)),
+                ..IssueOptions::default()
+            },
+        )
+        .unwrap();
+        let mut b = s.signed(1, &["alice"]);
+        b.signature.push(s.raw_signature(name, &b));
+        let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
+        assert!(
+            why.contains("signature 2") && why.contains("not valid for signing"),
+            "{name}: {why}"
+        );
+    }
+}
+
+#[test]
+fn a_signature_entry_naming_another_officer_is_refused() {
+    let s = setup();
+    let mut b = s.signed(1, &["alice", "bob"]);
+    b.signature[1].officer = "fedq://changsha/officer/carol".into();
+    let why = refusal(s.slot("state").install(&b.to_toml().unwrap()));
+    assert!(
+        why.contains("claims to be by fedq://changsha/officer/carol")
+            && why.contains("fedq://changsha/officer/bob's"),
+        "{why}"
+    );
+}
+
+#[test]
+fn oversized_bundles_and_versions_outside_the_range_are_refused() {
+    let s = setup();
+    let huge = "#".repeat(fedq_bundle::MAX_BUNDLE_BYTES + 1);
+    let why = refusal(s.slot("state").install(&huge));
+    assert!(why.contains("over the 262144-byte limit"), "{why}");
+    let policy = std::fs::read_to_string(s.root.join("policy.toml")).unwrap();
+    for v in [0, fedq_bundle::MAX_VERSION + 1] {
+        let err = Bundle::create("changsha", v, 2, policy.clone(), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("is not allowed"), "{err}");
+    }
 }

@@ -29,7 +29,16 @@ impl StagedFile {
         })?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(file_name);
-        temp_name.push(format!(".tmp-{}", std::process::id()));
+        // Random, not just the PID: a temp file left by a crash must not block the next
+        // write (in a container the PID repeats after every restart).
+        let mut nonce = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| io::Error::other("no randomness for a temporary file name"))?;
+        temp_name.push(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            u64::from_le_bytes(nonce)
+        ));
         let temp = dir.join(temp_name);
         let mut file = OpenOptions::new()
             .write(true)

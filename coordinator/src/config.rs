@@ -7,7 +7,7 @@
 //! ops_listen = "127.0.0.1:9443"        # plain HTTP: /health and /metrics, keep it local
 //! policy = "policy.toml"               # the set-up policy, until a signed bundle is in force
 //! policy_threshold = 2                 # officers a bundle needs while the set-up policy is in force
-//! policy_state = "data/coordinator-policy.bundle.toml"  # default: beside the audit log
+//! policy_state = "data/coordinator-policy"  # the signed bundles accepted (default: beside the audit log)
 //! audit = "data/coordinator-audit.db"
 //! pseudonym_key = "data/coordinator-pseudonym.key"
 //! deadline_ms = 2000                   # one overall deadline per query
@@ -100,7 +100,8 @@ pub struct CoordinatorConfig {
     pub policy: PathBuf,
     /// Distinct officers a policy bundle needs while the set-up policy is in force.
     pub policy_threshold: u32,
-    /// Where the signed bundle in force is kept.
+    /// The directory of signed bundles this process accepted, replayed at start (default:
+    /// `NAME-policy/` beside the audit log).
     pub policy_state: PathBuf,
     /// The audit log.
     pub audit: PathBuf,
@@ -195,7 +196,7 @@ impl CoordinatorConfig {
         .map_err(&invalid)?;
         let policy_state = match raw.policy_state {
             Some(p) => rel(&p),
-            None => fedq_bundle::state::default_state_file(&rel(&raw.audit), &raw.name),
+            None => fedq_bundle::state::default_state_dir(&rel(&raw.audit), &raw.name),
         };
         Ok(Self {
             name: raw.name,

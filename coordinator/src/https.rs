@@ -129,8 +129,8 @@ async fn policy_status(
     if let Some(r) = refused(
         &state,
         &peer,
-        &[Role::Officer, Role::Coordinator, Role::Requester],
-        "read the policy status",
+        &[Role::Officer, Role::Coordinator],
+        "read the policy status; use an officer's certificate",
     ) {
         return r;
     }

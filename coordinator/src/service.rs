@@ -90,11 +90,13 @@ impl Coordinator {
     /// Loads the policy, audit log and certificates, and prepares a channel per node.
     /// Must run inside a tokio runtime.
     pub fn start(config: CoordinatorConfig, limits: Limits) -> Result<Self, StartError> {
+        let floor = fedq_audit::last_installed_policy(&config.audit)?;
         let policy = PolicySlot::open(
             &config.policy,
             config.policy_threshold,
             config.policy_state.clone(),
             config.tls.trust.clone(),
+            floor,
         )?;
         let in_force = policy.current();
         metrics::gauge!("fedq_policy_bundle_version").set(in_force.version as f64);
@@ -161,9 +163,12 @@ impl Coordinator {
         })
     }
 
-    /// Registers a refusal (no node was asked) and builds its reply.
+    /// Registers a refusal (no node was asked) and builds its reply. `policy_version` is
+    /// the version that decided (the one the query started with), if it got that far.
+    #[allow(clippy::too_many_arguments)]
     async fn refuse(
         &self,
+        policy_version: Option<&str>,
         requester: &str,
         query_id: &str,
         status: u16,
@@ -188,7 +193,9 @@ impl Coordinator {
                 })
                 .unwrap_or_default(),
             outcome: serde_json::json!({ "http": status, "refused": reason }).to_string(),
-            policy_version: self.policy.current().label(),
+            policy_version: policy_version
+                .map(str::to_owned)
+                .unwrap_or_else(|| self.policy.current().label()),
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable");
@@ -204,7 +211,7 @@ impl Coordinator {
     /// Refuses a request that could not even be read, registering the refusal.
     pub async fn reject(&self, requester: &Identity, status: u16, reason: String) -> Reply {
         let query_id = random_id();
-        self.refuse(&requester.name, &query_id, status, reason, None, "-")
+        self.refuse(None, &requester.name, &query_id, status, reason, None, "-")
             .await
     }
 
@@ -227,6 +234,7 @@ impl Coordinator {
         if body.len() > query::MAX_BODY {
             return self
                 .refuse(
+                    None,
                     who,
                     query_id,
                     413,
@@ -241,6 +249,7 @@ impl Coordinator {
             Err(e) => {
                 return self
                     .refuse(
+                        None,
                         who,
                         query_id,
                         400,
@@ -254,17 +263,19 @@ impl Coordinator {
         // The version in force now decides this query to the end, whatever is installed
         // meanwhile.
         let in_force = self.policy.current();
+        let label = in_force.label();
+        let decided = Some(label.as_str());
         let engine = &in_force.engine;
         let query = match request.clone().validate(engine) {
             Ok(q) => q,
             Err(QueryRefusal::Malformed(m)) => {
                 return self
-                    .refuse(who, query_id, 400, m, Some(&request), "-")
+                    .refuse(decided, who, query_id, 400, m, Some(&request), "-")
                     .await
             }
             Err(QueryRefusal::Policy(m)) => {
                 return self
-                    .refuse(who, query_id, 403, m, Some(&request), "-")
+                    .refuse(decided, who, query_id, 403, m, Some(&request), "-")
                     .await
             }
         };
@@ -313,6 +324,7 @@ impl Coordinator {
         if let Err(refusal) = precheck {
             return self
                 .refuse(
+                    decided,
                     who,
                     query_id,
                     403,
@@ -330,14 +342,14 @@ impl Coordinator {
         };
         if let Err(why) = rate {
             return self
-                .refuse(who, query_id, 429, why, Some(&request), &subject)
+                .refuse(decided, who, query_id, 429, why, Some(&request), &subject)
                 .await;
         }
 
         // Plan and fan out.
         let plan = query::plan(engine, &query.target);
         let deadline = self.config.deadline;
-        let policy_version = in_force.label();
+        let policy_version = label.clone();
         let mut reports: Vec<NodeReport> = Vec::new();
         let mut results = BTreeMap::new();
         let mut sources = BTreeMap::new();
@@ -475,11 +487,15 @@ impl Coordinator {
     pub async fn publish(&self, publisher: &Identity, body: &[u8]) -> Reply {
         let publication = random_id();
         let Ok(text) = std::str::from_utf8(body).map(str::to_owned) else {
-            return Reply::error(
-                400,
-                "the bundle is not UTF-8 text; send the .bundle.toml file as it is",
+            let reason = "the bundle is not UTF-8 text; send the .bundle.toml file as it is";
+            self.audit_publication(
+                "policy-refused",
+                publisher,
                 &publication,
-            );
+                serde_json::json!({ "http": 400, "refused": reason }),
+            )
+            .await;
+            return Reply::error(400, reason, &publication);
         };
         let slot = Arc::clone(&self.policy);
         let local = {
@@ -487,7 +503,23 @@ impl Coordinator {
             tokio::task::spawn_blocking(move || slot.install(&text)).await
         };
         let (label, changed) = match local {
-            Ok(Ok(Installed::Applied { label })) => (label, true),
+            Ok(Ok(Installed::Applied {
+                label,
+                version,
+                content_sha256,
+                approved_by,
+            })) => {
+                // The floor a restart must not go below, registered before anyone else
+                // hears of the new version.
+                self.audit_publication(
+                    "policy-installed",
+                    publisher,
+                    &publication,
+                    serde_json::json!({ "version": version, "content_sha256": content_sha256, "approved_by": approved_by }),
+                )
+                .await;
+                (label, true)
+            }
             Ok(Ok(Installed::AlreadyInForce { label })) => (label, false),
             Ok(Err(refusal)) => {
                 let status = match refusal {
@@ -498,6 +530,7 @@ impl Coordinator {
                 };
                 let reason = format!("bundle refused: {refusal}; the version in force stays");
                 self.audit_publication(
+                    "policy-refused",
                     publisher,
                     &publication,
                     serde_json::json!({ "http": status, "refused": refusal.to_string() }),
@@ -506,11 +539,15 @@ impl Coordinator {
                 return Reply::error(status, reason, &publication);
             }
             Err(_) => {
-                return Reply::error(
-                    500,
-                    "installing the bundle failed unexpectedly",
+                let reason = "installing the bundle failed unexpectedly";
+                self.audit_publication(
+                    "policy-refused",
+                    publisher,
                     &publication,
+                    serde_json::json!({ "http": 500, "refused": reason }),
                 )
+                .await;
+                return Reply::error(500, reason, &publication);
             }
         };
         if changed {
@@ -566,6 +603,7 @@ impl Coordinator {
         }
         let complete = outcome.values().all(|o| *o == "applied");
         self.audit_publication(
+            "policy",
             publisher,
             &publication,
             serde_json::json!({ "http": 200, "label": label, "changed": changed, "nodes": outcome }),
@@ -582,10 +620,18 @@ impl Coordinator {
         }
     }
 
-    async fn audit_publication(&self, publisher: &Identity, id: &str, outcome: serde_json::Value) {
+    /// Registers one step of a publication: `policy-installed` (the floor for restarts),
+    /// `policy-refused`, or `policy` (the outcome on every node).
+    async fn audit_publication(
+        &self,
+        kind: &str,
+        publisher: &Identity,
+        id: &str,
+        outcome: serde_json::Value,
+    ) {
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "policy".into(),
+            kind: kind.into(),
             query_id: id.to_owned(),
             requester: format!("{}:{}", publisher.role, publisher.name),
             purpose: "policy-publication".into(),

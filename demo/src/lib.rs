@@ -624,7 +624,8 @@ async fn approve_policy_change(fed: &Federation) -> Result<Value, String> {
         bundle.sign(&key).map_err(|e| e.to_string())?;
     }
     let file = policy.with_file_name("v1.bundle.toml");
-    std::fs::write(&file, bundle.to_toml()).map_err(|e| e.to_string())?;
+    std::fs::write(&file, bundle.to_toml().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let args = client::PublishArgs {
         bundle: file,
         api: client::ApiArgs {

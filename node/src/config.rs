@@ -7,7 +7,7 @@
 //! catalogue = "catalogue/court.toml"  # this department's datasets
 //! policy = "policy.toml"              # the set-up policy (names its catalogue dir)
 //! policy_threshold = 2                # officers a policy bundle needs until one says otherwise
-//! policy_state = "data/court-policy.bundle.toml"  # the signed bundle in force, once published
+//! policy_state = "data/court-policy"  # the signed bundles accepted, one file each
 //! store = "data/court.db"             # SQLite file
 //! audit = "data/court-audit.db"       # this node's audit log
 //! pseudonym_key = "data/court-pseudonym.key"  # created 0600 on first start
@@ -142,8 +142,8 @@ pub struct NodeConfig {
     pub policy: PathBuf,
     /// Distinct officers a policy bundle needs while the set-up policy is in force.
     pub policy_threshold: u32,
-    /// Where the signed bundle in force is kept (default: `NAME-policy.bundle.toml`
-    /// beside the audit log).
+    /// The directory of signed bundles this process accepted, replayed at start (default:
+    /// `NAME-policy/` beside the audit log).
     pub policy_state: PathBuf,
     /// The record store.
     pub store: StoreLocation,
@@ -254,7 +254,7 @@ impl NodeConfig {
         .map_err(&invalid)?;
         let policy_state = match raw.policy_state {
             Some(p) => rel(&p),
-            None => fedq_bundle::state::default_state_file(&rel(&raw.audit), &raw.name),
+            None => fedq_bundle::state::default_state_dir(&rel(&raw.audit), &raw.name),
         };
         Ok(Self {
             name: raw.name,
@@ -345,15 +345,15 @@ key = "pki/court.key"
         assert_eq!(c.policy_threshold, 2);
         assert_eq!(
             c.policy_state,
-            Path::new("/srv/fedq/data/court-policy.bundle.toml")
+            Path::new("/srv/fedq/data/court-policy")
         );
         let c = NodeConfig::parse(
-            &format!("policy_threshold = 3\npolicy_state = \"state/p.toml\"\n{GOOD}"),
+            &format!("policy_threshold = 3\npolicy_state = \"state/policy\"\n{GOOD}"),
             Path::new("/srv/fedq/node.toml"),
         )
         .unwrap();
         assert_eq!(c.policy_threshold, 3);
-        assert_eq!(c.policy_state, Path::new("/srv/fedq/state/p.toml"));
+        assert_eq!(c.policy_state, Path::new("/srv/fedq/state/policy"));
     }
 
     #[test]

@@ -75,11 +75,13 @@ impl Node {
     /// runtime, warmed up when serving starts. Must be called within a tokio runtime.
     pub fn start(config: NodeConfig, limits: Limits) -> Result<Self, ServeError> {
         let catalogue: Catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
+        let floor = fedq_audit::last_installed_policy(&config.audit)?;
         let policy = PolicySlot::open(
             &config.policy,
             config.policy_threshold,
             config.policy_state.clone(),
             config.tls.trust.clone(),
+            floor,
         )?;
         if policy
             .current()
@@ -167,7 +169,9 @@ impl Node {
                         node: ctx.node.clone(),
                     },
                     NodeRequest::Lookup(lookup) => ctx.lookup(&peer.identity.name, lookup).await,
-                    NodeRequest::InstallPolicy(bundle) => ctx.install_policy(bundle).await,
+                    NodeRequest::InstallPolicy(bundle) => {
+                        ctx.install_policy(&peer.identity.name, bundle).await
+                    }
                     NodeRequest::PolicyStatus => {
                         NodeResponse::PolicyStatus(policy_state(&ctx.policy.status()))
                     }
@@ -232,32 +236,71 @@ impl Context {
 
     /// Verifies and installs a policy bundle (off the runtime: it reads the CA, CRL and
     /// catalogues and writes the state file). Queries already running keep their version.
-    async fn install_policy(&self, bundle: String) -> NodeResponse {
+    async fn install_policy(&self, coordinator: &str, bundle: String) -> NodeResponse {
         let slot = Arc::clone(&self.policy);
         let outcome = tokio::task::spawn_blocking(move || slot.install(&bundle)).await;
-        match outcome {
-            Ok(Ok(Installed::Applied { label })) => NodeResponse::PolicyInstalled {
+        let record = |kind: &str, outcome: String| AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: kind.into(),
+            query_id: "-".into(),
+            requester: format!("coordinator:{coordinator}"),
+            purpose: "policy-publication".into(),
+            legal_basis: None,
+            subject: "-".into(),
+            target: "policy".into(),
+            outcome,
+            policy_version: self.policy.current().label(),
+        };
+        let (entry, response) = match outcome {
+            Ok(Ok(Installed::Applied {
                 label,
-                changed: true,
-            },
-            Ok(Ok(Installed::AlreadyInForce { label })) => NodeResponse::PolicyInstalled {
-                label,
-                changed: false,
-            },
-            Ok(Err(refusal)) => {
-                tracing::warn!(reason = %refusal, "policy bundle refused; the version in force stays");
-                NodeResponse::Refused {
-                    rationale: refusal.to_string(),
+                version,
+                content_sha256,
+                approved_by,
+            })) => (
+                record(
+                    "policy-installed",
+                    serde_json::json!({ "version": version, "content_sha256": content_sha256, "approved_by": approved_by })
+                        .to_string(),
+                ),
+                NodeResponse::PolicyInstalled {
+                    label,
+                    changed: true,
+                },
+            ),
+            Ok(Ok(Installed::AlreadyInForce { label })) => {
+                return NodeResponse::PolicyInstalled {
+                    label,
+                    changed: false,
                 }
             }
-            Err(_) => NodeResponse::Failed {
-                code: FailureCode::Unavailable,
-                message: format!(
-                    "node `{}`: installing the bundle failed unexpectedly",
-                    self.node
-                ),
-            },
+            Ok(Err(refusal)) => {
+                tracing::warn!(reason = %refusal, "policy bundle refused; the version in force stays");
+                (
+                    record(
+                        "policy-refused",
+                        serde_json::json!({ "refused": refusal.to_string() }).to_string(),
+                    ),
+                    NodeResponse::Refused {
+                        rationale: refusal.to_string(),
+                    },
+                )
+            }
+            Err(_) => {
+                return NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!(
+                        "node `{}`: installing the bundle failed unexpectedly",
+                        self.node
+                    ),
+                }
+            }
+        };
+        if let Err(e) = self.audit.append(entry).await {
+            // The bundle is in force (its chain file is written); say so, loudly.
+            tracing::error!(error = %e, "audit log unavailable while registering a policy change");
         }
+        response
     }
 
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
