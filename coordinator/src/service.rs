@@ -552,9 +552,9 @@ impl Coordinator {
         };
         if changed {
             metrics::gauge!("fedq_policy_bundle_version").set(self.policy.current().version as f64);
-            // The new version's rate limits apply from now on.
+            // The new version's rate limits apply from now on; quotas used so far stay used.
             if let Ok(mut limiter) = self.limiter.lock() {
-                *limiter = RateLimiter::new(self.policy.current().engine.policy());
+                limiter.set_limits(self.policy.current().engine.policy());
             }
         }
         let request = NodeRequest::InstallPolicy(text);

@@ -343,10 +343,7 @@ key = "pki/court.key"
     fn the_policy_state_defaults_to_beside_the_audit_log() {
         let c = NodeConfig::parse(GOOD, Path::new("/srv/fedq/node.toml")).unwrap();
         assert_eq!(c.policy_threshold, 2);
-        assert_eq!(
-            c.policy_state,
-            Path::new("/srv/fedq/data/court-policy")
-        );
+        assert_eq!(c.policy_state, Path::new("/srv/fedq/data/court-policy"));
         let c = NodeConfig::parse(
             &format!("policy_threshold = 3\npolicy_state = \"state/policy\"\n{GOOD}"),
             Path::new("/srv/fedq/node.toml"),

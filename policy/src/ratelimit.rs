@@ -62,6 +62,16 @@ impl RateLimiter {
         }
     }
 
+    /// Takes the limits of a new policy version, keeping what each requester has already
+    /// used this minute and today (a policy change is not a fresh quota).
+    pub fn set_limits(&mut self, policy: &Policy) {
+        self.limits = policy
+            .requesters
+            .iter()
+            .map(|r| (r.name.clone(), r.rate_limit))
+            .collect();
+    }
+
     /// Counts one request by `requester` at `now`, or refuses it. A refused request is
     /// not counted.
     pub fn check(&mut self, requester: &str, now: time::OffsetDateTime) -> Result<(), RateLimited> {
@@ -102,5 +112,37 @@ impl RateLimiter {
         c.in_minute += 1;
         c.in_day += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_policy_keeps_the_quota_already_used() {
+        let engine = crate::load::load_engine(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../reference/changsha/policy.toml"),
+            None,
+        )
+        .unwrap();
+        let requester = engine
+            .policy()
+            .requesters
+            .iter()
+            .find(|r| r.rate_limit.per_minute.is_some())
+            .unwrap();
+        let limit = requester.rate_limit.per_minute.unwrap();
+        let mut limiter = RateLimiter::new(engine.policy());
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        for _ in 0..limit {
+            limiter.check(&requester.name, now).unwrap();
+        }
+        limiter.set_limits(engine.policy());
+        assert!(matches!(
+            limiter.check(&requester.name, now),
+            Err(RateLimited::PerMinute { .. })
+        ));
     }
 }
