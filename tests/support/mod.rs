@@ -111,3 +111,5 @@ key = "../pki/{name}.key"
         path
     }
 }
+
+pub mod process;
