@@ -13,6 +13,18 @@ pub fn fedq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fedq"))
 }
 
+/// What `fedq node serve` prints on stderr once it serves.
+pub const NODE_READY: &str = "node serving";
+/// What `fedq coordinator serve` prints on stderr once it serves.
+pub const COORDINATOR_READY: &str = "coordinator serving";
+
+/// `fedq KIND serve --config CONFIG` (`KIND`: `node` or `coordinator`).
+pub fn serve_command(kind: &str, config: &Path) -> Command {
+    let mut cmd = fedq();
+    cmd.args([kind, "serve", "--config"]).arg(config);
+    cmd
+}
+
 /// A running `fedq` process.
 pub struct FedqProcess {
     child: Child,
@@ -77,16 +89,12 @@ impl FedqProcess {
 
     /// `fedq node serve` for the node configured at `config`.
     pub fn node(config: &Path, log: Option<&Path>) -> Self {
-        let mut cmd = fedq();
-        cmd.args(["node", "serve", "--config"]).arg(config);
-        Self::spawn(cmd, "node serving", log)
+        Self::spawn(serve_command("node", config), NODE_READY, log)
     }
 
     /// `fedq coordinator serve` for the coordinator configured at `config`.
     pub fn coordinator(config: &Path, log: Option<&Path>) -> Self {
-        let mut cmd = fedq();
-        cmd.args(["coordinator", "serve", "--config"]).arg(config);
-        Self::spawn(cmd, "coordinator serving", log)
+        Self::spawn(serve_command("coordinator", config), COORDINATOR_READY, log)
     }
 
     /// The process id.
