@@ -24,7 +24,8 @@ use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
 use serde_json::Value;
-use support::process::{fedq, FedqProcess};
+use support::meaning;
+use support::process::{fedq, run_ok, FedqProcess};
 
 fn blacklist(subject: &str) -> QueryRequest {
     QueryRequest {
@@ -216,17 +217,6 @@ fn an_import_killed_at_random_points_leaves_the_store_before_or_after() {
     );
 }
 
-/// What an answer says, without what differs between two askings of the same question
-/// (its query id).
-fn meaning(answer: &Value) -> Value {
-    serde_json::json!({
-        "complete": answer["complete"],
-        "nodes": answer["nodes"],
-        "view_result": answer["view_result"],
-        "datasets": answer["datasets"],
-    })
-}
-
 fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
     answer["nodes"]
         .as_array()
@@ -331,18 +321,9 @@ async fn wait_for_answers(seen: &Mutex<Seen>, since: usize, n: usize) {
 
 /// `fedq audit verify --config CONFIG` succeeds and says the chain is intact.
 fn audit_verifies(config: &std::path::Path) {
-    let out = fedq()
-        .args(["audit", "verify", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
+    let out = run_ok(fedq().args(["audit", "verify", "--config"]).arg(config));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("chain intact"),
-        "audit verify {}: {stdout} {}",
-        config.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(stdout.contains("chain intact"), "{stdout}");
 }
 
 /// How many entries of each query id the audit log at `path` holds.
@@ -554,17 +535,12 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
     for entry in std::fs::read_dir(fed.layout.data().join("court")).unwrap() {
         let path = entry.unwrap().path();
         let dataset = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        let out = fedq()
-            .args(["node", "import", "--config"])
-            .arg(&config)
-            .args(["--dataset", &dataset])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            fedq()
+                .args(["node", "import", "--config"])
+                .arg(&config)
+                .args(["--dataset", &dataset])
+                .arg(&path),
         );
     }
     // A deadline over the node's wait for a connection to its store (1 s), with room for a

@@ -19,7 +19,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use fedq_demo::{ask, build, Ask, BuildOptions, Federation, LICENSING_BASIS};
+use fedq_demo::{ask, build, licensing, self_query, Ask, BuildOptions, Federation};
+use support::csv_rows;
 use support::process::{serve_command, FedqProcess, COORDINATOR_READY, NODE_READY};
 
 /// Top-level directories of a federation that hold records by design.
@@ -110,22 +111,6 @@ fn scan(root: &Path, skip: &[&str], needles: &Needles) -> (usize, Vec<Finding>) 
         }
     }
     (files.len(), findings)
-}
-
-fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            headers
-                .iter()
-                .map(str::to_owned)
-                .zip(r.iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
 }
 
 /// The needles of a built federation directory: every resident ID in any of its
@@ -266,18 +251,6 @@ async fn scrape_metrics(fed: &Federation) -> String {
     response
 }
 
-fn licensing(subject: &str) -> Ask {
-    Ask {
-        requester: "market-regulation.licensing".into(),
-        subject: subject.into(),
-        purpose: "administrative-licensing".into(),
-        basis: Some(LICENSING_BASIS.into()),
-        consent: None,
-        view: None,
-        datasets: Vec::new(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -316,40 +289,31 @@ async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     let mut statuses = BTreeMap::new();
     for (_, person) in s.roles() {
         let id = &person.resident_id;
-        let mut asks = Vec::new();
-        for view in ["blacklist-check", "green-channel"] {
+        let mut asks = vec![
+            licensing(id, "blacklist-check"),
+            licensing(id, "green-channel"),
+            // The person's own report (sees their household registration: released to
+            // them, still never logged).
+            self_query(id, "credit-report"),
+        ];
+        // Denied by a rule: household registration; and fields no rule grants licensing,
+        // next to ones it may see.
+        for dataset in [
+            "public-security.identity_basics.household_registration",
+            "court.dishonest_debtors",
+        ] {
             asks.push(Ask {
-                view: Some(view.into()),
-                ..licensing(id)
+                view: None,
+                datasets: vec![dataset.into()],
+                ..licensing(id, "")
             });
         }
-        // Denied by a rule: household registration.
-        asks.push(Ask {
-            datasets: vec!["public-security.identity_basics.household_registration".into()],
-            ..licensing(id)
-        });
-        // Fields no rule grants licensing, next to ones it may see.
-        asks.push(Ask {
-            datasets: vec!["court.dishonest_debtors".into()],
-            ..licensing(id)
-        });
-        // The person's own report (sees their household registration: released to them,
-        // still never logged).
-        asks.push(Ask {
-            requester: "service-window.self-query".into(),
-            purpose: "self-query".into(),
-            basis: None,
-            consent: Some("本人到窗口当面申请 #0001".into()),
-            view: Some("credit-report".into()),
-            ..licensing(id)
-        });
         // Refused outright: statistics may not look at a named person.
         asks.push(Ask {
             requester: "statistics.bureau".into(),
             purpose: "statistics".into(),
             basis: Some("统计法".into()),
-            view: Some("blacklist-check".into()),
-            ..licensing(id)
+            ..licensing(id, "blacklist-check")
         });
         for q in asks {
             let (status, _) = ask(&fed, &q).await.unwrap();
@@ -359,9 +323,12 @@ async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     // A malformed subject (one digit off): refused, and not echoed anywhere either.
     let mut off = s.clean.resident_id.clone().into_bytes();
     off[5] = if off[5] == b'9' { b'1' } else { off[5] + 1 };
-    let (status, _) = ask(&fed, &licensing(std::str::from_utf8(&off).unwrap()))
-        .await
-        .unwrap();
+    let (status, _) = ask(
+        &fed,
+        &licensing(std::str::from_utf8(&off).unwrap(), "blacklist-check"),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 400);
     assert_eq!(statuses.get(&200), Some(&25), "{statuses:?}");
     assert_eq!(statuses.get(&403), Some(&5), "{statuses:?}");

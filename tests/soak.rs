@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, LICENSING_BASIS};
-use serde_json::Value;
+use support::meaning;
 use support::process::{start_nodes, FedqProcess};
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -37,16 +37,6 @@ fn env_number(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|_| panic!("{name}=`{v}` is not a number")),
         Err(_) => default,
     }
-}
-
-/// What an answer says, without its query id.
-fn meaning(answer: &Value) -> Value {
-    serde_json::json!({
-        "complete": answer["complete"],
-        "nodes": answer["nodes"],
-        "view_result": answer["view_result"],
-        "datasets": answer["datasets"],
-    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -13,6 +13,20 @@ pub fn fedq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fedq"))
 }
 
+/// Runs `cmd` to its end; fails the test with its stderr unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// What `fedq node serve` prints on stderr once it serves.
 pub const NODE_READY: &str = "node serving";
 /// What `fedq coordinator serve` prints on stderr once it serves.
