@@ -343,7 +343,9 @@ while [ -d "/proc/$1" ]; do sleep 1; done
 "$2/pg_ctl" -D "$3/data" -m immediate stop >/dev/null 2>&1
 rm -rf "$3"
 "#;
-        as_server_user(Path::new("sh"))
+        // The watchdog is meant to outlive this process; nobody waits for it.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = as_server_user(Path::new("sh"))
             .arg("-c")
             .arg(script)
             .arg("sh")
