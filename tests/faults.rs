@@ -319,6 +319,25 @@ async fn wait_for_answers(seen: &Mutex<Seen>, since: usize, n: usize) {
     }
 }
 
+/// Connection errors and 503s the clients have seen so far.
+fn errors_seen(seen: &Mutex<Seen>) -> usize {
+    let s = seen.lock().unwrap();
+    s.connection_errors + s.refused_503
+}
+
+/// Waits (at most 2 minutes) until the clients have seen more clean errors than `since`:
+/// they noticed the coordinator go.
+async fn wait_for_errors(seen: &Mutex<Seen>, since: usize) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while errors_seen(seen) <= since {
+        assert!(
+            Instant::now() < give_up,
+            "no client noticed the coordinator go"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `fedq audit verify --config CONFIG` succeeds and says the chain is intact.
 fn audit_verifies(config: &std::path::Path) {
     let out = run_ok(fedq().args(["audit", "verify", "--config"]).arg(config));
@@ -389,19 +408,21 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
 
     wait_for_answers(&seen, 0, 60).await;
     // SIGTERM: stop accepting, drain in-flight queries, exit cleanly.
-    let status = coordinator.terminate();
+    let status = tokio::task::block_in_place(|| coordinator.terminate());
     assert!(status.success(), "graceful stop exited with {status}");
-    let errors_before_restart = {
-        let s = seen.lock().unwrap();
-        s.connection_errors + s.refused_503
-    };
+    // While it is down the clients see clean errors (they keep trying).
+    wait_for_errors(&seen, 0).await;
     let n = seen.lock().unwrap().answered.len();
-    coordinator = FedqProcess::coordinator(&coordinator_config, None);
+    coordinator =
+        tokio::task::block_in_place(|| FedqProcess::coordinator(&coordinator_config, None));
     wait_for_answers(&seen, n, 60).await;
     // SIGKILL: in-flight queries are cut, nothing is drained.
-    coordinator.kill();
+    let errors = errors_seen(&seen);
+    tokio::task::block_in_place(|| coordinator.kill());
+    wait_for_errors(&seen, errors).await;
     let n = seen.lock().unwrap().answered.len();
-    coordinator = FedqProcess::coordinator(&coordinator_config, None);
+    coordinator =
+        tokio::task::block_in_place(|| FedqProcess::coordinator(&coordinator_config, None));
     wait_for_answers(&seen, n, 60).await;
 
     stop.store(true, Ordering::Relaxed);
@@ -428,10 +449,6 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
         seen.wrong.len(),
         seen.wrong[0]
     );
-    // The clients did see the coordinator go away (so the faults were exercised), and
-    // only as clean connection errors or 503s.
-    assert!(errors_before_restart > 0, "no client noticed the stop");
-    assert!(seen.connection_errors + seen.refused_503 > errors_before_restart);
 
     // Audit: every chain intact; every released answer has exactly one coordinator entry;
     // no node entry is duplicated; every answer's nodes each logged it.
