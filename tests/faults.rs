@@ -24,8 +24,8 @@ use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
 use serde_json::Value;
-use support::meaning;
 use support::process::{fedq, run_ok, FedqProcess};
+use support::{meaning, report};
 
 fn blacklist(subject: &str) -> QueryRequest {
     QueryRequest {
@@ -436,13 +436,13 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
     }
 
     let seen = Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap();
-    eprintln!(
+    report(&format!(
         "coordinator restarts under load: {} answers (all as the reference), {} connection errors, {} 503s, {} wrong",
         seen.answered.len(),
         seen.connection_errors,
         seen.refused_503,
         seen.wrong.len()
-    );
+    ));
     assert!(
         seen.wrong.is_empty(),
         "{} wrong answers, first: {}",

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, LICENSING_BASIS};
-use support::meaning;
 use support::process::{start_nodes, FedqProcess};
+use support::{meaning, report};
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -180,7 +180,7 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
     let mut latencies = tally.latencies;
     latencies.sort();
     let node_peak = peak[1..].iter().copied().max().unwrap();
-    eprintln!(
+    report(&format!(
         "soak: {} queries at concurrency {concurrency} in {:.1} s ({:.0}/s), deadline {deadline_ms} ms: {} errors; \
          latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
          peak RSS coordinator {:.1} MiB, largest node {:.1} MiB; RSS at 1/4 → end: coordinator {:.1} → {:.1} MiB",
@@ -196,7 +196,7 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
         mib(node_peak),
         mib(rss_at_quarter[0]),
         mib(rss_at_end[0]),
-    );
+    ));
     assert!(
         tally.errors.is_empty(),
         "{} errors, first: {}",

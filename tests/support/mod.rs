@@ -140,4 +140,11 @@ pub fn meaning(answer: &serde_json::Value) -> serde_json::Value {
     })
 }
 
+/// Writes one line to the stderr descriptor itself, not through `eprintln!`, so the test
+/// harness does not capture it: figures and skips show in every run's output.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 pub mod process;
