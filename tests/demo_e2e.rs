@@ -9,25 +9,12 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use fedq_demo::{build, tour, BuildOptions, Running};
-
-fn csv_rows(path: &std::path::Path) -> Vec<std::collections::BTreeMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            headers
-                .iter()
-                .map(str::to_owned)
-                .zip(r.iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
-}
+use support::csv_rows;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire() {

@@ -1,4 +1,6 @@
-//! Faults with real processes: a node killed with SIGKILL under load and restarted, and an
+//! Faults with real processes: a node killed with SIGKILL under load and restarted; the
+//! coordinator stopped (SIGTERM) and killed (SIGKILL) under load and restarted on its port;
+//! a node whose PostgreSQL server stops and whose SQLite file is truncated under it; an
 //! import killed at random points. Bounded in count and time; loopback only.
 
 #![allow(
@@ -8,53 +10,22 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeSet;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+#[path = "../node/tests/pg/mod.rs"]
+mod pg;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
-
-/// A node process that is killed when the test ends, even by a failed assertion.
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_node(fed: &Federation, name: &str) -> NodeProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args([
-            "node",
-            "serve",
-            "--config",
-            fed.layout.node_config(name).to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("node serving") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let started = rx.recv_timeout(Duration::from_secs(30));
-    let process = NodeProcess(child);
-    started.expect("node started");
-    process
-}
+use serde_json::Value;
+use support::process::{fedq, run_ok, FedqProcess};
+use support::{meaning, report};
 
 fn blacklist(subject: &str) -> QueryRequest {
     QueryRequest {
@@ -75,7 +46,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
     let mut running = Running::start(&fed, None).await.unwrap();
     // The court runs as its own process, so it can be killed for real.
     running.stop_node("court").await;
-    let mut court = spawn_node(&fed, "court");
+    let mut court = FedqProcess::node(&fed.layout.node_config("court"), None);
     let pki = fed.layout.pki();
     let url = format!("https://{}", fed.coordinator);
     let subject = fed.scenario.blacklisted.resident_id.clone();
@@ -99,11 +70,10 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
     for round in 0..40 {
         if round == 15 {
             // SIGKILL: no goodbye to the coordinator, in-flight requests cut.
-            court.0.kill().unwrap();
-            court.0.wait().unwrap();
+            court.kill();
         }
         if round == 20 {
-            court = spawn_node(&fed, "court");
+            court = FedqProcess::node(&fed.layout.node_config("court"), None);
         }
         let mut tasks = Vec::new();
         for mut conn in conns.drain(..) {
@@ -210,7 +180,7 @@ fn an_import_killed_at_random_points_leaves_the_store_before_or_after() {
         x ^= x >> 7;
         x ^= x << 17;
         let delay = Duration::from_millis(50 + x % 1200);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fedq"))
+        let mut child = fedq()
             .args([
                 "node",
                 "import",
@@ -245,4 +215,418 @@ fn an_import_killed_at_random_points_leaves_the_store_before_or_after() {
         saw.contains(&before),
         "no attempt was killed mid-import: {saw:?}"
     );
+}
+
+fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
+    answer["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no report of `{node}` in {answer}"))
+}
+
+async fn connect_as(fed: &Federation, requester: &str) -> Result<ApiConnection, String> {
+    let pki = fed.layout.pki();
+    ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join(format!("{requester}.crt")),
+        &pki.join(format!("{requester}.key")),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// One query through a fresh connection as the licensing office.
+async fn ask_licensing(fed: &Federation, q: &QueryRequest) -> (u16, Value) {
+    let mut conn = connect_as(fed, "market-regulation.licensing")
+        .await
+        .unwrap();
+    conn.query(q).await.unwrap()
+}
+
+/// What the load clients saw while the coordinator was stopped and restarted.
+#[derive(Default)]
+struct Seen {
+    /// Query ids of 200 answers identical to the reference answer, with which reference.
+    answered: Vec<(String, usize)>,
+    /// 503s (overloaded or audit log unavailable): clean refusals.
+    refused_503: usize,
+    /// Connections refused, reset or closed: clean connection errors.
+    connection_errors: usize,
+    /// Anything else: a wrong answer or an unexpected status.
+    wrong: Vec<String>,
+}
+
+/// Runs queries in a loop over a kept-alive connection, reconnecting after a connection
+/// error, until `stop` (or 5 minutes, whichever is first).
+async fn load_client(
+    fed: Arc<Federation>,
+    asks: Arc<Vec<(QueryRequest, Value)>>,
+    offset: usize,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+) {
+    let give_up = Instant::now() + Duration::from_secs(300);
+    let mut conn: Option<ApiConnection> = None;
+    let mut i = offset;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < give_up {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match connect_as(&fed, "market-regulation.licensing").await {
+                Ok(c) => conn.insert(c),
+                Err(_) => {
+                    seen.lock().unwrap().connection_errors += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let k = i % asks.len();
+        let (q, expected) = &asks[k];
+        i += 1;
+        let result = c.query(q).await;
+        let mut seen = seen.lock().unwrap();
+        match result {
+            Ok((200, answer)) if meaning(&answer) == *expected => seen
+                .answered
+                .push((answer["query_id"].as_str().unwrap().to_owned(), k)),
+            Ok((503, _)) => seen.refused_503 += 1,
+            Ok((status, answer)) => seen.wrong.push(format!("{status}: {answer}")),
+            Err(_) => {
+                seen.connection_errors += 1;
+                conn = None;
+            }
+        }
+    }
+}
+
+/// Waits (at most 2 minutes) until the clients have `n` more answers than `since`.
+async fn wait_for_answers(seen: &Mutex<Seen>, since: usize, n: usize) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let have = seen.lock().unwrap().answered.len();
+        if have >= since + n {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "only {} answers after the restart, expected {n}",
+            have - since
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connection errors and 503s the clients have seen so far.
+fn errors_seen(seen: &Mutex<Seen>) -> usize {
+    let s = seen.lock().unwrap();
+    s.connection_errors + s.refused_503
+}
+
+/// Waits (at most 2 minutes) until the clients have seen more clean errors than `since`:
+/// they noticed the coordinator go.
+async fn wait_for_errors(seen: &Mutex<Seen>, since: usize) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while errors_seen(seen) <= since {
+        assert!(
+            Instant::now() < give_up,
+            "no client noticed the coordinator go"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `fedq audit verify --config CONFIG` succeeds and says the chain is intact.
+fn audit_verifies(config: &std::path::Path) {
+    let out = run_ok(fedq().args(["audit", "verify", "--config"]).arg(config));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("chain intact"), "{stdout}");
+}
+
+/// How many entries of each query id the audit log at `path` holds.
+fn audit_query_ids(path: &std::path::Path) -> BTreeMap<String, usize> {
+    let mut ids = BTreeMap::new();
+    for e in fedq_audit::list(path, &fedq_audit::ListFilter::default()).unwrap() {
+        *ids.entry(e.record.query_id).or_insert(0) += 1;
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and_loses_no_audit_entry(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 13)).unwrap();
+    fed.lift_rate_limits().unwrap();
+    let fed = Arc::new(fed);
+    // Nodes in this process; the coordinator as its own process, so it can be killed.
+    let mut nodes = Vec::new();
+    for name in fed.nodes.keys() {
+        nodes.push(fedq_demo::start_node(&fed, name, None).unwrap());
+    }
+    let coordinator_config = fed.layout.coordinator_config();
+    let mut coordinator = FedqProcess::coordinator(&coordinator_config, None);
+
+    // The reference answers, asked before any fault: complete, every node answering.
+    let s = &fed.scenario;
+    let mut asks = Vec::new();
+    for (subject, view) in [
+        (&s.blacklisted.resident_id, "blacklist-check"),
+        (&s.clean.resident_id, "blacklist-check"),
+        (&s.clean.resident_id, "green-channel"),
+        (&s.tax_arrears.resident_id, "green-channel"),
+    ] {
+        let mut q = blacklist(subject);
+        q.view = Some(view.into());
+        let (status, answer) = ask_licensing(&fed, &q).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["complete"], true, "{answer}");
+        asks.push((q, meaning(&answer)));
+    }
+    assert_eq!(
+        node_report(&asks[0].1, "court")["status"],
+        "ok",
+        "the blacklisted person's listing is in the reference answer"
+    );
+    let asks = Arc::new(asks);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            tokio::spawn(load_client(
+                Arc::clone(&fed),
+                Arc::clone(&asks),
+                i,
+                Arc::clone(&stop),
+                Arc::clone(&seen),
+            ))
+        })
+        .collect();
+
+    wait_for_answers(&seen, 0, 60).await;
+    // SIGTERM: stop accepting, drain in-flight queries, exit cleanly.
+    let status = tokio::task::block_in_place(|| coordinator.terminate());
+    assert!(status.success(), "graceful stop exited with {status}");
+    // While it is down the clients see clean errors (they keep trying).
+    wait_for_errors(&seen, 0).await;
+    let n = seen.lock().unwrap().answered.len();
+    coordinator =
+        tokio::task::block_in_place(|| FedqProcess::coordinator(&coordinator_config, None));
+    wait_for_answers(&seen, n, 60).await;
+    // SIGKILL: in-flight queries are cut, nothing is drained.
+    let errors = errors_seen(&seen);
+    tokio::task::block_in_place(|| coordinator.kill());
+    wait_for_errors(&seen, errors).await;
+    let n = seen.lock().unwrap().answered.len();
+    coordinator =
+        tokio::task::block_in_place(|| FedqProcess::coordinator(&coordinator_config, None));
+    wait_for_answers(&seen, n, 60).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(coordinator.terminate().success());
+    for (stop, task) in nodes {
+        let _ = stop.send(());
+        task.await.unwrap();
+    }
+
+    let seen = Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap();
+    report(&format!(
+        "coordinator restarts under load: {} answers (all as the reference), {} connection errors, {} 503s, {} wrong",
+        seen.answered.len(),
+        seen.connection_errors,
+        seen.refused_503,
+        seen.wrong.len()
+    ));
+    assert!(
+        seen.wrong.is_empty(),
+        "{} wrong answers, first: {}",
+        seen.wrong.len(),
+        seen.wrong[0]
+    );
+
+    // Audit: every chain intact; every released answer has exactly one coordinator entry;
+    // no node entry is duplicated; every answer's nodes each logged it.
+    audit_verifies(&coordinator_config);
+    let coordinator_ids = audit_query_ids(&fed.layout.root.join("audit/coordinator-audit.db"));
+    let duplicated: Vec<_> = coordinator_ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicated.is_empty(), "duplicated entries: {duplicated:?}");
+    let unlogged: Vec<_> = seen
+        .answered
+        .iter()
+        .filter(|(id, _)| !coordinator_ids.contains_key(id))
+        .collect();
+    assert!(
+        unlogged.is_empty(),
+        "answers released without an audit entry: {unlogged:?}"
+    );
+    for name in fed.nodes.keys() {
+        audit_verifies(&fed.layout.node_config(name));
+        let ids = audit_query_ids(&fed.layout.root.join(format!("audit/{name}-audit.db")));
+        let duplicated: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(duplicated.is_empty(), "{name}: duplicated {duplicated:?}");
+        // Every answer this node took part in (per the reference answer) has its entry.
+        let missing = seen
+            .answered
+            .iter()
+            .filter(|(id, k)| {
+                let report = asks[*k].1["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|n| n["node"] == name.as_str())
+                    .cloned();
+                let answered =
+                    report.is_some_and(|r| r["status"] == "ok" || r["status"] == "no_record");
+                answered && !ids.contains_key(id)
+            })
+            .count();
+        assert_eq!(missing, 0, "{name}: answers without its entry");
+    }
+    assert!(seen.answered.len() >= 180);
+}
+
+/// The licensing office's blacklist check of the blacklisted person, with the answer's
+/// court report.
+async fn court_on_blacklist_check(fed: &Federation) -> (Value, Value) {
+    let q = blacklist(&fed.scenario.blacklisted.resident_id);
+    let (status, answer) = ask_licensing(fed, &q).await;
+    assert_eq!(status, 200, "{answer}");
+    (node_report(&answer, "court").clone(), answer)
+}
+
+/// The court's store failed: reported `unavailable` with the node's own reason (not a
+/// clean "no record", not a silent omission), the others answered, the answer partial.
+fn assert_store_unavailable(court: &Value, answer: &Value) {
+    assert_eq!(court["status"], "unavailable", "{answer}");
+    assert!(
+        court["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its store is unavailable"),
+        "{answer}"
+    );
+    assert_eq!(answer["complete"], false, "{answer}");
+    for other in answer["nodes"].as_array().unwrap() {
+        if other["node"] != "court" {
+            assert!(
+                other["status"] == "ok" || other["status"] == "no_record",
+                "{answer}"
+            );
+        }
+    }
+}
+
+/// The court's audit log is intact and registered the failures as failures.
+fn court_audit_registers_store_failures(fed: &Federation, at_least: usize) {
+    audit_verifies(&fed.layout.node_config("court"));
+    let entries = fedq_audit::list(
+        &fed.layout.root.join("audit/court-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let failed = entries
+        .iter()
+        .filter(|e| e.record.outcome == r#"{"unavailable":"store"}"#)
+        .count();
+    assert!(failed >= at_least, "{failed} store failures registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_again() {
+    let cluster = pg::OwnCluster::start();
+    let url = cluster.database("court");
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 14)).unwrap();
+    // The court keeps its records on PostgreSQL, loaded by the real importer.
+    let config = fed.layout.node_config("court");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = "store = \"../stores/court.db\"";
+    assert!(text.contains(line));
+    std::fs::write(&config, text.replace(line, &format!("store = \"{url}\""))).unwrap();
+    for entry in std::fs::read_dir(fed.layout.data().join("court")).unwrap() {
+        let path = entry.unwrap().path();
+        let dataset = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        run_ok(
+            fedq()
+                .args(["node", "import", "--config"])
+                .arg(&config)
+                .args(["--dataset", &dataset])
+                .arg(&path),
+        );
+    }
+    // A deadline over the node's wait for a connection to its store (1 s), with room for a
+    // busy machine: the node must be the one that says its store is down.
+    let coordinator = fed.layout.coordinator_config();
+    let text = std::fs::read_to_string(&coordinator).unwrap();
+    assert!(text.contains("deadline_ms = 2000"));
+    std::fs::write(
+        &coordinator,
+        text.replace("deadline_ms = 2000", "deadline_ms = 4000"),
+    )
+    .unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+
+    let (court, before) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court["status"], "ok", "{before}");
+
+    cluster.stop();
+    for _ in 0..3 {
+        let (court, answer) = court_on_blacklist_check(&fed).await;
+        assert_store_unavailable(&court, &answer);
+    }
+
+    cluster.restart();
+    // The pool reconnects on the next lookup; a few tries at most.
+    let mut after = Value::Null;
+    for _ in 0..20 {
+        let (court, answer) = court_on_blacklist_check(&fed).await;
+        after = answer;
+        if court["status"] == "ok" {
+            break;
+        }
+        assert_store_unavailable(&court, &after);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(meaning(&after), meaning(&before));
+    running.stop().await;
+    court_audit_registers_store_failures(&fed, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_sqlite_file_is_truncated_answers_unavailable_then_serves_once_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 15)).unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let (court, before) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court["status"], "ok", "{before}");
+
+    // The file is cut to nothing under the running node (a failed restore, a full disk
+    // during a copy, an operator's mistake). The node's connection stays open on it; its
+    // next read transaction finds the file shorter than its header says.
+    let store = fed.layout.store("court");
+    let saved = std::fs::read(&store).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&store)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    for _ in 0..3 {
+        let (court, answer) = court_on_blacklist_check(&fed).await;
+        assert_store_unavailable(&court, &answer);
+    }
+
+    // Restored in place: the same node serves again without a restart.
+    std::fs::write(&store, &saved).unwrap();
+    let (court, after) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court["status"], "ok", "{after}");
+    assert_eq!(meaning(&after), meaning(&before));
+    running.stop().await;
+    court_audit_registers_store_failures(&fed, 3);
 }

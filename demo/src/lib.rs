@@ -566,7 +566,8 @@ fn expect(cond: bool, why: &str) -> Result<(), String> {
     }
 }
 
-fn licensing(subject: &str, view: &str) -> Ask {
+/// The licensing office asking `view` about `subject` for administrative licensing.
+pub fn licensing(subject: &str, view: &str) -> Ask {
     Ask {
         requester: "market-regulation.licensing".into(),
         subject: subject.into(),
@@ -578,7 +579,8 @@ fn licensing(subject: &str, view: &str) -> Ask {
     }
 }
 
-fn self_query(subject: &str, view: &str) -> Ask {
+/// The person asking `view` about themself at the service window, with consent.
+pub fn self_query(subject: &str, view: &str) -> Ask {
     Ask {
         requester: "service-window.self-query".into(),
         subject: subject.into(),

@@ -70,7 +70,15 @@ pub fn pool_options() -> PgPoolOptions {
         .acquire_timeout(Duration::from_secs(5))
 }
 
-/// A pool that connects on first use. Needs a running tokio runtime (sqlx spawns its pool
+/// How long a lookup waits for a connection to a serving node's database before the node
+/// answers that its store is unavailable. sqlx keeps retrying a refused connection until
+/// this runs out, so it must stay well inside the coordinator's deadline (2 s by default):
+/// a server that is down is then reported by the node as `unavailable`, with its reason,
+/// rather than as a silent `timed_out` at the coordinator.
+pub const LOOKUP_CONNECTION_WAIT: Duration = Duration::from_millis(1000);
+
+/// A pool that connects on first use, for serving lookups (see
+/// [`LOOKUP_CONNECTION_WAIT`]). Needs a running tokio runtime (sqlx spawns its pool
 /// maintenance there); errors rather than panics without one.
 pub fn lazy_pool(options: PgConnectOptions) -> Result<PgPool, String> {
     if tokio::runtime::Handle::try_current().is_err() {
@@ -79,7 +87,9 @@ pub fn lazy_pool(options: PgConnectOptions) -> Result<PgPool, String> {
                 .into(),
         );
     }
-    Ok(pool_options().connect_lazy_with(options))
+    Ok(pool_options()
+        .acquire_timeout(LOOKUP_CONNECTION_WAIT)
+        .connect_lazy_with(options))
 }
 
 /// The node's store on PostgreSQL.

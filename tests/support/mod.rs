@@ -111,3 +111,40 @@ key = "../pki/{name}.key"
         path
     }
 }
+
+/// The rows of a CSV file, each as header → value.
+pub fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .map(str::to_owned)
+                .zip(r.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// What a coordinator's answer says, without what differs between two askings of the
+/// same question (its query id).
+pub fn meaning(answer: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "complete": answer["complete"],
+        "nodes": answer["nodes"],
+        "view_result": answer["view_result"],
+        "datasets": answer["datasets"],
+    })
+}
+
+/// Writes one line to the stderr descriptor itself, not through `eprintln!`, so the test
+/// harness does not capture it: figures and skips show in every run's output.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+pub mod process;

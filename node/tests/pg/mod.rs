@@ -215,7 +215,10 @@ fn random_hex() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn start_cluster() -> Result<Server, String> {
+/// `initdb` of a new cluster in a tempdir under /tmp owned by the server's OS user: the
+/// binaries' directory, the cluster's directory (data in `data/`) and the password of the
+/// `fedq` superuser.
+fn init_cluster() -> Result<(PathBuf, PathBuf, String), String> {
     let bin = bin_dir()?;
     // In /tmp, which the postgres user can traverse whatever TMPDIR says.
     let dir = tempfile::Builder::new()
@@ -255,6 +258,11 @@ fn start_cluster() -> Result<Server, String> {
         ));
     }
     let _ = std::fs::remove_file(&pwfile);
+    Ok((bin, dir, password))
+}
+
+fn start_cluster() -> Result<Server, String> {
+    let (bin, dir, password) = init_cluster()?;
     let mut last_error = String::new();
     for _attempt in 0..3 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -312,4 +320,146 @@ rm -rf "$2"
         "the throwaway cluster in {} did not start: {last_error}",
         dir.display()
     ))
+}
+
+/// A cluster of a test's own, for a test that stops and starts the server under a running
+/// node (the shared server must stay up for the other tests). Started with `pg_ctl`;
+/// stopped and deleted when dropped, and by a watchdog once the test process has exited.
+#[derive(Debug)]
+pub struct OwnCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    password: String,
+}
+
+impl OwnCluster {
+    /// initdb and start a new cluster on a free port of 127.0.0.1. Panics with what to do
+    /// when PostgreSQL is not installed.
+    pub fn start() -> Self {
+        let (bin, dir, password) = init_cluster().unwrap_or_else(|why| {
+            panic!(
+                "this test needs its own PostgreSQL cluster and none could be made: {why}\n\
+                 Install PostgreSQL (run scripts/ensure-postgres.sh)."
+            )
+        });
+        let script = r#"
+while [ -d "/proc/$1" ]; do sleep 1; done
+"$2/pg_ctl" -D "$3/data" -m immediate stop >/dev/null 2>&1
+rm -rf "$3"
+"#;
+        // The watchdog is meant to outlive this process; nobody waits for it.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = as_server_user(Path::new("sh"))
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(std::process::id().to_string())
+            .arg(&bin)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the cluster's watchdog");
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let cluster = Self {
+                bin: bin.clone(),
+                dir: dir.clone(),
+                port,
+                password: password.clone(),
+            };
+            match cluster.pg_ctl_start() {
+                Ok(()) => return cluster,
+                Err(e) => {
+                    last_error = e;
+                    std::mem::forget(cluster);
+                }
+            }
+        }
+        panic!("the test's own PostgreSQL cluster did not start: {last_error}");
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            Err(format!(
+                "pg_ctl start: {} {}; server log: {}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+                log.trim()
+            ))
+        }
+    }
+
+    /// The URL of database `name` on this cluster.
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "postgres://fedq:{}@127.0.0.1:{}/{name}",
+            self.password, self.port
+        )
+    }
+
+    /// Creates database `name`; returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        run_sql(
+            &self.url("postgres"),
+            &[format!("CREATE DATABASE \"{name}\"")],
+        )
+        .unwrap_or_else(|e| panic!("cannot create database `{name}`: {e}"));
+        self.url(name)
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, as in a real outage).
+    pub fn stop(&self) {
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "-t", "60", "stop"])
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn restart(&self) {
+        self.pg_ctl_start()
+            .unwrap_or_else(|e| panic!("cannot start the cluster again: {e}"));
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -1,0 +1,165 @@
+//! `fedq` processes for end-to-end tests: started, waited for until they say they serve,
+//! stopped with SIGTERM or SIGKILL, measured (peak RSS), and always killed when the test
+//! ends — even by a failed assertion.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A `fedq` command (the binary under test).
+pub fn fedq() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fedq"))
+}
+
+/// Runs `cmd` to its end; fails the test with its stderr unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What `fedq node serve` prints on stderr once it serves.
+pub const NODE_READY: &str = "node serving";
+/// What `fedq coordinator serve` prints on stderr once it serves.
+pub const COORDINATOR_READY: &str = "coordinator serving";
+
+/// `fedq KIND serve --config CONFIG` (`KIND`: `node` or `coordinator`).
+pub fn serve_command(kind: &str, config: &Path) -> Command {
+    let mut cmd = fedq();
+    cmd.args([kind, "serve", "--config"]).arg(config);
+    cmd
+}
+
+/// A running `fedq` process.
+pub struct FedqProcess {
+    child: Child,
+    what: String,
+}
+
+impl Drop for FedqProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl FedqProcess {
+    /// Starts `cmd` and waits (at most 60 s) until a line of its stderr contains `ready`.
+    /// Its stderr keeps being drained (so it never blocks on a full pipe) and, with `log`,
+    /// appended to that file.
+    pub fn spawn(mut cmd: Command, ready: &str, log: Option<&Path>) -> Self {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let ready = ready.to_owned();
+        let mut sink = log.map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+        });
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(f) = sink.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if seen.len() < 50 {
+                    seen.push(line.clone());
+                }
+                if line.contains(&ready) {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            let _ = tx.send(Err(seen.join("\n")));
+        });
+        let started = rx.recv_timeout(Duration::from_secs(60));
+        let process = Self { child, what };
+        match started {
+            Ok(Ok(())) => process,
+            Ok(Err(stderr)) => panic!("{} exited before serving:\n{stderr}", process.what),
+            Err(_) => panic!("{} did not start within 60 s", process.what),
+        }
+    }
+
+    /// `fedq node serve` for the node configured at `config`.
+    pub fn node(config: &Path, log: Option<&Path>) -> Self {
+        Self::spawn(serve_command("node", config), NODE_READY, log)
+    }
+
+    /// `fedq coordinator serve` for the coordinator configured at `config`.
+    pub fn coordinator(config: &Path, log: Option<&Path>) -> Self {
+        Self::spawn(serve_command("coordinator", config), COORDINATOR_READY, log)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (graceful stop), then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: no goodbye, in-flight work cut. Waits for the exit.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// `VmHWM` (peak resident set) in KiB, from /proc.
+    pub fn peak_rss_kib(&self) -> u64 {
+        status_field(self.pid(), "VmHWM:")
+    }
+
+    /// `VmRSS` (current resident set) in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        status_field(self.pid(), "VmRSS:")
+    }
+}
+
+fn status_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Every node of a built federation as its own process, with its stderr in `logs/` when
+/// `logs` is given.
+pub fn start_nodes(fed: &fedq_demo::Federation, logs: Option<&Path>) -> Vec<FedqProcess> {
+    fed.nodes
+        .keys()
+        .map(|name| {
+            let log: Option<PathBuf> = logs.map(|d| d.join(format!("node-{name}.log")));
+            FedqProcess::node(&fed.layout.node_config(name), log.as_deref())
+        })
+        .collect()
+}
