@@ -783,9 +783,13 @@ fn baseline_section(
                 ratio("throughput_per_s"),
                 ratio("p99_ms"),
             );
+            // The raw throughputs too: where the baseline answered nothing the ratio is
+            // infinite, which JSON cannot carry.
             ratios.push(json!({
                 "fanout": fanout,
                 "concurrency": conc,
+                "fedq_per_s": ours["throughput_per_s"],
+                "baseline_per_s": point["throughput_per_s"],
                 "throughput_ratio": ratio("throughput_per_s"),
                 "p99_ratio": ratio("p99_ms"),
             }));
@@ -857,7 +861,12 @@ impl Figures {
         let behind: Vec<Value> = self
             .over_baseline
             .iter()
-            .filter(|r| r["throughput_ratio"].as_f64().is_none_or(|v| v <= 1.0))
+            .filter(
+                |r| match (r["fedq_per_s"].as_f64(), r["baseline_per_s"].as_f64()) {
+                    (Some(ours), Some(theirs)) => ours <= theirs,
+                    _ => true,
+                },
+            )
             .cloned()
             .collect();
         let cedar_missing = if fedq_policy::comparison::CEDAR_BUILT {
@@ -1125,9 +1134,10 @@ mod tests {
                 json!({ "fanout": 6, "concurrency": 1, "p50_ms": 1.7, "p99_ms": 4.0, "throughput_per_s": 500.0 }),
             ],
             over_baseline: vec![
-                json!({ "fanout": 1, "concurrency": 1, "throughput_ratio": 0.7 }),
-                json!({ "fanout": 6, "concurrency": 256, "throughput_ratio": null }),
-                json!({ "fanout": 6, "concurrency": 1, "throughput_ratio": 1.4 }),
+                json!({ "fanout": 1, "concurrency": 1, "fedq_per_s": 700.0, "baseline_per_s": 1000.0 }),
+                json!({ "fanout": 6, "concurrency": 256, "fedq_per_s": 800.0, "baseline_per_s": 0.0 }),
+                json!({ "fanout": 6, "concurrency": 64, "fedq_per_s": null, "baseline_per_s": 10.0 }),
+                json!({ "fanout": 6, "concurrency": 1, "fedq_per_s": 280.0, "baseline_per_s": 200.0 }),
             ],
             ..Figures::default()
         };
@@ -1144,9 +1154,15 @@ mod tests {
             .iter()
             .find(|t| t["what"].as_str().is_some_and(|w| w.starts_with("ahead")))
             .unwrap()["measured"]["not_ahead"];
-        // A point where the baseline answered nothing has no ratio: it is listed, not
-        // counted as ahead or hidden.
-        assert_eq!(behind.as_array().unwrap().len(), 2);
+        // Where the baseline answered nothing fedq is ahead (the ratio is infinite); a
+        // point fedq did not measure is not ahead.
+        let behind: Vec<u64> = behind
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["concurrency"].as_u64().unwrap())
+            .collect();
+        assert_eq!(behind, [1, 64]);
     }
 
     #[test]
