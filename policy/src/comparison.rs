@@ -73,6 +73,15 @@ fn requester(r: usize) -> String {
     format!("agency{}.office{r}", r % 3)
 }
 
+/// `"a", "b", "c"`: the inside of a TOML array of the generator's names (none needs
+/// escaping).
+fn toml_strings(items: impl Iterator<Item = String>) -> String {
+    items
+        .map(|x| format!("\"{x}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One generated rule, from which both engines' policies are written.
 #[derive(Debug, Clone)]
 struct GenRule {
@@ -151,38 +160,23 @@ impl RuleSet {
                 "[[requester]]\nname = \"{}\"\nrole = \"role{}\"\npurposes = [{}]\n",
                 requester(r),
                 r % 2,
-                (0..PURPOSES)
-                    .map(|p| format!("\"p{p}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                toml_strings((0..PURPOSES).map(|p| format!("p{p}")))
             );
         }
         for (i, r) in self.rules.iter().enumerate() {
             s += &format!("[[rule]]\nid = \"r{i:04}\"\neffect = \"{}\"\n", r.effect);
             s += &format!(
                 "requesters = [{}]\n",
-                r.requesters
-                    .iter()
-                    .map(|x| format!("\"{}\"", requester(*x)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                toml_strings(r.requesters.iter().map(|x| requester(*x)))
             );
             s += &format!(
                 "purposes = [{}]\n",
-                r.purposes
-                    .iter()
-                    .map(|x| format!("\"p{x}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                toml_strings(r.purposes.iter().map(|x| format!("p{x}")))
             );
             s += &format!("datasets = [\"dept{}.ds{}\"]\n", r.dataset.0, r.dataset.1);
             s += &format!(
                 "fields = [{}]\n",
-                r.fields
-                    .iter()
-                    .map(|f| format!("\"{}\"", field_name(*f)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                toml_strings(r.fields.iter().map(|f| field_name(*f)))
             );
             if r.effect != "deny" {
                 s += &format!("transform = \"{}\"\n", r.transform);
