@@ -312,6 +312,9 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
         args.concurrency,
         args.seconds
     );
+    if cfg!(debug_assertions) {
+        println!("  warning: this is a debug build; its figures say nothing about fedq (build with --release)");
+    }
     let mut report = BTreeMap::<String, Value>::new();
     report.insert("host".into(), host());
     report.insert(
@@ -452,6 +455,8 @@ fn host() -> Value {
         // says how busy it was.
         "loadavg_at_start": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         "cedar_built": fedq_policy::comparison::CEDAR_BUILT,
+        // A debug build's figures are not fedq's: say so in the report itself.
+        "release_build": !cfg!(debug_assertions),
     })
 }
 
