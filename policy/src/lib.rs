@@ -82,6 +82,7 @@
 pub mod analysis;
 pub mod catalogue;
 pub mod cli;
+pub mod comparison;
 pub mod engine;
 pub mod load;
 pub mod location;
