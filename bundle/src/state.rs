@@ -21,6 +21,22 @@ use fedq_policy::Engine;
 
 use crate::{verify, Bundle, Checked, InForceVersion, Refusal, Verdict};
 
+/// A config's `policy_threshold` and `policy_state` (already resolved against the config's
+/// directory), checked and defaulted: M (default 2) and the state directory (default
+/// [`default_state_dir`]).
+pub fn settings(
+    threshold: Option<u32>,
+    state_dir: Option<PathBuf>,
+    audit: &Path,
+    name: &str,
+) -> Result<(u32, PathBuf), String> {
+    let threshold = crate::check_threshold(threshold.unwrap_or(crate::DEFAULT_THRESHOLD))?;
+    Ok((
+        threshold,
+        state_dir.unwrap_or_else(|| default_state_dir(audit, name)),
+    ))
+}
+
 /// Where a process keeps the bundles it accepted unless its config says otherwise: the
 /// directory `NAME-policy/` beside its audit log.
 pub fn default_state_dir(audit: &Path, name: &str) -> PathBuf {

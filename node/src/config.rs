@@ -247,15 +247,13 @@ impl NodeConfig {
                 query: a.query,
             });
         }
-        let policy_threshold = fedq_bundle::check_threshold(
-            raw.policy_threshold
-                .unwrap_or(fedq_bundle::DEFAULT_THRESHOLD),
+        let (policy_threshold, policy_state) = fedq_bundle::state::settings(
+            raw.policy_threshold,
+            raw.policy_state.as_deref().map(rel),
+            &rel(&raw.audit),
+            &raw.name,
         )
         .map_err(&invalid)?;
-        let policy_state = match raw.policy_state {
-            Some(p) => rel(&p),
-            None => fedq_bundle::state::default_state_dir(&rel(&raw.audit), &raw.name),
-        };
         Ok(Self {
             name: raw.name,
             listen,
