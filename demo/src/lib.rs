@@ -906,6 +906,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             "  cargo run --release -- audit list --config {}   # who asked what, without raw IDs\n",
             fed.layout.coordinator_config().display()
         );
+        println!(
+            "  cargo run --release -- policy status --coordinator https://{} --cert {p}/officer-wang.crt --key {p}/officer-wang.key --ca {p}/ca.crt   # which policy version each process runs\n",
+            fed.coordinator,
+            p = pki.display()
+        );
         fedq_node::cli::shutdown_signal().await;
         println!("stopping…");
         running.stop().await;
