@@ -1,7 +1,7 @@
 //! Faults with real processes: a node killed with SIGKILL under load and restarted; the
 //! coordinator stopped (SIGTERM) and killed (SIGKILL) under load and restarted on its port;
-//! a node whose PostgreSQL server stops and whose SQLite file is truncated under it; an
-//! import killed at random points. Bounded in count and time; loopback only.
+//! a node whose PostgreSQL server stops and whose SQLite file is truncated under it; a node
+//! whose audit log's disk fills up; an import killed at random points. Bounded in count and time; loopback only.
 
 #![allow(
     clippy::unwrap_used,
@@ -629,4 +629,121 @@ async fn a_node_whose_sqlite_file_is_truncated_answers_unavailable_then_serves_o
     assert_eq!(meaning(&after), meaning(&before));
     running.stop().await;
     court_audit_registers_store_failures(&fed, 3);
+}
+
+/// A small tmpfs of the test's own, unmounted when dropped.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a 4 MiB tmpfs at `dir`; `None` (with the reason) where mounting is not
+    /// allowed (not root, no CAP_SYS_ADMIN).
+    fn mount(dir: &std::path::Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "fedq-audit-test"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Fills what is left of the disk; returns the filler file.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.dir.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 16)).unwrap();
+    // The court's audit log on a disk of its own that the test can fill.
+    let disk = match SmallDisk::mount(&fed.layout.root.join("audit-disk")) {
+        Ok(d) => d,
+        Err(why) => {
+            report(&format!(
+                "SKIPPED a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space_returns: cannot mount a tmpfs here ({why})"
+            ));
+            return;
+        }
+    };
+    let config = fed.layout.node_config("court");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "audit = \"../audit/court-audit.db\"",
+            "audit = \"../audit-disk/court-audit.db\"",
+        ),
+    )
+    .unwrap();
+    let audit = disk.dir.join("court-audit.db");
+    let running = Running::start(&fed, None).await.unwrap();
+    let (court, before) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court["status"], "ok", "{before}");
+    assert!(
+        audit.exists(),
+        "the court's audit log is not on the small disk"
+    );
+
+    // The disk fills up (another log, a runaway file): the court cannot make its answers
+    // durable, so it releases none of them — the court's listing is not in the answer.
+    let filler = disk.fill();
+    let listed = before["view_result"]["listings"].to_string();
+    for _ in 0..3 {
+        let (court, answer) = court_on_blacklist_check(&fed).await;
+        assert_eq!(court["status"], "unavailable", "{answer}");
+        assert!(
+            court["reason"]
+                .as_str()
+                .unwrap()
+                .contains("its audit log is unavailable, so nothing is released"),
+            "{answer}"
+        );
+        assert_eq!(answer["complete"], false, "{answer}");
+        assert_ne!(
+            answer["view_result"]["listings"].to_string(),
+            listed,
+            "{answer}"
+        );
+    }
+
+    // Space comes back: the same node answers as before, without a restart.
+    std::fs::remove_file(filler).unwrap();
+    let (court, after) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court["status"], "ok", "{after}");
+    assert_eq!(meaning(&after), meaning(&before));
+    running.stop().await;
+
+    // Exactly the two released answers are in the court's log, and the chain is intact.
+    let verified = fedq_audit::verify(&audit).unwrap();
+    assert_eq!(verified.entries, 2, "{verified:?}");
+    drop(disk);
 }
