@@ -1,7 +1,8 @@
 //! Faults with real processes: a node killed with SIGKILL under load and restarted; the
 //! coordinator stopped (SIGTERM) and killed (SIGKILL) under load and restarted on its port;
 //! a node whose PostgreSQL server stops and whose SQLite file is truncated under it; a node
-//! whose audit log's disk fills up; an import killed at random points. Bounded in count and time; loopback only.
+//! and a node and a coordinator whose audit
+//! log's disk fills up; an import killed at random points. Bounded in count and time; loopback only.
 
 #![allow(
     clippy::unwrap_used,
@@ -743,6 +744,63 @@ async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space
     running.stop().await;
 
     // Exactly the two released answers are in the court's log, and the chain is intact.
+    let verified = fedq_audit::verify(&audit).unwrap();
+    assert_eq!(verified.entries, 2, "{verified:?}");
+    drop(disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_whose_audit_disk_is_full_withholds_every_answer_then_serves_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 17)).unwrap();
+    let disk = match SmallDisk::mount(&fed.layout.root.join("audit-disk")) {
+        Ok(d) => d,
+        Err(why) => {
+            report(&format!(
+                "SKIPPED a_coordinator_whose_audit_disk_is_full_withholds_every_answer_then_serves_again: cannot mount a tmpfs here ({why})"
+            ));
+            return;
+        }
+    };
+    let config = fed.layout.coordinator_config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "audit = \"../audit/coordinator-audit.db\"",
+            "audit = \"../audit-disk/coordinator-audit.db\"",
+        ),
+    )
+    .unwrap();
+    let audit = disk.dir.join("coordinator-audit.db");
+    let running = Running::start(&fed, None).await.unwrap();
+    let q = blacklist(&fed.scenario.blacklisted.resident_id);
+    let (status, before) = ask_licensing(&fed, &q).await;
+    assert_eq!(status, 200, "{before}");
+    assert!(
+        audit.exists(),
+        "the coordinator's audit log is not on the small disk"
+    );
+
+    let filler = disk.fill();
+    for _ in 0..3 {
+        let (status, answer) = ask_licensing(&fed, &q).await;
+        assert_eq!(status, 503, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("audit log is unavailable; the answer was withheld"),
+            "{answer}"
+        );
+        assert!(answer.get("view_result").is_none(), "{answer}");
+    }
+
+    std::fs::remove_file(filler).unwrap();
+    let (status, after) = ask_licensing(&fed, &q).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(meaning(&after), meaning(&before));
+    running.stop().await;
     let verified = fedq_audit::verify(&audit).unwrap();
     assert_eq!(verified.entries, 2, "{verified:?}");
     drop(disk);
