@@ -1,8 +1,8 @@
 //! Faults with real processes: a node killed with SIGKILL under load and restarted; the
 //! coordinator stopped (SIGTERM) and killed (SIGKILL) under load and restarted on its port;
 //! a node whose PostgreSQL server stops and whose SQLite file is truncated under it; a node
-//! and a node and a coordinator whose audit
-//! log's disk fills up; an import killed at random points. Bounded in count and time; loopback only.
+//! and a coordinator whose audit log's disk fills up; an import killed at random points.
+//! Bounded in count and time; loopback only.
 
 #![allow(
     clippy::unwrap_used,
