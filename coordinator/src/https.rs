@@ -88,19 +88,15 @@ fn refused(
     None
 }
 
+/// What a non-requester is told at `/v1/query`.
+const QUERY_ROLE: &str = "query; use a requester certificate";
+
+/// A query from a requester (the router has checked the role and revocation).
 async fn post_query(
     State(state): State<AppState>,
     Extension(peer): Extension<PeerCertificate>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refused(
-        &state,
-        &peer,
-        &[Role::Requester],
-        "query; use a requester certificate",
-    ) {
-        return r;
-    }
     let reply = state.coordinator.query(&peer.identity, &body).await;
     json(reply.status, reply.body)
 }
@@ -177,6 +173,11 @@ fn router(state: AppState) -> Router {
                 |s: State<AppState>,
                  p: Extension<PeerCertificate>,
                  body: Result<Bytes, axum::extract::rejection::BytesRejection>| async move {
+                    // Who may query is settled before the body is judged, so another
+                    // role's oversized body is not registered as a requester's refusal.
+                    if let Some(r) = refused(&s.0, &p.0, &[Role::Requester], QUERY_ROLE) {
+                        return r;
+                    }
                     match body {
                         Ok(b) => post_query(s, p, b).await,
                         Err(e) => unreadable(s.0, p.0, e).await,
