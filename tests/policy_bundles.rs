@@ -66,6 +66,11 @@ impl Officers<'_> {
         ));
         std::fs::write(&next, changed).unwrap();
         let out = dir.join(format!("v{version}.bundle.toml"));
+        // Every bundle pins the officer roster to the federation's three officers.
+        let roster: Vec<String> = fedq_demo::OFFICERS
+            .iter()
+            .map(|o| self.pki(&format!("{o}.crt")))
+            .collect();
         let o = fedq(&[
             "policy",
             "bundle",
@@ -76,8 +81,19 @@ impl Officers<'_> {
             &version.to_string(),
             "--out",
             out.to_str().unwrap(),
+            "--officer",
+            &roster[0],
+            "--officer",
+            &roster[1],
+            "--officer",
+            &roster[2],
         ]);
         assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("officers who may approve the next bundle: officer-zhang (key"),
+            "{}",
+            text(&o)
+        );
         out
     }
 

@@ -28,6 +28,10 @@ pub struct BundleArgs {
     /// The catalogue directory (default: the one the policy names).
     #[arg(long, value_name = "DIR")]
     pub catalogue: Option<PathBuf>,
+    /// An officer certificate whose key may approve the next bundle (repeatable). With
+    /// none, any officer certificate of the CA may.
+    #[arg(long = "officer", value_name = "CERT")]
+    pub officers: Vec<PathBuf>,
     /// Where to write the bundle.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -65,6 +69,18 @@ fn read(path: &Path) -> Result<String, BoxError> {
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()).into())
 }
 
+fn roster_text(roster: &[crate::RosterEntry]) -> String {
+    if roster.is_empty() {
+        "any officer certificate of the CA".into()
+    } else {
+        roster
+            .iter()
+            .map(|o| format!("{} (key {})", o.name, o.key_sha256.get(..12).unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// `fedq policy bundle`.
 pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
     let text = read(&args.policy)?;
@@ -74,12 +90,17 @@ pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
     };
     let policy = fedq_policy::load::parse_policy(&text, &args.policy.display().to_string(), &dir)?;
     let digests = catalogue_digests(&dir)?;
+    let mut roster = Vec::with_capacity(args.officers.len());
+    for path in &args.officers {
+        roster.push(crate::RosterEntry::from_certificate_file(path)?);
+    }
     let bundle = Bundle::create(
         &args.federation,
         args.version,
         args.threshold,
         text,
         digests,
+        roster,
     )?;
     if args.out.exists() {
         return Err(format!(
@@ -100,6 +121,10 @@ pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
         &bundle.content_sha256[..16]
     );
     println!(
+        "officers who may approve the next bundle: {}",
+        roster_text(&bundle.officer)
+    );
+    println!(
         "next: two officers run `fedq policy sign {}`",
         args.out.display()
     );
@@ -108,6 +133,7 @@ pub fn bundle(args: &BundleArgs) -> Result<(), BoxError> {
 
 /// The version in force as the signing officer sees it.
 struct InForceFile {
+    roster: Option<Vec<crate::RosterEntry>>,
     engine: fedq_policy::Engine,
     what: String,
     content_sha256: String,
@@ -128,6 +154,7 @@ fn in_force_engine(path: &Path, catalogue_dir: &Path) -> Result<InForceFile, Box
             )?
             .compile();
             Ok(InForceFile {
+                roster: Some(b.officer.clone()),
                 engine,
                 what: format!("bundle version {}", b.version),
                 content_sha256: b.content_sha256.clone(),
@@ -140,6 +167,7 @@ fn in_force_engine(path: &Path, catalogue_dir: &Path) -> Result<InForceFile, Box
                 fedq_policy::load::parse_policy(&text, &path.display().to_string(), catalogue_dir)?
                     .compile();
             Ok(InForceFile {
+                roster: None,
                 content_sha256: engine.policy().content_hash.clone(),
                 engine,
                 what: "the set-up policy (version 0)".into(),
@@ -200,6 +228,19 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
             "signature threshold after this bundle: {}",
             bundle.threshold
         ),
+    }
+    let before = in_force.roster.as_deref().unwrap_or_default();
+    if before != bundle.officer.as_slice() {
+        println!(
+            "officer roster changes: {} → {}",
+            roster_text(before),
+            roster_text(&bundle.officer)
+        );
+    } else {
+        println!(
+            "officer roster after this bundle: {}",
+            roster_text(&bundle.officer)
+        );
     }
     // Who signed, as the certificates say (the `officer` field is only a label).
     let signed: Vec<String> = bundle

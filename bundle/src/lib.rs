@@ -61,6 +61,38 @@ pub struct CatalogueDigest {
     pub sha256: String,
 }
 
+/// An officer on the roster: whose key may approve the next bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterEntry {
+    /// The officer's name (for people reviewing the bundle).
+    pub name: String,
+    /// SHA-256 of the officer's public key (what is checked).
+    pub key_sha256: String,
+}
+
+impl RosterEntry {
+    /// The entry for the officer whose certificate is in `path` (PEM).
+    pub fn from_certificate_file(path: &Path) -> Result<Self, Refusal> {
+        let bad = |why: String| Refusal::Malformed(format!("`{}`: {why}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let der = CertificateDer::from_pem_slice(&pem).map_err(|e| bad(e.to_string()))?;
+        let identity =
+            fedq_certs::Identity::from_certificate_der(&der).map_err(|e| bad(e.to_string()))?;
+        if identity.role != fedq_certs::Role::Officer {
+            return Err(bad(format!(
+                "a {} certificate; the roster lists officers",
+                identity.role
+            )));
+        }
+        Ok(Self {
+            name: identity.name,
+            key_sha256: fedq_certs::signing::key_fingerprint(&der)
+                .map_err(|e| bad(e.to_string()))?,
+        })
+    }
+}
+
 /// One officer's approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +125,10 @@ pub struct Bundle {
     /// The catalogues the policy was checked against, one per department.
     #[serde(default)]
     pub catalogue: Vec<CatalogueDigest>,
+    /// The officer roster once this bundle is in force: only these keys may approve the
+    /// next bundle. Empty: any officer certificate of the federation's CA.
+    #[serde(default)]
+    pub officer: Vec<RosterEntry>,
     /// The officers' approvals.
     #[serde(default)]
     pub signature: Vec<Signature>,
@@ -106,6 +142,7 @@ struct SignedContent<'a> {
     version: u64,
     threshold: u32,
     catalogue: &'a [CatalogueDigest],
+    officer: &'a [RosterEntry],
     policy: &'a str,
 }
 
@@ -152,6 +189,14 @@ pub enum Refusal {
         /// Why.
         #[source]
         source: OfficerError,
+    },
+    /// The key is not on the roster in force.
+    #[error("signature {index} ({officer}): this officer's key is not on the officer roster in force; only a bundle approved under the current roster can change it")]
+    NotOnRoster {
+        /// 1-based position in the file.
+        index: usize,
+        /// The certificate's identity.
+        officer: String,
     },
     /// Fewer distinct officers than the threshold in force.
     #[error("{distinct} distinct officer(s) signed{duplicates}, but {required} are required; have more officers sign (`fedq policy sign`)")]
@@ -251,6 +296,7 @@ impl Bundle {
         threshold: u32,
         policy: String,
         catalogue: Vec<CatalogueDigest>,
+        officer: Vec<RosterEntry>,
     ) -> Result<Self, Refusal> {
         if !(1..=MAX_THRESHOLD).contains(&threshold) {
             return Err(Refusal::Threshold(threshold));
@@ -266,6 +312,7 @@ impl Bundle {
             content_sha256: String::new(),
             policy,
             catalogue,
+            officer,
             signature: Vec::new(),
         };
         bundle.content_sha256 = bundle.computed_hash();
@@ -301,6 +348,7 @@ impl Bundle {
             version: self.version,
             threshold: self.threshold,
             catalogue: &self.catalogue,
+            officer: &self.officer,
             policy: &self.policy,
         };
         sha256_hex(&serde_json::to_vec(&content).unwrap_or_default())
@@ -377,6 +425,8 @@ pub struct InForceVersion {
     pub threshold: u32,
     /// Its content hash.
     pub content_sha256: String,
+    /// Key fingerprints that may approve a new bundle (empty: any officer of the CA).
+    pub officers: Vec<String>,
 }
 
 /// What verification found.
@@ -450,6 +500,12 @@ pub fn verify(
                 index: i + 1,
                 claimed: s.officer.clone(),
                 actual: officer.identity.to_uri(),
+            });
+        }
+        if !in_force.officers.is_empty() && !in_force.officers.contains(&officer.key_sha256) {
+            return Err(Refusal::NotOnRoster {
+                index: i + 1,
+                officer: officer.identity.to_uri(),
             });
         }
         if officers.iter().any(|o| o.identity == officer.identity) {

@@ -88,6 +88,8 @@ pub struct InForce {
     pub content_sha256: String,
     /// The officers who approved it, `name (serial)` (empty for the set-up policy).
     pub approved_by: Vec<String>,
+    /// Key fingerprints that may approve the next bundle (empty: any officer of the CA).
+    pub officers: Vec<String>,
     /// The compiled policy.
     pub engine: Engine,
 }
@@ -114,6 +116,7 @@ impl InForce {
             version: self.version,
             threshold: self.threshold,
             content_sha256: self.content_sha256.clone(),
+            officers: self.officers.clone(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl PolicySlot {
             threshold,
             content_sha256: setup.policy().content_hash.clone(),
             approved_by: Vec::new(),
+            officers: Vec::new(),
             engine: setup,
         };
         let state_error = |reason: String| SlotError::State {
@@ -257,6 +261,7 @@ impl PolicySlot {
                     version: bundle.version,
                     threshold: bundle.threshold,
                     content_sha256: bundle.content_sha256.clone(),
+                    officers: roster(&bundle),
                 };
                 last = Some((path, bundle));
             }
@@ -266,6 +271,7 @@ impl PolicySlot {
                     version: 0,
                     threshold: 1,
                     content_sha256: String::new(),
+                    officers: Vec::new(),
                 };
                 in_force = compile(
                     &bundle,
@@ -440,6 +446,16 @@ fn compile(
         threshold: bundle.threshold,
         content_sha256: bundle.content_sha256.clone(),
         approved_by,
+        officers: roster(bundle),
         engine,
     })
+}
+
+/// The key fingerprints of a bundle's roster.
+fn roster(bundle: &Bundle) -> Vec<String> {
+    bundle
+        .officer
+        .iter()
+        .map(|o| o.key_sha256.clone())
+        .collect()
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use fedq_bundle::state::{Installed, PolicySlot, SlotError};
-use fedq_bundle::{catalogue_digests, Bundle, Refusal, Signature};
+use fedq_bundle::{catalogue_digests, Bundle, Refusal, RosterEntry, Signature};
 use fedq_certs::signing::OfficerKey;
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::{CertificateAuthority, IssueOptions, Role};
@@ -123,6 +123,7 @@ impl Setup {
             threshold,
             text,
             catalogue_digests(&self.root.join("catalogue")).unwrap(),
+            Vec::new(),
         )
         .unwrap()
     }
@@ -408,7 +409,8 @@ fn another_federation_and_garbage_are_refused_with_reasons() {
     assert!(why.contains("federation `shenzhen`"), "{why}");
     let why = refusal(slot.install("this is not a bundle"));
     assert!(why.starts_with("not a policy bundle"), "{why}");
-    let bad_threshold = Bundle::create("changsha", 1, 0, String::new(), Vec::new()).unwrap_err();
+    let bad_threshold =
+        Bundle::create("changsha", 1, 0, String::new(), Vec::new(), Vec::new()).unwrap_err();
     assert!(
         bad_threshold.to_string().contains("threshold 0"),
         "{bad_threshold}"
@@ -581,7 +583,76 @@ fn oversized_bundles_and_versions_outside_the_range_are_refused() {
     assert!(why.contains("over the 262144-byte limit"), "{why}");
     let policy = std::fs::read_to_string(s.root.join("policy.toml")).unwrap();
     for v in [0, fedq_bundle::MAX_VERSION + 1] {
-        let err = Bundle::create("changsha", v, 2, policy.clone(), Vec::new()).unwrap_err();
+        let err =
+            Bundle::create("changsha", v, 2, policy.clone(), Vec::new(), Vec::new()).unwrap_err();
         assert!(err.to_string().contains("is not allowed"), "{err}");
     }
+}
+
+#[test]
+fn once_a_roster_is_in_force_only_its_keys_approve_even_under_an_officer_name() {
+    let s = setup();
+    let slot = s.slot("state");
+    // Bundle 1 pins the roster to alice, bob and carol's keys.
+    let roster: Vec<RosterEntry> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|o| RosterEntry::from_certificate_file(&s.pki.join(format!("{o}.crt"))).unwrap())
+        .collect();
+    let mut v1 = s.bundle(1, "2026.12-1", 2);
+    v1.officer = roster.clone();
+    v1.content_sha256 = v1.computed_hash();
+    v1.sign(&s.officer("alice")).unwrap();
+    v1.sign(&s.officer("bob")).unwrap();
+    slot.install(&v1.to_toml().unwrap()).unwrap();
+
+    // Whoever holds the CA key mints a new officer, and re-issues bob's name with a key of
+    // their own: neither counts, so they cannot reach M alone.
+    s.ca.issue(Role::Officer, "mallory", &IssueOptions::default())
+        .unwrap();
+    let mut v2 = s.bundle(2, "2026.12-2", 2);
+    v2.officer = roster.clone();
+    v2.content_sha256 = v2.computed_hash();
+    v2.sign(&s.officer("alice")).unwrap();
+    v2.sign(&s.officer("mallory")).unwrap();
+    let why = refusal(slot.install(&v2.to_toml().unwrap()));
+    assert!(
+        why.contains("signature 2 (fedq://changsha/officer/mallory)")
+            && why.contains("not on the officer roster in force"),
+        "{why}"
+    );
+    s.ca.issue(
+        Role::Officer,
+        "bob",
+        &IssueOptions {
+            force: true,
+            ..IssueOptions::default()
+        },
+    )
+    .unwrap();
+    v2.signature.pop();
+    v2.sign(&s.officer("bob")).unwrap();
+    let why = refusal(slot.install(&v2.to_toml().unwrap()));
+    assert!(why.contains("not on the officer roster in force"), "{why}");
+
+    // Two officers on the roster can approve, and can change the roster (here: add the
+    // re-issued bob's key) — the same rule as for M.
+    let mut v2 = s.bundle(2, "2026.12-2", 2);
+    let mut next = roster.clone();
+    next.push(RosterEntry::from_certificate_file(&s.pki.join("bob.crt")).unwrap());
+    v2.officer = next;
+    v2.content_sha256 = v2.computed_hash();
+    v2.sign(&s.officer("alice")).unwrap();
+    v2.sign(&s.officer("carol")).unwrap();
+    slot.install(&v2.to_toml().unwrap()).unwrap();
+    assert_eq!(slot.current().officers.len(), 4);
+    // A restart replays the chain with each step's roster.
+    drop(slot);
+    assert_eq!(s.slot("state").current().version, 2);
+    // A requester's certificate cannot be put on the roster.
+    let err = RosterEntry::from_certificate_file(&s.pki.join("market-regulation.licensing.crt"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the roster lists officers"),
+        "{err}"
+    );
 }

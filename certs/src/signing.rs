@@ -55,6 +55,17 @@ pub struct Officer {
     pub identity: Identity,
     /// The certificate's serial, lower-case hex.
     pub serial: String,
+    /// SHA-256 of the certificate's public key ([`key_fingerprint`]).
+    pub key_sha256: String,
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo, lower-case hex: names an officer's
+/// *key*, whatever name or serial a certificate for it carries.
+pub fn key_fingerprint(der: &[u8]) -> Result<String, OfficerError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| OfficerError::Malformed(e.to_string()))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.tbs_certificate.subject_pki.raw);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// When a certificate became valid: verifying at this instant checks its chain and key
@@ -112,7 +123,11 @@ impl FederationTrust {
         end_entity
             .verify_signature(webpki::ring::ECDSA_P256_SHA256, message, signature)
             .map_err(|_| OfficerError::BadSignature)?;
-        Ok(Officer { identity, serial })
+        Ok(Officer {
+            identity,
+            serial,
+            key_sha256: key_fingerprint(cert)?,
+        })
     }
 }
 

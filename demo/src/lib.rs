@@ -613,10 +613,16 @@ async fn approve_policy_change(fed: &Federation) -> Result<Value, String> {
         .collect();
     let dir = fedq_policy::load::catalogue_dir_of(&policy, &text).map_err(|e| e.to_string())?;
     let digests = fedq_bundle::catalogue_digests(&dir).map_err(|e| e.to_string())?;
-    let mut bundle =
-        fedq_bundle::Bundle::create("changsha", 1, 2, renamed.join("\n") + "\n", digests)
-            .map_err(|e| e.to_string())?;
     let pki = fed.layout.pki();
+    // The bundle also pins the roster: from now on only these officers' keys may approve.
+    let roster = OFFICERS
+        .iter()
+        .map(|o| fedq_bundle::RosterEntry::from_certificate_file(&pki.join(format!("{o}.crt"))))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut bundle =
+        fedq_bundle::Bundle::create("changsha", 1, 2, renamed.join("\n") + "\n", digests, roster)
+            .map_err(|e| e.to_string())?;
     for officer in ["officer-zhang", "officer-li"] {
         let key = fedq_certs::signing::OfficerKey::load(
             &pki.join(format!("{officer}.crt")),
