@@ -82,7 +82,22 @@ fn lookup(
         consent: None,
         target,
         policy_version: "test".into(),
+        date: day(TODAY),
     })
+}
+
+fn day(s: &str) -> time::Date {
+    fedq_policy::transform::parse_date(s).unwrap()
+}
+
+/// `fedq node init`: creates the store the config names.
+fn init(cfg: &str) {
+    let out = fedq(&["node", "init", "--config", cfg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Where the node under test keeps its records: the same tests run on both.
@@ -157,6 +172,29 @@ fn import_is_validated_atomic_and_idempotent_on(backend: Backend) {
     let cfg = config.to_str().unwrap();
     let p = people();
     let good = fed.write("in/debtors.csv", &debtors_csv(&p));
+
+    // No store yet: the import is refused, and creates none.
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        good.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("fedq node init --config"),
+        "{err}"
+    );
+    if matches!(backend, Backend::Sqlite) {
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!fed.root.join("data/court.db").exists());
+    } else {
+        assert!(err.contains("holds no fedq schema"), "{err}");
+    }
+    init(cfg);
 
     // A bad check digit on line 3: nothing is imported.
     let mut bad_id = p.expired.clone();
@@ -305,6 +343,7 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
     let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
+    init(cfg);
     let p = people();
     let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
     let out = fedq(&[
@@ -518,6 +557,7 @@ fn logs_no_personal_data(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
     let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
+    init(cfg);
     let p = people();
     let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
     assert!(fedq(&[
@@ -648,6 +688,7 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
     let config_path = fed.node_config("court", TODAY);
     let cfg = config_path.to_str().unwrap();
     let base = std::fs::read_to_string(&config_path).unwrap();
+    init(cfg);
 
     // A mapping that misses a required field is a config error, before anything is bound.
     std::fs::write(
