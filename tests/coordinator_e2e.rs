@@ -497,10 +497,17 @@ async fn missing_evidence_is_never_read_as_clean() {
         .unwrap()
         .iter()
         .any(|u| u["dataset"] == "court.dishonest_debtors" && u["status"] == "unverified"));
-    assert_eq!(node_report(&green, "court")["status"], "unverified", "{green}");
+    assert_eq!(
+        node_report(&green, "court")["status"],
+        "unverified",
+        "{green}"
+    );
     assert_eq!(green["complete"], false);
     let rendered = fedq_coordinator::client::render(&green);
-    assert!(rendered.contains("green channel: CANNOT CONFIRM"), "{rendered}");
+    assert!(
+        rendered.contains("green channel: CANNOT CONFIRM"),
+        "{rendered}"
+    );
 
     let (_, listed) = conn
         .post(&query(&debtor.resident_id, "blacklist-check"))
@@ -514,8 +521,14 @@ async fn missing_evidence_is_never_read_as_clean() {
         .iter()
         .any(|u| u["dataset"] == "court.dishonest_debtors" && u["status"] == "unverified"));
     let rendered = fedq_coordinator::client::render(&listed);
-    assert!(rendered.contains("blacklist check: CANNOT CONFIRM"), "{rendered}");
-    assert!(!rendered.contains("not on any serious-dishonesty list"), "{rendered}");
+    assert!(
+        rendered.contains("blacklist check: CANNOT CONFIRM"),
+        "{rendered}"
+    );
+    assert!(
+        !rendered.contains("not on any serious-dishonesty list"),
+        "{rendered}"
+    );
 
     // Another person is answered as before: no record is still no record.
     let (_, clean) = conn
@@ -528,9 +541,8 @@ async fn missing_evidence_is_never_read_as_clean() {
         .unwrap();
     let metrics = http_get(cfg.ops_listen.unwrap(), "/metrics").await;
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("fedq_datasets_unverified_total{dataset=\"court.dishonest_debtors\"}")),
+        metrics.lines().any(|l| l
+            .starts_with("fedq_datasets_unverified_total{dataset=\"court.dishonest_debtors\"}")),
         "{metrics}"
     );
     assert!(!metrics.contains(&debtor.resident_id));
@@ -544,7 +556,11 @@ async fn missing_evidence_is_never_read_as_clean() {
     let pinned = format!("today = \"{}\"", fed.today);
     assert!(text.contains(&pinned), "{text}");
     let later = fed.today.replace_year(fed.today.year() + 3).unwrap();
-    std::fs::write(&path, text.replace(&pinned, &format!("today = \"{later}\""))).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(&pinned, &format!("today = \"{later}\"")),
+    )
+    .unwrap();
     let running = Running::start(&fed, None).await.unwrap();
     let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
         .await
@@ -554,7 +570,10 @@ async fn missing_evidence_is_never_read_as_clean() {
         .await
         .unwrap();
     assert_eq!(status, 200, "{skewed}");
-    assert_eq!(skewed["view_result"]["verdict"], "cannot_confirm", "{skewed}");
+    assert_eq!(
+        skewed["view_result"]["verdict"], "cannot_confirm",
+        "{skewed}"
+    );
     for node in skewed["nodes"].as_array().unwrap() {
         assert_eq!(node["status"], "unavailable", "{skewed}");
         assert!(

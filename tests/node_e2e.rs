@@ -265,7 +265,9 @@ fn import_is_validated_atomic_and_idempotent_on(backend: Backend) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()
-            && err.contains("line 2, field `listed_on`: the window start is after today (2026-11-27)")
+            && err.contains(
+                "line 2, field `listed_on`: the window start is after today (2026-11-27)"
+            )
             && err.contains("nothing was imported"),
         "{err}"
     );
@@ -980,7 +982,10 @@ async fn refuses_a_store_that_does_not_exist(backend: Backend) {
     assert!(stderr.contains(expected), "{stderr}");
     assert!(!stderr.contains("node serving"), "{stderr}");
     if matches!(backend, Backend::Sqlite) {
-        assert!(!fed.root.join("data/court.db").exists(), "a store was created");
+        assert!(
+            !fed.root.join("data/court.db").exists(),
+            "a store was created"
+        );
     }
     // Nor does a repair create one.
     let out = fedq(&[
@@ -1025,7 +1030,10 @@ fn a_node_refuses_to_start_on_a_catalogue_that_differs_from_the_policys() {
     let removed = "[[dataset.field]]\nname = \"removed_on\"\ntype = \"date\"\nclass = \"negative\"\ndescription = \"屏蔽/撤销时间 — scheduled or actual removal from the list\"\n";
     assert!(court.contains(listed) && court.contains(removed));
     let edited = court
-        .replace(listed, "name = \"listed_on\"\ntype = \"date\"\nclass = \"basic\"")
+        .replace(
+            listed,
+            "name = \"listed_on\"\ntype = \"date\"\nclass = \"basic\"",
+        )
         .replace(removed, "");
     fed.write("nodes/court-catalogue.toml", &edited);
     let text = std::fs::read_to_string(&config_path).unwrap();
@@ -1053,7 +1061,9 @@ fn a_node_refuses_to_start_on_a_catalogue_that_differs_from_the_policys() {
         "{err}"
     );
     assert!(
-        err.contains("`court.dishonest_debtors`: field `removed_on` of the policy's catalogue is missing"),
+        err.contains(
+            "`court.dishonest_debtors`: field `removed_on` of the policy's catalogue is missing"
+        ),
         "{err}"
     );
     let out = fedq(&["node", "serve", "--config", cfg]);
@@ -1132,13 +1142,22 @@ async fn answers_unverified(backend: Backend) {
     store_sql(
         &fed,
         &backend,
-        &format!("UPDATE records SET body = '[1, 2]' WHERE {}", key("(2025)湘0104执303号")),
-        &format!("UPDATE records SET body = '[1, 2]'::jsonb WHERE {}", key("(2025)湘0104执303号")),
+        &format!(
+            "UPDATE records SET body = '[1, 2]' WHERE {}",
+            key("(2025)湘0104执303号")
+        ),
+        &format!(
+            "UPDATE records SET body = '[1, 2]'::jsonb WHERE {}",
+            key("(2025)湘0104执303号")
+        ),
     );
     let serving = Serving::start(&fed, &config_path);
     let expectations = [
         (&p.active, "field `listed_on` of type `date` holding text"),
-        (&p.expired, "window start `listed_on` after the node's date 2026-11-27"),
+        (
+            &p.expired,
+            "window start `listed_on` after the node's date 2026-11-27",
+        ),
         (&p.repaired_by_status, "cannot be read back as a record"),
     ];
     for (who, expected) in expectations {
@@ -1172,7 +1191,10 @@ async fn answers_unverified(backend: Backend) {
         .count();
     assert_eq!(unverified, 3, "{audit:?}");
     let all: String = audit.iter().map(|e| e.record.outcome.clone()).collect();
-    assert!(!all.contains("2027-03-01") && !all.contains(&p.active), "{all}");
+    assert!(
+        !all.contains("2027-03-01") && !all.contains(&p.active),
+        "{all}"
+    );
 }
 
 /// Issue 13 §6: the coordinator sends its date. A node whose date (here its pinned

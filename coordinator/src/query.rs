@@ -476,7 +476,10 @@ mod tests {
             &mut sources,
         );
         assert_eq!(r.status, NodeStatus::Unverified);
-        assert!(r.reason.unwrap().contains("court.dishonest_debtors: a stored record"));
+        assert!(r
+            .reason
+            .unwrap()
+            .contains("court.dishonest_debtors: a stored record"));
         assert!(matches!(sources[d], SourceOutcome::Unverified(_)));
         assert!(!results.contains_key(d), "nothing is released for it");
         assert!(results.contains_key("court.enforcement_cases"));

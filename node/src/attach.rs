@@ -279,7 +279,10 @@ impl Attached {
         let ds = &self.dataset;
         let mut out = Evidence::Records(Vec::with_capacity(rows.len()));
         let unreadable = |field: &str, why: &str| {
-            format!("a row of attached dataset `{}` cannot be read: field `{field}` {why}", ds.qualified)
+            format!(
+                "a row of attached dataset `{}` cannot be read: field `{field}` {why}",
+                ds.qualified
+            )
         };
         for row in rows {
             let mut record = Record::new();

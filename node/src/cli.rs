@@ -184,7 +184,9 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                     .unwrap_or_else(|_| "the PostgreSQL store".into()),
             };
             if created {
-                println!("created store `{label}`; import the department's data with `fedq node import`");
+                println!(
+                    "created store `{label}`; import the department's data with `fedq node import`"
+                );
             } else {
                 println!("store `{label}` is already initialised; nothing changed");
             }

@@ -81,8 +81,7 @@ pub fn check(
         }
     }
     for field in &dataset.fields {
-        let needed =
-            field.required || field.name == dataset.key || field.name == dataset.subject;
+        let needed = field.required || field.name == dataset.key || field.name == dataset.subject;
         if needed && !record.contains_key(&field.name) {
             return Err(format!(
                 "a record of `{ds}` lacks field `{}`, which every record must have",
@@ -226,7 +225,10 @@ mod tests {
             (
                 {
                     let mut r = good();
-                    r.insert("resident_id".into(), Value::Text("43010319750505234X".into()));
+                    r.insert(
+                        "resident_id".into(),
+                        Value::Text("43010319750505234X".into()),
+                    );
                     r
                 },
                 "is about another person",

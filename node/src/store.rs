@@ -305,7 +305,10 @@ pub(crate) fn read_body(dataset: &str, body: Option<&str>, evidence: &mut Eviden
     match body.map(serde_json::from_str::<Record>) {
         Some(Ok(record)) => evidence.push(record),
         _ => {
-            tracing::warn!(dataset, "a stored record cannot be read back; the dataset is answered as unverified");
+            tracing::warn!(
+                dataset,
+                "a stored record cannot be read back; the dataset is answered as unverified"
+            );
             evidence.unverified(format!(
                 "a stored record of `{dataset}` cannot be read back as a record"
             ));

@@ -200,7 +200,10 @@ async fn a_mapping_that_returns_other_people_discloses_nothing_of_them() {
     let Evidence::Unverified(why) = evidence else {
         panic!("expected unverified, got {evidence:?}")
     };
-    assert!(why.contains("a row about another person") && why.contains("`$1`"), "{why}");
+    assert!(
+        why.contains("a row about another person") && why.contains("`$1`"),
+        "{why}"
+    );
     assert!(!why.contains(&a) && !why.contains(&b), "{why}");
 }
 

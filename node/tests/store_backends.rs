@@ -117,7 +117,10 @@ async fn behaves(backend: Backend) {
         assert!(!path.exists(), "opening created the file");
     }
     assert!(Store::init(&backend.location()).await.unwrap(), "created");
-    assert!(!Store::init(&backend.location()).await.unwrap(), "already there");
+    assert!(
+        !Store::init(&backend.location()).await.unwrap(),
+        "already there"
+    );
     let store = Store::open(&backend.location()).await.unwrap();
     // Opening again runs no migration twice.
     drop(Store::open(&backend.location()).await.unwrap());
@@ -294,7 +297,10 @@ async fn behaves(backend: Backend) {
         .unwrap();
     match &evidence[dd] {
         Evidence::Unverified(why) => {
-            assert!(why.contains("`court.dishonest_debtors` cannot be read back"), "{why}");
+            assert!(
+                why.contains("`court.dishonest_debtors` cannot be read back"),
+                "{why}"
+            );
             assert!(!why.contains("2025-06-01"), "{why}");
         }
         other => panic!("{other:?}"),
@@ -307,7 +313,11 @@ async fn behaves(backend: Backend) {
         .evidence_of(&rid("43011119920202567"), &[dd])
         .await
         .unwrap();
-    assert_eq!(nobody[dd], Evidence::Records(Vec::new()), "no record is no record");
+    assert_eq!(
+        nobody[dd],
+        Evidence::Records(Vec::new()),
+        "no record is no record"
+    );
 
     // A header that does not fit the catalogue is refused before anything is read.
     let header = write("header.csv", "case_no,resident_id,colour\n");

@@ -495,7 +495,11 @@ fn dataset_differences(ours: &Dataset, theirs: &Dataset, out: &mut Vec<String>) 
         format!("{:?}", ours.kind).to_lowercase(),
         format!("{:?}", theirs.kind).to_lowercase(),
     );
-    differ("`key`", format!("`{}`", ours.key), format!("`{}`", theirs.key));
+    differ(
+        "`key`",
+        format!("`{}`", ours.key),
+        format!("`{}`", theirs.key),
+    );
     differ(
         "`subject`",
         format!("`{}`", ours.subject),
@@ -656,7 +660,10 @@ class = "negative"
     fn differences_from_the_policys_catalogue_name_the_dataset_and_field() {
         let checked = Catalogue::parse(COURT, "court.toml").unwrap();
         let same = Catalogue::parse(
-            &COURT.replace("class = \"identifier\"", "class = \"identifier\"\ndescription = \"x\""),
+            &COURT.replace(
+                "class = \"identifier\"",
+                "class = \"identifier\"\ndescription = \"x\"",
+            ),
             "court.toml",
         )
         .unwrap();
