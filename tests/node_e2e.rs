@@ -839,6 +839,28 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         },
         other => panic!("{other:?}"),
     }
+    // A listing the department dated after the node's date: unverified too.
+    let future = rid("43012119880808678");
+    pg::run_sql(
+        &db.url,
+        &[format!(
+            "INSERT INTO enforcement.dishonest VALUES ('(2026)湘0106执606号', '{future}', '周九', \
+             '长沙市雨花区人民法院', '支付货款', 700.00, 'unperformed', '2027-01-15', NULL)"
+        )],
+    )
+    .unwrap();
+    match ask(&future).await {
+        NodeResponse::Lookup(l) => match &l.datasets[..] {
+            [DatasetOutcome::Unverified { reason, .. }] => {
+                assert!(
+                    reason.contains("window start `listed_on` after the node's date"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected unverified, got {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
 
     client.close();
     let _ = stop.send(());
@@ -1207,7 +1229,16 @@ async fn a_node_whose_date_is_off_answers_failed_with_a_clock_skew_reason() {
     let cfg = config_path.to_str().unwrap();
     init(cfg);
     let p = people();
-    let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
+    // The clean person gets a listing of 2023-11-28: inside the window on the node's date
+    // (2026-11-27), outside it on the day after.
+    let csv = fed.write(
+        "in/debtors.csv",
+        &format!(
+            "{}(2023)湘0102执999号,{},孙八,长沙市芙蓉区人民法院,支付货款,100.00,unperformed,2023-11-28,\n",
+            debtors_csv(&p),
+            p.clean
+        ),
+    );
     assert!(fedq(&[
         "node",
         "import",
@@ -1220,13 +1251,14 @@ async fn a_node_whose_date_is_off_answers_failed_with_a_clock_skew_reason() {
     .status
     .success());
     let serving = Serving::start(&fed, &config_path);
-    let at = |date: &str| match blacklist(&p.active) {
+    let on = |who: &str, date: &str| match blacklist(who) {
         NodeRequest::Lookup(mut l) => {
             l.date = day(date);
             NodeRequest::Lookup(l)
         }
         _ => unreachable!(),
     };
+    let at = |date: &str| on(&p.active, date);
     // A coordinator three years ahead (or a node three years behind): no answer.
     for coordinator_date in ["2029-11-27", "2026-11-25"] {
         match serving.ask(&at(coordinator_date)).await {
@@ -1248,6 +1280,11 @@ async fn a_node_whose_date_is_off_answers_failed_with_a_clock_skew_reason() {
         let answer = serving.ask(&at(coordinator_date)).await;
         assert_eq!(released(&answer).records.len(), 1, "{answer:?}");
     }
+    // The coordinator's date never decides: on its 2026-11-28 the listing of 2023-11-28
+    // would be past the three years, on the node's 2026-11-27 it is not — and it is
+    // released.
+    let answer = serving.ask(&on(&p.clean, "2026-11-28")).await;
+    assert_eq!(released(&answer).records.len(), 1, "{answer:?}");
     serving.stop().await;
     let audit = fedq_audit::list(
         &fed.root.join("data/court-audit.db"),
