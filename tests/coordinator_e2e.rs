@@ -432,3 +432,155 @@ async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline(
     silent_task.abort();
     running.stop().await;
 }
+
+fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
+    answer["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no report of `{node}` in {answer}"))
+}
+
+/// Issue 13 §6, end to end: missing evidence is never read as clean. The listed debtor
+/// whose records a store cannot read is not green-channel eligible (it used to be, once
+/// the records could not be found): the green channel says "cannot confirm", the
+/// blacklist check lists the sources as unverified, the court reports `unverified`, the
+/// answer is partial, and the metrics count it. A coordinator whose date is years off
+/// gets `cannot confirm` from every node's clock-skew failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_evidence_is_never_read_as_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let debtor = fed.scenario.blacklisted.clone();
+    assert!(debtor
+        .records
+        .iter()
+        .any(|r| (r.department.as_str(), r.dataset.as_str()) == ("court", "dishonest_debtors")));
+    // Every record of the debtor becomes unreadable in its store (a bad restore).
+    for r in &debtor.records {
+        let store = fedq_node::store::connect(&fed.layout.store(&r.department)).unwrap();
+        let n = store
+            .execute(
+                &format!(
+                    "UPDATE records SET body = '[1]' WHERE dataset = '{}.{}' AND record_key = '{}'",
+                    r.department, r.dataset, r.key
+                ),
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{r:?}");
+    }
+    let query = |subject: &str, view: &str| {
+        serde_json::to_vec(&json!({
+            "subject": subject,
+            "purpose": "administrative-licensing",
+            "legal_basis": LICENSING_BASIS,
+            "view": view
+        }))
+        .unwrap()
+    };
+    let running = Running::start(&fed, None).await.unwrap();
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let (status, green) = conn
+        .post(&query(&debtor.resident_id, "green-channel"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{green}");
+    let view = &green["view_result"];
+    assert_eq!(view["verdict"], "cannot_confirm", "{green}");
+    assert_eq!(view["eligible"], false, "{green}");
+    assert!(view["unverified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["dataset"] == "court.dishonest_debtors" && u["status"] == "unverified"));
+    assert_eq!(
+        node_report(&green, "court")["status"],
+        "unverified",
+        "{green}"
+    );
+    assert_eq!(green["complete"], false);
+    let rendered = fedq_coordinator::client::render(&green);
+    assert!(
+        rendered.contains("green channel: CANNOT CONFIRM"),
+        "{rendered}"
+    );
+
+    let (_, listed) = conn
+        .post(&query(&debtor.resident_id, "blacklist-check"))
+        .await
+        .unwrap();
+    let view = &listed["view_result"];
+    assert!(view["listings"].as_array().unwrap().is_empty(), "{listed}");
+    assert!(view["unverified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["dataset"] == "court.dishonest_debtors" && u["status"] == "unverified"));
+    let rendered = fedq_coordinator::client::render(&listed);
+    assert!(
+        rendered.contains("blacklist check: CANNOT CONFIRM"),
+        "{rendered}"
+    );
+    assert!(
+        !rendered.contains("not on any serious-dishonesty list"),
+        "{rendered}"
+    );
+
+    // Another person is answered as before: no record is still no record.
+    let (_, clean) = conn
+        .post(&query(&fed.scenario.clean.resident_id, "green-channel"))
+        .await
+        .unwrap();
+    assert_eq!(clean["view_result"]["verdict"], "eligible", "{clean}");
+
+    let cfg = fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
+        .unwrap();
+    let metrics = http_get(cfg.ops_listen.unwrap(), "/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("fedq_datasets_unverified_total{dataset=\"court.dishonest_debtors\"}")),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&debtor.resident_id));
+    drop(conn);
+    running.stop().await;
+
+    // The coordinator's clock three years ahead: every node refuses with its reason, and
+    // the green channel cannot confirm even a clean person.
+    let path = fed.layout.coordinator_config();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let pinned = format!("today = \"{}\"", fed.today);
+    assert!(text.contains(&pinned), "{text}");
+    let later = fed.today.replace_year(fed.today.year() + 3).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(&pinned, &format!("today = \"{later}\"")),
+    )
+    .unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let (status, skewed) = conn
+        .post(&query(&fed.scenario.clean.resident_id, "green-channel"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{skewed}");
+    assert_eq!(
+        skewed["view_result"]["verdict"], "cannot_confirm",
+        "{skewed}"
+    );
+    for node in skewed["nodes"].as_array().unwrap() {
+        assert_eq!(node["status"], "unavailable", "{skewed}");
+        assert!(
+            node["reason"].as_str().unwrap().contains("clock skew"),
+            "{skewed}"
+        );
+    }
+    drop(conn);
+    running.stop().await;
+}

@@ -550,6 +550,7 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
     let line = "store = \"../stores/court.db\"";
     assert!(text.contains(line));
     std::fs::write(&config, text.replace(line, &format!("store = \"{url}\""))).unwrap();
+    run_ok(fedq().args(["node", "init", "--config"]).arg(&config));
     for entry in std::fs::read_dir(fed.layout.data().join("court")).unwrap() {
         let path = entry.unwrap().path();
         let dataset = path.file_stem().unwrap().to_str().unwrap().to_owned();

@@ -82,7 +82,22 @@ fn lookup(
         consent: None,
         target,
         policy_version: "test".into(),
+        date: day(TODAY),
     })
+}
+
+fn day(s: &str) -> time::Date {
+    fedq_policy::transform::parse_date(s).unwrap()
+}
+
+/// `fedq node init`: creates the store the config names.
+fn init(cfg: &str) {
+    let out = fedq(&["node", "init", "--config", cfg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Where the node under test keeps its records: the same tests run on both.
@@ -158,6 +173,29 @@ fn import_is_validated_atomic_and_idempotent_on(backend: Backend) {
     let p = people();
     let good = fed.write("in/debtors.csv", &debtors_csv(&p));
 
+    // No store yet: the import is refused, and creates none.
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        good.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("fedq node init --config"),
+        "{err}"
+    );
+    if matches!(backend, Backend::Sqlite) {
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!fed.root.join("data/court.db").exists());
+    } else {
+        assert!(err.contains("holds no fedq schema"), "{err}");
+    }
+    init(cfg);
+
     // A bad check digit on line 3: nothing is imported.
     let mut bad_id = p.expired.clone();
     let last = if bad_id.ends_with('1') { '2' } else { '1' };
@@ -208,6 +246,33 @@ fn import_is_validated_atomic_and_idempotent_on(backend: Backend) {
         !out.status.success() && err.contains("line 4, field `performance_status`"),
         "{err}"
     );
+
+    // A window start after the node's date (pinned 2026-11-27) is bad data, not a recent
+    // record: refused with line, field and reason, and nothing is imported.
+    let future = fed.write(
+        "in/future.csv",
+        &debtors_csv(&p).replace("unperformed,2025-06-01,", "unperformed,2026-11-28,"),
+    );
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        future.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "line 2, field `listed_on`: the window start is after today (2026-11-27)"
+            )
+            && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(count(&config, "court.dishonest_debtors"), 0);
 
     // --skip-invalid imports the good rows and writes the bad one to the reject file.
     let out = fedq(&[
@@ -305,6 +370,7 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
     let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
+    init(cfg);
     let p = people();
     let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
     let out = fedq(&[
@@ -518,6 +584,7 @@ fn logs_no_personal_data(backend: Backend) {
     let fed = TestFederation::new(&["court"], &[]);
     let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
+    init(cfg);
     let p = people();
     let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
     assert!(fedq(&[
@@ -648,6 +715,7 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
     let config_path = fed.node_config("court", TODAY);
     let cfg = config_path.to_str().unwrap();
     let base = std::fs::read_to_string(&config_path).unwrap();
+    init(cfg);
 
     // A mapping that misses a required field is a config error, before anything is bound.
     std::fs::write(
@@ -750,12 +818,64 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         assert_eq!(released(&answer), released(&none));
     }
 
+    // A row the node cannot read (a status the catalogue does not know) makes the dataset
+    // unverified for that person — never "no record", and nothing of the row released.
+    pg::run_sql(
+        &db.url,
+        &[format!(
+            "INSERT INTO enforcement.dishonest VALUES ('(2025)湘0106执505号', '{}', '钱七', '长沙市雨花区人民法院', '支付货款', 700.00, 'settled-ish', '2025-08-01', NULL)",
+            p.repaired_by_operator
+        )],
+    )
+    .unwrap();
+    match ask(&p.repaired_by_operator).await {
+        NodeResponse::Lookup(l) => match &l.datasets[..] {
+            [DatasetOutcome::Unverified { dataset, reason }] => {
+                assert_eq!(dataset, "court.dishonest_debtors");
+                assert!(reason.contains("field `performance_status`"), "{reason}");
+                assert!(!reason.contains("settled-ish"), "{reason}");
+            }
+            other => panic!("expected unverified, got {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    // A listing the department dated after the node's date: unverified too.
+    let future = rid("43012119880808678");
+    pg::run_sql(
+        &db.url,
+        &[format!(
+            "INSERT INTO enforcement.dishonest VALUES ('(2026)湘0106执606号', '{future}', '周九', \
+             '长沙市雨花区人民法院', '支付货款', 700.00, 'unperformed', '2027-01-15', NULL)"
+        )],
+    )
+    .unwrap();
+    match ask(&future).await {
+        NodeResponse::Lookup(l) => match &l.datasets[..] {
+            [DatasetOutcome::Unverified { reason, .. }] => {
+                assert!(
+                    reason.contains("window start `listed_on` after the node's date"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected unverified, got {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+
     client.close();
     let _ = stop.send(());
     serving.await.unwrap();
     let wire: Vec<u8> = frames.lock().unwrap().concat();
     let wire = String::from_utf8_lossy(&wire);
-    for forbidden in ["张三丰", "52000", "(2022)湘0103执202号", p.active.as_str()] {
+    for forbidden in [
+        "张三丰",
+        "52000",
+        "(2022)湘0103执202号",
+        "钱七",
+        "settled-ish",
+        "(2025)湘0106执505号",
+        p.active.as_str(),
+    ] {
         assert!(!wire.contains(forbidden), "`{forbidden}` crossed the wire");
     }
 }
@@ -789,4 +909,391 @@ async fn a_node_whose_postgres_store_is_unreachable_does_not_start() {
         "{stderr}"
     );
     assert!(!stderr.contains("node serving"), "{stderr}");
+}
+
+/// A node of `config_path` serving on 127.0.0.1, and a coordinator's channel to it.
+struct Serving {
+    client: NodeClient,
+    court: fedq_wire::transport::NodeChannel,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    fn start(fed: &TestFederation, config_path: &std::path::Path) -> Self {
+        let node = Node::start(NodeConfig::load(config_path).unwrap(), Limits::default()).unwrap();
+        let addr = node.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(node.serve(None, async {
+            let _ = stopped.await;
+        }));
+        let client = NodeClient::new(
+            "127.0.0.1:0".parse().unwrap(),
+            TlsFiles::in_dir(&fed.pki, "coordinator"),
+            Limits::default(),
+        )
+        .unwrap();
+        let court = client.channel("court", addr);
+        Self {
+            client,
+            court,
+            stop,
+            task,
+        }
+    }
+
+    async fn ask(&self, request: &NodeRequest) -> NodeResponse {
+        self.court
+            .request(request, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.client.close();
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn blacklist(who: &str) -> NodeRequest {
+    lookup(
+        who,
+        "market-regulation.licensing",
+        "administrative-licensing",
+        Some(BASIS),
+        LookupTarget::View("blacklist-check".into()),
+    )
+}
+
+/// Issue 13 §6: a node never starts on a store it would have had to create (an empty
+/// store answers every person as clean). `fedq node init` is the one way to create it.
+#[tokio::test]
+async fn a_node_refuses_to_start_on_a_store_that_does_not_exist() {
+    refuses_a_store_that_does_not_exist(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_node_refuses_to_start_on_a_postgres_database_without_its_store() {
+    refuses_a_store_that_does_not_exist(Backend::postgres("e2e_no_store")).await;
+}
+
+async fn refuses_a_store_that_does_not_exist(backend: Backend) {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = node_config(&fed, "court", &backend);
+    let cfg = config_path.to_str().unwrap();
+    let err = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .unwrap_err()
+        .to_string();
+    let expected = match backend {
+        Backend::Sqlite => "does not exist",
+        Backend::Postgres(_) => "holds no fedq schema",
+    };
+    assert!(
+        err.contains(expected) && err.contains("create it with `fedq node init --config"),
+        "{err}"
+    );
+    // The binary: a non-zero exit, one line, nothing bound, nothing created.
+    let out = fedq(&["node", "serve", "--config", cfg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!stderr.contains("node serving"), "{stderr}");
+    if matches!(backend, Backend::Sqlite) {
+        assert!(
+            !fed.root.join("data/court.db").exists(),
+            "a store was created"
+        );
+    }
+    // Nor does a repair create one.
+    let out = fedq(&[
+        "node",
+        "repair",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        "--record",
+        "(2025)湘0102执101号",
+        "--reason",
+        "x",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(expected));
+
+    // `fedq node init` creates it, says so, and a second run changes nothing.
+    let out = fedq(&["node", "init", "--config", cfg]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created store"));
+    let out = fedq(&["node", "init", "--config", cfg]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already initialised; nothing changed"));
+    let serving = Serving::start(&fed, &config_path);
+    let p = people();
+    let answer = serving.ask(&blacklist(&p.active)).await;
+    assert!(released(&answer).records.is_empty());
+    serving.stop().await;
+}
+
+/// Issue 13 §6: a node whose catalogue is not the one the policy in force was checked
+/// against does not start, and says which dataset and field differ.
+#[test]
+fn a_node_refuses_to_start_on_a_catalogue_that_differs_from_the_policys() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = fed.node_config("court", TODAY);
+    let cfg = config_path.to_str().unwrap();
+    init(cfg);
+    let court = std::fs::read_to_string(fed.root.join("policy/catalogue/court.toml")).unwrap();
+    // The node's own copy: `listed_on` no longer negative, `removed_on` gone.
+    let listed = "name = \"listed_on\"\ntype = \"date\"\nclass = \"negative\"";
+    let removed = "[[dataset.field]]\nname = \"removed_on\"\ntype = \"date\"\nclass = \"negative\"\ndescription = \"屏蔽/撤销时间 — scheduled or actual removal from the list\"\n";
+    assert!(court.contains(listed) && court.contains(removed));
+    let edited = court
+        .replace(
+            listed,
+            "name = \"listed_on\"\ntype = \"date\"\nclass = \"basic\"",
+        )
+        .replace(removed, "");
+    fed.write("nodes/court-catalogue.toml", &edited);
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        text.replace(
+            "catalogue = \"../policy/catalogue/court.toml\"",
+            "catalogue = \"court-catalogue.toml\"",
+        ),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let err = runtime.block_on(async {
+        Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        err.contains("court-catalogue.toml` differs from the one policy 0/")
+            && err.contains("was checked against"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`court.dishonest_debtors`: field `listed_on`: `class` is `basic` here but `negative` in the policy's catalogue"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "`court.dishonest_debtors`: field `removed_on` of the policy's catalogue is missing"
+        ),
+        "{err}"
+    );
+    let out = fedq(&["node", "serve", "--config", cfg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("field `listed_on`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("node serving"), "{stderr}");
+
+    // The same file as the policy's: it starts.
+    fed.write("nodes/court-catalogue.toml", &court);
+    runtime.block_on(async {
+        drop(Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default()).unwrap());
+    });
+}
+
+/// Runs one statement on the node's store.
+fn store_sql(fed: &TestFederation, backend: &Backend, sqlite: &str, postgres: &str) {
+    match backend {
+        Backend::Sqlite => {
+            let conn = fedq_node::store::connect(&fed.root.join("data/court.db")).unwrap();
+            assert_eq!(conn.execute(sqlite, []).unwrap(), 1, "{sqlite}");
+        }
+        Backend::Postgres(db) => pg::run_sql(&db.url, &[postgres.to_owned()]).unwrap(),
+    }
+}
+
+/// Issue 13 §6: a stored value of the wrong type, a stored body that is not a record, and
+/// a window start in the future (which the importer refuses, so only a hand edit or a bad
+/// restore puts it there) each make the dataset *unverified* for that person, through the
+/// real node: never "no record", nothing of it released, and the audit entry says so.
+#[tokio::test]
+async fn records_the_node_cannot_verify_are_answered_unverified_never_no_record() {
+    answers_unverified(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn records_a_node_on_postgres_cannot_verify_are_answered_unverified() {
+    answers_unverified(Backend::postgres("e2e_unverified")).await;
+}
+
+async fn answers_unverified(backend: Backend) {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = node_config(&fed, "court", &backend);
+    let cfg = config_path.to_str().unwrap();
+    init(cfg);
+    let p = people();
+    let csv = fed.write("in/debtors.csv", &debtors_csv(&p));
+    let out = fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let key = |case: &str| format!("record_key = '{case}'");
+    // The active listing's date stored as text.
+    store_sql(
+        &fed,
+        &backend,
+        &format!("UPDATE records SET body = json_set(body, '$.listed_on', json('{{\"text\":\"2025-06-01\"}}')) WHERE {}", key("(2025)湘0102执101号")),
+        &format!("UPDATE records SET body = jsonb_set(body, '{{listed_on}}', '{{\"text\":\"2025-06-01\"}}') WHERE {}", key("(2025)湘0102执101号")),
+    );
+    // The expired listing moved into the future.
+    store_sql(
+        &fed,
+        &backend,
+        &format!("UPDATE records SET body = json_set(body, '$.listed_on.date', '2027-03-01') WHERE {}", key("(2022)湘0103执202号")),
+        &format!("UPDATE records SET body = jsonb_set(body, '{{listed_on,date}}', '\"2027-03-01\"') WHERE {}", key("(2022)湘0103执202号")),
+    );
+    // A body that is no record at all.
+    store_sql(
+        &fed,
+        &backend,
+        &format!(
+            "UPDATE records SET body = '[1, 2]' WHERE {}",
+            key("(2025)湘0104执303号")
+        ),
+        &format!(
+            "UPDATE records SET body = '[1, 2]'::jsonb WHERE {}",
+            key("(2025)湘0104执303号")
+        ),
+    );
+    let serving = Serving::start(&fed, &config_path);
+    let expectations = [
+        (&p.active, "field `listed_on` of type `date` holding text"),
+        (
+            &p.expired,
+            "window start `listed_on` after the node's date 2026-11-27",
+        ),
+        (&p.repaired_by_status, "cannot be read back as a record"),
+    ];
+    for (who, expected) in expectations {
+        match serving.ask(&blacklist(who)).await {
+            NodeResponse::Lookup(l) => match &l.datasets[..] {
+                [DatasetOutcome::Unverified { dataset, reason }] => {
+                    assert_eq!(dataset, "court.dishonest_debtors");
+                    assert!(reason.contains(expected), "{reason}");
+                    for value in ["2025-06-01", "2027-03-01", "[1, 2]"] {
+                        assert!(!reason.contains(value), "{reason}");
+                    }
+                }
+                other => panic!("expected unverified for `{expected}`, got {other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+    // A person with no record still has no record.
+    let none = serving.ask(&blacklist(&p.clean)).await;
+    assert!(released(&none).records.is_empty());
+    serving.stop().await;
+
+    let audit = fedq_audit::list(
+        &fed.root.join("data/court-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let unverified = audit
+        .iter()
+        .filter(|e| e.record.outcome.contains("\"unverified\""))
+        .count();
+    assert_eq!(unverified, 3, "{audit:?}");
+    let all: String = audit.iter().map(|e| e.record.outcome.clone()).collect();
+    assert!(
+        !all.contains("2027-03-01") && !all.contains(&p.active),
+        "{all}"
+    );
+}
+
+/// Issue 13 §6: the coordinator sends its date. A node whose date (here its pinned
+/// `today`) differs by more than a day answers `failed` with a clock-skew reason, audits
+/// it, and releases nothing; within a day it answers, deciding with its own date.
+#[tokio::test]
+async fn a_node_whose_date_is_off_answers_failed_with_a_clock_skew_reason() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config_path = fed.node_config("court", TODAY);
+    let cfg = config_path.to_str().unwrap();
+    init(cfg);
+    let p = people();
+    // The clean person gets a listing of 2023-11-28: inside the window on the node's date
+    // (2026-11-27), outside it on the day after.
+    let csv = fed.write(
+        "in/debtors.csv",
+        &format!(
+            "{}(2023)湘0102执999号,{},孙八,长沙市芙蓉区人民法院,支付货款,100.00,unperformed,2023-11-28,\n",
+            debtors_csv(&p),
+            p.clean
+        ),
+    );
+    assert!(fedq(&[
+        "node",
+        "import",
+        "--config",
+        cfg,
+        "--dataset",
+        "dishonest_debtors",
+        csv.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let serving = Serving::start(&fed, &config_path);
+    let on = |who: &str, date: &str| match blacklist(who) {
+        NodeRequest::Lookup(mut l) => {
+            l.date = day(date);
+            NodeRequest::Lookup(l)
+        }
+        _ => unreachable!(),
+    };
+    let at = |date: &str| on(&p.active, date);
+    // A coordinator three years ahead (or a node three years behind): no answer.
+    for coordinator_date in ["2029-11-27", "2026-11-25"] {
+        match serving.ask(&at(coordinator_date)).await {
+            NodeResponse::Failed { code, message } => {
+                assert_eq!(code, fedq_wire::message::FailureCode::ClockSkew);
+                assert!(
+                    message.contains("clock skew")
+                        && message.contains("its date is 2026-11-27")
+                        && message.contains(&format!("the coordinator's is {coordinator_date}")),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a clock-skew failure, got {other:?}"),
+        }
+    }
+    // Either side of midnight: answered, with the node's own date deciding (the listing of
+    // 2025-06-01 is inside the node's window).
+    for coordinator_date in ["2026-11-28", "2026-11-26"] {
+        let answer = serving.ask(&at(coordinator_date)).await;
+        assert_eq!(released(&answer).records.len(), 1, "{answer:?}");
+    }
+    // The coordinator's date never decides: on its 2026-11-28 the listing of 2023-11-28
+    // would be past the three years, on the node's 2026-11-27 it is not — and it is
+    // released.
+    let answer = serving.ask(&on(&p.clean, "2026-11-28")).await;
+    assert_eq!(released(&answer).records.len(), 1, "{answer:?}");
+    serving.stop().await;
+    let audit = fedq_audit::list(
+        &fed.root.join("data/court-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let skewed = audit
+        .iter()
+        .filter(|e| e.record.outcome.contains("clock_skew"))
+        .count();
+    assert_eq!(skewed, 2);
 }

@@ -254,7 +254,7 @@ pub fn render(answer: &serde_json::Value) -> String {
         s("policy_version")
     ));
     if answer.get("complete").and_then(|v| v.as_bool()) == Some(false) {
-        out.push_str("PARTIAL ANSWER: some departments could not be asked (see below)\n");
+        out.push_str("PARTIAL ANSWER: some departments could not be asked or could not verify their records (see below)\n");
     }
     if let Some(view) = answer.get("view_result") {
         let kind = view.get("kind").and_then(|k| k.as_str()).unwrap_or("");
@@ -265,7 +265,15 @@ pub fn render(answer: &serde_json::Value) -> String {
                     .and_then(|l| l.as_array())
                     .cloned()
                     .unwrap_or_default();
-                if listings.is_empty() {
+                let unverified = view
+                    .get("unverified")
+                    .and_then(|u| u.as_array())
+                    .map_or(0, Vec::len);
+                if listings.is_empty() && unverified > 0 {
+                    out.push_str(&format!(
+                        "blacklist check: CANNOT CONFIRM — not listed on the lists that answered, but {unverified} list(s) could not be checked (see below)\n"
+                    ));
+                } else if listings.is_empty() {
                     out.push_str("blacklist check: not on any serious-dishonesty list checked\n");
                 } else {
                     out.push_str("blacklist check: LISTED\n");
@@ -285,10 +293,10 @@ pub fn render(answer: &serde_json::Value) -> String {
             }
             "green-channel" => out.push_str(&format!(
                 "green channel: {} — {}\n",
-                if view.get("eligible").and_then(|e| e.as_bool()) == Some(true) {
-                    "ELIGIBLE"
-                } else {
-                    "not eligible"
+                match view.get("verdict").and_then(|v| v.as_str()) {
+                    Some("eligible") => "ELIGIBLE",
+                    Some("not_eligible") => "not eligible",
+                    _ => "CANNOT CONFIRM",
                 },
                 view.get("reason").and_then(|r| r.as_str()).unwrap_or("")
             )),
@@ -340,7 +348,10 @@ pub fn render(answer: &serde_json::Value) -> String {
             .unwrap_or_default()
         {
             out.push_str(&format!(
-                "  unverified: {} — {}\n",
+                "  {}: {} — {}\n",
+                u.get("status")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("unverified"),
                 u.get("dataset").and_then(|v| v.as_str()).unwrap_or(""),
                 u.get("reason").and_then(|v| v.as_str()).unwrap_or("")
             ));

@@ -162,6 +162,10 @@ pub enum NodeStatus {
     NoRecord,
     /// Refused by policy (the coordinator's pre-check or the node's own).
     Denied,
+    /// Answered, but at least one of its datasets could not be verified for the subject
+    /// (unreadable or ill-typed records, a window start in the future): that dataset is
+    /// missing evidence, never "no record".
+    Unverified,
     /// Could not be reached, refused our credentials, or failed closed.
     Unavailable,
     /// No answer within the deadline.
@@ -175,7 +179,7 @@ pub struct NodeReport {
     pub node: String,
     /// What happened.
     pub status: NodeStatus,
-    /// Why, for denied / unavailable / timed out.
+    /// Why, for denied / unverified / unavailable / timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The datasets it was asked about.
@@ -205,7 +209,8 @@ pub struct QueryResponse {
     /// The view asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
-    /// False when any node asked was unavailable or timed out.
+    /// False when any node asked was unavailable, timed out, or answered a dataset as
+    /// unverified.
     pub complete: bool,
     /// Every node asked, with its status.
     pub nodes: Vec<NodeReport>,
@@ -285,6 +290,7 @@ pub fn merge_node(
             let mut any_content = false;
             let mut any_released = false;
             let mut denials = Vec::new();
+            let mut unverified = Vec::new();
             for outcome in lookup.datasets {
                 match outcome {
                     DatasetOutcome::Released(a) => {
@@ -306,9 +312,17 @@ pub fn merge_node(
                         );
                         denials.push(format!("{dataset}: {rationale}"));
                     }
+                    DatasetOutcome::Unverified { dataset, reason } => {
+                        metrics::counter!("fedq_datasets_unverified_total", "dataset" => dataset.clone())
+                            .increment(1);
+                        sources.insert(dataset.clone(), SourceOutcome::Unverified(reason.clone()));
+                        unverified.push(format!("{dataset}: {reason}"));
+                    }
                 }
             }
-            if any_content {
+            if !unverified.is_empty() {
+                report(NodeStatus::Unverified, Some(unverified.join("; ")))
+            } else if any_content {
                 report(NodeStatus::Ok, None)
             } else if any_released {
                 report(NodeStatus::NoRecord, None)
@@ -335,7 +349,9 @@ pub fn merge_node(
         }
         Err(ChannelError::TimedOut { after, .. }) => {
             let why = format!("no answer within {} ms", after.as_millis());
-            unavailable(sources, &why);
+            for d in datasets {
+                sources.insert(d.clone(), SourceOutcome::TimedOut(why.clone()));
+            }
             report(NodeStatus::TimedOut, Some(why))
         }
         Err(e) => {
@@ -423,7 +439,7 @@ mod tests {
         assert_eq!(s, NodeStatus::TimedOut);
         assert!(why.unwrap().contains("2000 ms"));
         assert!(
-            matches!(src[d], SourceOutcome::Unavailable(_)),
+            matches!(src[d], SourceOutcome::TimedOut(_)),
             "a view never reads a missing source as clean"
         );
         let (s, _, _) = status_of(Err(ChannelError::Unavailable {
@@ -431,5 +447,45 @@ mod tests {
             reason: "down".into(),
         }));
         assert_eq!(s, NodeStatus::Unavailable);
+        let (s, why, _) = status_of(Ok(NodeResponse::Failed {
+            code: FailureCode::ClockSkew,
+            message: "node `court`: clock skew: …".into(),
+        }));
+        assert_eq!(s, NodeStatus::Unavailable);
+        assert!(why.unwrap().contains("clock skew"));
+    }
+
+    #[test]
+    fn an_unverified_dataset_is_its_own_status_and_never_no_record() {
+        let d = "court.dishonest_debtors";
+        // Even beside a dataset with content, the node's report says unverified.
+        let mut results = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        let ds = vec![d.to_owned(), "court.enforcement_cases".to_owned()];
+        let r = merge_node(
+            "court",
+            &ds,
+            lookup(vec![
+                DatasetOutcome::Unverified {
+                    dataset: d.into(),
+                    reason: "a stored record of `court.dishonest_debtors` cannot be read back as a record".into(),
+                },
+                answer("court.enforcement_cases", 1, None),
+            ]),
+            &mut results,
+            &mut sources,
+        );
+        assert_eq!(r.status, NodeStatus::Unverified);
+        assert!(r
+            .reason
+            .unwrap()
+            .contains("court.dishonest_debtors: a stored record"));
+        assert!(matches!(sources[d], SourceOutcome::Unverified(_)));
+        assert!(!results.contains_key(d), "nothing is released for it");
+        assert!(results.contains_key("court.enforcement_cases"));
+        assert_eq!(
+            serde_json::to_value(NodeStatus::Unverified).unwrap(),
+            serde_json::json!("unverified")
+        );
     }
 }

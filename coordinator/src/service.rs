@@ -397,6 +397,7 @@ impl Coordinator {
                 consent: query.consent.clone(),
                 target: query::target_for(&query.target, &asked),
                 policy_version: policy_version.clone(),
+                date: today,
             });
             let node = node.clone();
             asks.push(async move {
@@ -417,9 +418,12 @@ impl Coordinator {
             ));
         }
         reports.sort_by(|a, b| a.node.cmp(&b.node));
-        let complete = reports
-            .iter()
-            .all(|r| !matches!(r.status, NodeStatus::Unavailable | NodeStatus::TimedOut));
+        let complete = reports.iter().all(|r| {
+            !matches!(
+                r.status,
+                NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
+            )
+        });
         let view_result = match &query.target {
             LookupTarget::View(v) => engine
                 .policy()

@@ -306,6 +306,11 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
     }
     std::fs::create_dir_all(root.join("stores")).map_err(setup("stores"))?;
     std::fs::create_dir_all(root.join("audit")).map_err(setup("audit"))?;
+    // What `fedq node init` does: a node never serves or imports into a store it would
+    // have had to create.
+    for d in &departments {
+        fedq_node::store::create(&layout.store(d)).map_err(setup("store"))?;
+    }
     for ds in &summary.datasets {
         let catalogue = catalogues
             .iter()
@@ -318,7 +323,10 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
             &layout.store(&ds.department),
             dataset,
             &ds.path,
-            &Default::default(),
+            &fedq_node::import::ImportOptions {
+                today: Some(today),
+                ..Default::default()
+            },
         )
         .map_err(setup("import"))?;
     }

@@ -17,9 +17,11 @@
 //!   the socket is bound.
 //! - Every column is read as text (the node wraps the query and casts each column with
 //!   `::text`) and validated with [`fedq_policy::Value::parse`] against its field. A row
-//!   with an invalid value is skipped with a warning naming the dataset and field, never the
-//!   value. A row about another person than the one asked for is dropped the same way (a
-//!   mapping mistake must not disclose someone else's record).
+//!   with an invalid value, an empty required field, or about another person than the one
+//!   asked for (a mapping mistake) makes the dataset *unverified* for that lookup
+//!   ([`Evidence::Unverified`]), with a warning naming the dataset and field, never the
+//!   value: nothing of it is released, and the requester is told it could not be checked
+//!   rather than "no record".
 //! - The database is never written to: sessions run with `default_transaction_read_only`
 //!   and a statement timeout; operators should also connect as a role granted `SELECT` only.
 //! - Attached datasets have no operator credit repair (`fedq node repair`) and no import:
@@ -34,6 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgTypeInfo};
 use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, SqlStr, Statement};
 
 use crate::config::AttachSpec;
+use crate::evidence::Evidence;
 
 /// How long one attached query may run on the department's database.
 pub const STATEMENT_TIMEOUT: &str = "5s";
@@ -262,17 +265,28 @@ impl Attached {
         }
     }
 
-    /// The valid records of `subject`: one query on the department's database.
-    pub async fn records_of(&self, subject: &str) -> Result<Vec<Record>, AttachError> {
+    /// What the department's database holds about `subject`: one query. A row that
+    /// cannot be read as the catalogue says (a value not of its field's type, a required
+    /// field empty) or that is about another person makes the dataset
+    /// [`Evidence::Unverified`] — never a silently shorter list that would read as "no
+    /// record". The warning names the dataset and field, never the value.
+    pub async fn records_of(&self, subject: &str) -> Result<Evidence, AttachError> {
         let rows = sqlx::query(self.sql.clone())
             .bind(subject)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.query_err(e, subject))?;
         let ds = &self.dataset;
-        let mut out = Vec::with_capacity(rows.len());
-        'rows: for row in rows {
+        let mut out = Evidence::Records(Vec::with_capacity(rows.len()));
+        let unreadable = |field: &str, why: &str| {
+            format!(
+                "a row of attached dataset `{}` cannot be read: field `{field}` {why}",
+                ds.qualified
+            )
+        };
+        for row in rows {
             let mut record = Record::new();
+            let mut bad = None;
             for (column, &index) in self.fields.iter().enumerate() {
                 let Some(field) = ds.fields.get(index) else {
                     continue;
@@ -286,21 +300,32 @@ impl Attached {
                         record.insert(field.name.clone(), v);
                     }
                     Ok(None) if needed => {
-                        tracing::warn!(dataset = %ds.qualified, field = %field.name, "attached row skipped: required field is empty");
-                        continue 'rows;
+                        tracing::warn!(dataset = %ds.qualified, field = %field.name, "attached row unreadable: required field is empty; the dataset is answered as unverified");
+                        bad = Some(unreadable(&field.name, "is empty but required"));
+                        break;
                     }
                     Ok(None) => {}
-                    Err(bad) => {
-                        tracing::warn!(dataset = %ds.qualified, field = %field.name, expected = %bad.expected, "attached row skipped: value is not of the field's type");
-                        continue 'rows;
+                    Err(e) => {
+                        tracing::warn!(dataset = %ds.qualified, field = %field.name, expected = %e.expected, "attached row unreadable: value is not of the field's type; the dataset is answered as unverified");
+                        bad = Some(unreadable(
+                            &field.name,
+                            &format!("is not a valid {}", e.expected),
+                        ));
+                        break;
                     }
                 }
             }
-            if record.get(&ds.subject).and_then(Value::as_text) != Some(subject) {
-                tracing::warn!(dataset = %ds.qualified, field = %ds.subject, "attached row skipped: it is about another person than the one asked for; the query must filter on `$1`");
-                continue;
+            if bad.is_none() && record.get(&ds.subject).and_then(Value::as_text) != Some(subject) {
+                tracing::warn!(dataset = %ds.qualified, field = %ds.subject, "attached row about another person than the one asked for; the query must filter on `$1`; the dataset is answered as unverified");
+                bad = Some(format!(
+                    "the attached query for `{}` returned a row about another person (field `{}`); it must filter on `$1`",
+                    ds.qualified, ds.subject
+                ));
             }
-            out.push(record);
+            match bad {
+                Some(why) => out.unverified(why),
+                None => out.push(record),
+            }
         }
         Ok(out)
     }

@@ -10,6 +10,13 @@ use crate::import::{ImportOptions, ImportReport};
 /// The `fedq node` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum NodeCommand {
+    /// Create the node's store (an SQLite file, or fedq's schema in a PostgreSQL database).
+    /// Serve, import and repair refuse a store that was never initialised.
+    Init {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Serve authorized lookups from coordinators over QUIC until Ctrl-C.
     Serve {
         /// The node's config file.
@@ -166,6 +173,25 @@ pub fn describe(report: &ImportReport) -> String {
 /// Runs one `fedq node` subcommand.
 pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
     match cmd {
+        NodeCommand::Init { config } => {
+            let config = NodeConfig::load(&config)?;
+            let created =
+                current_thread_runtime()?.block_on(crate::store::Store::init(&config.store))?;
+            let label = match &config.store {
+                StoreLocation::Sqlite(path) => path.display().to_string(),
+                StoreLocation::Postgres(url) => crate::postgres::parse_url(url)
+                    .map(|o| crate::postgres::redacted(&o))
+                    .unwrap_or_else(|_| "the PostgreSQL store".into()),
+            };
+            if created {
+                println!(
+                    "created store `{label}`; import the department's data with `fedq node import`"
+                );
+            } else {
+                println!("store `{label}` is already initialised; nothing changed");
+            }
+            Ok(())
+        }
         NodeCommand::Serve { config } => {
             let config = NodeConfig::load(&config)?;
             // One thread: a node's work per request is a short lookup and an audit hand-off
@@ -206,6 +232,7 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                 skip_invalid,
                 rejects,
                 progress: true,
+                today: Some(config.today()),
             };
             let report = match &config.store {
                 StoreLocation::Sqlite(path) => crate::import::import(path, ds, &file, &options)?,

@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 
 use fedq_bundle::state::InForce;
 use fedq_policy::engine::{DatasetDecision, FieldSelection, Reason};
-use fedq_policy::{minimize, DecisionRequest, Engine, Record, ViewRequest};
+use fedq_policy::{minimize, DecisionRequest, Engine, ViewRequest};
 use fedq_wire::message::{DatasetOutcome, LookupRequest, LookupResponse, LookupTarget};
 use fedq_wire::NodeResponse;
 use serde::Serialize;
+
+use crate::evidence::Evidence;
 
 /// The datasets of this node that a lookup touches (qualified names), so the store reads
 /// only those.
@@ -50,6 +52,11 @@ pub enum AuditedDataset {
         /// The rationale given.
         rationale: String,
     },
+    /// Nothing released: the records read could not be verified.
+    Unverified {
+        /// Why (dataset and field names only).
+        reason: String,
+    },
 }
 
 /// The answer and what the audit log records about it.
@@ -75,8 +82,10 @@ fn denial_rationale(decision: &DatasetDecision<'_>) -> String {
 
 fn outcome_of(
     decision: &DatasetDecision<'_>,
-    records: &[Record],
+    evidence: &Evidence,
 ) -> (DatasetOutcome, AuditedDataset) {
+    // A refusal comes first: a requester the policy gives nothing learns nothing about the
+    // state of the records either.
     if !decision.releases_anything() {
         let rationale = denial_rationale(decision);
         return (
@@ -87,6 +96,20 @@ fn outcome_of(
             AuditedDataset::Denied { rationale },
         );
     }
+    let records = match evidence {
+        Evidence::Records(records) => records,
+        Evidence::Unverified(reason) => {
+            return (
+                DatasetOutcome::Unverified {
+                    dataset: decision.dataset.qualified.clone(),
+                    reason: reason.clone(),
+                },
+                AuditedDataset::Unverified {
+                    reason: reason.clone(),
+                },
+            )
+        }
+    };
     let answer = minimize(decision, records);
     let fields = decision
         .fields
@@ -102,19 +125,20 @@ fn outcome_of(
 }
 
 /// Decides and minimizes one lookup under the policy version in force when it started
-/// (recorded as [`InForce::label`]). `records` holds this node's unrepaired records of
-/// the subject, by qualified dataset name; `today` is the node's own date.
+/// (recorded as [`InForce::label`]). `records` holds what this node read of the subject's
+/// unrepaired records, checked ([`Evidence::checked`]), by qualified dataset name; a
+/// dataset missing from it has no record. `today` is the node's own date.
 pub fn answer(
     policy: &InForce,
     node: &str,
     department: &str,
     request: &LookupRequest,
-    records: &BTreeMap<String, Vec<Record>>,
+    records: &BTreeMap<String, Evidence>,
     today: time::Date,
 ) -> Enforced {
     let engine = &policy.engine;
     let policy_version = policy.label();
-    let empty = Vec::new();
+    let empty = Evidence::default();
     let mut outcomes = Vec::new();
     let mut audited = BTreeMap::new();
     let refused = |rationale: String, version: &str| Enforced {

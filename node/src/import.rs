@@ -3,7 +3,9 @@
 //! - CSV (header row of catalogue field names) or JSON Lines (one object per record,
 //!   field name → string), chosen by the file extension.
 //! - Every row validated against the catalogue: resident ID check digit (GB 11643-1999),
-//!   dates, amounts, enumerations, required fields.
+//!   dates, amounts, enumerations, required fields, and no window start after the node's
+//!   date (a future date is bad data; stored, it would be disclosed forever).
+//! - The store must exist (`fedq node init`); an import never creates one.
 //! - Atomic by default: one transaction; the first invalid row aborts it and nothing is
 //!   imported. With `skip_invalid`, good rows go in and each bad one is written to the
 //!   reject file with its line number and reason.
@@ -78,6 +80,9 @@ pub struct ImportOptions {
     pub rejects: Option<PathBuf>,
     /// Show progress on stderr.
     pub progress: bool,
+    /// The node's date: a window start after it is refused. `None`: today in the city
+    /// ([`crate::today_in_city`]).
+    pub today: Option<time::Date>,
 }
 
 /// What an import did.
@@ -153,6 +158,31 @@ pub fn parse_row(dataset: &Dataset, cells: &BTreeMap<&str, &str>) -> Result<Reco
     Ok(record)
 }
 
+/// [`parse_row`], then the dates: a window start after `today` (the node's date) is
+/// refused — a record cannot start its disclosure window in the future, and if stored it
+/// would never leave the window.
+pub fn parse_row_on(
+    dataset: &Dataset,
+    cells: &BTreeMap<&str, &str>,
+    today: time::Date,
+) -> Result<Record, RowError> {
+    let record = parse_row(dataset, cells)?;
+    check_dates(dataset, &record, today)?;
+    Ok(record)
+}
+
+fn check_dates(dataset: &Dataset, record: &Record, today: time::Date) -> Result<(), RowError> {
+    match (&dataset.window_start, dataset.record_date(record)) {
+        (Some(field), Some(start)) if start > today => Err(RowError {
+            field: field.clone(),
+            reason: format!(
+                "the window start is after today ({today}); a record cannot start its disclosure window in the future (check the date, or the node's clock and `today`)"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn text_of<'r>(record: &'r Record, field: &str) -> &'r str {
     record
         .get(field)
@@ -172,6 +202,7 @@ enum Rows {
 /// Invalid rows go to the reject file (with `skip_invalid`) or end the import.
 struct Validated {
     dataset: Dataset,
+    today: time::Date,
     path_s: String,
     rows: Rows,
     skip_invalid: bool,
@@ -246,6 +277,7 @@ impl Validated {
             .unwrap_or_else(|| PathBuf::from(format!("{}.rejects.csv", file.display())));
         Ok(Self {
             dataset: dataset.clone(),
+            today: options.today.unwrap_or_else(crate::today_in_city),
             path_s,
             rows,
             skip_invalid: options.skip_invalid,
@@ -260,6 +292,7 @@ impl Validated {
     /// The next row, parsed: `None` at the end of the file.
     fn next_row(&mut self) -> Result<Option<ParsedRow>, ImportError> {
         let dataset = &self.dataset;
+        let today = self.today;
         loop {
             match &mut self.rows {
                 Rows::Csv(reader, record, header) => {
@@ -282,7 +315,7 @@ impl Validated {
                         .map(String::as_str)
                         .zip(record.iter())
                         .collect();
-                    return Ok(Some((line, parse_row(dataset, &cells))));
+                    return Ok(Some((line, parse_row_on(dataset, &cells, today))));
                 }
                 Rows::Jsonl(lines, n) => {
                     let Some(text) = lines.next() else {
@@ -296,7 +329,9 @@ impl Validated {
                     if text.trim().is_empty() {
                         continue;
                     }
-                    return Ok(Some((*n, parse_json_line(dataset, &text))));
+                    let parsed = parse_json_line(dataset, &text)
+                        .and_then(|r| check_dates(dataset, &r, today).map(|()| r));
+                    return Ok(Some((*n, parsed)));
                 }
             }
         }

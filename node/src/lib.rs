@@ -5,6 +5,8 @@
 //! - [`postgres`]: the PostgreSQL store for large departments (`store = "postgres://…"`);
 //! - [`attach`]: datasets read from the department's own PostgreSQL tables (`[[attach]]`);
 //! - [`import`]: `fedq node import`, validated, atomic, idempotent, streaming;
+//! - [`evidence`]: whether what was read can be answered from (else the dataset is
+//!   *unverified*, never "no record");
 //! - [`enforce`]: the decision path as a plain function — statutory window and repair,
 //!   the node's **own** copy of the policy, minimization — testable without a network;
 //! - [`service`]: `fedq node serve`: the QUIC endpoint, audit before answer;
@@ -17,6 +19,7 @@ pub mod attach;
 pub mod cli;
 pub mod config;
 pub mod enforce;
+pub mod evidence;
 pub mod import;
 pub mod postgres;
 pub mod service;

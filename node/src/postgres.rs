@@ -100,8 +100,51 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` and runs pending migrations.
+    /// Connects to the initialised store at `url` and runs the migrations it lacks. A
+    /// database without fedq's schema is [`StoreError::NotInitialised`]: only
+    /// [`PgStore::create`] (`fedq node init`) creates it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        if !store.initialised().await? {
+            store.close().await;
+            return Err(StoreError::NotInitialised {
+                store: store.label,
+                what: "holds no fedq schema (the database exists, but the store was never initialised)".into(),
+            });
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to `url` and runs every migration it lacks, creating the schema in an empty
+    /// database: `fedq node init`. Returns whether the schema had to be created.
+    pub async fn create(url: &str) -> Result<bool, StoreError> {
+        let store = Self::connect(url).await?;
+        let created = !store.initialised().await?;
+        let migrated = store.migrate().await;
+        store.close().await;
+        migrated.map(|()| created)
+    }
+
+    /// Whether the first migration has run on this database.
+    async fn initialised(&self) -> Result<bool, StoreError> {
+        let table: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        if table.is_none() {
+            return Ok(false);
+        }
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 1 AND success)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = parse_url(url).map_err(|reason| StoreError::Database {
             path: "postgres store".into(),
             reason,
@@ -114,9 +157,7 @@ impl PgStore {
                 path: label.clone(),
                 reason: format!("cannot connect: {e}; check the URL, that the server runs and that it accepts this user"),
             })?;
-        let store = Self { label, pool };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { label, pool })
     }
 
     /// A store on `url` whose pool connects on first use, for a node whose store was
@@ -216,6 +257,40 @@ impl PgStore {
                 reason: e.to_string(),
             })?;
             out.push(StoredRecord { dataset, record });
+        }
+        Ok(out)
+    }
+
+    /// What the store holds about `subject` in each of `datasets`, for an answer: a
+    /// dataset with a body that cannot be read back as a record is unverified. One indexed
+    /// statement.
+    pub async fn evidence_of(
+        &self,
+        subject: &str,
+        datasets: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, crate::evidence::Evidence>, StoreError> {
+        let mut out = crate::store::empty_evidence(datasets);
+        if datasets.is_empty() {
+            return Ok(out);
+        }
+        let rows = sqlx::query(
+            "SELECT dataset, body::text FROM records \
+             WHERE subject = $1 AND dataset = ANY($2) AND repaired_at IS NULL",
+        )
+        .bind(subject)
+        .bind(datasets)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::Database {
+            path: self.label.clone(),
+            reason: without(&e.to_string(), subject),
+        })?;
+        for row in rows {
+            let dataset: String = row.try_get(0).map_err(|e| self.err(e))?;
+            let body: Option<String> = row.try_get(1).ok();
+            if let Some(evidence) = out.get_mut(&dataset) {
+                crate::store::read_body(&dataset, body.as_deref(), evidence);
+            }
         }
         Ok(out)
     }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
 use fedq_bundle::state::{Installed, PolicySlot, SlotStatus};
-use fedq_policy::{Catalogue, Record};
-use fedq_wire::message::{FailureCode, LookupRequest, PolicyState};
+use fedq_policy::Catalogue;
+use fedq_wire::message::{FailureCode, LookupRequest, PolicyState, MAX_DATE_SKEW_DAYS};
 use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::attach::{AttachError, Attached};
 use crate::config::{NodeConfig, StoreLocation};
+use crate::evidence::Evidence;
 use crate::postgres::PgStore;
 use crate::store::{SqliteStore, Store};
 
@@ -44,6 +45,16 @@ pub enum ServeError {
     /// The config is inconsistent with the files it names.
     #[error("{0}")]
     Mismatch(String),
+    /// The node's catalogue is not the one the policy in force was checked against.
+    #[error("catalogue `{catalogue}` differs from the one policy {policy} was checked against: {differences}; make the node's `catalogue` the department's file from the policy's catalogue directory (or have the officers check and sign a policy for this catalogue)")]
+    CatalogueMismatch {
+        /// The node's catalogue file.
+        catalogue: String,
+        /// The policy version in force (`BUNDLE/POLICY`).
+        policy: String,
+        /// Each difference, naming dataset and field.
+        differences: String,
+    },
 }
 
 /// A node, ready to serve.
@@ -95,6 +106,17 @@ impl Node {
                 catalogue.department,
                 config.catalogue.display()
             )));
+        }
+        // The node reads and checks records by its own catalogue, and decides by the
+        // policy's: the two must be the same, or a field could be typed, classed or
+        // windowed differently from what the officers checked the policy against.
+        let differences = catalogue.differences_from(policy.current().engine.datasets());
+        if !differences.is_empty() {
+            return Err(ServeError::CatalogueMismatch {
+                catalogue: config.catalogue.display().to_string(),
+                policy: policy.current().label(),
+                differences: differences.join("; "),
+            });
         }
         let checked = check_postgres(&config, &catalogue)?;
         let store = match &config.store {
@@ -195,22 +217,21 @@ struct Context {
 
 impl Context {
     /// Reads the subject's records: one statement on the store (inline for SQLite), one
-    /// query per attached dataset. On failure, names what failed (for the answer and the
-    /// audit entry), never why in terms of data.
+    /// query per attached dataset, each dataset's records then checked against the
+    /// catalogue ([`crate::evidence`]). On failure, names what failed (for the answer and
+    /// the audit entry), never why in terms of data.
     async fn read(
         &self,
+        engine: &fedq_policy::Engine,
         subject: &str,
         stored: &[&str],
         attached: &[&str],
-        by_dataset: &mut BTreeMap<String, Vec<Record>>,
-    ) -> Result<(), &'static str> {
+        today: time::Date,
+    ) -> Result<BTreeMap<String, Evidence>, &'static str> {
+        let mut by_dataset = BTreeMap::new();
         if !stored.is_empty() {
-            match self.store.records_of(subject, stored).await {
-                Ok(records) => {
-                    for r in records {
-                        by_dataset.entry(r.dataset).or_default().push(r.record);
-                    }
-                }
+            match self.store.evidence_of(subject, stored).await {
+                Ok(found) => by_dataset.extend(found),
                 Err(e) => {
                     tracing::error!(error = %e, "store unavailable; answering unavailable");
                     return Err("store");
@@ -222,8 +243,8 @@ impl Context {
                 continue;
             };
             match source.records_of(subject).await {
-                Ok(records) => {
-                    by_dataset.insert((*name).to_owned(), records);
+                Ok(evidence) => {
+                    by_dataset.insert((*name).to_owned(), evidence);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "attached database unavailable; answering unavailable");
@@ -231,7 +252,21 @@ impl Context {
                 }
             }
         }
-        Ok(())
+        Ok(by_dataset
+            .into_iter()
+            .map(|(name, evidence)| {
+                let checked = match engine.datasets().iter().find(|d| d.qualified == name) {
+                    Some(dataset) => evidence.checked(dataset, subject, today),
+                    None => Evidence::Unverified(format!(
+                        "dataset `{name}` is not in the policy's catalogue"
+                    )),
+                };
+                if let Evidence::Unverified(why) = &checked {
+                    tracing::warn!(dataset = %name, reason = %why, "answering the dataset as unverified");
+                }
+                (name, checked)
+            })
+            .collect())
     }
 
     /// Verifies and installs a policy bundle (off the runtime: it reads the CA, CRL and
@@ -304,6 +339,8 @@ impl Context {
     }
 
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
+        // The node decides with its own date, always; the coordinator's only tells it
+        // whether one of the two clocks is wrong.
         let today = self.config.today();
         // The version in force when the lookup starts decides all of it.
         let policy = self.policy.current();
@@ -322,26 +359,48 @@ impl Context {
             outcome: String::new(),
             policy_version: policy.label(),
         };
+        let skew = (request.date - today).whole_days();
+        if skew.abs() > MAX_DATE_SKEW_DAYS {
+            tracing::error!(node_date = %today, coordinator_date = %request.date, "clock skew; answering failed");
+            audit.outcome =
+                serde_json::json!({ "failed": "clock_skew", "node_date": today.to_string(), "coordinator_date": request.date.to_string() })
+                    .to_string();
+            if let Err(e) = self.audit.append(audit).await {
+                tracing::error!(error = %e, "audit log unavailable while refusing a lookup");
+            }
+            return NodeResponse::Failed {
+                code: FailureCode::ClockSkew,
+                message: format!(
+                    "node `{}`: clock skew: its date is {today} but the coordinator's is {}, {} days apart (at most {MAX_DATE_SKEW_DAYS} allowed); fix the clock or the pinned `today` that is wrong",
+                    self.node,
+                    request.date,
+                    skew.abs()
+                ),
+            };
+        }
         let (attached, stored): (Vec<&str>, Vec<&str>) = names
             .iter()
             .partition(|name| self.attached.contains_key(**name));
-        let mut by_dataset: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         let read = self
             .read(
+                &policy.engine,
                 request.subject.as_str(),
                 &stored,
                 &attached,
-                &mut by_dataset,
+                today,
             )
             .await;
-        if let Err(what) = read {
-            audit.outcome = serde_json::json!({ "unavailable": what }).to_string();
-            let _ = self.audit.append(audit).await;
-            return NodeResponse::Failed {
-                code: FailureCode::Unavailable,
-                message: format!("node `{}`: its {what} is unavailable", self.node),
-            };
-        }
+        let by_dataset = match read {
+            Ok(found) => found,
+            Err(what) => {
+                audit.outcome = serde_json::json!({ "unavailable": what }).to_string();
+                let _ = self.audit.append(audit).await;
+                return NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!("node `{}`: its {what} is unavailable", self.node),
+                };
+            }
+        };
         let enforced = crate::enforce::answer(
             &policy,
             &self.node,

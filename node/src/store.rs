@@ -13,14 +13,22 @@
 //! Records are stored as validated JSON bodies keyed by (dataset, record key), indexed by
 //! subject. A credit repair recorded by the operator marks the row; a repaired row is
 //! never read for an answer again.
+//!
+//! A store comes into being only through [`Store::init`] (`fedq node init`): opening one
+//! that does not exist, or that was never initialised, is an error, so a mistyped `store`
+//! path can never serve an empty store as if the department had no records. Opening an
+//! initialised store still runs the migrations it lacks (an upgrade, not a creation).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use std::collections::BTreeMap;
 
 use fedq_policy::Record;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::StoreLocation;
+use crate::evidence::Evidence;
 use crate::postgres::PgStore;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -49,6 +57,14 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The store does not exist, or holds no fedq schema.
+    #[error("store `{store}` {what}; create it with `fedq node init --config NODE.toml`, then import the department's data (a node never serves, imports into or repairs a store it would have had to create)")]
+    NotInitialised {
+        /// The file, or `postgres://HOST:PORT/DATABASE`.
+        store: String,
+        /// `does not exist`, or what is there instead.
+        what: String,
+    },
     /// `repair` named no record.
     #[error("no record `{key}` in dataset `{dataset}`; check the record key (`fedq node repair` takes the catalogue's record key)")]
     NoSuchRecord {
@@ -68,10 +84,46 @@ pub struct StoredRecord {
     pub record: Record,
 }
 
-/// Opens a connection with the node's pragmas and runs pending migrations.
+/// Opens a connection to an existing, initialised store with the node's pragmas, and
+/// runs the migrations it lacks. Never creates a file: a store that does not exist or was
+/// never initialised is [`StoreError::NotInitialised`].
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let missing = |what: &str| StoreError::NotInitialised {
+        store: path.display().to_string(),
+        what: what.to_owned(),
+    };
+    if !path.is_file() {
+        return Err(missing(if path.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        }));
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_err(path))?;
+    migrate(&conn, path, false)?;
+    Ok(conn)
+}
+
+/// Creates the store at `path` (and its directory) if it does not exist, and runs every
+/// migration it lacks: `fedq node init`. Returns whether the schema had to be created.
+pub fn create(path: &Path) -> Result<bool, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database {
+            path: path.display().to_string(),
+            reason: format!("cannot create its directory: {e}"),
+        })?;
+    }
+    let conn = Connection::open(path).map_err(db_err(path))?;
+    migrate(&conn, path, true)
+}
+
+/// Sets the node's pragmas and runs pending migrations; a store with none applied is
+/// initialised only when `create` says so. Returns whether it was.
+fn migrate(conn: &Connection, path: &Path, create: bool) -> Result<bool, StoreError> {
     let err = db_err(path);
-    let conn = Connection::open(path).map_err(&err)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
     )
@@ -79,6 +131,12 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     let applied: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(&err)?;
+    if applied == 0 && !create {
+        return Err(StoreError::NotInitialised {
+            store: path.display().to_string(),
+            what: "was never initialised (it holds no fedq schema)".into(),
+        });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i64::try_from(i).unwrap_or(i64::MAX) + 1;
         if version > applied {
@@ -88,7 +146,7 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
             .map_err(&err)?;
         }
     }
-    Ok(conn)
+    Ok(applied == 0)
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -106,7 +164,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating if needed) the store at `path`.
+    /// Opens the existing store at `path`, running the migrations it lacks (see
+    /// [`connect`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             path: path.to_owned(),
@@ -155,6 +214,38 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// What the store holds about `subject` in each of `datasets` (qualified names), for
+    /// an answer: a dataset with a stored body that cannot be read back as a record is
+    /// [`Evidence::Unverified`] (never silently short of that record). One indexed
+    /// statement.
+    pub fn evidence_of(
+        &self,
+        subject: &str,
+        datasets: &[&str],
+    ) -> Result<BTreeMap<String, Evidence>, StoreError> {
+        let err = db_err(&self.path);
+        let conn = self.reader.lock().map_err(|_| StoreError::Database {
+            path: self.path.display().to_string(),
+            reason: "store lock poisoned".into(),
+        })?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT dataset, record_key, body FROM records WHERE subject = ?1 AND repaired_at IS NULL",
+            )
+            .map_err(&err)?;
+        let mut rows = stmt.query(params![subject]).map_err(&err)?;
+        let mut out = empty_evidence(datasets);
+        while let Some(row) = rows.next().map_err(&err)? {
+            let dataset: String = row.get(0).map_err(&err)?;
+            let Some(evidence) = out.get_mut(&dataset) else {
+                continue;
+            };
+            let body = row.get_ref(2).ok().and_then(|v| v.as_str().ok());
+            read_body(&dataset, body, evidence);
+        }
+        Ok(out)
+    }
+
     /// Records a credit repair (seed §十): the record stops being disclosed at once.
     /// Returns the record's subject (for the audit entry's pseudonym).
     pub fn repair(
@@ -199,6 +290,32 @@ impl SqliteStore {
     }
 }
 
+/// An empty [`Evidence`] for each of `datasets`.
+pub(crate) fn empty_evidence(datasets: &[&str]) -> BTreeMap<String, Evidence> {
+    datasets
+        .iter()
+        .map(|d| ((*d).to_owned(), Evidence::default()))
+        .collect()
+}
+
+/// Adds one stored body to `evidence`: the record, or — if the body is not a record —
+/// the dataset becomes unverified. Neither the body nor the parser's words (which may
+/// quote it) go into the reason or the log.
+pub(crate) fn read_body(dataset: &str, body: Option<&str>, evidence: &mut Evidence) {
+    match body.map(serde_json::from_str::<Record>) {
+        Some(Ok(record)) => evidence.push(record),
+        _ => {
+            tracing::warn!(
+                dataset,
+                "a stored record cannot be read back; the dataset is answered as unverified"
+            );
+            evidence.unverified(format!(
+                "a stored record of `{dataset}` cannot be read back as a record"
+            ));
+        }
+    }
+}
+
 /// The node's store: SQLite or PostgreSQL, chosen by the config's `store`.
 ///
 /// The SQLite arm runs inline and synchronously (its `async fn`s never yield), so the
@@ -212,11 +329,22 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens (creating and migrating if needed) the store at `location`.
+    /// Opens the existing store at `location`, running the migrations it lacks. A store
+    /// that does not exist or was never initialised is [`StoreError::NotInitialised`].
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
         match location {
             StoreLocation::Sqlite(path) => SqliteStore::open(path).map(Store::Sqlite),
             StoreLocation::Postgres(url) => PgStore::open(url).await.map(Store::Postgres),
+        }
+    }
+
+    /// Creates the store at `location` if needed and runs every migration it lacks
+    /// (`fedq node init`). Returns whether the schema had to be created; running it on an
+    /// initialised store changes nothing.
+    pub async fn init(location: &StoreLocation) -> Result<bool, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => create(path),
+            StoreLocation::Postgres(url) => PgStore::create(url).await,
         }
     }
 
@@ -238,6 +366,19 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.records_of(subject, datasets),
             Store::Postgres(p) => p.records_of(subject, datasets).await,
+        }
+    }
+
+    /// What the store holds about `subject` in each of `datasets`, for an answer (see
+    /// [`SqliteStore::evidence_of`]). One indexed statement.
+    pub async fn evidence_of(
+        &self,
+        subject: &str,
+        datasets: &[&str],
+    ) -> Result<BTreeMap<String, Evidence>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.evidence_of(subject, datasets),
+            Store::Postgres(p) => p.evidence_of(subject, datasets).await,
         }
     }
 

@@ -15,7 +15,16 @@ use std::sync::{Arc, Mutex};
 
 use fedq_node::attach::{AttachError, Attached};
 use fedq_node::config::AttachSpec;
-use fedq_policy::{Catalogue, Value};
+use fedq_node::evidence::Evidence;
+use fedq_policy::{Catalogue, Record, Value};
+
+/// The records of an answer that must have been verified.
+fn records(evidence: Evidence) -> Vec<Record> {
+    match evidence {
+        Evidence::Records(r) => r,
+        Evidence::Unverified(why) => panic!("unverified: {why}"),
+    }
+}
 
 fn catalogue() -> Catalogue {
     fedq_policy::load::load_catalogue(
@@ -111,20 +120,19 @@ async fn an_attached_dataset_is_read_from_the_departments_own_tables() {
     assert_eq!(attached.dataset().qualified, "court.dishonest_debtors");
 
     let (logs, guard) = capture_logs();
-    let records = attached.records_of(&a).await.unwrap();
+    let evidence = attached.records_of(&a).await.unwrap();
     drop(guard);
-    // The valid row; the row with an unknown status and the row without its listing date
-    // are skipped with a warning naming dataset and field, never the value.
-    assert_eq!(records.len(), 1, "{records:?}");
-    let r = &records[0];
-    assert_eq!(r["case_no"], Value::Text("(2025)湘0102执101号".into()));
-    assert_eq!(r["resident_id"], Value::Text(a.clone()));
-    assert_eq!(r["amount_owed"], Value::Amount(5_200_000));
-    assert_eq!(
-        r["listed_on"],
-        Value::Date(time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap())
+    // Beside a valid row, one with an unknown status and one without its listing date:
+    // the dataset cannot be verified for this person (never a shorter list that reads as
+    // "fewer records"), with a warning per row naming dataset and field, never the value.
+    let Evidence::Unverified(why) = evidence else {
+        panic!("expected unverified, got {evidence:?}")
+    };
+    assert!(
+        why.contains("attached dataset `court.dishonest_debtors` cannot be read")
+            && (why.contains("field `performance_status`") || why.contains("field `listed_on`")),
+        "{why}"
     );
-    assert!(!r.contains_key("removed_on"), "NULL is absent");
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("court.dishonest_debtors") && logs.contains("performance_status"),
@@ -133,22 +141,51 @@ async fn an_attached_dataset_is_read_from_the_departments_own_tables() {
     assert!(logs.contains("listed_on"), "{logs}");
     for secret in ["done-ish", a.as_str(), "张三丰", "(2025)湘0102执102号"] {
         assert!(!logs.contains(secret), "`{secret}` in the logs: {logs}");
+        assert!(!why.contains(secret), "`{secret}` in the reason: {why}");
     }
 
-    let other = attached.records_of(&b).await.unwrap();
+    // The valid row alone, read with its values typed as the catalogue says.
+    let valid_only = Attached::open(
+        &spec(
+            &db.url,
+            &format!("SELECT {COLUMNS} FROM enforcement.dishonest WHERE id_number = $1 AND status <> 'done-ish' AND listed IS NOT NULL"),
+        ),
+        &catalogue,
+    )
+    .await
+    .unwrap();
+    let valid = records(valid_only.records_of(&a).await.unwrap());
+    assert_eq!(valid.len(), 1, "{valid:?}");
+    let r = &valid[0];
+    assert_eq!(r["case_no"], Value::Text("(2025)湘0102执101号".into()));
+    assert_eq!(r["resident_id"], Value::Text(a.clone()));
+    assert_eq!(r["amount_owed"], Value::Amount(5_200_000));
+    assert_eq!(
+        r["listed_on"],
+        Value::Date(time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap())
+    );
+    assert!(!r.contains_key("removed_on"), "NULL is absent");
+    valid_only.close().await;
+
+    let other = records(attached.records_of(&b).await.unwrap());
     assert_eq!(other.len(), 1);
     assert_eq!(
         other[0]["performance_status"],
         Value::Text("performed".into())
     );
-    assert!(attached
-        .records_of(&rid("43011119920202567"))
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(
+        attached
+            .records_of(&rid("43011119920202567"))
+            .await
+            .unwrap(),
+        Evidence::Records(Vec::new()),
+        "no row is no record"
+    );
     attached.close().await;
 }
 
+/// Issue 13 §6: a mapping that returns other people's rows is broken; the dataset is
+/// unverified for the person asked about, and nothing of anyone is released.
 #[tokio::test]
 async fn a_mapping_that_returns_other_people_discloses_nothing_of_them() {
     let db = pg::database("attach_others");
@@ -159,9 +196,15 @@ async fn a_mapping_that_returns_other_people_discloses_nothing_of_them() {
     let attached = Attached::open(&spec(&db.url, &query), &catalogue())
         .await
         .unwrap();
-    let records = attached.records_of(&b).await.unwrap();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["resident_id"], Value::Text(b.clone()));
+    let evidence = attached.records_of(&b).await.unwrap();
+    let Evidence::Unverified(why) = evidence else {
+        panic!("expected unverified, got {evidence:?}")
+    };
+    assert!(
+        why.contains("a row about another person") && why.contains("`$1`"),
+        "{why}"
+    );
+    assert!(!why.contains(&a) && !why.contains(&b), "{why}");
 }
 
 #[tokio::test]
@@ -206,7 +249,7 @@ async fn the_departments_database_is_never_written() {
     .await
     .unwrap();
     assert_eq!(
-        check.records_of(&b).await.unwrap().len(),
+        records(check.records_of(&b).await.unwrap()).len(),
         1,
         "nothing was deleted"
     );

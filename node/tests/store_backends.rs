@@ -14,6 +14,7 @@ mod pg;
 use std::path::{Path, PathBuf};
 
 use fedq_node::config::StoreLocation;
+use fedq_node::evidence::Evidence;
 use fedq_node::import::{ImportError, ImportOptions, ImportReport};
 use fedq_node::store::{Store, StoreError};
 use fedq_policy::{Catalogue, Value};
@@ -52,6 +53,30 @@ impl Backend {
         }
     }
 
+    /// Overwrites a stored body, as a broken restore or a hand edit would.
+    fn corrupt_body(&self, dataset: &str, key: &str, body: &str) {
+        match self {
+            Backend::Sqlite(dir) => {
+                let conn = fedq_node::store::connect(&dir.path().join("store.db")).unwrap();
+                let n = conn
+                    .execute(
+                        "UPDATE records SET body = ?3 WHERE dataset = ?1 AND record_key = ?2",
+                        rusqlite::params![dataset, key, body],
+                    )
+                    .unwrap();
+                assert_eq!(n, 1);
+            }
+            Backend::Postgres(db) => pg::run_sql(
+                &db.url,
+                &[format!(
+                    "UPDATE records SET body = '{}'::jsonb WHERE dataset = '{dataset}' AND record_key = '{key}'",
+                    body.replace('\'', "''")
+                )],
+            )
+            .unwrap(),
+        }
+    }
+
     async fn import(
         &self,
         store: &Store,
@@ -80,6 +105,22 @@ async fn behaves(backend: Backend) {
         std::fs::write(&p, text).unwrap();
         p
     };
+    // A store that was never initialised is not opened (nor created): only `init` makes
+    // one, and a second `init` changes nothing.
+    match Store::open(&backend.location()).await {
+        Err(e @ StoreError::NotInitialised { .. }) => {
+            assert!(e.to_string().contains("fedq node init"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    if let StoreLocation::Sqlite(path) = backend.location() {
+        assert!(!path.exists(), "opening created the file");
+    }
+    assert!(Store::init(&backend.location()).await.unwrap(), "created");
+    assert!(
+        !Store::init(&backend.location()).await.unwrap(),
+        "already there"
+    );
     let store = Store::open(&backend.location()).await.unwrap();
     // Opening again runs no migration twice.
     drop(Store::open(&backend.location()).await.unwrap());
@@ -242,6 +283,42 @@ async fn behaves(backend: Backend) {
         other => panic!("{other:?}"),
     }
 
+    // What a serving node reads: per dataset asked, the records — or, if a stored body
+    // cannot be read back as a record, the dataset as unverified (never short of it).
+    let evidence = store
+        .evidence_of(&a, &[dd, "court.enforcement_cases"])
+        .await
+        .unwrap();
+    assert!(matches!(&evidence[dd], Evidence::Records(r) if r.len() == 1));
+    backend.corrupt_body(dd, "K1", "{\"listed_on\": \"2025-06-01\"}");
+    let evidence = store
+        .evidence_of(&a, &[dd, "court.enforcement_cases"])
+        .await
+        .unwrap();
+    match &evidence[dd] {
+        Evidence::Unverified(why) => {
+            assert!(
+                why.contains("`court.dishonest_debtors` cannot be read back"),
+                "{why}"
+            );
+            assert!(!why.contains("2025-06-01"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&evidence["court.enforcement_cases"], Evidence::Records(r) if r.len() == 1),
+        "the other dataset is unaffected"
+    );
+    let nobody = store
+        .evidence_of(&rid("43011119920202567"), &[dd])
+        .await
+        .unwrap();
+    assert_eq!(
+        nobody[dd],
+        Evidence::Records(Vec::new()),
+        "no record is no record"
+    );
+
     // A header that does not fit the catalogue is refused before anything is read.
     let header = write("header.csv", "case_no,resident_id,colour\n");
     let err = backend
@@ -267,6 +344,9 @@ async fn postgres_store_behaves() {
 #[tokio::test]
 async fn postgres_import_spans_batches_and_stays_atomic() {
     let db = pg::database("batches");
+    Store::init(&StoreLocation::Postgres(db.url.clone()))
+        .await
+        .unwrap();
     let store = Store::open(&StoreLocation::Postgres(db.url.clone()))
         .await
         .unwrap();
@@ -352,6 +432,7 @@ async fn measure_lookup_and_import() {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         };
+        Store::init(&backend.location()).await.unwrap();
         let store = Store::open(&backend.location()).await.unwrap();
         let report = backend
             .import(&store, "dishonest_debtors", &csv, &ImportOptions::default())
@@ -416,7 +497,7 @@ async fn measure_lookup_and_import() {
                 let t = std::time::Instant::now();
                 let found = attached.records_of(&subject).await.unwrap();
                 times.push(t.elapsed().as_secs_f64() * 1e6);
-                assert_eq!(found.len(), 4);
+                assert!(matches!(found, Evidence::Records(r) if r.len() == 4));
             }
             println!(
                 "attached: lookup of one subject (4 records) among {rows}: median {:.1} µs, p99 {:.1} µs",

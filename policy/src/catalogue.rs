@@ -183,8 +183,9 @@ impl Dataset {
     }
 }
 
-/// Whether `start` is no more than `years` years before `today` (and not in the future
-/// by more than a day, which would mean bad data rather than a recent record).
+/// Whether `start` is no more than `years` years before `today`. A `start` after `today`
+/// is bad data, not a recent record: the importer refuses it and a node answers a dataset
+/// holding one as unverified, so it never reaches this test.
 pub fn within_years(start: time::Date, today: time::Date, years: u32) -> bool {
     let years = i32::try_from(years).unwrap_or(i32::MAX);
     let cutoff_year = today.year().saturating_sub(years);
@@ -445,6 +446,131 @@ impl Catalogue {
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|d| d.name == name)
     }
+
+    /// How this catalogue differs from `checked`, the datasets of this department that a
+    /// policy was checked against (e.g. a compiled policy's [`crate::Engine::datasets`]):
+    /// one line per difference, naming the dataset and field, in a stable order. Empty when
+    /// they agree on everything a decision or the law depends on (descriptions aside).
+    pub fn differences_from<'a>(
+        &self,
+        checked: impl IntoIterator<Item = &'a Dataset>,
+    ) -> Vec<String> {
+        let checked: Vec<&Dataset> = checked
+            .into_iter()
+            .filter(|d| d.department == self.department)
+            .collect();
+        let mut out = Vec::new();
+        for ours in &self.datasets {
+            match checked.iter().find(|d| d.name == ours.name) {
+                None => out.push(format!(
+                    "dataset `{}` is not in the policy's catalogue",
+                    ours.qualified
+                )),
+                Some(theirs) => dataset_differences(ours, theirs, &mut out),
+            }
+        }
+        for theirs in &checked {
+            if self.dataset(&theirs.name).is_none() {
+                out.push(format!(
+                    "dataset `{}` of the policy's catalogue is missing",
+                    theirs.qualified
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn dataset_differences(ours: &Dataset, theirs: &Dataset, out: &mut Vec<String>) {
+    let ds = &ours.qualified;
+    let mut differ = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!(
+                "`{ds}`: {what} is {a} here but {b} in the policy's catalogue"
+            ));
+        }
+    };
+    differ(
+        "`kind`",
+        format!("{:?}", ours.kind).to_lowercase(),
+        format!("{:?}", theirs.kind).to_lowercase(),
+    );
+    differ(
+        "`key`",
+        format!("`{}`", ours.key),
+        format!("`{}`", theirs.key),
+    );
+    differ(
+        "`subject`",
+        format!("`{}`", ours.subject),
+        format!("`{}`", theirs.subject),
+    );
+    let opt = |o: &Option<String>| o.as_ref().map_or("unset".to_owned(), |v| format!("`{v}`"));
+    differ(
+        "`window_start`",
+        opt(&ours.window_start),
+        opt(&theirs.window_start),
+    );
+    let repair = |r: &Option<Repair>| {
+        r.as_ref().map_or("unset".to_owned(), |r| {
+            format!("`{}` in [{}]", r.field, r.repaired.join(", "))
+        })
+    };
+    differ("`repair`", repair(&ours.repair), repair(&theirs.repair));
+    differ(
+        "`disclosure_window_years`",
+        ours.disclosure_window_years.to_string(),
+        theirs.disclosure_window_years.to_string(),
+    );
+    for f in &ours.fields {
+        let Some(g) = theirs.field(&f.name) else {
+            out.push(format!(
+                "`{ds}`: field `{}` is not in the policy's catalogue",
+                f.name
+            ));
+            continue;
+        };
+        let field = |what: &str| format!("field `{}`: {what}", f.name);
+        let mut differ = |what: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!(
+                    "`{ds}`: {} is {a} here but {b} in the policy's catalogue",
+                    field(what)
+                ));
+            }
+        };
+        differ(
+            "`type`",
+            format!("`{}`", type_name(f.ty)),
+            format!("`{}`", type_name(g.ty)),
+        );
+        differ(
+            "`class`",
+            format!("`{}`", f.class.name()),
+            format!("`{}`", g.class.name()),
+        );
+        differ(
+            "`values`",
+            format!("[{}]", f.values.join(", ")),
+            format!("[{}]", g.values.join(", ")),
+        );
+        let edges = |b: &[i64]| {
+            format!(
+                "[{}]",
+                b.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            )
+        };
+        differ("`buckets`", edges(&f.buckets), edges(&g.buckets));
+        differ("`required`", f.required.to_string(), g.required.to_string());
+    }
+    for g in &theirs.fields {
+        if ours.field(&g.name).is_none() {
+            out.push(format!(
+                "`{ds}`: field `{}` of the policy's catalogue is missing",
+                g.name
+            ));
+        }
+    }
 }
 
 /// The word for a field type used in catalogue files.
@@ -529,6 +655,61 @@ name = "listed_on"
 type = "date"
 class = "negative"
 "#;
+
+    #[test]
+    fn differences_from_the_policys_catalogue_name_the_dataset_and_field() {
+        let checked = Catalogue::parse(COURT, "court.toml").unwrap();
+        let same = Catalogue::parse(
+            &COURT.replace(
+                "class = \"identifier\"",
+                "class = \"identifier\"\ndescription = \"x\"",
+            ),
+            "court.toml",
+        )
+        .unwrap();
+        assert!(
+            same.differences_from(&checked.datasets).is_empty(),
+            "descriptions decide nothing"
+        );
+        let mut changed = checked.clone();
+        let d = changed.datasets.first_mut().unwrap();
+        d.fields.retain(|f| f.name != "case_no");
+        d.fields.push(Field {
+            name: "court".into(),
+            ty: FieldType::String,
+            class: FieldClass::Basic,
+            values: Vec::new(),
+            buckets: Vec::new(),
+            required: false,
+            description: String::new(),
+        });
+        if let Some(f) = d.fields.iter_mut().find(|f| f.name == "listed_on") {
+            f.class = FieldClass::Basic;
+        }
+        d.disclosure_window_years = 5;
+        let diff = changed.differences_from(&checked.datasets);
+        assert_eq!(
+            diff,
+            vec![
+                "`court.dishonest_debtors`: `disclosure_window_years` is 5 here but 3 in the policy's catalogue",
+                "`court.dishonest_debtors`: field `listed_on`: `class` is `basic` here but `negative` in the policy's catalogue",
+                "`court.dishonest_debtors`: field `court` is not in the policy's catalogue",
+                "`court.dishonest_debtors`: field `case_no` of the policy's catalogue is missing",
+            ]
+        );
+        let mut renamed = checked.clone();
+        if let Some(d) = renamed.datasets.first_mut() {
+            d.name = "debtors".into();
+            d.qualified = "court.debtors".into();
+        }
+        assert_eq!(
+            renamed.differences_from(&checked.datasets),
+            vec![
+                "dataset `court.debtors` is not in the policy's catalogue",
+                "dataset `court.dishonest_debtors` of the policy's catalogue is missing",
+            ]
+        );
+    }
 
     #[test]
     fn parses_a_department() {

@@ -16,8 +16,25 @@ use crate::transform::Value;
 pub enum SourceOutcome {
     /// The node answered (possibly with no records).
     Answered(MinimizedAnswer),
-    /// No answer: denied, unavailable, timed out — with the reason.
+    /// No answer: denied, unavailable, or the node failed — with the reason.
     Unavailable(String),
+    /// The node answered that it could not verify the source's records for the subject
+    /// (unreadable or ill-typed rows, a window start in the future) — with the reason.
+    Unverified(String),
+    /// The node did not answer within the deadline — with the reason.
+    TimedOut(String),
+}
+
+/// Why a source could not be confirmed, as a view reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnverifiedStatus {
+    /// The node said its records of the source cannot be read as the catalogue says.
+    Unverified,
+    /// No answer: the node was unreachable, refused, failed, or did not answer at all.
+    Unavailable,
+    /// The node did not answer within the deadline.
+    TimedOut,
 }
 
 /// One active listing on a serious-dishonesty list.
@@ -38,8 +55,23 @@ pub struct Listing {
 pub struct Unverified {
     /// The dataset.
     pub dataset: String,
+    /// Which kind of missing evidence.
+    pub status: UnverifiedStatus,
     /// Why.
     pub reason: String,
+}
+
+/// The green channel's answer (seed §十三).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GreenChannelVerdict {
+    /// Every source answered and none has a negative record in the clean period.
+    Eligible,
+    /// A source that answered has a negative record in the clean period.
+    NotEligible,
+    /// No source that answered has a record, but at least one source is unverified,
+    /// unavailable or timed out: eligibility cannot be confirmed (never read as clean).
+    CannotConfirm,
 }
 
 /// One section of a credit report.
@@ -80,12 +112,18 @@ pub enum ViewResult {
     },
     /// Green channel (seed §十三).
     GreenChannel {
-        /// Eligible: every source answered and none has a negative record in the window.
+        /// Eligible, not eligible, or cannot confirm.
+        verdict: GreenChannelVerdict,
+        /// `verdict == Eligible`: every source answered and none has a negative record in
+        /// the window. False both when not eligible and when it cannot be confirmed.
         eligible: bool,
         /// Why, in words.
         reason: String,
         /// The clean period in years.
         clean_years: u32,
+        /// Sources that could not be checked: with none of the others dirty, the answer is
+        /// "cannot confirm", never "eligible".
+        unverified: Vec<Unverified>,
     },
     /// The person's own report.
     CreditReport {
@@ -154,17 +192,25 @@ pub fn evaluate(
     let mut unverified = Vec::new();
     let mut answered: Vec<(&ViewSource, &MinimizedAnswer)> = Vec::new();
     for source in &view.sources {
-        match outcomes.get(&source.dataset_name) {
-            Some(SourceOutcome::Answered(a)) => answered.push((source, a)),
-            Some(SourceOutcome::Unavailable(reason)) => unverified.push(Unverified {
-                dataset: source.dataset_name.clone(),
-                reason: reason.clone(),
-            }),
-            None => unverified.push(Unverified {
-                dataset: source.dataset_name.clone(),
-                reason: "no answer".to_owned(),
-            }),
-        }
+        let (status, reason) = match outcomes.get(&source.dataset_name) {
+            Some(SourceOutcome::Answered(a)) => {
+                answered.push((source, a));
+                continue;
+            }
+            Some(SourceOutcome::Unavailable(reason)) => {
+                (UnverifiedStatus::Unavailable, reason.clone())
+            }
+            Some(SourceOutcome::Unverified(reason)) => {
+                (UnverifiedStatus::Unverified, reason.clone())
+            }
+            Some(SourceOutcome::TimedOut(reason)) => (UnverifiedStatus::TimedOut, reason.clone()),
+            None => (UnverifiedStatus::Unavailable, "no answer".to_owned()),
+        };
+        unverified.push(Unverified {
+            dataset: source.dataset_name.clone(),
+            status,
+            reason,
+        });
     }
     match view.kind {
         ViewKind::Blacklist => {
@@ -201,9 +247,9 @@ pub fn evaluate(
                 .filter(|(_, a)| record_count(a) > 0)
                 .map(|(s, _)| s.label.as_str())
                 .collect();
-            let (eligible, reason) = if let Some(first) = dirty.first() {
+            let (verdict, reason) = if let Some(first) = dirty.first() {
                 (
-                    false,
+                    GreenChannelVerdict::NotEligible,
                     format!(
                         "a negative record within the last {} years: {first}{}",
                         view.clean_years,
@@ -216,9 +262,9 @@ pub fn evaluate(
                 )
             } else if !unverified.is_empty() {
                 (
-                    false,
+                    GreenChannelVerdict::CannotConfirm,
                     format!(
-                        "could not verify {} source(s): {}",
+                        "cannot confirm: could not verify {} source(s): {}",
                         unverified.len(),
                         unverified
                             .iter()
@@ -229,7 +275,7 @@ pub fn evaluate(
                 )
             } else {
                 (
-                    true,
+                    GreenChannelVerdict::Eligible,
                     format!(
                         "no negative record in the last {} years in any of {} sources",
                         view.clean_years,
@@ -238,9 +284,11 @@ pub fn evaluate(
                 )
             };
             ViewResult::GreenChannel {
-                eligible,
+                verdict,
+                eligible: verdict == GreenChannelVerdict::Eligible,
                 reason,
                 clean_years: view.clean_years,
+                unverified,
             }
         }
         ViewKind::CreditReport => ViewResult::CreditReport {

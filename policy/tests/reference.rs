@@ -14,7 +14,9 @@ use common::{date, reference_engine, reference_federation, reference_text};
 use fedq_policy::analysis;
 use fedq_policy::engine::{DecisionRequest, FieldSelection, Reason, Refusal, ViewRequest};
 use fedq_policy::ratelimit::{RateLimited, RateLimiter};
-use fedq_policy::views::{evaluate, SourceOutcome, ViewResult};
+use fedq_policy::views::{
+    evaluate, GreenChannelVerdict, SourceOutcome, UnverifiedStatus, ViewResult,
+};
 use fedq_policy::{minimize, FieldTransform, Policy, Record, Summary, Value};
 
 const LIC: &str = "market-regulation.licensing";
@@ -276,6 +278,139 @@ fn green_channel_needs_every_source_clean_and_answered() {
                 reason.contains("education.exam_cheating (timed out)"),
                 "{reason}"
             );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 13 §6: a source that is unverified, unavailable or timed out is never read as
+/// clean. With every other source clean, the green channel says "cannot confirm" (not
+/// "eligible", and not a plain "not eligible" either), and names the source and why.
+#[test]
+fn green_channel_cannot_confirm_when_any_source_is_unverified_unavailable_or_timed_out() {
+    let engine = reference_engine();
+    let today = date("2026-11-27");
+    let view = engine
+        .policy()
+        .views
+        .iter()
+        .find(|v| v.name == "green-channel")
+        .unwrap();
+    let clean: BTreeMap<String, SourceOutcome> = view
+        .sources
+        .iter()
+        .map(|s| answered(&s.dataset_name, vec![], &[("k", Summary::Exists(false))]))
+        .collect();
+    match evaluate(view, &clean, today) {
+        ViewResult::GreenChannel {
+            verdict,
+            eligible,
+            unverified,
+            ..
+        } => {
+            assert_eq!(verdict, GreenChannelVerdict::Eligible);
+            assert!(eligible);
+            assert!(unverified.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let source = "court.dishonest_debtors";
+    for (outcome, status) in [
+        (
+            SourceOutcome::Unverified("a stored record cannot be read".into()),
+            UnverifiedStatus::Unverified,
+        ),
+        (
+            SourceOutcome::Unavailable("store unavailable".into()),
+            UnverifiedStatus::Unavailable,
+        ),
+        (
+            SourceOutcome::TimedOut("no answer within 2000 ms".into()),
+            UnverifiedStatus::TimedOut,
+        ),
+    ] {
+        let mut outcomes = clean.clone();
+        outcomes.insert(source.into(), outcome.clone());
+        match evaluate(view, &outcomes, today) {
+            ViewResult::GreenChannel {
+                verdict,
+                eligible,
+                reason,
+                unverified,
+                ..
+            } => {
+                assert_eq!(verdict, GreenChannelVerdict::CannotConfirm, "{outcome:?}");
+                assert!(!eligible, "{outcome:?}");
+                assert!(
+                    reason.starts_with("cannot confirm") && reason.contains(source),
+                    "{reason}"
+                );
+                assert_eq!(unverified.len(), 1, "{unverified:?}");
+                assert_eq!(unverified[0].dataset, source);
+                assert_eq!(unverified[0].status, status);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A source that answered with a record still decides: not eligible, whatever
+        // else is missing.
+        outcomes.extend([answered(
+            "tax.arrears",
+            vec![],
+            &[("record_id", Summary::Exists(true))],
+        )]);
+        match evaluate(view, &outcomes, today) {
+            ViewResult::GreenChannel { verdict, .. } => {
+                assert_eq!(verdict, GreenChannelVerdict::NotEligible)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Issue 13 §6: the blacklist check lists an unverified source as unverified (with its
+/// status), so an empty list of listings is not read as "not listed".
+#[test]
+fn blacklist_lists_unverified_sources() {
+    let engine = reference_engine();
+    let view = engine
+        .policy()
+        .views
+        .iter()
+        .find(|v| v.name == "blacklist-check")
+        .unwrap();
+    let mut outcomes: BTreeMap<String, SourceOutcome> = view
+        .sources
+        .iter()
+        .map(|s| answered(&s.dataset_name, vec![], &[]))
+        .collect();
+    outcomes.insert(
+        "court.dishonest_debtors".into(),
+        SourceOutcome::Unverified(
+            "a record of `court.dishonest_debtors` has field `listed_on` in the future".into(),
+        ),
+    );
+    outcomes.insert(
+        "tax.serious_violations".into(),
+        SourceOutcome::TimedOut("no answer within 2000 ms".into()),
+    );
+    match evaluate(view, &outcomes, date("2026-11-27")) {
+        ViewResult::Blacklist {
+            listings,
+            unverified,
+        } => {
+            assert!(listings.is_empty());
+            let got: Vec<(&str, UnverifiedStatus)> = unverified
+                .iter()
+                .map(|u| (u.dataset.as_str(), u.status))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("court.dishonest_debtors", UnverifiedStatus::Unverified),
+                    ("tax.serious_violations", UnverifiedStatus::TimedOut),
+                ]
+            );
+            assert!(unverified[0].reason.contains("in the future"));
         }
         other => panic!("{other:?}"),
     }

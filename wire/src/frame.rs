@@ -15,8 +15,9 @@ use serde::Serialize;
 
 /// The two bytes every frame starts with.
 pub const MAGIC: [u8; 2] = *b"FQ";
-/// The framing and message version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The framing and message version this build speaks. 2: a lookup carries the
+/// coordinator's date (`LookupRequest::date`), so version-1 peers cannot decode it.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7;
 /// Default largest payload accepted (1 MiB).
@@ -137,7 +138,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = encode(&NodeRequest::Ping).unwrap();
-        assert_eq!(&bytes[..3], b"FQ\x01");
+        assert_eq!(&bytes[..3], b"FQ\x02");
         let back: NodeRequest = decode(&bytes, MAX_FRAME_LEN).unwrap();
         assert_eq!(back, NodeRequest::Ping);
     }
@@ -154,11 +155,18 @@ mod tests {
             decode::<NodeResponse>(&bad_magic, MAX_FRAME_LEN),
             Err(FrameError::BadMagic)
         );
-        let mut v2 = good.clone();
-        v2[2] = 2;
+        // A version-1 peer's frame (a lookup without the coordinator's date) is refused.
+        let mut v1 = good.clone();
+        v1[2] = 1;
         assert_eq!(
-            decode::<NodeResponse>(&v2, MAX_FRAME_LEN),
-            Err(FrameError::UnsupportedVersion(2))
+            decode::<NodeResponse>(&v1, MAX_FRAME_LEN),
+            Err(FrameError::UnsupportedVersion(1))
+        );
+        let mut v3 = good.clone();
+        v3[2] = 3;
+        assert_eq!(
+            decode::<NodeResponse>(&v3, MAX_FRAME_LEN),
+            Err(FrameError::UnsupportedVersion(3))
         );
         assert!(matches!(
             decode::<NodeResponse>(&good, 3),

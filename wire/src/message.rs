@@ -44,7 +44,17 @@ pub struct LookupRequest {
     pub target: LookupTarget,
     /// The policy version the coordinator decided with (the node records its own).
     pub policy_version: String,
+    /// The coordinator's date (its "today" in the city's time zone, or its pinned `today`).
+    /// The node never decides with it: it compares it with its own date and answers
+    /// [`FailureCode::ClockSkew`] when the two differ by more than
+    /// [`MAX_DATE_SKEW_DAYS`], because a node whose clock is off would apply the
+    /// statutory window to the wrong day.
+    pub date: time::Date,
 }
+
+/// How many days a node's date may differ from the coordinator's before the node refuses
+/// to answer (one: the two may sit either side of midnight).
+pub const MAX_DATE_SKEW_DAYS: i64 = 1;
 
 /// What a lookup asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +114,15 @@ pub enum DatasetOutcome {
         dataset: String,
         /// Why, in the rule's words.
         rationale: String,
+    },
+    /// The node could not verify this dataset for the subject: a stored or attached record
+    /// could not be read, holds a value of the wrong type, or has a window start in the
+    /// future. Nothing of the dataset was released, and its absence is **not** "no record".
+    Unverified {
+        /// `department.dataset`.
+        dataset: String,
+        /// What could not be read (dataset and field names only, never a value).
+        reason: String,
     },
 }
 
@@ -165,4 +184,7 @@ pub enum FailureCode {
     Unavailable,
     /// The node is shutting down.
     ShuttingDown,
+    /// The node's date differs from the coordinator's by more than
+    /// [`MAX_DATE_SKEW_DAYS`]; one of the clocks (or a pinned `today`) is wrong.
+    ClockSkew,
 }

@@ -34,7 +34,7 @@ use crate::frame::{self, FrameError, HEADER_LEN};
 use crate::message::{NodeRequest, NodeResponse};
 
 /// ALPN of the coordinator–node protocol; names the protocol version.
-pub const ALPN: &[u8] = b"fedq-node/1";
+pub const ALPN: &[u8] = b"fedq-node/2";
 
 /// QUIC application error codes fedq uses on streams and connections.
 pub mod code {
