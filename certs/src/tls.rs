@@ -86,6 +86,9 @@ pub enum TlsError {
     /// The verifier could not be built.
     #[error("certificate verifier: {0}")]
     Verifier(String),
+    /// A private key file that others may read (the message names it and the fix).
+    #[error("{0}")]
+    KeyExposed(String),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -144,6 +147,9 @@ impl Credentials {
                 source,
             })?;
         let serial = serial_hex(leaf).map_err(|e| invalid(cert_path, e))?;
+        // As ssh does: a key others can read is not used, so the mistake is fixed rather
+        // than lived with.
+        crate::fsutil::check_private_key(key_path).map_err(TlsError::KeyExposed)?;
         let key_pem = Zeroizing::new(read(key_path)?);
         let key = Zeroizing::new(
             PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| invalid(key_path, e))?,
@@ -237,10 +243,76 @@ impl PeerCertificate {
 #[derive(Clone)]
 pub struct FederationTrust {
     federation: String,
+    ca: CertificateDer<'static>,
     roots: Arc<RootCertStore>,
     crls: Vec<CertificateRevocationListDer<'static>>,
     revoked: HashSet<String>,
+    crl: CrlInfo,
+    crl_file: PathBuf,
+    crl_grace: Duration,
 }
+
+/// What a CRL says about itself: which one it is and how long it claims to be current.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The CRL number extension (`fedq certs` raises it with every CRL it signs).
+    pub number: Option<x509_parser::num_bigint::BigUint>,
+    /// `thisUpdate`, seconds since the Unix epoch.
+    pub this_update: i64,
+    /// `nextUpdate`, seconds since the Unix epoch, if the CRL states one.
+    pub next_update: Option<i64>,
+}
+
+impl CrlInfo {
+    fn number_text(&self) -> String {
+        self.number
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), ToString::to_string)
+    }
+}
+
+/// A CRL refused because it is older than the one in force (put back from a backup or by
+/// someone who wants a revoked certificate to work again).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("refused the CRL `{file}`: it is older than the CRL in force (CRL number {offered}, thisUpdate {offered_at}; in force: number {in_force}, thisUpdate {in_force_at}); the CRL in force stays; install the newest CRL from the CA (`fedq certs crl`)")]
+pub struct CrlRollback {
+    /// The CRL file.
+    pub file: String,
+    /// The refused CRL's number.
+    pub offered: String,
+    /// Its thisUpdate (RFC 3339).
+    pub offered_at: String,
+    /// The number of the CRL in force.
+    pub in_force: String,
+    /// Its thisUpdate (RFC 3339).
+    pub in_force_at: String,
+}
+
+fn rfc3339_secs(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// A CRL past its `nextUpdate` and grace period: revocations issued since may be missing,
+/// so new connections and officers' signatures are refused until it is refreshed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the CRL `{file}` is out of date (its nextUpdate {next_update} has passed, grace {grace_secs} s), so revocations may be missing; refresh it at the CA with `fedq certs crl --dir CA_DIR` and install the new crl.pem here")]
+pub struct StaleCrl {
+    /// The CRL file.
+    pub file: String,
+    /// Its nextUpdate (RFC 3339).
+    pub next_update: String,
+    /// The grace period in force, seconds.
+    pub grace_secs: u64,
+}
+
+/// The longest grace period a config may give a CRL past its `nextUpdate`.
+pub const MAX_CRL_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl fmt::Debug for FederationTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -251,21 +323,27 @@ impl fmt::Debug for FederationTrust {
     }
 }
 
-/// Where a process finds the federation's CA certificate and CRL.
+/// Where a process finds the federation's CA certificate and CRL, and how long it keeps
+/// using a CRL past its `nextUpdate`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrustFiles {
     /// The CA certificate (`ca.crt`).
     pub ca: PathBuf,
     /// The CRL (`crl.pem`).
     pub crl: PathBuf,
+    /// How long past the CRL's `nextUpdate` new connections and officers' signatures are
+    /// still accepted under it (the `[tls] crl_grace_secs` config key; default 0: a stale
+    /// CRL stops them at once).
+    pub crl_grace: Duration,
 }
 
 impl TrustFiles {
-    /// `DIR/ca.crt` and `DIR/crl.pem`.
+    /// `DIR/ca.crt` and `DIR/crl.pem`, no grace.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
             ca: dir.join("ca.crt"),
             crl: crate::pki::crl_path(dir),
+            crl_grace: Duration::ZERO,
         }
     }
 }
@@ -294,9 +372,28 @@ impl FederationTrust {
             return Err(invalid(&files.crl, "no PEM CRL in file"));
         }
         let mut revoked = HashSet::new();
+        let mut info: Option<CrlInfo> = None;
         for crl in &crls {
             let (_, parsed) =
                 x509_parser::parse_x509_crl(crl).map_err(|e| invalid(&files.crl, e))?;
+            let this = CrlInfo {
+                number: parsed.crl_number().cloned(),
+                this_update: parsed.last_update().timestamp(),
+                next_update: parsed.next_update().map(|t| t.timestamp()),
+            };
+            // With several CRLs in one file, the newest speaks for the file; the earliest
+            // nextUpdate decides when it goes stale.
+            info = Some(match info {
+                None => this,
+                Some(prev) => CrlInfo {
+                    number: prev.number.max(this.number),
+                    this_update: prev.this_update.max(this.this_update),
+                    next_update: match (prev.next_update, this.next_update) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                },
+            });
             for entry in parsed.iter_revoked_certificates() {
                 revoked.insert(
                     entry
@@ -307,11 +404,64 @@ impl FederationTrust {
                 );
             }
         }
+        let crl = info.ok_or_else(|| invalid(&files.crl, "no PEM CRL in file"))?;
         Ok(Self {
             federation: ca_identity.federation,
+            ca: ca.clone(),
             roots: Arc::new(roots),
             crls,
             revoked,
+            crl,
+            crl_file: files.crl.clone(),
+            crl_grace: files.crl_grace,
+        })
+    }
+
+    /// What the CRL in force says about itself.
+    pub fn crl_info(&self) -> &CrlInfo {
+        &self.crl
+    }
+
+    /// `self`, just loaded from disk, as it may go into force while `in_force` is in force:
+    /// a CRL from the same CA that is older than the one in force (a lower CRL number, or
+    /// an earlier `thisUpdate`) is refused — the CRL in force is kept in the result, and
+    /// the refusal returned for the caller to log. The CA, certificate and grace period
+    /// are always `self`'s.
+    pub fn keep_newest_crl(mut self, in_force: &FederationTrust) -> (Self, Option<CrlRollback>) {
+        if self.ca != in_force.ca {
+            // Another CA: its CRLs are another sequence.
+            return (self, None);
+        }
+        let older = match (&self.crl.number, &in_force.crl.number) {
+            (Some(new), Some(old)) => new < old,
+            _ => false,
+        } || self.crl.this_update < in_force.crl.this_update;
+        if !older {
+            return (self, None);
+        }
+        let rollback = CrlRollback {
+            file: self.crl_file.display().to_string(),
+            offered: self.crl.number_text(),
+            offered_at: rfc3339_secs(self.crl.this_update),
+            in_force: in_force.crl.number_text(),
+            in_force_at: rfc3339_secs(in_force.crl.this_update),
+        };
+        self.crls = in_force.crls.clone();
+        self.revoked = in_force.revoked.clone();
+        self.crl = in_force.crl.clone();
+        (self, Some(rollback))
+    }
+
+    /// Why the CRL in force may no longer be relied on at `now`: its `nextUpdate` plus the
+    /// grace period has passed. `None` while it is current (or states no `nextUpdate`).
+    pub fn stale_crl(&self, now: UnixTime) -> Option<StaleCrl> {
+        let next = self.crl.next_update?;
+        let grace = i64::try_from(self.crl_grace.as_secs()).unwrap_or(i64::MAX);
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        (now_secs > next.saturating_add(grace)).then(|| StaleCrl {
+            file: self.crl_file.display().to_string(),
+            next_update: rfc3339_secs(next),
+            grace_secs: self.crl_grace.as_secs(),
         })
     }
 
@@ -342,11 +492,7 @@ impl FederationTrust {
             .map_err(|e| TlsError::Verifier(e.to_string()))?;
         Ok(Arc::new(RoleCheckingClientVerifier {
             inner,
-            check: PeerCheck {
-                federation: self.federation.clone(),
-                accept: accept.to_vec(),
-                refusals: refusals.clone(),
-            },
+            check: self.peer_check(accept, refusals),
         }))
     }
 
@@ -365,12 +511,17 @@ impl FederationTrust {
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
         Ok(Arc::new(RoleCheckingServerVerifier {
             inner,
-            check: PeerCheck {
-                federation: self.federation.clone(),
-                accept: accept.to_vec(),
-                refusals: refusals.clone(),
-            },
+            check: self.peer_check(accept, refusals),
         }))
+    }
+
+    fn peer_check(&self, accept: &[Role], refusals: &RefusalLog) -> PeerCheck {
+        PeerCheck {
+            federation: self.federation.clone(),
+            accept: accept.to_vec(),
+            refusals: refusals.clone(),
+            freshness: Arc::new(self.clone()),
+        }
     }
 }
 
@@ -457,6 +608,10 @@ pub enum AuthRefusal {
     /// The certificate's signature does not verify.
     #[error("certificate signature invalid")]
     BadSignature,
+    /// Our own CRL is past its `nextUpdate` and grace period: no new peer is accepted
+    /// until it is refreshed.
+    #[error("{0}")]
+    StaleCrl(StaleCrl),
     /// Anything else wrong with the certificate.
     #[error("certificate refused: {0}")]
     BadCertificate(String),
@@ -582,6 +737,8 @@ struct PeerCheck {
     federation: String,
     accept: Vec<Role>,
     refusals: RefusalLog,
+    /// The trust the verifier was built from, for the CRL's freshness at each handshake.
+    freshness: Arc<FederationTrust>,
 }
 
 impl PeerCheck {
@@ -621,8 +778,20 @@ impl PeerCheck {
     fn verified<T>(
         &self,
         end_entity: &CertificateDer<'_>,
+        now: UnixTime,
         result: Result<T, rustls::Error>,
     ) -> Result<T, rustls::Error> {
+        // A stale CRL may be missing revocations: fail closed for every new peer, whatever
+        // its certificate, and say why (the refusal is logged).
+        if let Some(stale) = self.freshness.stale_crl(now) {
+            self.refusals.record(Refusal {
+                claimed: Self::claimed(end_entity),
+                reason: AuthRefusal::StaleCrl(stale),
+            });
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredRevocationList,
+            ));
+        }
         match result {
             Ok(ok) => {
                 self.check_identity(end_entity)?;
@@ -667,7 +836,7 @@ impl ClientCertVerifier for RoleCheckingClientVerifier {
         let result = self
             .inner
             .verify_client_cert(end_entity, intermediates, now);
-        self.check.verified(end_entity, result)
+        self.check.verified(end_entity, now, result)
     }
 
     fn verify_tls12_signature(
@@ -715,7 +884,7 @@ impl ServerCertVerifier for RoleCheckingServerVerifier {
             ocsp_response,
             now,
         );
-        self.check.verified(end_entity, result)
+        self.check.verified(end_entity, now, result)
     }
 
     fn verify_tls12_signature(

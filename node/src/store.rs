@@ -68,9 +68,14 @@ pub struct StoredRecord {
     pub record: Record,
 }
 
-/// Opens a connection with the node's pragmas and runs pending migrations.
+/// Opens a connection with the node's pragmas and runs pending migrations. The file and
+/// its `-wal` and `-shm` are owner-only (0600) whatever the umask: they hold records.
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     let err = db_err(path);
+    fedq_certs::fsutil::prepare_private_database(path).map_err(|e| StoreError::Database {
+        path: path.display().to_string(),
+        reason: format!("cannot create it owner-only: {e}"),
+    })?;
     let conn = Connection::open(path).map_err(&err)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
