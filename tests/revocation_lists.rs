@@ -110,7 +110,10 @@ async fn an_older_crl_is_refused_and_a_stale_one_closes_the_door_until_it_is_ref
         log_text(&log).contains("refused the CRL")
     })
     .await;
-    assert!(!admitted(&fed, licensing).await, "revoked requester let in again");
+    assert!(
+        !admitted(&fed, licensing).await,
+        "revoked requester let in again"
+    );
     assert!(admitted(&fed, &other).await);
     // Logged once by each side that reloads it (the HTTPS acceptor and the QUIC client),
     // not at every reload tick (the reload interval is 2 s).

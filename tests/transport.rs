@@ -797,7 +797,10 @@ async fn an_older_crl_put_back_does_not_let_a_revoked_certificate_work_again() {
         .await
         .is_ok()
     {
-        assert!(Instant::now() < deadline, "revocation not picked up in 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "revocation not picked up in 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The CRL from before the revocation, put back.
@@ -811,7 +814,10 @@ async fn an_older_crl_put_back_does_not_let_a_revoked_certificate_work_again() {
         .filter(|r| r.reason == AuthRefusal::Revoked)
         .count();
     let outcome = ping_without_own_crl(&fed.dir, "coordinator", node.addr).await;
-    assert!(outcome.is_err(), "revoked coordinator let in again: {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "revoked coordinator let in again: {outcome:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while node
         .refusals
@@ -821,7 +827,10 @@ async fn an_older_crl_put_back_does_not_let_a_revoked_certificate_work_again() {
         .count()
         == refused_before
     {
-        assert!(Instant::now() < deadline, "the node did not refuse it as revoked");
+        assert!(
+            Instant::now() < deadline,
+            "the node did not refuse it as revoked"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -940,7 +949,10 @@ async fn a_stale_crl_refuses_new_connections_and_says_how_to_refresh_it() {
         .await
         .is_err()
     {
-        assert!(Instant::now() < deadline, "refreshed CRL not picked up in 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "refreshed CRL not picked up in 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     node.stop().await;

@@ -435,7 +435,11 @@ impl Bundle {
                 .and_then(|der| fedq_certs::signing::key_fingerprint(&der).ok())
                 .is_some_and(|k| k == mine)
         };
-        if self.signature.iter().any(|s| s.officer == uri || same_key(s)) {
+        if self
+            .signature
+            .iter()
+            .any(|s| s.officer == uri || same_key(s))
+        {
             return Err(Refusal::AlreadySigned(uri));
         }
         let signature = key

@@ -124,9 +124,10 @@ impl Setup {
         let identity = fedq_certs::Identity::new("changsha", Role::Officer, name).unwrap();
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        params.subject_alt_names =
-            vec![rcgen::SanType::URI(identity.to_uri().try_into().unwrap())];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.subject_alt_names = vec![rcgen::SanType::URI(identity.to_uri().try_into().unwrap())];
         params.is_ca = rcgen::IsCa::ExplicitNoCa;
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::DigitalSignature,
@@ -788,7 +789,8 @@ fn a_process_with_empty_state_refuses_officers_minted_outside_its_pinned_roster(
     .unwrap();
     let err = s.open("fresh-state", None).unwrap_err();
     assert!(
-        err.to_string().contains("not on the officer roster in force"),
+        err.to_string()
+            .contains("not on the officer roster in force"),
         "{err}"
     );
     // Officers on the pinned roster are accepted by the same fresh process.
@@ -814,7 +816,9 @@ fn a_process_with_no_roster_pinned_accepts_no_approvals() {
 #[test]
 fn a_bundle_without_a_roster_keeps_the_roster_in_force() {
     let s = setup();
-    let slot = s.open_pinned("state", None, &s.keys(&["alice", "bob"])).unwrap();
+    let slot = s
+        .open_pinned("state", None, &s.keys(&["alice", "bob"]))
+        .unwrap();
     // Bundle 1 lists no roster: alice and bob stay the roster, carol does not join.
     slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap())
         .unwrap();
@@ -826,7 +830,9 @@ fn a_bundle_without_a_roster_keeps_the_roster_in_force() {
         "{why}"
     );
     drop(slot);
-    let again = s.open_pinned("state", None, &s.keys(&["alice", "bob"])).unwrap();
+    let again = s
+        .open_pinned("state", None, &s.keys(&["alice", "bob"]))
+        .unwrap();
     assert_eq!(again.current().officers, s.keys(&["alice", "bob"]));
 }
 
@@ -845,7 +851,10 @@ fn a_stale_crl_stops_approvals_and_an_older_crl_does_not_undo_a_revocation() {
     // The CRL from before bob's revocation, put back: refused, bob stays revoked.
     std::fs::write(&crl, &before_revocation).unwrap();
     let why = refusal(slot.install(&v2.to_toml().unwrap()));
-    assert!(why.contains("signature 2") && why.contains("has been revoked"), "{why}");
+    assert!(
+        why.contains("signature 2") && why.contains("has been revoked"),
+        "{why}"
+    );
     assert_eq!(slot.current().version, 1);
 
     // A CRL past its nextUpdate: no approval counts until it is refreshed.

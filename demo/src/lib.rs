@@ -261,9 +261,10 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
     // first bundle (no process takes the CA's word for who is an officer).
     let mut roster = String::from("policy_officers = [\n");
     for officer in OFFICERS {
-        let entry = fedq_bundle::RosterEntry::from_certificate_file(
-            &fedq_certs::pki::cert_path(&layout.pki(), officer),
-        )
+        let entry = fedq_bundle::RosterEntry::from_certificate_file(&fedq_certs::pki::cert_path(
+            &layout.pki(),
+            officer,
+        ))
         .map_err(setup("officer roster"))?;
         roster.push_str(&format!("  \"{}\", # {officer}\n", entry.key_sha256));
     }

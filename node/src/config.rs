@@ -368,12 +368,15 @@ key = "pki/court.key"
     fn the_set_up_roster_and_crl_grace_are_read_and_their_mistakes_named() {
         let p = Path::new("node.toml");
         let (a, b) = ("ab".repeat(32), "CD".repeat(32));
-        let c = NodeConfig::parse(&format!("policy_officers = [\"{a}\", \"{b}\"]\n{GOOD}"), p)
-            .unwrap();
+        let c =
+            NodeConfig::parse(&format!("policy_officers = [\"{a}\", \"{b}\"]\n{GOOD}"), p).unwrap();
         assert_eq!(c.policy_officers, [a.clone(), "cd".repeat(32)]);
         assert_eq!(c.tls.trust.crl_grace, std::time::Duration::ZERO);
         // Absent: no roster, so no approval will count (the slot refuses every bundle).
-        assert!(NodeConfig::parse(GOOD, p).unwrap().policy_officers.is_empty());
+        assert!(NodeConfig::parse(GOOD, p)
+            .unwrap()
+            .policy_officers
+            .is_empty());
         let err = |text: String| NodeConfig::parse(&text, p).unwrap_err().to_string();
         let e = err(format!("policy_officers = [\"{a}\"]\n{GOOD}"));
         assert!(
@@ -382,7 +385,9 @@ key = "pki/court.key"
         );
         let e = err(format!("policy_officers = [\"{a}\", \"{a}\"]\n{GOOD}"));
         assert!(e.contains("entry 2 repeats an earlier key"), "{e}");
-        let e = err(format!("policy_officers = [\"officer-zhang\", \"{a}\"]\n{GOOD}"));
+        let e = err(format!(
+            "policy_officers = [\"officer-zhang\", \"{a}\"]\n{GOOD}"
+        ));
         assert!(
             e.contains("entry 1 is not a key fingerprint") && e.contains("fedq certs officers"),
             "{e}"
@@ -390,7 +395,10 @@ key = "pki/court.key"
         let c = NodeConfig::parse(&format!("{GOOD}crl_grace_secs = 3600\n"), p).unwrap();
         assert_eq!(c.tls.trust.crl_grace, std::time::Duration::from_secs(3600));
         let e = err(format!("{GOOD}crl_grace_secs = 99999999\n"));
-        assert!(e.contains("`[tls] crl_grace_secs = 99999999` is too long"), "{e}");
+        assert!(
+            e.contains("`[tls] crl_grace_secs = 99999999` is too long"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -186,9 +186,7 @@ impl TlsPaths {
             trust: TrustFiles {
                 ca: base.join(&self.ca),
                 crl: base.join(&self.crl),
-                crl_grace: self
-                    .crl_grace()
-                    .unwrap_or(fedq_certs::tls::MAX_CRL_GRACE),
+                crl_grace: self.crl_grace().unwrap_or(fedq_certs::tls::MAX_CRL_GRACE),
             },
             cert: base.join(&self.cert),
             key: base.join(&self.key),
