@@ -68,7 +68,11 @@ fn run_bounded(mut cmd: Command) -> (bool, String) {
 fn a_node_under_umask_000_keeps_its_store_and_audit_log_owner_only() {
     let fed = TestFederation::new(&["court"], &[]);
     let config = fed.node_config("court", "2026-11-20");
-    let data = fed.root.join("data");
+    // Store, audit log and pseudonym key in a directory that does not exist yet.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(text.matches("\"../data/").count(), 3, "{text}");
+    std::fs::write(&config, text.replace("\"../data/", "\"../node-data/")).unwrap();
+    let data = fed.root.join("node-data");
     let node = FedqProcess::spawn(
         under_umask_000(&["node", "serve", "--config", config.to_str().unwrap()]),
         NODE_READY,
@@ -88,6 +92,7 @@ fn a_node_under_umask_000_keeps_its_store_and_audit_log_owner_only() {
     ] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
+    assert_eq!(mode(&data), 0o700, "the directory it created");
     drop(node);
 }
 

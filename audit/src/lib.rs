@@ -92,6 +92,10 @@ impl Pseudonymizer {
                 let mut fresh = Zeroizing::new(vec![0u8; 32]);
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
                     .map_err(|_| key_err("no randomness available".into()))?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fedq_certs::fsutil::create_private_dir(dir)
+                        .map_err(|e| key_err(e.to_string()))?;
+                }
                 fedq_certs::fsutil::write_atomic(path, &fresh, fedq_certs::fsutil::KEY_MODE)
                     .map_err(|e| key_err(e.to_string()))?;
                 fresh

@@ -39,10 +39,16 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Makes the SQLite database at `path` owner-only before SQLite opens it: creates it empty
-/// with mode 0600 if it does not exist, and takes group and other permissions away from it
-/// (and from its `-wal` and `-shm` files, if they exist) if it does. SQLite creates `-wal`
-/// and `-shm` with the main file's permissions, so they follow.
+/// with mode 0600 if it does not exist (and its missing parent directories 0700), and takes
+/// group and other permissions away from it (and from its `-wal` and `-shm` files, if they
+/// exist) if it does. SQLite creates `-wal` and `-shm` with the main file's permissions, so
+/// they follow.
 pub fn prepare_private_database(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            create_private_dir(parent)?;
+        }
+    }
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -208,6 +214,13 @@ mod tests {
         let db = state.join("x.db");
         prepare_private_database(&db).unwrap();
         assert_eq!(mode(&db), 0o600);
+        // A database in a directory that does not exist yet: the directory is private too.
+        let nested = dir.path().join("audit/court-audit.db");
+        prepare_private_database(&nested).unwrap();
+        assert_eq!(
+            (mode(&dir.path().join("audit")), mode(&nested)),
+            (0o700, 0o600)
+        );
         // An existing database and WAL left readable by others are tightened.
         let wal = state.join("x.db-wal");
         fs::write(&wal, b"").unwrap();
