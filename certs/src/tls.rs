@@ -371,11 +371,37 @@ impl FederationTrust {
         if crls.is_empty() {
             return Err(invalid(&files.crl, "no PEM CRL in file"));
         }
+        let (_, ca_parsed) =
+            x509_parser::parse_x509_certificate(ca).map_err(|e| invalid(&files.ca, e))?;
+        let ca_key = ca_parsed
+            .tbs_certificate
+            .subject_pki
+            .subject_public_key
+            .data
+            .to_vec();
         let mut revoked = HashSet::new();
         let mut info: Option<CrlInfo> = None;
         for crl in &crls {
             let (_, parsed) =
                 x509_parser::parse_x509_crl(crl).map_err(|e| invalid(&files.crl, e))?;
+            // The CRL's number and dates decide whether a later CRL is accepted, so they
+            // are believed only from a CRL this CA signed (webpki checks that again for
+            // each certificate; a forged CRL with a huge number would otherwise lock
+            // every genuine one out).
+            let signed_by_ca = parsed.signature_algorithm.algorithm
+                == x509_parser::oid_registry::OID_SIG_ECDSA_WITH_SHA256
+                && ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_ASN1,
+                    &ca_key,
+                )
+                .verify(parsed.tbs_cert_list.as_ref(), &parsed.signature_value.data)
+                .is_ok();
+            if !signed_by_ca {
+                return Err(invalid(
+                    &files.crl,
+                    "the CRL is not signed by this federation's CA; install the one `fedq certs crl` or `fedq certs revoke` wrote",
+                ));
+            }
             let this = CrlInfo {
                 number: parsed.crl_number().cloned(),
                 this_update: parsed.last_update().timestamp(),
@@ -923,5 +949,82 @@ impl Credentials {
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(ctx.finish().as_ref());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::pki::CertificateAuthority;
+
+    #[test]
+    fn a_crl_not_signed_by_the_ca_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        let theirs = dir.path().join("theirs");
+        CertificateAuthority::init(&ours, "changsha", false).unwrap();
+        let other = CertificateAuthority::init(&theirs, "changsha", false).unwrap();
+        // Another CA's CRL with a far higher number, dropped in as ours.
+        for _ in 0..5 {
+            other.refresh_crl().unwrap();
+        }
+        std::fs::copy(theirs.join("crl.pem"), ours.join("crl.pem")).unwrap();
+        let err = FederationTrust::load(&TrustFiles::in_dir(&ours)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not signed by this federation's CA"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_older_crl_is_kept_out_and_a_newer_one_let_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), "changsha", false).unwrap();
+        let files = TrustFiles::in_dir(dir.path());
+        let first = FederationTrust::load(&files).unwrap();
+        ca.issue(Role::Node, "court", &crate::pki::IssueOptions::default())
+            .unwrap();
+        ca.revoke("court").unwrap();
+        let second = FederationTrust::load(&files).unwrap();
+        assert!(second.crl_info().number > first.crl_info().number);
+        let (kept, rollback) = first.clone().keep_newest_crl(&second);
+        let rollback = rollback.expect("an older CRL was accepted");
+        assert!(rollback.to_string().contains("CRL number 1"), "{rollback}");
+        assert_eq!(kept.crl_info(), second.crl_info());
+        assert_eq!(kept.revoked, second.revoked);
+        let (newer, none) = second.clone().keep_newest_crl(&first);
+        assert!(none.is_none());
+        assert_eq!(newer.crl_info(), second.crl_info());
+    }
+
+    #[test]
+    fn a_crl_is_stale_past_next_update_and_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), "changsha", false).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        ca.refresh_crl_with_validity(Some((
+            now - time::Duration::hours(2),
+            now - time::Duration::hours(1),
+        )))
+        .unwrap();
+        let mut files = TrustFiles::in_dir(dir.path());
+        let at = UnixTime::now();
+        let stale = FederationTrust::load(&files)
+            .unwrap()
+            .stale_crl(at)
+            .unwrap();
+        assert!(stale.to_string().contains("fedq certs crl"), "{stale}");
+        files.crl_grace = Duration::from_secs(2 * 3600);
+        assert!(FederationTrust::load(&files)
+            .unwrap()
+            .stale_crl(at)
+            .is_none());
+        files.crl_grace = Duration::from_secs(1800);
+        assert!(FederationTrust::load(&files)
+            .unwrap()
+            .stale_crl(at)
+            .is_some());
     }
 }
