@@ -249,3 +249,69 @@ fn bad_input_gets_one_clear_line_and_leaves_no_partial_files() {
     let err = refused(&["certs", "revoke", "--dir", d, "--name", "nobody"]);
     assert!(err.contains("no certificate named `nobody`"), "{err}");
 }
+
+#[test]
+fn officers_prints_the_pinned_roster_line_and_the_ca_key_must_be_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    let d = dir.to_str().unwrap();
+    ok(&["certs", "init", "--dir", d, "--federation", "changsha"]);
+    let mut fingerprints = Vec::new();
+    for name in ["officer-li", "officer-wang", "officer-zhang"] {
+        let out = ok(&[
+            "certs", "issue", "--dir", d, "--role", "officer", "--name", name,
+        ]);
+        let fp = out
+            .split("officer key sha256 ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .unwrap_or_else(|| panic!("no fingerprint printed: {out}"))
+            .to_owned();
+        let entry =
+            fedq_bundle::RosterEntry::from_certificate_file(&dir.join(format!("{name}.crt")))
+                .unwrap();
+        assert_eq!(fp, entry.key_sha256);
+        fingerprints.push(fp);
+    }
+    ok(&["certs", "revoke", "--dir", d, "--name", "officer-wang"]);
+    ok(&[
+        "certs", "issue", "--dir", d, "--role", "node", "--name", "court",
+    ]);
+    // Every valid officer, none revoked, no other role: a line a config takes as it is.
+    let out = ok(&["certs", "officers", "--dir", d]);
+    let listed: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"'))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    assert_eq!(
+        listed,
+        [fingerprints[0].as_str(), fingerprints[2].as_str()],
+        "{out}"
+    );
+    let config = format!(
+        "{out}name = \"court\"\nlisten = \"127.0.0.1:7101\"\ncatalogue = \"c.toml\"\n\
+         policy = \"p.toml\"\nstore = \"s.db\"\naudit = \"a.db\"\npseudonym_key = \"k\"\n\
+         [tls]\nca = \"ca.crt\"\ncrl = \"crl.pem\"\ncert = \"court.crt\"\nkey = \"court.key\"\n"
+    );
+    let parsed = fedq_node::config::NodeConfig::parse(&config, Path::new("node.toml")).unwrap();
+    assert_eq!(
+        parsed.policy_officers,
+        [fingerprints[0].clone(), fingerprints[2].clone()]
+    );
+    let one = ok(&["certs", "officers", "--dir", d, "--name", "officer-zhang"]);
+    assert!(
+        one.contains(&fingerprints[2]) && !one.contains(&fingerprints[0]),
+        "{one}"
+    );
+    let err = refused(&["certs", "officers", "--dir", d, "--name", "nobody"]);
+    assert!(err.contains("no certificate named `nobody`"), "{err}");
+
+    // The CA key readable by others: refused with the fix, nothing issued.
+    std::fs::set_permissions(dir.join("ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = refused(&[
+        "certs", "issue", "--dir", d, "--role", "node", "--name", "tax",
+    ]);
+    assert!(err.contains("ca.key") && err.contains("chmod 600"), "{err}");
+    assert!(!dir.join("tax.crt").exists());
+}

@@ -482,3 +482,64 @@ async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_u
     assert!(!status.contains("last publish failed"), "{status}");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officers_minted_after_set_up_approve_nothing_even_on_processes_with_no_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 11)).unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let officers = Officers { fed: &fed };
+    let setup_policy = fed.layout.policy();
+    // Every process starts with no bundle state; the demo pinned the three officers'
+    // keys in every config. Whoever holds the CA key mints two more officers now …
+    let ca = fedq_certs::CertificateAuthority::open(&fed.layout.pki()).unwrap();
+    for o in ["officer-mallory", "officer-trent"] {
+        ca.issue(
+            fedq_certs::Role::Officer,
+            o,
+            &fedq_certs::IssueOptions::default(),
+        )
+        .unwrap();
+    }
+    // … and they sign a bundle (the tool signs whatever valid officer asks) …
+    let forged = officers.bundle(1, |p| p);
+    for o in ["officer-mallory", "officer-trent"] {
+        let s = officers.sign(&forged, o, &setup_policy);
+        assert!(s.status.success(), "{}", text(&s));
+    }
+    // … which the coordinator refuses …
+    let o = officers.publish(&forged, "officer-mallory").await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("signature 1 (fedq://changsha/officer/officer-mallory)")
+            && text(&o).contains("not on the officer roster in force"),
+        "{}",
+        text(&o)
+    );
+    // … and so does a node handed it straight, by its own pinned roster.
+    let client = NodeClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsFiles::in_dir(&fed.layout.pki(), "coordinator"),
+        Limits::default(),
+    )
+    .unwrap();
+    let answer = client
+        .channel("court", fed.nodes["court"])
+        .request(
+            &NodeRequest::InstallPolicy(std::fs::read_to_string(&forged).unwrap()),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    match answer {
+        NodeResponse::Refused { rationale } => assert!(
+            rationale.contains("not on the officer roster in force"),
+            "{rationale}"
+        ),
+        other => panic!("node accepted officers outside its roster: {other:?}"),
+    }
+    client.close();
+    let now = blacklist_check(&fed).await;
+    assert_eq!(now["policy_version"], "0/2026.11-1", "{now}");
+    running.stop().await;
+}

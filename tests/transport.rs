@@ -140,7 +140,13 @@ fn write_impostor(dir: &Path, copy_of: &str, name: &str) {
     ];
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(pki::cert_path(dir, name), cert.pem()).unwrap();
-    std::fs::write(pki::key_path(dir, name), key.serialize_pem()).unwrap();
+    // Owner-only, as every key must be (a key others can read is refused at load).
+    fedq_certs::fsutil::write_atomic(
+        &pki::key_path(dir, name),
+        key.serialize_pem().as_bytes(),
+        fedq_certs::fsutil::KEY_MODE,
+    )
+    .unwrap();
 }
 
 fn pong_handler() -> Handler {
@@ -726,5 +732,228 @@ async fn malformed_and_oversized_frames_close_only_their_stream() {
         frame::decode::<NodeResponse>(&answer, frame::MAX_FRAME_LEN).unwrap(),
         NodeResponse::Pong { .. }
     ));
+    node.stop().await;
+}
+
+/// A client that presents `name`'s certificate but checks the node against the CA alone
+/// (no CRL of its own), so that only the node's judgement is tested.
+async fn ping_without_own_crl(
+    dir: &Path,
+    name: &str,
+    node: SocketAddr,
+) -> Result<NodeResponse, quinn::ConnectionError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    roots
+        .add(tls::read_certificates(&ca).unwrap().remove(0))
+        .unwrap();
+    let creds = Credentials::load_named(dir, name).unwrap();
+    let (chain, key) = creds.chain_and_key();
+    let mut config = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(config).unwrap()));
+    let endpoint = quinn::Endpoint::client(localhost()).unwrap();
+    let conn = endpoint
+        .connect_with(config, node, "court")
+        .unwrap()
+        .await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(&frame::encode(&NodeRequest::Ping).unwrap())
+        .await
+        .ok();
+    send.finish().ok();
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        recv.read_to_end(frame::MAX_FRAME_LEN),
+    )
+    .await
+    .expect("no answer and no close within 5 s")
+    {
+        Ok(bytes) => Ok(frame::decode(&bytes, frame::MAX_FRAME_LEN).unwrap()),
+        Err(quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(e))) => Err(e),
+        Err(other) => panic!("unexpected stream error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn an_older_crl_put_back_does_not_let_a_revoked_certificate_work_again() {
+    let fed = federation();
+    let crl = fed.dir.join("crl.pem");
+    let before = std::fs::read(&crl).unwrap();
+    let node = start_node(&fed.dir, localhost());
+    ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .unwrap();
+    let ca = CertificateAuthority::open(&fed.dir).unwrap();
+    ca.revoke("coordinator").unwrap();
+    // The node's reloader picks the revocation up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "revocation not picked up in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The CRL from before the revocation, put back.
+    std::fs::write(&crl, &before).unwrap();
+    // Ten reload intervals: the node has seen the file change.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refused_before = node
+        .refusals
+        .snapshot()
+        .iter()
+        .filter(|r| r.reason == AuthRefusal::Revoked)
+        .count();
+    let outcome = ping_without_own_crl(&fed.dir, "coordinator", node.addr).await;
+    assert!(
+        outcome.is_err(),
+        "revoked coordinator let in again: {outcome:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node
+        .refusals
+        .snapshot()
+        .iter()
+        .filter(|r| r.reason == AuthRefusal::Revoked)
+        .count()
+        == refused_before
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the node did not refuse it as revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The coordinator's side, reloaded by hand: a node revoked stays revoked when an
+    // older CRL is put back.
+    ca.issue(Role::Coordinator, "coordinator-2", &IssueOptions::default())
+        .unwrap();
+    ca.refresh_crl().unwrap();
+    let unrevoked = std::fs::read(&crl).unwrap();
+    let client = NodeClient::new(
+        localhost(),
+        TlsFiles::in_dir(&fed.dir, "coordinator-2"),
+        test_limits(),
+    )
+    .unwrap();
+    client
+        .channel("court", node.addr)
+        .request(&NodeRequest::Ping, Duration::from_secs(2))
+        .await
+        .unwrap();
+    ca.revoke("court").unwrap();
+    assert!(client.reload_if_changed().unwrap());
+    std::fs::write(&crl, &unrevoked).unwrap();
+    assert!(client.reload_if_changed().unwrap());
+    // A fresh channel (no back-off from earlier refusals) must still refuse the node.
+    let refused = client
+        .channel("court", node.addr)
+        .request(&NodeRequest::Ping, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ChannelError::Refused {
+                reason: AuthRefusal::Revoked,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_crl_refuses_new_connections_and_says_how_to_refresh_it() {
+    let fed = federation();
+    let ca = CertificateAuthority::open(&fed.dir).unwrap();
+    let now = OffsetDateTime::now_utc();
+    ca.refresh_crl_with_validity(Some((
+        now - time::Duration::hours(2),
+        now - time::Duration::hours(1),
+    )))
+    .unwrap();
+    // Default grace 0: the node refuses every new coordinator, with the reason.
+    let node = start_node(&fed.dir, localhost());
+    let outcome = ping_without_own_crl(&fed.dir, "coordinator", node.addr).await;
+    assert!(outcome.is_err(), "let in under a stale CRL: {outcome:?}");
+    let refusal = node
+        .refusals
+        .wait_for(Duration::from_secs(5), |r| {
+            matches!(r.reason, AuthRefusal::StaleCrl(_))
+        })
+        .unwrap_or_else(|| panic!("no stale-CRL refusal: {:?}", node.refusals.snapshot()));
+    let why = refusal.reason.to_string();
+    assert!(
+        why.contains("crl.pem") && why.contains("out of date") && why.contains("fedq certs crl"),
+        "{why}"
+    );
+    // The coordinator's side refuses the node for the same reason.
+    let client = NodeClient::new(
+        localhost(),
+        TlsFiles::in_dir(&fed.dir, "coordinator"),
+        test_limits(),
+    )
+    .unwrap();
+    let refused = client
+        .channel("court", node.addr)
+        .request(&NodeRequest::Ping, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            ChannelError::Refused {
+                reason: AuthRefusal::StaleCrl(_),
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    node.stop().await;
+
+    // A grace period longer than the staleness lets connections in.
+    let mut files = TlsFiles::in_dir(&fed.dir, "court");
+    files.trust.crl_grace = Duration::from_secs(3 * 3600);
+    let endpoint = NodeEndpoint::bind(localhost(), files, test_limits()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(endpoint.serve(pong_handler(), None, async {
+        let _ = stopped.await;
+    }));
+    ping_without_own_crl(&fed.dir, "coordinator", addr)
+        .await
+        .unwrap();
+    let _ = stop.send(());
+    task.await.unwrap();
+
+    // Without grace, refreshing the CRL (`fedq certs crl`) lets them in again, no restart.
+    let node = start_node(&fed.dir, localhost());
+    assert!(ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .is_err());
+    ca.refresh_crl().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "refreshed CRL not picked up in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     node.stop().await;
 }

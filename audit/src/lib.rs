@@ -79,11 +79,23 @@ impl Pseudonymizer {
             reason,
         };
         let bytes: Zeroizing<Vec<u8>> = match std::fs::read(path) {
-            Ok(bytes) => Zeroizing::new(bytes),
+            Ok(bytes) => {
+                // Whoever reads this key can link pseudonyms back to resident IDs by
+                // trying IDs: refuse it, as ssh refuses a readable key.
+                fedq_certs::fsutil::check_private_key(path).map_err(|why| AuditError::Key {
+                    path: path.display().to_string(),
+                    reason: why,
+                })?;
+                Zeroizing::new(bytes)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut fresh = Zeroizing::new(vec![0u8; 32]);
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
                     .map_err(|_| key_err("no randomness available".into()))?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fedq_certs::fsutil::create_private_dir(dir)
+                        .map_err(|e| key_err(e.to_string()))?;
+                }
                 fedq_certs::fsutil::write_atomic(path, &fresh, fedq_certs::fsutil::KEY_MODE)
                     .map_err(|e| key_err(e.to_string()))?;
                 fresh
@@ -231,8 +243,13 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) the log at `path` and starts its writer thread.
+    /// Opens (creating if needed) the log at `path` and starts its writer thread. The file
+    /// and its `-wal` and `-shm` are owner-only (0600) whatever the umask.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
+        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| AuditError::Store {
+            path: path.display().to_string(),
+            reason: format!("cannot create it owner-only: {e}"),
+        })?;
         let conn = open(path)?;
         let (mut seq, mut prev) = conn
             .query_row(

@@ -29,7 +29,7 @@ pub struct BundleArgs {
     #[arg(long, value_name = "DIR")]
     pub catalogue: Option<PathBuf>,
     /// An officer certificate whose key may approve the next bundle (repeatable). With
-    /// none, any officer certificate of the CA may.
+    /// none, the roster in force stays.
     #[arg(long = "officer", value_name = "CERT")]
     pub officers: Vec<PathBuf>,
     /// Where to write the bundle.
@@ -71,7 +71,7 @@ fn read(path: &Path) -> Result<String, BoxError> {
 
 fn roster_text(roster: &[crate::RosterEntry]) -> String {
     if roster.is_empty() {
-        "any officer certificate of the CA".into()
+        "unchanged (the roster in force)".into()
     } else {
         roster
             .iter()
@@ -230,10 +230,13 @@ pub fn sign(args: &SignArgs) -> Result<(), BoxError> {
         ),
     }
     let before = in_force.roster.as_deref().unwrap_or_default();
-    if before != bundle.officer.as_slice() {
+    if !bundle.officer.is_empty() && before != bundle.officer.as_slice() {
+        let was = match &in_force.roster {
+            None => "the set-up roster (`policy_officers` in each config)".to_owned(),
+            Some(_) => roster_text(before),
+        };
         println!(
-            "officer roster changes: {} → {}",
-            roster_text(before),
+            "officer roster changes: {was} → {}",
             roster_text(&bundle.officer)
         );
     } else {

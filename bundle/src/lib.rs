@@ -11,13 +11,18 @@
 //! the content matches its hash (nothing edited after signing); it is for this federation;
 //! its version is higher than the one in force (no rollback or replay); every signature
 //! verifies against an officer certificate of this federation that is currently valid and
-//! not revoked; at least M *distinct* officers signed, M being the threshold **in force**
-//! (so M itself changes only by a bundle that meets the current M); the catalogues here are
-//! the ones it was checked against; and the policy compiles. Anything else is refused with
-//! the reason, and the version in force stays ([`state::PolicySlot`]).
+//! not revoked, whose *key* is on the officer roster in force; at least M *distinct*
+//! officers signed — distinct by key: certificates that carry the same public key are one
+//! officer, whatever names they carry — M being the threshold **in force** (so M itself
+//! changes only by a bundle that meets the current M); the catalogues here are the ones it
+//! was checked against; and the policy compiles. Anything else is refused with the reason,
+//! and the version in force stays ([`state::PolicySlot`]).
 //!
 //! Before any bundle, a process runs the *set-up policy* from its config as version 0,
-//! trusted like the CA certificate it was installed with.
+//! trusted like the CA certificate it was installed with, and the *set-up roster* its
+//! operator pinned in the same config (`policy_officers`: officers' key fingerprints). A
+//! process with no roster pinned accepts no approvals at all: the CA alone (which can mint
+//! officer certificates at will) never decides who approves.
 
 pub mod cli;
 pub mod state;
@@ -126,7 +131,7 @@ pub struct Bundle {
     #[serde(default)]
     pub catalogue: Vec<CatalogueDigest>,
     /// The officer roster once this bundle is in force: only these keys may approve the
-    /// next bundle. Empty: any officer certificate of the federation's CA.
+    /// next bundle. Empty: the roster in force stays (never "any officer of the CA").
     #[serde(default)]
     pub officer: Vec<RosterEntry>,
     /// The officers' approvals.
@@ -213,6 +218,14 @@ pub enum Refusal {
         "{0} has already signed this bundle; an officer counts once, so another officer must sign"
     )]
     AlreadySigned(String),
+    /// The process has no officer roster: its operator pinned none.
+    #[error("signature {index} ({officer}): no officer roster is pinned for this process, so it accepts no approvals; list the officers' key fingerprints in `policy_officers` of its config (`fedq certs officers`) and restart it")]
+    NoRoster {
+        /// 1-based position in the file.
+        index: usize,
+        /// The certificate's identity.
+        officer: String,
+    },
     /// A signature entry names another officer than its certificate.
     #[error("signature {index} claims to be by {claimed}, but its certificate is {actual}'s; the file was tampered with")]
     SignerMismatch {
@@ -241,6 +254,36 @@ pub enum Refusal {
     /// The catalogue directory could not be read.
     #[error("{0}")]
     Io(String),
+}
+
+/// Checks a configured `policy_officers` (the set-up roster: officers' key fingerprints,
+/// SHA-256 of the public key, hex) against the threshold it must be able to meet, for the
+/// config parsers. Returns the fingerprints in lower case.
+pub fn check_officers(officers: &[String], threshold: u32) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(officers.len());
+    for (i, o) in officers.iter().enumerate() {
+        let fp = o.trim().to_ascii_lowercase();
+        if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`policy_officers` entry {} is not a key fingerprint (64 hex digits); print the entries with `fedq certs officers --dir CA_DIR`",
+                i + 1
+            ));
+        }
+        if out.contains(&fp) {
+            return Err(format!(
+                "`policy_officers` entry {} repeats an earlier key; each officer's key is listed once",
+                i + 1
+            ));
+        }
+        out.push(fp);
+    }
+    if !out.is_empty() && out.len() < threshold as usize {
+        return Err(format!(
+            "`policy_officers` lists {} officer(s) but `policy_threshold` is {threshold}: no bundle could ever be approved; list at least {threshold}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// Checks a configured `policy_threshold`, for the config parsers.
@@ -384,7 +427,19 @@ impl Bundle {
             });
         }
         let uri = identity.to_uri();
-        if self.signature.iter().any(|s| s.officer == uri) {
+        let mine = fedq_certs::signing::key_fingerprint(key.certificate())
+            .map_err(|e| Refusal::Io(e.to_string()))?;
+        let same_key = |s: &Signature| {
+            CertificateDer::from_pem_slice(s.certificate.as_bytes())
+                .ok()
+                .and_then(|der| fedq_certs::signing::key_fingerprint(&der).ok())
+                .is_some_and(|k| k == mine)
+        };
+        if self
+            .signature
+            .iter()
+            .any(|s| s.officer == uri || same_key(s))
+        {
             return Err(Refusal::AlreadySigned(uri));
         }
         let signature = key
@@ -425,8 +480,24 @@ pub struct InForceVersion {
     pub threshold: u32,
     /// Its content hash.
     pub content_sha256: String,
-    /// Key fingerprints that may approve a new bundle (empty: any officer of the CA).
+    /// Key fingerprints that may approve a new bundle (empty: nobody — no roster pinned).
     pub officers: Vec<String>,
+}
+
+impl InForceVersion {
+    /// The roster once `bundle` is in force on top of this version: the bundle's own, or
+    /// this one's if the bundle lists none.
+    pub fn roster_after(&self, bundle: &Bundle) -> Vec<String> {
+        if bundle.officer.is_empty() {
+            self.officers.clone()
+        } else {
+            bundle
+                .officer
+                .iter()
+                .map(|o| o.key_sha256.to_ascii_lowercase())
+                .collect()
+        }
+    }
 }
 
 /// What verification found.
@@ -502,16 +573,34 @@ pub fn verify(
                 actual: officer.identity.to_uri(),
             });
         }
-        if !in_force.officers.is_empty() && !in_force.officers.contains(&officer.key_sha256) {
+        if in_force.officers.is_empty() {
+            return Err(Refusal::NoRoster {
+                index: i + 1,
+                officer: officer.identity.to_uri(),
+            });
+        }
+        if !in_force.officers.contains(&officer.key_sha256) {
             return Err(Refusal::NotOnRoster {
                 index: i + 1,
                 officer: officer.identity.to_uri(),
             });
         }
-        if officers.iter().any(|o| o.identity == officer.identity) {
-            twice.insert(officer.identity.name.clone());
-        } else {
-            officers.push(officer);
+        // One key is one officer, whatever certificates (names, serials) carry it; and
+        // one officer's name is one officer, whatever keys it has had.
+        match officers
+            .iter()
+            .find(|o| o.key_sha256 == officer.key_sha256 || o.identity == officer.identity)
+        {
+            Some(counted) if counted.identity == officer.identity => {
+                twice.insert(officer.identity.name.clone());
+            }
+            Some(counted) => {
+                twice.insert(format!(
+                    "{} (again under a certificate for `{}` with the same key)",
+                    counted.identity.name, officer.identity.name
+                ));
+            }
+            None => officers.push(officer),
         }
     }
     if officers.len() < in_force.threshold as usize {

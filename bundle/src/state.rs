@@ -21,20 +21,34 @@ use fedq_policy::Engine;
 
 use crate::{verify, Bundle, Checked, InForceVersion, Refusal, Verdict};
 
-/// A config's `policy_threshold` and `policy_state` (already resolved against the config's
-/// directory), checked and defaulted: M (default 2) and the state directory (default
-/// [`default_state_dir`]).
+/// A config's policy settings, checked and defaulted by [`settings`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// M while the set-up policy is in force (`policy_threshold`, default 2).
+    pub threshold: u32,
+    /// Where accepted bundles are kept (`policy_state`, default [`default_state_dir`]).
+    pub state_dir: PathBuf,
+    /// The set-up roster (`policy_officers`): key fingerprints of the officers whose
+    /// approvals count while the set-up policy is in force. Empty (or absent): none do.
+    pub officers: Vec<String>,
+}
+
+/// A config's `policy_threshold`, `policy_state` (already resolved against the config's
+/// directory) and `policy_officers`, checked and defaulted.
 pub fn settings(
     threshold: Option<u32>,
     state_dir: Option<PathBuf>,
+    officers: Option<&[String]>,
     audit: &Path,
     name: &str,
-) -> Result<(u32, PathBuf), String> {
+) -> Result<PolicySettings, String> {
     let threshold = crate::check_threshold(threshold.unwrap_or(crate::DEFAULT_THRESHOLD))?;
-    Ok((
+    let officers = crate::check_officers(officers.unwrap_or_default(), threshold)?;
+    Ok(PolicySettings {
         threshold,
-        state_dir.unwrap_or_else(|| default_state_dir(audit, name)),
-    ))
+        state_dir: state_dir.unwrap_or_else(|| default_state_dir(audit, name)),
+        officers,
+    })
 }
 
 /// Where a process keeps the bundles it accepted unless its config says otherwise: the
@@ -88,7 +102,7 @@ pub struct InForce {
     pub content_sha256: String,
     /// The officers who approved it, `name (serial)` (empty for the set-up policy).
     pub approved_by: Vec<String>,
-    /// Key fingerprints that may approve the next bundle (empty: any officer of the CA).
+    /// Key fingerprints that may approve the next bundle (empty: nobody).
     pub officers: Vec<String>,
     /// The compiled policy.
     pub engine: Engine,
@@ -197,16 +211,22 @@ pub struct PolicySlot {
     state_dir: PathBuf,
     catalogue_dir: PathBuf,
     trust: TrustFiles,
+    /// The CA and CRL the last install checked signatures against: a CRL older than its
+    /// one is refused (a revoked officer must not count again because `crl.pem` was put
+    /// back).
+    trust_in_force: Mutex<Option<FederationTrust>>,
 }
 
 impl PolicySlot {
     /// Opens the slot: the set-up policy `setup_policy` as version 0 with threshold
-    /// `setup_threshold`, then the chain of bundles in `state_dir` replayed on top of it.
-    /// `floor` is the last version the process's audit log records as installed: a chain
-    /// that ends below it is refused.
+    /// `setup_threshold` and the roster `setup_officers` pinned by the operator (key
+    /// fingerprints; empty: no approval counts), then the chain of bundles in `state_dir`
+    /// replayed on top of it. `floor` is the last version the process's audit log records
+    /// as installed: a chain that ends below it is refused.
     pub fn open(
         setup_policy: &Path,
         setup_threshold: u32,
+        setup_officers: &[String],
         state_dir: PathBuf,
         trust: TrustFiles,
         floor: Option<u64>,
@@ -234,7 +254,7 @@ impl PolicySlot {
             threshold,
             content_sha256: setup.policy().content_hash.clone(),
             approved_by: Vec::new(),
-            officers: Vec::new(),
+            officers: setup_officers.to_vec(),
             engine: setup,
         };
         let state_error = |reason: String| SlotError::State {
@@ -246,6 +266,7 @@ impl PolicySlot {
             let trust_now = FederationTrust::load(&trust)?;
             let mut previous = in_force.as_version();
             let mut last = None;
+            let mut before_last = previous.clone();
             for (path, text) in &chain {
                 let failed = |e: Refusal| state_error(format!("`{}`: {e}", path.display()));
                 let bundle = Bundle::parse(text).map_err(failed)?;
@@ -257,25 +278,20 @@ impl PolicySlot {
                         return Err(failed(Refusal::VersionConflict(bundle.version)))
                     }
                 }
+                before_last = previous.clone();
                 previous = InForceVersion {
                     version: bundle.version,
                     threshold: bundle.threshold,
                     content_sha256: bundle.content_sha256.clone(),
-                    officers: roster(&bundle),
+                    officers: previous.roster_after(&bundle),
                 };
                 last = Some((path, bundle));
             }
             if let Some((path, bundle)) = last {
                 // Only the newest must fit today's catalogues and compile.
-                let floor_of_last = InForceVersion {
-                    version: 0,
-                    threshold: 1,
-                    content_sha256: String::new(),
-                    officers: Vec::new(),
-                };
                 in_force = compile(
                     &bundle,
-                    &floor_of_last,
+                    &before_last,
                     &trust_now,
                     Checked::AlreadyApproved,
                     &catalogue_dir,
@@ -292,6 +308,11 @@ impl PolicySlot {
                 });
             }
         }
+        if in_force.officers.is_empty() {
+            tracing::warn!(
+                "no officer roster is pinned (`policy_officers` in the config): every policy bundle will be refused"
+            );
+        }
         Ok(Self {
             current: RwLock::new(Arc::new(in_force)),
             installing: Mutex::new(()),
@@ -299,6 +320,7 @@ impl PolicySlot {
             state_dir,
             catalogue_dir,
             trust,
+            trust_in_force: Mutex::new(None),
         })
     }
 
@@ -332,11 +354,29 @@ impl PolicySlot {
 
     fn try_install(&self, text: &str) -> Result<Installed, Refusal> {
         let bundle = Bundle::parse(text)?;
-        let trust = FederationTrust::load(&self.trust).map_err(|e| {
+        let loaded = FederationTrust::load(&self.trust).map_err(|e| {
             Refusal::Io(format!(
                 "cannot load the CA and CRL to check signatures: {e}"
             ))
         })?;
+        let trust = {
+            let mut kept = match self.trust_in_force.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let trust = match kept.as_ref() {
+                Some(in_force) => {
+                    let (trust, rollback) = loaded.keep_newest_crl(in_force);
+                    if let Some(rollback) = rollback {
+                        tracing::error!(error = %rollback, "CRL rollback refused for officers' signatures");
+                    }
+                    trust
+                }
+                None => loaded,
+            };
+            *kept = Some(trust.clone());
+            trust
+        };
         let current = self.current();
         if let Verdict::AlreadyInForce = verify(
             &bundle,
@@ -356,8 +396,14 @@ impl PolicySlot {
             &self.catalogue_dir,
         )?;
         let file = chain_file(&self.state_dir, next.version);
-        std::fs::create_dir_all(&self.state_dir)
-            .and_then(|()| fedq_certs::fsutil::write_atomic(&file, text.as_bytes(), 0o644))
+        fedq_certs::fsutil::create_private_dir(&self.state_dir)
+            .and_then(|()| {
+                fedq_certs::fsutil::write_atomic(
+                    &file,
+                    text.as_bytes(),
+                    fedq_certs::fsutil::PRIVATE_MODE,
+                )
+            })
             .map_err(|e| {
                 Refusal::Io(format!(
                     "cannot write `{}`: {e}; the previous version stays in force",
@@ -446,16 +492,7 @@ fn compile(
         threshold: bundle.threshold,
         content_sha256: bundle.content_sha256.clone(),
         approved_by,
-        officers: roster(bundle),
+        officers: in_force.roster_after(bundle),
         engine,
     })
-}
-
-/// The key fingerprints of a bundle's roster.
-fn roster(bundle: &Bundle) -> Vec<String> {
-    bundle
-        .officer
-        .iter()
-        .map(|o| o.key_sha256.clone())
-        .collect()
 }

@@ -19,6 +19,8 @@ struct Setup {
     root: PathBuf,
     pki: PathBuf,
     ca: CertificateAuthority,
+    /// The set-up roster the operator pinned: alice, bob and carol's keys at set-up.
+    pinned: Vec<String>,
 }
 
 fn reference() -> PathBuf {
@@ -52,12 +54,15 @@ fn setup() -> Setup {
     .unwrap();
     std::fs::copy(reference().join("policy.toml"), root.join("policy.toml")).unwrap();
     copy_dir(&reference().join("catalogue"), &root.join("catalogue"));
-    Setup {
+    let mut s = Setup {
         _tmp: tmp,
         root,
         pki,
         ca,
-    }
+        pinned: Vec::new(),
+    };
+    s.pinned = s.keys(&["alice", "bob", "carol"]);
+    s
 }
 
 impl Setup {
@@ -73,14 +78,71 @@ impl Setup {
         self.open(state, None).unwrap()
     }
 
+    /// The slot with alice, bob and carol pinned as the set-up roster.
     fn open(&self, state: &str, floor: Option<u64>) -> Result<PolicySlot, SlotError> {
+        self.open_pinned(state, floor, &self.pinned)
+    }
+
+    fn open_pinned(
+        &self,
+        state: &str,
+        floor: Option<u64>,
+        roster: &[String],
+    ) -> Result<PolicySlot, SlotError> {
         PolicySlot::open(
             &self.root.join("policy.toml"),
             2,
+            roster,
             self.root.join(state),
             TrustFiles::in_dir(&self.pki),
             floor,
         )
+    }
+
+    /// The key fingerprints of these officers' current certificates.
+    fn keys(&self, names: &[&str]) -> Vec<String> {
+        names
+            .iter()
+            .map(|n| {
+                RosterEntry::from_certificate_file(&self.pki.join(format!("{n}.crt")))
+                    .unwrap()
+                    .key_sha256
+            })
+            .collect()
+    }
+
+    /// What only the CA key holder can do: a second officer certificate, `name`, for
+    /// `key_of`'s existing key (as a CA would issue on a certificate request).
+    fn certificate_for_existing_key(&self, name: &str, key_of: &str) {
+        let key_pem = std::fs::read_to_string(self.pki.join(format!("{key_of}.key"))).unwrap();
+        let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+        let ca_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(self.pki.join("ca.key")).unwrap())
+                .unwrap();
+        let ca_pem = std::fs::read_to_string(self.pki.join("ca.crt")).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, &ca_key).unwrap();
+        let identity = fedq_certs::Identity::new("changsha", Role::Officer, name).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.subject_alt_names = vec![rcgen::SanType::URI(identity.to_uri().try_into().unwrap())];
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::ContentCommitment,
+        ];
+        params.extended_key_usages = fedq_certs::pki::role_extended_key_usages(Role::Officer);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::days(30);
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x41, 7, 7, 7]));
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(self.pki.join(format!("{name}.crt")), cert.pem()).unwrap();
+        let key_file = self.pki.join(format!("{name}.key"));
+        fedq_certs::fsutil::write_atomic(&key_file, key_pem.as_bytes(), 0o600).unwrap();
     }
 
     /// A signature made with `name`'s key and certificate, whatever its role or key usage
@@ -289,7 +351,11 @@ fn the_same_officer_signing_twice_counts_once() {
         twice.signature[0].certificate
     );
     twice.signature.push(copy.signature.remove(0));
-    let why = refusal(s.slot("state").install(&twice.to_toml().unwrap()));
+    // Both of alice's keys on the roster: still one officer.
+    let mut roster = s.pinned.clone();
+    roster.extend(s.keys(&["alice"]));
+    let slot = s.open_pinned("state", None, &roster).unwrap();
+    let why = refusal(slot.install(&twice.to_toml().unwrap()));
     assert!(why.contains("alice signed more than once"), "{why}");
 }
 
@@ -524,7 +590,12 @@ fn only_officer_certificates_with_the_code_signing_usage_count() {
     .unwrap();
     let mut b = s.signed(1, &["alice"]);
     b.signature.push(s.raw_signature("dave", &b));
-    s.slot("state").install(&b.to_toml().unwrap()).unwrap();
+    let mut roster = s.pinned.clone();
+    roster.extend(s.keys(&["dave"]));
+    s.open_pinned("state", None, &roster)
+        .unwrap()
+        .install(&b.to_toml().unwrap())
+        .unwrap();
 }
 
 #[test]
@@ -655,4 +726,169 @@ fn once_a_roster_is_in_force_only_its_keys_approve_even_under_an_officer_name() 
         err.to_string().contains("the roster lists officers"),
         "{err}"
     );
+}
+
+#[test]
+fn a_second_certificate_for_an_officers_existing_key_is_the_same_officer() {
+    let s = setup();
+    s.certificate_for_existing_key("alice-twin", "alice");
+    // The twin certificate is a valid officer certificate of this CA, and its key is on
+    // the roster (it is alice's key).
+    let twin = s.officer("alice-twin");
+    assert_eq!(s.keys(&["alice-twin"]), s.keys(&["alice"]));
+    // The signing tool refuses a second signature with the same key …
+    let mut b = s.signed(1, &["alice"]);
+    let err = b.sign(&twin).unwrap_err();
+    assert!(err.to_string().contains("already signed"), "{err}");
+    // … and the signature pasted in anyway counts once: one officer cannot reach M = 2.
+    let mut other = s.bundle(1, "2026.12-1", 2);
+    other.sign(&twin).unwrap();
+    b.signature.push(other.signature.remove(0));
+    let slot = s.slot("state");
+    let why = refusal(slot.install(&b.to_toml().unwrap()));
+    assert!(
+        why.contains("1 distinct officer(s) signed")
+            && why.contains("alice (again under a certificate for `alice-twin` with the same key)"),
+        "{why}"
+    );
+    assert_eq!(slot.current().version, 0);
+    assert!(!s.root.join("state").exists(), "a refused bundle was kept");
+    // With a second officer's key it goes through.
+    b.sign(&s.officer("bob")).unwrap();
+    slot.install(&b.to_toml().unwrap()).unwrap();
+    assert_eq!(slot.current().version, 1);
+}
+
+#[test]
+fn a_process_with_empty_state_refuses_officers_minted_outside_its_pinned_roster() {
+    let s = setup();
+    // Whoever holds the CA key mints two officers a minute before the bundle …
+    for o in ["mallory", "trent"] {
+        s.ca.issue(Role::Officer, o, &IssueOptions::default())
+            .unwrap();
+    }
+    let mut b = s.bundle(1, "2026.12-1", 1);
+    b.sign(&s.officer("mallory")).unwrap();
+    b.sign(&s.officer("trent")).unwrap();
+    // … and offers it to a process with no state (new, or one that lost its state and
+    // audit log): its pinned set-up roster does not name them.
+    let slot = s.slot("fresh-state");
+    let why = refusal(slot.install(&b.to_toml().unwrap()));
+    assert!(
+        why.contains("signature 1 (fedq://changsha/officer/mallory)")
+            && why.contains("not on the officer roster in force"),
+        "{why}"
+    );
+    assert_eq!(slot.current().version, 0);
+    // The same forged bundle written into the state directory does not start either.
+    std::fs::create_dir_all(s.root.join("fresh-state")).unwrap();
+    std::fs::write(
+        s.root.join("fresh-state/bundle-00000000000000000001.toml"),
+        b.to_toml().unwrap(),
+    )
+    .unwrap();
+    let err = s.open("fresh-state", None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not on the officer roster in force"),
+        "{err}"
+    );
+    // Officers on the pinned roster are accepted by the same fresh process.
+    std::fs::remove_dir_all(s.root.join("fresh-state")).unwrap();
+    let slot = s.slot("fresh-state");
+    slot.install(&s.signed(1, &["alice", "carol"]).to_toml().unwrap())
+        .unwrap();
+    assert_eq!(slot.current().version, 1);
+}
+
+#[test]
+fn a_process_with_no_roster_pinned_accepts_no_approvals() {
+    let s = setup();
+    let slot = s.open_pinned("state", None, &[]).unwrap();
+    let why = refusal(slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap()));
+    assert!(
+        why.contains("no officer roster is pinned") && why.contains("policy_officers"),
+        "{why}"
+    );
+    assert_eq!(slot.current().version, 0);
+}
+
+#[test]
+fn a_bundle_without_a_roster_keeps_the_roster_in_force() {
+    let s = setup();
+    let slot = s
+        .open_pinned("state", None, &s.keys(&["alice", "bob"]))
+        .unwrap();
+    // Bundle 1 lists no roster: alice and bob stay the roster, carol does not join.
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap())
+        .unwrap();
+    assert_eq!(slot.current().officers, s.keys(&["alice", "bob"]));
+    let why = refusal(slot.install(&s.signed(2, &["alice", "carol"]).to_toml().unwrap()));
+    assert!(
+        why.contains("signature 2 (fedq://changsha/officer/carol)")
+            && why.contains("not on the officer roster in force"),
+        "{why}"
+    );
+    drop(slot);
+    let again = s
+        .open_pinned("state", None, &s.keys(&["alice", "bob"]))
+        .unwrap();
+    assert_eq!(again.current().officers, s.keys(&["alice", "bob"]));
+}
+
+#[test]
+fn a_stale_crl_stops_approvals_and_an_older_crl_does_not_undo_a_revocation() {
+    let s = setup();
+    let slot = s.slot("state");
+    slot.install(&s.signed(1, &["alice", "carol"]).to_toml().unwrap())
+        .unwrap();
+    let crl = s.pki.join("crl.pem");
+    let before_revocation = std::fs::read(&crl).unwrap();
+    s.ca.revoke("bob").unwrap();
+    let v2 = s.signed(2, &["alice", "bob"]);
+    let why = refusal(slot.install(&v2.to_toml().unwrap()));
+    assert!(why.contains("has been revoked"), "{why}");
+    // The CRL from before bob's revocation, put back: refused, bob stays revoked.
+    std::fs::write(&crl, &before_revocation).unwrap();
+    let why = refusal(slot.install(&v2.to_toml().unwrap()));
+    assert!(
+        why.contains("signature 2") && why.contains("has been revoked"),
+        "{why}"
+    );
+    assert_eq!(slot.current().version, 1);
+
+    // A CRL past its nextUpdate: no approval counts until it is refreshed.
+    let now = time::OffsetDateTime::now_utc();
+    s.ca.refresh_crl_with_validity(Some((
+        now + time::Duration::minutes(1) - time::Duration::hours(2),
+        now - time::Duration::hours(1),
+    )))
+    .unwrap();
+    let fresh = s.open("state-2", None).unwrap();
+    let why = refusal(fresh.install(&s.signed(1, &["alice", "carol"]).to_toml().unwrap()));
+    assert!(
+        why.contains("cannot tell whether the officer's certificate is revoked")
+            && why.contains("fedq certs crl"),
+        "{why}"
+    );
+    s.ca.refresh_crl().unwrap();
+    fresh
+        .install(&s.signed(1, &["alice", "carol"]).to_toml().unwrap())
+        .unwrap();
+}
+
+#[test]
+fn the_state_directory_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let slot = s.slot("state/policy");
+    slot.install(&s.signed(1, &["alice", "bob"]).to_toml().unwrap())
+        .unwrap();
+    for dir in ["state", "state/policy"] {
+        let mode = std::fs::metadata(s.root.join(dir))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{dir}");
+    }
 }

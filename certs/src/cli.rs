@@ -63,6 +63,32 @@ pub enum CertsCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Print the `policy_officers` line for node and coordinator configs: the key
+    /// fingerprints of the officers whose certificates are valid now (or of those named).
+    Officers {
+        /// Directory that holds the federation CA.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Only these officers (repeatable; default: every valid officer certificate).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+}
+
+/// The key fingerprint of the certificate at `DIR/NAME.crt`.
+fn officer_fingerprint(dir: &std::path::Path, name: &str) -> Result<String, PkiError> {
+    let path = pki::cert_path(dir, name);
+    let damaged = |why: String| PkiError::Damaged {
+        path: path.display().to_string(),
+        why,
+    };
+    let pem = std::fs::read(&path).map_err(|e| damaged(e.to_string()))?;
+    let der = crate::tls::read_certificates(&pem)
+        .map_err(damaged)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| damaged("no PEM certificate in file".into()))?;
+    crate::signing::key_fingerprint(&der).map_err(|e| damaged(e.to_string()))
 }
 
 /// Runs one `fedq certs` subcommand.
@@ -108,6 +134,13 @@ pub fn run(cmd: CertsCommand) -> Result<(), PkiError> {
                 pki::cert_path(&dir, &name).display(),
                 pki::key_path(&dir, &name).display()
             );
+            if role == Role::Officer {
+                println!(
+                    "officer key sha256 {}: list it in `policy_officers` of every node and coordinator config for this officer's approvals to count before a bundle's roster does (`fedq certs officers --dir {}`)",
+                    officer_fingerprint(&dir, &name)?,
+                    dir.display()
+                );
+            }
         }
         CertsCommand::Revoke { dir, name } => {
             let ca = CertificateAuthority::open(&dir)?;
@@ -122,6 +155,33 @@ pub fn run(cmd: CertsCommand) -> Result<(), PkiError> {
         CertsCommand::Crl { dir } => {
             CertificateAuthority::open(&dir)?.refresh_crl()?;
             println!("re-signed {}", pki::crl_path(&dir).display());
+        }
+        CertsCommand::Officers { dir, names } => {
+            let rows = pki::list(&dir)?;
+            let mut lines = Vec::new();
+            for (c, status) in &rows {
+                let wanted = if names.is_empty() {
+                    *status == CertificateStatus::Valid
+                } else {
+                    names.contains(&c.name) && *status != CertificateStatus::Superseded
+                };
+                if c.role == Role::Officer && wanted {
+                    lines.push(format!(
+                        "  \"{}\", # {}",
+                        officer_fingerprint(&dir, &c.name)?,
+                        c.name
+                    ));
+                }
+            }
+            for n in &names {
+                if !rows
+                    .iter()
+                    .any(|(c, _)| &c.name == n && c.role == Role::Officer)
+                {
+                    return Err(PkiError::UnknownName(n.clone()));
+                }
+            }
+            println!("policy_officers = [\n{}\n]", lines.join("\n"));
         }
         CertsCommand::List { dir } => {
             let rows = pki::list(&dir)?;

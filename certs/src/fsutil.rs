@@ -1,14 +1,101 @@
-//! Files that appear whole or not at all, with the right mode from the first byte.
+//! Files that appear whole or not at all, with the right mode from the first byte, and
+//! the modes of files and directories that hold personal data or keys.
+//!
+//! Modes are set explicitly (`fchmod`/`chmod` after creating), never left to the process
+//! umask: a node started under `umask 000` creates its stores, audit logs and state
+//! directories owner-only all the same. The umask itself is never changed (it is
+//! process-wide and a library must not touch it).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of private key files: owner read/write only.
 pub const KEY_MODE: u32 = 0o600;
 /// Mode of public files (certificates, CRL, index).
 pub const PUBLIC_MODE: u32 = 0o644;
+/// Mode of files that hold personal data (stores, audit logs, their WAL and SHM files).
+pub const PRIVATE_MODE: u32 = 0o600;
+/// Mode of directories that hold personal data or process state.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and any missing parents with mode 0700 (whatever the umask); an existing
+/// directory is left as it is (its mode is the operator's choice).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            create_private_dir(parent)?;
+        }
+    }
+    match fs::DirBuilder::new().mode(PRIVATE_DIR_MODE).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR_MODE)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the SQLite database at `path` owner-only before SQLite opens it: creates it empty
+/// with mode 0600 if it does not exist (and its missing parent directories 0700), and takes
+/// group and other permissions away from it (and from its `-wal` and `-shm` files, if they
+/// exist) if it does. SQLite creates `-wal` and `-shm` with the main file's permissions, so
+/// they follow.
+pub fn prepare_private_database(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            create_private_dir(parent)?;
+        }
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_MODE)
+        .open(path)
+    {
+        Ok(file) => file.set_permissions(fs::Permissions::from_mode(PRIVATE_MODE))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let mut companions = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        companions.push(PathBuf::from(name));
+    }
+    for file in companions {
+        match fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                let mode = m.permissions().mode() & 0o700;
+                fs::set_permissions(&file, fs::Permissions::from_mode(mode))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a private key file that group or others may read or write, as ssh does: the
+/// one-line reason names the file, its mode and the fix.
+pub fn check_private_key(path: &Path) -> Result<(), String> {
+    let mode = fs::metadata(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "private key `{}` is accessible by others (mode {:04o}); a key must be owner-only: run `chmod 600 {}`",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
 
 /// A file written to a temporary name beside its destination, renamed into place by
 /// [`StagedFile::commit`], and removed if dropped uncommitted.
@@ -45,6 +132,8 @@ impl StagedFile {
             .create_new(true)
             .mode(mode)
             .open(&temp)?;
+        // The umask may have taken bits away (or a 0 umask left them): set exactly `mode`.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         let staged = Self {
             temp,
             dest: dest.to_owned(),
@@ -92,7 +181,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_files_are_created_private_and_whole() {
@@ -110,5 +198,51 @@ mod tests {
         let dest = dir.path().join("a.crt");
         drop(StagedFile::write(&dest, b"x", PUBLIC_MODE).unwrap());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_dirs_and_databases_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/b/state");
+        create_private_dir(&state).unwrap();
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        let db = state.join("x.db");
+        prepare_private_database(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        // A database in a directory that does not exist yet: the directory is private too.
+        let nested = dir.path().join("audit/court-audit.db");
+        prepare_private_database(&nested).unwrap();
+        assert_eq!(
+            (mode(&dir.path().join("audit")), mode(&nested)),
+            (0o700, 0o600)
+        );
+        // An existing database and WAL left readable by others are tightened.
+        let wal = state.join("x.db-wal");
+        fs::write(&wal, b"").unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&wal, fs::Permissions::from_mode(0o666)).unwrap();
+        prepare_private_database(&db).unwrap();
+        assert_eq!((mode(&db), mode(&wal)), (0o600, 0o600));
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("n.key");
+        write_atomic(&key, b"k", KEY_MODE).unwrap();
+        check_private_key(&key).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let why = check_private_key(&key).unwrap_err();
+        assert!(
+            why.contains("n.key") && why.contains("mode 0644") && why.contains("chmod 600"),
+            "{why}"
+        );
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(check_private_key(&key).is_err());
     }
 }

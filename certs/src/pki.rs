@@ -102,6 +102,9 @@ pub enum PkiError {
     /// Certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The CA key is readable by others (the message names the file and the fix).
+    #[error("{0}")]
+    KeyExposed(String),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PkiError + 'a {
@@ -328,6 +331,7 @@ impl CertificateAuthority {
             return Err(PkiError::NoCa(dir.display().to_string()));
         }
         let cert_pem = fs::read_to_string(&cert_path).map_err(io_err("read", &cert_path))?;
+        crate::fsutil::check_private_key(&key_path).map_err(PkiError::KeyExposed)?;
         let key_pem =
             Zeroizing::new(fs::read_to_string(&key_path).map_err(io_err("read", &key_path))?);
         let key = Zeroizing::new(KeyPair::from_pem(&key_pem).map_err(|e| damaged(&key_path, e))?);
@@ -469,16 +473,39 @@ impl CertificateAuthority {
         Ok(revoked)
     }
 
-    /// Re-signs the CRL with a fresh validity period (run before `CRL_DAYS` pass).
+    /// Re-signs the CRL with a fresh validity period and the next CRL number (run before
+    /// `CRL_DAYS` pass).
     pub fn refresh_crl(&self) -> Result<(), PkiError> {
+        self.refresh_crl_with_validity(None)
+    }
+
+    /// [`Self::refresh_crl`] with `thisUpdate` and `nextUpdate` given (for tests of stale
+    /// CRLs); `None`: from now for `CRL_DAYS`.
+    pub fn refresh_crl_with_validity(
+        &self,
+        validity: Option<(OffsetDateTime, OffsetDateTime)>,
+    ) -> Result<(), PkiError> {
         let mut index = read_index(&self.dir)?;
         index.crl_number += 1;
-        let staged = [self.stage_crl(&index)?, stage_index(&self.dir, &index)?];
+        let staged = [
+            self.stage_crl_with(&index, validity)?,
+            stage_index(&self.dir, &index)?,
+        ];
         commit_all(staged)
     }
 
     fn stage_crl(&self, index: &Index) -> Result<StagedFile, PkiError> {
+        self.stage_crl_with(index, None)
+    }
+
+    fn stage_crl_with(
+        &self,
+        index: &Index,
+        validity: Option<(OffsetDateTime, OffsetDateTime)>,
+    ) -> Result<StagedFile, PkiError> {
         let now = OffsetDateTime::now_utc();
+        let (this_update, next_update) =
+            validity.unwrap_or((now - Duration::minutes(5), now + Duration::days(CRL_DAYS)));
         let mut revoked_certs = Vec::new();
         for c in index.certificates.iter() {
             let Some(at) = &c.revoked_at else { continue };
@@ -494,8 +521,8 @@ impl CertificateAuthority {
             });
         }
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::minutes(5),
-            next_update: now + Duration::days(CRL_DAYS),
+            this_update,
+            next_update,
             crl_number: SerialNumber::from_slice(&index.crl_number.to_be_bytes()),
             issuing_distribution_point: None,
             revoked_certs,

@@ -46,6 +46,10 @@ pub enum OfficerError {
     /// The signature does not verify with the certificate's key.
     #[error("the signature does not match the signed content and the officer's key")]
     BadSignature,
+    /// The CRL is past its `nextUpdate` and grace period, so a revocation of this officer
+    /// might be missing from it.
+    #[error("cannot tell whether the officer's certificate is revoked: {0}")]
+    StaleCrl(String),
 }
 
 /// An officer certificate that verified: who signed, and with which certificate.
@@ -82,7 +86,8 @@ pub fn not_before(der: &[u8]) -> Result<UnixTime, OfficerError> {
 impl FederationTrust {
     /// Checks that `cert` is an officer certificate of this federation, valid at `at`
     /// (chain to the CA, validity period, code-signing usage) and, when `revocation` is
-    /// set, not on the CRL; then that `signature` is its key's signature over `message`.
+    /// set, not on the CRL (and the CRL not past its `nextUpdate` and grace period); then
+    /// that `signature` is its key's signature over `message`.
     pub fn verify_officer_signature(
         &self,
         cert: &[u8],
@@ -117,6 +122,11 @@ impl FederationTrust {
             });
         }
         let serial = crate::tls::serial_hex(cert).map_err(OfficerError::Malformed)?;
+        if revocation {
+            if let Some(stale) = self.stale_crl(at) {
+                return Err(OfficerError::StaleCrl(stale.to_string()));
+            }
+        }
         if revocation && self.is_revoked(&serial) {
             return Err(OfficerError::Revoked(serial));
         }

@@ -86,6 +86,9 @@ pub enum TlsError {
     /// The verifier could not be built.
     #[error("certificate verifier: {0}")]
     Verifier(String),
+    /// A private key file that others may read (the message names it and the fix).
+    #[error("{0}")]
+    KeyExposed(String),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -144,6 +147,9 @@ impl Credentials {
                 source,
             })?;
         let serial = serial_hex(leaf).map_err(|e| invalid(cert_path, e))?;
+        // As ssh does: a key others can read is not used, so the mistake is fixed rather
+        // than lived with.
+        crate::fsutil::check_private_key(key_path).map_err(TlsError::KeyExposed)?;
         let key_pem = Zeroizing::new(read(key_path)?);
         let key = Zeroizing::new(
             PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| invalid(key_path, e))?,
@@ -237,10 +243,76 @@ impl PeerCertificate {
 #[derive(Clone)]
 pub struct FederationTrust {
     federation: String,
+    ca: CertificateDer<'static>,
     roots: Arc<RootCertStore>,
     crls: Vec<CertificateRevocationListDer<'static>>,
     revoked: HashSet<String>,
+    crl: CrlInfo,
+    crl_file: PathBuf,
+    crl_grace: Duration,
 }
+
+/// What a CRL says about itself: which one it is and how long it claims to be current.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The CRL number extension (`fedq certs` raises it with every CRL it signs).
+    pub number: Option<x509_parser::num_bigint::BigUint>,
+    /// `thisUpdate`, seconds since the Unix epoch.
+    pub this_update: i64,
+    /// `nextUpdate`, seconds since the Unix epoch, if the CRL states one.
+    pub next_update: Option<i64>,
+}
+
+impl CrlInfo {
+    fn number_text(&self) -> String {
+        self.number
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), ToString::to_string)
+    }
+}
+
+/// A CRL refused because it is older than the one in force (put back from a backup or by
+/// someone who wants a revoked certificate to work again).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("refused the CRL `{file}`: it is older than the CRL in force (CRL number {offered}, thisUpdate {offered_at}; in force: number {in_force}, thisUpdate {in_force_at}); the CRL in force stays; install the newest CRL from the CA (`fedq certs crl`)")]
+pub struct CrlRollback {
+    /// The CRL file.
+    pub file: String,
+    /// The refused CRL's number.
+    pub offered: String,
+    /// Its thisUpdate (RFC 3339).
+    pub offered_at: String,
+    /// The number of the CRL in force.
+    pub in_force: String,
+    /// Its thisUpdate (RFC 3339).
+    pub in_force_at: String,
+}
+
+fn rfc3339_secs(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// A CRL past its `nextUpdate` and grace period: revocations issued since may be missing,
+/// so new connections and officers' signatures are refused until it is refreshed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the CRL `{file}` is out of date (its nextUpdate {next_update} has passed, grace {grace_secs} s), so revocations may be missing; refresh it at the CA with `fedq certs crl --dir CA_DIR` and install the new crl.pem here")]
+pub struct StaleCrl {
+    /// The CRL file.
+    pub file: String,
+    /// Its nextUpdate (RFC 3339).
+    pub next_update: String,
+    /// The grace period in force, seconds.
+    pub grace_secs: u64,
+}
+
+/// The longest grace period a config may give a CRL past its `nextUpdate`.
+pub const MAX_CRL_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl fmt::Debug for FederationTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -251,21 +323,27 @@ impl fmt::Debug for FederationTrust {
     }
 }
 
-/// Where a process finds the federation's CA certificate and CRL.
+/// Where a process finds the federation's CA certificate and CRL, and how long it keeps
+/// using a CRL past its `nextUpdate`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrustFiles {
     /// The CA certificate (`ca.crt`).
     pub ca: PathBuf,
     /// The CRL (`crl.pem`).
     pub crl: PathBuf,
+    /// How long past the CRL's `nextUpdate` new connections and officers' signatures are
+    /// still accepted under it (the `[tls] crl_grace_secs` config key; default 0: a stale
+    /// CRL stops them at once).
+    pub crl_grace: Duration,
 }
 
 impl TrustFiles {
-    /// `DIR/ca.crt` and `DIR/crl.pem`.
+    /// `DIR/ca.crt` and `DIR/crl.pem`, no grace.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
             ca: dir.join("ca.crt"),
             crl: crate::pki::crl_path(dir),
+            crl_grace: Duration::ZERO,
         }
     }
 }
@@ -293,10 +371,55 @@ impl FederationTrust {
         if crls.is_empty() {
             return Err(invalid(&files.crl, "no PEM CRL in file"));
         }
+        let (_, ca_parsed) =
+            x509_parser::parse_x509_certificate(ca).map_err(|e| invalid(&files.ca, e))?;
+        let ca_key = ca_parsed
+            .tbs_certificate
+            .subject_pki
+            .subject_public_key
+            .data
+            .to_vec();
         let mut revoked = HashSet::new();
+        let mut info: Option<CrlInfo> = None;
         for crl in &crls {
             let (_, parsed) =
                 x509_parser::parse_x509_crl(crl).map_err(|e| invalid(&files.crl, e))?;
+            // The CRL's number and dates decide whether a later CRL is accepted, so they
+            // are believed only from a CRL this CA signed (webpki checks that again for
+            // each certificate; a forged CRL with a huge number would otherwise lock
+            // every genuine one out).
+            let signed_by_ca = parsed.signature_algorithm.algorithm
+                == x509_parser::oid_registry::OID_SIG_ECDSA_WITH_SHA256
+                && ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_ASN1,
+                    &ca_key,
+                )
+                .verify(parsed.tbs_cert_list.as_ref(), &parsed.signature_value.data)
+                .is_ok();
+            if !signed_by_ca {
+                return Err(invalid(
+                    &files.crl,
+                    "the CRL is not signed by this federation's CA; install the one `fedq certs crl` or `fedq certs revoke` wrote",
+                ));
+            }
+            let this = CrlInfo {
+                number: parsed.crl_number().cloned(),
+                this_update: parsed.last_update().timestamp(),
+                next_update: parsed.next_update().map(|t| t.timestamp()),
+            };
+            // With several CRLs in one file, the newest speaks for the file; the earliest
+            // nextUpdate decides when it goes stale.
+            info = Some(match info {
+                None => this,
+                Some(prev) => CrlInfo {
+                    number: prev.number.max(this.number),
+                    this_update: prev.this_update.max(this.this_update),
+                    next_update: match (prev.next_update, this.next_update) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                },
+            });
             for entry in parsed.iter_revoked_certificates() {
                 revoked.insert(
                     entry
@@ -307,11 +430,64 @@ impl FederationTrust {
                 );
             }
         }
+        let crl = info.ok_or_else(|| invalid(&files.crl, "no PEM CRL in file"))?;
         Ok(Self {
             federation: ca_identity.federation,
+            ca: ca.clone(),
             roots: Arc::new(roots),
             crls,
             revoked,
+            crl,
+            crl_file: files.crl.clone(),
+            crl_grace: files.crl_grace,
+        })
+    }
+
+    /// What the CRL in force says about itself.
+    pub fn crl_info(&self) -> &CrlInfo {
+        &self.crl
+    }
+
+    /// `self`, just loaded from disk, as it may go into force while `in_force` is in force:
+    /// a CRL from the same CA that is older than the one in force (a lower CRL number, or
+    /// an earlier `thisUpdate`) is refused — the CRL in force is kept in the result, and
+    /// the refusal returned for the caller to log. The CA, certificate and grace period
+    /// are always `self`'s.
+    pub fn keep_newest_crl(mut self, in_force: &FederationTrust) -> (Self, Option<CrlRollback>) {
+        if self.ca != in_force.ca {
+            // Another CA: its CRLs are another sequence.
+            return (self, None);
+        }
+        let older = match (&self.crl.number, &in_force.crl.number) {
+            (Some(new), Some(old)) => new < old,
+            _ => false,
+        } || self.crl.this_update < in_force.crl.this_update;
+        if !older {
+            return (self, None);
+        }
+        let rollback = CrlRollback {
+            file: self.crl_file.display().to_string(),
+            offered: self.crl.number_text(),
+            offered_at: rfc3339_secs(self.crl.this_update),
+            in_force: in_force.crl.number_text(),
+            in_force_at: rfc3339_secs(in_force.crl.this_update),
+        };
+        self.crls = in_force.crls.clone();
+        self.revoked = in_force.revoked.clone();
+        self.crl = in_force.crl.clone();
+        (self, Some(rollback))
+    }
+
+    /// Why the CRL in force may no longer be relied on at `now`: its `nextUpdate` plus the
+    /// grace period has passed. `None` while it is current (or states no `nextUpdate`).
+    pub fn stale_crl(&self, now: UnixTime) -> Option<StaleCrl> {
+        let next = self.crl.next_update?;
+        let grace = i64::try_from(self.crl_grace.as_secs()).unwrap_or(i64::MAX);
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        (now_secs > next.saturating_add(grace)).then(|| StaleCrl {
+            file: self.crl_file.display().to_string(),
+            next_update: rfc3339_secs(next),
+            grace_secs: self.crl_grace.as_secs(),
         })
     }
 
@@ -342,11 +518,7 @@ impl FederationTrust {
             .map_err(|e| TlsError::Verifier(e.to_string()))?;
         Ok(Arc::new(RoleCheckingClientVerifier {
             inner,
-            check: PeerCheck {
-                federation: self.federation.clone(),
-                accept: accept.to_vec(),
-                refusals: refusals.clone(),
-            },
+            check: self.peer_check(accept, refusals),
         }))
     }
 
@@ -365,12 +537,17 @@ impl FederationTrust {
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
         Ok(Arc::new(RoleCheckingServerVerifier {
             inner,
-            check: PeerCheck {
-                federation: self.federation.clone(),
-                accept: accept.to_vec(),
-                refusals: refusals.clone(),
-            },
+            check: self.peer_check(accept, refusals),
         }))
+    }
+
+    fn peer_check(&self, accept: &[Role], refusals: &RefusalLog) -> PeerCheck {
+        PeerCheck {
+            federation: self.federation.clone(),
+            accept: accept.to_vec(),
+            refusals: refusals.clone(),
+            freshness: Arc::new(self.clone()),
+        }
     }
 }
 
@@ -457,6 +634,10 @@ pub enum AuthRefusal {
     /// The certificate's signature does not verify.
     #[error("certificate signature invalid")]
     BadSignature,
+    /// Our own CRL is past its `nextUpdate` and grace period: no new peer is accepted
+    /// until it is refreshed.
+    #[error("{0}")]
+    StaleCrl(StaleCrl),
     /// Anything else wrong with the certificate.
     #[error("certificate refused: {0}")]
     BadCertificate(String),
@@ -582,6 +763,8 @@ struct PeerCheck {
     federation: String,
     accept: Vec<Role>,
     refusals: RefusalLog,
+    /// The trust the verifier was built from, for the CRL's freshness at each handshake.
+    freshness: Arc<FederationTrust>,
 }
 
 impl PeerCheck {
@@ -621,8 +804,20 @@ impl PeerCheck {
     fn verified<T>(
         &self,
         end_entity: &CertificateDer<'_>,
+        now: UnixTime,
         result: Result<T, rustls::Error>,
     ) -> Result<T, rustls::Error> {
+        // A stale CRL may be missing revocations: fail closed for every new peer, whatever
+        // its certificate, and say why (the refusal is logged).
+        if let Some(stale) = self.freshness.stale_crl(now) {
+            self.refusals.record(Refusal {
+                claimed: Self::claimed(end_entity),
+                reason: AuthRefusal::StaleCrl(stale),
+            });
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredRevocationList,
+            ));
+        }
         match result {
             Ok(ok) => {
                 self.check_identity(end_entity)?;
@@ -667,7 +862,7 @@ impl ClientCertVerifier for RoleCheckingClientVerifier {
         let result = self
             .inner
             .verify_client_cert(end_entity, intermediates, now);
-        self.check.verified(end_entity, result)
+        self.check.verified(end_entity, now, result)
     }
 
     fn verify_tls12_signature(
@@ -715,7 +910,7 @@ impl ServerCertVerifier for RoleCheckingServerVerifier {
             ocsp_response,
             now,
         );
-        self.check.verified(end_entity, result)
+        self.check.verified(end_entity, now, result)
     }
 
     fn verify_tls12_signature(
@@ -754,5 +949,82 @@ impl Credentials {
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(ctx.finish().as_ref());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::pki::CertificateAuthority;
+
+    #[test]
+    fn a_crl_not_signed_by_the_ca_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        let theirs = dir.path().join("theirs");
+        CertificateAuthority::init(&ours, "changsha", false).unwrap();
+        let other = CertificateAuthority::init(&theirs, "changsha", false).unwrap();
+        // Another CA's CRL with a far higher number, dropped in as ours.
+        for _ in 0..5 {
+            other.refresh_crl().unwrap();
+        }
+        std::fs::copy(theirs.join("crl.pem"), ours.join("crl.pem")).unwrap();
+        let err = FederationTrust::load(&TrustFiles::in_dir(&ours)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not signed by this federation's CA"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_older_crl_is_kept_out_and_a_newer_one_let_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), "changsha", false).unwrap();
+        let files = TrustFiles::in_dir(dir.path());
+        let first = FederationTrust::load(&files).unwrap();
+        ca.issue(Role::Node, "court", &crate::pki::IssueOptions::default())
+            .unwrap();
+        ca.revoke("court").unwrap();
+        let second = FederationTrust::load(&files).unwrap();
+        assert!(second.crl_info().number > first.crl_info().number);
+        let (kept, rollback) = first.clone().keep_newest_crl(&second);
+        let rollback = rollback.expect("an older CRL was accepted");
+        assert!(rollback.to_string().contains("CRL number 1"), "{rollback}");
+        assert_eq!(kept.crl_info(), second.crl_info());
+        assert_eq!(kept.revoked, second.revoked);
+        let (newer, none) = second.clone().keep_newest_crl(&first);
+        assert!(none.is_none());
+        assert_eq!(newer.crl_info(), second.crl_info());
+    }
+
+    #[test]
+    fn a_crl_is_stale_past_next_update_and_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), "changsha", false).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        ca.refresh_crl_with_validity(Some((
+            now - time::Duration::hours(2),
+            now - time::Duration::hours(1),
+        )))
+        .unwrap();
+        let mut files = TrustFiles::in_dir(dir.path());
+        let at = UnixTime::now();
+        let stale = FederationTrust::load(&files)
+            .unwrap()
+            .stale_crl(at)
+            .unwrap();
+        assert!(stale.to_string().contains("fedq certs crl"), "{stale}");
+        files.crl_grace = Duration::from_secs(2 * 3600);
+        assert!(FederationTrust::load(&files)
+            .unwrap()
+            .stale_crl(at)
+            .is_none());
+        files.crl_grace = Duration::from_secs(1800);
+        assert!(FederationTrust::load(&files)
+            .unwrap()
+            .stale_crl(at)
+            .is_some());
     }
 }

@@ -7,6 +7,7 @@
 //! ops_listen = "127.0.0.1:9443"        # plain HTTP: /health and /metrics, keep it local
 //! policy = "policy.toml"               # the set-up policy, until a signed bundle is in force
 //! policy_threshold = 2                 # officers a bundle needs while the set-up policy is in force
+//! policy_officers = ["3b1f…", "9c0d…", "e27a…"]  # officers' key fingerprints (`fedq certs officers`)
 //! policy_state = "data/coordinator-policy"  # the signed bundles accepted (default: beside the audit log)
 //! audit = "data/coordinator-audit.db"
 //! pseudonym_key = "data/coordinator-pseudonym.key"
@@ -18,6 +19,7 @@
 //! crl = "pki/crl.pem"
 //! cert = "pki/coordinator.crt"
 //! key = "pki/coordinator.key"
+//! crl_grace_secs = 0                  # how long a CRL past its nextUpdate still admits new connections
 //!
 //! [[node]]
 //! name = "court"                       # = the department in the catalogue
@@ -61,6 +63,7 @@ struct RawConfig {
     policy: PathBuf,
     policy_threshold: Option<u32>,
     policy_state: Option<PathBuf>,
+    policy_officers: Option<Vec<String>>,
     audit: PathBuf,
     pseudonym_key: PathBuf,
     deadline_ms: Option<u64>,
@@ -103,6 +106,9 @@ pub struct CoordinatorConfig {
     /// The directory of signed bundles this process accepted, replayed at start (default:
     /// `NAME-policy/` beside the audit log).
     pub policy_state: PathBuf,
+    /// The set-up officer roster (`policy_officers`): key fingerprints of the officers whose
+    /// approvals count while the set-up policy is in force. Empty: no bundle is accepted.
+    pub policy_officers: Vec<String>,
     /// The audit log.
     pub audit: PathBuf,
     /// The pseudonym key.
@@ -189,13 +195,19 @@ impl CoordinatorConfig {
             .transpose()?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| base.join(p);
-        let (policy_threshold, policy_state) = fedq_bundle::state::settings(
+        let fedq_bundle::state::PolicySettings {
+            threshold: policy_threshold,
+            state_dir: policy_state,
+            officers: policy_officers,
+        } = fedq_bundle::state::settings(
             raw.policy_threshold,
             raw.policy_state.as_deref().map(rel),
+            raw.policy_officers.as_deref(),
             &rel(&raw.audit),
             &raw.name,
         )
         .map_err(&invalid)?;
+        raw.tls.crl_grace().map_err(&invalid)?;
         Ok(Self {
             name: raw.name,
             listen,
@@ -203,6 +215,7 @@ impl CoordinatorConfig {
             policy: rel(&raw.policy),
             policy_threshold,
             policy_state,
+            policy_officers,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),
             deadline: Duration::from_millis(deadline_ms),

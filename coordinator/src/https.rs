@@ -209,11 +209,25 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// The acceptor for new handshakes. On a reload (`in_force` given), a CRL older than the
+/// one in force is refused and that one kept (logged once: reloads happen only when the
+/// files change).
 fn acceptor(
     files: &fedq_wire::transport::TlsFiles,
     refusals: &RefusalLog,
+    in_force: Option<&FederationTrust>,
 ) -> Result<(tokio_rustls::TlsAcceptor, FederationTrust), HttpsError> {
-    let trust = FederationTrust::load(&files.trust)?;
+    let mut trust = FederationTrust::load(&files.trust)?;
+    if let Some(in_force) = in_force {
+        let (kept, rollback) = trust.keep_newest_crl(in_force);
+        if let Some(rollback) = rollback {
+            tracing::error!(error = %rollback, "CRL rollback refused");
+        }
+        trust = kept;
+    }
+    if let Some(stale) = trust.stale_crl(rustls::pki_types::UnixTime::now()) {
+        tracing::error!(error = %stale, "new HTTPS connections are refused");
+    }
     let creds = Credentials::load(&files.cert, &files.key)?;
     creds.require(Role::Coordinator, &trust, &files.cert)?;
     let config = server_config(
@@ -234,7 +248,7 @@ impl Api {
     ) -> Result<Self, HttpsError> {
         let refusals = RefusalLog::default();
         let config = coordinator.config().clone();
-        let (acceptor, trust) = acceptor(&config.tls, &refusals)?;
+        let (acceptor, trust) = acceptor(&config.tls, &refusals, None)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| HttpsError::Bind {
@@ -300,7 +314,8 @@ impl Api {
                     if last.as_ref() == Some(&stamp) {
                         continue;
                     }
-                    match self::acceptor(&files, &refusals) {
+                    let in_force = trust.read().map(|t| t.clone()).ok();
+                    match self::acceptor(&files, &refusals, in_force.as_ref()) {
                         Ok((a, t)) => {
                             if let Ok(mut w) = acceptor.write() {
                                 *w = a;

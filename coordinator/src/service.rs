@@ -94,6 +94,7 @@ impl Coordinator {
         let policy = PolicySlot::open(
             &config.policy,
             config.policy_threshold,
+            &config.policy_officers,
             config.policy_state.clone(),
             config.tls.trust.clone(),
             floor,

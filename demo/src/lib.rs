@@ -257,6 +257,18 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
     for officer in OFFICERS {
         issue(Role::Officer, officer, Vec::new())?;
     }
+    // The set-up roster, pinned in every config: the officers whose keys may approve the
+    // first bundle (no process takes the CA's word for who is an officer).
+    let mut roster = String::from("policy_officers = [\n");
+    for officer in OFFICERS {
+        let entry = fedq_bundle::RosterEntry::from_certificate_file(&fedq_certs::pki::cert_path(
+            &layout.pki(),
+            officer,
+        ))
+        .map_err(setup("officer roster"))?;
+        roster.push_str(&format!("  \"{}\", # {officer}\n", entry.key_sha256));
+    }
+    roster.push_str("]\n");
     say(format!(
         "  certificates: federation CA `changsha`, 1 coordinator, {} nodes, {} requesters, {} officers  ({})",
         departments.len(),
@@ -299,13 +311,14 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
                  name = \"{d}\"\nlisten = \"{addr}\"\ncatalogue = \"../policy/catalogue/{d}.toml\"\n\
                  policy = \"../policy/policy.toml\"\nstore = \"../stores/{d}.db\"\n\
                  audit = \"../audit/{d}-audit.db\"\npseudonym_key = \"../audit/{d}-pseudonym.key\"\n\
-                 today = \"{today}\"\n\n[tls]\nca = \"../pki/ca.crt\"\ncrl = \"../pki/crl.pem\"\n\
+                 today = \"{today}\"\n{roster}\n[tls]\nca = \"../pki/ca.crt\"\ncrl = \"../pki/crl.pem\"\n\
                  cert = \"../pki/{d}.crt\"\nkey = \"../pki/{d}.key\"\n"
             ),
         )?;
     }
-    std::fs::create_dir_all(root.join("stores")).map_err(setup("stores"))?;
-    std::fs::create_dir_all(root.join("audit")).map_err(setup("audit"))?;
+    // Records and audit logs: owner-only directories, whatever the umask.
+    fedq_certs::fsutil::create_private_dir(&root.join("stores")).map_err(setup("stores"))?;
+    fedq_certs::fsutil::create_private_dir(&root.join("audit")).map_err(setup("audit"))?;
     // What `fedq node init` does: a node never serves or imports into a store it would
     // have had to create.
     for d in &departments {
@@ -347,7 +360,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
         "# The coordinator. Start it with: fedq coordinator serve --config coordinator/coordinator.toml\n\
          name = \"coordinator\"\nlisten = \"{coordinator}\"\nops_listen = \"127.0.0.1:{ops_port}\"\n\
          policy = \"../policy/policy.toml\"\naudit = \"../audit/coordinator-audit.db\"\n\
-         pseudonym_key = \"../audit/coordinator-pseudonym.key\"\ndeadline_ms = 2000\ntoday = \"{today}\"\n\n\
+         pseudonym_key = \"../audit/coordinator-pseudonym.key\"\ndeadline_ms = 2000\ntoday = \"{today}\"\n{roster}\n\
          [tls]\nca = \"../pki/ca.crt\"\ncrl = \"../pki/crl.pem\"\ncert = \"../pki/coordinator.crt\"\nkey = \"../pki/coordinator.key\"\n"
     );
     for (name, addr) in &nodes {

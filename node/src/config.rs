@@ -7,6 +7,7 @@
 //! catalogue = "catalogue/court.toml"  # this department's datasets
 //! policy = "policy.toml"              # the set-up policy (names its catalogue dir)
 //! policy_threshold = 2                # officers a policy bundle needs until one says otherwise
+//! policy_officers = ["3b1f…", "9c0d…", "e27a…"]  # officers' key fingerprints (`fedq certs officers`)
 //! policy_state = "data/court-policy"  # the signed bundles accepted, one file each
 //! store = "data/court.db"             # SQLite file
 //! audit = "data/court-audit.db"       # this node's audit log
@@ -17,6 +18,7 @@
 //! crl = "pki/crl.pem"
 //! cert = "pki/court.crt"
 //! key = "pki/court.key"
+//! crl_grace_secs = 0                  # how long a CRL past its nextUpdate still admits new connections
 //!
 //! # Optional, repeatable: a dataset read from the department's own PostgreSQL tables
 //! # (read-only, nothing is copied into fedq). Columns are named after catalogue fields.
@@ -63,6 +65,7 @@ struct RawConfig {
     policy: PathBuf,
     policy_threshold: Option<u32>,
     policy_state: Option<PathBuf>,
+    policy_officers: Option<Vec<String>>,
     store: String,
     audit: PathBuf,
     pseudonym_key: PathBuf,
@@ -145,6 +148,9 @@ pub struct NodeConfig {
     /// The directory of signed bundles this process accepted, replayed at start (default:
     /// `NAME-policy/` beside the audit log).
     pub policy_state: PathBuf,
+    /// The set-up officer roster (`policy_officers`): key fingerprints of the officers whose
+    /// approvals count while the set-up policy is in force. Empty: no bundle is accepted.
+    pub policy_officers: Vec<String>,
     /// The record store.
     pub store: StoreLocation,
     /// The audit log file.
@@ -247,13 +253,19 @@ impl NodeConfig {
                 query: a.query,
             });
         }
-        let (policy_threshold, policy_state) = fedq_bundle::state::settings(
+        let fedq_bundle::state::PolicySettings {
+            threshold: policy_threshold,
+            state_dir: policy_state,
+            officers: policy_officers,
+        } = fedq_bundle::state::settings(
             raw.policy_threshold,
             raw.policy_state.as_deref().map(rel),
+            raw.policy_officers.as_deref(),
             &rel(&raw.audit),
             &raw.name,
         )
         .map_err(&invalid)?;
+        raw.tls.crl_grace().map_err(&invalid)?;
         Ok(Self {
             name: raw.name,
             listen,
@@ -261,6 +273,7 @@ impl NodeConfig {
             policy: rel(&raw.policy),
             policy_threshold,
             policy_state,
+            policy_officers,
             store,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),
@@ -349,6 +362,43 @@ key = "pki/court.key"
         .unwrap();
         assert_eq!(c.policy_threshold, 3);
         assert_eq!(c.policy_state, Path::new("/srv/fedq/state/policy"));
+    }
+
+    #[test]
+    fn the_set_up_roster_and_crl_grace_are_read_and_their_mistakes_named() {
+        let p = Path::new("node.toml");
+        let (a, b) = ("ab".repeat(32), "CD".repeat(32));
+        let c =
+            NodeConfig::parse(&format!("policy_officers = [\"{a}\", \"{b}\"]\n{GOOD}"), p).unwrap();
+        assert_eq!(c.policy_officers, [a.clone(), "cd".repeat(32)]);
+        assert_eq!(c.tls.trust.crl_grace, std::time::Duration::ZERO);
+        // Absent: no roster, so no approval will count (the slot refuses every bundle).
+        assert!(NodeConfig::parse(GOOD, p)
+            .unwrap()
+            .policy_officers
+            .is_empty());
+        let err = |text: String| NodeConfig::parse(&text, p).unwrap_err().to_string();
+        let e = err(format!("policy_officers = [\"{a}\"]\n{GOOD}"));
+        assert!(
+            e.contains("lists 1 officer(s) but `policy_threshold` is 2"),
+            "{e}"
+        );
+        let e = err(format!("policy_officers = [\"{a}\", \"{a}\"]\n{GOOD}"));
+        assert!(e.contains("entry 2 repeats an earlier key"), "{e}");
+        let e = err(format!(
+            "policy_officers = [\"officer-zhang\", \"{a}\"]\n{GOOD}"
+        ));
+        assert!(
+            e.contains("entry 1 is not a key fingerprint") && e.contains("fedq certs officers"),
+            "{e}"
+        );
+        let c = NodeConfig::parse(&format!("{GOOD}crl_grace_secs = 3600\n"), p).unwrap();
+        assert_eq!(c.tls.trust.crl_grace, std::time::Duration::from_secs(3600));
+        let e = err(format!("{GOOD}crl_grace_secs = 99999999\n"));
+        assert!(
+            e.contains("`[tls] crl_grace_secs = 99999999` is too long"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl Node {
         let policy = PolicySlot::open(
             &config.policy,
             config.policy_threshold,
+            &config.policy_officers,
             config.policy_state.clone(),
             config.tls.trust.clone(),
             floor,

@@ -86,7 +86,8 @@ pub struct StoredRecord {
 
 /// Opens a connection to an existing, initialised store with the node's pragmas, and
 /// runs the migrations it lacks. Never creates a file: a store that does not exist or was
-/// never initialised is [`StoreError::NotInitialised`].
+/// never initialised is [`StoreError::NotInitialised`]. The file and its `-wal` and `-shm`
+/// are owner-only (0600) whatever the umask: they hold records.
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     let missing = |what: &str| StoreError::NotInitialised {
         store: path.display().to_string(),
@@ -99,6 +100,11 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
             "does not exist"
         }));
     }
+    // Tighten a file (and its -wal/-shm) that others can read; it exists, so nothing is created.
+    fedq_certs::fsutil::prepare_private_database(path).map_err(|e| StoreError::Database {
+        path: path.display().to_string(),
+        reason: format!("cannot make it owner-only: {e}"),
+    })?;
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
         | rusqlite::OpenFlags::SQLITE_OPEN_URI;
@@ -110,12 +116,12 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
 /// Creates the store at `path` (and its directory) if it does not exist, and runs every
 /// migration it lacks: `fedq node init`. Returns whether the schema had to be created.
 pub fn create(path: &Path) -> Result<bool, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database {
-            path: path.display().to_string(),
-            reason: format!("cannot create its directory: {e}"),
-        })?;
-    }
+    // The directory (if missing) 0700, the file and its `-wal`/`-shm` 0600, before SQLite
+    // creates anything with the umask's modes.
+    fedq_certs::fsutil::prepare_private_database(path).map_err(|e| StoreError::Database {
+        path: path.display().to_string(),
+        reason: format!("cannot create it owner-only: {e}"),
+    })?;
     let conn = Connection::open(path).map_err(db_err(path))?;
     migrate(&conn, path, true)
 }

@@ -119,7 +119,32 @@ impl TlsFiles {
         let trust = FederationTrust::load(&self.trust)?;
         let creds = Credentials::load(&self.cert, &self.key)?;
         creds.require(role, &trust, &self.cert)?;
+        warn_if_stale(&trust);
         Ok((creds, trust))
+    }
+
+    /// Loads the files again while `in_force` is in force: a CRL older than the one in
+    /// force is refused and that one kept (logged here, once per change of the files,
+    /// since callers reload only on a change).
+    pub fn reload(
+        &self,
+        role: Role,
+        in_force: &FederationTrust,
+    ) -> Result<(Credentials, FederationTrust), TlsError> {
+        let (creds, trust) = self.load(role)?;
+        let (trust, rollback) = trust.keep_newest_crl(in_force);
+        if let Some(rollback) = rollback {
+            tracing::error!(error = %rollback, "CRL rollback refused");
+        }
+        Ok((creds, trust))
+    }
+}
+
+/// Says once per (re)load that the CRL is stale, so the operator learns it before the
+/// first refused peer.
+fn warn_if_stale(trust: &FederationTrust) {
+    if let Some(stale) = trust.stale_crl(rustls::pki_types::UnixTime::now()) {
+        tracing::error!(error = %stale, "new connections are refused");
     }
 }
 
@@ -135,15 +160,33 @@ pub struct TlsPaths {
     pub cert: PathBuf,
     /// Its private key.
     pub key: PathBuf,
+    /// Seconds past the CRL's `nextUpdate` during which new connections are still
+    /// accepted under it (default 0: a stale CRL refuses them at once).
+    #[serde(default)]
+    pub crl_grace_secs: Option<u64>,
 }
 
 impl TlsPaths {
+    /// The grace period, checked: at most [`fedq_certs::tls::MAX_CRL_GRACE`].
+    pub fn crl_grace(&self) -> Result<Duration, String> {
+        let secs = self.crl_grace_secs.unwrap_or(0);
+        let max = fedq_certs::tls::MAX_CRL_GRACE.as_secs();
+        if secs > max {
+            return Err(format!(
+                "`[tls] crl_grace_secs = {secs}` is too long; use 0 to {max} (a CRL past its nextUpdate may be missing revocations; refresh it with `fedq certs crl` instead)"
+            ));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
     /// The files, with relative paths taken from `base` (the config file's directory).
+    /// The grace period is capped as [`Self::crl_grace`] checks it.
     pub fn resolve(&self, base: &Path) -> TlsFiles {
         TlsFiles {
             trust: TrustFiles {
                 ca: base.join(&self.ca),
                 crl: base.join(&self.crl),
+                crl_grace: self.crl_grace().unwrap_or(fedq_certs::tls::MAX_CRL_GRACE),
             },
             cert: base.join(&self.cert),
             key: base.join(&self.key),
@@ -362,9 +405,10 @@ impl NodeEndpoint {
         // quinn drops packets whose connection ID fails its keyed check without answering,
         // so the connection-ID key must survive restarts too, or no reset is ever sent.
         let cid_secret = creds.derive_secret("quic connection id");
-        let mut cid_key = [0u8; 8];
-        cid_key.copy_from_slice(cid_secret.get(..8).unwrap_or(&[0u8; 8]));
-        let cid_key = u64::from_le_bytes(cid_key);
+        // Our copies are wiped when dropped; quinn keeps its own (see the threat model).
+        let mut cid_bytes = zeroize::Zeroizing::new([0u8; 8]);
+        cid_bytes.copy_from_slice(cid_secret.get(..8).unwrap_or(&[0u8; 8]));
+        let cid_key = u64::from_le_bytes(*cid_bytes);
         endpoint_config.cid_generator(move || {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
@@ -418,7 +462,8 @@ impl NodeEndpoint {
                 return Ok(false);
             }
         }
-        let (creds, trust) = self.state.files.load(Role::Node)?;
+        let in_force = self.state.trust.read().map_err(|_| poisoned())?.clone();
+        let (creds, trust) = self.state.files.reload(Role::Node, &in_force)?;
         let config = quic_server_config(&creds, &trust, &self.state.limits, &self.state.refusals)?;
         self.endpoint.set_server_config(Some(config));
         close_revoked(&self.state, &trust);
@@ -652,6 +697,7 @@ struct ClientState {
     limits: Limits,
     refusals: RefusalLog,
     config: RwLock<quinn::ClientConfig>,
+    trust: RwLock<FederationTrust>,
     stamps: Mutex<FileStamps>,
     channels: Mutex<Vec<Weak<ChannelInner>>>,
     identity: fedq_certs::Identity,
@@ -704,6 +750,7 @@ impl NodeClient {
                 limits,
                 refusals,
                 config: RwLock::new(config),
+                trust: RwLock::new(trust),
                 stamps: Mutex::new(stamps),
                 channels: Mutex::new(Vec::new()),
             }),
@@ -740,7 +787,8 @@ impl NodeClient {
         if *state.stamps.lock().map_err(|_| poisoned())? == now {
             return Ok(false);
         }
-        let (creds, trust) = state.files.load(Role::Coordinator)?;
+        let in_force = state.trust.read().map_err(|_| poisoned())?.clone();
+        let (creds, trust) = state.files.reload(Role::Coordinator, &in_force)?;
         let config = quic_client_config(&creds, &trust, &state.limits, &state.refusals)?;
         *state.config.write().map_err(|_| poisoned())? = config;
         let channels: Vec<Arc<ChannelInner>> = state
@@ -763,6 +811,7 @@ impl NodeClient {
                 }
             }
         }
+        *state.trust.write().map_err(|_| poisoned())? = trust;
         *state.stamps.lock().map_err(|_| poisoned())? = now;
         tracing::info!("reloaded certificates and CRL");
         Ok(true)
