@@ -73,6 +73,15 @@ fn a_node_under_umask_000_keeps_its_store_and_audit_log_owner_only() {
     assert_eq!(text.matches("\"../data/").count(), 3, "{text}");
     std::fs::write(&config, text.replace("\"../data/", "\"../node-data/")).unwrap();
     let data = fed.root.join("node-data");
+    // `fedq node init` creates the store (and its directory), under the same umask.
+    let (ok, stderr) = run_bounded(under_umask_000(&[
+        "node",
+        "init",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert!(ok, "{stderr}");
+    assert_eq!(mode(&data.join("court.db")), 0o600, "the store init created");
     let node = FedqProcess::spawn(
         under_umask_000(&["node", "serve", "--config", config.to_str().unwrap()]),
         NODE_READY,
@@ -105,6 +114,10 @@ fn a_key_others_can_read_stops_the_start_with_one_line_that_says_how_to_fix_it()
         cmd.args(["node", "serve", "--config"]).arg(&config);
         cmd
     };
+    let mut init = fedq();
+    init.args(["node", "init", "--config"]).arg(&config);
+    let (ok, stderr) = run_bounded(init);
+    assert!(ok, "{stderr}");
     // First start: creates the pseudonym key (0600) and serves.
     drop(FedqProcess::spawn(serve(), NODE_READY, None));
 
