@@ -34,6 +34,45 @@ pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupReque
     out
 }
 
+/// Checks that a lookup names only what this node's policy knows: a declared purpose, a
+/// cited legal basis (if any), a known view or known datasets and fields. The node never
+/// trusts the coordinator to have checked, and a name that is not the policy's own is
+/// never written to the audit log or echoed in a refusal (it could be anything a requester
+/// typed, a resident ID included). The refusal says what kind of name was wrong.
+pub fn screen(engine: &Engine, request: &LookupRequest) -> Result<(), String> {
+    let policy = engine.policy();
+    if !policy.purposes.iter().any(|p| p.name == request.purpose) {
+        return Err("the purpose is not one this node's policy declares".into());
+    }
+    if let Some(basis) = &request.legal_basis {
+        if !policy.cited_legal_bases().contains(basis.as_str()) {
+            return Err("the legal basis is not one this node's policy cites".into());
+        }
+    }
+    match &request.target {
+        LookupTarget::View(view) => {
+            if !policy.views.iter().any(|v| &v.name == view) {
+                return Err("the view is not one this node's policy declares".into());
+            }
+        }
+        LookupTarget::Datasets(datasets) => {
+            for ds in datasets {
+                let Some(known) = engine.datasets().iter().find(|d| d.qualified == ds.dataset)
+                else {
+                    return Err("a dataset asked for is not in the federation's catalogues".into());
+                };
+                if ds.fields.iter().flatten().any(|f| known.field(f).is_none()) {
+                    return Err(format!(
+                        "a field asked for is not in dataset `{}`",
+                        known.qualified
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What the audit entry records about one dataset.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

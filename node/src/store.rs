@@ -37,26 +37,40 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
-    /// A stored body could not be read back.
-    #[error("store `{path}`: record `{key}` of `{dataset}` is unreadable: {reason}")]
+    /// A stored body could not be read back. The message names the dataset and where the
+    /// body is broken, never the record's key (a dataset may be keyed by resident ID) nor
+    /// any of its contents.
+    #[error("store `{path}`: a record of `{dataset}` is unreadable ({reason}); re-import the dataset")]
     Corrupt {
         /// The file.
         path: String,
         /// Dataset.
         dataset: String,
-        /// Record key.
+        /// Record key (kept out of the message).
         key: String,
-        /// Why.
+        /// What kind of damage, without contents.
         reason: String,
     },
     /// `repair` named no record.
-    #[error("no record `{key}` in dataset `{dataset}`; check the record key (`fedq node repair` takes the catalogue's record key)")]
+    #[error("no such record in dataset `{dataset}`; check the record key (`fedq node repair` takes the catalogue's record key)")]
     NoSuchRecord {
         /// Dataset.
         dataset: String,
-        /// Record key.
+        /// Record key (kept out of the message: it may be a resident ID).
         key: String,
     },
+}
+
+/// Why a stored body does not read back as a record, without quoting it (serde's
+/// messages quote the offending value).
+pub(crate) fn unreadable(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "it cannot be read",
+        serde_json::error::Category::Syntax => "it is not valid JSON",
+        serde_json::error::Category::Data => "it is not a record of this dataset's shape",
+        serde_json::error::Category::Eof => "it is truncated",
+    };
+    format!("{what}, at line {} column {}", e.line(), e.column())
 }
 
 /// One stored record, as read for an answer.
@@ -148,7 +162,7 @@ impl SqliteStore {
                 path: self.path.display().to_string(),
                 dataset: dataset.clone(),
                 key: row.get::<_, String>(1).unwrap_or_default(),
-                reason: e.to_string(),
+                reason: unreadable(&e),
             })?;
             out.push(StoredRecord { dataset, record });
         }
