@@ -103,10 +103,12 @@ fn refused(
 /// What a non-requester is told at `/v1/query`.
 const QUERY_ROLE: &str = "query; use a requester certificate";
 
-/// How much of an oversized body is read (and dropped) before the 413 is sent, so that a
-/// client still sending it reads the refusal instead of a reset. Past it the connection is
-/// closed after the 413.
-const DRAIN_CAP: usize = 1 << 20;
+/// How much of an oversized body is read (and dropped, never kept) before the 413 is
+/// sent, within the body timeout, so that a client still sending it reads the refusal
+/// instead of a reset (a server that closes with unread data makes the client's kernel
+/// discard the answer). A body declared larger is refused at once, and its connection
+/// closed.
+const DRAIN_CAP: usize = 64 << 20;
 
 /// Largest policy bundle accepted.
 const MAX_BUNDLE: usize = 1 << 20;
