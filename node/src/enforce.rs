@@ -239,3 +239,84 @@ pub fn answer(
         policy_version,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedq_wire::message::DatasetRequest;
+
+    const ID: &str = "430102198001011233";
+
+    fn engine() -> Engine {
+        let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../reference/changsha/policy.toml");
+        fedq_policy::load::load_engine(&policy, None).unwrap()
+    }
+
+    fn lookup(purpose: &str, basis: Option<&str>, target: LookupTarget) -> LookupRequest {
+        LookupRequest {
+            query_id: "q".into(),
+            subject: fedq_wire::ResidentId::parse(ID).unwrap(),
+            requester: "market-regulation.licensing".into(),
+            purpose: purpose.into(),
+            legal_basis: basis.map(str::to_owned),
+            consent: None,
+            target,
+            policy_version: "0".into(),
+        }
+    }
+
+    fn datasets(dataset: &str, fields: Option<&[&str]>) -> LookupTarget {
+        LookupTarget::Datasets(vec![DatasetRequest {
+            dataset: dataset.into(),
+            fields: fields.map(|f| f.iter().map(|s| (*s).to_owned()).collect()),
+        }])
+    }
+
+    #[test]
+    fn a_lookup_naming_anything_but_the_policy_s_own_names_is_refused_without_repeating_it() {
+        let engine = engine();
+        let view = || LookupTarget::View("blacklist-check".into());
+        let basis = Some("行政许可法");
+        assert_eq!(
+            screen(&engine, &lookup("administrative-licensing", basis, view())),
+            Ok(())
+        );
+        assert_eq!(
+            screen(
+                &engine,
+                &lookup(
+                    "administrative-licensing",
+                    None,
+                    datasets("court.dishonest_debtors", Some(&["case_no"]))
+                )
+            ),
+            Ok(())
+        );
+        let forged = [
+            lookup(ID, basis, view()),
+            lookup("administrative-licensing", Some(ID), view()),
+            lookup("administrative-licensing", basis, LookupTarget::View(ID.into())),
+            lookup("administrative-licensing", basis, datasets(ID, None)),
+            lookup(
+                "administrative-licensing",
+                basis,
+                datasets("court.dishonest_debtors", Some(&["case_no", ID])),
+            ),
+        ];
+        let mut reasons = Vec::new();
+        for request in &forged {
+            let why = screen(&engine, request).unwrap_err();
+            assert!(!why.contains(ID) && !why.contains("430102"), "{why}");
+            reasons.push(why);
+        }
+        assert!(reasons[0].contains("purpose"), "{reasons:?}");
+        assert!(reasons[1].contains("legal basis"), "{reasons:?}");
+        assert!(reasons[2].contains("view"), "{reasons:?}");
+        assert!(reasons[3].contains("dataset"), "{reasons:?}");
+        assert!(
+            reasons[4].contains("field") && reasons[4].contains("court.dishonest_debtors"),
+            "{reasons:?}"
+        );
+    }
+}

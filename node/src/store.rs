@@ -277,3 +277,47 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `public-security.identity_basics` is keyed by `resident_id`: a broken record there
+    /// must not put the key (or the body) into the error, which the node logs.
+    #[test]
+    fn an_unreadable_record_is_reported_without_its_key_or_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let id = "430102198001011233";
+        let other = "430102198001011241";
+        for (body, kind) in [
+            (format!("{{\"{id}"), "truncated"),
+            (format!("{{\"resident_id\": \"{id}\", \"name\": "), "not a record"),
+            (format!("[\"{other}\"]"), "not a record"),
+            (format!("{{\"resident_id\": {{\"{other}\": 1}}}}"), "not a record"),
+        ] {
+            let conn = connect(&path).unwrap();
+            conn.execute("DELETE FROM records", []).unwrap();
+            conn.execute(
+                "INSERT INTO records (dataset, record_key, subject, body) VALUES ('public-security.identity_basics', ?1, ?1, ?2)",
+                params![id, body],
+            )
+            .unwrap();
+            let err = store
+                .records_of(id, &["public-security.identity_basics"])
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(kind), "expected `{kind}` in `{text}`");
+            assert!(text.contains("public-security.identity_basics"), "{text}");
+            assert!(!text.contains(id) && !text.contains(other), "{text}");
+            assert!(!text.contains("430102"), "{text}");
+        }
+        let err = store
+            .repair("public-security.identity_basics", other, "r", "2026-01-01T00:00:00Z")
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NoSuchRecord { .. }), "{err}");
+        assert!(!err.to_string().contains(other), "{err}");
+    }
+}
