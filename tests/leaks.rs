@@ -259,7 +259,11 @@ async fn typed_into_every_field(fed: &Federation) {
     use serde_json::json;
     let s = &fed.scenario;
     let subject = s.blacklisted.resident_id.as_str();
-    let ids: Vec<&str> = s.roles().iter().map(|(_, p)| p.resident_id.as_str()).collect();
+    let ids: Vec<&str> = s
+        .roles()
+        .iter()
+        .map(|(_, p)| p.resident_id.as_str())
+        .collect();
     let other = ids.iter().copied().find(|i| *i != subject).unwrap();
     let digits = ids
         .iter()

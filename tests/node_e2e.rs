@@ -435,7 +435,11 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
     // wrong and repeating none of it (the audit log is checked for raw IDs below).
     for (purpose, basis, kind) in [
         (p.repaired_by_operator.as_str(), Some(BASIS), "purpose"),
-        ("administrative-licensing", Some(p.clean.as_str()), "legal basis"),
+        (
+            "administrative-licensing",
+            Some(p.clean.as_str()),
+            "legal basis",
+        ),
     ] {
         let forged = ask(lookup(
             &p.active,

@@ -138,8 +138,7 @@ impl Admission {
             return Err(CapReached::Total);
         }
         let from_address = inner.per_address.get(&address).copied().unwrap_or(0);
-        if from_address >= self.limits.max_per_address
-            && !inner.evict_oldest_pending(Some(address))
+        if from_address >= self.limits.max_per_address && !inner.evict_oldest_pending(Some(address))
         {
             return Err(CapReached::Address);
         }
@@ -515,7 +514,11 @@ mod tests {
         // Everything established: a new one is refused, nobody evicted.
         assert_eq!(admission.admit(ip(3)).unwrap_err(), CapReached::Total);
         drop(b);
-        assert_eq!(admission.open(), 3, "an evicted ticket is not released twice");
+        assert_eq!(
+            admission.open(),
+            3,
+            "an evicted ticket is not released twice"
+        );
         drop(c);
         assert!(admission.admit(ip(3)).is_ok());
     }
@@ -547,7 +550,10 @@ mod tests {
         assert!(other.established("requester/b"));
         t.remove(0);
         let mut again = admission.admit(ip(1)).unwrap();
-        assert!(again.established("requester/a"), "a released place is free again");
+        assert!(
+            again.established("requester/a"),
+            "a released place is free again"
+        );
     }
 
     #[test]

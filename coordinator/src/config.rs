@@ -131,7 +131,10 @@ impl Default for ConnectionLimits {
 }
 
 impl RawHttps {
-    fn resolve(self, invalid: &dyn Fn(String) -> ConfigError) -> Result<ConnectionLimits, ConfigError> {
+    fn resolve(
+        self,
+        invalid: &dyn Fn(String) -> ConfigError,
+    ) -> Result<ConnectionLimits, ConfigError> {
         let d = ConnectionLimits::default();
         let count = |key: &str, v: Option<usize>, default: usize| match v {
             Some(0) => Err(invalid(format!("[https] `{key}` must be at least 1"))),
@@ -157,8 +160,16 @@ impl RawHttps {
                 self.max_connections_per_identity,
                 d.max_per_identity,
             )?,
-            handshake_timeout: ms("handshake_timeout_ms", self.handshake_timeout_ms, d.handshake_timeout)?,
-            header_timeout: ms("header_timeout_ms", self.header_timeout_ms, d.header_timeout)?,
+            handshake_timeout: ms(
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                d.handshake_timeout,
+            )?,
+            header_timeout: ms(
+                "header_timeout_ms",
+                self.header_timeout_ms,
+                d.header_timeout,
+            )?,
             body_timeout: ms("body_timeout_ms", self.body_timeout_ms, d.body_timeout)?,
             idle_timeout: ms("idle_timeout_ms", self.idle_timeout_ms, d.idle_timeout)?,
         })

@@ -357,9 +357,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>>;
 
     fn call(&self, request: R) -> Self::Future {
         self.activity.started();
@@ -582,7 +581,8 @@ impl Api {
                 Ok(t) => t,
                 Err(cap) => {
                     drop(tcp);
-                    metrics::counter!("fedq_https_connections_refused_total", "cap" => cap.label()).increment(1);
+                    metrics::counter!("fedq_https_connections_refused_total", "cap" => cap.label())
+                        .increment(1);
                     if let Some(n) = over_cap.note(std::time::Instant::now()) {
                         tracing::warn!(
                             cap = cap.label(),

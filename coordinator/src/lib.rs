@@ -11,10 +11,10 @@
 //! - [`client`]: `fedq query`;
 //! - [`cli`]: `fedq coordinator …`.
 
+pub mod admission;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod admission;
 pub mod https;
 pub mod query;
 pub mod service;

@@ -90,7 +90,8 @@ impl QueryRequest {
     /// value or key).
     pub fn from_json(body: &[u8]) -> Result<Self, QueryRefusal> {
         use serde_json::Value;
-        let malformed = |why: String| QueryRefusal::Malformed(format!("malformed query JSON: {why}"));
+        let malformed =
+            |why: String| QueryRefusal::Malformed(format!("malformed query JSON: {why}"));
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             malformed(format!(
                 "not a JSON document (line {}, column {}); send one JSON object",
@@ -269,7 +270,10 @@ impl Recorded {
                     let item = item.trim();
                     let parts: Vec<&str> = item.split('.').collect();
                     let known = match parts.as_slice() {
-                        [d, s] => engine.datasets().iter().any(|x| x.qualified == format!("{d}.{s}")),
+                        [d, s] => engine
+                            .datasets()
+                            .iter()
+                            .any(|x| x.qualified == format!("{d}.{s}")),
                         [d, s, f] => engine
                             .datasets()
                             .iter()
@@ -613,7 +617,10 @@ mod tests {
                 format!(r#"{{"subject": "x", "purpose": "p", "datasets": ["a.b", {ID_DIGITS}]}}"#),
                 "`datasets` must be a list of strings; item 2 is a number",
             ),
-            (format!(r#"{{"subject": "{ID}"#), "not a JSON document (line 1"),
+            (
+                format!(r#"{{"subject": "{ID}"#),
+                "not a JSON document (line 1",
+            ),
             (format!(r#"[{ID_DIGITS}]"#), "the body is a list"),
             (
                 format!(r#"{{"subject": "{ID}", "purpose": {{"{ID}": true}}}}"#),
@@ -622,7 +629,9 @@ mod tests {
             (format!(r#"{{"purpose": "{ID}"}}"#), "`subject` is required"),
         ];
         for (text, want) in &cases {
-            let err = QueryRequest::from_json(text.as_bytes()).unwrap_err().to_string();
+            let err = QueryRequest::from_json(text.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("malformed query JSON: "), "{err}");
             assert!(err.contains(want), "expected `{want}` in `{err}`");
             assert!(!err.contains(ID) && !err.contains(ID_DIGITS), "{err}");
@@ -633,7 +642,10 @@ mod tests {
             "datasets": ["court.dishonest_debtors"]
         })))
         .unwrap();
-        assert_eq!(ok.datasets, Some(vec!["court.dishonest_debtors".to_owned()]));
+        assert_eq!(
+            ok.datasets,
+            Some(vec!["court.dishonest_debtors".to_owned()])
+        );
         assert_eq!(ok.legal_basis, None);
     }
 
@@ -655,7 +667,9 @@ mod tests {
             }
             QueryRequest::from_json(&body(v)).unwrap()
         };
-        assert!(with("view", serde_json::Value::Null).validate(&engine).is_err());
+        assert!(with("view", serde_json::Value::Null)
+            .validate(&engine)
+            .is_err());
         let cases = [
             (with("purpose", ID.into()), QueryRefusal::Policy(String::new()), "unknown purpose; the policy's purposes are: administrative-licensing, "),
             (with("legal_basis", ID.into()), QueryRefusal::Policy(String::new()), "`legal_basis` is not one the policy cites; cite one of: "),
@@ -688,12 +702,20 @@ mod tests {
             assert!(!err.contains(ID), "{err}");
         }
         // Every cited legal basis is listed, and is accepted.
-        let listed = with("legal_basis", "nope".into()).validate(&engine).unwrap_err().to_string();
+        let listed = with("legal_basis", "nope".into())
+            .validate(&engine)
+            .unwrap_err()
+            .to_string();
         for basis in engine.policy().cited_legal_bases() {
             assert!(listed.contains(basis), "{basis} missing from `{listed}`");
         }
-        assert!(listed.contains("行政许可法") && listed.contains("统计法"), "{listed}");
-        assert!(with("legal_basis", "统计法".into()).validate(&engine).is_ok());
+        assert!(
+            listed.contains("行政许可法") && listed.contains("统计法"),
+            "{listed}"
+        );
+        assert!(with("legal_basis", "统计法".into())
+            .validate(&engine)
+            .is_ok());
     }
 
     #[test]

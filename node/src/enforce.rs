@@ -296,7 +296,11 @@ mod tests {
         let forged = [
             lookup(ID, basis, view()),
             lookup("administrative-licensing", Some(ID), view()),
-            lookup("administrative-licensing", basis, LookupTarget::View(ID.into())),
+            lookup(
+                "administrative-licensing",
+                basis,
+                LookupTarget::View(ID.into()),
+            ),
             lookup("administrative-licensing", basis, datasets(ID, None)),
             lookup(
                 "administrative-licensing",

@@ -40,7 +40,9 @@ pub enum StoreError {
     /// A stored body could not be read back. The message names the dataset and where the
     /// body is broken, never the record's key (a dataset may be keyed by resident ID) nor
     /// any of its contents.
-    #[error("store `{path}`: a record of `{dataset}` is unreadable ({reason}); re-import the dataset")]
+    #[error(
+        "store `{path}`: a record of `{dataset}` is unreadable ({reason}); re-import the dataset"
+    )]
     Corrupt {
         /// The file.
         path: String,
@@ -293,9 +295,15 @@ mod tests {
         let other = "430102198001011241";
         for (body, kind) in [
             (format!("{{\"{id}"), "truncated"),
-            (format!("{{\"resident_id\": \"{id}\", \"name\": "), "not a record"),
+            (
+                format!("{{\"resident_id\": \"{id}\", \"name\": "),
+                "not a record",
+            ),
             (format!("[\"{other}\"]"), "not a record"),
-            (format!("{{\"resident_id\": {{\"{other}\": 1}}}}"), "not a record"),
+            (
+                format!("{{\"resident_id\": {{\"{other}\": 1}}}}"),
+                "not a record",
+            ),
         ] {
             let conn = connect(&path).unwrap();
             conn.execute("DELETE FROM records", []).unwrap();
@@ -315,7 +323,12 @@ mod tests {
             assert!(!text.contains("430102"), "{text}");
         }
         let err = store
-            .repair("public-security.identity_basics", other, "r", "2026-01-01T00:00:00Z")
+            .repair(
+                "public-security.identity_basics",
+                other,
+                "r",
+                "2026-01-01T00:00:00Z",
+            )
             .unwrap_err();
         assert!(matches!(err, StoreError::NoSuchRecord { .. }), "{err}");
         assert!(!err.to_string().contains(other), "{err}");
