@@ -209,9 +209,9 @@ impl Ticket {
     }
 
     /// The handshake completed under `identity`: the connection can no longer be evicted.
-    /// False if `identity` already holds its cap of connections (or the connection was
-    /// evicted meanwhile); the connection then keeps its place under its address but is
-    /// not counted under the identity.
+    /// False if `identity` already holds its cap of connections (the connection then
+    /// keeps its place under its address but is not counted under the identity), or if
+    /// the connection was evicted meanwhile (see [`Ticket::is_evicted`]).
     pub fn established(&mut self, identity: &str) -> bool {
         self.evicted = None;
         let cap = self.admission.limits.max_per_identity;
@@ -230,6 +230,11 @@ impl Ticket {
         *held += 1;
         entry.identity = Some(identity.to_owned());
         true
+    }
+
+    /// Whether the connection lost its place (evicted before its handshake completed).
+    pub fn is_evicted(&self) -> bool {
+        !self.admission.lock().live.contains_key(&self.id)
     }
 }
 

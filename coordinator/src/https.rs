@@ -698,6 +698,9 @@ async fn connection(
         .and_then(|chain| PeerCertificate::from_chain(chain).ok());
     let Some(peer) = peer else { return };
     let admitted = ticket.established(&format!("{}/{}", peer.identity.role, peer.identity.name));
+    if !admitted && ticket.is_evicted() {
+        return;
+    }
     let router = if admitted {
         app.layer(Extension(peer))
     } else {

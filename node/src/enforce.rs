@@ -41,6 +41,13 @@ pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupReque
 /// typed, a resident ID included). The refusal says what kind of name was wrong.
 pub fn screen(engine: &Engine, request: &LookupRequest) -> Result<(), String> {
     let policy = engine.policy();
+    if !policy
+        .requesters
+        .iter()
+        .any(|r| r.name == request.requester)
+    {
+        return Err("the requester is not one this node's policy declares".into());
+    }
     if !policy.purposes.iter().any(|p| p.name == request.purpose) {
         return Err("the purpose is not one this node's policy declares".into());
     }
@@ -294,6 +301,10 @@ mod tests {
             Ok(())
         );
         let forged = [
+            LookupRequest {
+                requester: ID.into(),
+                ..lookup("administrative-licensing", basis, view())
+            },
             lookup(ID, basis, view()),
             lookup("administrative-licensing", Some(ID), view()),
             lookup(
@@ -314,12 +325,13 @@ mod tests {
             assert!(!why.contains(ID) && !why.contains("430102"), "{why}");
             reasons.push(why);
         }
-        assert!(reasons[0].contains("purpose"), "{reasons:?}");
-        assert!(reasons[1].contains("legal basis"), "{reasons:?}");
-        assert!(reasons[2].contains("view"), "{reasons:?}");
-        assert!(reasons[3].contains("dataset"), "{reasons:?}");
+        assert!(reasons[0].contains("requester"), "{reasons:?}");
+        assert!(reasons[1].contains("purpose"), "{reasons:?}");
+        assert!(reasons[2].contains("legal basis"), "{reasons:?}");
+        assert!(reasons[3].contains("view"), "{reasons:?}");
+        assert!(reasons[4].contains("dataset"), "{reasons:?}");
         assert!(
-            reasons[4].contains("field") && reasons[4].contains("court.dishonest_debtors"),
+            reasons[5].contains("field") && reasons[5].contains("court.dishonest_debtors"),
             "{reasons:?}"
         );
     }

@@ -308,13 +308,24 @@ impl Context {
         // The version in force when the lookup starts decides all of it.
         let policy = self.policy.current();
         if let Err(why) = crate::enforce::screen(&policy.engine, &request) {
-            // Nothing of the request but its subject's pseudonym is recorded: its names are
-            // not the policy's, so they could be anything.
+            // Nothing of the request but its subject's pseudonym (and its requester, if the
+            // policy declares it) is recorded: its names are not all the policy's, so they
+            // could be anything.
+            let declared = policy
+                .engine
+                .policy()
+                .requesters
+                .iter()
+                .any(|r| r.name == request.requester);
             let record = AuditRecord {
                 at: time::OffsetDateTime::now_utc(),
                 kind: "answer".into(),
                 query_id: request.query_id.clone(),
-                requester: request.requester.clone(),
+                requester: if declared {
+                    request.requester.clone()
+                } else {
+                    "-".into()
+                },
                 purpose: "-".into(),
                 legal_basis: None,
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
