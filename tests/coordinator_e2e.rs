@@ -243,12 +243,12 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         (b"{not json".to_vec(), 400, "malformed query JSON"),
         (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 400, "check character"),
         (serde_json::to_vec(&json!({"subject": "4301", "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "18 characters"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "everything"})).unwrap(), 400, "unknown view `everything`"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "fishing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose `fishing`"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "fishing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are"),
         (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis"),
         // A requester cannot name itself as someone else: there is no such field.
-        (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field `requester`"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field `no_such_field`"),
+        (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
         (vec![b' '; 20 * 1024], 413, ""),
     ];
     let n_cases = cases.len() as u64;
@@ -268,6 +268,9 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
             !error.contains(&subject) && !error.contains(&bad_check),
             "an error echoed the subject"
         );
+        for typed in ["everything", "fishing", "no_such_field", "`requester`"] {
+            assert!(!error.contains(typed), "an error echoed `{typed}`: {error}");
+        }
     }
     // Every refusal is registered; no node was asked.
     assert_eq!(

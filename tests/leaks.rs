@@ -251,6 +251,77 @@ async fn scrape_metrics(fed: &Federation) -> String {
     response
 }
 
+/// Resident IDs typed into every field of a query — as the subject in the wrong JSON type,
+/// as the purpose, legal basis, consent, view, dataset, field, an unknown field's name and
+/// value, inside a nested value — each refused with a 4xx (or, for the consent reference,
+/// which is never recorded, answered). The caller then scans every log and audit store.
+async fn typed_into_every_field(fed: &Federation) {
+    use serde_json::json;
+    let s = &fed.scenario;
+    let subject = s.blacklisted.resident_id.as_str();
+    let ids: Vec<&str> = s
+        .roles()
+        .iter()
+        .map(|(_, p)| p.resident_id.as_str())
+        .collect();
+    let other = ids.iter().copied().find(|i| *i != subject).unwrap();
+    let digits = ids
+        .iter()
+        .copied()
+        .find(|i| i.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a scenario person whose ID is all digits");
+    let basis = fedq_demo::LICENSING_BASIS;
+    let purpose = "administrative-licensing";
+    let view = "blacklist-check";
+    let datasets = |items: serde_json::Value| {
+        json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "datasets": items })
+            .to_string()
+    };
+    let cases: Vec<(String, u16)> = vec![
+        (
+            format!(r#"{{"subject": {digits}, "purpose": "{purpose}", "legal_basis": "{basis}", "view": "{view}"}}"#),
+            400,
+        ),
+        (json!({ "subject": subject, "purpose": other, "legal_basis": basis, "view": view }).to_string(), 403),
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": other, "view": view }).to_string(), 403),
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": other }).to_string(), 400),
+        (datasets(json!([other])), 400),
+        (datasets(json!([format!("court.{other}")])), 400),
+        (datasets(json!([format!("court.dishonest_debtors.{other}")])), 400),
+        (
+            format!(r#"{{"subject": "{subject}", "purpose": "{purpose}", "legal_basis": "{basis}", "datasets": ["court.dishonest_debtors", {digits}]}}"#),
+            400,
+        ),
+        (
+            format!(r#"{{"subject": "{subject}", "purpose": "{purpose}", "legal_basis": "{basis}", "view": "{view}", "{other}": "{other}"}}"#),
+            400,
+        ),
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": { other: other } }).to_string(), 400),
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": other }).to_string(), 200),
+        (format!(r#"{{"subject": "{subject}", "purpose": "{purpose}", "legal_basis": "{basis}", "view": "{other}"#), 400),
+    ];
+    let pki = fed.layout.pki();
+    let mut api = fedq_coordinator::client::ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join("market-regulation.licensing.crt"),
+        &pki.join("market-regulation.licensing.key"),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .unwrap();
+    for (i, (body, want)) in cases.into_iter().enumerate() {
+        let (status, answer) = api
+            .call("POST", "/v1/query", "application/json", body.into_bytes())
+            .await
+            .unwrap();
+        assert_eq!(status, want, "case {i}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        for id in &ids {
+            assert!(!error.contains(id), "case {i} echoed an ID: {error}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -332,6 +403,7 @@ async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     assert_eq!(status, 400);
     assert_eq!(statuses.get(&200), Some(&25), "{statuses:?}");
     assert_eq!(statuses.get(&403), Some(&5), "{statuses:?}");
+    typed_into_every_field(&fed).await;
 
     let metrics = scrape_metrics(&fed).await;
     assert!(metrics.contains("fedq_queries_total"), "{metrics}");

@@ -496,6 +496,32 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         "{refused:?}"
     );
 
+    // A coordinator forwarding what a requester typed — a resident ID as the purpose, as
+    // the legal basis — is refused on the node's own policy, naming what kind of name was
+    // wrong and repeating none of it (the audit log is checked for raw IDs below).
+    for (purpose, basis, kind) in [
+        (p.repaired_by_operator.as_str(), Some(BASIS), "purpose"),
+        (
+            "administrative-licensing",
+            Some(p.clean.as_str()),
+            "legal basis",
+        ),
+    ] {
+        let forged = ask(lookup(
+            &p.active,
+            "market-regulation.licensing",
+            purpose,
+            basis,
+            LookupTarget::View("blacklist-check".into()),
+        ))
+        .await;
+        assert!(
+            matches!(&forged, NodeResponse::Refused { rationale }
+                if rationale.contains(kind) && !rationale.contains(&p.clean) && !rationale.contains(&p.repaired_by_operator)),
+            "{forged:?}"
+        );
+    }
+
     client.close();
     let _ = stop.send(());
     serving.await.unwrap();
@@ -524,7 +550,7 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("8 entries, chain intact"),
+        String::from_utf8_lossy(&out.stdout).contains("10 entries, chain intact"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -552,7 +578,8 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(entries.len(), 3, "{listed}");
+    // Three answers and the two forged lookups refused above.
+    assert_eq!(entries.len(), 5, "{listed}");
     assert!(entries
         .iter()
         .all(|e| e["requester"] == "market-regulation.licensing"));

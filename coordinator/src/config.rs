@@ -14,6 +14,15 @@
 //! deadline_ms = 2000                   # one overall deadline per query
 //! max_in_flight = 1000                 # queries beyond this get 503, not a queue
 //!
+//! [https]                              # optional; the requester API's connection limits
+//! max_connections = 4096               # open at once; past it the oldest unfinished handshake goes
+//! max_connections_per_address = 1024   # from one peer IP address
+//! max_connections_per_identity = 512   # under one certificate identity (the rest get 503)
+//! handshake_timeout_ms = 5000          # TCP accepted → TLS handshake done
+//! header_timeout_ms = 5000             # first byte of a request → its last header
+//! body_timeout_ms = 10000              # a request's whole body
+//! idle_timeout_ms = 30000              # no request in flight → connection closed
+//!
 //! [tls]
 //! ca = "pki/ca.crt"
 //! crl = "pki/crl.pem"
@@ -70,8 +79,104 @@ struct RawConfig {
     max_in_flight: Option<usize>,
     tls: fedq_wire::transport::TlsPaths,
     #[serde(default)]
+    https: RawHttps,
+    #[serde(default)]
     node: Vec<RawNode>,
     today: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttps {
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    max_connections_per_identity: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+}
+
+/// How many HTTPS connections the requester API holds, and how long each may take at each
+/// step (`[https]` in the config). Every connection is under all of them, on HTTP/1.1 and
+/// HTTP/2 alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once (handshaking or established).
+    pub max_connections: usize,
+    /// Connections open at once from one peer IP address.
+    pub max_per_address: usize,
+    /// Established connections under one certificate identity; more are answered 503.
+    pub max_per_identity: usize,
+    /// From the TCP accept to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// From the first byte of a request to its last header (HTTP/1.1; an HTTP/2 request's
+    /// headers are bounded by the idle timeout).
+    pub header_timeout: Duration,
+    /// For a request's whole body.
+    pub body_timeout: Duration,
+    /// With no request in flight, after which the connection is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_per_address: 1024,
+            max_per_identity: 512,
+            handshake_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RawHttps {
+    fn resolve(
+        self,
+        invalid: &dyn Fn(String) -> ConfigError,
+    ) -> Result<ConnectionLimits, ConfigError> {
+        let d = ConnectionLimits::default();
+        let count = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(invalid(format!("[https] `{key}` must be at least 1"))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let ms = |key: &str, v: Option<u64>, default: Duration| match v {
+            Some(n) if !(100..=600_000).contains(&n) => Err(invalid(format!(
+                "[https] `{key} = {n}` is out of range; use 100..=600000"
+            ))),
+            Some(n) => Ok(Duration::from_millis(n)),
+            None => Ok(default),
+        };
+        Ok(ConnectionLimits {
+            max_connections: count("max_connections", self.max_connections, d.max_connections)?,
+            max_per_address: count(
+                "max_connections_per_address",
+                self.max_connections_per_address,
+                d.max_per_address,
+            )?,
+            max_per_identity: count(
+                "max_connections_per_identity",
+                self.max_connections_per_identity,
+                d.max_per_identity,
+            )?,
+            handshake_timeout: ms(
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                d.handshake_timeout,
+            )?,
+            header_timeout: ms(
+                "header_timeout_ms",
+                self.header_timeout_ms,
+                d.header_timeout,
+            )?,
+            body_timeout: ms("body_timeout_ms", self.body_timeout_ms, d.body_timeout)?,
+            idle_timeout: ms("idle_timeout_ms", self.idle_timeout_ms, d.idle_timeout)?,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +224,8 @@ pub struct CoordinatorConfig {
     pub max_in_flight: usize,
     /// TLS files.
     pub tls: fedq_wire::transport::TlsFiles,
+    /// The requester API's connection caps and timeouts.
+    pub https: ConnectionLimits,
     /// The nodes.
     pub nodes: Vec<NodeAddress>,
     /// Pinned "today" (tests and demos).
@@ -173,6 +280,7 @@ impl CoordinatorConfig {
         if max_in_flight == 0 {
             return Err(invalid("`max_in_flight` must be at least 1".into()));
         }
+        let https = raw.https.resolve(&invalid)?;
         let mut seen = BTreeSet::new();
         let mut nodes = Vec::new();
         for n in raw.node {
@@ -221,6 +329,7 @@ impl CoordinatorConfig {
             deadline: Duration::from_millis(deadline_ms),
             max_in_flight,
             tls: raw.tls.resolve(base),
+            https,
             nodes,
             today,
         })
@@ -255,6 +364,16 @@ address = "127.0.0.1:7101"
         assert_eq!(c.max_in_flight, 1000);
         assert_eq!(c.tls.trust.crl, Path::new("/srv/fedq/pki/crl.pem"));
         assert_eq!(c.nodes[0].name, "court");
+        assert_eq!(c.https, ConnectionLimits::default());
+        assert_eq!(c.https.handshake_timeout, Duration::from_secs(5));
+        let tuned = GOOD.replace(
+            "[tls]",
+            "[https]\nmax_connections_per_identity = 3\nidle_timeout_ms = 1500\n[tls]",
+        );
+        let c = CoordinatorConfig::parse(&tuned, Path::new("c.toml")).unwrap();
+        assert_eq!(c.https.max_per_identity, 3);
+        assert_eq!(c.https.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(c.https.max_connections, 4096);
     }
 
     #[test]
@@ -278,6 +397,14 @@ address = "127.0.0.1:7101"
                 "`max_in_flight` must be at least 1",
             ),
             (GOOD.replace("ca = ", "cacert = "), "unknown field `cacert`"),
+            (
+                GOOD.replace("[tls]", "[https]\nbody_timeout_ms = 5\n[tls]"),
+                "[https] `body_timeout_ms = 5` is out of range",
+            ),
+            (
+                GOOD.replace("[tls]", "[https]\nmax_connections = 0\n[tls]"),
+                "[https] `max_connections` must be at least 1",
+            ),
         ];
         for (text, want) in &cases {
             let err = CoordinatorConfig::parse(text, p).unwrap_err().to_string();

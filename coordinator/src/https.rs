@@ -5,24 +5,35 @@
 //! publish policy bundles), CRL honoured, and re-checked on every request so a certificate
 //! revoked while its connection is open is refused at the next CRL reload. The identity
 //! from the certificate is the only identity a query runs under.
+//!
+//! Every connection lives under [`crate::config::ConnectionLimits`] (see
+//! [`crate::admission`]): caps on open connections overall, per peer address and per
+//! certificate identity; a handshake timeout; on HTTP/1.1 a header timeout from a
+//! request's first byte; a body timeout in the handlers; and a keep-alive idle timeout on
+//! both protocols. Accept errors (descriptors exhausted) back off and are logged at most
+//! once a second with a count. The role is checked before a body is read, and a body over
+//! the limit gets the audited 413 on HTTP/1.1 and HTTP/2 alike.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::{header, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use fedq_certs::tls::{server_config, Credentials, FederationTrust, PeerCertificate, RefusalLog};
 use fedq_certs::Role;
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::admission::{self, Activity, Admission, Backoff, Throttle, Ticket, Verdict, Watched};
+use crate::config::ConnectionLimits;
 use crate::service::Coordinator;
 
 /// The OpenAPI document of the requester API (kept in `docs/api/openapi.json`).
@@ -48,6 +59,7 @@ pub enum HttpsError {
 struct AppState {
     coordinator: Arc<Coordinator>,
     trust: Arc<RwLock<FederationTrust>>,
+    body_timeout: Duration,
 }
 
 fn json(status: u16, body: serde_json::Value) -> Response {
@@ -91,20 +103,154 @@ fn refused(
 /// What a non-requester is told at `/v1/query`.
 const QUERY_ROLE: &str = "query; use a requester certificate";
 
-/// A query from a requester (the router has checked the role and revocation).
+/// How much of an oversized body is read (and dropped, never kept) before the 413 is
+/// sent, within the body timeout, so that a client still sending it reads the refusal
+/// instead of a reset (a server that closes with unread data makes the client's kernel
+/// discard the answer). A body declared larger is refused at once, and its connection
+/// closed.
+const DRAIN_CAP: usize = 64 << 20;
+
+/// Largest policy bundle accepted.
+const MAX_BUNDLE: usize = 1 << 20;
+
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFailure {
+    /// Over the limit; `drained` if all of it was read anyway.
+    TooLarge { drained: bool },
+    /// Not all there within the body timeout.
+    TooSlow,
+    /// The client broke it off or sent it malformed.
+    Broken,
+}
+
+impl BodyFailure {
+    fn status(self) -> u16 {
+        match self {
+            BodyFailure::TooLarge { .. } => 413,
+            BodyFailure::TooSlow => 408,
+            BodyFailure::Broken => 400,
+        }
+    }
+
+    fn reason(self, limit: usize, timeout: Duration) -> String {
+        match self {
+            BodyFailure::TooLarge { .. } => format!("request body over {limit} bytes"),
+            BodyFailure::TooSlow => format!(
+                "the request body did not arrive within {} ms; send the whole body at once",
+                timeout.as_millis()
+            ),
+            BodyFailure::Broken => "the request body could not be read".into(),
+        }
+    }
+
+    /// Whether the connection must be closed after the answer (HTTP/1.1: the rest of the
+    /// body is still on the wire).
+    fn closes(self) -> bool {
+        !matches!(self, BodyFailure::TooLarge { drained: true })
+    }
+}
+
+/// Reads a body of at most `limit` bytes within `timeout`. An oversized body is read on
+/// (and dropped) up to [`DRAIN_CAP`] so its sender sees the refusal.
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyFailure> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut body = body;
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) if seen > limit => return Err(BodyFailure::TooLarge { drained: false }),
+            Err(_) => return Err(BodyFailure::TooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(_))) if seen > limit => {
+                return Err(BodyFailure::TooLarge { drained: false })
+            }
+            Ok(Some(Err(_))) => return Err(BodyFailure::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > limit {
+            kept = Vec::new();
+            if seen > DRAIN_CAP {
+                return Err(BodyFailure::TooLarge { drained: false });
+            }
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(BodyFailure::TooLarge { drained: true });
+    }
+    Ok(Bytes::from(kept))
+}
+
+/// The declared length, when it alone settles that the body is over `DRAIN_CAP`.
+fn declared_too_large(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > DRAIN_CAP as u64)
+}
+
+/// `response`, with `Connection: close` on HTTP/1.1 when `close`.
+fn closing(mut response: Response, version: Version, close: bool) -> Response {
+    if close && version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// `POST /v1/query`: the role first, then the body (so another role's body is never
+/// read, let alone registered as a requester's refusal), then the query. A body that is
+/// too large, too slow or broken is refused and registered.
 async fn post_query(
     State(state): State<AppState>,
     Extension(peer): Extension<PeerCertificate>,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    let reply = state.coordinator.query(&peer.identity, &body).await;
-    json(reply.status, reply.body)
+    if let Some(r) = refused(&state, &peer, &[Role::Requester], QUERY_ROLE) {
+        return r;
+    }
+    let version = request.version();
+    let limit = crate::query::MAX_BODY;
+    let body = if declared_too_large(&request) {
+        Err(BodyFailure::TooLarge { drained: false })
+    } else {
+        read_body(request.into_body(), limit, state.body_timeout).await
+    };
+    match body {
+        Ok(body) => {
+            let reply = state.coordinator.query(&peer.identity, &body).await;
+            json(reply.status, reply.body)
+        }
+        Err(failure) => {
+            metrics::counter!("fedq_https_bodies_refused_total", "status" => failure.status().to_string())
+                .increment(1);
+            let reply = state
+                .coordinator
+                .reject(
+                    &peer.identity,
+                    failure.status(),
+                    failure.reason(limit, state.body_timeout),
+                )
+                .await;
+            closing(json(reply.status, reply.body), version, failure.closes())
+        }
+    }
 }
 
 async fn post_bundle(
     State(state): State<AppState>,
     Extension(peer): Extension<PeerCertificate>,
-    body: Bytes,
+    request: Request,
 ) -> Response {
     if let Some(r) = refused(
         &state,
@@ -114,8 +260,26 @@ async fn post_bundle(
     ) {
         return r;
     }
-    let reply = state.coordinator.publish(&peer.identity, &body).await;
-    json(reply.status, reply.body)
+    let version = request.version();
+    let body = if declared_too_large(&request) {
+        Err(BodyFailure::TooLarge { drained: false })
+    } else {
+        read_body(request.into_body(), MAX_BUNDLE, state.body_timeout).await
+    };
+    match body {
+        Ok(body) => {
+            let reply = state.coordinator.publish(&peer.identity, &body).await;
+            json(reply.status, reply.body)
+        }
+        Err(failure) => closing(
+            json(
+                failure.status(),
+                serde_json::json!({ "error": failure.reason(MAX_BUNDLE, state.body_timeout) }),
+            ),
+            version,
+            failure.closes(),
+        ),
+    }
 }
 
 async fn policy_status(
@@ -145,53 +309,72 @@ async fn health(State(state): State<AppState>) -> Response {
     )
 }
 
-/// A body axum could not read (over the hard cap): refused, and registered like any other
-/// refusal.
-async fn unreadable(
-    state: AppState,
-    peer: PeerCertificate,
-    err: axum::extract::rejection::BytesRejection,
-) -> Response {
-    let reason = format!("request body refused: {}", err.body_text());
-    let reply = state
-        .coordinator
-        .reject(&peer.identity, err.status().as_u16(), reason)
-        .await;
-    json(reply.status, reply.body)
-}
-
-/// Bodies are read up to this hard cap so that an oversized query still gets a clean 413
-/// from the coordinator (which registers it); past it, axum refuses the body.
-const HARD_BODY_CAP: usize = 1 << 20;
-
 /// The requester API router (tests call it through real TLS; see [`serve`]).
 fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/v1/query",
-            post(
-                |s: State<AppState>,
-                 p: Extension<PeerCertificate>,
-                 body: Result<Bytes, axum::extract::rejection::BytesRejection>| async move {
-                    // Who may query is settled before the body is judged, so another
-                    // role's oversized body is not registered as a requester's refusal.
-                    if let Some(r) = refused(&s.0, &p.0, &[Role::Requester], QUERY_ROLE) {
-                        return r;
-                    }
-                    match body {
-                        Ok(b) => post_query(s, p, b).await,
-                        Err(e) => unreadable(s.0, p.0, e).await,
-                    }
-                },
-            ),
-        )
+        .route("/v1/query", post(post_query))
         .route("/v1/policy/bundles", post(post_bundle))
         .route("/v1/policy/status", get(policy_status))
         .route("/v1/openapi.json", get(openapi))
         .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(HARD_BODY_CAP))
         .with_state(state)
 }
+
+/// What a connection over its certificate identity's cap is answered, whatever it asks.
+fn over_identity_cap(cap: usize) -> Router {
+    Router::new().fallback(move |version: Version| async move {
+        closing(
+            json(
+                503,
+                serde_json::json!({ "error": format!("your certificate already holds {cap} connections; reuse one of them or close idle ones") }),
+            ),
+            version,
+            true,
+        )
+    })
+}
+
+/// A hyper service that tells the connection's [`Activity`] when a request is in flight.
+#[derive(Clone, Debug)]
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+/// Counts one request in flight until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.ended(std::time::Instant::now());
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.activity.started();
+        let guard = InFlight(Arc::clone(&self.activity));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            drop(guard);
+            response
+        })
+    }
+}
+
+/// How long a connection told to close (idle, or the server stopping) may take to finish
+/// what it is writing.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The running requester API.
 pub struct Api {
@@ -240,6 +423,17 @@ fn acceptor(
     Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), trust))
 }
 
+/// The open-file limit of this process, from `/proc/self/limits` (Linux), if known.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Descriptors the coordinator needs besides its HTTPS connections (audit log, QUIC
+/// sockets, listeners, runtime), with room to spare.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
 impl Api {
     /// Loads certificates and binds the HTTPS (and ops) listeners.
     pub async fn bind(
@@ -266,10 +460,23 @@ impl Api {
             ),
             None => None,
         };
+        if let Some(limit) = open_file_limit() {
+            let wanted = config.https.max_connections as u64 + RESERVED_DESCRIPTORS;
+            if limit < wanted {
+                tracing::warn!(
+                    open_file_limit = limit,
+                    max_connections = config.https.max_connections,
+                    "the open-file limit is below [https] max_connections plus {RESERVED_DESCRIPTORS}; \
+                     raise it (ulimit -n, LimitNOFILE) or lower max_connections: until then running out \
+                     of descriptors closes the oldest unfinished handshakes"
+                );
+            }
+        }
         Ok(Self {
             listener,
             acceptor: Arc::new(RwLock::new(acceptor)),
             state: AppState {
+                body_timeout: config.https.body_timeout,
                 coordinator,
                 trust: Arc::new(RwLock::new(trust)),
             },
@@ -297,8 +504,11 @@ impl Api {
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
     /// finish within the grace period.
     pub async fn serve(self, reload_every: Duration, shutdown: impl Future<Output = ()>) {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let limits = self.state.coordinator.config().https.clone();
+        let admission = Admission::new(limits.clone());
+        let (stopping, stop_watch) = tokio::sync::watch::channel(false);
         let app = router(self.state.clone());
+        let refusal_app = over_identity_cap(limits.max_per_identity);
         // Reload certificates and CRL for new handshakes and per-request revocation checks.
         let reloader = {
             let acceptor = Arc::clone(&self.acceptor);
@@ -350,49 +560,72 @@ impl Api {
             })
         });
         tokio::pin!(shutdown);
+        let mut backoff = Backoff::new();
+        let mut accept_errors = Throttle::new(Duration::from_secs(1));
+        let mut over_cap = Throttle::new(Duration::from_secs(1));
+        let mut pause: Option<Duration> = None;
         loop {
-            let (tcp, _) = tokio::select! {
+            if let Some(p) = pause.take() {
+                tokio::select! {
+                    () = tokio::time::sleep(p) => {}
+                    () = &mut shutdown => break,
+                }
+            }
+            let (tcp, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        metrics::counter!("fedq_https_accept_errors_total").increment(1);
+                        if let Some(n) = accept_errors.note(std::time::Instant::now()) {
+                            tracing::warn!(error = %e, failures = n, "accepting HTTPS connections fails; backing off (at most one line a second)");
+                        }
+                        // Out of descriptors: the oldest unfinished handshake gives its up,
+                        // so requesters still get in; otherwise wait, longer each time.
+                        pause = Some(if admission::out_of_descriptors(&e) && admission.evict_oldest_pending() {
+                            Duration::from_millis(1)
+                        } else {
+                            backoff.failed()
+                        });
                         continue;
                     }
                 },
                 () = &mut shutdown => break,
             };
+            backoff.reset();
+            let ticket = match admission.admit(peer.ip()) {
+                Ok(t) => t,
+                Err(cap) => {
+                    drop(tcp);
+                    metrics::counter!("fedq_https_connections_refused_total", "cap" => cap.label())
+                        .increment(1);
+                    if let Some(n) = over_cap.note(std::time::Instant::now()) {
+                        tracing::warn!(
+                            cap = cap.label(),
+                            refused = n,
+                            "HTTPS connections refused at a connection cap (at most one line a second)"
+                        );
+                    }
+                    continue;
+                }
+            };
             let acceptor = match self.acceptor.read() {
                 Ok(a) => a.clone(),
                 Err(_) => continue,
             };
-            let app = app.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                    .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let peer = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| PeerCertificate::from_chain(chain).ok());
-                let Some(peer) = peer else { return };
-                let service = TowerToHyperService::new(app.layer(Extension(peer)));
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let conn = builder.serve_connection(TokioIo::new(tls), service);
-                let _ = watcher.watch(conn).await;
-            });
+            tokio::spawn(connection(
+                tcp,
+                ticket,
+                acceptor,
+                app.clone(),
+                refusal_app.clone(),
+                limits.clone(),
+                stop_watch.clone(),
+            ));
         }
         reloader.abort();
         // Stop keep-alive connections after their current request; wait for those in flight.
-        if tokio::time::timeout(crate::service::SHUTDOWN_GRACE, graceful.shutdown())
+        let _ = stopping.send(true);
+        if tokio::time::timeout(crate::service::SHUTDOWN_GRACE, admission.emptied())
             .await
             .is_err()
         {
@@ -403,4 +636,120 @@ impl Api {
         }
         self.state.coordinator.close();
     }
+}
+
+/// Drives one served connection under its clock: closed politely when idle or when the
+/// server stops, dropped when a request's head stalls, and dropped anyway if closing takes
+/// longer than its grace.
+macro_rules! drive {
+    ($conn:expr, $activity:expr, $limits:expr, $heads:expr, $stop:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        let tick = Activity::tick(&$limits);
+        let mut closing: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                () = tokio::time::sleep(tick) => {
+                    if let Some(deadline) = closing {
+                        if tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        continue;
+                    }
+                    match $activity.verdict(std::time::Instant::now(), &$limits, $heads) {
+                        Verdict::Fine => {}
+                        Verdict::Stalled => {
+                            metrics::counter!("fedq_https_connections_closed_total", "why" => "header_timeout").increment(1);
+                            break;
+                        }
+                        Verdict::Idle => {
+                            metrics::counter!("fedq_https_connections_closed_total", "why" => "idle_timeout").increment(1);
+                            conn.as_mut().graceful_shutdown();
+                            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                        }
+                    }
+                }
+                _ = $stop.changed(), if closing.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + crate::service::SHUTDOWN_GRACE);
+                }
+            }
+        }
+    }};
+}
+
+/// One HTTPS connection from accept to close.
+async fn connection(
+    tcp: TcpStream,
+    mut ticket: Ticket,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+    refusal_app: Router,
+    limits: ConnectionLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+    let tls = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                metrics::counter!("fedq_https_connections_closed_total", "why" => "handshake_timeout").increment(1);
+                return;
+            }
+        },
+        () = ticket.evicted() => return,
+        _ = stop.changed() => return,
+    };
+    let (_, session) = tls.get_ref();
+    let heads = session.alpn_protocol() != Some(b"h2");
+    let peer = session
+        .peer_certificates()
+        .and_then(|chain| PeerCertificate::from_chain(chain).ok());
+    let Some(peer) = peer else { return };
+    let admitted = ticket.established(&format!("{}/{}", peer.identity.role, peer.identity.name));
+    if !admitted && ticket.is_evicted() {
+        return;
+    }
+    let router = if admitted {
+        app.layer(Extension(peer))
+    } else {
+        metrics::counter!("fedq_https_connections_refused_total", "cap" => "identity").increment(1);
+        refusal_app
+    };
+    let activity = Activity::new(std::time::Instant::now());
+    let service = Tracked {
+        inner: TowerToHyperService::new(router),
+        activity: Arc::clone(&activity),
+    };
+    let io = TokioIo::new(Watched::new(tls, Arc::clone(&activity)));
+    if heads {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.max_buf_size(64 * 1024).keep_alive(true);
+        drive!(
+            builder.serve_connection(io, service),
+            activity,
+            limits,
+            true,
+            stop
+        );
+    } else {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .max_concurrent_streams(64)
+            .max_header_list_size(32 * 1024);
+        drive!(
+            builder.serve_connection(io, service),
+            activity,
+            limits,
+            false,
+            stop
+        );
+    }
+    drop(ticket);
 }

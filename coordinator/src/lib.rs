@@ -6,10 +6,12 @@
 //! - [`config`]: `coordinator.toml`, validated before any socket is bound;
 //! - [`query`]: the API types, planning and merging, as plain functions;
 //! - [`service`]: one query's path, audit before answer;
+//! - [`admission`]: connection caps, per-connection timeouts, accept back-off;
 //! - [`https`]: the requester API (HTTPS, client certificates) and the ops listener;
 //! - [`client`]: `fedq query`;
 //! - [`cli`]: `fedq coordinator …`.
 
+pub mod admission;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -61,30 +61,145 @@ pub enum QueryRefusal {
     Policy(String),
 }
 
+/// The fields a query body may have, in the order the API documents them.
+pub const QUERY_FIELDS: [&str; 6] = [
+    "subject",
+    "purpose",
+    "legal_basis",
+    "consent",
+    "view",
+    "datasets",
+];
+
+/// What kind of JSON value `v` is, for messages that must not quote it.
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "true or false",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 impl QueryRequest {
-    /// Validates shape and names against the policy. Never echoes the subject.
+    /// Parses a `POST /v1/query` body. A refusal says which field was wrong and what was
+    /// expected, never what was sent: the message is registered in the audit log, and a
+    /// body may carry a resident ID anywhere (serde's own messages quote the offending
+    /// value or key).
+    pub fn from_json(body: &[u8]) -> Result<Self, QueryRefusal> {
+        use serde_json::Value;
+        let malformed =
+            |why: String| QueryRefusal::Malformed(format!("malformed query JSON: {why}"));
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            malformed(format!(
+                "not a JSON document (line {}, column {}); send one JSON object",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(malformed(format!(
+                "the body is {}; send one JSON object with the fields {}",
+                kind_of(&value),
+                QUERY_FIELDS.join(", ")
+            )));
+        };
+        if map.keys().any(|k| !QUERY_FIELDS.contains(&k.as_str())) {
+            return Err(malformed(format!(
+                "unknown field; a query has only the fields {}",
+                QUERY_FIELDS.join(", ")
+            )));
+        }
+        let text = |name: &str| -> Result<Option<String>, QueryRefusal> {
+            match map.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(malformed(format!(
+                    "`{name}` must be a string in quotes, not {}",
+                    kind_of(other)
+                ))),
+            }
+        };
+        let required = |name: &str| -> Result<String, QueryRefusal> {
+            text(name)?.ok_or_else(|| malformed(format!("`{name}` is required")))
+        };
+        let datasets = match map.get("datasets") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(malformed(format!(
+                            "`datasets` must be a list of strings; item {} is {}",
+                            i + 1,
+                            kind_of(other)
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(other) => {
+                return Err(malformed(format!(
+                    "`datasets` must be a list of strings, not {}",
+                    kind_of(other)
+                )))
+            }
+        };
+        Ok(Self {
+            subject: required("subject")?,
+            purpose: required("purpose")?,
+            legal_basis: text("legal_basis")?,
+            consent: text("consent")?,
+            view: text("view")?,
+            datasets,
+        })
+    }
+
+    /// Validates shape and names against the policy. A refusal names the kind of input
+    /// that was wrong and what the policy accepts; it never repeats what was sent (it is
+    /// registered in the audit log), so an ID typed into any field stays out of it.
     pub fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal> {
         let malformed = |s: String| Err(QueryRefusal::Malformed(s));
         let subject = match ResidentId::parse(self.subject.trim()) {
             Ok(s) => s,
             Err(e) => return malformed(format!("`subject`: {e}")),
         };
-        if self.purpose.trim().is_empty() {
+        let purpose = self.purpose.trim().to_owned();
+        if purpose.is_empty() {
             return malformed("`purpose` is required".into());
+        }
+        let policy = engine.policy();
+        if !policy.purposes.iter().any(|p| p.name == purpose) {
+            let known: Vec<&str> = policy.purposes.iter().map(|p| p.name.as_str()).collect();
+            return Err(QueryRefusal::Policy(format!(
+                "unknown purpose; the policy's purposes are: {}",
+                known.join(", ")
+            )));
         }
         let nonblank = |o: Option<String>| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let legal_basis = nonblank(self.legal_basis);
         let consent = nonblank(self.consent);
+        if let Some(basis) = &legal_basis {
+            let cited = policy.cited_legal_bases();
+            if !cited.contains(basis.as_str()) {
+                return Err(QueryRefusal::Policy(format!(
+                    "`legal_basis` is not one the policy cites; cite one of: {}",
+                    cited.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
         let target = match (self.view, self.datasets) {
             (Some(v), None) => {
-                if !engine.policy().views.iter().any(|x| x.name == v) {
-                    let known: Vec<&str> = engine
-                        .policy()
-                        .views
-                        .iter()
-                        .map(|x| x.name.as_str())
-                        .collect();
-                    return malformed(format!("unknown view `{v}`; views: {}", known.join(", ")));
+                let v = v.trim().to_owned();
+                if !policy.views.iter().any(|x| x.name == v) {
+                    let known: Vec<&str> = policy.views.iter().map(|x| x.name.as_str()).collect();
+                    return malformed(format!(
+                        "unknown view; the policy's views are: {}",
+                        known.join(", ")
+                    ));
                 }
                 LookupTarget::View(v)
             }
@@ -98,7 +213,7 @@ impl QueryRequest {
         };
         Ok(ValidQuery {
             subject,
-            purpose: self.purpose.trim().to_owned(),
+            purpose,
             legal_basis,
             consent,
             target,
@@ -106,29 +221,116 @@ impl QueryRequest {
     }
 }
 
-/// Parses `department.dataset[.field]` items into per-dataset requests.
+/// What an audit entry records of a request: only the policy's own identifiers. A purpose
+/// the policy does not declare, a legal basis it does not cite, or a view, dataset or
+/// field it does not know is recorded as `-`, whatever was sent in its place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// A declared purpose, or `-`.
+    pub purpose: String,
+    /// A cited legal basis.
+    pub legal_basis: Option<String>,
+    /// `view:NAME`, or the datasets and fields asked for, each known name or `-`.
+    pub target: String,
+}
+
+impl Recorded {
+    /// Nothing could be read of the request.
+    pub fn nothing() -> Self {
+        Self {
+            purpose: "-".into(),
+            legal_basis: None,
+            target: "-".into(),
+        }
+    }
+
+    /// What may be recorded of `request` under `engine`'s policy.
+    pub fn of(request: &QueryRequest, engine: &Engine) -> Self {
+        let policy = engine.policy();
+        let purpose = request.purpose.trim();
+        let purpose = if policy.purposes.iter().any(|p| p.name == purpose) {
+            purpose.to_owned()
+        } else {
+            "-".to_owned()
+        };
+        let legal_basis = request
+            .legal_basis
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| policy.cited_legal_bases().contains(b))
+            .map(str::to_owned);
+        let target = match (&request.view, &request.datasets) {
+            (Some(v), _) if policy.views.iter().any(|x| x.name == v.trim()) => {
+                format!("view:{}", v.trim())
+            }
+            (Some(_), _) => "view:-".to_owned(),
+            (None, Some(items)) if !items.is_empty() => items
+                .iter()
+                .map(|item| {
+                    let item = item.trim();
+                    let parts: Vec<&str> = item.split('.').collect();
+                    let known = match parts.as_slice() {
+                        [d, s] => engine
+                            .datasets()
+                            .iter()
+                            .any(|x| x.qualified == format!("{d}.{s}")),
+                        [d, s, f] => engine
+                            .datasets()
+                            .iter()
+                            .find(|x| x.qualified == format!("{d}.{s}"))
+                            .is_some_and(|x| x.field(f).is_some()),
+                        _ => false,
+                    };
+                    if known {
+                        item
+                    } else {
+                        "-"
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => "-".to_owned(),
+        };
+        Self {
+            purpose,
+            legal_basis,
+            target,
+        }
+    }
+}
+
+/// Parses `department.dataset[.field]` items into per-dataset requests. Refusals say which
+/// item (by position) was wrong, never what it said.
 fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetRequest>, QueryRefusal> {
     let mut by_dataset: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
+        let n = i + 1;
         let parts: Vec<&str> = item.trim().split('.').collect();
         let (dataset, field) = match parts.as_slice() {
             [d, s] => (format!("{d}.{s}"), None),
             [d, s, f] => (format!("{d}.{s}"), Some((*f).to_owned())),
             _ => {
                 return Err(QueryRefusal::Malformed(format!(
-                    "`{item}` is not `department.dataset` or `department.dataset.field`"
+                    "`datasets` item {n} is not `department.dataset` or `department.dataset.field`"
                 )))
             }
         };
         let Some(ds) = engine.datasets().iter().find(|d| d.qualified == dataset) else {
+            let example = engine
+                .datasets()
+                .first()
+                .map(|d| format!(", e.g. `{}`", d.qualified))
+                .unwrap_or_default();
             return Err(QueryRefusal::Malformed(format!(
-                "unknown dataset `{dataset}`"
+                "`datasets` item {n} names an unknown dataset; expected `department.dataset` from the catalogues{example}"
             )));
         };
         if let Some(f) = &field {
             if ds.field(f).is_none() {
+                let known: Vec<&str> = ds.fields.iter().map(|x| x.name.as_str()).collect();
                 return Err(QueryRefusal::Malformed(format!(
-                    "unknown field `{f}` in dataset `{dataset}`"
+                    "`datasets` item {n} names an unknown field of dataset `{dataset}`; its fields are: {}",
+                    known.join(", ")
                 )));
             }
         }
@@ -399,6 +601,185 @@ mod tests {
         let r = merge_node("court", &ds, result, &mut results, &mut sources);
         assert_eq!(r.datasets, ds, "every node report names what it was asked");
         (r.status, r.reason, sources)
+    }
+
+    fn engine() -> Engine {
+        let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../reference/changsha/policy.toml");
+        fedq_policy::load::load_engine(&policy, None).unwrap()
+    }
+
+    /// A valid resident ID (check character computed).
+    const ID: &str = "430102198001011233";
+    const ID_DIGITS: &str = ID;
+
+    fn body(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn refusals_of_a_body_name_the_field_never_the_value() {
+        let cases = [
+            (
+                // A resident ID sent as a number: serde would quote it.
+                format!(r#"{{"subject": {ID_DIGITS}, "purpose": "statistics", "view": "v"}}"#),
+                "`subject` must be a string in quotes, not a number",
+            ),
+            (
+                format!(r#"{{"subject": "x", "purpose": "statistics", "{ID}": 1}}"#),
+                "unknown field; a query has only the fields subject, purpose",
+            ),
+            (
+                format!(r#"{{"subject": "x", "purpose": "p", "datasets": ["a.b", {ID_DIGITS}]}}"#),
+                "`datasets` must be a list of strings; item 2 is a number",
+            ),
+            (
+                format!(r#"{{"subject": "{ID}"#),
+                "not a JSON document (line 1",
+            ),
+            (format!(r#"[{ID_DIGITS}]"#), "the body is a list"),
+            (
+                format!(r#"{{"subject": "{ID}", "purpose": {{"{ID}": true}}}}"#),
+                "`purpose` must be a string in quotes, not an object",
+            ),
+            (format!(r#"{{"purpose": "{ID}"}}"#), "`subject` is required"),
+        ];
+        for (text, want) in &cases {
+            let err = QueryRequest::from_json(text.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("malformed query JSON: "), "{err}");
+            assert!(err.contains(want), "expected `{want}` in `{err}`");
+            assert!(!err.contains(ID) && !err.contains(ID_DIGITS), "{err}");
+            assert!(!err.contains("430102"), "{err}");
+        }
+        let ok = QueryRequest::from_json(&body(serde_json::json!({
+            "subject": ID, "purpose": "statistics", "legal_basis": null,
+            "datasets": ["court.dishonest_debtors"]
+        })))
+        .unwrap();
+        assert_eq!(
+            ok.datasets,
+            Some(vec!["court.dishonest_debtors".to_owned()])
+        );
+        assert_eq!(ok.legal_basis, None);
+    }
+
+    #[test]
+    fn validation_refusals_name_the_kind_of_input_and_what_the_policy_accepts() {
+        let engine = engine();
+        let base = serde_json::json!({
+            "subject": ID,
+            "purpose": "administrative-licensing",
+            "legal_basis": "行政许可法",
+            "view": "blacklist-check",
+        });
+        let with = |key: &str, value: serde_json::Value| {
+            let mut v = base.clone();
+            if value.is_null() {
+                v.as_object_mut().unwrap().remove(key);
+            } else {
+                v[key] = value;
+            }
+            QueryRequest::from_json(&body(v)).unwrap()
+        };
+        assert!(with("view", serde_json::Value::Null)
+            .validate(&engine)
+            .is_err());
+        let cases = [
+            (with("purpose", ID.into()), QueryRefusal::Policy(String::new()), "unknown purpose; the policy's purposes are: administrative-licensing, "),
+            (with("legal_basis", ID.into()), QueryRefusal::Policy(String::new()), "`legal_basis` is not one the policy cites; cite one of: "),
+            (with("view", ID.into()), QueryRefusal::Malformed(String::new()), "unknown view; the policy's views are: "),
+            (
+                QueryRequest { view: None, datasets: Some(vec![ID.into()]), ..with("view", serde_json::Value::Null) },
+                QueryRefusal::Malformed(String::new()),
+                "`datasets` item 1 is not `department.dataset`",
+            ),
+            (
+                QueryRequest { view: None, datasets: Some(vec!["court.dishonest_debtors".into(), format!("court.{ID}")]), ..with("view", serde_json::Value::Null) },
+                QueryRefusal::Malformed(String::new()),
+                "`datasets` item 2 names an unknown dataset",
+            ),
+            (
+                QueryRequest { view: None, datasets: Some(vec![format!("court.dishonest_debtors.{ID}")]), ..with("view", serde_json::Value::Null) },
+                QueryRefusal::Malformed(String::new()),
+                "`datasets` item 1 names an unknown field of dataset `court.dishonest_debtors`; its fields are: ",
+            ),
+        ];
+        for (request, kind, want) in cases {
+            let err = request.validate(&engine).unwrap_err();
+            assert_eq!(
+                std::mem::discriminant(&err),
+                std::mem::discriminant(&kind),
+                "{err}"
+            );
+            let err = err.to_string();
+            assert!(err.contains(want), "expected `{want}` in `{err}`");
+            assert!(!err.contains(ID), "{err}");
+        }
+        // Every cited legal basis is listed, and is accepted.
+        let listed = with("legal_basis", "nope".into())
+            .validate(&engine)
+            .unwrap_err()
+            .to_string();
+        for basis in engine.policy().cited_legal_bases() {
+            assert!(listed.contains(basis), "{basis} missing from `{listed}`");
+        }
+        assert!(
+            listed.contains("行政许可法") && listed.contains("统计法"),
+            "{listed}"
+        );
+        assert!(with("legal_basis", "统计法".into())
+            .validate(&engine)
+            .is_ok());
+    }
+
+    #[test]
+    fn only_the_policy_s_own_names_are_recorded() {
+        let engine = engine();
+        let sent = QueryRequest {
+            subject: ID.into(),
+            purpose: ID.into(),
+            legal_basis: Some(ID.into()),
+            consent: Some(ID.into()),
+            view: None,
+            datasets: Some(vec![
+                "court.dishonest_debtors.case_no".into(),
+                ID.into(),
+                format!("court.{ID}"),
+                format!("court.dishonest_debtors.{ID}"),
+                "tax.arrears".into(),
+            ]),
+        };
+        let recorded = Recorded::of(&sent, &engine);
+        assert_eq!(
+            recorded,
+            Recorded {
+                purpose: "-".into(),
+                legal_basis: None,
+                target: "court.dishonest_debtors.case_no - - - tax.arrears".into(),
+            }
+        );
+        let known = QueryRequest {
+            purpose: " administrative-licensing ".into(),
+            legal_basis: Some("行政许可法".into()),
+            view: Some("blacklist-check".into()),
+            datasets: None,
+            ..sent.clone()
+        };
+        assert_eq!(
+            Recorded::of(&known, &engine),
+            Recorded {
+                purpose: "administrative-licensing".into(),
+                legal_basis: Some("行政许可法".into()),
+                target: "view:blacklist-check".into(),
+            }
+        );
+        let unknown_view = QueryRequest {
+            view: Some(ID.into()),
+            ..known
+        };
+        assert_eq!(Recorded::of(&unknown_view, &engine).target, "view:-");
     }
 
     #[test]

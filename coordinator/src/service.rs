@@ -18,7 +18,9 @@ use fedq_wire::{NodeRequest, NodeResponse};
 use tokio::sync::Semaphore;
 
 use crate::config::CoordinatorConfig;
-use crate::query::{self, NodeReport, NodeStatus, QueryRefusal, QueryRequest, QueryResponse};
+use crate::query::{
+    self, NodeReport, NodeStatus, QueryRefusal, QueryRequest, QueryResponse, Recorded,
+};
 
 /// Errors starting a coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +167,9 @@ impl Coordinator {
     }
 
     /// Registers a refusal (no node was asked) and builds its reply. `policy_version` is
-    /// the version that decided (the one the query started with), if it got that far.
+    /// the version that decided (the one the query started with), if it got that far;
+    /// `recorded` is what may be written of the request (only the policy's identifiers).
+    /// `reason` never quotes the request.
     #[allow(clippy::too_many_arguments)]
     async fn refuse(
         &self,
@@ -174,7 +178,7 @@ impl Coordinator {
         query_id: &str,
         status: u16,
         reason: String,
-        request: Option<&QueryRequest>,
+        recorded: Recorded,
         subject: &str,
     ) -> Reply {
         metrics::counter!("fedq_queries_total", "outcome" => "refused").increment(1);
@@ -183,16 +187,10 @@ impl Coordinator {
             kind: "refusal".into(),
             query_id: query_id.to_owned(),
             requester: requester.to_owned(),
-            purpose: request.map(|r| r.purpose.clone()).unwrap_or_default(),
-            legal_basis: request.and_then(|r| r.legal_basis.clone()),
+            purpose: recorded.purpose,
+            legal_basis: recorded.legal_basis,
             subject: subject.to_owned(),
-            target: request
-                .map(|r| match (&r.view, &r.datasets) {
-                    (Some(v), _) => format!("view:{v}"),
-                    (None, Some(d)) => d.join(" "),
-                    _ => String::new(),
-                })
-                .unwrap_or_default(),
+            target: recorded.target,
             outcome: serde_json::json!({ "http": status, "refused": reason }).to_string(),
             policy_version: policy_version
                 .map(str::to_owned)
@@ -209,11 +207,20 @@ impl Coordinator {
         Reply::error(status, reason, query_id)
     }
 
-    /// Refuses a request that could not even be read, registering the refusal.
+    /// Refuses a request that could not even be read, registering the refusal. `reason`
+    /// must not quote the request.
     pub async fn reject(&self, requester: &Identity, status: u16, reason: String) -> Reply {
         let query_id = random_id();
-        self.refuse(None, &requester.name, &query_id, status, reason, None, "-")
-            .await
+        self.refuse(
+            None,
+            &requester.name,
+            &query_id,
+            status,
+            reason,
+            Recorded::nothing(),
+            "-",
+        )
+        .await
     }
 
     /// Handles one `POST /v1/query` body from an authenticated requester.
@@ -240,22 +247,22 @@ impl Coordinator {
                     query_id,
                     413,
                     format!("request body over {} bytes", query::MAX_BODY),
-                    None,
+                    Recorded::nothing(),
                     "-",
                 )
                 .await;
         }
-        let request: QueryRequest = match serde_json::from_slice(body) {
+        let request = match QueryRequest::from_json(body) {
             Ok(r) => r,
-            Err(e) => {
+            Err(refusal) => {
                 return self
                     .refuse(
                         None,
                         who,
                         query_id,
                         400,
-                        format!("malformed query JSON: {e}"),
-                        None,
+                        refusal.to_string(),
+                        Recorded::nothing(),
                         "-",
                     )
                     .await
@@ -267,16 +274,17 @@ impl Coordinator {
         let label = in_force.label();
         let decided = Some(label.as_str());
         let engine = &in_force.engine;
-        let query = match request.clone().validate(engine) {
+        let recorded = Recorded::of(&request, engine);
+        let query = match request.validate(engine) {
             Ok(q) => q,
             Err(QueryRefusal::Malformed(m)) => {
                 return self
-                    .refuse(decided, who, query_id, 400, m, Some(&request), "-")
+                    .refuse(decided, who, query_id, 400, m, recorded, "-")
                     .await
             }
             Err(QueryRefusal::Policy(m)) => {
                 return self
-                    .refuse(decided, who, query_id, 403, m, Some(&request), "-")
+                    .refuse(decided, who, query_id, 403, m, recorded, "-")
                     .await
             }
         };
@@ -330,7 +338,7 @@ impl Coordinator {
                     query_id,
                     403,
                     refusal.to_string(),
-                    Some(&request),
+                    recorded.clone(),
                     &subject,
                 )
                 .await;
@@ -343,7 +351,7 @@ impl Coordinator {
         };
         if let Err(why) = rate {
             return self
-                .refuse(decided, who, query_id, 429, why, Some(&request), &subject)
+                .refuse(decided, who, query_id, 429, why, recorded, &subject)
                 .await;
         }
 

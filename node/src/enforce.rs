@@ -36,6 +36,52 @@ pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupReque
     out
 }
 
+/// Checks that a lookup names only what this node's policy knows: a declared purpose, a
+/// cited legal basis (if any), a known view or known datasets and fields. The node never
+/// trusts the coordinator to have checked, and a name that is not the policy's own is
+/// never written to the audit log or echoed in a refusal (it could be anything a requester
+/// typed, a resident ID included). The refusal says what kind of name was wrong.
+pub fn screen(engine: &Engine, request: &LookupRequest) -> Result<(), String> {
+    let policy = engine.policy();
+    if !policy
+        .requesters
+        .iter()
+        .any(|r| r.name == request.requester)
+    {
+        return Err("the requester is not one this node's policy declares".into());
+    }
+    if !policy.purposes.iter().any(|p| p.name == request.purpose) {
+        return Err("the purpose is not one this node's policy declares".into());
+    }
+    if let Some(basis) = &request.legal_basis {
+        if !policy.cited_legal_bases().contains(basis.as_str()) {
+            return Err("the legal basis is not one this node's policy cites".into());
+        }
+    }
+    match &request.target {
+        LookupTarget::View(view) => {
+            if !policy.views.iter().any(|v| &v.name == view) {
+                return Err("the view is not one this node's policy declares".into());
+            }
+        }
+        LookupTarget::Datasets(datasets) => {
+            for ds in datasets {
+                let Some(known) = engine.datasets().iter().find(|d| d.qualified == ds.dataset)
+                else {
+                    return Err("a dataset asked for is not in the federation's catalogues".into());
+                };
+                if ds.fields.iter().flatten().any(|f| known.field(f).is_none()) {
+                    return Err(format!(
+                        "a field asked for is not in dataset `{}`",
+                        known.qualified
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What the audit entry records about one dataset.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -222,5 +268,95 @@ pub fn answer(
             datasets: outcomes,
         }),
         policy_version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedq_wire::message::DatasetRequest;
+
+    const ID: &str = "430102198001011233";
+
+    fn engine() -> Engine {
+        let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../reference/changsha/policy.toml");
+        fedq_policy::load::load_engine(&policy, None).unwrap()
+    }
+
+    fn lookup(purpose: &str, basis: Option<&str>, target: LookupTarget) -> LookupRequest {
+        LookupRequest {
+            query_id: "q".into(),
+            subject: fedq_wire::ResidentId::parse(ID).unwrap(),
+            requester: "market-regulation.licensing".into(),
+            purpose: purpose.into(),
+            legal_basis: basis.map(str::to_owned),
+            consent: None,
+            target,
+            policy_version: "0".into(),
+        }
+    }
+
+    fn datasets(dataset: &str, fields: Option<&[&str]>) -> LookupTarget {
+        LookupTarget::Datasets(vec![DatasetRequest {
+            dataset: dataset.into(),
+            fields: fields.map(|f| f.iter().map(|s| (*s).to_owned()).collect()),
+        }])
+    }
+
+    #[test]
+    fn a_lookup_naming_anything_but_the_policy_s_own_names_is_refused_without_repeating_it() {
+        let engine = engine();
+        let view = || LookupTarget::View("blacklist-check".into());
+        let basis = Some("行政许可法");
+        assert_eq!(
+            screen(&engine, &lookup("administrative-licensing", basis, view())),
+            Ok(())
+        );
+        assert_eq!(
+            screen(
+                &engine,
+                &lookup(
+                    "administrative-licensing",
+                    None,
+                    datasets("court.dishonest_debtors", Some(&["case_no"]))
+                )
+            ),
+            Ok(())
+        );
+        let forged = [
+            LookupRequest {
+                requester: ID.into(),
+                ..lookup("administrative-licensing", basis, view())
+            },
+            lookup(ID, basis, view()),
+            lookup("administrative-licensing", Some(ID), view()),
+            lookup(
+                "administrative-licensing",
+                basis,
+                LookupTarget::View(ID.into()),
+            ),
+            lookup("administrative-licensing", basis, datasets(ID, None)),
+            lookup(
+                "administrative-licensing",
+                basis,
+                datasets("court.dishonest_debtors", Some(&["case_no", ID])),
+            ),
+        ];
+        let mut reasons = Vec::new();
+        for request in &forged {
+            let why = screen(&engine, request).unwrap_err();
+            assert!(!why.contains(ID) && !why.contains("430102"), "{why}");
+            reasons.push(why);
+        }
+        assert!(reasons[0].contains("requester"), "{reasons:?}");
+        assert!(reasons[1].contains("purpose"), "{reasons:?}");
+        assert!(reasons[2].contains("legal basis"), "{reasons:?}");
+        assert!(reasons[3].contains("view"), "{reasons:?}");
+        assert!(reasons[4].contains("dataset"), "{reasons:?}");
+        assert!(
+            reasons[5].contains("field") && reasons[5].contains("court.dishonest_debtors"),
+            "{reasons:?}"
+        );
     }
 }

@@ -254,7 +254,7 @@ impl PgStore {
                 path: self.label.clone(),
                 dataset: dataset.clone(),
                 key: row.try_get::<String, _>(1).unwrap_or_default(),
-                reason: e.to_string(),
+                reason: crate::store::unreadable(&e),
             })?;
             out.push(StoredRecord { dataset, record });
         }
@@ -314,7 +314,10 @@ impl PgStore {
         .bind(reason)
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(|e| StoreError::Database {
+            path: self.label.clone(),
+            reason: without(&e.to_string(), key),
+        })?;
         subject.ok_or_else(|| StoreError::NoSuchRecord {
             dataset: dataset.to_owned(),
             key: key.to_owned(),

@@ -345,6 +345,37 @@ impl Context {
         let today = self.config.today();
         // The version in force when the lookup starts decides all of it.
         let policy = self.policy.current();
+        if let Err(why) = crate::enforce::screen(&policy.engine, &request) {
+            // Nothing of the request but its subject's pseudonym (and its requester, if the
+            // policy declares it) is recorded: its names are not all the policy's, so they
+            // could be anything.
+            let declared = policy
+                .engine
+                .policy()
+                .requesters
+                .iter()
+                .any(|r| r.name == request.requester);
+            let record = AuditRecord {
+                at: time::OffsetDateTime::now_utc(),
+                kind: "answer".into(),
+                query_id: request.query_id.clone(),
+                requester: if declared {
+                    request.requester.clone()
+                } else {
+                    "-".into()
+                },
+                purpose: "-".into(),
+                legal_basis: None,
+                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+                target: "-".into(),
+                outcome: serde_json::json!({ "refused": why }).to_string(),
+                policy_version: policy.label(),
+            };
+            if let Err(e) = self.audit.append(record).await {
+                tracing::error!(error = %e, "audit log unavailable");
+            }
+            return NodeResponse::Refused { rationale: why };
+        }
         let touched = crate::enforce::datasets_touched(&policy.engine, &self.department, &request);
         let names: Vec<&str> = touched.iter().map(String::as_str).collect();
         let subject = self.pseudonyms.pseudonym(request.subject.as_str());

@@ -45,16 +45,20 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
-    /// A stored body could not be read back.
-    #[error("store `{path}`: record `{key}` of `{dataset}` is unreadable: {reason}")]
+    /// A stored body could not be read back. The message names the dataset and where the
+    /// body is broken, never the record's key (a dataset may be keyed by resident ID) nor
+    /// any of its contents.
+    #[error(
+        "store `{path}`: a record of `{dataset}` is unreadable ({reason}); re-import the dataset"
+    )]
     Corrupt {
         /// The file.
         path: String,
         /// Dataset.
         dataset: String,
-        /// Record key.
+        /// Record key (kept out of the message).
         key: String,
-        /// Why.
+        /// What kind of damage, without contents.
         reason: String,
     },
     /// The store does not exist, or holds no fedq schema.
@@ -66,13 +70,25 @@ pub enum StoreError {
         what: String,
     },
     /// `repair` named no record.
-    #[error("no record `{key}` in dataset `{dataset}`; check the record key (`fedq node repair` takes the catalogue's record key)")]
+    #[error("no such record in dataset `{dataset}`; check the record key (`fedq node repair` takes the catalogue's record key)")]
     NoSuchRecord {
         /// Dataset.
         dataset: String,
-        /// Record key.
+        /// Record key (kept out of the message: it may be a resident ID).
         key: String,
     },
+}
+
+/// Why a stored body does not read back as a record, without quoting it (serde's
+/// messages quote the offending value).
+pub(crate) fn unreadable(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "it cannot be read",
+        serde_json::error::Category::Syntax => "it is not valid JSON",
+        serde_json::error::Category::Data => "it is not a record of this dataset's shape",
+        serde_json::error::Category::Eof => "it is truncated",
+    };
+    format!("{what}, at line {} column {}", e.line(), e.column())
 }
 
 /// One stored record, as read for an answer.
@@ -213,7 +229,7 @@ impl SqliteStore {
                 path: self.path.display().to_string(),
                 dataset: dataset.clone(),
                 key: row.get::<_, String>(1).unwrap_or_default(),
-                reason: e.to_string(),
+                reason: unreadable(&e),
             })?;
             out.push(StoredRecord { dataset, record });
         }
@@ -408,5 +424,60 @@ impl Store {
             Store::Sqlite(s) => s.count(dataset),
             Store::Postgres(p) => p.count(dataset).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `public-security.identity_basics` is keyed by `resident_id`: a broken record there
+    /// must not put the key (or the body) into the error, which the node logs.
+    #[test]
+    fn an_unreadable_record_is_reported_without_its_key_or_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let id = "430102198001011233";
+        let other = "430102198001011241";
+        for (body, kind) in [
+            (format!("{{\"{id}"), "truncated"),
+            (
+                format!("{{\"resident_id\": \"{id}\", \"name\": "),
+                "not a record",
+            ),
+            (format!("[\"{other}\"]"), "not a record"),
+            (
+                format!("{{\"resident_id\": {{\"{other}\": 1}}}}"),
+                "not a record",
+            ),
+        ] {
+            let conn = connect(&path).unwrap();
+            conn.execute("DELETE FROM records", []).unwrap();
+            conn.execute(
+                "INSERT INTO records (dataset, record_key, subject, body) VALUES ('public-security.identity_basics', ?1, ?1, ?2)",
+                params![id, body],
+            )
+            .unwrap();
+            let err = store
+                .records_of(id, &["public-security.identity_basics"])
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(kind), "expected `{kind}` in `{text}`");
+            assert!(text.contains("public-security.identity_basics"), "{text}");
+            assert!(!text.contains(id) && !text.contains(other), "{text}");
+            assert!(!text.contains("430102"), "{text}");
+        }
+        let err = store
+            .repair(
+                "public-security.identity_basics",
+                other,
+                "r",
+                "2026-01-01T00:00:00Z",
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NoSuchRecord { .. }), "{err}");
+        assert!(!err.to_string().contains(other), "{err}");
     }
 }

@@ -394,6 +394,17 @@ pub struct Policy {
     pub federation: Federation,
 }
 
+impl Policy {
+    /// Every legal basis some rule cites (`legal_basis = [...]`), in order: the only legal
+    /// bases a request may cite, and the only ones an audit entry records.
+    pub fn cited_legal_bases(&self) -> std::collections::BTreeSet<&str> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.legal_basis.iter().map(String::as_str))
+            .collect()
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The file format.
 
