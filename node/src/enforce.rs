@@ -294,6 +294,7 @@ mod tests {
             consent: None,
             target,
             policy_version: "0".into(),
+            date: time::macros::date!(2026 - 11 - 20),
         }
     }
 
