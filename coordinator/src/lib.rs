@@ -6,6 +6,8 @@
 //! - [`config`]: `coordinator.toml`, validated before any socket is bound;
 //! - [`query`]: the API types, planning and merging, as plain functions;
 //! - [`service`]: one query's path, audit before answer;
+//! - [`health`]: which nodes answer; a down node is answered `unavailable` at once and
+//!   probed in the background;
 //! - [`https`]: the requester API (HTTPS, client certificates) and the ops listener;
 //! - [`client`]: `fedq query`;
 //! - [`cli`]: `fedq coordinator …`.
@@ -13,6 +15,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod health;
 pub mod https;
 pub mod query;
 pub mod service;
