@@ -59,8 +59,11 @@ pub async fn start(
     config: CoordinatorConfig,
     limits: Limits,
 ) -> Result<crate::https::Api, CoordinatorCliError> {
+    // The recorder first: gauges set while starting (each node up, the bundle version)
+    // would otherwise be lost.
+    let metrics = install_metrics();
     let coordinator = Arc::new(crate::service::Coordinator::start(config, limits)?);
-    Ok(crate::https::Api::bind(coordinator, install_metrics()).await?)
+    Ok(crate::https::Api::bind(coordinator, metrics).await?)
 }
 
 /// Runs one `fedq coordinator` subcommand.
