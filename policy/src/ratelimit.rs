@@ -197,7 +197,8 @@ mod tests {
         let mut second = RateLimiter::second_counter(engine.policy());
         // The first counter's minute ends at `edge`: it allows `limit` just before and
         // `limit` more just after; all of them reach the second counter after the edge.
-        let edge = 1_800_000_000 - 1_800_000_000 % 60 + 60;
+        let edge: i64 = 1_800_000_060;
+        assert_eq!(edge % 60, 0);
         let before = time::OffsetDateTime::from_unix_timestamp(edge - 1).unwrap();
         let after = time::OffsetDateTime::from_unix_timestamp(edge + 1).unwrap();
         for t in [before, after] {
