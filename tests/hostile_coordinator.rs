@@ -26,6 +26,7 @@ use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Handler, Limits, NodeClient, NodeEndpoint, TlsFiles, ALPN};
 use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
 use quinn::crypto::rustls::QuicClientConfig;
+use support::process::FedqProcess;
 use support::{rid, TestFederation};
 
 const TODAY: &str = "2026-11-27";
@@ -101,31 +102,22 @@ async fn ping(conn: &quinn::Connection) -> NodeResponse {
     frame::decode(&bytes, frame::MAX_FRAME_LEN).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_connection_cannot_park_more_than_its_budget_in_a_node() {
-    let fed = TestFederation::new(&["court"], &[]);
-    let budget = 2 << 20;
-    let limits = Limits {
-        max_connection_bytes: budget,
-        // Longer than the test's sending phase: nothing is freed by a deadline meanwhile.
-        stream_read_timeout: Duration::from_secs(6),
-        ..Limits::default()
-    };
-    let (addr, stop) = start_endpoint(&fed, limits, 5);
-    let (_endpoint, conn) = raw_connection(&fed, addr).await.unwrap();
-
-    // 200 streams, each declaring a frame of the largest size and sending all of it but
-    // its last byte, so no frame ever completes and nothing the node holds is released.
+/// Opens `streams` streams on `conn`, each declaring a frame of the largest size and
+/// sending all of it but its last byte, so no frame ever completes and nothing the node
+/// holds is released; sends for `how_long`. Returns the bytes the node's flow control
+/// let through (what it holds) and the streams, still open.
+async fn park_stalled_frames(
+    conn: &quinn::Connection,
+    streams: usize,
+    how_long: Duration,
+) -> (usize, Vec<quinn::SendStream>) {
     let declared = frame::MAX_FRAME_LEN;
     let mut header = vec![b'F', b'Q', PROTOCOL_VERSION];
     header.extend_from_slice(&u32::try_from(declared).unwrap().to_be_bytes());
-    let mut senders = Vec::new();
     let mut tasks = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..streams {
         let (send, recv) = conn.open_bi().await.unwrap();
         let header = header.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<quinn::SendStream>();
-        senders.push(rx);
         tasks.push(tokio::spawn(async move {
             let mut send = send;
             let mut written = 0usize;
@@ -140,17 +132,35 @@ async fn one_connection_cannot_park_more_than_its_budget_in_a_node() {
                     left -= n;
                 }
             };
-            // Whatever the node's flow control let through in 2 s is what it holds.
-            let _ = tokio::time::timeout(Duration::from_secs(2), sending).await;
-            let _ = tx.send(send);
+            let _ = tokio::time::timeout(how_long, sending).await;
             drop(recv);
-            written
+            (written, send)
         }));
     }
-    let mut total = 0usize;
+    let mut total = 0;
+    let mut sends = Vec::new();
     for t in tasks {
-        total += t.await.unwrap();
+        let (written, send) = t.await.unwrap();
+        total += written;
+        sends.push(send);
     }
+    (total, sends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_cannot_park_more_than_its_budget_in_a_node() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let budget = 2 << 20;
+    let limits = Limits {
+        max_connection_bytes: budget,
+        // Longer than the test's sending phase: nothing is freed by a deadline meanwhile.
+        stream_read_timeout: Duration::from_secs(6),
+        ..Limits::default()
+    };
+    let (addr, stop) = start_endpoint(&fed, limits, 5);
+    let (_endpoint, conn) = raw_connection(&fed, addr).await.unwrap();
+
+    let (total, senders) = park_stalled_frames(&conn, 200, Duration::from_secs(2)).await;
     support::report(&format!(
         "hostile_coordinator: 200 stalled 1 MiB frames got {total} bytes into the node (budget {budget})"
     ));
@@ -162,12 +172,54 @@ async fn one_connection_cannot_park_more_than_its_budget_in_a_node() {
     assert!(total >= budget / 2, "the node read almost nothing: {total}");
 
     // Abandoning those streams frees the budget: the same connection is served again.
-    for rx in senders {
-        let mut send = rx.await.unwrap();
+    for mut send in senders {
         let _ = send.reset(quinn::VarInt::from_u32(0));
     }
     assert!(matches!(ping(&conn).await, NodeResponse::Pong { .. }));
     let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_process_stays_small_while_one_connection_stalls_200_large_frames() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let config = fed.node_config("court", TODAY);
+    let port = std::net::UdpSocket::bind(localhost())
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let node = FedqProcess::node(&config, None);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (_endpoint, conn) = raw_connection(&fed, addr).await.unwrap();
+    assert!(matches!(ping(&conn).await, NodeResponse::Pong { .. }));
+    let before = node.rss_kib();
+    // Shorter than the node's 5 s read deadline: nothing is freed by it meanwhile.
+    let (total, senders) = park_stalled_frames(&conn, 200, Duration::from_secs(3)).await;
+    let grown = node.rss_kib().saturating_sub(before);
+    support::report(&format!(
+        "hostile_coordinator: `fedq node serve` grew by {grown} KiB while one connection parked {total} bytes in 200 stalled frames"
+    ));
+    // The default budget is 4 MiB: frames being read, and as much again in QUIC's
+    // buffers. Without it the same connection parked 53 MB in 2 s.
+    let budget = Limits::default().max_connection_bytes;
+    assert!(
+        total <= 2 * budget + 200 * HEADER_LEN,
+        "{total} bytes accepted"
+    );
+    assert!(
+        grown < 24 * 1024,
+        "the node grew by {grown} KiB under one hostile connection"
+    );
+    for mut send in senders {
+        let _ = send.reset(quinn::VarInt::from_u32(0));
+    }
+    assert!(matches!(ping(&conn).await, NodeResponse::Pong { .. }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
