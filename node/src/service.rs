@@ -1,4 +1,6 @@
-//! `fedq node serve`: the node's QUIC endpoint. For each lookup: read the subject's
+//! `fedq node serve`: the node's QUIC endpoint. For each lookup: check its shape
+//! ([`crate::enforce::check_lookup`]) and the requester's rate limit (the policy's, counted
+//! again here so a coordinator that was taken over is still throttled), read the subject's
 //! records (one indexed statement on the store, one query per attached dataset),
 //! [`crate::enforce::answer`], write the audit entry durably, and only then release the
 //! answer. If the store, an attached database or the audit log fails, no data leaves

@@ -2,7 +2,8 @@
 //!
 //! - [`NodeEndpoint`]: a node's listener. It accepts only coordinators of its federation,
 //!   serves one request per bidirectional stream under hard limits (frame size, concurrent
-//!   streams, read deadline, idle time), and reloads its certificate and the CRL from disk
+//!   streams, read and write deadlines, idle time, connections at once, and the bytes one
+//!   connection may hold in memory: see [`Limits::max_connection_bytes`]), and reloads its certificate and the CRL from disk
 //!   while running, closing open connections of an identity that was just revoked.
 //! - [`NodeClient`] / [`NodeChannel`]: the coordinator's side: one pooled connection per
 //!   node, re-established after the node restarts, with authentication failures surfaced
