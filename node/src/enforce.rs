@@ -24,7 +24,7 @@ pub const MAX_LOOKUP_FIELDS: usize = 256;
 pub const MAX_LOOKUP_NAME: usize = 128;
 /// Longest text (query id, requester, purpose, legal basis, consent, policy version) a
 /// lookup may carry, in bytes.
-pub const MAX_LOOKUP_TEXT: usize = 512;
+pub const MAX_LOOKUP_TEXT: usize = fedq_wire::message::MAX_TEXT_LEN;
 
 /// Checks a lookup's shape before anything is read or recorded: bounded counts and
 /// lengths, no dataset or field named twice. The error says what was wrong in counts and
