@@ -3,7 +3,8 @@
 //! coordinator deadline). Once the coordinator has seen it go unanswered, every query
 //! returns in normal time — measured against the median before the kill, in the same run
 //! — with the court `unavailable`; the court is restarted and is `ok` again within 2 s.
-//! The ops listener's metrics follow it down and up. Loopback only, bounded in rounds
+//! The ops listener's metrics follow it down and up. Killed again while idle, it is
+//! marked down by the heartbeat before any query asks. Loopback only, bounded in rounds
 //! and time.
 
 #![allow(
@@ -235,6 +236,25 @@ async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() 
             assert_eq!(a.court, "ok", "{a:?}");
         }
     }
-    drop(court);
+
+    // Killed while nobody asks: the heartbeat sees it, so not even one query pays.
+    court.kill();
+    let killed_at = Instant::now();
+    while court_up(&scrape_metrics(&fed).await) != Some(0.0) {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "an idle dead node was not marked down within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    report(&format!(
+        "dead_node: an idle court was marked down by its heartbeat {:?} after the kill",
+        killed_at.elapsed()
+    ));
+    for a in round(&mut conns, &subject).await {
+        assert_eq!(a.court, "unavailable", "{a:?}");
+        assert!(a.court_reason.contains("not asked: marked down"), "{a:?}");
+        assert!(a.took < DEADLINE / 2, "{a:?}");
+    }
     running.stop().await;
 }

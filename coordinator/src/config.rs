@@ -12,8 +12,10 @@
 //! pseudonym_key = "data/coordinator-pseudonym.key"
 //! deadline_ms = 2000                   # one overall deadline per query
 //! max_in_flight = 1000                 # queries beyond this get 503, not a queue
-//! node_down_after_failures = 2         # a node this many lookups in a row unanswered is down:
-//!                                      # answered `unavailable` at once until a probe reaches it
+//! node_down_after_failures = 2         # a node this many lookups or heartbeats in a row
+//!                                      # unanswered is down: answered `unavailable` at once
+//!                                      # until a probe reaches it
+//! node_heartbeat_interval_ms = 1000    # an up node is pinged this often
 //! node_probe_interval_ms = 100         # a down node is probed (a ping) this often
 //! node_probe_timeout_ms = 1000         # how long one probe may take
 //!
@@ -70,6 +72,7 @@ struct RawConfig {
     deadline_ms: Option<u64>,
     max_in_flight: Option<usize>,
     node_down_after_failures: Option<u32>,
+    node_heartbeat_interval_ms: Option<u64>,
     node_probe_interval_ms: Option<u64>,
     node_probe_timeout_ms: Option<u64>,
     tls: fedq_wire::transport::TlsPaths,
@@ -182,6 +185,12 @@ impl CoordinatorConfig {
                 "`node_down_after_failures = {down_after}` is out of range; use 1..=1000"
             )));
         }
+        let heartbeat_ms = raw.node_heartbeat_interval_ms.unwrap_or(1000);
+        if !(10..=600_000).contains(&heartbeat_ms) {
+            return Err(invalid(format!(
+                "`node_heartbeat_interval_ms = {heartbeat_ms}` is out of range; use 10..=600000"
+            )));
+        }
         let probe_interval_ms = raw.node_probe_interval_ms.unwrap_or(100);
         if !(10..=60_000).contains(&probe_interval_ms) {
             return Err(invalid(format!(
@@ -196,6 +205,7 @@ impl CoordinatorConfig {
         }
         let health = crate::health::HealthSettings {
             down_after_failures: down_after,
+            heartbeat_interval: Duration::from_millis(heartbeat_ms),
             probe_interval: Duration::from_millis(probe_interval_ms),
             probe_timeout: Duration::from_millis(probe_timeout_ms),
         };
@@ -302,6 +312,10 @@ address = "127.0.0.1:7101"
             (
                 GOOD.replace("[tls]", "node_down_after_failures = 0\n[tls]"),
                 "`node_down_after_failures = 0` is out of range; use 1..=1000",
+            ),
+            (
+                GOOD.replace("[tls]", "node_heartbeat_interval_ms = 0\n[tls]"),
+                "`node_heartbeat_interval_ms = 0` is out of range",
             ),
             (
                 GOOD.replace("[tls]", "node_probe_interval_ms = 1\n[tls]"),

@@ -1,6 +1,8 @@
-//! Which nodes answer. A node whose lookups go unanswered
-//! [`HealthSettings::down_after_failures`] times in a row (no connection within the
-//! deadline, the connection lost, no answer within the deadline) is marked **down**:
+//! Which nodes answer. A node whose lookups (or heartbeat pings, sent every
+//! [`HealthSettings::heartbeat_interval`] over the pooled connection, so an idle node's
+//! death is seen too) go unanswered [`HealthSettings::down_after_failures`] times in a
+//! row (no connection within the deadline, the connection lost, no answer within the
+//! deadline) is marked **down**:
 //! from then on its part of every query is answered `unavailable` at once instead of
 //! costing each query the whole deadline. A background task probes a down node with a
 //! ping over a connection of its own every [`HealthSettings::probe_interval`] (probes
@@ -8,7 +10,7 @@
 //! first answer, so a node that returns is asked again within about one probe interval.
 //!
 //! Metrics, per node: `fedq_node_up` (1 or 0), `fedq_node_probe_seconds` (how long each
-//! answered probe took), `fedq_node_marked_down_total`.
+//! answered heartbeat or probe took), `fedq_node_marked_down_total`.
 //!
 //! A node that answers — even `Failed` (its store is down) or `Refused` — is up: it is
 //! there and says so itself. Authentication refusals and protocol errors do not count
@@ -25,8 +27,10 @@ use tokio::task::JoinSet;
 /// When a node counts as down, and how it is probed while it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthSettings {
-    /// Consecutive unanswered lookups that mark a node down.
+    /// Consecutive unanswered lookups or heartbeats that mark a node down.
     pub down_after_failures: u32,
+    /// How often an up node is pinged over its pooled connection.
+    pub heartbeat_interval: Duration,
     /// How often a down node is probed.
     pub probe_interval: Duration,
     /// How long one probe may take.
@@ -37,6 +41,7 @@ impl Default for HealthSettings {
     fn default() -> Self {
         Self {
             down_after_failures: 2,
+            heartbeat_interval: Duration::from_secs(1),
             probe_interval: Duration::from_millis(100),
             probe_timeout: Duration::from_secs(1),
         }
@@ -109,7 +114,7 @@ impl Tracker {
             return None;
         }
         Some(format!(
-            "not asked: marked down after {} unanswered lookups in a row (last: {}); probed every {} ms",
+            "not asked: marked down after {} unanswered requests in a row (last: {}); probed every {} ms",
             self.failures,
             self.last_failure.as_deref().unwrap_or("unknown"),
             settings.probe_interval.as_millis()
@@ -215,22 +220,46 @@ impl NodeHealth {
             });
         }
         let outcome = self.channel.request(request, deadline).await;
-        match unanswered(&outcome) {
+        self.count(&outcome);
+        outcome
+    }
+
+    fn count(&self, outcome: &Result<NodeResponse, ChannelError>) {
+        match unanswered(outcome) {
             Some(why) => self.apply(|t| t.unanswered(why)),
             None if outcome.is_ok() => self.apply(Tracker::answered),
             None => {}
         }
-        outcome
     }
 
-    /// Spawns the task that probes the node while it is down. It ends when the returned
-    /// handle is aborted (the coordinator does so when dropped).
+    /// One heartbeat: a ping over the pooled connection, counted like a lookup.
+    async fn heartbeat(&self) {
+        let started = tokio::time::Instant::now();
+        let outcome = self
+            .channel
+            .request(&NodeRequest::Ping, self.settings.probe_timeout)
+            .await;
+        if matches!(outcome, Ok(NodeResponse::Pong { .. })) {
+            metrics::histogram!("fedq_node_probe_seconds", "node" => self.node.clone())
+                .record(started.elapsed().as_secs_f64());
+        }
+        self.count(&outcome);
+    }
+
+    /// Spawns the task that pings the node while it is up and probes it while it is
+    /// down. It ends when the returned handle is aborted (the coordinator does so when
+    /// dropped).
     pub fn spawn_prober(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             loop {
                 while this.is_up() {
-                    this.went_down.notified().await;
+                    tokio::select! {
+                        () = this.went_down.notified() => {}
+                        () = tokio::time::sleep(this.settings.heartbeat_interval) => {
+                            this.heartbeat().await;
+                        }
+                    }
                 }
                 // The pooled connection is dead; left in place, its backed-off
                 // retransmissions would reach a returning node only seconds later.
@@ -289,7 +318,7 @@ mod tests {
         let why = t.down_reason(&HealthSettings::default()).unwrap();
         assert_eq!(
             why,
-            "not asked: marked down after 3 unanswered lookups in a row (last: d); probed every 100 ms"
+            "not asked: marked down after 3 unanswered requests in a row (last: d); probed every 100 ms"
         );
         assert_eq!(t.answered(), Transition::CameUp);
         assert!(t.is_up() && t.down_reason(&HealthSettings::default()).is_none());
