@@ -1,7 +1,7 @@
 //! What one coordinator connection may cost a node, over real QUIC on 127.0.0.1 with
 //! certificates from the federation's CA: a connection that opens 200 streams of ~1 MiB
 //! frames and never finishes them, connections past the node's limit, an answer larger
-//! than the coordinator reads, lookups naming 20,000 datasets or a dataset twice, and a
+//! than the coordinator reads, a handshake that stalls, lookups naming 20,000 datasets or a dataset twice, and a
 //! coordinator that forwards more lookups than the requester's rate limit allows.
 
 #![allow(
@@ -265,6 +265,65 @@ async fn connections_past_the_limit_are_refused_and_a_freed_slot_is_reused() {
         }
     };
     assert!(matches!(ping(&again.1).await, NodeResponse::Pong { .. }));
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_stalls_gives_up_its_connection_slot() {
+    let fed = TestFederation::new(&["court"], &[]);
+    let limits = Limits {
+        max_connections: 1,
+        stream_read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let (addr, stop) = start_endpoint(&fed, limits, 5);
+    // A relay that passes the client's first datagram (its Initial) to the node and
+    // nothing else, either way: the node starts a handshake that never completes.
+    let relay = tokio::net::UdpSocket::bind(localhost()).await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let relaying = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = relay.recv_from(&mut buf).await.unwrap();
+        relay.send_to(&buf[..n], addr).await.unwrap();
+        loop {
+            let _ = relay.recv_from(&mut buf).await;
+        }
+    });
+    let stalled = tokio::spawn({
+        let fed_pki = fed.pki.clone();
+        async move {
+            let trust = FederationTrust::load(&TrustFiles::in_dir(&fed_pki)).unwrap();
+            let creds = Credentials::load_named(&fed_pki, "coordinator").unwrap();
+            let tls =
+                tls::client_config(&creds, &trust, Role::Node, &[ALPN], &RefusalLog::default())
+                    .unwrap();
+            let config =
+                quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+            let endpoint = quinn::Endpoint::client(localhost()).unwrap();
+            let _ = endpoint
+                .connect_with(config, relay_addr, "court")
+                .unwrap()
+                .await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The stalled handshake holds the only slot.
+    assert!(
+        matches!(
+            raw_connection(&fed, addr).await,
+            Err(quinn::ConnectionError::ConnectionClosed(_))
+        ),
+        "a connection was admitted while the slot was taken"
+    );
+    // Past the deadline the slot is free, long before quinn's 30 s idle timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_e, conn) = tokio::time::timeout(Duration::from_secs(5), raw_connection(&fed, addr))
+        .await
+        .expect("no handshake within 5 s")
+        .expect("the stalled handshake still holds the slot");
+    assert!(matches!(ping(&conn).await, NodeResponse::Pong { .. }));
+    relaying.abort();
+    stalled.abort();
     let _ = stop.send(());
 }
 

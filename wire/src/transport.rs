@@ -3,8 +3,9 @@
 //! - [`NodeEndpoint`]: a node's listener. It accepts only coordinators of its federation,
 //!   serves one request per bidirectional stream under hard limits (frame size, concurrent
 //!   streams, read and write deadlines, idle time, connections at once, and the bytes one
-//!   connection may hold in memory: see [`Limits::max_connection_bytes`]), and reloads its certificate and the CRL from disk
-//!   while running, closing open connections of an identity that was just revoked.
+//!   connection may hold in memory: see [`Limits::max_connection_bytes`]), and reloads
+//!   its certificate and the CRL from disk while running, closing open connections of an
+//!   identity that was just revoked.
 //! - [`NodeClient`] / [`NodeChannel`]: the coordinator's side: one pooled connection per
 //!   node, re-established after the node restarts, with authentication failures surfaced
 //!   as [`ChannelError::Refused`] and backed off rather than retried in a loop.
@@ -73,7 +74,8 @@ pub struct Limits {
     /// send buffers. A stream waits for its share within its read or write deadline, so
     /// one connection cannot make a node hold more than about three times this.
     pub max_connection_bytes: usize,
-    /// Connections (handshakes included) a node serves at once; more are refused.
+    /// Connections (handshakes included; a handshake must complete within
+    /// [`Self::stream_read_timeout`]) a node serves at once; more are refused.
     pub max_connections: usize,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
@@ -561,7 +563,14 @@ async fn handle_connection(
     tap: Option<FrameTap>,
     tracker: TaskTracker,
 ) {
-    let conn = match incoming.await {
+    // A handshake holds one of the node's connection slots: one that does not complete
+    // within the read deadline (a peer that sends an Initial and goes quiet) gives it up.
+    let handshake = tokio::time::timeout(state.limits.stream_read_timeout, incoming).await;
+    let Ok(handshake) = handshake else {
+        tracing::debug!("handshake not completed within the deadline; dropped");
+        return;
+    };
+    let conn = match handshake {
         Ok(conn) => conn,
         Err(e) => {
             // The verifier records every refusal it makes; rustls itself refuses a client
@@ -624,7 +633,8 @@ struct Budget {
 
 impl Budget {
     fn new(total: usize) -> Self {
-        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        // `take` asks for at most `total` permits in one u32.
+        let total = total.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         Self {
             permits: Arc::new(Semaphore::new(total)),
             total,
