@@ -41,6 +41,13 @@ pub enum AuditError {
     /// The writer thread has stopped; nothing more can be recorded (callers fail closed).
     #[error("audit log writer has stopped; no answer can be released until it is restored")]
     WriterStopped,
+    /// The entry is larger than [`MAX_RECORD_BYTES`]; nothing was written (callers fail
+    /// closed and should have refused the request that made it first).
+    #[error("audit entry of {bytes} bytes refused: entries are at most {MAX_RECORD_BYTES} bytes; ask for less in one request")]
+    TooLarge {
+        /// The entry's size (the sum of its text fields).
+        bytes: usize,
+    },
     /// The pseudonym key file is unusable.
     #[error("pseudonym key `{path}`: {reason}")]
     Key {
@@ -149,6 +156,31 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Policy version that decided.
     pub policy_version: String,
+}
+
+/// Largest entry accepted, counted as the sum of its text fields: an entry names who
+/// asked, what and with what outcome, which for the largest lookup a node accepts is a
+/// few kilobytes; anything far larger is a request that should have been refused.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+impl AuditRecord {
+    /// The entry's size: the sum of its text fields' lengths in bytes.
+    pub fn size(&self) -> usize {
+        [
+            &self.kind,
+            &self.query_id,
+            &self.requester,
+            &self.purpose,
+            &self.subject,
+            &self.target,
+            &self.outcome,
+            &self.policy_version,
+        ]
+        .iter()
+        .map(|f| f.len())
+        .sum::<usize>()
+            + self.legal_basis.as_ref().map_or(0, String::len)
+    }
 }
 
 /// A stored entry: the record with its place in the chain.
@@ -306,6 +338,10 @@ impl AuditLog {
 
     /// Appends an entry and waits until it is durable. Returns its sequence number.
     pub async fn append(&self, record: AuditRecord) -> Result<u64, AuditError> {
+        let bytes = record.size();
+        if bytes > MAX_RECORD_BYTES {
+            return Err(AuditError::TooLarge { bytes });
+        }
         let (reply, done) = oneshot::channel();
         self.tx
             .send((record, reply))
@@ -623,6 +659,31 @@ mod tests {
                 last_missing: 4
             })
         );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_entry_is_refused_and_leaves_the_chain_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(1)).await.unwrap();
+        let mut big = record(2);
+        big.target = "court.x[*] ".repeat(MAX_RECORD_BYTES / 10);
+        let err = log.append(big.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, AuditError::TooLarge { bytes } if bytes == big.size()),
+            "{err}"
+        );
+        // The message names sizes, never the entry's content.
+        assert!(!err.to_string().contains("court.x"), "{err}");
+        // Exactly at the limit is accepted.
+        let mut edge = record(3);
+        edge.target = String::new();
+        edge.target = "x".repeat(MAX_RECORD_BYTES - edge.size());
+        assert_eq!(edge.size(), MAX_RECORD_BYTES);
+        assert_eq!(log.append(edge).await.unwrap(), 2);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.entries, v.first_break), (2, None));
     }
 
     #[test]

@@ -59,8 +59,8 @@ pub async fn start(
     config: CoordinatorConfig,
     limits: Limits,
 ) -> Result<crate::https::Api, CoordinatorCliError> {
-    // The recorder first: `Coordinator::start` already sets gauges (the bundle version in
-    // force), which a process's first coordinator would otherwise set into no recorder.
+    // The recorder first: gauges set while starting (each node up, the bundle version)
+    // would otherwise be lost.
     let metrics = install_metrics();
     let coordinator = Arc::new(crate::service::Coordinator::start(config, limits)?);
     Ok(crate::https::Api::bind(coordinator, metrics).await?)

@@ -13,6 +13,12 @@
 //! pseudonym_key = "data/coordinator-pseudonym.key"
 //! deadline_ms = 2000                   # one overall deadline per query
 //! max_in_flight = 1000                 # queries beyond this get 503, not a queue
+//! node_down_after_failures = 2         # a node this many lookups or heartbeats in a row
+//!                                      # unanswered is down: answered `unavailable` at once
+//!                                      # until a probe reaches it
+//! node_heartbeat_interval_ms = 1000    # an up node is pinged this often
+//! node_probe_interval_ms = 100         # a down node is probed (a ping) this often
+//! node_probe_timeout_ms = 1000         # how long one probe may take
 //!
 //! [https]                              # optional; the requester API's connection limits
 //! max_connections = 4096               # open at once; past it the oldest unfinished handshake goes
@@ -77,6 +83,10 @@ struct RawConfig {
     pseudonym_key: PathBuf,
     deadline_ms: Option<u64>,
     max_in_flight: Option<usize>,
+    node_down_after_failures: Option<u32>,
+    node_heartbeat_interval_ms: Option<u64>,
+    node_probe_interval_ms: Option<u64>,
+    node_probe_timeout_ms: Option<u64>,
     tls: fedq_wire::transport::TlsPaths,
     #[serde(default)]
     https: RawHttps,
@@ -222,6 +232,8 @@ pub struct CoordinatorConfig {
     pub deadline: Duration,
     /// Most queries in flight.
     pub max_in_flight: usize,
+    /// When a node counts as down, and how it is probed while it is.
+    pub health: crate::health::HealthSettings,
     /// TLS files.
     pub tls: fedq_wire::transport::TlsFiles,
     /// The requester API's connection caps and timeouts.
@@ -281,6 +293,36 @@ impl CoordinatorConfig {
             return Err(invalid("`max_in_flight` must be at least 1".into()));
         }
         let https = raw.https.resolve(&invalid)?;
+        let down_after = raw.node_down_after_failures.unwrap_or(2);
+        if !(1..=1000).contains(&down_after) {
+            return Err(invalid(format!(
+                "`node_down_after_failures = {down_after}` is out of range; use 1..=1000"
+            )));
+        }
+        let heartbeat_ms = raw.node_heartbeat_interval_ms.unwrap_or(1000);
+        if !(10..=600_000).contains(&heartbeat_ms) {
+            return Err(invalid(format!(
+                "`node_heartbeat_interval_ms = {heartbeat_ms}` is out of range; use 10..=600000"
+            )));
+        }
+        let probe_interval_ms = raw.node_probe_interval_ms.unwrap_or(100);
+        if !(10..=60_000).contains(&probe_interval_ms) {
+            return Err(invalid(format!(
+                "`node_probe_interval_ms = {probe_interval_ms}` is out of range; use 10..=60000"
+            )));
+        }
+        let probe_timeout_ms = raw.node_probe_timeout_ms.unwrap_or(1000);
+        if !(10..=60_000).contains(&probe_timeout_ms) {
+            return Err(invalid(format!(
+                "`node_probe_timeout_ms = {probe_timeout_ms}` is out of range; use 10..=60000"
+            )));
+        }
+        let health = crate::health::HealthSettings {
+            down_after_failures: down_after,
+            heartbeat_interval: Duration::from_millis(heartbeat_ms),
+            probe_interval: Duration::from_millis(probe_interval_ms),
+            probe_timeout: Duration::from_millis(probe_timeout_ms),
+        };
         let mut seen = BTreeSet::new();
         let mut nodes = Vec::new();
         for n in raw.node {
@@ -328,6 +370,7 @@ impl CoordinatorConfig {
             pseudonym_key: rel(&raw.pseudonym_key),
             deadline: Duration::from_millis(deadline_ms),
             max_in_flight,
+            health,
             tls: raw.tls.resolve(base),
             https,
             nodes,
@@ -362,6 +405,7 @@ address = "127.0.0.1:7101"
         let c = CoordinatorConfig::parse(GOOD, Path::new("/srv/fedq/coordinator.toml")).unwrap();
         assert_eq!(c.deadline, Duration::from_secs(2));
         assert_eq!(c.max_in_flight, 1000);
+        assert_eq!(c.health, crate::health::HealthSettings::default());
         assert_eq!(c.tls.trust.crl, Path::new("/srv/fedq/pki/crl.pem"));
         assert_eq!(c.nodes[0].name, "court");
         assert_eq!(c.https, ConnectionLimits::default());
@@ -404,6 +448,22 @@ address = "127.0.0.1:7101"
             (
                 GOOD.replace("[tls]", "[https]\nmax_connections = 0\n[tls]"),
                 "[https] `max_connections` must be at least 1",
+            ),
+            (
+                GOOD.replace("[tls]", "node_down_after_failures = 0\n[tls]"),
+                "`node_down_after_failures = 0` is out of range; use 1..=1000",
+            ),
+            (
+                GOOD.replace("[tls]", "node_heartbeat_interval_ms = 0\n[tls]"),
+                "`node_heartbeat_interval_ms = 0` is out of range",
+            ),
+            (
+                GOOD.replace("[tls]", "node_probe_interval_ms = 1\n[tls]"),
+                "`node_probe_interval_ms = 1` is out of range",
+            ),
+            (
+                GOOD.replace("[tls]", "node_probe_timeout_ms = 0\n[tls]"),
+                "`node_probe_timeout_ms = 0` is out of range",
             ),
         ];
         for (text, want) in &cases {

@@ -7,6 +7,8 @@
 //! - [`query`]: the API types, planning and merging, as plain functions;
 //! - [`service`]: one query's path, audit before answer;
 //! - [`admission`]: connection caps, per-connection timeouts, accept back-off;
+//! - [`health`]: which nodes answer; a down node is answered `unavailable` at once and
+//!   probed in the background;
 //! - [`https`]: the requester API (HTTPS, client certificates) and the ops listener;
 //! - [`client`]: `fedq query`;
 //! - [`cli`]: `fedq coordinator …`.
@@ -15,6 +17,7 @@ pub mod admission;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod health;
 pub mod https;
 pub mod query;
 pub mod service;

@@ -182,6 +182,19 @@ impl QueryRequest {
         let nonblank = |o: Option<String>| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let legal_basis = nonblank(self.legal_basis);
         let consent = nonblank(self.consent);
+        // What a node accepts in a lookup (it refuses longer texts itself).
+        let max = fedq_wire::message::MAX_TEXT_LEN;
+        for (what, text) in [
+            ("purpose", Some(&self.purpose)),
+            ("legal_basis", legal_basis.as_ref()),
+            ("consent", consent.as_ref()),
+        ] {
+            if let Some(len) = text.map(String::len).filter(|l| *l > max) {
+                return malformed(format!(
+                    "`{what}` is {len} bytes; at most {max} are accepted"
+                ));
+            }
+        }
         if let Some(basis) = &legal_basis {
             let cited = policy.cited_legal_bases();
             if !cited.contains(basis.as_str()) {
@@ -568,6 +581,31 @@ pub fn merge_node(
 mod tests {
     use super::*;
     use fedq_wire::message::{FailureCode, LookupResponse};
+
+    #[test]
+    fn texts_longer_than_a_node_accepts_are_refused_before_any_node_is_asked() {
+        let engine = fedq_policy::load::load_engine(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../reference/changsha/policy.toml"),
+            None,
+        )
+        .unwrap();
+        let query = |basis: String| QueryRequest {
+            subject: "11010519491231002X".into(),
+            purpose: "administrative-licensing".into(),
+            legal_basis: Some(basis),
+            consent: None,
+            view: Some("blacklist-check".into()),
+            datasets: None,
+        };
+        let max = fedq_wire::message::MAX_TEXT_LEN;
+        assert!(query("b".repeat(max)).validate(&engine).is_ok());
+        let err = query("b".repeat(max + 1)).validate(&engine).unwrap_err();
+        assert_eq!(
+            err,
+            QueryRefusal::Malformed("`legal_basis` is 513 bytes; at most 512 are accepted".into())
+        );
+    }
 
     fn answer(dataset: &str, records: usize, summary: Option<Summary>) -> DatasetOutcome {
         let mut a = MinimizedAnswer {

@@ -13,11 +13,12 @@ use fedq_certs::Identity;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::{DecisionRequest, ViewRequest};
 use fedq_wire::message::{LookupRequest, LookupTarget};
-use fedq_wire::transport::{ChannelError, Limits, NodeChannel, NodeClient};
+use fedq_wire::transport::{ChannelError, Limits, NodeClient};
 use fedq_wire::{NodeRequest, NodeResponse};
 use tokio::sync::Semaphore;
 
 use crate::config::CoordinatorConfig;
+use crate::health::NodeHealth;
 use crate::query::{
     self, NodeReport, NodeStatus, QueryRefusal, QueryRequest, QueryResponse, Recorded,
 };
@@ -69,9 +70,20 @@ pub struct Coordinator {
     audit: AuditLog,
     pseudonyms: Pseudonymizer,
     client: NodeClient,
-    channels: BTreeMap<String, NodeChannel>,
+    /// Each node's channel behind its up/down state.
+    channels: BTreeMap<String, Arc<NodeHealth>>,
+    /// The tasks probing down nodes, aborted when the coordinator is dropped.
+    probers: Vec<tokio::task::JoinHandle<()>>,
     limiter: Mutex<RateLimiter>,
     in_flight: Arc<Semaphore>,
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        for prober in &self.probers {
+            prober.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -126,11 +138,15 @@ impl Coordinator {
             limits,
         )?;
         client.spawn_reloader();
-        let channels = config
+        let channels: BTreeMap<String, Arc<NodeHealth>> = config
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), client.channel(&n.name, n.address)))
+            .map(|n| {
+                let channel = client.channel(&n.name, n.address);
+                (n.name.clone(), NodeHealth::new(channel, config.health))
+            })
             .collect();
+        let probers = channels.values().map(NodeHealth::spawn_prober).collect();
         Ok(Self {
             limiter: Mutex::new(RateLimiter::new(engine.policy())),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -140,6 +156,7 @@ impl Coordinator {
             pseudonyms,
             client,
             channels,
+            probers,
             config,
         })
     }
@@ -576,7 +593,7 @@ impl Coordinator {
             async move {
                 (
                     node.clone(),
-                    channel.request(request, PUBLISH_DEADLINE).await,
+                    channel.channel().request(request, PUBLISH_DEADLINE).await,
                 )
             }
         });
@@ -667,6 +684,7 @@ impl Coordinator {
             (
                 node.clone(),
                 channel
+                    .channel()
                     .request(&NodeRequest::PolicyStatus, self.config.deadline)
                     .await,
             )

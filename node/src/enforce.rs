@@ -16,6 +16,109 @@ use fedq_wire::NodeResponse;
 use serde::Serialize;
 
 use crate::evidence::Evidence;
+/// Most datasets one lookup may name. The whole reference federation has 17; a lookup
+/// names only the datasets of one query's plan at one node.
+pub const MAX_LOOKUP_DATASETS: usize = 64;
+/// Most fields one dataset of a lookup may name.
+pub const MAX_LOOKUP_FIELDS: usize = 256;
+/// Longest name (dataset, field, view) a lookup may carry, in bytes.
+pub const MAX_LOOKUP_NAME: usize = 128;
+/// Longest text (query id, requester, purpose, legal basis, consent, policy version) a
+/// lookup may carry, in bytes.
+pub const MAX_LOOKUP_TEXT: usize = fedq_wire::message::MAX_TEXT_LEN;
+
+/// Checks a lookup's shape before anything is read or recorded: bounded counts and
+/// lengths, no dataset or field named twice. The error says what was wrong in counts and
+/// field names only, never the values sent (they are untrusted and may be anything).
+pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
+    let texts = [
+        ("query_id", Some(&request.query_id)),
+        ("requester", Some(&request.requester)),
+        ("purpose", Some(&request.purpose)),
+        ("legal_basis", request.legal_basis.as_ref()),
+        ("consent", request.consent.as_ref()),
+        ("policy_version", Some(&request.policy_version)),
+    ];
+    for (what, text) in texts {
+        if let Some(len) = text.map(String::len).filter(|l| *l > MAX_LOOKUP_TEXT) {
+            return Err(format!(
+                "the lookup's `{what}` is {len} bytes; at most {MAX_LOOKUP_TEXT} are accepted"
+            ));
+        }
+    }
+    match &request.target {
+        LookupTarget::View(view) => {
+            if view.len() > MAX_LOOKUP_NAME {
+                return Err(format!(
+                    "the lookup's view name is {} bytes; at most {MAX_LOOKUP_NAME} are accepted",
+                    view.len()
+                ));
+            }
+        }
+        LookupTarget::Datasets(datasets) => {
+            if datasets.is_empty() {
+                return Err("the lookup names no dataset; name at least one".into());
+            }
+            if datasets.len() > MAX_LOOKUP_DATASETS {
+                return Err(format!(
+                    "the lookup names {} datasets; at most {MAX_LOOKUP_DATASETS} are accepted in one lookup",
+                    datasets.len()
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, ds) in datasets.iter().enumerate() {
+                let n = i + 1;
+                if ds.dataset.len() > MAX_LOOKUP_NAME {
+                    return Err(format!(
+                        "dataset #{n} of the lookup has a name of {} bytes; at most {MAX_LOOKUP_NAME} are accepted",
+                        ds.dataset.len()
+                    ));
+                }
+                if !seen.insert(ds.dataset.as_str()) {
+                    return Err(format!(
+                        "dataset #{n} of the lookup repeats an earlier one; name each dataset once"
+                    ));
+                }
+                let Some(fields) = &ds.fields else { continue };
+                if fields.is_empty() {
+                    return Err(format!(
+                        "dataset #{n} of the lookup names an empty field list; name fields or ask for all"
+                    ));
+                }
+                if fields.len() > MAX_LOOKUP_FIELDS {
+                    return Err(format!(
+                        "dataset #{n} of the lookup names {} fields; at most {MAX_LOOKUP_FIELDS} are accepted",
+                        fields.len()
+                    ));
+                }
+                let mut names = std::collections::BTreeSet::new();
+                for f in fields {
+                    if f.len() > MAX_LOOKUP_NAME {
+                        return Err(format!(
+                            "dataset #{n} of the lookup has a field name of {} bytes; at most {MAX_LOOKUP_NAME} are accepted",
+                            f.len()
+                        ));
+                    }
+                    if !names.insert(f.as_str()) {
+                        return Err(format!(
+                            "dataset #{n} of the lookup names a field twice; name each field once"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How an audit entry names the target of a lookup refused for its shape: its size, not
+/// its (untrusted) content.
+pub fn describe_refused_target(request: &LookupRequest) -> String {
+    match &request.target {
+        LookupTarget::View(v) => format!("view ({} bytes)", v.len()),
+        LookupTarget::Datasets(ds) => format!("{} datasets", ds.len()),
+    }
+}
 
 /// The datasets of this node that a lookup touches (qualified names), so the store reads
 /// only those.
@@ -358,6 +461,89 @@ mod tests {
         assert!(
             reasons[5].contains("field") && reasons[5].contains("court.dishonest_debtors"),
             "{reasons:?}"
+        );
+    }
+
+    fn lookup_of(target: LookupTarget) -> LookupRequest {
+        LookupRequest {
+            query_id: "q".into(),
+            subject: fedq_wire::ResidentId::parse("11010519491231002X").unwrap(),
+            requester: "market-regulation.licensing".into(),
+            purpose: "administrative-licensing".into(),
+            legal_basis: None,
+            consent: None,
+            target,
+            policy_version: "0".into(),
+            date: time::macros::date!(2026 - 11 - 20),
+        }
+    }
+
+    fn many_datasets(n: usize) -> LookupTarget {
+        LookupTarget::Datasets(
+            (0..n)
+                .map(|i| DatasetRequest {
+                    dataset: format!("court.d{i}"),
+                    fields: None,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn lookups_within_the_bounds_pass() {
+        assert_eq!(check_lookup(&lookup_of(many_datasets(MAX_LOOKUP_DATASETS))), Ok(()));
+        assert_eq!(
+            check_lookup(&lookup_of(LookupTarget::View("blacklist-check".into()))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn too_many_or_repeated_items_are_refused_without_echoing_them() {
+        let err = check_lookup(&lookup_of(many_datasets(20_000))).unwrap_err();
+        assert_eq!(
+            err,
+            "the lookup names 20000 datasets; at most 64 are accepted in one lookup"
+        );
+        let twice = LookupTarget::Datasets(vec![
+            DatasetRequest {
+                dataset: "court.secret-name".into(),
+                fields: None,
+            },
+            DatasetRequest {
+                dataset: "court.secret-name".into(),
+                fields: None,
+            },
+        ]);
+        let err = check_lookup(&lookup_of(twice)).unwrap_err();
+        assert!(err.contains("repeats an earlier one"), "{err}");
+        assert!(!err.contains("secret-name"), "{err}");
+        let field_twice = LookupTarget::Datasets(vec![DatasetRequest {
+            dataset: "court.dishonest_debtors".into(),
+            fields: Some(vec!["name".into(), "name".into()]),
+        }]);
+        assert!(check_lookup(&lookup_of(field_twice))
+            .unwrap_err()
+            .contains("names a field twice"));
+        let many_fields = LookupTarget::Datasets(vec![DatasetRequest {
+            dataset: "court.dishonest_debtors".into(),
+            fields: Some((0..=MAX_LOOKUP_FIELDS).map(|i| format!("f{i}")).collect()),
+        }]);
+        assert!(check_lookup(&lookup_of(many_fields))
+            .unwrap_err()
+            .contains("257 fields"));
+        assert!(check_lookup(&lookup_of(many_datasets(0)))
+            .unwrap_err()
+            .contains("names no dataset"));
+        let mut long = lookup_of(many_datasets(1));
+        long.purpose = "p".repeat(MAX_LOOKUP_TEXT + 1);
+        assert_eq!(
+            check_lookup(&long).unwrap_err(),
+            "the lookup's `purpose` is 513 bytes; at most 512 are accepted"
+        );
+        assert_eq!(
+            describe_refused_target(&lookup_of(many_datasets(20_000))),
+            "20000 datasets"
         );
     }
 }

@@ -1,4 +1,6 @@
-//! `fedq node serve`: the node's QUIC endpoint. For each lookup: read the subject's
+//! `fedq node serve`: the node's QUIC endpoint. For each lookup: check its shape
+//! ([`crate::enforce::check_lookup`]) and the requester's rate limit (the policy's, counted
+//! again here so a coordinator that was taken over is still throttled), read the subject's
 //! records (one indexed statement on the store, one query per attached dataset),
 //! [`crate::enforce::answer`], write the audit entry durably, and only then release the
 //! answer. If the store, an attached database or the audit log fails, no data leaves
@@ -6,10 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
 use fedq_bundle::state::{Installed, PolicySlot, SlotStatus};
+use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::Catalogue;
 use fedq_wire::message::{FailureCode, LookupRequest, PolicyState, MAX_DATE_SKEW_DAYS};
 use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError};
@@ -67,6 +70,7 @@ pub struct Node {
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     endpoint: NodeEndpoint,
+    max_answer_len: usize,
 }
 
 impl std::fmt::Debug for Node {
@@ -131,6 +135,7 @@ impl Node {
         }
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
         let audit = AuditLog::open(&config.audit)?;
+        let max_answer_len = limits.max_frame_len;
         let endpoint = NodeEndpoint::bind(config.listen, config.tls.clone(), limits)?;
         if endpoint.identity().name != config.name {
             return Err(ServeError::Mismatch(format!(
@@ -149,6 +154,7 @@ impl Node {
             audit,
             pseudonyms: Arc::new(pseudonyms),
             endpoint,
+            max_answer_len,
         })
     }
 
@@ -174,7 +180,10 @@ impl Node {
                 tracing::warn!(error = %e, "cannot connect to an attached database yet; lookups will retry");
             }
         }
+        let limiter = RateLimiter::second_counter(self.policy.current().engine.policy());
         let ctx = Arc::new(Context {
+            limiter: Mutex::new(limiter),
+            max_answer_len: self.max_answer_len,
             node: self.config.name.clone(),
             department: self.department,
             policy: self.policy,
@@ -206,6 +215,11 @@ impl Node {
 }
 
 struct Context {
+    /// The policy's per-requester limits, counted again here: a coordinator that was
+    /// taken over is throttled all the same.
+    limiter: Mutex<RateLimiter>,
+    /// The largest answer frame the coordinator reads.
+    max_answer_len: usize,
     node: String,
     department: String,
     policy: Arc<PolicySlot>,
@@ -287,6 +301,12 @@ impl Context {
             outcome,
             policy_version: self.policy.current().label(),
         };
+        if let Ok(Ok(Installed::Applied { .. })) = &outcome {
+            // The new version's limits from now on; what was used so far stays used.
+            if let Ok(mut limiter) = self.limiter.lock() {
+                limiter.set_limits(self.policy.current().engine.policy());
+            }
+        }
         let (entry, response) = match outcome {
             Ok(Ok(Installed::Applied {
                 label,
@@ -339,7 +359,76 @@ impl Context {
         response
     }
 
+    /// Refuses a lookup before anything is read, registering the refusal. With
+    /// `untrusted`, the lookup's own texts are not copied into the entry (they were
+    /// refused for their size or shape): the coordinator's name and the target's size
+    /// stand in for them.
+    async fn refuse_lookup(
+        &self,
+        coordinator: &str,
+        request: &LookupRequest,
+        rationale: String,
+        untrusted: bool,
+    ) -> NodeResponse {
+        let policy_version = self.policy.current().label();
+        let record = if untrusted {
+            AuditRecord {
+                at: time::OffsetDateTime::now_utc(),
+                kind: "refusal".into(),
+                query_id: "-".into(),
+                requester: format!("coordinator:{coordinator}"),
+                purpose: "-".into(),
+                legal_basis: None,
+                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+                target: crate::enforce::describe_refused_target(request),
+                outcome: serde_json::json!({ "refused": rationale }).to_string(),
+                policy_version,
+            }
+        } else {
+            AuditRecord {
+                at: time::OffsetDateTime::now_utc(),
+                kind: "refusal".into(),
+                query_id: request.query_id.clone(),
+                requester: request.requester.clone(),
+                purpose: request.purpose.clone(),
+                legal_basis: request.legal_basis.clone(),
+                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+                target: request.target.describe(),
+                outcome: serde_json::json!({ "refused": rationale }).to_string(),
+                policy_version,
+            }
+        };
+        if let Err(e) = self.audit.append(record).await {
+            tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+        }
+        NodeResponse::Refused { rationale }
+    }
+
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
+        if let Err(why) = crate::enforce::check_lookup(&request) {
+            tracing::warn!(coordinator, reason = %why, "lookup refused for its shape");
+            return self.refuse_lookup(coordinator, &request, why, true).await;
+        }
+        let limited = match self.limiter.lock() {
+            Ok(mut limiter) => limiter
+                .check(&request.requester, time::OffsetDateTime::now_utc())
+                .map_err(|e| e.to_string()),
+            Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
+        };
+        if let Err(why) = limited {
+            tracing::warn!(
+                coordinator,
+                "lookup over the requester's rate limit refused"
+            );
+            return self
+                .refuse_lookup(
+                    coordinator,
+                    &request,
+                    format!("node `{}`: {why}", self.node),
+                    false,
+                )
+                .await;
+        }
         // The node decides with its own date, always; the coordinator's only tells it
         // whether one of the two clocks is wrong.
         let today = self.config.today();
@@ -443,9 +532,33 @@ impl Context {
         );
         audit.outcome = enforced.audit_outcome;
         audit.policy_version = enforced.policy_version;
+        // An answer the coordinator would not read is not released (nor registered as
+        // released): the requester is told to ask for less.
+        let size = fedq_wire::frame::encode(&enforced.response).map_or(usize::MAX, |b| b.len());
+        if size > self.max_answer_len {
+            let rationale = format!(
+                "node `{}`: the answer would be {size} bytes, over the {}-byte limit of one answer; ask for fewer datasets or fields",
+                self.node, self.max_answer_len
+            );
+            audit.kind = "refusal".into();
+            audit.outcome = serde_json::json!({ "refused": rationale }).to_string();
+            if let Err(e) = self.audit.append(audit).await {
+                tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+            }
+            return NodeResponse::Refused { rationale };
+        }
         tracing::debug!(coordinator, query = %request.query_id, "answering lookup");
         match self.audit.append(audit).await {
             Ok(_) => enforced.response,
+            Err(e @ fedq_audit::AuditError::TooLarge { .. }) => {
+                tracing::error!(error = %e, "answer withheld: its audit entry is too large");
+                NodeResponse::Refused {
+                    rationale: format!(
+                        "node `{}`: the answer's audit entry would be too large, so nothing is released; ask for fewer datasets or fields",
+                        self.node
+                    ),
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "audit log unavailable; answer withheld");
                 NodeResponse::Failed {

@@ -47,6 +47,22 @@ struct Counter {
 pub struct RateLimiter {
     limits: HashMap<String, RateLimit>,
     counters: HashMap<String, Counter>,
+    headroom: bool,
+}
+
+/// The limits a second counter of the same requests must apply so it never refuses what
+/// the first one allowed. Two processes' fixed windows do not line up: requests the
+/// coordinator counted at the end of its minute (or day) reach a node at the start of
+/// the next. So a node's window holds requests from at most two of the coordinator's,
+/// each within the limit: a node allows twice the minute's limit, and the day's limit
+/// plus one minute's worth (or twice it, with no minute limit).
+fn with_headroom(limit: RateLimit) -> RateLimit {
+    RateLimit {
+        per_minute: limit.per_minute.map(|m| m.saturating_mul(2)),
+        per_day: limit
+            .per_day
+            .map(|d| d.saturating_add(limit.per_minute.unwrap_or(d))),
+    }
 }
 
 impl RateLimiter {
@@ -59,6 +75,18 @@ impl RateLimiter {
                 .map(|r| (r.name.clone(), r.rate_limit))
                 .collect(),
             counters: HashMap::new(),
+            headroom: false,
+        }
+    }
+
+    /// The limits declared in `policy` as a node applies them to the lookups a
+    /// coordinator forwards (it counts the same requests again, so a coordinator that was
+    /// taken over is still throttled): see [`with_headroom`]'s reasoning — twice the
+    /// minute's limit, the day's plus a minute's worth.
+    pub fn second_counter(policy: &Policy) -> RateLimiter {
+        RateLimiter {
+            headroom: true,
+            ..RateLimiter::new(policy)
         }
     }
 
@@ -75,12 +103,16 @@ impl RateLimiter {
     /// Counts one request by `requester` at `now`, or refuses it. A refused request is
     /// not counted.
     pub fn check(&mut self, requester: &str, now: time::OffsetDateTime) -> Result<(), RateLimited> {
-        let limit = *self
-            .limits
-            .get(requester)
-            .ok_or_else(|| RateLimited::UnknownRequester {
-                requester: requester.to_owned(),
-            })?;
+        let mut limit =
+            *self
+                .limits
+                .get(requester)
+                .ok_or_else(|| RateLimited::UnknownRequester {
+                    requester: requester.to_owned(),
+                })?;
+        if self.headroom {
+            limit = with_headroom(limit);
+        }
         let t = now.unix_timestamp();
         let (minute, day) = (t.div_euclid(60), t.div_euclid(86_400));
         let c = self.counters.entry(requester.to_owned()).or_default();
@@ -143,6 +175,49 @@ mod tests {
         assert!(matches!(
             limiter.check(&requester.name, now),
             Err(RateLimited::PerMinute { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_counter_allows_what_two_of_the_first_counters_windows_did_and_no_more() {
+        let engine = crate::load::load_engine(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../reference/changsha/policy.toml"),
+            None,
+        )
+        .unwrap();
+        let requester = engine
+            .policy()
+            .requesters
+            .iter()
+            .find(|r| r.rate_limit.per_minute.is_some())
+            .unwrap();
+        let limit = requester.rate_limit.per_minute.unwrap();
+        let mut first = RateLimiter::new(engine.policy());
+        let mut second = RateLimiter::second_counter(engine.policy());
+        // The first counter's minute ends at `edge`: it allows `limit` just before and
+        // `limit` more just after; all of them reach the second counter after the edge.
+        let edge: i64 = 1_800_000_060;
+        assert_eq!(edge % 60, 0);
+        let before = time::OffsetDateTime::from_unix_timestamp(edge - 1).unwrap();
+        let after = time::OffsetDateTime::from_unix_timestamp(edge + 1).unwrap();
+        for t in [before, after] {
+            for _ in 0..limit {
+                first.check(&requester.name, t).unwrap();
+                second.check(&requester.name, after).unwrap();
+            }
+        }
+        // One more in the same minute is over even the second counter's limit.
+        assert!(matches!(
+            second.check(&requester.name, after),
+            Err(RateLimited::PerMinute { limit: l, .. }) if l == 2 * limit
+        ));
+        // Policy changes keep the headroom.
+        second.set_limits(engine.policy());
+        assert!(second.check(&requester.name, after).is_err());
+        assert!(matches!(
+            second.check("nobody.at-all", after),
+            Err(RateLimited::UnknownRequester { .. })
         ));
     }
 }

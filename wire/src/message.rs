@@ -23,6 +23,11 @@ pub enum NodeRequest {
     PolicyStatus,
 }
 
+/// Longest text (query id, requester, purpose, legal basis, consent, policy version) a
+/// lookup may carry, in bytes: a node refuses longer ones, and the coordinator refuses a
+/// query whose texts are longer before asking any node.
+pub const MAX_TEXT_LEN: usize = 512;
+
 /// One authorized question about one person, as the coordinator forwards it. The node
 /// decides again with its own copy of the policy; nothing here is trusted as a decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

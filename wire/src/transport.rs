@@ -2,8 +2,10 @@
 //!
 //! - [`NodeEndpoint`]: a node's listener. It accepts only coordinators of its federation,
 //!   serves one request per bidirectional stream under hard limits (frame size, concurrent
-//!   streams, read deadline, idle time), and reloads its certificate and the CRL from disk
-//!   while running, closing open connections of an identity that was just revoked.
+//!   streams, read and write deadlines, idle time, connections at once, and the bytes one
+//!   connection may hold in memory: see [`Limits::max_connection_bytes`]), and reloads
+//!   its certificate and the CRL from disk while running, closing open connections of an
+//!   identity that was just revoked.
 //! - [`NodeClient`] / [`NodeChannel`]: the coordinator's side: one pooled connection per
 //!   node, re-established after the node restarts, with authentication failures surfaced
 //!   as [`ChannelError::Refused`] and backed off rather than retried in a loop.
@@ -28,6 +30,7 @@ use fedq_certs::tls::{
 use fedq_certs::Role;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{ConnectionError, VarInt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::frame::{self, FrameError, HEADER_LEN};
@@ -48,6 +51,9 @@ pub mod code {
     pub const STREAM_TIMEOUT: u32 = 0x4;
     /// The node failed to produce an answer.
     pub const INTERNAL: u32 = 0x5;
+    /// The answer could not be written within the stream write deadline (the peer does
+    /// not read it).
+    pub const WRITE_TIMEOUT: u32 = 0x6;
     /// Connection closed because the peer's certificate was revoked.
     pub const CERTIFICATE_REVOKED: u32 = 0x10;
     /// Connection closed because the endpoint is shutting down.
@@ -61,12 +67,24 @@ pub struct Limits {
     pub max_frame_len: usize,
     /// Concurrent request streams a coordinator may open on one connection.
     pub max_concurrent_streams: u32,
+    /// Bytes one connection may hold in a node's memory at once: request frames being
+    /// read and answers being written (each frame counts its whole declared size, taken
+    /// before the payload is allocated), and, separately, as much again unread in QUIC's
+    /// receive buffers (the connection's flow-control window) and unacknowledged in its
+    /// send buffers. A stream waits for its share within its read or write deadline, so
+    /// one connection cannot make a node hold more than about three times this.
+    pub max_connection_bytes: usize,
+    /// Connections (handshakes included; a handshake must complete within
+    /// [`Self::stream_read_timeout`]) a node serves at once; more are refused.
+    pub max_connections: usize,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
     /// The coordinator pings this often so a pooled connection stays open.
     pub keep_alive: Duration,
     /// A request frame must arrive within this time of its stream opening.
     pub stream_read_timeout: Duration,
+    /// An answer must be taken by the peer within this time of being ready.
+    pub stream_write_timeout: Duration,
     /// How often certificate, key and CRL files are checked for changes.
     pub reload_interval: Duration,
     /// After an authentication refusal, how long a channel waits before trying again.
@@ -80,9 +98,12 @@ impl Default for Limits {
         Self {
             max_frame_len: frame::MAX_FRAME_LEN,
             max_concurrent_streams: 256,
+            max_connection_bytes: 4 << 20,
+            max_connections: 64,
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             stream_read_timeout: Duration::from_secs(5),
+            stream_write_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),
             refusal_backoff: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
@@ -326,7 +347,17 @@ fn transport_config(
     } else {
         0
     }));
-    if !accept_streams {
+    if accept_streams {
+        // quinn's defaults let a peer park up to 1.25 MB per stream and an unbounded
+        // amount per connection in our receive buffers, and buffer 10 MB of answers.
+        let budget = limits.max_connection_bytes.max(1);
+        let window = |n: usize| VarInt::from_u64(n as u64).unwrap_or(VarInt::MAX);
+        t.receive_window(window(budget));
+        t.stream_receive_window(window(
+            limits.max_frame_len.saturating_add(HEADER_LEN).min(budget),
+        ));
+        t.send_window(budget as u64);
+    } else {
         t.keep_alive_interval(Some(limits.keep_alive));
     }
     Ok(t)
@@ -501,10 +532,21 @@ impl NodeEndpoint {
             })
         };
         tokio::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(this.state.limits.max_connections));
         loop {
             tokio::select! {
                 incoming = this.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
+                    // A handshake costs memory and CPU before the peer is known: past the
+                    // limit, refuse at once (CONNECTION_REFUSED) rather than queue.
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        tracing::warn!(
+                            limit = this.state.limits.max_connections,
+                            "connection refused: the node already serves its limit of connections"
+                        );
+                        incoming.refuse();
+                        continue;
+                    };
                     let state = Arc::clone(&this.state);
                     let handler = Arc::clone(&handler);
                     let tap = tap.clone();
@@ -513,6 +555,7 @@ impl NodeEndpoint {
                     // up shutdown. Each request stream is.
                     tokio::spawn(async move {
                         handle_connection(incoming, state, handler, tap, streams).await;
+                        drop(slot);
                     });
                 }
                 () = &mut shutdown => break,
@@ -565,7 +608,14 @@ async fn handle_connection(
     tap: Option<FrameTap>,
     tracker: TaskTracker,
 ) {
-    let conn = match incoming.await {
+    // A handshake holds one of the node's connection slots: one that does not complete
+    // within the read deadline (a peer that sends an Initial and goes quiet) gives it up.
+    let handshake = tokio::time::timeout(state.limits.stream_read_timeout, incoming).await;
+    let Ok(handshake) = handshake else {
+        tracing::debug!("handshake not completed within the deadline; dropped");
+        return;
+    };
+    let conn = match handshake {
         Ok(conn) => conn,
         Err(e) => {
             // The verifier records every refusal it makes; rustls itself refuses a client
@@ -602,18 +652,68 @@ async fn handle_connection(
         conns.insert(id, (conn.clone(), peer.clone()));
     }
     tracing::debug!(peer = %peer.identity, "coordinator connected");
+    let budget = Budget::new(state.limits.max_connection_bytes);
     while let Ok((send, recv)) = conn.accept_bi().await {
         let handler = Arc::clone(&handler);
         let tap = tap.clone();
         let peer = peer.clone();
         let limits = state.limits.clone();
+        let budget = budget.clone();
         tracker.spawn(async move {
-            handle_stream(send, recv, peer, handler, tap, &limits).await;
+            handle_stream(send, recv, peer, handler, tap, &limits, &budget).await;
         });
     }
     if let Ok(mut conns) = state.connections.lock() {
         conns.remove(&id);
     }
+}
+
+/// The bytes one connection may hold in memory at once (request frames being read,
+/// answers being written), shared by its streams.
+#[derive(Clone)]
+struct Budget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl Budget {
+    fn new(total: usize) -> Self {
+        // `take` asks for at most `total` permits in one u32.
+        let total = total.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Self {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Waits until `bytes` (at most the whole budget) are free and takes them.
+    async fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(bytes.clamp(1, self.total)).unwrap_or(u32::MAX);
+        Arc::clone(&self.permits).acquire_many_owned(n).await.ok()
+    }
+}
+
+/// Reads one request frame, taking its declared size from the connection's budget
+/// before allocating the payload.
+async fn read_request(
+    recv: &mut quinn::RecvStream,
+    max_len: usize,
+    budget: &Budget,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), StreamFailure> {
+    let mut header = [0u8; HEADER_LEN];
+    recv.read_exact(&mut header)
+        .await
+        .map_err(StreamFailure::Read)?;
+    let len = frame::parse_header(&header, max_len).map_err(StreamFailure::Frame)?;
+    let permit = budget
+        .take(HEADER_LEN + len)
+        .await
+        .ok_or(StreamFailure::Closed)?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload)
+        .await
+        .map_err(StreamFailure::Read)?;
+    Ok((payload, permit))
 }
 
 /// Reads one frame from a stream, without allocating more than the declared (and
@@ -638,6 +738,8 @@ async fn read_frame(
 enum StreamFailure {
     Read(quinn::ReadExactError),
     Frame(FrameError),
+    /// The connection's budget was closed (never happens while it serves).
+    Closed,
 }
 
 async fn handle_stream(
@@ -647,15 +749,18 @@ async fn handle_stream(
     handler: Handler,
     tap: Option<FrameTap>,
     limits: &Limits,
+    budget: &Budget,
 ) {
     let refuse = |send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, code: u32| {
         let code = VarInt::from_u32(code);
         let _ = send.reset(code);
         let _ = recv.stop(code);
     };
+    // The wait for the connection's budget counts against the read deadline: a peer
+    // that fills the budget with stalled frames only delays its own other streams.
     let read = tokio::time::timeout(
         limits.stream_read_timeout,
-        read_frame(&mut recv, limits.max_frame_len),
+        read_request(&mut recv, limits.max_frame_len, budget),
     )
     .await;
     let request = match read {
@@ -668,16 +773,22 @@ async fn handle_stream(
             tracing::debug!(error = %e, "request stream ended early");
             return refuse(&mut send, &mut recv, code::FRAME_MALFORMED);
         }
-        Ok(Ok(payload)) => match frame::decode_payload::<NodeRequest>(&payload) {
-            Ok(request) => request,
-            Err(e) => {
-                tracing::debug!(error = %e, "refused request payload");
-                return refuse(&mut send, &mut recv, e.stream_code());
+        Ok(Err(StreamFailure::Closed)) => return refuse(&mut send, &mut recv, code::INTERNAL),
+        Ok(Ok((payload, permit))) => {
+            let decoded = frame::decode_payload::<NodeRequest>(&payload);
+            drop(payload);
+            drop(permit);
+            match decoded {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::debug!(error = %e, "refused request payload");
+                    return refuse(&mut send, &mut recv, e.stream_code());
+                }
             }
-        },
+        }
     };
     let response = handler(peer, request).await;
-    let bytes = match frame::encode(&response) {
+    let bytes = match encode_answer(&response, limits.max_frame_len) {
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::error!(error = %e, "could not encode response");
@@ -687,9 +798,37 @@ async fn handle_stream(
     if let Some(tap) = &tap {
         tap(&bytes);
     }
-    if send.write_all(&bytes).await.is_ok() {
-        let _ = send.finish();
+    let write = tokio::time::timeout(limits.stream_write_timeout, async {
+        let _permit = budget.take(bytes.len()).await?;
+        send.write_all(&bytes).await.ok()?;
+        send.finish().ok()
+    })
+    .await;
+    if write.is_err() {
+        tracing::debug!("answer not taken within the write deadline; stream reset");
+        let _ = send.reset(VarInt::from_u32(code::WRITE_TIMEOUT));
     }
+}
+
+/// Encodes an answer; one the peer would refuse as too large is replaced by a `Failed`
+/// answer saying so (the node's handler should have refused it before releasing it).
+fn encode_answer(response: &NodeResponse, max_len: usize) -> Result<Vec<u8>, FrameError> {
+    let bytes = frame::encode(response)?;
+    if bytes.len() <= max_len.saturating_add(HEADER_LEN) {
+        return Ok(bytes);
+    }
+    tracing::error!(
+        bytes = bytes.len(),
+        limit = max_len,
+        "answer over the frame limit withheld"
+    );
+    frame::encode(&NodeResponse::Failed {
+        code: crate::message::FailureCode::Unavailable,
+        message: format!(
+            "the answer would be {} bytes, over the {max_len}-byte frame limit, and was withheld",
+            bytes.len()
+        ),
+    })
 }
 
 struct ClientState {
@@ -933,6 +1072,60 @@ impl NodeChannel {
         }
     }
 
+    /// Asks the node for a [`NodeRequest::Ping`] over a connection of its own, made now
+    /// (not the pooled one, which may be stale, and not behind the pool's lock, so probes
+    /// may overlap), within `timeout`. On an answer, that connection becomes the pooled
+    /// one. Returns how long the probe took.
+    pub async fn probe(&self, timeout: Duration) -> Result<Duration, ChannelError> {
+        let started = Instant::now();
+        let bytes = frame::encode(&NodeRequest::Ping).map_err(|e| self.protocol(e.to_string()))?;
+        let attempt = async {
+            let config = self
+                .inner
+                .client
+                .config
+                .read()
+                .map_err(|_| self.protocol("internal lock poisoned".into()))?
+                .clone();
+            let conn = self
+                .inner
+                .endpoint
+                .connect_with(config, self.inner.addr, &self.inner.name)
+                .map_err(|e| ChannelError::Unavailable {
+                    node: self.inner.name.clone(),
+                    reason: e.to_string(),
+                })?
+                .await
+                .map_err(|e| self.connection_error(&e))?;
+            match self.exchange(&conn, &bytes).await {
+                Ok(NodeResponse::Pong { .. }) => Ok(conn),
+                Ok(_) => Err(self.protocol("the node did not answer a ping with pong".into())),
+                Err(Exchange::Failed(e)) => Err(e),
+                Err(Exchange::Connection(e)) => Err(self.connection_error(&e)),
+            }
+        };
+        let conn = tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+            ChannelError::TimedOut {
+                node: self.inner.name.clone(),
+                after: timeout,
+            }
+        })??;
+        let old = self.inner.conn.lock().await.replace(conn);
+        if let Some(old) = old {
+            old.close(VarInt::from_u32(0), b"replaced");
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Closes and forgets the pooled connection (the node stopped answering on it), so
+    /// the next request connects afresh instead of waiting on a connection whose
+    /// retransmissions are backed off.
+    pub async fn drop_connection(&self) {
+        if let Some(conn) = self.inner.conn.lock().await.take() {
+            conn.close(VarInt::from_u32(0), b"node not answering");
+        }
+    }
+
     fn protocol(&self, reason: String) -> ChannelError {
         ChannelError::Protocol {
             node: self.inner.name.clone(),
@@ -1035,6 +1228,9 @@ impl NodeChannel {
                 self.protocol(format!("node reset the stream with code {code}")),
             )),
             Err(StreamFailure::Read(e)) => Err(Exchange::Failed(self.protocol(e.to_string()))),
+            Err(StreamFailure::Closed) => {
+                Err(Exchange::Failed(self.protocol("stream closed".into())))
+            }
         }
     }
 }
