@@ -48,7 +48,7 @@ pub struct FedqProcess {
 impl Drop for FedqProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.wait_within(Duration::from_secs(30));
     }
 }
 
@@ -116,20 +116,45 @@ impl FedqProcess {
         self.child.id()
     }
 
-    /// SIGTERM (graceful stop), then waits for the exit.
+    /// SIGTERM (graceful stop), then waits for the exit (at most 60 s: a drain is bounded
+    /// by a 10 s grace period; the rest is room for a debug build on busy cores).
     pub fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM failed");
-        self.child.wait().unwrap()
+        self.signal("TERM");
+        self.wait_within(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{} did not exit within 60 s of SIGTERM", self.what))
     }
 
-    /// SIGKILL: no goodbye, in-flight work cut. Waits for the exit.
+    /// Sends `SIG` (`TERM`, `STOP`, `CONT`, …) without waiting for anything.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits at most `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let give_up = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= give_up {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no goodbye, in-flight work cut. Waits for the exit (at most 30 s).
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        assert!(
+            self.wait_within(Duration::from_secs(30)).is_some(),
+            "{} did not exit within 30 s of SIGKILL",
+            self.what
+        );
     }
 
     /// `VmHWM` (peak resident set) in KiB, from /proc.
