@@ -375,6 +375,9 @@ impl Api {
                 let _ = watcher.watch(conn).await;
             });
         }
+        // Close the port at once: a new connection is refused rather than left waiting in
+        // the kernel's backlog for a handshake nobody will answer.
+        drop(self.listener);
         reloader.abort();
         // Stop keep-alive connections after their current request; wait for those in flight.
         if tokio::time::timeout(crate::service::SHUTDOWN_GRACE, graceful.shutdown())
