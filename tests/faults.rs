@@ -90,7 +90,11 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
             // the court cannot answer and the coordinator waits for it.
             tokio::time::sleep(Duration::from_millis(500)).await;
             let waiting = tasks.iter().filter(|t| !t.is_finished()).count();
-            assert_eq!(waiting, tasks.len(), "queries finished while the court was held");
+            assert_eq!(
+                waiting,
+                tasks.len(),
+                "queries finished while the court was held"
+            );
             // SIGKILL: no goodbye to the coordinator, the in-flight requests cut.
             tokio::task::block_in_place(|| court.kill());
         }
@@ -902,9 +906,8 @@ async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_an
     let fed = Arc::new(fed);
     let mut running = Running::start(&fed, None).await.unwrap();
     running.stop_node("court").await;
-    let mut court = tokio::task::block_in_place(|| {
-        FedqProcess::node(&fed.layout.node_config("court"), None)
-    });
+    let mut court =
+        tokio::task::block_in_place(|| FedqProcess::node(&fed.layout.node_config("court"), None));
     let (court_before, reference) = court_on_blacklist_check(&fed).await;
     assert_eq!(court_before["status"], "ok", "{reference}");
 
