@@ -500,7 +500,12 @@ fn disclosed_by_view(view: &str, today: time::Date, listing: &Record) -> usize {
     let engine = reference_engine();
     let (requester, purpose, legal_basis, consent) = match view {
         "blacklist-check" | "green-channel" => (LIC, LIC_PURPOSE, Some(OPINION), None),
-        _ => ("service-window.self-query", "self-query", None, Some("身份核验-0001")),
+        _ => (
+            "service-window.self-query",
+            "self-query",
+            None,
+            Some("身份核验-0001"),
+        ),
     };
     let decision = engine
         .decide_view(&ViewRequest {
