@@ -12,6 +12,7 @@
 
 #[path = "../node/tests/pg/mod.rs"]
 mod pg;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -22,15 +23,15 @@ use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 fn fedq(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    support::process::output_within(
+        support::process::fedq().args(args),
+        support::process::COMMAND_LIMIT,
+    )
 }
 
 /// Runs the CLI off the runtime (the federation is served by this process).
 async fn run(args: Vec<String>) -> Output {
+    // `fedq` itself is bounded by COMMAND_LIMIT.
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         fedq(&refs)

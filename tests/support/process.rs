@@ -13,11 +13,53 @@ pub fn fedq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fedq"))
 }
 
-/// Runs `cmd` to its end; fails the test with its stderr unless it succeeds.
-pub fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
+/// How long a one-shot `fedq` command (an import, a certificate, a signature) may take
+/// on a debug build with busy cores before the test gives up on it.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `cmd` to its end, at most `limit` (then it is killed and the test fails), and
+/// returns what it printed.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    // Drained while it runs, so a full pipe never blocks it.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let give_up = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Runs `cmd` to its end (at most [`COMMAND_LIMIT`]); fails the test with its stderr
+/// unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = output_within(cmd, COMMAND_LIMIT);
     assert!(
         out.status.success(),
         "{cmd:?}: {}{}",
