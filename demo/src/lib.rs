@@ -842,7 +842,12 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
-            expect(a.get("error").and_then(Value::as_str).is_some_and(|e| !e.is_empty()), "expected a reason")
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                error.contains("may not") && error.contains("`statistics`"),
+                "expected the policy's reason naming the purpose",
+            )?;
+            expect(a.get("nodes").is_none(), "expected no department to be asked")
         },
     );
 

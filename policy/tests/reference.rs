@@ -489,7 +489,11 @@ fn who_can_answers_can_anyone_ever_see_it_in_clear() {
             .contains("from 2026-01-01 until 2027-12-31"),
         "{lic:?}"
     );
-    assert!(analysis::who_can(&engine, "court.nope.x", date("2026-11-27")).is_err());
+    let error = analysis::who_can(&engine, "court.nope.x", date("2026-11-27")).unwrap_err();
+    assert!(
+        error.starts_with("unknown field `court.nope.x`; expected `department.dataset.field`"),
+        "{error}"
+    );
 }
 
 /// Runs `view` for the asker on `today` over one court listing, through the engine's
