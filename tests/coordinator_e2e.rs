@@ -97,6 +97,16 @@ impl Conn {
     }
 }
 
+/// A refused certificate: its directory, name (none: no certificate), what it is, the
+/// alert the client receives, and the reason the coordinator records.
+type RefusedCase<'a> = (
+    &'a Path,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<AuthRefusal>,
+);
+
 /// An error with its sources: a TLS alert is the source of hyper's "connection closed".
 fn with_sources(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -187,44 +197,37 @@ async fn who_gets_in() {
     // it, and the client gets the matching alert. (rustls itself refuses a client without
     // a certificate before the verifier runs; that one is checked by its alert.)
     let refusals = running.coordinator_refusals();
-    let refused: [(
-        &Path,
-        Option<&str>,
-        &str,
-        &str,
-        &dyn Fn(&AuthRefusal) -> bool,
-    ); 6] = [
-        (&pki, None, "no certificate", "CertificateRequired", &|_| {
-            true
-        }),
+    // (certificates, name, what, the client's alert, the coordinator's recorded reason)
+    let refused: [RefusedCase<'_>; 6] = [
+        (&pki, None, "no certificate", "CertificateRequired", None),
         (
             &other,
             Some("market-regulation.licensing"),
             "another CA",
             // Same CA name, other key: the issuer is found by name, its signature fails.
             "DecryptError",
-            &|r| *r == AuthRefusal::UnknownIssuer,
+            Some(AuthRefusal::UnknownIssuer),
         ),
         (
             &pki,
             Some("expired.office"),
             "expired",
             "CertificateExpired",
-            &|r| *r == AuthRefusal::Expired,
+            Some(AuthRefusal::Expired),
         ),
         (
             &pki,
             Some("future.office"),
             "not yet valid",
             "CertificateExpired",
-            &|r| *r == AuthRefusal::NotYetValid,
+            Some(AuthRefusal::NotYetValid),
         ),
         (
             &pki,
             Some("server-only.office"),
             "wrong key usage",
             "UnsupportedCertificate",
-            &|r| *r == AuthRefusal::WrongKeyUsage,
+            Some(AuthRefusal::WrongKeyUsage),
         ),
         // A node's certificate is for serving QUIC (server auth only): refused for its
         // key usage before its role is looked at.
@@ -233,7 +236,7 @@ async fn who_gets_in() {
             Some("court"),
             "a node's certificate",
             "UnsupportedCertificate",
-            &|r| *r == AuthRefusal::WrongKeyUsage,
+            Some(AuthRefusal::WrongKeyUsage),
         ),
     ];
     for (dir, name, label, alert, reason) in refused {
@@ -244,10 +247,10 @@ async fn who_gets_in() {
         };
         let error = outcome.expect_err(&format!("{label} was let in"));
         assert!(error.contains(alert), "{label}: {error}");
-        if let Some(name) = name {
+        if let (Some(name), Some(reason)) = (name, reason) {
             let recorded = tokio::task::block_in_place(|| {
                 refusals.wait_for(Duration::from_secs(5), |r| {
-                    reason(&r.reason) && r.claimed.as_deref().is_some_and(|c| c.contains(name))
+                    r.reason == reason && r.claimed.as_deref().is_some_and(|c| c.contains(name))
                 })
             });
             assert!(
