@@ -375,6 +375,54 @@ fn decide(engine: &Engine, r: &Req) -> Outcome {
         })
 }
 
+/// The class of each field of the generated catalogues, as an index into [`CLASSES`].
+fn class_of(dataset: usize, field: &str) -> usize {
+    match (dataset, field) {
+        (_, "rid") | (0 | 1, "id") => 0,
+        (0, "who") | (2, "name") => 1,
+        (0, "on" | "status") => 2,
+        (1, "on" | "hours") => 3,
+        (0, "amount") | (2, "address") => 4,
+        other => panic!("no field {other:?} in the generated catalogues"),
+    }
+}
+
+/// The tightest `max_record_age` (in years) among the generated limit rules that apply to
+/// `field` for this request on `today`, read off the rules themselves: who (requester or
+/// role `x`), purpose, dataset, field (all, by class, by name) and validity dates.
+fn oracle_age(rules: &[GenRule], r: &Req, today: time::Date, field: &str) -> Option<u32> {
+    rules
+        .iter()
+        .filter(|g| g.effect == 1)
+        .filter_map(|g| g.age.map(|a| (g, 1 + u32::from(a % 3))))
+        .filter(|(g, _)| {
+            let who = if g.role {
+                [0, 2].contains(&r.requester)
+            } else {
+                g.who.iter().any(|w| w % 3 == r.requester)
+            };
+            let target = match &g.target {
+                Target::All => true,
+                Target::Classes(c) => c.contains(&class_of(r.dataset, field)),
+                Target::Named(names) => names.contains(&field),
+            };
+            let valid = g.valid.is_none_or(|(from, len)| {
+                let start = 1 + from % 6;
+                let end = start + len % 6;
+                let month = |m: u8| time::Month::try_from(m).unwrap();
+                let from = time::Date::from_calendar_date(2026, month(start), 1).unwrap();
+                let until = time::Date::from_calendar_date(2026, month(end), 28).unwrap();
+                from <= today && today <= until
+            });
+            who && g.purposes.contains(&r.purpose)
+                && g.datasets.contains(&r.dataset)
+                && target
+                && valid
+        })
+        .map(|(_, years)| years)
+        .min()
+}
+
 /// The date a generated record's windows are measured from (`on`; `beta.people` has none).
 fn record_on(record: &Record) -> Option<time::Date> {
     match record.get("on") {
@@ -482,8 +530,15 @@ proptest! {
             let records = records_for(r.dataset, &raw);
             let answer = minimize(&decision, &records);
             for fd in &decision.fields {
-                // The engine's cutoff date is the calendar's for the rule's own words.
+                // The record-age limit is the tightest of the generated limit rules that
+                // match this request and field, read off the rules here; its cutoff date
+                // is the calendar's for the rule's own words.
                 if fd.transform != FieldTransform::Omit {
+                    prop_assert_eq!(
+                        fd.max_record_age,
+                        oracle_age(&rules, r, now, &fd.field.name).map(fedq_policy::policy::RecordAge::Years),
+                        "{}: record-age limit", fd.field.name
+                    );
                     prop_assert_eq!(fd.records_after, fd.max_record_age.map(|a| oracle_cutoff(a, now)),
                         "{}: cutoff of {:?} on {}", fd.field.name, fd.max_record_age, now);
                 }
