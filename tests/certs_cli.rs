@@ -7,16 +7,18 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn fedq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args(args)
-        .output()
-        .unwrap()
+    support::process::output_within(
+        Command::new(env!("CARGO_BIN_EXE_fedq")).args(args),
+        support::process::COMMAND_LIMIT,
+    )
 }
 
 fn ok(args: &[&str]) -> String {

@@ -67,11 +67,12 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
             .unwrap(),
         );
     }
-    let started = Instant::now();
+    let mut cut = Vec::new();
     for round in 0..40 {
         if round == 15 {
-            // SIGKILL: no goodbye to the coordinator, in-flight requests cut.
-            court.kill();
+            // Hold the court still (SIGSTOP) so that the round's queries, sent below,
+            // reach it and stay unanswered: they are in flight when SIGKILL cuts it.
+            court.signal("STOP");
         }
         if round == 20 {
             court = FedqProcess::node(&fed.layout.node_config("court"), None);
@@ -84,37 +85,54 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
                 (conn, r)
             }));
         }
+        if round == 15 {
+            // Well inside the coordinator's 2 s deadline, none can have been answered:
+            // the court cannot answer and the coordinator waits for it.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let waiting = tasks.iter().filter(|t| !t.is_finished()).count();
+            assert_eq!(
+                waiting,
+                tasks.len(),
+                "queries finished while the court was held"
+            );
+            // SIGKILL: no goodbye to the coordinator, the in-flight requests cut.
+            tokio::task::block_in_place(|| court.kill());
+        }
         for t in tasks {
-            let (conn, r) = t.await.unwrap();
+            let (conn, r) = tokio::time::timeout(Duration::from_secs(60), t)
+                .await
+                .expect("a query took over 60 s (the coordinator's deadline is 2 s)")
+                .unwrap();
             conns.push(conn);
             let (status, answer) = r.unwrap();
             assert_eq!(status, 200, "{answer}");
-            let court_status = answer["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["node"] == "court")
-                .unwrap()["status"]
+            let court_status = node_report(&answer, "court")["status"]
                 .as_str()
                 .unwrap()
                 .to_owned();
             if court_status == "ok" || court_status == "no_record" {
                 answered_by_court.insert(answer["query_id"].as_str().unwrap().to_owned());
             }
+            if round == 15 {
+                cut.push(answer["query_id"].as_str().unwrap().to_owned());
+            }
             statuses.push((round, court_status));
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(120));
-    // Before the kill: answered. While down: reported, never silently omitted. After the
-    // restart: answered again over a new connection.
+    // Before the kill: answered. The queries in flight at the kill and those while it is
+    // down: reported, never silently omitted, never a court answer. After the restart:
+    // answered again over a new connection.
     assert!(statuses
         .iter()
         .filter(|(r, _)| *r < 15)
         .all(|(_, s)| s == "ok"));
-    assert!(statuses
-        .iter()
-        .filter(|(r, _)| (16..20).contains(r))
-        .all(|(_, s)| s == "unavailable" || s == "timed_out"));
+    assert!(
+        statuses
+            .iter()
+            .filter(|(r, _)| (15..20).contains(r))
+            .all(|(_, s)| s == "unavailable" || s == "timed_out"),
+        "{statuses:?}"
+    );
     assert!(
         statuses
             .iter()
@@ -122,6 +140,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
             .all(|(_, s)| s == "ok"),
         "{statuses:?}"
     );
+    assert_eq!(cut.len(), 4);
 
     drop(court);
     running.stop().await;
@@ -197,7 +216,11 @@ fn an_import_killed_at_random_points_leaves_the_store_before_or_after() {
             .unwrap();
         std::thread::sleep(delay);
         let _ = child.kill();
-        let _ = child.wait();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < give_up, "the killed import did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let n = count();
         assert!(
             n == before || n == after,
@@ -428,12 +451,19 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
 
     stop.store(true, Ordering::Relaxed);
     for c in clients {
-        c.await.unwrap();
+        // A client stops after its current query (each bounded by the 2 s deadline).
+        tokio::time::timeout(Duration::from_secs(60), c)
+            .await
+            .expect("a load client did not stop within 60 s")
+            .unwrap();
     }
-    assert!(coordinator.terminate().success());
+    assert!(tokio::task::block_in_place(|| coordinator.terminate()).success());
     for (stop, task) in nodes {
         let _ = stop.send(());
-        task.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("a node did not stop within 60 s")
+            .unwrap();
     }
 
     let seen = Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap();
@@ -492,6 +522,39 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
     assert!(seen.answered.len() >= 180);
 }
 
+/// The court keeps its records on PostgreSQL at `url`, loaded by the real importer.
+fn court_on_postgres(fed: &Federation, url: &str) {
+    let config = fed.layout.node_config("court");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = "store = \"../stores/court.db\"";
+    assert!(text.contains(line));
+    std::fs::write(&config, text.replace(line, &format!("store = \"{url}\""))).unwrap();
+    run_ok(fedq().args(["node", "init", "--config"]).arg(&config));
+    for entry in std::fs::read_dir(fed.layout.data().join("court")).unwrap() {
+        let path = entry.unwrap().path();
+        let dataset = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        run_ok(
+            fedq()
+                .args(["node", "import", "--config"])
+                .arg(&config)
+                .args(["--dataset", &dataset])
+                .arg(&path),
+        );
+    }
+}
+
+/// Sets the coordinator's deadline for node answers (the demo's is 2000 ms).
+fn set_deadline_ms(fed: &Federation, ms: u64) {
+    let coordinator = fed.layout.coordinator_config();
+    let text = std::fs::read_to_string(&coordinator).unwrap();
+    assert!(text.contains("deadline_ms = 2000"));
+    std::fs::write(
+        &coordinator,
+        text.replace("deadline_ms = 2000", &format!("deadline_ms = {ms}")),
+    )
+    .unwrap();
+}
+
 /// The licensing office's blacklist check of the blacklisted person, with the answer's
 /// court report.
 async fn court_on_blacklist_check(fed: &Federation) -> (Value, Value) {
@@ -544,34 +607,10 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
     let url = cluster.database("court");
     let tmp = tempfile::tempdir().unwrap();
     let fed = build(tmp.path(), &BuildOptions::for_tests(300, 14)).unwrap();
-    // The court keeps its records on PostgreSQL, loaded by the real importer.
-    let config = fed.layout.node_config("court");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let line = "store = \"../stores/court.db\"";
-    assert!(text.contains(line));
-    std::fs::write(&config, text.replace(line, &format!("store = \"{url}\""))).unwrap();
-    run_ok(fedq().args(["node", "init", "--config"]).arg(&config));
-    for entry in std::fs::read_dir(fed.layout.data().join("court")).unwrap() {
-        let path = entry.unwrap().path();
-        let dataset = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        run_ok(
-            fedq()
-                .args(["node", "import", "--config"])
-                .arg(&config)
-                .args(["--dataset", &dataset])
-                .arg(&path),
-        );
-    }
+    court_on_postgres(&fed, &url);
     // A deadline over the node's wait for a connection to its store (1 s), with room for a
     // busy machine: the node must be the one that says its store is down.
-    let coordinator = fed.layout.coordinator_config();
-    let text = std::fs::read_to_string(&coordinator).unwrap();
-    assert!(text.contains("deadline_ms = 2000"));
-    std::fs::write(
-        &coordinator,
-        text.replace("deadline_ms = 2000", "deadline_ms = 4000"),
-    )
-    .unwrap();
+    set_deadline_ms(&fed, 4000);
     let running = Running::start(&fed, None).await.unwrap();
 
     let (court, before) = court_on_blacklist_check(&fed).await;
@@ -805,4 +844,196 @@ async fn a_coordinator_whose_audit_disk_is_full_withholds_every_answer_then_serv
     let verified = fedq_audit::verify(&audit).unwrap();
     assert_eq!(verified.entries, 2, "{verified:?}");
     drop(disk);
+}
+
+/// Waits (at most 60 s) until `n` sessions wait on the court's locked `records` table: the
+/// lookups are held at the court.
+async fn wait_for_held_lookups(url: &str, n: i64) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let url2 = url.to_owned();
+        let waiting = tokio::task::spawn_blocking(move || pg::waiting_on(&url2, "records"))
+            .await
+            .unwrap();
+        if waiting >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "only {waiting} of {n} lookups reached the court's store"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `n` blacklist checks, each on a connection of its own, spawned.
+fn spawn_checks(fed: &Arc<Federation>, n: usize) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
+    (0..n)
+        .map(|_| {
+            let fed = Arc::clone(fed);
+            tokio::spawn(async move {
+                let q = blacklist(&fed.scenario.blacklisted.resident_id);
+                ask_licensing(&fed, &q).await
+            })
+        })
+        .collect()
+}
+
+/// The answers of held checks, each within 60 s.
+async fn answers_of(held: Vec<tokio::task::JoinHandle<(u16, Value)>>) -> Vec<(u16, Value)> {
+    let mut out = Vec::new();
+    for h in held {
+        out.push(
+            tokio::time::timeout(Duration::from_secs(60), h)
+                .await
+                .expect("a held query was not answered within 60 s of its release")
+                .unwrap(),
+        );
+    }
+    out
+}
+
+/// How long a node and the coordinator let in-flight work finish after SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_and_exits_0() {
+    let db = pg::database("drain_node");
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 18)).unwrap();
+    court_on_postgres(&fed, &db.url);
+    // Longer than the lookups are held below, shorter than the grace period.
+    set_deadline_ms(&fed, 8000);
+    let fed = Arc::new(fed);
+    let mut running = Running::start(&fed, None).await.unwrap();
+    running.stop_node("court").await;
+    let mut court =
+        tokio::task::block_in_place(|| FedqProcess::node(&fed.layout.node_config("court"), None));
+    let (court_before, reference) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court_before["status"], "ok", "{reference}");
+
+    // The court's store is locked: four lookups reach it and wait there.
+    let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
+    let mut held = spawn_checks(&fed, 4);
+    wait_for_held_lookups(&db.url, 4).await;
+    assert!(held.iter().all(|h| !h.is_finished()));
+
+    let sigterm = Instant::now();
+    court.signal("TERM");
+    // A new lookup is refused at once while the court drains. A probe that reached the
+    // court before it took the signal is held like the others (it is in flight too).
+    let mut refused = None;
+    for _ in 0..10 {
+        let mut probe = spawn_checks(&fed, 1).pop().unwrap();
+        match tokio::time::timeout(Duration::from_secs(1), &mut probe).await {
+            Ok(answer) => {
+                refused = Some(answer.unwrap());
+                break;
+            }
+            Err(_) => held.push(probe),
+        }
+    }
+    let (status, answer) = refused.expect("no new lookup was refused while the court drained");
+    assert_eq!(status, 200, "{answer}");
+    let court_report = node_report(&answer, "court");
+    assert_eq!(court_report["status"], "unavailable", "{answer}");
+    assert_eq!(
+        court_report["reason"], "node `court` unavailable: it is shutting down",
+        "{answer}"
+    );
+    assert_eq!(answer["complete"], false, "{answer}");
+    assert!(
+        court.wait_within(Duration::ZERO).is_none(),
+        "the court exited instead of draining"
+    );
+
+    // The store answers again: every lookup in flight at the SIGTERM is answered in full.
+    tokio::task::block_in_place(|| lock.release());
+    let answers = answers_of(held).await;
+    for (status, a) in &answers {
+        assert_eq!(*status, 200, "{a}");
+        assert_eq!(meaning(a), meaning(&reference));
+    }
+    let left = GRACE.saturating_sub(sigterm.elapsed());
+    let exit = tokio::task::block_in_place(|| court.wait_within(left))
+        .expect("the court did not exit within its grace period");
+    assert!(exit.success(), "the court exited with {exit}");
+    running.stop().await;
+
+    // The court registered every answer it drained, and nothing for the refused probe.
+    let ids = audit_query_ids(&fed.layout.root.join("audit/court-audit.db"));
+    for (_, a) in &answers {
+        assert_eq!(ids.get(a["query_id"].as_str().unwrap()), Some(&1), "{a}");
+    }
+    assert!(!ids.contains_key(answer["query_id"].as_str().unwrap()));
+    audit_verifies(&fed.layout.node_config("court"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_given_sigterm_answers_its_queries_in_flight_refuses_new_connections_and_exits_0(
+) {
+    let db = pg::database("drain_coordinator");
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 19)).unwrap();
+    court_on_postgres(&fed, &db.url);
+    set_deadline_ms(&fed, 8000);
+    let fed = Arc::new(fed);
+    let mut nodes = Vec::new();
+    for name in fed.nodes.keys() {
+        nodes.push(fedq_demo::start_node(&fed, name, None).unwrap());
+    }
+    let coordinator_config = fed.layout.coordinator_config();
+    let mut coordinator =
+        tokio::task::block_in_place(|| FedqProcess::coordinator(&coordinator_config, None));
+    let (court_before, reference) = court_on_blacklist_check(&fed).await;
+    assert_eq!(court_before["status"], "ok", "{reference}");
+
+    // Four queries held at the court's locked store: in flight at the coordinator.
+    let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
+    let held = spawn_checks(&fed, 4);
+    wait_for_held_lookups(&db.url, 4).await;
+    assert!(held.iter().all(|h| !h.is_finished()));
+
+    let sigterm = Instant::now();
+    coordinator.signal("TERM");
+    // New connections are refused while it drains (one made before it took the signal
+    // is simply dropped).
+    let give_up = Instant::now() + GRACE;
+    let refusal = loop {
+        match connect_as(&fed, "market-regulation.licensing").await {
+            Err(e) => break e,
+            Ok(conn) => drop(conn),
+        }
+        assert!(Instant::now() < give_up, "new connections still accepted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(refusal.contains("Connection refused"), "{refusal}");
+    assert!(
+        coordinator.wait_within(Duration::ZERO).is_none(),
+        "the coordinator exited instead of draining"
+    );
+
+    tokio::task::block_in_place(|| lock.release());
+    let answers = answers_of(held).await;
+    for (status, a) in &answers {
+        assert_eq!(*status, 200, "{a}");
+        assert_eq!(meaning(a), meaning(&reference));
+    }
+    let left = GRACE.saturating_sub(sigterm.elapsed());
+    let exit = tokio::task::block_in_place(|| coordinator.wait_within(left))
+        .expect("the coordinator did not exit within its grace period");
+    assert!(exit.success(), "the coordinator exited with {exit}");
+    for (stop, task) in nodes {
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("a node did not stop within 60 s")
+            .unwrap();
+    }
+    // Each drained answer has its one coordinator entry.
+    let ids = audit_query_ids(&fed.layout.root.join("audit/coordinator-audit.db"));
+    for (_, a) in &answers {
+        assert_eq!(ids.get(a["query_id"].as_str().unwrap()), Some(&1), "{a}");
+    }
+    audit_verifies(&coordinator_config);
 }

@@ -60,10 +60,10 @@ fn debtors_csv(p: &People) -> String {
 }
 
 fn fedq(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args(args)
-        .output()
-        .unwrap()
+    support::process::output_within(
+        Command::new(env!("CARGO_BIN_EXE_fedq")).args(args),
+        support::process::COMMAND_LIMIT,
+    )
 }
 
 fn lookup(
@@ -524,10 +524,20 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
 
     client.close();
     let _ = stop.send(());
-    serving.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), serving)
+        .await
+        .expect("the node did not stop within 60 s")
+        .unwrap();
 
     // What crossed the wire: no withheld record, no denied field value, no raw ID.
-    let wire: Vec<u8> = frames.lock().unwrap().concat();
+    let frames = frames.lock().unwrap().clone();
+    // The tap saw the answers, or the absences below would prove nothing.
+    assert!(
+        frames.len() >= 3,
+        "the tap saw {} answer frames",
+        frames.len()
+    );
+    let wire: Vec<u8> = frames.concat();
     let wire = String::from_utf8_lossy(&wire);
     for forbidden in [
         "(2022)湘0103执202号",
@@ -683,7 +693,17 @@ fn logs_no_personal_data(backend: Backend) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let status = child.wait().unwrap();
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= give_up {
+            let _ = child.kill();
+            panic!("the node did not exit within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let logs = reader.join().unwrap();
     assert!(status.success(), "node exited with {status}: {logs}");
     assert!(logs.contains("node stopped"), "{logs}");
@@ -891,8 +911,18 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
 
     client.close();
     let _ = stop.send(());
-    serving.await.unwrap();
-    let wire: Vec<u8> = frames.lock().unwrap().concat();
+    tokio::time::timeout(Duration::from_secs(60), serving)
+        .await
+        .expect("the node did not stop within 60 s")
+        .unwrap();
+    let frames = frames.lock().unwrap().clone();
+    // The tap saw the answers, or the absences below would prove nothing.
+    assert!(
+        frames.len() >= 3,
+        "the tap saw {} answer frames",
+        frames.len()
+    );
+    let wire: Vec<u8> = frames.concat();
     let wire = String::from_utf8_lossy(&wire);
     for forbidden in [
         "张三丰",

@@ -10,23 +10,28 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../node/tests/pg/mod.rs"]
+mod pg;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use fedq_demo::{ask, build, Ask, BuildOptions, Federation, Running, LICENSING_BASIS};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 fn fedq(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    support::process::output_within(
+        support::process::fedq().args(args),
+        support::process::COMMAND_LIMIT,
+    )
 }
 
 /// Runs the CLI off the runtime (the federation is served by this process).
 async fn run(args: Vec<String>) -> Output {
+    // `fedq` itself is bounded by COMMAND_LIMIT.
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         fedq(&refs)
@@ -161,6 +166,40 @@ async fn blacklist_check(fed: &Federation) -> serde_json::Value {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     body
+}
+
+/// What an answer says, without its query id and version.
+fn meaning(answer: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "complete": answer["complete"],
+        "nodes": answer["nodes"],
+        "view_result": answer["view_result"],
+    })
+}
+
+/// The court keeps its records on PostgreSQL at `url`, loaded by the real importer.
+fn court_on_postgres(fed: &Federation, url: &str) {
+    let config = fed.layout.node_config("court");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let line = "store = \"../stores/court.db\"";
+    assert!(toml.contains(line));
+    std::fs::write(&config, toml.replace(line, &format!("store = \"{url}\""))).unwrap();
+    let o = fedq(&["node", "init", "--config", config.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    for entry in std::fs::read_dir(fed.layout.data().join("court")).unwrap() {
+        let path = entry.unwrap().path();
+        let dataset = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let o = fedq(&[
+            "node",
+            "import",
+            "--config",
+            config.to_str().unwrap(),
+            "--dataset",
+            &dataset,
+            path.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
 }
 
 /// The outcomes of the entries of `kind` in an audit log, oldest first.
@@ -397,8 +436,11 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_up() {
+    let db = pg::database("bundles_in_flight");
     let tmp = tempfile::tempdir().unwrap();
     let fed = build(tmp.path(), &BuildOptions::for_tests(200, 11)).unwrap();
+    court_on_postgres(&fed, &db.url);
+    let fed = std::sync::Arc::new(fed);
     let mut running = Running::start(&fed, None).await.unwrap();
     let officers = Officers { fed: &fed };
     let setup_policy = fed.layout.policy();
@@ -406,38 +448,78 @@ async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_u
     for o in ["officer-zhang", "officer-li"] {
         assert!(officers.sign(&v1, o, &setup_policy).status.success());
     }
+    let before = blacklist_check(&fed).await;
+    assert_eq!(before["policy_version"], "0/2026.11-1");
 
-    // Queries running while the bundle is published: each is decided, answered and
-    // audited under one version — the one in force when it started.
-    let queries: Vec<_> = (0..24)
+    // Queries held at the court's locked store while the bundle is published: provably in
+    // flight when it lands, so each must still be decided, answered and audited under the
+    // version in force when it started, at the coordinator and at the court.
+    let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
+    let held: Vec<_> = (0..4)
         .map(|_| {
-            let fed = &fed;
-            async move { blacklist_check(fed).await }
+            let fed = std::sync::Arc::clone(&fed);
+            tokio::spawn(async move { blacklist_check(&fed).await })
         })
         .collect();
-    let (answers, published) = tokio::join!(
-        futures_util::future::join_all(queries),
-        officers.publish(&v1, "officer-zhang")
-    );
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while tokio::task::block_in_place(|| pg::waiting_on(&db.url, "records")) < 4 {
+        assert!(
+            Instant::now() < give_up,
+            "the queries did not reach the court"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let published = officers.publish(&v1, "officer-zhang").await;
     assert!(published.status.success(), "{}", text(&published));
-    let audit = fedq_audit::list(
+    assert!(
+        held.iter().all(|h| !h.is_finished()),
+        "a held query finished before the publication"
+    );
+    let status = officers.status().await;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("node court") && l.contains("1/2026.12-1")),
+        "{status}"
+    );
+    tokio::task::block_in_place(|| lock.release());
+    let mut answers = Vec::new();
+    for h in held {
+        answers.push(
+            tokio::time::timeout(Duration::from_secs(60), h)
+                .await
+                .expect("a held query was not answered within 60 s")
+                .unwrap(),
+        );
+    }
+    let after = blacklist_check(&fed).await;
+    assert_eq!(after["policy_version"], "1/2026.12-1");
+    let coordinator_audit = fedq_audit::list(
         &fed.layout.root.join("audit/coordinator-audit.db"),
         &fedq_audit::ListFilter::default(),
     )
     .unwrap();
-    for a in &answers {
-        let version = a["policy_version"].as_str().unwrap();
-        assert!(
-            version == "0/2026.11-1" || version == "1/2026.12-1",
-            "{version}"
-        );
-        let entry = audit
+    let court_audit = fedq_audit::list(
+        &fed.layout.root.join("audit/court-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let version_in = |log: &[fedq_audit::AuditEntry], a: &serde_json::Value| {
+        let entries: Vec<_> = log
             .iter()
-            .find(|e| Some(e.record.query_id.as_str()) == a["query_id"].as_str())
-            .expect("every answer has its audit entry");
-        assert_eq!(entry.record.policy_version, version);
+            .filter(|e| Some(e.record.query_id.as_str()) == a["query_id"].as_str())
+            .collect();
+        assert_eq!(entries.len(), 1, "one entry per query: {a}");
+        entries[0].record.policy_version.clone()
+    };
+    for a in &answers {
+        assert_eq!(meaning(a), meaning(&before), "{a}");
+        assert_eq!(a["policy_version"], "0/2026.11-1", "{a}");
+        assert_eq!(version_in(&coordinator_audit, a), "0/2026.11-1");
+        assert_eq!(version_in(&court_audit, a), "0/2026.11-1");
     }
-    assert_eq!(blacklist_check(&fed).await["policy_version"], "1/2026.12-1");
+    assert_eq!(version_in(&coordinator_audit, &after), "1/2026.12-1");
+    assert_eq!(version_in(&court_audit, &after), "1/2026.12-1");
 
     // A node that is down during a publication keeps its version; status says so and why;
     // publishing the same bundle again once it is back brings it in step.

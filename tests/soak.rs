@@ -157,14 +157,25 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
             })
         })
         .collect();
+    // A generous bound on the whole load (20 ms a query at concurrency 1, debug build), so
+    // a hang fails the test rather than stalling it.
+    let give_up = tokio::time::Instant::now()
+        + Duration::from_secs(60)
+        + Duration::from_millis(20) * u32::try_from(total).unwrap();
     // Resident sets once the load is under way (connections, pools and caches warm).
-    quarter_reached.await.unwrap();
+    tokio::time::timeout_at(give_up, quarter_reached)
+        .await
+        .expect("the load did not reach a quarter in time")
+        .unwrap();
     let rss_at_quarter: Vec<u64> = std::iter::once(&coordinator)
         .chain(nodes.iter())
         .map(FedqProcess::rss_kib)
         .collect();
     for w in workers {
-        w.await.unwrap();
+        tokio::time::timeout_at(give_up, w)
+            .await
+            .expect("the load did not finish in time")
+            .unwrap();
     }
     let elapsed = started.elapsed();
     let rss_at_end: Vec<u64> = std::iter::once(&coordinator)

@@ -177,7 +177,10 @@ impl RunningNode {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the node did not stop within 60 s")
+            .unwrap();
     }
 }
 

@@ -622,6 +622,9 @@ impl Api {
                 stop_watch.clone(),
             ));
         }
+        // Close the port at once: a new connection is refused rather than left waiting in
+        // the kernel's backlog for a handshake nobody will answer.
+        drop(self.listener);
         reloader.abort();
         // Stop keep-alive connections after their current request; wait for those in flight.
         let _ = stopping.send(true);

@@ -423,6 +423,19 @@ pub struct Running {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    refusals: fedq_certs::tls::RefusalLog,
+}
+
+/// How long stopping waits for a node or the coordinator to finish draining (their grace
+/// periods are 10 s) before it gives up on the task.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits for a stopped task, at most [`STOP_WAIT`]; one that overruns is aborted.
+async fn join_within(what: &str, mut task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+        tracing::error!(what, "did not stop within its wait; aborted");
+        task.abort();
+    }
 }
 
 impl std::fmt::Debug for Running {
@@ -466,6 +479,7 @@ impl Running {
         let api = fedq_coordinator::cli::start(config, Limits::default())
             .await
             .map_err(setup("coordinator"))?;
+        let refusals = api.refusals();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(api.serve(Duration::from_secs(2), async {
             let _ = stopped.await;
@@ -473,14 +487,20 @@ impl Running {
         Ok(Self {
             nodes,
             coordinator: Some((stop, task)),
+            refusals,
         })
+    }
+
+    /// The TLS refusals the coordinator's requester API recorded, with their reasons.
+    pub fn coordinator_refusals(&self) -> fedq_certs::tls::RefusalLog {
+        self.refusals.clone()
     }
 
     /// Stops one node (as if its machine went down).
     pub async fn stop_node(&mut self, name: &str) {
         if let Some((stop, task)) = self.nodes.remove(name) {
             let _ = stop.send(());
-            let _ = task.await;
+            join_within(name, task).await;
         }
     }
 
@@ -500,11 +520,11 @@ impl Running {
     pub async fn stop(mut self) {
         if let Some((stop, task)) = self.coordinator.take() {
             let _ = stop.send(());
-            let _ = task.await;
+            join_within("coordinator", task).await;
         }
-        for (_, (stop, task)) in std::mem::take(&mut self.nodes) {
+        for (name, (stop, task)) in std::mem::take(&mut self.nodes) {
             let _ = stop.send(());
-            let _ = task.await;
+            join_within(&name, task).await;
         }
     }
 }
@@ -585,6 +605,103 @@ fn expect(cond: bool, why: &str) -> Result<(), String> {
     } else {
         Err(why.to_owned())
     }
+}
+
+/// The view result of `kind` with every source accounted for (`unverified` present and
+/// empty): an answer that lacks a part of the view, or left a source out, cannot show
+/// that something was *not* disclosed.
+fn complete_view<'a>(a: &'a Value, kind: &str) -> Result<&'a Value, String> {
+    let view = a
+        .get("view_result")
+        .ok_or_else(|| format!("expected a `{kind}` view result"))?;
+    expect(
+        view.get("kind").and_then(Value::as_str) == Some(kind),
+        &format!("expected a `{kind}` view result"),
+    )?;
+    let unverified = view
+        .get("unverified")
+        .and_then(Value::as_array)
+        .ok_or("expected the view's unverified sources")?;
+    expect(
+        unverified.is_empty(),
+        "expected every source of the view to answer",
+    )?;
+    Ok(view)
+}
+
+/// The sections of a complete credit report; none is a failure.
+fn report_sections(a: &Value) -> Result<&Vec<Value>, String> {
+    complete_view(a, "credit-report")?
+        .get("sections")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "expected the report's sections".to_owned())
+}
+
+/// The report's section of `dataset` (`department.dataset`); a missing one is a failure.
+fn section<'a>(sections: &'a [Value], dataset: &str) -> Result<&'a Value, String> {
+    sections
+        .iter()
+        .find(|sec| sec.get("dataset").and_then(Value::as_str) == Some(dataset))
+        .ok_or_else(|| format!("expected a section for `{dataset}`"))
+}
+
+/// Whether a section discloses anything: a record, or a summary that is not zero/false.
+fn discloses(section: &Value) -> bool {
+    let records = section
+        .get("records")
+        .and_then(Value::as_array)
+        .is_none_or(|r| !r.is_empty());
+    // A summary (`{"exists": false}`, `{"count": 0}`) says nothing only when it is empty.
+    fn says_nothing(v: &Value) -> bool {
+        match v {
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_u64() == Some(0),
+            Value::Object(o) => o.values().all(says_nothing),
+            _ => false,
+        }
+    }
+    let summaries = section
+        .get("summaries")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.values().all(says_nothing));
+    records || summaries
+}
+
+/// The expired person's own credit report: the section of each dataset that holds one of
+/// their expired negative records is there (the department answered) and discloses
+/// nothing, and no other negative section discloses anything.
+fn check_expired_report(status: u16, a: &Value, expired: &[String]) -> Result<(), String> {
+    expect(status == 200, "expected 200")?;
+    let sections = report_sections(a)?;
+    expect(!expired.is_empty(), "scenario has an expired record")?;
+    for dataset in expired {
+        let sec = section(sections, dataset)?;
+        expect(
+            !discloses(sec),
+            &format!("an expired negative record of `{dataset}` was disclosed"),
+        )?;
+    }
+    let any = sections
+        .iter()
+        .filter(|sec| {
+            sec.get("dataset")
+                .and_then(Value::as_str)
+                .is_some_and(|d| !d.starts_with("civil-affairs."))
+        })
+        .any(discloses);
+    expect(!any, "an expired negative record was disclosed")
+}
+
+/// The repaired person's blacklist check: every list answered and none lists them.
+fn check_repaired_blacklist(status: u16, a: &Value, repaired: bool) -> Result<(), String> {
+    expect(status == 200, "expected 200")?;
+    expect(repaired, "scenario has a repaired record")?;
+    let listings = complete_view(a, "blacklist")?
+        .get("listings")
+        .and_then(Value::as_array)
+        .ok_or("expected the blacklist check's listings")?;
+    expect(listings.is_empty(), "a repaired record was disclosed")
 }
 
 /// The licensing office asking `view` about `subject` for administrative licensing.
@@ -722,7 +839,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
-            let sections = a.pointer("/view_result/sections").and_then(Value::as_array).cloned().unwrap_or_default();
+            let sections = report_sections(a)?;
             let tax = sections
                 .iter()
                 .filter(|sec| sec.get("dataset").and_then(Value::as_str).is_some_and(|d| d.starts_with("tax.")))
@@ -746,7 +863,12 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
-            expect(a.get("error").and_then(Value::as_str).is_some_and(|e| !e.is_empty()), "expected a reason")
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                error.contains("may not") && error.contains("`statistics`"),
+                "expected the policy's reason naming the purpose",
+            )?;
+            expect(a.get("nodes").is_none(), "expected no department to be asked")
         },
     );
 
@@ -777,34 +899,36 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     );
 
     let q = self_query(&s.expired.resident_id, "credit-report");
+    // The datasets of the person's negative records (not their identity basics).
+    let is_negative = |department: &str, dataset: &str| {
+        CATALOGUES
+            .iter()
+            .filter(|(d, _)| *d == department)
+            .filter_map(|(d, text)| fedq_policy::Catalogue::parse(text, d).ok())
+            .any(|c| {
+                c.dataset(dataset)
+                    .is_some_and(|ds| ds.kind == fedq_policy::catalogue::DatasetKind::Negative)
+            })
+    };
+    let expired: Vec<String> = s
+        .expired
+        .records
+        .iter()
+        .filter(|r| is_negative(&r.department, &r.dataset))
+        .map(|r| format!("{}.{}", r.department, r.dataset))
+        .collect();
     run(
         "The law is not a policy option: this person's only negative record is older than 3 years (seed §十) — not disclosed, even in their own report",
         ask(fed, &q).await,
-        &|status, a| {
-            expect(status == 200, "expected 200")?;
-            let any = a
-                .pointer("/view_result/sections")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter(|sec| sec.get("dataset").and_then(Value::as_str).is_some_and(|d| !d.starts_with("civil-affairs.")))
-                .any(|sec| sec.get("records").and_then(Value::as_array).is_some_and(|r| !r.is_empty()));
-            expect(!any, "an expired negative record was disclosed")
-        },
+        &|status, a| check_expired_report(status, a, &expired),
     );
 
-    let repaired = s.repaired.records.first().cloned();
+    let repaired = !s.repaired.records.is_empty();
     let q = licensing(&s.repaired.resident_id, "blacklist-check");
     run(
         "Credit repair ends disclosure early (seed §十): this person's listing was repaired — the blacklist check finds nothing",
         ask(fed, &q).await,
-        &|status, a| {
-            expect(status == 200, "expected 200")?;
-            let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
-            expect(listings == 0, "a repaired record was disclosed")?;
-            expect(repaired.is_some(), "scenario has a repaired record")
-        },
+        &|status, a| check_repaired_blacklist(status, a, repaired),
     );
 
     let published = approve_policy_change(fed).await;
@@ -943,4 +1067,78 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
         running.stop().await;
         Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn report(sections: Value) -> Value {
+        json!({ "view_result": { "kind": "credit-report", "sections": sections, "unverified": [] } })
+    }
+
+    fn empty_section(dataset: &str) -> Value {
+        json!({ "label": "x", "dataset": dataset, "records": [], "summaries": {} })
+    }
+
+    #[test]
+    fn the_expired_check_passes_only_on_a_report_with_the_section_and_nothing_in_it() {
+        let expired = vec!["court.dishonest_debtors".to_owned()];
+        let good = report(json!([
+            empty_section("court.dishonest_debtors"),
+            empty_section("tax.arrears")
+        ]));
+        assert_eq!(check_expired_report(200, &good, &expired), Ok(()));
+        // The view, the sections, the dataset's section missing; a source unverified.
+        for bad in [
+            json!({}),
+            json!({ "view_result": { "kind": "credit-report", "unverified": [] } }),
+            report(json!([])),
+            report(json!([empty_section("tax.arrears")])),
+            json!({ "view_result": { "kind": "credit-report",
+                "sections": [empty_section("court.dishonest_debtors")],
+                "unverified": [{ "dataset": "tax.arrears", "reason": "unavailable" }] } }),
+        ] {
+            assert!(check_expired_report(200, &bad, &expired).is_err(), "{bad}");
+        }
+        // Something disclosed: a record, or a summary that is not empty.
+        let mut record = empty_section("court.dishonest_debtors");
+        record["records"] = json!([{ "listed_on": "2022-01-01" }]);
+        let mut counted = empty_section("court.dishonest_debtors");
+        counted["summaries"] = json!({ "case_no": { "count": 1 } });
+        for disclosed in [record, counted] {
+            let a = report(json!([disclosed]));
+            assert!(check_expired_report(200, &a, &expired).is_err(), "{a}");
+        }
+        let mut zero = empty_section("court.dishonest_debtors");
+        zero["summaries"] = json!({ "case_no": { "exists": false } });
+        assert_eq!(
+            check_expired_report(200, &report(json!([zero])), &expired),
+            Ok(())
+        );
+        assert!(check_expired_report(403, &good, &expired).is_err());
+        assert!(check_expired_report(200, &good, &[]).is_err());
+    }
+
+    #[test]
+    fn the_repaired_check_fails_without_listings_or_with_a_source_unverified() {
+        let good =
+            json!({ "view_result": { "kind": "blacklist", "listings": [], "unverified": [] } });
+        assert_eq!(check_repaired_blacklist(200, &good, true), Ok(()));
+        for bad in [
+            json!({}),
+            json!({ "view_result": { "kind": "blacklist", "unverified": [] } }),
+            json!({ "view_result": { "kind": "blacklist", "listings": [] } }),
+            json!({ "view_result": { "kind": "blacklist", "listings": [],
+                "unverified": [{ "dataset": "court.dishonest_debtors", "reason": "timed out" }] } }),
+            json!({ "view_result": { "kind": "blacklist", "listings": [{ "label": "x" }], "unverified": [] } }),
+            json!({ "view_result": { "kind": "credit-report", "listings": [], "unverified": [] } }),
+        ] {
+            assert!(check_repaired_blacklist(200, &bad, true).is_err(), "{bad}");
+        }
+        assert!(check_repaired_blacklist(200, &good, false).is_err());
+    }
 }

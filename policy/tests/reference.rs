@@ -624,5 +624,161 @@ fn who_can_answers_can_anyone_ever_see_it_in_clear() {
             .contains("from 2026-01-01 until 2027-12-31"),
         "{lic:?}"
     );
-    assert!(analysis::who_can(&engine, "court.nope.x", date("2026-11-27")).is_err());
+    let error = analysis::who_can(&engine, "court.nope.x", date("2026-11-27")).unwrap_err();
+    assert!(
+        error.starts_with("unknown field `court.nope.x`; expected `department.dataset.field`"),
+        "{error}"
+    );
+}
+
+/// Runs `view` for the asker on `today` over one court listing, through the engine's
+/// decision, `minimize` and `evaluate` — the path a node and the coordinator take — and
+/// says how many court listings the view result discloses (read from the result itself:
+/// listings, a dirty green channel, report records, score points).
+fn disclosed_by_view(view: &str, today: time::Date, listing: &Record) -> usize {
+    let engine = reference_engine();
+    let (requester, purpose, legal_basis, consent) = match view {
+        "blacklist-check" | "green-channel" => (LIC, LIC_PURPOSE, Some(OPINION), None),
+        _ => (
+            "service-window.self-query",
+            "self-query",
+            None,
+            Some("身份核验-0001"),
+        ),
+    };
+    let decision = engine
+        .decide_view(&ViewRequest {
+            requester,
+            purpose,
+            legal_basis,
+            consent,
+            view,
+            now: today,
+        })
+        .unwrap_or_else(|e| panic!("{view} on {today}: {e:?}"));
+    let court = decision
+        .source("court.dishonest_debtors")
+        .unwrap_or_else(|| panic!("{view} has no court source"));
+    assert!(court.satisfied, "{view}: the court source is not granted");
+    let outcomes: BTreeMap<String, SourceOutcome> = decision
+        .sources
+        .iter()
+        .map(|s| {
+            let records = if s.source.dataset_name == "court.dishonest_debtors" {
+                vec![listing.clone()]
+            } else {
+                Vec::new()
+            };
+            let outcome = if s.satisfied {
+                SourceOutcome::Answered(minimize(&s.decision, &records))
+            } else {
+                SourceOutcome::Unavailable("denied".into())
+            };
+            (s.source.dataset_name.clone(), outcome)
+        })
+        .collect();
+    match evaluate(decision.view, &outcomes, today) {
+        ViewResult::Blacklist {
+            listings,
+            unverified,
+        } => {
+            assert!(unverified.is_empty(), "{unverified:?}");
+            listings
+                .iter()
+                .filter(|l| l.list == "失信被执行人名单")
+                .count()
+        }
+        ViewResult::GreenChannel {
+            eligible, reason, ..
+        } => {
+            // Ineligible only because of the court's listing: every other source is empty.
+            if eligible {
+                0
+            } else {
+                assert!(reason.contains("失信被执行人"), "{reason}");
+                1
+            }
+        }
+        ViewResult::CreditReport {
+            sections,
+            unverified,
+        } => {
+            assert!(unverified.is_empty(), "{unverified:?}");
+            let court = sections
+                .iter()
+                .find(|s| s.dataset == "court.dishonest_debtors")
+                .expect("the court's section is in the report");
+            let counted = court
+                .summaries
+                .values()
+                .map(|s| match s {
+                    Summary::Count(n) => usize::try_from(*n).unwrap(),
+                    Summary::Exists(e) => usize::from(*e),
+                })
+                .max()
+                .unwrap_or(0);
+            court.records.len().max(counted)
+        }
+        ViewResult::IntegrityScore {
+            points, breakdown, ..
+        } => {
+            let court: u64 = breakdown
+                .iter()
+                .filter(|l| l.points < 0)
+                .map(|l| l.records)
+                .sum();
+            // Nothing else is on record: the base points, less the court's deduction.
+            assert!(points <= 100, "{points} {breakdown:?}");
+            usize::try_from(court).unwrap()
+        }
+    }
+}
+
+const EVERY_VIEW: [&str; 4] = [
+    "blacklist-check",
+    "green-channel",
+    "credit-report",
+    "integrity-score",
+];
+
+/// The statutory 3-year window (seed §十) at its edges and around 29 February, and credit
+/// repair, in every view. The expected answers are the calendar's, written out here, not
+/// computed by the code under test: a listing is disclosed on the days before the third
+/// anniversary of its listing and not from that day on; a listing of 29 February reaches
+/// its anniversary on 1 March of a common year (as a person born on 29 February comes of
+/// age); a repaired listing is never disclosed, even one listed today.
+#[test]
+fn expired_and_repaired_listings_are_withheld_in_every_view_at_the_window_edges() {
+    let cases: [(&str, &str, &str, bool); 16] = [
+        // (today, listed on, performance status, disclosed)
+        ("2026-11-27", "2026-11-27", "unperformed", true),
+        ("2026-11-27", "2023-11-28", "unperformed", true), // the day before the anniversary
+        ("2026-11-27", "2023-11-27", "unperformed", false), // the day of
+        ("2026-11-27", "2023-11-26", "unperformed", false), // the day after
+        ("2026-11-27", "2023-11-28", "partially_performed", true),
+        ("2026-11-27", "2026-11-27", "performed", false), // repaired: never
+        ("2026-11-27", "2023-11-28", "performed", false),
+        ("2026-11-27", "2019-01-01", "performed", false),
+        // Listed on 29 February 2024.
+        ("2027-02-27", "2024-02-29", "unperformed", true),
+        ("2027-02-28", "2024-02-29", "unperformed", true),
+        ("2027-03-01", "2024-02-29", "unperformed", false),
+        ("2027-02-28", "2024-02-29", "performed", false),
+        // Today is 29 February 2028.
+        ("2028-02-29", "2025-03-01", "unperformed", true),
+        ("2028-02-29", "2025-02-28", "unperformed", false),
+        ("2028-02-28", "2025-03-01", "unperformed", true),
+        ("2028-02-28", "2025-02-28", "unperformed", false),
+    ];
+    for (today, listed, status, disclosed) in cases {
+        let listing = debtor_record("(2023)湘0104执1号", listed, status);
+        for view in EVERY_VIEW {
+            let n = disclosed_by_view(view, date(today), &listing);
+            assert_eq!(
+                n,
+                usize::from(disclosed),
+                "{view} on {today}: a listing of {listed} ({status}) disclosed {n} time(s)"
+            );
+        }
+    }
 }

@@ -13,11 +13,53 @@ pub fn fedq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fedq"))
 }
 
-/// Runs `cmd` to its end; fails the test with its stderr unless it succeeds.
-pub fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
+/// How long a one-shot `fedq` command (an import, a certificate, a signature) may take
+/// on a debug build with busy cores before the test gives up on it.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `cmd` to its end, at most `limit` (then it is killed and the test fails), and
+/// returns what it printed.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    // Drained while it runs, so a full pipe never blocks it.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let give_up = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Runs `cmd` to its end (at most [`COMMAND_LIMIT`]); fails the test with its stderr
+/// unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = output_within(cmd, COMMAND_LIMIT);
     assert!(
         out.status.success(),
         "{cmd:?}: {}{}",
@@ -48,7 +90,7 @@ pub struct FedqProcess {
 impl Drop for FedqProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.wait_within(Duration::from_secs(30));
     }
 }
 
@@ -116,20 +158,45 @@ impl FedqProcess {
         self.child.id()
     }
 
-    /// SIGTERM (graceful stop), then waits for the exit.
+    /// SIGTERM (graceful stop), then waits for the exit (at most 60 s: a drain is bounded
+    /// by a 10 s grace period; the rest is room for a debug build on busy cores).
     pub fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM failed");
-        self.child.wait().unwrap()
+        self.signal("TERM");
+        self.wait_within(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{} did not exit within 60 s of SIGTERM", self.what))
     }
 
-    /// SIGKILL: no goodbye, in-flight work cut. Waits for the exit.
+    /// Sends `SIG` (`TERM`, `STOP`, `CONT`, …) without waiting for anything.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits at most `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let give_up = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= give_up {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no goodbye, in-flight work cut. Waits for the exit (at most 30 s).
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        assert!(
+            self.wait_within(Duration::from_secs(30)).is_some(),
+            "{} did not exit within 30 s of SIGKILL",
+            self.what
+        );
     }
 
     /// `VmHWM` (peak resident set) in KiB, from /proc.

@@ -653,7 +653,16 @@ async fn handle_connection(
     }
     tracing::debug!(peer = %peer.identity, "coordinator connected");
     let budget = Budget::new(state.limits.max_connection_bytes);
-    while let Ok((send, recv)) = conn.accept_bi().await {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        if tracker.is_closed() {
+            // Draining: the requests in flight finish, a new one on a kept connection is
+            // refused at once (it would otherwise stretch the drain under load), with a
+            // code the coordinator reports as "shutting down".
+            let code = VarInt::from_u32(code::SHUTDOWN);
+            let _ = send.reset(code);
+            let _ = recv.stop(code);
+            continue;
+        }
         let handler = Arc::clone(&handler);
         let tap = tap.clone();
         let peer = peer.clone();
@@ -1126,6 +1135,14 @@ impl NodeChannel {
         }
     }
 
+    /// The node refused the request because it is draining for a shutdown.
+    fn shutting_down(&self) -> ChannelError {
+        ChannelError::Unavailable {
+            node: self.inner.name.clone(),
+            reason: "it is shutting down".into(),
+        }
+    }
+
     fn protocol(&self, reason: String) -> ChannelError {
         ChannelError::Protocol {
             node: self.inner.name.clone(),
@@ -1211,6 +1228,9 @@ impl NodeChannel {
         let (mut send, mut recv) = conn.open_bi().await.map_err(Exchange::Connection)?;
         send.write_all(bytes).await.map_err(|e| match e {
             quinn::WriteError::ConnectionLost(e) => Exchange::Connection(e),
+            quinn::WriteError::Stopped(stopped) if stopped == VarInt::from_u32(code::SHUTDOWN) => {
+                Exchange::Failed(self.shutting_down())
+            }
             other => Exchange::Failed(self.protocol(format!("request not sent: {other}"))),
         })?;
         let _ = send.finish();
@@ -1222,6 +1242,11 @@ impl NodeChannel {
             Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
                 quinn::ReadError::ConnectionLost(e),
             ))) => Err(Exchange::Connection(e)),
+            Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
+                quinn::ReadError::Reset(reset),
+            ))) if reset == VarInt::from_u32(code::SHUTDOWN) => {
+                Err(Exchange::Failed(self.shutting_down()))
+            }
             Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
                 quinn::ReadError::Reset(code),
             ))) => Err(Exchange::Failed(

@@ -463,3 +463,114 @@ impl Drop for OwnCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// An `ACCESS EXCLUSIVE` lock on a table, held by a connection of its own until dropped
+/// (or [`TableLock::release`]d): every statement that reads the table waits — a store
+/// that is slow, not down. Lets a test hold lookups provably in flight.
+pub struct TableLock {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    done: std::sync::mpsc::Receiver<Result<(), String>>,
+}
+
+impl TableLock {
+    /// Returns once the lock is held (at most 30 s).
+    pub fn take(url: &str, table: &str) -> Self {
+        let (locked_tx, locked) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let url = url.to_owned();
+        let sql = format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE");
+        let locked_err = locked_tx.clone();
+        std::thread::spawn(move || {
+            let result: Result<(), String> = (move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(async move {
+                    use sqlx::{Connection, Executor};
+                    let mut conn = sqlx::PgConnection::connect(&url)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+                    tx.execute(sqlx::AssertSqlSafe(sql))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let _ = locked_tx.send(Ok(()));
+                    // Held until released or the test's end (the sender dropped).
+                    let _ = tokio::task::spawn_blocking(move || released.recv()).await;
+                    tx.rollback().await.map_err(|e| e.to_string())?;
+                    let _ = conn.close().await;
+                    Ok(())
+                })
+            })();
+            if let Err(e) = &result {
+                let _ = locked_err.send(Err(e.clone()));
+            }
+            let _ = done_tx.send(result);
+        });
+        match locked.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => Self {
+                release: Some(release),
+                done,
+            },
+            Ok(Err(e)) => panic!("cannot lock the table: {e}"),
+            Err(_) => panic!("the table lock was not taken within 30 s"),
+        }
+    }
+
+    /// Ends the lock's transaction; returns once it has ended (at most 30 s).
+    pub fn release(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+            match self.done.recv_timeout(Duration::from_secs(30)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("the table lock's transaction failed: {e}"),
+                Err(_) => panic!("the table lock was not released within 30 s"),
+            }
+        }
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Do not panic twice; the connection ends with the test binary.
+            let _ = self.release.take().map(|r| r.send(()));
+            return;
+        }
+        self.end();
+    }
+}
+
+/// How many sessions are waiting for a lock on `table` (their statements are held).
+pub fn waiting_on(url: &str, table: &str) -> i64 {
+    let url = url.to_owned();
+    let table = table.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE NOT l.granted AND c.relname = $1",
+            )
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            let _ = conn.close().await;
+            n
+        })
+    })
+    .join()
+    .unwrap()
+}
