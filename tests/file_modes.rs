@@ -81,7 +81,11 @@ fn a_node_under_umask_000_keeps_its_store_and_audit_log_owner_only() {
         config.to_str().unwrap(),
     ]));
     assert!(ok, "{stderr}");
-    assert_eq!(mode(&data.join("court.db")), 0o600, "the store init created");
+    assert_eq!(
+        mode(&data.join("court.db")),
+        0o600,
+        "the store init created"
+    );
     let node = FedqProcess::spawn(
         under_umask_000(&["node", "serve", "--config", config.to_str().unwrap()]),
         NODE_READY,

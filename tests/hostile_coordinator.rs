@@ -367,8 +367,11 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
         target,
         policy_version: "test".into(),
         // The court's pinned date, so no lookup here is refused for clock skew.
-        date: time::Date::parse(TODAY, time::macros::format_description!("[year]-[month]-[day]"))
-            .unwrap(),
+        date: time::Date::parse(
+            TODAY,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap(),
     })
 }
 

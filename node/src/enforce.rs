@@ -491,7 +491,10 @@ mod tests {
 
     #[test]
     fn lookups_within_the_bounds_pass() {
-        assert_eq!(check_lookup(&lookup_of(many_datasets(MAX_LOOKUP_DATASETS))), Ok(()));
+        assert_eq!(
+            check_lookup(&lookup_of(many_datasets(MAX_LOOKUP_DATASETS))),
+            Ok(())
+        );
         assert_eq!(
             check_lookup(&lookup_of(LookupTarget::View("blacklist-check".into()))),
             Ok(())
