@@ -70,7 +70,13 @@ impl Conn {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::copy_from_slice(body)))
             .unwrap();
-        let resp = self.sender.send_request(req).await;
+        // An HTTP/1.1 connection takes the next request only once it has finished the last
+        // response; sending earlier fails with "connection was not ready".
+        let ready = self.sender.ready().await;
+        let resp = match ready {
+            Ok(()) => self.sender.send_request(req).await,
+            Err(e) => Err(e),
+        };
         let resp = match resp {
             Ok(resp) => resp,
             Err(e) => {

@@ -183,6 +183,8 @@ async fn one_connection_cannot_park_more_than_its_budget_in_a_node() {
 async fn a_node_process_stays_small_while_one_connection_stalls_200_large_frames() {
     let fed = TestFederation::new(&["court"], &[]);
     let config = fed.node_config("court", TODAY);
+    // What `fedq node init` does: the court serves an empty store it did not create.
+    fedq_node::store::create(&fed.root.join("data/court.db")).unwrap();
     let port = std::net::UdpSocket::bind(localhost())
         .unwrap()
         .local_addr()
@@ -379,6 +381,7 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
 /// to it.
 fn start_court(fed: &TestFederation) -> (fedq_wire::transport::NodeChannel, NodeClient) {
     let config = fed.node_config("court", TODAY);
+    fedq_node::store::create(&fed.root.join("data/court.db")).unwrap();
     let node = Node::start(NodeConfig::load(&config).unwrap(), Limits::default()).unwrap();
     let addr = node.local_addr().unwrap();
     tokio::spawn(node.serve(None, std::future::pending()));

@@ -590,11 +590,12 @@ mod tests {
             None,
         )
         .unwrap();
-        let query = |basis: String| QueryRequest {
+        // Consent is the one free text left (purpose and legal basis must be the policy's).
+        let query = |consent: String| QueryRequest {
             subject: "11010519491231002X".into(),
             purpose: "administrative-licensing".into(),
-            legal_basis: Some(basis),
-            consent: None,
+            legal_basis: Some("长政办发〔2017〕62号".into()),
+            consent: Some(consent),
             view: Some("blacklist-check".into()),
             datasets: None,
         };
@@ -603,7 +604,7 @@ mod tests {
         let err = query("b".repeat(max + 1)).validate(&engine).unwrap_err();
         assert_eq!(
             err,
-            QueryRefusal::Malformed("`legal_basis` is 513 bytes; at most 512 are accepted".into())
+            QueryRefusal::Malformed("`consent` is 513 bytes; at most 512 are accepted".into())
         );
     }
 

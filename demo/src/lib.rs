@@ -126,21 +126,49 @@ impl Layout {
     }
 }
 
+/// Ports a throwaway federation listens on are picked below Linux's ephemeral range
+/// (32768–60999 by default): a port picked there and released until the process binds it
+/// could meanwhile become the local port of any outgoing connection on the host (tests
+/// running side by side open hundreds), and the later bind would fail.
+const PICKED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A pseudo-random port in [`PICKED_PORTS`] that `bind` accepts now; port 0's pick if none
+/// of a bounded number of tries does.
+fn free_port(bind: impl Fn(u16) -> std::io::Result<u16>) -> Result<u16, DemoError> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u32(std::process::id());
+    let mut x = seed.finish() | 1;
+    let span = u64::from(PICKED_PORTS.end - PICKED_PORTS.start);
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = PICKED_PORTS.start + u16::try_from(x % span).unwrap_or(0);
+        if let Ok(port) = bind(port) {
+            return Ok(port);
+        }
+    }
+    bind(0).map_err(setup("find a free port"))
+}
+
 fn free_udp_port() -> Result<u16, DemoError> {
-    let s = UdpSocket::bind("127.0.0.1:0").map_err(setup("find a free UDP port"))?;
-    Ok(s.local_addr()
-        .map_err(setup("find a free UDP port"))?
-        .port())
+    free_port(|port| {
+        UdpSocket::bind(("127.0.0.1", port))?
+            .local_addr()
+            .map(|a| a.port())
+    })
 }
 
 fn free_tcp_port(preferred: u16) -> Result<u16, DemoError> {
     if preferred != 0 && TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
         return Ok(preferred);
     }
-    let s = TcpListener::bind("127.0.0.1:0").map_err(setup("find a free TCP port"))?;
-    Ok(s.local_addr()
-        .map_err(setup("find a free TCP port"))?
-        .port())
+    free_port(|port| {
+        TcpListener::bind(("127.0.0.1", port))?
+            .local_addr()
+            .map(|a| a.port())
+    })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), DemoError> {

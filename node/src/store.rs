@@ -437,6 +437,7 @@ mod tests {
     fn an_unreadable_record_is_reported_without_its_key_or_contents() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
+        create(&path).unwrap();
         let store = SqliteStore::open(&path).unwrap();
         let id = "430102198001011233";
         let other = "430102198001011241";
