@@ -8,9 +8,11 @@
     clippy::indexing_slicing
 )]
 
+mod support;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::process::{output_within, COMMAND_LIMIT};
 
 use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::{AuthRefusal, Role};
@@ -413,8 +415,8 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
     assert_ne!(court.last().unwrap().record.subject, last.record.subject);
 
     // The reviewer's view and the chain check, through the binary.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args([
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedq")).args([
             "audit",
             "list",
             "--config",
@@ -422,22 +424,22 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
             "--purpose",
             "administrative-licensing",
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ]),
+        COMMAND_LIMIT,
+    );
     assert!(out.status.success());
     let listed = String::from_utf8(out.stdout).unwrap();
     assert!(listed.lines().count() >= 3, "{listed}");
     assert!(!listed.contains(&subject));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedq"))
-        .args([
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedq")).args([
             "audit",
             "verify",
             "--config",
             fed.layout.coordinator_config().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ]),
+        COMMAND_LIMIT,
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -682,11 +682,12 @@ impl SmallDisk {
     /// allowed (not root, no CAP_SYS_ADMIN).
     fn mount(dir: &std::path::Path) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m", "fedq-audit-test"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
+        let out = support::process::output_within(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=4m", "fedq-audit-test"])
+                .arg(dir),
+            Duration::from_secs(30),
+        );
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
@@ -714,10 +715,19 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
+        // Bounded like every other wait: a lazy unmount returns at once, or is given up.
+        if let Ok(mut child) = std::process::Command::new("umount")
             .arg("-l")
             .arg(&self.dir)
-            .status();
+            .spawn()
+        {
+            let give_up = std::time::Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -428,13 +428,14 @@ fn nothing_personal_at_rest_after_a_demo_run() {
     let root = tmp.path().join("fed");
     let tmpdir = tmp.path().join("fed/tmp");
     std::fs::create_dir_all(&tmpdir).unwrap();
-    let out = support::process::fedq()
-        .args(["demo", "--no-serve", "--persons", "300", "--dir"])
-        .arg(&root)
-        .env("FEDQ_LOG", "debug")
-        .env("TMPDIR", &tmpdir)
-        .output()
-        .unwrap();
+    let out = support::process::output_within(
+        support::process::fedq()
+            .args(["demo", "--no-serve", "--persons", "300", "--dir"])
+            .arg(&root)
+            .env("FEDQ_LOG", "debug")
+            .env("TMPDIR", &tmpdir),
+        support::process::COMMAND_LIMIT,
+    );
     assert!(
         out.status.success(),
         "{}{}",

@@ -245,6 +245,14 @@ pub enum Refusal {
     /// A threshold outside 1..=MAX_THRESHOLD.
     #[error("threshold {0} is not allowed; use 1 to {MAX_THRESHOLD}")]
     Threshold(u32),
+    /// Once in force, the bundle's roster could never approve another bundle.
+    #[error("the roster once this bundle is in force lists {roster} officer key(s) but its threshold is {threshold}: no later bundle could ever be approved; list at least {threshold} officers or lower the threshold")]
+    RosterBelowThreshold {
+        /// Distinct keys on the roster the bundle leaves in force.
+        roster: usize,
+        /// The bundle's threshold.
+        threshold: u32,
+    },
     /// The catalogues here are not the ones the policy was checked against.
     #[error("catalogues differ from the ones the bundle was checked against: {0}; create the bundle against the catalogues in force")]
     CatalogueMismatch(String),
@@ -346,6 +354,16 @@ impl Bundle {
         }
         if !(1..=MAX_VERSION).contains(&version) {
             return Err(Refusal::Version(version));
+        }
+        let keys: BTreeSet<String> = officer
+            .iter()
+            .map(|o| o.key_sha256.to_ascii_lowercase())
+            .collect();
+        if !keys.is_empty() && keys.len() < threshold as usize {
+            return Err(Refusal::RosterBelowThreshold {
+                roster: keys.len(),
+                threshold,
+            });
         }
         let mut bundle = Self {
             format: FORMAT,
@@ -542,6 +560,15 @@ pub fn verify(
     }
     if !(1..=MAX_THRESHOLD).contains(&bundle.threshold) {
         return Err(Refusal::Threshold(bundle.threshold));
+    }
+    // A bundle that leaves fewer officers on the roster than its own M would lock the
+    // federation's policy for good: refused before any signature is looked at.
+    let roster_after: BTreeSet<String> = in_force.roster_after(bundle).into_iter().collect();
+    if !roster_after.is_empty() && roster_after.len() < bundle.threshold as usize {
+        return Err(Refusal::RosterBelowThreshold {
+            roster: roster_after.len(),
+            threshold: bundle.threshold,
+        });
     }
     let message = bundle.signing_message();
     let mut officers: Vec<Officer> = Vec::new();

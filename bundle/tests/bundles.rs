@@ -892,3 +892,58 @@ fn the_state_directory_is_owner_only() {
         assert_eq!(mode & 0o777, 0o700, "{dir}");
     }
 }
+
+#[test]
+fn a_bundle_that_leaves_fewer_officers_than_its_threshold_is_refused() {
+    let s = setup();
+    let slot = s.slot("state");
+    let roster: Vec<RosterEntry> = ["alice", "bob"]
+        .iter()
+        .map(|o| RosterEntry::from_certificate_file(&s.pki.join(format!("{o}.crt"))).unwrap())
+        .collect();
+    // The bundle tool refuses to make one.
+    let text = std::fs::read_to_string(s.root.join("policy.toml")).unwrap();
+    let digests = catalogue_digests(&s.root.join("catalogue")).unwrap();
+    let err = Bundle::create("changsha", 1, 3, text, digests, roster.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Refusal::RosterBelowThreshold {
+                roster: 2,
+                threshold: 3
+            }
+        ),
+        "{err}"
+    );
+    // Written by hand and signed by enough officers, it is still refused, and the version
+    // in force stays.
+    let mut v1 = s.bundle(1, "2026.12-1", 3);
+    v1.officer = roster.clone();
+    v1.content_sha256 = v1.computed_hash();
+    for o in ["alice", "bob", "carol"] {
+        v1.sign(&s.officer(o)).unwrap();
+    }
+    let why = refusal(slot.install(&v1.to_toml().unwrap()));
+    assert!(
+        why.contains("lists 2 officer key(s) but its threshold is 3"),
+        "{why}"
+    );
+    assert_eq!(slot.current().version, 0);
+    // The same roster with M = 2 goes in.
+    let mut v1 = s.bundle(1, "2026.12-1", 2);
+    v1.officer = roster;
+    v1.content_sha256 = v1.computed_hash();
+    v1.sign(&s.officer("alice")).unwrap();
+    v1.sign(&s.officer("bob")).unwrap();
+    slot.install(&v1.to_toml().unwrap()).unwrap();
+    // A bundle without a roster keeps that one: raising M to 3 over it is refused too.
+    let mut v2 = s.bundle(2, "2026.12-2", 3);
+    v2.sign(&s.officer("alice")).unwrap();
+    v2.sign(&s.officer("bob")).unwrap();
+    let why = refusal(slot.install(&v2.to_toml().unwrap()));
+    assert!(
+        why.contains("lists 2 officer key(s) but its threshold is 3"),
+        "{why}"
+    );
+    assert_eq!(slot.current().version, 1);
+}
