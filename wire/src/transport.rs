@@ -1089,21 +1089,8 @@ impl NodeChannel {
         let started = Instant::now();
         let bytes = frame::encode(&NodeRequest::Ping).map_err(|e| self.protocol(e.to_string()))?;
         let attempt = async {
-            let config = self
-                .inner
-                .client
-                .config
-                .read()
-                .map_err(|_| self.protocol("internal lock poisoned".into()))?
-                .clone();
             let conn = self
-                .inner
-                .endpoint
-                .connect_with(config, self.inner.addr, &self.inner.name)
-                .map_err(|e| ChannelError::Unavailable {
-                    node: self.inner.name.clone(),
-                    reason: e.to_string(),
-                })?
+                .start_connection()?
                 .await
                 .map_err(|e| self.connection_error(&e))?;
             match self.exchange(&conn, &bytes).await {
@@ -1133,6 +1120,25 @@ impl NodeChannel {
         if let Some(conn) = self.inner.conn.lock().await.take() {
             conn.close(VarInt::from_u32(0), b"node not answering");
         }
+    }
+
+    /// Starts a new connection to the node with the client's current configuration (which
+    /// a certificate reload may have replaced).
+    fn start_connection(&self) -> Result<quinn::Connecting, ChannelError> {
+        let config = self
+            .inner
+            .client
+            .config
+            .read()
+            .map_err(|_| self.protocol("internal lock poisoned".into()))?
+            .clone();
+        self.inner
+            .endpoint
+            .connect_with(config, self.inner.addr, &self.inner.name)
+            .map_err(|e| ChannelError::Unavailable {
+                node: self.inner.name.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// The node refused the request because it is draining for a shutdown.
@@ -1171,6 +1177,12 @@ impl NodeChannel {
                 }
                 err
             }
+            // Closed on our side: the pool replaced or dropped the connection (a probe
+            // took over, or the node was marked down) while this request was on it.
+            None if matches!(e, ConnectionError::LocallyClosed) => ChannelError::Unavailable {
+                node,
+                reason: "the coordinator closed the connection this request was on (the node stopped answering on it)".into(),
+            },
             None => ChannelError::Unavailable {
                 node,
                 reason: e.to_string(),
@@ -1200,21 +1212,7 @@ impl NodeChannel {
                 None => {}
             }
         }
-        let config = self
-            .inner
-            .client
-            .config
-            .read()
-            .map_err(|_| self.protocol("internal lock poisoned".into()))?
-            .clone();
-        let connecting = self
-            .inner
-            .endpoint
-            .connect_with(config, self.inner.addr, &self.inner.name)
-            .map_err(|e| ChannelError::Unavailable {
-                node: self.inner.name.clone(),
-                reason: e.to_string(),
-            })?;
+        let connecting = self.start_connection()?;
         let conn = connecting.await.map_err(|e| self.connection_error(&e))?;
         *guard = Some(conn.clone());
         Ok(conn)
