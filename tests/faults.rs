@@ -76,6 +76,10 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         }
         if round == 20 {
             court = FedqProcess::node(&fed.layout.node_config("court"), None);
+            // While the court is marked down the rounds take no time at all (it is not
+            // asked), so give the coordinator's probes a bounded moment to find it back
+            // (`tests/dead_node.rs` holds them to 2 s) before rounds 24+ must see it.
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let mut tasks = Vec::new();
         for mut conn in conns.drain(..) {

@@ -1106,10 +1106,9 @@ impl NodeChannel {
                 after: timeout,
             }
         })??;
-        let old = self.inner.conn.lock().await.replace(conn);
-        if let Some(old) = old {
-            old.close(VarInt::from_u32(0), b"replaced");
-        }
+        // The old connection is not closed here: a request may still be on it (one that
+        // started before the probe). It closes when its last handle goes.
+        drop(self.inner.conn.lock().await.replace(conn));
         Ok(started.elapsed())
     }
 
