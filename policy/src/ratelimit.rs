@@ -151,21 +151,30 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_new_policy_keeps_the_quota_already_used() {
-        let engine = crate::load::load_engine(
+    fn reference_engine() -> crate::Engine {
+        crate::load::load_engine(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../reference/changsha/policy.toml"),
             None,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// The reference policy's first requester with a per-minute limit, and that limit.
+    fn limited_requester(engine: &crate::Engine) -> (&crate::policy::Requester, u32) {
         let requester = engine
             .policy()
             .requesters
             .iter()
             .find(|r| r.rate_limit.per_minute.is_some())
             .unwrap();
-        let limit = requester.rate_limit.per_minute.unwrap();
+        (requester, requester.rate_limit.per_minute.unwrap())
+    }
+
+    #[test]
+    fn a_new_policy_keeps_the_quota_already_used() {
+        let engine = reference_engine();
+        let (requester, limit) = limited_requester(&engine);
         let mut limiter = RateLimiter::new(engine.policy());
         let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         for _ in 0..limit {
@@ -180,19 +189,8 @@ mod tests {
 
     #[test]
     fn a_second_counter_allows_what_two_of_the_first_counters_windows_did_and_no_more() {
-        let engine = crate::load::load_engine(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../reference/changsha/policy.toml"),
-            None,
-        )
-        .unwrap();
-        let requester = engine
-            .policy()
-            .requesters
-            .iter()
-            .find(|r| r.rate_limit.per_minute.is_some())
-            .unwrap();
-        let limit = requester.rate_limit.per_minute.unwrap();
+        let engine = reference_engine();
+        let (requester, limit) = limited_requester(&engine);
         let mut first = RateLimiter::new(engine.policy());
         let mut second = RateLimiter::second_counter(engine.policy());
         // The first counter's minute ends at `edge`: it allows `limit` just before and
