@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod fsutil;
 pub mod identity;
+pub mod jws;
 pub mod pki;
 pub mod signing;
 pub mod tls;

@@ -17,7 +17,9 @@ use crate::identity::{Identity, Role};
 use crate::tls::{Credentials, FederationTrust, TlsError};
 
 /// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), DER value bytes: the EKU officer certificates carry.
-const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+pub const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+/// id-kp-clientAuth (1.3.6.1.5.5.7.3.2), DER value bytes: the EKU requester certificates carry.
+pub const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 
 /// Why an officer's signature does not count.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,6 +34,14 @@ pub enum OfficerError {
     /// Issued by this CA, but not to an officer.
     #[error("the certificate is a {0} certificate, not an officer's")]
     NotOfficer(Role),
+    /// Issued by this CA, but to another role than the one that may sign this.
+    #[error("the certificate is a {found} certificate, not a {expected} certificate")]
+    WrongRole {
+        /// The certificate's role.
+        found: Role,
+        /// The role that may sign.
+        expected: Role,
+    },
     /// Another federation's identity.
     #[error("the certificate belongs to federation `{found}`, not `{expected}`")]
     OtherFederation {
@@ -97,9 +107,29 @@ impl FederationTrust {
         revocation: bool,
     ) -> Result<Officer, OfficerError> {
         let der = CertificateDer::from(cert);
-        let identity = Identity::from_certificate_der(&der)
+        let (end_entity, officer) =
+            self.check_signer(&der, Role::Officer, CODE_SIGNING, at, revocation)?;
+        end_entity
+            .verify_signature(webpki::ring::ECDSA_P256_SHA256, message, signature)
+            .map_err(|_| OfficerError::BadSignature)?;
+        Ok(officer)
+    }
+
+    /// Checks that `cert` is a `role` certificate of this federation with the extended key
+    /// usage `eku` (DER value bytes), valid at `at`, and — when `revocation` is set — not
+    /// revoked by a fresh CRL. Returns the parsed certificate, to verify a signature with.
+    pub(crate) fn check_signer<'a>(
+        &self,
+        der: &'a CertificateDer<'a>,
+        role: Role,
+        eku: &'static [u8],
+        at: UnixTime,
+        revocation: bool,
+    ) -> Result<(webpki::EndEntityCert<'a>, Officer), OfficerError> {
+        let cert: &[u8] = der.as_ref();
+        let identity = Identity::from_certificate_der(der)
             .map_err(|e| OfficerError::Malformed(e.to_string()))?;
-        let end_entity = webpki::EndEntityCert::try_from(&der)
+        let end_entity = webpki::EndEntityCert::try_from(der)
             .map_err(|e| OfficerError::Malformed(e.to_string()))?;
         end_entity
             .verify_for_usage(
@@ -107,13 +137,20 @@ impl FederationTrust {
                 self.anchors(),
                 &[],
                 at,
-                webpki::KeyUsage::required(CODE_SIGNING),
+                webpki::KeyUsage::required(eku),
                 None,
                 None,
             )
             .map_err(|e| OfficerError::Untrusted(e.to_string()))?;
-        if identity.role != Role::Officer {
-            return Err(OfficerError::NotOfficer(identity.role));
+        if identity.role != role {
+            return Err(if role == Role::Officer {
+                OfficerError::NotOfficer(identity.role)
+            } else {
+                OfficerError::WrongRole {
+                    found: identity.role,
+                    expected: role,
+                }
+            });
         }
         if identity.federation != self.federation() {
             return Err(OfficerError::OtherFederation {
@@ -130,14 +167,15 @@ impl FederationTrust {
         if revocation && self.is_revoked(&serial) {
             return Err(OfficerError::Revoked(serial));
         }
-        end_entity
-            .verify_signature(webpki::ring::ECDSA_P256_SHA256, message, signature)
-            .map_err(|_| OfficerError::BadSignature)?;
-        Ok(Officer {
-            identity,
-            serial,
-            key_sha256: key_fingerprint(cert)?,
-        })
+        let key_sha256 = key_fingerprint(cert)?;
+        Ok((
+            end_entity,
+            Officer {
+                identity,
+                serial,
+                key_sha256,
+            },
+        ))
     }
 }
 
