@@ -20,6 +20,8 @@ use crate::tls::{Credentials, FederationTrust, TlsError};
 pub const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 /// id-kp-clientAuth (1.3.6.1.5.5.7.3.2), DER value bytes: the EKU requester certificates carry.
 pub const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+/// id-kp-serverAuth (1.3.6.1.5.5.7.3.1), DER value bytes: the EKU node certificates carry.
+pub const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 
 /// Why an officer's signature does not count.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
