@@ -25,11 +25,12 @@ pub enum CertsCommand {
         /// Directory that holds the federation CA.
         #[arg(long)]
         dir: PathBuf,
-        /// coordinator, node, requester or officer.
+        /// coordinator, node, requester, officer or consent-authority.
         #[arg(long)]
         role: String,
         /// The holder's name: a department for nodes (`court`), agency.office for
-        /// requesters (`market-regulation.licensing`), a person's handle for officers.
+        /// requesters (`market-regulation.licensing`), a person's handle for officers,
+        /// the issuing service for the consent authority (`service-window`).
         #[arg(long)]
         name: String,
         /// Lifetime in days.

@@ -27,15 +27,19 @@ pub enum Role {
     Requester,
     /// A security officer who signs policy bundles and may publish them to the coordinator.
     Officer,
+    /// The consent authority: the identity-verification step at the service window, or the
+    /// city's citizen app. It signs consent tokens (`fedq consent issue`) and nothing else.
+    ConsentAuthority,
 }
 
 impl Role {
     /// The roles `fedq certs issue --role` accepts.
-    pub const ISSUABLE: [Role; 4] = [
+    pub const ISSUABLE: [Role; 5] = [
         Role::Coordinator,
         Role::Node,
         Role::Requester,
         Role::Officer,
+        Role::ConsentAuthority,
     ];
 
     /// The role's name as written in certificates and on the command line.
@@ -46,6 +50,7 @@ impl Role {
             Role::Node => "node",
             Role::Requester => "requester",
             Role::Officer => "officer",
+            Role::ConsentAuthority => "consent-authority",
         }
     }
 }
@@ -66,6 +71,7 @@ impl FromStr for Role {
             "node" => Ok(Role::Node),
             "requester" => Ok(Role::Requester),
             "officer" => Ok(Role::Officer),
+            "consent-authority" => Ok(Role::ConsentAuthority),
             other => Err(IdentityError::UnknownRole(other.to_owned())),
         }
     }
@@ -75,7 +81,7 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// The role is not one of the federation's roles.
-    #[error("unknown role `{0}`: expected one of coordinator, node, requester, officer")]
+    #[error("unknown role `{0}`: expected one of coordinator, node, requester, officer, consent-authority")]
     UnknownRole(String),
     /// A federation or holder name breaks the naming rule.
     #[error("invalid name `{name}`: {why}; use lower-case letters, digits, `-` and `.` (e.g. `market-regulation.licensing`)")]
@@ -228,6 +234,21 @@ mod tests {
             "fedq://changsha/requester/market-regulation.licensing"
         );
         assert_eq!(Identity::from_uri(&id.to_uri()).unwrap(), id);
+    }
+
+    #[test]
+    fn the_consent_authority_role_is_written_consent_authority() {
+        assert_eq!(
+            "consent-authority".parse::<Role>().unwrap(),
+            Role::ConsentAuthority
+        );
+        let id = Identity::new("changsha", Role::ConsentAuthority, "service-window").unwrap();
+        assert_eq!(
+            id.to_uri(),
+            "fedq://changsha/consent-authority/service-window"
+        );
+        assert_eq!(Identity::from_uri(&id.to_uri()).unwrap(), id);
+        assert!(Role::ISSUABLE.contains(&Role::ConsentAuthority));
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! - [`tls`]: rustls configurations built from those files: TLS 1.3 only, client
 //!   certificates both ways, CRL honoured, the peer's role checked, 0-RTT off;
 //! - [`signing`]: security officers' signatures (policy approvals), made and verified;
+//! - [`consent`]: consent tokens (ES256 JWS, RFC 9396 claims) the consent authority signs;
 //! - [`cli`]: the `fedq certs` subcommands.
 //!
 //! It never opens a socket.
 
 pub mod cli;
+pub mod consent;
 pub mod fsutil;
 pub mod identity;
 pub mod jws;

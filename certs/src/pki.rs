@@ -72,7 +72,7 @@ pub enum PkiError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
     /// The CA is not allowed to issue this role.
-    #[error("role `{0}` cannot be issued; use one of coordinator, node, requester, officer")]
+    #[error("role `{0}` cannot be issued; use one of coordinator, node, requester, officer, consent-authority")]
     RoleNotIssuable(Role),
     /// `--days` out of range.
     #[error("--days must be between 1 and {MAX_DAYS}, got {0}")]
@@ -189,6 +189,8 @@ pub fn role_extended_key_usages(role: Role) -> Vec<ExtendedKeyUsagePurpose> {
             ExtendedKeyUsagePurpose::CodeSigning,
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
+        // The consent authority signs consent tokens and never opens a connection.
+        Role::ConsentAuthority => vec![ExtendedKeyUsagePurpose::CodeSigning],
         Role::Ca => Vec::new(),
     }
 }
@@ -409,7 +411,7 @@ impl CertificateAuthority {
         params.subject_alt_names = sans;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = match role {
-            Role::Officer => vec![
+            Role::Officer | Role::ConsentAuthority => vec![
                 KeyUsagePurpose::DigitalSignature,
                 KeyUsagePurpose::ContentCommitment,
             ],
