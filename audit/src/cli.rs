@@ -150,13 +150,18 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default();
                     println!(
-                        "#{} {at} {} {} purpose={} basis={} subject={} {} -> {} (policy {})",
+                        "#{} {at} {} {} purpose={} basis={} subject={}{} {} -> {} (policy {})",
                         e.seq,
                         e.record.kind,
                         e.record.requester,
                         e.record.purpose,
                         e.record.legal_basis.as_deref().unwrap_or("-"),
                         e.record.subject,
+                        e.record
+                            .consent_id
+                            .as_deref()
+                            .map(|c| format!(" consent={c}"))
+                            .unwrap_or_default(),
                         e.record.target,
                         e.record.outcome,
                         e.record.policy_version

@@ -156,6 +156,10 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Policy version that decided.
     pub policy_version: String,
+    /// The `jti` of the consent token the query carried, once its signature verified (a
+    /// token that did not verify is not quoted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<String>,
 }
 
 /// Largest entry accepted, counted as the sum of its text fields: an entry names who
@@ -180,6 +184,7 @@ impl AuditRecord {
         .map(|f| f.len())
         .sum::<usize>()
             + self.legal_basis.as_ref().map_or(0, String::len)
+            + self.consent_id.as_ref().map_or(0, String::len)
     }
 }
 
@@ -224,6 +229,11 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
     put(r.target.as_bytes());
     put(r.outcome.as_bytes());
     put(r.policy_version.as_bytes());
+    // Added later: hashed only when present, so entries written before keep their hashes.
+    if let Some(id) = &r.consent_id {
+        put(b"consent");
+        put(id.as_bytes());
+    }
     hex::encode(ctx.finish().as_ref())
 }
 
@@ -250,6 +260,11 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject);
 CREATE INDEX IF NOT EXISTS audit_requester ON audit(requester, at);
+CREATE TABLE IF NOT EXISTS consent_uses (
+    jti TEXT PRIMARY KEY,
+    uses INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
 ";
 
 fn open(path: &Path) -> Result<Connection, AuditError> {
@@ -259,10 +274,29 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
     )
     .map_err(store_err(path))?;
     conn.execute_batch(SCHEMA).map_err(store_err(path))?;
+    // Logs written before consent tokens lack the column: add it (NULL for old entries).
+    let has_consent: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'consent_id'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(store_err(path))?
+        > 0;
+    if !has_consent {
+        conn.execute_batch("ALTER TABLE audit ADD COLUMN consent_id TEXT")
+            .map_err(store_err(path))?;
+    }
     Ok(conn)
 }
 
-type Pending = (AuditRecord, oneshot::Sender<Result<u64, AuditError>>);
+/// An entry to write, the consent use it records (the token's `exp`, with the `jti` in
+/// the record) if it is an answer released under a consent token, and who waits for it.
+type Pending = (
+    AuditRecord,
+    Option<i64>,
+    oneshot::Sender<Result<u64, AuditError>>,
+);
 
 /// Most entries committed in one transaction.
 const MAX_GROUP: usize = 1024;
@@ -313,13 +347,13 @@ impl AuditLog {
                             let first_seq = seq + 1;
                             seq = last_seq;
                             prev = last_hash;
-                            for (i, (_, reply)) in batch.drain(..).enumerate() {
+                            for (i, (_, _, reply)) in batch.drain(..).enumerate() {
                                 let _ = reply.send(Ok(first_seq + i as u64));
                             }
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "audit group commit failed; answers withheld");
-                            for (_, reply) in batch.drain(..) {
+                            for (_, _, reply) in batch.drain(..) {
                                 let _ = reply.send(Err(e.clone()));
                             }
                         }
@@ -338,13 +372,39 @@ impl AuditLog {
 
     /// Appends an entry and waits until it is durable. Returns its sequence number.
     pub async fn append(&self, record: AuditRecord) -> Result<u64, AuditError> {
+        self.append_inner(record, None).await
+    }
+
+    /// Appends an answer released under the consent token `record.consent_id` (which
+    /// expires at `expires`, unix seconds) and counts it as one use of the token, in the
+    /// same transaction: once this resolves, [`consent_uses`] counts it, after a restart
+    /// too. A record without a `consent_id` is refused.
+    pub async fn append_consent_use(
+        &self,
+        record: AuditRecord,
+        expires: i64,
+    ) -> Result<u64, AuditError> {
+        if record.consent_id.is_none() {
+            return Err(AuditError::Store {
+                path: self.path.display().to_string(),
+                reason: "a consent use needs the token's id".into(),
+            });
+        }
+        self.append_inner(record, Some(expires)).await
+    }
+
+    async fn append_inner(
+        &self,
+        record: AuditRecord,
+        consent_expires: Option<i64>,
+    ) -> Result<u64, AuditError> {
         let bytes = record.size();
         if bytes > MAX_RECORD_BYTES {
             return Err(AuditError::TooLarge { bytes });
         }
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((record, reply))
+            .send((record, consent_expires, reply))
             .await
             .map_err(|_| AuditError::WriterStopped)?;
         done.await.map_err(|_| AuditError::WriterStopped)?
@@ -369,11 +429,17 @@ fn write_group(
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .map_err(&err)?;
-        for (r, _) in batch {
+        let mut uses = tx
+            .prepare_cached(
+                "INSERT INTO consent_uses (jti, uses, expires) VALUES (?1, 1, ?2)
+                 ON CONFLICT(jti) DO UPDATE SET uses = uses + 1",
+            )
+            .map_err(&err)?;
+        for (r, consent_expires, _) in batch {
             seq += 1;
             let hash = entry_hash(seq, &prev, r);
             stmt.execute(params![
@@ -389,11 +455,16 @@ fn write_group(
                 r.outcome,
                 r.policy_version,
                 prev,
-                hash
+                hash,
+                r.consent_id
             ])
             .map_err(&err)?;
+            if let (Some(jti), Some(expires)) = (&r.consent_id, consent_expires) {
+                uses.execute(params![jti, expires]).map_err(&err)?;
+            }
             prev = hash;
         }
+        drop(uses);
     }
     tx.commit().map_err(&err)?;
     Ok((seq, prev))
@@ -456,13 +527,42 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
             target: row.get(8)?,
             outcome: row.get(9)?,
             policy_version: row.get(10)?,
+            consent_id: row.get(13)?,
         },
         prev_hash: row.get(11)?,
         hash: row.get(12)?,
     })
 }
 
-const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash FROM audit";
+const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id FROM audit";
+
+/// How many answers the log at `path` records under each consent token not expired before
+/// `since` (unix seconds): what a node may still answer under a token survives a restart.
+pub fn consent_uses(
+    path: &Path,
+    since: i64,
+) -> Result<std::collections::HashMap<String, (u32, i64)>, AuditError> {
+    if !path.exists() {
+        return Ok(Default::default());
+    }
+    let conn = open(path)?;
+    let err = store_err(path);
+    let mut stmt = conn
+        .prepare("SELECT jti, uses, expires FROM consent_uses WHERE expires >= ?1")
+        .map_err(&err)?;
+    let rows = stmt
+        .query_map(params![since], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (
+                    u32::try_from(row.get::<_, i64>(1)?).unwrap_or(u32::MAX),
+                    row.get::<_, i64>(2)?,
+                ),
+            ))
+        })
+        .map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}
 
 /// The bundle version of the newest `policy-installed` entry in the log at `path` (none if
 /// the log does not exist or has no such entry): the floor below which a restarted process
@@ -603,7 +703,82 @@ mod tests {
             target: "view:blacklist-check".into(),
             outcome: "{}".into(),
             policy_version: "1".into(),
+            consent_id: None,
         }
+    }
+
+    #[tokio::test]
+    async fn consent_uses_are_counted_with_their_entries_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        let mut used = record(1);
+        used.consent_id = Some("tok-1".into());
+        log.append_consent_use(used.clone(), 2_000).await.unwrap();
+        log.append_consent_use(used.clone(), 2_000).await.unwrap();
+        // A refusal under the same token is recorded with its id but is not a use.
+        log.append(used.clone()).await.unwrap();
+        let mut old = record(2);
+        old.consent_id = Some("tok-old".into());
+        log.append_consent_use(old, 500).await.unwrap();
+        assert!(log.append_consent_use(record(3), 2_000).await.is_err());
+        drop(log);
+        let uses = consent_uses(&path, 1_000).unwrap();
+        assert_eq!(uses.get("tok-1"), Some(&(2, 2_000)));
+        assert!(
+            !uses.contains_key("tok-old"),
+            "expired tokens are not loaded"
+        );
+        let entries = list(&path, &ListFilter::default()).unwrap();
+        assert_eq!(entries[0].record.consent_id.as_deref(), Some("tok-1"));
+        assert_eq!(entries.len(), 4);
+        // The id is part of the chain: changing it is an alteration.
+        assert_eq!(verify(&path).unwrap().first_break, None);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE audit SET consent_id = 'tok-2' WHERE seq = 1", [])
+            .unwrap();
+        assert_eq!(
+            verify(&path).unwrap().first_break,
+            Some(ChainBreak::Altered { seq: 1 })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_written_before_consent_ids_opens_and_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        {
+            // The schema as it was, with one entry hashed as it was.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE audit (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, query_id TEXT NOT NULL, requester TEXT NOT NULL, purpose TEXT NOT NULL, legal_basis TEXT, subject TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, policy_version TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+            )
+            .unwrap();
+            let r = record(1);
+            let hash = entry_hash(1, GENESIS, &r);
+            conn.execute(
+                "INSERT INTO audit VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    format_time(r.at),
+                    r.kind,
+                    r.query_id,
+                    r.requester,
+                    r.purpose,
+                    r.legal_basis,
+                    r.subject,
+                    r.target,
+                    r.outcome,
+                    r.policy_version,
+                    GENESIS,
+                    hash
+                ],
+            )
+            .unwrap();
+        }
+        let log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.append(record(2)).await.unwrap(), 2);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.entries, v.first_break), (2, None));
     }
 
     #[tokio::test]
