@@ -264,7 +264,7 @@ fn outcomes(
                 requester,
                 purpose,
                 legal_basis: point.legal_basis.as_deref(),
-                consent: point.consent.then_some("consent"),
+                consent: point.consent,
                 dataset: &d.qualified,
                 fields: FieldSelection::All,
                 now,

@@ -66,9 +66,10 @@ pub enum PolicyCommand {
         /// The legal basis the request cites.
         #[arg(long)]
         legal_basis: Option<String>,
-        /// The subject's consent reference, if the request carries one.
+        /// Assume the request carries a verified consent token (signed by the consent
+        /// authority for this person, office, purpose and target).
         #[arg(long)]
-        consent: Option<String>,
+        consent: bool,
         /// The date of the request (default: today in Changsha).
         #[arg(long, value_name = "YYYY-MM-DD")]
         at: Option<String>,
@@ -195,7 +196,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
                 requester: &requester,
                 purpose: &purpose,
                 legal_basis: legal_basis.as_deref(),
-                consent: consent.as_deref(),
+                consent,
                 today,
             };
             print!(
@@ -395,8 +396,8 @@ pub struct Ask<'a> {
     pub purpose: &'a str,
     /// Cited legal basis.
     pub legal_basis: Option<&'a str>,
-    /// Consent reference.
-    pub consent: Option<&'a str>,
+    /// Whether a verified consent token is assumed.
+    pub consent: bool,
     /// Date of the request.
     pub today: time::Date,
 }
@@ -422,7 +423,7 @@ fn explain_field(
         fd.field.name, fd.transform
     );
     let _ = writeln!(out, "{indent}    {}", fd.explanation());
-    let consent = ask.consent.is_some_and(|c| !c.trim().is_empty());
+    let consent = ask.consent;
     for &ri in fd.matched {
         let Some(rule) = engine.rules().get(ri as usize) else {
             continue;
@@ -465,8 +466,8 @@ pub fn render_explain(
             .map_or("no legal basis cited".to_owned(), |b| format!(
                 "citing `{b}`"
             )),
-        if ask.consent.is_some() {
-            "with consent"
+        if ask.consent {
+            "with a verified consent token"
         } else {
             "without consent"
         }

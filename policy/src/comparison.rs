@@ -307,7 +307,7 @@ pub fn request<'a>(fields: &'a [&'a str]) -> DecisionRequest<'a> {
         requester: "agency0.office0",
         purpose: "p0",
         legal_basis: Some("L1"),
-        consent: None,
+        consent: false,
         dataset: "dept0.ds0",
         fields: FieldSelection::Named(fields),
         now: time::macros::date!(2026 - 06 - 01),

@@ -64,8 +64,11 @@ pub struct DecisionRequest<'a> {
     pub purpose: &'a str,
     /// Cited legal basis, if any.
     pub legal_basis: Option<&'a str>,
-    /// Reference to the subject's consent, if any.
-    pub consent: Option<&'a str>,
+    /// Whether the request carries the subject's consent **that was verified**: a consent
+    /// token signed by the federation's consent authority, for this subject, requester,
+    /// purpose and target, valid now and not used up. The engine does no verification;
+    /// its callers (node and coordinator) verify the token and pass the result here.
+    pub consent: bool,
     /// `department.dataset`.
     pub dataset: &'a str,
     /// Fields asked for.
@@ -111,7 +114,7 @@ pub enum Refusal {
         description: String,
     },
     /// The purpose requires the subject's consent and none was given.
-    #[error("purpose `{purpose}` requires the subject's consent; attach the consent reference ({description})")]
+    #[error("purpose `{purpose}` requires the subject's consent; attach a consent token from the consent authority (`fedq consent issue`) for this person, office, purpose and target ({description})")]
     ConsentRequired {
         /// Purpose.
         purpose: String,
@@ -240,8 +243,8 @@ pub struct ViewRequest<'a> {
     pub purpose: &'a str,
     /// Cited legal basis.
     pub legal_basis: Option<&'a str>,
-    /// Consent reference.
-    pub consent: Option<&'a str>,
+    /// Whether a verified consent token covers this request (see [`DecisionRequest::consent`]).
+    pub consent: bool,
     /// The view's name.
     pub view: &'a str,
     /// Today.
@@ -445,14 +448,14 @@ impl Engine {
     }
 
     /// The request-level check the coordinator makes before fanning out: requester and
-    /// purpose declared, purpose allowed for the requester, legal basis and consent
-    /// present when the purpose requires them.
+    /// purpose declared, purpose allowed for the requester, legal basis present and
+    /// consent verified (`consent`) when the purpose requires them.
     pub fn check_request(
         &self,
         requester: &str,
         purpose: &str,
         legal_basis: Option<&str>,
-        consent: Option<&str>,
+        consent: bool,
     ) -> Result<(usize, usize), Refusal> {
         let r = *self
             .requester_index
@@ -490,7 +493,7 @@ impl Engine {
                 description: pur.description.clone(),
             });
         }
-        if pur.consent_required && consent.is_none_or(|c| c.trim().is_empty()) {
+        if pur.consent_required && !consent {
             return Err(Refusal::ConsentRequired {
                 purpose: purpose.to_owned(),
                 description: pur.description.clone(),
@@ -518,7 +521,7 @@ impl Engine {
             .cells
             .get((r * self.n_purposes + p) * self.n_datasets + d)
             .and_then(|c| c.as_deref());
-        let consent = req.consent.is_some_and(|c| !c.trim().is_empty());
+        let consent = req.consent;
         let mut fields = Vec::with_capacity(match req.fields {
             FieldSelection::All => dataset.fields.len(),
             FieldSelection::Named(n) => n.len(),
@@ -777,7 +780,7 @@ purposes = ["p"]
             requester: "a.b",
             purpose: "p",
             legal_basis: legal,
-            consent: None,
+            consent: false,
             dataset: "tax.arrears",
             fields: FieldSelection::All,
             now: crate::transform::parse_date(today).unwrap(),
@@ -830,7 +833,7 @@ purposes = ["p"]
                 requester: "a.b",
                 purpose: "p",
                 legal_basis: None,
-                consent: None,
+                consent: false,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["amount", "on"]),
                 now: crate::transform::parse_date("2026-01-01").unwrap(),
@@ -882,7 +885,7 @@ purposes = ["p"]
                 requester: "a.b",
                 purpose: "p",
                 legal_basis: None,
-                consent: None,
+                consent: false,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["id"]),
                 now: crate::transform::parse_date("2026-09-15").unwrap(),
@@ -911,7 +914,7 @@ purposes = ["p"]
                 requester: "a.b",
                 purpose: "p",
                 legal_basis: None,
-                consent: None,
+                consent: false,
                 dataset: "tax.arrears",
                 fields: FieldSelection::All,
                 now: crate::transform::parse_date("2026-09-15").unwrap(),

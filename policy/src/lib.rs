@@ -62,7 +62,7 @@
 //!     requester: "market-regulation.licensing",
 //!     purpose: "administrative-licensing",
 //!     legal_basis: None,
-//!     consent: None,
+//!     consent: false,
 //!     dataset: "court.dishonest_debtors",
 //!     fields: FieldSelection::All,
 //!     now: today,

@@ -48,7 +48,10 @@ fn run_one<'p>(engine: &'p Engine, case: &'p TestCase) -> TestOutcome<'p> {
                 requester: &case.requester,
                 purpose: &case.purpose,
                 legal_basis: case.legal_basis.as_deref(),
-                consent: case.consent.as_deref(),
+                consent: case
+                    .consent
+                    .as_deref()
+                    .is_some_and(|c| !c.trim().is_empty()),
                 view,
                 now: case.now,
             })
@@ -75,7 +78,10 @@ fn run_one<'p>(engine: &'p Engine, case: &'p TestCase) -> TestOutcome<'p> {
                 requester: &case.requester,
                 purpose: &case.purpose,
                 legal_basis: case.legal_basis.as_deref(),
-                consent: case.consent.as_deref(),
+                consent: case
+                    .consent
+                    .as_deref()
+                    .is_some_and(|c| !c.trim().is_empty()),
                 dataset: case.dataset.as_deref().unwrap_or(""),
                 fields: if names.is_empty() {
                     FieldSelection::All

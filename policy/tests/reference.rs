@@ -59,7 +59,7 @@ fn licensing_receives_only_what_the_policy_allows_from_live_records() {
             requester: LIC,
             purpose: LIC_PURPOSE,
             legal_basis: Some(OPINION),
-            consent: None,
+            consent: false,
             dataset: "court.dishonest_debtors",
             fields: FieldSelection::All,
             now: today,
@@ -101,7 +101,7 @@ fn a_denial_names_the_blocking_rule_and_its_rationale() {
             requester: LIC,
             purpose: LIC_PURPOSE,
             legal_basis: Some(OPINION),
-            consent: None,
+            consent: false,
             dataset: "public-security.identity_basics",
             fields: FieldSelection::Named(&["household_registration", "name", "gender"]),
             now: date("2026-11-27"),
@@ -126,7 +126,7 @@ fn request_level_refusals_say_why() {
         requester: LIC,
         purpose: LIC_PURPOSE,
         legal_basis: None,
-        consent: None,
+        consent: false,
         dataset: "court.dishonest_debtors",
         fields: FieldSelection::All,
         now: date("2026-11-27"),
@@ -153,7 +153,7 @@ fn request_level_refusals_say_why() {
     ));
     let wrong_purpose = DecisionRequest {
         purpose: "self-query",
-        consent: Some("x"),
+        consent: true,
         ..base
     };
     assert!(matches!(
@@ -171,7 +171,7 @@ fn a_limit_window_drops_older_records_for_that_field() {
             requester: "hrss.recruitment",
             purpose: "public-recruitment",
             legal_basis: Some("公务员录用规定"),
-            consent: Some("授权书-1"),
+            consent: true,
             dataset: "public-security.serious_traffic_violations",
             fields: FieldSelection::Named(&["violation", "occurred_on"]),
             now: today,
@@ -221,7 +221,7 @@ fn green_channel_needs_every_source_clean_and_answered() {
             requester: LIC,
             purpose: LIC_PURPOSE,
             legal_basis: Some(OPINION),
-            consent: None,
+            consent: false,
             view: "green-channel",
             now: today,
         })
@@ -638,13 +638,8 @@ fn who_can_answers_can_anyone_ever_see_it_in_clear() {
 fn disclosed_by_view(view: &str, today: time::Date, listing: &Record) -> usize {
     let engine = reference_engine();
     let (requester, purpose, legal_basis, consent) = match view {
-        "blacklist-check" | "green-channel" => (LIC, LIC_PURPOSE, Some(OPINION), None),
-        _ => (
-            "service-window.self-query",
-            "self-query",
-            None,
-            Some("身份核验-0001"),
-        ),
+        "blacklist-check" | "green-channel" => (LIC, LIC_PURPOSE, Some(OPINION), false),
+        _ => ("service-window.self-query", "self-query", None, true),
     };
     let decision = engine
         .decide_view(&ViewRequest {
