@@ -23,8 +23,8 @@ pub const MAX_LOOKUP_DATASETS: usize = 64;
 pub const MAX_LOOKUP_FIELDS: usize = 256;
 /// Longest name (dataset, field, view) a lookup may carry, in bytes.
 pub const MAX_LOOKUP_NAME: usize = 128;
-/// Longest text (query id, requester, purpose, legal basis, consent, policy version) a
-/// lookup may carry, in bytes.
+/// Longest text (query id, requester, purpose, legal basis, policy version) a lookup may
+/// carry, in bytes (a consent token may be longer: [`fedq_wire::message::MAX_CONSENT_LEN`]).
 pub const MAX_LOOKUP_TEXT: usize = fedq_wire::message::MAX_TEXT_LEN;
 
 /// Checks a lookup's shape before anything is read or recorded: bounded counts and
@@ -36,9 +36,19 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
         ("requester", Some(&request.requester)),
         ("purpose", Some(&request.purpose)),
         ("legal_basis", request.legal_basis.as_ref()),
-        ("consent", request.consent.as_ref()),
         ("policy_version", Some(&request.policy_version)),
     ];
+    if let Some(len) = request
+        .consent
+        .as_ref()
+        .map(String::len)
+        .filter(|l| *l > fedq_wire::message::MAX_CONSENT_LEN)
+    {
+        return Err(format!(
+            "the lookup's `consent` token is {len} bytes; at most {} are accepted",
+            fedq_wire::message::MAX_CONSENT_LEN
+        ));
+    }
     for (what, text) in texts {
         if let Some(len) = text.map(String::len).filter(|l| *l > MAX_LOOKUP_TEXT) {
             return Err(format!(
@@ -276,12 +286,15 @@ fn outcome_of(
 /// Decides and minimizes one lookup under the policy version in force when it started
 /// (recorded as [`InForce::label`]). `records` holds what this node read of the subject's
 /// unrepaired records, checked ([`Evidence::checked`]), by qualified dataset name; a
-/// dataset missing from it has no record. `today` is the node's own date.
+/// dataset missing from it has no record. `today` is the node's own date. `consent` says
+/// whether the node itself verified the lookup's consent token for this lookup
+/// ([`crate::consent`]); the token's mere presence counts for nothing.
 pub fn answer(
     policy: &InForce,
     node: &str,
     department: &str,
     request: &LookupRequest,
+    consent: bool,
     records: &BTreeMap<String, Evidence>,
     today: time::Date,
 ) -> Enforced {
@@ -301,7 +314,7 @@ pub fn answer(
                 requester: &request.requester,
                 purpose: &request.purpose,
                 legal_basis: request.legal_basis.as_deref(),
-                consent: request.consent.as_deref(),
+                consent,
                 view,
                 now: today,
             });
@@ -347,7 +360,7 @@ pub fn answer(
                     requester: &request.requester,
                     purpose: &request.purpose,
                     legal_basis: request.legal_basis.as_deref(),
-                    consent: request.consent.as_deref(),
+                    consent,
                     dataset: &ds.dataset,
                     fields,
                     now: today,

@@ -18,6 +18,7 @@
 pub mod attach;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod enforce;
 pub mod evidence;
 pub mod import;

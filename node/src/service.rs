@@ -1,6 +1,8 @@
 //! `fedq node serve`: the node's QUIC endpoint. For each lookup: check its shape
 //! ([`crate::enforce::check_lookup`]) and the requester's rate limit (the policy's, counted
-//! again here so a coordinator that was taken over is still throttled), read the subject's
+//! again here so a coordinator that was taken over is still throttled), the names against
+//! its own policy, the lookup's consent token if it carries one ([`crate::consent`]: its
+//! signer, validity, claims and the uses left here), read the subject's
 //! records (one indexed statement on the store, one query per attached dataset),
 //! [`crate::enforce::answer`], write the audit entry durably, and only then release the
 //! answer. If the store, an attached database or the audit log fails, no data leaves
@@ -8,10 +10,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
 use fedq_bundle::state::{Installed, PolicySlot, SlotStatus};
+use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::Catalogue;
 use fedq_wire::message::{FailureCode, LookupRequest, PolicyState, MAX_DATE_SKEW_DAYS};
@@ -20,6 +23,7 @@ use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::attach::{AttachError, Attached};
 use crate::config::{NodeConfig, StoreLocation};
+use crate::consent::{ConsentRefusal, ConsentUses};
 use crate::evidence::Evidence;
 use crate::postgres::PgStore;
 use crate::store::{SqliteStore, Store};
@@ -69,6 +73,7 @@ pub struct Node {
     attached: Arc<BTreeMap<String, Attached>>,
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
+    consent_uses: ConsentUses,
     endpoint: NodeEndpoint,
     max_answer_len: usize,
 }
@@ -134,6 +139,11 @@ impl Node {
             attached.insert(lazy.dataset().qualified.clone(), lazy);
         }
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
+        // The uses this node answered under each consent token, from its own audit log.
+        let consent_uses = ConsentUses::load(
+            &config.audit,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )?;
         let audit = AuditLog::open(&config.audit)?;
         let max_answer_len = limits.max_frame_len;
         let endpoint = NodeEndpoint::bind(config.listen, config.tls.clone(), limits)?;
@@ -153,6 +163,7 @@ impl Node {
             attached: Arc::new(attached),
             audit,
             pseudonyms: Arc::new(pseudonyms),
+            consent_uses,
             endpoint,
             max_answer_len,
         })
@@ -191,6 +202,8 @@ impl Node {
             attached: self.attached,
             audit: self.audit,
             pseudonyms: self.pseudonyms,
+            trust: self.endpoint.trust(),
+            consent_uses: self.consent_uses,
             config: self.config,
         });
         let handler: Handler = Arc::new(move |peer, request| {
@@ -227,10 +240,76 @@ struct Context {
     attached: Arc<BTreeMap<String, Attached>>,
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
+    /// The CA and CRL the endpoint keeps current: consent tokens are verified against it.
+    trust: Arc<RwLock<FederationTrust>>,
+    consent_uses: ConsentUses,
     config: NodeConfig,
 }
 
 impl Context {
+    /// The lookup's consent token verified and checked against it at `now`
+    /// ([`crate::consent::verify`]).
+    fn verify_consent(
+        &self,
+        request: &LookupRequest,
+        now: i64,
+    ) -> Result<Option<fedq_certs::consent::Consent>, ConsentRefusal> {
+        match self.trust.read() {
+            Ok(trust) => crate::consent::verify(&trust, request, now),
+            Err(_) => Err(ConsentRefusal {
+                jti: None,
+                error: fedq_certs::consent::ConsentError::Token(
+                    "the node's CA and CRL are unavailable".into(),
+                ),
+            }),
+        }
+    }
+
+    /// The id of the lookup's consent token for an entry written before the token was
+    /// checked: only a token whose signature verifies is quoted.
+    fn consent_id(&self, request: &LookupRequest) -> Option<String> {
+        let token = request.consent.as_deref()?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let trust = self.trust.read().ok()?;
+        trust
+            .verify_consent(token, now, false)
+            .ok()
+            .map(|c| c.claims.jti)
+    }
+
+    /// Refuses a lookup whose consent token does not count, before anything is read, and
+    /// registers the refusal with the claim that failed (never the token or its subject).
+    async fn refuse_consent(
+        &self,
+        request: &LookupRequest,
+        refusal: ConsentRefusal,
+        policy_version: String,
+    ) -> NodeResponse {
+        let rationale = format!("node `{}`: {}", self.node, refusal.error);
+        tracing::warn!(
+            claim = refusal.error.code(),
+            "lookup refused: its consent token does not count"
+        );
+        let record = AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: "refusal".into(),
+            query_id: request.query_id.clone(),
+            requester: request.requester.clone(),
+            purpose: request.purpose.clone(),
+            legal_basis: request.legal_basis.clone(),
+            subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+            target: request.target.describe(),
+            outcome: serde_json::json!({ "refused": rationale, "consent": refusal.error.code() })
+                .to_string(),
+            policy_version,
+            consent_id: refusal.jti,
+        };
+        if let Err(e) = self.audit.append(record).await {
+            tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+        }
+        NodeResponse::Refused { rationale }
+    }
+
     /// Reads the subject's records: one statement on the store (inline for SQLite), one
     /// query per attached dataset, each dataset's records then checked against the
     /// catalogue ([`crate::evidence`]). On failure, names what failed (for the answer and
@@ -300,6 +379,7 @@ impl Context {
             target: "policy".into(),
             outcome,
             policy_version: self.policy.current().label(),
+            consent_id: None,
         };
         if let Ok(Ok(Installed::Applied { .. })) = &outcome {
             // The new version's limits from now on; what was used so far stays used.
@@ -383,6 +463,7 @@ impl Context {
                 target: crate::enforce::describe_refused_target(request),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
                 policy_version,
+                consent_id: None,
             }
         } else {
             AuditRecord {
@@ -396,6 +477,7 @@ impl Context {
                 target: request.target.describe(),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
                 policy_version,
+                consent_id: self.consent_id(request),
             }
         };
         if let Err(e) = self.audit.append(record).await {
@@ -459,12 +541,31 @@ impl Context {
                 target: "-".into(),
                 outcome: serde_json::json!({ "refused": why }).to_string(),
                 policy_version: policy.label(),
+                consent_id: self.consent_id(&request),
             };
             if let Err(e) = self.audit.append(record).await {
                 tracing::error!(error = %e, "audit log unavailable");
             }
             return NodeResponse::Refused { rationale: why };
         }
+        // A consent token is the node's own check, whatever the coordinator said: verified
+        // against its CA and CRL, matched to this lookup claim by claim, and one use of it
+        // reserved here. Only a token that passes all of it counts as consent.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (consent, reservation) = match self.verify_consent(&request, now) {
+            Ok(None) => (None, None),
+            Ok(Some(consent)) => match self.consent_uses.reserve(&consent, now) {
+                Ok(reservation) => (Some(consent), Some(reservation)),
+                Err(error) => {
+                    let refusal = ConsentRefusal {
+                        jti: Some(consent.jti().to_owned()),
+                        error,
+                    };
+                    return self.refuse_consent(&request, refusal, policy.label()).await;
+                }
+            },
+            Err(refusal) => return self.refuse_consent(&request, refusal, policy.label()).await,
+        };
         let touched = crate::enforce::datasets_touched(&policy.engine, &self.department, &request);
         let names: Vec<&str> = touched.iter().map(String::as_str).collect();
         let subject = self.pseudonyms.pseudonym(request.subject.as_str());
@@ -479,6 +580,7 @@ impl Context {
             target: request.target.describe(),
             outcome: String::new(),
             policy_version: policy.label(),
+            consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
         };
         let skew = (request.date - today).whole_days();
         if skew.abs() > MAX_DATE_SKEW_DAYS {
@@ -527,6 +629,7 @@ impl Context {
             &self.node,
             &self.department,
             &request,
+            consent.is_some(),
             &by_dataset,
             today,
         );
@@ -548,8 +651,23 @@ impl Context {
             return NodeResponse::Refused { rationale };
         }
         tracing::debug!(coordinator, query = %request.query_id, "answering lookup");
-        match self.audit.append(audit).await {
-            Ok(_) => enforced.response,
+        // An answer under a consent token is one use of it, counted in the same
+        // transaction as its entry.
+        let use_of = consent
+            .as_ref()
+            .filter(|_| matches!(enforced.response, NodeResponse::Lookup(_)))
+            .map(|c| c.claims.exp);
+        let appended = match use_of {
+            Some(expires) => self.audit.append_consent_use(audit, expires).await,
+            None => self.audit.append(audit).await,
+        };
+        match appended {
+            Ok(_) => {
+                if let (Some(reservation), Some(_)) = (reservation, use_of) {
+                    reservation.answered();
+                }
+                enforced.response
+            }
             Err(e @ fedq_audit::AuditError::TooLarge { .. }) => {
                 tracing::error!(error = %e, "answer withheld: its audit entry is too large");
                 NodeResponse::Refused {

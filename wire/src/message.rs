@@ -23,10 +23,14 @@ pub enum NodeRequest {
     PolicyStatus,
 }
 
-/// Longest text (query id, requester, purpose, legal basis, consent, policy version) a
-/// lookup may carry, in bytes: a node refuses longer ones, and the coordinator refuses a
-/// query whose texts are longer before asking any node.
+/// Longest text (query id, requester, purpose, legal basis, policy version) a lookup may
+/// carry, in bytes: a node refuses longer ones, and the coordinator refuses a query whose
+/// texts are longer before asking any node.
 pub const MAX_TEXT_LEN: usize = 512;
+
+/// Longest consent token a lookup may carry, in bytes (a compact JWS with the authority's
+/// certificate in `x5c` is under 2 KiB).
+pub const MAX_CONSENT_LEN: usize = 4096;
 
 /// One authorized question about one person, as the coordinator forwards it. The node
 /// decides again with its own copy of the policy; nothing here is trusted as a decision.
@@ -43,7 +47,9 @@ pub struct LookupRequest {
     pub purpose: String,
     /// Cited legal basis (e.g. a licensing application number).
     pub legal_basis: Option<String>,
-    /// The subject's consent reference, if any.
+    /// The subject's consent: a consent token (compact ES256 JWS of type
+    /// `fedq-consent+jwt`, signed by the consent authority), forwarded as the requester
+    /// sent it. The node verifies it itself (`fedq_certs::consent`).
     pub consent: Option<String>,
     /// What is asked.
     pub target: LookupTarget,

@@ -386,7 +386,7 @@ struct ServerState {
     files: TlsFiles,
     limits: Limits,
     refusals: RefusalLog,
-    trust: RwLock<FederationTrust>,
+    trust: Arc<RwLock<FederationTrust>>,
     stamps: Mutex<FileStamps>,
     connections: Mutex<HashMap<usize, (quinn::Connection, PeerCertificate)>>,
     identity: fedq_certs::Identity,
@@ -460,7 +460,7 @@ impl NodeEndpoint {
                 files,
                 limits,
                 refusals,
-                trust: RwLock::new(trust),
+                trust: Arc::new(RwLock::new(trust)),
                 stamps: Mutex::new(stamps),
                 connections: Mutex::new(HashMap::new()),
             }),
@@ -480,6 +480,12 @@ impl NodeEndpoint {
     /// The node's identity from its certificate.
     pub fn identity(&self) -> &fedq_certs::Identity {
         &self.state.identity
+    }
+
+    /// The CA and CRL in force, kept current by the endpoint's reloads: for what the node
+    /// verifies itself beyond TLS (consent tokens).
+    pub fn trust(&self) -> Arc<RwLock<FederationTrust>> {
+        Arc::clone(&self.state.trust)
     }
 
     /// Re-reads certificate, key, CA and CRL if any changed; closes open connections whose
@@ -845,7 +851,7 @@ struct ClientState {
     limits: Limits,
     refusals: RefusalLog,
     config: RwLock<quinn::ClientConfig>,
-    trust: RwLock<FederationTrust>,
+    trust: Arc<RwLock<FederationTrust>>,
     stamps: Mutex<FileStamps>,
     channels: Mutex<Vec<Weak<ChannelInner>>>,
     identity: fedq_certs::Identity,
@@ -898,11 +904,17 @@ impl NodeClient {
                 limits,
                 refusals,
                 config: RwLock::new(config),
-                trust: RwLock::new(trust),
+                trust: Arc::new(RwLock::new(trust)),
                 stamps: Mutex::new(stamps),
                 channels: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// The CA and CRL in force, kept current by the client's reloads: for what the
+    /// coordinator verifies itself beyond TLS (consent tokens).
+    pub fn trust(&self) -> Arc<RwLock<FederationTrust>> {
+        Arc::clone(&self.state.trust)
     }
 
     /// Refusals this client made (nodes whose certificates it did not accept).
