@@ -42,6 +42,11 @@ enum Command {
     },
     /// Ask the coordinator one authorized question about one person.
     Query(fedq_coordinator::client::QueryArgs),
+    /// The consent authority's tokens: issue one, or show what one says.
+    Consent {
+        #[command(subcommand)]
+        cmd: fedq_coordinator::consent::ConsentCommand,
+    },
     /// Review and verify a node's or the coordinator's audit log.
     Audit {
         #[command(subcommand)]
@@ -109,6 +114,9 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Command::Query(args) => fedq_coordinator::client::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Consent { cmd } => fedq_coordinator::consent::run(cmd)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
         Command::Audit { cmd } => fedq_audit::cli::run(cmd).map_err(anyhow::Error::from),

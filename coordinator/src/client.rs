@@ -25,7 +25,8 @@ pub struct QueryArgs {
     /// The legal basis cited (e.g. the regulation the licensing application falls under).
     #[arg(long)]
     pub basis: Option<String>,
-    /// The subject's consent reference.
+    /// The subject's consent token from the consent authority (`fedq consent issue`): the
+    /// token itself, or `@FILE`.
     #[arg(long)]
     pub consent: Option<String>,
     /// A view from the policy.
@@ -206,11 +207,17 @@ impl ApiConnection {
 pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientError> {
     let a = &args.api;
     let mut conn = ApiConnection::connect(&a.coordinator, &a.cert, &a.key, &a.ca).await?;
+    let consent = args
+        .consent
+        .as_deref()
+        .map(crate::consent::token_arg)
+        .transpose()
+        .map_err(ClientError::Usage)?;
     let query = QueryRequest {
         subject: args.subject.clone(),
         purpose: args.purpose.clone(),
         legal_basis: args.basis.clone(),
-        consent: args.consent.clone(),
+        consent,
         view: args.view.clone(),
         datasets: (!args.dataset.is_empty()).then(|| args.dataset.clone()),
     };

@@ -17,6 +17,7 @@ pub mod admission;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod consent;
 pub mod health;
 pub mod https;
 pub mod query;

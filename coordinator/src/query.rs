@@ -24,7 +24,8 @@ pub struct QueryRequest {
     /// Legal basis cited for this query.
     #[serde(default)]
     pub legal_basis: Option<String>,
-    /// The subject's consent reference, when the purpose needs it.
+    /// The subject's consent, when the purpose or a rule needs it: a consent token (compact
+    /// ES256 JWS of type `fedq-consent+jwt`) from the federation's consent authority.
     #[serde(default)]
     pub consent: Option<String>,
     /// A named view from the policy.
@@ -44,7 +45,8 @@ pub struct ValidQuery {
     pub purpose: String,
     /// Legal basis.
     pub legal_basis: Option<String>,
-    /// Consent.
+    /// The consent token, as sent (verified by the coordinator's pre-check and again by
+    /// every node).
     pub consent: Option<String>,
     /// What is asked.
     pub target: LookupTarget,
@@ -184,10 +186,14 @@ impl QueryRequest {
         let consent = nonblank(self.consent);
         // What a node accepts in a lookup (it refuses longer texts itself).
         let max = fedq_wire::message::MAX_TEXT_LEN;
-        for (what, text) in [
-            ("purpose", Some(&self.purpose)),
-            ("legal_basis", legal_basis.as_ref()),
-            ("consent", consent.as_ref()),
+        for (what, text, max) in [
+            ("purpose", Some(&self.purpose), max),
+            ("legal_basis", legal_basis.as_ref(), max),
+            (
+                "consent",
+                consent.as_ref(),
+                fedq_wire::message::MAX_CONSENT_LEN,
+            ),
         ] {
             if let Some(len) = text.map(String::len).filter(|l| *l > max) {
                 return malformed(format!(
@@ -245,6 +251,8 @@ pub struct Recorded {
     pub legal_basis: Option<String>,
     /// `view:NAME`, or the datasets and fields asked for, each known name or `-`.
     pub target: String,
+    /// The consent token's `jti`, once the token verified (never the token itself).
+    pub consent_id: Option<String>,
 }
 
 impl Recorded {
@@ -254,6 +262,7 @@ impl Recorded {
             purpose: "-".into(),
             legal_basis: None,
             target: "-".into(),
+            consent_id: None,
         }
     }
 
@@ -308,6 +317,7 @@ impl Recorded {
             purpose,
             legal_basis,
             target,
+            consent_id: None,
         }
     }
 }
@@ -590,7 +600,8 @@ mod tests {
             None,
         )
         .unwrap();
-        // Consent is the one free text left (purpose and legal basis must be the policy's).
+        // Consent is the one free text left (purpose and legal basis must be the policy's);
+        // a consent token may be longer than the other texts.
         let query = |consent: String| QueryRequest {
             subject: "11010519491231002X".into(),
             purpose: "administrative-licensing".into(),
@@ -599,12 +610,15 @@ mod tests {
             view: Some("blacklist-check".into()),
             datasets: None,
         };
-        let max = fedq_wire::message::MAX_TEXT_LEN;
+        let max = fedq_wire::message::MAX_CONSENT_LEN;
         assert!(query("b".repeat(max)).validate(&engine).is_ok());
         let err = query("b".repeat(max + 1)).validate(&engine).unwrap_err();
         assert_eq!(
             err,
-            QueryRefusal::Malformed("`consent` is 513 bytes; at most 512 are accepted".into())
+            QueryRefusal::Malformed(format!(
+                "`consent` is {} bytes; at most {max} are accepted",
+                max + 1
+            ))
         );
     }
 
@@ -797,6 +811,7 @@ mod tests {
                 purpose: "-".into(),
                 legal_basis: None,
                 target: "court.dishonest_debtors.case_no - - - tax.arrears".into(),
+                consent_id: None,
             }
         );
         let known = QueryRequest {
@@ -812,6 +827,7 @@ mod tests {
                 purpose: "administrative-licensing".into(),
                 legal_basis: Some("行政许可法".into()),
                 target: "view:blacklist-check".into(),
+                consent_id: None,
             }
         );
         let unknown_view = QueryRequest {

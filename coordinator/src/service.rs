@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
 use fedq_bundle::state::{InForce, Installed, PolicySlot};
+use fedq_certs::consent::{Consent, ConsentError, ConsentTarget};
 use fedq_certs::Identity;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::{DecisionRequest, ViewRequest};
@@ -183,6 +184,18 @@ impl Coordinator {
         })
     }
 
+    /// Verifies a consent token against the CA and CRL the coordinator's node client
+    /// keeps current, at the present time.
+    fn verify_consent(&self, token: &str) -> Result<Consent, ConsentError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match self.client.trust().read() {
+            Ok(trust) => trust.verify_consent(token, now, true),
+            Err(_) => Err(ConsentError::Token(
+                "the coordinator's CA and CRL are unavailable".into(),
+            )),
+        }
+    }
+
     /// Registers a refusal (no node was asked) and builds its reply. `policy_version` is
     /// the version that decided (the one the query started with), if it got that far;
     /// `recorded` is what may be written of the request (only the policy's identifiers).
@@ -212,6 +225,7 @@ impl Coordinator {
             policy_version: policy_version
                 .map(str::to_owned)
                 .unwrap_or_else(|| self.policy.current().label()),
+            consent_id: recorded.consent_id,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable");
@@ -291,7 +305,20 @@ impl Coordinator {
         let label = in_force.label();
         let decided = Some(label.as_str());
         let engine = &in_force.engine;
-        let recorded = Recorded::of(&request, engine);
+        let mut recorded = Recorded::of(&request, engine);
+        // The consent token, if any, is verified once here (signer, CRL, validity); what it
+        // covers is checked against the validated query below. Every node does both again.
+        let consent_check = request
+            .consent
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|token| self.verify_consent(token));
+        let consent_id = consent_check
+            .as_ref()
+            .and_then(|c| c.as_ref().ok())
+            .map(|c| c.jti().to_owned());
+        recorded.consent_id = consent_id.clone();
         let query = match request.validate(engine) {
             Ok(q) => q,
             Err(QueryRefusal::Malformed(m)) => {
@@ -307,6 +334,38 @@ impl Coordinator {
         };
         let subject = self.pseudonyms.pseudonym(query.subject.as_str());
         let today = self.today();
+        // Consent counts only as a token that verified and covers this very query.
+        let consent = match consent_check {
+            None => false,
+            Some(checked) => {
+                let datasets: Vec<&str> = match &query.target {
+                    LookupTarget::View(_) => Vec::new(),
+                    LookupTarget::Datasets(ds) => ds.iter().map(|d| d.dataset.as_str()).collect(),
+                };
+                let target = match &query.target {
+                    LookupTarget::View(v) => ConsentTarget::View(v),
+                    LookupTarget::Datasets(_) => ConsentTarget::Datasets(&datasets),
+                };
+                let covered = checked
+                    .and_then(|c| c.covers(query.subject.as_str(), who, &query.purpose, target));
+                if let Err(e) = covered {
+                    metrics::counter!("fedq_consent_refused_total", "claim" => e.code())
+                        .increment(1);
+                    return self
+                        .refuse(
+                            decided,
+                            who,
+                            query_id,
+                            403,
+                            format!("consent refused: {e}"),
+                            recorded,
+                            &subject,
+                        )
+                        .await;
+                }
+                true
+            }
+        };
         // Policy pre-check: nothing is sent to any node the policy would refuse.
         let mut locally_denied: BTreeMap<String, String> = BTreeMap::new();
         let precheck = match &query.target {
@@ -315,7 +374,7 @@ impl Coordinator {
                     requester: who,
                     purpose: &query.purpose,
                     legal_basis: query.legal_basis.as_deref(),
-                    consent: query.consent.as_deref(),
+                    consent,
                     view,
                     now: today,
                 })
@@ -330,7 +389,7 @@ impl Coordinator {
                     requester: who,
                     purpose: &query.purpose,
                     legal_basis: query.legal_basis.as_deref(),
-                    consent: query.consent.as_deref(),
+                    consent,
                     dataset: &d.dataset,
                     fields,
                     now: today,
@@ -490,6 +549,7 @@ impl Coordinator {
             outcome: serde_json::json!({ "http": 200, "complete": complete, "nodes": outcome })
                 .to_string(),
             policy_version,
+            consent_id,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable; answer withheld");
@@ -670,6 +730,7 @@ impl Coordinator {
             target: "policy".into(),
             outcome: outcome.to_string(),
             policy_version: self.policy.current().label(),
+            consent_id: None,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable while registering a policy publication");
