@@ -253,8 +253,9 @@ async fn scrape_metrics(fed: &Federation) -> String {
 
 /// Resident IDs typed into every field of a query — as the subject in the wrong JSON type,
 /// as the purpose, legal basis, consent, view, dataset, field, an unknown field's name and
-/// value, inside a nested value — each refused with a 4xx (or, for the consent reference,
-/// which is never recorded, answered). The caller then scans every log and audit store.
+/// value, inside a nested value, as the consent token — each refused with a 4xx (a consent
+/// that is not a token the consent authority signed is refused, never quoted). The caller
+/// then scans every log and audit store.
 async fn typed_into_every_field(fed: &Federation) {
     use serde_json::json;
     let s = &fed.scenario;
@@ -297,7 +298,7 @@ async fn typed_into_every_field(fed: &Federation) {
             400,
         ),
         (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": { other: other } }).to_string(), 400),
-        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": other }).to_string(), 200),
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": other }).to_string(), 403),
         (format!(r#"{{"subject": "{subject}", "purpose": "{purpose}", "legal_basis": "{basis}", "view": "{other}"#), 400),
     ];
     let pki = fed.layout.pki();
@@ -365,7 +366,7 @@ async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
             licensing(id, "green-channel"),
             // The person's own report (sees their household registration: released to
             // them, still never logged).
-            self_query(id, "credit-report"),
+            self_query(&fed, id, "credit-report").unwrap(),
         ];
         // Denied by a rule: household registration; and fields no rule grants licensing,
         // next to ones it may see.

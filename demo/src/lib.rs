@@ -59,6 +59,10 @@ pub const POLICY: &str = include_str!("../../reference/changsha/policy.toml");
 /// The legal basis the licensing office cites in the tour.
 pub const LICENSING_BASIS: &str = "长政办发〔2017〕62号";
 
+/// The consent authority's certificate name: the identity check at the service window,
+/// which signs a citizen's consent tokens.
+pub const CONSENT_AUTHORITY: &str = "identity-check";
+
 /// Arguments of `fedq demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -285,6 +289,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
     for officer in OFFICERS {
         issue(Role::Officer, officer, Vec::new())?;
     }
+    issue(Role::ConsentAuthority, CONSENT_AUTHORITY, Vec::new())?;
     // The set-up roster, pinned in every config: the officers whose keys may approve the
     // first bundle (no process takes the CA's word for who is an officer).
     let mut roster = String::from("policy_officers = [\n");
@@ -581,7 +586,7 @@ pub struct Ask {
     pub purpose: String,
     /// Legal basis.
     pub basis: Option<String>,
-    /// Consent reference.
+    /// Consent token (from [`consent_token`]).
     pub consent: Option<String>,
     /// View.
     pub view: Option<String>,
@@ -745,17 +750,122 @@ pub fn licensing(subject: &str, view: &str) -> Ask {
     }
 }
 
-/// The person asking `view` about themself at the service window, with consent.
-pub fn self_query(subject: &str, view: &str) -> Ask {
-    Ask {
-        requester: "service-window.self-query".into(),
+/// A consent token signed by the federation's consent authority ([`CONSENT_AUTHORITY`]):
+/// `subject` consents to `requester` asking for `targets` (`view:NAME` or
+/// `department.dataset`) under `purpose`, once per node, for an hour.
+pub fn consent_token(
+    fed: &Federation,
+    subject: &str,
+    requester: &str,
+    purpose: &str,
+    targets: &[&str],
+) -> Result<String, String> {
+    let pki = fed.layout.pki();
+    let key = fedq_certs::jws::CertificateKey::load(
+        &fedq_certs::pki::cert_path(&pki, CONSENT_AUTHORITY),
+        &fedq_certs::pki::key_path(&pki, CONSENT_AUTHORITY),
+    )
+    .map_err(|e| e.to_string())?;
+    let grant = fedq_certs::consent::ConsentGrant {
+        subject: subject.to_owned(),
+        requester: requester.to_owned(),
+        purpose: purpose.to_owned(),
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        valid_for_secs: 3600,
+        max_uses: 1,
+    };
+    fedq_certs::consent::issue(
+        &key,
+        &grant,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .map(|(token, _)| token)
+    .map_err(|e| e.to_string())
+}
+
+/// The recruitment office of the tour.
+pub const RECRUITMENT_OFFICE: &str = "hrss.recruitment";
+/// The regulation recruitment cites.
+pub const RECRUITMENT_BASIS: &str = "公务员录用规定";
+
+/// The requester the service window's self-queries come from.
+pub const SELF_QUERY_OFFICE: &str = "service-window.self-query";
+
+/// The person asking `view` about themself at the service window, with a consent token
+/// the identity check signed for exactly this.
+pub fn self_query(fed: &Federation, subject: &str, view: &str) -> Result<Ask, String> {
+    let token = consent_token(
+        fed,
+        subject,
+        SELF_QUERY_OFFICE,
+        "self-query",
+        &[&format!("view:{view}")],
+    )?;
+    Ok(Ask {
+        requester: SELF_QUERY_OFFICE.into(),
         subject: subject.into(),
         purpose: "self-query".into(),
         basis: None,
-        consent: Some("本人到窗口当面申请 #0001".into()),
+        consent: Some(token),
         view: Some(view.into()),
         datasets: Vec::new(),
-    }
+    })
+}
+
+/// The same shape of token signed with another key than the consent authority's (here
+/// the asking office's own requester key): what a requester or a taken-over coordinator
+/// could make by itself.
+pub fn forged_consent_token(
+    fed: &Federation,
+    signer: &str,
+    subject: &str,
+    requester: &str,
+    purpose: &str,
+    targets: &[&str],
+) -> Result<String, String> {
+    let pki = fed.layout.pki();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = fedq_certs::consent::ConsentClaims {
+        iss: format!("fedq://changsha/consent-authority/{CONSENT_AUTHORITY}"),
+        sub: subject.to_owned(),
+        jti: "forged-0001".into(),
+        iat: now,
+        nbf: now,
+        exp: now + 3600,
+        authorization_details: vec![fedq_certs::consent::AuthorizationDetail {
+            kind: fedq_certs::consent::DETAIL_TYPE.into(),
+            requester: requester.to_owned(),
+            purpose: purpose.to_owned(),
+            targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+            max_uses: 1000,
+        }],
+    };
+    let key = fedq_certs::jws::CertificateKey::load(
+        &fedq_certs::pki::cert_path(&pki, signer),
+        &fedq_certs::pki::key_path(&pki, signer),
+    )
+    .map_err(|e| e.to_string())?;
+    let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+    fedq_certs::jws::sign_es256(&key, fedq_certs::consent::TYP, &payload).map_err(|e| e.to_string())
+}
+
+/// Sends `q` as built, or fails the stop with why it could not be built.
+async fn ask_built(fed: &Federation, q: Result<Ask, String>) -> Result<(u16, Value), String> {
+    ask(fed, &q?).await
+}
+
+/// A 403 whose error names the consent claim `claim` that failed, with no department asked.
+fn check_consent_refused(status: u16, a: &Value, claim: &str) -> Result<(), String> {
+    expect(status == 403, "expected 403")?;
+    let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+    expect(
+        error.contains("consent") && error.contains(claim),
+        &format!("expected the refusal to name the consent token's {claim}"),
+    )?;
+    expect(
+        a.get("nodes").is_none(),
+        "expected no department to be asked",
+    )
 }
 
 /// The label of the bundle the tour's officers approve (bundle 1 of the policy
@@ -861,10 +971,10 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
-    let q = self_query(&s.tax_arrears.resident_id, "credit-report");
+    let q = self_query(fed, &s.tax_arrears.resident_id, "credit-report");
     run(
-        "A citizen's own credit report at the service window (with the citizen's consent reference)",
-        ask(fed, &q).await,
+        "A citizen's own credit report at the service window, with a consent token the identity check signed for this person, office, purpose and view",
+        ask_built(fed, q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
             let sections = report_sections(a)?;
@@ -874,6 +984,62 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
                 .map(|sec| sec.get("records").and_then(Value::as_array).map_or(0, Vec::len))
                 .sum::<usize>();
             expect(tax >= 1, "expected the tax arrears in the report")
+        },
+    );
+
+    // Recruitment with the candidate's written consent: the identity check signs a token for
+    // this candidate, the recruitment office, its purpose and the blacklist check.
+    let recruitment = |subject: &str, consent: Result<String, String>| -> Result<Ask, String> {
+        Ok(Ask {
+            requester: RECRUITMENT_OFFICE.into(),
+            subject: subject.into(),
+            purpose: "public-recruitment".into(),
+            basis: Some(RECRUITMENT_BASIS.into()),
+            consent: Some(consent?),
+            view: Some("blacklist-check".into()),
+            datasets: Vec::new(),
+        })
+    };
+    let candidate = &s.blacklisted.resident_id;
+    let token = consent_token(
+        fed,
+        candidate,
+        RECRUITMENT_OFFICE,
+        "public-recruitment",
+        &["view:blacklist-check"],
+    );
+    run(
+        "Recruitment with the candidate's consent token: the blacklist check is answered (the consent-only rules apply because the token verified at the coordinator and at every department)",
+        ask_built(fed, recruitment(candidate, token.clone())).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
+            expect(listings >= 1, "expected the candidate's active listing")
+        },
+    );
+    let forged = forged_consent_token(
+        fed,
+        RECRUITMENT_OFFICE,
+        candidate,
+        RECRUITMENT_OFFICE,
+        "public-recruitment",
+        &["view:blacklist-check"],
+    );
+    run(
+        "Refused: the same consent forged — signed with the recruitment office's own key instead of the consent authority's — the refusal says the token does not verify, and no department was asked (each would refuse it too)",
+        ask_built(fed, recruitment(candidate, forged)).await,
+        &|status, a| check_consent_refused(status, a, "does not verify"),
+    );
+    run(
+        "Refused: the candidate's genuine token, used to ask about another person — the refusal names the `sub` claim, never either person",
+        ask_built(fed, recruitment(&s.clean.resident_id, token)).await,
+        &|status, a| {
+            check_consent_refused(status, a, "`sub`")?;
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                !error.contains(s.clean.resident_id.as_str()) && !error.contains(candidate.as_str()),
+                "the refusal must not quote a resident ID",
+            )
         },
     );
 
@@ -926,7 +1092,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
-    let q = self_query(&s.expired.resident_id, "credit-report");
+    let q = self_query(fed, &s.expired.resident_id, "credit-report");
     // The datasets of the person's negative records (not their identity basics).
     let is_negative = |department: &str, dataset: &str| {
         CATALOGUES
@@ -947,7 +1113,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         .collect();
     run(
         "The law is not a policy option: this person's only negative record is older than 3 years (seed §十) — not disclosed, even in their own report",
-        ask(fed, &q).await,
+        ask_built(fed, q).await,
         &|status, a| check_expired_report(status, a, &expired),
     );
 
