@@ -417,7 +417,7 @@ impl FederationTrust {
                 )),
                 JwsError::Signer(OfficerError::WrongRole { found, .. })
                 | JwsError::Signer(OfficerError::NotOfficer(found)) => ConsentError::Token(
-                    format!("it is signed by a {found} certificate, not the consent authority's"),
+                    format!("it is signed by a certificate of role `{found}`, not by the consent authority"),
                 ),
                 other => ConsentError::Token(other.to_string()),
             })?;
