@@ -73,10 +73,9 @@ fn view() -> LookupTarget {
     LookupTarget::View(VIEW.into())
 }
 
-/// A token from the consent authority with these claims (`exp` `valid_for` after `at`).
+/// A token from the consent authority with these claims, issued at `at`, valid an hour.
 fn token_with(
     fed: &Federation,
-    signer: &str,
     subject: &str,
     requester: &str,
     purpose: &str,
@@ -86,8 +85,8 @@ fn token_with(
 ) -> (String, String) {
     let pki = fed.layout.pki();
     let key = CertificateKey::load(
-        &fedq_certs::pki::cert_path(&pki, signer),
-        &fedq_certs::pki::key_path(&pki, signer),
+        &fedq_certs::pki::cert_path(&pki, CONSENT_AUTHORITY),
+        &fedq_certs::pki::key_path(&pki, CONSENT_AUTHORITY),
     )
     .unwrap();
     let (token, claims) = consent::issue(
@@ -153,7 +152,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     let s = &fed.scenario;
     let candidate = s.blacklisted.resident_id.as_str();
     let other = s.clean.resident_id.as_str();
-    let ca = CONSENT_AUTHORITY;
     let t = now();
 
     // Without a token the node's own engine refuses (the purpose needs consent).
@@ -162,7 +160,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     // A token the authority signed for exactly this: answered, the listing released.
     let (good, good_jti) = token_with(
         &fed,
-        ca,
         candidate,
         RECRUITMENT_OFFICE,
         PURPOSE,
@@ -176,7 +173,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     // Every kind of token that does not fit: refused, naming what did not match.
     let (for_other, _) = token_with(
         &fed,
-        ca,
         other,
         RECRUITMENT_OFFICE,
         PURPOSE,
@@ -186,7 +182,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     );
     let (other_office, _) = token_with(
         &fed,
-        ca,
         candidate,
         "court.enforcement",
         PURPOSE,
@@ -196,7 +191,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     );
     let (other_purpose, _) = token_with(
         &fed,
-        ca,
         candidate,
         RECRUITMENT_OFFICE,
         "self-query",
@@ -206,7 +200,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     );
     let (other_view, _) = token_with(
         &fed,
-        ca,
         candidate,
         RECRUITMENT_OFFICE,
         PURPOSE,
@@ -216,7 +209,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     );
     let (one_dataset, _) = token_with(
         &fed,
-        ca,
         candidate,
         RECRUITMENT_OFFICE,
         PURPOSE,
@@ -226,7 +218,6 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     );
     let (expired, _) = token_with(
         &fed,
-        ca,
         candidate,
         RECRUITMENT_OFFICE,
         PURPOSE,

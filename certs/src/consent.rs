@@ -222,6 +222,8 @@ pub enum ConsentTarget<'a> {
 pub struct Consent {
     /// The claims.
     pub claims: ConsentClaims,
+    /// Their one authorization detail.
+    detail: AuthorizationDetail,
     /// The authority's certificate serial.
     pub authority_serial: String,
 }
@@ -234,8 +236,7 @@ impl Consent {
 
     /// The one authorization detail.
     pub fn detail(&self) -> &AuthorizationDetail {
-        // Verified to be exactly one.
-        &self.claims.authorization_details[0]
+        &self.detail
     }
 
     /// Checks the token against one query: subject, requester, purpose and target, in
@@ -464,8 +465,10 @@ impl FederationTrust {
         if claims.exp <= now - CLOCK_ALLOWANCE_SECS {
             return Err(ConsentError::Expired);
         }
+        let detail = detail.clone();
         Ok(Consent {
             claims,
+            detail,
             authority_serial: verified.signer.serial,
         })
     }

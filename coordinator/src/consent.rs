@@ -90,20 +90,25 @@ fn masked(sub: &str) -> String {
 
 /// The claims as `show` prints them: the subject masked, times as RFC 3339 beside them.
 pub fn describe(claims: &ConsentClaims) -> serde_json::Value {
-    let mut v = serde_json::to_value(claims).unwrap_or_default();
-    v["sub"] = masked(&claims.sub).into();
-    let when = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
+    let mut v = match serde_json::to_value(claims) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
     };
-    v["nbf_utc"] = when(claims.nbf).into();
-    v["exp_utc"] = when(claims.exp).into();
-    v
+    v.insert("sub".into(), masked(&claims.sub).into());
+    v.insert("nbf_utc".into(), utc(claims.nbf).into());
+    v.insert("exp_utc".into(), utc(claims.exp).into());
+    serde_json::Value::Object(v)
+}
+
+/// A unix time as RFC 3339 (UTC).
+fn utc(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// Signs a token as `args` asks at `now` (unix seconds).
@@ -144,7 +149,11 @@ pub fn run(cmd: ConsentCommand) -> Result<(), ConsentCliError> {
     match cmd {
         ConsentCommand::Issue(args) => {
             let (token, claims) = issue(&args, now)?;
-            let d = &claims.authorization_details[0];
+            let Some(d) = claims.authorization_details.first() else {
+                return Err(ConsentCliError::Usage(
+                    "the token has no authorization detail".into(),
+                ));
+            };
             let summary = format!(
                 "consent token {} for {} ({}): {} may ask for {} under purpose `{}`, {} use(s) per node, until {}",
                 claims.jti,
@@ -154,7 +163,7 @@ pub fn run(cmd: ConsentCommand) -> Result<(), ConsentCliError> {
                 d.targets.join(", "),
                 d.purpose,
                 d.max_uses,
-                describe(&claims)["exp_utc"].as_str().unwrap_or_default()
+                utc(claims.exp)
             );
             match &args.out {
                 Some(path) => {
