@@ -1248,6 +1248,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             id = fed.scenario.clean.resident_id
         );
         println!(
+            "  cargo run --release -- consent issue --dir {p} --authority {CONSENT_AUTHORITY} --subject {id} \\\n      --requester {SELF_QUERY_OFFICE} --purpose self-query --target view:credit-report --valid-for 1h --uses 1 --out consent.jwt\n  cargo run --release -- query --coordinator https://{c} --cert {p}/{SELF_QUERY_OFFICE}.crt --key {p}/{SELF_QUERY_OFFICE}.key --ca {p}/ca.crt \\\n      --subject {id} --purpose self-query --view credit-report --consent @consent.jwt   # again: every department refuses it, used up\n",
+            p = pki.display(),
+            c = fed.coordinator,
+            id = fed.scenario.tax_arrears.resident_id
+        );
+        println!(
             "  cargo run --release -- audit list --config {}   # who asked what, without raw IDs\n",
             fed.layout.coordinator_config().display()
         );
