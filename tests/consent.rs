@@ -628,6 +628,59 @@ async fn through_the_coordinator_the_token_is_prechecked_its_id_audited_everywhe
     .await;
     assert!(!o.status.success(), "{o:?}");
 
+    // A second authority, issued on the command line, signs tokens that count too.
+    let o = run(vec![
+        "certs".into(),
+        "issue".into(),
+        "--dir".into(),
+        pki.clone(),
+        "--role".into(),
+        "consent-authority".into(),
+        "--name".into(),
+        "citizen-app".into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let o = run(vec![
+        "certs".into(),
+        "list".into(),
+        "--dir".into(),
+        pki.clone(),
+    ])
+    .await;
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("citizen-app") && l.contains("consent-authority")),
+        "{listed}"
+    );
+    let o = run(vec![
+        "consent".into(),
+        "issue".into(),
+        "--dir".into(),
+        pki.clone(),
+        "--authority".into(),
+        "citizen-app".into(),
+        "--subject".into(),
+        candidate.clone(),
+        "--requester".into(),
+        RECRUITMENT_OFFICE.into(),
+        "--purpose".into(),
+        PURPOSE.into(),
+        "--target".into(),
+        "view:blacklist-check".into(),
+        "--valid-for".into(),
+        "30m".into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let app_token = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let (status, body) = ask(&fed, &recruitment(&candidate, app_token))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+
     // The consent authority's certificate is revoked: tokens it signs stop counting at
     // the coordinator and at the node, once each has reloaded the CRL.
     let o = run(vec![

@@ -187,7 +187,7 @@ pub fn run(cmd: CertsCommand) -> Result<(), PkiError> {
         CertsCommand::List { dir } => {
             let rows = pki::list(&dir)?;
             println!(
-                "{:<36} {:<12} {:<34} {:<22} STATUS",
+                "{:<36} {:<17} {:<34} {:<22} STATUS",
                 "NAME", "ROLE", "SERIAL", "NOT AFTER"
             );
             for (c, status) in rows {
@@ -199,7 +199,7 @@ pub fn run(cmd: CertsCommand) -> Result<(), PkiError> {
                     CertificateStatus::Superseded => "superseded".to_owned(),
                 };
                 println!(
-                    "{:<36} {:<12} {:<34} {:<22} {status}",
+                    "{:<36} {:<17} {:<34} {:<22} {status}",
                     c.name,
                     c.role.as_str(),
                     c.serial,
