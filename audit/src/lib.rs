@@ -41,6 +41,14 @@ pub enum AuditError {
     /// The writer thread has stopped; nothing more can be recorded (callers fail closed).
     #[error("audit log writer has stopped; no answer can be released until it is restored")]
     WriterStopped,
+    /// The entry's case reference is longer than [`MAX_CASE_REFERENCE_BYTES`] or holds a
+    /// control character; nothing was written (callers record only references that have
+    /// their purpose's form, which are shorter).
+    #[error("audit entry refused: its case reference is {bytes} bytes or holds a control character; at most {MAX_CASE_REFERENCE_BYTES} bytes of printable text are recorded")]
+    CaseReference {
+        /// Its length.
+        bytes: usize,
+    },
     /// The entry is larger than [`MAX_RECORD_BYTES`]; nothing was written (callers fail
     /// closed and should have refused the request that made it first).
     #[error("audit entry of {bytes} bytes refused: entries are at most {MAX_RECORD_BYTES} bytes; ask for less in one request")]
@@ -148,6 +156,11 @@ pub struct AuditRecord {
     pub purpose: String,
     /// Cited legal basis.
     pub legal_basis: Option<String>,
+    /// The case the query served (a licensing application or court case number), only
+    /// when it has the form the purpose declares; at most [`MAX_CASE_REFERENCE_BYTES`].
+    /// Not personal data: it names a file of the requesting office, not a person.
+    #[serde(default)]
+    pub case_reference: Option<String>,
     /// The subject's keyed pseudonym.
     pub subject: String,
     /// What was asked: a view or datasets and fields.
@@ -157,6 +170,9 @@ pub struct AuditRecord {
     /// Policy version that decided.
     pub policy_version: String,
 }
+
+/// Longest case reference an entry may carry, in bytes (the policy's bound too).
+pub const MAX_CASE_REFERENCE_BYTES: usize = 128;
 
 /// Largest entry accepted, counted as the sum of its text fields: an entry names who
 /// asked, what and with what outcome, which for the largest lookup a node accepts is a
@@ -180,6 +196,7 @@ impl AuditRecord {
         .map(|f| f.len())
         .sum::<usize>()
             + self.legal_basis.as_ref().map_or(0, String::len)
+            + self.case_reference.as_ref().map_or(0, String::len)
     }
 }
 
@@ -224,6 +241,12 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
     put(r.target.as_bytes());
     put(r.outcome.as_bytes());
     put(r.policy_version.as_bytes());
+    // Appended only when present, so entries written before the field existed hash (and
+    // verify) as they did; every item is length-prefixed, so the two cannot collide.
+    if let Some(case) = &r.case_reference {
+        put(b"case_reference");
+        put(case.as_bytes());
+    }
     hex::encode(ctx.finish().as_ref())
 }
 
@@ -246,11 +269,17 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     policy_version TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    case_reference TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject);
 CREATE INDEX IF NOT EXISTS audit_requester ON audit(requester, at);
 ";
+
+/// Logs created before entries carried a case reference gain the column (empty for their
+/// old entries, whose hashes do not include it).
+const CASE_COLUMN: &str = "ALTER TABLE audit ADD COLUMN case_reference TEXT";
+const CASE_INDEX: &str = "CREATE INDEX IF NOT EXISTS audit_case ON audit(case_reference)";
 
 fn open(path: &Path) -> Result<Connection, AuditError> {
     let conn = Connection::open(path).map_err(store_err(path))?;
@@ -259,6 +288,14 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
     )
     .map_err(store_err(path))?;
     conn.execute_batch(SCHEMA).map_err(store_err(path))?;
+    let has_case: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'case_reference'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(store_err(path))?;
+    if !has_case {
+        conn.execute_batch(CASE_COLUMN).map_err(store_err(path))?;
+    }
+    conn.execute_batch(CASE_INDEX).map_err(store_err(path))?;
     Ok(conn)
 }
 
@@ -342,6 +379,11 @@ impl AuditLog {
         if bytes > MAX_RECORD_BYTES {
             return Err(AuditError::TooLarge { bytes });
         }
+        if let Some(case) = &record.case_reference {
+            if case.len() > MAX_CASE_REFERENCE_BYTES || case.chars().any(char::is_control) {
+                return Err(AuditError::CaseReference { bytes: case.len() });
+            }
+        }
         let (reply, done) = oneshot::channel();
         self.tx
             .send((record, reply))
@@ -369,8 +411,8 @@ fn write_group(
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, case_reference)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .map_err(&err)?;
         for (r, _) in batch {
@@ -389,7 +431,8 @@ fn write_group(
                 r.outcome,
                 r.policy_version,
                 prev,
-                hash
+                hash,
+                r.case_reference
             ])
             .map_err(&err)?;
             prev = hash;
@@ -452,6 +495,7 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
             requester: row.get(4)?,
             purpose: row.get(5)?,
             legal_basis: row.get(6)?,
+            case_reference: row.get(13)?,
             subject: row.get(7)?,
             target: row.get(8)?,
             outcome: row.get(9)?,
@@ -462,7 +506,7 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash FROM audit";
+const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, case_reference FROM audit";
 
 /// The bundle version of the newest `policy-installed` entry in the log at `path` (none if
 /// the log does not exist or has no such entry): the floor below which a restarted process
@@ -551,6 +595,8 @@ pub struct ListFilter {
     pub purpose: Option<String>,
     /// Only this subject pseudonym.
     pub subject: Option<String>,
+    /// Only entries of queries that served this case.
+    pub case_reference: Option<String>,
     /// Only entries at or after this time.
     pub since: Option<OffsetDateTime>,
     /// At most this many (newest last).
@@ -564,13 +610,20 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<AuditEntry>, AuditEr
     let mut stmt = conn
         .prepare(&format!(
             "{SELECT} WHERE (?1 IS NULL OR requester = ?1) AND (?2 IS NULL OR purpose = ?2)
-             AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY seq"
+             AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR at >= ?4)
+             AND (?5 IS NULL OR case_reference = ?5) ORDER BY seq"
         ))
         .map_err(&err)?;
     let since = filter.since.map(format_time);
     let rows = stmt
         .query_map(
-            params![filter.requester, filter.purpose, filter.subject, since],
+            params![
+                filter.requester,
+                filter.purpose,
+                filter.subject,
+                since,
+                filter.case_reference
+            ],
             row_to_entry,
         )
         .map_err(&err)?;
@@ -599,6 +652,7 @@ mod tests {
             requester: "market-regulation.licensing".into(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some(format!("licence-{i}")),
+            case_reference: None,
             subject: Pseudonymizer::from_key(&[7; 32]).pseudonym("11010519491231002X"),
             target: "view:blacklist-check".into(),
             outcome: "{}".into(),
@@ -632,6 +686,70 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.append(record(99)).await.unwrap(), 51);
         assert_eq!(verify(&path).unwrap().first_break, None);
+    }
+
+    #[tokio::test]
+    async fn case_references_are_chained_listed_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        // A log written before entries carried a case reference: the column is added on
+        // open and the old entries still verify.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&SCHEMA.replace(",\n    case_reference TEXT", ""))
+                .unwrap();
+            let old = record(0);
+            let hash = entry_hash(1, GENESIS, &old);
+            conn.execute(
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![format_time(old.at), old.kind, old.query_id, old.requester, old.purpose, old.legal_basis, old.subject, old.target, old.outcome, old.policy_version, GENESIS, hash],
+            )
+            .unwrap();
+        }
+        let log = AuditLog::open(&path).unwrap();
+        let case = "(2026)湘01执123号";
+        for i in 1..4 {
+            let mut r = record(i);
+            r.case_reference = (i != 2).then(|| case.to_owned());
+            log.append(r).await.unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().first_break, None);
+        let found = list(
+            &path,
+            &ListFilter {
+                case_reference: Some(case.into()),
+                ..ListFilter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            found.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 4],
+            "exactly the entries of that case"
+        );
+        assert_eq!(found[0].record.case_reference.as_deref(), Some(case));
+        // Longer than the bound, or with a control character: refused, nothing written.
+        for bad in ["1".repeat(MAX_CASE_REFERENCE_BYTES + 1), "A\n1".to_owned()] {
+            let mut r = record(9);
+            r.case_reference = Some(bad);
+            assert!(matches!(
+                log.append(r).await,
+                Err(AuditError::CaseReference { .. })
+            ));
+        }
+        assert_eq!(verify(&path).unwrap().entries, 4);
+        // The reference is part of the entry's hash: changing it is an edit.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE audit SET case_reference = '(2026)湘01执124号' WHERE seq = 4",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&path).unwrap().first_break,
+            Some(ChainBreak::Altered { seq: 4 })
+        );
     }
 
     #[tokio::test]

@@ -59,6 +59,10 @@ pub const POLICY: &str = include_str!("../../reference/changsha/policy.toml");
 /// The legal basis the licensing office cites in the tour.
 pub const LICENSING_BASIS: &str = "长政办发〔2017〕62号";
 
+/// The licensing application the tour's licensing queries serve (the form the reference
+/// policy declares for `administrative-licensing`).
+pub const LICENSING_CASE: &str = "长市监许申〔2026〕001234号";
+
 /// Arguments of `fedq demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -583,6 +587,8 @@ pub struct Ask {
     pub basis: Option<String>,
     /// Consent reference.
     pub consent: Option<String>,
+    /// The case the query serves.
+    pub case_reference: Option<String>,
     /// View.
     pub view: Option<String>,
     /// Datasets.
@@ -603,6 +609,7 @@ pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
         purpose: q.purpose.clone(),
         basis: q.basis.clone(),
         consent: q.consent.clone(),
+        case_reference: q.case_reference.clone(),
         view: q.view.clone(),
         dataset: q.datasets.clone(),
         json: true,
@@ -740,6 +747,7 @@ pub fn licensing(subject: &str, view: &str) -> Ask {
         purpose: "administrative-licensing".into(),
         basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view: Some(view.into()),
         datasets: Vec::new(),
     }
@@ -753,6 +761,7 @@ pub fn self_query(subject: &str, view: &str) -> Ask {
         purpose: "self-query".into(),
         basis: None,
         consent: Some("本人到窗口当面申请 #0001".into()),
+        case_reference: None,
         view: Some(view.into()),
         datasets: Vec::new(),
     }
@@ -883,18 +892,56 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         purpose: "statistics".into(),
         basis: Some("统计法".into()),
         consent: None,
-        view: Some("blacklist-check".into()),
-        datasets: Vec::new(),
+        case_reference: None,
+        view: None,
+        datasets: vec!["court.dishonest_debtors.case_no".into()],
     };
     run(
-        "Refused: the statistics bureau may not run a blacklist check on a named person — the refusal carries the policy's reason, and no department was asked",
+        "Refused: statistics is aggregate-only — the statistics bureau may not learn even a count about one named person (\"this person is a listed debtor\"); the refusal carries the policy's reason, and no department was asked",
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
             let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
             expect(
-                error.contains("may not") && error.contains("`statistics`"),
+                error.contains("aggregate-only") && error.contains("`statistics`"),
                 "expected the policy's reason naming the purpose",
+            )?;
+            expect(a.get("nodes").is_none(), "expected no department to be asked")
+        },
+    );
+
+    let q = Ask {
+        case_reference: Some("(2026)湘01执123号".into()),
+        ..licensing(&s.clean.resident_id, "green-channel")
+    };
+    run(
+        "Refused: a licensing query must name the application it serves — a court case number is not a licensing application number; the refusal shows the expected form, never what was sent",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 403, "expected 403")?;
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                error.contains("case reference") && error.contains("长市监许申"),
+                "expected the expected form of the case reference",
+            )?;
+            expect(!error.contains("湘01执"), "the refusal must not quote the reference sent")?;
+            expect(a.get("nodes").is_none(), "expected no department to be asked")
+        },
+    );
+
+    let q = Ask {
+        basis: Some("anything".into()),
+        ..licensing(&s.clean.resident_id, "green-channel")
+    };
+    run(
+        "Refused: a legal basis the purpose does not accept gets nothing, not even the green channel — the refusal lists the accepted ones",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 403, "expected 403")?;
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                error.contains(LICENSING_BASIS) && error.contains("行政许可法"),
+                "expected the accepted legal bases",
             )?;
             expect(a.get("nodes").is_none(), "expected no department to be asked")
         },
@@ -906,6 +953,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         purpose: "administrative-licensing".into(),
         basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view: None,
         datasets: vec!["public-security.identity_basics.household_registration".into()],
     };
@@ -1068,7 +1116,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
         let pki = fed.layout.pki();
         println!("The federation stays up until Ctrl-C. Try it:\n");
         println!(
-            "  cargo run --release -- query --coordinator https://{} --cert {}/market-regulation.licensing.crt --key {}/market-regulation.licensing.key --ca {}/ca.crt \\\n      --subject {} --purpose administrative-licensing --basis '{LICENSING_BASIS}' --view blacklist-check\n",
+            "  cargo run --release -- query --coordinator https://{} --cert {}/market-regulation.licensing.crt --key {}/market-regulation.licensing.key --ca {}/ca.crt \\\n      --subject {} --purpose administrative-licensing --basis '{LICENSING_BASIS}' --case '{LICENSING_CASE}' --view blacklist-check\n",
             fed.coordinator,
             pki.display(),
             pki.display(),
@@ -1076,7 +1124,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             fed.scenario.blacklisted.resident_id
         );
         println!(
-            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/query -H 'content-type: application/json' \\\n      -d '{{\"subject\":\"{id}\",\"purpose\":\"administrative-licensing\",\"legal_basis\":\"{LICENSING_BASIS}\",\"view\":\"green-channel\"}}'\n",
+            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/query -H 'content-type: application/json' \\\n      -d '{{\"subject\":\"{id}\",\"purpose\":\"administrative-licensing\",\"legal_basis\":\"{LICENSING_BASIS}\",\"case_reference\":\"{LICENSING_CASE}\",\"view\":\"green-channel\"}}'\n",
             p = pki.display(),
             port = fed.coordinator.port(),
             id = fed.scenario.clean.resident_id

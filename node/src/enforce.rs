@@ -37,6 +37,7 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
         ("purpose", Some(&request.purpose)),
         ("legal_basis", request.legal_basis.as_ref()),
         ("consent", request.consent.as_ref()),
+        ("case_reference", request.case_reference.as_ref()),
         ("policy_version", Some(&request.policy_version)),
     ];
     for (what, text) in texts {
@@ -302,6 +303,7 @@ pub fn answer(
                 purpose: &request.purpose,
                 legal_basis: request.legal_basis.as_deref(),
                 consent: request.consent.as_deref(),
+                case_reference: request.case_reference.as_deref(),
                 view,
                 now: today,
             });
@@ -348,6 +350,7 @@ pub fn answer(
                     purpose: &request.purpose,
                     legal_basis: request.legal_basis.as_deref(),
                     consent: request.consent.as_deref(),
+                    case_reference: request.case_reference.as_deref(),
                     dataset: &ds.dataset,
                     fields,
                     now: today,
@@ -395,6 +398,7 @@ mod tests {
             purpose: purpose.into(),
             legal_basis: basis.map(str::to_owned),
             consent: None,
+            case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
@@ -472,6 +476,7 @@ mod tests {
             purpose: "administrative-licensing".into(),
             legal_basis: None,
             consent: None,
+            case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),

@@ -296,6 +296,7 @@ impl Context {
             requester: format!("coordinator:{coordinator}"),
             purpose: "policy-publication".into(),
             legal_basis: None,
+            case_reference: None,
             subject: "-".into(),
             target: "policy".into(),
             outcome,
@@ -379,6 +380,7 @@ impl Context {
                 requester: format!("coordinator:{coordinator}"),
                 purpose: "-".into(),
                 legal_basis: None,
+                case_reference: None,
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: crate::enforce::describe_refused_target(request),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
@@ -392,6 +394,7 @@ impl Context {
                 requester: request.requester.clone(),
                 purpose: request.purpose.clone(),
                 legal_basis: request.legal_basis.clone(),
+                case_reference: self.recordable_case(&request),
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: request.target.describe(),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
@@ -402,6 +405,16 @@ impl Context {
             tracing::error!(error = %e, "audit log unavailable while registering a refusal");
         }
         NodeResponse::Refused { rationale }
+    }
+
+    /// The lookup's case reference as this node's policy in force lets an entry record it.
+    fn recordable_case(&self, request: &LookupRequest) -> Option<String> {
+        self.policy
+            .current()
+            .engine
+            .policy()
+            .recordable_case(&request.purpose, request.case_reference.as_deref())
+            .map(str::to_owned)
     }
 
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
@@ -455,6 +468,7 @@ impl Context {
                 },
                 purpose: "-".into(),
                 legal_basis: None,
+                case_reference: None,
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: "-".into(),
                 outcome: serde_json::json!({ "refused": why }).to_string(),
@@ -464,6 +478,48 @@ impl Context {
                 tracing::error!(error = %e, "audit log unavailable");
             }
             return NodeResponse::Refused { rationale: why };
+        }
+        // The request as a whole, under this node's own policy, before anything is read:
+        // an aggregate-only purpose, a legal basis the purpose does not accept, a missing
+        // consent, or a case reference that is missing or not of the purpose's form is
+        // refused here whatever the coordinator decided.
+        if let Err(refusal) = policy.engine.check_request(
+            &request.requester,
+            &request.purpose,
+            request.legal_basis.as_deref(),
+            request.consent.as_deref(),
+            request.case_reference.as_deref(),
+        ) {
+            tracing::warn!(
+                coordinator,
+                reason = refusal.code(),
+                "lookup refused by the node's policy before any read"
+            );
+            let record = AuditRecord {
+                at: time::OffsetDateTime::now_utc(),
+                kind: "refusal".into(),
+                query_id: request.query_id.clone(),
+                requester: request.requester.clone(),
+                purpose: request.purpose.clone(),
+                legal_basis: request.legal_basis.clone(),
+                case_reference: policy
+                    .engine
+                    .policy()
+                    .recordable_case(&request.purpose, request.case_reference.as_deref())
+                    .map(str::to_owned),
+                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+                target: request.target.describe(),
+                outcome:
+                    serde_json::json!({ "refused": refusal.to_string(), "code": refusal.code() })
+                        .to_string(),
+                policy_version: policy.label(),
+            };
+            if let Err(e) = self.audit.append(record).await {
+                tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+            }
+            return NodeResponse::Refused {
+                rationale: format!("node `{}`: {refusal}", self.node),
+            };
         }
         let touched = crate::enforce::datasets_touched(&policy.engine, &self.department, &request);
         let names: Vec<&str> = touched.iter().map(String::as_str).collect();
@@ -475,6 +531,11 @@ impl Context {
             requester: request.requester.clone(),
             purpose: request.purpose.clone(),
             legal_basis: request.legal_basis.clone(),
+            case_reference: policy
+                .engine
+                .policy()
+                .recordable_case(&request.purpose, request.case_reference.as_deref())
+                .map(str::to_owned),
             subject,
             target: request.target.describe(),
             outcome: String::new(),

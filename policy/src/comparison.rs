@@ -307,6 +307,7 @@ pub fn request<'a>(fields: &'a [&'a str]) -> DecisionRequest<'a> {
         requester: "agency0.office0",
         purpose: "p0",
         legal_basis: Some("L1"),
+        case_reference: None,
         consent: None,
         dataset: "dept0.ds0",
         fields: FieldSelection::Named(fields),

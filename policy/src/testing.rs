@@ -49,6 +49,7 @@ fn run_one<'p>(engine: &'p Engine, case: &'p TestCase) -> TestOutcome<'p> {
                 purpose: &case.purpose,
                 legal_basis: case.legal_basis.as_deref(),
                 consent: case.consent.as_deref(),
+                case_reference: case.case_reference.as_deref(),
                 view,
                 now: case.now,
             })
@@ -76,6 +77,7 @@ fn run_one<'p>(engine: &'p Engine, case: &'p TestCase) -> TestOutcome<'p> {
                 purpose: &case.purpose,
                 legal_basis: case.legal_basis.as_deref(),
                 consent: case.consent.as_deref(),
+                case_reference: case.case_reference.as_deref(),
                 dataset: case.dataset.as_deref().unwrap_or(""),
                 fields: if names.is_empty() {
                     FieldSelection::All

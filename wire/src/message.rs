@@ -23,7 +23,8 @@ pub enum NodeRequest {
     PolicyStatus,
 }
 
-/// Longest text (query id, requester, purpose, legal basis, consent, policy version) a
+/// Longest text (query id, requester, purpose, legal basis, consent, case reference,
+/// policy version) a
 /// lookup may carry, in bytes: a node refuses longer ones, and the coordinator refuses a
 /// query whose texts are longer before asking any node.
 pub const MAX_TEXT_LEN: usize = 512;
@@ -45,6 +46,10 @@ pub struct LookupRequest {
     pub legal_basis: Option<String>,
     /// The subject's consent reference, if any.
     pub consent: Option<String>,
+    /// The case the query serves (a licensing application or court case number), where
+    /// the purpose declares a case-reference form. The node checks it against its own
+    /// policy's pattern and records it in its audit entry.
+    pub case_reference: Option<String>,
     /// What is asked.
     pub target: LookupTarget,
     /// The policy version the coordinator decided with (the node records its own).
