@@ -528,7 +528,7 @@ pub fn render_explain(
     let p = engine.policy();
     let _ = writeln!(
         out,
-        "{} asks for purpose {} on {} ({}; {})",
+        "{} asks for purpose {} on {} ({}; {}{})",
         ask.requester,
         ask.purpose,
         iso_date::format(ask.today),
@@ -540,7 +540,10 @@ pub fn render_explain(
             "with consent"
         } else {
             "without consent"
-        }
+        },
+        ask.case_reference
+            .map(|c| format!("; for case `{c}`"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
