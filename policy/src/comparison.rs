@@ -517,6 +517,18 @@ mod tests {
     }
 
     #[test]
+    fn the_measured_request_is_decided_at_every_measured_size() {
+        // Its legal basis must be one its purpose accepts (a rule for it cites `L1`), or
+        // the bench would time a refusal.
+        let names = field_names();
+        let fields: Vec<&str> = names.iter().map(String::as_str).collect();
+        for n in SIZES {
+            let engine = RuleSet::generate(n).fedq_engine().unwrap();
+            assert!(engine.decide(&request(&fields)).is_ok(), "{n} rules");
+        }
+    }
+
+    #[test]
     fn the_measured_request_is_matched_by_many_rules() {
         let rules = RuleSet::generate(500);
         let engine = rules.fedq_engine().unwrap();
