@@ -24,7 +24,7 @@ use fedq_certs::consent::{self, ConsentGrant};
 use fedq_certs::jws::CertificateKey;
 use fedq_demo::{
     ask, build, consent_token, forged_consent_token, Ask, BuildOptions, Federation,
-    CONSENT_AUTHORITY, RECRUITMENT_BASIS, RECRUITMENT_OFFICE,
+    CONSENT_AUTHORITY, RECRUITMENT_BASIS, RECRUITMENT_CASE, RECRUITMENT_OFFICE,
 };
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeChannel, NodeClient, TlsFiles};
@@ -63,6 +63,7 @@ fn lookup(
         purpose: PURPOSE.into(),
         legal_basis: Some(RECRUITMENT_BASIS.into()),
         consent,
+        case_reference: Some(RECRUITMENT_CASE.into()),
         target,
         policy_version: "-".into(),
         date: fed.today,
@@ -442,6 +443,7 @@ fn recruitment(subject: &str, consent: String) -> Ask {
         purpose: PURPOSE.into(),
         basis: Some(RECRUITMENT_BASIS.into()),
         consent: Some(consent),
+        case_reference: Some(RECRUITMENT_CASE.into()),
         view: Some(VIEW.into()),
         datasets: Vec::new(),
     }
@@ -529,6 +531,8 @@ async fn through_the_coordinator_the_token_is_prechecked_its_id_audited_everywhe
         PURPOSE.into(),
         "--basis".into(),
         RECRUITMENT_BASIS.into(),
+        "--case".into(),
+        RECRUITMENT_CASE.into(),
         "--consent".into(),
         format!("@{}", file.display()),
         "--view".into(),

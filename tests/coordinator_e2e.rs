@@ -16,7 +16,7 @@ use support::process::{output_within, COMMAND_LIMIT};
 
 use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::{AuthRefusal, Role};
-use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
+use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -130,7 +130,7 @@ fn blacklist_query(subject: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "subject": subject,
         "purpose": "administrative-licensing",
-        "legal_basis": LICENSING_BASIS,
+        "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE,
         "view": "blacklist-check"
     }))
     .unwrap()
@@ -343,14 +343,14 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
 
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"{not json".to_vec(), 400, "malformed query JSON"),
-        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 400, "check character"),
+        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "check character"),
         (serde_json::to_vec(&json!({"subject": "4301", "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "18 characters"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "fishing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "fishing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are"),
         (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis"),
         // A requester cannot name itself as someone else: there is no such field.
         (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
         (vec![b' '; 20 * 1024], 413, ""),
     ];
     let n_cases = cases.len() as u64;
@@ -583,7 +583,7 @@ async fn missing_evidence_is_never_read_as_clean() {
         serde_json::to_vec(&json!({
             "subject": subject,
             "purpose": "administrative-licensing",
-            "legal_basis": LICENSING_BASIS,
+            "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE,
             "view": view
         }))
         .unwrap()

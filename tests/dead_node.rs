@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
+use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
 use support::process::FedqProcess;
 use support::report;
 
@@ -33,6 +33,7 @@ fn blacklist(subject: &str) -> QueryRequest {
         purpose: "administrative-licensing".into(),
         legal_basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view: Some("blacklist-check".into()),
         datasets: None,
     }

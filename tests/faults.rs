@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
+use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
 use serde_json::Value;
 use support::process::{fedq, run_ok, FedqProcess};
 use support::{meaning, report};
@@ -34,6 +34,7 @@ fn blacklist(subject: &str) -> QueryRequest {
         purpose: "administrative-licensing".into(),
         legal_basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view: Some("blacklist-check".into()),
         datasets: None,
     }

@@ -366,6 +366,7 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
         purpose: "administrative-licensing".into(),
         legal_basis: Some(BASIS.into()),
         consent: None,
+        case_reference: Some(fedq_demo::LICENSING_CASE.into()),
         target,
         policy_version: "test".into(),
         // The court's pinned date, so no lookup here is refused for clock skew.

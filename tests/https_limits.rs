@@ -679,6 +679,7 @@ async fn the_role_is_checked_before_the_body_and_an_oversized_body_gets_the_audi
             "subject": fed.scenario.blacklisted.resident_id,
             "purpose": "administrative-licensing",
             "legal_basis": fedq_demo::LICENSING_BASIS,
+            "case_reference": fedq_demo::LICENSING_CASE,
             "view": "blacklist-check",
         }))
         .unwrap();

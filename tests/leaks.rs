@@ -253,9 +253,9 @@ async fn scrape_metrics(fed: &Federation) -> String {
 
 /// Resident IDs typed into every field of a query — as the subject in the wrong JSON type,
 /// as the purpose, legal basis, consent, view, dataset, field, an unknown field's name and
-/// value, inside a nested value, as the consent token — each refused with a 4xx (a consent
-/// that is not a token the consent authority signed is refused, never quoted). The caller
-/// then scans every log and audit store.
+/// value, inside a nested value, as the consent token, as the case reference — each refused
+/// with a 4xx (a consent that is not a token the consent authority signed is refused, never
+/// quoted). The caller then scans every log and audit store.
 async fn typed_into_every_field(fed: &Federation) {
     use serde_json::json;
     let s = &fed.scenario;
@@ -272,6 +272,7 @@ async fn typed_into_every_field(fed: &Federation) {
         .find(|i| i.bytes().all(|b| b.is_ascii_digit()))
         .expect("a scenario person whose ID is all digits");
     let basis = fedq_demo::LICENSING_BASIS;
+    let case = fedq_demo::LICENSING_CASE;
     let purpose = "administrative-licensing";
     let view = "blacklist-check";
     let datasets = |items: serde_json::Value| {
@@ -298,7 +299,10 @@ async fn typed_into_every_field(fed: &Federation) {
             400,
         ),
         (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": { other: other } }).to_string(), 400),
-        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "view": view, "consent": other }).to_string(), 403),
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "case_reference": case, "view": view, "consent": other }).to_string(), 403),
+        // A resident ID cited as the case: not of the licensing application's form, refused,
+        // and neither echoed nor recorded.
+        (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "case_reference": other, "view": view }).to_string(), 403),
         (format!(r#"{{"subject": "{subject}", "purpose": "{purpose}", "legal_basis": "{basis}", "view": "{other}"#), 400),
     ];
     let pki = fed.layout.pki();
@@ -380,11 +384,12 @@ async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
                 ..licensing(id, "")
             });
         }
-        // Refused outright: statistics may not look at a named person.
+        // Refused outright: statistics is aggregate-only and may not look at a named person.
         asks.push(Ask {
             requester: "statistics.bureau".into(),
             purpose: "statistics".into(),
             basis: Some("统计法".into()),
+            case_reference: None,
             ..licensing(id, "blacklist-check")
         });
         for q in asks {

@@ -80,6 +80,9 @@ fn lookup(
         purpose: purpose.into(),
         legal_basis: basis.map(str::to_owned),
         consent: None,
+        // The licensing application the query serves, in the form the policy declares.
+        case_reference: (purpose == "administrative-licensing")
+            .then(|| fedq_demo::LICENSING_CASE.into()),
         target,
         policy_version: "test".into(),
         date: day(TODAY),

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use fedq_demo::{ask, build, Ask, BuildOptions, Federation, Running, LICENSING_BASIS};
+use fedq_demo::{
+    ask, build, Ask, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE,
+};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse};
 
@@ -158,6 +160,7 @@ async fn blacklist_check(fed: &Federation) -> serde_json::Value {
             purpose: "administrative-licensing".into(),
             basis: Some(LICENSING_BASIS.into()),
             consent: None,
+            case_reference: Some(LICENSING_CASE.into()),
             view: Some("blacklist-check".into()),
             datasets: Vec::new(),
         },

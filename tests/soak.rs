@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, LICENSING_BASIS};
+use fedq_demo::{build, BuildOptions, LICENSING_BASIS, LICENSING_CASE};
 use support::process::{start_nodes, FedqProcess};
 use support::{meaning, report};
 
@@ -96,6 +96,7 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
                 purpose: "administrative-licensing".into(),
                 legal_basis: Some(LICENSING_BASIS.into()),
                 consent: None,
+                case_reference: Some(LICENSING_CASE.into()),
                 view: Some(view.into()),
                 datasets: None,
             };

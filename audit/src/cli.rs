@@ -33,6 +33,10 @@ pub enum AuditCommand {
         /// turned into this log's pseudonym before searching.
         #[arg(long)]
         subject: Option<String>,
+        /// Only the queries that served this case (a licensing application or court case
+        /// number, as the requester cited it).
+        #[arg(long = "case", value_name = "REF")]
+        case_reference: Option<String>,
         /// At most this many entries.
         #[arg(long)]
         limit: Option<u64>,
@@ -116,6 +120,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
             purpose,
             since,
             subject,
+            case_reference,
             limit,
             json,
         } => {
@@ -137,6 +142,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
                 requester,
                 purpose,
                 subject,
+                case_reference: case_reference.map(|c| c.trim().to_owned()),
                 since: since.as_deref().map(parse_since).transpose()?,
                 limit,
             };
@@ -150,12 +156,13 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default();
                     println!(
-                        "#{} {at} {} {} purpose={} basis={} subject={}{} {} -> {} (policy {})",
+                        "#{} {at} {} {} purpose={} basis={} case={} subject={}{} {} -> {} (policy {})",
                         e.seq,
                         e.record.kind,
                         e.record.requester,
                         e.record.purpose,
                         e.record.legal_basis.as_deref().unwrap_or("-"),
+                        e.record.case_reference.as_deref().unwrap_or("-"),
                         e.record.subject,
                         e.record
                             .consent_id

@@ -41,6 +41,14 @@ pub enum AuditError {
     /// The writer thread has stopped; nothing more can be recorded (callers fail closed).
     #[error("audit log writer has stopped; no answer can be released until it is restored")]
     WriterStopped,
+    /// The entry's case reference is longer than [`MAX_CASE_REFERENCE_BYTES`] or holds a
+    /// control character; nothing was written (callers record only references that have
+    /// their purpose's form, which are shorter).
+    #[error("audit entry refused: its case reference is {bytes} bytes or holds a control character; at most {MAX_CASE_REFERENCE_BYTES} bytes of printable text are recorded")]
+    CaseReference {
+        /// Its length.
+        bytes: usize,
+    },
     /// The entry is larger than [`MAX_RECORD_BYTES`]; nothing was written (callers fail
     /// closed and should have refused the request that made it first).
     #[error("audit entry of {bytes} bytes refused: entries are at most {MAX_RECORD_BYTES} bytes; ask for less in one request")]
@@ -148,6 +156,11 @@ pub struct AuditRecord {
     pub purpose: String,
     /// Cited legal basis.
     pub legal_basis: Option<String>,
+    /// The case the query served (a licensing application or court case number), only
+    /// when it has the form the purpose declares; at most [`MAX_CASE_REFERENCE_BYTES`].
+    /// Not personal data: it names a file of the requesting office, not a person.
+    #[serde(default)]
+    pub case_reference: Option<String>,
     /// The subject's keyed pseudonym.
     pub subject: String,
     /// What was asked: a view or datasets and fields.
@@ -161,6 +174,9 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_id: Option<String>,
 }
+
+/// Longest case reference an entry may carry, in bytes (the policy's bound too).
+pub const MAX_CASE_REFERENCE_BYTES: usize = 128;
 
 /// Largest entry accepted, counted as the sum of its text fields: an entry names who
 /// asked, what and with what outcome, which for the largest lookup a node accepts is a
@@ -185,6 +201,7 @@ impl AuditRecord {
         .sum::<usize>()
             + self.legal_basis.as_ref().map_or(0, String::len)
             + self.consent_id.as_ref().map_or(0, String::len)
+            + self.case_reference.as_ref().map_or(0, String::len)
     }
 }
 
@@ -234,6 +251,12 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
         put(b"consent");
         put(id.as_bytes());
     }
+    // Appended only when present, so entries written before the field existed hash (and
+    // verify) as they did; every item is length-prefixed, so the two cannot collide.
+    if let Some(case) = &r.case_reference {
+        put(b"case_reference");
+        put(case.as_bytes());
+    }
     hex::encode(ctx.finish().as_ref())
 }
 
@@ -256,7 +279,8 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     policy_version TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    case_reference TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject);
 CREATE INDEX IF NOT EXISTS audit_requester ON audit(requester, at);
@@ -266,6 +290,11 @@ CREATE TABLE IF NOT EXISTS consent_uses (
     expires INTEGER NOT NULL
 );
 ";
+
+/// Logs created before entries carried a case reference gain the column (empty for their
+/// old entries, whose hashes do not include it).
+const CASE_COLUMN: &str = "ALTER TABLE audit ADD COLUMN case_reference TEXT";
+const CASE_INDEX: &str = "CREATE INDEX IF NOT EXISTS audit_case ON audit(case_reference)";
 
 fn open(path: &Path) -> Result<Connection, AuditError> {
     let conn = Connection::open(path).map_err(store_err(path))?;
@@ -287,6 +316,14 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
         conn.execute_batch("ALTER TABLE audit ADD COLUMN consent_id TEXT")
             .map_err(store_err(path))?;
     }
+    let has_case: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'case_reference'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(store_err(path))?;
+    if !has_case {
+        conn.execute_batch(CASE_COLUMN).map_err(store_err(path))?;
+    }
+    conn.execute_batch(CASE_INDEX).map_err(store_err(path))?;
     Ok(conn)
 }
 
@@ -402,6 +439,11 @@ impl AuditLog {
         if bytes > MAX_RECORD_BYTES {
             return Err(AuditError::TooLarge { bytes });
         }
+        if let Some(case) = &record.case_reference {
+            if case.len() > MAX_CASE_REFERENCE_BYTES || case.chars().any(char::is_control) {
+                return Err(AuditError::CaseReference { bytes: case.len() });
+            }
+        }
         let (reply, done) = oneshot::channel();
         self.tx
             .send((record, consent_expires, reply))
@@ -429,8 +471,8 @@ fn write_group(
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .map_err(&err)?;
         let mut uses = tx
@@ -456,7 +498,8 @@ fn write_group(
                 r.policy_version,
                 prev,
                 hash,
-                r.consent_id
+                r.consent_id,
+                r.case_reference
             ])
             .map_err(&err)?;
             if let (Some(jti), Some(expires)) = (&r.consent_id, consent_expires) {
@@ -523,6 +566,7 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
             requester: row.get(4)?,
             purpose: row.get(5)?,
             legal_basis: row.get(6)?,
+            case_reference: row.get(14)?,
             subject: row.get(7)?,
             target: row.get(8)?,
             outcome: row.get(9)?,
@@ -534,7 +578,7 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id FROM audit";
+const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference FROM audit";
 
 /// How many answers the log at `path` records under each consent token not expired before
 /// `since` (unix seconds): what a node may still answer under a token survives a restart.
@@ -651,6 +695,8 @@ pub struct ListFilter {
     pub purpose: Option<String>,
     /// Only this subject pseudonym.
     pub subject: Option<String>,
+    /// Only entries of queries that served this case.
+    pub case_reference: Option<String>,
     /// Only entries at or after this time.
     pub since: Option<OffsetDateTime>,
     /// At most this many (newest last).
@@ -664,13 +710,20 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<AuditEntry>, AuditEr
     let mut stmt = conn
         .prepare(&format!(
             "{SELECT} WHERE (?1 IS NULL OR requester = ?1) AND (?2 IS NULL OR purpose = ?2)
-             AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY seq"
+             AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR at >= ?4)
+             AND (?5 IS NULL OR case_reference = ?5) ORDER BY seq"
         ))
         .map_err(&err)?;
     let since = filter.since.map(format_time);
     let rows = stmt
         .query_map(
-            params![filter.requester, filter.purpose, filter.subject, since],
+            params![
+                filter.requester,
+                filter.purpose,
+                filter.subject,
+                since,
+                filter.case_reference
+            ],
             row_to_entry,
         )
         .map_err(&err)?;
@@ -699,6 +752,7 @@ mod tests {
             requester: "market-regulation.licensing".into(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some(format!("licence-{i}")),
+            case_reference: None,
             subject: Pseudonymizer::from_key(&[7; 32]).pseudonym("11010519491231002X"),
             target: "view:blacklist-check".into(),
             outcome: "{}".into(),
@@ -807,6 +861,70 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.append(record(99)).await.unwrap(), 51);
         assert_eq!(verify(&path).unwrap().first_break, None);
+    }
+
+    #[tokio::test]
+    async fn case_references_are_chained_listed_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        // A log written before entries carried a case reference: the column is added on
+        // open and the old entries still verify.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&SCHEMA.replace(",\n    case_reference TEXT", ""))
+                .unwrap();
+            let old = record(0);
+            let hash = entry_hash(1, GENESIS, &old);
+            conn.execute(
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![format_time(old.at), old.kind, old.query_id, old.requester, old.purpose, old.legal_basis, old.subject, old.target, old.outcome, old.policy_version, GENESIS, hash],
+            )
+            .unwrap();
+        }
+        let log = AuditLog::open(&path).unwrap();
+        let case = "(2026)湘01执123号";
+        for i in 1..4 {
+            let mut r = record(i);
+            r.case_reference = (i != 2).then(|| case.to_owned());
+            log.append(r).await.unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().first_break, None);
+        let found = list(
+            &path,
+            &ListFilter {
+                case_reference: Some(case.into()),
+                ..ListFilter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            found.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 4],
+            "exactly the entries of that case"
+        );
+        assert_eq!(found[0].record.case_reference.as_deref(), Some(case));
+        // Longer than the bound, or with a control character: refused, nothing written.
+        for bad in ["1".repeat(MAX_CASE_REFERENCE_BYTES + 1), "A\n1".to_owned()] {
+            let mut r = record(9);
+            r.case_reference = Some(bad);
+            assert!(matches!(
+                log.append(r).await,
+                Err(AuditError::CaseReference { .. })
+            ));
+        }
+        assert_eq!(verify(&path).unwrap().entries, 4);
+        // The reference is part of the entry's hash: changing it is an edit.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE audit SET case_reference = '(2026)湘01执124号' WHERE seq = 4",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&path).unwrap().first_break,
+            Some(ChainBreak::Altered { seq: 4 })
+        );
     }
 
     #[tokio::test]

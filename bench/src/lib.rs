@@ -33,7 +33,7 @@ pub mod fdw;
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS};
+use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
 use serde_json::{json, Value};
 
 /// Arguments of `fedq bench`.
@@ -289,6 +289,7 @@ fn query_for(fanout: usize, subject: String) -> QueryRequest {
         purpose: "administrative-licensing".into(),
         legal_basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view,
         datasets,
     }
@@ -635,6 +636,7 @@ fn internals_section(
                             requester: "market-regulation.licensing".into(),
                             purpose: "administrative-licensing".into(),
                             legal_basis: Some(LICENSING_BASIS.into()),
+                            case_reference: None,
                             subject: "0123456789abcdef0123456789abcdef".into(),
                             target: "view:blacklist-check".into(),
                             outcome: r#"{"court.dishonest_debtors":{"released":{"fields":{"listed_on":"clear"},"records":1}}}"#.into(),

@@ -29,6 +29,10 @@ pub struct QueryArgs {
     /// token itself, or `@FILE`.
     #[arg(long)]
     pub consent: Option<String>,
+    /// The case the query serves, in the form its purpose declares (e.g. a licensing
+    /// application number or a court case number such as `(2026)湘01执123号`).
+    #[arg(long = "case", value_name = "REF")]
+    pub case_reference: Option<String>,
     /// A view from the policy.
     #[arg(long, conflicts_with = "dataset")]
     pub view: Option<String>,
@@ -218,6 +222,7 @@ pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientEr
         purpose: args.purpose.clone(),
         legal_basis: args.basis.clone(),
         consent,
+        case_reference: args.case_reference.clone(),
         view: args.view.clone(),
         datasets: (!args.dataset.is_empty()).then(|| args.dataset.clone()),
     };

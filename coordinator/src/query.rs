@@ -28,6 +28,10 @@ pub struct QueryRequest {
     /// ES256 JWS of type `fedq-consent+jwt`) from the federation's consent authority.
     #[serde(default)]
     pub consent: Option<String>,
+    /// The case the query serves (a licensing application or court case number), in the
+    /// form the purpose declares; required where it declares one.
+    #[serde(default)]
+    pub case_reference: Option<String>,
     /// A named view from the policy.
     #[serde(default)]
     pub view: Option<String>,
@@ -48,6 +52,9 @@ pub struct ValidQuery {
     /// The consent token, as sent (verified by the coordinator's pre-check and again by
     /// every node).
     pub consent: Option<String>,
+    /// The case the query serves, checked against the purpose's form by the policy
+    /// pre-check (and again by every node).
+    pub case_reference: Option<String>,
     /// What is asked.
     pub target: LookupTarget,
 }
@@ -64,11 +71,12 @@ pub enum QueryRefusal {
 }
 
 /// The fields a query body may have, in the order the API documents them.
-pub const QUERY_FIELDS: [&str; 6] = [
+pub const QUERY_FIELDS: [&str; 7] = [
     "subject",
     "purpose",
     "legal_basis",
     "consent",
+    "case_reference",
     "view",
     "datasets",
 ];
@@ -155,6 +163,7 @@ impl QueryRequest {
             purpose: required("purpose")?,
             legal_basis: text("legal_basis")?,
             consent: text("consent")?,
+            case_reference: text("case_reference")?,
             view: text("view")?,
             datasets,
         })
@@ -184,6 +193,17 @@ impl QueryRequest {
         let nonblank = |o: Option<String>| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let legal_basis = nonblank(self.legal_basis);
         let consent = nonblank(self.consent);
+        let case_reference = nonblank(self.case_reference);
+        let case_max = fedq_policy::policy::MAX_CASE_REFERENCE_BYTES;
+        if let Some(len) = case_reference
+            .as_ref()
+            .map(String::len)
+            .filter(|l| *l > case_max)
+        {
+            return malformed(format!(
+                "`case_reference` is {len} bytes; at most {case_max} are accepted"
+            ));
+        }
         // What a node accepts in a lookup (it refuses longer texts itself).
         let max = fedq_wire::message::MAX_TEXT_LEN;
         for (what, text, max) in [
@@ -202,11 +222,16 @@ impl QueryRequest {
             }
         }
         if let Some(basis) = &legal_basis {
-            let cited = policy.cited_legal_bases();
-            if !cited.contains(basis.as_str()) {
+            let index = policy.purposes.iter().position(|p| p.name == purpose);
+            let accepted = index.map(|i| policy.legal_bases_for(i)).unwrap_or_default();
+            if !accepted.contains(basis.as_str()) {
                 return Err(QueryRefusal::Policy(format!(
-                    "`legal_basis` is not one the policy cites; cite one of: {}",
-                    cited.into_iter().collect::<Vec<_>>().join(", ")
+                    "`legal_basis` is not one purpose `{purpose}` accepts; cite one of: {}",
+                    if accepted.is_empty() {
+                        "none (this purpose takes no legal basis; omit it)".to_owned()
+                    } else {
+                        accepted.into_iter().collect::<Vec<_>>().join(", ")
+                    }
                 )));
             }
         }
@@ -235,6 +260,7 @@ impl QueryRequest {
             purpose,
             legal_basis,
             consent,
+            case_reference,
             target,
         })
     }
@@ -249,6 +275,8 @@ pub struct Recorded {
     pub purpose: String,
     /// A cited legal basis.
     pub legal_basis: Option<String>,
+    /// A case reference of the form the (declared) purpose requires.
+    pub case_reference: Option<String>,
     /// `view:NAME`, or the datasets and fields asked for, each known name or `-`.
     pub target: String,
     /// The consent token's `jti`, once the token verified (never the token itself).
@@ -261,6 +289,7 @@ impl Recorded {
         Self {
             purpose: "-".into(),
             legal_basis: None,
+            case_reference: None,
             target: "-".into(),
             consent_id: None,
         }
@@ -280,6 +309,9 @@ impl Recorded {
             .as_deref()
             .map(str::trim)
             .filter(|b| policy.cited_legal_bases().contains(b))
+            .map(str::to_owned);
+        let case_reference = policy
+            .recordable_case(&purpose, request.case_reference.as_deref().map(str::trim))
             .map(str::to_owned);
         let target = match (&request.view, &request.datasets) {
             (Some(v), _) if policy.views.iter().any(|x| x.name == v.trim()) => {
@@ -316,6 +348,7 @@ impl Recorded {
         Self {
             purpose,
             legal_basis,
+            case_reference,
             target,
             consent_id: None,
         }
@@ -607,6 +640,7 @@ mod tests {
             purpose: "administrative-licensing".into(),
             legal_basis: Some("长政办发〔2017〕62号".into()),
             consent: Some(consent),
+            case_reference: None,
             view: Some("blacklist-check".into()),
             datasets: None,
         };
@@ -741,7 +775,8 @@ mod tests {
             .is_err());
         let cases = [
             (with("purpose", ID.into()), QueryRefusal::Policy(String::new()), "unknown purpose; the policy's purposes are: administrative-licensing, "),
-            (with("legal_basis", ID.into()), QueryRefusal::Policy(String::new()), "`legal_basis` is not one the policy cites; cite one of: "),
+            (with("legal_basis", ID.into()), QueryRefusal::Policy(String::new()), "`legal_basis` is not one purpose `administrative-licensing` accepts; cite one of: "),
+            (with("case_reference", "长".repeat(43).into()), QueryRefusal::Malformed(String::new()), "`case_reference` is 129 bytes; at most 128 are accepted"),
             (with("view", ID.into()), QueryRefusal::Malformed(String::new()), "unknown view; the policy's views are: "),
             (
                 QueryRequest { view: None, datasets: Some(vec![ID.into()]), ..with("view", serde_json::Value::Null) },
@@ -770,21 +805,29 @@ mod tests {
             assert!(err.contains(want), "expected `{want}` in `{err}`");
             assert!(!err.contains(ID), "{err}");
         }
-        // Every cited legal basis is listed, and is accepted.
+        // Every legal basis the purpose accepts is listed, and is accepted; a basis of
+        // another purpose is neither.
         let listed = with("legal_basis", "nope".into())
             .validate(&engine)
             .unwrap_err()
             .to_string();
-        for basis in engine.policy().cited_legal_bases() {
+        let licensing = engine
+            .policy()
+            .purposes
+            .iter()
+            .position(|p| p.name == "administrative-licensing")
+            .unwrap();
+        for basis in engine.policy().legal_bases_for(licensing) {
             assert!(listed.contains(basis), "{basis} missing from `{listed}`");
+            assert!(with("legal_basis", basis.into()).validate(&engine).is_ok());
         }
         assert!(
-            listed.contains("行政许可法") && listed.contains("统计法"),
+            listed.contains("行政许可法") && !listed.contains("统计法"),
             "{listed}"
         );
         assert!(with("legal_basis", "统计法".into())
             .validate(&engine)
-            .is_ok());
+            .is_err());
     }
 
     #[test]
@@ -795,6 +838,7 @@ mod tests {
             purpose: ID.into(),
             legal_basis: Some(ID.into()),
             consent: Some(ID.into()),
+            case_reference: Some(ID.into()),
             view: None,
             datasets: Some(vec![
                 "court.dishonest_debtors.case_no".into(),
@@ -810,6 +854,7 @@ mod tests {
             Recorded {
                 purpose: "-".into(),
                 legal_basis: None,
+                case_reference: None,
                 target: "court.dishonest_debtors.case_no - - - tax.arrears".into(),
                 consent_id: None,
             }
@@ -821,11 +866,19 @@ mod tests {
             datasets: None,
             ..sent.clone()
         };
+        // A resident ID cited as the case of a declared purpose is not of its form: not
+        // recorded.
+        assert_eq!(Recorded::of(&known, &engine).case_reference, None);
+        let known = QueryRequest {
+            case_reference: Some(" 长市监许申〔2026〕001234号 ".into()),
+            ..known
+        };
         assert_eq!(
             Recorded::of(&known, &engine),
             Recorded {
                 purpose: "administrative-licensing".into(),
                 legal_basis: Some("行政许可法".into()),
+                case_reference: Some("长市监许申〔2026〕001234号".into()),
                 target: "view:blacklist-check".into(),
                 consent_id: None,
             }

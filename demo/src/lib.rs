@@ -62,6 +62,9 @@ pub const LICENSING_BASIS: &str = "长政办发〔2017〕62号";
 /// The consent authority's certificate name: the identity check at the service window,
 /// which signs a citizen's consent tokens.
 pub const CONSENT_AUTHORITY: &str = "identity-check";
+/// The licensing application the tour's licensing queries serve (the form the reference
+/// policy declares for `administrative-licensing`).
+pub const LICENSING_CASE: &str = "长市监许申〔2026〕001234号";
 
 /// Arguments of `fedq demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -588,6 +591,8 @@ pub struct Ask {
     pub basis: Option<String>,
     /// Consent token (from [`consent_token`]).
     pub consent: Option<String>,
+    /// The case the query serves.
+    pub case_reference: Option<String>,
     /// View.
     pub view: Option<String>,
     /// Datasets.
@@ -608,6 +613,7 @@ pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
         purpose: q.purpose.clone(),
         basis: q.basis.clone(),
         consent: q.consent.clone(),
+        case_reference: q.case_reference.clone(),
         view: q.view.clone(),
         dataset: q.datasets.clone(),
         json: true,
@@ -745,6 +751,7 @@ pub fn licensing(subject: &str, view: &str) -> Ask {
         purpose: "administrative-licensing".into(),
         basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view: Some(view.into()),
         datasets: Vec::new(),
     }
@@ -787,6 +794,8 @@ pub fn consent_token(
 pub const RECRUITMENT_OFFICE: &str = "hrss.recruitment";
 /// The regulation recruitment cites.
 pub const RECRUITMENT_BASIS: &str = "公务员录用规定";
+/// The recruitment application the tour's recruitment queries serve.
+pub const RECRUITMENT_CASE: &str = "HRSS-ZL-2026-000123";
 
 /// The requester the service window's self-queries come from.
 pub const SELF_QUERY_OFFICE: &str = "service-window.self-query";
@@ -807,6 +816,7 @@ pub fn self_query(fed: &Federation, subject: &str, view: &str) -> Result<Ask, St
         purpose: "self-query".into(),
         basis: None,
         consent: Some(token),
+        case_reference: None,
         view: Some(view.into()),
         datasets: Vec::new(),
     })
@@ -996,6 +1006,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
             purpose: "public-recruitment".into(),
             basis: Some(RECRUITMENT_BASIS.into()),
             consent: Some(consent?),
+            case_reference: Some(RECRUITMENT_CASE.into()),
             view: Some("blacklist-check".into()),
             datasets: Vec::new(),
         })
@@ -1049,18 +1060,56 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         purpose: "statistics".into(),
         basis: Some("统计法".into()),
         consent: None,
-        view: Some("blacklist-check".into()),
-        datasets: Vec::new(),
+        case_reference: None,
+        view: None,
+        datasets: vec!["court.dishonest_debtors.case_no".into()],
     };
     run(
-        "Refused: the statistics bureau may not run a blacklist check on a named person — the refusal carries the policy's reason, and no department was asked",
+        "Refused: statistics is aggregate-only — the statistics bureau may not learn even a count about one named person (\"this person is a listed debtor\"); the refusal carries the policy's reason, and no department was asked",
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
             let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
             expect(
-                error.contains("may not") && error.contains("`statistics`"),
+                error.contains("aggregate-only") && error.contains("`statistics`"),
                 "expected the policy's reason naming the purpose",
+            )?;
+            expect(a.get("nodes").is_none(), "expected no department to be asked")
+        },
+    );
+
+    let q = Ask {
+        case_reference: Some("(2026)湘01执123号".into()),
+        ..licensing(&s.clean.resident_id, "green-channel")
+    };
+    run(
+        "Refused: a licensing query must name the application it serves — a court case number is not a licensing application number; the refusal shows the expected form, never what was sent",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 403, "expected 403")?;
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                error.contains("case reference") && error.contains("长市监许申"),
+                "expected the expected form of the case reference",
+            )?;
+            expect(!error.contains("湘01执"), "the refusal must not quote the reference sent")?;
+            expect(a.get("nodes").is_none(), "expected no department to be asked")
+        },
+    );
+
+    let q = Ask {
+        basis: Some("anything".into()),
+        ..licensing(&s.clean.resident_id, "green-channel")
+    };
+    run(
+        "Refused: a legal basis the purpose does not accept gets nothing, not even the green channel — the refusal lists the accepted ones",
+        ask(fed, &q).await,
+        &|status, a| {
+            expect(status == 403, "expected 403")?;
+            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            expect(
+                error.contains(LICENSING_BASIS) && error.contains("行政许可法"),
+                "expected the accepted legal bases",
             )?;
             expect(a.get("nodes").is_none(), "expected no department to be asked")
         },
@@ -1072,6 +1121,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         purpose: "administrative-licensing".into(),
         basis: Some(LICENSING_BASIS.into()),
         consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
         view: None,
         datasets: vec!["public-security.identity_basics.household_registration".into()],
     };
@@ -1234,7 +1284,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
         let pki = fed.layout.pki();
         println!("The federation stays up until Ctrl-C. Try it:\n");
         println!(
-            "  cargo run --release -- query --coordinator https://{} --cert {}/market-regulation.licensing.crt --key {}/market-regulation.licensing.key --ca {}/ca.crt \\\n      --subject {} --purpose administrative-licensing --basis '{LICENSING_BASIS}' --view blacklist-check\n",
+            "  cargo run --release -- query --coordinator https://{} --cert {}/market-regulation.licensing.crt --key {}/market-regulation.licensing.key --ca {}/ca.crt \\\n      --subject {} --purpose administrative-licensing --basis '{LICENSING_BASIS}' --case '{LICENSING_CASE}' --view blacklist-check\n",
             fed.coordinator,
             pki.display(),
             pki.display(),
@@ -1242,7 +1292,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             fed.scenario.blacklisted.resident_id
         );
         println!(
-            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/query -H 'content-type: application/json' \\\n      -d '{{\"subject\":\"{id}\",\"purpose\":\"administrative-licensing\",\"legal_basis\":\"{LICENSING_BASIS}\",\"view\":\"green-channel\"}}'\n",
+            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/query -H 'content-type: application/json' \\\n      -d '{{\"subject\":\"{id}\",\"purpose\":\"administrative-licensing\",\"legal_basis\":\"{LICENSING_BASIS}\",\"case_reference\":\"{LICENSING_CASE}\",\"view\":\"green-channel\"}}'\n",
             p = pki.display(),
             port = fed.coordinator.port(),
             id = fed.scenario.clean.resident_id

@@ -285,6 +285,7 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                         requester: "operator".into(),
                         purpose: "credit-repair".into(),
                         legal_basis: None,
+                        case_reference: None,
                         subject: pseudonyms.pseudonym(&subject),
                         target: ds.qualified.clone(),
                         outcome: serde_json::json!({ "repaired": true }).to_string(),

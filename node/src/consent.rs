@@ -236,6 +236,7 @@ mod tests {
             purpose: "self-query".into(),
             legal_basis: None,
             consent: Some(consent),
+            case_reference: None,
             target,
             policy_version: "-".into(),
             date: time::OffsetDateTime::now_utc().date(),

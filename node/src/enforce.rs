@@ -36,6 +36,7 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
         ("requester", Some(&request.requester)),
         ("purpose", Some(&request.purpose)),
         ("legal_basis", request.legal_basis.as_ref()),
+        ("case_reference", request.case_reference.as_ref()),
         ("policy_version", Some(&request.policy_version)),
     ];
     if let Some(len) = request
@@ -315,6 +316,7 @@ pub fn answer(
                 purpose: &request.purpose,
                 legal_basis: request.legal_basis.as_deref(),
                 consent,
+                case_reference: request.case_reference.as_deref(),
                 view,
                 now: today,
             });
@@ -361,6 +363,7 @@ pub fn answer(
                     purpose: &request.purpose,
                     legal_basis: request.legal_basis.as_deref(),
                     consent,
+                    case_reference: request.case_reference.as_deref(),
                     dataset: &ds.dataset,
                     fields,
                     now: today,
@@ -408,6 +411,7 @@ mod tests {
             purpose: purpose.into(),
             legal_basis: basis.map(str::to_owned),
             consent: None,
+            case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
@@ -485,6 +489,7 @@ mod tests {
             purpose: "administrative-licensing".into(),
             legal_basis: None,
             consent: None,
+            case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),

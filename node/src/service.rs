@@ -297,6 +297,13 @@ impl Context {
             requester: request.requester.clone(),
             purpose: request.purpose.clone(),
             legal_basis: request.legal_basis.clone(),
+            case_reference: self
+                .policy
+                .current()
+                .engine
+                .policy()
+                .recordable_case(&request.purpose, request.case_reference.as_deref())
+                .map(str::to_owned),
             subject: self.pseudonyms.pseudonym(request.subject.as_str()),
             target: request.target.describe(),
             outcome: serde_json::json!({ "refused": rationale, "consent": refusal.error.code() })
@@ -375,6 +382,7 @@ impl Context {
             requester: format!("coordinator:{coordinator}"),
             purpose: "policy-publication".into(),
             legal_basis: None,
+            case_reference: None,
             subject: "-".into(),
             target: "policy".into(),
             outcome,
@@ -459,6 +467,7 @@ impl Context {
                 requester: format!("coordinator:{coordinator}"),
                 purpose: "-".into(),
                 legal_basis: None,
+                case_reference: None,
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: crate::enforce::describe_refused_target(request),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
@@ -473,6 +482,7 @@ impl Context {
                 requester: request.requester.clone(),
                 purpose: request.purpose.clone(),
                 legal_basis: request.legal_basis.clone(),
+                case_reference: self.recordable_case(&request),
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: request.target.describe(),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
@@ -484,6 +494,16 @@ impl Context {
             tracing::error!(error = %e, "audit log unavailable while registering a refusal");
         }
         NodeResponse::Refused { rationale }
+    }
+
+    /// The lookup's case reference as this node's policy in force lets an entry record it.
+    fn recordable_case(&self, request: &LookupRequest) -> Option<String> {
+        self.policy
+            .current()
+            .engine
+            .policy()
+            .recordable_case(&request.purpose, request.case_reference.as_deref())
+            .map(str::to_owned)
     }
 
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
@@ -537,6 +557,7 @@ impl Context {
                 },
                 purpose: "-".into(),
                 legal_basis: None,
+                case_reference: None,
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: "-".into(),
                 outcome: serde_json::json!({ "refused": why }).to_string(),
@@ -547,6 +568,49 @@ impl Context {
                 tracing::error!(error = %e, "audit log unavailable");
             }
             return NodeResponse::Refused { rationale: why };
+        }
+        // The request as a whole, under this node's own policy, before anything is read:
+        // an aggregate-only purpose, a legal basis the purpose does not accept, a missing
+        // consent, or a case reference that is missing or not of the purpose's form is
+        // refused here whatever the coordinator decided.
+        if let Err(refusal) = policy.engine.check_request(
+            &request.requester,
+            &request.purpose,
+            request.legal_basis.as_deref(),
+            request.consent.is_some(),
+            request.case_reference.as_deref(),
+        ) {
+            tracing::warn!(
+                coordinator,
+                reason = refusal.code(),
+                "lookup refused by the node's policy before any read"
+            );
+            let record = AuditRecord {
+                at: time::OffsetDateTime::now_utc(),
+                kind: "refusal".into(),
+                query_id: request.query_id.clone(),
+                requester: request.requester.clone(),
+                purpose: request.purpose.clone(),
+                legal_basis: request.legal_basis.clone(),
+                case_reference: policy
+                    .engine
+                    .policy()
+                    .recordable_case(&request.purpose, request.case_reference.as_deref())
+                    .map(str::to_owned),
+                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+                target: request.target.describe(),
+                outcome:
+                    serde_json::json!({ "refused": refusal.to_string(), "code": refusal.code() })
+                        .to_string(),
+                policy_version: policy.label(),
+                consent_id: None,
+            };
+            if let Err(e) = self.audit.append(record).await {
+                tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+            }
+            return NodeResponse::Refused {
+                rationale: format!("node `{}`: {refusal}", self.node),
+            };
         }
         // A consent token is the node's own check, whatever the coordinator said: verified
         // against its CA and CRL, matched to this lookup claim by claim, and one use of it
@@ -576,6 +640,11 @@ impl Context {
             requester: request.requester.clone(),
             purpose: request.purpose.clone(),
             legal_basis: request.legal_basis.clone(),
+            case_reference: policy
+                .engine
+                .policy()
+                .recordable_case(&request.purpose, request.case_reference.as_deref())
+                .map(str::to_owned),
             subject,
             target: request.target.describe(),
             outcome: String::new(),

@@ -41,6 +41,9 @@ impl Space {
         let mut bases = BTreeSet::new();
         let mut bounds = BTreeSet::new();
         for e in engines {
+            for p in &e.policy().purposes {
+                bases.extend(p.legal_bases.iter().cloned());
+            }
             for r in e.rules() {
                 bases.extend(r.legal_basis.iter().cloned());
                 if let Some(f) = r.valid_from {
@@ -260,11 +263,12 @@ fn outcomes(
             .get(point.period)
             .map_or(time::Date::MIN, |p| p.0);
         for d in engine.datasets() {
-            let decided = engine.decide(&DecisionRequest {
+            let decided = engine.decide_any_case(&DecisionRequest {
                 requester,
                 purpose,
                 legal_basis: point.legal_basis.as_deref(),
                 consent: point.consent,
+                case_reference: None,
                 dataset: &d.qualified,
                 fields: FieldSelection::All,
                 now,

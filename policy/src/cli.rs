@@ -70,6 +70,9 @@ pub enum PolicyCommand {
         /// authority for this person, office, purpose and target).
         #[arg(long)]
         consent: bool,
+        /// The case reference the request cites, where its purpose declares one.
+        #[arg(long = "case", value_name = "REF")]
+        case_reference: Option<String>,
         /// The date of the request (default: today in Changsha).
         #[arg(long, value_name = "YYYY-MM-DD")]
         at: Option<String>,
@@ -183,6 +186,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             dataset,
             legal_basis,
             consent,
+            case_reference,
             at,
             catalogue,
         } => {
@@ -197,6 +201,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
                 purpose: &purpose,
                 legal_basis: legal_basis.as_deref(),
                 consent,
+                case_reference: case_reference.as_deref(),
                 today,
             };
             print!(
@@ -316,6 +321,34 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
                     yes_no(p.consent_required)
                 ));
             }
+            if old_p.legal_bases != p.legal_bases {
+                other.push(format!(
+                    "purpose {} legal bases: [{}] → [{}]",
+                    p.name,
+                    old_p.legal_bases.join(", "),
+                    p.legal_bases.join(", ")
+                ));
+            }
+            if old_p.case_reference != p.case_reference {
+                let form = |c: &Option<crate::policy::CaseReference>| {
+                    c.as_ref()
+                        .map_or("none".to_owned(), |c| format!("`{}`", c.pattern))
+                };
+                other.push(format!(
+                    "purpose {} case reference: {} → {}",
+                    p.name,
+                    form(&old_p.case_reference),
+                    form(&p.case_reference)
+                ));
+            }
+            if old_p.aggregate_only != p.aggregate_only {
+                other.push(format!(
+                    "purpose {} aggregate-only: {} → {}",
+                    p.name,
+                    yes_no(old_p.aggregate_only),
+                    yes_no(p.aggregate_only)
+                ));
+            }
         }
     }
     for v in &n.views {
@@ -398,6 +431,8 @@ pub struct Ask<'a> {
     pub legal_basis: Option<&'a str>,
     /// Whether a verified consent token is assumed.
     pub consent: bool,
+    /// Cited case reference.
+    pub case_reference: Option<&'a str>,
     /// Date of the request.
     pub today: time::Date,
 }
@@ -428,12 +463,18 @@ fn explain_field(
         let Some(rule) = engine.rules().get(ri as usize) else {
             continue;
         };
-        let holds = rule.conditions_hold(ask.legal_basis, consent, ask.today);
+        let purpose_bases = engine
+            .policy()
+            .purposes
+            .iter()
+            .find(|p| p.name == ask.purpose)
+            .map_or(&[][..], |p| p.legal_bases.as_slice());
+        let holds = rule.conditions_hold(ask.legal_basis, purpose_bases, consent, ask.today);
         let what = match rule.effect {
             crate::policy::Effect::Deny => "deny".to_owned(),
             e => format!("{} {}", e.name(), rule.transform),
         };
-        let cond = rule.conditions_text();
+        let cond = rule.conditions_text_under(purpose_bases);
         let status = if holds {
             "applies".to_owned()
         } else {
@@ -447,6 +488,36 @@ fn explain_field(
     }
 }
 
+/// What a purpose demands of every request, in words, for `explain`.
+fn purpose_summary(p: &crate::Policy, i: usize) -> String {
+    let Some(purpose) = p.purposes.get(i) else {
+        return String::new();
+    };
+    if purpose.aggregate_only {
+        return format!(
+            "purpose {} is aggregate-only: no per-person lookup is answered under it, whatever its rules grant",
+            purpose.name
+        );
+    }
+    let mut parts = Vec::new();
+    let bases: Vec<&str> = p.legal_bases_for(i).into_iter().collect();
+    parts.push(match (purpose.legal_basis_required, bases.is_empty()) {
+        (true, _) => format!("a legal basis, one of: {}", bases.join(", ")),
+        (false, true) => "no legal basis".to_owned(),
+        (false, false) => format!("optionally a legal basis, one of: {}", bases.join(", ")),
+    });
+    if purpose.consent_required {
+        parts.push("the subject's consent".to_owned());
+    }
+    if let Some(c) = &purpose.case_reference {
+        parts.push(format!(
+            "a case reference: {} (pattern `{}`)",
+            c.description, c.pattern
+        ));
+    }
+    format!("purpose {} asks for {}", purpose.name, parts.join("; "))
+}
+
 /// Renders `fedq policy explain`.
 pub fn render_explain(
     engine: &Engine,
@@ -458,7 +529,7 @@ pub fn render_explain(
     let p = engine.policy();
     let _ = writeln!(
         out,
-        "{} asks for purpose {} on {} ({}; {})",
+        "{} asks for purpose {} on {} ({}; {}{})",
         ask.requester,
         ask.purpose,
         iso_date::format(ask.today),
@@ -470,20 +541,28 @@ pub fn render_explain(
             "with a verified consent token"
         } else {
             "without consent"
-        }
+        },
+        ask.case_reference
+            .map(|c| format!("; for case `{c}`"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
-        "policy version {} (sha256 {})\n",
+        "policy version {} (sha256 {})",
         p.version,
         p.content_hash.get(..16).unwrap_or_default()
     );
+    if let Some(i) = p.purposes.iter().position(|x| x.name == ask.purpose) {
+        let _ = writeln!(out, "{}", purpose_summary(p, i));
+    }
+    let _ = writeln!(out);
     if let Some(view) = view {
         match engine.decide_view(&ViewRequest {
             requester: ask.requester,
             purpose: ask.purpose,
             legal_basis: ask.legal_basis,
             consent: ask.consent,
+            case_reference: ask.case_reference,
             view,
             now: ask.today,
         }) {
@@ -522,6 +601,7 @@ pub fn render_explain(
             purpose: ask.purpose,
             legal_basis: ask.legal_basis,
             consent: ask.consent,
+            case_reference: ask.case_reference,
             dataset,
             fields: FieldSelection::All,
             now: ask.today,

@@ -69,6 +69,9 @@ pub struct DecisionRequest<'a> {
     /// purpose and target, valid now and not used up. The engine does no verification;
     /// its callers (node and coordinator) verify the token and pass the result here.
     pub consent: bool,
+    /// The case the request serves, if any (required where the purpose declares a
+    /// `case_reference`).
+    pub case_reference: Option<&'a str>,
     /// `department.dataset`.
     pub dataset: &'a str,
     /// Fields asked for.
@@ -113,6 +116,46 @@ pub enum Refusal {
         /// The purpose's description, as rationale.
         description: String,
     },
+    /// The cited legal basis is not one the policy accepts for this purpose.
+    #[error("purpose `{purpose}` does not accept the cited legal basis; cite one of: {accepted}")]
+    LegalBasisNotAccepted {
+        /// Purpose.
+        purpose: String,
+        /// The legal bases it accepts (from its rules and its own `legal_bases`), or "none".
+        accepted: String,
+    },
+    /// The purpose is aggregate-only: no per-person lookup is answered under it.
+    #[error("purpose `{purpose}` is aggregate-only: no question about one person is answered under it, only aggregate queries ({description})")]
+    AggregateOnly {
+        /// Purpose.
+        purpose: String,
+        /// The purpose's description.
+        description: String,
+    },
+    /// The purpose requires a case reference and none was cited.
+    #[error(
+        "purpose `{purpose}` requires a case reference; cite the case the query serves: {form}"
+    )]
+    CaseReferenceRequired {
+        /// Purpose.
+        purpose: String,
+        /// The expected form: the description and the pattern.
+        form: String,
+    },
+    /// The cited case reference does not have the form the purpose declares.
+    #[error("the case reference does not have the form purpose `{purpose}` requires: {form}")]
+    CaseReferenceMalformed {
+        /// Purpose.
+        purpose: String,
+        /// The expected form: the description and the pattern.
+        form: String,
+    },
+    /// A case reference was cited for a purpose that declares none.
+    #[error("purpose `{purpose}` takes no case reference; send the query without one")]
+    CaseReferenceNotAccepted {
+        /// Purpose.
+        purpose: String,
+    },
     /// The purpose requires the subject's consent and none was given.
     #[error("purpose `{purpose}` requires the subject's consent; attach a consent token from the consent authority (`fedq consent issue`) for this person, office, purpose and target ({description})")]
     ConsentRequired {
@@ -151,6 +194,29 @@ pub enum Refusal {
         /// As given.
         view: String,
     },
+}
+
+impl Refusal {
+    /// The refusal's kind as a stable machine-readable word (the `reason` of its JSON
+    /// form), for audit entries and typed answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownRequester { .. } => "unknown_requester",
+            Refusal::UnknownPurpose { .. } => "unknown_purpose",
+            Refusal::PurposeNotAllowed { .. } => "purpose_not_allowed",
+            Refusal::LegalBasisRequired { .. } => "legal_basis_required",
+            Refusal::LegalBasisNotAccepted { .. } => "legal_basis_not_accepted",
+            Refusal::AggregateOnly { .. } => "aggregate_only",
+            Refusal::CaseReferenceRequired { .. } => "case_reference_required",
+            Refusal::CaseReferenceMalformed { .. } => "case_reference_malformed",
+            Refusal::CaseReferenceNotAccepted { .. } => "case_reference_not_accepted",
+            Refusal::ConsentRequired { .. } => "consent_required",
+            Refusal::UnknownDataset { .. } => "unknown_dataset",
+            Refusal::UnknownField { .. } => "unknown_field",
+            Refusal::ViewNotForPurpose { .. } => "view_not_for_purpose",
+            Refusal::UnknownView { .. } => "unknown_view",
+        }
+    }
 }
 
 /// Why a field ends up released as it is.
@@ -245,6 +311,8 @@ pub struct ViewRequest<'a> {
     pub legal_basis: Option<&'a str>,
     /// Whether a verified consent token covers this request (see [`DecisionRequest::consent`]).
     pub consent: bool,
+    /// The case the request serves, if any.
+    pub case_reference: Option<&'a str>,
     /// The view's name.
     pub view: &'a str,
     /// Today.
@@ -335,10 +403,17 @@ impl Engine {
             datasets.len(),
         );
         let mut build: FnvMap<usize, Vec<FieldBuild>> = FnvMap::default();
+        let purpose_bases = |p: usize| {
+            policy
+                .purposes
+                .get(p)
+                .map_or(&[][..], |x| x.legal_bases.as_slice())
+        };
         for (ri, rule) in policy.rules.iter().enumerate() {
             let ri = u32::try_from(ri).unwrap_or(NONE);
             for &r in &rule.requesters {
                 for &p in &rule.purposes {
+                    let conditional = rule.is_conditional_under(purpose_bases(p));
                     for (d, fields) in &rule.targets {
                         let Some(dataset) = datasets.get(*d) else {
                             continue;
@@ -351,7 +426,7 @@ impl Engine {
                         for &f in fields {
                             if let Some(fb) = cell.get_mut(f) {
                                 fb.matched.push(ri);
-                                if rule.is_conditional() {
+                                if conditional {
                                     fb.cond.push(ri);
                                 }
                             }
@@ -384,7 +459,7 @@ impl Engine {
                         let Some(rule) = policy.rules.get(ri as usize) else {
                             continue;
                         };
-                        if rule.is_conditional() {
+                        if fb.cond.contains(&ri) {
                             continue;
                         }
                         fold(&mut c, ri, rule);
@@ -447,15 +522,37 @@ impl Engine {
         &self.datasets
     }
 
-    /// The request-level check the coordinator makes before fanning out: requester and
-    /// purpose declared, purpose allowed for the requester, legal basis present and
-    /// consent verified (`consent`) when the purpose requires them.
+    /// The request-level check the coordinator makes before fanning out, and every node
+    /// again before reading anything: requester and purpose declared, purpose allowed for
+    /// the requester, the purpose not aggregate-only (every request decided here is about
+    /// one person), the legal basis present when required and one the purpose accepts
+    /// (its rules' or its own `legal_bases`), consent verified (`consent`) when required, and the case
+    /// reference present and of the declared form when the purpose declares one (and
+    /// absent when it does not). No refusal repeats a legal basis or case reference sent.
     pub fn check_request(
         &self,
         requester: &str,
         purpose: &str,
         legal_basis: Option<&str>,
         consent: bool,
+        case_reference: Option<&str>,
+    ) -> Result<(usize, usize), Refusal> {
+        self.check(
+            requester,
+            purpose,
+            legal_basis,
+            consent,
+            CaseCheck::Cited(case_reference),
+        )
+    }
+
+    fn check(
+        &self,
+        requester: &str,
+        purpose: &str,
+        legal_basis: Option<&str>,
+        consent: bool,
+        case: CaseCheck<'_>,
     ) -> Result<(usize, usize), Refusal> {
         let r = *self
             .requester_index
@@ -487,11 +584,34 @@ impl Engine {
                     .join(", "),
             });
         }
-        if pur.legal_basis_required && legal_basis.is_none_or(|b| b.trim().is_empty()) {
-            return Err(Refusal::LegalBasisRequired {
+        if pur.aggregate_only {
+            return Err(Refusal::AggregateOnly {
                 purpose: purpose.to_owned(),
                 description: pur.description.clone(),
             });
+        }
+        let legal_basis = legal_basis.filter(|b| !b.trim().is_empty());
+        match legal_basis {
+            None if pur.legal_basis_required => {
+                return Err(Refusal::LegalBasisRequired {
+                    purpose: purpose.to_owned(),
+                    description: pur.description.clone(),
+                })
+            }
+            None => {}
+            Some(basis) => {
+                let accepted = self.policy.legal_bases_for(p);
+                if !accepted.contains(basis) {
+                    return Err(Refusal::LegalBasisNotAccepted {
+                        purpose: purpose.to_owned(),
+                        accepted: if accepted.is_empty() {
+                            "none (this purpose takes no legal basis; omit it)".to_owned()
+                        } else {
+                            accepted.into_iter().collect::<Vec<_>>().join(", ")
+                        },
+                    });
+                }
+            }
         }
         if pur.consent_required && !consent {
             return Err(Refusal::ConsentRequired {
@@ -499,13 +619,64 @@ impl Engine {
                 description: pur.description.clone(),
             });
         }
+        if let CaseCheck::Cited(cited) = case {
+            let cited = cited.filter(|c| !c.is_empty());
+            match (&pur.case_reference, cited) {
+                (Some(form), None) => {
+                    return Err(Refusal::CaseReferenceRequired {
+                        purpose: purpose.to_owned(),
+                        form: case_form(form),
+                    })
+                }
+                (Some(form), Some(c)) if !form.matches(c) => {
+                    return Err(Refusal::CaseReferenceMalformed {
+                        purpose: purpose.to_owned(),
+                        form: case_form(form),
+                    })
+                }
+                (None, Some(_)) => {
+                    return Err(Refusal::CaseReferenceNotAccepted {
+                        purpose: purpose.to_owned(),
+                    })
+                }
+                _ => {}
+            }
+        }
         Ok((r, p))
     }
 
     /// Decides one dataset request: per requested field, the transform to apply.
     pub fn decide(&self, req: &DecisionRequest<'_>) -> Result<DatasetDecision<'_>, Refusal> {
-        let (r, p) =
-            self.check_request(req.requester, req.purpose, req.legal_basis, req.consent)?;
+        self.decide_with(req, CaseCheck::Cited(req.case_reference))
+    }
+
+    /// [`Engine::decide`] as if the request cited a case reference of the declared form:
+    /// for the analysis tools, which ask what a requester could see, not whether one
+    /// request's case reference fits.
+    pub(crate) fn decide_any_case(
+        &self,
+        req: &DecisionRequest<'_>,
+    ) -> Result<DatasetDecision<'_>, Refusal> {
+        self.decide_with(req, CaseCheck::Assumed)
+    }
+
+    fn decide_with(
+        &self,
+        req: &DecisionRequest<'_>,
+        case: CaseCheck<'_>,
+    ) -> Result<DatasetDecision<'_>, Refusal> {
+        let (r, p) = self.check(
+            req.requester,
+            req.purpose,
+            req.legal_basis,
+            req.consent,
+            case,
+        )?;
+        let purpose_bases = self
+            .policy
+            .purposes
+            .get(p)
+            .map_or(&[][..], |x| x.legal_bases.as_slice());
         let d = *self
             .dataset_index
             .get(req.dataset)
@@ -532,6 +703,7 @@ impl Engine {
                     field,
                     cell.and_then(|c| c.get(fi)),
                     req.legal_basis,
+                    purpose_bases,
                     consent,
                     req.now,
                 ));
@@ -563,6 +735,7 @@ impl Engine {
         field: &'e Field,
         cell: Option<&FieldCell>,
         legal_basis: Option<&str>,
+        purpose_bases: &[String],
         consent: bool,
         today: time::Date,
     ) -> FieldDecision<'e> {
@@ -583,7 +756,7 @@ impl Engine {
             let Some(rule) = self.policy.rules.get(ri as usize) else {
                 continue;
             };
-            if !rule.conditions_hold(legal_basis, consent, today) {
+            if !rule.conditions_hold(legal_basis, purpose_bases, consent, today) {
                 continue;
             }
             fold(&mut c, ri, rule);
@@ -636,8 +809,13 @@ impl Engine {
             .ok_or_else(|| Refusal::UnknownView {
                 view: req.view.to_owned(),
             })?;
-        let (_, p) =
-            self.check_request(req.requester, req.purpose, req.legal_basis, req.consent)?;
+        let (_, p) = self.check_request(
+            req.requester,
+            req.purpose,
+            req.legal_basis,
+            req.consent,
+            req.case_reference,
+        )?;
         if !view.purposes.is_empty() && !view.purposes.contains(&p) {
             return Err(Refusal::ViewNotForPurpose {
                 view: view.name.clone(),
@@ -667,6 +845,7 @@ impl Engine {
                 purpose: req.purpose,
                 legal_basis: req.legal_basis,
                 consent: req.consent,
+                case_reference: req.case_reference,
                 dataset: &dataset.qualified,
                 fields: FieldSelection::Named(&names),
                 now: req.now,
@@ -696,6 +875,19 @@ impl Engine {
         }
         Ok(ViewDecision { view, sources })
     }
+}
+
+/// Whether a request's case reference is checked (every request) or assumed to be of the
+/// declared form (the analysis tools).
+#[derive(Debug, Clone, Copy)]
+enum CaseCheck<'a> {
+    Cited(Option<&'a str>),
+    Assumed,
+}
+
+/// The form a purpose's case references take, as refusals show it.
+fn case_form(form: &crate::policy::CaseReference) -> String {
+    format!("{} (pattern `{}`)", form.description, form.pattern)
 }
 
 fn fold(c: &mut FieldCell, ri: u32, rule: &Rule) {
@@ -781,6 +973,7 @@ purposes = ["p"]
             purpose: "p",
             legal_basis: legal,
             consent: false,
+            case_reference: None,
             dataset: "tax.arrears",
             fields: FieldSelection::All,
             now: crate::transform::parse_date(today).unwrap(),
@@ -834,6 +1027,7 @@ purposes = ["p"]
                 purpose: "p",
                 legal_basis: None,
                 consent: false,
+                case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["amount", "on"]),
                 now: crate::transform::parse_date("2026-01-01").unwrap(),
@@ -855,10 +1049,189 @@ purposes = ["p"]
             "legal_basis = [\"L\"]\nvalid_from = 2026-01-01\nvalid_until = 2026-06-30\n",
         ));
         assert_eq!(decide(&e, Some("L"), "2026-03-01")[0], Clear);
-        assert_eq!(decide(&e, Some("M"), "2026-03-01")[0], Omit);
+        // A basis no rule cites is refused as a whole (it no longer falls through to
+        // whatever needs no basis).
+        assert!(matches!(
+            e.decide(&ask(Some("M"), None)),
+            Err(Refusal::LegalBasisNotAccepted { .. })
+        ));
         assert_eq!(decide(&e, None, "2026-03-01")[0], Omit);
         assert_eq!(decide(&e, Some("L"), "2026-07-01")[0], Omit);
         assert_eq!(decide(&e, Some("L"), "2025-12-31")[0], Omit);
+    }
+
+    fn engine_with(purpose: &str, rules: &str) -> Engine {
+        let fed = Federation::new(vec![Catalogue::parse(CATALOGUE, "tax.toml").unwrap()]).unwrap();
+        let head = format!(
+            "version = 7\n[[purpose]]\nname = \"p\"\n{purpose}\n[[requester]]\nname = \"a.b\"\nrole = \"r\"\npurposes = [\"p\"]\n"
+        );
+        Policy::parse(&format!("{head}{rules}"), "p.toml", &fed)
+            .unwrap()
+            .compile()
+    }
+
+    fn ask<'a>(basis: Option<&'a str>, case: Option<&'a str>) -> DecisionRequest<'a> {
+        DecisionRequest {
+            requester: "a.b",
+            purpose: "p",
+            legal_basis: basis,
+            consent: false,
+            case_reference: case,
+            dataset: "tax.arrears",
+            fields: FieldSelection::Named(&["id"]),
+            now: crate::transform::parse_date("2026-03-01").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_grant_citing_no_basis_needs_one_of_the_purpose_s_own() {
+        let e = engine_with(
+            "legal_bases = [\"P1\", \"P2\"]",
+            &(rule("g", "grant", "fields = [\"id\"]", Some("exists"), "")
+                + &rule(
+                    "h",
+                    "grant",
+                    "fields = [\"id\"]",
+                    Some("clear"),
+                    "legal_basis = [\"R\"]\n",
+                )),
+        );
+        let t = |basis| e.decide(&ask(basis, None)).map(|d| d.fields[0].transform);
+        assert_eq!(t(Some("P1")), Ok(Exists));
+        assert_eq!(t(Some("P2")), Ok(Exists));
+        // The rule's own basis releases its grant, but not the purpose-wide one.
+        assert_eq!(t(Some("R")), Ok(Clear));
+        // No basis: the purpose does not require one, but the grants need one of theirs.
+        assert_eq!(t(None), Ok(Omit));
+        // Anything else: refused as a whole, naming what is accepted.
+        assert_eq!(
+            t(Some("anything")),
+            Err(Refusal::LegalBasisNotAccepted {
+                purpose: "p".into(),
+                accepted: "P1, P2, R".into()
+            })
+        );
+        let err = e.decide(&ask(Some("anything"), None)).unwrap_err();
+        assert!(!err.to_string().contains("anything"), "{err}");
+    }
+
+    #[test]
+    fn a_basis_no_rule_or_purpose_accepts_is_refused_and_limits_still_apply() {
+        // No purpose list, one rule citing L: only L is accepted.
+        let e = engine(
+            &(rule(
+                "g",
+                "grant",
+                "fields = [\"*\"]",
+                Some("clear"),
+                "legal_basis = [\"L\"]\n",
+            ) + &rule("l", "limit", "fields = [\"amount\"]", Some("bucket"), "")),
+        );
+        assert_eq!(
+            e.check_request("a.b", "p", Some("M"), false, None),
+            Err(Refusal::LegalBasisNotAccepted {
+                purpose: "p".into(),
+                accepted: "L".into()
+            })
+        );
+        assert_eq!(
+            decide(&e, Some("L"), "2026-01-01"),
+            vec![Clear, Clear, Clear, Bucket]
+        );
+        // A purpose whose rules cite nothing accepts no basis at all.
+        let plain = engine(&rule("g", "grant", "fields = [\"*\"]", Some("clear"), ""));
+        assert!(matches!(
+            plain.check_request("a.b", "p", Some("L"), false, None),
+            Err(Refusal::LegalBasisNotAccepted { accepted, .. }) if accepted.starts_with("none")
+        ));
+        assert!(plain.check_request("a.b", "p", None, false, None).is_ok());
+    }
+
+    #[test]
+    fn a_declared_case_reference_is_required_and_must_have_its_form() {
+        let e = engine_with(
+            "case_reference = { pattern = \"[(（]20[0-9]{2}[)）]湘01执[0-9]{1,5}号\", description = \"执行案号，如 (2026)湘01执123号\" }",
+            &rule("g", "grant", "fields = [\"id\"]", Some("clear"), ""),
+        );
+        let t = |case| e.decide(&ask(None, case)).map(|d| d.fields[0].transform);
+        assert_eq!(t(Some("(2026)湘01执123号")), Ok(Clear));
+        assert_eq!(t(Some("（2026）湘01执7号")), Ok(Clear));
+        let required = t(None).unwrap_err();
+        assert!(matches!(required, Refusal::CaseReferenceRequired { .. }));
+        assert_eq!(t(Some("")).unwrap_err(), required);
+        assert_eq!(required.code(), "case_reference_required");
+        // Anchored at both ends, bounded, no control characters.
+        let long = format!("(2026)湘01执123号{}", "1".repeat(200));
+        for bad in [
+            "(2026)湘01执123号 and more",
+            "see (2026)湘01执123号",
+            "(2026)湘01执123456号",
+            "(2026)湘01执12\n3号",
+            long.as_str(),
+        ] {
+            let err = t(Some(bad)).unwrap_err();
+            assert!(
+                matches!(err, Refusal::CaseReferenceMalformed { .. }),
+                "{bad}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("执行案号，如 (2026)湘01执123号"), "{text}");
+            assert!(!text.contains(bad), "{text}");
+        }
+        // A purpose that declares no case reference refuses one rather than record it.
+        let plain = engine(&rule("g", "grant", "fields = [\"id\"]", Some("clear"), ""));
+        assert!(matches!(
+            plain.decide(&ask(None, Some("(2026)湘01执123号"))),
+            Err(Refusal::CaseReferenceNotAccepted { .. })
+        ));
+        assert_eq!(
+            e.policy().recordable_case("p", Some("(2026)湘01执123号")),
+            Some("(2026)湘01执123号")
+        );
+        assert_eq!(e.policy().recordable_case("p", Some("nope")), None);
+    }
+
+    #[test]
+    fn an_aggregate_only_purpose_answers_no_per_person_lookup() {
+        let e = engine_with(
+            "aggregate_only = true",
+            &rule("g", "grant", "fields = [\"*\"]", Some("count"), ""),
+        );
+        let err = e.decide(&ask(None, None)).unwrap_err();
+        assert!(matches!(err, Refusal::AggregateOnly { .. }), "{err}");
+        assert!(err.to_string().contains("aggregate-only"), "{err}");
+        assert!(e.check_request("a.b", "p", None, false, None).is_err());
+    }
+
+    #[test]
+    fn purpose_declarations_are_checked_with_their_location() {
+        let fed = Federation::new(vec![Catalogue::parse(CATALOGUE, "tax.toml").unwrap()]).unwrap();
+        let parse = |purpose: &str| {
+            let text = format!("version = 1\n[[purpose]]\nname = \"p\"\n{purpose}\n");
+            Policy::parse(&text, "p.toml", &fed)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let err =
+            parse("case_reference = { pattern = \"(unclosed\", description = \"d\" }").unwrap_err();
+        assert!(
+            err.contains("p.toml:4:") && err.contains("not a regular expression"),
+            "{err}"
+        );
+        let err = parse("case_reference = { pattern = \"A[0-9]+\" }").unwrap_err();
+        assert!(err.contains("needs a `description`"), "{err}");
+        let err = parse("legal_basis_required = true").unwrap_err();
+        assert!(
+            err.contains("requires a legal basis but accepts none"),
+            "{err}"
+        );
+        assert!(parse("legal_basis_required = true\nlegal_bases = [\"L\"]").is_ok());
+        let err = parse("legal_bases = [\"L\", \"L\"]").unwrap_err();
+        assert!(err.contains("listed twice"), "{err}");
+        let err = parse("aggregate_only = true\nconsent_required = true").unwrap_err();
+        assert!(err.contains("aggregate-only"), "{err}");
+        let err = parse("case_ref = 1").unwrap_err();
+        assert!(err.contains("case_ref"), "{err}");
     }
 
     #[test]
@@ -886,6 +1259,7 @@ purposes = ["p"]
                 purpose: "p",
                 legal_basis: None,
                 consent: false,
+                case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["id"]),
                 now: crate::transform::parse_date("2026-09-15").unwrap(),
@@ -915,6 +1289,7 @@ purposes = ["p"]
                 purpose: "p",
                 legal_basis: None,
                 consent: false,
+                case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::All,
                 now: crate::transform::parse_date("2026-09-15").unwrap(),

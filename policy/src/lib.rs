@@ -63,6 +63,7 @@
 //!     purpose: "administrative-licensing",
 //!     legal_basis: None,
 //!     consent: false,
+//!     case_reference: None,
 //!     dataset: "court.dishonest_debtors",
 //!     fields: FieldSelection::All,
 //!     now: today,

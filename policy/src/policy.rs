@@ -119,6 +119,67 @@ pub struct Purpose {
     pub legal_basis_required: bool,
     /// Whether every request must carry the subject's consent.
     pub consent_required: bool,
+    /// The case every request must cite (a licensing application number, a court case
+    /// number), if the purpose declares one.
+    pub case_reference: Option<CaseReference>,
+    /// The legal bases a request for this purpose may cite where a rule cites none
+    /// (`legal_bases = [...]`).
+    pub legal_bases: Vec<String>,
+    /// Per-person lookups are refused: only aggregate queries may serve this purpose.
+    pub aggregate_only: bool,
+}
+
+/// Longest case reference a request may cite, in bytes, whatever the pattern allows: it is
+/// recorded in every audit entry of the query.
+pub const MAX_CASE_REFERENCE_BYTES: usize = 128;
+
+/// The form of the case reference a purpose's requests must cite: a regular expression
+/// (matched against the whole reference) and a description of it in words, which is what
+/// a refusal shows (never the reference that was sent).
+#[derive(Debug, Clone)]
+pub struct CaseReference {
+    /// The pattern as written in the policy.
+    pub pattern: String,
+    /// The form in words, e.g. "许可申请号，如 湘市监许〔2026〕0123号".
+    pub description: String,
+    regex: regex::Regex,
+}
+
+impl PartialEq for CaseReference {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern && self.description == other.description
+    }
+}
+
+impl Eq for CaseReference {}
+
+impl CaseReference {
+    /// Compiles `pattern`, anchored at both ends. The error says why it does not compile.
+    pub fn new(pattern: &str, description: &str) -> Result<CaseReference, String> {
+        let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| match e {
+                regex::Error::Syntax(s) => s.lines().last().unwrap_or_default().trim().to_owned(),
+                regex::Error::CompiledTooBig(n) => {
+                    format!("the compiled pattern would exceed {n} bytes; simplify it")
+                }
+                other => other.to_string(),
+            })?;
+        Ok(CaseReference {
+            pattern: pattern.to_owned(),
+            description: description.to_owned(),
+            regex,
+        })
+    }
+
+    /// Whether `reference` has this form: not longer than [`MAX_CASE_REFERENCE_BYTES`], no
+    /// control characters, and the whole of it matches the pattern.
+    pub fn matches(&self, reference: &str) -> bool {
+        reference.len() <= MAX_CASE_REFERENCE_BYTES
+            && !reference.chars().any(char::is_control)
+            && self.regex.is_match(reference)
+    }
 }
 
 /// Per-requester rate limits.
@@ -193,16 +254,36 @@ pub struct WrittenSubject {
 
 impl Rule {
     /// Whether the request-dependent conditions hold (validity dates, legal basis, consent).
+    /// `purpose_bases` is the request's purpose's own `legal_bases`: a grant that cites
+    /// none needs one of those instead, so a basis the purpose does not accept never
+    /// releases anything.
     pub fn conditions_hold(
         &self,
         legal_basis: Option<&str>,
+        purpose_bases: &[String],
         consent: bool,
         today: time::Date,
     ) -> bool {
+        let bases = self.legal_bases_under(purpose_bases);
         self.valid_on(today)
-            && (self.legal_basis.is_empty()
-                || legal_basis.is_some_and(|b| self.legal_basis.iter().any(|l| l == b)))
+            && (bases.is_empty() || legal_basis.is_some_and(|b| bases.iter().any(|l| l == b)))
             && (!self.consent || consent)
+    }
+
+    /// The legal bases the rule needs one of under a purpose accepting `purpose_bases`:
+    /// its own list, or for a grant citing none, the purpose's.
+    pub fn legal_bases_under<'s>(&'s self, purpose_bases: &'s [String]) -> &'s [String] {
+        if self.legal_basis.is_empty() && self.effect == Effect::Grant {
+            purpose_bases
+        } else {
+            &self.legal_basis
+        }
+    }
+
+    /// Whether the outcome of the rule depends on the request beyond its subject, for a
+    /// request under a purpose accepting `purpose_bases`.
+    pub fn is_conditional_under(&self, purpose_bases: &[String]) -> bool {
+        self.is_conditional() || !self.legal_bases_under(purpose_bases).is_empty()
     }
 
     /// Whether `today` is within the rule's validity dates.
@@ -221,11 +302,17 @@ impl Rule {
 
     /// The conditions in words, e.g. "with legal basis `X`; with consent; from 2026-01-01".
     pub fn conditions_text(&self) -> String {
+        self.conditions_text_under(&[])
+    }
+
+    /// [`Rule::conditions_text`] under a purpose accepting `purpose_bases`.
+    pub fn conditions_text_under(&self, purpose_bases: &[String]) -> String {
         let mut parts = Vec::new();
-        if !self.legal_basis.is_empty() {
+        let bases = self.legal_bases_under(purpose_bases);
+        if !bases.is_empty() {
             parts.push(format!(
                 "citing {}",
-                self.legal_basis
+                bases
                     .iter()
                     .map(|b| format!("`{b}`"))
                     .collect::<Vec<_>>()
@@ -357,6 +444,8 @@ pub struct TestCase {
     pub legal_basis: Option<String>,
     /// Consent reference.
     pub consent: Option<String>,
+    /// Cited case reference.
+    pub case_reference: Option<String>,
     /// Dataset asked for, or
     pub dataset: Option<String>,
     /// view asked for.
@@ -395,13 +484,53 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Every legal basis some rule cites (`legal_basis = [...]`), in order: the only legal
-    /// bases a request may cite, and the only ones an audit entry records.
+    /// Every legal basis some rule cites (`legal_basis = [...]`) or some purpose accepts
+    /// (`legal_bases = [...]`), in order: the only legal bases a request may cite, and the
+    /// only ones an audit entry records.
     pub fn cited_legal_bases(&self) -> std::collections::BTreeSet<&str> {
         self.rules
             .iter()
             .flat_map(|r| r.legal_basis.iter().map(String::as_str))
+            .chain(
+                self.purposes
+                    .iter()
+                    .flat_map(|p| p.legal_bases.iter().map(String::as_str)),
+            )
             .collect()
+    }
+
+    /// The legal bases a request for purpose `purpose` (an index) may cite: those its
+    /// rules cite and the purpose's own list.
+    pub fn legal_bases_for(&self, purpose: usize) -> std::collections::BTreeSet<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.purposes.contains(&purpose))
+            .flat_map(|r| r.legal_basis.iter().map(String::as_str))
+            .chain(
+                self.purposes
+                    .get(purpose)
+                    .into_iter()
+                    .flat_map(|p| p.legal_bases.iter().map(String::as_str)),
+            )
+            .collect()
+    }
+
+    /// The case reference `reference` as an audit entry may record it under `purpose`:
+    /// only when the purpose declares a case-reference form and the reference has it
+    /// (anything else could be whatever a requester typed).
+    pub fn recordable_case<'r>(
+        &self,
+        purpose: &str,
+        reference: Option<&'r str>,
+    ) -> Option<&'r str> {
+        let reference = reference?;
+        self.purposes
+            .iter()
+            .find(|p| p.name == purpose)?
+            .case_reference
+            .as_ref()
+            .filter(|c| c.matches(reference))
+            .map(|_| reference)
     }
 }
 
@@ -444,6 +573,18 @@ struct RawPurpose {
     legal_basis_required: bool,
     #[serde(default)]
     consent_required: bool,
+    case_reference: Option<Spanned<RawCaseReference>>,
+    #[serde(default)]
+    legal_bases: Vec<Spanned<String>>,
+    #[serde(default)]
+    aggregate_only: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaseReference {
+    pattern: Spanned<String>,
+    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -551,6 +692,7 @@ struct RawTest {
     purpose: String,
     legal_basis: Option<String>,
     consent: Option<String>,
+    case_reference: Option<String>,
     dataset: Option<Spanned<String>>,
     view: Option<Spanned<String>>,
     #[serde(default)]
@@ -618,11 +760,50 @@ impl Policy {
             if purposes.iter().any(|q| &q.name == name) {
                 diag.error(p.name.span(), format!("purpose `{name}` is declared twice"));
             }
+            let case_reference = p.case_reference.as_ref().and_then(|c| {
+                let raw = c.get_ref();
+                let description = match &raw.description {
+                    Some(d) if !d.trim().is_empty() => d.trim().to_owned(),
+                    _ => {
+                        diag.error(c.span(), format!("the case reference of purpose `{name}` needs a `description`: the form in words, shown to a requester whose reference does not fit"));
+                        String::new()
+                    }
+                };
+                let pattern = raw.pattern.get_ref();
+                if pattern.trim().is_empty() {
+                    diag.error(raw.pattern.span(), "`pattern` must not be empty; write a regular expression for the whole reference, e.g. `\\(20[0-9]{2}\\)湘01执[0-9]{1,5}号`");
+                    return None;
+                }
+                match CaseReference::new(pattern, &description) {
+                    Ok(c) => Some(c),
+                    Err(why) => {
+                        diag.error(raw.pattern.span(), format!("`pattern` is not a regular expression: {why}"));
+                        None
+                    }
+                }
+            });
+            let mut legal_bases: Vec<String> = Vec::new();
+            for b in &p.legal_bases {
+                let basis = b.get_ref().trim();
+                if basis.is_empty() {
+                    diag.error(b.span(), "a legal basis must not be empty");
+                } else if legal_bases.iter().any(|x| x == basis) {
+                    diag.error(b.span(), format!("legal basis `{basis}` is listed twice"));
+                } else {
+                    legal_bases.push(basis.to_owned());
+                }
+            }
+            if p.aggregate_only && (p.consent_required || p.case_reference.is_some()) {
+                diag.error(p.name.span(), format!("purpose `{name}` is aggregate-only: it answers no question about one person, so it takes neither `consent_required` nor `case_reference`; remove them"));
+            }
             purposes.push(Purpose {
                 name: name.clone(),
                 description: p.description.clone(),
                 legal_basis_required: p.legal_basis_required,
                 consent_required: p.consent_required,
+                case_reference,
+                legal_bases,
+                aggregate_only: p.aggregate_only,
             });
         }
         let purpose_index = |n: &str| purposes.iter().position(|p| p.name == n);
@@ -1002,6 +1183,18 @@ impl Policy {
             });
         }
 
+        // A purpose that requires a legal basis must accept one, or every request for it
+        // would be refused.
+        for (i, (raw_p, p)) in raw.purposes.iter().zip(&purposes).enumerate() {
+            let accepted = !p.legal_bases.is_empty()
+                || rules
+                    .iter()
+                    .any(|r: &Rule| r.purposes.contains(&i) && !r.legal_basis.is_empty());
+            if p.legal_basis_required && !accepted {
+                diag.error(raw_p.name.span(), format!("purpose `{}` requires a legal basis but accepts none: neither it nor any rule for it names one; add `legal_bases = [...]` to the purpose", p.name));
+            }
+        }
+
         // Views.
         let mut views: Vec<View> = Vec::new();
         for v in &raw.views {
@@ -1318,6 +1511,7 @@ impl Policy {
                 purpose: t.purpose.clone(),
                 legal_basis: t.legal_basis.clone(),
                 consent: t.consent.clone(),
+                case_reference: t.case_reference.clone(),
                 dataset: t.dataset.as_ref().map(|d| d.get_ref().clone()),
                 view: t.view.as_ref().map(|d| d.get_ref().clone()),
                 fields: t.fields.clone(),

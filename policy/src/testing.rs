@@ -52,6 +52,7 @@ fn run_one<'p>(engine: &'p Engine, case: &'p TestCase) -> TestOutcome<'p> {
                     .consent
                     .as_deref()
                     .is_some_and(|c| !c.trim().is_empty()),
+                case_reference: case.case_reference.as_deref(),
                 view,
                 now: case.now,
             })
@@ -82,6 +83,7 @@ fn run_one<'p>(engine: &'p Engine, case: &'p TestCase) -> TestOutcome<'p> {
                     .consent
                     .as_deref()
                     .is_some_and(|c| !c.trim().is_empty()),
+                case_reference: case.case_reference.as_deref(),
                 dataset: case.dataset.as_deref().unwrap_or(""),
                 fields: if names.is_empty() {
                     FieldSelection::All

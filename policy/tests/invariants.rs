@@ -104,6 +104,7 @@ name = "p2"
 [[purpose]]
 name = "p3"
 legal_basis_required = true
+legal_bases = ["L0"]
 [[requester]]
 name = "a.one"
 role = "x"
@@ -362,6 +363,7 @@ fn decide(engine: &Engine, r: &Req) -> Outcome {
             purpose: PURPOSES[r.purpose],
             legal_basis: r.legal.map(|l| BASES[l]),
             consent: r.consent,
+            case_reference: None,
             dataset: DATASETS[r.dataset],
             fields: FieldSelection::All,
             now,
@@ -523,6 +525,7 @@ proptest! {
                 purpose: PURPOSES[r.purpose],
                 legal_basis: r.legal.map(|l| BASES[l]),
                 consent: r.consent,
+                case_reference: None,
                 dataset: DATASETS[r.dataset],
                 fields: FieldSelection::All,
                 now,
@@ -610,7 +613,7 @@ proptest! {
         extra.effect = 0;
         let before = compile(&rules);
         let mut more = rules.clone();
-        more.push(extra);
+        more.push(extra.clone());
         let after = compile(&more);
         for r in &reqs {
             match (decide(&before, r), decide(&after, r)) {
@@ -622,6 +625,15 @@ proptest! {
                             prop_assert_eq!(wa, wb, "a grant changed a record window");
                         }
                     }
+                }
+                // A grant citing a legal basis makes that basis one its purposes accept:
+                // a request citing it, refused before, may be decided now. Never the
+                // other way round.
+                (None, Some(_)) => {
+                    let cited = r.legal.map(|l| BASES[l]);
+                    let newly_accepted = extra.legal.map(|l| format!("L{l}")).as_deref() == cited
+                        && extra.purposes.contains(&r.purpose);
+                    prop_assert!(newly_accepted, "a grant lifted a refusal it does not explain: {r:?}");
                 }
                 (b, a) => prop_assert!(false, "refusal changed by a rule: {b:?} vs {a:?}"),
             }

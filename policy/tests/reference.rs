@@ -22,6 +22,7 @@ use fedq_policy::{minimize, FieldTransform, Policy, Record, Summary, Value};
 const LIC: &str = "market-regulation.licensing";
 const LIC_PURPOSE: &str = "administrative-licensing";
 const OPINION: &str = "长政办发〔2017〕62号";
+const LIC_CASE: &str = "长市监许申〔2026〕001234号";
 
 fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
@@ -60,6 +61,7 @@ fn licensing_receives_only_what_the_policy_allows_from_live_records() {
             purpose: LIC_PURPOSE,
             legal_basis: Some(OPINION),
             consent: false,
+            case_reference: Some(LIC_CASE),
             dataset: "court.dishonest_debtors",
             fields: FieldSelection::All,
             now: today,
@@ -102,6 +104,7 @@ fn a_denial_names_the_blocking_rule_and_its_rationale() {
             purpose: LIC_PURPOSE,
             legal_basis: Some(OPINION),
             consent: false,
+            case_reference: Some(LIC_CASE),
             dataset: "public-security.identity_basics",
             fields: FieldSelection::Named(&["household_registration", "name", "gender"]),
             now: date("2026-11-27"),
@@ -120,6 +123,145 @@ fn a_denial_names_the_blocking_rule_and_its_rationale() {
 }
 
 #[test]
+fn the_reference_policy_names_the_case_accepts_only_its_bases_and_keeps_statistics_aggregate() {
+    let engine = reference_engine();
+    let base = DecisionRequest {
+        requester: LIC,
+        purpose: LIC_PURPOSE,
+        legal_basis: Some(OPINION),
+        consent: false,
+        case_reference: Some(LIC_CASE),
+        dataset: "court.dishonest_debtors",
+        fields: FieldSelection::Named(&["case_no"]),
+        now: date("2026-11-27"),
+    };
+    assert_eq!(
+        engine.decide(&base).unwrap().fields[0].transform,
+        FieldTransform::Clear
+    );
+    // No case, or something that is not a licensing application number: refused, and the
+    // refusal shows the expected form without repeating what was sent.
+    let err = engine
+        .decide(&DecisionRequest {
+            case_reference: None,
+            ..base
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, Refusal::CaseReferenceRequired { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("长市监许申〔2026〕001234号"),
+        "{err}"
+    );
+    for sent in [
+        "(2026)湘01执123号",
+        "长市监许申〔2026〕009876号 ",
+        "长市监许申〔2026〕009876号x",
+        "x长市监许申〔2026〕009876号",
+        "长市监许申〔26〕009876号",
+    ] {
+        let err = engine
+            .decide(&DecisionRequest {
+                case_reference: Some(sent),
+                ..base
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, Refusal::CaseReferenceMalformed { .. }),
+            "{sent}: {err}"
+        );
+        assert!(!err.to_string().contains(sent), "{err}");
+    }
+    // Court case numbers, half- or full-width parentheses.
+    for case in ["(2026)湘01执123号", "（2026）湘0102执恢45号"] {
+        assert!(engine
+            .check_request(
+                "court.enforcement",
+                "judgment-enforcement",
+                Some("民事诉讼法"),
+                false,
+                Some(case)
+            )
+            .is_ok());
+    }
+    // `--basis anything` no longer reaches the green channel: the whole request is
+    // refused, listing what the purpose accepts.
+    let err = engine
+        .decide(&DecisionRequest {
+            legal_basis: Some("anything"),
+            dataset: "court.enforcement_cases",
+            fields: FieldSelection::All,
+            ..base
+        })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Refusal::LegalBasisNotAccepted {
+            purpose: LIC_PURPOSE.into(),
+            accepted: "行政许可法, 长政办发〔2017〕62号".into(),
+        }
+    );
+    // A basis of another purpose is not one this purpose accepts either.
+    assert!(matches!(
+        engine.decide(&DecisionRequest {
+            legal_basis: Some("民事诉讼法"),
+            ..base
+        }),
+        Err(Refusal::LegalBasisNotAccepted { .. })
+    ));
+    // Statistics: not even a count about one named person, on any dataset or view.
+    for dataset in ["court.dishonest_debtors", "tax.arrears"] {
+        let err = engine
+            .decide(&DecisionRequest {
+                requester: "statistics.bureau",
+                purpose: "statistics",
+                legal_basis: Some("统计法"),
+                case_reference: None,
+                dataset,
+                fields: FieldSelection::All,
+                ..base
+            })
+            .unwrap_err();
+        assert!(matches!(err, Refusal::AggregateOnly { .. }), "{err}");
+    }
+    assert!(matches!(
+        engine.decide_view(&ViewRequest {
+            requester: "statistics.bureau",
+            purpose: "statistics",
+            legal_basis: Some("统计法"),
+            consent: false,
+            case_reference: None,
+            view: "integrity-score",
+            now: date("2026-11-27"),
+        }),
+        Err(Refusal::AggregateOnly { .. })
+    ));
+    // Self-query declares no case reference: citing one is refused, not recorded.
+    assert!(matches!(
+        engine.check_request(
+            "service-window.self-query",
+            "self-query",
+            None,
+            true,
+            Some(LIC_CASE)
+        ),
+        Err(Refusal::CaseReferenceNotAccepted { .. })
+    ));
+    let policy = engine.policy();
+    assert_eq!(
+        policy.recordable_case(LIC_PURPOSE, Some(LIC_CASE)),
+        Some(LIC_CASE)
+    );
+    assert_eq!(
+        policy.recordable_case(LIC_PURPOSE, Some("(2026)湘01执123号")),
+        None
+    );
+    assert_eq!(policy.recordable_case("self-query", Some(LIC_CASE)), None);
+}
+
+#[test]
 fn request_level_refusals_say_why() {
     let engine = reference_engine();
     let base = DecisionRequest {
@@ -127,6 +269,7 @@ fn request_level_refusals_say_why() {
         purpose: LIC_PURPOSE,
         legal_basis: None,
         consent: false,
+        case_reference: Some(LIC_CASE),
         dataset: "court.dishonest_debtors",
         fields: FieldSelection::All,
         now: date("2026-11-27"),
@@ -154,6 +297,7 @@ fn request_level_refusals_say_why() {
     let wrong_purpose = DecisionRequest {
         purpose: "self-query",
         consent: true,
+        case_reference: None,
         ..base
     };
     assert!(matches!(
@@ -172,6 +316,7 @@ fn a_limit_window_drops_older_records_for_that_field() {
             purpose: "public-recruitment",
             legal_basis: Some("公务员录用规定"),
             consent: true,
+            case_reference: Some("HRSS-ZL-2026-000123"),
             dataset: "public-security.serious_traffic_violations",
             fields: FieldSelection::Named(&["violation", "occurred_on"]),
             now: today,
@@ -222,6 +367,7 @@ fn green_channel_needs_every_source_clean_and_answered() {
             purpose: LIC_PURPOSE,
             legal_basis: Some(OPINION),
             consent: false,
+            case_reference: Some(LIC_CASE),
             view: "green-channel",
             now: today,
         })
@@ -637,9 +783,11 @@ fn who_can_answers_can_anyone_ever_see_it_in_clear() {
 /// listings, a dirty green channel, report records, score points).
 fn disclosed_by_view(view: &str, today: time::Date, listing: &Record) -> usize {
     let engine = reference_engine();
-    let (requester, purpose, legal_basis, consent) = match view {
-        "blacklist-check" | "green-channel" => (LIC, LIC_PURPOSE, Some(OPINION), false),
-        _ => ("service-window.self-query", "self-query", None, true),
+    let (requester, purpose, legal_basis, consent, case_reference) = match view {
+        "blacklist-check" | "green-channel" => {
+            (LIC, LIC_PURPOSE, Some(OPINION), false, Some(LIC_CASE))
+        }
+        _ => ("service-window.self-query", "self-query", None, true, None),
     };
     let decision = engine
         .decide_view(&ViewRequest {
@@ -647,6 +795,7 @@ fn disclosed_by_view(view: &str, today: time::Date, listing: &Record) -> usize {
             purpose,
             legal_basis,
             consent,
+            case_reference,
             view,
             now: today,
         })

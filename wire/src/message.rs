@@ -23,9 +23,10 @@ pub enum NodeRequest {
     PolicyStatus,
 }
 
-/// Longest text (query id, requester, purpose, legal basis, policy version) a lookup may
-/// carry, in bytes: a node refuses longer ones, and the coordinator refuses a query whose
-/// texts are longer before asking any node.
+/// Longest text (query id, requester, purpose, legal basis, case reference,
+/// policy version) a
+/// lookup may carry, in bytes: a node refuses longer ones, and the coordinator refuses a
+/// query whose texts are longer before asking any node.
 pub const MAX_TEXT_LEN: usize = 512;
 
 /// Longest consent token a lookup may carry, in bytes (a compact JWS with the authority's
@@ -51,6 +52,10 @@ pub struct LookupRequest {
     /// `fedq-consent+jwt`, signed by the consent authority), forwarded as the requester
     /// sent it. The node verifies it itself (`fedq_certs::consent`).
     pub consent: Option<String>,
+    /// The case the query serves (a licensing application or court case number), where
+    /// the purpose declares a case-reference form. The node checks it against its own
+    /// policy's pattern and records it in its audit entry.
+    pub case_reference: Option<String>,
     /// What is asked.
     pub target: LookupTarget,
     /// The policy version the coordinator decided with (the node records its own).
