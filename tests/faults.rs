@@ -114,7 +114,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
                 .as_str()
                 .unwrap()
                 .to_owned();
-            if court_status == "ok" || court_status == "no_record" {
+            if court_status == "answered" {
                 answered_by_court.insert(answer["query_id"].as_str().unwrap().to_owned());
             }
             if round == 15 {
@@ -129,7 +129,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
     assert!(statuses
         .iter()
         .filter(|(r, _)| *r < 15)
-        .all(|(_, s)| s == "ok"));
+        .all(|(_, s)| s == "answered"));
     assert!(
         statuses
             .iter()
@@ -141,7 +141,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         statuses
             .iter()
             .filter(|(r, _)| *r >= 24)
-            .all(|(_, s)| s == "ok"),
+            .all(|(_, s)| s == "answered"),
         "{statuses:?}"
     );
     assert_eq!(cut.len(), 4);
@@ -415,7 +415,15 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
     }
     assert_eq!(
         node_report(&asks[0].1, "court")["status"],
-        "ok",
+        "answered",
+        "{}",
+        asks[0].1
+    );
+    assert!(
+        !asks[0].1["view_result"]["listings"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "the blacklisted person's listing is in the reference answer"
     );
     let asks = Arc::new(asks);
@@ -516,8 +524,7 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
                     .iter()
                     .find(|n| n["node"] == name.as_str())
                     .cloned();
-                let answered =
-                    report.is_some_and(|r| r["status"] == "ok" || r["status"] == "no_record");
+                let answered = report.is_some_and(|r| r["status"] == "answered");
                 answered && !ids.contains_key(id)
             })
             .count();
@@ -582,10 +589,7 @@ fn assert_store_unavailable(court: &Value, answer: &Value) {
     assert_eq!(answer["complete"], false, "{answer}");
     for other in answer["nodes"].as_array().unwrap() {
         if other["node"] != "court" {
-            assert!(
-                other["status"] == "ok" || other["status"] == "no_record",
-                "{answer}"
-            );
+            assert!(other["status"] == "answered", "{answer}");
         }
     }
 }
@@ -618,7 +622,7 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
     let running = Running::start(&fed, None).await.unwrap();
 
     let (court, before) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court["status"], "ok", "{before}");
+    assert_eq!(court["status"], "answered", "{before}");
 
     cluster.stop();
     for _ in 0..3 {
@@ -632,7 +636,7 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
     for _ in 0..20 {
         let (court, answer) = court_on_blacklist_check(&fed).await;
         after = answer;
-        if court["status"] == "ok" {
+        if court["status"] == "answered" {
             break;
         }
         assert_store_unavailable(&court, &after);
@@ -649,7 +653,7 @@ async fn a_node_whose_sqlite_file_is_truncated_answers_unavailable_then_serves_o
     let fed = build(tmp.path(), &BuildOptions::for_tests(300, 15)).unwrap();
     let running = Running::start(&fed, None).await.unwrap();
     let (court, before) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court["status"], "ok", "{before}");
+    assert_eq!(court["status"], "answered", "{before}");
 
     // The file is cut to nothing under the running node (a failed restore, a full disk
     // during a copy, an operator's mistake). The node's connection stays open on it; its
@@ -670,7 +674,7 @@ async fn a_node_whose_sqlite_file_is_truncated_answers_unavailable_then_serves_o
     // Restored in place: the same node serves again without a restart.
     std::fs::write(&store, &saved).unwrap();
     let (court, after) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court["status"], "ok", "{after}");
+    assert_eq!(court["status"], "answered", "{after}");
     assert_eq!(meaning(&after), meaning(&before));
     running.stop().await;
     court_audit_registers_store_failures(&fed, 3);
@@ -762,7 +766,7 @@ async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space
     let audit = disk.dir.join("court-audit.db");
     let running = Running::start(&fed, None).await.unwrap();
     let (court, before) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court["status"], "ok", "{before}");
+    assert_eq!(court["status"], "answered", "{before}");
     assert!(
         audit.exists(),
         "the court's audit log is not on the small disk"
@@ -793,7 +797,7 @@ async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space
     // Space comes back: the same node answers as before, without a restart.
     std::fs::remove_file(filler).unwrap();
     let (court, after) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court["status"], "ok", "{after}");
+    assert_eq!(court["status"], "answered", "{after}");
     assert_eq!(meaning(&after), meaning(&before));
     running.stop().await;
 
@@ -924,7 +928,7 @@ async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_an
     let mut court =
         tokio::task::block_in_place(|| FedqProcess::node(&fed.layout.node_config("court"), None));
     let (court_before, reference) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court_before["status"], "ok", "{reference}");
+    assert_eq!(court_before["status"], "answered", "{reference}");
 
     // The court's store is locked: four lookups reach it and wait there.
     let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
@@ -1000,7 +1004,7 @@ async fn the_coordinator_given_sigterm_answers_its_queries_in_flight_refuses_new
     let mut coordinator =
         tokio::task::block_in_place(|| FedqProcess::coordinator(&coordinator_config, None));
     let (court_before, reference) = court_on_blacklist_check(&fed).await;
-    assert_eq!(court_before["status"], "ok", "{reference}");
+    assert_eq!(court_before["status"], "answered", "{reference}");
 
     // Four queries held at the court's locked store: in flight at the coordinator.
     let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));

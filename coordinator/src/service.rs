@@ -450,14 +450,17 @@ impl Coordinator {
                 NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
             )
         });
-        let view_result = match &query.target {
-            LookupTarget::View(v) => engine
-                .policy()
-                .views
-                .iter()
-                .find(|x| &x.name == v)
-                .map(|view| fedq_policy::views::evaluate(view, &sources, today)),
-            LookupTarget::Datasets(_) => None,
+        // A view releases its result, not its inputs: the sources' records stay here.
+        let (view_result, results) = match &query.target {
+            LookupTarget::View(v) => match engine.policy().views.iter().find(|x| &x.name == v) {
+                Some(view) => {
+                    let (result, released) =
+                        query::view_answer(view, &mut reports, &sources, today);
+                    (Some(result), released)
+                }
+                None => (None, BTreeMap::new()),
+            },
+            LookupTarget::Datasets(_) => (None, results),
         };
         let response = QueryResponse {
             query_id: query_id.to_owned(),
