@@ -388,7 +388,8 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         .take(n_cases as usize)
         .all(|e| e.record.kind == "refusal"));
 
-    // A good query is registered by the coordinator and by each node asked, under one id.
+    // A good query is registered by the coordinator and by each node asked, each node
+    // under its own id, which the coordinator's entry maps.
     let mut conn = connect(&fed, &pki, Some("market-regulation.licensing"))
         .await
         .unwrap();
@@ -410,7 +411,11 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         &fedq_audit::ListFilter::default(),
     )
     .unwrap();
-    assert_eq!(court.last().unwrap().record.query_id, query_id);
+    assert_eq!(
+        court.last().unwrap().record.query_id,
+        last.record.node_query_ids["court"]
+    );
+    assert_ne!(court.last().unwrap().record.query_id, query_id);
     // Pseudonyms differ between the coordinator and the court for the same person.
     assert_ne!(court.last().unwrap().record.subject, last.record.subject);
 
@@ -906,4 +911,137 @@ async fn a_view_releases_its_result_not_its_inputs() {
     );
     drop(conn);
     running.stop().await;
+}
+
+/// Issue 14 §6: no join key across departments. For one query, every node asked records
+/// its own id; no two departments' logs (nor the coordinator's id) share one; the
+/// coordinator's entry maps each node to its id, `fedq audit list` shows the mapping, and
+/// the requester gets only the coordinator's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_two_departments_logs_share_a_query_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&json!({
+        "subject": fed.scenario.clean.resident_id,
+        "purpose": "administrative-licensing",
+        "legal_basis": LICENSING_BASIS,
+        "view": "green-channel"
+    }))
+    .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let (status, answer) = conn.post(&body).await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    drop(conn);
+    running.stop().await;
+
+    let coordinator = fedq_audit::list(
+        &fed.layout.root.join("audit/coordinator-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let mut every_node_id: Vec<String> = Vec::new();
+    for answer in &answers {
+        let query_id = answer["query_id"].as_str().unwrap();
+        let entry = coordinator
+            .iter()
+            .find(|e| e.record.kind == "query" && e.record.query_id == query_id)
+            .unwrap_or_else(|| panic!("no coordinator entry for {query_id}"));
+        let asked: Vec<&str> = answer["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap())
+            .collect();
+        assert!(asked.len() >= 5, "{answer}");
+        let mapped: Vec<&str> = entry
+            .record
+            .node_query_ids
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(mapped, asked, "every node asked is mapped, and only those");
+        let text = answer.to_string();
+        for (node, id) in &entry.record.node_query_ids {
+            assert_ne!(id, query_id);
+            assert!(
+                !text.contains(id.as_str()),
+                "{node}'s id in the answer: {text}"
+            );
+            let log = fedq_audit::list(
+                &fed.layout.root.join(format!("audit/{node}-audit.db")),
+                &fedq_audit::ListFilter::default(),
+            )
+            .unwrap();
+            assert_eq!(
+                log.iter().filter(|e| &e.record.query_id == id).count(),
+                1,
+                "{node} recorded its own id once"
+            );
+            assert!(
+                log.iter().all(|e| e.record.query_id != query_id),
+                "{node} recorded the coordinator's id"
+            );
+            assert!(log.iter().all(|e| e.record.node_query_ids.is_empty()));
+            every_node_id.push(id.clone());
+        }
+    }
+    // No id appears in two departments' logs, nor twice for two queries.
+    let mut all: Vec<String> = Vec::new();
+    for node in fed.nodes.keys() {
+        let path = fed.layout.root.join(format!("audit/{node}-audit.db"));
+        if !path.exists() {
+            continue;
+        }
+        let ids: std::collections::BTreeSet<String> =
+            fedq_audit::list(&path, &fedq_audit::ListFilter::default())
+                .unwrap()
+                .into_iter()
+                .map(|e| e.record.query_id)
+                .filter(|id| id != "-")
+                .collect();
+        all.extend(ids);
+    }
+    let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "an id shared across logs: {all:?}"
+    );
+    assert_eq!(every_node_id.len(), all.len(), "{all:?}");
+
+    // The reviewer's join, through the binary.
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedq")).args([
+            "audit",
+            "list",
+            "--config",
+            fed.layout.coordinator_config().to_str().unwrap(),
+        ]),
+        COMMAND_LIMIT,
+    );
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let query_id = answers[0]["query_id"].as_str().unwrap();
+    let entry = coordinator
+        .iter()
+        .find(|e| e.record.query_id == query_id)
+        .unwrap();
+    let nodes = entry
+        .record
+        .node_query_ids
+        .iter()
+        .map(|(n, id)| format!("{n}:{id}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(
+        listed.contains(&format!(" query={query_id} nodes={nodes} ")),
+        "{listed}"
+    );
 }

@@ -26,7 +26,7 @@ use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS};
 use serde_json::Value;
 use support::process::{fedq, run_ok, FedqProcess};
-use support::{meaning, report};
+use support::{meaning, node_query_ids, report};
 
 fn blacklist(subject: &str) -> QueryRequest {
     QueryRequest {
@@ -158,7 +158,17 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         .into_iter()
         .map(|e| e.record.query_id)
         .collect();
-    let missing: Vec<_> = answered_by_court.difference(&logged).collect();
+    // Each node records its own id of a query; the coordinator's entry maps them.
+    let court_ids = node_query_ids(&fed.layout.root.join("audit/coordinator-audit.db"));
+    let missing: Vec<_> = answered_by_court
+        .iter()
+        .filter(|id| {
+            court_ids
+                .get(*id)
+                .and_then(|m| m.get("court"))
+                .is_none_or(|court_id| !logged.contains(court_id))
+        })
+        .collect();
     assert!(
         missing.is_empty(),
         "answers without an audit entry: {missing:?}"
@@ -508,6 +518,7 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
         unlogged.is_empty(),
         "answers released without an audit entry: {unlogged:?}"
     );
+    let mapped = node_query_ids(&fed.layout.root.join("audit/coordinator-audit.db"));
     for name in fed.nodes.keys() {
         audit_verifies(&fed.layout.node_config(name));
         let ids = audit_query_ids(&fed.layout.root.join(format!("audit/{name}-audit.db")));
@@ -525,7 +536,8 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
                     .find(|n| n["node"] == name.as_str())
                     .cloned();
                 let answered = report.is_some_and(|r| r["status"] == "answered");
-                answered && !ids.contains_key(id)
+                let node_id = mapped.get(id).and_then(|m| m.get(name.as_str()));
+                answered && node_id.is_none_or(|node_id| !ids.contains_key(node_id))
             })
             .count();
         assert_eq!(missing, 0, "{name}: answers without its entry");
@@ -979,11 +991,14 @@ async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_an
     running.stop().await;
 
     // The court registered every answer it drained, and nothing for the refused probe.
+    // (Each under the court's own id of the query, which the coordinator's entry maps.)
     let ids = audit_query_ids(&fed.layout.root.join("audit/court-audit.db"));
+    let mapped = node_query_ids(&fed.layout.root.join("audit/coordinator-audit.db"));
+    let court_id = |a: &Value| mapped[a["query_id"].as_str().unwrap()]["court"].clone();
     for (_, a) in &answers {
-        assert_eq!(ids.get(a["query_id"].as_str().unwrap()), Some(&1), "{a}");
+        assert_eq!(ids.get(&court_id(a)), Some(&1), "{a}");
     }
-    assert!(!ids.contains_key(answer["query_id"].as_str().unwrap()));
+    assert!(!ids.contains_key(&court_id(&answer)));
     audit_verifies(&fed.layout.node_config("court"));
 }
 

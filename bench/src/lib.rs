@@ -639,6 +639,7 @@ fn internals_section(
                             target: "view:blacklist-check".into(),
                             outcome: r#"{"court.dishonest_debtors":{"released":{"fields":{"listed_on":"clear"},"records":1}}}"#.into(),
                             policy_version: "bench".into(),
+                            node_query_ids: Default::default(),
                         })
                         .await;
                 }

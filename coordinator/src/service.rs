@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
+use fedq_audit::{AuditLog, AuditRecord, NodeQueryIds, Pseudonymizer};
 use fedq_bundle::state::{InForce, Installed, PolicySlot};
 use fedq_certs::Identity;
 use fedq_policy::ratelimit::RateLimiter;
@@ -69,6 +69,8 @@ pub struct Coordinator {
     publish_failures: Mutex<BTreeMap<String, String>>,
     audit: AuditLog,
     pseudonyms: Pseudonymizer,
+    /// Derives each node's own id of a query (from the pseudonym key; never sent).
+    query_ids: NodeQueryIds,
     client: NodeClient,
     /// Each node's channel behind its up/down state.
     channels: BTreeMap<String, Arc<NodeHealth>>,
@@ -153,6 +155,7 @@ impl Coordinator {
             policy: Arc::new(policy),
             publish_failures: Mutex::new(BTreeMap::new()),
             audit,
+            query_ids: pseudonyms.node_query_ids(),
             pseudonyms,
             client,
             channels,
@@ -212,6 +215,7 @@ impl Coordinator {
             policy_version: policy_version
                 .map(str::to_owned)
                 .unwrap_or_else(|| self.policy.current().label()),
+            node_query_ids: BTreeMap::new(),
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable");
@@ -380,6 +384,9 @@ impl Coordinator {
         let mut results = BTreeMap::new();
         let mut sources = BTreeMap::new();
         let mut asks = Vec::new();
+        // Each node asked gets its own id of this query, so no two departments' logs share
+        // one; only this coordinator's entry maps them (below).
+        let mut node_query_ids: BTreeMap<String, String> = BTreeMap::new();
         for (node, datasets) in &plan {
             let asked: Vec<String> = datasets
                 .iter()
@@ -414,8 +421,10 @@ impl Coordinator {
                 reports.push(merged);
                 continue;
             };
+            let node_query_id = self.query_ids.for_node(query_id, node);
+            node_query_ids.insert(node.clone(), node_query_id.clone());
             let request = NodeRequest::Lookup(LookupRequest {
-                query_id: query_id.to_owned(),
+                query_id: node_query_id,
                 subject: query.subject.clone(),
                 requester: who.to_owned(),
                 purpose: query.purpose.clone(),
@@ -493,6 +502,7 @@ impl Coordinator {
             outcome: serde_json::json!({ "http": 200, "complete": complete, "nodes": outcome })
                 .to_string(),
             policy_version,
+            node_query_ids,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable; answer withheld");
@@ -673,6 +683,7 @@ impl Coordinator {
             target: "policy".into(),
             outcome: outcome.to_string(),
             policy_version: self.policy.current().label(),
+            node_query_ids: Default::default(),
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable while registering a policy publication");

@@ -289,6 +289,7 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                         target: ds.qualified.clone(),
                         outcome: serde_json::json!({ "repaired": true }).to_string(),
                         policy_version: String::new(),
+                        node_query_ids: Default::default(),
                     })
                     .await
                     .map(|_| ())

@@ -300,6 +300,7 @@ impl Context {
             target: "policy".into(),
             outcome,
             policy_version: self.policy.current().label(),
+            node_query_ids: Default::default(),
         };
         if let Ok(Ok(Installed::Applied { .. })) = &outcome {
             // The new version's limits from now on; what was used so far stays used.
@@ -383,6 +384,7 @@ impl Context {
                 target: crate::enforce::describe_refused_target(request),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
                 policy_version,
+                node_query_ids: Default::default(),
             }
         } else {
             AuditRecord {
@@ -396,6 +398,7 @@ impl Context {
                 target: request.target.describe(),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
                 policy_version,
+                node_query_ids: Default::default(),
             }
         };
         if let Err(e) = self.audit.append(record).await {
@@ -459,6 +462,7 @@ impl Context {
                 target: "-".into(),
                 outcome: serde_json::json!({ "refused": why }).to_string(),
                 policy_version: policy.label(),
+                node_query_ids: Default::default(),
             };
             if let Err(e) = self.audit.append(record).await {
                 tracing::error!(error = %e, "audit log unavailable");
@@ -479,6 +483,7 @@ impl Context {
             target: request.target.describe(),
             outcome: String::new(),
             policy_version: policy.label(),
+            node_query_ids: Default::default(),
         };
         let skew = (request.date - today).whole_days();
         if skew.abs() > MAX_DATE_SKEW_DAYS {
