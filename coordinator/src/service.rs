@@ -19,9 +19,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::CoordinatorConfig;
 use crate::health::NodeHealth;
-use crate::query::{
-    self, NodeReport, NodeStatus, QueryRefusal, QueryRequest, QueryResponse, Recorded,
-};
+use crate::outcome::{Audited, Refusal, Unserved};
+use crate::query::{self, NodeReport, NodeStatus, QueryRequest, QueryResponse, Recorded};
 
 /// Errors starting a coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +57,11 @@ impl Reply {
             status,
             body: serde_json::json!({ "error": message.into(), "query_id": query_id }),
         }
+    }
+
+    /// A query the coordinator could not serve, with its status from [`Unserved`].
+    fn unserved(why: &Unserved, query_id: &str) -> Self {
+        Self::error(why.http_status(), why.reason(), query_id)
     }
 }
 
@@ -189,29 +193,28 @@ impl Coordinator {
     /// Registers a refusal (no node was asked) and builds its reply. `policy_version` is
     /// the version that decided (the one the query started with), if it got that far;
     /// `recorded` is what may be written of the request (only the policy's identifiers).
-    /// `reason` never quotes the request.
-    #[allow(clippy::too_many_arguments)]
+    /// The refusal's message never quotes the request; its status is the refusal's own.
     async fn refuse(
         &self,
         policy_version: Option<&str>,
         requester: &str,
         query_id: &str,
-        status: u16,
-        reason: String,
+        refusal: Refusal,
         recorded: Recorded,
         subject: &str,
     ) -> Reply {
-        metrics::counter!("fedq_queries_total", "outcome" => "refused").increment(1);
+        let audited = Audited::Refused(refusal);
+        metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "refusal".into(),
+            kind: audited.kind().into(),
             query_id: query_id.to_owned(),
             requester: requester.to_owned(),
             purpose: recorded.purpose,
             legal_basis: recorded.legal_basis,
             subject: subject.to_owned(),
             target: recorded.target,
-            outcome: serde_json::json!({ "http": status, "refused": reason }).to_string(),
+            outcome: audited.outcome(),
             policy_version: policy_version
                 .map(str::to_owned)
                 .unwrap_or_else(|| self.policy.current().label()),
@@ -219,25 +222,23 @@ impl Coordinator {
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable");
-            return Reply::error(
-                503,
-                "the coordinator's audit log is unavailable; retry later",
-                query_id,
-            );
+            return Reply::unserved(&Unserved::AuditUnavailable, query_id);
         }
-        Reply::error(status, reason, query_id)
+        let Audited::Refused(refusal) = &audited else {
+            return Reply::unserved(&Unserved::AuditUnavailable, query_id);
+        };
+        Reply::error(refusal.http_status(), refusal.reason(), query_id)
     }
 
-    /// Refuses a request that could not even be read, registering the refusal. `reason`
-    /// must not quote the request.
-    pub async fn reject(&self, requester: &Identity, status: u16, reason: String) -> Reply {
+    /// Refuses a request that could not even be read, registering the refusal. Its
+    /// message must not quote the request.
+    pub async fn reject(&self, requester: &Identity, refusal: Refusal) -> Reply {
         let query_id = random_id();
         self.refuse(
             None,
             &requester.name,
             &query_id,
-            status,
-            reason,
+            refusal,
             Recorded::nothing(),
             "-",
         )
@@ -249,8 +250,9 @@ impl Coordinator {
         let query_id = random_id();
         let who = requester.name.as_str();
         let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
-            metrics::counter!("fedq_queries_total", "outcome" => "overloaded").increment(1);
-            return Reply::error(503, "too many queries in flight; retry shortly", &query_id);
+            let why = Unserved::Overloaded;
+            metrics::counter!("fedq_queries_total", "outcome" => why.metric()).increment(1);
+            return Reply::unserved(&why, &query_id);
         };
         metrics::gauge!("fedq_queries_in_flight").increment(1.0);
         let reply = self.query_inner(who, &query_id, body).await;
@@ -266,8 +268,7 @@ impl Coordinator {
                     None,
                     who,
                     query_id,
-                    413,
-                    format!("request body over {} bytes", query::MAX_BODY),
+                    Refusal::TooLarge(format!("request body over {} bytes", query::MAX_BODY)),
                     Recorded::nothing(),
                     "-",
                 )
@@ -281,8 +282,7 @@ impl Coordinator {
                         None,
                         who,
                         query_id,
-                        400,
-                        refusal.to_string(),
+                        refusal.into(),
                         Recorded::nothing(),
                         "-",
                     )
@@ -298,14 +298,9 @@ impl Coordinator {
         let recorded = Recorded::of(&request, engine);
         let query = match request.validate(engine) {
             Ok(q) => q,
-            Err(QueryRefusal::Malformed(m)) => {
+            Err(refusal) => {
                 return self
-                    .refuse(decided, who, query_id, 400, m, recorded, "-")
-                    .await
-            }
-            Err(QueryRefusal::Policy(m)) => {
-                return self
-                    .refuse(decided, who, query_id, 403, m, recorded, "-")
+                    .refuse(decided, who, query_id, refusal.into(), recorded, "-")
                     .await
             }
         };
@@ -340,11 +335,18 @@ impl Coordinator {
                     now: today,
                 })?;
                 if !decision.releases_anything() {
+                    // The deciding deny or limit, if any, by its reason (not its wording).
                     let why = decision
                         .fields
                         .iter()
+                        .find(|f| {
+                            matches!(
+                                f.reason,
+                                fedq_policy::engine::Reason::Denied(_)
+                                    | fedq_policy::engine::Reason::Limited(_)
+                            )
+                        })
                         .map(|f| f.explanation())
-                        .find(|e| e.starts_with("denied") || e.starts_with("limited"))
                         .unwrap_or_else(|| "no rule grants these fields to this requester for this purpose (default deny)".into());
                     locally_denied.insert(d.dataset.clone(), why);
                 }
@@ -357,8 +359,7 @@ impl Coordinator {
                     decided,
                     who,
                     query_id,
-                    403,
-                    refusal.to_string(),
+                    Refusal::Policy(refusal.to_string()),
                     recorded.clone(),
                     &subject,
                 )
@@ -372,7 +373,14 @@ impl Coordinator {
         };
         if let Err(why) = rate {
             return self
-                .refuse(decided, who, query_id, 429, why, recorded, &subject)
+                .refuse(
+                    decided,
+                    who,
+                    query_id,
+                    Refusal::RateLimited(why),
+                    recorded,
+                    &subject,
+                )
                 .await;
         }
 
@@ -485,39 +493,41 @@ impl Coordinator {
             view_result,
             datasets: results,
         };
-        let outcome: BTreeMap<&str, NodeStatus> = response
-            .nodes
-            .iter()
-            .map(|r| (r.node.as_str(), r.status))
-            .collect();
+        let audited = Audited::Answered {
+            complete,
+            nodes: response
+                .nodes
+                .iter()
+                .map(|r| (r.node.clone(), r.status))
+                .collect(),
+        };
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "query".into(),
+            kind: audited.kind().into(),
             query_id: query_id.to_owned(),
             requester: who.to_owned(),
             purpose: query.purpose.clone(),
             legal_basis: query.legal_basis.clone(),
             subject,
             target: query.target.describe(),
-            outcome: serde_json::json!({ "http": 200, "complete": complete, "nodes": outcome })
-                .to_string(),
+            outcome: audited.outcome(),
             policy_version,
             node_query_ids,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable; answer withheld");
-            metrics::counter!("fedq_queries_total", "outcome" => "audit_failed").increment(1);
-            return Reply::error(
-                503,
-                "the coordinator's audit log is unavailable; the answer was withheld",
-                query_id,
-            );
+            let why = Unserved::AnswerWithheld;
+            metrics::counter!("fedq_queries_total", "outcome" => why.metric()).increment(1);
+            return Reply::unserved(&why, query_id);
         }
-        metrics::counter!("fedq_queries_total", "outcome" => if complete { "answered" } else { "partial" }).increment(1);
+        metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
         metrics::histogram!("fedq_query_seconds").record(started.elapsed().as_secs_f64());
         match serde_json::to_value(&response) {
-            Ok(body) => Reply { status: 200, body },
-            Err(e) => Reply::error(500, format!("cannot encode the answer: {e}"), query_id),
+            Ok(body) => Reply {
+                status: audited.http_status(),
+                body,
+            },
+            Err(e) => Reply::unserved(&Unserved::Unencodable(e.to_string()), query_id),
         }
     }
 }
