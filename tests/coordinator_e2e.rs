@@ -388,7 +388,8 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         .take(n_cases as usize)
         .all(|e| e.record.kind == "refusal"));
 
-    // A good query is registered by the coordinator and by each node asked, under one id.
+    // A good query is registered by the coordinator and by each node asked, each node
+    // under its own id, which the coordinator's entry maps.
     let mut conn = connect(&fed, &pki, Some("market-regulation.licensing"))
         .await
         .unwrap();
@@ -410,7 +411,11 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         &fedq_audit::ListFilter::default(),
     )
     .unwrap();
-    assert_eq!(court.last().unwrap().record.query_id, query_id);
+    assert_eq!(
+        court.last().unwrap().record.query_id,
+        last.record.node_query_ids["court"]
+    );
+    assert_ne!(court.last().unwrap().record.query_id, query_id);
     // Pseudonyms differ between the coordinator and the court for the same person.
     assert_ne!(court.last().unwrap().record.subject, last.record.subject);
 
@@ -530,7 +535,7 @@ async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline(
         .iter()
         .find(|n| n["node"] == "court")
         .unwrap();
-    assert_eq!(court["status"], "ok");
+    assert_eq!(court["status"], "answered");
     // Bounded by the 2 s deadline (plus the requester's handshake and scheduling on a
     // busy debug build), never by the node; and the coordinator did wait for it.
     assert_eq!(tax["reason"], "no answer within 2000 ms", "{answer}");
@@ -691,4 +696,352 @@ async fn missing_evidence_is_never_read_as_clean() {
     }
     drop(conn);
     running.stop().await;
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+/// Issue 14 §5, end to end: a view releases its result, not its inputs.
+/// - A blacklist check that says "not listed" because the court's listing was removed
+///   carries no record of that listing: none of its dates, no `ok` from the court.
+/// - A green-channel answer carries its verdict and each node's completeness, nothing of
+///   which source holds the record.
+/// - A view that declares `release = ["court.dishonest_debtors.listed_on"]` carries that
+///   field of the court's records and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_releases_its_result_not_its_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let debtor = fed.scenario.blacklisted.clone();
+    let listing = debtor
+        .records
+        .iter()
+        .find(|r| (r.department.as_str(), r.dataset.as_str()) == ("court", "dishonest_debtors"))
+        .unwrap()
+        .clone();
+    let store = fedq_node::store::connect(&fed.layout.store("court")).unwrap();
+    let original: String = store
+        .query_row(
+            "SELECT body FROM records WHERE dataset = 'court.dishonest_debtors' AND record_key = ?1",
+            [&listing.key],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&original).unwrap();
+    let listed_on = body["listed_on"].clone();
+    assert!(listed_on.is_object() || listed_on.is_string(), "{body}");
+    let listed_day = match &listed_on {
+        Value::Object(m) => m.values().next().unwrap().as_str().unwrap().to_owned(),
+        other => other.as_str().unwrap().to_owned(),
+    };
+    let listed = time::Date::parse(
+        &listed_day,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .unwrap();
+    assert!(listed < fed.today, "{listed_day}");
+    // Removed between its listing and today: the listing is no longer active, but it is a
+    // negative record within its window, so the court still releases it for the view.
+    let removed: time::Date = listed + time::Duration::days((fed.today - listed).whole_days() / 2);
+    let removed_text = removed.to_string();
+    body["removed_on"] = match &listed_on {
+        Value::Object(m) => {
+            let tag = m.keys().next().unwrap().clone();
+            json!({ tag: removed_text })
+        }
+        _ => json!(removed_text),
+    };
+    store
+        .execute(
+            "UPDATE records SET body = ?1 WHERE dataset = 'court.dishonest_debtors' AND record_key = ?2",
+            [&body.to_string(), &listing.key],
+        )
+        .unwrap();
+    drop(store);
+
+    let running = Running::start(&fed, None).await.unwrap();
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let (status, answer) = conn
+        .post(&blacklist_query(&debtor.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let view = &answer["view_result"];
+    assert_eq!(view["listings"], json!([]), "{answer}");
+    assert_eq!(view["unverified"], json!([]), "{answer}");
+    assert_eq!(answer["datasets"], json!({}), "{answer}");
+    let text = answer.to_string();
+    for (what, needle) in [
+        ("listed_on", listed_day.as_str()),
+        ("removed_on", removed_text.as_str()),
+        ("case_no", listing.key.as_str()),
+    ] {
+        assert!(!text.contains(needle), "{what} `{needle}` in {answer}");
+    }
+    for n in answer["nodes"].as_array().unwrap() {
+        assert_eq!(n["status"], "answered", "{answer}");
+    }
+    let rendered = fedq_coordinator::client::render(&answer);
+    assert!(
+        rendered.contains("blacklist check: not on any serious-dishonesty list checked"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains(&removed_text), "{rendered}");
+
+    // Green channel for the same person: not eligible, and that is all it says.
+    let (status, green) = conn
+        .post(
+            &serde_json::to_vec(&json!({
+                "subject": debtor.resident_id,
+                "purpose": "administrative-licensing",
+                "legal_basis": LICENSING_BASIS,
+                "view": "green-channel"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{green}");
+    assert_eq!(
+        keys(&green),
+        [
+            "complete",
+            "datasets",
+            "nodes",
+            "policy_version",
+            "purpose",
+            "query_id",
+            "subject",
+            "view",
+            "view_result"
+        ]
+    );
+    assert_eq!(green["datasets"], json!({}), "{green}");
+    let view = &green["view_result"];
+    assert_eq!(
+        keys(view),
+        [
+            "clean_years",
+            "eligible",
+            "kind",
+            "reason",
+            "unverified",
+            "verdict"
+        ]
+    );
+    assert_eq!(view["verdict"], "not_eligible", "{green}");
+    assert_eq!(view["unverified"], json!([]), "{green}");
+    assert_eq!(
+        view["reason"], "a negative record within the last 3 years",
+        "{green}"
+    );
+    for n in green["nodes"].as_array().unwrap() {
+        assert_eq!(keys(n), ["datasets", "node", "status"], "{green}");
+        assert_eq!(n["status"], "answered", "{green}");
+    }
+    drop(conn);
+    running.stop().await;
+
+    // Declared extra output: the court's listing date, and nothing else.
+    let store = fedq_node::store::connect(&fed.layout.store("court")).unwrap();
+    store
+        .execute(
+            "UPDATE records SET body = ?1 WHERE dataset = 'court.dishonest_debtors' AND record_key = ?2",
+            [&original, &listing.key],
+        )
+        .unwrap();
+    drop(store);
+    let path = fed.layout.policy();
+    let policy = std::fs::read_to_string(&path).unwrap();
+    let anchor = "name = \"blacklist-check\"\n";
+    assert!(policy.contains(anchor));
+    std::fs::write(
+        &path,
+        policy.replacen(
+            anchor,
+            &format!("{anchor}release = [\"court.dishonest_debtors.listed_on\"]\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let (status, answer) = conn
+        .post(&blacklist_query(&debtor.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["view_result"]["listings"].as_array().unwrap().len(),
+        1,
+        "{answer}"
+    );
+    assert_eq!(keys(&answer["datasets"]), ["court.dishonest_debtors"]);
+    let court = &answer["datasets"]["court.dishonest_debtors"];
+    assert_eq!(court["summaries"], json!({}), "{answer}");
+    let records = court["records"].as_array().unwrap();
+    assert!(!records.is_empty(), "{answer}");
+    for r in records {
+        assert_eq!(keys(r), ["listed_on"], "{answer}");
+    }
+    assert!(
+        records.iter().any(|r| r["listed_on"] == listed_on),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains(&listing.key), "{answer}");
+    let rendered = fedq_coordinator::client::render(&answer);
+    assert!(
+        rendered.contains(
+            "released beside the view (declared in the policy):\n  court.dishonest_debtors: "
+        ),
+        "{rendered}"
+    );
+    drop(conn);
+    running.stop().await;
+}
+
+/// Issue 14 §6: no join key across departments. For one query, every node asked records
+/// its own id; no two departments' logs (nor the coordinator's id) share one; the
+/// coordinator's entry maps each node to its id, `fedq audit list` shows the mapping, and
+/// the requester gets only the coordinator's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_two_departments_logs_share_a_query_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let running = Running::start(&fed, None).await.unwrap();
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&json!({
+        "subject": fed.scenario.clean.resident_id,
+        "purpose": "administrative-licensing",
+        "legal_basis": LICENSING_BASIS,
+        "view": "green-channel"
+    }))
+    .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let (status, answer) = conn.post(&body).await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    drop(conn);
+    running.stop().await;
+
+    let coordinator = fedq_audit::list(
+        &fed.layout.root.join("audit/coordinator-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let mut every_node_id: Vec<String> = Vec::new();
+    for answer in &answers {
+        let query_id = answer["query_id"].as_str().unwrap();
+        let entry = coordinator
+            .iter()
+            .find(|e| e.record.kind == "query" && e.record.query_id == query_id)
+            .unwrap_or_else(|| panic!("no coordinator entry for {query_id}"));
+        let asked: Vec<&str> = answer["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap())
+            .collect();
+        assert!(asked.len() >= 5, "{answer}");
+        let mapped: Vec<&str> = entry
+            .record
+            .node_query_ids
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(mapped, asked, "every node asked is mapped, and only those");
+        let text = answer.to_string();
+        for (node, id) in &entry.record.node_query_ids {
+            assert_ne!(id, query_id);
+            assert!(
+                !text.contains(id.as_str()),
+                "{node}'s id in the answer: {text}"
+            );
+            let log = fedq_audit::list(
+                &fed.layout.root.join(format!("audit/{node}-audit.db")),
+                &fedq_audit::ListFilter::default(),
+            )
+            .unwrap();
+            assert_eq!(
+                log.iter().filter(|e| &e.record.query_id == id).count(),
+                1,
+                "{node} recorded its own id once"
+            );
+            assert!(
+                log.iter().all(|e| e.record.query_id != query_id),
+                "{node} recorded the coordinator's id"
+            );
+            assert!(log.iter().all(|e| e.record.node_query_ids.is_empty()));
+            every_node_id.push(id.clone());
+        }
+    }
+    // No id appears in two departments' logs, nor twice for two queries.
+    let mut all: Vec<String> = Vec::new();
+    for node in fed.nodes.keys() {
+        let path = fed.layout.root.join(format!("audit/{node}-audit.db"));
+        if !path.exists() {
+            continue;
+        }
+        let ids: std::collections::BTreeSet<String> =
+            fedq_audit::list(&path, &fedq_audit::ListFilter::default())
+                .unwrap()
+                .into_iter()
+                .map(|e| e.record.query_id)
+                .filter(|id| id != "-")
+                .collect();
+        all.extend(ids);
+    }
+    let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "an id shared across logs: {all:?}"
+    );
+    assert_eq!(every_node_id.len(), all.len(), "{all:?}");
+
+    // The reviewer's join, through the binary.
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedq")).args([
+            "audit",
+            "list",
+            "--config",
+            fed.layout.coordinator_config().to_str().unwrap(),
+        ]),
+        COMMAND_LIMIT,
+    );
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let query_id = answers[0]["query_id"].as_str().unwrap();
+    let entry = coordinator
+        .iter()
+        .find(|e| e.record.query_id == query_id)
+        .unwrap();
+    let nodes = entry
+        .record
+        .node_query_ids
+        .iter()
+        .map(|(n, id)| format!("{n}:{id}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(
+        listed.contains(&format!(" query={query_id} nodes={nodes} ")),
+        "{listed}"
+    );
 }

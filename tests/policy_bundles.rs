@@ -507,10 +507,14 @@ async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_u
         &fedq_audit::ListFilter::default(),
     )
     .unwrap();
+    // The court records its own id of each query; the coordinator's entry maps it.
+    let mapped = support::node_query_ids(&fed.layout.root.join("audit/coordinator-audit.db"));
     let version_in = |log: &[fedq_audit::AuditEntry], a: &serde_json::Value| {
+        let coordinator_id = a["query_id"].as_str().unwrap();
+        let court_id = mapped[coordinator_id]["court"].as_str();
         let entries: Vec<_> = log
             .iter()
-            .filter(|e| Some(e.record.query_id.as_str()) == a["query_id"].as_str())
+            .filter(|e| e.record.query_id == coordinator_id || e.record.query_id == court_id)
             .collect();
         assert_eq!(entries.len(), 1, "one entry per query: {a}");
         entries[0].record.policy_version.clone()

@@ -155,10 +155,26 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
                         .at
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default();
+                    // A coordinator entry names each node's own id of the query, the
+                    // only place the departments' entries can be joined.
+                    let nodes = if e.record.node_query_ids.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " nodes={}",
+                            e.record
+                                .node_query_ids
+                                .iter()
+                                .map(|(n, id)| format!("{n}:{id}"))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        )
+                    };
                     println!(
-                        "#{} {at} {} {} purpose={} basis={} case={} subject={}{} {} -> {} (policy {})",
+                        "#{} {at} {} query={}{nodes} {} purpose={} basis={} case={} subject={}{} {} -> {} (policy {})",
                         e.seq,
                         e.record.kind,
+                        e.record.query_id,
                         e.record.requester,
                         e.record.purpose,
                         e.record.legal_basis.as_deref().unwrap_or("-"),

@@ -13,6 +13,7 @@
 //! never a record value** — callers pass only those; this crate cannot tell, so the
 //! types at its callers are built to make the wrong thing hard.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub mod cli;
@@ -138,6 +139,59 @@ impl Pseudonymizer {
         let tag = ring::hmac::sign(&self.key, resident_id.as_bytes());
         hex::encode(tag.as_ref().get(..16).unwrap_or_default())
     }
+
+    /// The key that derives each node's own query id from the coordinator's
+    /// ([`NodeQueryIds`]): HMAC-SHA256 under this process's pseudonym key of a fixed label,
+    /// so it is as secret as that key, never leaves the process, and never equals a
+    /// pseudonym (the label is not a resident ID, and pseudonyms are only made of those).
+    pub fn node_query_ids(&self) -> NodeQueryIds {
+        let derived = Zeroizing::new(
+            ring::hmac::sign(&self.key, NODE_QUERY_ID_LABEL)
+                .as_ref()
+                .to_vec(),
+        );
+        NodeQueryIds {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derived),
+        }
+    }
+}
+
+const NODE_QUERY_ID_LABEL: &[u8] = b"fedq node query id key v1";
+
+/// Per-node query ids (issue 14 §6): each node asked for one query sees and records its
+/// own id — HMAC-SHA256 of the node's name and the coordinator's query id under a key
+/// only the coordinator holds, truncated to 12 bytes, hex — so no two departments' logs
+/// share an id to join on. The coordinator's own entry keeps the mapping
+/// ([`AuditRecord::node_query_ids`]) for an audit that needs to join.
+pub struct NodeQueryIds {
+    key: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for NodeQueryIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeQueryIds(..)")
+    }
+}
+
+impl NodeQueryIds {
+    /// A key over raw bytes (tests).
+    pub fn from_key(key: &[u8]) -> Self {
+        Self {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        }
+    }
+
+    /// The id `node` sees for the coordinator's query `query_id`: 24 hex characters, the
+    /// length of the coordinator's own ids.
+    pub fn for_node(&self, query_id: &str, node: &str) -> String {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        // Length-prefixed, so no (node, id) pair reads as another.
+        for part in [node.as_bytes(), query_id.as_bytes()] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        hex::encode(ctx.sign().as_ref().get(..12).unwrap_or_default())
+    }
 }
 
 /// What a caller records.
@@ -148,7 +202,8 @@ pub struct AuditRecord {
     pub at: OffsetDateTime,
     /// `query` (coordinator), `answer` (node), `refusal`, `repair`, …
     pub kind: String,
-    /// The coordinator's query id, shared by the node entries it caused.
+    /// This process's id of the query: the coordinator's own, or at a node the node's
+    /// own id for it (derived per node; no two departments record the same id).
     pub query_id: String,
     /// `agency.office` of the requester, or the operator for `repair`.
     pub requester: String,
@@ -173,6 +228,10 @@ pub struct AuditRecord {
     /// token that did not verify is not quoted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_id: Option<String>,
+    /// Coordinator `query` entries: each node asked → the query id that node recorded.
+    /// Empty elsewhere.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_query_ids: BTreeMap<String, String>,
 }
 
 /// Longest case reference an entry may carry, in bytes (the policy's bound too).
@@ -202,6 +261,11 @@ impl AuditRecord {
             + self.legal_basis.as_ref().map_or(0, String::len)
             + self.consent_id.as_ref().map_or(0, String::len)
             + self.case_reference.as_ref().map_or(0, String::len)
+            + self
+                .node_query_ids
+                .iter()
+                .map(|(n, id)| n.len() + id.len())
+                .sum::<usize>()
     }
 }
 
@@ -257,6 +321,15 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
         put(b"case_reference");
         put(case.as_bytes());
     }
+    // Hashed only when present, so entries written before the field existed verify as
+    // they were written.
+    if !r.node_query_ids.is_empty() {
+        put(b"node_query_ids");
+        for (node, id) in &r.node_query_ids {
+            put(node.as_bytes());
+            put(id.as_bytes());
+        }
+    }
     hex::encode(ctx.finish().as_ref())
 }
 
@@ -280,7 +353,8 @@ CREATE TABLE IF NOT EXISTS audit (
     policy_version TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
-    case_reference TEXT
+    case_reference TEXT,
+    node_query_ids TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject);
 CREATE INDEX IF NOT EXISTS audit_requester ON audit(requester, at);
@@ -324,6 +398,19 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
         conn.execute_batch(CASE_COLUMN).map_err(store_err(path))?;
     }
     conn.execute_batch(CASE_INDEX).map_err(store_err(path))?;
+    // A log created before per-node query ids gains the column (NULL for its entries).
+    let has_node_ids: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'node_query_ids'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(store_err(path))?
+        > 0;
+    if !has_node_ids {
+        conn.execute_batch("ALTER TABLE audit ADD COLUMN node_query_ids TEXT")
+            .map_err(store_err(path))?;
+    }
     Ok(conn)
 }
 
@@ -471,8 +558,8 @@ fn write_group(
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .map_err(&err)?;
         let mut uses = tx
@@ -484,6 +571,8 @@ fn write_group(
         for (r, consent_expires, _) in batch {
             seq += 1;
             let hash = entry_hash(seq, &prev, r);
+            let node_ids = (!r.node_query_ids.is_empty())
+                .then(|| serde_json::to_string(&r.node_query_ids).unwrap_or_default());
             stmt.execute(params![
                 seq as i64,
                 format_time(r.at),
@@ -499,7 +588,8 @@ fn write_group(
                 prev,
                 hash,
                 r.consent_id,
-                r.case_reference
+                r.case_reference,
+                node_ids
             ])
             .map_err(&err)?;
             if let (Some(jti), Some(expires)) = (&r.consent_id, consent_expires) {
@@ -572,13 +662,19 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
             outcome: row.get(9)?,
             policy_version: row.get(10)?,
             consent_id: row.get(13)?,
+            node_query_ids: match row.get::<_, Option<String>>(15)? {
+                // A mapping that does not read back is kept as an empty one: `verify`
+                // then reports the entry as altered.
+                Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+                None => BTreeMap::new(),
+            },
         },
         prev_hash: row.get(11)?,
         hash: row.get(12)?,
     })
 }
 
-const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference FROM audit";
+const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids FROM audit";
 
 /// How many answers the log at `path` records under each consent token not expired before
 /// `since` (unix seconds): what a node may still answer under a token survives a restart.
@@ -758,6 +854,7 @@ mod tests {
             outcome: "{}".into(),
             policy_version: "1".into(),
             consent_id: None,
+            node_query_ids: BTreeMap::new(),
         }
     }
 
@@ -977,6 +1074,75 @@ mod tests {
         assert_eq!(log.append(edge).await.unwrap(), 2);
         let v = verify(&path).unwrap();
         assert_eq!((v.entries, v.first_break), (2, None));
+    }
+
+    #[test]
+    fn node_query_ids_differ_per_node_and_key_and_never_repeat_the_coordinator_s() {
+        let ids = Pseudonymizer::from_key(&[1; 32]).node_query_ids();
+        let q = "0123456789abcdef01234567";
+        let court = ids.for_node(q, "court");
+        let tax = ids.for_node(q, "tax");
+        assert_eq!(court, ids.for_node(q, "court"), "the mapping is a function");
+        assert_ne!(court, tax);
+        assert_ne!(court, q);
+        assert_eq!((court.len(), tax.len()), (24, 24));
+        assert!(court.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(court, ids.for_node("0123456789abcdef01234568", "court"));
+        // Another coordinator key gives other ids; the derived key is not the pseudonym key.
+        assert_ne!(
+            court,
+            Pseudonymizer::from_key(&[2; 32])
+                .node_query_ids()
+                .for_node(q, "court")
+        );
+        assert_ne!(court, NodeQueryIds::from_key(&[1; 32]).for_node(q, "court"));
+        // Length-prefixed: moving a character between name and id changes the id.
+        assert_ne!(ids.for_node("xq", "court"), ids.for_node("q", "courtx"));
+    }
+
+    #[tokio::test]
+    async fn the_node_id_mapping_is_stored_hashed_and_listed_and_old_logs_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(1)).await.unwrap();
+        drop(log);
+        // A log written before the column existed.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("ALTER TABLE audit DROP COLUMN node_query_ids")
+            .unwrap();
+        drop(conn);
+        assert_eq!(verify(&path).unwrap().first_break, None);
+        let log = AuditLog::open(&path).unwrap();
+        let mut mapped = record(2);
+        mapped.kind = "query".into();
+        mapped.node_query_ids = BTreeMap::from([
+            ("court".to_owned(), "aa".repeat(12)),
+            ("tax".to_owned(), "bb".repeat(12)),
+        ]);
+        log.append(mapped.clone()).await.unwrap();
+        let v = verify(&path).unwrap();
+        assert_eq!((v.entries, v.first_break), (2, None));
+        let listed = list(&path, &ListFilter::default()).unwrap();
+        assert!(listed[0].record.node_query_ids.is_empty());
+        assert_eq!(listed[1].record.node_query_ids, mapped.node_query_ids);
+        let json = serde_json::to_value(&listed[1]).unwrap();
+        assert_eq!(json["node_query_ids"]["court"], "aa".repeat(12));
+        assert!(serde_json::to_value(&listed[0])
+            .unwrap()
+            .get("node_query_ids")
+            .is_none());
+        // The mapping is part of the entry: changing it breaks the chain there.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE audit SET node_query_ids = replace(node_query_ids, 'tax', 'hrss') WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&path).unwrap().first_break,
+            Some(ChainBreak::Altered { seq: 2 })
+        );
     }
 
     #[test]

@@ -642,6 +642,7 @@ fn internals_section(
                             outcome: r#"{"court.dishonest_debtors":{"released":{"fields":{"listed_on":"clear"},"records":1}}}"#.into(),
                             policy_version: "bench".into(),
                             consent_id: None,
+                            node_query_ids: Default::default(),
                         })
                         .await;
                 }

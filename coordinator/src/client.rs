@@ -248,6 +248,35 @@ fn value_text(v: &serde_json::Value) -> String {
     }
 }
 
+fn render_datasets(
+    out: &mut String,
+    ds: &serde_json::Map<String, serde_json::Value>,
+    indent: &str,
+) {
+    for (name, result) in ds {
+        let records = result
+            .get("records")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default();
+        out.push_str(&format!("{indent}{name}: {} record(s)\n", records.len()));
+        for r in records {
+            if let Some(m) = r.as_object() {
+                let line: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", value_text(v)))
+                    .collect();
+                out.push_str(&format!("{indent}  - {}\n", line.join("  ")));
+            }
+        }
+        if let Some(sum) = result.get("summaries").and_then(|s| s.as_object()) {
+            for (field, v) in sum {
+                out.push_str(&format!("{indent}  {field}: {}\n", value_text(v)));
+            }
+        }
+    }
+}
+
 /// Renders an answer for people.
 pub fn render(answer: &serde_json::Value) -> String {
     let mut out = String::new();
@@ -368,29 +397,17 @@ pub fn render(answer: &serde_json::Value) -> String {
                 u.get("reason").and_then(|v| v.as_str()).unwrap_or("")
             ));
         }
-    } else if let Some(ds) = answer.get("datasets").and_then(|d| d.as_object()) {
-        for (name, result) in ds {
-            let records = result
-                .get("records")
-                .and_then(|r| r.as_array())
-                .cloned()
-                .unwrap_or_default();
-            out.push_str(&format!("{name}: {} record(s)\n", records.len()));
-            for r in records {
-                if let Some(m) = r.as_object() {
-                    let line: Vec<String> = m
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", value_text(v)))
-                        .collect();
-                    out.push_str(&format!("  - {}\n", line.join("  ")));
-                }
-            }
-            if let Some(sum) = result.get("summaries").and_then(|s| s.as_object()) {
-                for (field, v) in sum {
-                    out.push_str(&format!("  {field}: {}\n", value_text(v)));
-                }
-            }
+        // Only what the view declares in `release`; most views declare nothing.
+        if let Some(ds) = answer
+            .get("datasets")
+            .and_then(|d| d.as_object())
+            .filter(|d| !d.is_empty())
+        {
+            out.push_str("released beside the view (declared in the policy):\n");
+            render_datasets(&mut out, ds, "  ");
         }
+    } else if let Some(ds) = answer.get("datasets").and_then(|d| d.as_object()) {
+        render_datasets(&mut out, ds, "");
     }
     out.push_str("departments (each asked, or denied before asking):\n");
     for n in answer

@@ -125,23 +125,27 @@ enum BodyFailure {
 }
 
 impl BodyFailure {
-    fn status(self) -> u16 {
+    /// The refusal it is (and so its HTTP status, from [`crate::outcome::Refusal`]).
+    fn refusal(self, limit: usize, timeout: Duration) -> crate::outcome::Refusal {
+        use crate::outcome::Refusal;
         match self {
-            BodyFailure::TooLarge { .. } => 413,
-            BodyFailure::TooSlow => 408,
-            BodyFailure::Broken => 400,
+            BodyFailure::TooLarge { .. } => {
+                Refusal::TooLarge(format!("request body over {limit} bytes"))
+            }
+            BodyFailure::TooSlow => Refusal::TooSlow(format!(
+                "the request body did not arrive within {} ms; send the whole body at once",
+                timeout.as_millis()
+            )),
+            BodyFailure::Broken => Refusal::Malformed("the request body could not be read".into()),
         }
     }
 
+    fn status(self) -> u16 {
+        self.refusal(0, Duration::ZERO).http_status()
+    }
+
     fn reason(self, limit: usize, timeout: Duration) -> String {
-        match self {
-            BodyFailure::TooLarge { .. } => format!("request body over {limit} bytes"),
-            BodyFailure::TooSlow => format!(
-                "the request body did not arrive within {} ms; send the whole body at once",
-                timeout.as_millis()
-            ),
-            BodyFailure::Broken => "the request body could not be read".into(),
-        }
+        self.refusal(limit, timeout).reason().to_owned()
     }
 
     /// Whether the connection must be closed after the answer (HTTP/1.1: the rest of the
@@ -236,11 +240,7 @@ async fn post_query(
                 .increment(1);
             let reply = state
                 .coordinator
-                .reject(
-                    &peer.identity,
-                    failure.status(),
-                    failure.reason(limit, state.body_timeout),
-                )
+                .reject(&peer.identity, failure.refusal(limit, state.body_timeout))
                 .await;
             closing(json(reply.status, reply.body), version, failure.closes())
         }

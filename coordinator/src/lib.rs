@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: `coordinator.toml`, validated before any socket is bound;
 //! - [`query`]: the API types, planning and merging, as plain functions;
+//! - [`outcome`]: a query's outcome typed, with its HTTP status, audit kind and outcome
+//!   and metric decided in one place;
 //! - [`service`]: one query's path, audit before answer;
 //! - [`admission`]: connection caps, per-connection timeouts, accept back-off;
 //! - [`health`]: which nodes answer; a down node is answered `unavailable` at once and
@@ -20,5 +22,6 @@ pub mod config;
 pub mod consent;
 pub mod health;
 pub mod https;
+pub mod outcome;
 pub mod query;
 pub mod service;

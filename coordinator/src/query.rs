@@ -418,6 +418,10 @@ pub enum NodeStatus {
     Ok,
     /// Answered, with nothing to release (no record, or nothing disclosable).
     NoRecord,
+    /// A view's source node answered. Whether it had records is the view's to say: a
+    /// view's answer never tells `ok` from `no_record`, which would name the department
+    /// holding a record behind a verdict.
+    Answered,
     /// Refused by policy (the coordinator's pre-check or the node's own).
     Denied,
     /// Answered, but at least one of its datasets could not be verified for the subject
@@ -475,8 +479,39 @@ pub struct QueryResponse {
     /// The view's answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view_result: Option<ViewResult>,
-    /// What each dataset released.
+    /// A dataset query: what each dataset released. A view: only the source fields the
+    /// view declares in `release` (usually none) — never the sources' records.
     pub datasets: BTreeMap<String, DatasetResult>,
+}
+
+/// What a view's answer carries: the view's result, the source fields it declares in
+/// `release`, and each node's completeness — `answered`, never `ok` or `no_record` (which
+/// would say which department holds a record). The sources' records stay here.
+pub fn view_answer(
+    view: &fedq_policy::policy::View,
+    reports: &mut [NodeReport],
+    sources: &BTreeMap<String, SourceOutcome>,
+    today: time::Date,
+) -> (ViewResult, BTreeMap<String, DatasetResult>) {
+    for r in reports.iter_mut() {
+        if matches!(r.status, NodeStatus::Ok | NodeStatus::NoRecord) {
+            r.status = NodeStatus::Answered;
+        }
+    }
+    let result = fedq_policy::views::evaluate(view, sources, today);
+    let released = fedq_policy::views::released(view, sources)
+        .into_iter()
+        .map(|(d, r)| {
+            (
+                d,
+                DatasetResult {
+                    records: r.records,
+                    summaries: r.summaries,
+                },
+            )
+        })
+        .collect();
+    (result, released)
 }
 
 /// The datasets a target touches, grouped by department (= node name).
@@ -942,6 +977,98 @@ mod tests {
         }));
         assert_eq!(s, NodeStatus::Unavailable);
         assert!(why.unwrap().contains("clock skew"));
+    }
+
+    /// Item 14.5: a green-channel answer carries its verdict and each node's completeness;
+    /// neither the court's record nor whether it was the court (`ok` beside `no_record`)
+    /// that held one.
+    #[test]
+    fn a_view_answer_carries_its_result_and_completeness_not_the_sources() {
+        let engine = engine();
+        let view = engine
+            .policy()
+            .views
+            .iter()
+            .find(|v| v.name == "green-channel")
+            .unwrap();
+        let plan = plan(&engine, &LookupTarget::View(view.name.clone()));
+        let mut results = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        let mut reports = Vec::new();
+        for (node, datasets) in &plan {
+            if node == "education" {
+                reports.push(merge_node(
+                    node,
+                    datasets,
+                    Err(ChannelError::Unavailable {
+                        node: node.clone(),
+                        reason: "down".into(),
+                    }),
+                    &mut results,
+                    &mut sources,
+                ));
+                continue;
+            }
+            let outcomes = datasets
+                .iter()
+                .map(|d| {
+                    if d == "court.dishonest_debtors" {
+                        let mut a = MinimizedAnswer {
+                            dataset: d.clone(),
+                            policy_version: "1".into(),
+                            ..MinimizedAnswer::default()
+                        };
+                        a.records.push(BTreeMap::from([(
+                            "case_no".to_owned(),
+                            fedq_policy::Value::Text("(2025)湘0102执1号".into()),
+                        )]));
+                        DatasetOutcome::Released(a)
+                    } else {
+                        answer(d, 0, Some(Summary::Exists(false)))
+                    }
+                })
+                .collect();
+            let response = Ok(NodeResponse::Lookup(LookupResponse {
+                node: node.clone(),
+                policy_version: "1".into(),
+                datasets: outcomes,
+            }));
+            reports.push(merge_node(
+                node,
+                datasets,
+                response,
+                &mut results,
+                &mut sources,
+            ));
+        }
+        // Before: the court's report says it released something, the others nothing.
+        assert!(reports
+            .iter()
+            .any(|r| r.node == "court" && r.status == NodeStatus::Ok));
+        let (result, released) = view_answer(view, &mut reports, &sources, date());
+        assert!(released.is_empty(), "{released:?}");
+        for r in &reports {
+            let want = if r.node == "education" {
+                NodeStatus::Unavailable
+            } else {
+                NodeStatus::Answered
+            };
+            assert_eq!(r.status, want, "{r:?}");
+        }
+        let text = serde_json::to_string(&result).unwrap();
+        assert!(!text.contains("湘0102"), "{text}");
+        assert!(!text.contains("court") && !text.contains("失信"), "{text}");
+        assert!(matches!(
+            result,
+            ViewResult::GreenChannel {
+                verdict: fedq_policy::views::GreenChannelVerdict::NotEligible,
+                ..
+            }
+        ));
+    }
+
+    fn date() -> time::Date {
+        time::Date::from_calendar_date(2026, time::Month::November, 27).unwrap()
     }
 
     #[test]

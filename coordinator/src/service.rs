@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
+use fedq_audit::{AuditLog, AuditRecord, NodeQueryIds, Pseudonymizer};
 use fedq_bundle::state::{InForce, Installed, PolicySlot};
 use fedq_certs::consent::{Consent, ConsentError, ConsentTarget};
 use fedq_certs::Identity;
@@ -20,9 +20,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::CoordinatorConfig;
 use crate::health::NodeHealth;
-use crate::query::{
-    self, NodeReport, NodeStatus, QueryRefusal, QueryRequest, QueryResponse, Recorded,
-};
+use crate::outcome::{Audited, Refusal, Unserved};
+use crate::query::{self, NodeReport, NodeStatus, QueryRequest, QueryResponse, Recorded};
 
 /// Errors starting a coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +59,11 @@ impl Reply {
             body: serde_json::json!({ "error": message.into(), "query_id": query_id }),
         }
     }
+
+    /// A query the coordinator could not serve, with its status from [`Unserved`].
+    fn unserved(why: &Unserved, query_id: &str) -> Self {
+        Self::error(why.http_status(), why.reason(), query_id)
+    }
 }
 
 /// The coordinator's state. Cheap to share.
@@ -70,6 +74,8 @@ pub struct Coordinator {
     publish_failures: Mutex<BTreeMap<String, String>>,
     audit: AuditLog,
     pseudonyms: Pseudonymizer,
+    /// Derives each node's own id of a query (from the pseudonym key; never sent).
+    query_ids: NodeQueryIds,
     client: NodeClient,
     /// Each node's channel behind its up/down state.
     channels: BTreeMap<String, Arc<NodeHealth>>,
@@ -154,6 +160,7 @@ impl Coordinator {
             policy: Arc::new(policy),
             publish_failures: Mutex::new(BTreeMap::new()),
             audit,
+            query_ids: pseudonyms.node_query_ids(),
             pseudonyms,
             client,
             channels,
@@ -199,22 +206,21 @@ impl Coordinator {
     /// Registers a refusal (no node was asked) and builds its reply. `policy_version` is
     /// the version that decided (the one the query started with), if it got that far;
     /// `recorded` is what may be written of the request (only the policy's identifiers).
-    /// `reason` never quotes the request.
-    #[allow(clippy::too_many_arguments)]
+    /// The refusal's message never quotes the request; its status is the refusal's own.
     async fn refuse(
         &self,
         policy_version: Option<&str>,
         requester: &str,
         query_id: &str,
-        status: u16,
-        reason: String,
+        refusal: Refusal,
         recorded: Recorded,
         subject: &str,
     ) -> Reply {
-        metrics::counter!("fedq_queries_total", "outcome" => "refused").increment(1);
+        let audited = Audited::Refused(refusal);
+        metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "refusal".into(),
+            kind: audited.kind().into(),
             query_id: query_id.to_owned(),
             requester: requester.to_owned(),
             purpose: recorded.purpose,
@@ -222,33 +228,32 @@ impl Coordinator {
             case_reference: recorded.case_reference,
             subject: subject.to_owned(),
             target: recorded.target,
-            outcome: serde_json::json!({ "http": status, "refused": reason }).to_string(),
+            outcome: audited.outcome(),
             policy_version: policy_version
                 .map(str::to_owned)
                 .unwrap_or_else(|| self.policy.current().label()),
             consent_id: recorded.consent_id,
+            node_query_ids: BTreeMap::new(),
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable");
-            return Reply::error(
-                503,
-                "the coordinator's audit log is unavailable; retry later",
-                query_id,
-            );
+            return Reply::unserved(&Unserved::AuditUnavailable, query_id);
         }
-        Reply::error(status, reason, query_id)
+        let Audited::Refused(refusal) = &audited else {
+            return Reply::unserved(&Unserved::AuditUnavailable, query_id);
+        };
+        Reply::error(refusal.http_status(), refusal.reason(), query_id)
     }
 
-    /// Refuses a request that could not even be read, registering the refusal. `reason`
-    /// must not quote the request.
-    pub async fn reject(&self, requester: &Identity, status: u16, reason: String) -> Reply {
+    /// Refuses a request that could not even be read, registering the refusal. Its
+    /// message must not quote the request.
+    pub async fn reject(&self, requester: &Identity, refusal: Refusal) -> Reply {
         let query_id = random_id();
         self.refuse(
             None,
             &requester.name,
             &query_id,
-            status,
-            reason,
+            refusal,
             Recorded::nothing(),
             "-",
         )
@@ -260,8 +265,9 @@ impl Coordinator {
         let query_id = random_id();
         let who = requester.name.as_str();
         let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
-            metrics::counter!("fedq_queries_total", "outcome" => "overloaded").increment(1);
-            return Reply::error(503, "too many queries in flight; retry shortly", &query_id);
+            let why = Unserved::Overloaded;
+            metrics::counter!("fedq_queries_total", "outcome" => why.metric()).increment(1);
+            return Reply::unserved(&why, &query_id);
         };
         metrics::gauge!("fedq_queries_in_flight").increment(1.0);
         let reply = self.query_inner(who, &query_id, body).await;
@@ -277,8 +283,7 @@ impl Coordinator {
                     None,
                     who,
                     query_id,
-                    413,
-                    format!("request body over {} bytes", query::MAX_BODY),
+                    Refusal::TooLarge(format!("request body over {} bytes", query::MAX_BODY)),
                     Recorded::nothing(),
                     "-",
                 )
@@ -292,8 +297,7 @@ impl Coordinator {
                         None,
                         who,
                         query_id,
-                        400,
-                        refusal.to_string(),
+                        refusal.into(),
                         Recorded::nothing(),
                         "-",
                     )
@@ -322,14 +326,9 @@ impl Coordinator {
         recorded.consent_id = consent_id.clone();
         let query = match request.validate(engine) {
             Ok(q) => q,
-            Err(QueryRefusal::Malformed(m)) => {
+            Err(refusal) => {
                 return self
-                    .refuse(decided, who, query_id, 400, m, recorded, "-")
-                    .await
-            }
-            Err(QueryRefusal::Policy(m)) => {
-                return self
-                    .refuse(decided, who, query_id, 403, m, recorded, "-")
+                    .refuse(decided, who, query_id, refusal.into(), recorded, "-")
                     .await
             }
         };
@@ -357,8 +356,7 @@ impl Coordinator {
                             decided,
                             who,
                             query_id,
-                            403,
-                            format!("consent refused: {e}"),
+                            Refusal::Policy(format!("consent refused: {e}")),
                             recorded,
                             &subject,
                         )
@@ -398,11 +396,18 @@ impl Coordinator {
                     now: today,
                 })?;
                 if !decision.releases_anything() {
+                    // The deciding deny or limit, if any, by its reason (not its wording).
                     let why = decision
                         .fields
                         .iter()
+                        .find(|f| {
+                            matches!(
+                                f.reason,
+                                fedq_policy::engine::Reason::Denied(_)
+                                    | fedq_policy::engine::Reason::Limited(_)
+                            )
+                        })
                         .map(|f| f.explanation())
-                        .find(|e| e.starts_with("denied") || e.starts_with("limited"))
                         .unwrap_or_else(|| "no rule grants these fields to this requester for this purpose (default deny)".into());
                     locally_denied.insert(d.dataset.clone(), why);
                 }
@@ -415,8 +420,7 @@ impl Coordinator {
                     decided,
                     who,
                     query_id,
-                    403,
-                    refusal.to_string(),
+                    Refusal::Policy(refusal.to_string()),
                     recorded.clone(),
                     &subject,
                 )
@@ -430,7 +434,14 @@ impl Coordinator {
         };
         if let Err(why) = rate {
             return self
-                .refuse(decided, who, query_id, 429, why, recorded, &subject)
+                .refuse(
+                    decided,
+                    who,
+                    query_id,
+                    Refusal::RateLimited(why),
+                    recorded,
+                    &subject,
+                )
                 .await;
         }
 
@@ -442,6 +453,9 @@ impl Coordinator {
         let mut results = BTreeMap::new();
         let mut sources = BTreeMap::new();
         let mut asks = Vec::new();
+        // Each node asked gets its own id of this query, so no two departments' logs share
+        // one; only this coordinator's entry maps them (below).
+        let mut node_query_ids: BTreeMap<String, String> = BTreeMap::new();
         for (node, datasets) in &plan {
             let asked: Vec<String> = datasets
                 .iter()
@@ -476,8 +490,10 @@ impl Coordinator {
                 reports.push(merged);
                 continue;
             };
+            let node_query_id = self.query_ids.for_node(query_id, node);
+            node_query_ids.insert(node.clone(), node_query_id.clone());
             let request = NodeRequest::Lookup(LookupRequest {
-                query_id: query_id.to_owned(),
+                query_id: node_query_id,
                 subject: query.subject.clone(),
                 requester: who.to_owned(),
                 purpose: query.purpose.clone(),
@@ -513,14 +529,17 @@ impl Coordinator {
                 NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
             )
         });
-        let view_result = match &query.target {
-            LookupTarget::View(v) => engine
-                .policy()
-                .views
-                .iter()
-                .find(|x| &x.name == v)
-                .map(|view| fedq_policy::views::evaluate(view, &sources, today)),
-            LookupTarget::Datasets(_) => None,
+        // A view releases its result, not its inputs: the sources' records stay here.
+        let (view_result, results) = match &query.target {
+            LookupTarget::View(v) => match engine.policy().views.iter().find(|x| &x.name == v) {
+                Some(view) => {
+                    let (result, released) =
+                        query::view_answer(view, &mut reports, &sources, today);
+                    (Some(result), released)
+                }
+                None => (None, BTreeMap::new()),
+            },
+            LookupTarget::Datasets(_) => (None, results),
         };
         let response = QueryResponse {
             query_id: query_id.to_owned(),
@@ -536,14 +555,17 @@ impl Coordinator {
             view_result,
             datasets: results,
         };
-        let outcome: BTreeMap<&str, NodeStatus> = response
-            .nodes
-            .iter()
-            .map(|r| (r.node.as_str(), r.status))
-            .collect();
+        let audited = Audited::Answered {
+            complete,
+            nodes: response
+                .nodes
+                .iter()
+                .map(|r| (r.node.clone(), r.status))
+                .collect(),
+        };
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "query".into(),
+            kind: audited.kind().into(),
             query_id: query_id.to_owned(),
             requester: who.to_owned(),
             purpose: query.purpose.clone(),
@@ -551,25 +573,25 @@ impl Coordinator {
             case_reference: query.case_reference.clone(),
             subject,
             target: query.target.describe(),
-            outcome: serde_json::json!({ "http": 200, "complete": complete, "nodes": outcome })
-                .to_string(),
+            outcome: audited.outcome(),
             policy_version,
             consent_id,
+            node_query_ids,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable; answer withheld");
-            metrics::counter!("fedq_queries_total", "outcome" => "audit_failed").increment(1);
-            return Reply::error(
-                503,
-                "the coordinator's audit log is unavailable; the answer was withheld",
-                query_id,
-            );
+            let why = Unserved::AnswerWithheld;
+            metrics::counter!("fedq_queries_total", "outcome" => why.metric()).increment(1);
+            return Reply::unserved(&why, query_id);
         }
-        metrics::counter!("fedq_queries_total", "outcome" => if complete { "answered" } else { "partial" }).increment(1);
+        metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
         metrics::histogram!("fedq_query_seconds").record(started.elapsed().as_secs_f64());
         match serde_json::to_value(&response) {
-            Ok(body) => Reply { status: 200, body },
-            Err(e) => Reply::error(500, format!("cannot encode the answer: {e}"), query_id),
+            Ok(body) => Reply {
+                status: audited.http_status(),
+                body,
+            },
+            Err(e) => Reply::unserved(&Unserved::Unencodable(e.to_string()), query_id),
         }
     }
 }
@@ -737,6 +759,7 @@ impl Coordinator {
             outcome: outcome.to_string(),
             policy_version: self.policy.current().label(),
             consent_id: None,
+            node_query_ids: Default::default(),
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable while registering a policy publication");

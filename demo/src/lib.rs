@@ -668,6 +668,30 @@ fn complete_view<'a>(a: &'a Value, kind: &str) -> Result<&'a Value, String> {
     Ok(view)
 }
 
+/// A view's answer carries the view's result and each department's completeness, none of
+/// the sources' records (the reference views declare no `release`).
+fn releases_only_the_view(a: &Value) -> Result<(), String> {
+    expect(
+        a.get("datasets")
+            .and_then(Value::as_object)
+            .is_some_and(serde_json::Map::is_empty),
+        "expected no source records beside the view's result",
+    )?;
+    let statuses = a
+        .get("nodes")
+        .and_then(Value::as_array)
+        .ok_or("expected each department's status")?;
+    expect(
+        statuses.iter().all(|n| {
+            !matches!(
+                n.get("status").and_then(Value::as_str),
+                Some("ok" | "no_record")
+            )
+        }),
+        "expected no department to say whether it holds a record",
+    )
+}
+
 /// The sections of a complete credit report; none is a failure.
 fn report_sections(a: &Value) -> Result<&Vec<Value>, String> {
     complete_view(a, "credit-report")?
@@ -961,23 +985,25 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
 
     let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
     run(
-        "A licensing office asks: is this applicant on a serious-dishonesty list? (court answers with the listing; every other department's list is checked too)",
+        "A licensing office asks: is this applicant on a serious-dishonesty list? (the active listing comes back; every other department's list is checked too, and no department's records travel beside the answer)",
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
             let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
             expect(listings >= 1, "expected at least one active listing")?;
-            expect(node_status(a, "court") == Some("ok"), "expected court: ok")
+            expect(node_status(a, "court") == Some("answered"), "expected court: answered")?;
+            releases_only_the_view(a)
         },
     );
 
     let q = licensing(&s.clean.resident_id, "green-channel");
     run(
-        "Green channel (seed §十三): three clean years → fast-track; each department answers only \"any negative record: yes/no\"",
+        "Green channel (seed §十三): three clean years → fast-track; each department answers only \"any negative record: yes/no\", and the licensing office gets the verdict alone",
         ask(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
-            expect(a.pointer("/view_result/eligible") == Some(&Value::Bool(true)), "expected eligible")
+            expect(a.pointer("/view_result/eligible") == Some(&Value::Bool(true)), "expected eligible")?;
+            releases_only_the_view(a)
         },
     );
 
@@ -1205,7 +1231,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         &|status, a| {
             expect(status == 200, "expected 200")?;
             expect(node_status(a, "hrss") == Some("unavailable"), "expected hrss: unavailable")?;
-            expect(node_status(a, "court") == Some("ok"), "expected court: ok")?;
+            expect(node_status(a, "court") == Some("answered"), "expected court: answered")?;
             expect(a.get("complete") == Some(&Value::Bool(false)), "expected complete: false")
         },
     );

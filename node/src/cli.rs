@@ -291,6 +291,7 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                         outcome: serde_json::json!({ "repaired": true }).to_string(),
                         policy_version: String::new(),
                         consent_id: None,
+                        node_query_ids: Default::default(),
                     })
                     .await
                     .map(|_| ())

@@ -304,6 +304,7 @@ impl Context {
                 .policy()
                 .recordable_case(&request.purpose, request.case_reference.as_deref())
                 .map(str::to_owned),
+            node_query_ids: Default::default(),
             subject: self.pseudonyms.pseudonym(request.subject.as_str()),
             target: request.target.describe(),
             outcome: serde_json::json!({ "refused": rationale, "consent": refusal.error.code() })
@@ -388,6 +389,7 @@ impl Context {
             outcome,
             policy_version: self.policy.current().label(),
             consent_id: None,
+            node_query_ids: Default::default(),
         };
         if let Ok(Ok(Installed::Applied { .. })) = &outcome {
             // The new version's limits from now on; what was used so far stays used.
@@ -473,6 +475,7 @@ impl Context {
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
                 policy_version,
                 consent_id: None,
+                node_query_ids: Default::default(),
             }
         } else {
             AuditRecord {
@@ -488,6 +491,7 @@ impl Context {
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
                 policy_version,
                 consent_id: self.consent_id(request),
+                node_query_ids: Default::default(),
             }
         };
         if let Err(e) = self.audit.append(record).await {
@@ -563,6 +567,7 @@ impl Context {
                 outcome: serde_json::json!({ "refused": why }).to_string(),
                 policy_version: policy.label(),
                 consent_id: self.consent_id(&request),
+                node_query_ids: Default::default(),
             };
             if let Err(e) = self.audit.append(record).await {
                 tracing::error!(error = %e, "audit log unavailable");
@@ -604,6 +609,7 @@ impl Context {
                         .to_string(),
                 policy_version: policy.label(),
                 consent_id: None,
+                node_query_ids: Default::default(),
             };
             if let Err(e) = self.audit.append(record).await {
                 tracing::error!(error = %e, "audit log unavailable while registering a refusal");
@@ -650,6 +656,7 @@ impl Context {
             outcome: String::new(),
             policy_version: policy.label(),
             consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
+            node_query_ids: Default::default(),
         };
         let skew = (request.date - today).whole_days();
         if skew.abs() > MAX_DATE_SKEW_DAYS {

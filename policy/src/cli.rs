@@ -577,6 +577,29 @@ pub fn render_explain(
                     v.view.kind.name(),
                     v.view.description
                 );
+                let _ = writeln!(
+                    out,
+                    "  the requester gets: {}; which sources answered, were denied, unverified or unavailable",
+                    v.view.kind.output()
+                );
+                if v.view.release.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  and nothing of the sources' records beside it (the view declares no `release`)"
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  and, declared in `release`, these source fields beside it:"
+                    );
+                    for r in &v.view.release {
+                        let _ = writeln!(
+                            out,
+                            "    {}.{} (at most {}, as the node releases it)",
+                            r.dataset, r.field, r.transform
+                        );
+                    }
+                }
                 for s in &v.sources {
                     let _ = writeln!(
                         out,

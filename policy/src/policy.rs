@@ -35,6 +35,22 @@ impl ViewKind {
             ViewKind::IntegrityScore => "integrity-score",
         }
     }
+
+    /// What the view's answer carries to the requester, in words (`fedq policy explain`).
+    pub fn output(self) -> &'static str {
+        match self {
+            ViewKind::Blacklist => "the active listings (list, dataset, since, until)",
+            ViewKind::GreenChannel => {
+                "the verdict (eligible, not eligible or cannot confirm), never which source holds a record"
+            }
+            ViewKind::CreditReport => {
+                "every answered source's released records and summaries, section by section"
+            }
+            ViewKind::IntegrityScore => {
+                "the points, the grade and the record count and points per category"
+            }
+        }
+    }
 }
 
 impl Effect {
@@ -412,6 +428,22 @@ pub struct View {
     /// Purpose indices the view may be asked for; empty means any purpose (the field
     /// grants still decide what each source releases).
     pub purposes: Vec<usize>,
+    /// Source fields the view's answer carries beside its result, declared with
+    /// `release = ["department.dataset.field", …]`. Empty (the default): the requester
+    /// gets the view's result and the per-source completeness, none of the sources'
+    /// records.
+    pub release: Vec<ViewRelease>,
+}
+
+/// One source field a view declares it releases beside its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewRelease {
+    /// `department.dataset`, one of the view's sources.
+    pub dataset: String,
+    /// The field, one the source `needs`.
+    pub field: String,
+    /// The form the view needs it in (what the node releases at most).
+    pub transform: FieldTransform,
 }
 
 /// What a `[[test]]` expects.
@@ -672,6 +704,8 @@ struct RawView {
     grades: Vec<RawGrade>,
     #[serde(default)]
     purposes: Vec<Spanned<String>>,
+    #[serde(default)]
+    release: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1373,7 +1407,64 @@ impl Policy {
                     ),
                 }
             }
+            let mut release: Vec<ViewRelease> = Vec::new();
+            for r in &v.release {
+                let text = r.get_ref();
+                let Some((dataset, field)) = text.rsplit_once('.') else {
+                    diag.error(r.span(), format!("`release` item `{text}` of view `{name}` is not `department.dataset.field`"));
+                    continue;
+                };
+                let Some(source) = sources.iter().find(|s| s.dataset_name == dataset) else {
+                    diag.error(
+                        r.span(),
+                        format!(
+                            "`release` item `{text}` of view `{name}` names `{dataset}`, which is not one of its sources; its sources are: {}",
+                            sources.iter().map(|s| s.dataset_name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    continue;
+                };
+                let Some(ds) = datasets.get(source.dataset) else {
+                    continue;
+                };
+                let needed: Vec<(&str, FieldTransform)> = source
+                    .needs
+                    .iter()
+                    .filter_map(|(fi, t)| ds.fields.get(*fi).map(|f| (f.name.as_str(), *t)))
+                    .collect();
+                let Some((_, transform)) = needed.iter().find(|(f, _)| *f == field) else {
+                    let problem = if ds.field_index(field).is_none() {
+                        "is not a field of the dataset"
+                    } else {
+                        "is not one the source `needs`, so no node releases it for the view"
+                    };
+                    diag.error(
+                        r.span(),
+                        format!(
+                            "`release` item `{text}` of view `{name}`: `{field}` {problem}; the source needs: {}",
+                            needed.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    continue;
+                };
+                if release
+                    .iter()
+                    .any(|x| x.dataset == dataset && x.field == field)
+                {
+                    diag.error(
+                        r.span(),
+                        format!("`release` item `{text}` of view `{name}` is listed twice"),
+                    );
+                    continue;
+                }
+                release.push(ViewRelease {
+                    dataset: dataset.to_owned(),
+                    field: field.to_owned(),
+                    transform: *transform,
+                });
+            }
             views.push(View {
+                release,
                 purposes: view_purposes,
                 name,
                 kind,

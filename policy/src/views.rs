@@ -182,6 +182,61 @@ fn is_active(source: &ViewSource, record: &BTreeMap<String, Value>, today: time:
     }
 }
 
+/// What a view releases of one source beside its result: only the fields it declares in
+/// `release`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Released {
+    /// The source's released records, each cut down to the declared fields; a record that
+    /// holds none of them is left out.
+    pub records: Vec<BTreeMap<String, Value>>,
+    /// The source's summaries of declared fields.
+    pub summaries: BTreeMap<String, Summary>,
+}
+
+/// The source fields `view` declares it releases (`release = [...]`), taken from the
+/// sources that answered; nothing else of any source's records. A source that did not
+/// answer releases nothing (the view's `unverified` already says why).
+pub fn released(
+    view: &View,
+    outcomes: &BTreeMap<String, SourceOutcome>,
+) -> BTreeMap<String, Released> {
+    let mut out: BTreeMap<String, Released> = BTreeMap::new();
+    for source in &view.sources {
+        let fields: Vec<&str> = view
+            .release
+            .iter()
+            .filter(|r| r.dataset == source.dataset_name)
+            .map(|r| r.field.as_str())
+            .collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let Some(SourceOutcome::Answered(answer)) = outcomes.get(&source.dataset_name) else {
+            continue;
+        };
+        let records = answer
+            .records
+            .iter()
+            .map(|record| {
+                record
+                    .iter()
+                    .filter(|(k, _)| fields.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .filter(|r| !r.is_empty())
+            .collect();
+        let summaries = answer
+            .summaries
+            .iter()
+            .filter(|(k, _)| fields.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        out.insert(source.dataset_name.clone(), Released { records, summaries });
+    }
+    out
+}
+
 /// Evaluates `view` over the outcome for each of its sources (keyed by `department.dataset`).
 /// A source missing from `outcomes` counts as unavailable.
 pub fn evaluate(
@@ -247,17 +302,14 @@ pub fn evaluate(
                 .filter(|(_, a)| record_count(a) > 0)
                 .map(|(s, _)| s.label.as_str())
                 .collect();
-            let (verdict, reason) = if let Some(first) = dirty.first() {
+            // The verdict is the view's whole output: which source (or how many) holds the
+            // record is an input, and stays with the coordinator.
+            let (verdict, reason) = if !dirty.is_empty() {
                 (
                     GreenChannelVerdict::NotEligible,
                     format!(
-                        "a negative record within the last {} years: {first}{}",
-                        view.clean_years,
-                        if dirty.len() > 1 {
-                            format!(" and {} more", dirty.len() - 1)
-                        } else {
-                            String::new()
-                        }
+                        "a negative record within the last {} years",
+                        view.clean_years
                     ),
                 )
             } else if !unverified.is_empty() {

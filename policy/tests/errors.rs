@@ -177,3 +177,26 @@ fn a_view_needing_a_transform_its_field_cannot_have_is_an_error() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("view `v` needs `bucket` of field `tax_type` (enum), which it can never get; use one of: omit, exists, count, clear"), "{}", e[0]);
 }
+
+/// Item 14.5: what a view declares it releases beside its result is checked at load:
+/// one of its sources, a field of it, and one the source `needs` (no node releases
+/// anything else for the view); each mistake located.
+#[test]
+fn a_view_s_declared_release_must_be_a_needed_source_field() {
+    let view = |release: &str| {
+        format!("[[view]]\nname = \"v\"\nkind = \"blacklist\"\nrelease = [{release}]\n[[view.source]]\ndataset = \"court.dishonest_debtors\"\nneeds = {{ listed_on = \"clear\" }}\nsince = \"listed_on\"\n")
+    };
+    assert!(errors(&view("\"court.dishonest_debtors.listed_on\"")).is_empty());
+    let cases = [
+        ("\"listed_on\"", "p.toml:11:12: `release` item `listed_on` of view `v` is not `department.dataset.field`"),
+        ("\"tax.arrears.amount\"", "p.toml:11:12: `release` item `tax.arrears.amount` of view `v` names `tax.arrears`, which is not one of its sources; its sources are: court.dishonest_debtors"),
+        ("\"court.dishonest_debtors.amount_owed\"", "p.toml:11:12: `release` item `court.dishonest_debtors.amount_owed` of view `v`: `amount_owed` is not one the source `needs`, so no node releases it for the view; the source needs: listed_on"),
+        ("\"court.dishonest_debtors.nope\"", "p.toml:11:12: `release` item `court.dishonest_debtors.nope` of view `v`: `nope` is not a field of the dataset; the source needs: listed_on"),
+        ("\"court.dishonest_debtors.listed_on\", \"court.dishonest_debtors.listed_on\"", "p.toml:11:49: `release` item `court.dishonest_debtors.listed_on` of view `v` is listed twice"),
+    ];
+    for (release, want) in cases {
+        let e = errors(&view(release));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0], want);
+    }
+}

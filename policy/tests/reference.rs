@@ -15,7 +15,7 @@ use fedq_policy::analysis;
 use fedq_policy::engine::{DecisionRequest, FieldSelection, Reason, Refusal, ViewRequest};
 use fedq_policy::ratelimit::{RateLimited, RateLimiter};
 use fedq_policy::views::{
-    evaluate, GreenChannelVerdict, SourceOutcome, UnverifiedStatus, ViewResult,
+    evaluate, released, GreenChannelVerdict, SourceOutcome, UnverifiedStatus, ViewResult,
 };
 use fedq_policy::{minimize, FieldTransform, Policy, Record, Summary, Value};
 
@@ -406,7 +406,12 @@ fn green_channel_needs_every_source_clean_and_answered() {
             eligible, reason, ..
         } => {
             assert!(!eligible);
-            assert!(reason.contains("欠税"), "{reason}");
+            // The verdict, never which source holds the record (an input of the view).
+            assert_eq!(reason, "a negative record within the last 3 years");
+            assert!(
+                !reason.contains("欠税") && !reason.contains("tax"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -609,6 +614,103 @@ fn blacklist_lists_active_listings_only() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Item 14.5: a view releases its result, not its inputs. Without `release`, nothing of
+/// the sources' records is released beside the result; with it, exactly the declared
+/// fields of the sources that answered — every other field of the same records, and
+/// every other source, stays out.
+#[test]
+fn a_view_releases_only_the_fields_it_declares() {
+    let engine = reference_engine();
+    let view = engine
+        .policy()
+        .views
+        .iter()
+        .find(|v| v.name == "blacklist-check")
+        .unwrap();
+    assert!(
+        view.release.is_empty(),
+        "the reference views declare no extra output"
+    );
+    let mut removed = BTreeMap::new();
+    removed.insert("listed_on".to_owned(), Value::Date(date("2024-01-01")));
+    removed.insert("removed_on".to_owned(), Value::Date(date("2025-01-01")));
+    let outcomes: BTreeMap<String, SourceOutcome> = [
+        answered("court.dishonest_debtors", vec![removed], &[]),
+        answered(
+            "tax.serious_violations",
+            vec![[("decided_on".to_owned(), Value::Date(date("2025-02-02")))].into()],
+            &[],
+        ),
+        (
+            "hrss.benefit_fraud".to_owned(),
+            SourceOutcome::Unavailable("node unavailable".into()),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    // "Not listed" (the court's listing was removed): no dates of it anywhere.
+    assert!(released(view, &outcomes).is_empty());
+
+    // Declared: the court's listing date, and the benefit-fraud decision date.
+    let text = reference_text().replacen(
+        "name = \"blacklist-check\"\n",
+        "name = \"blacklist-check\"\nrelease = [\"court.dishonest_debtors.listed_on\", \"hrss.benefit_fraud.decided_on\"]\n",
+        1,
+    );
+    let policy = Policy::parse(&text, "policy.toml", &reference_federation()).unwrap();
+    let view = policy
+        .views
+        .iter()
+        .find(|v| v.name == "blacklist-check")
+        .unwrap();
+    assert_eq!(
+        view.release
+            .iter()
+            .map(|r| format!("{}.{} {}", r.dataset, r.field, r.transform))
+            .collect::<Vec<_>>(),
+        [
+            "court.dishonest_debtors.listed_on clear",
+            "hrss.benefit_fraud.decided_on clear"
+        ]
+    );
+    // `fedq policy explain` says what the view releases: with and without `release`.
+    let ask = fedq_policy::cli::Ask {
+        requester: LIC,
+        purpose: LIC_PURPOSE,
+        legal_basis: Some(OPINION),
+        consent: false,
+        case_reference: Some(LIC_CASE),
+        today: date("2026-11-27"),
+    };
+    let plain = fedq_policy::cli::render_explain(&engine, &ask, Some("blacklist-check"), None);
+    assert!(
+        plain.contains("the requester gets: the active listings (list, dataset, since, until); which sources answered, were denied, unverified or unavailable\n  and nothing of the sources' records beside it (the view declares no `release`)"),
+        "{plain}"
+    );
+    let declared = fedq_policy::cli::render_explain(
+        &policy.clone().compile(),
+        &ask,
+        Some("blacklist-check"),
+        None,
+    );
+    assert!(
+        declared.contains("  and, declared in `release`, these source fields beside it:\n    court.dishonest_debtors.listed_on (at most clear, as the node releases it)\n    hrss.benefit_fraud.decided_on (at most clear, as the node releases it)\n"),
+        "{declared}"
+    );
+    let got = released(view, &outcomes);
+    // Only the court: tax declared nothing, hrss did not answer.
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["court.dishonest_debtors"]);
+    let court = &got["court.dishonest_debtors"];
+    assert_eq!(
+        court.records,
+        vec![BTreeMap::from([(
+            "listed_on".to_owned(),
+            Value::Date(date("2024-01-01"))
+        )])]
+    );
+    assert!(court.summaries.is_empty());
 }
 
 #[test]
@@ -833,14 +935,17 @@ fn disclosed_by_view(view: &str, today: time::Date, listing: &Record) -> usize {
                 .count()
         }
         ViewResult::GreenChannel {
-            eligible, reason, ..
+            verdict,
+            unverified,
+            ..
         } => {
-            // Ineligible only because of the court's listing: every other source is empty.
-            if eligible {
-                0
-            } else {
-                assert!(reason.contains("失信被执行人"), "{reason}");
-                1
+            // Ineligible only because of the court's listing: every other source answered
+            // empty (the verdict does not say which source holds the record).
+            assert!(unverified.is_empty(), "{unverified:?}");
+            match verdict {
+                GreenChannelVerdict::Eligible => 0,
+                GreenChannelVerdict::NotEligible => 1,
+                GreenChannelVerdict::CannotConfirm => panic!("every source answered"),
             }
         }
         ViewResult::CreditReport {

@@ -148,3 +148,17 @@ pub fn report(line: &str) {
 }
 
 pub mod process;
+
+/// The coordinator's query id → each node's own id of that query, read from the
+/// coordinator's audit log at `path`: since issue 14 §6 every node records an id of its
+/// own, and the coordinator's entry is the only place they can be joined.
+pub fn node_query_ids(
+    path: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    fedq_audit::list(path, &fedq_audit::ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.record.node_query_ids.is_empty())
+        .map(|e| (e.record.query_id, e.record.node_query_ids))
+        .collect()
+}

@@ -37,7 +37,9 @@ pub const MAX_CONSENT_LEN: usize = 4096;
 /// decides again with its own copy of the policy; nothing here is trusted as a decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupRequest {
-    /// The coordinator's query id, recorded in both audit logs.
+    /// The node's own id of this query, recorded in its audit log: derived per node by the
+    /// coordinator (HMAC of its own id and the node's name under a key it never sends), so
+    /// no two departments' logs share an id; the coordinator's audit entry maps them.
     pub query_id: String,
     /// The person asked about.
     pub subject: ResidentId,

@@ -1,0 +1,234 @@
+//! A query's outcome at the coordinator, typed: what the requester is answered, the HTTP
+//! status it gets, what the audit entry records as its `kind` and `outcome`, and the
+//! metric it counts under — each decided here, in one place, by matching the enum (never
+//! by reading a message back).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::query::NodeStatus;
+
+/// Why a query was refused before any node was asked. Every message says what kind of
+/// input was wrong and what is accepted, never what was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The body is over the size cap (413).
+    TooLarge(String),
+    /// The body did not arrive in time (408).
+    TooSlow(String),
+    /// The body is not a valid query, or could not be read (400).
+    Malformed(String),
+    /// The policy refuses it (403), with the policy's words.
+    Policy(String),
+    /// The requester is over its rate limit (429).
+    RateLimited(String),
+}
+
+impl Refusal {
+    /// The HTTP status of this refusal.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Refusal::TooLarge(_) => 413,
+            Refusal::TooSlow(_) => 408,
+            Refusal::Malformed(_) => 400,
+            Refusal::Policy(_) => 403,
+            Refusal::RateLimited(_) => 429,
+        }
+    }
+
+    /// The message the requester gets and the audit entry records.
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::TooLarge(m)
+            | Refusal::TooSlow(m)
+            | Refusal::Malformed(m)
+            | Refusal::Policy(m)
+            | Refusal::RateLimited(m) => m,
+        }
+    }
+}
+
+impl From<crate::query::QueryRefusal> for Refusal {
+    fn from(r: crate::query::QueryRefusal) -> Self {
+        match r {
+            crate::query::QueryRefusal::Malformed(m) => Refusal::Malformed(m),
+            crate::query::QueryRefusal::Policy(m) => Refusal::Policy(m),
+        }
+    }
+}
+
+/// Why an answer was not given although nothing was refused: the coordinator cannot serve
+/// it now. Not audited as a refusal of the requester.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unserved {
+    /// Too many queries in flight (503).
+    Overloaded,
+    /// The audit log failed before anything was asked (503).
+    AuditUnavailable,
+    /// The nodes answered, but the audit log failed: the answer is withheld (503).
+    AnswerWithheld,
+    /// The answer could not be encoded (500).
+    Unencodable(String),
+}
+
+impl Unserved {
+    /// The HTTP status.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Unserved::Overloaded | Unserved::AuditUnavailable | Unserved::AnswerWithheld => 503,
+            Unserved::Unencodable(_) => 500,
+        }
+    }
+
+    /// The message the requester gets.
+    pub fn reason(&self) -> String {
+        match self {
+            Unserved::Overloaded => "too many queries in flight; retry shortly".into(),
+            Unserved::AuditUnavailable => {
+                "the coordinator's audit log is unavailable; retry later".into()
+            }
+            Unserved::AnswerWithheld => {
+                "the coordinator's audit log is unavailable; the answer was withheld".into()
+            }
+            Unserved::Unencodable(why) => format!("cannot encode the answer: {why}"),
+        }
+    }
+
+    /// The `outcome` label of `fedq_queries_total`.
+    pub fn metric(&self) -> &'static str {
+        match self {
+            Unserved::Overloaded => "overloaded",
+            Unserved::AuditUnavailable => "audit_unavailable",
+            Unserved::AnswerWithheld => "audit_failed",
+            Unserved::Unencodable(_) => "unencodable",
+        }
+    }
+}
+
+/// What a query's coordinator audit entry records: a refusal, or the answer's
+/// completeness and each node's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audited {
+    /// Refused before any node was asked.
+    Refused(Refusal),
+    /// Answered (200): complete or partial, with every node's status.
+    Answered {
+        /// False when a node was unavailable, timed out or unverified.
+        complete: bool,
+        /// Each node's status.
+        nodes: BTreeMap<String, NodeStatus>,
+    },
+}
+
+/// The `outcome` JSON of an entry (unchanged in shape from before it was typed, so
+/// reviewers' tools keep reading it).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutcomeJson<'a> {
+    Refused {
+        http: u16,
+        refused: &'a str,
+    },
+    Answered {
+        http: u16,
+        complete: bool,
+        nodes: &'a BTreeMap<String, NodeStatus>,
+    },
+}
+
+impl Audited {
+    /// The entry's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Audited::Refused(_) => "refusal",
+            Audited::Answered { .. } => "query",
+        }
+    }
+
+    /// The HTTP status the requester gets.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Audited::Refused(r) => r.http_status(),
+            Audited::Answered { .. } => 200,
+        }
+    }
+
+    /// The `outcome` label of `fedq_queries_total`.
+    pub fn metric(&self) -> &'static str {
+        match self {
+            Audited::Refused(_) => "refused",
+            Audited::Answered { complete: true, .. } => "answered",
+            Audited::Answered {
+                complete: false, ..
+            } => "partial",
+        }
+    }
+
+    /// The entry's `outcome`, as JSON text.
+    pub fn outcome(&self) -> String {
+        let json = match self {
+            Audited::Refused(r) => OutcomeJson::Refused {
+                http: r.http_status(),
+                refused: r.reason(),
+            },
+            Audited::Answered { complete, nodes } => OutcomeJson::Answered {
+                http: 200,
+                complete: *complete,
+                nodes,
+            },
+        };
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_has_one_status_kind_and_metric() {
+        let cases = [
+            (Refusal::TooLarge("big".into()), 413),
+            (Refusal::TooSlow("slow".into()), 408),
+            (Refusal::Malformed("bad".into()), 400),
+            (Refusal::Policy("no".into()), 403),
+            (Refusal::RateLimited("later".into()), 429),
+        ];
+        for (refusal, status) in cases {
+            let audited = Audited::Refused(refusal.clone());
+            assert_eq!(audited.http_status(), status);
+            assert_eq!(audited.kind(), "refusal");
+            assert_eq!(audited.metric(), "refused");
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&audited.outcome()).unwrap(),
+                serde_json::json!({ "http": status, "refused": refusal.reason() })
+            );
+        }
+        let nodes = BTreeMap::from([
+            ("court".to_owned(), NodeStatus::Answered),
+            ("tax".to_owned(), NodeStatus::TimedOut),
+        ]);
+        let partial = Audited::Answered {
+            complete: false,
+            nodes,
+        };
+        assert_eq!(
+            (partial.kind(), partial.http_status(), partial.metric()),
+            ("query", 200, "partial")
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&partial.outcome()).unwrap(),
+            serde_json::json!({ "http": 200, "complete": false,
+                "nodes": { "court": "answered", "tax": "timed_out" } })
+        );
+        for (u, status) in [
+            (Unserved::Overloaded, 503),
+            (Unserved::AuditUnavailable, 503),
+            (Unserved::AnswerWithheld, 503),
+            (Unserved::Unencodable("x".into()), 500),
+        ] {
+            assert_eq!(u.http_status(), status, "{u:?}");
+        }
+    }
+}
