@@ -366,6 +366,7 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
         purpose: "administrative-licensing".into(),
         legal_basis: Some(BASIS.into()),
         consent: None,
+        case_reference: None,
         target,
         policy_version: "test".into(),
         // The court's pinned date, so no lookup here is refused for clock skew.
@@ -374,6 +375,7 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
             time::macros::format_description!("[year]-[month]-[day]"),
         )
         .unwrap(),
+        proof: String::new(),
     })
 }
 

@@ -80,9 +80,11 @@ fn lookup(
         purpose: purpose.into(),
         legal_basis: basis.map(str::to_owned),
         consent: None,
+        case_reference: None,
         target,
         policy_version: "test".into(),
         date: day(TODAY),
+        proof: String::new(),
     })
 }
 

@@ -146,7 +146,8 @@ fn compact(
     payload: &[u8],
     sign: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> String {
-    let header = serde_json::to_vec(header).expect("a JSON map serializes");
+    // A map of strings always serializes; an empty header would only fail to verify.
+    let header = serde_json::to_vec(header).unwrap_or_default();
     let mut out = URL_SAFE_NO_PAD.encode(header);
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(payload));
@@ -284,8 +285,9 @@ impl FederationTrust {
     ) -> Result<Verified, JwsError> {
         let parts = parse(token, "ES256", typ)?;
         let certificate = match parts.header.get("x5c").and_then(Value::as_array) {
-            Some(chain) if !chain.is_empty() => chain[0]
-                .as_str()
+            Some(chain) if !chain.is_empty() => chain
+                .first()
+                .and_then(Value::as_str)
                 .and_then(|c| STANDARD.decode(c).ok())
                 .ok_or(JwsError::Malformed("`x5c` is not base64 DER"))?,
             _ => {

@@ -553,10 +553,16 @@ pub fn merge_node(
             unavailable(sources, &message);
             report(NodeStatus::Unavailable, Some(message))
         }
+        // The node did not accept the requester's proof: nothing was read there.
+        Ok(NodeResponse::ProofRefused { message, .. }) => {
+            unavailable(sources, &format!("denied: {message}"));
+            report(NodeStatus::Denied, Some(message))
+        }
         Ok(
             NodeResponse::Pong { .. }
             | NodeResponse::PolicyInstalled { .. }
-            | NodeResponse::PolicyStatus(_),
+            | NodeResponse::PolicyStatus(_)
+            | NodeResponse::SessionOpened(_),
         ) => {
             let why = "node answered a lookup with something else".to_owned();
             unavailable(sources, &why);

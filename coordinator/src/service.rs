@@ -421,9 +421,14 @@ impl Coordinator {
                 purpose: query.purpose.clone(),
                 legal_basis: query.legal_basis.clone(),
                 consent: query.consent.clone(),
+                // Not in the API yet (issue 14, part C adds it).
+                case_reference: None,
                 target: query::target_for(&query.target, &asked),
                 policy_version: policy_version.clone(),
                 date: today,
+                // The requester's proof for this node (issue 14, part A2 carries it from
+                // the API); a node refuses a lookup without one.
+                proof: String::new(),
             });
             let node = node.clone();
             asks.push(async move {

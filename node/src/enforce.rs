@@ -37,6 +37,7 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
         ("purpose", Some(&request.purpose)),
         ("legal_basis", request.legal_basis.as_ref()),
         ("consent", request.consent.as_ref()),
+        ("case_reference", request.case_reference.as_ref()),
         ("policy_version", Some(&request.policy_version)),
     ];
     for (what, text) in texts {
@@ -395,9 +396,11 @@ mod tests {
             purpose: purpose.into(),
             legal_basis: basis.map(str::to_owned),
             consent: None,
+            case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
+            proof: String::new(),
         }
     }
 
@@ -472,9 +475,11 @@ mod tests {
             purpose: "administrative-licensing".into(),
             legal_basis: None,
             consent: None,
+            case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
+            proof: String::new(),
         }
     }
 

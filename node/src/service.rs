@@ -207,6 +207,10 @@ impl Node {
                     NodeRequest::PolicyStatus => {
                         NodeResponse::PolicyStatus(policy_state(&ctx.policy.status()))
                     }
+                    NodeRequest::OpenSession(_) => NodeResponse::Failed {
+                        code: FailureCode::Unsupported,
+                        message: format!("node `{}` does not open sessions yet", ctx.node),
+                    },
                 }
             })
         });
