@@ -35,6 +35,7 @@ fn blacklist(subject: &str) -> QueryRequest {
         consent: None,
         view: Some("blacklist-check".into()),
         datasets: None,
+        ..QueryRequest::default()
     }
 }
 

@@ -98,6 +98,7 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
                 consent: None,
                 view: Some(view.into()),
                 datasets: None,
+                ..QueryRequest::default()
             };
             let (status, answer) = first.query(&q).await.unwrap();
             assert_eq!(status, 200, "{answer}");

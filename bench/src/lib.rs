@@ -291,6 +291,7 @@ fn query_for(fanout: usize, subject: String) -> QueryRequest {
         consent: None,
         view,
         datasets,
+        ..QueryRequest::default()
     }
 }
 
@@ -967,11 +968,13 @@ async fn load_point(
 ) -> Result<Value, BenchError> {
     let mut conns = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        conns.push(
-            ApiConnection::connect(url, cert, key, ca)
-                .await
-                .map_err(err("connect"))?,
-        );
+        let mut conn = ApiConnection::connect(url, cert, key, ca)
+            .await
+            .map_err(err("connect"))?;
+        // Sessions with every node before anything is timed: a requester opens them once
+        // an hour, not per query.
+        conn.open_sessions().await.map_err(err("open sessions"))?;
+        conns.push(conn);
     }
     let warm_until = Instant::now() + Duration::from_secs(1);
     let stop_at = warm_until + Duration::from_secs(seconds);

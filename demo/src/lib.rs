@@ -598,6 +598,7 @@ pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
             cert: pki.join(format!("{}.crt", q.requester)),
             key: pki.join(format!("{}.key", q.requester)),
             ca: pki.join("ca.crt"),
+            crl: None,
         },
         subject: q.subject.clone(),
         purpose: q.purpose.clone(),
@@ -807,6 +808,7 @@ async fn approve_policy_change(fed: &Federation) -> Result<Value, String> {
             cert: pki.join("officer-wang.crt"),
             key: pki.join("officer-wang.key"),
             ca: pki.join("ca.crt"),
+            crl: None,
         },
     };
     match client::publish(&args).await {
