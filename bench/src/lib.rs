@@ -30,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod fdw;
+pub mod proof;
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
@@ -661,6 +662,27 @@ fn internals_section(
         json!(verify_per_s.round()),
     );
     figures.audit_appends_per_s = Some(appends_per_s.round());
+
+    // The requester proof (issue 14): public-key work once per session, a MAC per query.
+    let costs = proof::proof_costs(
+        &fed.layout.pki(),
+        "market-regulation.licensing",
+        "court",
+        200,
+        20_000,
+    )?;
+    println!(
+        "  request proof: {:.1} µs per check at a node (session cached); session open {:.0} µs at the node, {:.0} µs at the requester",
+        costs.check_us, costs.node_open_us, costs.requester_open_us
+    );
+    report.insert(
+        "request_proof_us".into(),
+        json!({
+            "check_per_node_per_query": round3(costs.check_us),
+            "session_open_node": round3(costs.node_open_us),
+            "session_open_requester": round3(costs.requester_open_us),
+        }),
+    );
     Ok(())
 }
 

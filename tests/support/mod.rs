@@ -148,3 +148,4 @@ pub fn report(line: &str) {
 }
 
 pub mod process;
+pub mod proof;

@@ -38,7 +38,7 @@ use fedq_certs::{FederationTrust, Role};
 use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
-use rustls::pki_types::UnixTime;
+pub use rustls::pki_types::UnixTime;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -226,6 +226,18 @@ impl SessionGrant {
         node: &str,
         now: UnixTime,
     ) -> Result<(String, PendingSession), ProofError> {
+        Self::with_lifetime(key, federation, node, now, MAX_SESSION_SECS)
+    }
+
+    /// [`SessionGrant::new`] for a session of `lifetime_secs` (a node refuses more than
+    /// [`MAX_SESSION_SECS`]).
+    pub fn with_lifetime(
+        key: &CertificateKey,
+        federation: &str,
+        node: &str,
+        now: UnixTime,
+        lifetime_secs: u64,
+    ) -> Result<(String, PendingSession), ProofError> {
         let rng = SystemRandom::new();
         let private = EphemeralPrivateKey::generate(&X25519, &rng)
             .map_err(|_| ProofError::Internal("cannot make an X25519 key"))?;
@@ -239,7 +251,7 @@ impl SessionGrant {
             sid: b64(&random::<SID_BYTES>()?),
             epk: b64(public.as_ref()),
             iat,
-            exp: iat + MAX_SESSION_SECS,
+            exp: iat + lifetime_secs,
         };
         let payload = serde_json::to_vec(&claims)
             .map_err(|_| ProofError::Internal("cannot encode the grant"))?;
