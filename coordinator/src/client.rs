@@ -230,16 +230,15 @@ impl ApiConnection {
         proven.proofs = BTreeMap::new();
         // A query that cannot be valid goes without proofs: the coordinator says what is
         // wrong with it.
-        let (Some(claims), Some(sessions)) = (query.proof_claims(), self.sessions.as_ref())
-        else {
+        let (Some(claims), Some(sessions)) = (query.proof_claims(), self.sessions.as_ref()) else {
             return Ok(proven);
         };
         let now = UnixTime::now();
         for node in &sessions.nodes {
             let proof = match sessions.open.get(node) {
                 Some(session) if session.is_live(now) => {
-                    let nonce = proof::fresh_nonce()
-                        .map_err(|e| ClientError::Usage(e.to_string()))?;
+                    let nonce =
+                        proof::fresh_nonce().map_err(|e| ClientError::Usage(e.to_string()))?;
                     Some(session.prove(&claims, now, &nonce))
                 }
                 _ => None,
@@ -393,8 +392,8 @@ impl ApiConnection {
             .flatten()
         {
             let node = report.get("node").and_then(|n| n.as_str()).unwrap_or("");
-            let unproven = report.get("reason").and_then(|r| r.as_str())
-                == Some(crate::service::NOT_PROVEN);
+            let unproven =
+                report.get("reason").and_then(|r| r.as_str()) == Some(crate::service::NOT_PROVEN);
             if let (true, Some((why, _))) = (unproven, sessions.failed.get(node)) {
                 let reason = format!("{}; {why}", crate::service::NOT_PROVEN);
                 report["reason"] = serde_json::Value::String(reason);

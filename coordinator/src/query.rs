@@ -238,9 +238,7 @@ impl QueryRequest {
         };
         let target = match (&self.view, &self.datasets) {
             (Some(v), None) => LookupTarget::View(v.trim().to_owned()),
-            (None, Some(ds)) if !ds.is_empty() => {
-                LookupTarget::Datasets(group_datasets(ds).ok()?)
-            }
+            (None, Some(ds)) if !ds.is_empty() => LookupTarget::Datasets(group_datasets(ds).ok()?),
             _ => return None,
         };
         Some(ProofClaims::new(
@@ -1068,14 +1066,31 @@ mod tests {
         assert_eq!(ok.proofs.get("court"), Some(&Some("a.b.c".to_owned())));
         assert_eq!(ok.proofs.get("tax"), Some(&None));
         let cases = [
-            (serde_json::json!({ format!("../{ID}"): "a.b.c" }), "`proofs` entry 1 is not keyed by a node name"),
-            (serde_json::json!({ "court": 1 }), "`proofs` entry 1 must be a string (a compact JWS) or null, not a number"),
-            (serde_json::json!({ "court": "" }), "`proofs` entry 1 must be a compact JWS of 1 to 8192 bytes"),
-            (serde_json::json!({ "court": "x".repeat(MAX_PROOF_LEN + 1) }), "must be a compact JWS of 1 to"),
-            (serde_json::json!([ID]), "`proofs` must be an object of node name to proof, not a list"),
+            (
+                serde_json::json!({ format!("../{ID}"): "a.b.c" }),
+                "`proofs` entry 1 is not keyed by a node name",
+            ),
+            (
+                serde_json::json!({ "court": 1 }),
+                "`proofs` entry 1 must be a string (a compact JWS) or null, not a number",
+            ),
+            (
+                serde_json::json!({ "court": "" }),
+                "`proofs` entry 1 must be a compact JWS of 1 to 8192 bytes",
+            ),
+            (
+                serde_json::json!({ "court": "x".repeat(MAX_PROOF_LEN + 1) }),
+                "must be a compact JWS of 1 to",
+            ),
+            (
+                serde_json::json!([ID]),
+                "`proofs` must be an object of node name to proof, not a list",
+            ),
         ];
         for (proofs, want) in cases {
-            let err = QueryRequest::from_json(&base(proofs)).unwrap_err().to_string();
+            let err = QueryRequest::from_json(&base(proofs))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "expected `{want}` in `{err}`");
             assert!(!err.contains(ID), "{err}");
         }
@@ -1226,6 +1241,9 @@ mod tests {
             &mut results,
             &mut sources,
         );
-        assert!(serde_json::to_value(&ok).unwrap().get("proof_refused").is_none());
+        assert!(serde_json::to_value(&ok)
+            .unwrap()
+            .get("proof_refused")
+            .is_none());
     }
 }

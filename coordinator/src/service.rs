@@ -674,7 +674,9 @@ fn parse_grants(
         return Err(format!("the body is not a JSON object; {shape}"));
     };
     if map.len() != 1 {
-        return Err(format!("a session request has the one field `grants`; {shape}"));
+        return Err(format!(
+            "a session request has the one field `grants`; {shape}"
+        ));
     }
     let Some(Value::Object(grants)) = map.get("grants") else {
         return Err(format!("`grants` must be an object; {shape}"));
@@ -949,13 +951,28 @@ mod tests {
         let ok = parse_grants(br#"{"grants":{"court":"a.b.c","tax":"d.e.f"}}"#, known).unwrap();
         assert_eq!(ok.len(), 2);
         let id = "430102198001011233";
-        let long = format!(r#"{{"grants":{{"court":"{}"}}}}"#, "x".repeat(MAX_GRANT_LEN + 1));
+        let long = format!(
+            r#"{{"grants":{{"court":"{}"}}}}"#,
+            "x".repeat(MAX_GRANT_LEN + 1)
+        );
         let cases = [
-            (format!(r#"{{"grants":{{"{id}":"a.b.c"}}}}"#), "names a node this coordinator does not know"),
-            (r#"{"grants":{"court":7}}"#.to_owned(), "must be a compact JWS string"),
+            (
+                format!(r#"{{"grants":{{"{id}":"a.b.c"}}}}"#),
+                "names a node this coordinator does not know",
+            ),
+            (
+                r#"{"grants":{"court":7}}"#.to_owned(),
+                "must be a compact JWS string",
+            ),
             (long, "must be a compact JWS string of 1 to 8192 bytes"),
-            (r#"{"grants":{}}"#.to_owned(), "`grants` must name 1 to 64 nodes"),
-            (format!(r#"{{"grants":{{"court":"a"}},"{id}":1}}"#), "the one field `grants`"),
+            (
+                r#"{"grants":{}}"#.to_owned(),
+                "`grants` must name 1 to 64 nodes",
+            ),
+            (
+                format!(r#"{{"grants":{{"court":"a"}},"{id}":1}}"#),
+                "the one field `grants`",
+            ),
             (format!(r#"["{id}"]"#), "not a JSON object"),
             (format!(r#"{{"{id}"#), "not a JSON document"),
         ];
