@@ -386,7 +386,10 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         // A requester cannot name itself as someone else: there is no such field.
         (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
         (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
-        (vec![b' '; 20 * 1024], 413, ""),
+        // A valid query without the requester's proofs: refused before any node is asked.
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check"})).unwrap(), 400, "carries no requester proof for node(s)"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "view": "blacklist-check", "proofs": {"fishing": "a.b.c"}})).unwrap(), 400, "`proofs` names a node this coordinator does not know"),
+        (vec![b' '; 80 * 1024], 413, ""),
     ];
     let n_cases = cases.len() as u64;
     let coordinator_before = audit_entries(&coordinator_audit);
