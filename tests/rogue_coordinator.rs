@@ -376,6 +376,25 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     let court_queries = queries_at(&fed, "court");
     let index = fed.nodes.keys().position(|n| n == "court").unwrap();
     nodes[index].terminate();
+    // Meanwhile a requester that connects now cannot open a session with the court: the
+    // court is not asked, and its part of the answer says why; the others answer.
+    let mut late = requester(&fed, LICENSING).await;
+    let (status, partial) = late
+        .query(&blacklist_check(&s.blacklisted.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{partial}");
+    let court = node_report(&partial, "court");
+    assert_eq!(court["status"], "unavailable", "{partial}");
+    let why = court["reason"].as_str().unwrap();
+    assert!(
+        why.contains("the requester holds no session with this node")
+            && why.contains("no session: "),
+        "{partial}"
+    );
+    let tax = node_report(&partial, "tax")["status"].as_str().unwrap();
+    assert!(tax == "ok" || tax == "no_record", "{partial}");
+    assert_eq!(partial["complete"], false, "{partial}");
     nodes[index] = FedqProcess::node(&fed.layout.node_config("court"), None);
     // The coordinator may have marked the court down while it was away (its heartbeat):
     // such queries do not reach it; the first that does must be answered.

@@ -392,10 +392,12 @@ impl ApiConnection {
             .flatten()
         {
             let node = report.get("node").and_then(|n| n.as_str()).unwrap_or("");
-            let unproven =
-                report.get("reason").and_then(|r| r.as_str()) == Some(crate::service::NOT_PROVEN);
-            if let (true, Some((why, _))) = (unproven, sessions.failed.get(node)) {
-                let reason = format!("{}; {why}", crate::service::NOT_PROVEN);
+            let said = report.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+            if let (true, Some((why, _))) = (
+                said.contains(crate::service::NOT_PROVEN),
+                sessions.failed.get(node),
+            ) {
+                let reason = format!("{said}; {why}");
                 report["reason"] = serde_json::Value::String(reason);
             }
         }
