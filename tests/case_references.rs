@@ -252,7 +252,11 @@ async fn queries_cite_their_case_and_every_log_records_it() {
         Limits::default(),
     )
     .unwrap();
-    let court = client.channel("court", fed.nodes["court"]);
+    // Each lookup carries its requester's genuine proof (what is tested is the case check).
+    let court = support::proof::ProvingChannel::new(
+        client.channel("court", fed.nodes["court"]),
+        &fed.layout.pki(),
+    );
     let court_audit = audit_dir.join("court-audit.db");
     let lookup = |requester: &str, purpose: &str, basis: &str, case: Option<&str>, target| {
         NodeRequest::Lookup(LookupRequest {
@@ -263,6 +267,7 @@ async fn queries_cite_their_case_and_every_log_records_it() {
             legal_basis: Some(basis.into()),
             consent: None,
             case_reference: case.map(str::to_owned),
+            proof: String::new(),
             target,
             policy_version: "test".into(),
             date: fed.today,

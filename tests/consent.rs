@@ -27,9 +27,10 @@ use fedq_demo::{
     CONSENT_AUTHORITY, RECRUITMENT_BASIS, RECRUITMENT_CASE, RECRUITMENT_OFFICE,
 };
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
-use fedq_wire::transport::{Limits, NodeChannel, NodeClient, TlsFiles};
+use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
 use support::process::{fedq, output_within, FedqProcess, COMMAND_LIMIT};
+use support::proof::ProvingChannel;
 
 const PURPOSE: &str = "public-recruitment";
 const VIEW: &str = "blacklist-check";
@@ -40,14 +41,19 @@ fn now() -> i64 {
 
 /// The coordinator's QUIC channel to `node` — here driven by the test, a coordinator that
 /// forwards whatever it is told to, past any pre-check.
-fn rogue_channel(fed: &Federation, node: &str) -> (NodeChannel, NodeClient) {
+fn rogue_channel(fed: &Federation, node: &str) -> (ProvingChannel, NodeClient) {
     let client = NodeClient::new(
         "127.0.0.1:0".parse().unwrap(),
         TlsFiles::in_dir(&fed.layout.pki(), "coordinator"),
         Limits::default(),
     )
     .unwrap();
-    (client.channel(node, fed.nodes[node]), client)
+    // The requester's own proof goes with every lookup (made with its certificate key, as
+    // `fedq query` makes it): what is tested here is the consent token, not the proof.
+    (
+        ProvingChannel::new(client.channel(node, fed.nodes[node]), &fed.layout.pki()),
+        client,
+    )
 }
 
 fn lookup(
@@ -64,6 +70,7 @@ fn lookup(
         legal_basis: Some(RECRUITMENT_BASIS.into()),
         consent,
         case_reference: Some(RECRUITMENT_CASE.into()),
+        proof: String::new(),
         target,
         policy_version: "-".into(),
         date: fed.today,
@@ -106,7 +113,7 @@ fn token_with(
     (token, claims.jti)
 }
 
-async fn send(channel: &NodeChannel, request: &NodeRequest) -> NodeResponse {
+async fn send(channel: &ProvingChannel, request: &NodeRequest) -> NodeResponse {
     channel
         .request(request, Duration::from_secs(20))
         .await

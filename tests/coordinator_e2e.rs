@@ -27,6 +27,10 @@ struct Conn {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     /// The connection's task: why it ended (a TLS alert) when a request fails.
     driver: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    /// The same certificate's honest client, which holds its sessions with the nodes and
+    /// makes the proofs `post_proven` attaches (sessions belong to the requester, not to
+    /// one connection).
+    prover: Option<fedq_coordinator::client::ApiConnection>,
 }
 
 async fn connect(fed: &Federation, cert_dir: &Path, name: Option<&str>) -> Result<Conn, String> {
@@ -62,10 +66,41 @@ async fn connect(fed: &Federation, cert_dir: &Path, name: Option<&str>) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     let driver = tokio::spawn(conn);
-    Ok(Conn { sender, driver })
+    let prover = match name {
+        Some(name) => fedq_coordinator::client::ApiConnection::connect(
+            &format!("https://{}", fed.coordinator),
+            &cert_dir.join(format!("{name}.crt")),
+            &cert_dir.join(format!("{name}.key")),
+            &fed.layout.pki().join("ca.crt"),
+        )
+        .await
+        .ok(),
+        None => None,
+    };
+    Ok(Conn {
+        sender,
+        driver,
+        prover,
+    })
 }
 
 impl Conn {
+    /// Opens the requester's sessions with every node now (they are otherwise opened by
+    /// the first `post_proven`).
+    async fn open_sessions(&mut self) {
+        let prover = self.prover.as_mut().expect("a requester connection");
+        prover.open_sessions().await.unwrap();
+    }
+
+    /// Posts a query body with the requester's proofs for every node, as `fedq query`
+    /// sends it.
+    async fn post_proven(&mut self, body: &[u8]) -> Result<(u16, Value), String> {
+        let query = fedq_coordinator::query::QueryRequest::from_json(body).unwrap();
+        let prover = self.prover.as_mut().expect("a requester connection");
+        let proven = prover.prove(&query).await.map_err(|e| e.to_string())?;
+        self.post(&serde_json::to_vec(&proven).unwrap()).await
+    }
+
     async fn post(&mut self, body: &[u8]) -> Result<(u16, Value), String> {
         let req = hyper::Request::post("/v1/query")
             .header("host", "localhost")
@@ -197,7 +232,7 @@ async fn who_gets_in() {
     let mut good = connect(&fed, &pki, Some("market-regulation.licensing"))
         .await
         .unwrap();
-    let (status, answer) = good.post(&blacklist_query(&subject)).await.unwrap();
+    let (status, answer) = good.post_proven(&blacklist_query(&subject)).await.unwrap();
     assert_eq!(status, 200, "{answer}");
 
     // Each of these is refused at the handshake (TLS 1.3: the client learns it when it
@@ -286,7 +321,7 @@ async fn who_gets_in() {
     ca.revoke("market-regulation.licensing").unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, body) = good.post(&blacklist_query(&subject)).await.unwrap();
+        let (status, body) = good.post_proven(&blacklist_query(&subject)).await.unwrap();
         if status == 403 {
             assert!(
                 body["error"].as_str().unwrap().contains("revoked"),
@@ -351,7 +386,10 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         // A requester cannot name itself as someone else: there is no such field.
         (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
         (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
-        (vec![b' '; 20 * 1024], 413, ""),
+        // A valid query without the requester's proofs: refused before any node is asked.
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "carries no requester proof for node(s)"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"fishing": "a.b.c"}})).unwrap(), 400, "`proofs` names a node this coordinator does not know"),
+        (vec![b' '; 80 * 1024], 413, ""),
     ];
     let n_cases = cases.len() as u64;
     let coordinator_before = audit_entries(&coordinator_audit);
@@ -393,7 +431,7 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
     let mut conn = connect(&fed, &pki, Some("market-regulation.licensing"))
         .await
         .unwrap();
-    let (status, answer) = conn.post(&blacklist_query(&subject)).await.unwrap();
+    let (status, answer) = conn.post_proven(&blacklist_query(&subject)).await.unwrap();
     assert_eq!(status, 200);
     let query_id = answer["query_id"].as_str().unwrap();
     let coordinator_entries =
@@ -497,6 +535,12 @@ async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline(
     let tmp = tempfile::tempdir().unwrap();
     let fed = build(tmp.path(), &BuildOptions::for_tests(100, 5)).unwrap();
     let mut running = Running::start(&fed, None).await.unwrap();
+    // The requester's sessions are opened while the real tax node runs, so the lookup the
+    // silent one gets carries a proof and only its silence is at stake.
+    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
+        .await
+        .unwrap();
+    conn.open_sessions().await;
     // Replace `tax` by a node that completes the handshake and then never answers.
     running.stop_node("tax").await;
     let tax_addr = fed.nodes["tax"];
@@ -511,12 +555,9 @@ async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline(
     let silent_task = tokio::spawn(endpoint.serve(silent, None, async {
         let _ = stopped.await;
     }));
-    let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
-        .await
-        .unwrap();
     let started = Instant::now();
     let (status, answer) = conn
-        .post(&blacklist_query(&fed.scenario.blacklisted.resident_id))
+        .post_proven(&blacklist_query(&fed.scenario.blacklisted.resident_id))
         .await
         .unwrap();
     let took = started.elapsed();
@@ -598,7 +639,7 @@ async fn missing_evidence_is_never_read_as_clean() {
         .await
         .unwrap();
     let (status, green) = conn
-        .post(&query(&debtor.resident_id, "green-channel"))
+        .post_proven(&query(&debtor.resident_id, "green-channel"))
         .await
         .unwrap();
     assert_eq!(status, 200, "{green}");
@@ -623,7 +664,7 @@ async fn missing_evidence_is_never_read_as_clean() {
     );
 
     let (_, listed) = conn
-        .post(&query(&debtor.resident_id, "blacklist-check"))
+        .post_proven(&query(&debtor.resident_id, "blacklist-check"))
         .await
         .unwrap();
     let view = &listed["view_result"];
@@ -645,7 +686,7 @@ async fn missing_evidence_is_never_read_as_clean() {
 
     // Another person is answered as before: no record is still no record.
     let (_, clean) = conn
-        .post(&query(&fed.scenario.clean.resident_id, "green-channel"))
+        .post_proven(&query(&fed.scenario.clean.resident_id, "green-channel"))
         .await
         .unwrap();
     assert_eq!(clean["view_result"]["verdict"], "eligible", "{clean}");
@@ -679,7 +720,7 @@ async fn missing_evidence_is_never_read_as_clean() {
         .await
         .unwrap();
     let (status, skewed) = conn
-        .post(&query(&fed.scenario.clean.resident_id, "green-channel"))
+        .post_proven(&query(&fed.scenario.clean.resident_id, "green-channel"))
         .await
         .unwrap();
     assert_eq!(status, 200, "{skewed}");

@@ -36,6 +36,7 @@ fn blacklist(subject: &str) -> QueryRequest {
         case_reference: Some(LICENSING_CASE.into()),
         view: Some("blacklist-check".into()),
         datasets: None,
+        ..QueryRequest::default()
     }
 }
 

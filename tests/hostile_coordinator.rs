@@ -27,6 +27,7 @@ use fedq_wire::transport::{Handler, Limits, NodeClient, NodeEndpoint, TlsFiles, 
 use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
 use quinn::crypto::rustls::QuicClientConfig;
 use support::process::FedqProcess;
+use support::proof::ProvingChannel;
 use support::{rid, TestFederation};
 
 const TODAY: &str = "2026-11-27";
@@ -343,7 +344,7 @@ async fn an_answer_larger_than_the_coordinator_reads_is_withheld_with_a_reason()
         limits,
     )
     .unwrap();
-    let court = client.channel("court", addr);
+    let court = ProvingChannel::new(client.channel("court", addr), &fed.pki);
     let answer = court
         .request(&NodeRequest::Ping, Duration::from_secs(10))
         .await
@@ -375,12 +376,13 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
             time::macros::format_description!("[year]-[month]-[day]"),
         )
         .unwrap(),
+        proof: String::new(),
     })
 }
 
 /// A court node with an empty store, served in this runtime, and a coordinator's channel
 /// to it.
-fn start_court(fed: &TestFederation) -> (fedq_wire::transport::NodeChannel, NodeClient) {
+fn start_court(fed: &TestFederation) -> (ProvingChannel, NodeClient) {
     let config = fed.node_config("court", TODAY);
     fedq_node::store::create(&fed.root.join("data/court.db")).unwrap();
     let node = Node::start(NodeConfig::load(&config).unwrap(), Limits::default()).unwrap();
@@ -392,7 +394,10 @@ fn start_court(fed: &TestFederation) -> (fedq_wire::transport::NodeChannel, Node
         Limits::default(),
     )
     .unwrap();
-    (client.channel("court", addr), client)
+    (
+        ProvingChannel::new(client.channel("court", addr), &fed.pki),
+        client,
+    )
 }
 
 fn audit_entries(fed: &TestFederation) -> Vec<fedq_audit::AuditEntry> {
@@ -408,10 +413,17 @@ async fn lookups_naming_too_many_or_repeated_datasets_are_refused_with_a_small_a
     let fed = TestFederation::new(&["court"], &[]);
     let (court, _client) = start_court(&fed);
     let subject = rid("43010219800101123");
+    // Sent without a proof, as a hostile coordinator would: the shape is checked first.
     let ask = |target| {
         let court = court.clone();
         let req = lookup(&subject, "market-regulation.licensing", target);
-        async move { court.request(&req, Duration::from_secs(10)).await.unwrap() }
+        async move {
+            court
+                .raw()
+                .request(&req, Duration::from_secs(10))
+                .await
+                .unwrap()
+        }
     };
     let many = LookupTarget::Datasets(
         (0..20_000)
@@ -445,12 +457,20 @@ async fn lookups_naming_too_many_or_repeated_datasets_are_refused_with_a_small_a
         ),
         other => panic!("{other:?}"),
     }
-    // A well-formed lookup is still answered on the same connection.
-    let fine = LookupTarget::View("blacklist-check".into());
-    assert!(matches!(ask(fine).await, NodeResponse::Lookup(_)));
+    // A well-formed, proven lookup is still answered on the same connection.
+    let fine = lookup(
+        &subject,
+        "market-regulation.licensing",
+        LookupTarget::View("blacklist-check".into()),
+    );
+    assert!(matches!(
+        court.request(&fine, Duration::from_secs(10)).await.unwrap(),
+        NodeResponse::Lookup(_)
+    ));
 
     let entries = audit_entries(&fed);
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    // Two refusals, the requester's session, the answer.
+    assert_eq!(entries.len(), 4, "{entries:?}");
     for refused in &entries[..2] {
         let r = &refused.record;
         assert_eq!(r.kind, "refusal");
@@ -461,7 +481,8 @@ async fn lookups_naming_too_many_or_repeated_datasets_are_refused_with_a_small_a
         assert!(r.size() < 1024, "audit entry of {} bytes", r.size());
     }
     assert_eq!(entries[0].record.target, "20000 datasets");
-    assert_eq!(entries[2].record.kind, "answer");
+    assert_eq!(entries[2].record.kind, "session");
+    assert_eq!(entries[3].record.kind, "answer");
     assert_eq!(
         fedq_audit::verify(&fed.root.join("data/court-audit.db"))
             .unwrap()

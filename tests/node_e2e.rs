@@ -25,6 +25,7 @@ use fedq_policy::Value;
 use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use support::proof::ProvingChannel;
 use support::{rid, TestFederation};
 
 const TODAY: &str = "2026-11-27";
@@ -86,6 +87,7 @@ fn lookup(
         target,
         policy_version: "test".into(),
         date: day(TODAY),
+        proof: String::new(),
     })
 }
 
@@ -425,7 +427,7 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         Limits::default(),
     )
     .unwrap();
-    let court = client.channel("court", addr);
+    let court = ProvingChannel::new(client.channel("court", addr), &fed.pki);
     let ask = |req: NodeRequest| {
         let court = court.clone();
         async move { court.request(&req, Duration::from_secs(5)).await.unwrap() }
@@ -555,7 +557,8 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         assert!(!wire.contains(forbidden), "`{forbidden}` crossed the wire");
     }
 
-    // The audit log: chain intact, one entry per answer and the repair, no raw ID.
+    // The audit log: chain intact, one entry per answer, the repair and the requester's
+    // session, no raw ID.
     let out = fedq(&["audit", "verify", "--config", cfg]);
     assert!(
         out.status.success(),
@@ -563,7 +566,7 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("10 entries, chain intact"),
+        String::from_utf8_lossy(&out.stdout).contains("11 entries, chain intact"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -673,7 +676,7 @@ fn logs_no_personal_data(backend: Backend) {
             Limits::default(),
         )
         .unwrap();
-        let court = client.channel("court", addr);
+        let court = ProvingChannel::new(client.channel("court", addr), &fed.pki);
         for who in [&p.active, &p.expired] {
             let r = court
                 .request(
@@ -841,7 +844,7 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         Limits::default(),
     )
     .unwrap();
-    let court = client.channel("court", addr);
+    let court = ProvingChannel::new(client.channel("court", addr), &fed.pki);
     let ask = |who: &str| {
         let court = court.clone();
         let req = lookup(
@@ -974,7 +977,7 @@ async fn a_node_whose_postgres_store_is_unreachable_does_not_start() {
 /// A node of `config_path` serving on 127.0.0.1, and a coordinator's channel to it.
 struct Serving {
     client: NodeClient,
-    court: fedq_wire::transport::NodeChannel,
+    court: ProvingChannel,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -993,7 +996,7 @@ impl Serving {
             Limits::default(),
         )
         .unwrap();
-        let court = client.channel("court", addr);
+        let court = ProvingChannel::new(client.channel("court", addr), &fed.pki);
         Self {
             client,
             court,

@@ -99,6 +99,7 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
                 case_reference: Some(LICENSING_CASE.into()),
                 view: Some(view.into()),
                 datasets: None,
+                ..QueryRequest::default()
             };
             let (status, answer) = first.query(&q).await.unwrap();
             assert_eq!(status, 200, "{answer}");

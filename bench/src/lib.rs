@@ -30,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod fdw;
+pub mod proof;
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
@@ -292,6 +293,7 @@ fn query_for(fanout: usize, subject: String) -> QueryRequest {
         case_reference: Some(LICENSING_CASE.into()),
         view,
         datasets,
+        ..QueryRequest::default()
     }
 }
 
@@ -664,6 +666,27 @@ fn internals_section(
         json!(verify_per_s.round()),
     );
     figures.audit_appends_per_s = Some(appends_per_s.round());
+
+    // The requester proof (issue 14): public-key work once per session, a MAC per query.
+    let costs = proof::proof_costs(
+        &fed.layout.pki(),
+        "market-regulation.licensing",
+        "court",
+        200,
+        20_000,
+    )?;
+    println!(
+        "  request proof: {:.1} µs per check at a node (session cached); session open {:.0} µs at the node, {:.0} µs at the requester",
+        costs.check_us, costs.node_open_us, costs.requester_open_us
+    );
+    report.insert(
+        "request_proof_us".into(),
+        json!({
+            "check_per_node_per_query": round3(costs.check_us),
+            "session_open_node": round3(costs.node_open_us),
+            "session_open_requester": round3(costs.requester_open_us),
+        }),
+    );
     Ok(())
 }
 
@@ -971,11 +994,13 @@ async fn load_point(
 ) -> Result<Value, BenchError> {
     let mut conns = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        conns.push(
-            ApiConnection::connect(url, cert, key, ca)
-                .await
-                .map_err(err("connect"))?,
-        );
+        let mut conn = ApiConnection::connect(url, cert, key, ca)
+            .await
+            .map_err(err("connect"))?;
+        // Sessions with every node before anything is timed: a requester opens them once
+        // an hour, not per query.
+        conn.open_sessions().await.map_err(err("open sessions"))?;
+        conns.push(conn);
     }
     let warm_until = Instant::now() + Duration::from_secs(1);
     let stop_at = warm_until + Duration::from_secs(seconds);

@@ -146,7 +146,7 @@ fn compact(
     payload: &[u8],
     sign: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> String {
-    // A map of JSON values always serializes; an empty header would fail verification.
+    // A map of strings always serializes; an empty header would only fail to verify.
     let header = serde_json::to_vec(header).unwrap_or_default();
     let mut out = URL_SAFE_NO_PAD.encode(header);
     out.push('.');

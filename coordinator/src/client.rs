@@ -1,13 +1,18 @@
 //! `fedq query`: the command-line client of the requester API.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use fedq_certs::tls::Credentials;
+use fedq_certs::jws::CertificateKey;
+use fedq_certs::tls::{Credentials, TrustFiles};
+use fedq_certs::FederationTrust;
+use fedq_wire::proof::{self, PendingSession, Session, SessionGrant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{ServerName, UnixTime};
 
 use crate::query::QueryRequest;
 
@@ -73,10 +78,35 @@ pub enum ClientError {
 
 /// A kept-alive HTTPS connection to the requester API, authenticated by one requester
 /// certificate. `fedq query` uses one per run; load generators keep many.
+///
+/// Queries made with [`ApiConnection::query`] prove themselves to every node: on first
+/// use the connection lists the nodes (`GET /v1/nodes`) and opens a session with each
+/// (`POST /v1/sessions`, a grant signed with the requester's certificate key, the node's
+/// signed accept verified against the CA and CRL); then every query carries one fresh
+/// proof per node ([`fedq_wire::proof`]). Sessions are kept for their lifetime and
+/// re-opened a minute before they end; a node that could not open one is tried again
+/// [`SESSION_RETRY`] later and meanwhile not proven to (its part of the answer says why);
+/// a node that no longer knows its session (restarted) gets a new one and the query is
+/// sent once more.
 pub struct ApiConnection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     authority: String,
     url: String,
+    key: CertificateKey,
+    trust_files: TrustFiles,
+    sessions: Option<Sessions>,
+}
+
+/// How long after a node failed to open a session the next query tries again.
+pub const SESSION_RETRY: Duration = Duration::from_secs(1);
+
+/// A requester's sessions with the nodes, as one connection holds them.
+struct Sessions {
+    trust: FederationTrust,
+    nodes: Vec<String>,
+    open: BTreeMap<String, Session>,
+    /// Why a node has no session, and when that was found.
+    failed: BTreeMap<String, (String, Instant)>,
 }
 
 impl std::fmt::Debug for ApiConnection {
@@ -117,6 +147,7 @@ impl ApiConnection {
             reason,
         };
         let creds = Credentials::load(cert, key)?;
+        let signing_key = CertificateKey::from_credentials(&creds, &key_path_text(key))?;
         let ca_pem = std::fs::read(ca)
             .map_err(|e| ClientError::Usage(format!("cannot read --ca `{}`: {e}", ca.display())))?;
         let mut roots = rustls::RootCertStore::empty();
@@ -152,17 +183,230 @@ impl ApiConnection {
             sender,
             authority: format!("{host}:{port}"),
             url: url.to_owned(),
+            key: signing_key,
+            trust_files: TrustFiles {
+                ca: ca.to_owned(),
+                crl: fedq_certs::pki::crl_path(ca.parent().unwrap_or(Path::new("."))),
+                crl_grace: Duration::ZERO,
+            },
+            sessions: None,
         })
     }
 
-    /// Sends one query; returns the HTTP status and the JSON body.
+    /// The CRL that nodes' session accepts are checked against (default: `crl.pem`
+    /// beside the CA certificate).
+    pub fn with_crl(mut self, crl: &Path) -> Self {
+        crl.clone_into(&mut self.trust_files.crl);
+        self
+    }
+
+    /// Sends one query, proven to every node this connection holds a session with
+    /// (sessions opened or renewed first as needed); returns the HTTP status and the JSON
+    /// body. A node that answers "unknown session" gets a new session and the query is
+    /// sent once more, with fresh proofs. Any `proofs` in `query` are replaced.
     pub async fn query(
+        &mut self,
+        query: &QueryRequest,
+    ) -> Result<(u16, serde_json::Value), ClientError> {
+        let proven = self.prove(query).await?;
+        let (status, answer) = self.send_raw(&proven).await?;
+        let lost = lost_sessions(status, &answer);
+        if lost.is_empty() {
+            return Ok((status, self.explain_unproven(answer)));
+        }
+        if let Some(sessions) = self.sessions.as_mut() {
+            for node in &lost {
+                sessions.open.remove(node);
+                sessions.failed.remove(node);
+            }
+        }
+        let proven = self.prove(query).await?;
+        let (status, answer) = self.send_raw(&proven).await?;
+        Ok((status, self.explain_unproven(answer)))
+    }
+
+    /// `query` with this connection's proofs filled in, one fresh proof per node it holds
+    /// a live session with and `null` for the others (sessions opened or renewed first).
+    /// Each proof is good for one lookup: sending the result twice is a replay, which
+    /// every node refuses.
+    pub async fn prove(&mut self, query: &QueryRequest) -> Result<QueryRequest, ClientError> {
+        self.open_sessions().await?;
+        let mut proven = query.clone();
+        proven.proofs = BTreeMap::new();
+        // A query that cannot be valid goes without proofs: the coordinator says what is
+        // wrong with it.
+        let (Some(claims), Some(sessions)) = (query.proof_claims(), self.sessions.as_ref()) else {
+            return Ok(proven);
+        };
+        let now = UnixTime::now();
+        for node in &sessions.nodes {
+            let proof = match sessions.open.get(node) {
+                Some(session) if session.is_live(now) => {
+                    let nonce =
+                        proof::fresh_nonce().map_err(|e| ClientError::Usage(e.to_string()))?;
+                    Some(session.prove(&claims, now, &nonce))
+                }
+                _ => None,
+            };
+            proven.proofs.insert(node.clone(), proof);
+        }
+        Ok(proven)
+    }
+
+    /// Posts `query` as it is, `proofs` included, with no session handling and no retry.
+    pub async fn send_raw(
         &mut self,
         query: &QueryRequest,
     ) -> Result<(u16, serde_json::Value), ClientError> {
         let body = serde_json::to_vec(query).map_err(|e| ClientError::Usage(e.to_string()))?;
         self.call("POST", "/v1/query", "application/json", body)
             .await
+    }
+
+    /// Opens (or renews) a session with every node that needs one: never asked, ending
+    /// within a minute, or failed more than [`SESSION_RETRY`] ago. The first call lists
+    /// the nodes. Load generators call this before timing; queries call it themselves.
+    pub async fn open_sessions(&mut self) -> Result<(), ClientError> {
+        if self.sessions.is_none() {
+            let trust = FederationTrust::load(&self.trust_files).map_err(|e| {
+                ClientError::Usage(format!(
+                    "cannot load the CA and CRL that nodes' session accepts are checked against: {e}"
+                ))
+            })?;
+            let (status, body) = self
+                .call("GET", "/v1/nodes", "application/json", Vec::new())
+                .await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            let nodes = body
+                .get("nodes")
+                .and_then(|n| n.as_array())
+                .map(|n| {
+                    n.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.sessions = Some(Sessions {
+                trust,
+                nodes,
+                open: BTreeMap::new(),
+                failed: BTreeMap::new(),
+            });
+        }
+        let Some(sessions) = self.sessions.as_mut() else {
+            return Ok(());
+        };
+        let now = UnixTime::now();
+        let wanted: Vec<String> = sessions
+            .nodes
+            .iter()
+            .filter(|n| !sessions.open.get(*n).is_some_and(|s| s.is_live(now)))
+            .filter(|n| {
+                sessions
+                    .failed
+                    .get(*n)
+                    .is_none_or(|(_, at)| at.elapsed() >= SESSION_RETRY)
+            })
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let federation = self.key.identity().federation.clone();
+        let mut grants = serde_json::Map::new();
+        let mut pending: BTreeMap<String, PendingSession> = BTreeMap::new();
+        for node in &wanted {
+            let (grant, half) = SessionGrant::new(&self.key, &federation, node, now)
+                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            grants.insert(node.clone(), serde_json::Value::String(grant));
+            pending.insert(node.clone(), half);
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "grants": grants }))
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        let (status, answer) = self
+            .call("POST", "/v1/sessions", "application/json", body)
+            .await?;
+        let Some(sessions) = self.sessions.as_mut() else {
+            return Ok(());
+        };
+        let failed_at = Instant::now();
+        if status != 200 {
+            let why = format!(
+                "the coordinator refused to open sessions ({status}): {}",
+                answer.get("error").and_then(|e| e.as_str()).unwrap_or("")
+            );
+            for node in wanted {
+                sessions.open.remove(&node);
+                sessions.failed.insert(node, (why.clone(), failed_at));
+            }
+            return Ok(());
+        }
+        for (node, half) in pending {
+            let accept = answer
+                .pointer(&format!("/accepts/{node}"))
+                .and_then(|a| a.as_str());
+            let outcome = match accept {
+                Some(accept) => half
+                    .complete(accept, &sessions.trust, UnixTime::now())
+                    .map_err(|e| e.to_string()),
+                None => Err(answer
+                    .pointer(&format!("/failures/{node}"))
+                    .and_then(|f| f.as_str())
+                    .unwrap_or("the coordinator gave no answer for this node")
+                    .to_owned()),
+            };
+            match outcome {
+                Ok(session) => {
+                    sessions.failed.remove(&node);
+                    sessions.open.insert(node, session);
+                }
+                Err(why) => {
+                    sessions.open.remove(&node);
+                    sessions
+                        .failed
+                        .insert(node, (format!("no session: {why}"), failed_at));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes this connection holds a live session with.
+    pub fn session_nodes(&self) -> Vec<String> {
+        let now = UnixTime::now();
+        self.sessions
+            .iter()
+            .flat_map(|s| s.open.iter())
+            .filter(|(_, s)| s.is_live(now))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Puts this connection's own reason beside the coordinator's for every node that was
+    /// not asked because no session with it is open.
+    fn explain_unproven(&self, mut answer: serde_json::Value) -> serde_json::Value {
+        let Some(sessions) = &self.sessions else {
+            return answer;
+        };
+        for report in answer
+            .get_mut("nodes")
+            .and_then(|n| n.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            let node = report.get("node").and_then(|n| n.as_str()).unwrap_or("");
+            let said = report.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+            if let (true, Some((why, _))) = (
+                said.contains(crate::service::NOT_PROVEN),
+                sessions.failed.get(node),
+            ) {
+                let reason = format!("{said}; {why}");
+                report["reason"] = serde_json::Value::String(reason);
+            }
+        }
+        answer
     }
 
     /// One request on this connection; returns the HTTP status and the JSON body.
@@ -207,25 +451,63 @@ impl ApiConnection {
     }
 }
 
+/// The nodes an answer reports as holding no session its proof names (`unknown-session`).
+fn lost_sessions(status: u16, answer: &serde_json::Value) -> Vec<String> {
+    if status != 200 {
+        return Vec::new();
+    }
+    answer
+        .get("nodes")
+        .and_then(|n| n.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            r.get("proof_refused").and_then(|c| c.as_str())
+                == Some(proof::ProofRefusal::UnknownSession.code())
+        })
+        .filter_map(|r| r.get("node").and_then(|n| n.as_str()).map(str::to_owned))
+        .collect()
+}
+
+fn key_path_text(path: &Path) -> String {
+    path.display().to_string()
+}
+
+impl QueryArgs {
+    /// The query these arguments ask.
+    pub fn query(&self) -> QueryRequest {
+        QueryRequest {
+            subject: self.subject.clone(),
+            purpose: self.purpose.clone(),
+            legal_basis: self.basis.clone(),
+            consent: self.consent.clone(),
+            case_reference: self.case_reference.clone(),
+            view: self.view.clone(),
+            datasets: (!self.dataset.is_empty()).then(|| self.dataset.clone()),
+            ..QueryRequest::default()
+        }
+    }
+}
+
+/// Connects as [`ApiArgs`] say (`--crl` if given).
+pub async fn connect(a: &ApiArgs) -> Result<ApiConnection, ClientError> {
+    let conn = ApiConnection::connect(&a.coordinator, &a.cert, &a.key, &a.ca).await?;
+    Ok(match &a.crl {
+        Some(crl) => conn.with_crl(crl),
+        None => conn,
+    })
+}
+
 /// Sends one query on a new connection; returns the HTTP status and the JSON body.
 pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientError> {
-    let a = &args.api;
-    let mut conn = ApiConnection::connect(&a.coordinator, &a.cert, &a.key, &a.ca).await?;
-    let consent = args
+    let mut query = args.query();
+    query.consent = args
         .consent
         .as_deref()
         .map(crate::consent::token_arg)
         .transpose()
         .map_err(ClientError::Usage)?;
-    let query = QueryRequest {
-        subject: args.subject.clone(),
-        purpose: args.purpose.clone(),
-        legal_basis: args.basis.clone(),
-        consent,
-        case_reference: args.case_reference.clone(),
-        view: args.view.clone(),
-        datasets: (!args.dataset.is_empty()).then(|| args.dataset.clone()),
-    };
+    let mut conn = connect(&args.api).await?;
     conn.query(&query).await
 }
 
@@ -470,6 +752,10 @@ pub struct ApiArgs {
     /// The federation CA certificate.
     #[arg(long)]
     pub ca: PathBuf,
+    /// The federation's CRL, which nodes' session accepts are checked against (default:
+    /// `crl.pem` beside `--ca`).
+    #[arg(long)]
+    pub crl: Option<PathBuf>,
 }
 
 /// Arguments of `fedq policy publish`.

@@ -247,6 +247,54 @@ async fn post_query(
     }
 }
 
+/// `GET /v1/nodes`: requesters only.
+async fn get_nodes(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Response {
+    if let Some(r) = refused(&state, &peer, &[Role::Requester], SESSION_ROLE) {
+        return r;
+    }
+    let reply = state.coordinator.nodes();
+    json(reply.status, reply.body)
+}
+
+/// What a non-requester is told at `/v1/nodes` and `/v1/sessions`.
+const SESSION_ROLE: &str = "open sessions with nodes; use a requester certificate";
+
+/// `POST /v1/sessions`: the role first, then the body under its own cap and the body
+/// timeout, then the grants forwarded to their nodes.
+async fn post_sessions(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    request: Request,
+) -> Response {
+    if let Some(r) = refused(&state, &peer, &[Role::Requester], SESSION_ROLE) {
+        return r;
+    }
+    let version = request.version();
+    let limit = crate::service::MAX_SESSIONS_BODY;
+    let body = if declared_too_large(&request) {
+        Err(BodyFailure::TooLarge { drained: false })
+    } else {
+        read_body(request.into_body(), limit, state.body_timeout).await
+    };
+    match body {
+        Ok(body) => {
+            let reply = state.coordinator.open_sessions(&peer.identity, &body).await;
+            json(reply.status, reply.body)
+        }
+        Err(failure) => closing(
+            json(
+                failure.status(),
+                serde_json::json!({ "error": failure.reason(limit, state.body_timeout) }),
+            ),
+            version,
+            failure.closes(),
+        ),
+    }
+}
+
 async fn post_bundle(
     State(state): State<AppState>,
     Extension(peer): Extension<PeerCertificate>,
@@ -313,6 +361,8 @@ async fn health(State(state): State<AppState>) -> Response {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/query", post(post_query))
+        .route("/v1/nodes", get(get_nodes))
+        .route("/v1/sessions", post(post_sessions))
         .route("/v1/policy/bundles", post(post_bundle))
         .route("/v1/policy/status", get(policy_status))
         .route("/v1/openapi.json", get(openapi))

@@ -6,15 +6,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use fedq_policy::views::{SourceOutcome, ViewResult};
 use fedq_policy::{Engine, MinimizedAnswer, Summary};
 use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupTarget};
+use fedq_wire::proof::{ProofClaims, ProofRefusal, ProofTarget};
 use fedq_wire::transport::ChannelError;
 use fedq_wire::{NodeResponse, ResidentId};
 use serde::{Deserialize, Serialize};
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 16 * 1024;
+/// Largest request body accepted. A query carries one proof per node, each naming the
+/// whole target, so a dataset query to every department is several times its own size.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Longest proof accepted for one node, in bytes.
+pub const MAX_PROOF_LEN: usize = 8 * 1024;
+
+/// Most entries in `proofs` (and grants in a session request).
+pub const MAX_PROOFS: usize = 64;
 
 /// A query as a requester sends it (`POST /v1/query`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// The person's 18-character resident ID.
@@ -38,6 +46,13 @@ pub struct QueryRequest {
     /// Or datasets: `department.dataset` (all fields) or `department.dataset.field`.
     #[serde(default)]
     pub datasets: Option<Vec<String>>,
+    /// The requester's proof of this query to each node it asks (`node` → compact HS256
+    /// JWS, see [`fedq_wire::proof`]), forwarded to that node alone. `null` for a node the
+    /// requester holds no session with: that node is not asked and is reported
+    /// `unavailable`. A node the query asks that has no entry refuses the query (400).
+    /// [`crate::client::ApiConnection`] fills this in; callers leave it empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proofs: BTreeMap<String, Option<String>>,
 }
 
 /// A validated query.
@@ -57,6 +72,8 @@ pub struct ValidQuery {
     pub case_reference: Option<String>,
     /// What is asked.
     pub target: LookupTarget,
+    /// The requester's proofs per node (`None`: no session with that node).
+    pub proofs: BTreeMap<String, Option<String>>,
 }
 
 /// A query refused before anything was sent to any node.
@@ -71,7 +88,7 @@ pub enum QueryRefusal {
 }
 
 /// The fields a query body may have, in the order the API documents them.
-pub const QUERY_FIELDS: [&str; 7] = [
+pub const QUERY_FIELDS: [&str; 8] = [
     "subject",
     "purpose",
     "legal_basis",
@@ -79,6 +96,7 @@ pub const QUERY_FIELDS: [&str; 7] = [
     "case_reference",
     "view",
     "datasets",
+    "proofs",
 ];
 
 /// What kind of JSON value `v` is, for messages that must not quote it.
@@ -158,6 +176,51 @@ impl QueryRequest {
                 )))
             }
         };
+        let proofs = match map.get("proofs") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(items)) => {
+                if items.len() > MAX_PROOFS {
+                    return Err(malformed(format!(
+                        "`proofs` has {} entries; at most {MAX_PROOFS} are accepted",
+                        items.len()
+                    )));
+                }
+                let mut proofs = BTreeMap::new();
+                for (i, (node, proof)) in items.iter().enumerate() {
+                    let n = i + 1;
+                    if fedq_certs::identity::validate_name(node).is_err() {
+                        return Err(malformed(format!(
+                            "`proofs` entry {n} is not keyed by a node name (GET /v1/nodes lists them)"
+                        )));
+                    }
+                    let proof = match proof {
+                        Value::Null => None,
+                        Value::String(p) if !p.is_empty() && p.len() <= MAX_PROOF_LEN => {
+                            Some(p.clone())
+                        }
+                        Value::String(_) => {
+                            return Err(malformed(format!(
+                                "`proofs` entry {n} must be a compact JWS of 1 to {MAX_PROOF_LEN} bytes"
+                            )))
+                        }
+                        other => {
+                            return Err(malformed(format!(
+                                "`proofs` entry {n} must be a string (a compact JWS) or null, not {}",
+                                kind_of(other)
+                            )))
+                        }
+                    };
+                    proofs.insert(node.clone(), proof);
+                }
+                proofs
+            }
+            Some(other) => {
+                return Err(malformed(format!(
+                    "`proofs` must be an object of node name to proof, not {}",
+                    kind_of(other)
+                )))
+            }
+        };
         Ok(Self {
             subject: required("subject")?,
             purpose: required("purpose")?,
@@ -166,7 +229,38 @@ impl QueryRequest {
             case_reference: text("case_reference")?,
             view: text("view")?,
             datasets,
+            proofs,
         })
+    }
+
+    /// What a requester proves for this query ([`ProofClaims`] without `fed`, `node`,
+    /// `iat` and `nonce`, which [`fedq_wire::proof::Session::prove`] sets per node): the
+    /// fields exactly as [`QueryRequest::validate`] will hand them to the nodes — the
+    /// subject and texts trimmed, blanks dropped, dataset items grouped per dataset with
+    /// their fields sorted. `None` when the query cannot be valid (no subject, no target,
+    /// a dataset item of the wrong shape): the coordinator refuses it anyway.
+    pub fn proof_claims(&self) -> Option<ProofClaims> {
+        let subject = ResidentId::parse(self.subject.trim()).ok()?;
+        let nonblank = |o: &Option<String>| {
+            o.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let target = match (&self.view, &self.datasets) {
+            (Some(v), None) => LookupTarget::View(v.trim().to_owned()),
+            (None, Some(ds)) if !ds.is_empty() => LookupTarget::Datasets(group_datasets(ds).ok()?),
+            _ => return None,
+        };
+        Some(ProofClaims::new(
+            subject.as_str(),
+            self.purpose.trim(),
+            nonblank(&self.legal_basis).as_deref(),
+            // The API does not carry a case reference yet (issue 14, part C).
+            None,
+            nonblank(&self.consent).as_deref(),
+            ProofTarget::from(&target),
+        ))
     }
 
     /// Validates shape and names against the policy. A refusal names the kind of input
@@ -262,6 +356,7 @@ impl QueryRequest {
             consent,
             case_reference,
             target,
+            proofs: self.proofs,
         })
     }
 }
@@ -355,10 +450,42 @@ impl Recorded {
     }
 }
 
+/// Groups `department.dataset[.field]` items into per-dataset requests, datasets in
+/// order, fields sorted and deduplicated, `None` (every field) when any item names the
+/// dataset alone. The same grouping makes the lookups and the requester's proof of them.
+/// `Err(n)`: item `n` (from 1) is not of that shape.
+pub fn group_datasets(items: &[String]) -> Result<Vec<DatasetRequest>, usize> {
+    let mut by_dataset: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let parts: Vec<&str> = item.trim().split('.').collect();
+        let (dataset, field) = match parts.as_slice() {
+            [d, s] => (format!("{d}.{s}"), None),
+            [d, s, f] => (format!("{d}.{s}"), Some((*f).to_owned())),
+            _ => return Err(i + 1),
+        };
+        let entry = by_dataset
+            .entry(dataset)
+            .or_insert_with(|| Some(BTreeSet::new()));
+        match (entry.as_mut(), field) {
+            (Some(fields), Some(f)) => {
+                fields.insert(f);
+            }
+            (_, None) => *entry = None,
+            (None, Some(_)) => {}
+        }
+    }
+    Ok(by_dataset
+        .into_iter()
+        .map(|(dataset, fields)| DatasetRequest {
+            dataset,
+            fields: fields.map(|f| f.into_iter().collect()),
+        })
+        .collect())
+}
+
 /// Parses `department.dataset[.field]` items into per-dataset requests. Refusals say which
 /// item (by position) was wrong, never what it said.
 fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetRequest>, QueryRefusal> {
-    let mut by_dataset: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let n = i + 1;
         let parts: Vec<&str> = item.trim().split('.').collect();
@@ -390,24 +517,12 @@ fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetReques
                 )));
             }
         }
-        let entry = by_dataset
-            .entry(dataset)
-            .or_insert_with(|| Some(BTreeSet::new()));
-        match (entry.as_mut(), field) {
-            (Some(fields), Some(f)) => {
-                fields.insert(f);
-            }
-            (_, None) => *entry = None,
-            (None, Some(_)) => {}
-        }
     }
-    Ok(by_dataset
-        .into_iter()
-        .map(|(dataset, fields)| DatasetRequest {
-            dataset,
-            fields: fields.map(|f| f.into_iter().collect()),
-        })
-        .collect())
+    group_datasets(items).map_err(|n| {
+        QueryRefusal::Malformed(format!(
+            "`datasets` item {n} is not `department.dataset` or `department.dataset.field`"
+        ))
+    })
 }
 
 /// Per-node outcome, as the requester sees it. Never silently omitted.
@@ -446,6 +561,12 @@ pub struct NodeReport {
     pub reason: Option<String>,
     /// The datasets it was asked about.
     pub datasets: Vec<String>,
+    /// When the node refused the requester's proof: the refusal's code
+    /// ([`ProofRefusal::code`], e.g. `replayed`, `altered-purpose`). `unknown-session`
+    /// (the node holds no such session, e.g. after a restart) tells the requester to open
+    /// a new session with that node and retry once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_refused: Option<String>,
 }
 
 /// What was released for one dataset.
@@ -572,6 +693,7 @@ pub fn merge_node(
         status,
         reason,
         datasets: datasets.to_vec(),
+        proof_refused: None,
     };
     let unavailable = |sources: &mut BTreeMap<String, SourceOutcome>, why: &str| {
         for d in datasets {
@@ -631,10 +753,28 @@ pub fn merge_node(
             unavailable(sources, &message);
             report(NodeStatus::Unavailable, Some(message))
         }
+        // The node did not accept the requester's proof: nothing was read there. A session
+        // the node does not hold (restarted, expired) is for the requester to re-open, so
+        // the node is unavailable for this query, not denying it.
+        Ok(NodeResponse::ProofRefused { code, message }) => {
+            let message = format!("requester proof refused: {message}");
+            let status = if code == ProofRefusal::UnknownSession {
+                unavailable(sources, &message);
+                NodeStatus::Unavailable
+            } else {
+                unavailable(sources, &format!("denied: {message}"));
+                NodeStatus::Denied
+            };
+            NodeReport {
+                proof_refused: Some(code.code().to_owned()),
+                ..report(status, Some(message))
+            }
+        }
         Ok(
             NodeResponse::Pong { .. }
             | NodeResponse::PolicyInstalled { .. }
-            | NodeResponse::PolicyStatus(_),
+            | NodeResponse::PolicyStatus(_)
+            | NodeResponse::SessionOpened(_),
         ) => {
             let why = "node answered a lookup with something else".to_owned();
             unavailable(sources, &why);
@@ -678,6 +818,7 @@ mod tests {
             case_reference: None,
             view: Some("blacklist-check".into()),
             datasets: None,
+            proofs: BTreeMap::new(),
         };
         let max = fedq_wire::message::MAX_CONSENT_LEN;
         assert!(query("b".repeat(max)).validate(&engine).is_ok());
@@ -882,6 +1023,7 @@ mod tests {
                 format!("court.dishonest_debtors.{ID}"),
                 "tax.arrears".into(),
             ]),
+            proofs: BTreeMap::new(),
         };
         let recorded = Recorded::of(&sent, &engine);
         assert_eq!(
@@ -1103,5 +1245,201 @@ mod tests {
             serde_json::to_value(NodeStatus::Unverified).unwrap(),
             serde_json::json!("unverified")
         );
+    }
+
+    #[test]
+    fn proofs_are_parsed_bounded_and_refused_without_quoting_them() {
+        let base = |proofs: serde_json::Value| {
+            body(serde_json::json!({
+                "subject": ID, "purpose": "statistics", "view": "blacklist-check",
+                "proofs": proofs,
+            }))
+        };
+        let ok = QueryRequest::from_json(&base(serde_json::json!({
+            "court": "a.b.c", "tax": null
+        })))
+        .unwrap();
+        assert_eq!(ok.proofs.get("court"), Some(&Some("a.b.c".to_owned())));
+        assert_eq!(ok.proofs.get("tax"), Some(&None));
+        let cases = [
+            (
+                serde_json::json!({ format!("../{ID}"): "a.b.c" }),
+                "`proofs` entry 1 is not keyed by a node name",
+            ),
+            (
+                serde_json::json!({ "court": 1 }),
+                "`proofs` entry 1 must be a string (a compact JWS) or null, not a number",
+            ),
+            (
+                serde_json::json!({ "court": "" }),
+                "`proofs` entry 1 must be a compact JWS of 1 to 8192 bytes",
+            ),
+            (
+                serde_json::json!({ "court": "x".repeat(MAX_PROOF_LEN + 1) }),
+                "must be a compact JWS of 1 to",
+            ),
+            (
+                serde_json::json!([ID]),
+                "`proofs` must be an object of node name to proof, not a list",
+            ),
+        ];
+        for (proofs, want) in cases {
+            let err = QueryRequest::from_json(&base(proofs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "expected `{want}` in `{err}`");
+            assert!(!err.contains(ID), "{err}");
+        }
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_PROOFS)
+            .map(|i| (format!("n{i}"), serde_json::Value::Null))
+            .collect();
+        let err = QueryRequest::from_json(&base(serde_json::Value::Object(many)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 64 are accepted"), "{err}");
+    }
+
+    /// The claims a requester proves from its query are what each node is asked: the
+    /// node's own check (`fedq_wire::proof::check_request`) accepts every lookup the
+    /// coordinator makes of a validated query, whatever spacing, order or repetition the
+    /// requester typed.
+    #[test]
+    fn the_requester_s_claims_prove_exactly_the_lookups_the_coordinator_sends() {
+        use fedq_wire::proof::{check_request, ProvenRequest};
+        let engine = engine();
+        let queries = [
+            QueryRequest {
+                subject: format!(" {} ", ID.to_lowercase()),
+                purpose: " administrative-licensing ".into(),
+                legal_basis: Some(" 行政许可法 ".into()),
+                consent: Some("  ".into()),
+                view: Some(" blacklist-check ".into()),
+                ..QueryRequest::default()
+            },
+            QueryRequest {
+                subject: ID.into(),
+                purpose: "administrative-licensing".into(),
+                legal_basis: None,
+                consent: Some(" ref-1 ".into()),
+                datasets: Some(vec![
+                    "tax.arrears".into(),
+                    " court.dishonest_debtors.case_no".into(),
+                    "court.dishonest_debtors.listed_on".into(),
+                    "court.dishonest_debtors.case_no".into(),
+                    "court.enforcement_cases.case_no".into(),
+                    "court.enforcement_cases".into(),
+                ]),
+                ..QueryRequest::default()
+            },
+        ];
+        for request in queries {
+            let claims = request.proof_claims().expect("a valid query has claims");
+            let valid = request.validate(&engine).unwrap();
+            let proven = ProvenRequest {
+                sid: "s".into(),
+                requester: "market-regulation.licensing".into(),
+                serial: "01".into(),
+                claims: claims.clone(),
+            };
+            let plan = plan(&engine, &valid.target);
+            assert!(!plan.is_empty());
+            for (node, datasets) in &plan {
+                let lookup = fedq_wire::message::LookupRequest {
+                    query_id: "q".into(),
+                    subject: valid.subject.clone(),
+                    requester: "market-regulation.licensing".into(),
+                    purpose: valid.purpose.clone(),
+                    legal_basis: valid.legal_basis.clone(),
+                    consent: valid.consent.clone(),
+                    case_reference: None,
+                    target: target_for(&valid.target, datasets),
+                    policy_version: "1".into(),
+                    date: time::macros::date!(2026 - 11 - 20),
+                    proof: String::new(),
+                };
+                check_request(&proven, &lookup)
+                    .unwrap_or_else(|e| panic!("node {node} would refuse: {e}"));
+            }
+            // And a lookup that asks something else is not covered by them.
+            let mut other = claims;
+            other.purpose = "statistics".into();
+            let lookup = fedq_wire::message::LookupRequest {
+                query_id: "q".into(),
+                subject: valid.subject.clone(),
+                requester: "market-regulation.licensing".into(),
+                purpose: valid.purpose.clone(),
+                legal_basis: valid.legal_basis.clone(),
+                consent: valid.consent.clone(),
+                case_reference: None,
+                target: valid.target.clone(),
+                policy_version: "1".into(),
+                date: time::macros::date!(2026 - 11 - 20),
+                proof: String::new(),
+            };
+            assert!(check_request(
+                &ProvenRequest {
+                    sid: "s".into(),
+                    requester: "market-regulation.licensing".into(),
+                    serial: "01".into(),
+                    claims: other,
+                },
+                &lookup
+            )
+            .is_err());
+        }
+        // A query that cannot be valid has no claims (the coordinator refuses it).
+        assert!(QueryRequest {
+            subject: "123".into(),
+            view: Some("blacklist-check".into()),
+            ..QueryRequest::default()
+        }
+        .proof_claims()
+        .is_none());
+    }
+
+    #[test]
+    fn a_refused_proof_is_reported_with_its_code_and_an_unknown_session_is_unavailable() {
+        let d = "court.dishonest_debtors";
+        let refused = |code: ProofRefusal| {
+            let mut results = BTreeMap::new();
+            let mut sources = BTreeMap::new();
+            let r = merge_node(
+                "court",
+                &[d.to_owned()],
+                Ok(NodeResponse::ProofRefused {
+                    code,
+                    message: code.to_string(),
+                }),
+                &mut results,
+                &mut sources,
+            );
+            assert!(results.is_empty());
+            assert!(matches!(sources[d], SourceOutcome::Unavailable(_)));
+            r
+        };
+        let r = refused(ProofRefusal::Replayed);
+        assert_eq!(r.status, NodeStatus::Denied);
+        assert_eq!(r.proof_refused.as_deref(), Some("replayed"));
+        assert!(r.reason.unwrap().contains("already used"));
+        let r = refused(ProofRefusal::UnknownSession);
+        assert_eq!(r.status, NodeStatus::Unavailable);
+        assert_eq!(r.proof_refused.as_deref(), Some("unknown-session"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["proof_refused"], "unknown-session");
+        // A node that answered is reported without the field.
+        let (_, _, _) = status_of(lookup(vec![answer(d, 1, None)]));
+        let mut results = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        let ok = merge_node(
+            "court",
+            &[d.to_owned()],
+            lookup(vec![answer(d, 1, None)]),
+            &mut results,
+            &mut sources,
+        );
+        assert!(serde_json::to_value(&ok)
+            .unwrap()
+            .get("proof_refused")
+            .is_none());
     }
 }

@@ -426,6 +426,22 @@ impl Coordinator {
                 )
                 .await;
         }
+        // Every node this query will ask must be proven to (or explicitly left out with
+        // `null`): a query that forgot one is refused before any node is asked, rather
+        // than sent on with nothing the node would accept.
+        let plan = query::plan(engine, &query.target);
+        if let Some(reason) = self.unproven(&plan, &locally_denied, &query.proofs) {
+            return self
+                .refuse(
+                    decided,
+                    who,
+                    query_id,
+                    Refusal::Malformed(reason),
+                    recorded,
+                    &subject,
+                )
+                .await;
+        }
         let rate = match self.limiter.lock() {
             Ok(mut limiter) => limiter
                 .check(who, time::OffsetDateTime::now_utc())
@@ -445,8 +461,7 @@ impl Coordinator {
                 .await;
         }
 
-        // Plan and fan out.
-        let plan = query::plan(engine, &query.target);
+        // Fan out.
         let deadline = self.config.deadline;
         let policy_version = label.clone();
         let mut reports: Vec<NodeReport> = Vec::new();
@@ -473,9 +488,24 @@ impl Coordinator {
                     status: NodeStatus::Denied,
                     reason: Some(why),
                     datasets: datasets.clone(),
+                    proof_refused: None,
                 });
                 continue;
             }
+            // `unproven` saw to it that every node asked has an entry.
+            let Some(Some(proof)) = query.proofs.get(node).cloned() else {
+                reports.push(query::merge_node(
+                    node,
+                    &asked,
+                    Err(ChannelError::Unavailable {
+                        node: node.clone(),
+                        reason: NOT_PROVEN.into(),
+                    }),
+                    &mut results,
+                    &mut sources,
+                ));
+                continue;
+            };
             let Some(channel) = self.channels.get(node).cloned() else {
                 let merged = query::merge_node(
                     node,
@@ -503,6 +533,8 @@ impl Coordinator {
                 target: query::target_for(&query.target, &asked),
                 policy_version: policy_version.clone(),
                 date: today,
+                // The requester's proof for this node alone; the node checks it itself.
+                proof,
             });
             let node = node.clone();
             asks.push(async move {
@@ -595,6 +627,185 @@ impl Coordinator {
         }
     }
 }
+
+/// Why a node the requester left out of `proofs` (with `null`) was not asked.
+pub const NOT_PROVEN: &str =
+    "not asked: the requester holds no session with this node, so sent no proof for it";
+
+impl Coordinator {
+    /// Why `proofs` cannot carry this query, if it cannot: it names a node this
+    /// coordinator does not know, or lacks an entry for a node the plan asks. The message
+    /// names only configured nodes, never a key that was sent.
+    fn unproven(
+        &self,
+        plan: &BTreeMap<String, Vec<String>>,
+        locally_denied: &BTreeMap<String, String>,
+        proofs: &BTreeMap<String, Option<String>>,
+    ) -> Option<String> {
+        if proofs.keys().any(|n| !self.channels.contains_key(n)) {
+            return Some(
+                "`proofs` names a node this coordinator does not know; GET /v1/nodes lists them"
+                    .into(),
+            );
+        }
+        let missing: Vec<&str> = plan
+            .iter()
+            .filter(|(_, ds)| ds.iter().any(|d| !locally_denied.contains_key(d)))
+            .map(|(node, _)| node.as_str())
+            .filter(|node| self.channels.contains_key(*node) && !proofs.contains_key(*node))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the query carries no requester proof for node(s) {} which it asks; open a session with each (POST /v1/sessions) and send `proofs` with one per node (`fedq query` does this), or null for a node to leave unasked",
+            missing.join(", ")
+        ))
+    }
+
+    /// `GET /v1/nodes`: the nodes a requester may open sessions with.
+    pub fn nodes(&self) -> Reply {
+        Reply {
+            status: 200,
+            body: serde_json::json!({ "nodes": self.channels.keys().collect::<Vec<_>>() }),
+        }
+    }
+
+    /// Handles one `POST /v1/sessions` body from an authenticated requester:
+    /// `{"grants": {node: grant}}`. Each grant goes as it came to its node
+    /// ([`NodeRequest::OpenSession`]), which verifies it itself; the answer holds each
+    /// node's accept, or why it did not open. The coordinator cannot read or make the
+    /// session keys. An audit entry records who opened sessions where (never a token).
+    pub async fn open_sessions(&self, requester: &Identity, body: &[u8]) -> Reply {
+        let id = random_id();
+        let grants = match parse_grants(body, |n| self.channels.contains_key(n)) {
+            Ok(g) => g,
+            Err(reason) => {
+                self.audit_sessions(
+                    requester,
+                    &id,
+                    serde_json::json!({ "http": 400, "refused": reason }),
+                )
+                .await;
+                return Reply::error(400, reason, &id);
+            }
+        };
+        let deadline = self.config.deadline;
+        let asks = grants.into_iter().filter_map(|(node, grant)| {
+            let channel = self.channels.get(&node).cloned()?;
+            Some(async move {
+                let answer = channel
+                    .request(&NodeRequest::OpenSession(grant), deadline)
+                    .await;
+                (node, answer)
+            })
+        });
+        let mut accepts = BTreeMap::new();
+        let mut failures = BTreeMap::new();
+        let mut outcome = BTreeMap::new();
+        for (node, answer) in futures_util::future::join_all(asks).await {
+            let failure = match answer {
+                Ok(NodeResponse::SessionOpened(accept)) => {
+                    accepts.insert(node.clone(), accept);
+                    outcome.insert(node, "opened");
+                    continue;
+                }
+                Ok(NodeResponse::Refused { rationale }) => format!("refused: {rationale}"),
+                Ok(NodeResponse::Failed { message, .. }) => message,
+                Ok(_) => "the node answered a session grant with something else".to_owned(),
+                Err(e) => format!("not reached: {e}"),
+            };
+            metrics::counter!("fedq_sessions_failed_total", "node" => node.clone()).increment(1);
+            failures.insert(node.clone(), failure);
+            outcome.insert(node, "failed");
+        }
+        self.audit_sessions(
+            requester,
+            &id,
+            serde_json::json!({ "http": 200, "nodes": outcome }),
+        )
+        .await;
+        Reply {
+            status: 200,
+            body: serde_json::json!({ "accepts": accepts, "failures": failures }),
+        }
+    }
+
+    async fn audit_sessions(&self, requester: &Identity, id: &str, outcome: serde_json::Value) {
+        let record = AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: "session".into(),
+            query_id: id.to_owned(),
+            requester: requester.name.clone(),
+            purpose: "-".into(),
+            legal_basis: None,
+            subject: "-".into(),
+            target: "sessions".into(),
+            outcome: outcome.to_string(),
+            policy_version: self.policy.current().label(),
+            case_reference: None,
+            consent_id: None,
+            node_query_ids: Default::default(),
+        };
+        if let Err(e) = self.audit.append(record).await {
+            tracing::error!(error = %e, "audit log unavailable while registering sessions");
+        }
+    }
+}
+
+/// Largest `POST /v1/sessions` body (a grant carries the requester's certificate).
+pub const MAX_SESSIONS_BODY: usize = 64 * 1024;
+
+/// Parses `{"grants": {node: grant}}`. A refusal says what was wrong, never what was sent.
+fn parse_grants(
+    body: &[u8],
+    known: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, String>, String> {
+    use serde_json::Value;
+    let shape = "send {\"grants\": {NODE: GRANT}} with one session grant (a compact JWS) per node";
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| format!("the body is not a JSON document; {shape}"))?;
+    let Value::Object(map) = value else {
+        return Err(format!("the body is not a JSON object; {shape}"));
+    };
+    if map.len() != 1 {
+        return Err(format!(
+            "a session request has the one field `grants`; {shape}"
+        ));
+    }
+    let Some(Value::Object(grants)) = map.get("grants") else {
+        return Err(format!("`grants` must be an object; {shape}"));
+    };
+    if grants.is_empty() || grants.len() > query::MAX_PROOFS {
+        return Err(format!(
+            "`grants` must name 1 to {} nodes; {shape}",
+            query::MAX_PROOFS
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (i, (node, grant)) in grants.iter().enumerate() {
+        let n = i + 1;
+        if !known(node) {
+            return Err(format!(
+                "`grants` entry {n} names a node this coordinator does not know; GET /v1/nodes lists them"
+            ));
+        }
+        match grant {
+            Value::String(g) if !g.is_empty() && g.len() <= MAX_GRANT_LEN => {
+                out.insert(node.clone(), g.clone());
+            }
+            _ => {
+                return Err(format!(
+                    "`grants` entry {n} must be a compact JWS string of 1 to {MAX_GRANT_LEN} bytes"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Longest session grant forwarded, in bytes.
+pub const MAX_GRANT_LEN: usize = 8 * 1024;
 
 impl Coordinator {
     /// Handles one `POST /v1/policy/bundles` body from an authenticated officer or
@@ -827,3 +1038,46 @@ pub const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long graceful shutdown waits for in-flight queries.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_request_names_known_nodes_with_one_bounded_grant_each() {
+        let known = |n: &str| n == "court" || n == "tax";
+        let ok = parse_grants(br#"{"grants":{"court":"a.b.c","tax":"d.e.f"}}"#, known).unwrap();
+        assert_eq!(ok.len(), 2);
+        let id = "430102198001011233";
+        let long = format!(
+            r#"{{"grants":{{"court":"{}"}}}}"#,
+            "x".repeat(MAX_GRANT_LEN + 1)
+        );
+        let cases = [
+            (
+                format!(r#"{{"grants":{{"{id}":"a.b.c"}}}}"#),
+                "names a node this coordinator does not know",
+            ),
+            (
+                r#"{"grants":{"court":7}}"#.to_owned(),
+                "must be a compact JWS string",
+            ),
+            (long, "must be a compact JWS string of 1 to 8192 bytes"),
+            (
+                r#"{"grants":{}}"#.to_owned(),
+                "`grants` must name 1 to 64 nodes",
+            ),
+            (
+                format!(r#"{{"grants":{{"court":"a"}},"{id}":1}}"#),
+                "the one field `grants`",
+            ),
+            (format!(r#"["{id}"]"#), "not a JSON object"),
+            (format!(r#"{{"{id}"#), "not a JSON document"),
+        ];
+        for (body, want) in cases {
+            let err = parse_grants(body.as_bytes(), known).unwrap_err();
+            assert!(err.contains(want), "expected `{want}` in `{err}`");
+            assert!(!err.contains(id) && !err.contains("xxxx"), "{err}");
+        }
+    }
+}

@@ -608,6 +608,7 @@ pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
             cert: pki.join(format!("{}.crt", q.requester)),
             key: pki.join(format!("{}.key", q.requester)),
             ca: pki.join("ca.crt"),
+            crl: None,
         },
         subject: q.subject.clone(),
         purpose: q.purpose.clone(),
@@ -619,6 +620,44 @@ pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
         json: true,
     };
     client::send(&args).await.map_err(|e| e.to_string())
+}
+
+/// Sends `q` once, proven as `fedq query` proves it, and then re-posts the very same
+/// body (the same proofs) over the raw API, as a coordinator replaying a query it saw
+/// would: returns the answer to the replay.
+pub async fn replay(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+    let pki = fed.layout.pki();
+    let mut conn = client::ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join(format!("{}.crt", q.requester)),
+        &pki.join(format!("{}.key", q.requester)),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let query = fedq_coordinator::query::QueryRequest {
+        subject: q.subject.clone(),
+        purpose: q.purpose.clone(),
+        legal_basis: q.basis.clone(),
+        consent: q.consent.clone(),
+        view: q.view.clone(),
+        datasets: (!q.datasets.is_empty()).then(|| q.datasets.clone()),
+        ..Default::default()
+    };
+    let proven = conn.prove(&query).await.map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&proven).map_err(|e| e.to_string())?;
+    let (status, first) = conn
+        .call("POST", "/v1/query", "application/json", body.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!(
+            "the original query was not answered ({status}): {first}"
+        ));
+    }
+    conn.call("POST", "/v1/query", "application/json", body)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn node_status<'a>(answer: &'a Value, node: &str) -> Option<&'a str> {
@@ -951,6 +990,7 @@ async fn approve_policy_change(fed: &Federation) -> Result<Value, String> {
             cert: pki.join("officer-wang.crt"),
             key: pki.join("officer-wang.key"),
             ca: pki.join("ca.crt"),
+            crl: None,
         },
     };
     match client::publish(&args).await {
@@ -993,6 +1033,24 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
             expect(listings >= 1, "expected at least one active listing")?;
             expect(node_status(a, "court") == Some("answered"), "expected court: answered")?;
             releases_only_the_view(a)
+        },
+    );
+
+    let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
+    run(
+        "Refused replay: whoever holds the coordinator re-sends the same signed query, proofs and all — every department sees a proof already used, refuses it (audited), and releases nothing",
+        replay(fed, &q).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let nodes = a.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+            expect(!nodes.is_empty(), "expected the departments to be asked")?;
+            expect(
+                nodes.iter().all(|n| n.get("proof_refused").and_then(Value::as_str) == Some("replayed")),
+                "expected every department to refuse the replayed proof",
+            )?;
+            expect(node_status(a, "court") == Some("denied"), "expected court: denied")?;
+            let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
+            expect(listings == 0, "expected nothing released")
         },
     );
 
@@ -1318,10 +1376,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             fed.scenario.blacklisted.resident_id
         );
         println!(
-            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/query -H 'content-type: application/json' \\\n      -d '{{\"subject\":\"{id}\",\"purpose\":\"administrative-licensing\",\"legal_basis\":\"{LICENSING_BASIS}\",\"case_reference\":\"{LICENSING_CASE}\",\"view\":\"green-channel\"}}'\n",
+            "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/nodes   # the nodes a requester opens sessions with; a query without the requester's\n      # per-node proofs is refused 400 (fedq query makes them; see the operator guide, \"Request proofs\")\n",
             p = pki.display(),
             port = fed.coordinator.port(),
-            id = fed.scenario.clean.resident_id
         );
         println!(
             "  cargo run --release -- consent issue --dir {p} --authority {CONSENT_AUTHORITY} --subject {id} \\\n      --requester {SELF_QUERY_OFFICE} --purpose self-query --target view:credit-report --valid-for 1h --uses 1 --out consent.jwt\n  cargo run --release -- query --coordinator https://{c} --cert {p}/{SELF_QUERY_OFFICE}.crt --key {p}/{SELF_QUERY_OFFICE}.key --ca {p}/ca.crt \\\n      --subject {id} --purpose self-query --view credit-report --consent @consent.jwt   # again: every department refuses it, used up\n",

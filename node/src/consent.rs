@@ -237,6 +237,7 @@ mod tests {
             legal_basis: None,
             consent: Some(consent),
             case_reference: None,
+            proof: String::new(),
             target,
             policy_version: "-".into(),
             date: time::OffsetDateTime::now_utc().date(),

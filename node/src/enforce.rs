@@ -415,6 +415,7 @@ mod tests {
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
+            proof: String::new(),
         }
     }
 
@@ -493,6 +494,7 @@ mod tests {
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
+            proof: String::new(),
         }
     }
 

@@ -1,5 +1,8 @@
 //! `fedq node serve`: the node's QUIC endpoint. For each lookup: check its shape
-//! ([`crate::enforce::check_lookup`]) and the requester's rate limit (the policy's, counted
+//! ([`crate::enforce::check_lookup`]), the requester's proof (its session with this node,
+//! opened by [`NodeRequest::OpenSession`]; [`fedq_wire::proof::ProofGate::check`] — a
+//! failure is refused and audited before anything is read, and the requester the session
+//! proves is the one audited), the requester's rate limit (the policy's, counted
 //! again here so a coordinator that was taken over is still throttled), the names against
 //! its own policy, the lookup's consent token if it carries one ([`crate::consent`]: its
 //! signer, validity, claims and the uses left here), read the subject's
@@ -10,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
@@ -18,7 +22,10 @@ use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::Catalogue;
 use fedq_wire::message::{FailureCode, LookupRequest, PolicyState, MAX_DATE_SKEW_DAYS};
-use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError};
+use fedq_wire::proof::{
+    ProofGate, ProvenRequest, Refused, UnixTime, DEFAULT_REPLAY_ENTRIES, DEFAULT_SESSIONS,
+};
+use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError, TrustView};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::attach::{AttachError, Attached};
@@ -192,7 +199,17 @@ impl Node {
             }
         }
         let limiter = RateLimiter::second_counter(self.policy.current().engine.policy());
+        let trust = self.endpoint.trust_view();
+        let gate = ProofGate::new(
+            &trust.identity().federation,
+            &self.config.name,
+            DEFAULT_SESSIONS,
+            DEFAULT_REPLAY_ENTRIES,
+        );
         let ctx = Arc::new(Context {
+            seen_generation: AtomicU64::new(trust.generation()),
+            gate,
+            trust,
             limiter: Mutex::new(limiter),
             max_answer_len: self.max_answer_len,
             node: self.config.name.clone(),
@@ -202,7 +219,7 @@ impl Node {
             attached: self.attached,
             audit: self.audit,
             pseudonyms: self.pseudonyms,
-            trust: self.endpoint.trust(),
+            consent_trust: self.endpoint.trust(),
             consent_uses: self.consent_uses,
             config: self.config,
         });
@@ -220,6 +237,9 @@ impl Node {
                     NodeRequest::PolicyStatus => {
                         NodeResponse::PolicyStatus(policy_state(&ctx.policy.status()))
                     }
+                    NodeRequest::OpenSession(grant) => {
+                        ctx.open_session(&peer.identity.name, &grant).await
+                    }
                 }
             })
         });
@@ -228,6 +248,12 @@ impl Node {
 }
 
 struct Context {
+    /// Requesters' sessions with this node and the proofs already seen.
+    gate: ProofGate,
+    /// The CA, CRL and certificate key in force (kept current by the endpoint's reloads).
+    trust: TrustView,
+    /// The reload generation whose CRL the sessions were last checked against.
+    seen_generation: AtomicU64,
     /// The policy's per-requester limits, counted again here: a coordinator that was
     /// taken over is throttled all the same.
     limiter: Mutex<RateLimiter>,
@@ -241,7 +267,7 @@ struct Context {
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     /// The CA and CRL the endpoint keeps current: consent tokens are verified against it.
-    trust: Arc<RwLock<FederationTrust>>,
+    consent_trust: Arc<RwLock<FederationTrust>>,
     consent_uses: ConsentUses,
     config: NodeConfig,
 }
@@ -254,7 +280,7 @@ impl Context {
         request: &LookupRequest,
         now: i64,
     ) -> Result<Option<fedq_certs::consent::Consent>, ConsentRefusal> {
-        match self.trust.read() {
+        match self.consent_trust.read() {
             Ok(trust) => crate::consent::verify(&trust, request, now),
             Err(_) => Err(ConsentRefusal {
                 jti: None,
@@ -270,7 +296,7 @@ impl Context {
     fn consent_id(&self, request: &LookupRequest) -> Option<String> {
         let token = request.consent.as_deref()?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let trust = self.trust.read().ok()?;
+        let trust = self.consent_trust.read().ok()?;
         trust
             .verify_consent(token, now, false)
             .ok()
@@ -510,11 +536,160 @@ impl Context {
             .map(str::to_owned)
     }
 
+    /// After a CRL reload, ends the sessions of certificates it revokes (a proof is also
+    /// checked against the CRL in force every time; this frees their slots at once).
+    fn close_revoked_sessions(&self) {
+        let generation = self.trust.generation();
+        if self.seen_generation.swap(generation, Ordering::AcqRel) != generation {
+            let closed = self
+                .gate
+                .close_revoked(|serial| self.trust.is_revoked(serial));
+            if closed > 0 {
+                tracing::warn!(closed, "sessions of revoked requester certificates ended");
+            }
+        }
+    }
+
+    /// Answers a requester's session grant, forwarded by `coordinator`: verified against
+    /// the CA and CRL here, the accept signed with this node's own certificate key. Both an
+    /// opened and a refused session are audited; a refusal names no requester (none is
+    /// proven) and quotes nothing of the grant.
+    async fn open_session(&self, coordinator: &str, grant: &str) -> NodeResponse {
+        self.close_revoked_sessions();
+        let unavailable = || NodeResponse::Failed {
+            code: FailureCode::Unavailable,
+            message: format!(
+                "node `{}`: its certificate key or CRL is unavailable; retry later",
+                self.node
+            ),
+        };
+        let Some(signer) = self.trust.signer() else {
+            return unavailable();
+        };
+        let now = UnixTime::now();
+        let Some(opened) = self
+            .trust
+            .with_trust(|trust| self.gate.open(grant, trust, &signer, now))
+        else {
+            return unavailable();
+        };
+        let record = |kind: &str, requester: String, outcome: serde_json::Value| AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: kind.into(),
+            query_id: "-".into(),
+            requester,
+            purpose: "-".into(),
+            legal_basis: None,
+            subject: "-".into(),
+            target: "session".into(),
+            outcome: outcome.to_string(),
+            policy_version: self.policy.current().label(),
+            case_reference: None,
+            consent_id: None,
+            node_query_ids: Default::default(),
+        };
+        match opened {
+            Ok((accept, requester)) => {
+                let entry = record(
+                    "session",
+                    requester,
+                    serde_json::json!({ "session": "opened", "coordinator": coordinator }),
+                );
+                if let Err(e) = self.audit.append(entry).await {
+                    tracing::error!(error = %e, "audit log unavailable; session accept withheld");
+                    return NodeResponse::Failed {
+                        code: FailureCode::Unavailable,
+                        message: format!(
+                            "node `{}`: its audit log is unavailable, so no session is opened",
+                            self.node
+                        ),
+                    };
+                }
+                NodeResponse::SessionOpened(accept)
+            }
+            Err(refusal) => {
+                tracing::warn!(coordinator, reason = %refusal, "session grant refused");
+                let entry = record(
+                    "refusal",
+                    "-".into(),
+                    serde_json::json!({ "session_refused": refusal.to_string(), "coordinator": coordinator }),
+                );
+                if let Err(e) = self.audit.append(entry).await {
+                    tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+                }
+                NodeResponse::Refused {
+                    rationale: format!("node `{}`: {refusal}", self.node),
+                }
+            }
+        }
+    }
+
+    /// Checks the lookup's requester proof before anything is read. A refusal is audited
+    /// with the requester the session proves (or none, `-`) and nothing of the lookup but
+    /// its subject's pseudonym; the answer is the typed [`NodeResponse::ProofRefused`].
+    async fn check_proof(
+        &self,
+        coordinator: &str,
+        request: &LookupRequest,
+    ) -> Result<ProvenRequest, NodeResponse> {
+        // Revocation is checked per proof against the CRL in force (and ends the session
+        // there, answered `Revoked`); sessions are swept after reloads when one opens.
+        let checked = self.gate.check(
+            request,
+            |serial| self.trust.is_revoked(serial),
+            UnixTime::now(),
+        );
+        let Refused {
+            reason,
+            proven_requester,
+        } = match checked {
+            Ok(proven) => return Ok(proven),
+            Err(refused) => refused,
+        };
+        tracing::warn!(
+            coordinator,
+            refusal = reason.code(),
+            "lookup refused: its requester proof does not hold"
+        );
+        let entry = AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: "refusal".into(),
+            query_id: "-".into(),
+            requester: proven_requester.unwrap_or_else(|| "-".into()),
+            purpose: "-".into(),
+            legal_basis: None,
+            subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+            target: "-".into(),
+            outcome: serde_json::json!({
+                "refused": "requester proof",
+                "proof": reason.code(),
+                "coordinator": coordinator,
+            })
+            .to_string(),
+            policy_version: self.policy.current().label(),
+            case_reference: None,
+            consent_id: None,
+            node_query_ids: Default::default(),
+        };
+        if let Err(e) = self.audit.append(entry).await {
+            tracing::error!(error = %e, "audit log unavailable while registering a refusal");
+        }
+        Err(NodeResponse::ProofRefused {
+            code: reason,
+            message: format!("node `{}`: {reason}", self.node),
+        })
+    }
+
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
         if let Err(why) = crate::enforce::check_lookup(&request) {
             tracing::warn!(coordinator, reason = %why, "lookup refused for its shape");
             return self.refuse_lookup(coordinator, &request, why, true).await;
         }
+        // Nothing is read, counted or decided for a lookup whose requester did not prove it.
+        let proven = match self.check_proof(coordinator, &request).await {
+            Ok(proven) => proven,
+            Err(refused) => return refused,
+        };
         let limited = match self.limiter.lock() {
             Ok(mut limiter) => limiter
                 .check(&request.requester, time::OffsetDateTime::now_utc())
@@ -643,7 +818,8 @@ impl Context {
             at: time::OffsetDateTime::now_utc(),
             kind: "answer".into(),
             query_id: request.query_id.clone(),
-            requester: request.requester.clone(),
+            // The requester the session proves (the lookup's, once the proof held).
+            requester: proven.requester,
             purpose: request.purpose.clone(),
             legal_basis: request.legal_basis.clone(),
             case_reference: policy

@@ -162,3 +162,5 @@ pub fn node_query_ids(
         .map(|e| (e.record.query_id, e.record.node_query_ids))
         .collect()
 }
+
+pub mod proof;

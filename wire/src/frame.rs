@@ -17,7 +17,9 @@ use serde::Serialize;
 pub const MAGIC: [u8; 2] = *b"FQ";
 /// The framing and message version this build speaks. 2: a lookup carries the
 /// coordinator's date (`LookupRequest::date`), so version-1 peers cannot decode it.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// 3: a lookup carries the requester's proof and the case reference, and sessions open
+/// over `OpenSession` (issue 14).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7;
 /// Default largest payload accepted (1 MiB).
@@ -138,7 +140,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = encode(&NodeRequest::Ping).unwrap();
-        assert_eq!(&bytes[..3], b"FQ\x02");
+        assert_eq!(&bytes[..3], b"FQ\x03");
         let back: NodeRequest = decode(&bytes, MAX_FRAME_LEN).unwrap();
         assert_eq!(back, NodeRequest::Ping);
     }
@@ -155,19 +157,16 @@ mod tests {
             decode::<NodeResponse>(&bad_magic, MAX_FRAME_LEN),
             Err(FrameError::BadMagic)
         );
-        // A version-1 peer's frame (a lookup without the coordinator's date) is refused.
-        let mut v1 = good.clone();
-        v1[2] = 1;
-        assert_eq!(
-            decode::<NodeResponse>(&v1, MAX_FRAME_LEN),
-            Err(FrameError::UnsupportedVersion(1))
-        );
-        let mut v3 = good.clone();
-        v3[2] = 3;
-        assert_eq!(
-            decode::<NodeResponse>(&v3, MAX_FRAME_LEN),
-            Err(FrameError::UnsupportedVersion(3))
-        );
+        // A version-1 peer's frame (a lookup without the coordinator's date) and a
+        // version-2 peer's (a lookup without the requester's proof) are refused.
+        for old in [1, 2, 4] {
+            let mut frame = good.clone();
+            frame[2] = old;
+            assert_eq!(
+                decode::<NodeResponse>(&frame, MAX_FRAME_LEN),
+                Err(FrameError::UnsupportedVersion(old))
+            );
+        }
         assert!(matches!(
             decode::<NodeResponse>(&good, 3),
             Err(FrameError::TooLarge { max: 3, .. })

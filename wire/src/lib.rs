@@ -3,6 +3,8 @@
 //! - [`frame`]: the versioned, length-prefixed binary framing (a plain function pair,
 //!   testable without a network);
 //! - [`message`]: what a coordinator may ask a node and what a node answers;
+//! - [`proof`]: the requester's proof of who asks — the session a requester opens with each
+//!   node and the per-query MAC the node checks itself (pure: no sockets, no clocks);
 //! - [`transport`]: QUIC with mutual TLS (quinn + rustls on ring): the node's accept loop,
 //!   the coordinator's pooled channel per node, limits, and hot reload of certificates and
 //!   the CRL.
@@ -11,6 +13,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod proof;
 pub mod resident_id;
 pub mod transport;
 

@@ -7,9 +7,13 @@
 use fedq_policy::MinimizedAnswer;
 use serde::{Deserialize, Serialize};
 
+use crate::proof::ProofRefusal;
 use crate::resident_id::ResidentId;
 
 /// A coordinator's request to a node.
+// A lookup is the common request and is moved once per stream; boxing it would only add
+// an allocation to the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeRequest {
     /// Liveness and authentication check: answers with the node's name.
@@ -21,6 +25,10 @@ pub enum NodeRequest {
     InstallPolicy(String),
     /// Which policy version the node runs, and why the last bundle offered was refused.
     PolicyStatus,
+    /// A requester's session grant (compact ES256 JWS, [`crate::proof::GRANT_TYP`]),
+    /// forwarded as it came. The node verifies it itself and answers
+    /// [`NodeResponse::SessionOpened`], or [`NodeResponse::Refused`] with one line.
+    OpenSession(String),
 }
 
 /// Longest text (query id, requester, purpose, legal basis, case reference,
@@ -68,6 +76,12 @@ pub struct LookupRequest {
     /// [`MAX_DATE_SKEW_DAYS`], because a node whose clock is off would apply the
     /// statutory window to the wrong day.
     pub date: time::Date,
+    /// The requester's proof of this query to this node: a compact HS256 JWS
+    /// ([`crate::proof::REQUEST_TYP`]) under the session it opened with the node, over
+    /// everything above the node acts on. The node checks it before reading anything
+    /// ([`crate::proof::ProofGate::check`]) and answers [`NodeResponse::ProofRefused`] if
+    /// it does not hold; the requester it proves is the one the node audits.
+    pub proof: String,
 }
 
 /// How many days a node's date may differ from the coordinator's before the node refuses
@@ -176,6 +190,18 @@ pub enum NodeResponse {
     },
     /// Answer to [`NodeRequest::PolicyStatus`].
     PolicyStatus(PolicyState),
+    /// Answer to [`NodeRequest::OpenSession`]: the node's session accept (compact ES256
+    /// JWS, [`crate::proof::ACCEPT_TYP`]) for the requester to verify.
+    SessionOpened(String),
+    /// The lookup's requester proof does not hold; nothing was read or released, and the
+    /// refusal is in the node's audit log. [`ProofRefusal::UnknownSession`] tells the
+    /// requester to open a new session and retry once; every other code is final.
+    ProofRefused {
+        /// Why, typed.
+        code: ProofRefusal,
+        /// One line (the code's message); never quotes a value.
+        message: String,
+    },
 }
 
 /// The policy a node runs.

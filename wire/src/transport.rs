@@ -20,9 +20,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::{
     client_config, server_config, AuthRefusal, Credentials, FederationTrust, PeerCertificate,
     Refusal, RefusalLog, TlsError, TrustFiles,
@@ -37,7 +39,7 @@ use crate::frame::{self, FrameError, HEADER_LEN};
 use crate::message::{NodeRequest, NodeResponse};
 
 /// ALPN of the coordinator–node protocol; names the protocol version.
-pub const ALPN: &[u8] = b"fedq-node/2";
+pub const ALPN: &[u8] = b"fedq-node/3";
 
 /// QUIC application error codes fedq uses on streams and connections.
 pub mod code {
@@ -387,6 +389,10 @@ struct ServerState {
     limits: Limits,
     refusals: RefusalLog,
     trust: Arc<RwLock<FederationTrust>>,
+    /// The node's own certificate key, for what it signs outside TLS (session accepts).
+    signer: RwLock<Option<Arc<CertificateKey>>>,
+    /// Raised by every reload, so users of [`TrustView`] notice a new CRL.
+    generation: AtomicU64,
     stamps: Mutex<FileStamps>,
     connections: Mutex<HashMap<usize, (quinn::Connection, PeerCertificate)>>,
     identity: fedq_certs::Identity,
@@ -453,6 +459,7 @@ impl NodeEndpoint {
         )
         .map_err(|source| TransportError::Bind { addr, source })?;
         let stamps = FileStamps::read(&files);
+        let signer = signer_of(&creds, &files)?;
         Ok(Self {
             endpoint,
             state: Arc::new(ServerState {
@@ -461,6 +468,8 @@ impl NodeEndpoint {
                 limits,
                 refusals,
                 trust: Arc::new(RwLock::new(trust)),
+                signer: RwLock::new(Some(signer)),
+                generation: AtomicU64::new(0),
                 stamps: Mutex::new(stamps),
                 connections: Mutex::new(HashMap::new()),
             }),
@@ -488,6 +497,12 @@ impl NodeEndpoint {
         Arc::clone(&self.state.trust)
     }
 
+    /// The trust and signing key in force, kept current by reloads, for the checks a node
+    /// makes outside TLS (requesters' session grants and proofs).
+    pub fn trust_view(&self) -> TrustView {
+        TrustView(Arc::clone(&self.state))
+    }
+
     /// Re-reads certificate, key, CA and CRL if any changed; closes open connections whose
     /// certificate is now revoked. Returns whether anything was reloaded. A reload that
     /// fails leaves the previous configuration in force.
@@ -502,9 +517,12 @@ impl NodeEndpoint {
         let in_force = self.state.trust.read().map_err(|_| poisoned())?.clone();
         let (creds, trust) = self.state.files.reload(Role::Node, &in_force)?;
         let config = quic_server_config(&creds, &trust, &self.state.limits, &self.state.refusals)?;
+        let signer = signer_of(&creds, &self.state.files)?;
         self.endpoint.set_server_config(Some(config));
         close_revoked(&self.state, &trust);
         *self.state.trust.write().map_err(|_| poisoned())? = trust;
+        *self.state.signer.write().map_err(|_| poisoned())? = Some(signer);
+        self.state.generation.fetch_add(1, Ordering::Release);
         *self.state.stamps.lock().map_err(|_| poisoned())? = now;
         tracing::info!("reloaded certificates and CRL");
         Ok(true)
@@ -579,6 +597,56 @@ impl NodeEndpoint {
         this.endpoint
             .close(VarInt::from_u32(code::SHUTDOWN), b"node shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(1), this.endpoint.wait_idle()).await;
+    }
+}
+
+fn signer_of(creds: &Credentials, files: &TlsFiles) -> Result<Arc<CertificateKey>, TransportError> {
+    Ok(Arc::new(CertificateKey::from_credentials(
+        creds,
+        &files.key.display().to_string(),
+    )?))
+}
+
+/// A node endpoint's CA, CRL and certificate key as the latest reload left them.
+#[derive(Clone)]
+pub struct TrustView(Arc<ServerState>);
+
+impl std::fmt::Debug for TrustView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustView")
+            .field("identity", &self.0.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrustView {
+    /// Whether the CRL in force lists `serial`; `true` if it cannot be read (fail closed).
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.0
+            .trust
+            .read()
+            .map(|t| t.is_revoked(serial))
+            .unwrap_or(true)
+    }
+
+    /// Runs `f` with the trust in force; `None` if it cannot be read.
+    pub fn with_trust<R>(&self, f: impl FnOnce(&FederationTrust) -> R) -> Option<R> {
+        self.0.trust.read().ok().map(|t| f(&t))
+    }
+
+    /// The node's certificate key in force.
+    pub fn signer(&self) -> Option<Arc<CertificateKey>> {
+        self.0.signer.read().ok().and_then(|s| s.clone())
+    }
+
+    /// How many reloads took effect so far.
+    pub fn generation(&self) -> u64 {
+        self.0.generation.load(Ordering::Acquire)
+    }
+
+    /// The node's identity.
+    pub fn identity(&self) -> &fedq_certs::Identity {
+        &self.0.identity
     }
 }
 

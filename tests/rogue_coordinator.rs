@@ -1,0 +1,433 @@
+//! Issue 14 §8 (the requester proof part): a rogue coordinator against real node
+//! processes. The demo federation runs every node as its own `fedq node serve` process
+//! and the real coordinator as a `fedq coordinator serve` process; an honest requester
+//! (`ApiConnection`, the client `fedq query` uses) opens its sessions through the real
+//! coordinator and makes its proofs. The rogue holds the coordinator's own certificate
+//! and key and talks QUIC to the nodes itself: it takes the honest proofs and sends
+//! lookups that change the purpose, the subject, the target or the requester, replays
+//! an answered one, sends one proven for another node, and one under a MAC key of its
+//! own. Each is refused with its typed code, audited at the node under the requester the
+//! session proves (never the one the rogue names), and nothing is released. Then honest
+//! queries through the real coordinator still answer, and a restarted node's sessions are
+//! re-opened by the client without the caller seeing it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use fedq_coordinator::client::ApiConnection;
+use fedq_coordinator::query::QueryRequest;
+use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS};
+use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
+use fedq_wire::proof::{ProofRefusal, REQUEST_TYP};
+use fedq_wire::transport::{Limits, NodeChannel, NodeClient, TlsFiles};
+use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use serde_json::Value;
+use support::process::{start_nodes, FedqProcess};
+
+const LICENSING: &str = "market-regulation.licensing";
+
+fn blacklist_check(subject: &str) -> QueryRequest {
+    QueryRequest {
+        subject: subject.to_owned(),
+        purpose: "administrative-licensing".into(),
+        legal_basis: Some(LICENSING_BASIS.into()),
+        view: Some("blacklist-check".into()),
+        ..QueryRequest::default()
+    }
+}
+
+async fn requester(fed: &Federation, name: &str) -> ApiConnection {
+    let pki = fed.layout.pki();
+    ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join(format!("{name}.crt")),
+        &pki.join(format!("{name}.key")),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .unwrap()
+}
+
+fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
+    answer["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no report of {node}: {answer}"))
+}
+
+/// The lookup the real coordinator would send the court for `query`, carrying `proof`.
+fn lookup_of(fed: &Federation, query: &QueryRequest, proof: String) -> LookupRequest {
+    let config =
+        fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
+            .unwrap();
+    LookupRequest {
+        query_id: "rogue-0001".into(),
+        subject: ResidentId::parse(&query.subject).unwrap(),
+        requester: LICENSING.into(),
+        purpose: query.purpose.clone(),
+        legal_basis: query.legal_basis.clone(),
+        consent: None,
+        case_reference: None,
+        target: LookupTarget::View(query.view.clone().unwrap()),
+        policy_version: "rogue".into(),
+        date: config.today.unwrap(),
+        proof,
+    }
+}
+
+fn audit_of(fed: &Federation, node: &str) -> Vec<fedq_audit::AuditRecord> {
+    let path = fed.layout.root.join(format!("audit/{node}-audit.db"));
+    fedq_audit::list(&path, &fedq_audit::ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record)
+        .collect()
+}
+
+/// Sends `lookup` as the rogue and checks it is refused with `code`, releases nothing,
+/// and adds exactly one refusal to the court's audit log naming `audited` as requester.
+async fn refused(
+    fed: &Federation,
+    court: &NodeChannel,
+    lookup: LookupRequest,
+    code: ProofRefusal,
+    audited: &str,
+) {
+    let before = audit_of(fed, "court").len();
+    let answer = court
+        .request(
+            &NodeRequest::Lookup(lookup),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    match &answer {
+        NodeResponse::ProofRefused { code: got, message } => {
+            assert_eq!(*got, code, "{message}");
+            assert!(message.contains(&code.to_string()), "{message}");
+        }
+        other => panic!("{code:?}: the court answered {other:?}"),
+    }
+    let audit = audit_of(fed, "court");
+    assert_eq!(audit.len(), before + 1, "{code:?}: not exactly one entry");
+    let last = audit.last().unwrap();
+    assert_eq!(last.kind, "refusal", "{last:?}");
+    assert_eq!(last.requester, audited, "{code:?}: {last:?}");
+    let outcome: Value = serde_json::from_str(&last.outcome).unwrap();
+    assert_eq!(outcome["proof"], code.code(), "{outcome}");
+    assert_eq!(outcome["coordinator"], "coordinator", "{outcome}");
+}
+
+/// An honest lookup the court answers (and records under the requester).
+async fn answered(court: &NodeChannel, lookup: LookupRequest) {
+    match court
+        .request(
+            &NodeRequest::Lookup(lookup),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+    {
+        NodeResponse::Lookup(l) => assert_eq!(l.node, "court"),
+        other => panic!("the honest lookup was not answered: {other:?}"),
+    }
+}
+
+/// Fresh honest proofs of `query` for the court and for tax.
+async fn fresh(honest: &mut ApiConnection, query: &QueryRequest) -> (String, String) {
+    let proven = honest.prove(query).await.unwrap();
+    (
+        proven.proofs["court"]
+            .clone()
+            .expect("a session with the court"),
+        proven.proofs["tax"].clone().expect("a session with tax"),
+    )
+}
+
+fn rogue_channel(fed: &Federation, node: &str) -> (NodeClient, NodeChannel) {
+    let client = NodeClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsFiles::in_dir(&fed.layout.pki(), "coordinator"),
+        Limits::default(),
+    )
+    .unwrap();
+    let channel = client.channel(node, fed.nodes[node]);
+    (client, channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_proof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 41)).unwrap();
+    fed.lift_rate_limits().unwrap();
+    let _nodes = start_nodes(&fed, None);
+    let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
+    let mut honest = requester(&fed, LICENSING).await;
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+    let query = blacklist_check(&subject);
+    // Through the real coordinator the honest query is answered: the court lists the
+    // person (so the refusals below withhold something that is there).
+    let (status, answer) = honest.query(&query).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(node_report(&answer, "court")["status"], "ok", "{answer}");
+    assert_eq!(
+        answer["view_result"]["listings"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let (_client, court) = rogue_channel(&fed, "court");
+    // Each case takes a fresh honest proof for the court (so only the change is at stake).
+
+    // The honest lookup, as the coordinator would have sent it, is answered by the court.
+    let (proof, _) = fresh(&mut honest, &query).await;
+    answered(&court, lookup_of(&fed, &query, proof.clone())).await;
+    // Replayed: the same signed lookup again.
+    refused(
+        &fed,
+        &court,
+        lookup_of(&fed, &query, proof),
+        ProofRefusal::Replayed,
+        LICENSING,
+    )
+    .await;
+
+    // Another purpose.
+    let (proof, _) = fresh(&mut honest, &query).await;
+    let mut l = lookup_of(&fed, &query, proof);
+    l.purpose = "judgment-enforcement".into();
+    refused(
+        &fed,
+        &court,
+        l,
+        ProofRefusal::Altered(fedq_wire::proof::ProofField::Purpose),
+        LICENSING,
+    )
+    .await;
+
+    // Another person.
+    let (proof, _) = fresh(&mut honest, &query).await;
+    let mut l = lookup_of(&fed, &query, proof);
+    l.subject = ResidentId::parse(&fed.scenario.clean.resident_id).unwrap();
+    refused(
+        &fed,
+        &court,
+        l,
+        ProofRefusal::Altered(fedq_wire::proof::ProofField::Subject),
+        LICENSING,
+    )
+    .await;
+
+    // Another target: every field of the court's dishonest-debtor list instead of the view.
+    let (proof, _) = fresh(&mut honest, &query).await;
+    let mut l = lookup_of(&fed, &query, proof);
+    l.target = LookupTarget::Datasets(vec![DatasetRequest {
+        dataset: "court.dishonest_debtors".into(),
+        fields: None,
+    }]);
+    refused(
+        &fed,
+        &court,
+        l,
+        ProofRefusal::Altered(fedq_wire::proof::ProofField::Target),
+        LICENSING,
+    )
+    .await;
+
+    // Another requester: the court's own enforcement bureau, which has grants the
+    // licensing office lacks. The node audits the requester the session proves.
+    let (proof, _) = fresh(&mut honest, &query).await;
+    let mut l = lookup_of(&fed, &query, proof);
+    l.requester = "court.enforcement".into();
+    refused(
+        &fed,
+        &court,
+        l,
+        ProofRefusal::Altered(fedq_wire::proof::ProofField::Requester),
+        LICENSING,
+    )
+    .await;
+
+    // A proof made for the tax node, sent to the court: no such session there.
+    let (_, tax_proof) = fresh(&mut honest, &query).await;
+    refused(
+        &fed,
+        &court,
+        lookup_of(&fed, &query, tax_proof),
+        ProofRefusal::UnknownSession,
+        "-",
+    )
+    .await;
+
+    // The rogue's own proof under the honest session's id, with a key it chose.
+    let (proof, _) = fresh(&mut honest, &query).await;
+    let parts = fedq_certs::jws::parse(&proof, "HS256", REQUEST_TYP).unwrap();
+    let sid = parts.kid().unwrap().to_owned();
+    let forged = fedq_certs::jws::sign_hs256(&[7u8; 32], &sid, REQUEST_TYP, &parts.payload);
+    refused(
+        &fed,
+        &court,
+        lookup_of(&fed, &query, forged),
+        ProofRefusal::BadMac,
+        "-",
+    )
+    .await;
+
+    // None of the refusals put anything of the lookups in the court's log.
+    for entry in audit_of(&fed, "court")
+        .iter()
+        .filter(|e| e.kind == "refusal")
+    {
+        let text = serde_json::to_string(entry).unwrap();
+        assert!(!text.contains(&subject), "{text}");
+        assert!(!text.contains(LICENSING_BASIS), "{text}");
+        assert!(!text.contains("court.enforcement"), "{text}");
+    }
+}
+
+/// The number of answered lookups at `node` so far.
+fn queries_at(fed: &Federation, node: &str) -> usize {
+    audit_of(fed, node)
+        .iter()
+        .filter(|e| e.kind == "answer")
+        .count()
+}
+
+fn meaning_of(answer: &Value) -> Value {
+    let mut a = answer.clone();
+    a.as_object_mut().unwrap().remove("query_id");
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reopened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 43)).unwrap();
+    fed.lift_rate_limits().unwrap();
+    let mut nodes = start_nodes(&fed, None);
+    let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
+    let mut honest = requester(&fed, LICENSING).await;
+    let s = &fed.scenario;
+    // Every node opens a session; every query proves itself to all of them.
+    let first = honest
+        .query(&blacklist_check(&s.blacklisted.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(honest.session_nodes().len(), fed.nodes.len());
+    assert!(
+        first.1["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.get("proof_refused").is_none()),
+        "{}",
+        first.1
+    );
+    assert_eq!(first.1["complete"], true, "{}", first.1);
+    // Dataset queries too, fields grouped as the coordinator groups them.
+    let datasets = QueryRequest {
+        subject: s.blacklisted.resident_id.clone(),
+        purpose: "administrative-licensing".into(),
+        legal_basis: Some(LICENSING_BASIS.into()),
+        datasets: Some(vec![
+            "court.dishonest_debtors.listed_on".into(),
+            "court.dishonest_debtors.case_no".into(),
+        ]),
+        ..QueryRequest::default()
+    };
+    let (status, answer) = honest.query(&datasets).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(node_report(&answer, "court")["status"], "ok", "{answer}");
+    assert_eq!(
+        answer["datasets"]["court.dishonest_debtors"]["records"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    // A query without proofs (a client that does not sign) is refused before any node is
+    // asked.
+    let before: usize = fed.nodes.keys().map(|n| audit_of(&fed, n).len()).sum();
+    let (status, refusal) = honest
+        .send_raw(&blacklist_check(&s.blacklisted.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{refusal}");
+    assert!(
+        refusal["error"]
+            .as_str()
+            .unwrap()
+            .contains("carries no requester proof for node(s)"),
+        "{refusal}"
+    );
+    let after: usize = fed.nodes.keys().map(|n| audit_of(&fed, n).len()).sum();
+    assert_eq!(before, after, "a node was asked");
+
+    // The court restarts and forgets its sessions; the next query is answered all the
+    // same, the client having re-opened the court's session and retried once.
+    let court_queries = queries_at(&fed, "court");
+    let index = fed.nodes.keys().position(|n| n == "court").unwrap();
+    nodes[index].terminate();
+    // Meanwhile a requester that connects now cannot open a session with the court: the
+    // court is not asked, and its part of the answer says why; the others answer.
+    let mut late = requester(&fed, LICENSING).await;
+    let (status, partial) = late
+        .query(&blacklist_check(&s.blacklisted.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{partial}");
+    let court = node_report(&partial, "court");
+    assert_eq!(court["status"], "unavailable", "{partial}");
+    let why = court["reason"].as_str().unwrap();
+    assert!(
+        why.contains("the requester holds no session with this node")
+            && why.contains("no session: "),
+        "{partial}"
+    );
+    let tax = node_report(&partial, "tax")["status"].as_str().unwrap();
+    assert!(tax == "ok" || tax == "no_record", "{partial}");
+    assert_eq!(partial["complete"], false, "{partial}");
+    nodes[index] = FedqProcess::node(&fed.layout.node_config("court"), None);
+    // The coordinator may have marked the court down while it was away (its heartbeat):
+    // such queries do not reach it; the first that does must be answered.
+    let mut again = Value::Null;
+    for _ in 0..100 {
+        let (status, answer) = honest
+            .query(&blacklist_check(&s.blacklisted.resident_id))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let court = node_report(&answer, "court");
+        if court["status"] == "ok" {
+            again = answer;
+            break;
+        }
+        assert!(
+            court["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("marked down"),
+            "the restarted court's answer was not recovered: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(node_report(&again, "court")["status"], "ok", "{again}");
+    assert_eq!(meaning_of(&again), meaning_of(&first.1));
+    // The court saw the stale proof (refused as an unknown session) and then the retry.
+    let court_audit = audit_of(&fed, "court");
+    assert!(
+        court_audit
+            .iter()
+            .any(|e| e.kind == "refusal" && e.outcome.contains("unknown-session")),
+        "{court_audit:?}"
+    );
+    assert_eq!(queries_at(&fed, "court"), court_queries + 1);
+}

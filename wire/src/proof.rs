@@ -1,0 +1,1574 @@
+//! The requester's proof of who asks, checked by every node itself.
+//!
+//! The coordinator authenticates requesters, but a node must not take its word for who
+//! asks: whoever holds the coordinator could otherwise ask every node anything any
+//! requester may ask. So the requester proves each query to each node:
+//!
+//! 1. **Session** (once per requester–node pair, at most [`MAX_SESSION_SECS`]): the
+//!    requester signs a *session grant* ([`GRANT_TYP`], ES256 with its own certificate key)
+//!    carrying an ephemeral X25519 public key; the node verifies it against the CA and CRL
+//!    ([`accept_grant`]), answers with its own ephemeral key in a *session accept*
+//!    ([`ACCEPT_TYP`], ES256 with the node's certificate key), and both derive the session
+//!    keys by HKDF-SHA256 ([`SessionKeys`]). The coordinator forwards both tokens and holds
+//!    neither private key.
+//! 2. **Per query** ([`Session::prove`]): an HS256 JWS ([`REQUEST_TYP`], `kid` = session id)
+//!    over everything the node acts on ([`ProofClaims`]), with a fresh nonce per node and
+//!    query (a nonce shared across nodes would be a join key).
+//! 3. **At the node, before anything is read** ([`ProofGate::check`]): the session is live,
+//!    the MAC verifies, the proof is for this federation and node, its time is within
+//!    [`MAX_CLOCK_SKEW_SECS`], its nonce is new ([`ReplayCache`]), the session's certificate
+//!    is not revoked, and the lookup asks exactly what was proven ([`check_request`]).
+//!    Every failure is a typed [`ProofRefusal`] whose message never quotes a value.
+//!
+//! Public-key work happens once per session; a query costs one HMAC and a small JSON
+//! parse per node. Nothing here opens a socket or reads a clock: "now" is an argument.
+//! Issue 15 derives its sealing keys from the same session (more labels beside
+//! [`REQUEST_MAC_LABEL`]).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use fedq_certs::jws::{self, CertificateKey, JwsError};
+use fedq_certs::signing::{OfficerError, CLIENT_AUTH, SERVER_AUTH};
+use fedq_certs::{FederationTrust, Role};
+use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
+use ring::hkdf;
+use ring::rand::{SecureRandom, SystemRandom};
+pub use rustls::pki_types::UnixTime;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::message::{LookupRequest, LookupTarget};
+
+/// `typ` of a requester's session grant (ES256).
+pub const GRANT_TYP: &str = "fedq-session+jwt";
+/// `typ` of a node's session accept (ES256).
+pub const ACCEPT_TYP: &str = "fedq-session-accept+jwt";
+/// `typ` of a requester's per-query proof (HS256 under the session's MAC key).
+pub const REQUEST_TYP: &str = "fedq-request+jwt";
+/// Longest session, in seconds (`exp - iat` of a grant).
+pub const MAX_SESSION_SECS: u64 = 3600;
+/// How far a grant's or a proof's `iat` may be from the node's clock, in seconds.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// HKDF `info` prefix; the node's ephemeral public key and an output label follow it.
+pub const HKDF_INFO: &[u8] = b"fedq session v1";
+/// HKDF output label of the per-query MAC key.
+pub const REQUEST_MAC_LABEL: &[u8] = b"fedq request mac";
+/// Random bytes in a session id.
+pub const SID_BYTES: usize = 16;
+/// Random bytes in a nonce made by [`fresh_nonce`].
+pub const NONCE_BYTES: usize = 16;
+/// Shortest and longest nonce a node accepts, in characters.
+pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 16..=128;
+/// Sessions a node keeps by default.
+pub const DEFAULT_SESSIONS: usize = 65_536;
+/// (session, nonce) pairs a node remembers by default (16-byte keys: about 40 MB full).
+pub const DEFAULT_REPLAY_ENTRIES: usize = 1 << 20;
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sha256_b64(text: &[u8]) -> String {
+    b64(ring::digest::digest(&ring::digest::SHA256, text).as_ref())
+}
+
+fn decode_fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    bytes.try_into().ok()
+}
+
+fn random<const N: usize>() -> Result<[u8; N], ProofError> {
+    let mut out = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| ProofError::Internal("the system random source failed"))?;
+    Ok(out)
+}
+
+/// A fresh random nonce for one proof (16 bytes, base64url).
+pub fn fresh_nonce() -> Result<String, ProofError> {
+    Ok(b64(&random::<NONCE_BYTES>()?))
+}
+
+/// The consent claim of a proof: base64url SHA-256 of the consent token.
+pub fn consent_hash(token: &str) -> String {
+    sha256_b64(token.as_bytes())
+}
+
+/// A requester-side failure to open a session or make a proof. Never quotes a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The node's accept does not verify (signature, certificate, role, CRL).
+    #[error("the node's session accept does not verify: {0}")]
+    Accept(String),
+    /// The accept verified but is for another node, federation, session or grant.
+    #[error("the node's session accept does not answer this grant: {0}")]
+    Mismatch(&'static str),
+    /// Signing, randomness or key agreement failed.
+    #[error("cannot make the session: {0}")]
+    Internal(&'static str),
+}
+
+/// Why a node refused to open a session. Never quotes the grant or a value in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRefusal {
+    /// The grant's signature or certificate does not count.
+    #[error("the session grant does not verify: {0}")]
+    Signature(String),
+    /// The payload is not the grant's JSON shape, or a key or id has the wrong length.
+    #[error("the session grant's payload is not a fedq session grant: {0}")]
+    Malformed(&'static str),
+    /// The grant is for another federation or node.
+    #[error("the session grant was made for another federation or node; ask this node's own name")]
+    Misdirected,
+    /// `iat` is more than [`MAX_CLOCK_SKEW_SECS`] from the node's clock.
+    #[error("the session grant's issue time is more than 300 s from this node's clock; check the requester's clock")]
+    Clock,
+    /// `exp` is not after `iat`, more than [`MAX_SESSION_SECS`] after it, or already past.
+    #[error("the session grant's lifetime must be at most 3600 s and not over; make a new grant")]
+    Lifetime,
+    /// A live session already has this id.
+    #[error("the session id is already in use at this node; make a new grant")]
+    SessionReused,
+    /// The node could not sign its accept or agree the key.
+    #[error("the node could not open the session: {0}")]
+    Internal(&'static str),
+}
+
+/// One line for a JWS failure, from fixed texts only (a certificate that does not parse
+/// may carry anything, so its parser's words are not repeated).
+fn jws_line(e: &JwsError) -> String {
+    match e {
+        JwsError::Signer(OfficerError::Malformed(_)) => {
+            "the signing certificate is not a fedq certificate".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The keys a session agreed. `Debug` shows none of them; they zeroize on drop.
+pub struct SessionKeys {
+    mac: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKeys(..)")
+    }
+}
+
+impl SessionKeys {
+    /// HKDF-SHA256 of the X25519 shared secret `z`: salt = SHA-256(grant text), info =
+    /// [`HKDF_INFO`] ‖ node's ephemeral public key ‖ label.
+    fn derive(z: &[u8], grant: &str, node_epk: &[u8]) -> Result<Self, ProofError> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, grant.as_bytes());
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, digest.as_ref()).extract(z);
+        let mut mac = Zeroizing::new([0u8; 32]);
+        prk.expand(&[HKDF_INFO, node_epk, REQUEST_MAC_LABEL], hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(mac.as_mut()))
+            .map_err(|_| ProofError::Internal("key derivation failed"))?;
+        Ok(Self { mac })
+    }
+
+    /// The per-query MAC key (HS256).
+    pub fn mac_key(&self) -> &[u8] {
+        self.mac.as_ref()
+    }
+}
+
+/// A session grant's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// Federation.
+    pub fed: String,
+    /// The node the session is with.
+    pub node: String,
+    /// Session id: 16 random bytes, base64url.
+    pub sid: String,
+    /// The requester's ephemeral X25519 public key, base64url.
+    pub epk: String,
+    /// Issued at (unix seconds).
+    pub iat: u64,
+    /// Expires at (unix seconds); at most [`MAX_SESSION_SECS`] after `iat`.
+    pub exp: u64,
+}
+
+/// A session accept's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAccept {
+    /// Federation.
+    pub fed: String,
+    /// The node.
+    pub node: String,
+    /// The grant's session id.
+    pub sid: String,
+    /// The node's ephemeral X25519 public key, base64url.
+    pub epk: String,
+    /// base64url SHA-256 of the grant's compact text.
+    pub grant: String,
+    /// When the session ends (unix seconds).
+    pub exp: u64,
+}
+
+impl SessionGrant {
+    /// Makes a grant for `node` of `federation`, signed with the requester's certificate
+    /// key, valid [`MAX_SESSION_SECS`] from `now`. Returns the compact JWS to send and the
+    /// half-open session that holds the ephemeral private key.
+    #[allow(clippy::new_ret_no_self)] // the grant is only ever wanted with its session
+    pub fn new(
+        key: &CertificateKey,
+        federation: &str,
+        node: &str,
+        now: UnixTime,
+    ) -> Result<(String, PendingSession), ProofError> {
+        Self::with_lifetime(key, federation, node, now, MAX_SESSION_SECS)
+    }
+
+    /// [`SessionGrant::new`] for a session of `lifetime_secs` (a node refuses more than
+    /// [`MAX_SESSION_SECS`]).
+    pub fn with_lifetime(
+        key: &CertificateKey,
+        federation: &str,
+        node: &str,
+        now: UnixTime,
+        lifetime_secs: u64,
+    ) -> Result<(String, PendingSession), ProofError> {
+        let rng = SystemRandom::new();
+        let private = EphemeralPrivateKey::generate(&X25519, &rng)
+            .map_err(|_| ProofError::Internal("cannot make an X25519 key"))?;
+        let public = private
+            .compute_public_key()
+            .map_err(|_| ProofError::Internal("cannot make an X25519 key"))?;
+        let iat = now.as_secs();
+        let claims = SessionGrant {
+            fed: federation.to_owned(),
+            node: node.to_owned(),
+            sid: b64(&random::<SID_BYTES>()?),
+            epk: b64(public.as_ref()),
+            iat,
+            exp: iat + lifetime_secs,
+        };
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|_| ProofError::Internal("cannot encode the grant"))?;
+        let grant = jws::sign_es256(key, GRANT_TYP, &payload)
+            .map_err(|_| ProofError::Internal("cannot sign the grant"))?;
+        let pending = PendingSession {
+            claims,
+            grant: grant.clone(),
+            private,
+        };
+        Ok((grant, pending))
+    }
+}
+
+/// A grant sent, its accept not yet seen. Holds the ephemeral private key (used once).
+pub struct PendingSession {
+    claims: SessionGrant,
+    grant: String,
+    private: EphemeralPrivateKey,
+}
+
+impl fmt::Debug for PendingSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSession")
+            .field("node", &self.claims.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingSession {
+    /// The node this grant is for.
+    pub fn node(&self) -> &str {
+        &self.claims.node
+    }
+
+    /// Verifies the node's accept (a `node` certificate of this federation with
+    /// serverAuth, named as the grant's node, not revoked; the grant's session id and
+    /// hash) and derives the session keys.
+    pub fn complete(
+        self,
+        accept: &str,
+        trust: &FederationTrust,
+        now: UnixTime,
+    ) -> Result<Session, ProofError> {
+        let v = trust
+            .verify_es256(accept, ACCEPT_TYP, Role::Node, SERVER_AUTH, now, true)
+            .map_err(|e| ProofError::Accept(jws_line(&e)))?;
+        if v.signer.identity.name != self.claims.node
+            || v.signer.identity.federation != self.claims.fed
+        {
+            return Err(ProofError::Mismatch(
+                "it is signed by another node's certificate",
+            ));
+        }
+        let claims: SessionAccept = serde_json::from_slice(&v.payload)
+            .map_err(|_| ProofError::Mismatch("its payload is not a session accept"))?;
+        if claims.fed != self.claims.fed || claims.node != self.claims.node {
+            return Err(ProofError::Mismatch("it names another federation or node"));
+        }
+        if claims.sid != self.claims.sid || claims.grant != sha256_b64(self.grant.as_bytes()) {
+            return Err(ProofError::Mismatch("it answers another grant"));
+        }
+        if claims.exp > self.claims.exp || claims.exp <= now.as_secs() {
+            return Err(ProofError::Mismatch(
+                "its expiry is past or beyond the grant's",
+            ));
+        }
+        let node_epk = decode_fixed::<32>(&claims.epk)
+            .ok_or(ProofError::Mismatch("its key is not an X25519 public key"))?;
+        let keys = agreement::agree_ephemeral(
+            self.private,
+            &UnparsedPublicKey::new(&X25519, node_epk),
+            |z| SessionKeys::derive(z, &self.grant, &node_epk),
+        )
+        .map_err(|_| ProofError::Internal("key agreement failed"))??;
+        Ok(Session {
+            fed: claims.fed,
+            sid: claims.sid,
+            node: claims.node,
+            exp: claims.exp,
+            keys,
+        })
+    }
+}
+
+/// A requester's open session with one node.
+#[derive(Debug)]
+pub struct Session {
+    /// Federation.
+    pub fed: String,
+    /// Session id (the proofs' `kid`).
+    pub sid: String,
+    /// The node.
+    pub node: String,
+    /// When it ends (unix seconds).
+    pub exp: u64,
+    /// The agreed keys.
+    pub keys: SessionKeys,
+}
+
+impl Session {
+    /// Whether the session is still usable at `now` (with a minute's margin, so a proof
+    /// made now does not arrive after its end).
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        now.as_secs() + 60 < self.exp
+    }
+
+    /// The proof of one query to this session's node: `claims` with `fed`, `node`, `iat`
+    /// and `nonce` set here, as an HS256 JWS under the session's MAC key.
+    pub fn prove(&self, claims: &ProofClaims, now: UnixTime, nonce: &str) -> String {
+        let mut claims = claims.clone();
+        claims.fed.clone_from(&self.fed);
+        claims.node.clone_from(&self.node);
+        claims.iat = now.as_secs();
+        nonce.clone_into(&mut claims.nonce);
+        // Plain strings and numbers always encode; an empty payload would only be refused.
+        let payload = serde_json::to_vec(&claims).unwrap_or_default();
+        jws::sign_hs256(self.keys.mac_key(), &self.sid, REQUEST_TYP, &payload)
+    }
+}
+
+/// What a proof's target names: a view, or datasets with their fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofTarget {
+    /// `{"view": NAME}`.
+    View(String),
+    /// `{"datasets": [{"dataset", "fields": [..] | null}]}`.
+    Datasets(Vec<ProofDataset>),
+}
+
+/// One dataset of a proof's target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofDataset {
+    /// `department.dataset`.
+    pub dataset: String,
+    /// Field names, or `null` for every field.
+    pub fields: Option<Vec<String>>,
+}
+
+impl From<&LookupTarget> for ProofTarget {
+    fn from(t: &LookupTarget) -> Self {
+        match t {
+            LookupTarget::View(v) => ProofTarget::View(v.clone()),
+            LookupTarget::Datasets(ds) => ProofTarget::Datasets(
+                ds.iter()
+                    .map(|d| ProofDataset {
+                        dataset: d.dataset.clone(),
+                        fields: d.fields.clone(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A per-query proof's payload. The requester builds it from its query
+/// ([`ProofClaims::new`]); [`Session::prove`] fills `fed`, `node`, `iat` and `nonce`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofClaims {
+    /// Federation.
+    pub fed: String,
+    /// The node this proof is for.
+    pub node: String,
+    /// The resident ID asked about (personal data: never log the claims).
+    pub sub: String,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Cited legal basis.
+    pub basis: Option<String>,
+    /// The case the query serves.
+    pub case: Option<String>,
+    /// base64url SHA-256 of the consent token ([`consent_hash`]), or `null`.
+    pub consent: Option<String>,
+    /// What the whole query asks (each node checks what it is asked is part of it).
+    pub target: ProofTarget,
+    /// Made at (unix seconds).
+    pub iat: u64,
+    /// Random, fresh per node and query.
+    pub nonce: String,
+}
+
+impl fmt::Debug for ProofClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProofClaims")
+            .field("node", &self.node)
+            .field("iat", &self.iat)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProofClaims {
+    /// The claims of a query (the consent token is hashed here).
+    pub fn new(
+        subject: &str,
+        purpose: &str,
+        basis: Option<&str>,
+        case: Option<&str>,
+        consent_token: Option<&str>,
+        target: ProofTarget,
+    ) -> Self {
+        Self {
+            fed: String::new(),
+            node: String::new(),
+            sub: subject.to_owned(),
+            purpose: purpose.to_owned(),
+            basis: basis.map(str::to_owned),
+            case: case.map(str::to_owned),
+            consent: consent_token.map(consent_hash),
+            target,
+            iat: 0,
+            nonce: String::new(),
+        }
+    }
+
+    /// The claims that prove exactly `lookup` (its target as asked of one node).
+    pub fn of_lookup(lookup: &LookupRequest) -> Self {
+        Self::new(
+            lookup.subject.as_str(),
+            &lookup.purpose,
+            lookup.legal_basis.as_deref(),
+            lookup.case_reference.as_deref(),
+            lookup.consent.as_deref(),
+            ProofTarget::from(&lookup.target),
+        )
+    }
+}
+
+/// A field of a lookup that differs from what its proof names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProofField {
+    /// The requester the coordinator names is not the one the session proves.
+    Requester,
+    /// The person asked about.
+    Subject,
+    /// The declared purpose.
+    Purpose,
+    /// The legal basis.
+    Basis,
+    /// The case reference.
+    Case,
+    /// The consent token.
+    Consent,
+    /// The view or datasets and fields asked.
+    Target,
+}
+
+impl ProofField {
+    /// The field's name in messages and audit entries.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProofField::Requester => "requester",
+            ProofField::Subject => "subject",
+            ProofField::Purpose => "purpose",
+            ProofField::Basis => "legal basis",
+            ProofField::Case => "case reference",
+            ProofField::Consent => "consent",
+            ProofField::Target => "target",
+        }
+    }
+}
+
+/// Why a node refused a lookup's proof. Carried on the wire in
+/// [`crate::message::NodeResponse::ProofRefused`]; the message never quotes a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ProofRefusal {
+    /// The lookup carries no proof.
+    #[error(
+        "the lookup carries no requester proof; the requester must prove each query to this node"
+    )]
+    Missing,
+    /// Not an HS256 `fedq-request+jwt` with a `kid`, or its payload is not proof claims.
+    #[error("the requester proof is not a fedq-request+jwt HS256 JWS with a session id and proof claims")]
+    Malformed,
+    /// No live session has the proof's `kid` (never opened, expired, evicted, or closed):
+    /// the requester opens a new session and retries once.
+    #[error(
+        "the requester proof names no live session at this node; open a session again and retry"
+    )]
+    UnknownSession,
+    /// The MAC does not verify under the session's key.
+    #[error("the requester proof's MAC does not verify under its session's key")]
+    BadMac,
+    /// Made for another federation or node.
+    #[error("the requester proof was made for another federation or node")]
+    Misdirected,
+    /// `iat` is more than [`MAX_CLOCK_SKEW_SECS`] from the node's clock.
+    #[error(
+        "the requester proof was made more than 300 s from this node's clock; make a fresh proof"
+    )]
+    Stale,
+    /// This (session, nonce) was already used.
+    #[error("the requester proof was already used; every query needs a fresh proof")]
+    Replayed,
+    /// The certificate that opened the session is revoked; the session is closed.
+    #[error("the certificate that opened this session is revoked; the session is closed")]
+    Revoked,
+    /// The replay cache is full of proofs still in their window: fail closed.
+    #[error("the node's replay cache is full of live proofs; retry shortly")]
+    Busy,
+    /// The lookup asks something other than what was proven.
+    #[error("the lookup's {} differs from what the requester proved", .0.name())]
+    Altered(ProofField),
+}
+
+impl ProofRefusal {
+    /// A short stable name for audit entries and metrics (`altered-purpose`, …).
+    pub fn code(self) -> &'static str {
+        match self {
+            ProofRefusal::Missing => "missing",
+            ProofRefusal::Malformed => "malformed",
+            ProofRefusal::UnknownSession => "unknown-session",
+            ProofRefusal::BadMac => "bad-mac",
+            ProofRefusal::Misdirected => "misdirected",
+            ProofRefusal::Stale => "stale",
+            ProofRefusal::Replayed => "replayed",
+            ProofRefusal::Revoked => "revoked",
+            ProofRefusal::Busy => "busy",
+            ProofRefusal::Altered(ProofField::Requester) => "altered-requester",
+            ProofRefusal::Altered(ProofField::Subject) => "altered-subject",
+            ProofRefusal::Altered(ProofField::Purpose) => "altered-purpose",
+            ProofRefusal::Altered(ProofField::Basis) => "altered-basis",
+            ProofRefusal::Altered(ProofField::Case) => "altered-case",
+            ProofRefusal::Altered(ProofField::Consent) => "altered-consent",
+            ProofRefusal::Altered(ProofField::Target) => "altered-target",
+        }
+    }
+}
+
+/// A node's half of a session.
+pub struct NodeSession {
+    /// Session id.
+    pub sid: String,
+    /// Federation.
+    pub fed: String,
+    /// This node's name.
+    pub node: String,
+    /// The requester the grant's certificate names (`agency.office`).
+    pub requester: String,
+    /// That certificate's serial (lower-case hex), checked against the CRL per query.
+    pub serial: String,
+    /// When the session ends (unix seconds).
+    pub exp: u64,
+    keys: SessionKeys,
+}
+
+impl fmt::Debug for NodeSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeSession")
+            .field("requester", &self.requester)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A proof that verified under its session: who it proves and what.
+#[derive(Clone, Debug)]
+pub struct ProvenRequest {
+    /// Session id.
+    pub sid: String,
+    /// The requester the session proves.
+    pub requester: String,
+    /// Its certificate's serial.
+    pub serial: String,
+    /// What was proven.
+    pub claims: ProofClaims,
+}
+
+/// Verifies a requester's session grant at the node `node` of `federation` (a requester
+/// certificate of this federation with clientAuth, not revoked by a fresh CRL; `iat`
+/// within [`MAX_CLOCK_SKEW_SECS`]; lifetime at most [`MAX_SESSION_SECS`] and not over),
+/// agrees the keys, and signs the accept with the node's certificate key. Whether the
+/// session id is new is the [`SessionTable`]'s check.
+pub fn accept_grant(
+    grant: &str,
+    trust: &FederationTrust,
+    node_key: &CertificateKey,
+    federation: &str,
+    node: &str,
+    now: UnixTime,
+) -> Result<(String, NodeSession), GrantRefusal> {
+    let v = trust
+        .verify_es256(grant, GRANT_TYP, Role::Requester, CLIENT_AUTH, now, true)
+        .map_err(|e| GrantRefusal::Signature(jws_line(&e)))?;
+    let claims: SessionGrant = serde_json::from_slice(&v.payload)
+        .map_err(|_| GrantRefusal::Malformed("not the grant's JSON object"))?;
+    if claims.fed != federation || claims.node != node || v.signer.identity.federation != federation
+    {
+        return Err(GrantRefusal::Misdirected);
+    }
+    let now_s = now.as_secs();
+    if claims.iat.abs_diff(now_s) > MAX_CLOCK_SKEW_SECS {
+        return Err(GrantRefusal::Clock);
+    }
+    if claims.exp <= claims.iat || claims.exp - claims.iat > MAX_SESSION_SECS || claims.exp <= now_s
+    {
+        return Err(GrantRefusal::Lifetime);
+    }
+    decode_fixed::<SID_BYTES>(&claims.sid).ok_or(GrantRefusal::Malformed(
+        "the session id is not 16 bytes of base64url",
+    ))?;
+    let requester_epk = decode_fixed::<32>(&claims.epk).ok_or(GrantRefusal::Malformed(
+        "the key is not an X25519 public key",
+    ))?;
+    let rng = SystemRandom::new();
+    let private = EphemeralPrivateKey::generate(&X25519, &rng)
+        .map_err(|_| GrantRefusal::Internal("cannot make an X25519 key"))?;
+    let public = private
+        .compute_public_key()
+        .map_err(|_| GrantRefusal::Internal("cannot make an X25519 key"))?;
+    let node_epk = public.as_ref().to_vec();
+    let keys = agreement::agree_ephemeral(
+        private,
+        &UnparsedPublicKey::new(&X25519, requester_epk),
+        |z| SessionKeys::derive(z, grant, &node_epk),
+    )
+    .map_err(|_| GrantRefusal::Malformed("the key is not an X25519 public key"))?
+    .map_err(|_| GrantRefusal::Internal("key derivation failed"))?;
+    let accept = SessionAccept {
+        fed: federation.to_owned(),
+        node: node.to_owned(),
+        sid: claims.sid.clone(),
+        epk: b64(&node_epk),
+        grant: sha256_b64(grant.as_bytes()),
+        exp: claims.exp,
+    };
+    let payload = serde_json::to_vec(&accept)
+        .map_err(|_| GrantRefusal::Internal("cannot encode the accept"))?;
+    let accept = jws::sign_es256(node_key, ACCEPT_TYP, &payload)
+        .map_err(|_| GrantRefusal::Internal("cannot sign the accept"))?;
+    Ok((
+        accept,
+        NodeSession {
+            sid: claims.sid,
+            fed: federation.to_owned(),
+            node: node.to_owned(),
+            requester: v.signer.identity.name,
+            serial: v.signer.serial,
+            exp: claims.exp,
+            keys,
+        },
+    ))
+}
+
+/// The `kid` of a proof (its session id), without verifying anything.
+pub fn proof_session_id(proof: &str) -> Result<String, ProofRefusal> {
+    if proof.is_empty() {
+        return Err(ProofRefusal::Missing);
+    }
+    let parts = jws::parse(proof, "HS256", REQUEST_TYP).map_err(|_| ProofRefusal::Malformed)?;
+    parts
+        .kid()
+        .map(str::to_owned)
+        .ok_or(ProofRefusal::Malformed)
+}
+
+impl NodeSession {
+    /// Verifies a proof under this session at `now`: `kid` is this session and it is live,
+    /// the MAC, this federation and node, `iat` within [`MAX_CLOCK_SKEW_SECS`], a nonce of
+    /// acceptable length. Replay, revocation and the lookup itself are checked by
+    /// [`ProofGate::check`] (or [`ReplayCache`] and [`check_request`]).
+    pub fn verify(&self, proof: &str, now: UnixTime) -> Result<ProvenRequest, ProofRefusal> {
+        if proof.is_empty() {
+            return Err(ProofRefusal::Missing);
+        }
+        let parts = jws::parse(proof, "HS256", REQUEST_TYP).map_err(|_| ProofRefusal::Malformed)?;
+        if parts.kid() != Some(self.sid.as_str()) || self.exp <= now.as_secs() {
+            return Err(ProofRefusal::UnknownSession);
+        }
+        parts
+            .verify_hs256(self.keys.mac_key())
+            .map_err(|_| ProofRefusal::BadMac)?;
+        let claims: ProofClaims =
+            serde_json::from_slice(&parts.payload).map_err(|_| ProofRefusal::Malformed)?;
+        if claims.fed != self.fed || claims.node != self.node {
+            return Err(ProofRefusal::Misdirected);
+        }
+        if claims.iat.abs_diff(now.as_secs()) > MAX_CLOCK_SKEW_SECS {
+            return Err(ProofRefusal::Stale);
+        }
+        if !NONCE_LEN.contains(&claims.nonce.len()) {
+            return Err(ProofRefusal::Malformed);
+        }
+        Ok(ProvenRequest {
+            sid: self.sid.clone(),
+            requester: self.requester.clone(),
+            serial: self.serial.clone(),
+            claims,
+        })
+    }
+}
+
+/// Whether `lookup` asks exactly what `proven` proves: the requester the session proves,
+/// the subject, purpose, legal basis, case reference and consent token, and a target that
+/// is the proven one restricted to this node (the same view; each dataset asked is one the
+/// proof names, with the same fields).
+pub fn check_request(proven: &ProvenRequest, lookup: &LookupRequest) -> Result<(), ProofRefusal> {
+    let c = &proven.claims;
+    let altered = |f| Err(ProofRefusal::Altered(f));
+    if proven.requester != lookup.requester {
+        return altered(ProofField::Requester);
+    }
+    if c.sub != lookup.subject.as_str() {
+        return altered(ProofField::Subject);
+    }
+    if c.purpose != lookup.purpose {
+        return altered(ProofField::Purpose);
+    }
+    if c.basis != lookup.legal_basis {
+        return altered(ProofField::Basis);
+    }
+    if c.case != lookup.case_reference {
+        return altered(ProofField::Case);
+    }
+    if c.consent != lookup.consent.as_deref().map(consent_hash) {
+        return altered(ProofField::Consent);
+    }
+    let target_ok = match (&c.target, &lookup.target) {
+        (ProofTarget::View(p), LookupTarget::View(a)) => p == a,
+        (ProofTarget::Datasets(proven), LookupTarget::Datasets(asked)) => {
+            !asked.is_empty()
+                && asked.iter().all(|a| {
+                    proven
+                        .iter()
+                        .any(|p| p.dataset == a.dataset && p.fields == a.fields)
+                })
+        }
+        _ => false,
+    };
+    if !target_ok {
+        return altered(ProofField::Target);
+    }
+    Ok(())
+}
+
+/// The (session, nonce) pairs seen while their proofs could still be accepted. Bounded:
+/// entries leave once their `iat` is past the window; when it is full of live entries, a
+/// new proof is refused ([`ProofRefusal::Busy`]) rather than an entry forgotten early.
+#[derive(Debug)]
+pub struct ReplayCache {
+    seen: HashSet<u128>,
+    by_expiry: BinaryHeap<Reverse<(u64, u128)>>,
+    capacity: usize,
+}
+
+impl ReplayCache {
+    /// A cache of at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            seen: HashSet::new(),
+            by_expiry: BinaryHeap::new(),
+            capacity,
+        }
+    }
+
+    fn key(sid: &str, nonce: &str) -> u128 {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&(sid.len() as u64).to_be_bytes());
+        ctx.update(sid.as_bytes());
+        ctx.update(nonce.as_bytes());
+        let d = ctx.finish();
+        let mut k = [0u8; 16];
+        k.iter_mut().zip(d.as_ref()).for_each(|(k, d)| *k = *d);
+        u128::from_be_bytes(k)
+    }
+
+    /// Records the proof `(sid, nonce)` made at `iat`; refuses one already seen.
+    pub fn insert(
+        &mut self,
+        sid: &str,
+        nonce: &str,
+        iat: u64,
+        now: u64,
+    ) -> Result<(), ProofRefusal> {
+        while let Some(Reverse((exp, key))) = self.by_expiry.peek().copied() {
+            if exp >= now {
+                break;
+            }
+            self.by_expiry.pop();
+            self.seen.remove(&key);
+        }
+        let key = Self::key(sid, nonce);
+        if self.seen.contains(&key) {
+            return Err(ProofRefusal::Replayed);
+        }
+        if self.seen.len() >= self.capacity {
+            return Err(ProofRefusal::Busy);
+        }
+        self.seen.insert(key);
+        self.by_expiry
+            .push(Reverse((iat + MAX_CLOCK_SKEW_SECS, key)));
+        Ok(())
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// A node's live sessions by id. Bounded: expired sessions leave first; when it is still
+/// full, the one that ends soonest makes room (its requester opens a new one).
+#[derive(Debug)]
+pub struct SessionTable {
+    by_sid: HashMap<String, Arc<NodeSession>>,
+    by_exp: BTreeSet<(u64, String)>,
+    capacity: usize,
+}
+
+impl SessionTable {
+    /// A table of at most `capacity` sessions (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            by_sid: HashMap::new(),
+            by_exp: BTreeSet::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn purge(&mut self, now: u64) {
+        while let Some((exp, sid)) = self.by_exp.first().cloned() {
+            if exp > now {
+                break;
+            }
+            self.by_exp.pop_first();
+            self.by_sid.remove(&sid);
+        }
+    }
+
+    /// Adds a session; refuses an id a live session has.
+    pub fn insert(&mut self, session: NodeSession, now: UnixTime) -> Result<(), GrantRefusal> {
+        self.purge(now.as_secs());
+        if self.by_sid.contains_key(&session.sid) {
+            return Err(GrantRefusal::SessionReused);
+        }
+        if self.by_sid.len() >= self.capacity {
+            if let Some((_, sid)) = self.by_exp.pop_first() {
+                self.by_sid.remove(&sid);
+            }
+        }
+        self.by_exp.insert((session.exp, session.sid.clone()));
+        self.by_sid.insert(session.sid.clone(), Arc::new(session));
+        Ok(())
+    }
+
+    /// The live session `sid` at `now`.
+    pub fn get(&self, sid: &str, now: UnixTime) -> Option<Arc<NodeSession>> {
+        self.by_sid
+            .get(sid)
+            .filter(|s| s.exp > now.as_secs())
+            .cloned()
+    }
+
+    /// Ends a session.
+    pub fn remove(&mut self, sid: &str) {
+        if let Some(s) = self.by_sid.remove(sid) {
+            self.by_exp.remove(&(s.exp, s.sid.clone()));
+        }
+    }
+
+    /// Ends every session whose certificate `revoked` says is revoked; returns how many.
+    pub fn close_revoked(&mut self, revoked: impl Fn(&str) -> bool) -> usize {
+        let gone: Vec<String> = self
+            .by_sid
+            .values()
+            .filter(|s| revoked(&s.serial))
+            .map(|s| s.sid.clone())
+            .collect();
+        for sid in &gone {
+            self.remove(sid);
+        }
+        gone.len()
+    }
+
+    /// Sessions held.
+    pub fn len(&self) -> usize {
+        self.by_sid.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.by_sid.is_empty()
+    }
+}
+
+/// A refused proof: why, and the requester the session proves if the MAC verified (so
+/// the node's audit entry names who really asked, or nobody).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub reason: ProofRefusal,
+    /// The requester the session proves, once the MAC verified; else `None`.
+    pub proven_requester: Option<String>,
+}
+
+/// A node's sessions and replay cache behind locks held only for a lookup or an insert:
+/// the MAC and the JSON parse run outside them.
+#[derive(Debug)]
+pub struct ProofGate {
+    federation: String,
+    node: String,
+    sessions: Mutex<SessionTable>,
+    replay: Mutex<ReplayCache>,
+}
+
+impl ProofGate {
+    /// The gate of node `node` of `federation`, with room for `sessions` sessions and
+    /// `replay_entries` remembered proofs.
+    pub fn new(federation: &str, node: &str, sessions: usize, replay_entries: usize) -> Self {
+        Self {
+            federation: federation.to_owned(),
+            node: node.to_owned(),
+            sessions: Mutex::new(SessionTable::new(sessions)),
+            replay: Mutex::new(ReplayCache::new(replay_entries)),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, SessionTable> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session from a grant ([`accept_grant`]) and keeps it; returns the accept
+    /// and the requester the grant's certificate names.
+    pub fn open(
+        &self,
+        grant: &str,
+        trust: &FederationTrust,
+        node_key: &CertificateKey,
+        now: UnixTime,
+    ) -> Result<(String, String), GrantRefusal> {
+        let (accept, session) =
+            accept_grant(grant, trust, node_key, &self.federation, &self.node, now)?;
+        let requester = session.requester.clone();
+        self.sessions().insert(session, now)?;
+        Ok((accept, requester))
+    }
+
+    /// Checks a lookup's proof, in order: a live session, the MAC, federation and node,
+    /// time, a new nonce, the session's certificate not revoked now (`is_revoked` of its
+    /// serial; a revoked one also ends the session), and [`check_request`].
+    pub fn check(
+        &self,
+        lookup: &LookupRequest,
+        is_revoked: impl Fn(&str) -> bool,
+        now: UnixTime,
+    ) -> Result<ProvenRequest, Refused> {
+        let anonymous = |reason| Refused {
+            reason,
+            proven_requester: None,
+        };
+        let sid = proof_session_id(&lookup.proof).map_err(anonymous)?;
+        let session = self
+            .sessions()
+            .get(&sid, now)
+            .ok_or(anonymous(ProofRefusal::UnknownSession))?;
+        let proven = session.verify(&lookup.proof, now).map_err(anonymous)?;
+        let named = |reason| Refused {
+            reason,
+            proven_requester: Some(session.requester.clone()),
+        };
+        self.replay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(&sid, &proven.claims.nonce, proven.claims.iat, now.as_secs())
+            .map_err(named)?;
+        if is_revoked(&session.serial) {
+            self.sessions().remove(&sid);
+            return Err(named(ProofRefusal::Revoked));
+        }
+        check_request(&proven, lookup).map_err(named)?;
+        Ok(proven)
+    }
+
+    /// Ends every session whose certificate is now revoked (after a CRL reload).
+    pub fn close_revoked(&self, is_revoked: impl Fn(&str) -> bool) -> usize {
+        self.sessions().close_revoked(is_revoked)
+    }
+
+    /// Live sessions held (for metrics).
+    pub fn sessions_held(&self) -> usize {
+        self.sessions().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::DatasetRequest;
+    use crate::resident_id::ResidentId;
+    use fedq_certs::pki::{CertificateAuthority, IssueOptions};
+    use fedq_certs::tls::TrustFiles;
+    use std::time::Duration;
+
+    const FED: &str = "changsha";
+    const NODE: &str = "court";
+    const SUBJECT: &str = "430102199003071234";
+
+    struct Fed {
+        dir: tempfile::TempDir,
+        trust: FederationTrust,
+        requester: CertificateKey,
+        node: CertificateKey,
+    }
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    fn now() -> u64 {
+        UnixTime::now().as_secs()
+    }
+
+    fn federation() -> Fed {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), FED, false).unwrap();
+        let opts = IssueOptions::default();
+        ca.issue(Role::Requester, "market-regulation.licensing", &opts)
+            .unwrap();
+        ca.issue(Role::Node, NODE, &opts).unwrap();
+        ca.issue(Role::Node, "tax", &opts).unwrap();
+        let trust = FederationTrust::load(&TrustFiles::in_dir(dir.path())).unwrap();
+        let load = |n: &str| {
+            CertificateKey::load(
+                &dir.path().join(format!("{n}.crt")),
+                &dir.path().join(format!("{n}.key")),
+            )
+            .unwrap()
+        };
+        let requester = load("market-regulation.licensing");
+        let node = load(NODE);
+        Fed {
+            trust,
+            requester,
+            node,
+            dir,
+        }
+    }
+
+    fn lookup(proof: String) -> LookupRequest {
+        LookupRequest {
+            query_id: "q1".into(),
+            subject: ResidentId::parse(SUBJECT).unwrap(),
+            requester: "market-regulation.licensing".into(),
+            purpose: "licensing".into(),
+            legal_basis: Some("Regulation 7".into()),
+            consent: Some("consent-token".into()),
+            case_reference: Some("LIC-2026-001".into()),
+            target: LookupTarget::Datasets(vec![DatasetRequest {
+                dataset: "court.dishonest_debtors".into(),
+                fields: Some(vec!["case_no".into()]),
+            }]),
+            policy_version: "v1".into(),
+            date: time::macros::date!(2026 - 12 - 01),
+            proof,
+        }
+    }
+
+    /// The claims of the query as the requester asked it: two departments' datasets.
+    fn query_claims() -> ProofClaims {
+        ProofClaims::new(
+            SUBJECT,
+            "licensing",
+            Some("Regulation 7"),
+            Some("LIC-2026-001"),
+            Some("consent-token"),
+            ProofTarget::Datasets(vec![
+                ProofDataset {
+                    dataset: "court.dishonest_debtors".into(),
+                    fields: Some(vec!["case_no".into()]),
+                },
+                ProofDataset {
+                    dataset: "tax.arrears".into(),
+                    fields: None,
+                },
+            ]),
+        )
+    }
+
+    fn open(f: &Fed, gate: &ProofGate, t: u64) -> Session {
+        let (grant, pending) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        let (accept, requester) = gate.open(&grant, &f.trust, &f.node, at(t)).unwrap();
+        assert_eq!(requester, "market-regulation.licensing");
+        pending.complete(&accept, &f.trust, at(t)).unwrap()
+    }
+
+    fn gate() -> ProofGate {
+        ProofGate::new(FED, NODE, 16, 1024)
+    }
+
+    #[test]
+    fn an_honest_session_and_proof_round_trip() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        assert_eq!(session.node, NODE);
+        assert!(session.exp <= t + MAX_SESSION_SECS);
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proven = gate.check(&lookup(proof), |_| false, at(t + 1)).unwrap();
+        assert_eq!(proven.requester, "market-regulation.licensing");
+        assert_eq!(proven.claims.node, NODE);
+        assert_eq!(proven.claims.purpose, "licensing");
+        // The proof's JSON has the design's shape.
+        let payload: serde_json::Value = serde_json::to_value(&proven.claims).unwrap();
+        assert_eq!(
+            payload["target"]["datasets"][1],
+            serde_json::json!({"dataset": "tax.arrears", "fields": null})
+        );
+        assert_eq!(payload["consent"], consent_hash("consent-token").as_str());
+        // A view proof has `{"view": NAME}`.
+        let view = serde_json::to_value(ProofTarget::View("blacklist-check".into())).unwrap();
+        assert_eq!(view, serde_json::json!({"view": "blacklist-check"}));
+    }
+
+    #[test]
+    fn both_sides_derive_the_same_mac_key_and_a_stranger_cannot() {
+        let f = federation();
+        let t = now();
+        let (grant, pending) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        let (accept, node_side) =
+            accept_grant(&grant, &f.trust, &f.node, FED, NODE, at(t)).unwrap();
+        let session = pending.complete(&accept, &f.trust, at(t)).unwrap();
+        assert_eq!(session.keys.mac_key(), node_side.keys.mac_key());
+        assert_eq!(node_side.sid, session.sid);
+        // A second session over the same grant text gets other keys (fresh node key).
+        let (_, other) = accept_grant(&grant, &f.trust, &f.node, FED, NODE, at(t)).unwrap();
+        assert_ne!(other.keys.mac_key(), node_side.keys.mac_key());
+    }
+
+    #[test]
+    fn each_lookup_field_changed_after_proving_is_refused_by_name() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        type Change = Box<dyn Fn(&mut LookupRequest)>;
+        let changes: Vec<(ProofField, Change)> = vec![
+            (
+                ProofField::Requester,
+                Box::new(|l| l.requester = "court.enforcement".into()),
+            ),
+            (
+                ProofField::Subject,
+                Box::new(|l| l.subject = ResidentId::parse("110101199003074514").unwrap()),
+            ),
+            (
+                ProofField::Purpose,
+                Box::new(|l| l.purpose = "enforcement".into()),
+            ),
+            (ProofField::Basis, Box::new(|l| l.legal_basis = None)),
+            (
+                ProofField::Case,
+                Box::new(|l| l.case_reference = Some("LIC-2026-002".into())),
+            ),
+            (
+                ProofField::Consent,
+                Box::new(|l| l.consent = Some("forged".into())),
+            ),
+            (
+                ProofField::Target,
+                Box::new(|l| {
+                    l.target = LookupTarget::Datasets(vec![DatasetRequest {
+                        dataset: "court.dishonest_debtors".into(),
+                        fields: None,
+                    }])
+                }),
+            ),
+            (
+                ProofField::Target,
+                Box::new(|l| l.target = LookupTarget::View("blacklist-check".into())),
+            ),
+        ];
+        for (field, change) in changes {
+            let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+            let mut l = lookup(proof);
+            change(&mut l);
+            let refused = gate.check(&l, |_| false, at(t)).unwrap_err();
+            assert_eq!(refused.reason, ProofRefusal::Altered(field));
+            assert_eq!(
+                refused.proven_requester.as_deref(),
+                Some("market-regulation.licensing")
+            );
+            let msg = refused.reason.to_string();
+            assert!(msg.contains(field.name()), "{msg}");
+            for value in [
+                "court.enforcement",
+                "enforcement",
+                "LIC-2026",
+                "forged",
+                SUBJECT,
+            ] {
+                assert!(!msg.contains(value), "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_target_restricted_to_this_node_is_accepted_and_nothing_beyond_it() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        // The proof names court and tax datasets; the court node is asked only its own.
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        gate.check(&lookup(proof), |_| false, at(t)).unwrap();
+        // A dataset the proof does not name, beside one it does, is refused.
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let mut l = lookup(proof);
+        l.target = LookupTarget::Datasets(vec![
+            DatasetRequest {
+                dataset: "court.dishonest_debtors".into(),
+                fields: Some(vec!["case_no".into()]),
+            },
+            DatasetRequest {
+                dataset: "court.judgments".into(),
+                fields: None,
+            },
+        ]);
+        assert_eq!(
+            gate.check(&l, |_| false, at(t)).unwrap_err().reason,
+            ProofRefusal::Altered(ProofField::Target)
+        );
+    }
+
+    #[test]
+    fn a_replayed_proof_is_refused() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        gate.check(&lookup(proof.clone()), |_| false, at(t))
+            .unwrap();
+        let again = gate
+            .check(&lookup(proof), |_| false, at(t + 10))
+            .unwrap_err();
+        assert_eq!(again.reason, ProofRefusal::Replayed);
+        assert_eq!(
+            again.proven_requester.as_deref(),
+            Some("market-regulation.licensing")
+        );
+    }
+
+    #[test]
+    fn a_stale_or_future_proof_is_refused() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        let old = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        assert_eq!(
+            gate.check(&lookup(old), |_| false, at(t + MAX_CLOCK_SKEW_SECS + 1))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::Stale
+        );
+        let future = session.prove(
+            &query_claims(),
+            at(t + MAX_CLOCK_SKEW_SECS + 1),
+            &fresh_nonce().unwrap(),
+        );
+        assert_eq!(
+            gate.check(&lookup(future), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::Stale
+        );
+    }
+
+    #[test]
+    fn a_proof_for_another_node_or_under_another_key_is_refused() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        // The session's own key, but claims naming another node (made by hand: `prove`
+        // always names the session's node).
+        let mut claims = query_claims();
+        claims.fed = FED.into();
+        claims.node = "tax".into();
+        claims.iat = t;
+        claims.nonce = fresh_nonce().unwrap();
+        let payload = serde_json::to_vec(&claims).unwrap();
+        let forged = jws::sign_hs256(session.keys.mac_key(), &session.sid, REQUEST_TYP, &payload);
+        assert_eq!(
+            gate.check(&lookup(forged), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::Misdirected
+        );
+        // Another key under this session's id (what a coordinator could make).
+        let payload = serde_json::to_vec(&{
+            let mut c = query_claims();
+            c.fed = FED.into();
+            c.node = NODE.into();
+            c.iat = t;
+            c.nonce = fresh_nonce().unwrap();
+            c
+        })
+        .unwrap();
+        let guessed = jws::sign_hs256(&[0u8; 32], &session.sid, REQUEST_TYP, &payload);
+        let refused = gate.check(&lookup(guessed), |_| false, at(t)).unwrap_err();
+        assert_eq!(refused.reason, ProofRefusal::BadMac);
+        assert_eq!(refused.proven_requester, None);
+    }
+
+    #[test]
+    fn an_unknown_expired_missing_or_malformed_proof_is_refused_with_its_code() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        let other_gate = ProofGate::new(FED, NODE, 16, 16);
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        assert_eq!(
+            other_gate
+                .check(&lookup(proof), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::UnknownSession
+        );
+        // After the session's end (the proof itself made just before it).
+        let end = session.exp;
+        let late = session.prove(&query_claims(), at(end), &fresh_nonce().unwrap());
+        assert_eq!(
+            gate.check(&lookup(late), |_| false, at(end))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::UnknownSession
+        );
+        assert_eq!(
+            gate.check(&lookup(String::new()), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::Missing
+        );
+        assert_eq!(
+            gate.check(&lookup("a.b.c".into()), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::Malformed
+        );
+        let short_nonce = session.prove(&query_claims(), at(t), "x");
+        assert_eq!(
+            gate.check(&lookup(short_nonce), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::Malformed
+        );
+    }
+
+    #[test]
+    fn a_revoked_requester_is_refused_and_its_session_ends() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let refused = gate.check(&lookup(proof), |_| true, at(t)).unwrap_err();
+        assert_eq!(refused.reason, ProofRefusal::Revoked);
+        assert_eq!(gate.sessions_held(), 0);
+        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        assert_eq!(
+            gate.check(&lookup(proof), |_| false, at(t))
+                .unwrap_err()
+                .reason,
+            ProofRefusal::UnknownSession
+        );
+        // A CRL reload closes sessions by serial.
+        open(&f, &gate, t);
+        assert_eq!(gate.close_revoked(|_| true), 1);
+        assert_eq!(gate.sessions_held(), 0);
+    }
+
+    #[test]
+    fn a_revoked_requester_cannot_open_a_session() {
+        let f = federation();
+        let ca = CertificateAuthority::open(f.dir.path()).unwrap();
+        ca.revoke("market-regulation.licensing").unwrap();
+        let trust = FederationTrust::load(&TrustFiles::in_dir(f.dir.path())).unwrap();
+        let t = now();
+        let (grant, _) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        let err = accept_grant(&grant, &trust, &f.node, FED, NODE, at(t)).unwrap_err();
+        assert!(matches!(err, GrantRefusal::Signature(_)), "{err}");
+    }
+
+    #[test]
+    fn bad_grants_are_refused_without_quoting_them() {
+        let f = federation();
+        let t = now();
+        let (grant, _) = SessionGrant::new(&f.requester, FED, "tax", at(t)).unwrap();
+        assert_eq!(
+            accept_grant(&grant, &f.trust, &f.node, FED, NODE, at(t)).unwrap_err(),
+            GrantRefusal::Misdirected
+        );
+        let (grant, _) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        assert_eq!(
+            accept_grant(&grant, &f.trust, &f.node, FED, NODE, at(t + 301)).unwrap_err(),
+            GrantRefusal::Clock
+        );
+        // A grant longer than an hour, signed by the requester.
+        let long = SessionGrant {
+            fed: FED.into(),
+            node: NODE.into(),
+            sid: b64(&[1; 16]),
+            epk: b64(&[9; 32]),
+            iat: t,
+            exp: t + MAX_SESSION_SECS + 1,
+        };
+        let long =
+            jws::sign_es256(&f.requester, GRANT_TYP, &serde_json::to_vec(&long).unwrap()).unwrap();
+        assert_eq!(
+            accept_grant(&long, &f.trust, &f.node, FED, NODE, at(t)).unwrap_err(),
+            GrantRefusal::Lifetime
+        );
+        // A node's certificate cannot grant a session; the node key cannot be a requester.
+        let (by_node, _) = SessionGrant::new(&f.node, FED, NODE, at(t)).unwrap();
+        let err = accept_grant(&by_node, &f.trust, &f.node, FED, NODE, at(t)).unwrap_err();
+        assert!(matches!(err, GrantRefusal::Signature(_)), "{err}");
+        assert!(!err.to_string().contains(&by_node[..20]));
+        // The same session id twice in one table.
+        let gate = gate();
+        let (grant, _) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        gate.open(&grant, &f.trust, &f.node, at(t)).unwrap();
+        assert_eq!(
+            gate.open(&grant, &f.trust, &f.node, at(t)).unwrap_err(),
+            GrantRefusal::SessionReused
+        );
+    }
+
+    #[test]
+    fn an_accept_from_another_node_or_for_another_grant_is_refused() {
+        let f = federation();
+        let t = now();
+        let tax =
+            CertificateKey::load(&f.dir.path().join("tax.crt"), &f.dir.path().join("tax.key"))
+                .unwrap();
+        let (grant, pending) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        // The tax node signs an accept claiming to be the court.
+        let (accept, _) = accept_grant(&grant, &f.trust, &tax, FED, NODE, at(t)).unwrap();
+        assert!(matches!(
+            pending.complete(&accept, &f.trust, at(t)).unwrap_err(),
+            ProofError::Mismatch(_)
+        ));
+        // The court's accept of one grant does not complete another.
+        let (grant_a, _) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        let (_, pending_b) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        let (accept_a, _) = accept_grant(&grant_a, &f.trust, &f.node, FED, NODE, at(t)).unwrap();
+        assert!(matches!(
+            pending_b.complete(&accept_a, &f.trust, at(t)).unwrap_err(),
+            ProofError::Mismatch(_)
+        ));
+        // A requester's certificate cannot sign an accept.
+        let (grant, pending) = SessionGrant::new(&f.requester, FED, NODE, at(t)).unwrap();
+        let (accept, _) = accept_grant(&grant, &f.trust, &f.requester, FED, NODE, at(t)).unwrap();
+        assert!(matches!(
+            pending.complete(&accept, &f.trust, at(t)).unwrap_err(),
+            ProofError::Accept(_)
+        ));
+    }
+
+    #[test]
+    fn the_replay_cache_is_bounded_and_forgets_only_expired_entries() {
+        let mut cache = ReplayCache::new(2);
+        cache.insert("s", "n1", 1000, 1000).unwrap();
+        cache.insert("s", "n2", 1000, 1000).unwrap();
+        assert_eq!(
+            cache.insert("s", "n1", 1000, 1100),
+            Err(ProofRefusal::Replayed)
+        );
+        // Full of live entries: refused, nothing forgotten early.
+        assert_eq!(cache.insert("s", "n3", 1100, 1100), Err(ProofRefusal::Busy));
+        assert_eq!(
+            cache.insert("s", "n1", 1000, 1300),
+            Err(ProofRefusal::Replayed)
+        );
+        // Once their window is over they leave, and room returns.
+        cache.insert("s", "n3", 1301, 1301).unwrap();
+        assert_eq!(cache.len(), 1);
+        // Same nonce in another session is another entry.
+        cache.insert("t", "n3", 1301, 1301).unwrap();
+    }
+
+    #[test]
+    fn the_session_table_is_bounded_expired_first_then_soonest_ending() {
+        let f = federation();
+        let t = now();
+        let mut table = SessionTable::new(2);
+        let mk = |offset: u64| {
+            let (grant, _) = SessionGrant::new(&f.requester, FED, NODE, at(t - offset)).unwrap();
+            accept_grant(&grant, &f.trust, &f.node, FED, NODE, at(t))
+                .unwrap()
+                .1
+        };
+        let a = mk(200); // ends soonest
+        let b = mk(0);
+        let (sa, sb) = (a.sid.clone(), b.sid.clone());
+        table.insert(a, at(t)).unwrap();
+        table.insert(b, at(t)).unwrap();
+        let c = mk(100);
+        let sc = c.sid.clone();
+        table.insert(c, at(t)).unwrap();
+        assert_eq!(table.len(), 2);
+        assert!(table.get(&sa, at(t)).is_none());
+        assert!(table.get(&sb, at(t)).is_some());
+        assert!(table.get(&sc, at(t)).is_some());
+        // Past c's end, c is gone and b is not.
+        let c_end = t - 100 + MAX_SESSION_SECS;
+        assert!(table.get(&sc, at(c_end)).is_none());
+        assert!(table.get(&sb, at(c_end)).is_some());
+        let d = mk(0);
+        table.insert(d, at(c_end)).unwrap();
+        assert!(table.get(&sb, at(c_end)).is_some());
+    }
+}
