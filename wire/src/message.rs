@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::resident_id::ResidentId;
 
 /// A coordinator's request to a node.
+// A lookup is by far the largest variant, and the usual one: requests are decoded one per
+// stream and never kept in bulk, so boxing it would only add an allocation per lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeRequest {
     /// Liveness and authentication check: answers with the node's name.
