@@ -511,7 +511,7 @@ impl Context {
                 requester: request.requester.clone(),
                 purpose: request.purpose.clone(),
                 legal_basis: request.legal_basis.clone(),
-                case_reference: self.recordable_case(&request),
+                case_reference: self.recordable_case(request),
                 subject: self.pseudonyms.pseudonym(request.subject.as_str()),
                 target: request.target.describe(),
                 outcome: serde_json::json!({ "refused": rationale }).to_string(),
