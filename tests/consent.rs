@@ -409,6 +409,8 @@ async fn a_token_is_used_up_at_max_uses_and_stays_used_up_after_the_node_restart
 
     court_process.terminate();
     let _court_process = FedqProcess::node(&config, None);
+    // The restarted node holds no session: the requester opens a new one, as a client does.
+    court.forget(RECRUITMENT_OFFICE);
     // Still used up: the node counted the use in its audit log, not only in memory.
     let why = refused(send(&court, &ask_once).await);
     assert!(why.contains("used up"), "{why}");

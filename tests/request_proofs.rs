@@ -115,7 +115,7 @@ fn start() -> Court {
 }
 
 impl Court {
-    /// The licensing office's check of the debtor, with a consent reference and a case.
+    /// The licensing office's check of the debtor, citing its licensing case.
     fn licensing_lookup(&self) -> LookupRequest {
         LookupRequest {
             query_id: "q-proof".into(),
@@ -123,8 +123,8 @@ impl Court {
             requester: LICENSING.into(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some(BASIS.into()),
-            consent: Some("consent-reference-1".into()),
-            case_reference: Some("LIC-2026-0001".into()),
+            consent: None,
+            case_reference: Some(fedq_demo::LICENSING_CASE.into()),
             target: LookupTarget::Datasets(vec![DatasetRequest {
                 dataset: "court.dishonest_debtors".into(),
                 fields: Some(vec!["case_no".into(), "listed_on".into()]),
@@ -194,7 +194,7 @@ fn assert_refusal_audited(c: &Court, code: ProofRefusal, requester: &str, proof:
     for leaked in [
         c.debtor.as_str(),
         BASIS,
-        "LIC-2026",
+        fedq_demo::LICENSING_CASE,
         "consent-reference",
         CASE_NO,
     ] {

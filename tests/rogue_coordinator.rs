@@ -22,7 +22,7 @@ mod support;
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS};
+use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::proof::{ProofRefusal, REQUEST_TYP};
 use fedq_wire::transport::{Limits, NodeChannel, NodeClient, TlsFiles};
@@ -37,6 +37,7 @@ fn blacklist_check(subject: &str) -> QueryRequest {
         subject: subject.to_owned(),
         purpose: "administrative-licensing".into(),
         legal_basis: Some(LICENSING_BASIS.into()),
+        case_reference: Some(LICENSING_CASE.into()),
         view: Some("blacklist-check".into()),
         ..QueryRequest::default()
     }
@@ -75,7 +76,7 @@ fn lookup_of(fed: &Federation, query: &QueryRequest, proof: String) -> LookupReq
         purpose: query.purpose.clone(),
         legal_basis: query.legal_basis.clone(),
         consent: None,
-        case_reference: None,
+        case_reference: query.case_reference.clone(),
         target: LookupTarget::View(query.view.clone().unwrap()),
         policy_version: "rogue".into(),
         date: config.today.unwrap(),
@@ -177,7 +178,11 @@ async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_pro
     // person (so the refusals below withhold something that is there).
     let (status, answer) = honest.query(&query).await.unwrap();
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(node_report(&answer, "court")["status"], "ok", "{answer}");
+    assert_eq!(
+        node_report(&answer, "court")["status"],
+        "answered",
+        "{answer}"
+    );
     assert_eq!(
         answer["view_result"]["listings"].as_array().map(Vec::len),
         Some(1)
@@ -337,6 +342,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
         subject: s.blacklisted.resident_id.clone(),
         purpose: "administrative-licensing".into(),
         legal_basis: Some(LICENSING_BASIS.into()),
+        case_reference: Some(LICENSING_CASE.into()),
         datasets: Some(vec![
             "court.dishonest_debtors.listed_on".into(),
             "court.dishonest_debtors.case_no".into(),
@@ -393,7 +399,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
         "{partial}"
     );
     let tax = node_report(&partial, "tax")["status"].as_str().unwrap();
-    assert!(tax == "ok" || tax == "no_record", "{partial}");
+    assert!(tax == "answered", "{partial}");
     assert_eq!(partial["complete"], false, "{partial}");
     nodes[index] = FedqProcess::node(&fed.layout.node_config("court"), None);
     // The coordinator may have marked the court down while it was away (its heartbeat):
@@ -406,7 +412,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
             .unwrap();
         assert_eq!(status, 200, "{answer}");
         let court = node_report(&answer, "court");
-        if court["status"] == "ok" {
+        if court["status"] == "answered" {
             again = answer;
             break;
         }
@@ -419,7 +425,11 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(node_report(&again, "court")["status"], "ok", "{again}");
+    assert_eq!(
+        node_report(&again, "court")["status"],
+        "answered",
+        "{again}"
+    );
     assert_eq!(meaning_of(&again), meaning_of(&first.1));
     // The court saw the stale proof (refused as an unknown session) and then the retry.
     let court_audit = audit_of(&fed, "court");

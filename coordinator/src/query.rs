@@ -256,8 +256,7 @@ impl QueryRequest {
             subject.as_str(),
             self.purpose.trim(),
             nonblank(&self.legal_basis).as_deref(),
-            // The API does not carry a case reference yet (issue 14, part C).
-            None,
+            nonblank(&self.case_reference).as_deref(),
             nonblank(&self.consent).as_deref(),
             ProofTarget::from(&target),
         ))

@@ -640,6 +640,7 @@ pub async fn replay(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
         purpose: q.purpose.clone(),
         legal_basis: q.basis.clone(),
         consent: q.consent.clone(),
+        case_reference: q.case_reference.clone(),
         view: q.view.clone(),
         datasets: (!q.datasets.is_empty()).then(|| q.datasets.clone()),
         ..Default::default()
