@@ -544,12 +544,22 @@ async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline(
     // Replace `tax` by a node that completes the handshake and then never answers.
     running.stop_node("tax").await;
     let tax_addr = fed.nodes["tax"];
-    let endpoint = fedq_wire::transport::NodeEndpoint::bind(
-        tax_addr,
-        fedq_wire::transport::TlsFiles::in_dir(&fed.layout.pki(), "tax"),
-        fedq_wire::transport::Limits::default(),
-    )
-    .unwrap();
+    // The stopped node's UDP socket is released once its endpoint has wound down, which
+    // can trail the stop by a moment: bind again within a bounded time.
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    let endpoint = loop {
+        match fedq_wire::transport::NodeEndpoint::bind(
+            tax_addr,
+            fedq_wire::transport::TlsFiles::in_dir(&fed.layout.pki(), "tax"),
+            fedq_wire::transport::Limits::default(),
+        ) {
+            Ok(e) => break e,
+            Err(e) if std::time::Instant::now() < give_up && e.to_string().contains("in use") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot bind the silent tax node: {e}"),
+        }
+    };
     let silent: fedq_wire::transport::Handler = Arc::new(|_, _| Box::pin(std::future::pending()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let silent_task = tokio::spawn(endpoint.serve(silent, None, async {
@@ -814,7 +824,7 @@ async fn a_view_releases_its_result_not_its_inputs() {
         .await
         .unwrap();
     let (status, answer) = conn
-        .post(&blacklist_query(&debtor.resident_id))
+        .post_proven(&blacklist_query(&debtor.resident_id))
         .await
         .unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -842,11 +852,12 @@ async fn a_view_releases_its_result_not_its_inputs() {
 
     // Green channel for the same person: not eligible, and that is all it says.
     let (status, green) = conn
-        .post(
+        .post_proven(
             &serde_json::to_vec(&json!({
                 "subject": debtor.resident_id,
                 "purpose": "administrative-licensing",
                 "legal_basis": LICENSING_BASIS,
+                "case_reference": LICENSING_CASE,
                 "view": "green-channel"
             }))
             .unwrap(),
@@ -921,7 +932,7 @@ async fn a_view_releases_its_result_not_its_inputs() {
         .await
         .unwrap();
     let (status, answer) = conn
-        .post(&blacklist_query(&debtor.resident_id))
+        .post_proven(&blacklist_query(&debtor.resident_id))
         .await
         .unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -970,12 +981,13 @@ async fn no_two_departments_logs_share_a_query_id() {
         "subject": fed.scenario.clean.resident_id,
         "purpose": "administrative-licensing",
         "legal_basis": LICENSING_BASIS,
+        "case_reference": LICENSING_CASE,
         "view": "green-channel"
     }))
     .unwrap();
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let (status, answer) = conn.post(&body).await.unwrap();
+        let (status, answer) = conn.post_proven(&body).await.unwrap();
         assert_eq!(status, 200, "{answer}");
         answers.push(answer);
     }
