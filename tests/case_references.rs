@@ -75,7 +75,7 @@ fn audit_list_case(config: &Path, case: &str) -> Vec<serde_json::Value> {
 /// (it opens its sessions with the nodes first) are left out.
 fn entries(path: &Path) -> Vec<AuditEntry> {
     let mut all = fedq_audit::list(path, &ListFilter::default()).unwrap();
-    all.retain(|e| e.record.kind != "session");
+    all.retain(|e| e.record.kind != fedq_audit::EntryKind::Session);
     all
 }
 
@@ -178,7 +178,7 @@ async fn queries_cite_their_case_and_every_log_records_it() {
     let cases: Vec<Option<&str>> = refusals[coordinator_before..]
         .iter()
         .map(|e| {
-            assert_eq!(e.record.kind, "refusal");
+            assert_eq!(e.record.kind, fedq_audit::EntryKind::Refusal);
             assert!(!e.record.outcome.contains(COURT_CASE));
             e.record.case_reference.as_deref()
         })
@@ -214,7 +214,7 @@ async fn queries_cite_their_case_and_every_log_records_it() {
             .filter(|e| node_ids.contains(&&e.record.query_id))
         {
             asked += 1;
-            assert_eq!(e.record.kind, "answer");
+            assert_eq!(e.record.kind, fedq_audit::EntryKind::Answer);
             assert_eq!(
                 e.record.case_reference.as_deref(),
                 Some(LICENSING_CASE),
@@ -349,7 +349,7 @@ async fn queries_cite_their_case_and_every_log_records_it() {
         let after = entries(&court_audit);
         assert_eq!(after.len(), before + 1, "{code}: one audit entry");
         let entry = &after[before].record;
-        assert_eq!(entry.kind, "refusal");
+        assert_eq!(entry.kind, fedq_audit::EntryKind::Refusal);
         assert_eq!(entry.query_id, "q-forwarded");
         let outcome: serde_json::Value = serde_json::from_str(&entry.outcome).unwrap();
         assert_eq!(outcome["code"], code, "{}", entry.outcome);

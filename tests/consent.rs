@@ -352,7 +352,7 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
         );
         let entries = audit(&fed, "court");
         let last = &entries.last().unwrap().record;
-        assert_eq!(last.kind, "refusal", "{what}");
+        assert_eq!(last.kind, fedq_audit::EntryKind::Refusal, "{what}");
         let outcome: serde_json::Value = serde_json::from_str(&last.outcome).unwrap();
         assert!(
             outcome["consent"].is_string(),
@@ -373,7 +373,7 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
     let entries = audit(&fed, "court");
     let answered: Vec<_> = entries
         .iter()
-        .filter(|e| e.record.kind == "answer")
+        .filter(|e| e.record.kind == fedq_audit::EntryKind::Answer)
         .collect();
     assert_eq!(
         answered.last().unwrap().record.consent_id.as_deref(),
@@ -562,7 +562,7 @@ async fn through_the_coordinator_the_token_is_prechecked_its_id_audited_everywhe
     let entry = query
         .iter()
         .rev()
-        .find(|e| e.record.kind == "query")
+        .find(|e| e.record.kind == fedq_audit::EntryKind::Query)
         .unwrap();
     assert_eq!(entry.record.consent_id.as_deref(), Some(jti.as_str()));
     let mut nodes_with_id = 0;
@@ -570,7 +570,7 @@ async fn through_the_coordinator_the_token_is_prechecked_its_id_audited_everywhe
         if let Some(e) = audit(&fed, node)
             .iter()
             .rev()
-            .find(|e| e.record.kind == "answer")
+            .find(|e| e.record.kind == fedq_audit::EntryKind::Answer)
         {
             assert_eq!(e.record.consent_id.as_deref(), Some(jti.as_str()), "{node}");
             nodes_with_id += 1;
@@ -592,7 +592,7 @@ async fn through_the_coordinator_the_token_is_prechecked_its_id_audited_everywhe
         "{error}"
     );
     let refusal = audit(&fed, "coordinator").pop().unwrap().record;
-    assert_eq!(refusal.kind, "refusal");
+    assert_eq!(refusal.kind, fedq_audit::EntryKind::Refusal);
     assert_eq!(refusal.consent_id.as_deref(), Some(jti.as_str()));
     // Bad input on the command line: one line, the ID never echoed.
     let mut typo = candidate.clone().into_bytes();

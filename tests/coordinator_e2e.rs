@@ -424,7 +424,7 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         .iter()
         .rev()
         .take(n_cases as usize)
-        .all(|e| e.record.kind == "refusal"));
+        .all(|e| e.record.kind == fedq_audit::EntryKind::Refusal));
 
     // A good query is registered by the coordinator and by each node asked, each node
     // under its own id, which the coordinator's entry maps.
@@ -1004,7 +1004,9 @@ async fn no_two_departments_logs_share_a_query_id() {
         let query_id = answer["query_id"].as_str().unwrap();
         let entry = coordinator
             .iter()
-            .find(|e| e.record.kind == "query" && e.record.query_id == query_id)
+            .find(|e| {
+                e.record.kind == fedq_audit::EntryKind::Query && e.record.query_id == query_id
+            })
             .unwrap_or_else(|| panic!("no coordinator entry for {query_id}"));
         let asked: Vec<&str> = answer["nodes"]
             .as_array()

@@ -390,7 +390,7 @@ fn audit_query_ids(path: &std::path::Path) -> BTreeMap<String, usize> {
     let mut ids = BTreeMap::new();
     for e in fedq_audit::list(path, &fedq_audit::ListFilter::default()).unwrap() {
         // Session entries (a requester opening its sessions) are not queries.
-        if e.record.kind != "session" {
+        if e.record.kind != fedq_audit::EntryKind::Session {
             *ids.entry(e.record.query_id).or_insert(0) += 1;
         }
     }
@@ -827,7 +827,7 @@ async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space
     let answers = fedq_audit::list(&audit, &fedq_audit::ListFilter::default())
         .unwrap()
         .into_iter()
-        .filter(|e| e.record.kind == "answer")
+        .filter(|e| e.record.kind == fedq_audit::EntryKind::Answer)
         .count();
     assert_eq!(answers, 2, "{verified:?}");
     drop(disk);
@@ -891,7 +891,7 @@ async fn a_coordinator_whose_audit_disk_is_full_withholds_every_answer_then_serv
     let queries = fedq_audit::list(&audit, &fedq_audit::ListFilter::default())
         .unwrap()
         .into_iter()
-        .filter(|e| e.record.kind == "query")
+        .filter(|e| e.record.kind == fedq_audit::EntryKind::Query)
         .count();
     assert_eq!(queries, 2, "{verified:?}");
     drop(disk);

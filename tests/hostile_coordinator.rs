@@ -473,7 +473,7 @@ async fn lookups_naming_too_many_or_repeated_datasets_are_refused_with_a_small_a
     assert_eq!(entries.len(), 4, "{entries:?}");
     for refused in &entries[..2] {
         let r = &refused.record;
-        assert_eq!(r.kind, "refusal");
+        assert_eq!(r.kind, fedq_audit::EntryKind::Refusal);
         assert_eq!(r.requester, "coordinator:coordinator");
         // Nothing the hostile lookup sent is copied: no dataset name, no ID.
         assert!(!r.target.contains("hostile") && !r.target.contains("dishonest"));
@@ -481,8 +481,8 @@ async fn lookups_naming_too_many_or_repeated_datasets_are_refused_with_a_small_a
         assert!(r.size() < 1024, "audit entry of {} bytes", r.size());
     }
     assert_eq!(entries[0].record.target, "20000 datasets");
-    assert_eq!(entries[2].record.kind, "session");
-    assert_eq!(entries[3].record.kind, "answer");
+    assert_eq!(entries[2].record.kind, fedq_audit::EntryKind::Session);
+    assert_eq!(entries[3].record.kind, fedq_audit::EntryKind::Answer);
     assert_eq!(
         fedq_audit::verify(&fed.root.join("data/court-audit.db"))
             .unwrap()
@@ -582,6 +582,9 @@ async fn a_node_throttles_a_coordinator_that_forwards_past_the_requesters_rate_l
         .rev()
         .find(|e| e.record.requester == requester)
         .unwrap();
-    assert_eq!(last_of_requester.record.kind, "refusal");
+    assert_eq!(
+        last_of_requester.record.kind,
+        fedq_audit::EntryKind::Refusal
+    );
     assert!(last_of_requester.record.outcome.contains("this minute"));
 }

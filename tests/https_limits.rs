@@ -382,10 +382,10 @@ impl Body for Trickle {
     }
 }
 
-fn last_refusal(audit: &Path) -> (String, String) {
+fn last_refusal(audit: &Path) -> (fedq_audit::EntryKind, String) {
     let entries = fedq_audit::list(audit, &fedq_audit::ListFilter::default()).unwrap();
     let last = entries.last().unwrap();
-    (last.record.kind.clone(), last.record.outcome.clone())
+    (last.record.kind, last.record.outcome.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,11 +540,11 @@ async fn stalled_and_trickled_connections_are_closed_within_their_timeouts() {
     // The two bodies one after the other, so each one's refusal is the last entry.
     trickled_body(Arc::clone(&h1), false).await;
     let (kind, outcome) = last_refusal(&audit);
-    assert_eq!(kind, "refusal");
+    assert_eq!(kind, fedq_audit::EntryKind::Refusal);
     assert!(outcome.contains("\"http\":408"), "{outcome}");
     trickled_body(Arc::clone(&h2), true).await;
     let (kind, outcome) = last_refusal(&audit);
-    assert_eq!(kind, "refusal");
+    assert_eq!(kind, fedq_audit::EntryKind::Refusal);
     assert!(outcome.contains("\"http\":408"), "{outcome}");
     running.stop().await;
 }
@@ -682,7 +682,7 @@ async fn the_role_is_checked_before_the_body_and_an_oversized_body_gets_the_audi
                 "{proto}, {size} bytes: not registered"
             );
             let (kind, outcome) = last_refusal(&audit);
-            assert_eq!(kind, "refusal");
+            assert_eq!(kind, fedq_audit::EntryKind::Refusal);
             assert!(outcome.contains("\"http\":413"), "{outcome}");
         }
         // A body within the limit is a query like any other (proven to every node as

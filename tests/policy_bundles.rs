@@ -206,7 +206,7 @@ fn court_on_postgres(fed: &Federation, url: &str) {
 }
 
 /// The outcomes of the entries of `kind` in an audit log, oldest first.
-fn kinds(audit: &Path, kind: &str) -> Vec<String> {
+fn kinds(audit: &Path, kind: fedq_audit::EntryKind) -> Vec<String> {
     fedq_audit::list(audit, &fedq_audit::ListFilter::default())
         .unwrap()
         .into_iter()
@@ -304,14 +304,15 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
         fedq_audit::list(&coordinator_audit, &fedq_audit::ListFilter::default())
             .unwrap()
             .iter()
-            .any(|e| e.record.kind == "policy" && e.record.outcome.contains("\"changed\":true")),
+            .any(|e| e.record.kind == fedq_audit::EntryKind::Policy
+                && e.record.outcome.contains("\"changed\":true")),
         "the publication was not registered"
     );
     // Each process registers what it installed, with the approving officers: the floor a
     // restart must not go below.
     for audit in [&coordinator_audit, &court_audit] {
         assert_eq!(fedq_audit::last_installed_policy(audit).unwrap(), Some(1));
-        let installed = kinds(audit, "policy-installed");
+        let installed = kinds(audit, fedq_audit::EntryKind::PolicyInstalled);
         assert!(
             installed[0].contains("officer-zhang") && installed[0].contains("officer-li"),
             "{installed:?}"
@@ -415,7 +416,7 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
     }
     client.close();
     assert!(
-        kinds(&court_audit, "policy-refused")
+        kinds(&court_audit, fedq_audit::EntryKind::PolicyRefused)
             .last()
             .is_some_and(|o| o.contains("1 distinct officer(s)")),
         "the node did not register the refusal"

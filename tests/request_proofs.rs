@@ -183,7 +183,7 @@ fn refused_with(answer: &NodeResponse) -> ProofRefusal {
 /// nothing of the lookup.
 fn assert_refusal_audited(c: &Court, code: ProofRefusal, requester: &str, proof: &str) {
     let last = c.audit().pop().unwrap();
-    assert_eq!(last.kind, "refusal");
+    assert_eq!(last.kind, fedq_audit::EntryKind::Refusal);
     assert_eq!(last.requester, requester);
     assert_eq!((last.purpose.as_str(), last.target.as_str()), ("-", "-"));
     assert_eq!(last.legal_basis, None);

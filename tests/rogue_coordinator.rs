@@ -120,7 +120,7 @@ async fn refused(
     let audit = audit_of(fed, "court");
     assert_eq!(audit.len(), before + 1, "{code:?}: not exactly one entry");
     let last = audit.last().unwrap();
-    assert_eq!(last.kind, "refusal", "{last:?}");
+    assert_eq!(last.kind, fedq_audit::EntryKind::Refusal, "{last:?}");
     assert_eq!(last.requester, audited, "{code:?}: {last:?}");
     let outcome: Value = serde_json::from_str(&last.outcome).unwrap();
     assert_eq!(outcome["proof"], code.code(), "{outcome}");
@@ -288,7 +288,7 @@ async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_pro
     // None of the refusals put anything of the lookups in the court's log.
     for entry in audit_of(&fed, "court")
         .iter()
-        .filter(|e| e.kind == "refusal")
+        .filter(|e| e.kind == fedq_audit::EntryKind::Refusal)
     {
         let text = serde_json::to_string(entry).unwrap();
         assert!(!text.contains(&subject), "{text}");
@@ -301,7 +301,7 @@ async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_pro
 fn queries_at(fed: &Federation, node: &str) -> usize {
     audit_of(fed, node)
         .iter()
-        .filter(|e| e.kind == "answer")
+        .filter(|e| e.kind == fedq_audit::EntryKind::Answer)
         .count()
 }
 
@@ -436,7 +436,8 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     assert!(
         court_audit
             .iter()
-            .any(|e| e.kind == "refusal" && e.outcome.contains("unknown-session")),
+            .any(|e| e.kind == fedq_audit::EntryKind::Refusal
+                && e.outcome.contains("unknown-session")),
         "{court_audit:?}"
     );
     assert_eq!(queries_at(&fed, "court"), court_queries + 1);

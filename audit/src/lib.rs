@@ -200,8 +200,8 @@ pub struct AuditRecord {
     /// When (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `query` (coordinator), `answer` (node), `refusal`, `repair`, …
-    pub kind: String,
+    /// What the entry registers ([`EntryKind`]; stored as its name).
+    pub kind: EntryKind,
     /// This process's id of the query: the coordinator's own, or at a node the node's
     /// own id for it (derived per node; no two departments record the same id).
     pub query_id: String,
@@ -234,6 +234,78 @@ pub struct AuditRecord {
     pub node_query_ids: BTreeMap<String, String>,
 }
 
+/// What one audit entry registers. Stored (and hashed) as its name, which is the text
+/// older logs hold, so logs written before the kind was typed read and verify unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A query answered by the coordinator (complete or partial).
+    Query,
+    /// A node's answer to one lookup (or a lookup it could not serve).
+    Answer,
+    /// A query or lookup refused before anything was read.
+    Refusal,
+    /// An operator's repair of a record (`fedq node repair`).
+    Repair,
+    /// A requester's session opened at a node or through the coordinator.
+    Session,
+    /// A policy bundle that went into force here.
+    PolicyInstalled,
+    /// A policy bundle refused here.
+    PolicyRefused,
+    /// A publication's outcome on every node (coordinator).
+    Policy,
+}
+
+impl EntryKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [EntryKind; 8] = [
+        EntryKind::Query,
+        EntryKind::Answer,
+        EntryKind::Refusal,
+        EntryKind::Repair,
+        EntryKind::Session,
+        EntryKind::PolicyInstalled,
+        EntryKind::PolicyRefused,
+        EntryKind::Policy,
+    ];
+
+    /// The name the log stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Query => "query",
+            EntryKind::Answer => "answer",
+            EntryKind::Refusal => "refusal",
+            EntryKind::Repair => "repair",
+            EntryKind::Session => "session",
+            EntryKind::PolicyInstalled => "policy-installed",
+            EntryKind::PolicyRefused => "policy-refused",
+            EntryKind::Policy => "policy",
+        }
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored kind that is none of [`EntryKind`]'s names.
+#[derive(Debug, thiserror::Error)]
+#[error("an audit entry's kind is not one fedq writes (expected one of query, answer, refusal, repair, session, policy-installed, policy-refused, policy)")]
+pub struct UnknownKind;
+
+impl std::str::FromStr for EntryKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
+        EntryKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(UnknownKind)
+    }
+}
+
 /// Longest case reference an entry may carry, in bytes (the policy's bound too).
 pub const MAX_CASE_REFERENCE_BYTES: usize = 128;
 
@@ -245,19 +317,19 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 impl AuditRecord {
     /// The entry's size: the sum of its text fields' lengths in bytes.
     pub fn size(&self) -> usize {
-        [
-            &self.kind,
-            &self.query_id,
-            &self.requester,
-            &self.purpose,
-            &self.subject,
-            &self.target,
-            &self.outcome,
-            &self.policy_version,
-        ]
-        .iter()
-        .map(|f| f.len())
-        .sum::<usize>()
+        self.kind.as_str().len()
+            + [
+                &self.query_id,
+                &self.requester,
+                &self.purpose,
+                &self.subject,
+                &self.target,
+                &self.outcome,
+                &self.policy_version,
+            ]
+            .iter()
+            .map(|f| f.len())
+            .sum::<usize>()
             + self.legal_basis.as_ref().map_or(0, String::len)
             + self.consent_id.as_ref().map_or(0, String::len)
             + self.case_reference.as_ref().map_or(0, String::len)
@@ -295,7 +367,7 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
     put(&seq.to_be_bytes());
     put(prev_hash.as_bytes());
     put(format_time(r.at).as_bytes());
-    put(r.kind.as_bytes());
+    put(r.kind.as_str().as_bytes());
     put(r.query_id.as_bytes());
     put(r.requester.as_bytes());
     put(r.purpose.as_bytes());
@@ -576,7 +648,7 @@ fn write_group(
             stmt.execute(params![
                 seq as i64,
                 format_time(r.at),
-                r.kind,
+                r.kind.as_str(),
                 r.query_id,
                 r.requester,
                 r.purpose,
@@ -651,7 +723,13 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
         seq: row.get::<_, i64>(0)?.unsigned_abs(),
         record: AuditRecord {
             at: OffsetDateTime::parse(&at, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            kind: row.get(2)?,
+            kind: row.get::<_, String>(2)?.parse().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
             query_id: row.get(3)?,
             requester: row.get(4)?,
             purpose: row.get(5)?,
@@ -843,7 +921,7 @@ mod tests {
     fn record(i: usize) -> AuditRecord {
         AuditRecord {
             at: OffsetDateTime::now_utc(),
-            kind: "answer".into(),
+            kind: EntryKind::Answer,
             query_id: format!("q{i}"),
             requester: "market-regulation.licensing".into(),
             purpose: "administrative-licensing".into(),
@@ -911,7 +989,7 @@ mod tests {
                 "INSERT INTO audit VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     format_time(r.at),
-                    r.kind,
+                    r.kind.as_str(),
                     r.query_id,
                     r.requester,
                     r.purpose,
@@ -975,7 +1053,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash)
                  VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![format_time(old.at), old.kind, old.query_id, old.requester, old.purpose, old.legal_basis, old.subject, old.target, old.outcome, old.policy_version, GENESIS, hash],
+                params![format_time(old.at), old.kind.as_str(), old.query_id, old.requester, old.purpose, old.legal_basis, old.subject, old.target, old.outcome, old.policy_version, GENESIS, hash],
             )
             .unwrap();
         }
@@ -1115,7 +1193,7 @@ mod tests {
         assert_eq!(verify(&path).unwrap().first_break, None);
         let log = AuditLog::open(&path).unwrap();
         let mut mapped = record(2);
-        mapped.kind = "query".into();
+        mapped.kind = EntryKind::Query;
         mapped.node_query_ids = BTreeMap::from([
             ("court".to_owned(), "aa".repeat(12)),
             ("tax".to_owned(), "bb".repeat(12)),

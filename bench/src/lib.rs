@@ -633,7 +633,7 @@ fn internals_section(
                     let _ = log
                         .append(fedq_audit::AuditRecord {
                             at: time::OffsetDateTime::now_utc(),
-                            kind: "answer".into(),
+                            kind: fedq_audit::EntryKind::Answer,
                             query_id: format!("{k}-{j}"),
                             requester: "market-regulation.licensing".into(),
                             purpose: "administrative-licensing".into(),

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use fedq_audit::EntryKind;
 use serde::Serialize;
 
 use crate::query::NodeStatus;
@@ -139,10 +140,10 @@ enum OutcomeJson<'a> {
 
 impl Audited {
     /// The entry's `kind`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> EntryKind {
         match self {
-            Audited::Refused(_) => "refusal",
-            Audited::Answered { .. } => "query",
+            Audited::Refused(_) => EntryKind::Refusal,
+            Audited::Answered { .. } => EntryKind::Query,
         }
     }
 
@@ -198,7 +199,7 @@ mod tests {
         for (refusal, status) in cases {
             let audited = Audited::Refused(refusal.clone());
             assert_eq!(audited.http_status(), status);
-            assert_eq!(audited.kind(), "refusal");
+            assert_eq!(audited.kind(), EntryKind::Refusal);
             assert_eq!(audited.metric(), "refused");
             assert_eq!(
                 serde_json::from_str::<serde_json::Value>(&audited.outcome()).unwrap(),
@@ -215,7 +216,7 @@ mod tests {
         };
         assert_eq!(
             (partial.kind(), partial.http_status(), partial.metric()),
-            ("query", 200, "partial")
+            (EntryKind::Query, 200, "partial")
         );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&partial.outcome()).unwrap(),

@@ -220,7 +220,7 @@ impl Coordinator {
         metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: audited.kind().into(),
+            kind: audited.kind(),
             query_id: query_id.to_owned(),
             requester: requester.to_owned(),
             purpose: recorded.purpose,
@@ -597,7 +597,7 @@ impl Coordinator {
         };
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: audited.kind().into(),
+            kind: audited.kind(),
             query_id: query_id.to_owned(),
             requester: who.to_owned(),
             purpose: query.purpose.clone(),
@@ -734,7 +734,7 @@ impl Coordinator {
     async fn audit_sessions(&self, requester: &Identity, id: &str, outcome: serde_json::Value) {
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "session".into(),
+            kind: fedq_audit::EntryKind::Session,
             query_id: id.to_owned(),
             requester: requester.name.clone(),
             purpose: "-".into(),
@@ -817,7 +817,7 @@ impl Coordinator {
         let Ok(text) = std::str::from_utf8(body).map(str::to_owned) else {
             let reason = "the bundle is not UTF-8 text; send the .bundle.toml file as it is";
             self.audit_publication(
-                "policy-refused",
+                fedq_audit::EntryKind::PolicyRefused,
                 publisher,
                 &publication,
                 serde_json::json!({ "http": 400, "refused": reason }),
@@ -840,7 +840,7 @@ impl Coordinator {
                 // The floor a restart must not go below, registered before anyone else
                 // hears of the new version.
                 self.audit_publication(
-                    "policy-installed",
+                    fedq_audit::EntryKind::PolicyInstalled,
                     publisher,
                     &publication,
                     serde_json::json!({ "version": version, "content_sha256": content_sha256, "approved_by": approved_by }),
@@ -858,7 +858,7 @@ impl Coordinator {
                 };
                 let reason = format!("bundle refused: {refusal}; the version in force stays");
                 self.audit_publication(
-                    "policy-refused",
+                    fedq_audit::EntryKind::PolicyRefused,
                     publisher,
                     &publication,
                     serde_json::json!({ "http": status, "refused": refusal.to_string() }),
@@ -869,7 +869,7 @@ impl Coordinator {
             Err(_) => {
                 let reason = "installing the bundle failed unexpectedly";
                 self.audit_publication(
-                    "policy-refused",
+                    fedq_audit::EntryKind::PolicyRefused,
                     publisher,
                     &publication,
                     serde_json::json!({ "http": 500, "refused": reason }),
@@ -931,7 +931,7 @@ impl Coordinator {
         }
         let complete = outcome.values().all(|o| *o == "applied");
         self.audit_publication(
-            "policy",
+            fedq_audit::EntryKind::Policy,
             publisher,
             &publication,
             serde_json::json!({ "http": 200, "label": label, "changed": changed, "nodes": outcome }),
@@ -952,14 +952,14 @@ impl Coordinator {
     /// `policy-refused`, or `policy` (the outcome on every node).
     async fn audit_publication(
         &self,
-        kind: &str,
+        kind: fedq_audit::EntryKind,
         publisher: &Identity,
         id: &str,
         outcome: serde_json::Value,
     ) {
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: kind.into(),
+            kind,
             query_id: id.to_owned(),
             requester: format!("{}:{}", publisher.role, publisher.name),
             purpose: "policy-publication".into(),

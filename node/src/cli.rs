@@ -280,7 +280,7 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                 audit
                     .append(fedq_audit::AuditRecord {
                         at: now,
-                        kind: "repair".into(),
+                        kind: fedq_audit::EntryKind::Repair,
                         query_id: String::new(),
                         requester: "operator".into(),
                         purpose: "credit-repair".into(),

@@ -318,7 +318,7 @@ impl Context {
         );
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "refusal".into(),
+            kind: fedq_audit::EntryKind::Refusal,
             query_id: request.query_id.clone(),
             requester: request.requester.clone(),
             purpose: request.purpose.clone(),
@@ -402,9 +402,9 @@ impl Context {
     async fn install_policy(&self, coordinator: &str, bundle: String) -> NodeResponse {
         let slot = Arc::clone(&self.policy);
         let outcome = tokio::task::spawn_blocking(move || slot.install(&bundle)).await;
-        let record = |kind: &str, outcome: String| AuditRecord {
+        let record = |kind: fedq_audit::EntryKind, outcome: String| AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: kind.into(),
+            kind,
             query_id: "-".into(),
             requester: format!("coordinator:{coordinator}"),
             purpose: "policy-publication".into(),
@@ -431,7 +431,7 @@ impl Context {
                 approved_by,
             })) => (
                 record(
-                    "policy-installed",
+                    fedq_audit::EntryKind::PolicyInstalled,
                     serde_json::json!({ "version": version, "content_sha256": content_sha256, "approved_by": approved_by })
                         .to_string(),
                 ),
@@ -450,7 +450,7 @@ impl Context {
                 tracing::warn!(reason = %refusal, "policy bundle refused; the version in force stays");
                 (
                     record(
-                        "policy-refused",
+                        fedq_audit::EntryKind::PolicyRefused,
                         serde_json::json!({ "refused": refusal.to_string() }).to_string(),
                     ),
                     NodeResponse::Refused {
@@ -490,7 +490,7 @@ impl Context {
         let record = if untrusted {
             AuditRecord {
                 at: time::OffsetDateTime::now_utc(),
-                kind: "refusal".into(),
+                kind: fedq_audit::EntryKind::Refusal,
                 query_id: "-".into(),
                 requester: format!("coordinator:{coordinator}"),
                 purpose: "-".into(),
@@ -506,7 +506,7 @@ impl Context {
         } else {
             AuditRecord {
                 at: time::OffsetDateTime::now_utc(),
-                kind: "refusal".into(),
+                kind: fedq_audit::EntryKind::Refusal,
                 query_id: request.query_id.clone(),
                 requester: request.requester.clone(),
                 purpose: request.purpose.clone(),
@@ -573,9 +573,11 @@ impl Context {
         else {
             return unavailable();
         };
-        let record = |kind: &str, requester: String, outcome: serde_json::Value| AuditRecord {
+        let record = |kind: fedq_audit::EntryKind,
+                      requester: String,
+                      outcome: serde_json::Value| AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: kind.into(),
+            kind,
             query_id: "-".into(),
             requester,
             purpose: "-".into(),
@@ -591,7 +593,7 @@ impl Context {
         match opened {
             Ok((accept, requester)) => {
                 let entry = record(
-                    "session",
+                    fedq_audit::EntryKind::Session,
                     requester,
                     serde_json::json!({ "session": "opened", "coordinator": coordinator }),
                 );
@@ -610,7 +612,7 @@ impl Context {
             Err(refusal) => {
                 tracing::warn!(coordinator, reason = %refusal, "session grant refused");
                 let entry = record(
-                    "refusal",
+                    fedq_audit::EntryKind::Refusal,
                     "-".into(),
                     serde_json::json!({ "session_refused": refusal.to_string(), "coordinator": coordinator }),
                 );
@@ -653,7 +655,7 @@ impl Context {
         );
         let entry = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "refusal".into(),
+            kind: fedq_audit::EntryKind::Refusal,
             query_id: "-".into(),
             requester: proven_requester.unwrap_or_else(|| "-".into()),
             purpose: "-".into(),
@@ -727,7 +729,7 @@ impl Context {
                 .any(|r| r.name == request.requester);
             let record = AuditRecord {
                 at: time::OffsetDateTime::now_utc(),
-                kind: "answer".into(),
+                kind: fedq_audit::EntryKind::Answer,
                 query_id: request.query_id.clone(),
                 requester: if declared {
                     request.requester.clone()
@@ -767,7 +769,7 @@ impl Context {
             );
             let record = AuditRecord {
                 at: time::OffsetDateTime::now_utc(),
-                kind: "refusal".into(),
+                kind: fedq_audit::EntryKind::Refusal,
                 query_id: request.query_id.clone(),
                 requester: request.requester.clone(),
                 purpose: request.purpose.clone(),
@@ -816,7 +818,7 @@ impl Context {
         let subject = self.pseudonyms.pseudonym(request.subject.as_str());
         let mut audit = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
-            kind: "answer".into(),
+            kind: fedq_audit::EntryKind::Answer,
             query_id: request.query_id.clone(),
             // The requester the session proves (the lookup's, once the proof held).
             requester: proven.requester,
@@ -895,7 +897,7 @@ impl Context {
                 "node `{}`: the answer would be {size} bytes, over the {}-byte limit of one answer; ask for fewer datasets or fields",
                 self.node, self.max_answer_len
             );
-            audit.kind = "refusal".into();
+            audit.kind = fedq_audit::EntryKind::Refusal;
             audit.outcome = serde_json::json!({ "refused": rationale }).to_string();
             if let Err(e) = self.audit.append(audit).await {
                 tracing::error!(error = %e, "audit log unavailable while registering a refusal");
