@@ -22,6 +22,7 @@ pub mod consent;
 pub mod enforce;
 pub mod evidence;
 pub mod import;
+pub mod lookup;
 pub mod postgres;
 pub mod service;
 pub mod store;

@@ -1,15 +1,13 @@
-//! `fedq node serve`: the node's QUIC endpoint. For each lookup: check its shape
-//! ([`crate::enforce::check_lookup`]), the requester's proof (its session with this node,
-//! opened by [`NodeRequest::OpenSession`]; [`fedq_wire::proof::ProofGate::check`] — a
-//! failure is refused and audited before anything is read, and the requester the session
-//! proves is the one audited), the requester's rate limit (the policy's, counted
-//! again here so a coordinator that was taken over is still throttled), the names against
-//! its own policy, the lookup's consent token if it carries one ([`crate::consent`]: its
-//! signer, validity, claims and the uses left here), read the subject's
-//! records (one indexed statement on the store, one query per attached dataset),
-//! [`crate::enforce::answer`], write the audit entry durably, and only then release the
-//! answer. If the store, an attached database or the audit log fails, no data leaves
-//! (fail closed).
+//! `fedq node serve`: the node's QUIC endpoint, the shell around the lookup's core
+//! ([`crate::lookup`], which decides every step as a plain function over data). For each
+//! lookup it reads the time, hands the request to [`crate::lookup::Desk::admit`] (shape,
+//! requester proof, rate limit, names, the request under this node's policy, consent,
+//! clocks), reads the subject's records the core asks for (one indexed statement on the
+//! store, one query per attached dataset), hands them to
+//! [`crate::lookup::Pending::answer`], writes the audit entry durably, and only then
+//! releases the answer ([`crate::lookup::Release::after`]). If the store, an attached
+//! database or the audit log fails, no data leaves (fail closed). Sessions
+//! ([`NodeRequest::OpenSession`]) and policy bundles are handled here too.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -21,16 +19,17 @@ use fedq_bundle::state::{Installed, PolicySlot, SlotStatus};
 use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::Catalogue;
-use fedq_wire::message::{FailureCode, LookupRequest, PolicyState, MAX_DATE_SKEW_DAYS};
+use fedq_wire::message::{FailureCode, LookupRequest, PolicyState};
 use fedq_wire::proof::{
-    ProofGate, ProvenRequest, Refused, UnixTime, DEFAULT_REPLAY_ENTRIES, DEFAULT_SESSIONS,
+    ProofGate, UnixTime, DEFAULT_REPLAY_ENTRIES, DEFAULT_SESSIONS,
 };
 use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError, TrustView};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::attach::{AttachError, Attached};
 use crate::config::{NodeConfig, StoreLocation};
-use crate::consent::{ConsentRefusal, ConsentUses};
+use crate::consent::ConsentUses;
+use crate::lookup::{Admitted, Clock, Desk, ReadFailure, Reads};
 use crate::evidence::Evidence;
 use crate::postgres::PgStore;
 use crate::store::{SqliteStore, Store};
@@ -273,128 +272,37 @@ struct Context {
 }
 
 impl Context {
-    /// The lookup's consent token verified and checked against it at `now`
-    /// ([`crate::consent::verify`]).
-    fn verify_consent(
-        &self,
-        request: &LookupRequest,
-        now: i64,
-    ) -> Result<Option<fedq_certs::consent::Consent>, ConsentRefusal> {
-        match self.consent_trust.read() {
-            Ok(trust) => crate::consent::verify(&trust, request, now),
-            Err(_) => Err(ConsentRefusal {
-                jti: None,
-                error: fedq_certs::consent::ConsentError::Token(
-                    "the node's CA and CRL are unavailable".into(),
-                ),
-            }),
-        }
-    }
-
-    /// The id of the lookup's consent token for an entry written before the token was
-    /// checked: only a token whose signature verifies is quoted.
-    fn consent_id(&self, request: &LookupRequest) -> Option<String> {
-        let token = request.consent.as_deref()?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let trust = self.consent_trust.read().ok()?;
-        trust
-            .verify_consent(token, now, false)
-            .ok()
-            .map(|c| c.claims.jti)
-    }
-
-    /// Refuses a lookup whose consent token does not count, before anything is read, and
-    /// registers the refusal with the claim that failed (never the token or its subject).
-    async fn refuse_consent(
-        &self,
-        request: &LookupRequest,
-        refusal: ConsentRefusal,
-        policy_version: String,
-    ) -> NodeResponse {
-        let rationale = format!("node `{}`: {}", self.node, refusal.error);
-        tracing::warn!(
-            claim = refusal.error.code(),
-            "lookup refused: its consent token does not count"
-        );
-        let record = AuditRecord {
-            at: time::OffsetDateTime::now_utc(),
-            kind: fedq_audit::EntryKind::Refusal,
-            query_id: request.query_id.clone(),
-            requester: request.requester.clone(),
-            purpose: request.purpose.clone(),
-            legal_basis: request.legal_basis.clone(),
-            case_reference: self
-                .policy
-                .current()
-                .engine
-                .policy()
-                .recordable_case(&request.purpose, request.case_reference.as_deref())
-                .map(str::to_owned),
-            node_query_ids: Default::default(),
-            subject: self.pseudonyms.pseudonym(request.subject.as_str()),
-            target: request.target.describe(),
-            outcome: serde_json::json!({ "refused": rationale, "consent": refusal.error.code() })
-                .to_string(),
-            policy_version,
-            consent_id: refusal.jti,
-        };
-        if let Err(e) = self.audit.append(record).await {
-            tracing::error!(error = %e, "audit log unavailable while registering a refusal");
-        }
-        NodeResponse::Refused { rationale }
-    }
-
-    /// Reads the subject's records: one statement on the store (inline for SQLite), one
-    /// query per attached dataset, each dataset's records then checked against the
-    /// catalogue ([`crate::evidence`]). On failure, names what failed (for the answer and
-    /// the audit entry), never why in terms of data.
-    async fn read(
-        &self,
-        engine: &fedq_policy::Engine,
-        subject: &str,
-        stored: &[&str],
-        attached: &[&str],
-        today: time::Date,
-    ) -> Result<BTreeMap<String, Evidence>, &'static str> {
+    /// Reads what an admitted lookup needs: one statement on the store (inline for
+    /// SQLite), one query per attached dataset. The records are checked against the
+    /// catalogue by the lookup's core ([`crate::lookup::Pending::answer`]). On failure,
+    /// names what failed (for the answer and the audit entry), never why in terms of data.
+    async fn read(&self, subject: &str, reads: &Reads) -> Result<BTreeMap<String, Evidence>, ReadFailure> {
         let mut by_dataset = BTreeMap::new();
-        if !stored.is_empty() {
-            match self.store.evidence_of(subject, stored).await {
+        if !reads.stored.is_empty() {
+            let stored: Vec<&str> = reads.stored.iter().map(String::as_str).collect();
+            match self.store.evidence_of(subject, &stored).await {
                 Ok(found) => by_dataset.extend(found),
                 Err(e) => {
                     tracing::error!(error = %e, "store unavailable; answering unavailable");
-                    return Err("store");
+                    return Err(ReadFailure::Store);
                 }
             }
         }
-        for name in attached {
-            let Some(source) = self.attached.get(*name) else {
+        for name in &reads.attached {
+            let Some(source) = self.attached.get(name) else {
                 continue;
             };
             match source.records_of(subject).await {
                 Ok(evidence) => {
-                    by_dataset.insert((*name).to_owned(), evidence);
+                    by_dataset.insert(name.clone(), evidence);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "attached database unavailable; answering unavailable");
-                    return Err("attached database");
+                    return Err(ReadFailure::AttachedDatabase);
                 }
             }
         }
-        Ok(by_dataset
-            .into_iter()
-            .map(|(name, evidence)| {
-                let checked = match engine.datasets().iter().find(|d| d.qualified == name) {
-                    Some(dataset) => evidence.checked(dataset, subject, today),
-                    None => Evidence::Unverified(format!(
-                        "dataset `{name}` is not in the policy's catalogue"
-                    )),
-                };
-                if let Evidence::Unverified(why) = &checked {
-                    tracing::warn!(dataset = %name, reason = %why, "answering the dataset as unverified");
-                }
-                (name, checked)
-            })
-            .collect())
+        Ok(by_dataset)
     }
 
     /// Verifies and installs a policy bundle (off the runtime: it reads the CA, CRL and
@@ -473,67 +381,6 @@ impl Context {
             tracing::error!(error = %e, "audit log unavailable while registering a policy change");
         }
         response
-    }
-
-    /// Refuses a lookup before anything is read, registering the refusal. With
-    /// `untrusted`, the lookup's own texts are not copied into the entry (they were
-    /// refused for their size or shape): the coordinator's name and the target's size
-    /// stand in for them.
-    async fn refuse_lookup(
-        &self,
-        coordinator: &str,
-        request: &LookupRequest,
-        rationale: String,
-        untrusted: bool,
-    ) -> NodeResponse {
-        let policy_version = self.policy.current().label();
-        let record = if untrusted {
-            AuditRecord {
-                at: time::OffsetDateTime::now_utc(),
-                kind: fedq_audit::EntryKind::Refusal,
-                query_id: "-".into(),
-                requester: format!("coordinator:{coordinator}"),
-                purpose: "-".into(),
-                legal_basis: None,
-                case_reference: None,
-                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
-                target: crate::enforce::describe_refused_target(request),
-                outcome: serde_json::json!({ "refused": rationale }).to_string(),
-                policy_version,
-                consent_id: None,
-                node_query_ids: Default::default(),
-            }
-        } else {
-            AuditRecord {
-                at: time::OffsetDateTime::now_utc(),
-                kind: fedq_audit::EntryKind::Refusal,
-                query_id: request.query_id.clone(),
-                requester: request.requester.clone(),
-                purpose: request.purpose.clone(),
-                legal_basis: request.legal_basis.clone(),
-                case_reference: self.recordable_case(request),
-                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
-                target: request.target.describe(),
-                outcome: serde_json::json!({ "refused": rationale }).to_string(),
-                policy_version,
-                consent_id: self.consent_id(request),
-                node_query_ids: Default::default(),
-            }
-        };
-        if let Err(e) = self.audit.append(record).await {
-            tracing::error!(error = %e, "audit log unavailable while registering a refusal");
-        }
-        NodeResponse::Refused { rationale }
-    }
-
-    /// The lookup's case reference as this node's policy in force lets an entry record it.
-    fn recordable_case(&self, request: &LookupRequest) -> Option<String> {
-        self.policy
-            .current()
-            .engine
-            .policy()
-            .recordable_case(&request.purpose, request.case_reference.as_deref())
-            .map(str::to_owned)
     }
 
     /// After a CRL reload, ends the sessions of certificates it revokes (a proof is also
@@ -626,322 +473,46 @@ impl Context {
         }
     }
 
-    /// Checks the lookup's requester proof before anything is read. A refusal is audited
-    /// with the requester the session proves (or none, `-`) and nothing of the lookup but
-    /// its subject's pseudonym; the answer is the typed [`NodeResponse::ProofRefused`].
-    async fn check_proof(
-        &self,
-        coordinator: &str,
-        request: &LookupRequest,
-    ) -> Result<ProvenRequest, NodeResponse> {
-        // Revocation is checked per proof against the CRL in force (and ends the session
-        // there, answered `Revoked`); sessions are swept after reloads when one opens.
-        let checked = self.gate.check(
-            request,
-            |serial| self.trust.is_revoked(serial),
-            UnixTime::now(),
-        );
-        let Refused {
-            reason,
-            proven_requester,
-        } = match checked {
-            Ok(proven) => return Ok(proven),
-            Err(refused) => refused,
-        };
-        tracing::warn!(
-            coordinator,
-            refusal = reason.code(),
-            "lookup refused: its requester proof does not hold"
-        );
-        let entry = AuditRecord {
-            at: time::OffsetDateTime::now_utc(),
-            kind: fedq_audit::EntryKind::Refusal,
-            query_id: "-".into(),
-            requester: proven_requester.unwrap_or_else(|| "-".into()),
-            purpose: "-".into(),
-            legal_basis: None,
-            subject: self.pseudonyms.pseudonym(request.subject.as_str()),
-            target: "-".into(),
-            outcome: serde_json::json!({
-                "refused": "requester proof",
-                "proof": reason.code(),
-                "coordinator": coordinator,
-            })
-            .to_string(),
-            policy_version: self.policy.current().label(),
-            case_reference: None,
-            consent_id: None,
-            node_query_ids: Default::default(),
-        };
-        if let Err(e) = self.audit.append(entry).await {
-            tracing::error!(error = %e, "audit log unavailable while registering a refusal");
-        }
-        Err(NodeResponse::ProofRefused {
-            code: reason,
-            message: format!("node `{}`: {reason}", self.node),
-        })
-    }
-
+    /// One lookup: decided by the node's core ([`crate::lookup`]) with this process's time,
+    /// its records read here, its entry written, and only then its response released.
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
-        if let Err(why) = crate::enforce::check_lookup(&request) {
-            tracing::warn!(coordinator, reason = %why, "lookup refused for its shape");
-            return self.refuse_lookup(coordinator, &request, why, true).await;
-        }
-        // Nothing is read, counted or decided for a lookup whose requester did not prove it.
-        let proven = match self.check_proof(coordinator, &request).await {
-            Ok(proven) => proven,
-            Err(refused) => return refused,
-        };
-        let limited = match self.limiter.lock() {
-            Ok(mut limiter) => limiter
-                .check(&request.requester, time::OffsetDateTime::now_utc())
-                .map_err(|e| e.to_string()),
-            Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
-        };
-        if let Err(why) = limited {
-            tracing::warn!(
-                coordinator,
-                "lookup over the requester's rate limit refused"
-            );
-            return self
-                .refuse_lookup(
-                    coordinator,
-                    &request,
-                    format!("node `{}`: {why}", self.node),
-                    false,
-                )
-                .await;
-        }
-        // The node decides with its own date, always; the coordinator's only tells it
-        // whether one of the two clocks is wrong.
-        let today = self.config.today();
         // The version in force when the lookup starts decides all of it.
         let policy = self.policy.current();
-        if let Err(why) = crate::enforce::screen(&policy.engine, &request) {
-            // Nothing of the request but its subject's pseudonym (and its requester, if the
-            // policy declares it) is recorded: its names are not all the policy's, so they
-            // could be anything.
-            let declared = policy
-                .engine
-                .policy()
-                .requesters
-                .iter()
-                .any(|r| r.name == request.requester);
-            let record = AuditRecord {
-                at: time::OffsetDateTime::now_utc(),
-                kind: fedq_audit::EntryKind::Answer,
-                query_id: request.query_id.clone(),
-                requester: if declared {
-                    request.requester.clone()
-                } else {
-                    "-".into()
-                },
-                purpose: "-".into(),
-                legal_basis: None,
-                case_reference: None,
-                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
-                target: "-".into(),
-                outcome: serde_json::json!({ "refused": why }).to_string(),
-                policy_version: policy.label(),
-                consent_id: self.consent_id(&request),
-                node_query_ids: Default::default(),
-            };
-            if let Err(e) = self.audit.append(record).await {
-                tracing::error!(error = %e, "audit log unavailable");
-            }
-            return NodeResponse::Refused { rationale: why };
-        }
-        // The request as a whole, under this node's own policy, before anything is read:
-        // an aggregate-only purpose, a legal basis the purpose does not accept, a missing
-        // consent, or a case reference that is missing or not of the purpose's form is
-        // refused here whatever the coordinator decided.
-        if let Err(refusal) = policy.engine.check_request(
-            &request.requester,
-            &request.purpose,
-            request.legal_basis.as_deref(),
-            request.consent.is_some(),
-            request.case_reference.as_deref(),
-        ) {
-            tracing::warn!(
-                coordinator,
-                reason = refusal.code(),
-                "lookup refused by the node's policy before any read"
-            );
-            let record = AuditRecord {
-                at: time::OffsetDateTime::now_utc(),
-                kind: fedq_audit::EntryKind::Refusal,
-                query_id: request.query_id.clone(),
-                requester: request.requester.clone(),
-                purpose: request.purpose.clone(),
-                legal_basis: request.legal_basis.clone(),
-                case_reference: policy
-                    .engine
-                    .policy()
-                    .recordable_case(&request.purpose, request.case_reference.as_deref())
-                    .map(str::to_owned),
-                subject: self.pseudonyms.pseudonym(request.subject.as_str()),
-                target: request.target.describe(),
-                outcome:
-                    serde_json::json!({ "refused": refusal.to_string(), "code": refusal.code() })
-                        .to_string(),
-                policy_version: policy.label(),
-                consent_id: None,
-                node_query_ids: Default::default(),
-            };
-            if let Err(e) = self.audit.append(record).await {
-                tracing::error!(error = %e, "audit log unavailable while registering a refusal");
-            }
-            return NodeResponse::Refused {
-                rationale: format!("node `{}`: {refusal}", self.node),
-            };
-        }
-        // A consent token is the node's own check, whatever the coordinator said: verified
-        // against its CA and CRL, matched to this lookup claim by claim, and one use of it
-        // reserved here. Only a token that passes all of it counts as consent.
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let (consent, reservation) = match self.verify_consent(&request, now) {
-            Ok(None) => (None, None),
-            Ok(Some(consent)) => match self.consent_uses.reserve(&consent, now) {
-                Ok(reservation) => (Some(consent), Some(reservation)),
-                Err(error) => {
-                    let refusal = ConsentRefusal {
-                        jti: Some(consent.jti().to_owned()),
-                        error,
-                    };
-                    return self.refuse_consent(&request, refusal, policy.label()).await;
-                }
-            },
-            Err(refusal) => return self.refuse_consent(&request, refusal, policy.label()).await,
+        let is_revoked = |serial: &str| self.trust.is_revoked(serial);
+        let is_attached = |name: &str| self.attached.contains_key(name);
+        let desk = Desk {
+            node: &self.node,
+            department: &self.department,
+            policy: &policy,
+            pseudonyms: &self.pseudonyms,
+            gate: &self.gate,
+            is_revoked: &is_revoked,
+            limiter: &self.limiter,
+            consent_uses: &self.consent_uses,
+            is_attached: &is_attached,
+            max_answer_len: self.max_answer_len,
         };
-        let touched = crate::enforce::datasets_touched(&policy.engine, &self.department, &request);
-        let names: Vec<&str> = touched.iter().map(String::as_str).collect();
-        let subject = self.pseudonyms.pseudonym(request.subject.as_str());
-        let mut audit = AuditRecord {
-            at: time::OffsetDateTime::now_utc(),
-            kind: fedq_audit::EntryKind::Answer,
-            query_id: request.query_id.clone(),
-            // The requester the session proves (the lookup's, once the proof held).
-            requester: proven.requester,
-            purpose: request.purpose.clone(),
-            legal_basis: request.legal_basis.clone(),
-            case_reference: policy
-                .engine
-                .policy()
-                .recordable_case(&request.purpose, request.case_reference.as_deref())
-                .map(str::to_owned),
-            subject,
-            target: request.target.describe(),
-            outcome: String::new(),
-            policy_version: policy.label(),
-            consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
-            node_query_ids: Default::default(),
+        let clock = Clock {
+            now: time::OffsetDateTime::now_utc(),
+            today: self.config.today(),
         };
-        let skew = (request.date - today).whole_days();
-        if skew.abs() > MAX_DATE_SKEW_DAYS {
-            tracing::error!(node_date = %today, coordinator_date = %request.date, "clock skew; answering failed");
-            audit.outcome =
-                serde_json::json!({ "failed": "clock_skew", "node_date": today.to_string(), "coordinator_date": request.date.to_string() })
-                    .to_string();
-            if let Err(e) = self.audit.append(audit).await {
-                tracing::error!(error = %e, "audit log unavailable while refusing a lookup");
-            }
-            return NodeResponse::Failed {
-                code: FailureCode::ClockSkew,
-                message: format!(
-                    "node `{}`: clock skew: its date is {today} but the coordinator's is {}, {} days apart (at most {MAX_DATE_SKEW_DAYS} allowed); fix the clock or the pinned `today` that is wrong",
-                    self.node,
-                    request.date,
-                    skew.abs()
-                ),
-            };
-        }
-        let (attached, stored): (Vec<&str>, Vec<&str>) = names
-            .iter()
-            .partition(|name| self.attached.contains_key(**name));
-        let read = self
-            .read(
-                &policy.engine,
-                request.subject.as_str(),
-                &stored,
-                &attached,
-                today,
-            )
-            .await;
-        let by_dataset = match read {
-            Ok(found) => found,
-            Err(what) => {
-                audit.outcome = serde_json::json!({ "unavailable": what }).to_string();
-                let _ = self.audit.append(audit).await;
-                return NodeResponse::Failed {
-                    code: FailureCode::Unavailable,
-                    message: format!("node `{}`: its {what} is unavailable", self.node),
-                };
+        let admitted = {
+            let trust = self.consent_trust.read().ok();
+            desk.admit(coordinator, request, clock, trust.as_deref())
+        };
+        let finished = match admitted {
+            Admitted::Finished(finished) => finished,
+            Admitted::Read(pending) => {
+                let read = self.read(pending.subject(), pending.reads()).await;
+                pending.answer(&desk, read)
             }
         };
-        let enforced = crate::enforce::answer(
-            &policy,
-            &self.node,
-            &self.department,
-            &request,
-            consent.is_some(),
-            &by_dataset,
-            today,
-        );
-        audit.outcome = enforced.audit_outcome;
-        audit.policy_version = enforced.policy_version;
-        // An answer the coordinator would not read is not released (nor registered as
-        // released): the requester is told to ask for less.
-        let size = fedq_wire::frame::encode(&enforced.response).map_or(usize::MAX, |b| b.len());
-        if size > self.max_answer_len {
-            let rationale = format!(
-                "node `{}`: the answer would be {size} bytes, over the {}-byte limit of one answer; ask for fewer datasets or fields",
-                self.node, self.max_answer_len
-            );
-            audit.kind = fedq_audit::EntryKind::Refusal;
-            audit.outcome = serde_json::json!({ "refused": rationale }).to_string();
-            if let Err(e) = self.audit.append(audit).await {
-                tracing::error!(error = %e, "audit log unavailable while registering a refusal");
-            }
-            return NodeResponse::Refused { rationale };
-        }
-        tracing::debug!(coordinator, query = %request.query_id, "answering lookup");
-        // An answer under a consent token is one use of it, counted in the same
-        // transaction as its entry.
-        let use_of = consent
-            .as_ref()
-            .filter(|_| matches!(enforced.response, NodeResponse::Lookup(_)))
-            .map(|c| c.claims.exp);
-        let appended = match use_of {
-            Some(expires) => self.audit.append_consent_use(audit, expires).await,
-            None => self.audit.append(audit).await,
+        let (entry, consent_use, release) = finished.into_parts();
+        let appended = match consent_use {
+            Some(expires) => self.audit.append_consent_use(entry, expires).await,
+            None => self.audit.append(entry).await,
         };
-        match appended {
-            Ok(_) => {
-                if let (Some(reservation), Some(_)) = (reservation, use_of) {
-                    reservation.answered();
-                }
-                enforced.response
-            }
-            Err(e @ fedq_audit::AuditError::TooLarge { .. }) => {
-                tracing::error!(error = %e, "answer withheld: its audit entry is too large");
-                NodeResponse::Refused {
-                    rationale: format!(
-                        "node `{}`: the answer's audit entry would be too large, so nothing is released; ask for fewer datasets or fields",
-                        self.node
-                    ),
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "audit log unavailable; answer withheld");
-                NodeResponse::Failed {
-                    code: FailureCode::Unavailable,
-                    message: format!(
-                        "node `{}`: its audit log is unavailable, so nothing is released",
-                        self.node
-                    ),
-                }
-            }
-        }
+        release.after(appended.as_ref().map(|_| ()))
     }
 }
 

@@ -1,0 +1,691 @@
+//! One lookup at a node as a plain state machine over data, with no sockets, clocks or
+//! disks inside (the split quinn-proto makes from quinn):
+//!
+//! ```text
+//! LookupRequest + Clock ──Desk::admit──▶ Finished (refused before any read)
+//!                                   └──▶ Pending ──reads()──▶ [the shell reads them]
+//!                                           └──answer(records)──▶ Finished
+//! Finished ──into_parts──▶ (AuditRecord, consent use) ──[the shell appends it]──▶
+//!          Release::after(appended) ──▶ NodeResponse
+//! ```
+//!
+//! In order, before anything is read: the lookup's shape, the requester's proof (its
+//! session with this node), the requester's rate limit (the policy's, counted again here),
+//! the names against this node's own policy, the request as a whole under it (purpose,
+//! legal basis, case reference, aggregate-only), the consent token (its signer, claims and
+//! one use reserved), and the two clocks. Then the records the shell read are checked
+//! against the catalogue, the policy decides and minimizes ([`crate::enforce::answer`]),
+//! and an answer too large to carry is refused.
+//!
+//! "Audit, then release" is in the types: the response leaves a [`Finished`] only through
+//! [`Release::after`], which is given the outcome of writing its audit entry. An answer
+//! whose entry was not written is withheld; a refusal or failure (which releases nothing
+//! of any record) is answered either way. The QUIC layer ([`crate::service`]) reads the
+//! time, the store and the attached databases, writes the log, and carries bytes.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use fedq_audit::{AuditError, AuditRecord, EntryKind, Pseudonymizer};
+use fedq_bundle::state::InForce;
+use fedq_certs::consent::Consent;
+use fedq_certs::FederationTrust;
+use fedq_policy::ratelimit::RateLimiter;
+use fedq_wire::message::{FailureCode, LookupRequest, MAX_DATE_SKEW_DAYS};
+use fedq_wire::proof::{ProofGate, ProofRefusal, Refused, UnixTime};
+use fedq_wire::NodeResponse;
+
+use crate::consent::{ConsentRefusal, ConsentUses, Reservation};
+use crate::evidence::Evidence;
+
+/// The time a lookup is decided at, read by the shell: the instant (for entries, proofs,
+/// tokens and rate limits) and the node's own date (for the policy's windows).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Now (UTC).
+    pub now: time::OffsetDateTime,
+    /// The node's date (the city's, or the configured `today`).
+    pub today: time::Date,
+}
+
+/// What a node decides lookups with: its policy version in force, its proof gate, rate
+/// limiter and consent uses (all in memory), and its own names. Cheap to build per lookup.
+pub struct Desk<'a> {
+    /// The node's name (`court`), as refusals name it.
+    pub node: &'a str,
+    /// The department whose datasets it holds.
+    pub department: &'a str,
+    /// The policy version in force when the lookup started: it decides all of it.
+    pub policy: &'a InForce,
+    /// Subjects are recorded by their keyed pseudonym only.
+    pub pseudonyms: &'a Pseudonymizer,
+    /// Requesters' sessions with this node and the proofs already seen.
+    pub gate: &'a ProofGate,
+    /// Whether a certificate serial is revoked by the CRL in force.
+    pub is_revoked: &'a (dyn Fn(&str) -> bool + Sync),
+    /// The policy's per-requester limits, counted here too.
+    pub limiter: &'a Mutex<RateLimiter>,
+    /// Answers released under each consent token here.
+    pub consent_uses: &'a ConsentUses,
+    /// Whether a dataset is read from an attached database rather than the store.
+    pub is_attached: &'a (dyn Fn(&str) -> bool + Sync),
+    /// The largest answer frame the coordinator reads.
+    pub max_answer_len: usize,
+}
+
+impl std::fmt::Debug for Desk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk")
+            .field("node", &self.node)
+            .field("policy", &self.policy.label())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the shell must read for a lookup admitted: the subject's records of these
+/// datasets, from the store and from attached databases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// Qualified names of datasets in the node's store.
+    pub stored: Vec<String>,
+    /// Qualified names of datasets in attached databases.
+    pub attached: Vec<String>,
+}
+
+/// Why the records could not be read: which part failed, never why in terms of data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// The node's store.
+    Store,
+    /// An attached database.
+    AttachedDatabase,
+}
+
+impl ReadFailure {
+    fn name(self) -> &'static str {
+        match self {
+            ReadFailure::Store => "store",
+            ReadFailure::AttachedDatabase => "attached database",
+        }
+    }
+}
+
+/// What a node's audit entry records as the `outcome` of a lookup, typed; rendered as
+/// JSON in one place ([`NodeOutcome::to_json`]), in the shapes reviewers' tools read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeOutcome {
+    /// Refused, with the rationale the coordinator is given.
+    Refused(String),
+    /// Refused by the node's policy check of the request as a whole (a policy refusal code).
+    RefusedByPolicy {
+        /// The rationale.
+        rationale: String,
+        /// The refusal's code.
+        code: &'static str,
+    },
+    /// The consent token did not count: the claim that failed.
+    ConsentRefused {
+        /// The rationale.
+        rationale: String,
+        /// The claim's code.
+        claim: &'static str,
+    },
+    /// The requester's proof did not hold.
+    ProofRefused {
+        /// Why.
+        reason: ProofRefusal,
+        /// The coordinator that forwarded it.
+        coordinator: String,
+    },
+    /// The node's and the coordinator's dates are too far apart.
+    ClockSkew {
+        /// The node's date.
+        node_date: time::Date,
+        /// The coordinator's date.
+        coordinator_date: time::Date,
+    },
+    /// A part of the node could not be read.
+    Unavailable(ReadFailure),
+    /// Decided: per dataset, the fields released with their transforms (JSON from
+    /// [`crate::enforce::answer`]), or its refusal.
+    Decided(String),
+}
+
+impl NodeOutcome {
+    /// The entry's `outcome` text.
+    pub fn to_json(&self) -> String {
+        let value = match self {
+            NodeOutcome::Refused(rationale) => serde_json::json!({ "refused": rationale }),
+            NodeOutcome::RefusedByPolicy { rationale, code } => {
+                serde_json::json!({ "refused": rationale, "code": code })
+            }
+            NodeOutcome::ConsentRefused { rationale, claim } => {
+                serde_json::json!({ "refused": rationale, "consent": claim })
+            }
+            NodeOutcome::ProofRefused {
+                reason,
+                coordinator,
+            } => serde_json::json!({
+                "refused": "requester proof",
+                "proof": reason.code(),
+                "coordinator": coordinator,
+            }),
+            NodeOutcome::ClockSkew {
+                node_date,
+                coordinator_date,
+            } => serde_json::json!({
+                "failed": "clock_skew",
+                "node_date": node_date.to_string(),
+                "coordinator_date": coordinator_date.to_string(),
+            }),
+            NodeOutcome::Unavailable(what) => serde_json::json!({ "unavailable": what.name() }),
+            NodeOutcome::Decided(json) => return json.clone(),
+        };
+        value.to_string()
+    }
+}
+
+/// A lookup admitted: what to read, and what was decided so far.
+#[must_use = "a pending lookup is answered with the records read"]
+pub struct Pending<'a> {
+    request: LookupRequest,
+    policy: &'a InForce,
+    clock: Clock,
+    entry: AuditRecord,
+    consent: Option<Consent>,
+    reservation: Option<Reservation<'a>>,
+    reads: Reads,
+}
+
+impl std::fmt::Debug for Pending<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("reads", &self.reads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A lookup decided: its audit entry, and its response held until the entry is written.
+#[must_use = "a decided lookup is audited, then released"]
+#[derive(Debug)]
+pub struct Finished<'a> {
+    entry: AuditRecord,
+    outcome: NodeOutcome,
+    consent_expires: Option<i64>,
+    release: Release<'a>,
+}
+
+/// A response held until its audit entry's write is reported ([`Release::after`]).
+#[derive(Debug)]
+pub struct Release<'a> {
+    response: NodeResponse,
+    node: String,
+    /// An answer (records released) is withheld unless its entry was written.
+    releases_records: bool,
+    reservation: Option<Reservation<'a>>,
+}
+
+/// What a lookup comes to at [`Desk::admit`].
+#[derive(Debug)]
+pub enum Admitted<'a> {
+    /// Refused (or failed) before anything was read.
+    Finished(Finished<'a>),
+    /// Admitted: read [`Pending::reads`], then [`Pending::answer`].
+    Read(Pending<'a>),
+}
+
+impl<'a> Desk<'a> {
+    fn entry(&self, clock: Clock, kind: EntryKind, request: &LookupRequest) -> AuditRecord {
+        AuditRecord {
+            at: clock.now,
+            kind,
+            query_id: "-".into(),
+            requester: "-".into(),
+            purpose: "-".into(),
+            legal_basis: None,
+            case_reference: None,
+            subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+            target: "-".into(),
+            outcome: String::new(),
+            policy_version: self.policy.label(),
+            consent_id: None,
+            node_query_ids: Default::default(),
+        }
+    }
+
+    /// The entry of a lookup whose names are the policy's: everything the node acts on.
+    fn named_entry(&self, clock: Clock, kind: EntryKind, request: &LookupRequest) -> AuditRecord {
+        AuditRecord {
+            query_id: request.query_id.clone(),
+            requester: request.requester.clone(),
+            purpose: request.purpose.clone(),
+            legal_basis: request.legal_basis.clone(),
+            case_reference: self
+                .policy
+                .engine
+                .policy()
+                .recordable_case(&request.purpose, request.case_reference.as_deref())
+                .map(str::to_owned),
+            target: request.target.describe(),
+            ..self.entry(clock, kind, request)
+        }
+    }
+
+    fn refused(&self, entry: AuditRecord, outcome: NodeOutcome, rationale: String) -> Finished<'a> {
+        self.finished(entry, outcome, NodeResponse::Refused { rationale })
+    }
+
+    fn finished(
+        &self,
+        mut entry: AuditRecord,
+        outcome: NodeOutcome,
+        response: NodeResponse,
+    ) -> Finished<'a> {
+        entry.outcome = outcome.to_json();
+        Finished {
+            entry,
+            outcome,
+            consent_expires: None,
+            release: Release {
+                response,
+                node: self.node.to_owned(),
+                releases_records: false,
+                reservation: None,
+            },
+        }
+    }
+
+    /// Decides a lookup forwarded by `coordinator` up to the read: refused, or admitted
+    /// with what to read. `consent_trust` is the CA and CRL in force (`None`: unavailable,
+    /// so a lookup carrying a consent token is refused).
+    pub fn admit(
+        &self,
+        coordinator: &str,
+        request: LookupRequest,
+        clock: Clock,
+        consent_trust: Option<&FederationTrust>,
+    ) -> Admitted<'a> {
+        // Its shape: its own texts are not copied into the entry (they were refused for
+        // their size or shape); the coordinator's name and the target's size stand in.
+        if let Err(why) = crate::enforce::check_lookup(&request) {
+            tracing::warn!(coordinator, reason = %why, "lookup refused for its shape");
+            let entry = AuditRecord {
+                requester: format!("coordinator:{coordinator}"),
+                target: crate::enforce::describe_refused_target(&request),
+                ..self.entry(clock, EntryKind::Refusal, &request)
+            };
+            return Admitted::Finished(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
+        }
+        // Nothing is read, counted or decided for a lookup whose requester did not prove
+        // it. Revocation is checked per proof against the CRL in force (a revoked
+        // certificate's session ends there).
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            clock.now.unix_timestamp().max(0).unsigned_abs(),
+        ));
+        let proven = match self.gate.check(&request, self.is_revoked, now) {
+            Ok(proven) => proven,
+            Err(Refused {
+                reason,
+                proven_requester,
+            }) => {
+                tracing::warn!(
+                    coordinator,
+                    refusal = reason.code(),
+                    "lookup refused: its requester proof does not hold"
+                );
+                let entry = AuditRecord {
+                    requester: proven_requester.unwrap_or_else(|| "-".into()),
+                    ..self.entry(clock, EntryKind::Refusal, &request)
+                };
+                let outcome = NodeOutcome::ProofRefused {
+                    reason,
+                    coordinator: coordinator.to_owned(),
+                };
+                let response = NodeResponse::ProofRefused {
+                    code: reason,
+                    message: format!("node `{}`: {reason}", self.node),
+                };
+                return Admitted::Finished(self.finished(entry, outcome, response));
+            }
+        };
+        let limited = match self.limiter.lock() {
+            Ok(mut limiter) => limiter
+                .check(&request.requester, clock.now)
+                .map_err(|e| e.to_string()),
+            Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
+        };
+        if let Err(why) = limited {
+            tracing::warn!(coordinator, "lookup over the requester's rate limit refused");
+            let rationale = format!("node `{}`: {why}", self.node);
+            let entry = AuditRecord {
+                consent_id: consent_id(consent_trust, &request, clock),
+                ..self.named_entry(clock, EntryKind::Refusal, &request)
+            };
+            return Admitted::Finished(self.refused(
+                entry,
+                NodeOutcome::Refused(rationale.clone()),
+                rationale,
+            ));
+        }
+        let engine = &self.policy.engine;
+        if let Err(why) = crate::enforce::screen(engine, &request) {
+            // Nothing of the request but its subject's pseudonym (and its requester, if
+            // the policy declares it) is recorded: its names are not all the policy's, so
+            // they could be anything.
+            let declared = engine
+                .policy()
+                .requesters
+                .iter()
+                .any(|r| r.name == request.requester);
+            let entry = AuditRecord {
+                requester: if declared {
+                    request.requester.clone()
+                } else {
+                    "-".into()
+                },
+                query_id: request.query_id.clone(),
+                consent_id: consent_id(consent_trust, &request, clock),
+                ..self.entry(clock, EntryKind::Refusal, &request)
+            };
+            return Admitted::Finished(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
+        }
+        // The request as a whole, under this node's own policy, before anything is read:
+        // an aggregate-only purpose, a legal basis the purpose does not accept, a missing
+        // consent, or a case reference that is missing or not of the purpose's form is
+        // refused here whatever the coordinator decided.
+        if let Err(refusal) = engine.check_request(
+            &request.requester,
+            &request.purpose,
+            request.legal_basis.as_deref(),
+            request.consent.is_some(),
+            request.case_reference.as_deref(),
+        ) {
+            tracing::warn!(
+                coordinator,
+                reason = refusal.code(),
+                "lookup refused by the node's policy before any read"
+            );
+            let entry = self.named_entry(clock, EntryKind::Refusal, &request);
+            let outcome = NodeOutcome::RefusedByPolicy {
+                rationale: refusal.to_string(),
+                code: refusal.code(),
+            };
+            let rationale = format!("node `{}`: {refusal}", self.node);
+            return Admitted::Finished(self.refused(entry, outcome, rationale));
+        }
+        // A consent token is the node's own check, whatever the coordinator said: verified
+        // against its CA and CRL, matched to this lookup claim by claim, and one use of it
+        // reserved here. Only a token that passes all of it counts as consent.
+        let secs = clock.now.unix_timestamp();
+        let verified = match consent_trust {
+            Some(trust) => crate::consent::verify(trust, &request, secs),
+            None if request.consent.is_none() => Ok(None),
+            None => Err(ConsentRefusal {
+                jti: None,
+                error: fedq_certs::consent::ConsentError::Token(
+                    "the node's CA and CRL are unavailable".into(),
+                ),
+            }),
+        };
+        let (consent, reservation) = match verified {
+            Ok(None) => (None, None),
+            Ok(Some(consent)) => match self.consent_uses.reserve(&consent, secs) {
+                Ok(reservation) => (Some(consent), Some(reservation)),
+                Err(error) => {
+                    let refusal = ConsentRefusal {
+                        jti: Some(consent.jti().to_owned()),
+                        error,
+                    };
+                    return Admitted::Finished(self.refuse_consent(&request, refusal, clock));
+                }
+            },
+            Err(refusal) => {
+                return Admitted::Finished(self.refuse_consent(&request, refusal, clock))
+            }
+        };
+        let mut entry = AuditRecord {
+            // The requester the session proves (the lookup's, once the proof held).
+            requester: proven.requester,
+            consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
+            ..self.named_entry(clock, EntryKind::Answer, &request)
+        };
+        // The node decides with its own date, always; the coordinator's only tells it
+        // whether one of the two clocks is wrong.
+        let skew = (request.date - clock.today).whole_days();
+        if skew.abs() > MAX_DATE_SKEW_DAYS {
+            tracing::error!(node_date = %clock.today, coordinator_date = %request.date, "clock skew; answering failed");
+            let outcome = NodeOutcome::ClockSkew {
+                node_date: clock.today,
+                coordinator_date: request.date,
+            };
+            let response = NodeResponse::Failed {
+                code: FailureCode::ClockSkew,
+                message: format!(
+                    "node `{}`: clock skew: its date is {} but the coordinator's is {}, {} days apart (at most {MAX_DATE_SKEW_DAYS} allowed); fix the clock or the pinned `today` that is wrong",
+                    self.node,
+                    clock.today,
+                    request.date,
+                    skew.abs()
+                ),
+            };
+            entry.outcome = outcome.to_json();
+            return Admitted::Finished(self.finished(entry, outcome, response));
+        }
+        let touched = crate::enforce::datasets_touched(engine, self.department, &request);
+        let (attached, stored): (Vec<String>, Vec<String>) = touched
+            .into_iter()
+            .partition(|name| (self.is_attached)(name));
+        Admitted::Read(Pending {
+            request,
+            policy: self.policy,
+            clock,
+            entry,
+            consent,
+            reservation,
+            reads: Reads { stored, attached },
+        })
+    }
+
+    /// Refuses a lookup whose consent token does not count, with the claim that failed
+    /// (never the token or its subject).
+    fn refuse_consent(
+        &self,
+        request: &LookupRequest,
+        refusal: ConsentRefusal,
+        clock: Clock,
+    ) -> Finished<'a> {
+        tracing::warn!(
+            claim = refusal.error.code(),
+            "lookup refused: its consent token does not count"
+        );
+        let rationale = format!("node `{}`: {}", self.node, refusal.error);
+        let entry = AuditRecord {
+            consent_id: refusal.jti,
+            ..self.named_entry(clock, EntryKind::Refusal, request)
+        };
+        let outcome = NodeOutcome::ConsentRefused {
+            rationale: rationale.clone(),
+            claim: refusal.error.code(),
+        };
+        self.refused(entry, outcome, rationale)
+    }
+}
+
+/// The id of a lookup's consent token for an entry written before the token was checked
+/// against the lookup: only a token whose signature verifies is quoted.
+fn consent_id(
+    trust: Option<&FederationTrust>,
+    request: &LookupRequest,
+    clock: Clock,
+) -> Option<String> {
+    let token = request.consent.as_deref()?;
+    trust?
+        .verify_consent(token, clock.now.unix_timestamp(), false)
+        .ok()
+        .map(|c| c.claims.jti)
+}
+
+impl<'a> Pending<'a> {
+    /// What to read.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
+    }
+
+    /// The subject whose records to read.
+    pub fn subject(&self) -> &str {
+        self.request.subject.as_str()
+    }
+
+    /// Decides the answer from the records read (`Ok`: by qualified dataset name, as
+    /// read; a dataset missing has no record), each checked against the catalogue here.
+    pub fn answer(
+        self,
+        desk: &Desk<'a>,
+        read: Result<BTreeMap<String, Evidence>, ReadFailure>,
+    ) -> Finished<'a> {
+        let Pending {
+            request,
+            policy,
+            clock,
+            entry,
+            consent,
+            reservation,
+            reads: _,
+        } = self;
+        let by_dataset = match read {
+            Ok(found) => found,
+            Err(what) => {
+                let outcome = NodeOutcome::Unavailable(what);
+                let response = NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!("node `{}`: its {} is unavailable", desk.node, what.name()),
+                };
+                return desk.finished(entry, outcome, response);
+            }
+        };
+        let subject = request.subject.as_str();
+        let checked: BTreeMap<String, Evidence> = by_dataset
+            .into_iter()
+            .map(|(name, evidence)| {
+                let checked = match policy.engine.datasets().iter().find(|d| d.qualified == name) {
+                    Some(dataset) => evidence.checked(dataset, subject, clock.today),
+                    None => Evidence::Unverified(format!(
+                        "dataset `{name}` is not in the policy's catalogue"
+                    )),
+                };
+                if let Evidence::Unverified(why) = &checked {
+                    tracing::warn!(dataset = %name, reason = %why, "answering the dataset as unverified");
+                }
+                (name, checked)
+            })
+            .collect();
+        let enforced = crate::enforce::answer(
+            policy,
+            desk.node,
+            desk.department,
+            &request,
+            consent.is_some(),
+            &checked,
+            clock.today,
+        );
+        let entry = AuditRecord {
+            policy_version: enforced.policy_version,
+            ..entry
+        };
+        // An answer the coordinator would not read is not released (nor registered as
+        // released): the requester is told to ask for less.
+        let size = fedq_wire::frame::encode(&enforced.response).map_or(usize::MAX, |b| b.len());
+        if size > desk.max_answer_len {
+            let rationale = format!(
+                "node `{}`: the answer would be {size} bytes, over the {}-byte limit of one answer; ask for fewer datasets or fields",
+                desk.node, desk.max_answer_len
+            );
+            let entry = AuditRecord {
+                kind: EntryKind::Refusal,
+                ..entry
+            };
+            return desk.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale);
+        }
+        tracing::debug!(query = %request.query_id, "answering lookup");
+        let releases_records = matches!(enforced.response, NodeResponse::Lookup(_));
+        let mut finished = desk.finished(
+            entry,
+            NodeOutcome::Decided(enforced.audit_outcome),
+            enforced.response,
+        );
+        finished.release.releases_records = releases_records;
+        // An answer under a consent token is one use of it, counted in the same
+        // transaction as its entry.
+        if releases_records {
+            finished.consent_expires = consent.as_ref().map(|c| c.claims.exp);
+            finished.release.reservation = reservation.filter(|_| consent.is_some());
+        }
+        finished
+    }
+}
+
+impl<'a> Finished<'a> {
+    /// The entry to write.
+    pub fn entry(&self) -> &AuditRecord {
+        &self.entry
+    }
+
+    /// The outcome the entry records.
+    pub fn outcome(&self) -> &NodeOutcome {
+        &self.outcome
+    }
+
+    /// When the entry counts one use of a consent token: the token's expiry (the log
+    /// keeps the count in the same transaction as the entry).
+    pub fn consent_use(&self) -> Option<i64> {
+        self.consent_expires
+    }
+
+    /// The entry to write, the consent use it counts, and the response held until then.
+    pub fn into_parts(self) -> (AuditRecord, Option<i64>, Release<'a>) {
+        (self.entry, self.consent_expires, self.release)
+    }
+}
+
+impl Release<'_> {
+    /// The response, given how writing its entry went: an answer that releases records
+    /// is withheld unless the entry is durable (and then counts its consent use); a
+    /// refusal or failure is answered either way (it releases nothing of any record).
+    pub fn after(self, appended: Result<(), &AuditError>) -> NodeResponse {
+        let Release {
+            response,
+            node,
+            releases_records,
+            reservation,
+        } = self;
+        match appended {
+            Ok(()) => {
+                if let Some(reservation) = reservation {
+                    reservation.answered();
+                }
+                response
+            }
+            Err(e) if !releases_records => {
+                tracing::error!(error = %e, "audit log unavailable while registering a lookup");
+                response
+            }
+            Err(e @ AuditError::TooLarge { .. }) => {
+                tracing::error!(error = %e, "answer withheld: its audit entry is too large");
+                NodeResponse::Refused {
+                    rationale: format!(
+                        "node `{node}`: the answer's audit entry would be too large, so nothing is released; ask for fewer datasets or fields"
+                    ),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit log unavailable; answer withheld");
+                NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!(
+                        "node `{node}`: its audit log is unavailable, so nothing is released"
+                    ),
+                }
+            }
+        }
+    }
+}
