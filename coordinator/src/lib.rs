@@ -24,4 +24,5 @@ pub mod health;
 pub mod https;
 pub mod outcome;
 pub mod query;
+pub mod route;
 pub mod service;

@@ -10,6 +10,29 @@ use serde::Serialize;
 
 use crate::query::NodeStatus;
 
+/// An HTTP status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    pub(crate) fn error(status: u16, message: impl Into<String>, query_id: &str) -> Self {
+        Self {
+            status,
+            body: serde_json::json!({ "error": message.into(), "query_id": query_id }),
+        }
+    }
+
+    /// A query the coordinator could not serve, with its status from [`Unserved`].
+    pub(crate) fn unserved(why: &Unserved, query_id: &str) -> Self {
+        Self::error(why.http_status(), why.reason(), query_id)
+    }
+}
+
 /// Why a query was refused before any node was asked. Every message says what kind of
 /// input was wrong and what is accepted, never what was sent.
 #[derive(Clone, Debug, PartialEq, Eq)]

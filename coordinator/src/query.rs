@@ -21,6 +21,10 @@ pub const MAX_PROOF_LEN: usize = 8 * 1024;
 /// Most entries in `proofs` (and grants in a session request).
 pub const MAX_PROOFS: usize = 64;
 
+/// Why a node the requester left out of `proofs` (with `null`) was not asked.
+pub const NOT_PROVEN: &str =
+    "not asked: the requester holds no session with this node, so sent no proof for it";
+
 /// A query as a requester sends it (`POST /v1/query`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,10 @@
-//! One query's path through the coordinator: authenticate (done by TLS, the identity is
-//! handed in) → validate → policy pre-check and rate limit → plan → fan out under one
-//! deadline → merge → view → audit → answer. Every query, answered or refused, is
-//! registered in the audit log before the answer is returned.
+//! The coordinator's shell around a query's core ([`crate::route`], which decides every
+//! step as a plain function over data): authenticate (done by TLS, the identity is handed
+//! in) → [`Router::admit`] (validate, consent, policy pre-check, proofs, rate limit, plan)
+//! → send every lookup under one deadline → [`crate::route::FanOut::conclude`] (merge,
+//! view) → write the entry → release the reply. Every query, answered or refused, is
+//! registered in the audit log before the answer is returned. Sessions, policy
+//! publication and status are handled here too.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,19 +12,17 @@ use std::time::{Duration, Instant};
 
 use fedq_audit::{AuditLog, AuditRecord, NodeQueryIds, Pseudonymizer};
 use fedq_bundle::state::{InForce, Installed, PolicySlot};
-use fedq_certs::consent::{Consent, ConsentError, ConsentTarget};
 use fedq_certs::Identity;
 use fedq_policy::ratelimit::RateLimiter;
-use fedq_policy::{DecisionRequest, ViewRequest};
-use fedq_wire::message::{LookupRequest, LookupTarget};
-use fedq_wire::transport::{ChannelError, Limits, NodeClient};
+use fedq_wire::transport::{Limits, NodeClient};
 use fedq_wire::{NodeRequest, NodeResponse};
 use tokio::sync::Semaphore;
 
 use crate::config::CoordinatorConfig;
 use crate::health::NodeHealth;
 use crate::outcome::{Audited, Refusal, Unserved};
-use crate::query::{self, NodeReport, NodeStatus, QueryRequest, QueryResponse, Recorded};
+use crate::query::{self, Recorded};
+use crate::route::{Clock, Concluded, Routed, Router};
 
 /// Errors starting a coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -43,28 +44,7 @@ pub enum StartError {
     Mismatch(String),
 }
 
-/// An HTTP status and JSON body.
-#[derive(Debug)]
-pub struct Reply {
-    /// HTTP status code.
-    pub status: u16,
-    /// JSON body.
-    pub body: serde_json::Value,
-}
-
-impl Reply {
-    fn error(status: u16, message: impl Into<String>, query_id: &str) -> Self {
-        Self {
-            status,
-            body: serde_json::json!({ "error": message.into(), "query_id": query_id }),
-        }
-    }
-
-    /// A query the coordinator could not serve, with its status from [`Unserved`].
-    fn unserved(why: &Unserved, query_id: &str) -> Self {
-        Self::error(why.http_status(), why.reason(), query_id)
-    }
-}
+pub use crate::outcome::Reply;
 
 /// The coordinator's state. Cheap to share.
 pub struct Coordinator {
@@ -191,73 +171,62 @@ impl Coordinator {
         })
     }
 
-    /// Verifies a consent token against the CA and CRL the coordinator's node client
-    /// keeps current, at the present time.
-    fn verify_consent(&self, token: &str) -> Result<Consent, ConsentError> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        match self.client.trust().read() {
-            Ok(trust) => trust.verify_consent(token, now, true),
-            Err(_) => Err(ConsentError::Token(
-                "the coordinator's CA and CRL are unavailable".into(),
-            )),
+    /// A router for one query under the policy version `in_force`.
+    fn router<'a>(
+        &'a self,
+        in_force: &'a InForce,
+        label: &'a str,
+        configured: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> Router<'a> {
+        Router {
+            engine: &in_force.engine,
+            policy_label: label,
+            pseudonyms: &self.pseudonyms,
+            query_ids: &self.query_ids,
+            is_configured: configured,
+            limiter: &self.limiter,
         }
     }
 
-    /// Registers a refusal (no node was asked) and builds its reply. `policy_version` is
-    /// the version that decided (the one the query started with), if it got that far;
-    /// `recorded` is what may be written of the request (only the policy's identifiers).
-    /// The refusal's message never quotes the request; its status is the refusal's own.
-    async fn refuse(
-        &self,
-        policy_version: Option<&str>,
-        requester: &str,
-        query_id: &str,
-        refusal: Refusal,
-        recorded: Recorded,
-        subject: &str,
-    ) -> Reply {
-        let audited = Audited::Refused(refusal);
-        metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
-        let record = AuditRecord {
-            at: time::OffsetDateTime::now_utc(),
-            kind: audited.kind(),
-            query_id: query_id.to_owned(),
-            requester: requester.to_owned(),
-            purpose: recorded.purpose,
-            legal_basis: recorded.legal_basis,
-            case_reference: recorded.case_reference,
-            subject: subject.to_owned(),
-            target: recorded.target,
-            outcome: audited.outcome(),
-            policy_version: policy_version
-                .map(str::to_owned)
-                .unwrap_or_else(|| self.policy.current().label()),
-            consent_id: recorded.consent_id,
-            node_query_ids: BTreeMap::new(),
-        };
-        if let Err(e) = self.audit.append(record).await {
-            tracing::error!(error = %e, "audit log unavailable");
-            return Reply::unserved(&Unserved::AuditUnavailable, query_id);
+    fn clock(&self) -> Clock {
+        Clock {
+            now: time::OffsetDateTime::now_utc(),
+            today: self.today(),
         }
-        let Audited::Refused(refusal) = &audited else {
-            return Reply::unserved(&Unserved::AuditUnavailable, query_id);
-        };
-        Reply::error(refusal.http_status(), refusal.reason(), query_id)
+    }
+
+    /// Writes a concluded query's entry, and only then releases its reply.
+    async fn audit_then_release(&self, concluded: Concluded, started: Instant) -> Reply {
+        if let Some(claim) = concluded.consent_claim() {
+            metrics::counter!("fedq_consent_refused_total", "claim" => claim).increment(1);
+        }
+        let answered = matches!(concluded.audited(), Audited::Answered { .. });
+        let (entry, release) = concluded.into_parts();
+        let appended = self.audit.append(entry).await;
+        let (reply, metric) = release.after(appended.as_ref().map(|_| ()));
+        metrics::counter!("fedq_queries_total", "outcome" => metric).increment(1);
+        if answered && appended.is_ok() {
+            metrics::histogram!("fedq_query_seconds").record(started.elapsed().as_secs_f64());
+        }
+        reply
     }
 
     /// Refuses a request that could not even be read, registering the refusal. Its
     /// message must not quote the request.
     pub async fn reject(&self, requester: &Identity, refusal: Refusal) -> Reply {
         let query_id = random_id();
-        self.refuse(
-            None,
+        let in_force = self.policy.current();
+        let label = in_force.label();
+        let configured = |node: &str| self.channels.contains_key(node);
+        let concluded = self.router(&in_force, &label, &configured).refusal(
             &requester.name,
             &query_id,
             refusal,
             Recorded::nothing(),
             "-",
-        )
-        .await
+            self.clock(),
+        );
+        self.audit_then_release(concluded, Instant::now()).await
     }
 
     /// Handles one `POST /v1/query` body from an authenticated requester.
@@ -277,392 +246,45 @@ impl Coordinator {
 
     async fn query_inner(&self, who: &str, query_id: &str, body: &[u8]) -> Reply {
         let started = Instant::now();
-        if body.len() > query::MAX_BODY {
-            return self
-                .refuse(
-                    None,
-                    who,
-                    query_id,
-                    Refusal::TooLarge(format!("request body over {} bytes", query::MAX_BODY)),
-                    Recorded::nothing(),
-                    "-",
-                )
-                .await;
-        }
-        let request = match QueryRequest::from_json(body) {
-            Ok(r) => r,
-            Err(refusal) => {
-                return self
-                    .refuse(
-                        None,
-                        who,
-                        query_id,
-                        refusal.into(),
-                        Recorded::nothing(),
-                        "-",
-                    )
-                    .await
-            }
-        };
         // The version in force now decides this query to the end, whatever is installed
         // meanwhile.
         let in_force = self.policy.current();
         let label = in_force.label();
-        let decided = Some(label.as_str());
-        let engine = &in_force.engine;
-        let mut recorded = Recorded::of(&request, engine);
-        // The consent token, if any, is verified once here (signer, CRL, validity); what it
-        // covers is checked against the validated query below. Every node does both again.
-        let consent_check = request
-            .consent
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|token| self.verify_consent(token));
-        let consent_id = consent_check
-            .as_ref()
-            .and_then(|c| c.as_ref().ok())
-            .map(|c| c.jti().to_owned());
-        recorded.consent_id = consent_id.clone();
-        let query = match request.validate(engine) {
-            Ok(q) => q,
-            Err(refusal) => {
-                return self
-                    .refuse(decided, who, query_id, refusal.into(), recorded, "-")
-                    .await
-            }
+        let configured = |node: &str| self.channels.contains_key(node);
+        let router = self.router(&in_force, &label, &configured);
+        let routed = {
+            let trust = self.client.trust();
+            let trust = trust.read().ok();
+            router.admit(who, query_id, body, self.clock(), trust.as_deref())
         };
-        let subject = self.pseudonyms.pseudonym(query.subject.as_str());
-        let today = self.today();
-        // Consent counts only as a token that verified and covers this very query.
-        let consent = match consent_check {
-            None => false,
-            Some(checked) => {
-                let datasets: Vec<&str> = match &query.target {
-                    LookupTarget::View(_) => Vec::new(),
-                    LookupTarget::Datasets(ds) => ds.iter().map(|d| d.dataset.as_str()).collect(),
-                };
-                let target = match &query.target {
-                    LookupTarget::View(v) => ConsentTarget::View(v),
-                    LookupTarget::Datasets(_) => ConsentTarget::Datasets(&datasets),
-                };
-                let covered = checked
-                    .and_then(|c| c.covers(query.subject.as_str(), who, &query.purpose, target));
-                if let Err(e) = covered {
-                    metrics::counter!("fedq_consent_refused_total", "claim" => e.code())
-                        .increment(1);
-                    return self
-                        .refuse(
-                            decided,
-                            who,
-                            query_id,
-                            Refusal::Policy(format!("consent refused: {e}")),
-                            recorded,
-                            &subject,
-                        )
-                        .await;
-                }
-                true
-            }
+        let fan_out = match routed {
+            Routed::Concluded(refused) => return self.audit_then_release(refused, started).await,
+            Routed::FanOut(fan_out) => fan_out,
         };
-        // Policy pre-check: nothing is sent to any node the policy would refuse.
-        let mut locally_denied: BTreeMap<String, String> = BTreeMap::new();
-        let precheck = match &query.target {
-            LookupTarget::View(view) => engine
-                .decide_view(&ViewRequest {
-                    requester: who,
-                    purpose: &query.purpose,
-                    legal_basis: query.legal_basis.as_deref(),
-                    consent,
-                    case_reference: query.case_reference.as_deref(),
-                    view,
-                    now: today,
-                })
-                .map(|_| ()),
-            LookupTarget::Datasets(ds) => ds.iter().try_for_each(|d| {
-                let names: Vec<&str> = d.fields.iter().flatten().map(String::as_str).collect();
-                let fields = match &d.fields {
-                    Some(_) => fedq_policy::FieldSelection::Named(&names),
-                    None => fedq_policy::FieldSelection::All,
-                };
-                let decision = engine.decide(&DecisionRequest {
-                    requester: who,
-                    purpose: &query.purpose,
-                    legal_basis: query.legal_basis.as_deref(),
-                    consent,
-                    case_reference: query.case_reference.as_deref(),
-                    dataset: &d.dataset,
-                    fields,
-                    now: today,
-                })?;
-                if !decision.releases_anything() {
-                    // The deciding deny or limit, if any, by its reason (not its wording).
-                    let why = decision
-                        .fields
-                        .iter()
-                        .find(|f| {
-                            matches!(
-                                f.reason,
-                                fedq_policy::engine::Reason::Denied(_)
-                                    | fedq_policy::engine::Reason::Limited(_)
-                            )
-                        })
-                        .map(|f| f.explanation())
-                        .unwrap_or_else(|| "no rule grants these fields to this requester for this purpose (default deny)".into());
-                    locally_denied.insert(d.dataset.clone(), why);
-                }
-                Ok(())
-            }),
-        };
-        if let Err(refusal) = precheck {
-            return self
-                .refuse(
-                    decided,
-                    who,
-                    query_id,
-                    Refusal::Policy(refusal.to_string()),
-                    recorded.clone(),
-                    &subject,
-                )
-                .await;
-        }
-        // Every node this query will ask must be proven to (or explicitly left out with
-        // `null`): a query that forgot one is refused before any node is asked, rather
-        // than sent on with nothing the node would accept.
-        let plan = query::plan(engine, &query.target);
-        if let Some(reason) = self.unproven(&plan, &locally_denied, &query.proofs) {
-            return self
-                .refuse(
-                    decided,
-                    who,
-                    query_id,
-                    Refusal::Malformed(reason),
-                    recorded,
-                    &subject,
-                )
-                .await;
-        }
-        let rate = match self.limiter.lock() {
-            Ok(mut limiter) => limiter
-                .check(who, time::OffsetDateTime::now_utc())
-                .map_err(|e| e.to_string()),
-            Err(_) => Err("the rate limiter is unavailable; retry later".to_owned()),
-        };
-        if let Err(why) = rate {
-            return self
-                .refuse(
-                    decided,
-                    who,
-                    query_id,
-                    Refusal::RateLimited(why),
-                    recorded,
-                    &subject,
-                )
-                .await;
-        }
-
-        // Fan out.
+        // Fan out: every lookup at once, under one deadline.
         let deadline = self.config.deadline;
-        let policy_version = label.clone();
-        let mut reports: Vec<NodeReport> = Vec::new();
-        let mut results = BTreeMap::new();
-        let mut sources = BTreeMap::new();
-        let mut asks = Vec::new();
-        // Each node asked gets its own id of this query, so no two departments' logs share
-        // one; only this coordinator's entry maps them (below).
-        let mut node_query_ids: BTreeMap<String, String> = BTreeMap::new();
-        for (node, datasets) in &plan {
-            let asked: Vec<String> = datasets
-                .iter()
-                .filter(|d| !locally_denied.contains_key(*d))
-                .cloned()
-                .collect();
-            if asked.is_empty() {
-                let why = datasets
-                    .iter()
-                    .filter_map(|d| locally_denied.get(d).map(|w| format!("{d}: {w}")))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                reports.push(NodeReport {
-                    node: node.clone(),
-                    status: NodeStatus::Denied,
-                    reason: Some(why),
-                    datasets: datasets.clone(),
-                    proof_refused: None,
-                });
-                continue;
-            }
-            // `unproven` saw to it that every node asked has an entry.
-            let Some(Some(proof)) = query.proofs.get(node).cloned() else {
-                reports.push(query::merge_node(
-                    node,
-                    &asked,
-                    Err(ChannelError::Unavailable {
-                        node: node.clone(),
-                        reason: NOT_PROVEN.into(),
-                    }),
-                    &mut results,
-                    &mut sources,
-                ));
-                continue;
-            };
-            let Some(channel) = self.channels.get(node).cloned() else {
-                let merged = query::merge_node(
-                    node,
-                    datasets,
-                    Err(ChannelError::Unavailable {
-                        node: node.clone(),
-                        reason: "no node is configured for this department".into(),
-                    }),
-                    &mut results,
-                    &mut sources,
-                );
-                reports.push(merged);
-                continue;
-            };
-            let node_query_id = self.query_ids.for_node(query_id, node);
-            node_query_ids.insert(node.clone(), node_query_id.clone());
-            let request = NodeRequest::Lookup(LookupRequest {
-                query_id: node_query_id,
-                subject: query.subject.clone(),
-                requester: who.to_owned(),
-                purpose: query.purpose.clone(),
-                legal_basis: query.legal_basis.clone(),
-                consent: query.consent.clone(),
-                case_reference: query.case_reference.clone(),
-                target: query::target_for(&query.target, &asked),
-                policy_version: policy_version.clone(),
-                date: today,
-                // The requester's proof for this node alone; the node checks it itself.
-                proof,
-            });
-            let node = node.clone();
-            asks.push(async move {
+        let asks = fan_out.asks().iter().filter_map(|ask| {
+            let channel = self.channels.get(&ask.node)?;
+            Some(async move {
                 let t = Instant::now();
-                let answer = channel.request(&request, deadline).await;
-                metrics::histogram!("fedq_node_latency_seconds", "node" => node.clone())
+                let answer = channel.request(&ask.request, deadline).await;
+                metrics::histogram!("fedq_node_latency_seconds", "node" => ask.node.clone())
                     .record(t.elapsed().as_secs_f64());
-                (node, asked, answer)
-            });
-        }
-        for (node, asked, answer) in futures_util::future::join_all(asks).await {
-            reports.push(query::merge_node(
-                &node,
-                &asked,
-                answer,
-                &mut results,
-                &mut sources,
-            ));
-        }
-        reports.sort_by(|a, b| a.node.cmp(&b.node));
-        let complete = reports.iter().all(|r| {
-            !matches!(
-                r.status,
-                NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
-            )
+                (ask.node.clone(), answer)
+            })
         });
-        // A view releases its result, not its inputs: the sources' records stay here.
-        let (view_result, results) = match &query.target {
-            LookupTarget::View(v) => match engine.policy().views.iter().find(|x| &x.name == v) {
-                Some(view) => {
-                    let (result, released) =
-                        query::view_answer(view, &mut reports, &sources, today);
-                    (Some(result), released)
-                }
-                None => (None, BTreeMap::new()),
-            },
-            LookupTarget::Datasets(_) => (None, results),
-        };
-        let response = QueryResponse {
-            query_id: query_id.to_owned(),
-            policy_version: policy_version.clone(),
-            subject: query.subject.masked(),
-            purpose: query.purpose.clone(),
-            view: match &query.target {
-                LookupTarget::View(v) => Some(v.clone()),
-                LookupTarget::Datasets(_) => None,
-            },
-            complete,
-            nodes: reports,
-            view_result,
-            datasets: results,
-        };
-        let audited = Audited::Answered {
-            complete,
-            nodes: response
-                .nodes
-                .iter()
-                .map(|r| (r.node.clone(), r.status))
-                .collect(),
-        };
-        let record = AuditRecord {
-            at: time::OffsetDateTime::now_utc(),
-            kind: audited.kind(),
-            query_id: query_id.to_owned(),
-            requester: who.to_owned(),
-            purpose: query.purpose.clone(),
-            legal_basis: query.legal_basis.clone(),
-            case_reference: query.case_reference.clone(),
-            subject,
-            target: query.target.describe(),
-            outcome: audited.outcome(),
-            policy_version,
-            consent_id,
-            node_query_ids,
-        };
-        if let Err(e) = self.audit.append(record).await {
-            tracing::error!(error = %e, "audit log unavailable; answer withheld");
-            let why = Unserved::AnswerWithheld;
-            metrics::counter!("fedq_queries_total", "outcome" => why.metric()).increment(1);
-            return Reply::unserved(&why, query_id);
-        }
-        metrics::counter!("fedq_queries_total", "outcome" => audited.metric()).increment(1);
-        metrics::histogram!("fedq_query_seconds").record(started.elapsed().as_secs_f64());
-        match serde_json::to_value(&response) {
-            Ok(body) => Reply {
-                status: audited.http_status(),
-                body,
-            },
-            Err(e) => Reply::unserved(&Unserved::Unencodable(e.to_string()), query_id),
-        }
+        let answers = futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .collect();
+        let concluded = fan_out.conclude(&router, answers);
+        self.audit_then_release(concluded, started).await
     }
 }
 
-/// Why a node the requester left out of `proofs` (with `null`) was not asked.
-pub const NOT_PROVEN: &str =
-    "not asked: the requester holds no session with this node, so sent no proof for it";
+pub use crate::query::NOT_PROVEN;
 
 impl Coordinator {
-    /// Why `proofs` cannot carry this query, if it cannot: it names a node this
-    /// coordinator does not know, or lacks an entry for a node the plan asks. The message
-    /// names only configured nodes, never a key that was sent.
-    fn unproven(
-        &self,
-        plan: &BTreeMap<String, Vec<String>>,
-        locally_denied: &BTreeMap<String, String>,
-        proofs: &BTreeMap<String, Option<String>>,
-    ) -> Option<String> {
-        if proofs.keys().any(|n| !self.channels.contains_key(n)) {
-            return Some(
-                "`proofs` names a node this coordinator does not know; GET /v1/nodes lists them"
-                    .into(),
-            );
-        }
-        let missing: Vec<&str> = plan
-            .iter()
-            .filter(|(_, ds)| ds.iter().any(|d| !locally_denied.contains_key(d)))
-            .map(|(node, _)| node.as_str())
-            .filter(|node| self.channels.contains_key(*node) && !proofs.contains_key(*node))
-            .collect();
-        if missing.is_empty() {
-            return None;
-        }
-        Some(format!(
-            "the query carries no requester proof for node(s) {} which it asks; open a session with each (POST /v1/sessions) and send `proofs` with one per node (`fedq query` does this), or null for a node to leave unasked",
-            missing.join(", ")
-        ))
-    }
-
     /// `GET /v1/nodes`: the nodes a requester may open sessions with.
     pub fn nodes(&self) -> Reply {
         Reply {

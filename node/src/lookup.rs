@@ -355,7 +355,10 @@ impl<'a> Desk<'a> {
             Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
         };
         if let Err(why) = limited {
-            tracing::warn!(coordinator, "lookup over the requester's rate limit refused");
+            tracing::warn!(
+                coordinator,
+                "lookup over the requester's rate limit refused"
+            );
             let rationale = format!("node `{}`: {why}", self.node);
             let entry = AuditRecord {
                 consent_id: consent_id(consent_trust, &request, clock),

@@ -20,17 +20,15 @@ use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::Catalogue;
 use fedq_wire::message::{FailureCode, LookupRequest, PolicyState};
-use fedq_wire::proof::{
-    ProofGate, UnixTime, DEFAULT_REPLAY_ENTRIES, DEFAULT_SESSIONS,
-};
+use fedq_wire::proof::{ProofGate, UnixTime, DEFAULT_REPLAY_ENTRIES, DEFAULT_SESSIONS};
 use fedq_wire::transport::{FrameTap, Handler, Limits, NodeEndpoint, TransportError, TrustView};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::attach::{AttachError, Attached};
 use crate::config::{NodeConfig, StoreLocation};
 use crate::consent::ConsentUses;
-use crate::lookup::{Admitted, Clock, Desk, ReadFailure, Reads};
 use crate::evidence::Evidence;
+use crate::lookup::{Admitted, Clock, Desk, ReadFailure, Reads};
 use crate::postgres::PgStore;
 use crate::store::{SqliteStore, Store};
 
@@ -276,7 +274,11 @@ impl Context {
     /// SQLite), one query per attached dataset. The records are checked against the
     /// catalogue by the lookup's core ([`crate::lookup::Pending::answer`]). On failure,
     /// names what failed (for the answer and the audit entry), never why in terms of data.
-    async fn read(&self, subject: &str, reads: &Reads) -> Result<BTreeMap<String, Evidence>, ReadFailure> {
+    async fn read(
+        &self,
+        subject: &str,
+        reads: &Reads,
+    ) -> Result<BTreeMap<String, Evidence>, ReadFailure> {
         let mut by_dataset = BTreeMap::new();
         if !reads.stored.is_empty() {
             let stored: Vec<&str> = reads.stored.iter().map(String::as_str).collect();

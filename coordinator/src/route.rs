@@ -1,0 +1,629 @@
+//! One query at the coordinator as a plain state machine over data, with no sockets,
+//! clocks or disks inside (the split quinn-proto makes from quinn):
+//!
+//! ```text
+//! body + Clock ──Router::admit──▶ Concluded (refused: nothing sent to any node)
+//!                            └──▶ FanOut ──asks()──▶ [the shell sends each lookup]
+//!                                    └──conclude(answers)──▶ Concluded
+//! Concluded ──into_parts──▶ AuditRecord ──[the shell appends it]──▶
+//!           Release::after(appended) ──▶ Reply
+//! ```
+//!
+//! In order: the body's size and shape, validation under the policy version in force,
+//! the consent token (verified once here, and checked to cover this very query; every
+//! node does both again), the policy pre-check (nothing is sent to a node the policy would
+//! refuse), a requester proof for every node the plan asks, the requester's rate limit;
+//! then one lookup per node, each with its own query id and the requester's proof for that
+//! node alone. The answers are merged, a view's result computed (its sources' records stay
+//! here), and the entry built.
+//!
+//! "Audit, then release" is in the types: the reply leaves a [`Concluded`] only through
+//! [`Release::after`], which is given the outcome of writing its entry; an answer whose
+//! entry was not written is withheld (503). The HTTPS layer ([`crate::service`],
+//! [`crate::https`]) reads the time, sends the lookups, writes the log, and carries bytes.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use fedq_audit::{AuditError, AuditRecord, NodeQueryIds, Pseudonymizer};
+use fedq_certs::consent::ConsentTarget;
+use fedq_certs::FederationTrust;
+use fedq_policy::ratelimit::RateLimiter;
+use fedq_policy::{DecisionRequest, Engine, ViewRequest};
+use fedq_wire::message::{LookupRequest, LookupTarget};
+use fedq_wire::transport::ChannelError;
+use fedq_wire::{NodeRequest, NodeResponse};
+
+use crate::outcome::{Audited, Refusal, Reply, Unserved};
+use crate::query::{
+    self, NodeReport, NodeStatus, QueryRequest, QueryResponse, Recorded, ValidQuery,
+};
+
+/// The time a query is decided at, read by the shell.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Now (UTC): entries, consent validity, rate limits.
+    pub now: time::OffsetDateTime,
+    /// The coordinator's date (the city's, or the configured `today`): the policy's windows.
+    pub today: time::Date,
+}
+
+/// What a coordinator routes queries with: the policy version in force (held by the
+/// query from start to answer), its pseudonym keys, its rate limiter, and which nodes it
+/// has. Cheap to build per query.
+pub struct Router<'a> {
+    /// The policy version in force when the query started.
+    pub engine: &'a Engine,
+    /// How entries and answers name that version.
+    pub policy_label: &'a str,
+    /// Subjects are recorded by their keyed pseudonym only.
+    pub pseudonyms: &'a Pseudonymizer,
+    /// Derives each node's own id of a query.
+    pub query_ids: &'a NodeQueryIds,
+    /// Whether a node of that name is configured here.
+    pub is_configured: &'a (dyn Fn(&str) -> bool + Sync),
+    /// The policy's per-requester limits.
+    pub limiter: &'a Mutex<RateLimiter>,
+}
+
+impl std::fmt::Debug for Router<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("policy", &self.policy_label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One lookup to send: to `node`, about `datasets` of it.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    /// The node.
+    pub node: String,
+    /// Its datasets this query asks.
+    pub datasets: Vec<String>,
+    /// The lookup, with the node's own query id and the requester's proof for it.
+    pub request: NodeRequest,
+}
+
+/// A query admitted: the lookups to send, and what was decided without any node.
+#[must_use = "a fan-out is concluded with the nodes' answers"]
+#[derive(Debug)]
+pub struct FanOut {
+    asks: Vec<Ask>,
+    /// Nodes not asked (denied by the pre-check, left out by the requester, not
+    /// configured), already reported.
+    reports: Vec<NodeReport>,
+    query: ValidQuery,
+    who: String,
+    query_id: String,
+    subject: String,
+    consent_id: Option<String>,
+    node_query_ids: BTreeMap<String, String>,
+    /// Nodes of the plan that cannot be asked: their datasets and why.
+    unanswered: Vec<(String, Vec<String>, &'static str)>,
+    clock: Clock,
+}
+
+/// What a query comes to at [`Router::admit`].
+#[derive(Debug)]
+pub enum Routed {
+    /// Refused before any node was asked.
+    Concluded(Concluded),
+    /// Admitted: send [`FanOut::asks`], then [`FanOut::conclude`].
+    FanOut(FanOut),
+}
+
+/// A query decided: its entry, and its reply held until the entry is written.
+#[must_use = "a concluded query is audited, then released"]
+#[derive(Debug)]
+pub struct Concluded {
+    entry: AuditRecord,
+    audited: Audited,
+    release: Release,
+    consent_claim: Option<&'static str>,
+}
+
+/// A reply held until its entry's write is reported ([`Release::after`]).
+#[derive(Debug)]
+pub struct Release {
+    reply: Reply,
+    query_id: String,
+    audited: Audited,
+}
+
+impl Router<'_> {
+    fn entry(
+        &self,
+        who: &str,
+        query_id: &str,
+        recorded: Recorded,
+        subject: &str,
+        clock: Clock,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: clock.now,
+            kind: fedq_audit::EntryKind::Refusal,
+            query_id: query_id.to_owned(),
+            requester: who.to_owned(),
+            purpose: recorded.purpose,
+            legal_basis: recorded.legal_basis,
+            case_reference: recorded.case_reference,
+            subject: subject.to_owned(),
+            target: recorded.target,
+            outcome: String::new(),
+            policy_version: self.policy_label.to_owned(),
+            consent_id: recorded.consent_id,
+            node_query_ids: BTreeMap::new(),
+        }
+    }
+
+    /// A refusal (no node asked): its entry records only what `recorded` may (the
+    /// policy's own identifiers) and the subject's pseudonym, or `-`; its message never
+    /// quotes the request.
+    pub fn refusal(
+        &self,
+        who: &str,
+        query_id: &str,
+        refusal: Refusal,
+        recorded: Recorded,
+        subject: &str,
+        clock: Clock,
+    ) -> Concluded {
+        let audited = Audited::Refused(refusal);
+        let mut entry = self.entry(who, query_id, recorded, subject, clock);
+        entry.kind = audited.kind();
+        entry.outcome = audited.outcome();
+        let Audited::Refused(refusal) = &audited else {
+            unreachable!("built as a refusal above")
+        };
+        let reply = Reply::error(refusal.http_status(), refusal.reason(), query_id);
+        Concluded {
+            entry,
+            release: Release {
+                reply,
+                query_id: query_id.to_owned(),
+                audited: audited.clone(),
+            },
+            audited,
+            consent_claim: None,
+        }
+    }
+
+    /// Decides a query from requester `who` (authenticated by the shell) up to the
+    /// fan-out. `consent_trust` is the CA and CRL in force (`None`: unavailable, so a
+    /// query carrying a consent token is refused).
+    pub fn admit(
+        &self,
+        who: &str,
+        query_id: &str,
+        body: &[u8],
+        clock: Clock,
+        consent_trust: Option<&FederationTrust>,
+    ) -> Routed {
+        let refuse = |refusal: Refusal, recorded: Recorded, subject: &str| {
+            Routed::Concluded(self.refusal(who, query_id, refusal, recorded, subject, clock))
+        };
+        if body.len() > query::MAX_BODY {
+            return refuse(
+                Refusal::TooLarge(format!("request body over {} bytes", query::MAX_BODY)),
+                Recorded::nothing(),
+                "-",
+            );
+        }
+        let request = match QueryRequest::from_json(body) {
+            Ok(r) => r,
+            Err(refusal) => return refuse(refusal.into(), Recorded::nothing(), "-"),
+        };
+        let engine = self.engine;
+        let mut recorded = Recorded::of(&request, engine);
+        // The consent token, if any, is verified once here (signer, CRL, validity); what it
+        // covers is checked against the validated query below. Every node does both again.
+        let consent_check = request
+            .consent
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|token| match consent_trust {
+                Some(trust) => trust.verify_consent(token, clock.now.unix_timestamp(), true),
+                None => Err(fedq_certs::consent::ConsentError::Token(
+                    "the coordinator's CA and CRL are unavailable".into(),
+                )),
+            });
+        let consent_id = consent_check
+            .as_ref()
+            .and_then(|c| c.as_ref().ok())
+            .map(|c| c.jti().to_owned());
+        recorded.consent_id = consent_id.clone();
+        let query = match request.validate(engine) {
+            Ok(q) => q,
+            Err(refusal) => return refuse(refusal.into(), recorded, "-"),
+        };
+        let subject = self.pseudonyms.pseudonym(query.subject.as_str());
+        // Consent counts only as a token that verified and covers this very query.
+        let consent = match consent_check {
+            None => false,
+            Some(checked) => {
+                let datasets: Vec<&str> = match &query.target {
+                    LookupTarget::View(_) => Vec::new(),
+                    LookupTarget::Datasets(ds) => ds.iter().map(|d| d.dataset.as_str()).collect(),
+                };
+                let target = match &query.target {
+                    LookupTarget::View(v) => ConsentTarget::View(v),
+                    LookupTarget::Datasets(_) => ConsentTarget::Datasets(&datasets),
+                };
+                let covered = checked
+                    .and_then(|c| c.covers(query.subject.as_str(), who, &query.purpose, target));
+                if let Err(e) = covered {
+                    let mut concluded = self.refusal(
+                        who,
+                        query_id,
+                        Refusal::Policy(format!("consent refused: {e}")),
+                        recorded,
+                        &subject,
+                        clock,
+                    );
+                    concluded.consent_claim = Some(e.code());
+                    return Routed::Concluded(concluded);
+                }
+                true
+            }
+        };
+        // Policy pre-check: nothing is sent to any node the policy would refuse.
+        let locally_denied = match precheck(engine, who, &query, consent, clock.today) {
+            Ok(denied) => denied,
+            Err(refusal) => {
+                return refuse(Refusal::Policy(refusal.to_string()), recorded, &subject)
+            }
+        };
+        // Every node this query will ask must be proven to (or explicitly left out with
+        // `null`): a query that forgot one is refused before any node is asked, rather
+        // than sent on with nothing the node would accept.
+        let plan = query::plan(engine, &query.target);
+        if let Some(reason) = self.unproven(&plan, &locally_denied, &query.proofs) {
+            return refuse(Refusal::Malformed(reason), recorded, &subject);
+        }
+        let rate = match self.limiter.lock() {
+            Ok(mut limiter) => limiter.check(who, clock.now).map_err(|e| e.to_string()),
+            Err(_) => Err("the rate limiter is unavailable; retry later".to_owned()),
+        };
+        if let Err(why) = rate {
+            return refuse(Refusal::RateLimited(why), recorded, &subject);
+        }
+        // The plan: one lookup per node asked. Each node gets its own id of this query,
+        // so no two departments' logs share one; only this coordinator's entry maps them.
+        let mut reports = Vec::new();
+        let mut asks = Vec::new();
+        let mut node_query_ids = BTreeMap::new();
+        let mut unanswered = Vec::new();
+        for (node, datasets) in &plan {
+            let asked: Vec<String> = datasets
+                .iter()
+                .filter(|d| !locally_denied.contains_key(*d))
+                .cloned()
+                .collect();
+            if asked.is_empty() {
+                let why = datasets
+                    .iter()
+                    .filter_map(|d| locally_denied.get(d).map(|w| format!("{d}: {w}")))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                reports.push(NodeReport {
+                    node: node.clone(),
+                    status: NodeStatus::Denied,
+                    reason: Some(why),
+                    datasets: datasets.clone(),
+                    proof_refused: None,
+                });
+                continue;
+            }
+            if !(self.is_configured)(node) {
+                unanswered.push((
+                    node.clone(),
+                    datasets.clone(),
+                    "no node is configured for this department",
+                ));
+                continue;
+            }
+            // `unproven` saw to it that every node asked has an entry.
+            let Some(Some(proof)) = query.proofs.get(node).cloned() else {
+                unanswered.push((node.clone(), asked, query::NOT_PROVEN));
+                continue;
+            };
+            let node_query_id = self.query_ids.for_node(query_id, node);
+            node_query_ids.insert(node.clone(), node_query_id.clone());
+            let request = NodeRequest::Lookup(LookupRequest {
+                query_id: node_query_id,
+                subject: query.subject.clone(),
+                requester: who.to_owned(),
+                purpose: query.purpose.clone(),
+                legal_basis: query.legal_basis.clone(),
+                consent: query.consent.clone(),
+                case_reference: query.case_reference.clone(),
+                target: query::target_for(&query.target, &asked),
+                policy_version: self.policy_label.to_owned(),
+                date: clock.today,
+                // The requester's proof for this node alone; the node checks it itself.
+                proof,
+            });
+            asks.push(Ask {
+                node: node.clone(),
+                datasets: asked,
+                request,
+            });
+        }
+        Routed::FanOut(FanOut {
+            asks,
+            reports,
+            query,
+            who: who.to_owned(),
+            query_id: query_id.to_owned(),
+            subject,
+            consent_id,
+            node_query_ids,
+            unanswered,
+            clock,
+        })
+    }
+
+    /// Why `proofs` cannot carry this query, if it cannot: it names a node this
+    /// coordinator does not know, or lacks an entry for a node the plan asks. The message
+    /// names only configured nodes, never a key that was sent.
+    fn unproven(
+        &self,
+        plan: &BTreeMap<String, Vec<String>>,
+        locally_denied: &BTreeMap<String, String>,
+        proofs: &BTreeMap<String, Option<String>>,
+    ) -> Option<String> {
+        if proofs.keys().any(|n| !(self.is_configured)(n)) {
+            return Some(
+                "`proofs` names a node this coordinator does not know; GET /v1/nodes lists them"
+                    .into(),
+            );
+        }
+        let missing: Vec<&str> = plan
+            .iter()
+            .filter(|(_, ds)| ds.iter().any(|d| !locally_denied.contains_key(d)))
+            .map(|(node, _)| node.as_str())
+            .filter(|node| (self.is_configured)(node) && !proofs.contains_key(*node))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the query carries no requester proof for node(s) {} which it asks; open a session with each (POST /v1/sessions) and send `proofs` with one per node (`fedq query` does this), or null for a node to leave unasked",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// The policy pre-check of a validated query: `Err` refuses it whole; `Ok` gives the
+/// datasets the policy releases nothing of, each with why (they are not asked).
+fn precheck(
+    engine: &Engine,
+    who: &str,
+    query: &ValidQuery,
+    consent: bool,
+    today: time::Date,
+) -> Result<BTreeMap<String, String>, fedq_policy::engine::Refusal> {
+    let mut locally_denied = BTreeMap::new();
+    match &query.target {
+        LookupTarget::View(view) => {
+            engine.decide_view(&ViewRequest {
+                requester: who,
+                purpose: &query.purpose,
+                legal_basis: query.legal_basis.as_deref(),
+                consent,
+                case_reference: query.case_reference.as_deref(),
+                view,
+                now: today,
+            })?;
+        }
+        LookupTarget::Datasets(ds) => {
+            for d in ds {
+                let names: Vec<&str> = d.fields.iter().flatten().map(String::as_str).collect();
+                let fields = match &d.fields {
+                    Some(_) => fedq_policy::FieldSelection::Named(&names),
+                    None => fedq_policy::FieldSelection::All,
+                };
+                let decision = engine.decide(&DecisionRequest {
+                    requester: who,
+                    purpose: &query.purpose,
+                    legal_basis: query.legal_basis.as_deref(),
+                    consent,
+                    case_reference: query.case_reference.as_deref(),
+                    dataset: &d.dataset,
+                    fields,
+                    now: today,
+                })?;
+                if !decision.releases_anything() {
+                    // The deciding deny or limit, if any, by its reason (not its wording).
+                    let why = decision
+                        .fields
+                        .iter()
+                        .find(|f| {
+                            matches!(
+                                f.reason,
+                                fedq_policy::engine::Reason::Denied(_)
+                                    | fedq_policy::engine::Reason::Limited(_)
+                            )
+                        })
+                        .map(|f| f.explanation())
+                        .unwrap_or_else(|| "no rule grants these fields to this requester for this purpose (default deny)".into());
+                    locally_denied.insert(d.dataset.clone(), why);
+                }
+            }
+        }
+    }
+    Ok(locally_denied)
+}
+
+impl FanOut {
+    /// The lookups to send.
+    pub fn asks(&self) -> &[Ask] {
+        &self.asks
+    }
+
+    /// Merges the nodes' answers (by node; an ask with none is unavailable), computes a
+    /// view's result (its sources' records stay here) and builds the entry.
+    pub fn conclude(
+        self,
+        router: &Router<'_>,
+        mut answers: BTreeMap<String, Result<NodeResponse, ChannelError>>,
+    ) -> Concluded {
+        let FanOut {
+            asks,
+            mut reports,
+            query,
+            who,
+            query_id,
+            subject,
+            consent_id,
+            node_query_ids,
+            unanswered,
+            clock,
+        } = self;
+        let mut results = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        // A node that could not be asked is unavailable, with why: a view counts its
+        // sources as unknown, never as holding no record.
+        for (node, datasets, why) in unanswered {
+            reports.push(query::merge_node(
+                &node,
+                &datasets,
+                Err(ChannelError::Unavailable {
+                    node: node.clone(),
+                    reason: why.into(),
+                }),
+                &mut results,
+                &mut sources,
+            ));
+        }
+        for ask in &asks {
+            let answer = answers.remove(&ask.node).unwrap_or_else(|| {
+                Err(ChannelError::Unavailable {
+                    node: ask.node.clone(),
+                    reason: "no answer was received".into(),
+                })
+            });
+            reports.push(query::merge_node(
+                &ask.node,
+                &ask.datasets,
+                answer,
+                &mut results,
+                &mut sources,
+            ));
+        }
+        reports.sort_by(|a, b| a.node.cmp(&b.node));
+        let complete = reports.iter().all(|r| {
+            !matches!(
+                r.status,
+                NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
+            )
+        });
+        // A view releases its result, not its inputs: the sources' records stay here.
+        let (view_result, results) = match &query.target {
+            LookupTarget::View(v) => {
+                match router.engine.policy().views.iter().find(|x| &x.name == v) {
+                    Some(view) => {
+                        let (result, released) =
+                            query::view_answer(view, &mut reports, &sources, clock.today);
+                        (Some(result), released)
+                    }
+                    None => (None, BTreeMap::new()),
+                }
+            }
+            LookupTarget::Datasets(_) => (None, results),
+        };
+        let audited = Audited::Answered {
+            complete,
+            nodes: reports.iter().map(|r| (r.node.clone(), r.status)).collect(),
+        };
+        let response = QueryResponse {
+            query_id: query_id.clone(),
+            policy_version: router.policy_label.to_owned(),
+            subject: query.subject.masked(),
+            purpose: query.purpose.clone(),
+            view: match &query.target {
+                LookupTarget::View(v) => Some(v.clone()),
+                LookupTarget::Datasets(_) => None,
+            },
+            complete,
+            nodes: reports,
+            view_result,
+            datasets: results,
+        };
+        let entry = AuditRecord {
+            at: clock.now,
+            kind: audited.kind(),
+            query_id: query_id.clone(),
+            requester: who,
+            purpose: query.purpose.clone(),
+            legal_basis: query.legal_basis.clone(),
+            case_reference: query.case_reference.clone(),
+            subject,
+            target: query.target.describe(),
+            outcome: audited.outcome(),
+            policy_version: router.policy_label.to_owned(),
+            consent_id,
+            node_query_ids,
+        };
+        let reply = match serde_json::to_value(&response) {
+            Ok(body) => Reply {
+                status: audited.http_status(),
+                body,
+            },
+            Err(e) => Reply::unserved(&Unserved::Unencodable(e.to_string()), &query_id),
+        };
+        Concluded {
+            entry,
+            release: Release {
+                reply,
+                query_id,
+                audited: audited.clone(),
+            },
+            audited,
+            consent_claim: None,
+        }
+    }
+}
+
+impl Concluded {
+    /// The entry to write.
+    pub fn entry(&self) -> &AuditRecord {
+        &self.entry
+    }
+
+    /// What the entry registers.
+    pub fn audited(&self) -> &Audited {
+        &self.audited
+    }
+
+    /// The consent claim that failed, when the query was refused for its consent token.
+    pub fn consent_claim(&self) -> Option<&'static str> {
+        self.consent_claim
+    }
+
+    /// The entry to write and the reply held until then.
+    pub fn into_parts(self) -> (AuditRecord, Release) {
+        (self.entry, self.release)
+    }
+}
+
+impl Release {
+    /// The reply, given how writing its entry went, with the `outcome` label
+    /// `fedq_queries_total` counts it under: nothing is answered, not even a refusal,
+    /// unless the entry is durable (503 otherwise).
+    pub fn after(self, appended: Result<(), &AuditError>) -> (Reply, &'static str) {
+        match appended {
+            Ok(()) => (self.reply, self.audited.metric()),
+            Err(e) => {
+                tracing::error!(error = %e, "audit log unavailable; reply withheld");
+                let why = match self.audited {
+                    Audited::Refused(_) => Unserved::AuditUnavailable,
+                    Audited::Answered { .. } => Unserved::AnswerWithheld,
+                };
+                (Reply::unserved(&why, &self.query_id), why.metric())
+            }
+        }
+    }
+}
