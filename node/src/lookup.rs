@@ -229,9 +229,13 @@ pub struct Release<'a> {
 #[derive(Debug)]
 pub enum Admitted<'a> {
     /// Refused (or failed) before anything was read.
-    Finished(Finished<'a>),
+    Finished(Box<Finished<'a>>),
     /// Admitted: read [`Pending::reads`], then [`Pending::answer`].
-    Read(Pending<'a>),
+    Read(Box<Pending<'a>>),
+}
+
+fn done(finished: Finished<'_>) -> Admitted<'_> {
+    Admitted::Finished(Box::new(finished))
 }
 
 impl<'a> Desk<'a> {
@@ -314,7 +318,7 @@ impl<'a> Desk<'a> {
                 target: crate::enforce::describe_refused_target(&request),
                 ..self.entry(clock, EntryKind::Refusal, &request)
             };
-            return Admitted::Finished(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
+            return done(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
         }
         // Nothing is read, counted or decided for a lookup whose requester did not prove
         // it. Revocation is checked per proof against the CRL in force (a revoked
@@ -345,7 +349,7 @@ impl<'a> Desk<'a> {
                     code: reason,
                     message: format!("node `{}`: {reason}", self.node),
                 };
-                return Admitted::Finished(self.finished(entry, outcome, response));
+                return done(self.finished(entry, outcome, response));
             }
         };
         let limited = match self.limiter.lock() {
@@ -364,11 +368,7 @@ impl<'a> Desk<'a> {
                 consent_id: consent_id(consent_trust, &request, clock),
                 ..self.named_entry(clock, EntryKind::Refusal, &request)
             };
-            return Admitted::Finished(self.refused(
-                entry,
-                NodeOutcome::Refused(rationale.clone()),
-                rationale,
-            ));
+            return done(self.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale));
         }
         let engine = &self.policy.engine;
         if let Err(why) = crate::enforce::screen(engine, &request) {
@@ -390,7 +390,7 @@ impl<'a> Desk<'a> {
                 consent_id: consent_id(consent_trust, &request, clock),
                 ..self.entry(clock, EntryKind::Refusal, &request)
             };
-            return Admitted::Finished(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
+            return done(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
         }
         // The request as a whole, under this node's own policy, before anything is read:
         // an aggregate-only purpose, a legal basis the purpose does not accept, a missing
@@ -414,7 +414,7 @@ impl<'a> Desk<'a> {
                 code: refusal.code(),
             };
             let rationale = format!("node `{}`: {refusal}", self.node);
-            return Admitted::Finished(self.refused(entry, outcome, rationale));
+            return done(self.refused(entry, outcome, rationale));
         }
         // A consent token is the node's own check, whatever the coordinator said: verified
         // against its CA and CRL, matched to this lookup claim by claim, and one use of it
@@ -439,12 +439,10 @@ impl<'a> Desk<'a> {
                         jti: Some(consent.jti().to_owned()),
                         error,
                     };
-                    return Admitted::Finished(self.refuse_consent(&request, refusal, clock));
+                    return done(self.refuse_consent(&request, refusal, clock));
                 }
             },
-            Err(refusal) => {
-                return Admitted::Finished(self.refuse_consent(&request, refusal, clock))
-            }
+            Err(refusal) => return done(self.refuse_consent(&request, refusal, clock)),
         };
         let mut entry = AuditRecord {
             // The requester the session proves (the lookup's, once the proof held).
@@ -472,13 +470,13 @@ impl<'a> Desk<'a> {
                 ),
             };
             entry.outcome = outcome.to_json();
-            return Admitted::Finished(self.finished(entry, outcome, response));
+            return done(self.finished(entry, outcome, response));
         }
         let touched = crate::enforce::datasets_touched(engine, self.department, &request);
         let (attached, stored): (Vec<String>, Vec<String>) = touched
             .into_iter()
             .partition(|name| (self.is_attached)(name));
-        Admitted::Read(Pending {
+        Admitted::Read(Box::new(Pending {
             request,
             policy: self.policy,
             clock,
@@ -486,7 +484,7 @@ impl<'a> Desk<'a> {
             consent,
             reservation,
             reads: Reads { stored, attached },
-        })
+        }))
     }
 
     /// Refuses a lookup whose consent token does not count, with the claim that failed

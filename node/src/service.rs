@@ -503,7 +503,7 @@ impl Context {
             desk.admit(coordinator, request, clock, trust.as_deref())
         };
         let finished = match admitted {
-            Admitted::Finished(finished) => finished,
+            Admitted::Finished(finished) => *finished,
             Admitted::Read(pending) => {
                 let read = self.read(pending.subject(), pending.reads()).await;
                 pending.answer(&desk, read)
