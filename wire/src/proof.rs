@@ -857,14 +857,22 @@ impl ReplayCache {
     }
 }
 
-/// A node's live sessions by id. Bounded: expired sessions leave first; when it is still
-/// full, the one that ends soonest makes room (its requester opens a new one).
+/// A node's live sessions by id. Bounded twice: one requester holds at most
+/// [`SESSIONS_PER_REQUESTER`] (its own soonest-ending session makes room for its next, so
+/// one office opening sessions in a loop cannot push the others' out), and the table at
+/// most its capacity (expired sessions leave first; when it is still full, the one that
+/// ends soonest makes room, and its requester opens a new one).
 #[derive(Debug)]
 pub struct SessionTable {
     by_sid: HashMap<String, Arc<NodeSession>>,
     by_exp: BTreeSet<(u64, String)>,
+    by_requester: HashMap<String, BTreeSet<(u64, String)>>,
     capacity: usize,
 }
+
+/// Live sessions one requester may hold at one node. A client holds one per node and
+/// renews it a minute before it ends; a few processes of one office fit easily.
+pub const SESSIONS_PER_REQUESTER: usize = 16;
 
 impl SessionTable {
     /// A table of at most `capacity` sessions (at least one).
@@ -872,6 +880,7 @@ impl SessionTable {
         Self {
             by_sid: HashMap::new(),
             by_exp: BTreeSet::new(),
+            by_requester: HashMap::new(),
             capacity: capacity.max(1),
         }
     }
@@ -881,8 +890,7 @@ impl SessionTable {
             if exp > now {
                 break;
             }
-            self.by_exp.pop_first();
-            self.by_sid.remove(&sid);
+            self.remove(&sid);
         }
     }
 
@@ -892,14 +900,31 @@ impl SessionTable {
         if self.by_sid.contains_key(&session.sid) {
             return Err(GrantRefusal::SessionReused);
         }
+        let own_oldest = self
+            .by_requester
+            .get(&session.requester)
+            .filter(|held| held.len() >= SESSIONS_PER_REQUESTER)
+            .and_then(|held| held.first().map(|(_, sid)| sid.clone()));
+        if let Some(sid) = own_oldest {
+            self.remove(&sid);
+        }
         if self.by_sid.len() >= self.capacity {
-            if let Some((_, sid)) = self.by_exp.pop_first() {
-                self.by_sid.remove(&sid);
+            if let Some((_, sid)) = self.by_exp.first().cloned() {
+                self.remove(&sid);
             }
         }
         self.by_exp.insert((session.exp, session.sid.clone()));
+        self.by_requester
+            .entry(session.requester.clone())
+            .or_default()
+            .insert((session.exp, session.sid.clone()));
         self.by_sid.insert(session.sid.clone(), Arc::new(session));
         Ok(())
+    }
+
+    /// Live sessions `requester` holds.
+    pub fn held_by(&self, requester: &str) -> usize {
+        self.by_requester.get(requester).map_or(0, BTreeSet::len)
     }
 
     /// The live session `sid` at `now`.
@@ -913,7 +938,14 @@ impl SessionTable {
     /// Ends a session.
     pub fn remove(&mut self, sid: &str) {
         if let Some(s) = self.by_sid.remove(sid) {
-            self.by_exp.remove(&(s.exp, s.sid.clone()));
+            let key = (s.exp, s.sid.clone());
+            self.by_exp.remove(&key);
+            if let Some(held) = self.by_requester.get_mut(&s.requester) {
+                held.remove(&key);
+                if held.is_empty() {
+                    self.by_requester.remove(&s.requester);
+                }
+            }
         }
     }
 
@@ -1570,5 +1602,62 @@ mod tests {
         let d = mk(0);
         table.insert(d, at(c_end)).unwrap();
         assert!(table.get(&sb, at(c_end)).is_some());
+    }
+
+    #[test]
+    fn one_requester_opening_sessions_in_a_loop_pushes_out_only_its_own() {
+        let f = federation();
+        CertificateAuthority::open(f.dir.path())
+            .unwrap()
+            .issue(
+                Role::Requester,
+                "hrss.recruitment",
+                &IssueOptions::default(),
+            )
+            .unwrap();
+        let other = CertificateKey::load(
+            &f.dir.path().join("hrss.recruitment.crt"),
+            &f.dir.path().join("hrss.recruitment.key"),
+        )
+        .unwrap();
+        let t = now();
+        let open = |key: &CertificateKey, offset: u64| {
+            let (grant, _) = SessionGrant::new(key, FED, NODE, at(t - offset)).unwrap();
+            accept_grant(&grant, &f.trust, &f.node, FED, NODE, at(t))
+                .unwrap()
+                .1
+        };
+        let mut table = SessionTable::new(64);
+        let theirs = open(&other, 250);
+        let their_sid = theirs.sid.clone();
+        table.insert(theirs, at(t)).unwrap();
+        let mut mine = Vec::new();
+        for i in 0..(SESSIONS_PER_REQUESTER as u64 + 3) {
+            // Opened in order; the first ones end soonest.
+            let s = open(&f.requester, 200 - i);
+            mine.push(s.sid.clone());
+            table.insert(s, at(t)).unwrap();
+        }
+        assert_eq!(
+            table.held_by("market-regulation.licensing"),
+            SESSIONS_PER_REQUESTER
+        );
+        assert_eq!(table.held_by("hrss.recruitment"), 1);
+        assert_eq!(table.len(), SESSIONS_PER_REQUESTER + 1);
+        // The other office's session, though it ends soonest of all, stays.
+        assert!(table.get(&their_sid, at(t)).is_some());
+        // The loop's own three oldest made room; its newest are live.
+        for sid in &mine[..3] {
+            assert!(table.get(sid, at(t)).is_none());
+        }
+        for sid in &mine[3..] {
+            assert!(table.get(sid, at(t)).is_some());
+        }
+        // Ended sessions leave the per-requester count too.
+        table.remove(&mine[3]);
+        assert_eq!(
+            table.held_by("market-regulation.licensing"),
+            SESSIONS_PER_REQUESTER - 1
+        );
     }
 }
