@@ -917,15 +917,26 @@ async fn wait_for_held_lookups(url: &str, n: i64) {
     }
 }
 
-/// `n` blacklist checks, each on a connection of its own, spawned.
-fn spawn_checks(fed: &Arc<Federation>, n: usize) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
-    (0..n)
-        .map(|_| {
-            let fed = Arc::clone(fed);
-            tokio::spawn(async move {
-                let q = blacklist(&fed.scenario.blacklisted.resident_id);
-                ask_licensing(&fed, &q).await
-            })
+/// `n` blacklist checks, each on a connection of its own, spawned once every connection
+/// holds its sessions: the checks then reach the nodes together, not one session set-up
+/// after another (which on a busy host can outlast the coordinator's deadline).
+async fn spawn_checks(
+    fed: &Arc<Federation>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let mut conn = connect_as(fed, "market-regulation.licensing")
+            .await
+            .unwrap();
+        conn.open_sessions().await.unwrap();
+        conns.push(conn);
+    }
+    conns
+        .into_iter()
+        .map(|mut conn| {
+            let q = blacklist(&fed.scenario.blacklisted.resident_id);
+            tokio::spawn(async move { conn.query(&q).await.unwrap() })
         })
         .collect()
 }
@@ -965,7 +976,7 @@ async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_an
 
     // The court's store is locked: four lookups reach it and wait there.
     let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
-    let mut held = spawn_checks(&fed, 4);
+    let mut held = spawn_checks(&fed, 4).await;
     wait_for_held_lookups(&db.url, 4).await;
     assert!(held.iter().all(|h| !h.is_finished()));
 
@@ -975,7 +986,13 @@ async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_an
     // court before it took the signal is held like the others (it is in flight too).
     let mut refused = None;
     for _ in 0..10 {
-        let mut probe = spawn_checks(&fed, 1).pop().unwrap();
+        // A fresh connection whose sessions are opened inside the probe, as `fedq query`
+        // would: the draining court refuses the session too.
+        let probe_fed = Arc::clone(&fed);
+        let mut probe = tokio::spawn(async move {
+            let q = blacklist(&probe_fed.scenario.blacklisted.resident_id);
+            ask_licensing(&probe_fed, &q).await
+        });
         match tokio::time::timeout(Duration::from_secs(1), &mut probe).await {
             Ok(answer) => {
                 refused = Some(answer.unwrap());
@@ -1056,7 +1073,7 @@ async fn the_coordinator_given_sigterm_answers_its_queries_in_flight_refuses_new
 
     // Four queries held at the court's locked store: in flight at the coordinator.
     let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
-    let held = spawn_checks(&fed, 4);
+    let held = spawn_checks(&fed, 4).await;
     wait_for_held_lookups(&db.url, 4).await;
     assert!(held.iter().all(|h| !h.is_finished()));
 

@@ -171,6 +171,33 @@ async fn blacklist_check(fed: &Federation) -> serde_json::Value {
     body
 }
 
+/// The licensing office's blacklist check, as `fedq query` sends it.
+fn blacklist_query(fed: &Federation) -> fedq_coordinator::query::QueryRequest {
+    fedq_coordinator::query::QueryRequest {
+        subject: fed.scenario.blacklisted.resident_id.clone(),
+        purpose: "administrative-licensing".into(),
+        legal_basis: Some(LICENSING_BASIS.into()),
+        case_reference: Some(LICENSING_CASE.into()),
+        view: Some("blacklist-check".into()),
+        ..Default::default()
+    }
+}
+
+/// A connection as the licensing office, its sessions with every node open.
+async fn licensing_connection(fed: &Federation) -> fedq_coordinator::client::ApiConnection {
+    let pki = fed.layout.pki();
+    let mut conn = fedq_coordinator::client::ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join("market-regulation.licensing.crt"),
+        &pki.join("market-regulation.licensing.key"),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .unwrap();
+    conn.open_sessions().await.unwrap();
+    conn
+}
+
 /// What an answer says, without its query id and version.
 fn meaning(answer: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({
@@ -459,10 +486,22 @@ async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_u
     // flight when it lands, so each must still be decided, answered and audited under the
     // version in force when it started, at the coordinator and at the court.
     let lock = tokio::task::block_in_place(|| pg::TableLock::take(&db.url, "records"));
-    let held: Vec<_> = (0..4)
-        .map(|_| {
-            let fed = std::sync::Arc::clone(&fed);
-            tokio::spawn(async move { blacklist_check(&fed).await })
+    // Each on a connection of its own that holds its sessions already, so the four reach
+    // the court together (session set-ups one after another can outlast the deadline on a
+    // busy host).
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(licensing_connection(&fed).await);
+    }
+    let held: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let q = blacklist_query(&fed);
+            tokio::spawn(async move {
+                let (status, body) = conn.query(&q).await.unwrap();
+                assert_eq!(status, 200, "{body}");
+                body
+            })
         })
         .collect();
     let give_up = Instant::now() + Duration::from_secs(60);

@@ -29,10 +29,10 @@ use fedq_certs::tls::TrustFiles;
 use fedq_certs::{FederationTrust, Role};
 use fedq_coordinator::outcome::{Audited, Refusal};
 use fedq_coordinator::query::QueryRequest;
-use fedq_coordinator::route::{self, Routed, Router};
+use fedq_coordinator::route::{Routed, Router};
 use fedq_node::consent::ConsentUses;
 use fedq_node::evidence::Evidence;
-use fedq_node::lookup::{self, Admitted, Desk, ReadFailure};
+use fedq_node::lookup::{Admitted, Desk, ReadFailure};
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::{Record, Value};
 use fedq_wire::proof::{
@@ -52,6 +52,11 @@ const LISTED: &str = "430102198001011233";
 const CLEAN: &str = "430102199003071234";
 /// The blacklist check's sources' departments.
 const NODES: [&str; 3] = ["court", "hrss", "tax"];
+
+/// Whether the simulated coordinator has a node of that name.
+fn is_configured(node: &str) -> bool {
+    NODES.contains(&node)
+}
 
 /// What can go wrong with one node's part of one query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,8 +275,20 @@ impl Sim {
             .collect();
     }
 
-    fn clock(&self) -> route::Clock {
-        route::Clock {
+    /// The coordinator's core over this federation, under the policy labelled `label`.
+    fn router<'a>(&'a self, label: &'a str) -> Router<'a> {
+        Router {
+            engine: &self.policy.engine,
+            policy_label: label,
+            pseudonyms: &self.coordinator_pseudonyms,
+            query_ids: &self.query_ids,
+            is_configured: &is_configured,
+            limiter: &self.coordinator_limiter,
+        }
+    }
+
+    fn clock(&self) -> fedq_policy::Clock {
+        fedq_policy::Clock {
             now: self.now,
             today: city_date(self.now),
         }
@@ -303,7 +320,7 @@ impl Sim {
         if fault == Fault::ClockSkew {
             today += time::Duration::days(30);
         }
-        let clock = lookup::Clock {
+        let clock = fedq_policy::Clock {
             now: self.now,
             today,
         };
@@ -349,18 +366,10 @@ impl Sim {
         let query_id = format!("{:024x}", self.next_query);
         let body = serde_json::to_vec(query).unwrap();
         let label = self.policy.label();
-        let is_configured = |node: &str| NODES.contains(&node);
         let clock = self.clock();
         let routed = {
-            let router = Router {
-                engine: &self.policy.engine,
-                policy_label: &label,
-                pseudonyms: &self.coordinator_pseudonyms,
-                query_ids: &self.query_ids,
-                is_configured: &is_configured,
-                limiter: &self.coordinator_limiter,
-            };
-            router.admit(LICENSING, &query_id, &body, clock, Some(&self.trust))
+            self.router(&label)
+                .admit(LICENSING, &query_id, &body, clock, Some(&self.trust))
         };
         let concluded = match routed {
             Routed::Concluded(refused) => refused,
@@ -404,15 +413,7 @@ impl Sim {
                     };
                     answers.insert(ask.node.clone(), answer);
                 }
-                let router = Router {
-                    engine: &self.policy.engine,
-                    policy_label: &label,
-                    pseudonyms: &self.coordinator_pseudonyms,
-                    query_ids: &self.query_ids,
-                    is_configured: &is_configured,
-                    limiter: &self.coordinator_limiter,
-                };
-                fan_out.conclude(&router, answers)
+                fan_out.conclude(&self.router(&label), answers)
             }
         };
         let (entry, release) = concluded.into_parts();
@@ -653,16 +654,10 @@ fn refusals_before_any_node_is_asked_are_typed_and_audited() {
     }
     let huge = vec![b' '; fedq_coordinator::query::MAX_BODY + 1];
     let label = sim.policy.label();
-    let is_configured = |node: &str| NODES.contains(&node);
-    let router = Router {
-        engine: &sim.policy.engine,
-        policy_label: &label,
-        pseudonyms: &sim.coordinator_pseudonyms,
-        query_ids: &sim.query_ids,
-        is_configured: &is_configured,
-        limiter: &sim.coordinator_limiter,
-    };
-    match router.admit(LICENSING, "q", &huge, sim.clock(), Some(&sim.trust)) {
+    match sim
+        .router(&label)
+        .admit(LICENSING, "q", &huge, sim.clock(), Some(&sim.trust))
+    {
         Routed::Concluded(c) => {
             assert!(matches!(
                 c.audited(),

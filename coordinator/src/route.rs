@@ -39,14 +39,7 @@ use crate::query::{
     self, NodeReport, NodeStatus, QueryRequest, QueryResponse, Recorded, ValidQuery,
 };
 
-/// The time a query is decided at, read by the shell.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    /// Now (UTC): entries, consent validity, rate limits.
-    pub now: time::OffsetDateTime,
-    /// The coordinator's date (the city's, or the configured `today`): the policy's windows.
-    pub today: time::Date,
-}
+pub use fedq_policy::Clock;
 
 /// What a coordinator routes queries with: the policy version in force (held by the
 /// query from start to answer), its pseudonym keys, its rate limiter, and which nodes it

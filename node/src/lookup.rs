@@ -38,15 +38,7 @@ use fedq_wire::NodeResponse;
 use crate::consent::{ConsentRefusal, ConsentUses, Reservation};
 use crate::evidence::Evidence;
 
-/// The time a lookup is decided at, read by the shell: the instant (for entries, proofs,
-/// tokens and rate limits) and the node's own date (for the policy's windows).
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    /// Now (UTC).
-    pub now: time::OffsetDateTime,
-    /// The node's date (the city's, or the configured `today`).
-    pub today: time::Date,
-}
+pub use fedq_policy::Clock;
 
 /// What a node decides lookups with: its policy version in force, its proof gate, rate
 /// limiter and consent uses (all in memory), and its own names. Cheap to build per lookup.

@@ -103,3 +103,15 @@ pub use location::{LocatedError, LocatedErrors, Location};
 pub use minimize::{minimize, MinimizedAnswer, Summary};
 pub use policy::Policy;
 pub use transform::{FieldTransform, Value};
+
+/// The time a query or lookup is decided at, read once by the process's shell and passed
+/// in as data (the decision cores read no clock): the instant, for audit entries, proofs,
+/// tokens and rate limits, and the local date, for the policy's windows (the city's, or a
+/// pinned `today`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    /// Now (UTC).
+    pub now: time::OffsetDateTime,
+    /// The local date.
+    pub today: time::Date,
+}
