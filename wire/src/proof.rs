@@ -870,9 +870,11 @@ pub struct SessionTable {
     capacity: usize,
 }
 
-/// Live sessions one requester may hold at one node. A client holds one per node and
-/// renews it a minute before it ends; a few processes of one office fit easily.
-pub const SESSIONS_PER_REQUESTER: usize = 16;
+/// Live sessions one requester may hold at one node: 1/64 of the default table. Each of a
+/// client's connections holds one per node (renewed a minute before it ends), so an
+/// office's load generator or gateway with hundreds of connections fits; one requester
+/// opening sessions in a loop still leaves the other 63/64 of the table to the others.
+pub const SESSIONS_PER_REQUESTER: usize = 1024;
 
 impl SessionTable {
     /// A table of at most `capacity` sessions (at least one).
@@ -896,6 +898,17 @@ impl SessionTable {
 
     /// Adds a session; refuses an id a live session has.
     pub fn insert(&mut self, session: NodeSession, now: UnixTime) -> Result<(), GrantRefusal> {
+        self.insert_within(session, now, SESSIONS_PER_REQUESTER)
+    }
+
+    /// [`SessionTable::insert`] with at most `per_requester` live sessions per requester.
+    pub fn insert_within(
+        &mut self,
+        session: NodeSession,
+        now: UnixTime,
+        per_requester: usize,
+    ) -> Result<(), GrantRefusal> {
+        let per_requester = per_requester.max(1);
         self.purge(now.as_secs());
         if self.by_sid.contains_key(&session.sid) {
             return Err(GrantRefusal::SessionReused);
@@ -903,7 +916,7 @@ impl SessionTable {
         let own_oldest = self
             .by_requester
             .get(&session.requester)
-            .filter(|held| held.len() >= SESSIONS_PER_REQUESTER)
+            .filter(|held| held.len() >= per_requester)
             .and_then(|held| held.first().map(|(_, sid)| sid.clone()));
         if let Some(sid) = own_oldest {
             self.remove(&sid);
@@ -1627,23 +1640,22 @@ mod tests {
                 .unwrap()
                 .1
         };
+        // The default's shape at a small size: a table of 64, 16 per requester.
+        const CAP: usize = 16;
         let mut table = SessionTable::new(64);
         let theirs = open(&other, 250);
         let their_sid = theirs.sid.clone();
-        table.insert(theirs, at(t)).unwrap();
+        table.insert_within(theirs, at(t), CAP).unwrap();
         let mut mine = Vec::new();
-        for i in 0..(SESSIONS_PER_REQUESTER as u64 + 3) {
+        for i in 0..(CAP as u64 + 3) {
             // Opened in order; the first ones end soonest.
             let s = open(&f.requester, 200 - i);
             mine.push(s.sid.clone());
-            table.insert(s, at(t)).unwrap();
+            table.insert_within(s, at(t), CAP).unwrap();
         }
-        assert_eq!(
-            table.held_by("market-regulation.licensing"),
-            SESSIONS_PER_REQUESTER
-        );
+        assert_eq!(table.held_by("market-regulation.licensing"), CAP);
         assert_eq!(table.held_by("hrss.recruitment"), 1);
-        assert_eq!(table.len(), SESSIONS_PER_REQUESTER + 1);
+        assert_eq!(table.len(), CAP + 1);
         // The other office's session, though it ends soonest of all, stays.
         assert!(table.get(&their_sid, at(t)).is_some());
         // The loop's own three oldest made room; its newest are live.
@@ -1655,9 +1667,9 @@ mod tests {
         }
         // Ended sessions leave the per-requester count too.
         table.remove(&mine[3]);
-        assert_eq!(
-            table.held_by("market-regulation.licensing"),
-            SESSIONS_PER_REQUESTER - 1
-        );
+        assert_eq!(table.held_by("market-regulation.licensing"), CAP - 1);
+        // The default leaves room for a busy office's connections.
+        const { assert!(SESSIONS_PER_REQUESTER * 64 <= DEFAULT_SESSIONS) };
+        const { assert!(SESSIONS_PER_REQUESTER >= 256) };
     }
 }
