@@ -5,7 +5,9 @@
 //!    100, 500 and 2,000 rules. The Cedar side is compiled in only with the `cedar` feature
 //!    (heavy to build); without it the report says so and how to get it.
 //! 1. Node internals: import rows/s into SQLite, indexed lookup µs at the chosen size,
-//!    durable audit appends/s (group commit), audit verification entries/s.
+//!    durable audit appends/s (group commit), audit verification entries/s, the requester
+//!    proof's cost (`request_proof_us`) and sealing's (`seal_us`: µs per seal and per open
+//!    of a 2 KiB payload each way, one thread; groundwork for issue 15).
 //! 2. Lookups through fedq: a process for every node of the federation (six loaded, each
 //!    with `--records` records, and civil-affairs, which no query asks) and the coordinator
 //!    process on loopback; a load generator in this process asks over
@@ -686,6 +688,30 @@ fn internals_section(
             "check_per_node_per_query": round3(costs.check_us),
             "session_open_node": round3(costs.node_open_us),
             "session_open_requester": round3(costs.requester_open_us),
+        }),
+    );
+
+    // Sealing over the same session (groundwork for issue 15; no query is sealed yet):
+    // AES-256-GCM in a compact JWE, one 2 KiB payload each way.
+    let seal = proof::seal_costs(
+        &fed.layout.pki(),
+        "market-regulation.licensing",
+        "court",
+        2048,
+        20_000,
+    )?;
+    println!(
+        "  seal ({} B): query sealed {:.1} µs at the requester, opened {:.1} µs at the node; answer sealed {:.1} µs at the node, opened {:.1} µs at the requester",
+        seal.payload_bytes, seal.seal_query_us, seal.open_query_us, seal.seal_answer_us, seal.open_answer_us
+    );
+    report.insert(
+        "seal_us".into(),
+        json!({
+            "payload_bytes": seal.payload_bytes,
+            "seal_query_requester": round3(seal.seal_query_us),
+            "open_query_node": round3(seal.open_query_us),
+            "seal_answer_node": round3(seal.seal_answer_us),
+            "open_answer_requester": round3(seal.open_answer_us),
         }),
     );
     Ok(())

@@ -1,6 +1,8 @@
 //! What the requester proof costs (issue 14): CPU per session open on each side and per
 //! proof check at a node with the session cached, measured in-process on one thread with
 //! the federation's real certificates. A proof that does not verify fails the measurement.
+//! Beside it, what sealing over the same session costs (`fedq_wire::seal`, groundwork for
+//! issue 15): µs per seal and per open of one payload in each direction.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::FederationTrust;
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
-use fedq_wire::proof::{fresh_nonce, ProofClaims, ProofGate, SessionGrant, UnixTime};
+use fedq_wire::proof::{accept_grant, fresh_nonce, ProofClaims, ProofGate, SessionGrant, UnixTime};
 use fedq_wire::ResidentId;
 
 use crate::BenchError;
@@ -115,6 +117,92 @@ pub fn proof_costs(
     })
 }
 
+/// Median costs of sealing, in µs, for one payload size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SealCosts {
+    /// Plaintext bytes sealed.
+    pub payload_bytes: usize,
+    /// The requester seals a query to the node.
+    pub seal_query_us: f64,
+    /// The node opens it.
+    pub open_query_us: f64,
+    /// The node seals an answer to the requester.
+    pub seal_answer_us: f64,
+    /// The requester opens it.
+    pub open_answer_us: f64,
+}
+
+/// Opens one session between `requester` and `node` of the federation in `pki`, then
+/// times `rounds` seals and opens of a `payload_bytes` payload in each direction, on one
+/// thread (`fedq_wire::seal`: AES-256-GCM in a compact JWE). An open that does not give
+/// the plaintext back fails the measurement.
+pub fn seal_costs(
+    pki: &Path,
+    requester: &str,
+    node: &str,
+    payload_bytes: usize,
+    rounds: usize,
+) -> Result<SealCosts, BenchError> {
+    let trust = FederationTrust::load(&TrustFiles::in_dir(pki))
+        .map_err(|e| BenchError(format!("trust: {e}")))?;
+    let federation = trust.federation().to_owned();
+    let requester_key = load(pki, requester)?;
+    let node_key = load(pki, node)?;
+    let fail = |what: &str, e: &dyn std::fmt::Display| BenchError(format!("{what}: {e}"));
+    let now = UnixTime::now();
+    let (grant, pending) =
+        SessionGrant::new(&requester_key, &federation, node, now).map_err(|e| fail("grant", &e))?;
+    let (accept, node_session) = accept_grant(&grant, &trust, &node_key, &federation, node, now)
+        .map_err(|e| fail("session", &e))?;
+    let session = pending
+        .complete(&accept, &trust, now)
+        .map_err(|e| fail("accept", &e))?;
+    let plaintext: Vec<u8> = (0..payload_bytes).map(|i| (i % 251) as u8).collect();
+    let rounds = rounds.max(1);
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..rounds {
+        let binding = fresh_nonce().map_err(|e| fail("nonce", &e))?;
+        let t = Instant::now();
+        let query = session
+            .seal_query(&plaintext, &binding)
+            .map_err(|e| fail("seal query", &e))?;
+        let sealed_query = t.elapsed();
+        let t = Instant::now();
+        let opened = node_session
+            .open_query(&query, &binding)
+            .map_err(|e| fail("open query", &e))?;
+        let opened_query = t.elapsed();
+        let t = Instant::now();
+        let answer = node_session
+            .seal_answer(&plaintext, &binding)
+            .map_err(|e| fail("seal answer", &e))?;
+        let sealed_answer = t.elapsed();
+        let t = Instant::now();
+        let back = session
+            .open_answer(&answer, &binding)
+            .map_err(|e| fail("open answer", &e))?;
+        let opened_answer = t.elapsed();
+        if opened.as_slice() != plaintext.as_slice() || back.as_slice() != plaintext.as_slice() {
+            return Err(BenchError("a sealed payload opened to other bytes".into()));
+        }
+        for (v, d) in
+            times
+                .iter_mut()
+                .zip([sealed_query, opened_query, sealed_answer, opened_answer])
+        {
+            v.push(d);
+        }
+    }
+    let [seal_query, open_query, seal_answer, open_answer] = times;
+    Ok(SealCosts {
+        payload_bytes,
+        seal_query_us: median(seal_query),
+        open_query_us: median(open_query),
+        seal_answer_us: median(seal_answer),
+        open_answer_us: median(open_answer),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +225,10 @@ mod tests {
         assert!(costs.check_us > 0.0 && costs.node_open_us > 0.0 && costs.requester_open_us > 0.0);
         // A node that is not the certificate's is refused, so the figures are of real checks.
         assert!(proof_costs(dir.path(), "market-regulation.licensing", "tax", 1, 1).is_err());
+        let seal =
+            seal_costs(dir.path(), "market-regulation.licensing", "court", 2048, 20).unwrap();
+        assert_eq!(seal.payload_bytes, 2048);
+        assert!(seal.seal_query_us > 0.0 && seal.open_query_us > 0.0);
+        assert!(seal.seal_answer_us > 0.0 && seal.open_answer_us > 0.0);
     }
 }

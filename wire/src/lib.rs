@@ -5,6 +5,9 @@
 //! - [`message`]: what a coordinator may ask a node and what a node answers;
 //! - [`proof`]: the requester's proof of who asks — the session a requester opens with each
 //!   node and the per-query MAC the node checks itself (pure: no sockets, no clocks);
+//! - [`seal`]: sealing over that session — a `dir`/`A256GCM` compact JWE (RFC 7516) only
+//!   the session's two ends can open, one key per direction (groundwork for issue 15: the
+//!   protocol does not use it yet);
 //! - [`transport`]: QUIC with mutual TLS (quinn + rustls on ring): the node's accept loop,
 //!   the coordinator's pooled channel per node, limits, and hot reload of certificates and
 //!   the CRL.
@@ -15,6 +18,7 @@ pub mod frame;
 pub mod message;
 pub mod proof;
 pub mod resident_id;
+pub mod seal;
 pub mod transport;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};

@@ -22,8 +22,9 @@
 //!
 //! Public-key work happens once per session; a query costs one HMAC and a small JSON
 //! parse per node. Nothing here opens a socket or reads a clock: "now" is an argument.
-//! Issue 15 derives its sealing keys from the same session (more labels beside
-//! [`REQUEST_MAC_LABEL`]).
+//! The same session derives one sealing key per direction beside [`REQUEST_MAC_LABEL`]
+//! ([`SEAL_QUERY_LABEL`], [`SEAL_ANSWER_LABEL`]), used by [`crate::seal`] (groundwork for
+//! issue 15; the protocol does not seal anything yet).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -58,6 +59,10 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 pub const HKDF_INFO: &[u8] = b"fedq session v1";
 /// HKDF output label of the per-query MAC key.
 pub const REQUEST_MAC_LABEL: &[u8] = b"fedq request mac";
+/// HKDF output label of the key that seals queries, requester → node ([`crate::seal`]).
+pub const SEAL_QUERY_LABEL: &[u8] = b"fedq seal query";
+/// HKDF output label of the key that seals answers, node → requester ([`crate::seal`]).
+pub const SEAL_ANSWER_LABEL: &[u8] = b"fedq seal answer";
 /// Random bytes in a session id.
 pub const SID_BYTES: usize = 16;
 /// Random bytes in a nonce made by [`fresh_nonce`].
@@ -152,8 +157,13 @@ fn jws_line(e: &JwsError) -> String {
 }
 
 /// The keys a session agreed. `Debug` shows none of them; they zeroize on drop.
+///
+/// One key per use: the per-query MAC key, and one sealing key per direction, so that
+/// a sealed query can never be opened as a sealed answer or the other way round.
 pub struct SessionKeys {
     mac: Zeroizing<[u8; 32]>,
+    seal_query: Zeroizing<[u8; 32]>,
+    seal_answer: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for SessionKeys {
@@ -164,20 +174,38 @@ impl fmt::Debug for SessionKeys {
 
 impl SessionKeys {
     /// HKDF-SHA256 of the X25519 shared secret `z`: salt = SHA-256(grant text), info =
-    /// [`HKDF_INFO`] ‖ node's ephemeral public key ‖ label.
-    fn derive(z: &[u8], grant: &str, node_epk: &[u8]) -> Result<Self, ProofError> {
+    /// [`HKDF_INFO`] ‖ node's ephemeral public key ‖ label, one expansion per label
+    /// ([`REQUEST_MAC_LABEL`], [`SEAL_QUERY_LABEL`], [`SEAL_ANSWER_LABEL`]).
+    pub(crate) fn derive(z: &[u8], grant: &str, node_epk: &[u8]) -> Result<Self, ProofError> {
         let digest = ring::digest::digest(&ring::digest::SHA256, grant.as_bytes());
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, digest.as_ref()).extract(z);
-        let mut mac = Zeroizing::new([0u8; 32]);
-        prk.expand(&[HKDF_INFO, node_epk, REQUEST_MAC_LABEL], hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(mac.as_mut()))
-            .map_err(|_| ProofError::Internal("key derivation failed"))?;
-        Ok(Self { mac })
+        let expand = |label: &[u8]| {
+            let mut key = Zeroizing::new([0u8; 32]);
+            prk.expand(&[HKDF_INFO, node_epk, label], hkdf::HKDF_SHA256)
+                .and_then(|okm| okm.fill(key.as_mut()))
+                .map_err(|_| ProofError::Internal("key derivation failed"))?;
+            Ok::<_, ProofError>(key)
+        };
+        Ok(Self {
+            mac: expand(REQUEST_MAC_LABEL)?,
+            seal_query: expand(SEAL_QUERY_LABEL)?,
+            seal_answer: expand(SEAL_ANSWER_LABEL)?,
+        })
     }
 
     /// The per-query MAC key (HS256).
     pub fn mac_key(&self) -> &[u8] {
         self.mac.as_ref()
+    }
+
+    /// The key that seals queries, requester → node (AES-256-GCM, [`crate::seal`]).
+    pub(crate) fn seal_query_key(&self) -> &[u8; 32] {
+        &self.seal_query
+    }
+
+    /// The key that seals answers, node → requester (AES-256-GCM, [`crate::seal`]).
+    pub(crate) fn seal_answer_key(&self) -> &[u8; 32] {
+        &self.seal_answer
     }
 }
 
@@ -709,6 +737,11 @@ pub fn proof_session_id(proof: &str) -> Result<String, ProofRefusal> {
 }
 
 impl NodeSession {
+    /// The keys this session agreed (for [`crate::seal`]).
+    pub(crate) fn keys(&self) -> &SessionKeys {
+        &self.keys
+    }
+
     /// Verifies a proof under this session at `now`: `kid` is this session and it is live,
     /// the MAC, this federation and node, `iat` within [`MAX_CLOCK_SKEW_SECS`], a nonce of
     /// acceptable length. Replay, revocation and the lookup itself are checked by
