@@ -320,7 +320,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
     let mut honest = requester(&fed, LICENSING).await;
     let s = &fed.scenario;
-    // Every node opens a session; every query proves itself to all of them.
+    // Every node opens a session; each query proves itself to the nodes it can ask.
     let first = honest
         .query(&blacklist_check(&s.blacklisted.resident_id))
         .await
@@ -358,6 +358,23 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
             .map(Vec::len),
         Some(1),
         "{answer}"
+    );
+    // Proven only where asked: the view to its three sources' nodes (as `GET /v1/nodes`
+    // lists its plan), the dataset query to the court alone.
+    let proven_nodes = |q: &QueryRequest| q.proofs.keys().cloned().collect::<Vec<_>>();
+    let view = honest
+        .prove(&blacklist_check(&s.blacklisted.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(proven_nodes(&view), ["court", "hrss", "tax"]);
+    assert!(
+        view.proofs.values().all(Option::is_some),
+        "{:?}",
+        view.proofs
+    );
+    assert_eq!(
+        proven_nodes(&honest.prove(&datasets).await.unwrap()),
+        ["court"]
     );
     // A query without proofs (a client that does not sign) is refused before any node is
     // asked.

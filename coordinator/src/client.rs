@@ -1,6 +1,6 @@
 //! `fedq query`: the command-line client of the requester API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::{Credentials, TrustFiles};
 use fedq_certs::FederationTrust;
-use fedq_wire::proof::{self, PendingSession, Session, SessionGrant};
+use fedq_wire::proof::{self, PendingSession, ProofTarget, Session, SessionGrant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -104,6 +104,9 @@ pub const SESSION_RETRY: Duration = Duration::from_secs(1);
 struct Sessions {
     trust: FederationTrust,
     nodes: Vec<String>,
+    /// Each view → the nodes it asks (`GET /v1/nodes`), so a view query is proven only to
+    /// those.
+    views: BTreeMap<String, BTreeSet<String>>,
     open: BTreeMap<String, Session>,
     /// Why a node has no session, and when that was found.
     failed: BTreeMap<String, (String, Instant)>,
@@ -209,7 +212,14 @@ impl ApiConnection {
         query: &QueryRequest,
     ) -> Result<(u16, serde_json::Value), ClientError> {
         let proven = self.prove(query).await?;
-        let (status, answer) = self.send_raw(&proven).await?;
+        let (mut status, mut answer) = self.send_raw(&proven).await?;
+        if status == 400 && plan_changed(&answer) {
+            // The policy's plan for a view changed since this connection listed it: list
+            // again and prove to the nodes it asks now (once).
+            self.refresh_plan().await?;
+            let proven = self.prove(query).await?;
+            (status, answer) = self.send_raw(&proven).await?;
+        }
         let lost = lost_sessions(status, &answer);
         if lost.is_empty() {
             return Ok((status, self.explain_unproven(answer)));
@@ -225,8 +235,10 @@ impl ApiConnection {
         Ok((status, self.explain_unproven(answer)))
     }
 
-    /// `query` with this connection's proofs filled in, one fresh proof per node it holds
-    /// a live session with and `null` for the others (sessions opened or renewed first).
+    /// `query` with this connection's proofs filled in for every node the query can ask
+    /// (its datasets' departments, or the view's nodes as `GET /v1/nodes` listed them): one
+    /// fresh proof per such node it holds a live session with and `null` for the others
+    /// (sessions opened or renewed first); no entry for a node the query cannot ask.
     /// Each proof is good for one lookup: sending the result twice is a replay, which
     /// every node refuses.
     pub async fn prove(&mut self, query: &QueryRequest) -> Result<QueryRequest, ClientError> {
@@ -239,7 +251,21 @@ impl ApiConnection {
             return Ok(proven);
         };
         let now = UnixTime::now();
+        // Only the nodes the query can ask get a proof (fewer MACs, a smaller body); a
+        // node it cannot ask gets no entry at all. A view this connection knows no plan
+        // for is proven to every node.
+        let asked: Option<BTreeSet<String>> = match &claims.target {
+            ProofTarget::Datasets(ds) => Some(
+                ds.iter()
+                    .filter_map(|d| d.dataset.split('.').next().map(str::to_owned))
+                    .collect(),
+            ),
+            ProofTarget::View(v) => sessions.views.get(v).cloned(),
+        };
         for node in &sessions.nodes {
+            if asked.as_ref().is_some_and(|a| !a.contains(node)) {
+                continue;
+            }
             let proof = match sessions.open.get(node) {
                 Some(session) if session.is_live(now) => {
                     let nonce =
@@ -251,6 +277,26 @@ impl ApiConnection {
             proven.proofs.insert(node.clone(), proof);
         }
         Ok(proven)
+    }
+
+    /// Lists the nodes and the views' plans again, keeping the sessions already open.
+    async fn refresh_plan(&mut self) -> Result<(), ClientError> {
+        let (status, body) = self
+            .call("GET", "/v1/nodes", "application/json", Vec::new())
+            .await?;
+        if status != 200 {
+            return Err(refused(status, &body));
+        }
+        if let Some(sessions) = self.sessions.as_mut() {
+            sessions.views = views_of(&body);
+            if let Some(nodes) = body.get("nodes").and_then(|n| n.as_array()) {
+                sessions.nodes = nodes
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect();
+            }
+        }
+        self.open_sessions().await
     }
 
     /// Posts `query` as it is, `proofs` included, with no session handling and no retry.
@@ -291,6 +337,7 @@ impl ApiConnection {
             self.sessions = Some(Sessions {
                 trust,
                 nodes,
+                views: views_of(&body),
                 open: BTreeMap::new(),
                 failed: BTreeMap::new(),
             });
@@ -449,6 +496,36 @@ impl ApiConnection {
             .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
         Ok((status, json))
     }
+}
+
+/// Each view → the nodes it asks, from a `GET /v1/nodes` answer (none if it lists none).
+fn views_of(body: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
+    body.get("views")
+        .and_then(|v| v.as_object())
+        .map(|views| {
+            views
+                .iter()
+                .map(|(view, nodes)| {
+                    let nodes = nodes
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect();
+                    (view.clone(), nodes)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a 400 says the query lacked a proof for a node it asks (the coordinator's
+/// plan differs from this connection's).
+fn plan_changed(answer: &serde_json::Value) -> bool {
+    answer
+        .get("error")
+        .and_then(|e| e.as_str())
+        .is_some_and(|e| e.contains("carries no requester proof for node(s)"))
 }
 
 /// The nodes an answer reports as holding no session its proof names (`unknown-session`).
@@ -920,4 +997,33 @@ pub fn render_status(body: &serde_json::Value) -> String {
         }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_plan_is_read_from_the_node_list_and_a_missing_proof_is_a_changed_plan() {
+        let listed = serde_json::json!({
+            "nodes": ["court", "hrss", "tax"],
+            "views": { "blacklist-check": ["court", "hrss", "tax"], "empty": [] },
+        });
+        let views = views_of(&listed);
+        assert_eq!(
+            views["blacklist-check"].iter().collect::<Vec<_>>(),
+            ["court", "hrss", "tax"]
+        );
+        assert!(views["empty"].is_empty());
+        // A coordinator that lists no plans: every node is proven to.
+        assert!(views_of(&serde_json::json!({ "nodes": ["court"] })).is_empty());
+        let missing = serde_json::json!({
+            "error": "the query carries no requester proof for node(s) tax which it asks; open a session"
+        });
+        assert!(plan_changed(&missing));
+        assert!(!plan_changed(
+            &serde_json::json!({ "error": "malformed query JSON: x" })
+        ));
+        assert!(!plan_changed(&serde_json::json!({ "nodes": [] })));
+    }
 }

@@ -286,10 +286,32 @@ pub use crate::query::NOT_PROVEN;
 
 impl Coordinator {
     /// `GET /v1/nodes`: the nodes a requester may open sessions with.
+    ///
+    /// With them, `views`: each view of the policy in force → the nodes it asks (its
+    /// sources' departments this coordinator has), so a requester proves a view query only
+    /// to those. Both are the policy's public metadata, nothing of any person.
     pub fn nodes(&self) -> Reply {
+        let in_force = self.policy.current();
+        let views: BTreeMap<&str, Vec<String>> = in_force
+            .engine
+            .policy()
+            .views
+            .iter()
+            .map(|v| {
+                let target = fedq_wire::message::LookupTarget::View(v.name.clone());
+                let nodes = query::plan(&in_force.engine, &target)
+                    .into_keys()
+                    .filter(|n| self.channels.contains_key(n))
+                    .collect();
+                (v.name.as_str(), nodes)
+            })
+            .collect();
         Reply {
             status: 200,
-            body: serde_json::json!({ "nodes": self.channels.keys().collect::<Vec<_>>() }),
+            body: serde_json::json!({
+                "nodes": self.channels.keys().collect::<Vec<_>>(),
+                "views": views,
+            }),
         }
     }
 
