@@ -385,6 +385,9 @@ pub struct Engine {
     pool: Vec<u32>,
     n_purposes: usize,
     n_datasets: usize,
+    /// Per purpose (by index), the legal bases a request for it may cite
+    /// ([`Policy::legal_bases_for`]), computed once here rather than per request.
+    accepted_bases: Vec<std::collections::BTreeSet<String>>,
 }
 
 fn slice(pool: &[u32], (start, end): (u32, u32)) -> &[u32] {
@@ -484,7 +487,17 @@ impl Engine {
                 .map(|(i, n)| (n.to_owned(), i as u32))
                 .collect()
         };
+        let accepted_bases = (0..policy.purposes.len())
+            .map(|p| {
+                policy
+                    .legal_bases_for(p)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
         Engine {
+            accepted_bases,
             requester_index: index(policy.requesters.iter().map(|r| r.name.as_str()).collect()),
             purpose_index: index(policy.purposes.iter().map(|p| p.name.as_str()).collect()),
             dataset_index: index(datasets.iter().map(|d| d.qualified.as_str()).collect()),
@@ -600,14 +613,19 @@ impl Engine {
             }
             None => {}
             Some(basis) => {
-                let accepted = self.policy.legal_bases_for(p);
+                let empty = std::collections::BTreeSet::new();
+                let accepted = self.accepted_bases.get(p).unwrap_or(&empty);
                 if !accepted.contains(basis) {
                     return Err(Refusal::LegalBasisNotAccepted {
                         purpose: purpose.to_owned(),
                         accepted: if accepted.is_empty() {
                             "none (this purpose takes no legal basis; omit it)".to_owned()
                         } else {
-                            accepted.into_iter().collect::<Vec<_>>().join(", ")
+                            accepted
+                                .iter()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         },
                     });
                 }
