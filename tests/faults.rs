@@ -267,15 +267,7 @@ fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
 }
 
 async fn connect_as(fed: &Federation, requester: &str) -> Result<ApiConnection, String> {
-    let pki = fed.layout.pki();
-    ApiConnection::connect(
-        &format!("https://{}", fed.coordinator),
-        &pki.join(format!("{requester}.crt")),
-        &pki.join(format!("{requester}.key")),
-        &pki.join("ca.crt"),
-    )
-    .await
-    .map_err(|e| e.to_string())
+    support::connect_as(fed, requester).await
 }
 
 /// One query through a fresh connection as the licensing office.

@@ -626,15 +626,9 @@ async fn the_role_is_checked_before_the_body_and_an_oversized_body_gets_the_audi
             .body(body)
             .unwrap()
     }
-    let pki = fed.layout.pki();
-    let mut prover = fedq_coordinator::client::ApiConnection::connect(
-        &format!("https://{}", fed.coordinator),
-        &pki.join("market-regulation.licensing.crt"),
-        &pki.join("market-regulation.licensing.key"),
-        &pki.join("ca.crt"),
-    )
-    .await
-    .unwrap();
+    let mut prover = support::connect_as(&fed, "market-regulation.licensing")
+        .await
+        .unwrap();
     // Its sessions opened (and registered) before the entries below are counted.
     prover.open_sessions().await.unwrap();
     for h2 in [false, true] {

@@ -305,15 +305,9 @@ async fn typed_into_every_field(fed: &Federation) {
         (json!({ "subject": subject, "purpose": purpose, "legal_basis": basis, "case_reference": other, "view": view }).to_string(), 403),
         (format!(r#"{{"subject": "{subject}", "purpose": "{purpose}", "legal_basis": "{basis}", "view": "{other}"#), 400),
     ];
-    let pki = fed.layout.pki();
-    let mut api = fedq_coordinator::client::ApiConnection::connect(
-        &format!("https://{}", fed.coordinator),
-        &pki.join("market-regulation.licensing.crt"),
-        &pki.join("market-regulation.licensing.key"),
-        &pki.join("ca.crt"),
-    )
-    .await
-    .unwrap();
+    let mut api = support::connect_as(fed, "market-regulation.licensing")
+        .await
+        .unwrap();
     for (i, (body, want)) in cases.into_iter().enumerate() {
         // The query that is answered carries the requester's proofs, as `fedq query`
         // sends it; the refused ones are refused before proofs matter.

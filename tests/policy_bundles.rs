@@ -185,15 +185,9 @@ fn blacklist_query(fed: &Federation) -> fedq_coordinator::query::QueryRequest {
 
 /// A connection as the licensing office, its sessions with every node open.
 async fn licensing_connection(fed: &Federation) -> fedq_coordinator::client::ApiConnection {
-    let pki = fed.layout.pki();
-    let mut conn = fedq_coordinator::client::ApiConnection::connect(
-        &format!("https://{}", fed.coordinator),
-        &pki.join("market-regulation.licensing.crt"),
-        &pki.join("market-regulation.licensing.key"),
-        &pki.join("ca.crt"),
-    )
-    .await
-    .unwrap();
+    let mut conn = support::connect_as(fed, "market-regulation.licensing")
+        .await
+        .unwrap();
     conn.open_sessions().await.unwrap();
     conn
 }

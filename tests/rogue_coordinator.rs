@@ -44,15 +44,7 @@ fn blacklist_check(subject: &str) -> QueryRequest {
 }
 
 async fn requester(fed: &Federation, name: &str) -> ApiConnection {
-    let pki = fed.layout.pki();
-    ApiConnection::connect(
-        &format!("https://{}", fed.coordinator),
-        &pki.join(format!("{name}.crt")),
-        &pki.join(format!("{name}.key")),
-        &pki.join("ca.crt"),
-    )
-    .await
-    .unwrap()
+    support::connect_as(fed, name).await.unwrap()
 }
 
 fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {

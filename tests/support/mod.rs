@@ -164,3 +164,20 @@ pub fn node_query_ids(
 }
 
 pub mod proof;
+
+/// A kept-alive API connection to `fed`'s coordinator as `requester`, with that
+/// requester's certificate from the federation's CA (sessions opened on first use).
+pub async fn connect_as(
+    fed: &fedq_demo::Federation,
+    requester: &str,
+) -> Result<fedq_coordinator::client::ApiConnection, String> {
+    let pki = fed.layout.pki();
+    fedq_coordinator::client::ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join(format!("{requester}.crt")),
+        &pki.join(format!("{requester}.key")),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
