@@ -111,7 +111,6 @@ pub enum Routed {
 #[derive(Debug)]
 pub struct Concluded {
     entry: AuditRecord,
-    audited: Audited,
     release: Release,
     consent_claim: Option<&'static str>,
 }
@@ -175,9 +174,8 @@ impl Router<'_> {
             release: Release {
                 reply,
                 query_id: query_id.to_owned(),
-                audited: audited.clone(),
+                audited,
             },
-            audited,
             consent_claim: None,
         }
     }
@@ -572,9 +570,8 @@ impl FanOut {
             release: Release {
                 reply,
                 query_id,
-                audited: audited.clone(),
+                audited,
             },
-            audited,
             consent_claim: None,
         }
     }
@@ -588,7 +585,7 @@ impl Concluded {
 
     /// What the entry registers.
     pub fn audited(&self) -> &Audited {
-        &self.audited
+        &self.release.audited
     }
 
     /// The consent claim that failed, when the query was refused for its consent token.

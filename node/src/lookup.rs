@@ -103,7 +103,7 @@ impl ReadFailure {
 }
 
 /// What a node's audit entry records as the `outcome` of a lookup, typed; rendered as
-/// JSON in one place ([`NodeOutcome::to_json`]), in the shapes reviewers' tools read.
+/// JSON in one place ([`NodeOutcome::into_json`]), in the shapes reviewers' tools read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeOutcome {
     /// Refused, with the rationale the coordinator is given.
@@ -145,7 +145,7 @@ pub enum NodeOutcome {
 
 impl NodeOutcome {
     /// The entry's `outcome` text.
-    pub fn to_json(&self) -> String {
+    pub fn into_json(self) -> String {
         let value = match self {
             NodeOutcome::Refused(rationale) => serde_json::json!({ "refused": rationale }),
             NodeOutcome::RefusedByPolicy { rationale, code } => {
@@ -171,7 +171,7 @@ impl NodeOutcome {
                 "coordinator_date": coordinator_date.to_string(),
             }),
             NodeOutcome::Unavailable(what) => serde_json::json!({ "unavailable": what.name() }),
-            NodeOutcome::Decided(json) => return json.clone(),
+            NodeOutcome::Decided(json) => return json,
         };
         value.to_string()
     }
@@ -202,7 +202,6 @@ impl std::fmt::Debug for Pending<'_> {
 #[derive(Debug)]
 pub struct Finished<'a> {
     entry: AuditRecord,
-    outcome: NodeOutcome,
     consent_expires: Option<i64>,
     release: Release<'a>,
 }
@@ -277,10 +276,9 @@ impl<'a> Desk<'a> {
         outcome: NodeOutcome,
         response: NodeResponse,
     ) -> Finished<'a> {
-        entry.outcome = outcome.to_json();
+        entry.outcome = outcome.into_json();
         Finished {
             entry,
-            outcome,
             consent_expires: None,
             release: Release {
                 response,
@@ -436,7 +434,7 @@ impl<'a> Desk<'a> {
             },
             Err(refusal) => return done(self.refuse_consent(&request, refusal, clock)),
         };
-        let mut entry = AuditRecord {
+        let entry = AuditRecord {
             // The requester the session proves (the lookup's, once the proof held).
             requester: proven.requester,
             consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
@@ -461,7 +459,6 @@ impl<'a> Desk<'a> {
                     skew.abs()
                 ),
             };
-            entry.outcome = outcome.to_json();
             return done(self.finished(entry, outcome, response));
         }
         let touched = crate::enforce::datasets_touched(engine, self.department, &request);
@@ -621,11 +618,6 @@ impl<'a> Finished<'a> {
     /// The entry to write.
     pub fn entry(&self) -> &AuditRecord {
         &self.entry
-    }
-
-    /// The outcome the entry records.
-    pub fn outcome(&self) -> &NodeOutcome {
-        &self.outcome
     }
 
     /// When the entry counts one use of a consent token: the token's expiry (the log
