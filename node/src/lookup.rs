@@ -354,9 +354,20 @@ impl<'a> Desk<'a> {
                 "lookup over the requester's rate limit refused"
             );
             let rationale = format!("node `{}`: {why}", self.node);
+            // The names are recorded only when they are all the policy's (the screen below
+            // has not run yet); else only the requester the session proves.
+            let base = if crate::enforce::screen(&self.policy.engine, &request).is_ok() {
+                self.named_entry(clock, EntryKind::Refusal, &request)
+            } else {
+                AuditRecord {
+                    requester: proven.requester.clone(),
+                    query_id: request.query_id.clone(),
+                    ..self.entry(clock, EntryKind::Refusal, &request)
+                }
+            };
             let entry = AuditRecord {
                 consent_id: consent_id(consent_trust, &request, clock),
-                ..self.named_entry(clock, EntryKind::Refusal, &request)
+                ..base
             };
             return done(self.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale));
         }
