@@ -428,8 +428,6 @@ CREATE TABLE IF NOT EXISTS audit (
     case_reference TEXT,
     node_query_ids TEXT
 );
-CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject);
-CREATE INDEX IF NOT EXISTS audit_requester ON audit(requester, at);
 CREATE TABLE IF NOT EXISTS consent_uses (
     jti TEXT PRIMARY KEY,
     uses INTEGER NOT NULL,
@@ -440,7 +438,14 @@ CREATE TABLE IF NOT EXISTS consent_uses (
 /// Logs created before entries carried a case reference gain the column (empty for their
 /// old entries, whose hashes do not include it).
 const CASE_COLUMN: &str = "ALTER TABLE audit ADD COLUMN case_reference TEXT";
-const CASE_INDEX: &str = "CREATE INDEX IF NOT EXISTS audit_case ON audit(case_reference)";
+
+/// Every append is on a query's path; a reviewer's `fedq audit list` is occasional and
+/// reads by filters (`?1 IS NULL OR requester = ?1` …) that no index serves, so it scans in
+/// `seq` order. A secondary index would only cost every entry more B-tree pages written
+/// and synced; logs created with the old ones lose them on open.
+const NO_SECONDARY_INDEXES: &str = "DROP INDEX IF EXISTS audit_subject;
+DROP INDEX IF EXISTS audit_requester;
+DROP INDEX IF EXISTS audit_case;";
 
 fn open(path: &Path) -> Result<Connection, AuditError> {
     let conn = Connection::open(path).map_err(store_err(path))?;
@@ -469,7 +474,8 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
     if !has_case {
         conn.execute_batch(CASE_COLUMN).map_err(store_err(path))?;
     }
-    conn.execute_batch(CASE_INDEX).map_err(store_err(path))?;
+    conn.execute_batch(NO_SECONDARY_INDEXES)
+        .map_err(store_err(path))?;
     // A log created before per-node query ids gains the column (NULL for its entries).
     let has_node_ids: bool = conn
         .query_row(
@@ -1006,6 +1012,42 @@ mod tests {
         }
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.append(record(2)).await.unwrap(), 2);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.entries, v.first_break), (2, None));
+    }
+
+    #[tokio::test]
+    async fn a_log_with_the_old_secondary_indexes_loses_them_and_still_lists_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(1)).await.unwrap();
+        drop(log);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE INDEX audit_subject ON audit(subject);
+                 CREATE INDEX audit_requester ON audit(requester, at);
+                 CREATE INDEX audit_case ON audit(case_reference);",
+            )
+            .unwrap();
+        }
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(2)).await.unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' AND sql IS NOT NULL",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0, "only the seq key is kept");
+        let filter = ListFilter {
+            subject: Some(record(2).subject),
+            ..ListFilter::default()
+        };
+        assert_eq!(list(&path, &filter).unwrap().len(), 2);
         let v = verify(&path).unwrap();
         assert_eq!((v.entries, v.first_break), (2, None));
     }
