@@ -26,7 +26,7 @@ use fedq_audit::{AuditEntry, ListFilter};
 use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
-use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use fedq_wire::{NodeRequest, NodeResponse};
 use support::process::{fedq, output_within, start_nodes, FedqProcess, COMMAND_LIMIT};
 
 /// A court case number: a well-formed case reference, but not of a licensing application.
@@ -267,13 +267,12 @@ async fn queries_cite_their_case_and_every_log_records_it() {
     let lookup = |requester: &str, purpose: &str, basis: &str, case: Option<&str>, target| {
         NodeRequest::Lookup(LookupRequest {
             query_id: "q-forwarded".into(),
-            subject: ResidentId::parse(&subject).unwrap(),
             requester: requester.into(),
             purpose: purpose.into(),
             legal_basis: Some(basis.into()),
-            consent: None,
             case_reference: case.map(str::to_owned),
             proof: String::new(),
+            sealed: support::proof::clear_subject(&subject, None),
             target,
             policy_version: "test".into(),
             date: fed.today,

@@ -95,7 +95,8 @@ impl Conn {
     /// Posts a query body with the requester's proofs for every node, as `fedq query`
     /// sends it.
     async fn post_proven(&mut self, body: &[u8]) -> Result<(u16, Value), String> {
-        let query = fedq_coordinator::query::QueryRequest::from_json(body).unwrap();
+        // The requester's own form of the query (subject in it), as `fedq query` reads it.
+        let query: fedq_coordinator::query::QueryRequest = serde_json::from_slice(body).unwrap();
         let prover = self.prover.as_mut().expect("a requester connection");
         let proven = prover.prove(&query).await.map_err(|e| e.to_string())?;
         self.post(&serde_json::to_vec(&proven).unwrap()).await
@@ -378,17 +379,20 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
 
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"{not json".to_vec(), 400, "malformed query JSON"),
-        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "check character"),
-        (serde_json::to_vec(&json!({"subject": "4301", "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "18 characters"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "fishing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis"),
+        // The person in clear, valid or not: the coordinator is never the one to see it.
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "`subject` is never sent to the coordinator"),
+        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "`subject` is never sent to the coordinator"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are"),
+        (serde_json::to_vec(&json!({"purpose": "fishing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis"),
         // A requester cannot name itself as someone else: there is no such field.
-        (serde_json::to_vec(&json!({"subject": subject, "requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
+        (serde_json::to_vec(&json!({"requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
         // A valid query without the requester's proofs: refused before any node is asked.
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "carries no requester proof for node(s)"),
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"fishing": "a.b.c"}})).unwrap(), 400, "`proofs` names a node this coordinator does not know"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "carries no requester proof for node(s)"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"fishing": "a.b.c"}})).unwrap(), 400, "`proofs` names a node this coordinator does not know"),
+        // A proof without the subject sealed to its node.
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"court": "a.b.c", "tax": null, "hrss": null}})).unwrap(), 400, "carries no sealed subject for node(s) court"),
         (vec![b' '; 80 * 1024], 413, ""),
     ];
     let n_cases = cases.len() as u64;
@@ -454,8 +458,29 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
         last.record.node_query_ids["court"]
     );
     assert_ne!(court.last().unwrap().record.query_id, query_id);
-    // Pseudonyms differ between the coordinator and the court for the same person.
-    assert_ne!(court.last().unwrap().record.subject, last.record.subject);
+    // The court records the person's pseudonym; the coordinator, which never saw the
+    // person, records none.
+    assert_eq!(last.record.subject, "-");
+    assert_eq!(court.last().unwrap().record.subject.len(), 32);
+    // A subject that is not a resident ID is refused by the requester's own side, which
+    // seals it, naming the field and not the value; nothing reaches the coordinator.
+    let before = audit_entries(&coordinator_audit);
+    for bad in [bad_check.as_str(), "4301"] {
+        let query = fedq_coordinator::query::QueryRequest {
+            subject: bad.to_owned(),
+            ..serde_json::from_slice(&blacklist_query(&subject)).unwrap()
+        };
+        let err = conn
+            .prover
+            .as_mut()
+            .unwrap()
+            .prove(&query)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`subject`") && !err.contains(bad), "{err}");
+    }
+    assert_eq!(audit_entries(&coordinator_audit), before);
 
     // The reviewer's view and the chain check, through the binary.
     let out = output_within(
@@ -874,11 +899,12 @@ async fn a_view_releases_its_result_not_its_inputs() {
             "policy_version",
             "purpose",
             "query_id",
-            "subject",
             "view",
             "view_result"
         ]
     );
+    // The coordinator's answer names no person: it never saw one.
+    assert_eq!(green.get("subject"), None, "{green}");
     assert_eq!(green["datasets"], json!({}), "{green}");
     let view = &green["view_result"];
     assert_eq!(

@@ -27,7 +27,7 @@ async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire
     };
     let mut running = Running::start(&fed, Some(tap.clone())).await.unwrap();
     let steps = tour(&fed, &mut running, Some(tap)).await;
-    assert_eq!(steps.len(), 15);
+    assert_eq!(steps.len(), 16);
     for step in &steps {
         assert!(
             step.check.is_ok(),
@@ -72,7 +72,8 @@ async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire
         !wire.contains(&row["obligation"]),
         "an obligation the policy omits crossed the wire"
     );
-    // No raw resident ID crosses the wire in an answer.
+    // No raw resident ID crosses the wire, in a lookup or in an answer: the coordinator
+    // forwards sealed subjects only (the tap sees both directions at every node).
     for (_, person) in s.roles() {
         assert!(
             !wire.contains(&person.resident_id),

@@ -24,7 +24,7 @@ use fedq_node::service::Node;
 use fedq_wire::frame::{self, HEADER_LEN, PROTOCOL_VERSION};
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Handler, Limits, NodeClient, NodeEndpoint, TlsFiles, ALPN};
-use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use fedq_wire::{NodeRequest, NodeResponse};
 use quinn::crypto::rustls::QuicClientConfig;
 use support::process::FedqProcess;
 use support::proof::ProvingChannel;
@@ -362,11 +362,9 @@ async fn an_answer_larger_than_the_coordinator_reads_is_withheld_with_a_reason()
 fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
     NodeRequest::Lookup(LookupRequest {
         query_id: "q-hostile".into(),
-        subject: ResidentId::parse(subject).unwrap(),
         requester: requester.into(),
         purpose: "administrative-licensing".into(),
         legal_basis: Some(BASIS.into()),
-        consent: None,
         case_reference: Some(fedq_demo::LICENSING_CASE.into()),
         target,
         policy_version: "test".into(),
@@ -377,6 +375,7 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
         )
         .unwrap(),
         proof: String::new(),
+        sealed: support::proof::clear_subject(subject, None),
     })
 }
 

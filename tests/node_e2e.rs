@@ -24,7 +24,7 @@ use fedq_node::store::Store;
 use fedq_policy::Value;
 use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
-use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use fedq_wire::{NodeRequest, NodeResponse};
 use support::proof::ProvingChannel;
 use support::{rid, TestFederation};
 
@@ -76,11 +76,9 @@ fn lookup(
 ) -> NodeRequest {
     NodeRequest::Lookup(LookupRequest {
         query_id: "q-test".into(),
-        subject: ResidentId::parse(subject).unwrap(),
         requester: requester.into(),
         purpose: purpose.into(),
         legal_basis: basis.map(str::to_owned),
-        consent: None,
         // The licensing application the query serves, in the form the policy declares.
         case_reference: (purpose == "administrative-licensing")
             .then(|| fedq_demo::LICENSING_CASE.into()),
@@ -88,6 +86,7 @@ fn lookup(
         policy_version: "test".into(),
         date: day(TODAY),
         proof: String::new(),
+        sealed: support::proof::clear_subject(subject, None),
     })
 }
 

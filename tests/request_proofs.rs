@@ -26,7 +26,7 @@ use fedq_wire::proof::{
     fresh_nonce, ProofClaims, ProofField, ProofRefusal, SessionGrant, UnixTime,
 };
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
-use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use fedq_wire::{NodeRequest, NodeResponse};
 use support::proof::ProvingChannel;
 use support::{rid, TestFederation};
 
@@ -119,11 +119,9 @@ impl Court {
     fn licensing_lookup(&self) -> LookupRequest {
         LookupRequest {
             query_id: "q-proof".into(),
-            subject: ResidentId::parse(&self.debtor).unwrap(),
             requester: LICENSING.into(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some(BASIS.into()),
-            consent: None,
             case_reference: Some(fedq_demo::LICENSING_CASE.into()),
             target: LookupTarget::Datasets(vec![DatasetRequest {
                 dataset: "court.dishonest_debtors".into(),
@@ -136,6 +134,7 @@ impl Court {
             )
             .unwrap(),
             proof: String::new(),
+            sealed: support::proof::clear_subject(&self.debtor, None),
         }
     }
 
@@ -238,6 +237,11 @@ async fn a_lookup_changed_after_proving_is_refused_audited_and_releases_nothing(
     // The enforcement bureau may read every court field; a rogue coordinator holding
     // the licensing office's proof tries to make it the bureau's question, or to change
     // any part of the licensing office's own.
+    // Another person's subject, sealed to the court by the same requester for another
+    // lookup: what a rogue coordinator could have kept from earlier traffic.
+    let mut elsewhere = c.licensing_lookup();
+    elsewhere.sealed = support::proof::clear_subject(&rid("43010319750505234"), None);
+    let (_, other_sealed) = c.court.proof_of(&elsewhere).await;
     type Change = Box<dyn Fn(&mut LookupRequest)>;
     let changes: Vec<(ProofField, Change)> = vec![
         (
@@ -252,17 +256,13 @@ async fn a_lookup_changed_after_proving_is_refused_audited_and_releases_nothing(
             Box::new(|l| l.purpose = "public-recruitment".into()),
         ),
         (
-            ProofField::Subject,
-            Box::new(|l| l.subject = ResidentId::parse(&rid("43010319750505234")).unwrap()),
+            ProofField::Sealed,
+            Box::new(move |l| l.sealed.clone_from(&other_sealed)),
         ),
         (ProofField::Basis, Box::new(|l| l.legal_basis = None)),
         (
             ProofField::Case,
             Box::new(|l| l.case_reference = Some("LIC-2026-0002".into())),
-        ),
-        (
-            ProofField::Consent,
-            Box::new(|l| l.consent = Some("consent-reference-forged".into())),
         ),
         (
             ProofField::Target,
@@ -281,7 +281,7 @@ async fn a_lookup_changed_after_proving_is_refused_audited_and_releases_nothing(
     let before = c.frames_seen();
     for (field, change) in changes {
         let mut lookup = c.licensing_lookup();
-        lookup.proof = c.court.proof_of(&lookup).await;
+        (lookup.proof, lookup.sealed) = c.court.proof_of(&lookup).await;
         let proof = lookup.proof.clone();
         change(&mut lookup);
         let answer = c.send(&NodeRequest::Lookup(lookup)).await;
@@ -327,7 +327,7 @@ async fn a_proof_or_a_grant_made_for_another_node_is_refused() {
     // court: the court has no such session.
     let lookup = c.licensing_lookup();
     let mut for_tax = lookup.clone();
-    for_tax.proof = c.tax.proof_of(&lookup).await;
+    (for_tax.proof, for_tax.sealed) = c.tax.proof_of(&lookup).await;
     let answer = c.send(&NodeRequest::Lookup(for_tax)).await;
     assert_eq!(refused_with(&answer), ProofRefusal::UnknownSession);
     assert_refusal_audited(&c, ProofRefusal::UnknownSession, "-", "");

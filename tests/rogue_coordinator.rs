@@ -26,7 +26,7 @@ use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::proof::{ProofRefusal, REQUEST_TYP};
 use fedq_wire::transport::{Limits, NodeChannel, NodeClient, TlsFiles};
-use fedq_wire::{NodeRequest, NodeResponse, ResidentId};
+use fedq_wire::{NodeRequest, NodeResponse};
 use serde_json::Value;
 use support::process::{start_nodes, FedqProcess};
 
@@ -56,23 +56,27 @@ fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no report of {node}: {answer}"))
 }
 
-/// The lookup the real coordinator would send the court for `query`, carrying `proof`.
-fn lookup_of(fed: &Federation, query: &QueryRequest, proof: String) -> LookupRequest {
+/// The lookup the real coordinator would send the court for `query`, carrying `proof` and
+/// the subject sealed with it.
+fn lookup_of(
+    fed: &Federation,
+    query: &QueryRequest,
+    (proof, sealed): (String, String),
+) -> LookupRequest {
     let config =
         fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
             .unwrap();
     LookupRequest {
         query_id: "rogue-0001".into(),
-        subject: ResidentId::parse(&query.subject).unwrap(),
         requester: LICENSING.into(),
         purpose: query.purpose.clone(),
         legal_basis: query.legal_basis.clone(),
-        consent: None,
         case_reference: query.case_reference.clone(),
         target: LookupTarget::View(query.view.clone().unwrap()),
         policy_version: "rogue".into(),
         date: config.today.unwrap(),
         proof,
+        sealed,
     }
 }
 
@@ -134,15 +138,24 @@ async fn answered(court: &NodeChannel, lookup: LookupRequest) {
     }
 }
 
-/// Fresh honest proofs of `query` for the court and for tax.
-async fn fresh(honest: &mut ApiConnection, query: &QueryRequest) -> (String, String) {
+/// A proof and the subject sealed with it, for one node.
+type Sent = (String, String);
+
+/// Fresh honest proofs of `query` (each with its sealed subject) for the court and for tax.
+async fn fresh(honest: &mut ApiConnection, query: &QueryRequest) -> (Sent, Sent) {
     let proven = honest.prove(query).await.unwrap();
-    (
-        proven.proofs["court"]
-            .clone()
-            .expect("a session with the court"),
-        proven.proofs["tax"].clone().expect("a session with tax"),
-    )
+    // The body the coordinator gets names no person: the subject is sealed per node.
+    let body = serde_json::to_string(&proven).unwrap();
+    assert!(!body.contains(&query.subject), "{body}");
+    let sent = |node: &str| {
+        (
+            proven.proofs[node]
+                .clone()
+                .unwrap_or_else(|| panic!("a session with {node}")),
+            proven.sealed[node].clone(),
+        )
+    };
+    (sent("court"), sent("tax"))
 }
 
 fn rogue_channel(fed: &Federation, node: &str) -> (NodeClient, NodeChannel) {
@@ -209,18 +222,40 @@ async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_pro
     )
     .await;
 
-    // Another person.
+    // Another person: the subject sealed to the court for another query (of someone
+    // else) swapped in. The coordinator cannot read or make a sealed subject, only move one.
     let (proof, _) = fresh(&mut honest, &query).await;
+    let (other, _) = fresh(
+        &mut honest,
+        &blacklist_check(&fed.scenario.clean.resident_id),
+    )
+    .await;
     let mut l = lookup_of(&fed, &query, proof);
-    l.subject = ResidentId::parse(&fed.scenario.clean.resident_id).unwrap();
+    l.sealed = other.1;
     refused(
         &fed,
         &court,
         l,
-        ProofRefusal::Altered(fedq_wire::proof::ProofField::Subject),
+        ProofRefusal::Altered(fedq_wire::proof::ProofField::Sealed),
         LICENSING,
     )
     .await;
+    // The court's sealed subject sent to tax under tax's proof: refused there too.
+    let (court_sent, tax_sent) = fresh(&mut honest, &query).await;
+    let (_tax_client, tax) = rogue_channel(&fed, "tax");
+    let mut l = lookup_of(&fed, &query, tax_sent);
+    l.sealed = court_sent.1;
+    match tax
+        .request(&NodeRequest::Lookup(l), std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+    {
+        NodeResponse::ProofRefused { code, .. } => assert_eq!(
+            code,
+            ProofRefusal::Altered(fedq_wire::proof::ProofField::Sealed)
+        ),
+        other => panic!("tax answered a sealed subject moved from the court: {other:?}"),
+    }
 
     // Another target: every field of the court's dishonest-debtor list instead of the view.
     let (proof, _) = fresh(&mut honest, &query).await;
@@ -264,14 +299,14 @@ async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_pro
     .await;
 
     // The rogue's own proof under the honest session's id, with a key it chose.
-    let (proof, _) = fresh(&mut honest, &query).await;
+    let ((proof, sealed), _) = fresh(&mut honest, &query).await;
     let parts = fedq_certs::jws::parse(&proof, "HS256", REQUEST_TYP).unwrap();
     let sid = parts.kid().unwrap().to_owned();
     let forged = fedq_certs::jws::sign_hs256(&[7u8; 32], &sid, REQUEST_TYP, &parts.payload);
     refused(
         &fed,
         &court,
-        lookup_of(&fed, &query, forged),
+        lookup_of(&fed, &query, (forged, sealed)),
         ProofRefusal::BadMac,
         "-",
     )
@@ -371,10 +406,11 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     // A query without proofs (a client that does not sign) is refused before any node is
     // asked.
     let before: usize = fed.nodes.keys().map(|n| audit_of(&fed, n).len()).sum();
-    let (status, refusal) = honest
-        .send_raw(&blacklist_check(&s.blacklisted.resident_id))
-        .await
-        .unwrap();
+    let unproven = QueryRequest {
+        subject: String::new(),
+        ..blacklist_check(&s.blacklisted.resident_id)
+    };
+    let (status, refusal) = honest.send_raw(&unproven).await.unwrap();
     assert_eq!(status, 400, "{refusal}");
     assert!(
         refusal["error"]
@@ -383,6 +419,19 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
             .contains("carries no requester proof for node(s)"),
         "{refusal}"
     );
+    // A body that carries the person in clear is refused whole: the coordinator is never
+    // the one to see it (and its refusal does not repeat it).
+    let (status, refusal) = honest
+        .send_raw(&blacklist_check(&s.blacklisted.resident_id))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{refusal}");
+    let said = refusal["error"].as_str().unwrap();
+    assert!(
+        said.contains("`subject` is never sent to the coordinator"),
+        "{refusal}"
+    );
+    assert!(!said.contains(&s.blacklisted.resident_id), "{refusal}");
     let after: usize = fed.nodes.keys().map(|n| audit_of(&fed, n).len()).sum();
     assert_eq!(before, after, "a node was asked");
 

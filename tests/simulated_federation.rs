@@ -75,8 +75,9 @@ enum Fault {
     ClockSkew,
     /// The lookup's purpose is changed on the way.
     AlteredPurpose,
-    /// The lookup's subject is changed on the way.
-    AlteredSubject,
+    /// The lookup's sealed subject is swapped on the way for one the requester sealed to
+    /// the same node for another query.
+    SwappedSealed,
     /// The lookup is delivered twice; the second delivery's answer is the one returned.
     Replayed,
 }
@@ -89,7 +90,7 @@ const FAULTS: [Fault; 9] = [
     Fault::AuditDown,
     Fault::ClockSkew,
     Fault::AlteredPurpose,
-    Fault::AlteredSubject,
+    Fault::SwappedSealed,
     Fault::Replayed,
 ];
 
@@ -118,7 +119,6 @@ struct Sim {
     trust: FederationTrust,
     policy: InForce,
     now: time::OffsetDateTime,
-    coordinator_pseudonyms: Pseudonymizer,
     query_ids: NodeQueryIds,
     coordinator_limiter: Mutex<RateLimiter>,
     coordinator_log: Vec<AuditRecord>,
@@ -222,7 +222,6 @@ impl Sim {
         let mut sim = Sim {
             _dir: dir,
             query_ids: coordinator_pseudonyms.node_query_ids(),
-            coordinator_pseudonyms,
             coordinator_limiter: Mutex::new(RateLimiter::new(policy.engine.policy())),
             coordinator_log: Vec::new(),
             trust,
@@ -248,31 +247,47 @@ impl Sim {
     /// A blacklist check of `subject` for a licensing application, as `fedq query` sends
     /// it: one proof per node.
     fn blacklist_check(&self, subject: &str) -> QueryRequest {
-        let mut query = QueryRequest {
+        let mut query = self.blacklist_query(subject);
+        self.prove(&mut query);
+        query
+    }
+
+    /// The same query before it is proven (the requester's own form, subject in it).
+    fn blacklist_query(&self, subject: &str) -> QueryRequest {
+        QueryRequest {
             subject: subject.to_owned(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some(LICENSING_BASIS.into()),
             case_reference: Some(LICENSING_CASE.into()),
             view: Some("blacklist-check".into()),
             ..QueryRequest::default()
-        };
-        self.prove(&mut query);
-        query
+        }
     }
 
+    /// Proves `query` to every node with the subject sealed to each, and takes the
+    /// subject and consent token out of it, as `fedq query` does.
     fn prove(&self, query: &mut QueryRequest) {
         let claims = query.proof_claims().expect("a query that can be proven");
+        let subject = query
+            .sealed_subject()
+            .expect("a subject that can be sealed");
         let at = unix(self.now);
-        query.proofs = self
-            .sessions
-            .iter()
-            .map(|(node, s)| {
-                (
-                    node.clone(),
-                    Some(s.prove(&claims, at, &fresh_nonce().unwrap())),
-                )
-            })
-            .collect();
+        query.subject.clear();
+        query.consent = None;
+        query.consent_sealed = subject.consent.is_some();
+        for (node, s) in &self.sessions {
+            let (proof, sealed) = s
+                .prove_sealed(&claims, &subject, at, &fresh_nonce().unwrap())
+                .unwrap();
+            query.proofs.insert(node.clone(), Some(proof));
+            query.sealed.insert(node.clone(), sealed);
+        }
+    }
+
+    /// A subject the requester sealed to `node` for another query (of `person`).
+    fn sealed_elsewhere(&self, node: &str, person: &str) -> String {
+        let mut other = self.blacklist_check(person);
+        other.sealed.remove(node).unwrap()
     }
 
     /// The coordinator's core over this federation, under the policy labelled `label`.
@@ -280,7 +295,6 @@ impl Sim {
         Router {
             engine: &self.policy.engine,
             policy_label: label,
-            pseudonyms: &self.coordinator_pseudonyms,
             query_ids: &self.query_ids,
             is_configured: &is_configured,
             limiter: &self.coordinator_limiter,
@@ -369,11 +383,22 @@ impl Sim {
         let clock = self.clock();
         let routed = {
             self.router(&label)
-                .admit(LICENSING, &query_id, &body, clock, Some(&self.trust))
+                .admit(LICENSING, &query_id, &body, clock)
         };
         let concluded = match routed {
             Routed::Concluded(refused) => refused,
             Routed::FanOut(fan_out) => {
+                // A tap on what the coordinator sends: no resident ID in any lookup frame.
+                for ask in fan_out.asks() {
+                    let frame = fedq_wire::frame::encode(&ask.request).unwrap();
+                    for id in [LISTED, CLEAN] {
+                        assert!(
+                            !frame.windows(id.len()).any(|w| w == id.as_bytes()),
+                            "a lookup frame to {} carries a resident ID",
+                            ask.node
+                        );
+                    }
+                }
                 let mut answers = BTreeMap::new();
                 for ask in fan_out.asks() {
                     let fault = faults
@@ -389,19 +414,14 @@ impl Sim {
                             node: ask.node.clone(),
                             after: std::time::Duration::from_secs(2),
                         }),
-                        Fault::AlteredPurpose | Fault::AlteredSubject => {
+                        Fault::AlteredPurpose | Fault::SwappedSealed => {
                             let NodeRequest::Lookup(mut lookup) = ask.request.clone() else {
                                 unreachable!()
                             };
                             if fault == Fault::AlteredPurpose {
                                 lookup.purpose = "judgment-enforcement".into();
                             } else {
-                                let other = if lookup.subject.as_str() == CLEAN {
-                                    LISTED
-                                } else {
-                                    CLEAN
-                                };
-                                lookup.subject = fedq_wire::ResidentId::parse(other).unwrap();
+                                lookup.sealed = self.sealed_elsewhere(&ask.node, CLEAN);
                             }
                             Ok(self.at_node(&ask.node, &NodeRequest::Lookup(lookup), fault))
                         }
@@ -455,6 +475,9 @@ fn a_clean_run_answers_the_view_and_every_party_logs_its_own_query_id() {
 
     let entry = sim.coordinator_log.last().unwrap();
     assert_eq!(entry.kind, EntryKind::Query);
+    // The coordinator never saw the person: its entry names none, not even a pseudonym.
+    assert_eq!(entry.subject, "-");
+    assert!(!body.to_string().contains(LISTED), "{body}");
     assert_eq!(entry.case_reference.as_deref(), Some(LICENSING_CASE));
     assert_eq!(entry.node_query_ids.len(), 3, "{entry:?}");
     let mut seen = Vec::new();
@@ -536,8 +559,8 @@ fn a_lookup_altered_or_replayed_on_the_way_is_refused_by_the_node_with_its_code(
             ProofRefusal::Altered(ProofField::Purpose),
         ),
         (
-            Fault::AlteredSubject,
-            ProofRefusal::Altered(ProofField::Subject),
+            Fault::SwappedSealed,
+            ProofRefusal::Altered(ProofField::Sealed),
         ),
         (Fault::Replayed, ProofRefusal::Replayed),
     ] {
@@ -618,10 +641,10 @@ fn refusals_before_any_node_is_asked_are_typed_and_audited() {
 
     let mut unproven = sim.blacklist_check(LISTED);
     unproven.proofs.remove("tax");
-    let mut wrong_case = sim.blacklist_check(LISTED);
+    let mut wrong_case = sim.blacklist_query(LISTED);
     wrong_case.case_reference = Some("not-a-licensing-case".into());
     sim.prove(&mut wrong_case);
-    let mut unknown_basis = sim.blacklist_check(LISTED);
+    let mut unknown_basis = sim.blacklist_query(LISTED);
     unknown_basis.legal_basis = Some("anything".into());
     sim.prove(&mut unknown_basis);
     let cases = [
@@ -654,10 +677,7 @@ fn refusals_before_any_node_is_asked_are_typed_and_audited() {
     }
     let huge = vec![b' '; fedq_coordinator::query::MAX_BODY + 1];
     let label = sim.policy.label();
-    match sim
-        .router(&label)
-        .admit(LICENSING, "q", &huge, sim.clock(), Some(&sim.trust))
-    {
+    match sim.router(&label).admit(LICENSING, "q", &huge, sim.clock()) {
         Routed::Concluded(c) => {
             assert!(matches!(
                 c.audited(),

@@ -1,8 +1,9 @@
 //! What the requester proof costs (issue 14): CPU per session open on each side and per
 //! proof check at a node with the session cached, measured in-process on one thread with
-//! the federation's real certificates. A proof that does not verify fails the measurement.
-//! Beside it, what sealing over the same session costs (`fedq_wire::seal`, groundwork for
-//! issue 15): µs per seal and per open of one payload in each direction.
+//! the federation's real certificates; the check includes opening the sealed subject. A
+//! proof that does not verify fails the measurement. Beside it, what sealing over the
+//! same session costs (`fedq_wire::seal`): µs per seal and per open of one payload in each
+//! direction.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +12,9 @@ use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::FederationTrust;
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
-use fedq_wire::proof::{accept_grant, fresh_nonce, ProofClaims, ProofGate, SessionGrant, UnixTime};
+use fedq_wire::proof::{
+    accept_grant, fresh_nonce, ProofClaims, ProofGate, SealedSubject, SessionGrant, UnixTime,
+};
 use fedq_wire::ResidentId;
 
 use crate::BenchError;
@@ -78,14 +81,15 @@ pub fn proof_costs(
         session = Some(s);
     }
     let session = session.ok_or_else(|| BenchError("no session".into()))?;
-    let subject = ResidentId::parse("11010519491231002X").map_err(|e| fail("subject", &e))?;
+    let subject = SealedSubject {
+        sub: ResidentId::parse("11010519491231002X").map_err(|e| fail("subject", &e))?,
+        consent: None,
+    };
     let lookup = LookupRequest {
         query_id: "bench".into(),
-        subject,
         requester: requester.to_owned(),
         purpose: "administrative-licensing".into(),
         legal_basis: Some("bench basis".into()),
-        consent: None,
         case_reference: Some("LIC-2026-0001".into()),
         target: LookupTarget::Datasets(vec![DatasetRequest {
             dataset: format!("{node}.dishonest_debtors"),
@@ -94,13 +98,17 @@ pub fn proof_costs(
         policy_version: "bench".into(),
         date: time::OffsetDateTime::now_utc().date(),
         proof: String::new(),
+        sealed: String::new(),
     };
     let claims = ProofClaims::of_lookup(&lookup);
     let now = UnixTime::now();
     let mut lookups = Vec::with_capacity(proofs);
     for _ in 0..proofs.max(1) {
         let mut l = lookup.clone();
-        l.proof = session.prove(&claims, now, &fresh_nonce().map_err(|e| fail("nonce", &e))?);
+        let nonce = fresh_nonce().map_err(|e| fail("nonce", &e))?;
+        (l.proof, l.sealed) = session
+            .prove_sealed(&claims, &subject, now, &nonce)
+            .map_err(|e| fail("proof", &e))?;
         lookups.push(l);
     }
     let mut checks = Vec::with_capacity(lookups.len());

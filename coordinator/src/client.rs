@@ -222,7 +222,7 @@ impl ApiConnection {
         }
         let lost = lost_sessions(status, &answer);
         if lost.is_empty() {
-            return Ok((status, self.explain_unproven(answer)));
+            return Ok((status, with_subject(query, self.explain_unproven(answer))));
         }
         if let Some(sessions) = self.sessions.as_mut() {
             for node in &lost {
@@ -232,7 +232,7 @@ impl ApiConnection {
         }
         let proven = self.prove(query).await?;
         let (status, answer) = self.send_raw(&proven).await?;
-        Ok((status, self.explain_unproven(answer)))
+        Ok((status, with_subject(query, self.explain_unproven(answer))))
     }
 
     /// `query` with this connection's proofs filled in for every node the query can ask
@@ -242,9 +242,16 @@ impl ApiConnection {
     /// Each proof is good for one lookup: sending the result twice is a replay, which
     /// every node refuses.
     pub async fn prove(&mut self, query: &QueryRequest) -> Result<QueryRequest, ClientError> {
+        // The subject and the consent token never go to the coordinator: they are sealed
+        // to each node asked, and the coordinator is told only whether a token is sealed.
+        let subject = query.sealed_subject().map_err(ClientError::Usage)?;
         self.open_sessions().await?;
         let mut proven = query.clone();
+        proven.subject = String::new();
+        proven.consent = None;
+        proven.consent_sealed = subject.consent.is_some();
         proven.proofs = BTreeMap::new();
+        proven.sealed = BTreeMap::new();
         // A query that cannot be valid goes without proofs: the coordinator says what is
         // wrong with it.
         let (Some(claims), Some(sessions)) = (query.proof_claims(), self.sessions.as_ref()) else {
@@ -270,7 +277,11 @@ impl ApiConnection {
                 Some(session) if session.is_live(now) => {
                     let nonce =
                         proof::fresh_nonce().map_err(|e| ClientError::Usage(e.to_string()))?;
-                    Some(session.prove(&claims, now, &nonce))
+                    let (proof, sealed) = session
+                        .prove_sealed(&claims, &subject, now, &nonce)
+                        .map_err(|e| ClientError::Usage(e.to_string()))?;
+                    proven.sealed.insert(node.clone(), sealed);
+                    Some(proof)
                 }
                 _ => None,
             };
@@ -517,6 +528,17 @@ fn views_of(body: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// An answer with the subject, masked, as the requester side knows it: the coordinator
+/// never sees the person, so its answer names none.
+fn with_subject(query: &QueryRequest, mut answer: serde_json::Value) -> serde_json::Value {
+    if let (Some(body), Ok(subject)) = (answer.as_object_mut(), query.sealed_subject()) {
+        if body.contains_key("query_id") && body.contains_key("nodes") {
+            body.insert("subject".into(), subject.sub.masked().into());
+        }
+    }
+    answer
 }
 
 /// Whether a 400 says the query lacked a proof for a node it asks (the coordinator's

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fedq_policy::views::{SourceOutcome, ViewResult};
 use fedq_policy::{Engine, MinimizedAnswer, Summary};
 use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupTarget};
-use fedq_wire::proof::{ProofClaims, ProofRefusal, ProofTarget};
+use fedq_wire::proof::{ProofClaims, ProofRefusal, ProofTarget, SealedSubject};
 use fedq_wire::transport::ChannelError;
 use fedq_wire::{NodeResponse, ResidentId};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,10 @@ pub const NOT_PROVEN: &str =
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
-    /// The person's 18-character resident ID.
+    /// The person's 18-character resident ID. **Requester side only**: the coordinator
+    /// refuses a body that carries it; [`crate::client::ApiConnection::prove`] seals it to
+    /// each node asked (`sealed`) and sends the body without it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
     /// Declared purpose (from the policy).
     pub purpose: String,
@@ -38,8 +41,14 @@ pub struct QueryRequest {
     pub legal_basis: Option<String>,
     /// The subject's consent, when the purpose or a rule needs it: a consent token (compact
     /// ES256 JWS of type `fedq-consent+jwt`) from the federation's consent authority.
-    #[serde(default)]
+    /// **Requester side only**, like `subject`: sealed with it to each node (which verifies
+    /// it), and stated to the coordinator only as `consent_sealed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<String>,
+    /// Whether a consent token is sealed with the subject (the coordinator's policy
+    /// pre-check reads it; every node verifies the token itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consent_sealed: bool,
     /// The case the query serves (a licensing application or court case number), in the
     /// form the purpose declares; required where it declares one.
     #[serde(default)]
@@ -57,20 +66,23 @@ pub struct QueryRequest {
     /// [`crate::client::ApiConnection`] fills this in; callers leave it empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub proofs: BTreeMap<String, Option<String>>,
+    /// The subject (and consent token) sealed to each node proven to (`node` → compact
+    /// JWE, [`fedq_wire::seal`]): the coordinator forwards it to that node and cannot read
+    /// it. Every node with a proof needs one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sealed: BTreeMap<String, String>,
 }
 
 /// A validated query.
 #[derive(Clone, Debug)]
 pub struct ValidQuery {
-    /// The person.
-    pub subject: ResidentId,
     /// Purpose.
     pub purpose: String,
     /// Legal basis.
     pub legal_basis: Option<String>,
-    /// The consent token, as sent (verified by the coordinator's pre-check and again by
-    /// every node).
-    pub consent: Option<String>,
+    /// Whether the requester sealed a consent token with the subject (every node verifies
+    /// it; the coordinator never sees it).
+    pub consent_sealed: bool,
     /// The case the query serves, checked against the purpose's form by the policy
     /// pre-check (and again by every node).
     pub case_reference: Option<String>,
@@ -78,6 +90,8 @@ pub struct ValidQuery {
     pub target: LookupTarget,
     /// The requester's proofs per node (`None`: no session with that node).
     pub proofs: BTreeMap<String, Option<String>>,
+    /// The sealed subject per node proven to.
+    pub sealed: BTreeMap<String, String>,
 }
 
 /// A query refused before anything was sent to any node.
@@ -93,15 +107,18 @@ pub enum QueryRefusal {
 
 /// The fields a query body may have, in the order the API documents them.
 pub const QUERY_FIELDS: [&str; 8] = [
-    "subject",
     "purpose",
     "legal_basis",
-    "consent",
+    "consent_sealed",
     "case_reference",
     "view",
     "datasets",
     "proofs",
+    "sealed",
 ];
+
+/// Fields a requester keeps to itself: a body carrying one is refused, naming it.
+const SEALED_FIELDS: [&str; 2] = ["subject", "consent"];
 
 /// What kind of JSON value `v` is, for messages that must not quote it.
 fn kind_of(v: &serde_json::Value) -> &'static str {
@@ -138,6 +155,11 @@ impl QueryRequest {
                 QUERY_FIELDS.join(", ")
             )));
         };
+        if let Some(field) = SEALED_FIELDS.iter().find(|f| map.contains_key(**f)) {
+            return Err(malformed(format!(
+                "`{field}` is never sent to the coordinator: seal the subject and the consent token to each node asked (`sealed`, with `consent_sealed`); `fedq query` and the client library do, and apps use a gateway"
+            )));
+        }
         if map.keys().any(|k| !QUERY_FIELDS.contains(&k.as_str())) {
             return Err(malformed(format!(
                 "unknown field; a query has only the fields {}",
@@ -225,26 +247,76 @@ impl QueryRequest {
                 )))
             }
         };
+        let sealed = match map.get("sealed") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(items)) => {
+                if items.len() > MAX_PROOFS {
+                    return Err(malformed(format!(
+                        "`sealed` has {} entries; at most {MAX_PROOFS} are accepted",
+                        items.len()
+                    )));
+                }
+                let max = fedq_wire::message::MAX_SEALED_SUBJECT_LEN;
+                let mut sealed = BTreeMap::new();
+                for (i, (node, jwe)) in items.iter().enumerate() {
+                    let n = i + 1;
+                    if fedq_certs::identity::validate_name(node).is_err() {
+                        return Err(malformed(format!(
+                            "`sealed` entry {n} is not keyed by a node name (GET /v1/nodes lists them)"
+                        )));
+                    }
+                    match jwe {
+                        Value::String(j) if !j.is_empty() && j.len() <= max => {
+                            sealed.insert(node.clone(), j.clone());
+                        }
+                        _ => {
+                            return Err(malformed(format!(
+                                "`sealed` entry {n} must be a compact JWE of 1 to {max} bytes"
+                            )))
+                        }
+                    }
+                }
+                sealed
+            }
+            Some(other) => {
+                return Err(malformed(format!(
+                    "`sealed` must be an object of node name to sealed subject, not {}",
+                    kind_of(other)
+                )))
+            }
+        };
+        let consent_sealed = match map.get("consent_sealed") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(malformed(format!(
+                    "`consent_sealed` must be true or false, not {}",
+                    kind_of(other)
+                )))
+            }
+        };
         Ok(Self {
-            subject: required("subject")?,
+            subject: String::new(),
             purpose: required("purpose")?,
             legal_basis: text("legal_basis")?,
-            consent: text("consent")?,
+            consent: None,
+            consent_sealed,
             case_reference: text("case_reference")?,
             view: text("view")?,
             datasets,
             proofs,
+            sealed,
         })
     }
 
-    /// What a requester proves for this query ([`ProofClaims`] without `fed`, `node`,
-    /// `iat` and `nonce`, which [`fedq_wire::proof::Session::prove`] sets per node): the
-    /// fields exactly as [`QueryRequest::validate`] will hand them to the nodes — the
-    /// subject and texts trimmed, blanks dropped, dataset items grouped per dataset with
-    /// their fields sorted. `None` when the query cannot be valid (no subject, no target,
-    /// a dataset item of the wrong shape): the coordinator refuses it anyway.
+    /// What a requester proves for this query ([`ProofClaims`] without the sealed
+    /// subject's hash, `fed`, `node`, `iat` and `nonce`, which
+    /// [`fedq_wire::proof::Session::prove_sealed`] sets per node): the fields exactly as
+    /// [`QueryRequest::validate`] will hand them to the nodes — texts trimmed, blanks
+    /// dropped, dataset items grouped per dataset with their fields sorted. `None` when
+    /// the query cannot be valid (no target, a dataset item of the wrong shape): the
+    /// coordinator refuses it anyway.
     pub fn proof_claims(&self) -> Option<ProofClaims> {
-        let subject = ResidentId::parse(self.subject.trim()).ok()?;
         let nonblank = |o: &Option<String>| {
             o.as_deref()
                 .map(str::trim)
@@ -257,13 +329,31 @@ impl QueryRequest {
             _ => return None,
         };
         Some(ProofClaims::new(
-            subject.as_str(),
             self.purpose.trim(),
             nonblank(&self.legal_basis).as_deref(),
             nonblank(&self.case_reference).as_deref(),
-            nonblank(&self.consent).as_deref(),
             ProofTarget::from(&target),
         ))
+    }
+
+    /// What the requester seals to each node: the subject (trimmed, checked here, since
+    /// the coordinator never sees it) and the consent token, if any. The error names the
+    /// field and what is wrong, never its value.
+    pub fn sealed_subject(&self) -> Result<SealedSubject, String> {
+        let sub = ResidentId::parse(self.subject.trim()).map_err(|e| format!("`subject`: {e}"))?;
+        let consent = self
+            .consent
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        let max = fedq_wire::message::MAX_CONSENT_LEN;
+        if let Some(len) = consent.as_ref().map(String::len).filter(|l| *l > max) {
+            return Err(format!(
+                "`consent` is {len} bytes; at most {max} are accepted"
+            ));
+        }
+        Ok(SealedSubject { sub, consent })
     }
 
     /// Validates shape and names against the policy. A refusal names the kind of input
@@ -271,10 +361,6 @@ impl QueryRequest {
     /// registered in the audit log), so an ID typed into any field stays out of it.
     pub fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal> {
         let malformed = |s: String| Err(QueryRefusal::Malformed(s));
-        let subject = match ResidentId::parse(self.subject.trim()) {
-            Ok(s) => s,
-            Err(e) => return malformed(format!("`subject`: {e}")),
-        };
         let purpose = self.purpose.trim().to_owned();
         if purpose.is_empty() {
             return malformed("`purpose` is required".into());
@@ -289,7 +375,6 @@ impl QueryRequest {
         }
         let nonblank = |o: Option<String>| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let legal_basis = nonblank(self.legal_basis);
-        let consent = nonblank(self.consent);
         let case_reference = nonblank(self.case_reference);
         let case_max = fedq_policy::policy::MAX_CASE_REFERENCE_BYTES;
         if let Some(len) = case_reference
@@ -306,11 +391,6 @@ impl QueryRequest {
         for (what, text, max) in [
             ("purpose", Some(&self.purpose), max),
             ("legal_basis", legal_basis.as_ref(), max),
-            (
-                "consent",
-                consent.as_ref(),
-                fedq_wire::message::MAX_CONSENT_LEN,
-            ),
         ] {
             if let Some(len) = text.map(String::len).filter(|l| *l > max) {
                 return malformed(format!(
@@ -353,13 +433,13 @@ impl QueryRequest {
             _ => return malformed("give a `view` or a non-empty list of `datasets`".into()),
         };
         Ok(ValidQuery {
-            subject,
             purpose,
             legal_basis,
-            consent,
+            consent_sealed: self.consent_sealed,
             case_reference,
             target,
             proofs: self.proofs,
+            sealed: self.sealed,
         })
     }
 }
@@ -377,8 +457,6 @@ pub struct Recorded {
     pub case_reference: Option<String>,
     /// `view:NAME`, or the datasets and fields asked for, each known name or `-`.
     pub target: String,
-    /// The consent token's `jti`, once the token verified (never the token itself).
-    pub consent_id: Option<String>,
 }
 
 impl Recorded {
@@ -389,7 +467,6 @@ impl Recorded {
             legal_basis: None,
             case_reference: None,
             target: "-".into(),
-            consent_id: None,
         }
     }
 
@@ -448,7 +525,6 @@ impl Recorded {
             legal_basis,
             case_reference,
             target,
-            consent_id: None,
         }
     }
 }
@@ -588,8 +664,6 @@ pub struct QueryResponse {
     pub query_id: String,
     /// Policy version that decided at the coordinator.
     pub policy_version: String,
-    /// The subject, masked.
-    pub subject: String,
     /// Purpose.
     pub purpose: String,
     /// The view asked for.
@@ -811,27 +885,34 @@ mod tests {
             None,
         )
         .unwrap();
-        // Consent is the one free text left (purpose and legal basis must be the policy's);
-        // a consent token may be longer than the other texts.
+        // A consent token may be longer than the other texts; the requester side, which
+        // seals it, refuses one longer than a node accepts.
         let query = |consent: String| QueryRequest {
             subject: "11010519491231002X".into(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some("长政办发〔2017〕62号".into()),
             consent: Some(consent),
-            case_reference: None,
             view: Some("blacklist-check".into()),
-            datasets: None,
-            proofs: BTreeMap::new(),
+            ..QueryRequest::default()
         };
         let max = fedq_wire::message::MAX_CONSENT_LEN;
+        assert!(query("b".repeat(max)).sealed_subject().is_ok());
         assert!(query("b".repeat(max)).validate(&engine).is_ok());
-        let err = query("b".repeat(max + 1)).validate(&engine).unwrap_err();
+        let err = query("b".repeat(max + 1)).sealed_subject().unwrap_err();
         assert_eq!(
             err,
-            QueryRefusal::Malformed(format!(
-                "`consent` is {} bytes; at most {max} are accepted",
-                max + 1
-            ))
+            format!("`consent` is {} bytes; at most {max} are accepted", max + 1)
+        );
+        // A subject that is not a resident ID is the requester side's error too, naming
+        // the field and not the value.
+        let bad = QueryRequest {
+            subject: "430102".into(),
+            ..query(String::new())
+        };
+        let err = bad.sealed_subject().unwrap_err();
+        assert!(
+            err.starts_with("`subject`: ") && !err.contains("430102"),
+            "{err}"
         );
     }
 
@@ -887,17 +968,29 @@ mod tests {
     fn refusals_of_a_body_name_the_field_never_the_value() {
         let cases = [
             (
-                // A resident ID sent as a number: serde would quote it.
+                // A resident ID sent in clear, here as a number (serde would quote it).
                 format!(r#"{{"subject": {ID_DIGITS}, "purpose": "statistics", "view": "v"}}"#),
-                "`subject` must be a string in quotes, not a number",
+                "`subject` is never sent to the coordinator",
             ),
             (
-                format!(r#"{{"subject": "x", "purpose": "statistics", "{ID}": 1}}"#),
-                "unknown field; a query has only the fields subject, purpose",
+                format!(r#"{{"consent": "{ID}", "purpose": "statistics", "view": "v"}}"#),
+                "`consent` is never sent to the coordinator",
             ),
             (
-                format!(r#"{{"subject": "x", "purpose": "p", "datasets": ["a.b", {ID_DIGITS}]}}"#),
+                format!(r#"{{"purpose": "statistics", "{ID}": 1}}"#),
+                "unknown field; a query has only the fields purpose, legal_basis",
+            ),
+            (
+                format!(r#"{{"purpose": "p", "datasets": ["a.b", {ID_DIGITS}]}}"#),
                 "`datasets` must be a list of strings; item 2 is a number",
+            ),
+            (
+                format!(r#"{{"purpose": "p", "view": "v", "sealed": {{"court": {ID_DIGITS}}}}}"#),
+                "`sealed` entry 1 must be a compact JWE",
+            ),
+            (
+                format!(r#"{{"purpose": "p", "view": "v", "consent_sealed": "{ID}"}}"#),
+                "`consent_sealed` must be true or false, not a string",
             ),
             (
                 format!(r#"{{"subject": "{ID}"#),
@@ -905,10 +998,13 @@ mod tests {
             ),
             (format!(r#"[{ID_DIGITS}]"#), "the body is a list"),
             (
-                format!(r#"{{"subject": "{ID}", "purpose": {{"{ID}": true}}}}"#),
+                format!(r#"{{"purpose": {{"{ID}": true}}}}"#),
                 "`purpose` must be a string in quotes, not an object",
             ),
-            (format!(r#"{{"purpose": "{ID}"}}"#), "`subject` is required"),
+            (
+                format!(r#"{{"legal_basis": "{ID}"}}"#),
+                "`purpose` is required",
+            ),
         ];
         for (text, want) in &cases {
             let err = QueryRequest::from_json(text.as_bytes())
@@ -920,7 +1016,7 @@ mod tests {
             assert!(!err.contains("430102"), "{err}");
         }
         let ok = QueryRequest::from_json(&body(serde_json::json!({
-            "subject": ID, "purpose": "statistics", "legal_basis": null,
+            "purpose": "statistics", "legal_basis": null,
             "datasets": ["court.dishonest_debtors"]
         })))
         .unwrap();
@@ -935,7 +1031,6 @@ mod tests {
     fn validation_refusals_name_the_kind_of_input_and_what_the_policy_accepts() {
         let engine = engine();
         let base = serde_json::json!({
-            "subject": ID,
             "purpose": "administrative-licensing",
             "legal_basis": "行政许可法",
             "view": "blacklist-check",
@@ -1013,10 +1108,8 @@ mod tests {
     fn only_the_policy_s_own_names_are_recorded() {
         let engine = engine();
         let sent = QueryRequest {
-            subject: ID.into(),
             purpose: ID.into(),
             legal_basis: Some(ID.into()),
-            consent: Some(ID.into()),
             case_reference: Some(ID.into()),
             view: None,
             datasets: Some(vec![
@@ -1026,7 +1119,7 @@ mod tests {
                 format!("court.dishonest_debtors.{ID}"),
                 "tax.arrears".into(),
             ]),
-            proofs: BTreeMap::new(),
+            ..QueryRequest::default()
         };
         let recorded = Recorded::of(&sent, &engine);
         assert_eq!(
@@ -1036,7 +1129,6 @@ mod tests {
                 legal_basis: None,
                 case_reference: None,
                 target: "court.dishonest_debtors.case_no - - - tax.arrears".into(),
-                consent_id: None,
             }
         );
         let known = QueryRequest {
@@ -1060,7 +1152,6 @@ mod tests {
                 legal_basis: Some("行政许可法".into()),
                 case_reference: Some("长市监许申〔2026〕001234号".into()),
                 target: "view:blacklist-check".into(),
-                consent_id: None,
             }
         );
         let unknown_view = QueryRequest {
@@ -1254,7 +1345,7 @@ mod tests {
     fn proofs_are_parsed_bounded_and_refused_without_quoting_them() {
         let base = |proofs: serde_json::Value| {
             body(serde_json::json!({
-                "subject": ID, "purpose": "statistics", "view": "blacklist-check",
+                "purpose": "statistics", "view": "blacklist-check",
                 "proofs": proofs,
             }))
         };
@@ -1336,7 +1427,11 @@ mod tests {
             },
         ];
         for request in queries {
-            let claims = request.proof_claims().expect("a valid query has claims");
+            assert!(request.sealed_subject().is_ok());
+            let mut claims = request.proof_claims().expect("a valid query has claims");
+            // What the requester sealed to the node, covered by its hash in the claims.
+            let sealed = "sealed-subject".to_owned();
+            claims.sealed = fedq_wire::seal::sealed_sha256(&sealed);
             let valid = request.validate(&engine).unwrap();
             let proven = ProvenRequest {
                 sid: "s".into(),
@@ -1349,16 +1444,15 @@ mod tests {
             for (node, datasets) in &plan {
                 let lookup = fedq_wire::message::LookupRequest {
                     query_id: "q".into(),
-                    subject: valid.subject.clone(),
                     requester: "market-regulation.licensing".into(),
                     purpose: valid.purpose.clone(),
                     legal_basis: valid.legal_basis.clone(),
-                    consent: valid.consent.clone(),
                     case_reference: None,
                     target: target_for(&valid.target, datasets),
                     policy_version: "1".into(),
                     date: time::macros::date!(2026 - 11 - 20),
                     proof: String::new(),
+                    sealed: sealed.clone(),
                 };
                 check_request(&proven, &lookup)
                     .unwrap_or_else(|e| panic!("node {node} would refuse: {e}"));
@@ -1368,16 +1462,15 @@ mod tests {
             other.purpose = "statistics".into();
             let lookup = fedq_wire::message::LookupRequest {
                 query_id: "q".into(),
-                subject: valid.subject.clone(),
                 requester: "market-regulation.licensing".into(),
                 purpose: valid.purpose.clone(),
                 legal_basis: valid.legal_basis.clone(),
-                consent: valid.consent.clone(),
                 case_reference: None,
                 target: valid.target.clone(),
                 policy_version: "1".into(),
                 date: time::macros::date!(2026 - 11 - 20),
                 proof: String::new(),
+                sealed,
             };
             assert!(check_request(
                 &ProvenRequest {
@@ -1392,8 +1485,9 @@ mod tests {
         }
         // A query that cannot be valid has no claims (the coordinator refuses it).
         assert!(QueryRequest {
-            subject: "123".into(),
+            subject: ID.into(),
             view: Some("blacklist-check".into()),
+            datasets: Some(vec!["court.dishonest_debtors".into()]),
             ..QueryRequest::default()
         }
         .proof_claims()

@@ -25,9 +25,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use fedq_audit::{AuditError, AuditRecord, NodeQueryIds, Pseudonymizer};
-use fedq_certs::consent::ConsentTarget;
-use fedq_certs::FederationTrust;
+use fedq_audit::{AuditError, AuditRecord, NodeQueryIds};
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::{DecisionRequest, Engine, ViewRequest};
 use fedq_wire::message::{LookupRequest, LookupTarget};
@@ -49,8 +47,6 @@ pub struct Router<'a> {
     pub engine: &'a Engine,
     /// How entries and answers name that version.
     pub policy_label: &'a str,
-    /// Subjects are recorded by their keyed pseudonym only.
-    pub pseudonyms: &'a Pseudonymizer,
     /// Derives each node's own id of a query.
     pub query_ids: &'a NodeQueryIds,
     /// Whether a node of that name is configured here.
@@ -89,8 +85,6 @@ pub struct FanOut {
     query: ValidQuery,
     who: String,
     query_id: String,
-    subject: String,
-    consent_id: Option<String>,
     node_query_ids: BTreeMap<String, String>,
     /// Nodes of the plan that cannot be asked: their datasets and why.
     unanswered: Vec<(String, Vec<String>, &'static str)>,
@@ -112,7 +106,6 @@ pub enum Routed {
 pub struct Concluded {
     entry: AuditRecord,
     release: Release,
-    consent_claim: Option<&'static str>,
 }
 
 /// A reply held until its entry's write is reported ([`Release::after`]).
@@ -124,14 +117,7 @@ pub struct Release {
 }
 
 impl Router<'_> {
-    fn entry(
-        &self,
-        who: &str,
-        query_id: &str,
-        recorded: Recorded,
-        subject: &str,
-        clock: Clock,
-    ) -> AuditRecord {
+    fn entry(&self, who: &str, query_id: &str, recorded: Recorded, clock: Clock) -> AuditRecord {
         AuditRecord {
             at: clock.now,
             kind: fedq_audit::EntryKind::Refusal,
@@ -140,29 +126,28 @@ impl Router<'_> {
             purpose: recorded.purpose,
             legal_basis: recorded.legal_basis,
             case_reference: recorded.case_reference,
-            subject: subject.to_owned(),
+            // The coordinator never sees the person (sealed to the nodes): no subject.
+            subject: "-".to_owned(),
             target: recorded.target,
             outcome: String::new(),
             policy_version: self.policy_label.to_owned(),
-            consent_id: recorded.consent_id,
+            consent_id: None,
             node_query_ids: BTreeMap::new(),
         }
     }
 
     /// A refusal (no node asked): its entry records only what `recorded` may (the
-    /// policy's own identifiers) and the subject's pseudonym, or `-`; its message never
-    /// quotes the request.
+    /// policy's own identifiers); its message never quotes the request.
     pub fn refusal(
         &self,
         who: &str,
         query_id: &str,
         refusal: Refusal,
         recorded: Recorded,
-        subject: &str,
         clock: Clock,
     ) -> Concluded {
         let audited = Audited::Refused(refusal);
-        let mut entry = self.entry(who, query_id, recorded, subject, clock);
+        let mut entry = self.entry(who, query_id, recorded, clock);
         entry.kind = audited.kind();
         entry.outcome = audited.outcome();
         let Audited::Refused(refusal) = &audited else {
@@ -176,109 +161,54 @@ impl Router<'_> {
                 query_id: query_id.to_owned(),
                 audited,
             },
-            consent_claim: None,
         }
     }
 
     /// Decides a query from requester `who` (authenticated by the shell) up to the
-    /// fan-out. `consent_trust` is the CA and CRL in force (`None`: unavailable, so a
-    /// query carrying a consent token is refused).
-    pub fn admit(
-        &self,
-        who: &str,
-        query_id: &str,
-        body: &[u8],
-        clock: Clock,
-        consent_trust: Option<&FederationTrust>,
-    ) -> Routed {
-        let refuse = |refusal: Refusal, recorded: Recorded, subject: &str| {
-            Routed::Concluded(self.refusal(who, query_id, refusal, recorded, subject, clock))
+    /// fan-out. The subject and the consent token are sealed to the nodes: the coordinator
+    /// decides on metadata (requester, purpose, legal basis, case reference, whether a
+    /// consent token is sealed, target) and records no subject.
+    pub fn admit(&self, who: &str, query_id: &str, body: &[u8], clock: Clock) -> Routed {
+        let refuse = |refusal: Refusal, recorded: Recorded| {
+            Routed::Concluded(self.refusal(who, query_id, refusal, recorded, clock))
         };
         if body.len() > query::MAX_BODY {
             return refuse(
                 Refusal::TooLarge(format!("request body over {} bytes", query::MAX_BODY)),
                 Recorded::nothing(),
-                "-",
             );
         }
         let request = match QueryRequest::from_json(body) {
             Ok(r) => r,
-            Err(refusal) => return refuse(refusal.into(), Recorded::nothing(), "-"),
+            Err(refusal) => return refuse(refusal.into(), Recorded::nothing()),
         };
         let engine = self.engine;
-        let mut recorded = Recorded::of(&request, engine);
-        // The consent token, if any, is verified once here (signer, CRL, validity); what it
-        // covers is checked against the validated query below. Every node does both again.
-        let consent_check = request
-            .consent
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|token| match consent_trust {
-                Some(trust) => trust.verify_consent(token, clock.now.unix_timestamp(), true),
-                None => Err(fedq_certs::consent::ConsentError::Token(
-                    "the coordinator's CA and CRL are unavailable".into(),
-                )),
-            });
-        let consent_id = consent_check
-            .as_ref()
-            .and_then(|c| c.as_ref().ok())
-            .map(|c| c.jti().to_owned());
-        recorded.consent_id = consent_id.clone();
+        let recorded = Recorded::of(&request, engine);
         let query = match request.validate(engine) {
             Ok(q) => q,
-            Err(refusal) => return refuse(refusal.into(), recorded, "-"),
+            Err(refusal) => return refuse(refusal.into(), recorded),
         };
-        let subject = self.pseudonyms.pseudonym(query.subject.as_str());
-        // Consent counts only as a token that verified and covers this very query.
-        let consent = match consent_check {
-            None => false,
-            Some(checked) => {
-                let datasets: Vec<&str> = match &query.target {
-                    LookupTarget::View(_) => Vec::new(),
-                    LookupTarget::Datasets(ds) => ds.iter().map(|d| d.dataset.as_str()).collect(),
-                };
-                let target = match &query.target {
-                    LookupTarget::View(v) => ConsentTarget::View(v),
-                    LookupTarget::Datasets(_) => ConsentTarget::Datasets(&datasets),
-                };
-                let covered = checked
-                    .and_then(|c| c.covers(query.subject.as_str(), who, &query.purpose, target));
-                if let Err(e) = covered {
-                    let mut concluded = self.refusal(
-                        who,
-                        query_id,
-                        Refusal::Policy(format!("consent refused: {e}")),
-                        recorded,
-                        &subject,
-                        clock,
-                    );
-                    concluded.consent_claim = Some(e.code());
-                    return Routed::Concluded(concluded);
-                }
-                true
-            }
-        };
-        // Policy pre-check: nothing is sent to any node the policy would refuse.
+        // Policy pre-check: nothing is sent to any node the policy would refuse. Consent
+        // counts here as the requester states it (a token sealed with the subject); every
+        // node verifies the token itself and refuses if it does not cover the lookup.
+        let consent = query.consent_sealed;
         let locally_denied = match precheck(engine, who, &query, consent, clock.today) {
             Ok(denied) => denied,
-            Err(refusal) => {
-                return refuse(Refusal::Policy(refusal.to_string()), recorded, &subject)
-            }
+            Err(refusal) => return refuse(Refusal::Policy(refusal.to_string()), recorded),
         };
         // Every node this query will ask must be proven to (or explicitly left out with
         // `null`): a query that forgot one is refused before any node is asked, rather
         // than sent on with nothing the node would accept.
         let plan = query::plan(engine, &query.target);
-        if let Some(reason) = self.unproven(&plan, &locally_denied, &query.proofs) {
-            return refuse(Refusal::Malformed(reason), recorded, &subject);
+        if let Some(reason) = self.unproven(&plan, &locally_denied, &query.proofs, &query.sealed) {
+            return refuse(Refusal::Malformed(reason), recorded);
         }
         let rate = match self.limiter.lock() {
             Ok(mut limiter) => limiter.check(who, clock.now).map_err(|e| e.to_string()),
             Err(_) => Err("the rate limiter is unavailable; retry later".to_owned()),
         };
         if let Err(why) = rate {
-            return refuse(Refusal::RateLimited(why), recorded, &subject);
+            return refuse(Refusal::RateLimited(why), recorded);
         }
         // The plan: one lookup per node asked. Each node gets its own id of this query,
         // so no two departments' logs share one; only this coordinator's entry maps them.
@@ -320,21 +250,23 @@ impl Router<'_> {
                 unanswered.push((node.clone(), asked, query::NOT_PROVEN));
                 continue;
             };
+            // `unproven` saw to it that every node proven to has its sealed subject.
+            let sealed = query.sealed.get(node).cloned().unwrap_or_default();
             let node_query_id = self.query_ids.for_node(query_id, node);
             node_query_ids.insert(node.clone(), node_query_id.clone());
             let request = NodeRequest::Lookup(LookupRequest {
                 query_id: node_query_id,
-                subject: query.subject.clone(),
                 requester: who.to_owned(),
                 purpose: query.purpose.clone(),
                 legal_basis: query.legal_basis.clone(),
-                consent: query.consent.clone(),
                 case_reference: query.case_reference.clone(),
                 target: query::target_for(&query.target, &asked),
                 policy_version: self.policy_label.to_owned(),
                 date: clock.today,
                 // The requester's proof for this node alone; the node checks it itself.
                 proof,
+                // The subject sealed to this node alone: forwarded, never opened here.
+                sealed,
             });
             asks.push(Ask {
                 node: node.clone(),
@@ -348,8 +280,6 @@ impl Router<'_> {
             query,
             who: who.to_owned(),
             query_id: query_id.to_owned(),
-            subject,
-            consent_id,
             node_query_ids,
             unanswered,
             clock,
@@ -364,6 +294,7 @@ impl Router<'_> {
         plan: &BTreeMap<String, Vec<String>>,
         locally_denied: &BTreeMap<String, String>,
         proofs: &BTreeMap<String, Option<String>>,
+        sealed: &BTreeMap<String, String>,
     ) -> Option<String> {
         if proofs.keys().any(|n| !(self.is_configured)(n)) {
             return Some(
@@ -377,13 +308,32 @@ impl Router<'_> {
             .map(|(node, _)| node.as_str())
             .filter(|node| (self.is_configured)(node) && !proofs.contains_key(*node))
             .collect();
-        if missing.is_empty() {
-            return None;
-        }
-        Some(format!(
+        if !missing.is_empty() {
+            return Some(format!(
             "the query carries no requester proof for node(s) {} which it asks; open a session with each (POST /v1/sessions) and send `proofs` with one per node (`fedq query` does this), or null for a node to leave unasked",
             missing.join(", ")
-        ))
+        ));
+        }
+        let unsealed: Vec<&str> = proofs
+            .iter()
+            .filter(|(node, proof)| proof.is_some() && !sealed.contains_key(*node))
+            .map(|(node, _)| node.as_str())
+            .collect();
+        if !unsealed.is_empty() {
+            return Some(format!(
+                "the query carries no sealed subject for node(s) {} which it proves to; send `sealed` with the subject sealed to each of them (`fedq query` does this)",
+                unsealed.join(", ")
+            ));
+        }
+        if sealed
+            .keys()
+            .any(|n| !matches!(proofs.get(n), Some(Some(_))))
+        {
+            return Some(
+                "`sealed` names a node the query carries no proof for; seal the subject only to the nodes proven to".into(),
+            );
+        }
+        None
     }
 }
 
@@ -467,8 +417,6 @@ impl FanOut {
             query,
             who,
             query_id,
-            subject,
-            consent_id,
             node_query_ids,
             unanswered,
             clock,
@@ -532,7 +480,6 @@ impl FanOut {
         let response = QueryResponse {
             query_id: query_id.clone(),
             policy_version: router.policy_label.to_owned(),
-            subject: query.subject.masked(),
             purpose: query.purpose.clone(),
             view: match &query.target {
                 LookupTarget::View(v) => Some(v.clone()),
@@ -551,11 +498,11 @@ impl FanOut {
             purpose: query.purpose.clone(),
             legal_basis: query.legal_basis.clone(),
             case_reference: query.case_reference.clone(),
-            subject,
+            subject: "-".to_owned(),
             target: query.target.describe(),
             outcome: audited.outcome(),
             policy_version: router.policy_label.to_owned(),
-            consent_id,
+            consent_id: None,
             node_query_ids,
         };
         let reply = match serde_json::to_value(&response) {
@@ -572,7 +519,6 @@ impl FanOut {
                 query_id,
                 audited,
             },
-            consent_claim: None,
         }
     }
 }
@@ -586,11 +532,6 @@ impl Concluded {
     /// What the entry registers.
     pub fn audited(&self) -> &Audited {
         &self.release.audited
-    }
-
-    /// The consent claim that failed, when the query was refused for its consent token.
-    pub fn consent_claim(&self) -> Option<&'static str> {
-        self.consent_claim
     }
 
     /// The entry to write and the reply held until then.

@@ -53,8 +53,8 @@ pub struct Coordinator {
     /// Per node, why the last bundle published did not reach it or was refused there.
     publish_failures: Mutex<BTreeMap<String, String>>,
     audit: AuditLog,
-    pseudonyms: Pseudonymizer,
-    /// Derives each node's own id of a query (from the pseudonym key; never sent).
+    /// Derives each node's own id of a query (from the pseudonym key; never sent). The
+    /// coordinator pseudonymizes no subject: it never sees one.
     query_ids: NodeQueryIds,
     client: NodeClient,
     /// Each node's channel behind its up/down state.
@@ -141,7 +141,6 @@ impl Coordinator {
             publish_failures: Mutex::new(BTreeMap::new()),
             audit,
             query_ids: pseudonyms.node_query_ids(),
-            pseudonyms,
             client,
             channels,
             probers,
@@ -181,7 +180,6 @@ impl Coordinator {
         Router {
             engine: &in_force.engine,
             policy_label: label,
-            pseudonyms: &self.pseudonyms,
             query_ids: &self.query_ids,
             is_configured: configured,
             limiter: &self.limiter,
@@ -197,9 +195,6 @@ impl Coordinator {
 
     /// Writes a concluded query's entry, and only then releases its reply.
     async fn audit_then_release(&self, concluded: Concluded, started: Instant) -> Reply {
-        if let Some(claim) = concluded.consent_claim() {
-            metrics::counter!("fedq_consent_refused_total", "claim" => claim).increment(1);
-        }
         let answered = matches!(concluded.audited(), Audited::Answered { .. });
         let (entry, release) = concluded.into_parts();
         let appended = self.audit.append(entry).await;
@@ -223,7 +218,6 @@ impl Coordinator {
             &query_id,
             refusal,
             Recorded::nothing(),
-            "-",
             self.clock(),
         );
         self.audit_then_release(concluded, Instant::now()).await
@@ -252,11 +246,7 @@ impl Coordinator {
         let label = in_force.label();
         let configured = |node: &str| self.channels.contains_key(node);
         let router = self.router(&in_force, &label, &configured);
-        let routed = {
-            let trust = self.client.trust();
-            let trust = trust.read().ok();
-            router.admit(who, query_id, body, self.clock(), trust.as_deref())
-        };
+        let routed = router.admit(who, query_id, body, self.clock());
         let fan_out = match routed {
             Routed::Concluded(refused) => return self.audit_then_release(refused, started).await,
             Routed::FanOut(fan_out) => fan_out,

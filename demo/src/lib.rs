@@ -622,6 +622,20 @@ pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
     client::send(&args).await.map_err(|e| e.to_string())
 }
 
+/// The coordinator's newest `query` entry, as `fedq audit list --json` shows it.
+fn coordinator_entry(fed: &Federation) -> Result<(u16, Value), String> {
+    let path = fed.layout.root.join("audit/coordinator-audit.db");
+    let entries =
+        fedq_audit::list(&path, &fedq_audit::ListFilter::default()).map_err(|e| e.to_string())?;
+    let entry = entries
+        .iter()
+        .rev()
+        .find(|e| e.record.kind == fedq_audit::EntryKind::Query)
+        .ok_or("the coordinator registered no query")?;
+    let json = serde_json::to_value(&entry.record).map_err(|e| e.to_string())?;
+    Ok((200, json))
+}
+
 /// Sends `q` once, proven as `fedq query` proves it, and then re-posts the very same
 /// body (the same proofs) over the raw API, as a coordinator replaying a query it saw
 /// would: returns the answer to the replay.
@@ -928,18 +942,34 @@ async fn ask_built(fed: &Federation, q: Result<Ask, String>) -> Result<(u16, Val
     ask(fed, &q?).await
 }
 
-/// A 403 whose error names the consent claim `claim` that failed, with no department asked.
+/// An answer in which every department asked refused the consent token itself, each
+/// naming the claim `claim` that failed, and nothing was released. (The coordinator never
+/// sees the token: it is sealed with the subject to each department.)
 fn check_consent_refused(status: u16, a: &Value, claim: &str) -> Result<(), String> {
-    expect(status == 403, "expected 403")?;
-    let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
     expect(
-        error.contains("consent") && error.contains(claim),
-        &format!("expected the refusal to name the consent token's {claim}"),
+        status == 200,
+        "expected 200 with every department's refusal",
     )?;
-    expect(
-        a.get("nodes").is_none(),
-        "expected no department to be asked",
-    )
+    let nodes = a
+        .get("nodes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    expect(!nodes.is_empty(), "expected the departments' reports")?;
+    for n in &nodes {
+        let reason = n.get("reason").and_then(Value::as_str).unwrap_or_default();
+        expect(
+            n.get("status").and_then(Value::as_str) == Some("denied")
+                && reason.contains("consent")
+                && reason.contains(claim),
+            &format!("expected every department to refuse the token, naming its {claim}"),
+        )?;
+    }
+    let listings = a
+        .pointer("/view_result/listings")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    expect(listings == 0, "expected nothing released")
 }
 
 /// The label of the bundle the tour's officers approve (bundle 1 of the policy
@@ -1037,6 +1067,22 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
+    let applicant = s.blacklisted.resident_id.clone();
+    run(
+        "What the coordinator registered for that query, beside what the office saw: the requester, purpose, legal basis, case, view and which departments it asked — never the person, whom the office sealed to each department (the coordinator's entry's subject is `-`)",
+        coordinator_entry(fed),
+        &|status, e| {
+            expect(status == 200, "expected the coordinator's entry")?;
+            expect(e.get("subject").and_then(Value::as_str) == Some("-"), "expected no subject in the coordinator's entry")?;
+            expect(e.get("consent_id").is_none_or(Value::is_null), "expected no consent token id")?;
+            expect(!e.to_string().contains(applicant.as_str()), "the coordinator's entry holds the resident ID")?;
+            expect(
+                e.pointer("/node_query_ids/court").and_then(Value::as_str).is_some(),
+                "expected the court among the departments asked",
+            )
+        },
+    );
+
     let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
     run(
         "Refused replay: whoever holds the coordinator re-sends the same signed query, proofs and all — every department sees a proof already used, refuses it (audited), and releases nothing",
@@ -1122,18 +1168,18 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         &["view:blacklist-check"],
     );
     run(
-        "Refused: the same consent forged — signed with the recruitment office's own key instead of the consent authority's — the refusal says the token does not verify, and no department was asked (each would refuse it too)",
+        "Refused: the same consent forged — signed with the recruitment office's own key instead of the consent authority's — every department verifies the token itself (the coordinator never sees it, sealed with the subject) and refuses it as not verifying; nothing is released",
         ask_built(fed, recruitment(candidate, forged)).await,
         &|status, a| check_consent_refused(status, a, "does not verify"),
     );
     run(
-        "Refused: the candidate's genuine token, used to ask about another person — the refusal names the `sub` claim, never either person",
+        "Refused: the candidate's genuine token, used to ask about another person — every department refuses it naming the `sub` claim, never either person",
         ask_built(fed, recruitment(&s.clean.resident_id, token)).await,
         &|status, a| {
             check_consent_refused(status, a, "`sub`")?;
-            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            let text = a.to_string();
             expect(
-                !error.contains(s.clean.resident_id.as_str()) && !error.contains(candidate.as_str()),
+                !text.contains(s.clean.resident_id.as_str()) && !text.contains(candidate.as_str()),
                 "the refusal must not quote a resident ID",
             )
         },

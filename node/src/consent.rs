@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use fedq_certs::consent::{Consent, ConsentError, ConsentTarget, CLOCK_ALLOWANCE_SECS};
 use fedq_certs::FederationTrust;
 use fedq_wire::message::{LookupRequest, LookupTarget};
+use fedq_wire::proof::SealedSubject;
 
 /// Most tokens whose uses are kept in memory before expired ones are dropped.
 const PRUNE_ABOVE: usize = 65_536;
@@ -39,9 +40,10 @@ pub struct ConsentRefusal {
 pub fn verify(
     trust: &FederationTrust,
     request: &LookupRequest,
+    subject: &SealedSubject,
     now: i64,
 ) -> Result<Option<Consent>, ConsentRefusal> {
-    let Some(token) = &request.consent else {
+    let Some(token) = &subject.consent else {
         return Ok(None);
     };
     let consent = trust
@@ -57,7 +59,7 @@ pub fn verify(
     };
     consent
         .covers(
-            request.subject.as_str(),
+            subject.sub.as_str(),
             &request.requester,
             &request.purpose,
             target,
@@ -228,20 +230,33 @@ mod tests {
         .0
     }
 
-    fn lookup(consent: String, target: LookupTarget) -> LookupRequest {
-        LookupRequest {
+    /// A lookup and the subject the requester sealed to the node with it.
+    fn lookup(consent: String, target: LookupTarget) -> (LookupRequest, SealedSubject) {
+        let lookup = LookupRequest {
             query_id: "q".into(),
-            subject: ResidentId::parse(SUBJECT).unwrap(),
             requester: "service-window.self-query".into(),
             purpose: "self-query".into(),
             legal_basis: None,
-            consent: Some(consent),
             case_reference: None,
             proof: String::new(),
+            sealed: String::new(),
             target,
             policy_version: "-".into(),
             date: time::OffsetDateTime::now_utc().date(),
-        }
+        };
+        let subject = SealedSubject {
+            sub: ResidentId::parse(SUBJECT).unwrap(),
+            consent: Some(consent),
+        };
+        (lookup, subject)
+    }
+
+    fn check(
+        trust: &FederationTrust,
+        (lookup, subject): &(LookupRequest, SealedSubject),
+        now: i64,
+    ) -> Result<Option<Consent>, ConsentRefusal> {
+        verify(trust, lookup, subject, now)
     }
 
     #[test]
@@ -260,17 +275,17 @@ mod tests {
             )
         };
         assert!(
-            verify(&trust, &lookup(t.clone(), ds(&["court.judgments"])), now())
+            check(&trust, &lookup(t.clone(), ds(&["court.judgments"])), now())
                 .unwrap()
                 .is_some()
         );
-        assert!(verify(
+        assert!(check(
             &trust,
             &lookup(t.clone(), LookupTarget::View("credit-report".into())),
             now()
         )
         .is_ok());
-        let refused = verify(
+        let refused = check(
             &trust,
             &lookup(
                 t.clone(),
@@ -282,20 +297,20 @@ mod tests {
         assert_eq!(refused.error.code(), "authorization_details.targets");
         assert!(refused.jti.is_some(), "a verified token's id is kept");
         let mut other = lookup(t, ds(&["court.judgments"]));
-        other.purpose = "recruitment".into();
+        other.0.purpose = "recruitment".into();
         assert_eq!(
-            verify(&trust, &other, now()).unwrap_err().error.code(),
+            check(&trust, &other, now()).unwrap_err().error.code(),
             "authorization_details.purpose"
         );
         let forged = lookup("a.b.c".into(), ds(&["court.judgments"]));
-        assert_eq!(verify(&trust, &forged, now()).unwrap_err().jti, None);
+        assert_eq!(check(&trust, &forged, now()).unwrap_err().jti, None);
     }
 
     #[test]
     fn uses_are_reserved_given_back_and_counted_up_to_max_uses() {
         let (_dir, trust, key) = federation();
         let t = token(&key, &["view:credit-report"], 2);
-        let consent = verify(
+        let consent = check(
             &trust,
             &lookup(t, LookupTarget::View("credit-report".into())),
             now(),

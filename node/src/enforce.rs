@@ -24,7 +24,8 @@ pub const MAX_LOOKUP_FIELDS: usize = 256;
 /// Longest name (dataset, field, view) a lookup may carry, in bytes.
 pub const MAX_LOOKUP_NAME: usize = 128;
 /// Longest text (query id, requester, purpose, legal basis, policy version) a lookup may
-/// carry, in bytes (a consent token may be longer: [`fedq_wire::message::MAX_CONSENT_LEN`]).
+/// carry, in bytes (its sealed subject may be longer:
+/// [`fedq_wire::message::MAX_SEALED_SUBJECT_LEN`]).
 pub const MAX_LOOKUP_TEXT: usize = fedq_wire::message::MAX_TEXT_LEN;
 
 /// Checks a lookup's shape before anything is read or recorded: bounded counts and
@@ -39,15 +40,11 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
         ("case_reference", request.case_reference.as_ref()),
         ("policy_version", Some(&request.policy_version)),
     ];
-    if let Some(len) = request
-        .consent
-        .as_ref()
-        .map(String::len)
-        .filter(|l| *l > fedq_wire::message::MAX_CONSENT_LEN)
-    {
+    let sealed_max = fedq_wire::message::MAX_SEALED_SUBJECT_LEN;
+    if request.sealed.len() > sealed_max {
         return Err(format!(
-            "the lookup's `consent` token is {len} bytes; at most {} are accepted",
-            fedq_wire::message::MAX_CONSENT_LEN
+            "the lookup's sealed subject is {} bytes; at most {sealed_max} are accepted",
+            request.sealed.len()
         ));
     }
     for (what, text) in texts {
@@ -406,16 +403,15 @@ mod tests {
     fn lookup(purpose: &str, basis: Option<&str>, target: LookupTarget) -> LookupRequest {
         LookupRequest {
             query_id: "q".into(),
-            subject: fedq_wire::ResidentId::parse(ID).unwrap(),
             requester: "market-regulation.licensing".into(),
             purpose: purpose.into(),
             legal_basis: basis.map(str::to_owned),
-            consent: None,
             case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
             proof: String::new(),
+            sealed: String::new(),
         }
     }
 
@@ -485,16 +481,15 @@ mod tests {
     fn lookup_of(target: LookupTarget) -> LookupRequest {
         LookupRequest {
             query_id: "q".into(),
-            subject: fedq_wire::ResidentId::parse("11010519491231002X").unwrap(),
             requester: "market-regulation.licensing".into(),
             purpose: "administrative-licensing".into(),
             legal_basis: None,
-            consent: None,
             case_reference: None,
             target,
             policy_version: "0".into(),
             date: time::macros::date!(2026 - 11 - 20),
             proof: String::new(),
+            sealed: String::new(),
         }
     }
 

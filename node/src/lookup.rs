@@ -32,7 +32,7 @@ use fedq_certs::consent::Consent;
 use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_wire::message::{FailureCode, LookupRequest, MAX_DATE_SKEW_DAYS};
-use fedq_wire::proof::{ProofGate, ProofRefusal, Refused, UnixTime};
+use fedq_wire::proof::{ProofGate, ProofRefusal, Refused, SealedSubject, UnixTime};
 use fedq_wire::NodeResponse;
 
 use crate::consent::{ConsentRefusal, ConsentUses, Reservation};
@@ -181,6 +181,8 @@ impl NodeOutcome {
 #[must_use = "a pending lookup is answered with the records read"]
 pub struct Pending<'a> {
     request: LookupRequest,
+    /// The person and consent token, opened from the sealed subject.
+    subject: SealedSubject,
     policy: &'a InForce,
     clock: Clock,
     entry: AuditRecord,
@@ -230,7 +232,9 @@ fn done(finished: Finished<'_>) -> Admitted<'_> {
 }
 
 impl<'a> Desk<'a> {
-    fn entry(&self, clock: Clock, kind: EntryKind, request: &LookupRequest) -> AuditRecord {
+    /// An entry naming nothing of the request; the subject's pseudonym once its sealed
+    /// subject opened (`-` before: a lookup refused earlier names no one).
+    fn entry(&self, clock: Clock, kind: EntryKind, subject: Option<&SealedSubject>) -> AuditRecord {
         AuditRecord {
             at: clock.now,
             kind,
@@ -239,7 +243,10 @@ impl<'a> Desk<'a> {
             purpose: "-".into(),
             legal_basis: None,
             case_reference: None,
-            subject: self.pseudonyms.pseudonym(request.subject.as_str()),
+            subject: subject.map_or_else(
+                || "-".to_owned(),
+                |s| self.pseudonyms.pseudonym(s.sub.as_str()),
+            ),
             target: "-".into(),
             outcome: String::new(),
             policy_version: self.policy.label(),
@@ -249,7 +256,13 @@ impl<'a> Desk<'a> {
     }
 
     /// The entry of a lookup whose names are the policy's: everything the node acts on.
-    fn named_entry(&self, clock: Clock, kind: EntryKind, request: &LookupRequest) -> AuditRecord {
+    fn named_entry(
+        &self,
+        clock: Clock,
+        kind: EntryKind,
+        request: &LookupRequest,
+        subject: &SealedSubject,
+    ) -> AuditRecord {
         AuditRecord {
             query_id: request.query_id.clone(),
             requester: request.requester.clone(),
@@ -262,7 +275,7 @@ impl<'a> Desk<'a> {
                 .recordable_case(&request.purpose, request.case_reference.as_deref())
                 .map(str::to_owned),
             target: request.target.describe(),
-            ..self.entry(clock, kind, request)
+            ..self.entry(clock, kind, Some(subject))
         }
     }
 
@@ -306,7 +319,7 @@ impl<'a> Desk<'a> {
             let entry = AuditRecord {
                 requester: format!("coordinator:{coordinator}"),
                 target: crate::enforce::describe_refused_target(&request),
-                ..self.entry(clock, EntryKind::Refusal, &request)
+                ..self.entry(clock, EntryKind::Refusal, None)
             };
             return done(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
         }
@@ -316,8 +329,8 @@ impl<'a> Desk<'a> {
         let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
             clock.now.unix_timestamp().max(0).unsigned_abs(),
         ));
-        let proven = match self.gate.check(&request, self.is_revoked, now) {
-            Ok(proven) => proven,
+        let (proven, subject) = match self.gate.check(&request, self.is_revoked, now) {
+            Ok(opened) => (opened.proven, opened.subject),
             Err(Refused {
                 reason,
                 proven_requester,
@@ -329,7 +342,7 @@ impl<'a> Desk<'a> {
                 );
                 let entry = AuditRecord {
                     requester: proven_requester.unwrap_or_else(|| "-".into()),
-                    ..self.entry(clock, EntryKind::Refusal, &request)
+                    ..self.entry(clock, EntryKind::Refusal, None)
                 };
                 let outcome = NodeOutcome::ProofRefused {
                     reason,
@@ -357,16 +370,16 @@ impl<'a> Desk<'a> {
             // The names are recorded only when they are all the policy's (the screen below
             // has not run yet); else only the requester the session proves.
             let base = if crate::enforce::screen(&self.policy.engine, &request).is_ok() {
-                self.named_entry(clock, EntryKind::Refusal, &request)
+                self.named_entry(clock, EntryKind::Refusal, &request, &subject)
             } else {
                 AuditRecord {
                     requester: proven.requester.clone(),
                     query_id: request.query_id.clone(),
-                    ..self.entry(clock, EntryKind::Refusal, &request)
+                    ..self.entry(clock, EntryKind::Refusal, Some(&subject))
                 }
             };
             let entry = AuditRecord {
-                consent_id: consent_id(consent_trust, &request, clock),
+                consent_id: consent_id(consent_trust, &subject, clock),
                 ..base
             };
             return done(self.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale));
@@ -388,8 +401,8 @@ impl<'a> Desk<'a> {
                     "-".into()
                 },
                 query_id: request.query_id.clone(),
-                consent_id: consent_id(consent_trust, &request, clock),
-                ..self.entry(clock, EntryKind::Refusal, &request)
+                consent_id: consent_id(consent_trust, &subject, clock),
+                ..self.entry(clock, EntryKind::Refusal, Some(&subject))
             };
             return done(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
         }
@@ -401,7 +414,7 @@ impl<'a> Desk<'a> {
             &request.requester,
             &request.purpose,
             request.legal_basis.as_deref(),
-            request.consent.is_some(),
+            subject.consent.is_some(),
             request.case_reference.as_deref(),
         ) {
             tracing::warn!(
@@ -409,7 +422,7 @@ impl<'a> Desk<'a> {
                 reason = refusal.code(),
                 "lookup refused by the node's policy before any read"
             );
-            let entry = self.named_entry(clock, EntryKind::Refusal, &request);
+            let entry = self.named_entry(clock, EntryKind::Refusal, &request, &subject);
             let outcome = NodeOutcome::RefusedByPolicy {
                 rationale: refusal.to_string(),
                 code: refusal.code(),
@@ -422,8 +435,8 @@ impl<'a> Desk<'a> {
         // reserved here. Only a token that passes all of it counts as consent.
         let secs = clock.now.unix_timestamp();
         let verified = match consent_trust {
-            Some(trust) => crate::consent::verify(trust, &request, secs),
-            None if request.consent.is_none() => Ok(None),
+            Some(trust) => crate::consent::verify(trust, &request, &subject, secs),
+            None if subject.consent.is_none() => Ok(None),
             None => Err(ConsentRefusal {
                 jti: None,
                 error: fedq_certs::consent::ConsentError::Token(
@@ -440,16 +453,16 @@ impl<'a> Desk<'a> {
                         jti: Some(consent.jti().to_owned()),
                         error,
                     };
-                    return done(self.refuse_consent(&request, refusal, clock));
+                    return done(self.refuse_consent(&request, &subject, refusal, clock));
                 }
             },
-            Err(refusal) => return done(self.refuse_consent(&request, refusal, clock)),
+            Err(refusal) => return done(self.refuse_consent(&request, &subject, refusal, clock)),
         };
         let entry = AuditRecord {
             // The requester the session proves (the lookup's, once the proof held).
             requester: proven.requester,
             consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
-            ..self.named_entry(clock, EntryKind::Answer, &request)
+            ..self.named_entry(clock, EntryKind::Answer, &request, &subject)
         };
         // The node decides with its own date, always; the coordinator's only tells it
         // whether one of the two clocks is wrong.
@@ -478,6 +491,7 @@ impl<'a> Desk<'a> {
             .partition(|name| (self.is_attached)(name));
         Admitted::Read(Box::new(Pending {
             request,
+            subject,
             policy: self.policy,
             clock,
             entry,
@@ -492,6 +506,7 @@ impl<'a> Desk<'a> {
     fn refuse_consent(
         &self,
         request: &LookupRequest,
+        subject: &SealedSubject,
         refusal: ConsentRefusal,
         clock: Clock,
     ) -> Finished<'a> {
@@ -502,7 +517,7 @@ impl<'a> Desk<'a> {
         let rationale = format!("node `{}`: {}", self.node, refusal.error);
         let entry = AuditRecord {
             consent_id: refusal.jti,
-            ..self.named_entry(clock, EntryKind::Refusal, request)
+            ..self.named_entry(clock, EntryKind::Refusal, request, subject)
         };
         let outcome = NodeOutcome::ConsentRefused {
             rationale: rationale.clone(),
@@ -516,10 +531,10 @@ impl<'a> Desk<'a> {
 /// against the lookup: only a token whose signature verifies is quoted.
 fn consent_id(
     trust: Option<&FederationTrust>,
-    request: &LookupRequest,
+    subject: &SealedSubject,
     clock: Clock,
 ) -> Option<String> {
-    let token = request.consent.as_deref()?;
+    let token = subject.consent.as_deref()?;
     trust?
         .verify_consent(token, clock.now.unix_timestamp(), false)
         .ok()
@@ -534,7 +549,7 @@ impl<'a> Pending<'a> {
 
     /// The subject whose records to read.
     pub fn subject(&self) -> &str {
-        self.request.subject.as_str()
+        self.subject.sub.as_str()
     }
 
     /// Decides the answer from the records read (`Ok`: by qualified dataset name, as
@@ -546,6 +561,7 @@ impl<'a> Pending<'a> {
     ) -> Finished<'a> {
         let Pending {
             request,
+            subject,
             policy,
             clock,
             entry,
@@ -564,7 +580,7 @@ impl<'a> Pending<'a> {
                 return desk.finished(entry, outcome, response);
             }
         };
-        let subject = request.subject.as_str();
+        let subject = subject.sub.as_str();
         let checked: BTreeMap<String, Evidence> = by_dataset
             .into_iter()
             .map(|(name, evidence)| {

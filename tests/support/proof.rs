@@ -2,6 +2,10 @@
 //! the coordinator's place: a [`ProvingChannel`] opens a session with the node for each
 //! requester (with that requester's own certificate from the test federation's CA, issued
 //! on first use) and proves every lookup it sends, as `fedq query` would.
+//!
+//! A test writes the lookup's subject (and consent token) in clear into its `sealed` field
+//! with [`clear_subject`]; the channel seals it to the node under the requester's session
+//! when it proves the lookup, so only sealed subjects reach the node through it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,9 +17,19 @@ use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::{FederationTrust, Role};
 use fedq_wire::message::LookupRequest;
-use fedq_wire::proof::{fresh_nonce, ProofClaims, Session, SessionGrant, UnixTime};
+use fedq_wire::proof::{fresh_nonce, ProofClaims, SealedSubject, Session, SessionGrant, UnixTime};
 use fedq_wire::transport::{ChannelError, NodeChannel};
 use fedq_wire::{NodeRequest, NodeResponse};
+
+/// What a test puts in an unproven lookup's `sealed` field: the subject and consent token
+/// in clear, for [`ProvingChannel`] to seal.
+pub fn clear_subject(subject: &str, consent: Option<&str>) -> String {
+    serde_json::to_string(&SealedSubject {
+        sub: fedq_wire::ResidentId::parse(subject).unwrap(),
+        consent: consent.map(str::to_owned),
+    })
+    .unwrap()
+}
 
 /// A coordinator's channel to one node, with each requester's session on it.
 #[derive(Clone)]
@@ -107,19 +121,26 @@ impl ProvingChannel {
         self.sessions.lock().unwrap().remove(requester);
     }
 
-    /// The proof of exactly `lookup`, made now under its requester's session.
-    pub async fn proof_of(&self, lookup: &LookupRequest) -> String {
+    /// The proof of exactly `lookup` and its subject sealed to the node, made now under
+    /// its requester's session; `lookup.sealed` holds the subject in clear
+    /// ([`clear_subject`]).
+    pub async fn proof_of(&self, lookup: &LookupRequest) -> (String, String) {
         let session = self.session(&lookup.requester).await;
-        session.prove(
-            &ProofClaims::of_lookup(lookup),
-            UnixTime::now(),
-            &fresh_nonce().unwrap(),
-        )
+        let subject: SealedSubject = serde_json::from_str(&lookup.sealed)
+            .expect("an unproven test lookup carries clear_subject(..) in `sealed`");
+        session
+            .prove_sealed(
+                &ProofClaims::of_lookup(lookup),
+                &subject,
+                UnixTime::now(),
+                &fresh_nonce().unwrap(),
+            )
+            .unwrap()
     }
 
-    /// `lookup` with its proof.
+    /// `lookup` with its proof and its subject sealed.
     pub async fn proven(&self, mut lookup: LookupRequest) -> NodeRequest {
-        lookup.proof = self.proof_of(&lookup).await;
+        (lookup.proof, lookup.sealed) = self.proof_of(&lookup).await;
         NodeRequest::Lookup(lookup)
     }
 

@@ -19,7 +19,7 @@ pub const MAGIC: [u8; 2] = *b"FQ";
 /// coordinator's date (`LookupRequest::date`), so version-1 peers cannot decode it.
 /// 3: a lookup carries the requester's proof and the case reference, and sessions open
 /// over `OpenSession` (issue 14).
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7;
 /// Default largest payload accepted (1 MiB).
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = encode(&NodeRequest::Ping).unwrap();
-        assert_eq!(&bytes[..3], b"FQ\x03");
+        assert_eq!(&bytes[..3], b"FQ\x04");
         let back: NodeRequest = decode(&bytes, MAX_FRAME_LEN).unwrap();
         assert_eq!(back, NodeRequest::Ping);
     }
@@ -157,9 +157,9 @@ mod tests {
             decode::<NodeResponse>(&bad_magic, MAX_FRAME_LEN),
             Err(FrameError::BadMagic)
         );
-        // A version-1 peer's frame (a lookup without the coordinator's date) and a
-        // version-2 peer's (a lookup without the requester's proof) are refused.
-        for old in [1, 2, 4] {
+        // Older peers' frames are refused: version 1 (a lookup without the coordinator's
+        // date), 2 (without the requester's proof), 3 (with the subject in clear); and 5.
+        for old in [1, 2, 3, 5] {
             let mut frame = good.clone();
             frame[2] = old;
             assert_eq!(

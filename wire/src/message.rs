@@ -8,7 +8,6 @@ use fedq_policy::MinimizedAnswer;
 use serde::{Deserialize, Serialize};
 
 use crate::proof::ProofRefusal;
-use crate::resident_id::ResidentId;
 
 /// A coordinator's request to a node.
 // A lookup is the common request and is moved once per stream; boxing it would only add
@@ -41,6 +40,10 @@ pub const MAX_TEXT_LEN: usize = 512;
 /// certificate in `x5c` is under 2 KiB).
 pub const MAX_CONSENT_LEN: usize = 4096;
 
+/// Longest sealed subject a lookup may carry, in bytes: a resident ID and a consent token
+/// of [`MAX_CONSENT_LEN`] as JSON, encrypted and base64url-encoded, with the JWE header.
+pub const MAX_SEALED_SUBJECT_LEN: usize = 8192;
+
 /// One authorized question about one person, as the coordinator forwards it. The node
 /// decides again with its own copy of the policy; nothing here is trusted as a decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +52,6 @@ pub struct LookupRequest {
     /// coordinator (HMAC of its own id and the node's name under a key it never sends), so
     /// no two departments' logs share an id; the coordinator's audit entry maps them.
     pub query_id: String,
-    /// The person asked about.
-    pub subject: ResidentId,
     /// `agency.office` from the requester's certificate, as authenticated by the
     /// coordinator.
     pub requester: String,
@@ -58,10 +59,6 @@ pub struct LookupRequest {
     pub purpose: String,
     /// Cited legal basis (e.g. a licensing application number).
     pub legal_basis: Option<String>,
-    /// The subject's consent: a consent token (compact ES256 JWS of type
-    /// `fedq-consent+jwt`, signed by the consent authority), forwarded as the requester
-    /// sent it. The node verifies it itself (`fedq_certs::consent`).
-    pub consent: Option<String>,
     /// The case the query serves (a licensing application or court case number), where
     /// the purpose declares a case-reference form. The node checks it against its own
     /// policy's pattern and records it in its audit entry.
@@ -82,6 +79,12 @@ pub struct LookupRequest {
     /// ([`crate::proof::ProofGate::check`]) and answers [`NodeResponse::ProofRefused`] if
     /// it does not hold; the requester it proves is the one the node audits.
     pub proof: String,
+    /// The person asked about and the consent token, sealed by the requester to this node
+    /// alone ([`crate::seal`], a compact JWE of type [`crate::seal::QUERY_TYP`] under the
+    /// requester's session with the node, bound to the proof's nonce; its plaintext is a
+    /// [`crate::proof::SealedSubject`]). The coordinator forwards it and cannot read it;
+    /// the proof's MAC covers its SHA-256, so it cannot be swapped for another.
+    pub sealed: String,
 }
 
 /// How many days a node's date may differ from the coordinator's before the node refuses

@@ -43,7 +43,9 @@ pub use rustls::pki_types::UnixTime;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::message::{LookupRequest, LookupTarget};
+use crate::message::{LookupRequest, LookupTarget, MAX_CONSENT_LEN};
+use crate::resident_id::ResidentId;
+use crate::seal::{sealed_sha256, SealRefusal};
 
 /// `typ` of a requester's session grant (ES256).
 pub const GRANT_TYP: &str = "fedq-session+jwt";
@@ -100,9 +102,24 @@ pub fn fresh_nonce() -> Result<String, ProofError> {
     Ok(b64(&random::<NONCE_BYTES>()?))
 }
 
-/// The consent claim of a proof: base64url SHA-256 of the consent token.
-pub fn consent_hash(token: &str) -> String {
-    sha256_b64(token.as_bytes())
+/// What a requester seals to each node it asks ([`Session::prove_sealed`]): the person
+/// and the consent token. Only that node can open it; the coordinator forwards ciphertext.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSubject {
+    /// The person asked about.
+    pub sub: ResidentId,
+    /// The subject's consent token (compact ES256 JWS, `fedq-consent+jwt`), if any: the
+    /// node verifies it itself.
+    pub consent: Option<String>,
+}
+
+impl fmt::Debug for SealedSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSubject")
+            .field("consent", &self.consent.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A requester-side failure to open a session or make a proof. Never quotes a token.
@@ -399,6 +416,28 @@ impl Session {
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
         jws::sign_hs256(self.keys.mac_key(), &self.sid, REQUEST_TYP, &payload)
     }
+
+    /// Seals `subject` to this session's node, bound to `nonce`, and proves `claims` with
+    /// the sealed payload's hash in them: `(proof, sealed)`, both for this node and query
+    /// alone (a fresh nonce per node and query).
+    pub fn prove_sealed(
+        &self,
+        claims: &ProofClaims,
+        subject: &SealedSubject,
+        now: UnixTime,
+        nonce: &str,
+    ) -> Result<(String, String), ProofError> {
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(subject)
+                .map_err(|_| ProofError::Internal("cannot encode the sealed subject"))?,
+        );
+        let sealed = self
+            .seal_query(&plaintext, nonce)
+            .map_err(|_| ProofError::Internal("cannot seal the subject"))?;
+        let mut claims = claims.clone();
+        claims.sealed = sealed_sha256(&sealed);
+        Ok((self.prove(&claims, now, nonce), sealed))
+    }
 }
 
 /// What a proof's target names: a view, or datasets with their fields.
@@ -444,16 +483,16 @@ pub struct ProofClaims {
     pub fed: String,
     /// The node this proof is for.
     pub node: String,
-    /// The resident ID asked about (personal data: never log the claims).
-    pub sub: String,
+    /// base64url SHA-256 of the sealed subject sent to this node
+    /// ([`crate::seal::sealed_sha256`]): the MAC covers which sealed payload goes with
+    /// this proof, so none can be swapped in from another node or query.
+    pub sealed: String,
     /// Declared purpose.
     pub purpose: String,
     /// Cited legal basis.
     pub basis: Option<String>,
     /// The case the query serves.
     pub case: Option<String>,
-    /// base64url SHA-256 of the consent token ([`consent_hash`]), or `null`.
-    pub consent: Option<String>,
     /// What the whole query asks (each node checks what it is asked is part of it).
     pub target: ProofTarget,
     /// Made at (unix seconds).
@@ -472,37 +511,34 @@ impl fmt::Debug for ProofClaims {
 }
 
 impl ProofClaims {
-    /// The claims of a query (the consent token is hashed here).
+    /// The claims of a query, before [`Session::prove_sealed`] adds the sealed subject's
+    /// hash and the node's, federation's, time and nonce.
     pub fn new(
-        subject: &str,
         purpose: &str,
         basis: Option<&str>,
         case: Option<&str>,
-        consent_token: Option<&str>,
         target: ProofTarget,
     ) -> Self {
         Self {
             fed: String::new(),
             node: String::new(),
-            sub: subject.to_owned(),
+            sealed: String::new(),
             purpose: purpose.to_owned(),
             basis: basis.map(str::to_owned),
             case: case.map(str::to_owned),
-            consent: consent_token.map(consent_hash),
             target,
             iat: 0,
             nonce: String::new(),
         }
     }
 
-    /// The claims that prove exactly `lookup` (its target as asked of one node).
+    /// The claims that prove exactly `lookup` (its target as asked of one node), for
+    /// [`Session::prove_sealed`] to seal a subject to.
     pub fn of_lookup(lookup: &LookupRequest) -> Self {
         Self::new(
-            lookup.subject.as_str(),
             &lookup.purpose,
             lookup.legal_basis.as_deref(),
             lookup.case_reference.as_deref(),
-            lookup.consent.as_deref(),
             ProofTarget::from(&lookup.target),
         )
     }
@@ -513,16 +549,14 @@ impl ProofClaims {
 pub enum ProofField {
     /// The requester the coordinator names is not the one the session proves.
     Requester,
-    /// The person asked about.
-    Subject,
+    /// The sealed subject: not the one whose hash was proven (moved from another lookup).
+    Sealed,
     /// The declared purpose.
     Purpose,
     /// The legal basis.
     Basis,
     /// The case reference.
     Case,
-    /// The consent token.
-    Consent,
     /// The view or datasets and fields asked.
     Target,
 }
@@ -532,11 +566,10 @@ impl ProofField {
     pub fn name(self) -> &'static str {
         match self {
             ProofField::Requester => "requester",
-            ProofField::Subject => "subject",
+            ProofField::Sealed => "sealed subject",
             ProofField::Purpose => "purpose",
             ProofField::Basis => "legal basis",
             ProofField::Case => "case reference",
-            ProofField::Consent => "consent",
             ProofField::Target => "target",
         }
     }
@@ -583,6 +616,14 @@ pub enum ProofRefusal {
     /// The lookup asks something other than what was proven.
     #[error("the lookup's {} differs from what the requester proved", .0.name())]
     Altered(ProofField),
+    /// The sealed subject does not open under the session (sealed for another node,
+    /// session or query, or altered).
+    #[error("the lookup's sealed subject was refused: {0}")]
+    Sealed(SealRefusal),
+    /// The sealed subject opened but is not a resident ID with an optional consent token
+    /// of at most 4096 bytes.
+    #[error("the lookup's sealed subject is not a resident ID with an optional consent token of at most 4096 bytes")]
+    SealedContent,
 }
 
 impl ProofRefusal {
@@ -599,12 +640,19 @@ impl ProofRefusal {
             ProofRefusal::Revoked => "revoked",
             ProofRefusal::Busy => "busy",
             ProofRefusal::Altered(ProofField::Requester) => "altered-requester",
-            ProofRefusal::Altered(ProofField::Subject) => "altered-subject",
+            ProofRefusal::Altered(ProofField::Sealed) => "altered-sealed",
             ProofRefusal::Altered(ProofField::Purpose) => "altered-purpose",
             ProofRefusal::Altered(ProofField::Basis) => "altered-basis",
             ProofRefusal::Altered(ProofField::Case) => "altered-case",
-            ProofRefusal::Altered(ProofField::Consent) => "altered-consent",
             ProofRefusal::Altered(ProofField::Target) => "altered-target",
+            ProofRefusal::Sealed(SealRefusal::TooLarge) => "sealed-too-large",
+            ProofRefusal::Sealed(SealRefusal::Malformed) => "sealed-malformed",
+            ProofRefusal::Sealed(SealRefusal::WrongType) => "sealed-wrong-type",
+            ProofRefusal::Sealed(SealRefusal::WrongSession) => "sealed-wrong-session",
+            ProofRefusal::Sealed(SealRefusal::Misdirected) => "sealed-misdirected",
+            ProofRefusal::Sealed(SealRefusal::Moved) => "sealed-moved",
+            ProofRefusal::Sealed(SealRefusal::Tampered) => "sealed-tampered",
+            ProofRefusal::SealedContent => "sealed-content",
         }
     }
 }
@@ -646,6 +694,15 @@ pub struct ProvenRequest {
     pub serial: String,
     /// What was proven.
     pub claims: ProofClaims,
+}
+
+/// A lookup whose proof held, with its sealed subject opened.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// Who asks and what they proved.
+    pub proven: ProvenRequest,
+    /// The person and the consent token (personal data: never log them).
+    pub subject: SealedSubject,
 }
 
 /// Verifies a requester's session grant at the node `node` of `federation` (a requester
@@ -775,20 +832,45 @@ impl NodeSession {
             claims,
         })
     }
+
+    /// Opens a lookup's sealed subject under this session, bound to the proof's nonce
+    /// (whose claims already cover the payload's hash, [`check_request`]).
+    pub fn open_subject(
+        &self,
+        proven: &ProvenRequest,
+        sealed: &str,
+    ) -> Result<SealedSubject, ProofRefusal> {
+        let plaintext = self
+            .open_query(sealed, &proven.claims.nonce)
+            .map_err(ProofRefusal::Sealed)?;
+        let subject: SealedSubject =
+            serde_json::from_slice(&plaintext).map_err(|_| ProofRefusal::SealedContent)?;
+        if subject
+            .consent
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > MAX_CONSENT_LEN)
+        {
+            return Err(ProofRefusal::SealedContent);
+        }
+        Ok(subject)
+    }
 }
 
 /// Whether `lookup` asks exactly what `proven` proves: the requester the session proves,
-/// the subject, purpose, legal basis, case reference and consent token, and a target that
-/// is the proven one restricted to this node (the same view; each dataset asked is one the
-/// proof names, with the same fields).
+/// the sealed subject (by its hash), purpose, legal basis and case reference, and a target
+/// that is the proven one restricted to this node (the same view; each dataset asked is
+/// one the proof names, with the same fields).
 pub fn check_request(proven: &ProvenRequest, lookup: &LookupRequest) -> Result<(), ProofRefusal> {
     let c = &proven.claims;
     let altered = |f| Err(ProofRefusal::Altered(f));
     if proven.requester != lookup.requester {
         return altered(ProofField::Requester);
     }
-    if c.sub != lookup.subject.as_str() {
-        return altered(ProofField::Subject);
+    if lookup.sealed.len() > crate::message::MAX_SEALED_SUBJECT_LEN {
+        return Err(ProofRefusal::Sealed(SealRefusal::TooLarge));
+    }
+    if c.sealed != sealed_sha256(&lookup.sealed) {
+        return altered(ProofField::Sealed);
     }
     if c.purpose != lookup.purpose {
         return altered(ProofField::Purpose);
@@ -798,9 +880,6 @@ pub fn check_request(proven: &ProvenRequest, lookup: &LookupRequest) -> Result<(
     }
     if c.case != lookup.case_reference {
         return altered(ProofField::Case);
-    }
-    if c.consent != lookup.consent.as_deref().map(consent_hash) {
-        return altered(ProofField::Consent);
     }
     let target_ok = match (&c.target, &lookup.target) {
         (ProofTarget::View(p), LookupTarget::View(a)) => p == a,
@@ -1074,13 +1153,14 @@ impl ProofGate {
 
     /// Checks a lookup's proof, in order: a live session, the MAC, federation and node,
     /// time, a new nonce, the session's certificate not revoked now (`is_revoked` of its
-    /// serial; a revoked one also ends the session), and [`check_request`].
+    /// serial; a revoked one also ends the session), [`check_request`]; then opens the
+    /// sealed subject under the session ([`NodeSession::open_subject`]).
     pub fn check(
         &self,
         lookup: &LookupRequest,
         is_revoked: impl Fn(&str) -> bool,
         now: UnixTime,
-    ) -> Result<ProvenRequest, Refused> {
+    ) -> Result<Opened, Refused> {
         let anonymous = |reason| Refused {
             reason,
             proven_requester: None,
@@ -1105,7 +1185,10 @@ impl ProofGate {
             return Err(named(ProofRefusal::Revoked));
         }
         check_request(&proven, lookup).map_err(named)?;
-        Ok(proven)
+        let subject = session
+            .open_subject(&proven, &lookup.sealed)
+            .map_err(named)?;
+        Ok(Opened { proven, subject })
     }
 
     /// Ends every session whose certificate is now revoked (after a CRL reload).
@@ -1173,14 +1256,42 @@ mod tests {
         }
     }
 
-    fn lookup(proof: String) -> LookupRequest {
+    /// A proof and the sealed subject that goes with it (or a bare proof, sealing nothing).
+    struct Sent(String, String);
+
+    impl From<String> for Sent {
+        fn from(proof: String) -> Self {
+            Sent(proof, String::new())
+        }
+    }
+
+    impl From<(String, String)> for Sent {
+        fn from((proof, sealed): (String, String)) -> Self {
+            Sent(proof, sealed)
+        }
+    }
+
+    fn subject() -> SealedSubject {
+        SealedSubject {
+            sub: ResidentId::parse(SUBJECT).unwrap(),
+            consent: Some("consent-token".into()),
+        }
+    }
+
+    /// The query's claims proven to `session`'s node with the subject sealed to it.
+    fn sealed_proof(session: &Session, at: UnixTime, nonce: &str) -> (String, String) {
+        session
+            .prove_sealed(&query_claims(), &subject(), at, nonce)
+            .unwrap()
+    }
+
+    fn lookup(sent: impl Into<Sent>) -> LookupRequest {
+        let Sent(proof, sealed) = sent.into();
         LookupRequest {
             query_id: "q1".into(),
-            subject: ResidentId::parse(SUBJECT).unwrap(),
             requester: "market-regulation.licensing".into(),
             purpose: "licensing".into(),
             legal_basis: Some("Regulation 7".into()),
-            consent: Some("consent-token".into()),
             case_reference: Some("LIC-2026-001".into()),
             target: LookupTarget::Datasets(vec![DatasetRequest {
                 dataset: "court.dishonest_debtors".into(),
@@ -1189,17 +1300,16 @@ mod tests {
             policy_version: "v1".into(),
             date: time::macros::date!(2026 - 12 - 01),
             proof,
+            sealed,
         }
     }
 
     /// The claims of the query as the requester asked it: two departments' datasets.
     fn query_claims() -> ProofClaims {
         ProofClaims::new(
-            SUBJECT,
             "licensing",
             Some("Regulation 7"),
             Some("LIC-2026-001"),
-            Some("consent-token"),
             ProofTarget::Datasets(vec![
                 ProofDataset {
                     dataset: "court.dishonest_debtors".into(),
@@ -1232,8 +1342,12 @@ mod tests {
         let session = open(&f, &gate, t);
         assert_eq!(session.node, NODE);
         assert!(session.exp <= t + MAX_SESSION_SECS);
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
-        let proven = gate.check(&lookup(proof), |_| false, at(t + 1)).unwrap();
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
+        let opened = gate.check(&lookup(proof), |_| false, at(t + 1)).unwrap();
+        // The node opens the subject and the consent token the requester sealed.
+        assert_eq!(opened.subject.sub.as_str(), SUBJECT);
+        assert_eq!(opened.subject.consent.as_deref(), Some("consent-token"));
+        let proven = opened.proven;
         assert_eq!(proven.requester, "market-regulation.licensing");
         assert_eq!(proven.claims.node, NODE);
         assert_eq!(proven.claims.purpose, "licensing");
@@ -1243,10 +1357,60 @@ mod tests {
             payload["target"]["datasets"][1],
             serde_json::json!({"dataset": "tax.arrears", "fields": null})
         );
-        assert_eq!(payload["consent"], consent_hash("consent-token").as_str());
+        // The claims hold the sealed payload's hash, never the subject or the token.
+        assert_eq!(payload["sealed"].as_str().map(str::len), Some(43));
+        let text = payload.to_string();
+        assert!(
+            !text.contains(SUBJECT) && !text.contains("consent-token"),
+            "{text}"
+        );
         // A view proof has `{"view": NAME}`.
         let view = serde_json::to_value(ProofTarget::View("blacklist-check".into())).unwrap();
         assert_eq!(view, serde_json::json!({"view": "blacklist-check"}));
+    }
+
+    #[test]
+    fn a_sealed_subject_moved_from_another_lookup_or_not_opening_is_refused() {
+        let f = federation();
+        let gate = gate();
+        let t = now();
+        let session = open(&f, &gate, t);
+        // Two honest lookups; the coordinator swaps their sealed subjects.
+        let (proof_a, sealed_a) = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
+        let (_, sealed_b) = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
+        let refused = gate
+            .check(&lookup((proof_a, sealed_b)), |_| false, at(t))
+            .unwrap_err();
+        assert_eq!(refused.reason, ProofRefusal::Altered(ProofField::Sealed));
+        assert_eq!(refused.reason.code(), "altered-sealed");
+        drop(sealed_a);
+        // A payload whose hash the requester proved but that is bound to another nonce,
+        // or that is not a resident ID: refused when opened.
+        let body = serde_json::to_vec(&subject()).unwrap();
+        let not_an_id = br#"{"sub":"123","consent":null}"#.to_vec();
+        let empty_token = br#"{"sub":"430102199003071234","consent":""}"#.to_vec();
+        let cases: [(Vec<u8>, bool, ProofRefusal); 3] = [
+            (body, false, ProofRefusal::Sealed(SealRefusal::Moved)),
+            (not_an_id, true, ProofRefusal::SealedContent),
+            (empty_token, true, ProofRefusal::SealedContent),
+        ];
+        for (plaintext, bound_here, reason) in cases {
+            let nonce = fresh_nonce().unwrap();
+            let binding = if bound_here {
+                nonce.clone()
+            } else {
+                fresh_nonce().unwrap()
+            };
+            let sealed = session.seal_query(&plaintext, &binding).unwrap();
+            let mut claims = query_claims();
+            claims.sealed = sealed_sha256(&sealed);
+            let proof = session.prove(&claims, at(t), &nonce);
+            let refused = gate
+                .check(&lookup((proof, sealed)), |_| false, at(t))
+                .unwrap_err();
+            assert_eq!(refused.reason, reason);
+            assert!(!refused.reason.to_string().contains(SUBJECT));
+        }
     }
 
     #[test]
@@ -1276,10 +1440,7 @@ mod tests {
                 ProofField::Requester,
                 Box::new(|l| l.requester = "court.enforcement".into()),
             ),
-            (
-                ProofField::Subject,
-                Box::new(|l| l.subject = ResidentId::parse("110101199003074514").unwrap()),
-            ),
+            (ProofField::Sealed, Box::new(|l| l.sealed.push('A'))),
             (
                 ProofField::Purpose,
                 Box::new(|l| l.purpose = "enforcement".into()),
@@ -1288,10 +1449,6 @@ mod tests {
             (
                 ProofField::Case,
                 Box::new(|l| l.case_reference = Some("LIC-2026-002".into())),
-            ),
-            (
-                ProofField::Consent,
-                Box::new(|l| l.consent = Some("forged".into())),
             ),
             (
                 ProofField::Target,
@@ -1308,7 +1465,7 @@ mod tests {
             ),
         ];
         for (field, change) in changes {
-            let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+            let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
             let mut l = lookup(proof);
             change(&mut l);
             let refused = gate.check(&l, |_| false, at(t)).unwrap_err();
@@ -1338,10 +1495,10 @@ mod tests {
         let t = now();
         let session = open(&f, &gate, t);
         // The proof names court and tax datasets; the court node is asked only its own.
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         gate.check(&lookup(proof), |_| false, at(t)).unwrap();
         // A dataset the proof does not name, beside one it does, is refused.
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         let mut l = lookup(proof);
         l.target = LookupTarget::Datasets(vec![
             DatasetRequest {
@@ -1365,7 +1522,7 @@ mod tests {
         let gate = gate();
         let t = now();
         let session = open(&f, &gate, t);
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         gate.check(&lookup(proof.clone()), |_| false, at(t))
             .unwrap();
         let again = gate
@@ -1384,15 +1541,15 @@ mod tests {
         let gate = gate();
         let t = now();
         let session = open(&f, &gate, t);
-        let old = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let old = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         assert_eq!(
             gate.check(&lookup(old), |_| false, at(t + MAX_CLOCK_SKEW_SECS + 1))
                 .unwrap_err()
                 .reason,
             ProofRefusal::Stale
         );
-        let future = session.prove(
-            &query_claims(),
+        let future = sealed_proof(
+            &session,
             at(t + MAX_CLOCK_SKEW_SECS + 1),
             &fresh_nonce().unwrap(),
         );
@@ -1448,7 +1605,7 @@ mod tests {
         let t = now();
         let session = open(&f, &gate, t);
         let other_gate = ProofGate::new(FED, NODE, 16, 16);
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         assert_eq!(
             other_gate
                 .check(&lookup(proof), |_| false, at(t))
@@ -1458,7 +1615,7 @@ mod tests {
         );
         // After the session's end (the proof itself made just before it).
         let end = session.exp;
-        let late = session.prove(&query_claims(), at(end), &fresh_nonce().unwrap());
+        let late = sealed_proof(&session, at(end), &fresh_nonce().unwrap());
         assert_eq!(
             gate.check(&lookup(late), |_| false, at(end))
                 .unwrap_err()
@@ -1472,12 +1629,12 @@ mod tests {
             ProofRefusal::Missing
         );
         assert_eq!(
-            gate.check(&lookup("a.b.c".into()), |_| false, at(t))
+            gate.check(&lookup("a.b.c".to_owned()), |_| false, at(t))
                 .unwrap_err()
                 .reason,
             ProofRefusal::Malformed
         );
-        let short_nonce = session.prove(&query_claims(), at(t), "x");
+        let short_nonce = sealed_proof(&session, at(t), "x");
         assert_eq!(
             gate.check(&lookup(short_nonce), |_| false, at(t))
                 .unwrap_err()
@@ -1492,11 +1649,11 @@ mod tests {
         let gate = gate();
         let t = now();
         let session = open(&f, &gate, t);
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         let refused = gate.check(&lookup(proof), |_| true, at(t)).unwrap_err();
         assert_eq!(refused.reason, ProofRefusal::Revoked);
         assert_eq!(gate.sessions_held(), 0);
-        let proof = session.prove(&query_claims(), at(t), &fresh_nonce().unwrap());
+        let proof = sealed_proof(&session, at(t), &fresh_nonce().unwrap());
         assert_eq!(
             gate.check(&lookup(proof), |_| false, at(t))
                 .unwrap_err()

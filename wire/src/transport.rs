@@ -39,7 +39,7 @@ use crate::frame::{self, FrameError, HEADER_LEN};
 use crate::message::{NodeRequest, NodeResponse};
 
 /// ALPN of the coordinator–node protocol; names the protocol version.
-pub const ALPN: &[u8] = b"fedq-node/3";
+pub const ALPN: &[u8] = b"fedq-node/4";
 
 /// QUIC application error codes fedq uses on streams and connections.
 pub mod code {
@@ -380,8 +380,9 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// Sees every encoded response frame just before it is written to its QUIC stream (for
-/// tests that check what crosses the wire).
+/// Sees what crosses the wire at a node, both ways (for tests that check it): every
+/// request payload as read from its QUIC stream, and every encoded response frame just
+/// before it is written.
 pub type FrameTap = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 struct ServerState {
@@ -858,6 +859,9 @@ async fn handle_stream(
         }
         Ok(Err(StreamFailure::Closed)) => return refuse(&mut send, &mut recv, code::INTERNAL),
         Ok(Ok((payload, permit))) => {
+            if let Some(tap) = &tap {
+                tap(&payload);
+            }
             let decoded = frame::decode_payload::<NodeRequest>(&payload);
             drop(payload);
             drop(permit);
