@@ -184,6 +184,8 @@ fn assert_refusal_audited(c: &Court, code: ProofRefusal, requester: &str, proof:
     let last = c.audit().pop().unwrap();
     assert_eq!(last.kind, fedq_audit::EntryKind::Refusal);
     assert_eq!(last.requester, requester);
+    // The sealed subject was never opened: not even the person's pseudonym is recorded.
+    assert_eq!(last.subject, "-");
     assert_eq!((last.purpose.as_str(), last.target.as_str()), ("-", "-"));
     assert_eq!(last.legal_basis, None);
     let outcome: serde_json::Value = serde_json::from_str(&last.outcome).unwrap();

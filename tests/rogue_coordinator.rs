@@ -406,10 +406,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     // A query without proofs (a client that does not sign) is refused before any node is
     // asked.
     let before: usize = fed.nodes.keys().map(|n| audit_of(&fed, n).len()).sum();
-    let unproven = QueryRequest {
-        subject: String::new(),
-        ..blacklist_check(&s.blacklisted.resident_id)
-    };
+    let unproven = blacklist_check(&s.blacklisted.resident_id);
     let (status, refusal) = honest.send_raw(&unproven).await.unwrap();
     assert_eq!(status, 400, "{refusal}");
     assert!(
@@ -421,8 +418,26 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     );
     // A body that carries the person in clear is refused whole: the coordinator is never
     // the one to see it (and its refusal does not repeat it).
+    // (The client's own type never serializes the subject; a body written by hand can.)
+    let in_clear = serde_json::json!({
+        "subject": s.blacklisted.resident_id,
+        "purpose": "administrative-licensing",
+        "legal_basis": LICENSING_BASIS,
+        "case_reference": LICENSING_CASE,
+        "view": "blacklist-check",
+    });
+    assert!(
+        !serde_json::to_string(&blacklist_check(&s.blacklisted.resident_id))
+            .unwrap()
+            .contains(&s.blacklisted.resident_id)
+    );
     let (status, refusal) = honest
-        .send_raw(&blacklist_check(&s.blacklisted.resident_id))
+        .call(
+            "POST",
+            "/v1/query",
+            "application/json",
+            serde_json::to_vec(&in_clear).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(status, 400, "{refusal}");

@@ -787,3 +787,54 @@ fn random_faults_never_release_what_was_not_audited_nor_call_a_partial_check_com
         }
     }
 }
+
+#[test]
+fn a_node_asked_for_nothing_it_holds_refuses_without_opening_the_subject() {
+    let mut sim = Sim::new();
+    // A query about tax's arrears alone: the requester proves it (and seals the subject)
+    // to every node it holds a session with, as a client misled about the plan would.
+    let mut query = QueryRequest {
+        datasets: Some(vec!["tax.arrears".into()]),
+        view: None,
+        ..sim.blacklist_query(LISTED)
+    };
+    sim.prove(&mut query);
+    let body = serde_json::to_vec(&query).unwrap();
+    let label = sim.policy.label();
+    let Routed::FanOut(fan_out) =
+        sim.router(&label)
+            .admit(LICENSING, "q-nothing-here", &body, sim.clock())
+    else {
+        panic!("the tax query was not planned");
+    };
+    // The honest coordinator asks tax alone; a rogue one sends the same lookup to the
+    // court with the court's proof and sealed subject.
+    let asks = fan_out.asks();
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].node, "tax");
+    let NodeRequest::Lookup(mut to_court) = asks[0].request.clone() else {
+        unreachable!()
+    };
+    to_court.proof = query.proofs["court"].clone().unwrap();
+    to_court.sealed = query.sealed["court"].clone();
+    let before = sim.nodes["court"].log.len();
+    match sim.at_node("court", &NodeRequest::Lookup(to_court), Fault::None) {
+        NodeResponse::Refused { rationale } => {
+            assert!(
+                rationale.contains("holds none of what the lookup asks"),
+                "{rationale}"
+            )
+        }
+        other => panic!("the court answered a lookup of tax's records: {other:?}"),
+    }
+    let log = &sim.nodes["court"].log;
+    assert_eq!(log.len(), before + 1);
+    let entry = log.last().unwrap();
+    assert_eq!(entry.kind, EntryKind::Refusal);
+    // Not opened: no pseudonym of the person, and the proof was not spent.
+    assert_eq!(entry.subject, "-");
+    assert_ne!(
+        entry.subject,
+        sim.nodes["court"].pseudonyms.pseudonym(LISTED)
+    );
+}

@@ -7,7 +7,7 @@
 //! 1. Node internals: import rows/s into SQLite, indexed lookup µs at the chosen size,
 //!    durable audit appends/s (group commit), audit verification entries/s, the requester
 //!    proof's cost (`request_proof_us`) and sealing's (`seal_us`: µs per seal and per open
-//!    of a 2 KiB payload each way, one thread; groundwork for issue 15).
+//!    of a 2 KiB payload each way, one thread; lookups seal the subject this way).
 //! 2. Lookups through fedq: a process for every node of the federation (six loaded, each
 //!    with `--records` records, and civil-affairs, which no query asks) and the coordinator
 //!    process on loopback; a load generator in this process asks over
@@ -691,8 +691,8 @@ fn internals_section(
         }),
     );
 
-    // Sealing over the same session (groundwork for issue 15; no query is sealed yet):
-    // AES-256-GCM in a compact JWE, one 2 KiB payload each way.
+    // Sealing over the same session (each lookup's subject is sealed this way; answers
+    // not yet): AES-256-GCM in a compact JWE, one 2 KiB payload each way.
     let seal = proof::seal_costs(
         &fed.layout.pki(),
         "market-regulation.licensing",

@@ -16,8 +16,8 @@ use rustls::pki_types::{ServerName, UnixTime};
 
 use crate::query::QueryRequest;
 
-/// Arguments of `fedq query`.
-#[derive(Debug, clap::Args)]
+/// Arguments of `fedq query`. `Debug` shows neither the subject nor the consent token.
+#[derive(clap::Args)]
 pub struct QueryArgs {
     #[command(flatten)]
     pub api: ApiArgs,
@@ -50,6 +50,18 @@ pub struct QueryArgs {
 }
 
 /// Errors of `fedq query`.
+impl std::fmt::Debug for QueryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryArgs")
+            .field("api", &self.api)
+            .field("purpose", &self.purpose)
+            .field("view", &self.view)
+            .field("dataset", &self.dataset)
+            .field("consent", &self.consent.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Bad arguments.

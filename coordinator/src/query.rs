@@ -25,14 +25,16 @@ pub const MAX_PROOFS: usize = 64;
 pub const NOT_PROVEN: &str =
     "not asked: the requester holds no session with this node, so sent no proof for it";
 
-/// A query as a requester sends it (`POST /v1/query`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A query as a requester sends it (`POST /v1/query`). `subject` and `consent` are the
+/// requester side's own: they are never serialized (the body cannot carry them by
+/// mistake) and `Debug` shows neither.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// The person's 18-character resident ID. **Requester side only**: the coordinator
     /// refuses a body that carries it; [`crate::client::ApiConnection::prove`] seals it to
     /// each node asked (`sealed`) and sends the body without it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing)]
     pub subject: String,
     /// Declared purpose (from the policy).
     pub purpose: String,
@@ -43,7 +45,7 @@ pub struct QueryRequest {
     /// ES256 JWS of type `fedq-consent+jwt`) from the federation's consent authority.
     /// **Requester side only**, like `subject`: sealed with it to each node (which verifies
     /// it), and stated to the coordinator only as `consent_sealed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing)]
     pub consent: Option<String>,
     /// Whether a consent token is sealed with the subject (the coordinator's policy
     /// pre-check reads it; every node verifies the token itself).
@@ -71,6 +73,18 @@ pub struct QueryRequest {
     /// it. Every node with a proof needs one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sealed: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for QueryRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryRequest")
+            .field("purpose", &self.purpose)
+            .field("view", &self.view)
+            .field("datasets", &self.datasets)
+            .field("consent", &self.consent.is_some())
+            .field("sealed_to", &self.sealed.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated query.
@@ -157,7 +171,7 @@ impl QueryRequest {
         };
         if let Some(field) = SEALED_FIELDS.iter().find(|f| map.contains_key(**f)) {
             return Err(malformed(format!(
-                "`{field}` is never sent to the coordinator: seal the subject and the consent token to each node asked (`sealed`, with `consent_sealed`); `fedq query` and the client library do, and apps use a gateway"
+                "`{field}` is never sent to the coordinator: seal the subject and the consent token to each node asked (`sealed`, with `consent_sealed`); `fedq query` and the client library do"
             )));
         }
         if map.keys().any(|k| !QUERY_FIELDS.contains(&k.as_str())) {
@@ -266,12 +280,14 @@ impl QueryRequest {
                         )));
                     }
                     match jwe {
-                        Value::String(j) if !j.is_empty() && j.len() <= max => {
+                        Value::String(j)
+                            if j.len() <= max && fedq_wire::seal::is_sealed_query_for(j, node) =>
+                        {
                             sealed.insert(node.clone(), j.clone());
                         }
                         _ => {
                             return Err(malformed(format!(
-                                "`sealed` entry {n} must be a compact JWE of 1 to {max} bytes"
+                                "`sealed` entry {n} must be a compact JWE of at most {max} bytes sealed to its node (typ fedq-sealed-query+jwe, aud the node's name)"
                             )))
                         }
                     }
@@ -986,6 +1002,13 @@ mod tests {
             ),
             (
                 format!(r#"{{"purpose": "p", "view": "v", "sealed": {{"court": {ID_DIGITS}}}}}"#),
+                "`sealed` entry 1 must be a compact JWE",
+            ),
+            (
+                // The subject "sealed" in clear by a careless client: refused, not forwarded.
+                format!(
+                    r#"{{"purpose": "p", "view": "v", "proofs": {{"court": "a.b.c"}}, "sealed": {{"court": "{{\"sub\":\"{ID}\"}}"}}}}"#
+                ),
                 "`sealed` entry 1 must be a compact JWE",
             ),
             (

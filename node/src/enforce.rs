@@ -147,6 +147,23 @@ pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupReque
     out
 }
 
+/// Whether a lookup names only what the policy knows (a declared view, or catalogue
+/// datasets) and none of it is this department's: a view with no source here, or other
+/// departments' datasets only. Such a lookup is refused before its proof is checked and its
+/// sealed subject opened, so a node never learns whom a query is about unless it is asked
+/// about its own records (a coordinator could otherwise send a lookup to every node).
+/// Unknown names are left to [`screen`].
+pub fn asks_nothing_here(engine: &Engine, department: &str, request: &LookupRequest) -> bool {
+    let policy = engine.policy();
+    let known = match &request.target {
+        LookupTarget::View(name) => policy.views.iter().any(|v| &v.name == name),
+        LookupTarget::Datasets(ds) => ds
+            .iter()
+            .all(|d| engine.datasets().iter().any(|c| c.qualified == d.dataset)),
+    };
+    known && datasets_touched(engine, department, request).is_empty()
+}
+
 /// Checks that a lookup names only what this node's policy knows: a declared purpose, a
 /// cited legal basis (if any), a known view or known datasets and fields. The node never
 /// trusts the coordinator to have checked, and a name that is not the policy's own is

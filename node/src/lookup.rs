@@ -323,6 +323,24 @@ impl<'a> Desk<'a> {
             };
             return done(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
         }
+        // A lookup that asks nothing this node holds is refused before the sealed subject
+        // is opened: the node learns whom a query is about only for its own records.
+        if crate::enforce::asks_nothing_here(&self.policy.engine, self.department, &request) {
+            let why = format!(
+                "node `{}` holds none of what the lookup asks (no source of the view, no dataset of this department); it was not opened",
+                self.node
+            );
+            tracing::warn!(
+                coordinator,
+                "lookup refused: it asks nothing this node holds"
+            );
+            let entry = AuditRecord {
+                requester: format!("coordinator:{coordinator}"),
+                target: request.target.describe(),
+                ..self.entry(clock, EntryKind::Refusal, None)
+            };
+            return done(self.refused(entry, NodeOutcome::Refused(why.clone()), why));
+        }
         // Nothing is read, counted or decided for a lookup whose requester did not prove
         // it. Revocation is checked per proof against the CRL in force (a revoked
         // certificate's session ends there).

@@ -6,8 +6,8 @@
 //! - [`proof`]: the requester's proof of who asks — the session a requester opens with each
 //!   node and the per-query MAC the node checks itself (pure: no sockets, no clocks);
 //! - [`seal`]: sealing over that session — a `dir`/`A256GCM` compact JWE (RFC 7516) only
-//!   the session's two ends can open, one key per direction (groundwork for issue 15: the
-//!   protocol does not use it yet);
+//!   the session's two ends can open, one key per direction (a lookup's subject and
+//!   consent token travel sealed; answers do not yet);
 //! - [`transport`]: QUIC with mutual TLS (quinn + rustls on ring): the node's accept loop,
 //!   the coordinator's pooled channel per node, limits, and hot reload of certificates and
 //!   the CRL.

@@ -1,5 +1,6 @@
 //! Sealing over the requester–node session: a payload only the two ends of one session can
-//! open (groundwork for issue 15; **the protocol does not seal anything yet**).
+//! open. A lookup's subject and consent token travel sealed
+//! ([`crate::proof::Session::prove_sealed`]); answers are not sealed yet.
 //!
 //! A sealed payload is a JWE in compact serialization (RFC 7516) with `alg = "dir"` and
 //! `enc = "A256GCM"` (RFC 7518 §4.5 and §5.3), so any JOSE library can make and open one
@@ -132,6 +133,30 @@ struct Header {
 /// MAC'd proof covers the sealed payload).
 pub fn sealed_sha256(jwe: &str) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, jwe.as_bytes()))
+}
+
+/// Whether `jwe` has the shape of a query sealed to `node`: five parts, an empty
+/// encrypted key, and a protected header of exactly the fedq members with `typ`
+/// [`QUERY_TYP`] and `aud` = `node`. Checks the shape only (a relay holds no key): the
+/// coordinator uses it so that a careless client's plaintext is refused rather than
+/// forwarded.
+pub fn is_sealed_query_for(jwe: &str, node: &str) -> bool {
+    let mut parts = jwe.split('.');
+    let (Some(protected), Some(""), Some(_), Some(_), Some(_), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(protected)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<Header>(&h).ok())
+        .is_some_and(|h| h.alg == ALG && h.enc == ENC && h.typ == QUERY_TYP && h.aud == node)
 }
 
 fn aes_key(key: &[u8; 32]) -> Option<LessSafeKey> {
@@ -510,6 +535,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(plain, query.as_bytes());
+    }
+
+    #[test]
+    fn a_relay_can_tell_a_query_sealed_to_a_node_from_anything_else_without_a_key() {
+        let f = federation();
+        let p = pair(&f, "court");
+        let bnd = nonce();
+        let jwe = p.session.seal_query(b"{}", &bnd).unwrap();
+        assert!(is_sealed_query_for(&jwe, "court"));
+        assert!(!is_sealed_query_for(&jwe, "tax"), "sealed to another node");
+        let answer = p.node.seal_answer(b"{}", &bnd).unwrap();
+        assert!(
+            !is_sealed_query_for(&answer, "court"),
+            "an answer, not a query"
+        );
+        let clear = format!(r#"{{"sub":"{SUBJECT}","consent":null}}"#);
+        for not_sealed in [clear.as_str(), "", "a.b.c.d.e", "..."] {
+            assert!(!is_sealed_query_for(not_sealed, "court"), "{not_sealed}");
+        }
+        let mut with_key = parts(&jwe);
+        with_key[1] = "AAAA".into();
+        assert!(!is_sealed_query_for(&with_key.join("."), "court"));
     }
 
     #[test]
