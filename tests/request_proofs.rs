@@ -432,3 +432,31 @@ async fn a_revoked_requester_is_refused_its_session_ends_and_it_cannot_open_anot
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_for_nothing_the_court_holds_is_refused_before_its_subject_is_opened() {
+    let c = start();
+    // A proven lookup of tax's arrears alone, delivered to the court (a coordinator
+    // sending every node every lookup): the court holds none of it.
+    let mut lookup = c.licensing_lookup();
+    lookup.target = LookupTarget::Datasets(vec![DatasetRequest {
+        dataset: "tax.arrears".into(),
+        fields: None,
+    }]);
+    let before = c.frames_seen();
+    let answer = c.send(&c.court.proven(lookup).await).await;
+    match &answer {
+        NodeResponse::Refused { rationale } => assert!(
+            rationale.contains("holds none of what the lookup asks"),
+            "{rationale}"
+        ),
+        other => panic!("the court answered a lookup of tax's records: {other:?}"),
+    }
+    // Refused before the proof was checked and the sealed subject opened: the entry names
+    // the coordinator that sent it and no one's pseudonym.
+    let last = c.audit().pop().unwrap();
+    assert_eq!(last.kind, fedq_audit::EntryKind::Refusal);
+    assert_eq!(last.subject, "-");
+    assert_eq!(last.requester, "coordinator:coordinator");
+    assert!(!c.wire_since(before).contains(&c.debtor));
+}
