@@ -141,22 +141,30 @@ pub fn sealed_sha256(jwe: &str) -> String {
 /// coordinator uses it so that a careless client's plaintext is refused rather than
 /// forwarded.
 pub fn is_sealed_query_for(jwe: &str, node: &str) -> bool {
-    let mut parts = jwe.split('.');
-    let (Some(protected), Some(""), Some(_), Some(_), Some(_), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some([protected, "", _, _, _]) = compact_parts(jwe) else {
         return false;
     };
-    URL_SAFE_NO_PAD
-        .decode(protected)
-        .ok()
-        .and_then(|h| serde_json::from_slice::<Header>(&h).ok())
+    protected_header(protected)
         .is_some_and(|h| h.alg == ALG && h.enc == ENC && h.typ == QUERY_TYP && h.aud == node)
+}
+
+/// The five dot-separated parts of a compact JWE, or `None` for any other count.
+fn compact_parts(jwe: &str) -> Option<[&str; 5]> {
+    let mut parts = jwe.split('.');
+    let five = [
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    ];
+    parts.next().is_none().then_some(five)
+}
+
+/// The protected header, if it is base64url JSON with exactly the fedq members.
+fn protected_header(protected: &str) -> Option<Header> {
+    let bytes = URL_SAFE_NO_PAD.decode(protected).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn aes_key(key: &[u8; 32]) -> Option<LessSafeKey> {
@@ -233,22 +241,10 @@ fn open(
         return Err(SealRefusal::TooLarge);
     }
     let malformed = |_| SealRefusal::Malformed;
-    let mut parts = jwe.split('.');
-    let (Some(protected), Some(encrypted_key), Some(iv), Some(ciphertext), Some(tag), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some([protected, encrypted_key, iv, ciphertext, tag]) = compact_parts(jwe) else {
         return Err(SealRefusal::Malformed);
     };
-    let header: Header = URL_SAFE_NO_PAD
-        .decode(protected)
-        .ok()
-        .and_then(|h| serde_json::from_slice(&h).ok())
-        .ok_or(SealRefusal::Malformed)?;
+    let header = protected_header(protected).ok_or(SealRefusal::Malformed)?;
     if header.alg != ALG || header.enc != ENC || !encrypted_key.is_empty() {
         return Err(SealRefusal::Malformed);
     }
