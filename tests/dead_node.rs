@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_demo::{build, BuildOptions, Running, LICENSING_BASIS, LICENSING_CASE};
 use support::process::FedqProcess;
 use support::report;
 
@@ -88,32 +88,6 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
-/// `GET /metrics` from the coordinator's ops listener.
-async fn scrape_metrics(fed: &Federation) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let config =
-        fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
-            .unwrap();
-    let ops = config.ops_listen.unwrap();
-    let mut tcp = tokio::net::TcpStream::connect(ops).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    response
-}
-
-fn court_up(metrics: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("fedq_node_up{node=\"court\"} "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() {
     let tmp = tempfile::tempdir().unwrap();
@@ -156,7 +130,10 @@ async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() 
         }
     }
     let normal = median(before);
-    assert_eq!(court_up(&scrape_metrics(&fed).await), Some(1.0));
+    assert_eq!(
+        support::node_up(&support::coordinator_metrics(&fed).await, "court"),
+        Some(1.0)
+    );
 
     // SIGKILL: no goodbye; the coordinator's pooled connection to it goes silent.
     court.kill();
@@ -179,7 +156,10 @@ async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() 
             "the court was not marked down after {detection_rounds} rounds: {asked:?}"
         );
     }
-    assert_eq!(court_up(&scrape_metrics(&fed).await), Some(0.0));
+    assert_eq!(
+        support::node_up(&support::coordinator_metrics(&fed).await, "court"),
+        Some(0.0)
+    );
 
     // While it is down: every query in normal time, the court `unavailable` at once.
     let mut after = Vec::new();
@@ -223,8 +203,8 @@ async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() 
     report(&format!(
         "dead_node: the court was ok again {came_back:?} after it served"
     ));
-    let metrics = scrape_metrics(&fed).await;
-    assert_eq!(court_up(&metrics), Some(1.0));
+    let metrics = support::coordinator_metrics(&fed).await;
+    assert_eq!(support::node_up(&metrics, "court"), Some(1.0));
     assert!(
         metrics.contains("fedq_node_probe_seconds_count{node=\"court\"}"),
         "{metrics}"
@@ -242,7 +222,7 @@ async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() 
     // Killed while nobody asks: the heartbeat sees it, so not even one query pays.
     court.kill();
     let killed_at = Instant::now();
-    while court_up(&scrape_metrics(&fed).await) != Some(0.0) {
+    while support::node_up(&support::coordinator_metrics(&fed).await, "court") != Some(0.0) {
         assert!(
             killed_at.elapsed() < Duration::from_secs(15),
             "an idle dead node was not marked down within 15 s"

@@ -1011,6 +1011,17 @@ async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_an
         court.wait_within(Duration::ZERO).is_none(),
         "the court exited instead of draining"
     );
+    // The draining court refuses the coordinator's heartbeats too, so the coordinator
+    // marks it down while the lookups are still held; they must survive that (the pooled
+    // connection is forgotten, not closed under them).
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while support::node_up(&support::coordinator_metrics(&fed).await, "court") != Some(0.0) {
+        assert!(
+            Instant::now() < give_up,
+            "the coordinator never marked the draining court down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The store answers again: every lookup in flight at the SIGTERM is answered in full.
     tokio::task::block_in_place(|| lock.release());

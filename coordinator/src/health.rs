@@ -261,8 +261,9 @@ impl NodeHealth {
                         }
                     }
                 }
-                // The pooled connection is dead; left in place, its backed-off
-                // retransmissions would reach a returning node only seconds later.
+                // The pooled connection is dead (or its node is draining); left in
+                // place, its backed-off retransmissions would reach a returning node
+                // only seconds later. Requests still on it keep it until they end.
                 this.channel.drop_connection().await;
                 this.probe_until_up().await;
             }

@@ -181,3 +181,34 @@ pub async fn connect_as(
     .await
     .map_err(|e| e.to_string())
 }
+
+/// `GET /metrics` from `fed`'s coordinator's ops listener.
+pub async fn coordinator_metrics(fed: &fedq_demo::Federation) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config =
+        fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
+            .unwrap();
+    let ops = config.ops_listen.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(ops).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_string(&mut response),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    response
+}
+
+/// `fedq_node_up{node="NODE"}` in a coordinator's metrics (1 up, 0 marked down).
+pub fn node_up(metrics: &str, node: &str) -> Option<f64> {
+    let prefix = format!("fedq_node_up{{node=\"{node}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -1196,13 +1196,13 @@ impl NodeChannel {
         Ok(started.elapsed())
     }
 
-    /// Closes and forgets the pooled connection (the node stopped answering on it), so
-    /// the next request connects afresh instead of waiting on a connection whose
-    /// retransmissions are backed off.
+    /// Forgets the pooled connection (the node stopped answering on it), so the next
+    /// request connects afresh instead of waiting on a connection whose retransmissions
+    /// are backed off. It is not closed here: a request still on it (a lookup a draining
+    /// node is finishing) gets its answer or its deadline; the connection closes when the
+    /// last of them drops its handle.
     pub async fn drop_connection(&self) {
-        if let Some(conn) = self.inner.conn.lock().await.take() {
-            conn.close(VarInt::from_u32(0), b"node not answering");
-        }
+        drop(self.inner.conn.lock().await.take());
     }
 
     /// Starts a new connection to the node with the client's current configuration (which
