@@ -49,7 +49,6 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
-/// Errors of `fedq query`.
 impl std::fmt::Debug for QueryArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryArgs")
@@ -62,6 +61,7 @@ impl std::fmt::Debug for QueryArgs {
     }
 }
 
+/// Errors of `fedq query`.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Bad arguments.

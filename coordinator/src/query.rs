@@ -216,91 +216,73 @@ impl QueryRequest {
                 )))
             }
         };
-        let proofs = match map.get("proofs") {
-            None | Some(Value::Null) => BTreeMap::new(),
-            Some(Value::Object(items)) => {
-                if items.len() > MAX_PROOFS {
+        // `proofs` and `sealed`: node name → one entry each, checked alike.
+        let node_map = |field: &str,
+                        of_what: &str|
+         -> Result<Vec<(usize, &String, &Value)>, QueryRefusal> {
+            let items = match map.get(field) {
+                None | Some(Value::Null) => return Ok(Vec::new()),
+                Some(Value::Object(items)) => items,
+                Some(other) => {
                     return Err(malformed(format!(
-                        "`proofs` has {} entries; at most {MAX_PROOFS} are accepted",
-                        items.len()
-                    )));
+                        "`{field}` must be an object of node name to {of_what}, not {}",
+                        kind_of(other)
+                    )))
                 }
-                let mut proofs = BTreeMap::new();
-                for (i, (node, proof)) in items.iter().enumerate() {
-                    let n = i + 1;
+            };
+            if items.len() > MAX_PROOFS {
+                return Err(malformed(format!(
+                    "`{field}` has {} entries; at most {MAX_PROOFS} are accepted",
+                    items.len()
+                )));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, (node, value))| {
                     if fedq_certs::identity::validate_name(node).is_err() {
                         return Err(malformed(format!(
-                            "`proofs` entry {n} is not keyed by a node name (GET /v1/nodes lists them)"
+                            "`{field}` entry {} is not keyed by a node name (GET /v1/nodes lists them)",
+                            i + 1
                         )));
                     }
-                    let proof = match proof {
-                        Value::Null => None,
-                        Value::String(p) if !p.is_empty() && p.len() <= MAX_PROOF_LEN => {
-                            Some(p.clone())
-                        }
-                        Value::String(_) => {
-                            return Err(malformed(format!(
-                                "`proofs` entry {n} must be a compact JWS of 1 to {MAX_PROOF_LEN} bytes"
-                            )))
-                        }
-                        other => {
-                            return Err(malformed(format!(
-                                "`proofs` entry {n} must be a string (a compact JWS) or null, not {}",
-                                kind_of(other)
-                            )))
-                        }
-                    };
-                    proofs.insert(node.clone(), proof);
-                }
-                proofs
-            }
-            Some(other) => {
-                return Err(malformed(format!(
-                    "`proofs` must be an object of node name to proof, not {}",
-                    kind_of(other)
-                )))
-            }
+                    Ok((i + 1, node, value))
+                })
+                .collect()
         };
-        let sealed = match map.get("sealed") {
-            None | Some(Value::Null) => BTreeMap::new(),
-            Some(Value::Object(items)) => {
-                if items.len() > MAX_PROOFS {
+        let mut proofs = BTreeMap::new();
+        for (n, node, proof) in node_map("proofs", "proof")? {
+            let proof = match proof {
+                Value::Null => None,
+                Value::String(p) if !p.is_empty() && p.len() <= MAX_PROOF_LEN => Some(p.clone()),
+                Value::String(_) => {
                     return Err(malformed(format!(
-                        "`sealed` has {} entries; at most {MAX_PROOFS} are accepted",
-                        items.len()
-                    )));
+                        "`proofs` entry {n} must be a compact JWS of 1 to {MAX_PROOF_LEN} bytes"
+                    )))
                 }
-                let max = fedq_wire::message::MAX_SEALED_SUBJECT_LEN;
-                let mut sealed = BTreeMap::new();
-                for (i, (node, jwe)) in items.iter().enumerate() {
-                    let n = i + 1;
-                    if fedq_certs::identity::validate_name(node).is_err() {
-                        return Err(malformed(format!(
-                            "`sealed` entry {n} is not keyed by a node name (GET /v1/nodes lists them)"
-                        )));
-                    }
-                    match jwe {
-                        Value::String(j)
-                            if j.len() <= max && fedq_wire::seal::is_sealed_query_for(j, node) =>
-                        {
-                            sealed.insert(node.clone(), j.clone());
-                        }
-                        _ => {
-                            return Err(malformed(format!(
-                                "`sealed` entry {n} must be a compact JWE of at most {max} bytes sealed to its node (typ fedq-sealed-query+jwe, aud the node's name)"
-                            )))
-                        }
-                    }
+                other => {
+                    return Err(malformed(format!(
+                        "`proofs` entry {n} must be a string (a compact JWS) or null, not {}",
+                        kind_of(other)
+                    )))
                 }
-                sealed
+            };
+            proofs.insert(node.clone(), proof);
+        }
+        let max = fedq_wire::message::MAX_SEALED_SUBJECT_LEN;
+        let mut sealed = BTreeMap::new();
+        for (n, node, jwe) in node_map("sealed", "sealed subject")? {
+            match jwe {
+                Value::String(j) if j.len() <= max && fedq_wire::seal::is_sealed_query_for(j, node) => {
+                    sealed.insert(node.clone(), j.clone());
+                }
+                _ => {
+                    return Err(malformed(format!(
+                        "`sealed` entry {n} must be a compact JWE of at most {max} bytes sealed to its node (typ fedq-sealed-query+jwe, aud the node's name)"
+                    )))
+                }
             }
-            Some(other) => {
-                return Err(malformed(format!(
-                    "`sealed` must be an object of node name to sealed subject, not {}",
-                    kind_of(other)
-                )))
-            }
-        };
+        }
         let consent_sealed = match map.get("consent_sealed") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,

@@ -184,7 +184,7 @@ impl Router<'_> {
         };
         let engine = self.engine;
         let recorded = Recorded::of(&request, engine);
-        let query = match request.validate(engine) {
+        let mut query = match request.validate(engine) {
             Ok(q) => q,
             Err(refusal) => return refuse(refusal.into(), recorded),
         };
@@ -245,13 +245,14 @@ impl Router<'_> {
                 ));
                 continue;
             }
-            // `unproven` saw to it that every node asked has an entry.
-            let Some(Some(proof)) = query.proofs.get(node).cloned() else {
+            // `unproven` saw to it that every node asked has an entry. Each proof and
+            // sealed subject goes to one node: moved into its lookup, not copied.
+            let Some(Some(proof)) = query.proofs.remove(node) else {
                 unanswered.push((node.clone(), asked, query::NOT_PROVEN));
                 continue;
             };
             // `unproven` saw to it that every node proven to has its sealed subject.
-            let sealed = query.sealed.get(node).cloned().unwrap_or_default();
+            let sealed = query.sealed.remove(node).unwrap_or_default();
             let node_query_id = self.query_ids.for_node(query_id, node);
             node_query_ids.insert(node.clone(), node_query_id.clone());
             let request = NodeRequest::Lookup(LookupRequest {

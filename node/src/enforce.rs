@@ -147,21 +147,19 @@ pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupReque
     out
 }
 
-/// Whether a lookup names only what the policy knows (a declared view, or catalogue
-/// datasets) and none of it is this department's: a view with no source here, or other
-/// departments' datasets only. Such a lookup is refused before its proof is checked and its
-/// sealed subject opened, so a node never learns whom a query is about unless it is asked
-/// about its own records (a coordinator could otherwise send a lookup to every node).
-/// Unknown names are left to [`screen`].
-pub fn asks_nothing_here(engine: &Engine, department: &str, request: &LookupRequest) -> bool {
-    let policy = engine.policy();
-    let known = match &request.target {
-        LookupTarget::View(name) => policy.views.iter().any(|v| &v.name == name),
+/// Whether a lookup's target is one the policy knows: a declared view, or catalogue
+/// datasets. With [`datasets_touched`] empty it asks nothing of this department (a view
+/// with no source here, or other departments' datasets only), and is refused before its
+/// proof is checked and its sealed subject opened, so a node never learns whom a query is
+/// about unless it is asked about its own records (a coordinator could otherwise send a
+/// lookup to every node). Unknown names are left to [`screen`].
+pub fn target_is_known(engine: &Engine, request: &LookupRequest) -> bool {
+    match &request.target {
+        LookupTarget::View(name) => engine.policy().views.iter().any(|v| &v.name == name),
         LookupTarget::Datasets(ds) => ds
             .iter()
             .all(|d| engine.datasets().iter().any(|c| c.qualified == d.dataset)),
-    };
-    known && datasets_touched(engine, department, request).is_empty()
+    }
 }
 
 /// Checks that a lookup names only what this node's policy knows: a declared purpose, a

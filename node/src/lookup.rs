@@ -325,7 +325,9 @@ impl<'a> Desk<'a> {
         }
         // A lookup that asks nothing this node holds is refused before the sealed subject
         // is opened: the node learns whom a query is about only for its own records.
-        if crate::enforce::asks_nothing_here(&self.policy.engine, self.department, &request) {
+        let touched =
+            crate::enforce::datasets_touched(&self.policy.engine, self.department, &request);
+        if touched.is_empty() && crate::enforce::target_is_known(&self.policy.engine, &request) {
             let why = format!(
                 "node `{}` holds none of what the lookup asks (no source of the view, no dataset of this department); it was not opened",
                 self.node
@@ -503,7 +505,6 @@ impl<'a> Desk<'a> {
             };
             return done(self.finished(entry, outcome, response));
         }
-        let touched = crate::enforce::datasets_touched(engine, self.department, &request);
         let (attached, stored): (Vec<String>, Vec<String>) = touched
             .into_iter()
             .partition(|name| (self.is_attached)(name));
