@@ -46,7 +46,7 @@ use zeroize::Zeroizing;
 
 use crate::message::{LookupRequest, LookupTarget, MAX_CONSENT_LEN};
 use crate::resident_id::ResidentId;
-use crate::seal::{sealed_sha256, SealRefusal};
+use crate::seal::{self, sealed_sha256, SealRefusal};
 
 /// `typ` of a requester's session grant (ES256).
 pub const GRANT_TYP: &str = "fedq-session+jwt";
@@ -672,7 +672,7 @@ pub struct NodeSession {
     pub serial: String,
     /// When the session ends (unix seconds).
     pub exp: u64,
-    keys: SessionKeys,
+    pub(crate) keys: SessionKeys,
 }
 
 impl fmt::Debug for NodeSession {
@@ -795,11 +795,6 @@ pub fn proof_session_id(proof: &str) -> Result<String, ProofRefusal> {
 }
 
 impl NodeSession {
-    /// The keys this session agreed (for [`crate::seal`]).
-    pub(crate) fn keys(&self) -> &SessionKeys {
-        &self.keys
-    }
-
     /// Verifies a proof under this session at `now`: `kid` is this session and it is live,
     /// the MAC, this federation and node, `iat` within [`MAX_CLOCK_SKEW_SECS`], a nonce of
     /// acceptable length. Replay, revocation and the lookup itself are checked by
@@ -1200,6 +1195,64 @@ impl ProofGate {
     /// Live sessions held (for metrics).
     pub fn sessions_held(&self) -> usize {
         self.sessions().len()
+    }
+}
+
+// Sealing over a session: the JWE itself is `crate::seal`'s; the keys, session id and
+// node are the session's.
+impl Session {
+    /// Seals `plaintext` to this session's node as a [`seal::QUERY_TYP`] JWE bound to `binding`
+    /// (the integration: the per-node proof's nonce), under the query-direction key.
+    pub fn seal_query(&self, plaintext: &[u8], binding: &str) -> Result<String, seal::SealError> {
+        seal::seal(
+            self.keys.seal_query_key(),
+            seal::QUERY_TYP,
+            &self.sid,
+            &self.node,
+            binding,
+            plaintext,
+        )
+    }
+
+    /// Opens an answer this session's node sealed ([`seal::ANSWER_TYP`], this session's id,
+    /// `aud` this node, bound to `binding`) under the answer-direction key.
+    pub fn open_answer(&self, jwe: &str, binding: &str) -> Result<Zeroizing<Vec<u8>>, SealRefusal> {
+        seal::open(
+            self.keys.seal_answer_key(),
+            seal::ANSWER_TYP,
+            &self.sid,
+            &self.node,
+            binding,
+            jwe,
+        )
+    }
+}
+
+impl NodeSession {
+    /// Opens a query the requester sealed to this node ([`seal::QUERY_TYP`], this session's id,
+    /// `aud` this node, bound to `binding`) under the query-direction key.
+    pub fn open_query(&self, jwe: &str, binding: &str) -> Result<Zeroizing<Vec<u8>>, SealRefusal> {
+        seal::open(
+            self.keys.seal_query_key(),
+            seal::QUERY_TYP,
+            &self.sid,
+            &self.node,
+            binding,
+            jwe,
+        )
+    }
+
+    /// Seals `plaintext` to the requester as an [`seal::ANSWER_TYP`] JWE bound to `binding`,
+    /// under the answer-direction key.
+    pub fn seal_answer(&self, plaintext: &[u8], binding: &str) -> Result<String, seal::SealError> {
+        seal::seal(
+            self.keys.seal_answer_key(),
+            seal::ANSWER_TYP,
+            &self.sid,
+            &self.node,
+            binding,
+            plaintext,
+        )
     }
 }
 

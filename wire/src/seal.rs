@@ -38,8 +38,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::proof::{NodeSession, Session};
-
 /// `typ` of a query sealed by the requester to a node.
 pub const QUERY_TYP: &str = "fedq-sealed-query+jwe";
 /// `typ` of an answer sealed by a node to the requester.
@@ -178,7 +176,9 @@ fn b64_len(n: usize) -> usize {
     n.div_ceil(3) * 4 - (3 - n % 3) % 3
 }
 
-fn seal(
+/// Seals `plaintext` under `key` as a compact JWE with this header (the session types in
+/// [`crate::proof`] call it with their own key, id and node).
+pub(crate) fn seal(
     key: &[u8; 32],
     typ: &str,
     kid: &str,
@@ -229,7 +229,8 @@ fn seal(
     Ok(out)
 }
 
-fn open(
+/// Opens a compact JWE sealed under `key`, checking its header against these values.
+pub(crate) fn open(
     key: &[u8; 32],
     typ: &str,
     kid: &str,
@@ -286,67 +287,12 @@ fn open(
     Ok(in_out)
 }
 
-impl Session {
-    /// Seals `plaintext` to this session's node as a [`QUERY_TYP`] JWE bound to `binding`
-    /// (the integration: the per-node proof's nonce), under the query-direction key.
-    pub fn seal_query(&self, plaintext: &[u8], binding: &str) -> Result<String, SealError> {
-        seal(
-            self.keys.seal_query_key(),
-            QUERY_TYP,
-            &self.sid,
-            &self.node,
-            binding,
-            plaintext,
-        )
-    }
-
-    /// Opens an answer this session's node sealed ([`ANSWER_TYP`], this session's id,
-    /// `aud` this node, bound to `binding`) under the answer-direction key.
-    pub fn open_answer(&self, jwe: &str, binding: &str) -> Result<Zeroizing<Vec<u8>>, SealRefusal> {
-        open(
-            self.keys.seal_answer_key(),
-            ANSWER_TYP,
-            &self.sid,
-            &self.node,
-            binding,
-            jwe,
-        )
-    }
-}
-
-impl NodeSession {
-    /// Opens a query the requester sealed to this node ([`QUERY_TYP`], this session's id,
-    /// `aud` this node, bound to `binding`) under the query-direction key.
-    pub fn open_query(&self, jwe: &str, binding: &str) -> Result<Zeroizing<Vec<u8>>, SealRefusal> {
-        open(
-            self.keys().seal_query_key(),
-            QUERY_TYP,
-            &self.sid,
-            &self.node,
-            binding,
-            jwe,
-        )
-    }
-
-    /// Seals `plaintext` to the requester as an [`ANSWER_TYP`] JWE bound to `binding`,
-    /// under the answer-direction key.
-    pub fn seal_answer(&self, plaintext: &[u8], binding: &str) -> Result<String, SealError> {
-        seal(
-            self.keys().seal_answer_key(),
-            ANSWER_TYP,
-            &self.sid,
-            &self.node,
-            binding,
-            plaintext,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proof::{
-        accept_grant, fresh_nonce, SessionAccept, SessionGrant, SessionKeys, UnixTime,
+        accept_grant, fresh_nonce, NodeSession, Session, SessionAccept, SessionGrant, SessionKeys,
+        UnixTime,
     };
     use fedq_certs::jws::CertificateKey;
     use fedq_certs::pki::{CertificateAuthority, IssueOptions};
@@ -582,7 +528,7 @@ mod tests {
     fn each_direction_has_its_own_key_and_a_query_is_never_an_answer() {
         let f = federation();
         let p = pair(&f, "court");
-        let (s, n) = (&p.session.keys, p.node.keys());
+        let (s, n) = (&p.session.keys, &p.node.keys);
         assert_eq!(s.seal_query_key(), n.seal_query_key());
         assert_eq!(s.seal_answer_key(), n.seal_answer_key());
         assert_ne!(s.seal_query_key(), s.seal_answer_key());
