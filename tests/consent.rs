@@ -129,11 +129,19 @@ fn refused(response: NodeResponse) -> String {
 
 /// The court's listing was released in a node's answer.
 fn released_listing(response: &NodeResponse) -> bool {
+    use fedq_policy::views::Finding;
+    use fedq_wire::message::{DatasetOutcome, LookupAnswer};
     match response {
-        NodeResponse::Lookup(l) => l.datasets.iter().any(|d| {
-            matches!(d, fedq_wire::message::DatasetOutcome::Released(a)
-                if a.dataset == "court.dishonest_debtors" && !a.records.is_empty())
-        }),
+        NodeResponse::Lookup(_) => match support::proof::opened(response) {
+            LookupAnswer::Datasets(d) => d.iter().any(|d| {
+                matches!(d, DatasetOutcome::Released(a)
+                    if a.dataset == "court.dishonest_debtors" && !a.records.is_empty())
+            }),
+            LookupAnswer::View(p) => p.sources.iter().any(|s| {
+                s.dataset == "court.dishonest_debtors"
+                    && matches!(&s.finding, Finding::Listings(l) if !l.is_empty())
+            }),
+        },
         _ => false,
     }
 }

@@ -80,6 +80,58 @@ async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire
             "a raw resident ID crossed the wire"
         );
     }
+    // Nor any record value, even one the policy releases: every answer is sealed to the
+    // requester, so the coordinator's side of every QUIC stream carries ciphertext. The
+    // tour releases the listed person's case numbers and the credit report's records —
+    // to the requester only.
+    let mut keys = 0;
+    for (_, person) in s.roles() {
+        for record in &person.records {
+            keys += 1;
+            assert!(
+                !wire.contains(&record.key),
+                "a record of `{}.{}` crossed the coordinator's links in clear",
+                record.department,
+                record.dataset
+            );
+        }
+        assert!(!wire.contains(&person.name), "a name crossed in clear");
+    }
+    assert!(keys > 10, "the scenario's records were checked");
+    // The values the requester did see in the credit report's records (text that is
+    // data, not the policy's or catalogue's vocabulary): none crossed in clear.
+    let mut vocabulary = std::fs::read_to_string(fed.layout.policy()).unwrap();
+    for entry in std::fs::read_dir(fed.layout.root.join("policy/catalogue")).unwrap() {
+        vocabulary.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut released = Vec::new();
+    for step in &steps {
+        for section in step.answer["view_result"]["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for record in section["records"].as_array().into_iter().flatten() {
+                for value in record.as_object().into_iter().flat_map(|r| r.values()) {
+                    if let Some(text) = value["text"].as_str() {
+                        if text.len() >= 6 && !vocabulary.contains(text) {
+                            released.push(text.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        !released.is_empty(),
+        "the tour's credit report released records"
+    );
+    for value in &released {
+        assert!(
+            !wire.contains(value.as_str()),
+            "a released value crossed the coordinator's links in clear"
+        );
+    }
 
     // Every log, audit store and key of the federation: no raw resident ID of the
     // scenario, no withheld value.
@@ -99,6 +151,12 @@ async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire
                 );
             }
             assert!(!text.contains(&row["name"]));
+            // No record value at rest in any log or audit store either.
+            for (_, person) in s.roles() {
+                for record in &person.records {
+                    assert!(!text.contains(&record.key), "a record value at rest");
+                }
+            }
         }
     }
     assert!(scanned > 10);

@@ -117,7 +117,13 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
                 .unwrap()
                 .to_owned();
             if court_status == "answered" {
-                answered_by_court.insert(answer["query_id"].as_str().unwrap().to_owned());
+                // The query the court answered under: the answer's own, or the one the
+                // client asked it again in, alone, after the restart lost its session.
+                let id = node_report(&answer, "court")["query_id"]
+                    .as_str()
+                    .or(answer["query_id"].as_str())
+                    .unwrap();
+                answered_by_court.insert(id.to_owned());
             }
             if round == 15 {
                 cut.push(answer["query_id"].as_str().unwrap().to_owned());

@@ -150,13 +150,34 @@ fn count(config: &std::path::Path, dataset: &str) -> u64 {
     .unwrap()
 }
 
-fn released(response: &NodeResponse) -> &fedq_policy::MinimizedAnswer {
-    match response {
-        NodeResponse::Lookup(l) => match &l.datasets[..] {
-            [DatasetOutcome::Released(a)] => a,
-            other => panic!("expected one released dataset, got {other:?}"),
-        },
-        other => panic!("expected a lookup answer, got {other:?}"),
+/// The court's part of a view: its one source, as the node sealed it to the requester.
+fn source_part(response: &NodeResponse) -> fedq_policy::views::SourcePart {
+    match support::proof::opened(response) {
+        fedq_wire::message::LookupAnswer::View(mut p) => {
+            assert_eq!(p.sources.len(), 1, "{p:?}");
+            p.sources.remove(0)
+        }
+        other => panic!("expected a view part, got {other:?}"),
+    }
+}
+
+/// The active listings the court's part of a blacklist check found.
+fn listings(response: &NodeResponse) -> Vec<fedq_policy::views::Listing> {
+    match source_part(response).finding {
+        fedq_policy::views::Finding::Listings(l) => l,
+        other => panic!("expected listings, got {other:?}"),
+    }
+}
+
+/// The dataset and reason of a source the court's part says it could not verify.
+fn unverified_source(response: &NodeResponse) -> (String, String) {
+    let part = source_part(response);
+    match part.finding {
+        fedq_policy::views::Finding::Missing {
+            status: fedq_policy::views::UnverifiedStatus::Unverified,
+            reason,
+        } => (part.dataset, reason),
+        other => panic!("expected an unverified source, got {other:?}"),
     }
 }
 
@@ -441,19 +462,21 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         )
     };
 
-    // The active listing is released, minimized to what the view needs.
+    // The active listing is found, and only what the view needs of it leaves: its list
+    // and its listing date (removed_on is empty; nothing else of the record).
     let answer = ask(blacklist(&p.active)).await;
-    let a = released(&answer);
-    assert_eq!(a.records.len(), 1);
-    let fields: Vec<&String> = a.records[0].keys().collect();
+    let l = listings(&answer);
+    assert_eq!(l.len(), 1);
     assert_eq!(
-        fields,
-        ["listed_on"],
-        "removed_on is empty; nothing else is released"
+        l[0].since,
+        Some(Value::Date(
+            time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap()
+        ))
     );
-    assert_eq!(
-        a.records[0]["listed_on"],
-        Value::Date(time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap())
+    assert_eq!(l[0].until, None, "removed_on is empty");
+    assert!(
+        source_part(&answer).released.is_none(),
+        "the view declares no release"
     );
 
     // Older than 3 years, repaired by status, repaired by the operator: nothing, and the
@@ -461,8 +484,8 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
     let none = ask(blacklist(&p.clean)).await;
     for who in [&p.expired, &p.repaired_by_status, &p.repaired_by_operator] {
         let answer = ask(blacklist(who)).await;
-        assert!(released(&answer).records.is_empty() && released(&answer).summaries.is_empty());
-        assert_eq!(released(&answer), released(&none));
+        assert!(listings(&answer).is_empty());
+        assert_eq!(source_part(&answer), source_part(&none));
     }
 
     // Fields the policy does not grant are refused with the rule's reason.
@@ -477,13 +500,11 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         }]),
     ))
     .await;
-    match denied {
-        NodeResponse::Lookup(l) => assert!(
-            matches!(&l.datasets[..], [DatasetOutcome::Denied { rationale, .. }] if rationale.contains("default deny")),
-            "{l:?}"
-        ),
-        other => panic!("{other:?}"),
-    }
+    let outcomes = support::proof::outcomes(&denied);
+    assert!(
+        matches!(&outcomes[..], [DatasetOutcome::Denied { rationale, .. }] if rationale.contains("default deny")),
+        "{outcomes:?}"
+    );
 
     // A purpose the requester may not use: the node refuses on its own policy, even though
     // this "coordinator" forwarded it.
@@ -858,16 +879,18 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
 
     // Read from the department's table, then the same law and policy as for stored records.
     let answer = ask(&p.active).await;
-    let a = released(&answer);
-    assert_eq!(a.records.len(), 1);
+    let l = listings(&answer);
+    assert_eq!(l.len(), 1);
     assert_eq!(
-        a.records[0]["listed_on"],
-        Value::Date(time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap())
+        l[0].since,
+        Some(Value::Date(
+            time::Date::from_calendar_date(2025, time::Month::June, 1).unwrap()
+        ))
     );
     let none = ask(&p.clean).await;
     for who in [&p.expired, &p.repaired_by_status] {
         let answer = ask(who).await;
-        assert_eq!(released(&answer), released(&none));
+        assert_eq!(source_part(&answer), source_part(&none));
     }
 
     // A row the node cannot read (a status the catalogue does not know) makes the dataset
@@ -880,17 +903,10 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         )],
     )
     .unwrap();
-    match ask(&p.repaired_by_operator).await {
-        NodeResponse::Lookup(l) => match &l.datasets[..] {
-            [DatasetOutcome::Unverified { dataset, reason }] => {
-                assert_eq!(dataset, "court.dishonest_debtors");
-                assert!(reason.contains("field `performance_status`"), "{reason}");
-                assert!(!reason.contains("settled-ish"), "{reason}");
-            }
-            other => panic!("expected unverified, got {other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
+    let (dataset, reason) = unverified_source(&ask(&p.repaired_by_operator).await);
+    assert_eq!(dataset, "court.dishonest_debtors");
+    assert!(reason.contains("field `performance_status`"), "{reason}");
+    assert!(!reason.contains("settled-ish"), "{reason}");
     // A listing the department dated after the node's date: unverified too.
     let future = rid("43012119880808678");
     pg::run_sql(
@@ -901,18 +917,11 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         )],
     )
     .unwrap();
-    match ask(&future).await {
-        NodeResponse::Lookup(l) => match &l.datasets[..] {
-            [DatasetOutcome::Unverified { reason, .. }] => {
-                assert!(
-                    reason.contains("window start `listed_on` after the node's date"),
-                    "{reason}"
-                )
-            }
-            other => panic!("expected unverified, got {other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
+    let (_, reason) = unverified_source(&ask(&future).await);
+    assert!(
+        reason.contains("window start `listed_on` after the node's date"),
+        "{reason}"
+    );
 
     client.close();
     let _ = stop.send(());
@@ -1099,7 +1108,7 @@ async fn refuses_a_store_that_does_not_exist(backend: Backend) {
     let serving = Serving::start(&fed, &config_path);
     let p = people();
     let answer = serving.ask(&blacklist(&p.active)).await;
-    assert!(released(&answer).records.is_empty());
+    assert!(listings(&answer).is_empty());
     serving.stop().await;
 }
 
@@ -1248,23 +1257,21 @@ async fn answers_unverified(backend: Backend) {
         (&p.repaired_by_status, "cannot be read back as a record"),
     ];
     for (who, expected) in expectations {
-        match serving.ask(&blacklist(who)).await {
-            NodeResponse::Lookup(l) => match &l.datasets[..] {
-                [DatasetOutcome::Unverified { dataset, reason }] => {
-                    assert_eq!(dataset, "court.dishonest_debtors");
-                    assert!(reason.contains(expected), "{reason}");
-                    for value in ["2025-06-01", "2027-03-01", "[1, 2]"] {
-                        assert!(!reason.contains(value), "{reason}");
-                    }
+        match &serving.ask(&blacklist(who)).await {
+            l @ NodeResponse::Lookup(_) => {
+                let (dataset, reason) = unverified_source(l);
+                assert_eq!(dataset, "court.dishonest_debtors", "{expected}");
+                assert!(reason.contains(expected), "{reason}");
+                for value in ["2025-06-01", "2027-03-01", "[1, 2]"] {
+                    assert!(!reason.contains(value), "{reason}");
                 }
-                other => panic!("expected unverified for `{expected}`, got {other:?}"),
-            },
+            }
             other => panic!("{other:?}"),
         }
     }
     // A person with no record still has no record.
     let none = serving.ask(&blacklist(&p.clean)).await;
-    assert!(released(&none).records.is_empty());
+    assert!(listings(&none).is_empty());
     serving.stop().await;
 
     let audit = fedq_audit::list(
@@ -1343,13 +1350,13 @@ async fn a_node_whose_date_is_off_answers_failed_with_a_clock_skew_reason() {
     // 2025-06-01 is inside the node's window).
     for coordinator_date in ["2026-11-28", "2026-11-26"] {
         let answer = serving.ask(&at(coordinator_date)).await;
-        assert_eq!(released(&answer).records.len(), 1, "{answer:?}");
+        assert_eq!(listings(&answer).len(), 1, "{answer:?}");
     }
     // The coordinator's date never decides: on its 2026-11-28 the listing of 2023-11-28
     // would be past the three years, on the node's 2026-11-27 it is not — and it is
     // released.
     let answer = serving.ask(&on(&p.clean, "2026-11-28")).await;
-    assert_eq!(released(&answer).records.len(), 1, "{answer:?}");
+    assert_eq!(listings(&answer).len(), 1, "{answer:?}");
     serving.stop().await;
     let audit = fedq_audit::list(
         &fed.root.join("data/court-audit.db"),

@@ -206,9 +206,15 @@ fn assert_refusal_audited(c: &Court, code: ProofRefusal, requester: &str, proof:
     }
 }
 
+/// Whether the court's answer, opened as the requester opens it, holds the case number.
+/// (Sealed, the answer holds it only encrypted: [`a_lookup_changed_after_proving_is_refused_audited_and_releases_nothing`]
+/// checks the wire.)
 fn released_case_no(answer: &NodeResponse) -> bool {
     match answer {
-        NodeResponse::Lookup(l) => format!("{l:?}").contains(CASE_NO),
+        NodeResponse::Lookup(l) => {
+            assert!(!l.sealed.contains(CASE_NO));
+            format!("{:?}", support::proof::opened(answer)).contains(CASE_NO)
+        }
         other => panic!("expected an answer, got {other:?}"),
     }
 }

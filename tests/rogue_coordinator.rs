@@ -324,6 +324,123 @@ async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_pro
     }
 }
 
+/// The sealed answer `node` gives the rogue for the honest proof `proven` made for it.
+async fn sealed_answer(
+    fed: &Federation,
+    channel: &NodeChannel,
+    query: &QueryRequest,
+    proven: &QueryRequest,
+    node: &str,
+) -> String {
+    let sent = (
+        proven.proofs[node].clone().unwrap(),
+        proven.sealed[node].clone(),
+    );
+    match channel
+        .request(
+            &NodeRequest::Lookup(lookup_of(fed, query, sent)),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+    {
+        NodeResponse::Lookup(l) => {
+            assert_eq!(l.node, node);
+            l.sealed
+        }
+        other => panic!("{node} did not answer: {other:?}"),
+    }
+}
+
+/// Issue 15: a rogue coordinator that relays the requester another node's sealed answer,
+/// another query's, or an altered one is caught by the requester side: the court is
+/// `unavailable` with why, and the listing it would hide or show is never read from the
+/// swapped answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_coordinator_that_swaps_or_alters_sealed_answers_is_caught_by_the_requester() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 43)).unwrap();
+    fed.lift_rate_limits().unwrap();
+    let _nodes = start_nodes(&fed, None);
+    let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
+    let mut honest = requester(&fed, LICENSING).await;
+    let listed = blacklist_check(&fed.scenario.blacklisted.resident_id);
+    let clean = blacklist_check(&fed.scenario.clean.resident_id);
+    let (_c, court) = rogue_channel(&fed, "court");
+    let (_t, tax) = rogue_channel(&fed, "tax");
+    // Two honest queries, proven by the requester, answered by the nodes to the rogue.
+    let first = honest.prove(&listed).await.unwrap();
+    let court_first = sealed_answer(&fed, &court, &listed, &first, "court").await;
+    let tax_first = sealed_answer(&fed, &tax, &listed, &first, "tax").await;
+    let second = honest.prove(&clean).await.unwrap();
+    let court_second = sealed_answer(&fed, &court, &clean, &second, "court").await;
+    // The relay the requester gets for the second query, with the court's answer as given.
+    let engine = fedq_policy::load::load_engine(&fed.layout.policy(), None).unwrap();
+    let terms = fedq_policy::views::ViewTerms::of(
+        engine
+            .policy()
+            .views
+            .iter()
+            .find(|v| v.name == "blacklist-check")
+            .unwrap(),
+    );
+    let relay = |court_answer: &str| {
+        serde_json::json!({
+            "query_id": "rogue-0002",
+            "policy_version": "rogue",
+            "purpose": "administrative-licensing",
+            "view": "blacklist-check",
+            "complete": true,
+            "nodes": [{
+                "node": "court",
+                "status": "answered",
+                "datasets": ["court.dishonest_debtors"],
+                "sealed_answer": court_answer,
+            }],
+            "view_terms": terms,
+        })
+    };
+    // Control: the court's own answer to the second query opens (the clean person: no
+    // listing there).
+    let answer = honest.conclude(&second, 200, relay(&court_second));
+    assert_eq!(
+        node_report(&answer, "court")["status"],
+        "answered",
+        "{answer}"
+    );
+    // The first query's answer (the listed person's) relayed for the second: moved.
+    let mut altered = court_second.clone();
+    let at = altered.len() - 30;
+    let flipped = if &altered[at..=at] == "A" { "B" } else { "A" };
+    altered.replace_range(at..=at, flipped);
+    for (swapped, why) in [
+        (&court_first, "bound to another query"),
+        (&tax_first, "sealed under another session"),
+        (&altered, "altered"),
+        (&"not.a.sealed.answer.at-all".to_owned(), "not a fedq"),
+    ] {
+        let answer = honest.conclude(&second, 200, relay(swapped));
+        let report = node_report(&answer, "court");
+        assert_eq!(report["status"], "unavailable", "{why}: {answer}");
+        let reason = report["reason"].as_str().unwrap();
+        assert!(reason.contains("sealed answer does not open"), "{reason}");
+        assert!(reason.contains(why), "{why}: {reason}");
+        // The court's source is unknown: the check cannot say "not listed", and shows no
+        // listing from the swapped answer.
+        assert_eq!(
+            answer["view_result"]["listings"],
+            serde_json::json!([]),
+            "{answer}"
+        );
+        assert!(answer["view_result"]["unverified"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["dataset"] == "court.dishonest_debtors"));
+        assert_eq!(answer["complete"], false);
+    }
+}
+
 /// The number of answered lookups at `node` so far.
 fn queries_at(fed: &Federation, node: &str) -> usize {
     audit_of(fed, node)
@@ -335,6 +452,9 @@ fn queries_at(fed: &Federation, node: &str) -> usize {
 fn meaning_of(answer: &Value) -> Value {
     let mut a = answer.clone();
     a.as_object_mut().unwrap().remove("query_id");
+    for n in a["nodes"].as_array_mut().unwrap() {
+        n.as_object_mut().unwrap().remove("query_id");
+    }
     a
 }
 
@@ -453,6 +573,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     // The court restarts and forgets its sessions; the next query is answered all the
     // same, the client having re-opened the court's session and retried once.
     let court_queries = queries_at(&fed, "court");
+    let tax_queries = queries_at(&fed, "tax");
     let index = fed.nodes.keys().position(|n| n == "court").unwrap();
     nodes[index].terminate();
     // Meanwhile a requester that connects now cannot open a session with the court: the
@@ -478,7 +599,10 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     // The coordinator may have marked the court down while it was away (its heartbeat):
     // such queries do not reach it; the first that does must be answered.
     let mut again = Value::Null;
+    // Each query of the loop asks tax once (the `late` requester's query above too).
+    let mut sent = 1;
     for _ in 0..100 {
+        sent += 1;
         let (status, answer) = honest
             .query(&blacklist_check(&s.blacklisted.resident_id))
             .await
@@ -504,6 +628,14 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
         "{again}"
     );
     assert_eq!(meaning_of(&again), meaning_of(&first.1));
+    // The court answered under the query it was asked again in, alone: its report says
+    // which; no other department was asked twice.
+    let retried = node_report(&again, "court")["query_id"].as_str().unwrap();
+    assert_ne!(retried, again["query_id"].as_str().unwrap());
+    assert!(
+        node_report(&again, "tax").get("query_id").is_none(),
+        "{again}"
+    );
     // The court saw the stale proof (refused as an unknown session) and then the retry.
     let court_audit = audit_of(&fed, "court");
     assert!(
@@ -514,4 +646,9 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
         "{court_audit:?}"
     );
     assert_eq!(queries_at(&fed, "court"), court_queries + 1);
+    assert_eq!(
+        queries_at(&fed, "tax"),
+        tax_queries + sent,
+        "tax was asked once per query, not again when the court was re-asked"
+    );
 }

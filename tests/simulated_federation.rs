@@ -28,7 +28,7 @@ use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::{FederationTrust, Role};
 use fedq_coordinator::outcome::{Audited, Refusal};
-use fedq_coordinator::query::QueryRequest;
+use fedq_coordinator::query::{QueryRequest, RelayedAnswer};
 use fedq_coordinator::route::{Routed, Router};
 use fedq_node::consent::ConsentUses;
 use fedq_node::evidence::Evidence;
@@ -445,7 +445,43 @@ impl Sim {
         };
         // Three seconds between queries: inside every rate limit of the reference policy, replays included.
         self.now += time::Duration::seconds(3);
-        (reply.status, reply.body)
+        // A tap on what the coordinator answers: no resident ID and no record value.
+        let relayed = reply.body.to_string();
+        for value in [LISTED, CLEAN, "湘0102执1234号", "unperformed", "张某"] {
+            assert!(
+                !relayed.contains(value),
+                "the coordinator's answer carries `{value}`"
+            );
+        }
+        (reply.status, self.open(query, reply.status, reply.body))
+    }
+
+    /// The requester side: each node's sealed answer opened with its session and the
+    /// nonce of the proof sent to it, and the answer concluded.
+    fn open(&self, query: &QueryRequest, status: u16, body: Json) -> Json {
+        let Ok(relayed) = serde_json::from_value::<RelayedAnswer>(body.clone()) else {
+            return body;
+        };
+        if status != 200 {
+            return body;
+        }
+        let opened = relayed
+            .nodes
+            .iter()
+            .filter_map(|r| {
+                let sealed = r.sealed_answer.as_deref()?;
+                let nonce = query
+                    .proofs
+                    .get(&r.node)?
+                    .as_deref()
+                    .and_then(fedq_wire::proof::proof_nonce)?;
+                Some((
+                    r.node.clone(),
+                    self.sessions[&r.node].open_lookup_answer(sealed, &nonce),
+                ))
+            })
+            .collect();
+        serde_json::to_value(fedq_coordinator::opening::conclude(relayed, opened)).unwrap()
     }
 }
 

@@ -14,7 +14,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{ServerName, UnixTime};
 
-use crate::query::QueryRequest;
+use crate::query::{QueryRequest, RelayedAnswer};
 
 /// Arguments of `fedq query`. `Debug` shows neither the subject nor the consent token.
 #[derive(clap::Args)]
@@ -216,35 +216,112 @@ impl ApiConnection {
     }
 
     /// Sends one query, proven to every node this connection holds a session with
-    /// (sessions opened or renewed first as needed); returns the HTTP status and the JSON
-    /// body. A node that answers "unknown session" gets a new session and the query is
-    /// sent once more, with fresh proofs. Any `proofs` in `query` are replaced.
+    /// (sessions opened or renewed first as needed), opens each node's sealed answer and
+    /// concludes it ([`crate::opening::conclude`]); returns the HTTP status and the JSON
+    /// body the requester reads. A node that answers "unknown session" gets a new session
+    /// and is asked once more, alone (the other nodes' answers are kept, so no node
+    /// answers the query twice). Any `proofs` in `query` are replaced.
     pub async fn query(
         &mut self,
         query: &QueryRequest,
     ) -> Result<(u16, serde_json::Value), ClientError> {
-        let proven = self.prove(query).await?;
+        let mut proven = self.prove(query).await?;
         let (mut status, mut answer) = self.send_raw(&proven).await?;
         if status == 400 && plan_changed(&answer) {
             // The policy's plan for a view changed since this connection listed it: list
             // again and prove to the nodes it asks now (once).
             self.refresh_plan().await?;
-            let proven = self.prove(query).await?;
+            proven = self.prove(query).await?;
             (status, answer) = self.send_raw(&proven).await?;
         }
         let lost = lost_sessions(status, &answer);
-        if lost.is_empty() {
-            return Ok((status, with_subject(query, self.explain_unproven(answer))));
-        }
-        if let Some(sessions) = self.sessions.as_mut() {
-            for node in &lost {
-                sessions.open.remove(node);
-                sessions.failed.remove(node);
+        let relayed = (status == 200)
+            .then(|| serde_json::from_value::<RelayedAnswer>(answer.clone()).ok())
+            .flatten();
+        let Some(mut relayed) = relayed else {
+            return Ok((status, answer));
+        };
+        let mut opened = self.open_answers(&proven, &relayed);
+        if !lost.is_empty() {
+            if let Some(sessions) = self.sessions.as_mut() {
+                for node in &lost {
+                    sessions.open.remove(node);
+                    sessions.failed.remove(node);
+                }
+            }
+            let only: BTreeSet<String> = lost.iter().cloned().collect();
+            let again = self.prove_to(query, Some(&only)).await?;
+            let (status, answer) = self.send_raw(&again).await?;
+            if let (200, Ok(retried)) = (
+                status,
+                serde_json::from_value::<RelayedAnswer>(answer.clone()),
+            ) {
+                opened.extend(
+                    self.open_answers(&again, &retried)
+                        .into_iter()
+                        .filter(|(n, _)| only.contains(n)),
+                );
+                for mut report in retried.nodes.into_iter().filter(|r| only.contains(&r.node)) {
+                    report.query_id = Some(retried.query_id.clone());
+                    if let Some(first) = relayed.nodes.iter_mut().find(|r| r.node == report.node) {
+                        *first = report;
+                    }
+                }
             }
         }
-        let proven = self.prove(query).await?;
-        let (status, answer) = self.send_raw(&proven).await?;
-        Ok((status, with_subject(query, self.explain_unproven(answer))))
+        let concluded = crate::opening::conclude(relayed, opened);
+        let body = serde_json::to_value(&concluded)
+            .map_err(|e| ClientError::Usage(format!("cannot encode the answer: {e}")))?;
+        Ok((status, with_subject(query, self.explain_unproven(body))))
+    }
+
+    /// Opens each sealed answer of `relayed` with this connection's session with its node
+    /// and the nonce of the proof `proven` sent it (an answer that does not open is kept
+    /// as the refusal, which [`crate::opening::conclude`] reports).
+    pub fn open_answers(
+        &self,
+        proven: &QueryRequest,
+        relayed: &RelayedAnswer,
+    ) -> BTreeMap<String, crate::opening::Opened> {
+        relayed
+            .nodes
+            .iter()
+            .filter_map(|r| {
+                let sealed = r.sealed_answer.as_deref()?;
+                let session = self.sessions.as_ref()?.open.get(&r.node);
+                let nonce = proven
+                    .proofs
+                    .get(&r.node)
+                    .and_then(|p| p.as_deref())
+                    .and_then(proof::proof_nonce);
+                let opened = match (session, nonce) {
+                    (Some(session), Some(nonce)) => session.open_lookup_answer(sealed, &nonce),
+                    _ => Err(proof::AnswerRefusal::Sealed(
+                        fedq_wire::seal::SealRefusal::WrongSession,
+                    )),
+                };
+                Some((r.node.clone(), opened))
+            })
+            .collect()
+    }
+
+    /// Opens and concludes a coordinator's answer to `proven` (as [`Self::query`] does
+    /// without its retries): a 200 relay becomes the answer the requester reads, anything
+    /// else is returned as it is.
+    pub fn conclude(
+        &self,
+        proven: &QueryRequest,
+        status: u16,
+        answer: serde_json::Value,
+    ) -> serde_json::Value {
+        let Ok(relayed) = serde_json::from_value::<RelayedAnswer>(answer.clone()) else {
+            return answer;
+        };
+        if status != 200 {
+            return answer;
+        }
+        let opened = self.open_answers(proven, &relayed);
+        serde_json::to_value(crate::opening::conclude(relayed, opened)).unwrap_or(answer)
     }
 
     /// `query` with this connection's proofs filled in for every node the query can ask
@@ -254,6 +331,16 @@ impl ApiConnection {
     /// Each proof is good for one lookup: sending the result twice is a replay, which
     /// every node refuses.
     pub async fn prove(&mut self, query: &QueryRequest) -> Result<QueryRequest, ClientError> {
+        self.prove_to(query, None).await
+    }
+
+    /// [`Self::prove`], proving only to the nodes in `only` (when given): the others the
+    /// query can ask get `null`, so the coordinator does not ask them.
+    async fn prove_to(
+        &mut self,
+        query: &QueryRequest,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<QueryRequest, ClientError> {
         // The subject and the consent token never go to the coordinator: they are sealed
         // to each node asked, and the coordinator is told only whether a token is sealed.
         let subject = query.sealed_subject().map_err(ClientError::Usage)?;
@@ -286,7 +373,7 @@ impl ApiConnection {
                 continue;
             }
             let proof = match sessions.open.get(node) {
-                Some(session) if session.is_live(now) => {
+                Some(session) if session.is_live(now) && only.is_none_or(|o| o.contains(node)) => {
                     let nonce =
                         proof::fresh_nonce().map_err(|e| ClientError::Usage(e.to_string()))?;
                     let (proof, sealed) = session

@@ -22,6 +22,7 @@ pub mod config;
 pub mod consent;
 pub mod health;
 pub mod https;
+pub mod opening;
 pub mod outcome;
 pub mod query;
 pub mod route;

@@ -138,10 +138,13 @@ pub enum Audited {
     Refused(Refusal),
     /// Answered (200): complete or partial, with every node's status.
     Answered {
-        /// False when a node was unavailable, timed out or unverified.
+        /// False when a node asked gave no sealed answer (unavailable, timed out,
+        /// refused its proof); whether what it answered is verified is sealed.
         complete: bool,
         /// Each node's status.
         nodes: BTreeMap<String, NodeStatus>,
+        /// Each sealed answer's size in bytes (of the compact JWE relayed).
+        sizes: BTreeMap<String, usize>,
     },
 }
 
@@ -158,6 +161,8 @@ enum OutcomeJson<'a> {
         http: u16,
         complete: bool,
         nodes: &'a BTreeMap<String, NodeStatus>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        sealed_bytes: &'a BTreeMap<String, usize>,
     },
 }
 
@@ -196,10 +201,15 @@ impl Audited {
                 http: r.http_status(),
                 refused: r.reason(),
             },
-            Audited::Answered { complete, nodes } => OutcomeJson::Answered {
+            Audited::Answered {
+                complete,
+                nodes,
+                sizes,
+            } => OutcomeJson::Answered {
                 http: 200,
                 complete: *complete,
                 nodes,
+                sealed_bytes: sizes,
             },
         };
         serde_json::to_string(&json).unwrap_or_default()
@@ -236,6 +246,7 @@ mod tests {
         let partial = Audited::Answered {
             complete: false,
             nodes,
+            sizes: BTreeMap::from([("court".to_owned(), 1234)]),
         };
         assert_eq!(
             (partial.kind(), partial.http_status(), partial.metric()),
@@ -244,7 +255,8 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&partial.outcome()).unwrap(),
             serde_json::json!({ "http": 200, "complete": false,
-                "nodes": { "court": "answered", "tax": "timed_out" } })
+                "nodes": { "court": "answered", "tax": "timed_out" },
+                "sealed_bytes": { "court": 1234 } })
         );
         for (u, status) in [
             (Unserved::Overloaded, 503),

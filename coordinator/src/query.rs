@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fedq_policy::views::{SourceOutcome, ViewResult};
+use fedq_policy::views::{ViewResult, ViewTerms};
 use fedq_policy::{Engine, MinimizedAnswer, Summary};
-use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupTarget};
+use fedq_wire::message::{DatasetRequest, LookupTarget};
 use fedq_wire::proof::{ProofClaims, ProofRefusal, ProofTarget, SealedSubject};
 use fedq_wire::transport::ChannelError;
 use fedq_wire::{NodeResponse, ResidentId};
@@ -606,13 +606,14 @@ fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetReques
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
-    /// Released something.
+    /// Released something (the requester side's reading of a sealed answer).
     Ok,
     /// Answered, with nothing to release (no record, or nothing disclosable).
     NoRecord,
-    /// A view's source node answered. Whether it had records is the view's to say: a
-    /// view's answer never tells `ok` from `no_record`, which would name the department
-    /// holding a record behind a verdict.
+    /// The node answered. At the coordinator, every answer: what it holds is sealed to
+    /// the requester. On the requester side, a view's source node that answered: whether
+    /// it had records is the view's to say (a view's answer never tells `ok` from
+    /// `no_record`, which would name the department holding a record behind a verdict).
     Answered,
     /// Refused by policy (the coordinator's pre-check or the node's own).
     Denied,
@@ -644,6 +645,15 @@ pub struct NodeReport {
     /// a new session with that node and retry once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_refused: Option<String>,
+    /// The coordinator's query this node answered under, when it is not the answer's own
+    /// `query_id`: the requester side asked this node again, alone, after it had lost the
+    /// requester's session (its audit entries are under this id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    /// The coordinator's relay only: the node's answer, sealed to the requester (a compact
+    /// JWE the requester side opens with its session and the proof's nonce).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_answer: Option<String>,
 }
 
 /// What was released for one dataset.
@@ -680,34 +690,29 @@ pub struct QueryResponse {
     pub datasets: BTreeMap<String, DatasetResult>,
 }
 
-/// What a view's answer carries: the view's result, the source fields it declares in
-/// `release`, and each node's completeness — `answered`, never `ok` or `no_record` (which
-/// would say which department holds a record). The sources' records stay here.
-pub fn view_answer(
-    view: &fedq_policy::policy::View,
-    reports: &mut [NodeReport],
-    sources: &BTreeMap<String, SourceOutcome>,
-    today: time::Date,
-) -> (ViewResult, BTreeMap<String, DatasetResult>) {
-    for r in reports.iter_mut() {
-        if matches!(r.status, NodeStatus::Ok | NodeStatus::NoRecord) {
-            r.status = NodeStatus::Answered;
-        }
-    }
-    let result = fedq_policy::views::evaluate(view, sources, today);
-    let released = fedq_policy::views::released(view, sources)
-        .into_iter()
-        .map(|(d, r)| {
-            (
-                d,
-                DatasetResult {
-                    records: r.records,
-                    summaries: r.summaries,
-                },
-            )
-        })
-        .collect();
-    (result, released)
+/// The coordinator's answer to one query (`POST /v1/query`): each node's status and its
+/// answer sealed to the requester, and nothing any node released. The requester side
+/// opens the answers and concludes the [`QueryResponse`] ([`crate::opening::conclude`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RelayedAnswer {
+    /// The query's id (also in every audit entry it caused).
+    pub query_id: String,
+    /// Policy version that decided at the coordinator.
+    pub policy_version: String,
+    /// Purpose.
+    pub purpose: String,
+    /// The view asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
+    /// False when a node asked gave no sealed answer (what an answer holds — an
+    /// unverified dataset — only the requester side can tell).
+    pub complete: bool,
+    /// Every node asked, with its status (`answered` carries `sealed_answer`).
+    pub nodes: Vec<NodeReport>,
+    /// A view's terms under the coordinator's policy: what the requester side falls back
+    /// on when no node's own part (which names the terms it was decided under) opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_terms: Option<ViewTerms>,
 }
 
 /// The datasets a target touches, grouped by department (= node name).
@@ -747,21 +752,19 @@ pub fn target_for(target: &LookupTarget, datasets: &[String]) -> LookupTarget {
     }
 }
 
-fn has_content(a: &MinimizedAnswer) -> bool {
+pub(crate) fn has_content(a: &MinimizedAnswer) -> bool {
     !a.records.is_empty()
         || a.summaries
             .values()
             .any(|s| matches!(s, Summary::Exists(true)) || matches!(s, Summary::Count(n) if *n > 0))
 }
 
-/// What a node's answer (or failure) means for the requester: its report, the dataset
-/// results, and the view's source outcomes.
-pub fn merge_node(
+/// What a node's answer (or failure) is, as the coordinator relays it: a sealed answer is
+/// `answered` with its ciphertext; a refusal, failure or silence is reported with why.
+pub fn relay_node(
     node: &str,
     datasets: &[String],
     answer: Result<NodeResponse, ChannelError>,
-    results: &mut BTreeMap<String, DatasetResult>,
-    sources: &mut BTreeMap<String, SourceOutcome>,
 ) -> NodeReport {
     let report = |status, reason: Option<String>| NodeReport {
         node: node.to_owned(),
@@ -769,75 +772,28 @@ pub fn merge_node(
         reason,
         datasets: datasets.to_vec(),
         proof_refused: None,
-    };
-    let unavailable = |sources: &mut BTreeMap<String, SourceOutcome>, why: &str| {
-        for d in datasets {
-            sources.insert(d.clone(), SourceOutcome::Unavailable(why.to_owned()));
-        }
+        query_id: None,
+        sealed_answer: None,
     };
     match answer {
-        Ok(NodeResponse::Lookup(lookup)) => {
-            let mut any_content = false;
-            let mut any_released = false;
-            let mut denials = Vec::new();
-            let mut unverified = Vec::new();
-            for outcome in lookup.datasets {
-                match outcome {
-                    DatasetOutcome::Released(a) => {
-                        any_released = true;
-                        any_content |= has_content(&a);
-                        results.insert(
-                            a.dataset.clone(),
-                            DatasetResult {
-                                records: a.records.clone(),
-                                summaries: a.summaries.clone(),
-                            },
-                        );
-                        sources.insert(a.dataset.clone(), SourceOutcome::Answered(a));
-                    }
-                    DatasetOutcome::Denied { dataset, rationale } => {
-                        sources.insert(
-                            dataset.clone(),
-                            SourceOutcome::Unavailable(format!("denied: {rationale}")),
-                        );
-                        denials.push(format!("{dataset}: {rationale}"));
-                    }
-                    DatasetOutcome::Unverified { dataset, reason } => {
-                        metrics::counter!("fedq_datasets_unverified_total", "dataset" => dataset.clone())
-                            .increment(1);
-                        sources.insert(dataset.clone(), SourceOutcome::Unverified(reason.clone()));
-                        unverified.push(format!("{dataset}: {reason}"));
-                    }
-                }
-            }
-            if !unverified.is_empty() {
-                report(NodeStatus::Unverified, Some(unverified.join("; ")))
-            } else if any_content {
-                report(NodeStatus::Ok, None)
-            } else if any_released {
-                report(NodeStatus::NoRecord, None)
-            } else {
-                report(NodeStatus::Denied, Some(denials.join("; ")))
-            }
-        }
-        Ok(NodeResponse::Refused { rationale }) => {
-            unavailable(sources, &format!("denied: {rationale}"));
-            report(NodeStatus::Denied, Some(rationale))
-        }
-        Ok(NodeResponse::Failed { message, .. }) => {
-            unavailable(sources, &message);
-            report(NodeStatus::Unavailable, Some(message))
-        }
+        Ok(NodeResponse::Lookup(lookup)) if lookup.node == node => NodeReport {
+            sealed_answer: Some(lookup.sealed),
+            ..report(NodeStatus::Answered, None)
+        },
+        Ok(NodeResponse::Lookup(_)) => report(
+            NodeStatus::Unavailable,
+            Some("node answered in another node's name".to_owned()),
+        ),
+        Ok(NodeResponse::Refused { rationale }) => report(NodeStatus::Denied, Some(rationale)),
+        Ok(NodeResponse::Failed { message, .. }) => report(NodeStatus::Unavailable, Some(message)),
         // The node did not accept the requester's proof: nothing was read there. A session
         // the node does not hold (restarted, expired) is for the requester to re-open, so
         // the node is unavailable for this query, not denying it.
         Ok(NodeResponse::ProofRefused { code, message }) => {
             let message = format!("requester proof refused: {message}");
             let status = if code == ProofRefusal::UnknownSession {
-                unavailable(sources, &message);
                 NodeStatus::Unavailable
             } else {
-                unavailable(sources, &format!("denied: {message}"));
                 NodeStatus::Denied
             };
             NodeReport {
@@ -850,30 +806,22 @@ pub fn merge_node(
             | NodeResponse::PolicyInstalled { .. }
             | NodeResponse::PolicyStatus(_)
             | NodeResponse::SessionOpened(_),
-        ) => {
-            let why = "node answered a lookup with something else".to_owned();
-            unavailable(sources, &why);
-            report(NodeStatus::Unavailable, Some(why))
-        }
-        Err(ChannelError::TimedOut { after, .. }) => {
-            let why = format!("no answer within {} ms", after.as_millis());
-            for d in datasets {
-                sources.insert(d.clone(), SourceOutcome::TimedOut(why.clone()));
-            }
-            report(NodeStatus::TimedOut, Some(why))
-        }
-        Err(e) => {
-            let why = e.to_string();
-            unavailable(sources, &why);
-            report(NodeStatus::Unavailable, Some(why))
-        }
+        ) => report(
+            NodeStatus::Unavailable,
+            Some("node answered a lookup with something else".to_owned()),
+        ),
+        Err(ChannelError::TimedOut { after, .. }) => report(
+            NodeStatus::TimedOut,
+            Some(format!("no answer within {} ms", after.as_millis())),
+        ),
+        Err(e) => report(NodeStatus::Unavailable, Some(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fedq_wire::message::{FailureCode, LookupResponse};
+    use fedq_wire::message::FailureCode;
 
     #[test]
     fn texts_longer_than_a_node_accepts_are_refused_before_any_node_is_asked() {
@@ -912,40 +860,6 @@ mod tests {
             err.starts_with("`subject`: ") && !err.contains("430102"),
             "{err}"
         );
-    }
-
-    fn answer(dataset: &str, records: usize, summary: Option<Summary>) -> DatasetOutcome {
-        let mut a = MinimizedAnswer {
-            dataset: dataset.into(),
-            policy_version: "1".into(),
-            ..MinimizedAnswer::default()
-        };
-        for _ in 0..records {
-            a.records.push(BTreeMap::new());
-        }
-        if let Some(s) = summary {
-            a.summaries.insert("case_no".into(), s);
-        }
-        DatasetOutcome::Released(a)
-    }
-
-    fn lookup(datasets: Vec<DatasetOutcome>) -> Result<NodeResponse, ChannelError> {
-        Ok(NodeResponse::Lookup(LookupResponse {
-            node: "court".into(),
-            policy_version: "1".into(),
-            datasets,
-        }))
-    }
-
-    fn status_of(
-        result: Result<NodeResponse, ChannelError>,
-    ) -> (NodeStatus, Option<String>, BTreeMap<String, SourceOutcome>) {
-        let mut results = BTreeMap::new();
-        let mut sources = BTreeMap::new();
-        let ds = vec!["court.dishonest_debtors".to_owned()];
-        let r = merge_node("court", &ds, result, &mut results, &mut sources);
-        assert_eq!(r.datasets, ds, "every node report names what it was asked");
-        (r.status, r.reason, sources)
     }
 
     fn engine() -> Engine {
@@ -1167,186 +1081,6 @@ mod tests {
     }
 
     #[test]
-    fn every_outcome_has_a_status_and_a_source_outcome() {
-        let d = "court.dishonest_debtors";
-        let (s, _, src) = status_of(lookup(vec![answer(d, 1, None)]));
-        assert_eq!(s, NodeStatus::Ok);
-        assert!(matches!(src[d], SourceOutcome::Answered(_)));
-        assert_eq!(
-            status_of(lookup(vec![answer(d, 0, Some(Summary::Exists(true)))])).0,
-            NodeStatus::Ok
-        );
-        // Released but empty: no record — and the view still counts the source as answered.
-        let (s, _, src) = status_of(lookup(vec![answer(d, 0, Some(Summary::Exists(false)))]));
-        assert_eq!(s, NodeStatus::NoRecord);
-        assert!(matches!(src[d], SourceOutcome::Answered(_)));
-        let (s, why, src) = status_of(lookup(vec![DatasetOutcome::Denied {
-            dataset: d.into(),
-            rationale: "denied by `x`: because".into(),
-        }]));
-        assert_eq!(s, NodeStatus::Denied);
-        assert!(why.unwrap().contains("because"));
-        assert!(matches!(src[d], SourceOutcome::Unavailable(_)));
-        let (s, _, src) = status_of(Ok(NodeResponse::Refused {
-            rationale: "no".into(),
-        }));
-        assert_eq!(s, NodeStatus::Denied);
-        assert!(matches!(src[d], SourceOutcome::Unavailable(_)));
-        let (s, _, _) = status_of(Ok(NodeResponse::Failed {
-            code: FailureCode::Unavailable,
-            message: "store down".into(),
-        }));
-        assert_eq!(s, NodeStatus::Unavailable);
-        let (s, why, src) = status_of(Err(ChannelError::TimedOut {
-            node: "court".into(),
-            after: std::time::Duration::from_millis(2000),
-        }));
-        assert_eq!(s, NodeStatus::TimedOut);
-        assert!(why.unwrap().contains("2000 ms"));
-        assert!(
-            matches!(src[d], SourceOutcome::TimedOut(_)),
-            "a view never reads a missing source as clean"
-        );
-        let (s, _, _) = status_of(Err(ChannelError::Unavailable {
-            node: "court".into(),
-            reason: "down".into(),
-        }));
-        assert_eq!(s, NodeStatus::Unavailable);
-        let (s, why, _) = status_of(Ok(NodeResponse::Failed {
-            code: FailureCode::ClockSkew,
-            message: "node `court`: clock skew: …".into(),
-        }));
-        assert_eq!(s, NodeStatus::Unavailable);
-        assert!(why.unwrap().contains("clock skew"));
-    }
-
-    /// Item 14.5: a green-channel answer carries its verdict and each node's completeness;
-    /// neither the court's record nor whether it was the court (`ok` beside `no_record`)
-    /// that held one.
-    #[test]
-    fn a_view_answer_carries_its_result_and_completeness_not_the_sources() {
-        let engine = engine();
-        let view = engine
-            .policy()
-            .views
-            .iter()
-            .find(|v| v.name == "green-channel")
-            .unwrap();
-        let plan = plan(&engine, &LookupTarget::View(view.name.clone()));
-        let mut results = BTreeMap::new();
-        let mut sources = BTreeMap::new();
-        let mut reports = Vec::new();
-        for (node, datasets) in &plan {
-            if node == "education" {
-                reports.push(merge_node(
-                    node,
-                    datasets,
-                    Err(ChannelError::Unavailable {
-                        node: node.clone(),
-                        reason: "down".into(),
-                    }),
-                    &mut results,
-                    &mut sources,
-                ));
-                continue;
-            }
-            let outcomes = datasets
-                .iter()
-                .map(|d| {
-                    if d == "court.dishonest_debtors" {
-                        let mut a = MinimizedAnswer {
-                            dataset: d.clone(),
-                            policy_version: "1".into(),
-                            ..MinimizedAnswer::default()
-                        };
-                        a.records.push(BTreeMap::from([(
-                            "case_no".to_owned(),
-                            fedq_policy::Value::Text("(2025)湘0102执1号".into()),
-                        )]));
-                        DatasetOutcome::Released(a)
-                    } else {
-                        answer(d, 0, Some(Summary::Exists(false)))
-                    }
-                })
-                .collect();
-            let response = Ok(NodeResponse::Lookup(LookupResponse {
-                node: node.clone(),
-                policy_version: "1".into(),
-                datasets: outcomes,
-            }));
-            reports.push(merge_node(
-                node,
-                datasets,
-                response,
-                &mut results,
-                &mut sources,
-            ));
-        }
-        // Before: the court's report says it released something, the others nothing.
-        assert!(reports
-            .iter()
-            .any(|r| r.node == "court" && r.status == NodeStatus::Ok));
-        let (result, released) = view_answer(view, &mut reports, &sources, date());
-        assert!(released.is_empty(), "{released:?}");
-        for r in &reports {
-            let want = if r.node == "education" {
-                NodeStatus::Unavailable
-            } else {
-                NodeStatus::Answered
-            };
-            assert_eq!(r.status, want, "{r:?}");
-        }
-        let text = serde_json::to_string(&result).unwrap();
-        assert!(!text.contains("湘0102"), "{text}");
-        assert!(!text.contains("court") && !text.contains("失信"), "{text}");
-        assert!(matches!(
-            result,
-            ViewResult::GreenChannel {
-                verdict: fedq_policy::views::GreenChannelVerdict::NotEligible,
-                ..
-            }
-        ));
-    }
-
-    fn date() -> time::Date {
-        time::Date::from_calendar_date(2026, time::Month::November, 27).unwrap()
-    }
-
-    #[test]
-    fn an_unverified_dataset_is_its_own_status_and_never_no_record() {
-        let d = "court.dishonest_debtors";
-        // Even beside a dataset with content, the node's report says unverified.
-        let mut results = BTreeMap::new();
-        let mut sources = BTreeMap::new();
-        let ds = vec![d.to_owned(), "court.enforcement_cases".to_owned()];
-        let r = merge_node(
-            "court",
-            &ds,
-            lookup(vec![
-                DatasetOutcome::Unverified {
-                    dataset: d.into(),
-                    reason: "a stored record of `court.dishonest_debtors` cannot be read back as a record".into(),
-                },
-                answer("court.enforcement_cases", 1, None),
-            ]),
-            &mut results,
-            &mut sources,
-        );
-        assert_eq!(r.status, NodeStatus::Unverified);
-        assert!(r
-            .reason
-            .unwrap()
-            .contains("court.dishonest_debtors: a stored record"));
-        assert!(matches!(sources[d], SourceOutcome::Unverified(_)));
-        assert!(!results.contains_key(d), "nothing is released for it");
-        assert!(results.contains_key("court.enforcement_cases"));
-        assert_eq!(
-            serde_json::to_value(NodeStatus::Unverified).unwrap(),
-            serde_json::json!("unverified")
-        );
-    }
-
-    #[test]
     fn proofs_are_parsed_bounded_and_refused_without_quoting_them() {
         let base = |proofs: serde_json::Value| {
             body(serde_json::json!({
@@ -1503,20 +1237,15 @@ mod tests {
     fn a_refused_proof_is_reported_with_its_code_and_an_unknown_session_is_unavailable() {
         let d = "court.dishonest_debtors";
         let refused = |code: ProofRefusal| {
-            let mut results = BTreeMap::new();
-            let mut sources = BTreeMap::new();
-            let r = merge_node(
+            let r = relay_node(
                 "court",
                 &[d.to_owned()],
                 Ok(NodeResponse::ProofRefused {
                     code,
                     message: code.to_string(),
                 }),
-                &mut results,
-                &mut sources,
             );
-            assert!(results.is_empty());
-            assert!(matches!(sources[d], SourceOutcome::Unavailable(_)));
+            assert!(r.sealed_answer.is_none());
             r
         };
         let r = refused(ProofRefusal::Replayed);
@@ -1528,20 +1257,61 @@ mod tests {
         assert_eq!(r.proof_refused.as_deref(), Some("unknown-session"));
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["proof_refused"], "unknown-session");
-        // A node that answered is reported without the field.
-        let (_, _, _) = status_of(lookup(vec![answer(d, 1, None)]));
-        let mut results = BTreeMap::new();
-        let mut sources = BTreeMap::new();
-        let ok = merge_node(
-            "court",
-            &[d.to_owned()],
-            lookup(vec![answer(d, 1, None)]),
-            &mut results,
-            &mut sources,
+        // A node that answered is reported without the field, with its sealed answer.
+        let ok = relay_node("court", &[d.to_owned()], sealed("court"));
+        let json = serde_json::to_value(&ok).unwrap();
+        assert!(json.get("proof_refused").is_none());
+        assert_eq!(json["status"], "answered");
+        assert_eq!(json["sealed_answer"], "a.b.c.d.e");
+    }
+
+    fn sealed(node: &str) -> Result<NodeResponse, ChannelError> {
+        Ok(NodeResponse::Lookup(fedq_wire::message::LookupResponse {
+            node: node.into(),
+            policy_version: "1".into(),
+            sealed: "a.b.c.d.e".into(),
+        }))
+    }
+
+    /// The coordinator relays what it cannot read: an answer is `answered` with its
+    /// ciphertext whatever it holds; a refusal, failure or silence says why.
+    #[test]
+    fn every_node_answer_is_relayed_with_a_status_and_no_value() {
+        let ds = vec!["court.dishonest_debtors".to_owned()];
+        let relay = |answer| {
+            let r = relay_node("court", &ds, answer);
+            assert_eq!(r.datasets, ds, "every node report names what it was asked");
+            r
+        };
+        let r = relay(sealed("court"));
+        assert_eq!((r.status, r.reason), (NodeStatus::Answered, None));
+        // An answer in another node's name is not relayed as this node's.
+        let r = relay(sealed("tax"));
+        assert_eq!(r.status, NodeStatus::Unavailable);
+        assert!(r.sealed_answer.is_none());
+        let r = relay(Ok(NodeResponse::Refused {
+            rationale: "no".into(),
+        }));
+        assert_eq!(
+            (r.status, r.reason.as_deref()),
+            (NodeStatus::Denied, Some("no"))
         );
-        assert!(serde_json::to_value(&ok)
-            .unwrap()
-            .get("proof_refused")
-            .is_none());
+        let r = relay(Ok(NodeResponse::Failed {
+            code: FailureCode::ClockSkew,
+            message: "node `court`: clock skew: …".into(),
+        }));
+        assert_eq!(r.status, NodeStatus::Unavailable);
+        assert!(r.reason.unwrap().contains("clock skew"));
+        let r = relay(Err(ChannelError::TimedOut {
+            node: "court".into(),
+            after: std::time::Duration::from_millis(2000),
+        }));
+        assert_eq!(r.status, NodeStatus::TimedOut);
+        assert!(r.reason.unwrap().contains("2000 ms"));
+        let r = relay(Err(ChannelError::Unavailable {
+            node: "court".into(),
+            reason: "down".into(),
+        }));
+        assert_eq!(r.status, NodeStatus::Unavailable);
     }
 }

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use fedq_audit::{AuditError, AuditRecord, NodeQueryIds};
 use fedq_policy::ratelimit::RateLimiter;
+use fedq_policy::views::ViewTerms;
 use fedq_policy::{DecisionRequest, Engine, ViewRequest};
 use fedq_wire::message::{LookupRequest, LookupTarget};
 use fedq_wire::transport::ChannelError;
@@ -34,7 +35,7 @@ use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::outcome::{Audited, Refusal, Reply, Unserved};
 use crate::query::{
-    self, NodeReport, NodeStatus, QueryRequest, QueryResponse, Recorded, ValidQuery,
+    self, NodeReport, NodeStatus, QueryRequest, Recorded, RelayedAnswer, ValidQuery,
 };
 
 pub use fedq_policy::Clock;
@@ -234,6 +235,8 @@ impl Router<'_> {
                     reason: Some(why),
                     datasets: datasets.clone(),
                     proof_refused: None,
+                    query_id: None,
+                    sealed_answer: None,
                 });
                 continue;
             }
@@ -405,8 +408,9 @@ impl FanOut {
         &self.asks
     }
 
-    /// Merges the nodes' answers (by node; an ask with none is unavailable), computes a
-    /// view's result (its sources' records stay here) and builds the entry.
+    /// Relays the nodes' answers (by node; an ask with none is unavailable) — each sealed
+    /// to the requester, so nothing any node released is read here — and builds the entry:
+    /// each node's status and its sealed answer's size.
     pub fn conclude(
         self,
         router: &Router<'_>,
@@ -422,20 +426,16 @@ impl FanOut {
             unanswered,
             clock,
         } = self;
-        let mut results = BTreeMap::new();
-        let mut sources = BTreeMap::new();
         // A node that could not be asked is unavailable, with why: a view counts its
         // sources as unknown, never as holding no record.
         for (node, datasets, why) in unanswered {
-            reports.push(query::merge_node(
+            reports.push(query::relay_node(
                 &node,
                 &datasets,
                 Err(ChannelError::Unavailable {
                     node: node.clone(),
                     reason: why.into(),
                 }),
-                &mut results,
-                &mut sources,
             ));
         }
         for ask in &asks {
@@ -445,40 +445,31 @@ impl FanOut {
                     reason: "no answer was received".into(),
                 })
             });
-            reports.push(query::merge_node(
-                &ask.node,
-                &ask.datasets,
-                answer,
-                &mut results,
-                &mut sources,
-            ));
+            reports.push(query::relay_node(&ask.node, &ask.datasets, answer));
         }
         reports.sort_by(|a, b| a.node.cmp(&b.node));
-        let complete = reports.iter().all(|r| {
-            !matches!(
-                r.status,
-                NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
-            )
-        });
-        // A view releases its result, not its inputs: the sources' records stay here.
-        let (view_result, results) = match &query.target {
-            LookupTarget::View(v) => {
-                match router.engine.policy().views.iter().find(|x| &x.name == v) {
-                    Some(view) => {
-                        let (result, released) =
-                            query::view_answer(view, &mut reports, &sources, clock.today);
-                        (Some(result), released)
-                    }
-                    None => (None, BTreeMap::new()),
-                }
-            }
-            LookupTarget::Datasets(_) => (None, results),
+        let complete = reports
+            .iter()
+            .all(|r| !matches!(r.status, NodeStatus::Unavailable | NodeStatus::TimedOut));
+        let view_terms = match &query.target {
+            LookupTarget::View(v) => router
+                .engine
+                .policy()
+                .views
+                .iter()
+                .find(|x| &x.name == v)
+                .map(ViewTerms::of),
+            LookupTarget::Datasets(_) => None,
         };
         let audited = Audited::Answered {
             complete,
             nodes: reports.iter().map(|r| (r.node.clone(), r.status)).collect(),
+            sizes: reports
+                .iter()
+                .filter_map(|r| Some((r.node.clone(), r.sealed_answer.as_ref()?.len())))
+                .collect(),
         };
-        let response = QueryResponse {
+        let response = RelayedAnswer {
             query_id: query_id.clone(),
             policy_version: router.policy_label.to_owned(),
             purpose: query.purpose.clone(),
@@ -488,8 +479,7 @@ impl FanOut {
             },
             complete,
             nodes: reports,
-            view_result,
-            datasets: results,
+            view_terms,
         };
         let entry = AuditRecord {
             at: clock.now,

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use fedq_bundle::state::InForce;
 use fedq_policy::engine::{DatasetDecision, FieldSelection, Reason};
+use fedq_policy::views::{self, SourceOutcome};
 use fedq_policy::{minimize, DecisionRequest, Engine, ViewRequest};
-use fedq_wire::message::{DatasetOutcome, LookupRequest, LookupResponse, LookupTarget};
-use fedq_wire::NodeResponse;
+use fedq_wire::message::{DatasetOutcome, LookupAnswer, LookupRequest, LookupTarget};
 use serde::Serialize;
 
 use crate::evidence::Evidence;
@@ -234,8 +234,8 @@ pub enum AuditedDataset {
 /// The answer and what the audit log records about it.
 #[derive(Debug)]
 pub struct Enforced {
-    /// What goes back to the coordinator.
-    pub response: NodeResponse,
+    /// What is sealed to the requester, or the rationale of a refusal of the whole lookup.
+    pub answer: Result<LookupAnswer, String>,
     /// JSON for the audit entry's outcome: field names and transforms, never values.
     pub audit_outcome: String,
     /// The policy version that decided.
@@ -318,7 +318,7 @@ pub fn answer(
     let mut audited = BTreeMap::new();
     let refused = |rationale: String, version: &str| Enforced {
         audit_outcome: serde_json::json!({ "refused": rationale }).to_string(),
-        response: NodeResponse::Refused { rationale },
+        answer: Err(rationale),
         policy_version: version.to_owned(),
     };
     match &request.target {
@@ -336,6 +336,7 @@ pub fn answer(
                 Ok(d) => d,
                 Err(refusal) => return refused(refusal.to_string(), &policy_version),
             };
+            let mut sources = BTreeMap::new();
             for source in decision
                 .sources
                 .iter()
@@ -344,9 +345,23 @@ pub fn answer(
                 let qualified = &source.decision.dataset.qualified;
                 let (outcome, audit) =
                     outcome_of(&source.decision, records.get(qualified).unwrap_or(&empty));
-                outcomes.push(outcome);
+                sources.insert(qualified.clone(), source_outcome(outcome));
                 audited.insert(qualified.clone(), audit);
             }
+            // The node's part of the view: what each of its sources contributes, which the
+            // requester side combines with the other nodes' parts. Nothing of a source's
+            // records leaves beyond what its finding needs (and the view's `release`).
+            let part = match engine.policy().views.iter().find(|v| &v.name == view) {
+                Some(v) => views::part(v, &sources, today),
+                None => {
+                    return refused(format!("the policy has no view `{view}`"), &policy_version)
+                }
+            };
+            return Enforced {
+                audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
+                answer: Ok(LookupAnswer::View(part)),
+                policy_version,
+            };
         }
         LookupTarget::Datasets(datasets) => {
             for ds in datasets {
@@ -393,12 +408,19 @@ pub fn answer(
     }
     Enforced {
         audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
-        response: NodeResponse::Lookup(LookupResponse {
-            node: node.to_owned(),
-            policy_version: policy_version.clone(),
-            datasets: outcomes,
-        }),
+        answer: Ok(LookupAnswer::Datasets(outcomes)),
         policy_version,
+    }
+}
+
+/// What a dataset's outcome is to a view: answered, or unknown with why.
+fn source_outcome(outcome: DatasetOutcome) -> SourceOutcome {
+    match outcome {
+        DatasetOutcome::Released(a) => SourceOutcome::Answered(a),
+        DatasetOutcome::Denied { rationale, .. } => {
+            SourceOutcome::Unavailable(format!("denied: {rationale}"))
+        }
+        DatasetOutcome::Unverified { reason, .. } => SourceOutcome::Unverified(reason),
     }
 }
 

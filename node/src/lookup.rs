@@ -24,15 +24,15 @@
 //! time, the store and the attached databases, writes the log, and carries bytes.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fedq_audit::{AuditError, AuditRecord, EntryKind, Pseudonymizer};
 use fedq_bundle::state::InForce;
 use fedq_certs::consent::Consent;
 use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
-use fedq_wire::message::{FailureCode, LookupRequest, MAX_DATE_SKEW_DAYS};
-use fedq_wire::proof::{ProofGate, ProofRefusal, Refused, SealedSubject, UnixTime};
+use fedq_wire::message::{FailureCode, LookupRequest, LookupResponse, MAX_DATE_SKEW_DAYS};
+use fedq_wire::proof::{NodeSession, ProofGate, ProofRefusal, Refused, SealedSubject, UnixTime};
 use fedq_wire::NodeResponse;
 
 use crate::consent::{ConsentRefusal, ConsentUses, Reservation};
@@ -189,6 +189,10 @@ pub struct Pending<'a> {
     consent: Option<Consent>,
     reservation: Option<Reservation<'a>>,
     reads: Reads,
+    /// The session the lookup was proven under and the proof's nonce: the answer is
+    /// sealed under it, bound to that nonce.
+    session: Arc<NodeSession>,
+    nonce: String,
 }
 
 impl std::fmt::Debug for Pending<'_> {
@@ -349,8 +353,8 @@ impl<'a> Desk<'a> {
         let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
             clock.now.unix_timestamp().max(0).unsigned_abs(),
         ));
-        let (proven, subject) = match self.gate.check(&request, self.is_revoked, now) {
-            Ok(opened) => (opened.proven, opened.subject),
+        let (proven, subject, session) = match self.gate.check(&request, self.is_revoked, now) {
+            Ok(opened) => (opened.proven, opened.subject, opened.session),
             Err(Refused {
                 reason,
                 proven_requester,
@@ -478,6 +482,7 @@ impl<'a> Desk<'a> {
             },
             Err(refusal) => return done(self.refuse_consent(&request, &subject, refusal, clock)),
         };
+        let nonce = proven.claims.nonce.clone();
         let entry = AuditRecord {
             // The requester the session proves (the lookup's, once the proof held).
             requester: proven.requester,
@@ -517,6 +522,8 @@ impl<'a> Desk<'a> {
             consent,
             reservation,
             reads: Reads { stored, attached },
+            session,
+            nonce,
         }))
     }
 
@@ -587,6 +594,8 @@ impl<'a> Pending<'a> {
             consent,
             reservation,
             reads: _,
+            session,
+            nonce,
         } = self;
         let by_dataset = match read {
             Ok(found) => found,
@@ -628,14 +637,51 @@ impl<'a> Pending<'a> {
             policy_version: enforced.policy_version,
             ..entry
         };
+        let outcome = NodeOutcome::Decided(enforced.audit_outcome);
+        let answer = match enforced.answer {
+            Ok(answer) => answer,
+            Err(rationale) => {
+                return desk.finished(entry, outcome, NodeResponse::Refused { rationale })
+            }
+        };
+        // The answer is sealed to the requester, bound to the proof it answers: the
+        // coordinator relays ciphertext.
+        let sealed = match session.seal_lookup_answer(&answer, &nonce) {
+            Ok(sealed) => sealed,
+            Err(fedq_wire::seal::SealError::TooLarge) => String::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal the answer; failing closed");
+                let response = NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!("node `{}`: cannot seal the answer", desk.node),
+                };
+                let outcome = NodeOutcome::Refused("the answer could not be sealed".into());
+                return desk.finished(entry, outcome, response);
+            }
+        };
+        let response = NodeResponse::Lookup(LookupResponse {
+            node: desk.node.to_owned(),
+            policy_version: entry.policy_version.clone(),
+            sealed,
+        });
         // An answer the coordinator would not read is not released (nor registered as
         // released): the requester is told to ask for less.
-        let size = fedq_wire::frame::encode(&enforced.response).map_or(usize::MAX, |b| b.len());
+        let size = match &response {
+            NodeResponse::Lookup(l) if l.sealed.is_empty() => usize::MAX,
+            r => fedq_wire::frame::encode(r).map_or(usize::MAX, |b| b.len()),
+        };
         if size > desk.max_answer_len {
-            let rationale = format!(
-                "node `{}`: the answer would be {size} bytes, over the {}-byte limit of one answer; ask for fewer datasets or fields",
-                desk.node, desk.max_answer_len
-            );
+            let rationale = if size == usize::MAX {
+                format!(
+                    "node `{}`: the answer would be over the limit of one sealed answer; ask for fewer datasets or fields",
+                    desk.node
+                )
+            } else {
+                format!(
+                    "node `{}`: the answer would be {size} bytes, over the {}-byte limit of one answer; ask for fewer datasets or fields",
+                    desk.node, desk.max_answer_len
+                )
+            };
             let entry = AuditRecord {
                 kind: EntryKind::Refusal,
                 ..entry
@@ -643,19 +689,12 @@ impl<'a> Pending<'a> {
             return desk.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale);
         }
         tracing::debug!(query = %request.query_id, "answering lookup");
-        let releases_records = matches!(enforced.response, NodeResponse::Lookup(_));
-        let mut finished = desk.finished(
-            entry,
-            NodeOutcome::Decided(enforced.audit_outcome),
-            enforced.response,
-        );
-        finished.release.releases_records = releases_records;
+        let mut finished = desk.finished(entry, outcome, response);
+        finished.release.releases_records = true;
         // An answer under a consent token is one use of it, counted in the same
         // transaction as its entry.
-        if releases_records {
-            finished.consent_expires = consent.as_ref().map(|c| c.claims.exp);
-            finished.release.reservation = reservation.filter(|_| consent.is_some());
-        }
+        finished.consent_expires = consent.as_ref().map(|c| c.claims.exp);
+        finished.release.reservation = reservation.filter(|_| consent.is_some());
         finished
     }
 }

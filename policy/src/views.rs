@@ -1,17 +1,24 @@
-//! Evaluating named views over the minimized answers the coordinator has merged. Pure
-//! functions: the inputs are what the nodes released (already windowed, repaired records
-//! removed, minimized), the output is the view's answer. A source that could not be
-//! answered makes the view say so — never a silent "clean".
+//! Evaluating named views. Pure functions, in two halves so that no party but the two ends
+//! needs a record to compute one:
+//!
+//! - each node turns what it released for its own sources (already windowed, repaired
+//!   records removed, minimized) into a [`ViewPart`]: one [`Finding`] per source — the
+//!   source's listings, whether it holds a negative record, its report section or its
+//!   score line — with the view's [`ViewTerms`] it decided under;
+//! - the requester side [`combine`]s the parts it opened into the view's answer.
+//!
+//! [`evaluate`] is the two halves run over every source at once. A source that could not
+//! be answered makes the view say so — never a silent "clean".
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::minimize::{MinimizedAnswer, Summary};
 use crate::policy::{View, ViewKind, ViewSource};
 use crate::transform::Value;
 
-/// What the coordinator got for one source dataset.
+/// What was answered for one source dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceOutcome {
     /// The node answered (possibly with no records).
@@ -26,7 +33,7 @@ pub enum SourceOutcome {
 }
 
 /// Why a source could not be confirmed, as a view reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnverifiedStatus {
     /// The node said its records of the source cannot be read as the catalogue says.
@@ -38,7 +45,7 @@ pub enum UnverifiedStatus {
 }
 
 /// One active listing on a serious-dishonesty list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listing {
     /// The list's label.
     pub list: String,
@@ -184,7 +191,7 @@ fn is_active(source: &ViewSource, record: &BTreeMap<String, Value>, today: time:
 
 /// What a view releases of one source beside its result: only the fields it declares in
 /// `release`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
     /// The source's released records, each cut down to the declared fields; a record that
     /// holds none of them is left out.
@@ -237,58 +244,251 @@ pub fn released(
     out
 }
 
-/// Evaluates `view` over the outcome for each of its sources (keyed by `department.dataset`).
-/// A source missing from `outcomes` counts as unavailable.
-pub fn evaluate(
-    view: &View,
-    outcomes: &BTreeMap<String, SourceOutcome>,
-    today: time::Date,
-) -> ViewResult {
-    let mut unverified = Vec::new();
-    let mut answered: Vec<(&ViewSource, &MinimizedAnswer)> = Vec::new();
-    for source in &view.sources {
-        let (status, reason) = match outcomes.get(&source.dataset_name) {
-            Some(SourceOutcome::Answered(a)) => {
-                answered.push((source, a));
-                continue;
-            }
-            Some(SourceOutcome::Unavailable(reason)) => {
-                (UnverifiedStatus::Unavailable, reason.clone())
-            }
-            Some(SourceOutcome::Unverified(reason)) => {
-                (UnverifiedStatus::Unverified, reason.clone())
-            }
-            Some(SourceOutcome::TimedOut(reason)) => (UnverifiedStatus::TimedOut, reason.clone()),
-            None => (UnverifiedStatus::Unavailable, "no answer".to_owned()),
-        };
-        unverified.push(Unverified {
-            dataset: source.dataset_name.clone(),
-            status,
-            reason,
-        });
+/// What every part of a view names of the view itself, so that the requester side can
+/// combine the parts without the policy: its name and kind, every source (in the policy's
+/// order, with its label) and the view-wide numbers. Each node sends the terms it decided
+/// under; parts whose terms differ were decided under different definitions of the view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewTerms {
+    /// The view's name.
+    pub name: String,
+    /// What it computes.
+    pub kind: ViewKind,
+    /// Every source of the view, in order.
+    pub sources: Vec<SourceTerm>,
+    /// Green channel: years without a negative record.
+    pub clean_years: u32,
+    /// Integrity score: starting points.
+    pub base_points: i64,
+    /// Integrity score: grades, highest threshold first.
+    pub grades: Vec<GradeTerm>,
+}
+
+/// One source of a view, as its terms name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceTerm {
+    /// `department.dataset`.
+    pub dataset: String,
+    /// Its label in reports.
+    pub label: String,
+}
+
+/// A grade threshold, as a view's terms name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GradeTerm {
+    /// Lowest points for the grade.
+    pub min_points: i64,
+    /// The grade.
+    pub grade: String,
+}
+
+impl ViewTerms {
+    /// The terms of `view`.
+    pub fn of(view: &View) -> Self {
+        Self {
+            name: view.name.clone(),
+            kind: view.kind,
+            sources: view
+                .sources
+                .iter()
+                .map(|s| SourceTerm {
+                    dataset: s.dataset_name.clone(),
+                    label: s.label.clone(),
+                })
+                .collect(),
+            clean_years: view.clean_years,
+            base_points: view.base_points,
+            grades: view
+                .grades
+                .iter()
+                .map(|g| GradeTerm {
+                    min_points: g.min_points,
+                    grade: g.grade.clone(),
+                })
+                .collect(),
+        }
     }
+}
+
+/// What one source contributes to a view: exactly what [`combine`] needs of it, never the
+/// source's records beyond that (a credit report's section is its records, by definition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Finding {
+    /// Blacklist: the source's active listings (none: not listed there).
+    Listings(Vec<Listing>),
+    /// Green channel: whether the source holds a negative record in the clean period.
+    Negative(bool),
+    /// Credit report: the source's released records and summaries.
+    Section {
+        /// Released records.
+        records: Vec<BTreeMap<String, Value>>,
+        /// Released summaries.
+        summaries: BTreeMap<String, Summary>,
+    },
+    /// Integrity score: the records counted and the points they add (capped).
+    Score {
+        /// Records counted.
+        records: u64,
+        /// Points (negative: taken away).
+        points: i64,
+    },
+    /// The source could not be confirmed: the view counts it as unknown, never as clean.
+    Missing {
+        /// Which kind of missing evidence.
+        status: UnverifiedStatus,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One source's finding, with the source fields the view declares it releases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePart {
+    /// `department.dataset`.
+    pub dataset: String,
+    /// What it contributes.
+    pub finding: Finding,
+    /// The fields the view's `release` declares of this source, if it declares any and
+    /// the source answered.
+    pub released: Option<Released>,
+}
+
+/// A node's part of a view: its own sources' findings and the terms it decided under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewPart {
+    /// The view, as the node's policy defines it.
+    pub terms: ViewTerms,
+    /// One per source of the view the node holds.
+    pub sources: Vec<SourcePart>,
+}
+
+/// What `source` of `view` contributes, given what was answered for it (`None`: no
+/// answer).
+pub fn finding(
+    view: &View,
+    source: &ViewSource,
+    outcome: Option<&SourceOutcome>,
+    today: time::Date,
+) -> Finding {
+    let missing = |status, reason: &str| Finding::Missing {
+        status,
+        reason: reason.to_owned(),
+    };
+    let answer = match outcome {
+        Some(SourceOutcome::Answered(a)) => a,
+        Some(SourceOutcome::Unavailable(reason)) => {
+            return missing(UnverifiedStatus::Unavailable, reason)
+        }
+        Some(SourceOutcome::Unverified(reason)) => {
+            return missing(UnverifiedStatus::Unverified, reason)
+        }
+        Some(SourceOutcome::TimedOut(reason)) => {
+            return missing(UnverifiedStatus::TimedOut, reason)
+        }
+        None => return missing(UnverifiedStatus::Unavailable, "no answer"),
+    };
     match view.kind {
         ViewKind::Blacklist => {
             let mut listings = Vec::new();
-            for (source, answer) in &answered {
-                for record in &answer.records {
-                    if is_active(source, record, today) {
-                        listings.push(Listing {
-                            list: source.label.clone(),
-                            dataset: source.dataset_name.clone(),
-                            since: source.since.as_ref().and_then(|f| record.get(f)).cloned(),
-                            until: source.until.as_ref().and_then(|f| record.get(f)).cloned(),
-                        });
-                    }
-                }
-                if answer.records.is_empty() && record_count(answer) > 0 {
-                    // Released only as exists/count: the listing is known, its dates are not.
+            for record in &answer.records {
+                if is_active(source, record, today) {
                     listings.push(Listing {
                         list: source.label.clone(),
                         dataset: source.dataset_name.clone(),
-                        since: None,
-                        until: None,
+                        since: source.since.as_ref().and_then(|f| record.get(f)).cloned(),
+                        until: source.until.as_ref().and_then(|f| record.get(f)).cloned(),
                     });
+                }
+            }
+            if answer.records.is_empty() && record_count(answer) > 0 {
+                // Released only as exists/count: the listing is known, its dates are not.
+                listings.push(Listing {
+                    list: source.label.clone(),
+                    dataset: source.dataset_name.clone(),
+                    since: None,
+                    until: None,
+                });
+            }
+            Finding::Listings(listings)
+        }
+        ViewKind::GreenChannel => Finding::Negative(record_count(answer) > 0),
+        ViewKind::CreditReport => Finding::Section {
+            records: answer.records.clone(),
+            summaries: answer.summaries.clone(),
+        },
+        ViewKind::IntegrityScore => {
+            let n = record_count(answer);
+            let raw = source
+                .points_per_record
+                .saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
+            let points = match source.max_points {
+                Some(cap) => raw.clamp(-cap.abs(), cap.abs()),
+                None => raw,
+            };
+            Finding::Score { records: n, points }
+        }
+    }
+}
+
+/// A node's part of `view`: the finding (and declared release) of each source that
+/// `outcomes` answers for — the node's own — under the view's terms.
+pub fn part(
+    view: &View,
+    outcomes: &BTreeMap<String, SourceOutcome>,
+    today: time::Date,
+) -> ViewPart {
+    let mut released = released(view, outcomes);
+    ViewPart {
+        terms: ViewTerms::of(view),
+        sources: view
+            .sources
+            .iter()
+            .filter(|s| outcomes.contains_key(&s.dataset_name))
+            .map(|s| SourcePart {
+                dataset: s.dataset_name.clone(),
+                finding: finding(view, s, outcomes.get(&s.dataset_name), today),
+                released: released.remove(&s.dataset_name),
+            })
+            .collect(),
+    }
+}
+
+/// The view's answer from each source's finding (keyed by `department.dataset`) under
+/// `terms`. A source of the terms with no finding counts as unavailable.
+pub fn combine(terms: &ViewTerms, findings: &BTreeMap<String, Finding>) -> ViewResult {
+    let mut unverified = Vec::new();
+    let mut answered: Vec<(&SourceTerm, &Finding)> = Vec::new();
+    for source in &terms.sources {
+        match findings.get(&source.dataset) {
+            Some(Finding::Missing { status, reason }) => unverified.push(Unverified {
+                dataset: source.dataset.clone(),
+                status: *status,
+                reason: reason.clone(),
+            }),
+            Some(finding) => answered.push((source, finding)),
+            None => unverified.push(Unverified {
+                dataset: source.dataset.clone(),
+                status: UnverifiedStatus::Unavailable,
+                reason: "no answer".to_owned(),
+            }),
+        }
+    }
+    // A finding of another kind than the view's (which a node of the same terms never
+    // sends) counts as unknown: the requester side fails closed.
+    let mut mismatched = |source: &SourceTerm| {
+        unverified.push(Unverified {
+            dataset: source.dataset.clone(),
+            status: UnverifiedStatus::Unverified,
+            reason: "its finding is not of the view's kind".to_owned(),
+        })
+    };
+    match terms.kind {
+        ViewKind::Blacklist => {
+            let mut listings = Vec::new();
+            for (source, finding) in &answered {
+                match finding {
+                    Finding::Listings(l) => listings.extend(l.iter().cloned()),
+                    _ => mismatched(source),
                 }
             }
             ViewResult::Blacklist {
@@ -297,19 +497,23 @@ pub fn evaluate(
             }
         }
         ViewKind::GreenChannel => {
-            let dirty: Vec<&str> = answered
-                .iter()
-                .filter(|(_, a)| record_count(a) > 0)
-                .map(|(s, _)| s.label.as_str())
-                .collect();
+            let mut dirty = 0usize;
+            let mut clean = 0usize;
+            for (source, finding) in &answered {
+                match finding {
+                    Finding::Negative(true) => dirty += 1,
+                    Finding::Negative(false) => clean += 1,
+                    _ => mismatched(source),
+                }
+            }
             // The verdict is the view's whole output: which source (or how many) holds the
-            // record is an input, and stays with the coordinator.
-            let (verdict, reason) = if !dirty.is_empty() {
+            // record is an input, and stays out of it.
+            let (verdict, reason) = if dirty > 0 {
                 (
                     GreenChannelVerdict::NotEligible,
                     format!(
                         "a negative record within the last {} years",
-                        view.clean_years
+                        terms.clean_years
                     ),
                 )
             } else if !unverified.is_empty() {
@@ -330,8 +534,7 @@ pub fn evaluate(
                     GreenChannelVerdict::Eligible,
                     format!(
                         "no negative record in the last {} years in any of {} sources",
-                        view.clean_years,
-                        answered.len()
+                        terms.clean_years, clean
                     ),
                 )
             };
@@ -339,43 +542,47 @@ pub fn evaluate(
                 verdict,
                 eligible: verdict == GreenChannelVerdict::Eligible,
                 reason,
-                clean_years: view.clean_years,
+                clean_years: terms.clean_years,
                 unverified,
             }
         }
-        ViewKind::CreditReport => ViewResult::CreditReport {
-            sections: answered
-                .iter()
-                .map(|(s, a)| ReportSection {
-                    label: s.label.clone(),
-                    dataset: s.dataset_name.clone(),
-                    records: a.records.clone(),
-                    summaries: a.summaries.clone(),
-                })
-                .collect(),
-            unverified,
-        },
+        ViewKind::CreditReport => {
+            let mut sections = Vec::new();
+            for (source, finding) in &answered {
+                match finding {
+                    Finding::Section { records, summaries } => sections.push(ReportSection {
+                        label: source.label.clone(),
+                        dataset: source.dataset.clone(),
+                        records: records.clone(),
+                        summaries: summaries.clone(),
+                    }),
+                    _ => mismatched(source),
+                }
+            }
+            ViewResult::CreditReport {
+                sections,
+                unverified,
+            }
+        }
         ViewKind::IntegrityScore => {
-            let mut points = view.base_points;
+            let mut points = terms.base_points;
             let mut breakdown = Vec::new();
-            for (source, answer) in &answered {
-                let n = record_count(answer);
-                let raw = source
-                    .points_per_record
-                    .saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
-                let capped = match source.max_points {
-                    Some(cap) => raw.clamp(-cap.abs(), cap.abs()),
-                    None => raw,
-                };
-                points = points.saturating_add(capped);
-                breakdown.push(ScoreLine {
-                    category: source.label.clone(),
-                    records: n,
-                    points: capped,
-                });
+            for (source, finding) in &answered {
+                match finding {
+                    Finding::Score { records, points: p } => {
+                        points = points.saturating_add(*p);
+                        breakdown.push(ScoreLine {
+                            category: source.label.clone(),
+                            records: *records,
+                            points: *p,
+                        });
+                    }
+                    _ => mismatched(source),
+                }
             }
             let grade = if unverified.is_empty() {
-                view.grades
+                terms
+                    .grades
                     .iter()
                     .find(|g| points >= g.min_points)
                     .map(|g| g.grade.clone())
@@ -390,4 +597,25 @@ pub fn evaluate(
             }
         }
     }
+}
+
+/// Evaluates `view` over the outcome for each of its sources (keyed by `department.dataset`):
+/// every source's [`finding`], [`combine`]d. A source missing from `outcomes` counts as
+/// unavailable.
+pub fn evaluate(
+    view: &View,
+    outcomes: &BTreeMap<String, SourceOutcome>,
+    today: time::Date,
+) -> ViewResult {
+    let findings = view
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                s.dataset_name.clone(),
+                finding(view, s, outcomes.get(&s.dataset_name), today),
+            )
+        })
+        .collect();
+    combine(&ViewTerms::of(view), &findings)
 }

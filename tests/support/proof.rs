@@ -6,17 +6,22 @@
 //! A test writes the lookup's subject (and consent token) in clear into its `sealed` field
 //! with [`clear_subject`]; the channel seals it to the node under the requester's session
 //! when it proves the lookup, so only sealed subjects reach the node through it.
+//!
+//! A node's answer comes back sealed to the requester; [`opened`] opens it under the
+//! session it names, as the requester side would (every session these channels open is
+//! kept for it).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
 use fedq_certs::jws::CertificateKey;
 use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::{FederationTrust, Role};
-use fedq_wire::message::LookupRequest;
+use fedq_wire::message::{DatasetOutcome, LookupAnswer, LookupRequest};
 use fedq_wire::proof::{fresh_nonce, ProofClaims, SealedSubject, Session, SessionGrant, UnixTime};
 use fedq_wire::transport::{ChannelError, NodeChannel};
 use fedq_wire::{NodeRequest, NodeResponse};
@@ -29,6 +34,51 @@ pub fn clear_subject(subject: &str, consent: Option<&str>) -> String {
         consent: consent.map(str::to_owned),
     })
     .unwrap()
+}
+
+/// Every session the test's channels opened, by session id, for [`opened`].
+static OPENED: Mutex<Option<HashMap<String, Arc<Session>>>> = Mutex::new(None);
+
+fn keep(session: &Arc<Session>) {
+    OPENED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(session.sid.clone(), Arc::clone(session));
+}
+
+/// The answer a node sealed in `response`, opened under the session its header names and
+/// bound to the nonce its header names (as a requester holding that session opens it).
+/// Panics unless `response` is a lookup answer sealed under a session opened here.
+pub fn opened(response: &NodeResponse) -> LookupAnswer {
+    let NodeResponse::Lookup(l) = response else {
+        panic!("expected a lookup answer, got {response:?}");
+    };
+    let header = l.sealed.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    let sid = header["kid"].as_str().unwrap();
+    let session = OPENED
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|m| m.get(sid).cloned())
+        .expect("the answer's session was opened by a ProvingChannel");
+    session
+        .open_lookup_answer(&l.sealed, header["bnd"].as_str().unwrap())
+        .unwrap()
+}
+
+/// The dataset outcomes a node sealed in `response` (panics on a view's part).
+pub fn outcomes(response: &NodeResponse) -> Vec<DatasetOutcome> {
+    match opened(response) {
+        LookupAnswer::Datasets(d) => d,
+        LookupAnswer::View(p) => panic!("expected a datasets answer, got a view part {p:?}"),
+    }
 }
 
 /// A coordinator's channel to one node, with each requester's session on it.
@@ -109,6 +159,7 @@ impl ProvingChannel {
                 .await
                 .unwrap_or_else(|answer| panic!("the node refused the session: {answer:?}")),
         );
+        keep(&session);
         self.sessions
             .lock()
             .unwrap()

@@ -18,8 +18,9 @@ pub const MAGIC: [u8; 2] = *b"FQ";
 /// The framing and message version this build speaks. 2: a lookup carries the
 /// coordinator's date (`LookupRequest::date`), so version-1 peers cannot decode it.
 /// 3: a lookup carries the requester's proof and the case reference, and sessions open
-/// over `OpenSession` (issue 14).
-pub const PROTOCOL_VERSION: u8 = 4;
+/// over `OpenSession` (issue 14). 4: the subject and consent token travel sealed
+/// (`LookupRequest::sealed`). 5: answers travel sealed (`LookupResponse::sealed`).
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7;
 /// Default largest payload accepted (1 MiB).
@@ -140,7 +141,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = encode(&NodeRequest::Ping).unwrap();
-        assert_eq!(&bytes[..3], b"FQ\x04");
+        assert_eq!(&bytes[..3], b"FQ\x05");
         let back: NodeRequest = decode(&bytes, MAX_FRAME_LEN).unwrap();
         assert_eq!(back, NodeRequest::Ping);
     }
@@ -158,8 +159,9 @@ mod tests {
             Err(FrameError::BadMagic)
         );
         // Older peers' frames are refused: version 1 (a lookup without the coordinator's
-        // date), 2 (without the requester's proof), 3 (with the subject in clear); and 5.
-        for old in [1, 2, 3, 5] {
+        // date), 2 (without the requester's proof), 3 (with the subject in clear), 4 (with
+        // the answer in clear); and 6.
+        for old in [1, 2, 3, 4, 6] {
             let mut frame = good.clone();
             frame[2] = old;
             assert_eq!(

@@ -126,15 +126,29 @@ pub struct DatasetRequest {
     pub fields: Option<Vec<String>>,
 }
 
-/// A node's answer to a lookup: one outcome per dataset it was asked about.
+/// A node's answer to a lookup, as the coordinator relays it: whose it is, the policy
+/// version it was decided under, and what was decided — sealed to the requester.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupResponse {
     /// The node's name.
     pub node: String,
     /// The policy version the node decided with.
     pub policy_version: String,
-    /// Per dataset.
-    pub datasets: Vec<DatasetOutcome>,
+    /// The [`LookupAnswer`], sealed by the node to the requester under their session
+    /// ([`crate::seal::ANSWER_TYP`], bound to the proof's nonce): the coordinator relays it
+    /// and cannot read it, nor tell an answer with records from one without (the
+    /// plaintext is padded, [`crate::proof::ANSWER_PADDING`]).
+    pub sealed: String,
+}
+
+/// What a node decided for a lookup, as the requester opens it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LookupAnswer {
+    /// A datasets lookup: one outcome per dataset asked of this node.
+    Datasets(Vec<DatasetOutcome>),
+    /// A view lookup: the node's part of the view (one finding per source it holds), which
+    /// the requester side combines with the other nodes' parts.
+    View(fedq_policy::views::ViewPart),
 }
 
 /// What a node released for one dataset.

@@ -44,7 +44,7 @@ pub use rustls::pki_types::UnixTime;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::message::{LookupRequest, LookupTarget, MAX_CONSENT_LEN};
+use crate::message::{LookupAnswer, LookupRequest, LookupTarget, MAX_CONSENT_LEN};
 use crate::resident_id::ResidentId;
 use crate::seal::{self, sealed_sha256, SealRefusal};
 
@@ -96,6 +96,47 @@ fn random<const N: usize>() -> Result<[u8; N], ProofError> {
         .fill(&mut out)
         .map_err(|_| ProofError::Internal("the system random source failed"))?;
     Ok(out)
+}
+
+/// A sealed answer's plaintext is padded with zero bytes to a multiple of this many
+/// bytes, so that its size does not tell the relay whether a node found a record: a "no
+/// record", a one-record answer and a green channel's "negative record" all seal to the
+/// same length (larger answers — a credit report, many records — still differ by
+/// steps of this size).
+pub const ANSWER_PADDING: usize = 512;
+
+/// Why a requester could not open a node's sealed answer. Never quotes the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerRefusal {
+    /// The JWE does not open under the session, for this node and this query.
+    #[error("its sealed answer does not open: {0}")]
+    Sealed(SealRefusal),
+    /// It opened, but its content is not a lookup answer (or its padding is not zeros).
+    #[error("its sealed answer opened but is not a lookup answer")]
+    Content,
+}
+
+impl AnswerRefusal {
+    /// A short stable name for reports.
+    pub fn code(self) -> &'static str {
+        match self {
+            AnswerRefusal::Sealed(r) => r.code(),
+            AnswerRefusal::Content => "content",
+        }
+    }
+}
+
+/// The nonce of a proof this requester made (its binding for the sealed subject and the
+/// node's sealed answer); the proof is not verified: it is the requester's own.
+pub fn proof_nonce(proof: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Nonce {
+        nonce: String,
+    }
+    let parts = jws::parse(proof, "HS256", REQUEST_TYP).ok()?;
+    serde_json::from_slice::<Nonce>(&parts.payload)
+        .ok()
+        .map(|n| n.nonce)
 }
 
 /// A fresh random nonce for one proof (16 bytes, base64url).
@@ -704,6 +745,9 @@ pub struct Opened {
     pub proven: ProvenRequest,
     /// The person and the consent token (personal data: never log them).
     pub subject: SealedSubject,
+    /// The session it was proven under, which seals the answer
+    /// ([`NodeSession::seal_lookup_answer`]).
+    pub session: Arc<NodeSession>,
 }
 
 /// Verifies a requester's session grant at the node `node` of `federation` (a requester
@@ -1184,7 +1228,11 @@ impl ProofGate {
         let subject = session
             .open_subject(&proven, &lookup.sealed)
             .map_err(named)?;
-        Ok(Opened { proven, subject })
+        Ok(Opened {
+            proven,
+            subject,
+            session,
+        })
     }
 
     /// Ends every session whose certificate is now revoked (after a CRL reload).
@@ -1214,6 +1262,24 @@ impl Session {
         )
     }
 
+    /// Opens the answer this session's node sealed to a lookup proven with `nonce`
+    /// ([`NodeSession::seal_lookup_answer`]).
+    pub fn open_lookup_answer(
+        &self,
+        jwe: &str,
+        nonce: &str,
+    ) -> Result<LookupAnswer, AnswerRefusal> {
+        let plaintext = self
+            .open_answer(jwe, nonce)
+            .map_err(AnswerRefusal::Sealed)?;
+        let (answer, padding) = postcard::take_from_bytes::<LookupAnswer>(&plaintext)
+            .map_err(|_| AnswerRefusal::Content)?;
+        if padding.iter().any(|b| *b != 0) {
+            return Err(AnswerRefusal::Content);
+        }
+        Ok(answer)
+    }
+
     /// Opens an answer this session's node sealed ([`seal::ANSWER_TYP`], this session's id,
     /// `aud` this node, bound to `binding`) under the answer-direction key.
     pub fn open_answer(&self, jwe: &str, binding: &str) -> Result<Zeroizing<Vec<u8>>, SealRefusal> {
@@ -1240,6 +1306,22 @@ impl NodeSession {
             binding,
             jwe,
         )
+    }
+
+    /// Seals a lookup's answer to the requester, bound to the nonce of the proof it answers:
+    /// postcard, padded with zeros to a multiple of [`ANSWER_PADDING`] bytes.
+    pub fn seal_lookup_answer(
+        &self,
+        answer: &LookupAnswer,
+        nonce: &str,
+    ) -> Result<String, seal::SealError> {
+        let mut plaintext = Zeroizing::new(
+            postcard::to_allocvec(answer)
+                .map_err(|_| seal::SealError::Internal("cannot encode the answer"))?,
+        );
+        let padded = plaintext.len().div_ceil(ANSWER_PADDING).max(1) * ANSWER_PADDING;
+        plaintext.resize(padded, 0);
+        self.seal_answer(&plaintext, nonce)
     }
 
     /// Seals `plaintext` to the requester as an [`seal::ANSWER_TYP`] JWE bound to `binding`,

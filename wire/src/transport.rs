@@ -39,7 +39,7 @@ use crate::frame::{self, FrameError, HEADER_LEN};
 use crate::message::{NodeRequest, NodeResponse};
 
 /// ALPN of the coordinator–node protocol; names the protocol version.
-pub const ALPN: &[u8] = b"fedq-node/4";
+pub const ALPN: &[u8] = b"fedq-node/5";
 
 /// QUIC application error codes fedq uses on streams and connections.
 pub mod code {

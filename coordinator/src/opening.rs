@@ -1,0 +1,618 @@
+//! The requester side's half of a query, as plain functions over data: what the nodes
+//! sealed to it, opened, turned into the answer the requester reads.
+//!
+//! The coordinator relays each node's answer sealed ([`RelayedAnswer`]); it never holds a
+//! record, so it cannot tell `ok` from `no_record`, see an unverified dataset, or compute a
+//! view. The requester side (`fedq query`, [`crate::client::ApiConnection`]) opens each
+//! answer with its session and the nonce of the proof it answers, then [`conclude`]s:
+//!
+//! - a datasets query: each node's outcomes, the datasets it was asked only, read into its
+//!   status (`ok`, `no_record`, `denied`, `unverified`) and the dataset results;
+//! - a view: each node's [`ViewPart`] — one finding per source it holds and the view's
+//!   terms it decided under — [`views::combine`]d under one set of terms. The terms are the
+//!   nodes' own (sealed, so the coordinator cannot change them); a node whose terms differ
+//!   from the others' (a policy change reaching nodes at different moments) has its
+//!   sources counted as unknown, and the coordinator's terms are used only when no node's
+//!   part opened (every source is then unknown, whatever they say).
+//!
+//! An answer that does not open (altered, moved from another node or query, sealed under
+//! another session) is missing evidence: the node is `unavailable` with why, never read as
+//! "no record".
+
+use std::collections::BTreeMap;
+
+use fedq_policy::views::{self, Finding, UnverifiedStatus, ViewPart, ViewTerms};
+use fedq_wire::message::{DatasetOutcome, LookupAnswer};
+use fedq_wire::proof::AnswerRefusal;
+
+use crate::query::{
+    has_content, DatasetResult, NodeReport, NodeStatus, QueryResponse, RelayedAnswer,
+};
+
+/// What the requester side made of one node's sealed answer.
+pub type Opened = Result<LookupAnswer, AnswerRefusal>;
+
+/// The answer the requester reads, from the coordinator's relay and each node's opened
+/// answer (by node; a node with a sealed answer and no entry here is unavailable).
+pub fn conclude(relayed: RelayedAnswer, mut opened: BTreeMap<String, Opened>) -> QueryResponse {
+    let RelayedAnswer {
+        query_id,
+        policy_version,
+        purpose,
+        view,
+        complete: _,
+        nodes,
+        view_terms,
+    } = relayed;
+    let mut results = BTreeMap::new();
+    let mut parts: BTreeMap<String, ViewPart> = BTreeMap::new();
+    let mut reports = Vec::with_capacity(nodes.len());
+    for mut report in nodes {
+        let Some(_) = report.sealed_answer.take() else {
+            reports.push(report);
+            continue;
+        };
+        let answer = opened
+            .remove(&report.node)
+            .unwrap_or(Err(AnswerRefusal::Content));
+        match (answer, &view) {
+            (Ok(LookupAnswer::Datasets(outcomes)), None) => {
+                reports.push(read_datasets(report, outcomes, &mut results));
+            }
+            (Ok(LookupAnswer::View(part)), Some(v)) if &part.terms.name == v => {
+                parts.insert(report.node.clone(), part);
+                reports.push(report);
+            }
+            (Ok(_), _) => reports.push(missing(
+                report,
+                "its sealed answer answers another kind of lookup",
+            )),
+            (Err(why), _) => {
+                let why = format!("node `{}`: {why}", report.node);
+                reports.push(missing(report, &why));
+            }
+        }
+    }
+    let (view_result, datasets) = match view.as_deref() {
+        Some(_) => {
+            let (result, released) = combine_parts(&mut reports, parts, view_terms);
+            (result, released)
+        }
+        None => (None, results),
+    };
+    reports.sort_by(|a, b| a.node.cmp(&b.node));
+    let complete = reports.iter().all(|r| {
+        !matches!(
+            r.status,
+            NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
+        )
+    });
+    QueryResponse {
+        query_id,
+        policy_version,
+        purpose,
+        view,
+        complete,
+        nodes: reports,
+        view_result,
+        datasets,
+    }
+}
+
+fn missing(report: NodeReport, why: &str) -> NodeReport {
+    NodeReport {
+        status: NodeStatus::Unavailable,
+        reason: Some(why.to_owned()),
+        ..report
+    }
+}
+
+/// A datasets answer read into the node's status and the dataset results: only the
+/// datasets the node was asked (a dataset it was not asked is not taken from it).
+fn read_datasets(
+    report: NodeReport,
+    outcomes: Vec<DatasetOutcome>,
+    results: &mut BTreeMap<String, DatasetResult>,
+) -> NodeReport {
+    let mut any_content = false;
+    let mut any_released = false;
+    let mut denials = Vec::new();
+    let mut unverified = Vec::new();
+    let asked = |d: &str| report.datasets.iter().any(|x| x == d);
+    for outcome in outcomes {
+        match outcome {
+            DatasetOutcome::Released(a) if asked(&a.dataset) => {
+                any_released = true;
+                any_content |= has_content(&a);
+                results.insert(
+                    a.dataset,
+                    DatasetResult {
+                        records: a.records,
+                        summaries: a.summaries,
+                    },
+                );
+            }
+            DatasetOutcome::Denied { dataset, rationale } if asked(&dataset) => {
+                denials.push(format!("{dataset}: {rationale}"));
+            }
+            DatasetOutcome::Unverified { dataset, reason } if asked(&dataset) => {
+                unverified.push(format!("{dataset}: {reason}"));
+            }
+            _ => {}
+        }
+    }
+    let (status, reason) = if !unverified.is_empty() {
+        (NodeStatus::Unverified, Some(unverified.join("; ")))
+    } else if any_content {
+        (NodeStatus::Ok, None)
+    } else if any_released {
+        (NodeStatus::NoRecord, None)
+    } else if !denials.is_empty() {
+        (NodeStatus::Denied, Some(denials.join("; ")))
+    } else {
+        (
+            NodeStatus::Unavailable,
+            Some("its answer names none of the datasets it was asked".to_owned()),
+        )
+    };
+    NodeReport {
+        status,
+        reason,
+        ..report
+    }
+}
+
+/// The view's answer from the parts that opened (by node): the
+/// terms, each node's own sources' findings under them, each node's status (`answered`,
+/// `denied`, `unverified`) and the sources' declared releases.
+fn combine_parts(
+    reports: &mut [NodeReport],
+    parts: BTreeMap<String, ViewPart>,
+    fallback: Option<ViewTerms>,
+) -> (
+    Option<fedq_policy::views::ViewResult>,
+    BTreeMap<String, DatasetResult>,
+) {
+    // The first node's terms, in node order; the coordinator's only if no part opened.
+    let Some(terms) = parts.values().next().map(|p| p.terms.clone()).or(fallback) else {
+        return (None, BTreeMap::new());
+    };
+    let mut findings = BTreeMap::new();
+    let mut released = BTreeMap::new();
+    for (node, part) in parts {
+        let Some(report) = reports.iter_mut().find(|r| r.node == node) else {
+            continue;
+        };
+        if part.terms != terms {
+            report.status = NodeStatus::Unavailable;
+            report.reason = Some(format!(
+                "node `{}` answered under another definition of view `{}` (a policy change in progress?); its sources are unknown",
+                report.node, terms.name
+            ));
+            continue;
+        }
+        let mut denials = Vec::new();
+        let mut unverified = Vec::new();
+        let mut answered = false;
+        // A node answers for its own department's sources of the view, nothing else.
+        let own = |d: &str| {
+            d.split('.').next() == Some(report.node.as_str())
+                && terms.sources.iter().any(|s| s.dataset == d)
+        };
+        for source in part.sources.into_iter().filter(|s| own(&s.dataset)) {
+            match &source.finding {
+                Finding::Missing {
+                    status: UnverifiedStatus::Unverified,
+                    reason,
+                } => unverified.push(format!("{}: {reason}", source.dataset)),
+                Finding::Missing { reason, .. } => denials.push(format!(
+                    "{}: {}",
+                    source.dataset,
+                    reason.strip_prefix("denied: ").unwrap_or(reason)
+                )),
+                _ => answered = true,
+            }
+            if let Some(r) = source.released {
+                released.insert(
+                    source.dataset.clone(),
+                    DatasetResult {
+                        records: r.records,
+                        summaries: r.summaries,
+                    },
+                );
+            }
+            findings.insert(source.dataset, source.finding);
+        }
+        (report.status, report.reason) = if !unverified.is_empty() {
+            (NodeStatus::Unverified, Some(unverified.join("; ")))
+        } else if answered {
+            (NodeStatus::Answered, None)
+        } else if !denials.is_empty() {
+            (NodeStatus::Denied, Some(denials.join("; ")))
+        } else {
+            (
+                NodeStatus::Unavailable,
+                Some("its answer names none of the view's sources it holds".to_owned()),
+            )
+        };
+    }
+    // A source whose node gave no part stays unknown, with that node's reason.
+    for report in reports.iter() {
+        if report.status == NodeStatus::Answered {
+            continue;
+        }
+        let status = match report.status {
+            NodeStatus::TimedOut => UnverifiedStatus::TimedOut,
+            NodeStatus::Unverified => continue,
+            _ => UnverifiedStatus::Unavailable,
+        };
+        let reason = match (report.status, &report.reason) {
+            (NodeStatus::Denied, Some(r)) => format!("denied: {r}"),
+            (_, Some(r)) => r.clone(),
+            (_, None) => "no answer".to_owned(),
+        };
+        for d in &report.datasets {
+            findings.entry(d.clone()).or_insert(Finding::Missing {
+                status,
+                reason: reason.clone(),
+            });
+        }
+    }
+    (Some(views::combine(&terms, &findings)), released)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedq_policy::views::{GreenChannelVerdict, SourceOutcome, ViewResult};
+    use fedq_policy::{Engine, MinimizedAnswer, Summary};
+    use fedq_wire::seal::SealRefusal;
+
+    fn engine() -> Engine {
+        let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../reference/changsha/policy.toml");
+        fedq_policy::load::load_engine(&policy, None).unwrap()
+    }
+
+    fn date() -> time::Date {
+        time::Date::from_calendar_date(2026, time::Month::November, 27).unwrap()
+    }
+
+    fn released(dataset: &str, records: usize, summary: Option<Summary>) -> MinimizedAnswer {
+        let mut a = MinimizedAnswer {
+            dataset: dataset.into(),
+            policy_version: "1".into(),
+            ..MinimizedAnswer::default()
+        };
+        for _ in 0..records {
+            a.records.push(BTreeMap::from([(
+                "case_no".to_owned(),
+                fedq_policy::Value::Text("(2025)湘0102执1号".into()),
+            )]));
+        }
+        if let Some(s) = summary {
+            a.summaries.insert("case_no".into(), s);
+        }
+        a
+    }
+
+    fn report(node: &str, datasets: &[&str], status: NodeStatus) -> NodeReport {
+        NodeReport {
+            node: node.into(),
+            status,
+            reason: None,
+            datasets: datasets.iter().map(|d| (*d).to_owned()).collect(),
+            proof_refused: None,
+            query_id: None,
+            sealed_answer: (status == NodeStatus::Answered).then(|| "sealed".to_owned()),
+        }
+    }
+
+    fn relayed(view: Option<&str>, nodes: Vec<NodeReport>) -> RelayedAnswer {
+        RelayedAnswer {
+            query_id: "q".into(),
+            policy_version: "1".into(),
+            purpose: "p".into(),
+            view: view.map(str::to_owned),
+            complete: true,
+            nodes,
+            view_terms: None,
+        }
+    }
+
+    const D: &str = "court.dishonest_debtors";
+
+    fn one_dataset(outcomes: Vec<DatasetOutcome>) -> QueryResponse {
+        conclude(
+            relayed(None, vec![report("court", &[D], NodeStatus::Answered)]),
+            BTreeMap::from([("court".to_owned(), Ok(LookupAnswer::Datasets(outcomes)))]),
+        )
+    }
+
+    #[test]
+    fn a_datasets_answer_is_read_into_each_node_s_status_on_the_requester_side() {
+        let r = one_dataset(vec![DatasetOutcome::Released(released(D, 1, None))]);
+        assert_eq!(r.nodes[0].status, NodeStatus::Ok);
+        assert_eq!(r.datasets[D].records.len(), 1);
+        assert!(r.complete);
+        let r = one_dataset(vec![DatasetOutcome::Released(released(
+            D,
+            0,
+            Some(Summary::Exists(true)),
+        ))]);
+        assert_eq!(r.nodes[0].status, NodeStatus::Ok);
+        // Released but empty: no record.
+        let r = one_dataset(vec![DatasetOutcome::Released(released(
+            D,
+            0,
+            Some(Summary::Exists(false)),
+        ))]);
+        assert_eq!(r.nodes[0].status, NodeStatus::NoRecord);
+        let r = one_dataset(vec![DatasetOutcome::Denied {
+            dataset: D.into(),
+            rationale: "denied by `x`: because".into(),
+        }]);
+        assert_eq!(r.nodes[0].status, NodeStatus::Denied);
+        assert!(r.nodes[0].reason.as_deref().unwrap().contains("because"));
+        assert!(r.datasets.is_empty());
+        // A dataset the node was not asked is not taken from it.
+        let r = one_dataset(vec![DatasetOutcome::Released(released(
+            "court.enforcement_cases",
+            1,
+            None,
+        ))]);
+        assert_eq!(r.nodes[0].status, NodeStatus::Unavailable);
+        assert!(r.datasets.is_empty(), "{:?}", r.datasets);
+        // No sealed answer on the way (a relay's `sealed_answer` is never shown).
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["nodes"][0].get("sealed_answer").is_none(), "{json}");
+    }
+
+    #[test]
+    fn an_unverified_dataset_is_its_own_status_and_never_no_record() {
+        let r = conclude(
+            relayed(
+                None,
+                vec![report(
+                    "court",
+                    &[D, "court.enforcement_cases"],
+                    NodeStatus::Answered,
+                )],
+            ),
+            BTreeMap::from([(
+                "court".to_owned(),
+                Ok(LookupAnswer::Datasets(vec![
+                    DatasetOutcome::Unverified {
+                        dataset: D.into(),
+                        reason: "a stored record of `court.dishonest_debtors` cannot be read back as a record".into(),
+                    },
+                    DatasetOutcome::Released(released("court.enforcement_cases", 1, None)),
+                ])),
+            )]),
+        );
+        // Even beside a dataset with content, the node's report says unverified.
+        assert_eq!(r.nodes[0].status, NodeStatus::Unverified);
+        assert!(r.nodes[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("court.dishonest_debtors: a stored record"));
+        assert!(!r.datasets.contains_key(D), "nothing is released for it");
+        assert!(r.datasets.contains_key("court.enforcement_cases"));
+        assert!(!r.complete);
+    }
+
+    #[test]
+    fn an_answer_that_does_not_open_is_missing_evidence_never_no_record() {
+        for why in [
+            AnswerRefusal::Sealed(SealRefusal::Tampered),
+            AnswerRefusal::Sealed(SealRefusal::Moved),
+            AnswerRefusal::Content,
+        ] {
+            let r = conclude(
+                relayed(None, vec![report("court", &[D], NodeStatus::Answered)]),
+                BTreeMap::from([("court".to_owned(), Err(why))]),
+            );
+            assert_eq!(r.nodes[0].status, NodeStatus::Unavailable);
+            assert!(
+                r.nodes[0]
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .contains(&why.to_string()),
+                "{:?}",
+                r.nodes[0]
+            );
+            assert!(!r.complete);
+        }
+        // Relayed as answered but nothing opened for it.
+        let r = conclude(
+            relayed(None, vec![report("court", &[D], NodeStatus::Answered)]),
+            BTreeMap::new(),
+        );
+        assert_eq!(r.nodes[0].status, NodeStatus::Unavailable);
+    }
+
+    /// The parts of a green channel, one per node, as each node makes them from its own
+    /// sources: `dirty` names the one dataset with a record, `down` a node with no part.
+    fn green_channel(
+        dirty: &str,
+        down: &str,
+        tweak: impl Fn(&str, &mut ViewPart),
+    ) -> (RelayedAnswer, BTreeMap<String, Opened>) {
+        let engine = engine();
+        let view = engine
+            .policy()
+            .views
+            .iter()
+            .find(|v| v.name == "green-channel")
+            .unwrap();
+        let plan = crate::query::plan(
+            &engine,
+            &fedq_wire::message::LookupTarget::View(view.name.clone()),
+        );
+        let mut reports = Vec::new();
+        let mut opened = BTreeMap::new();
+        for (node, datasets) in &plan {
+            let names: Vec<&str> = datasets.iter().map(String::as_str).collect();
+            if node == down {
+                let mut r = report(node, &names, NodeStatus::Unavailable);
+                r.reason = Some("down".into());
+                reports.push(r);
+                continue;
+            }
+            reports.push(report(node, &names, NodeStatus::Answered));
+            let outcomes = datasets
+                .iter()
+                .map(|d| {
+                    let n = usize::from(d == dirty);
+                    (d.clone(), SourceOutcome::Answered(released(d, n, None)))
+                })
+                .collect();
+            let mut part = views::part(view, &outcomes, date());
+            tweak(node, &mut part);
+            opened.insert(node.clone(), Ok(LookupAnswer::View(part)));
+        }
+        let mut relayed = relayed(Some("green-channel"), reports);
+        relayed.view_terms = Some(ViewTerms::of(view));
+        (relayed, opened)
+    }
+
+    /// A green-channel answer carries its verdict and each node's completeness; neither
+    /// the court's record nor whether it was the court (`ok` beside `no_record`) that held
+    /// one.
+    #[test]
+    fn a_view_is_combined_from_the_nodes_parts_and_carries_no_source_s_record() {
+        let (relayed, opened) = green_channel(D, "education", |_, _| {});
+        let r = conclude(relayed, opened);
+        assert!(r.datasets.is_empty(), "{:?}", r.datasets);
+        for n in &r.nodes {
+            let want = if n.node == "education" {
+                NodeStatus::Unavailable
+            } else {
+                NodeStatus::Answered
+            };
+            assert_eq!(n.status, want, "{n:?}");
+        }
+        let text = serde_json::to_string(&r.view_result).unwrap();
+        assert!(!text.contains("湘0102"), "{text}");
+        assert!(!text.contains("court") && !text.contains("失信"), "{text}");
+        assert!(matches!(
+            r.view_result,
+            Some(ViewResult::GreenChannel {
+                verdict: GreenChannelVerdict::NotEligible,
+                ..
+            })
+        ));
+        // With no record anywhere and one node down: cannot confirm, never eligible.
+        let (relayed, opened) = green_channel("none", "education", |_, _| {});
+        let r = conclude(relayed, opened);
+        assert!(matches!(
+            r.view_result,
+            Some(ViewResult::GreenChannel {
+                verdict: GreenChannelVerdict::CannotConfirm,
+                ..
+            })
+        ));
+        assert!(!r.complete);
+        // Every node up, no record: eligible.
+        let (relayed, opened) = green_channel("none", "nobody", |_, _| {});
+        let r = conclude(relayed, opened);
+        assert!(matches!(
+            r.view_result,
+            Some(ViewResult::GreenChannel {
+                verdict: GreenChannelVerdict::Eligible,
+                ..
+            })
+        ));
+        assert!(r.complete);
+    }
+
+    /// Combining the parts gives what evaluating the view over every source at once gives.
+    #[test]
+    fn combined_parts_equal_the_view_evaluated_in_one_place() {
+        let engine = engine();
+        for view in &engine.policy().views {
+            let outcomes: BTreeMap<String, SourceOutcome> = view
+                .sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let o = match i % 3 {
+                        0 => SourceOutcome::Answered(released(&s.dataset_name, 2, None)),
+                        1 => SourceOutcome::Answered(released(&s.dataset_name, 0, None)),
+                        _ => SourceOutcome::Unverified("unreadable".into()),
+                    };
+                    (s.dataset_name.clone(), o)
+                })
+                .collect();
+            let whole = views::evaluate(view, &outcomes, date());
+            let plan = crate::query::plan(
+                &engine,
+                &fedq_wire::message::LookupTarget::View(view.name.clone()),
+            );
+            let mut reports = Vec::new();
+            let mut opened = BTreeMap::new();
+            for (node, datasets) in &plan {
+                let names: Vec<&str> = datasets.iter().map(String::as_str).collect();
+                reports.push(report(node, &names, NodeStatus::Answered));
+                let own = outcomes
+                    .iter()
+                    .filter(|(d, _)| datasets.contains(d))
+                    .map(|(d, o)| (d.clone(), o.clone()))
+                    .collect();
+                opened.insert(
+                    node.clone(),
+                    Ok(LookupAnswer::View(views::part(view, &own, date()))),
+                );
+            }
+            let r = conclude(relayed(Some(&view.name), reports), opened);
+            assert_eq!(r.view_result.as_ref(), Some(&whole), "{}", view.name);
+        }
+    }
+
+    /// A node that answered under other terms of the view (another policy version, or a
+    /// part that lists fewer sources) has its sources counted unknown: the view cannot be
+    /// confirmed clean through it.
+    #[test]
+    fn a_part_under_other_terms_counts_its_sources_as_unknown() {
+        let (relayed, opened) = green_channel("none", "nobody", |node, part| {
+            if node == "tax" {
+                part.terms.clean_years += 1;
+            }
+        });
+        let r = conclude(relayed, opened);
+        let tax = r.nodes.iter().find(|n| n.node == "tax").unwrap();
+        assert_eq!(tax.status, NodeStatus::Unavailable);
+        assert!(tax
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("another definition"));
+        assert!(matches!(
+            r.view_result,
+            Some(ViewResult::GreenChannel {
+                verdict: GreenChannelVerdict::CannotConfirm,
+                ..
+            })
+        ));
+        // A node's finding for another department's source is not taken.
+        let (relayed, opened) = green_channel("none", "court", |node, part| {
+            if node == "tax" {
+                part.sources.push(fedq_policy::views::SourcePart {
+                    dataset: D.into(),
+                    finding: Finding::Negative(false),
+                    released: None,
+                });
+            }
+        });
+        let r = conclude(relayed, opened);
+        assert!(matches!(
+            r.view_result,
+            Some(ViewResult::GreenChannel {
+                verdict: GreenChannelVerdict::CannotConfirm,
+                ..
+            })
+        ));
+    }
+}
