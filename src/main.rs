@@ -42,6 +42,12 @@ enum Command {
     },
     /// Ask the coordinator one authorized question about one person.
     Query(fedq_coordinator::client::QueryArgs),
+    /// A requesting agency's gateway: its apps ask through it; it proves, seals, opens and
+    /// keeps its own log.
+    Gateway {
+        #[command(subcommand)]
+        cmd: fedq_coordinator::gateway::GatewayCommand,
+    },
     /// The consent authority's tokens: issue one, or show what one says.
     Consent {
         #[command(subcommand)]
@@ -116,6 +122,11 @@ fn main() -> ExitCode {
         Command::Query(args) => fedq_coordinator::client::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
+        Command::Gateway { cmd } => {
+            fedq_coordinator::gateway::run(cmd, fedq_node::cli::shutdown_signal())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
         Command::Consent { cmd } => fedq_coordinator::consent::run(cmd)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),

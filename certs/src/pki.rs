@@ -268,6 +268,61 @@ impl std::fmt::Debug for CertificateAuthority {
     }
 }
 
+/// A TLS server identity for a listener outside the federation's PKI (a requesting
+/// agency's gateway, which its own apps call): a one-off CA, whose certificate the apps
+/// trust (`ca`) and whose key is dropped at once, and a server certificate it signed
+/// (`cert`, ECDSA P-256, `serverAuth`, the DNS names and IP addresses in `hosts` as subject
+/// alternative names, valid for `days`) with its key (`key`, 0600). Making a new identity
+/// replaces all three.
+pub fn standalone_tls(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    name: &str,
+    hosts: &[String],
+    days: u32,
+) -> Result<(), PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let ca_key = Zeroizing::new(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?);
+    let mut ca_params = CertificateParams::default();
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} (one-off CA)"));
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    ca_params.not_before = now - Duration::minutes(5);
+    ca_params.not_after = now + Duration::days(i64::from(days));
+    ca_params.serial_number = Some(random_serial()?);
+    let ca_cert = ca_params.self_signed(&*ca_key)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), &*ca_key)?;
+    let pair = Zeroizing::new(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?);
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.subject_alt_names = hosts
+        .iter()
+        .map(|h| match h.parse::<IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => h.clone().try_into().map(SanType::DnsName),
+        })
+        .collect::<Result<_, _>>()?;
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(i64::from(days));
+    params.serial_number = Some(random_serial()?);
+    let certificate = params.signed_by(&*pair, &issuer)?;
+    let key_pem = Zeroizing::new(pair.serialize_pem());
+    commit_all([
+        StagedFile::write(key, key_pem.as_bytes(), KEY_MODE).map_err(io_err("write", key))?,
+        StagedFile::write(cert, certificate.pem().as_bytes(), PUBLIC_MODE)
+            .map_err(io_err("write", cert))?,
+        StagedFile::write(ca, ca_cert.pem().as_bytes(), PUBLIC_MODE)
+            .map_err(io_err("write", ca))?,
+    ])
+}
+
 impl CertificateAuthority {
     /// `fedq certs init`: creates the CA, an empty CRL and the index in `dir`.
     pub fn init(dir: &Path, federation: &str, force: bool) -> Result<Self, PkiError> {

@@ -14,13 +14,43 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{ServerName, UnixTime};
 
+use serde::Deserialize as _;
+
 use crate::query::{QueryRequest, RelayedAnswer};
 
 /// Arguments of `fedq query`. `Debug` shows neither the subject nor the consent token.
 #[derive(clap::Args)]
 pub struct QueryArgs {
-    #[command(flatten)]
-    pub api: ApiArgs,
+    /// The coordinator, e.g. `https://127.0.0.1:8443`: `fedq query` opens the sessions,
+    /// proves, seals and opens itself, as the requester of `--cert` and `--key`.
+    #[arg(
+        long,
+        required_unless_present = "gateway",
+        conflicts_with = "gateway",
+        requires_all = ["cert", "key"]
+    )]
+    pub coordinator: Option<String>,
+    /// Your agency's gateway instead (`fedq gateway`), e.g. `https://127.0.0.1:9443`: it
+    /// asks as the agency's requester; `--token` is your app's, `--ca` its `gateway-ca.crt`.
+    #[arg(long, requires = "token")]
+    pub gateway: Option<String>,
+    /// Your app's token from the gateway's operator: the token, or `@FILE`.
+    #[arg(long, requires = "gateway")]
+    pub token: Option<String>,
+    /// Your requester certificate (with `--coordinator`).
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The CA certificate to trust: the federation's (with `--coordinator`) or the
+    /// gateway's `gateway-ca.crt` (with `--gateway`).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The federation's CRL, which nodes' session accepts are checked against (default:
+    /// `crl.pem` beside `--ca`; with `--coordinator`).
+    #[arg(long)]
+    pub crl: Option<PathBuf>,
     /// The person's resident ID.
     #[arg(long)]
     pub subject: String,
@@ -52,7 +82,8 @@ pub struct QueryArgs {
 impl std::fmt::Debug for QueryArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryArgs")
-            .field("api", &self.api)
+            .field("coordinator", &self.coordinator)
+            .field("gateway", &self.gateway)
             .field("purpose", &self.purpose)
             .field("view", &self.view)
             .field("dataset", &self.dataset)
@@ -141,62 +172,12 @@ impl ApiConnection {
         key: &std::path::Path,
         ca: &std::path::Path,
     ) -> Result<Self, ClientError> {
-        let uri: hyper::Uri = url.parse().map_err(|_| {
-            ClientError::Usage(format!(
-                "--coordinator `{url}` is not a URL like https://host:8443"
-            ))
-        })?;
-        if uri.scheme_str() != Some("https") {
-            return Err(ClientError::Usage(
-                "--coordinator must be an https:// URL".into(),
-            ));
-        }
-        let host = uri
-            .host()
-            .unwrap_or("localhost")
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(8443);
-        let connect_err = |reason: String| ClientError::Connect {
-            url: url.to_owned(),
-            reason,
-        };
         let creds = Credentials::load(cert, key)?;
         let signing_key = CertificateKey::from_credentials(&creds, &key_path_text(key))?;
-        let ca_pem = std::fs::read(ca)
-            .map_err(|e| ClientError::Usage(format!("cannot read --ca `{}`: {e}", ca.display())))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(ClientError::Usage)? {
-            roots
-                .add(cert)
-                .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
-        }
-        let (chain, key) = creds.chain_and_key();
-        let mut config = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ClientError::Usage(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let name =
-            ServerName::try_from(host.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
-        let tls = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        tokio::spawn(conn);
+        let (sender, authority) = open_https(url, ca, Some(creds.chain_and_key())).await?;
         Ok(Self {
             sender,
-            authority: format!("{host}:{port}"),
+            authority,
             url: url.to_owned(),
             key: signing_key,
             trust_files: TrustFiles {
@@ -236,7 +217,7 @@ impl ApiConnection {
         }
         let lost = lost_sessions(status, &answer);
         let relayed = (status == 200)
-            .then(|| serde_json::from_value::<RelayedAnswer>(answer.clone()).ok())
+            .then(|| RelayedAnswer::deserialize(&answer).ok())
             .flatten();
         let Some(mut relayed) = relayed else {
             return Ok((status, answer));
@@ -252,10 +233,7 @@ impl ApiConnection {
             let only: BTreeSet<String> = lost.iter().cloned().collect();
             let again = self.prove_to(query, Some(&only)).await?;
             let (status, answer) = self.send_raw(&again).await?;
-            if let (200, Ok(retried)) = (
-                status,
-                serde_json::from_value::<RelayedAnswer>(answer.clone()),
-            ) {
+            if let (200, Ok(retried)) = (status, RelayedAnswer::deserialize(&answer)) {
                 opened.extend(
                     self.open_answers(&again, &retried)
                         .into_iter()
@@ -314,7 +292,7 @@ impl ApiConnection {
         status: u16,
         answer: serde_json::Value,
     ) -> serde_json::Value {
-        let Ok(relayed) = serde_json::from_value::<RelayedAnswer>(answer.clone()) else {
+        let Ok(relayed) = RelayedAnswer::deserialize(&answer) else {
             return answer;
         };
         if status != 200 {
@@ -608,6 +586,121 @@ impl ApiConnection {
     }
 }
 
+/// A kept-alive HTTP/1.1 connection over TLS 1.3 to `url` (`https://host:port`), trusting
+/// the CA certificate(s) in `ca`, with a client certificate when `client` is given; the
+/// sender and the `Host` authority.
+async fn open_https(
+    url: &str,
+    ca: &Path,
+    client: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+) -> Result<(hyper::client::conn::http1::SendRequest<Full<Bytes>>, String), ClientError> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|_| ClientError::Usage(format!("`{url}` is not a URL like https://host:8443")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(ClientError::Usage(format!(
+            "`{url}` must be an https:// URL"
+        )));
+    }
+    let host = uri
+        .host()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(8443);
+    let connect_err = |reason: String| ClientError::Connect {
+        url: url.to_owned(),
+        reason,
+    };
+    let ca_pem = std::fs::read(ca)
+        .map_err(|e| ClientError::Usage(format!("cannot read --ca `{}`: {e}", ca.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(ClientError::Usage)? {
+        roots
+            .add(cert)
+            .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Usage(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(host.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    tokio::spawn(conn);
+    Ok((sender, format!("{host}:{port}")))
+}
+
+/// Sends one query to an agency's gateway (`fedq gateway`), which proves, seals and opens
+/// it as the agency's requester: the body carries the subject and consent token (over
+/// TLS to the gateway, trusting `ca`, its `gateway-ca.crt`), and `token` is the app's.
+/// Returns the HTTP status and the gateway's JSON answer.
+pub async fn send_to_gateway(
+    url: &str,
+    ca: &Path,
+    token: &str,
+    query: &QueryRequest,
+) -> Result<(u16, serde_json::Value), ClientError> {
+    let (mut sender, authority) = open_https(url, ca, None).await?;
+    let connect_err = |reason: String| ClientError::Connect {
+        url: url.to_owned(),
+        reason,
+    };
+    // The body the gateway reads: the query as `fedq query` has it, subject included.
+    let mut body = serde_json::to_value(query).map_err(|e| ClientError::Usage(e.to_string()))?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("subject".into(), query.subject.clone().into());
+        if let Some(consent) = &query.consent {
+            map.insert("consent".into(), consent.clone().into());
+        }
+        for field in ["proofs", "sealed", "consent_sealed"] {
+            map.remove(field);
+        }
+    }
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri("/v1/query")
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| connect_err(e.to_string()))?
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
+    Ok((status, json))
+}
+
 /// Each view → the nodes it asks, from a `GET /v1/nodes` answer (none if it lists none).
 fn views_of(body: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
     body.get("views")
@@ -705,7 +798,25 @@ pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientEr
         .map(crate::consent::token_arg)
         .transpose()
         .map_err(ClientError::Usage)?;
-    let mut conn = connect(&args.api).await?;
+    if let (Some(gateway), Some(token)) = (&args.gateway, &args.token) {
+        let token = crate::consent::token_arg(token)
+            .map_err(|e| ClientError::Usage(e.replace("consent token file", "app token file")))?;
+        return send_to_gateway(gateway, &args.ca, &token, &query).await;
+    }
+    let (Some(coordinator), Some(cert), Some(key)) = (&args.coordinator, &args.cert, &args.key)
+    else {
+        return Err(ClientError::Usage(
+            "give --coordinator with --cert and --key, or --gateway with --token".into(),
+        ));
+    };
+    let mut conn = connect(&ApiArgs {
+        coordinator: coordinator.clone(),
+        cert: cert.clone(),
+        key: key.clone(),
+        ca: args.ca.clone(),
+        crl: args.crl.clone(),
+    })
+    .await?;
     conn.query(&query).await
 }
 

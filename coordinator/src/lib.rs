@@ -20,6 +20,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod consent;
+pub mod gateway;
 pub mod health;
 pub mod https;
 pub mod opening;

@@ -8,12 +8,12 @@
 //!
 //! - a datasets query: each node's outcomes, the datasets it was asked only, read into its
 //!   status (`ok`, `no_record`, `denied`, `unverified`) and the dataset results;
-//! - a view: each node's [`ViewPart`] — one finding per source it holds and the view's
-//!   terms it decided under — [`views::combine`]d under one set of terms. The terms are the
-//!   nodes' own (sealed, so the coordinator cannot change them); a node whose terms differ
-//!   from the others' (a policy change reaching nodes at different moments) has its
-//!   sources counted as unknown, and the coordinator's terms are used only when no node's
-//!   part opened (every source is then unknown, whatever they say).
+//! - a view: each node's [`ViewPart`] — one finding per source it holds and the digest of
+//!   the view's terms it decided under — [`views::combine`]d under the terms the
+//!   coordinator relays (`view_terms`), which count only as far as the parts vouch for
+//!   them: a node whose digest differs (the coordinator changed the terms, or a policy
+//!   change reached the nodes at different moments) has its sources counted as unknown,
+//!   so the view cannot come out clean through it.
 //!
 //! An answer that does not open (altered, moved from another node or query, sealed under
 //! another session) is missing evidence: the node is `unavailable` with why, never read as
@@ -59,7 +59,7 @@ pub fn conclude(relayed: RelayedAnswer, mut opened: BTreeMap<String, Opened>) ->
             (Ok(LookupAnswer::Datasets(outcomes)), None) => {
                 reports.push(read_datasets(report, outcomes, &mut results));
             }
-            (Ok(LookupAnswer::View(part)), Some(v)) if &part.terms.name == v => {
+            (Ok(LookupAnswer::View(part)), Some(v)) if &part.view == v => {
                 parts.insert(report.node.clone(), part);
                 reports.push(report);
             }
@@ -168,22 +168,30 @@ fn read_datasets(
 fn combine_parts(
     reports: &mut [NodeReport],
     parts: BTreeMap<String, ViewPart>,
-    fallback: Option<ViewTerms>,
+    relayed_terms: Option<ViewTerms>,
 ) -> (
     Option<fedq_policy::views::ViewResult>,
     BTreeMap<String, DatasetResult>,
 ) {
-    // The first node's terms, in node order; the coordinator's only if no part opened.
-    let Some(terms) = parts.values().next().map(|p| p.terms.clone()).or(fallback) else {
+    // The coordinator's terms, each part checked against them.
+    let Some(terms) = relayed_terms else {
+        for node in parts.keys() {
+            if let Some(report) = reports.iter_mut().find(|r| &r.node == node) {
+                report.status = NodeStatus::Unavailable;
+                report.reason =
+                    Some("the coordinator relayed no terms of the view to combine it under".into());
+            }
+        }
         return (None, BTreeMap::new());
     };
+    let digest = terms.digest();
     let mut findings = BTreeMap::new();
     let mut released = BTreeMap::new();
     for (node, part) in parts {
         let Some(report) = reports.iter_mut().find(|r| r.node == node) else {
             continue;
         };
-        if part.terms != terms {
+        if part.terms_sha256 != digest {
             report.status = NodeStatus::Unavailable;
             report.reason = Some(format!(
                 "node `{}` answered under another definition of view `{}` (a policy change in progress?); its sources are unknown",
@@ -566,7 +574,9 @@ mod tests {
                     Ok(LookupAnswer::View(views::part(view, &own, date()))),
                 );
             }
-            let r = conclude(relayed(Some(&view.name), reports), opened);
+            let mut relayed = relayed(Some(&view.name), reports);
+            relayed.view_terms = Some(ViewTerms::of(view));
+            let r = conclude(relayed, opened);
             assert_eq!(r.view_result.as_ref(), Some(&whole), "{}", view.name);
         }
     }
@@ -578,7 +588,7 @@ mod tests {
     fn a_part_under_other_terms_counts_its_sources_as_unknown() {
         let (relayed, opened) = green_channel("none", "nobody", |node, part| {
             if node == "tax" {
-                part.terms.clean_years += 1;
+                part.terms_sha256[0] ^= 1;
             }
         });
         let r = conclude(relayed, opened);
@@ -596,6 +606,31 @@ mod tests {
                 ..
             })
         ));
+        // Terms the coordinator altered (here: one source fewer, so it would never be
+        // missed) match no node's digest: every source unknown, the view unconfirmed.
+        let (mut relayed, opened) = green_channel("none", "nobody", |_, _| {});
+        if let Some(terms) = relayed.view_terms.as_mut() {
+            terms.sources.retain(|s| s.dataset != D);
+        }
+        let r = conclude(relayed, opened);
+        assert!(
+            r.nodes.iter().all(|n| n.status == NodeStatus::Unavailable),
+            "{:?}",
+            r.nodes
+        );
+        assert!(matches!(
+            r.view_result,
+            Some(ViewResult::GreenChannel {
+                verdict: GreenChannelVerdict::CannotConfirm,
+                ..
+            })
+        ));
+        // No terms relayed at all: no result, and every node says why.
+        let (mut relayed, opened) = green_channel("none", "nobody", |_, _| {});
+        relayed.view_terms = None;
+        let r = conclude(relayed, opened);
+        assert!(r.view_result.is_none());
+        assert!(r.nodes.iter().all(|n| n.status == NodeStatus::Unavailable));
         // A node's finding for another department's source is not taken.
         let (relayed, opened) = green_channel("none", "court", |node, part| {
             if node == "tax" {

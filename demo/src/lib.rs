@@ -99,6 +99,12 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> DemoError + '_ {
 /// need two of them).
 pub const OFFICERS: [&str; 3] = ["officer-zhang", "officer-li", "officer-wang"];
 
+/// The requester whose queries the demo sends through its gateway.
+pub const GATEWAY_REQUESTER: &str = "market-regulation.licensing";
+
+/// The licensing office's app that calls the gateway.
+pub const GATEWAY_APP: &str = "licensing-portal";
+
 /// Where everything lives in a federation directory.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -126,6 +132,18 @@ impl Layout {
     /// `coordinator/coordinator.toml`.
     pub fn coordinator_config(&self) -> PathBuf {
         self.root.join("coordinator/coordinator.toml")
+    }
+    /// `gateway/gateway.toml`: the licensing office's gateway ([`GATEWAY_REQUESTER`]).
+    pub fn gateway_config(&self) -> PathBuf {
+        self.root.join("gateway/gateway.toml")
+    }
+    /// `gateway/gateway-ca.crt`: what the office's apps trust to reach its gateway.
+    pub fn gateway_ca(&self) -> PathBuf {
+        self.root.join("gateway/gateway-ca.crt")
+    }
+    /// `gateway/APP.token`: the token of the office's app [`GATEWAY_APP`] (0600).
+    pub fn gateway_token(&self) -> PathBuf {
+        self.root.join(format!("gateway/{GATEWAY_APP}.token"))
     }
     /// `stores/<department>.db`, `audit/*.db`, `audit/*.key`.
     pub fn store(&self, dept: &str) -> PathBuf {
@@ -197,6 +215,8 @@ pub struct Federation {
     pub nodes: BTreeMap<String, SocketAddr>,
     /// The coordinator's HTTPS address.
     pub coordinator: SocketAddr,
+    /// The licensing office's gateway's HTTPS address (its apps' API).
+    pub gateway: SocketAddr,
     /// "Today" pinned for the whole federation.
     pub today: time::Date,
     /// The requester names issued.
@@ -405,6 +425,34 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
         ));
     }
     write(&layout.coordinator_config(), &cfg)?;
+
+    // The licensing office's gateway: its apps ask through it; it holds the office's
+    // requester key, proves, seals and opens, and keeps its own log.
+    let gateway: SocketAddr = (
+        [127, 0, 0, 1],
+        free_tcp_port(if well_known_ports { 10443 } else { 0 })?,
+    )
+        .into();
+    let gateway_dir = root.join("gateway");
+    fedq_coordinator::gateway::init(
+        &gateway_dir,
+        GATEWAY_REQUESTER,
+        gateway,
+        &format!("https://{coordinator}"),
+        Path::new(&format!("../pki/{GATEWAY_REQUESTER}.crt")),
+        Path::new(&format!("../pki/{GATEWAY_REQUESTER}.key")),
+        Path::new("../pki/ca.crt"),
+        &[],
+    )
+    .map_err(setup("gateway"))?;
+    let token = fedq_coordinator::gateway::add_app(&layout.gateway_config(), GATEWAY_APP)
+        .map_err(setup("gateway app"))?;
+    fedq_certs::fsutil::write_atomic(&layout.gateway_token(), token.as_bytes(), 0o600)
+        .map_err(setup("gateway token"))?;
+    say(format!(
+        "  gateway of {GATEWAY_REQUESTER} on https://{gateway}, app `{GATEWAY_APP}`  ({})",
+        gateway_dir.display()
+    ));
     say(format!(
         "  configs written; federation built in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -414,6 +462,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
         scenario: summary.scenario,
         nodes,
         coordinator,
+        gateway,
         today,
         requesters,
     })
@@ -456,6 +505,10 @@ pub struct Running {
         ),
     >,
     coordinator: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    gateway: Option<(
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
@@ -520,9 +573,19 @@ impl Running {
         let task = tokio::spawn(api.serve(Duration::from_secs(2), async {
             let _ = stopped.await;
         }));
+        let gateway = fedq_coordinator::gateway::GatewayConfig::load(&fed.layout.gateway_config())
+            .map_err(setup("gateway config"))?;
+        let gateway = fedq_coordinator::gateway::BoundGateway::bind(gateway)
+            .await
+            .map_err(setup("gateway"))?;
+        let (gateway_stop, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+        let gateway_task = tokio::spawn(gateway.serve(async {
+            let _ = gateway_stopped.await;
+        }));
         Ok(Self {
             nodes,
             coordinator: Some((stop, task)),
+            gateway: Some((gateway_stop, gateway_task)),
             refusals,
         })
     }
@@ -554,6 +617,10 @@ impl Running {
 
     /// Stops everything, draining in-flight queries.
     pub async fn stop(mut self) {
+        if let Some((stop, task)) = self.gateway.take() {
+            let _ = stop.send(());
+            join_within("gateway", task).await;
+        }
         if let Some((stop, task)) = self.coordinator.take() {
             let _ = stop.send(());
             join_within("coordinator", task).await;
@@ -599,17 +666,24 @@ pub struct Ask {
     pub datasets: Vec<String>,
 }
 
-/// Sends one query through the real HTTPS API with the requester's certificate.
+/// Sends one query through the real HTTPS API: the licensing office's through its gateway
+/// (as its app, with the app's token), every other office's directly with its requester
+/// certificate, as `fedq query` does.
 pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
     let pki = fed.layout.pki();
+    let via_gateway = q.requester == GATEWAY_REQUESTER;
     let args = QueryArgs {
-        api: client::ApiArgs {
-            coordinator: format!("https://{}", fed.coordinator),
-            cert: pki.join(format!("{}.crt", q.requester)),
-            key: pki.join(format!("{}.key", q.requester)),
-            ca: pki.join("ca.crt"),
-            crl: None,
+        coordinator: (!via_gateway).then(|| format!("https://{}", fed.coordinator)),
+        gateway: via_gateway.then(|| format!("https://localhost:{}", fed.gateway.port())),
+        token: via_gateway.then(|| format!("@{}", fed.layout.gateway_token().display())),
+        cert: Some(pki.join(format!("{}.crt", q.requester))),
+        key: Some(pki.join(format!("{}.key", q.requester))),
+        ca: if via_gateway {
+            fed.layout.gateway_ca()
+        } else {
+            pki.join("ca.crt")
         },
+        crl: None,
         subject: q.subject.clone(),
         purpose: q.purpose.clone(),
         basis: q.basis.clone(),
@@ -632,6 +706,25 @@ fn coordinator_entry(fed: &Federation) -> Result<(u16, Value), String> {
         .rev()
         .find(|e| e.record.kind == fedq_audit::EntryKind::Query)
         .ok_or("the coordinator registered no query")?;
+    let json = serde_json::to_value(&entry.record).map_err(|e| e.to_string())?;
+    Ok((200, json))
+}
+
+/// The licensing office's gateway's newest `query` entry, as `fedq audit list --json`
+/// shows it; an error unless it registers the same query as the coordinator's newest.
+fn gateway_entry(fed: &Federation) -> Result<(u16, Value), String> {
+    let path = fed.layout.root.join("gateway/gateway-audit.db");
+    let entries =
+        fedq_audit::list(&path, &fedq_audit::ListFilter::default()).map_err(|e| e.to_string())?;
+    let entry = entries
+        .iter()
+        .rev()
+        .find(|e| e.record.kind == fedq_audit::EntryKind::Query)
+        .ok_or("the gateway registered no query")?;
+    let (_, coordinator) = coordinator_entry(fed)?;
+    if coordinator.get("query_id").and_then(Value::as_str) != Some(entry.record.query_id.as_str()) {
+        return Err("the gateway's newest query is not the coordinator's".into());
+    }
     let json = serde_json::to_value(&entry.record).map_err(|e| e.to_string())?;
     Ok((200, json))
 }
@@ -1083,6 +1176,21 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
+    run(
+        "What the licensing office's own gateway registered for the same query: which of its apps asked, the person under the gateway's own pseudonym key (the app sent the ID to the gateway, which sealed it to each department), and the coordinator's query id",
+        gateway_entry(fed),
+        &|status, e| {
+            expect(status == 200, "expected the gateway's entry")?;
+            expect(
+                e.get("requester").and_then(Value::as_str) == Some(&format!("app:{GATEWAY_APP}")),
+                "expected the app in the gateway's entry",
+            )?;
+            let subject = e.get("subject").and_then(Value::as_str).unwrap_or("-");
+            expect(subject != "-", "expected the subject's pseudonym in the gateway's entry")?;
+            expect(!e.to_string().contains(applicant.as_str()), "the gateway's entry holds the resident ID")
+        },
+    );
+
     let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
     run(
         "Refused replay: whoever holds the coordinator re-sends the same signed query, proofs and all — every department sees a proof already used, refuses it (audited), and releases nothing",
@@ -1421,6 +1529,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             pki.display(),
             pki.display(),
             fed.scenario.blacklisted.resident_id
+        );
+        println!(
+            "  cargo run --release -- query --gateway https://localhost:{} --token @{} --ca {} \\\n      --subject {} --purpose administrative-licensing --basis '{LICENSING_BASIS}' --case '{LICENSING_CASE}' --view blacklist-check   # as the licensing office's app, through its gateway\n  cargo run --release -- audit list --config {}   # the gateway's own log: which app asked\n",
+            fed.gateway.port(),
+            fed.layout.gateway_token().display(),
+            fed.layout.gateway_ca().display(),
+            fed.scenario.blacklisted.resident_id,
+            fed.layout.gateway_config().display(),
         );
         println!(
             "  curl --cacert {p}/ca.crt --cert {p}/market-regulation.licensing.crt --key {p}/market-regulation.licensing.key \\\n      https://localhost:{port}/v1/nodes   # the nodes a requester opens sessions with; a query without the requester's\n      # per-node proofs is refused 400 (fedq query makes them; see the operator guide, \"Request proofs\")\n",

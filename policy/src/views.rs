@@ -4,8 +4,9 @@
 //! - each node turns what it released for its own sources (already windowed, repaired
 //!   records removed, minimized) into a [`ViewPart`]: one [`Finding`] per source — the
 //!   source's listings, whether it holds a negative record, its report section or its
-//!   score line — with the view's [`ViewTerms`] it decided under;
-//! - the requester side [`combine`]s the parts it opened into the view's answer.
+//!   score line — with the digest of the view's [`ViewTerms`] it decided under;
+//! - the requester side [`combine`]s the parts it opened into the view's answer, under
+//!   terms every part's digest vouches for.
 //!
 //! [`evaluate`] is the two halves run over every source at once. A source that could not
 //! be answered makes the view say so — never a silent "clean".
@@ -244,10 +245,11 @@ pub fn released(
     out
 }
 
-/// What every part of a view names of the view itself, so that the requester side can
-/// combine the parts without the policy: its name and kind, every source (in the policy's
-/// order, with its label) and the view-wide numbers. Each node sends the terms it decided
-/// under; parts whose terms differ were decided under different definitions of the view.
+/// What the requester side needs of a view to combine its parts without the policy: its
+/// name and kind, every source (in the policy's order, with its label) and the view-wide
+/// numbers. Each node's part carries the [`ViewTerms::digest`] of the terms it decided
+/// under, so terms that reach the requester by another way (the coordinator's relay) are
+/// used only when every part vouches for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewTerms {
     /// The view's name.
@@ -283,6 +285,39 @@ pub struct GradeTerm {
 }
 
 impl ViewTerms {
+    /// SHA-256 over an unambiguous encoding of the terms (every text and number
+    /// length-prefixed, in order): equal digests, equal terms.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut text = |t: &str| {
+            ctx.update(&(t.len() as u64).to_be_bytes());
+            ctx.update(t.as_bytes());
+        };
+        text("fedq view terms v1");
+        text(&self.name);
+        text(match self.kind {
+            ViewKind::Blacklist => "blacklist",
+            ViewKind::GreenChannel => "green-channel",
+            ViewKind::CreditReport => "credit-report",
+            ViewKind::IntegrityScore => "integrity-score",
+        });
+        text(&self.sources.len().to_string());
+        for s in &self.sources {
+            text(&s.dataset);
+            text(&s.label);
+        }
+        text(&self.clean_years.to_string());
+        text(&self.base_points.to_string());
+        text(&self.grades.len().to_string());
+        for g in &self.grades {
+            text(&g.min_points.to_string());
+            text(&g.grade);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
     /// The terms of `view`.
     pub fn of(view: &View) -> Self {
         Self {
@@ -353,11 +388,14 @@ pub struct SourcePart {
     pub released: Option<Released>,
 }
 
-/// A node's part of a view: its own sources' findings and the terms it decided under.
+/// A node's part of a view: its own sources' findings and the digest of the terms it
+/// decided under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewPart {
-    /// The view, as the node's policy defines it.
-    pub terms: ViewTerms,
+    /// The view's name.
+    pub view: String,
+    /// [`ViewTerms::digest`] of the view as the node's policy defines it.
+    pub terms_sha256: [u8; 32],
     /// One per source of the view the node holds.
     pub sources: Vec<SourcePart>,
 }
@@ -439,7 +477,8 @@ pub fn part(
 ) -> ViewPart {
     let mut released = released(view, outcomes);
     ViewPart {
-        terms: ViewTerms::of(view),
+        view: view.name.clone(),
+        terms_sha256: ViewTerms::of(view).digest(),
         sources: view
             .sources
             .iter()

@@ -1,0 +1,889 @@
+//! `fedq gateway`: a requesting agency's own front to the federation, run inside its
+//! network — X-Road's consumer-side security server, kept thin.
+//!
+//! The agency's apps call the same `POST /v1/query` as the coordinator's, over HTTPS to
+//! the gateway, with the subject (and consent token) in the body and `Authorization:
+//! Bearer TOKEN` — a token per app, issued by the gateway's operator (`fedq gateway
+//! add-app`), of which the config keeps only the SHA-256. The gateway holds the agency's
+//! requester certificate and key and does the requester side's work for every app:
+//! opens sessions with the nodes, proves each query, seals the subject to each node,
+//! opens the sealed answers, combines views ([`crate::client::ApiConnection`],
+//! [`crate::opening`]). Apps never hold the requester key; the coordinator never sees
+//! the subject or a value.
+//!
+//! It keeps its own audit log: one entry per query an app sent — the app, purpose, legal
+//! basis, case, target, the subject's pseudonym under the gateway's own key, the
+//! coordinator's query id and each node's status — written durably before the answer is
+//! returned. A query refused here (unparsable, a subject that is not a resident ID, a
+//! body carrying `proofs` or `sealed`) is registered as a refusal naming what kind of
+//! input was wrong, never what it was; a request without a valid token is refused 401 and
+//! not registered (it names no app).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use fedq_audit::{AuditError, AuditLog, AuditRecord, EntryKind, Pseudonymizer};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::PrivateKeyDer;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::client::{ApiConnection, ClientError};
+use crate::query::QueryRequest;
+
+/// Most connections an app-facing listener holds open at once.
+pub const MAX_APP_CONNECTIONS: usize = 256;
+/// How long a TLS handshake or a request body may take.
+pub const APP_TIMEOUT: Duration = Duration::from_secs(10);
+/// What an app's token starts with (so a leaked one is recognisable in a scan).
+pub const TOKEN_PREFIX: &str = "fgw_";
+
+/// Why a gateway could not be set up or started. Never quotes a token.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The config file.
+    #[error("gateway config `{path}`: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The app-facing TLS identity.
+    #[error("gateway TLS identity: {0}")]
+    Tls(String),
+    /// The audit log or the pseudonym key.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Listening.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// Writing set-up files.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// One app allowed to call the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Its name in the gateway's audit log (letters, digits, `.`, `-`, `_`).
+    pub name: String,
+    /// Lower-case hex SHA-256 of its token.
+    pub token_sha256: String,
+}
+
+/// A gateway's configuration (`gateway.toml`); relative paths are relative to the file.
+///
+/// ```toml
+/// name = "market-regulation.licensing"       # in the gateway's own log
+/// listen = "127.0.0.1:9443"                  # the apps' HTTPS API
+/// coordinator = "https://127.0.0.1:8443"
+/// cert = "../pki/market-regulation.licensing.crt"   # the agency's requester identity
+/// key = "../pki/market-regulation.licensing.key"
+/// ca = "../pki/ca.crt"                               # the federation CA (crl.pem beside it)
+/// tls_cert = "gateway-tls.crt"               # the apps' listener (`fedq gateway init`)
+/// tls_key = "gateway-tls.key"
+/// audit = "gateway-audit.db"
+/// pseudonym_key = "gateway-pseudonym.key"
+/// connections = 4                            # kept-alive connections to the coordinator
+///
+/// [[app]]
+/// name = "licensing-portal"
+/// token_sha256 = "…"                         # `fedq gateway add-app` appends these
+/// ```
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// The gateway's name.
+    pub name: String,
+    /// Where the apps' API listens.
+    pub listen: SocketAddr,
+    /// The coordinator's URL.
+    pub coordinator: String,
+    /// The requester certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The federation CA certificate.
+    pub ca: PathBuf,
+    /// The federation CRL (default `crl.pem` beside `ca`).
+    pub crl: Option<PathBuf>,
+    /// The apps' listener certificate.
+    pub tls_cert: PathBuf,
+    /// Its key.
+    pub tls_key: PathBuf,
+    /// The gateway's audit log.
+    pub audit: PathBuf,
+    /// The key of its subject pseudonyms.
+    pub pseudonym_key: PathBuf,
+    /// Kept-alive connections to the coordinator (queries beyond wait for one).
+    pub connections: usize,
+    /// The apps.
+    pub apps: Vec<App>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: String,
+    listen: String,
+    coordinator: String,
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+    crl: Option<PathBuf>,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+    audit: PathBuf,
+    pseudonym_key: PathBuf,
+    #[serde(default = "default_connections")]
+    connections: usize,
+    #[serde(default)]
+    app: Vec<App>,
+}
+
+fn default_connections() -> usize {
+    4
+}
+
+fn valid_app_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+impl GatewayConfig {
+    /// Reads and checks `path`: every field, then the apps (valid, distinct names; digests
+    /// of 64 hex digits).
+    pub fn load(path: &Path) -> Result<Self, GatewayError> {
+        let bad = |reason: String| GatewayError::Config {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+        let listen = raw
+            .listen
+            .parse()
+            .map_err(|_| bad("`listen` is not an address like 127.0.0.1:9443".into()))?;
+        if !raw.coordinator.starts_with("https://") {
+            return Err(bad(
+                "`coordinator` must be an https:// URL like https://127.0.0.1:8443".into(),
+            ));
+        }
+        if !(1..=64).contains(&raw.connections) {
+            return Err(bad("`connections` must be between 1 and 64".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, app) in raw.app.iter().enumerate() {
+            let n = i + 1;
+            if !valid_app_name(&app.name) {
+                return Err(bad(format!(
+                    "app {n}: a name is 1–64 letters, digits, `.`, `-` or `_`"
+                )));
+            }
+            if !seen.insert(app.name.as_str()) {
+                return Err(bad(format!("app {n}: the name is used twice")));
+            }
+            if app.token_sha256.len() != 64
+                || !app
+                    .token_sha256
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            {
+                return Err(bad(format!(
+                    "app {n}: `token_sha256` must be 64 lower-case hex digits (made by `fedq gateway add-app`)"
+                )));
+            }
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let at = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        Ok(Self {
+            name: raw.name,
+            listen,
+            coordinator: raw.coordinator,
+            cert: at(raw.cert),
+            key: at(raw.key),
+            ca: at(raw.ca),
+            crl: raw.crl.map(at),
+            tls_cert: at(raw.tls_cert),
+            tls_key: at(raw.tls_key),
+            audit: at(raw.audit),
+            pseudonym_key: at(raw.pseudonym_key),
+            connections: raw.connections,
+            apps: raw.app,
+        })
+    }
+}
+
+/// The lower-case hex SHA-256 of an app's token, as the config keeps it.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
+}
+
+/// A fresh app token: [`TOKEN_PREFIX`] and 32 random bytes, base64url.
+pub fn new_token() -> Result<String, GatewayError> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes.as_mut_slice())
+        .map_err(|_| GatewayError::Setup("no randomness available".into()))?;
+    Ok(format!(
+        "{TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes.as_slice())
+    ))
+}
+
+/// `fedq gateway add-app`: a new token for app `name`, its digest appended to the config
+/// (`[[app]]`, written atomically); the token is returned once and kept nowhere.
+pub fn add_app(config: &Path, name: &str) -> Result<String, GatewayError> {
+    let current = GatewayConfig::load(config)?;
+    if !valid_app_name(name) {
+        return Err(GatewayError::Setup(
+            "an app name is 1–64 letters, digits, `.`, `-` or `_`".into(),
+        ));
+    }
+    if current.apps.iter().any(|a| a.name == name) {
+        return Err(GatewayError::Setup(format!(
+            "app `{name}` already has a token; remove its [[app]] entry first to replace it"
+        )));
+    }
+    let token = new_token()?;
+    let mut text = std::fs::read_to_string(config)
+        .map_err(|e| GatewayError::Setup(format!("cannot read {}: {e}", config.display())))?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\n[[app]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n",
+        token_digest(&token)
+    ));
+    fedq_certs::fsutil::write_atomic(config, text.as_bytes(), 0o600)
+        .map_err(|e| GatewayError::Setup(format!("cannot write {}: {e}", config.display())))?;
+    GatewayConfig::load(config)?;
+    Ok(token)
+}
+
+/// `fedq gateway init`: writes `DIR/gateway.toml` for the requester identity given, and
+/// the apps' TLS identity (`gateway-ca.crt` for the apps to trust, `gateway-tls.crt`,
+/// `gateway-tls.key`) for `hosts` (default: `localhost` and the listen address's IP).
+#[allow(clippy::too_many_arguments)]
+pub fn init(
+    dir: &Path,
+    name: &str,
+    listen: SocketAddr,
+    coordinator: &str,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    hosts: &[String],
+) -> Result<PathBuf, GatewayError> {
+    let config = dir.join("gateway.toml");
+    if config.exists() {
+        return Err(GatewayError::Setup(format!(
+            "{} exists; a gateway is set up there already",
+            config.display()
+        )));
+    }
+    fedq_certs::fsutil::create_private_dir(dir)
+        .map_err(|e| GatewayError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    let mut names: Vec<String> = hosts.to_vec();
+    if names.is_empty() {
+        names = vec!["localhost".into(), listen.ip().to_string()];
+    }
+    fedq_certs::pki::standalone_tls(
+        &dir.join("gateway-ca.crt"),
+        &dir.join("gateway-tls.crt"),
+        &dir.join("gateway-tls.key"),
+        &format!("fedq gateway {name}"),
+        &names,
+        fedq_certs::pki::MAX_DAYS,
+    )
+    .map_err(|e| GatewayError::Tls(e.to_string()))?;
+    let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let text = format!(
+        "name = {}\nlisten = \"{listen}\"\ncoordinator = {}\ncert = {}\nkey = {}\nca = {}\n\
+         tls_cert = \"gateway-tls.crt\"\ntls_key = \"gateway-tls.key\"\n\
+         audit = \"gateway-audit.db\"\npseudonym_key = \"gateway-pseudonym.key\"\nconnections = 4\n",
+        toml::Value::String(name.to_owned()),
+        toml::Value::String(coordinator.to_owned()),
+        quote(cert),
+        quote(key),
+        quote(ca),
+    );
+    fedq_certs::fsutil::write_atomic(&config, text.as_bytes(), 0o600)
+        .map_err(|e| GatewayError::Setup(format!("cannot write {}: {e}", config.display())))?;
+    GatewayConfig::load(&config)?;
+    Ok(config)
+}
+
+/// A running gateway's state: its config, log, pseudonym key and the connections it keeps
+/// to the coordinator.
+pub struct Gateway {
+    config: GatewayConfig,
+    apps: BTreeMap<String, String>,
+    audit: AuditLog,
+    pseudonyms: Pseudonymizer,
+    pool: Mutex<Vec<ApiConnection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("name", &self.config.name)
+            .field("apps", &self.apps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an app's body became, or why it was refused (a message naming no input).
+fn parse_app_query(body: &[u8]) -> Result<QueryRequest, String> {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
+        return Err("the body is not one JSON object; send the query with `subject`, `purpose`, … as for the coordinator's API".into());
+    };
+    for field in ["proofs", "sealed", "consent_sealed"] {
+        if map.contains_key(field) {
+            return Err(format!(
+                "`{field}` is the gateway's to make: send the query with `subject` (and `consent`) only"
+            ));
+        }
+    }
+    let text = |v: Option<Value>, name: &str, required: bool| match v {
+        Some(Value::String(s)) => Ok(Some(s)),
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => Err(format!("`{name}` is required")),
+        Some(_) => Err(format!("`{name}` must be a string in quotes")),
+    };
+    let subject = text(map.remove("subject"), "subject", true)?.unwrap_or_default();
+    let consent = text(map.remove("consent"), "consent", false)?;
+    let rest = serde_json::to_vec(&map).map_err(|_| "the body cannot be read".to_owned())?;
+    let mut query = QueryRequest::from_json(&rest).map_err(|e| e.to_string())?;
+    query.subject = subject;
+    query.consent = consent;
+    query.sealed_subject()?;
+    Ok(query)
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl Gateway {
+    /// Opens the gateway's log and pseudonym key; connections to the coordinator are made
+    /// on first use.
+    pub fn open(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let audit = AuditLog::open(&config.audit)?;
+        let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
+        let apps = config
+            .apps
+            .iter()
+            .map(|a| (a.token_sha256.clone(), a.name.clone()))
+            .collect();
+        let permits = Semaphore::new(config.connections);
+        Ok(Self {
+            config,
+            apps,
+            audit,
+            pseudonyms,
+            pool: Mutex::new(Vec::new()),
+            permits,
+        })
+    }
+
+    /// The app an `Authorization` header value names, if its token is one of ours.
+    pub fn app_of(&self, authorization: Option<&str>) -> Option<&str> {
+        let token = authorization?.strip_prefix("Bearer ")?.trim();
+        self.apps.get(&token_digest(token)).map(String::as_str)
+    }
+
+    async fn connection(&self) -> Result<ApiConnection, ClientError> {
+        if let Some(conn) = self.pool.lock().await.pop() {
+            return Ok(conn);
+        }
+        let conn = ApiConnection::connect(
+            &self.config.coordinator,
+            &self.config.cert,
+            &self.config.key,
+            &self.config.ca,
+        )
+        .await?;
+        Ok(match &self.config.crl {
+            Some(crl) => conn.with_crl(crl),
+            None => conn,
+        })
+    }
+
+    /// Sends `query` over a kept-alive connection (a fresh one if the kept one broke).
+    async fn send(&self, query: &QueryRequest) -> Result<(u16, Value), ClientError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Usage("the gateway is shutting down".into()))?;
+        let mut conn = self.connection().await?;
+        let answer = match conn.query(query).await {
+            Err(ClientError::Connect { .. }) => {
+                // The coordinator closed a kept-alive connection: once more on a new one.
+                conn = self.connection_fresh().await?;
+                conn.query(query).await
+            }
+            other => other,
+        };
+        if answer.is_ok() {
+            self.pool.lock().await.push(conn);
+        }
+        answer
+    }
+
+    async fn connection_fresh(&self) -> Result<ApiConnection, ClientError> {
+        self.pool.lock().await.clear();
+        self.connection().await
+    }
+
+    /// One app's query: parsed, sent as the agency's requester, answered — registered
+    /// first in the gateway's log (nothing is answered whose entry was not written).
+    pub async fn query(&self, app: &str, body: &[u8]) -> (u16, Value) {
+        let now = time::OffsetDateTime::now_utc();
+        let entry = |kind, outcome: Value| AuditRecord {
+            at: now,
+            kind,
+            query_id: "-".into(),
+            requester: format!("app:{app}"),
+            purpose: "-".into(),
+            legal_basis: None,
+            case_reference: None,
+            subject: "-".into(),
+            target: "-".into(),
+            outcome: outcome.to_string(),
+            policy_version: "-".into(),
+            consent_id: None,
+            node_query_ids: BTreeMap::new(),
+        };
+        let query = match parse_app_query(body) {
+            Ok(q) => q,
+            Err(why) => {
+                let record = entry(EntryKind::Refusal, json!({ "http": 400, "refused": why }));
+                return match self.audit.append(record).await {
+                    Ok(_) => (400, json!({ "error": why })),
+                    Err(e) => unregistered(&e),
+                };
+            }
+        };
+        let (status, answer) = match self.send(&query).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                tracing::warn!(error = %e, "the coordinator could not be asked");
+                (
+                    502,
+                    json!({ "error": format!("the gateway could not ask the coordinator: {e}") }),
+                )
+            }
+        };
+        // What the coordinator accepted is the policy's own names; a refusal records
+        // none of the query, only the coordinator's words (which quote no input).
+        let accepted = status == 200;
+        let field = |name: &str| answer.get(name).cloned().unwrap_or(Value::Null);
+        let nodes: BTreeMap<String, Value> = answer
+            .get("nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                Some((
+                    n.get("node")?.as_str()?.to_owned(),
+                    n.get("status")?.clone(),
+                ))
+            })
+            .collect();
+        let outcome = if accepted {
+            json!({ "http": status, "complete": field("complete"), "nodes": nodes })
+        } else {
+            json!({ "http": status, "refused": field("error") })
+        };
+        let subject = self.pseudonyms.pseudonym(&query.subject);
+        let record = AuditRecord {
+            query_id: field("query_id").as_str().unwrap_or("-").to_owned(),
+            subject,
+            purpose: if accepted {
+                query.purpose.clone()
+            } else {
+                "-".into()
+            },
+            legal_basis: query.legal_basis.clone().filter(|_| accepted),
+            case_reference: query.case_reference.clone().filter(|_| accepted),
+            target: if accepted {
+                match (&query.view, &query.datasets) {
+                    (Some(v), _) => format!("view:{v}"),
+                    (None, Some(d)) => d.join(" "),
+                    (None, None) => "-".into(),
+                }
+            } else {
+                "-".into()
+            },
+            policy_version: field("policy_version").as_str().unwrap_or("-").to_owned(),
+            ..entry(EntryKind::Query, outcome)
+        };
+        match self.audit.append(record).await {
+            Ok(_) => (status, answer),
+            Err(e) => unregistered(&e),
+        }
+    }
+}
+
+/// The answer when the gateway's own log failed: nothing is returned unregistered.
+fn unregistered(e: &AuditError) -> (u16, Value) {
+    tracing::error!(error = %e, "the gateway's audit log is unavailable; answer withheld");
+    (
+        503,
+        json!({ "error": "the gateway's audit log is unavailable; the answer was withheld" }),
+    )
+}
+
+async fn post_query(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(app) = gateway.app_of(authorization.as_deref()).map(str::to_owned) else {
+        tracing::warn!("a request without a valid app token was refused");
+        let mut response = reply(
+            401,
+            json!({ "error": "send `Authorization: Bearer TOKEN` with your app's token from the gateway's operator (`fedq gateway add-app`)" }),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    };
+    let limit = crate::query::MAX_BODY;
+    let body = tokio::time::timeout(
+        APP_TIMEOUT,
+        http_body_util::Limited::new(request.into_body(), limit).collect(),
+    )
+    .await;
+    let body = match body {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => {
+            return reply(
+                413,
+                json!({ "error": format!("request body over {limit} bytes (or broken)") }),
+            )
+        }
+        Err(_) => {
+            return reply(
+                408,
+                json!({ "error": "the request body did not arrive in time; send it at once" }),
+            )
+        }
+    };
+    let (status, answer) = gateway.query(&app, &body).await;
+    reply(status, answer)
+}
+
+async fn health(State(gateway): State<Arc<Gateway>>) -> Response {
+    reply(
+        200,
+        json!({ "status": "ok", "gateway": gateway.config.name }),
+    )
+}
+
+fn tls_acceptor(config: &GatewayConfig) -> Result<tokio_rustls::TlsAcceptor, GatewayError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| GatewayError::Tls(format!("cannot read {}: {e}", p.display())))
+    };
+    let chain =
+        fedq_certs::tls::read_certificates(&read(&config.tls_cert)?).map_err(GatewayError::Tls)?;
+    fedq_certs::fsutil::check_private_key(&config.tls_key).map_err(GatewayError::Tls)?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&config.tls_key)?)
+        .map_err(|e| GatewayError::Tls(format!("{}: {e}", config.tls_key.display())))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(fedq_certs::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| GatewayError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| GatewayError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.max_early_data_size = 0;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// A gateway bound to its address, ready to serve.
+pub struct BoundGateway {
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for BoundGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundGateway").finish_non_exhaustive()
+    }
+}
+
+impl BoundGateway {
+    /// Opens the gateway and binds its listener.
+    pub async fn bind(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let acceptor = tls_acceptor(&config)?;
+        let listen = config.listen;
+        let gateway = Arc::new(Gateway::open(config)?);
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| GatewayError::Bind {
+                addr: listen,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            gateway,
+            listener,
+            acceptor,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves the apps until `shutdown` completes; connections open then finish their
+    /// request in flight.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let router = axum::Router::new()
+            .route("/v1/query", post(post_query))
+            .route("/health", get(health))
+            .with_state(Arc::clone(&self.gateway));
+        let connections = Arc::new(Semaphore::new(MAX_APP_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let Ok((tcp, _peer)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                drop(tcp);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = self.acceptor.clone();
+            let service = TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let Ok(Ok(tls)) = tokio::time::timeout(APP_TIMEOUT, acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    }
+}
+
+/// `fedq gateway serve`: binds and serves until `shutdown`.
+pub async fn serve(
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let bound = BoundGateway::bind(config).await?;
+    tracing::info!(addr = ?bound.local_addr().ok(), "gateway serving its apps");
+    bound.serve(shutdown).await;
+    Ok(())
+}
+
+/// The `fedq gateway` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum GatewayCommand {
+    /// Set a gateway up in DIR: its config for the agency's requester identity, and the
+    /// TLS identity its apps connect to (`gateway-ca.crt` is what they trust).
+    Init {
+        /// The gateway's directory (created 0700).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The requester the gateway asks as (`agency.office`; its certificate and key).
+        #[arg(long)]
+        name: String,
+        /// The coordinator, e.g. `https://127.0.0.1:8443`.
+        #[arg(long)]
+        coordinator: String,
+        /// The requester certificate.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The federation CA certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        /// Where the apps' API listens.
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: SocketAddr,
+        /// A DNS name or IP address the apps reach the gateway by (repeatable; default
+        /// `localhost` and the listen address).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Issue a token for one app: printed once, only its SHA-256 kept in the config.
+    AddApp {
+        /// The gateway's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The app's name in the gateway's log.
+        name: String,
+    },
+    /// Serve the apps until Ctrl-C.
+    Serve {
+        /// The gateway's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Runs one `fedq gateway` subcommand.
+pub fn run(cmd: GatewayCommand, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+    match cmd {
+        GatewayCommand::Init {
+            dir,
+            name,
+            coordinator,
+            cert,
+            key,
+            ca,
+            listen,
+            hosts,
+        } => {
+            let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+            let config = init(
+                &dir,
+                &name,
+                listen,
+                &coordinator,
+                &abs(&cert),
+                &abs(&key),
+                &abs(&ca),
+                &hosts,
+            )?;
+            println!(
+                "gateway set up: {}; give your apps {} to trust, and each its token (`fedq gateway add-app --config {} NAME`)",
+                config.display(),
+                dir.join("gateway-ca.crt").display(),
+                config.display()
+            );
+            Ok(())
+        }
+        GatewayCommand::AddApp { config, name } => {
+            let token = add_app(&config, &name)?;
+            eprintln!("token for app `{name}` (shown once; the gateway keeps only its SHA-256):");
+            println!("{token}");
+            Ok(())
+        }
+        GatewayCommand::Serve { config } => {
+            let config = GatewayConfig::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| GatewayError::Setup(e.to_string()))?;
+            runtime.block_on(async {
+                let bound = BoundGateway::bind(config).await?;
+                if let Ok(addr) = bound.local_addr() {
+                    eprintln!("gateway serving its apps on https://{addr}; Ctrl-C to stop");
+                }
+                bound.serve(shutdown).await;
+                eprintln!("gateway stopped");
+                Ok(())
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_s_body_is_parsed_without_quoting_it_and_may_not_carry_proofs() {
+        let id = "11010519491231002X";
+        let good = json!({ "subject": id, "purpose": "administrative-licensing",
+            "legal_basis": "行政许可法", "view": "blacklist-check" });
+        let q = parse_app_query(good.to_string().as_bytes()).unwrap();
+        assert_eq!(q.subject, id);
+        assert_eq!(q.view.as_deref(), Some("blacklist-check"));
+        for (body, says) in [
+            (
+                json!({ "purpose": "p", "view": "v" }),
+                "`subject` is required",
+            ),
+            (
+                json!({ "subject": 7, "purpose": "p", "view": "v" }),
+                "`subject` must be a string",
+            ),
+            (
+                json!({ "subject": id, "purpose": "p", "view": "v", "proofs": {} }),
+                "`proofs` is the gateway's to make",
+            ),
+            (
+                json!({ "subject": id, "purpose": "p", "view": "v", "sealed": {} }),
+                "`sealed` is the gateway's to make",
+            ),
+            (
+                json!({ "subject": "11010519491231002Y", "purpose": "p", "view": "v" }),
+                "`subject`",
+            ),
+            (
+                json!({ "subject": id, "purpose": "p", "view": "v", "nonsense": id }),
+                "unknown field",
+            ),
+        ] {
+            let err = parse_app_query(body.to_string().as_bytes()).unwrap_err();
+            assert!(err.contains(says), "{err}");
+            assert!(!err.contains("1101051949"), "{err}");
+        }
+        assert!(parse_app_query(b"[1]").is_err());
+    }
+
+    #[test]
+    fn tokens_are_random_prefixed_and_kept_only_as_digests() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() > 40);
+        let d = token_digest(&a);
+        assert_eq!(d.len(), 64);
+        assert!(!d.contains(&a[TOKEN_PREFIX.len()..]));
+    }
+}
