@@ -666,12 +666,21 @@ pub struct Ask {
     pub datasets: Vec<String>,
 }
 
-/// Sends one query through the real HTTPS API: the licensing office's through its gateway
-/// (as its app, with the app's token), every other office's directly with its requester
-/// certificate, as `fedq query` does.
+/// Sends one query through the real HTTPS API with the requester's certificate, as
+/// `fedq query` does.
 pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+    send_ask(fed, q, false).await
+}
+
+/// Sends one query as the tour does, with the gateway running ([`Running`]): the
+/// licensing office's through its gateway (as its app [`GATEWAY_APP`], with the app's
+/// token), every other office's as [`ask`] does.
+pub async fn ask_in_tour(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+    send_ask(fed, q, q.requester == GATEWAY_REQUESTER).await
+}
+
+async fn send_ask(fed: &Federation, q: &Ask, via_gateway: bool) -> Result<(u16, Value), String> {
     let pki = fed.layout.pki();
-    let via_gateway = q.requester == GATEWAY_REQUESTER;
     let args = QueryArgs {
         coordinator: (!via_gateway).then(|| format!("https://{}", fed.coordinator)),
         gateway: via_gateway.then(|| format!("https://localhost:{}", fed.gateway.port())),
@@ -1150,7 +1159,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
     run(
         "A licensing office asks: is this applicant on a serious-dishonesty list? (the active listing comes back; every other department's list is checked too, and no department's records travel beside the answer)",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
             let listings = a.pointer("/view_result/listings").and_then(Value::as_array).map_or(0, Vec::len);
@@ -1212,7 +1221,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     let q = licensing(&s.clean.resident_id, "green-channel");
     run(
         "Green channel (seed §十三): three clean years → fast-track; each department answers only \"any negative record: yes/no\", and the licensing office gets the verdict alone",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
             expect(a.pointer("/view_result/eligible") == Some(&Value::Bool(true)), "expected eligible")?;
@@ -1305,7 +1314,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     };
     run(
         "Refused: statistics is aggregate-only — the statistics bureau may not learn even a count about one named person (\"this person is a listed debtor\"); the refusal carries the policy's reason, and no department was asked",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
             let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
@@ -1323,7 +1332,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     };
     run(
         "Refused: a licensing query must name the application it serves — a court case number is not a licensing application number; the refusal shows the expected form, never what was sent",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
             let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
@@ -1342,7 +1351,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     };
     run(
         "Refused: a legal basis the purpose does not accept gets nothing, not even the green channel — the refusal lists the accepted ones",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
             let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
@@ -1366,7 +1375,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     };
     run(
         "Denied by a rule, with its rationale: the licensing office asks for the applicant's household registration — the deny rule names itself and says why, and public security is never asked",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
             expect(node_status(a, "public-security") == Some("denied"), "expected public-security: denied")?;
@@ -1410,7 +1419,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     let q = licensing(&s.repaired.resident_id, "blacklist-check");
     run(
         "Credit repair ends disclosure early (seed §十): this person's listing was repaired — the blacklist check finds nothing",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| check_repaired_blacklist(status, a, repaired),
     );
 
@@ -1419,7 +1428,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     run(
         "Two security officers approve a policy change: the signed bundle is verified by the coordinator and by every department itself, and the next answer names the version that decided it",
         match &published {
-            Ok(_) => ask(fed, &q).await,
+            Ok(_) => ask_in_tour(fed, &q).await,
             Err(e) => Err(e.clone()),
         },
         &|status, a| {
@@ -1440,7 +1449,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     let q = licensing(&s.blacklisted.resident_id, "blacklist-check");
     run(
         "A department is down: hrss is shown as `unavailable`, the others still answer, and the answer says it is partial",
-        ask(fed, &q).await,
+        ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
             expect(node_status(a, "hrss") == Some("unavailable"), "expected hrss: unavailable")?;
