@@ -439,6 +439,37 @@ async fn a_rogue_coordinator_that_swaps_or_alters_sealed_answers_is_caught_by_th
             .any(|u| u["dataset"] == "court.dishonest_debtors"));
         assert_eq!(answer["complete"], false);
     }
+    // The relay's word without a sealed answer: a claimed "no record" is not taken.
+    let mut forged = relay(&court_second);
+    forged["nodes"][0]["status"] = "no_record".into();
+    forged["nodes"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("sealed_answer");
+    let answer = honest.conclude(&second, 200, forged);
+    assert_eq!(
+        node_report(&answer, "court")["status"],
+        "unavailable",
+        "{answer}"
+    );
+    assert_eq!(answer["complete"], false);
+    // Terms with no source would make any check "not listed": no department vouches for
+    // them, so there is no result.
+    let mut emptied = relay(&court_second);
+    emptied["view_terms"]["sources"] = serde_json::json!([]);
+    let answer = honest.conclude(&second, 200, emptied);
+    assert!(answer.get("view_result").is_none(), "{answer}");
+    assert_eq!(answer["complete"], false);
+    // The court left out of the relay altogether, though the query was proven to it.
+    let mut dropped = relay(&court_second);
+    dropped["nodes"] = serde_json::json!([]);
+    let answer = honest.conclude(&second, 200, dropped);
+    assert_eq!(
+        node_report(&answer, "court")["status"],
+        "unavailable",
+        "{answer}"
+    );
+    assert_eq!(answer["complete"], false);
 }
 
 /// The number of answered lookups at `node` so far.

@@ -481,7 +481,8 @@ impl Sim {
                 ))
             })
             .collect();
-        serde_json::to_value(fedq_coordinator::opening::conclude(relayed, opened)).unwrap()
+        let asked = fedq_coordinator::opening::Asked::of(query);
+        serde_json::to_value(fedq_coordinator::opening::conclude(&asked, relayed, opened)).unwrap()
     }
 }
 

@@ -189,6 +189,12 @@ impl ApiConnection {
         })
     }
 
+    /// Whether the coordinator has closed this connection (a kept-alive one it timed out):
+    /// nothing sent on it would arrive.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// The CRL that nodes' session accepts are checked against (default: `crl.pem`
     /// beside the CA certificate).
     pub fn with_crl(mut self, crl: &Path) -> Self {
@@ -220,7 +226,7 @@ impl ApiConnection {
             .then(|| RelayedAnswer::deserialize(&answer).ok())
             .flatten();
         let Some(mut relayed) = relayed else {
-            return Ok((status, answer));
+            return Ok((status, with_subject(query, self.explain_unproven(answer))));
         };
         let mut opened = self.open_answers(&proven, &relayed);
         if !lost.is_empty() {
@@ -231,11 +237,25 @@ impl ApiConnection {
                 }
             }
             let only: BTreeSet<String> = lost.iter().cloned().collect();
-            let again = self.prove_to(query, Some(&only)).await?;
-            let (status, answer) = self.send_raw(&again).await?;
-            if let (200, Ok(retried)) = (status, RelayedAnswer::deserialize(&answer)) {
+            // A retry that fails keeps the first answers: those nodes stay unavailable.
+            let again = match self.prove_to(query, Some(&only)).await {
+                Ok(again) => Some(again),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prove the query again to the nodes that lost their session");
+                    None
+                }
+            };
+            let retried = match &again {
+                Some(again) => self.send_raw(again).await.ok(),
+                None => None,
+            };
+            let retried = match (&again, &retried) {
+                (Some(_), Some((200, answer))) => RelayedAnswer::deserialize(answer).ok(),
+                _ => None,
+            };
+            if let (Some(again), Some(retried)) = (&again, retried) {
                 opened.extend(
-                    self.open_answers(&again, &retried)
+                    self.open_answers(again, &retried)
                         .into_iter()
                         .filter(|(n, _)| only.contains(n)),
                 );
@@ -247,7 +267,8 @@ impl ApiConnection {
                 }
             }
         }
-        let concluded = crate::opening::conclude(relayed, opened);
+        let concluded =
+            crate::opening::conclude(&crate::opening::Asked::of(&proven), relayed, opened);
         let body = serde_json::to_value(&concluded)
             .map_err(|e| ClientError::Usage(format!("cannot encode the answer: {e}")))?;
         Ok((status, with_subject(query, self.explain_unproven(body))))
@@ -299,7 +320,8 @@ impl ApiConnection {
             return answer;
         }
         let opened = self.open_answers(proven, &relayed);
-        serde_json::to_value(crate::opening::conclude(relayed, opened)).unwrap_or(answer)
+        let asked = crate::opening::Asked::of(proven);
+        serde_json::to_value(crate::opening::conclude(&asked, relayed, opened)).unwrap_or(answer)
     }
 
     /// `query` with this connection's proofs filled in for every node the query can ask
@@ -887,6 +909,9 @@ pub fn render(answer: &serde_json::Value) -> String {
     ));
     if answer.get("complete").and_then(|v| v.as_bool()) == Some(false) {
         out.push_str("PARTIAL ANSWER: some departments could not be asked or could not verify their records (see below)\n");
+    }
+    if answer.get("view").is_some_and(|v| v.is_string()) && answer.get("view_result").is_none() {
+        out.push_str("NO RESULT: the view could not be combined from what the departments answered (see below); read it as unknown, never as clean\n");
     }
     if let Some(view) = answer.get("view_result") {
         let kind = view.get("kind").and_then(|k| k.as_str()).unwrap_or("");

@@ -426,9 +426,12 @@ impl Gateway {
         self.apps.get(&token_digest(token)).map(String::as_str)
     }
 
+    /// A kept-alive connection the coordinator has not closed, or a new one.
     async fn connection(&self) -> Result<ApiConnection, ClientError> {
-        if let Some(conn) = self.pool.lock().await.pop() {
-            return Ok(conn);
+        while let Some(conn) = self.pool.lock().await.pop() {
+            if !conn.is_closed() {
+                return Ok(conn);
+            }
         }
         let conn = ApiConnection::connect(
             &self.config.coordinator,
@@ -443,7 +446,9 @@ impl Gateway {
         })
     }
 
-    /// Sends `query` over a kept-alive connection (a fresh one if the kept one broke).
+    /// Sends `query` over a kept-alive connection. A query that failed on the way is not
+    /// sent again: it may have reached the nodes already, and a second sending would have
+    /// every node answer twice (and count a consent token's use twice).
     async fn send(&self, query: &QueryRequest) -> Result<(u16, Value), ClientError> {
         let _permit = self
             .permits
@@ -451,23 +456,11 @@ impl Gateway {
             .await
             .map_err(|_| ClientError::Usage("the gateway is shutting down".into()))?;
         let mut conn = self.connection().await?;
-        let answer = match conn.query(query).await {
-            Err(ClientError::Connect { .. }) => {
-                // The coordinator closed a kept-alive connection: once more on a new one.
-                conn = self.connection_fresh().await?;
-                conn.query(query).await
-            }
-            other => other,
-        };
+        let answer = conn.query(query).await;
         if answer.is_ok() {
             self.pool.lock().await.push(conn);
         }
         answer
-    }
-
-    async fn connection_fresh(&self) -> Result<ApiConnection, ClientError> {
-        self.pool.lock().await.clear();
-        self.connection().await
     }
 
     /// One app's query: parsed, sent as the agency's requester, answered — registered
@@ -576,7 +569,8 @@ async fn post_query(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let Some(app) = gateway.app_of(authorization.as_deref()).map(str::to_owned) else {
-        tracing::warn!("a request without a valid app token was refused");
+        // Counted, not logged one by one: a flood of them fills no log.
+        metrics::counter!("fedq_gateway_unauthenticated_total").increment(1);
         let mut response = reply(
             401,
             json!({ "error": "send `Authorization: Bearer TOKEN` with your app's token from the gateway's operator (`fedq gateway add-app`)" }),

@@ -19,37 +19,84 @@
 //! another session) is missing evidence: the node is `unavailable` with why, never read as
 //! "no record".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fedq_policy::views::{self, Finding, UnverifiedStatus, ViewPart, ViewTerms};
 use fedq_wire::message::{DatasetOutcome, LookupAnswer};
 use fedq_wire::proof::AnswerRefusal;
 
 use crate::query::{
-    has_content, DatasetResult, NodeReport, NodeStatus, QueryResponse, RelayedAnswer,
+    has_content, DatasetResult, NodeReport, NodeStatus, QueryRequest, QueryResponse, RelayedAnswer,
 };
 
 /// What the requester side made of one node's sealed answer.
 pub type Opened = Result<LookupAnswer, AnswerRefusal>;
 
-/// The answer the requester reads, from the coordinator's relay and each node's opened
-/// answer (by node; a node with a sealed answer and no entry here is unavailable).
-pub fn conclude(relayed: RelayedAnswer, mut opened: BTreeMap<String, Opened>) -> QueryResponse {
+/// What the requester itself asked, against which the coordinator's relay is read: the
+/// view (its own name for it, not the relay's) and every node it sent a proof to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// The view asked for, if any.
+    pub view: Option<String>,
+    /// The nodes proven to: each must be in the relay.
+    pub nodes: BTreeSet<String>,
+}
+
+impl Asked {
+    /// What `proven` (a query with its proofs, as the requester sent it) asks.
+    pub fn of(proven: &QueryRequest) -> Self {
+        Self {
+            view: proven.view.clone(),
+            nodes: proven
+                .proofs
+                .iter()
+                .filter(|(_, p)| p.is_some())
+                .map(|(n, _)| n.clone())
+                .collect(),
+        }
+    }
+}
+
+/// The answer the requester reads, from what it asked, the coordinator's relay and each
+/// node's opened answer (by node; a node with a sealed answer and no entry here is
+/// unavailable). Nothing the relay says about a node counts unless a sealed answer backs
+/// it: a relayed `ok`, `no_record` or `answered` without one is `unavailable`, and a node
+/// proven to that the relay leaves out is `unavailable` too.
+pub fn conclude(
+    asked: &Asked,
+    relayed: RelayedAnswer,
+    mut opened: BTreeMap<String, Opened>,
+) -> QueryResponse {
     let RelayedAnswer {
         query_id,
         policy_version,
         purpose,
-        view,
+        view: _,
         complete: _,
         nodes,
         view_terms,
     } = relayed;
+    let view = asked.view.clone();
     let mut results = BTreeMap::new();
     let mut parts: BTreeMap<String, ViewPart> = BTreeMap::new();
     let mut reports = Vec::with_capacity(nodes.len());
     for mut report in nodes {
+        if reports.iter().any(|r: &NodeReport| r.node == report.node) {
+            continue; // a node relayed twice counts once, the first time
+        }
         let Some(_) = report.sealed_answer.take() else {
-            reports.push(report);
+            // Only a refusal, a failure or silence can come without a sealed answer.
+            if matches!(
+                report.status,
+                NodeStatus::Denied | NodeStatus::Unavailable | NodeStatus::TimedOut
+            ) {
+                reports.push(report);
+            } else {
+                reports.push(missing(
+                    report,
+                    "the coordinator reported an answer from this node without its sealed answer",
+                ));
+            }
             continue;
         };
         let answer = opened
@@ -73,20 +120,34 @@ pub fn conclude(relayed: RelayedAnswer, mut opened: BTreeMap<String, Opened>) ->
             }
         }
     }
-    let (view_result, datasets) = match view.as_deref() {
-        Some(_) => {
-            let (result, released) = combine_parts(&mut reports, parts, view_terms);
-            (result, released)
+    for node in &asked.nodes {
+        if !reports.iter().any(|r| &r.node == node) {
+            reports.push(NodeReport {
+                node: node.clone(),
+                status: NodeStatus::Unavailable,
+                reason: Some(
+                    "the coordinator's answer leaves out this node, which the query was proven to"
+                        .into(),
+                ),
+                datasets: Vec::new(),
+                proof_refused: None,
+                query_id: None,
+                sealed_answer: None,
+            });
         }
+    }
+    let (view_result, datasets) = match view.as_deref() {
+        Some(v) => combine_parts(&mut reports, parts, view_terms.filter(|t| t.name == v)),
         None => (None, results),
     };
     reports.sort_by(|a, b| a.node.cmp(&b.node));
-    let complete = reports.iter().all(|r| {
-        !matches!(
-            r.status,
-            NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
-        )
-    });
+    let complete = (view.is_none() || view_result.is_some())
+        && reports.iter().all(|r| {
+            !matches!(
+                r.status,
+                NodeStatus::Unavailable | NodeStatus::TimedOut | NodeStatus::Unverified
+            )
+        });
     QueryResponse {
         query_id,
         policy_version,
@@ -141,24 +202,41 @@ fn read_datasets(
             _ => {}
         }
     }
-    let (status, reason) = if !unverified.is_empty() {
-        (NodeStatus::Unverified, Some(unverified.join("; ")))
-    } else if any_content {
-        (NodeStatus::Ok, None)
-    } else if any_released {
-        (NodeStatus::NoRecord, None)
-    } else if !denials.is_empty() {
-        (NodeStatus::Denied, Some(denials.join("; ")))
+    let answered = if any_content {
+        Some(NodeStatus::Ok)
     } else {
-        (
-            NodeStatus::Unavailable,
-            Some("its answer names none of the datasets it was asked".to_owned()),
-        )
+        any_released.then_some(NodeStatus::NoRecord)
     };
+    let (status, reason) = status_of(
+        &unverified,
+        answered,
+        &denials,
+        "its answer names none of the datasets it was asked",
+    );
     NodeReport {
         status,
         reason,
         ..report
+    }
+}
+
+/// A node's status from what its answer held, in order: any unverified dataset (never read
+/// as "no record"), else what it answered (`answered`), else its denials, else nothing it
+/// was asked (`none`, unavailable).
+fn status_of(
+    unverified: &[String],
+    answered: Option<NodeStatus>,
+    denials: &[String],
+    none: &str,
+) -> (NodeStatus, Option<String>) {
+    if !unverified.is_empty() {
+        (NodeStatus::Unverified, Some(unverified.join("; ")))
+    } else if let Some(status) = answered {
+        (status, None)
+    } else if !denials.is_empty() {
+        (NodeStatus::Denied, Some(denials.join("; ")))
+    } else {
+        (NodeStatus::Unavailable, Some(none.to_owned()))
     }
 }
 
@@ -185,6 +263,23 @@ fn combine_parts(
         return (None, BTreeMap::new());
     };
     let digest = terms.digest();
+    // Terms no department vouches for combine no department's finding: a coordinator could
+    // otherwise relay a view with fewer sources and have the parts read under it. Such
+    // terms give at most an answer in which every source is unknown ("cannot confirm"),
+    // and none at all when they name no source (which would read as clean).
+    let vouched = parts.values().any(|p| p.terms_sha256 == digest);
+    if !vouched {
+        for node in parts.keys() {
+            if let Some(report) = reports.iter_mut().find(|r| &r.node == node) {
+                report.status = NodeStatus::Unavailable;
+                report.reason = Some(format!(
+                    "the terms of view `{}` the coordinator relayed are not the ones node `{node}` decided under; no department vouches for them",
+                    terms.name
+                ));
+            }
+        }
+    }
+    let parts = if vouched { parts } else { BTreeMap::new() };
     let mut findings = BTreeMap::new();
     let mut released = BTreeMap::new();
     for (node, part) in parts {
@@ -231,18 +326,12 @@ fn combine_parts(
             }
             findings.insert(source.dataset, source.finding);
         }
-        (report.status, report.reason) = if !unverified.is_empty() {
-            (NodeStatus::Unverified, Some(unverified.join("; ")))
-        } else if answered {
-            (NodeStatus::Answered, None)
-        } else if !denials.is_empty() {
-            (NodeStatus::Denied, Some(denials.join("; ")))
-        } else {
-            (
-                NodeStatus::Unavailable,
-                Some("its answer names none of the view's sources it holds".to_owned()),
-            )
-        };
+        (report.status, report.reason) = status_of(
+            &unverified,
+            answered.then_some(NodeStatus::Answered),
+            &denials,
+            "its answer names none of the view's sources it holds",
+        );
     }
     // A source whose node gave no part stays unknown, with that node's reason.
     for report in reports.iter() {
@@ -265,6 +354,9 @@ fn combine_parts(
                 reason: reason.clone(),
             });
         }
+    }
+    if terms.sources.is_empty() {
+        return (None, BTreeMap::new());
     }
     (Some(views::combine(&terms, &findings)), released)
 }
@@ -331,10 +423,25 @@ mod tests {
     const D: &str = "court.dishonest_debtors";
 
     fn one_dataset(outcomes: Vec<DatasetOutcome>) -> QueryResponse {
+        let relayed = relayed(None, vec![report("court", &[D], NodeStatus::Answered)]);
         conclude(
-            relayed(None, vec![report("court", &[D], NodeStatus::Answered)]),
+            &ask(&relayed),
+            relayed,
             BTreeMap::from([("court".to_owned(), Ok(LookupAnswer::Datasets(outcomes)))]),
         )
+    }
+
+    /// What the requester asked, for a relay: its view and every node it shows answering.
+    fn ask(r: &RelayedAnswer) -> Asked {
+        Asked {
+            view: r.view.clone(),
+            nodes: r
+                .nodes
+                .iter()
+                .filter(|n| n.sealed_answer.is_some())
+                .map(|n| n.node.clone())
+                .collect(),
+        }
     }
 
     #[test]
@@ -378,15 +485,17 @@ mod tests {
 
     #[test]
     fn an_unverified_dataset_is_its_own_status_and_never_no_record() {
+        let relay = relayed(
+            None,
+            vec![report(
+                "court",
+                &[D, "court.enforcement_cases"],
+                NodeStatus::Answered,
+            )],
+        );
         let r = conclude(
-            relayed(
-                None,
-                vec![report(
-                    "court",
-                    &[D, "court.enforcement_cases"],
-                    NodeStatus::Answered,
-                )],
-            ),
+            &ask(&relay),
+            relay,
             BTreeMap::from([(
                 "court".to_owned(),
                 Ok(LookupAnswer::Datasets(vec![
@@ -417,8 +526,10 @@ mod tests {
             AnswerRefusal::Sealed(SealRefusal::Moved),
             AnswerRefusal::Content,
         ] {
+            let relay = relayed(None, vec![report("court", &[D], NodeStatus::Answered)]);
             let r = conclude(
-                relayed(None, vec![report("court", &[D], NodeStatus::Answered)]),
+                &ask(&relay),
+                relay,
                 BTreeMap::from([("court".to_owned(), Err(why))]),
             );
             assert_eq!(r.nodes[0].status, NodeStatus::Unavailable);
@@ -434,11 +545,56 @@ mod tests {
             assert!(!r.complete);
         }
         // Relayed as answered but nothing opened for it.
-        let r = conclude(
-            relayed(None, vec![report("court", &[D], NodeStatus::Answered)]),
-            BTreeMap::new(),
-        );
+        let relay = relayed(None, vec![report("court", &[D], NodeStatus::Answered)]);
+        let r = conclude(&ask(&relay), relay, BTreeMap::new());
         assert_eq!(r.nodes[0].status, NodeStatus::Unavailable);
+    }
+
+    /// Nothing the coordinator says of a node counts without a sealed answer behind it: a
+    /// claimed `no_record` or `ok` is unavailable, a node proven to and left out of the
+    /// relay is unavailable, and neither is complete.
+    #[test]
+    fn the_relay_s_word_counts_only_with_a_sealed_answer_behind_it() {
+        for claimed in [NodeStatus::NoRecord, NodeStatus::Ok, NodeStatus::Answered] {
+            let mut forged = report("court", &[D], NodeStatus::Denied);
+            forged.status = claimed;
+            let relay = relayed(None, vec![forged]);
+            let asked = Asked {
+                view: None,
+                nodes: BTreeSet::from(["court".to_owned()]),
+            };
+            let r = conclude(&asked, relay, BTreeMap::new());
+            assert_eq!(r.nodes[0].status, NodeStatus::Unavailable, "{claimed:?}");
+            assert!(!r.complete);
+        }
+        // A refusal needs no sealed answer and keeps its word.
+        let relay = relayed(None, vec![report("court", &[D], NodeStatus::Denied)]);
+        let r = conclude(&Asked::default(), relay, BTreeMap::new());
+        assert_eq!(r.nodes[0].status, NodeStatus::Denied);
+        // Left out: the requester proved to tax too.
+        let relay = relayed(None, vec![report("court", &[D], NodeStatus::Answered)]);
+        let asked = Asked {
+            view: None,
+            nodes: BTreeSet::from(["court".to_owned(), "tax".to_owned()]),
+        };
+        let r = conclude(
+            &asked,
+            relay,
+            BTreeMap::from([(
+                "court".to_owned(),
+                Ok(LookupAnswer::Datasets(vec![DatasetOutcome::Released(
+                    released(D, 0, Some(Summary::Exists(false))),
+                )])),
+            )]),
+        );
+        let tax = r.nodes.iter().find(|n| n.node == "tax").unwrap();
+        assert_eq!(tax.status, NodeStatus::Unavailable);
+        assert!(tax
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("leaves out this node"));
+        assert!(!r.complete);
     }
 
     /// The parts of a green channel, one per node, as each node makes them from its own
@@ -492,7 +648,7 @@ mod tests {
     #[test]
     fn a_view_is_combined_from_the_nodes_parts_and_carries_no_source_s_record() {
         let (relayed, opened) = green_channel(D, "education", |_, _| {});
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         assert!(r.datasets.is_empty(), "{:?}", r.datasets);
         for n in &r.nodes {
             let want = if n.node == "education" {
@@ -514,7 +670,7 @@ mod tests {
         ));
         // With no record anywhere and one node down: cannot confirm, never eligible.
         let (relayed, opened) = green_channel("none", "education", |_, _| {});
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         assert!(matches!(
             r.view_result,
             Some(ViewResult::GreenChannel {
@@ -525,7 +681,7 @@ mod tests {
         assert!(!r.complete);
         // Every node up, no record: eligible.
         let (relayed, opened) = green_channel("none", "nobody", |_, _| {});
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         assert!(matches!(
             r.view_result,
             Some(ViewResult::GreenChannel {
@@ -576,7 +732,7 @@ mod tests {
             }
             let mut relayed = relayed(Some(&view.name), reports);
             relayed.view_terms = Some(ViewTerms::of(view));
-            let r = conclude(relayed, opened);
+            let r = conclude(&ask(&relayed), relayed, opened);
             assert_eq!(r.view_result.as_ref(), Some(&whole), "{}", view.name);
         }
     }
@@ -591,7 +747,7 @@ mod tests {
                 part.terms_sha256[0] ^= 1;
             }
         });
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         let tax = r.nodes.iter().find(|n| n.node == "tax").unwrap();
         assert_eq!(tax.status, NodeStatus::Unavailable);
         assert!(tax
@@ -607,14 +763,18 @@ mod tests {
             })
         ));
         // Terms the coordinator altered (here: one source fewer, so it would never be
-        // missed) match no node's digest: every source unknown, the view unconfirmed.
+        // missed) match no node's digest: no result, every node says why, not complete.
         let (mut relayed, opened) = green_channel("none", "nobody", |_, _| {});
         if let Some(terms) = relayed.view_terms.as_mut() {
             terms.sources.retain(|s| s.dataset != D);
         }
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         assert!(
-            r.nodes.iter().all(|n| n.status == NodeStatus::Unavailable),
+            r.nodes.iter().all(|n| n.status == NodeStatus::Unavailable
+                && n.reason
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("no department vouches")),
             "{:?}",
             r.nodes
         );
@@ -625,10 +785,20 @@ mod tests {
                 ..
             })
         ));
+        assert!(!r.complete);
+        // Terms with no source at all would make every view clean: no department vouches
+        // for them, so there is no result, and it is not complete.
+        let (mut relayed, opened) = green_channel("court.dishonest_debtors", "nobody", |_, _| {});
+        if let Some(terms) = relayed.view_terms.as_mut() {
+            terms.sources.clear();
+        }
+        let r = conclude(&ask(&relayed), relayed, opened);
+        assert!(r.view_result.is_none(), "{:?}", r.view_result);
+        assert!(!r.complete);
         // No terms relayed at all: no result, and every node says why.
         let (mut relayed, opened) = green_channel("none", "nobody", |_, _| {});
         relayed.view_terms = None;
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         assert!(r.view_result.is_none());
         assert!(r.nodes.iter().all(|n| n.status == NodeStatus::Unavailable));
         // A node's finding for another department's source is not taken.
@@ -641,7 +811,7 @@ mod tests {
                 });
             }
         });
-        let r = conclude(relayed, opened);
+        let r = conclude(&ask(&relayed), relayed, opened);
         assert!(matches!(
             r.view_result,
             Some(ViewResult::GreenChannel {

@@ -138,8 +138,8 @@ pub enum Audited {
     Refused(Refusal),
     /// Answered (200): complete or partial, with every node's status.
     Answered {
-        /// False when a node asked gave no sealed answer (unavailable, timed out,
-        /// refused its proof); whether what it answered is verified is sealed.
+        /// False when a node asked was unavailable or timed out (an `unknown-session`
+        /// proof refusal included); whether what it answered is verified is sealed.
         complete: bool,
         /// Each node's status.
         nodes: BTreeMap<String, NodeStatus>,

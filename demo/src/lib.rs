@@ -705,37 +705,34 @@ async fn send_ask(fed: &Federation, q: &Ask, via_gateway: bool) -> Result<(u16, 
     client::send(&args).await.map_err(|e| e.to_string())
 }
 
-/// The coordinator's newest `query` entry, as `fedq audit list --json` shows it.
-fn coordinator_entry(fed: &Federation) -> Result<(u16, Value), String> {
-    let path = fed.layout.root.join("audit/coordinator-audit.db");
+/// The newest `query` entry of the log at `path` (under the federation's root), as
+/// `fedq audit list --json` shows it.
+fn newest_query_entry(fed: &Federation, path: &str) -> Result<Value, String> {
+    let path = fed.layout.root.join(path);
     let entries =
         fedq_audit::list(&path, &fedq_audit::ListFilter::default()).map_err(|e| e.to_string())?;
     let entry = entries
         .iter()
         .rev()
         .find(|e| e.record.kind == fedq_audit::EntryKind::Query)
-        .ok_or("the coordinator registered no query")?;
-    let json = serde_json::to_value(&entry.record).map_err(|e| e.to_string())?;
-    Ok((200, json))
+        .ok_or_else(|| format!("{} registered no query", path.display()))?;
+    serde_json::to_value(&entry.record).map_err(|e| e.to_string())
 }
 
-/// The licensing office's gateway's newest `query` entry, as `fedq audit list --json`
-/// shows it; an error unless it registers the same query as the coordinator's newest.
+/// The coordinator's newest `query` entry.
+fn coordinator_entry(fed: &Federation) -> Result<(u16, Value), String> {
+    Ok((200, newest_query_entry(fed, "audit/coordinator-audit.db")?))
+}
+
+/// The licensing office's gateway's newest `query` entry; an error unless it registers
+/// the same query as the coordinator's newest.
 fn gateway_entry(fed: &Federation) -> Result<(u16, Value), String> {
-    let path = fed.layout.root.join("gateway/gateway-audit.db");
-    let entries =
-        fedq_audit::list(&path, &fedq_audit::ListFilter::default()).map_err(|e| e.to_string())?;
-    let entry = entries
-        .iter()
-        .rev()
-        .find(|e| e.record.kind == fedq_audit::EntryKind::Query)
-        .ok_or("the gateway registered no query")?;
-    let (_, coordinator) = coordinator_entry(fed)?;
-    if coordinator.get("query_id").and_then(Value::as_str) != Some(entry.record.query_id.as_str()) {
+    let entry = newest_query_entry(fed, "gateway/gateway-audit.db")?;
+    let coordinator = newest_query_entry(fed, "audit/coordinator-audit.db")?;
+    if coordinator.get("query_id") != entry.get("query_id") {
         return Err("the gateway's newest query is not the coordinator's".into());
     }
-    let json = serde_json::to_value(&entry.record).map_err(|e| e.to_string())?;
-    Ok((200, json))
+    Ok((200, entry))
 }
 
 /// Sends `q` once, proven as `fedq query` proves it, and then re-posts the very same

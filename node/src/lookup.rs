@@ -656,6 +656,10 @@ impl<'a> Pending<'a> {
                     message: format!("node `{}`: cannot seal the answer", desk.node),
                 };
                 let outcome = NodeOutcome::Refused("the answer could not be sealed".into());
+                let entry = AuditRecord {
+                    kind: EntryKind::Refusal,
+                    ..entry
+                };
                 return desk.finished(entry, outcome, response);
             }
         };

@@ -264,6 +264,8 @@ pub struct ViewTerms {
     pub base_points: i64,
     /// Integrity score: grades, highest threshold first.
     pub grades: Vec<GradeTerm>,
+    /// The source fields the view releases beside its result (`dataset.field:transform`).
+    pub release: Vec<String>,
 }
 
 /// One source of a view, as its terms name it.
@@ -273,6 +275,10 @@ pub struct SourceTerm {
     pub dataset: String,
     /// Its label in reports.
     pub label: String,
+    /// What a node computes its finding with (the fields it needs and their transforms,
+    /// the listing dates, the active condition, points, caps, record age), as text: only
+    /// for the digest, so that parts decided under another rule do not match.
+    pub rule: String,
 }
 
 /// A grade threshold, as a view's terms name it.
@@ -305,6 +311,11 @@ impl ViewTerms {
         for s in &self.sources {
             text(&s.dataset);
             text(&s.label);
+            text(&s.rule);
+        }
+        text(&self.release.len().to_string());
+        for r in &self.release {
+            text(r);
         }
         text(&self.clean_years.to_string());
         text(&self.base_points.to_string());
@@ -329,6 +340,16 @@ impl ViewTerms {
                 .map(|s| SourceTerm {
                     dataset: s.dataset_name.clone(),
                     label: s.label.clone(),
+                    rule: format!(
+                        "needs={:?};since={:?};until={:?};active_if={:?};points={};max={:?};age={:?}",
+                        s.needs,
+                        s.since,
+                        s.until,
+                        s.active_if,
+                        s.points_per_record,
+                        s.max_points,
+                        s.max_record_age
+                    ),
                 })
                 .collect(),
             clean_years: view.clean_years,
@@ -340,6 +361,11 @@ impl ViewTerms {
                     min_points: g.min_points,
                     grade: g.grade.clone(),
                 })
+                .collect(),
+            release: view
+                .release
+                .iter()
+                .map(|r| format!("{}.{}:{:?}", r.dataset, r.field, r.transform))
                 .collect(),
         }
     }

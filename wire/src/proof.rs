@@ -25,7 +25,8 @@
 //! The same session derives one sealing key per direction beside [`REQUEST_MAC_LABEL`]
 //! ([`SEAL_QUERY_LABEL`], [`SEAL_ANSWER_LABEL`]), used by [`crate::seal`]: every lookup's
 //! subject and consent token are sealed to its node ([`Session::prove_sealed`], opened by
-//! [`ProofGate::check`]); answers are not sealed yet.
+//! [`ProofGate::check`]), and every answer is sealed back to the requester
+//! ([`NodeSession::seal_lookup_answer`], opened by [`Session::open_lookup_answer`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -99,10 +100,11 @@ fn random<const N: usize>() -> Result<[u8; N], ProofError> {
 }
 
 /// A sealed answer's plaintext is padded with zero bytes to a multiple of this many
-/// bytes, so that its size does not tell the relay whether a node found a record: a "no
-/// record", a one-record answer and a green channel's "negative record" all seal to the
-/// same length (larger answers — a credit report, many records — still differ by
-/// steps of this size).
+/// bytes, so that its size tells the relay less: answers that stay under the same step —
+/// a view's part (a green channel's finding, a blacklist source with or without one
+/// listing), a one-dataset "no record" beside a record of few fields — seal to the same
+/// length. Answers that cross a step (many records, records of many fields, several
+/// datasets) still differ by steps of this size, and the relay sees it.
 pub const ANSWER_PADDING: usize = 512;
 
 /// Why a requester could not open a node's sealed answer. Never quotes the answer.

@@ -1,6 +1,7 @@
 //! Sealing over the requester–node session: a payload only the two ends of one session can
 //! open. A lookup's subject and consent token travel sealed
-//! ([`crate::proof::Session::prove_sealed`]); answers are not sealed yet.
+//! ([`crate::proof::Session::prove_sealed`]), and so does each node's answer
+//! ([`crate::proof::NodeSession::seal_lookup_answer`]).
 //!
 //! A sealed payload is a JWE in compact serialization (RFC 7516) with `alg = "dir"` and
 //! `enc = "A256GCM"` (RFC 7518 §4.5 and §5.3), so any JOSE library can make and open one
