@@ -678,16 +678,19 @@ impl BoundGateway {
             .route("/health", get(health))
             .with_state(Arc::clone(&self.gateway));
         let connections = Arc::new(Semaphore::new(MAX_APP_CONNECTIONS));
+        let mut backoff = crate::admission::Backoff::new();
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => accepted,
             };
+            // Descriptors exhausted and the like: pause as the coordinator's listener does.
             let Ok((tcp, _peer)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(backoff.failed()).await;
                 continue;
             };
+            backoff.reset();
             let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
                 drop(tcp);
                 continue;

@@ -633,7 +633,7 @@ mod tests {
                     (d.clone(), SourceOutcome::Answered(released(d, n, None)))
                 })
                 .collect();
-            let mut part = views::part(view, &outcomes, date());
+            let mut part = views::part(view, ViewTerms::of(view).digest(), &outcomes, date());
             tweak(node, &mut part);
             opened.insert(node.clone(), Ok(LookupAnswer::View(part)));
         }
@@ -727,7 +727,12 @@ mod tests {
                     .collect();
                 opened.insert(
                     node.clone(),
-                    Ok(LookupAnswer::View(views::part(view, &own, date()))),
+                    Ok(LookupAnswer::View(views::part(
+                        view,
+                        ViewTerms::of(view).digest(),
+                        &own,
+                        date(),
+                    ))),
                 );
             }
             let mut relayed = relayed(Some(&view.name), reports);

@@ -27,7 +27,6 @@ use std::sync::Mutex;
 
 use fedq_audit::{AuditError, AuditRecord, NodeQueryIds};
 use fedq_policy::ratelimit::RateLimiter;
-use fedq_policy::views::ViewTerms;
 use fedq_policy::{DecisionRequest, Engine, ViewRequest};
 use fedq_wire::message::{LookupRequest, LookupTarget};
 use fedq_wire::transport::ChannelError;
@@ -452,13 +451,7 @@ impl FanOut {
             .iter()
             .all(|r| !matches!(r.status, NodeStatus::Unavailable | NodeStatus::TimedOut));
         let view_terms = match &query.target {
-            LookupTarget::View(v) => router
-                .engine
-                .policy()
-                .views
-                .iter()
-                .find(|x| &x.name == v)
-                .map(ViewTerms::of),
+            LookupTarget::View(v) => router.engine.view_terms(v).map(|(t, _)| t.clone()),
             LookupTarget::Datasets(_) => None,
         };
         let audited = Audited::Answered {

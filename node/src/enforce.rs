@@ -351,11 +351,10 @@ pub fn answer(
             // The node's part of the view: what each of its sources contributes, which the
             // requester side combines with the other nodes' parts. Nothing of a source's
             // records leaves beyond what its finding needs (and the view's `release`).
-            let part = match engine.policy().views.iter().find(|v| &v.name == view) {
-                Some(v) => views::part(v, &sources, today),
-                None => {
-                    return refused(format!("the policy has no view `{view}`"), &policy_version)
-                }
+            let declared = engine.policy().views.iter().find(|v| &v.name == view);
+            let part = match (declared, engine.view_terms(view)) {
+                (Some(v), Some((_, digest))) => views::part(v, *digest, &sources, today),
+                _ => return refused(format!("the policy has no view `{view}`"), &policy_version),
             };
             return Enforced {
                 audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),

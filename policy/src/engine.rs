@@ -388,6 +388,9 @@ pub struct Engine {
     /// Per purpose (by index), the legal bases a request for it may cite
     /// ([`Policy::legal_bases_for`]), computed once here rather than per request.
     accepted_bases: Vec<std::collections::BTreeSet<String>>,
+    /// Per view, its terms and their digest ([`crate::views::ViewTerms`]), computed once
+    /// here: every view lookup at a node and every view query at the coordinator uses them.
+    view_terms: FnvMap<String, (crate::views::ViewTerms, [u8; 32])>,
 }
 
 fn slice(pool: &[u32], (start, end): (u32, u32)) -> &[u32] {
@@ -496,8 +499,18 @@ impl Engine {
                     .collect()
             })
             .collect();
+        let view_terms = policy
+            .views
+            .iter()
+            .map(|v| {
+                let terms = crate::views::ViewTerms::of(v);
+                let digest = terms.digest();
+                (v.name.clone(), (terms, digest))
+            })
+            .collect();
         Engine {
             accepted_bases,
+            view_terms,
             requester_index: index(policy.requesters.iter().map(|r| r.name.as_str()).collect()),
             purpose_index: index(policy.purposes.iter().map(|p| p.name.as_str()).collect()),
             dataset_index: index(datasets.iter().map(|d| d.qualified.as_str()).collect()),
@@ -523,6 +536,11 @@ impl Engine {
     /// The policy it was compiled from (rules sorted by id).
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The terms of view `name` and their digest, if the policy declares it.
+    pub fn view_terms(&self, name: &str) -> Option<(&crate::views::ViewTerms, &[u8; 32])> {
+        self.view_terms.get(name).map(|(t, d)| (t, d))
     }
 
     /// The rules, indexed as in [`FieldDecision::matched`].

@@ -495,16 +495,18 @@ pub fn finding(
 }
 
 /// A node's part of `view`: the finding (and declared release) of each source that
-/// `outcomes` answers for — the node's own — under the view's terms.
+/// `outcomes` answers for — the node's own — under the view's terms, whose digest
+/// ([`ViewTerms::digest`], kept by [`crate::Engine::view_terms`]) it carries.
 pub fn part(
     view: &View,
+    terms_sha256: [u8; 32],
     outcomes: &BTreeMap<String, SourceOutcome>,
     today: time::Date,
 ) -> ViewPart {
     let mut released = released(view, outcomes);
     ViewPart {
         view: view.name.clone(),
-        terms_sha256: ViewTerms::of(view).digest(),
+        terms_sha256,
         sources: view
             .sources
             .iter()
