@@ -136,16 +136,34 @@ impl Conn {
             }
         };
         let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let bytes = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        // Every refusal is a problem document (RFC 9457) of one of the documented kinds.
+        if status >= 400 {
+            assert_eq!(content_type, "application/problem+json", "{status}: {body}");
+            assert_eq!(body["status"], status, "{body}");
+            let kind = body["type"].as_str().unwrap_or_default();
+            assert!(
+                fedq_coordinator::problem::Kind::of_uri(kind).is_some(),
+                "undocumented problem type in {body}"
+            );
+            assert!(
+                body["title"].is_string() && body["detail"].is_string(),
+                "{body}"
+            );
+        }
+        Ok((status, body))
     }
 }
 
@@ -318,12 +336,14 @@ async fn who_gets_in() {
     let (status, body) = officer.post(&blacklist_query(&subject)).await.unwrap();
     assert_eq!(status, 403, "{body}");
     assert!(
-        body["error"]
+        body["detail"]
             .as_str()
             .unwrap()
             .contains("officer certificate cannot query"),
         "{body}"
     );
+    assert_eq!(body["type"], "urn:fedq:problem:role-not-allowed", "{body}");
+    assert_eq!(body["accepted"], serde_json::json!(["requester"]), "{body}");
 
     // A requester revoked while its connection is open is refused on that connection
     // within one CRL reload.
@@ -333,7 +353,11 @@ async fn who_gets_in() {
         let (status, body) = good.post_proven(&blacklist_query(&subject)).await.unwrap();
         if status == 403 {
             assert!(
-                body["error"].as_str().unwrap().contains("revoked"),
+                body["detail"].as_str().unwrap().contains("revoked"),
+                "{body}"
+            );
+            assert_eq!(
+                body["type"], "urn:fedq:problem:certificate-revoked",
                 "{body}"
             );
             break;
@@ -385,27 +409,27 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
     let last = bad_check.pop().unwrap();
     bad_check.push(if last == '1' { '2' } else { '1' });
 
-    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (b"{not json".to_vec(), 400, "malformed query JSON"),
+    let cases: Vec<(Vec<u8>, u16, &str, &str)> = vec![
+        (b"{not json".to_vec(), 400, "malformed query JSON", "malformed-request"),
         // The person in clear, valid or not: the coordinator is never the one to see it.
-        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "`subject` is never sent to the coordinator"),
-        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "`subject` is never sent to the coordinator"),
-        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are"),
-        (serde_json::to_vec(&json!({"purpose": "fishing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are"),
-        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis"),
+        (serde_json::to_vec(&json!({"subject": subject, "purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "`subject` is never sent to the coordinator", "malformed-request"),
+        (serde_json::to_vec(&json!({"subject": bad_check, "purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 400, "`subject` is never sent to the coordinator", "malformed-request"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "everything"})).unwrap(), 400, "unknown view; the policy's views are", "unknown-view"),
+        (serde_json::to_vec(&json!({"purpose": "fishing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 403, "unknown purpose; the policy's purposes are", "unknown-purpose"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "view": "blacklist-check"})).unwrap(), 403, "requires a legal basis", "legal-basis-required"),
         // A requester cannot name itself as someone else: there is no such field.
-        (serde_json::to_vec(&json!({"requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields"),
-        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`"),
+        (serde_json::to_vec(&json!({"requester": "court.enforcement", "purpose": "judgment-enforcement", "legal_basis": "x", "view": "blacklist-check"})).unwrap(), 400, "unknown field; a query has only the fields", "malformed-request"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "datasets": ["court.dishonest_debtors.no_such_field"]})).unwrap(), 400, "unknown field of dataset `court.dishonest_debtors`", "unknown-field"),
         // A valid query without the requester's proofs: refused before any node is asked.
-        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "carries no requester proof for node(s)"),
-        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"fishing": "a.b.c"}})).unwrap(), 400, "`proofs` names a node this coordinator does not know"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check"})).unwrap(), 400, "carries no requester proof for node(s)", "proof-missing"),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"fishing": "a.b.c"}})).unwrap(), 400, "`proofs` names a node this coordinator does not know", "malformed-request"),
         // A proof without the subject sealed to its node.
-        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"court": "a.b.c", "tax": null, "hrss": null}})).unwrap(), 400, "carries no sealed subject for node(s) court"),
-        (vec![b' '; 80 * 1024], 413, ""),
+        (serde_json::to_vec(&json!({"purpose": "administrative-licensing", "legal_basis": LICENSING_BASIS, "case_reference": LICENSING_CASE, "view": "blacklist-check", "proofs": {"court": "a.b.c", "tax": null, "hrss": null}})).unwrap(), 400, "carries no sealed subject for node(s) court", "malformed-request"),
+        (vec![b' '; 80 * 1024], 413, "", "body-too-large"),
     ];
     let n_cases = cases.len() as u64;
     let coordinator_before = audit_entries(&coordinator_audit);
-    for (body, want, reason) in cases {
+    for (body, want, reason, kind) in cases {
         let mut conn = connect(&fed, &pki, Some("market-regulation.licensing"))
             .await
             .unwrap();
@@ -414,8 +438,30 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
             .await
             .unwrap_or_else(|e| panic!("expecting {want} `{reason}`: {e}"));
         assert_eq!(status, want, "{answer}");
-        let error = answer["error"].as_str().unwrap_or_default();
+        assert_eq!(
+            answer["type"],
+            format!("urn:fedq:problem:{kind}"),
+            "{answer}"
+        );
+        let error = answer["detail"].as_str().unwrap_or_default();
         assert!(error.contains(reason), "expected `{reason}` in `{error}`");
+        match kind {
+            // What the policy accepts, by name, for a program to correct the query.
+            "unknown-purpose" => {
+                assert_eq!(answer["field"], "purpose", "{answer}");
+                assert!(answer["accepted"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("administrative-licensing"))));
+            }
+            "unknown-view" => {
+                assert!(answer["accepted"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("blacklist-check"))));
+            }
+            "legal-basis-required" => assert_eq!(answer["field"], "legal_basis"),
+            "body-too-large" => assert!(answer["limit_bytes"].as_u64().is_some(), "{answer}"),
+            _ => {}
+        }
         assert!(
             !error.contains(&subject) && !error.contains(&bad_check),
             "an error echoed the subject"
@@ -985,7 +1031,8 @@ async fn a_view_releases_its_result_not_its_inputs() {
         assert_eq!(keys(r), ["listed_on"], "{answer}");
     }
     assert!(
-        records.iter().any(|r| r["listed_on"] == listed_on),
+        // The store keeps the date typed; the answer document carries it plain.
+        records.iter().any(|r| r["listed_on"] == json!(listed_day)),
         "{answer}"
     );
     assert!(!answer.to_string().contains(&listing.key), "{answer}");

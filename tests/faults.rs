@@ -869,7 +869,7 @@ async fn a_coordinator_whose_audit_disk_is_full_withholds_every_answer_then_serv
         let (status, answer) = ask_licensing(&fed, &q).await;
         assert_eq!(status, 503, "{answer}");
         assert!(
-            answer["error"]
+            answer["detail"]
                 .as_str()
                 .unwrap()
                 .contains("audit log is unavailable; the answer was withheld"),

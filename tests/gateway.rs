@@ -171,7 +171,12 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
     ] {
         let (status, refusal) = post_raw(&url, &ca, authorization, &body).await;
         assert_eq!(status, 401, "{refusal}");
-        assert!(refusal["error"].as_str().unwrap().contains("Bearer"));
+        assert!(refusal["detail"].as_str().unwrap().contains("Bearer"));
+        assert_eq!(
+            refusal["type"], "urn:fedq:problem:unauthenticated",
+            "{refusal}"
+        );
+        assert_eq!(refusal["status"], 401, "{refusal}");
     }
     assert_eq!(
         (entries(&coordinator_log).len(), entries(&gateway_log).len()),
@@ -201,7 +206,7 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
     ] {
         let (status, refusal) = post_raw(&url, &ca, Some(&bearer), &body.to_string()).await;
         assert_eq!(status, 400, "{refusal}");
-        let said = refusal["error"].as_str().unwrap();
+        let said = refusal["detail"].as_str().unwrap();
         assert!(said.contains(says), "{said}");
         assert!(
             !said.contains("4301041990") && !said.contains(&listed[6..14]),

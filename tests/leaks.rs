@@ -316,7 +316,7 @@ async fn typed_into_every_field(fed: &Federation) {
             .await
             .unwrap();
         assert_eq!(status, want, "case {i}: {answer}");
-        let error = answer["error"].as_str().unwrap_or_default();
+        let error = answer["detail"].as_str().unwrap_or_default();
         for id in &ids {
             assert!(!error.contains(id), "case {i} echoed an ID: {error}");
         }

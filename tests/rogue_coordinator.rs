@@ -561,7 +561,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
     let (status, refusal) = honest.send_raw(&unproven).await.unwrap();
     assert_eq!(status, 400, "{refusal}");
     assert!(
-        refusal["error"]
+        refusal["detail"]
             .as_str()
             .unwrap()
             .contains("carries no requester proof for node(s)"),
@@ -592,7 +592,7 @@ async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reope
         .await
         .unwrap();
     assert_eq!(status, 400, "{refusal}");
-    let said = refusal["error"].as_str().unwrap();
+    let said = refusal["detail"].as_str().unwrap();
     assert!(
         said.contains("`subject` is never sent to the coordinator"),
         "{refusal}"

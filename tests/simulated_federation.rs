@@ -692,7 +692,7 @@ fn refusals_before_any_node_is_asked_are_typed_and_audited() {
     for (query, status, says) in cases {
         let (got, body) = sim.query(&query, &BTreeMap::new(), false);
         assert_eq!(got, status, "{body}");
-        assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
         let entry = sim.coordinator_log.last().unwrap();
         assert_eq!(entry.kind, EntryKind::Refusal);
         assert!(entry.node_query_ids.is_empty());

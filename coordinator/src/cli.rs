@@ -17,6 +17,9 @@ pub enum CoordinatorCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the requester API's OpenAPI 3.1 document (what `docs/api/openapi.json` holds
+    /// and the server serves at `/v1/openapi.json`).
+    Openapi,
 }
 
 /// Errors of `fedq coordinator`.
@@ -72,6 +75,10 @@ pub fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), CoordinatorCliError> {
     match cmd {
+        CoordinatorCommand::Openapi => {
+            print!("{}", crate::openapi::document_text());
+            Ok(())
+        }
         CoordinatorCommand::Serve { config } => {
             let config = CoordinatorConfig::load(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -492,7 +492,7 @@ impl ApiConnection {
         if status != 200 {
             let why = format!(
                 "the coordinator refused to open sessions ({status}): {}",
-                answer.get("error").and_then(|e| e.as_str()).unwrap_or("")
+                problem_detail(&answer)
             );
             for node in wanted {
                 sessions.open.remove(&node);
@@ -758,10 +758,14 @@ fn with_subject(query: &QueryRequest, mut answer: serde_json::Value) -> serde_js
 /// Whether a 400 says the query lacked a proof for a node it asks (the coordinator's
 /// plan differs from this connection's).
 fn plan_changed(answer: &serde_json::Value) -> bool {
-    answer
-        .get("error")
-        .and_then(|e| e.as_str())
-        .is_some_and(|e| e.contains("carries no requester proof for node(s)"))
+    answer.get("type").and_then(|t| t.as_str())
+        == Some(crate::problem::Kind::ProofMissing.uri().as_str())
+        && problem_detail(answer).contains("carries no requester proof for node(s)")
+}
+
+/// The human message of a problem document (RFC 9457 `detail`), or "" if there is none.
+pub fn problem_detail(answer: &serde_json::Value) -> &str {
+    answer.get("detail").and_then(|e| e.as_str()).unwrap_or("")
 }
 
 /// The nodes an answer reports as holding no session its proof names (`unknown-session`).
@@ -1052,11 +1056,7 @@ pub fn run(args: QueryArgs) -> Result<(), ClientError> {
     if status != 200 {
         return Err(ClientError::Refused {
             status,
-            message: answer
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("")
-                .to_owned(),
+            message: problem_detail(&answer).to_owned(),
         });
     }
     if args.json {
@@ -1111,11 +1111,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
 fn refused(status: u16, body: &serde_json::Value) -> ClientError {
     ClientError::Refused {
         status,
-        message: body
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("")
-            .to_owned(),
+        message: problem_detail(body).to_owned(),
     }
 }
 
@@ -1275,12 +1271,14 @@ mod tests {
         // A coordinator that lists no plans: every node is proven to.
         assert!(views_of(&serde_json::json!({ "nodes": ["court"] })).is_empty());
         let missing = serde_json::json!({
-            "error": "the query carries no requester proof for node(s) tax which it asks; open a session"
+            "type": "urn:fedq:problem:proof-missing",
+            "detail": "the query carries no requester proof for node(s) tax which it asks; open a session"
         });
         assert!(plan_changed(&missing));
-        assert!(!plan_changed(
-            &serde_json::json!({ "error": "malformed query JSON: x" })
-        ));
+        assert!(!plan_changed(&serde_json::json!({
+            "type": "urn:fedq:problem:malformed-request",
+            "detail": "malformed query JSON: x"
+        })));
         assert!(!plan_changed(&serde_json::json!({ "nodes": [] })));
     }
 }

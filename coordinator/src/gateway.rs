@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::Response;
 use axum::routing::{get, post};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -44,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::{ApiConnection, ClientError};
+use crate::problem::{Kind, Problem};
 use crate::query::QueryRequest;
 
 /// Most connections an app-facing listener holds open at once.
@@ -388,14 +389,14 @@ fn parse_app_query(body: &[u8]) -> Result<QueryRequest, String> {
     Ok(query)
 }
 
+/// A JSON answer; 4xx and 5xx are problem documents (`application/problem+json`).
 fn reply(status: u16, body: Value) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    crate::https::json(status, body)
+}
+
+/// A problem document as the gateway's answer.
+fn problem(kind: Kind, status: u16, detail: impl Into<String>) -> (u16, Value) {
+    (status, Problem::new(kind, status, detail).to_json())
 }
 
 impl Gateway {
@@ -487,7 +488,10 @@ impl Gateway {
             Err(why) => {
                 let record = entry(EntryKind::Refusal, json!({ "http": 400, "refused": why }));
                 return match self.audit.append(record).await {
-                    Ok(_) => (400, json!({ "error": why })),
+                    Ok(_) => {
+                        let (status, body) = problem(Kind::MalformedRequest, 400, why);
+                        (status, body)
+                    }
                     Err(e) => unregistered(&e),
                 };
             }
@@ -496,9 +500,10 @@ impl Gateway {
             Ok(sent) => sent,
             Err(e) => {
                 tracing::warn!(error = %e, "the coordinator could not be asked");
-                (
+                problem(
+                    Kind::CoordinatorUnreachable,
                     502,
-                    json!({ "error": format!("the gateway could not ask the coordinator: {e}") }),
+                    format!("the gateway could not ask the coordinator: {e}"),
                 )
             }
         };
@@ -521,7 +526,7 @@ impl Gateway {
         let outcome = if accepted {
             json!({ "http": status, "complete": field("complete"), "nodes": nodes })
         } else {
-            json!({ "http": status, "refused": field("error") })
+            json!({ "http": status, "refused": field("detail") })
         };
         let subject = self.pseudonyms.pseudonym(&query.subject);
         let record = AuditRecord {
@@ -556,9 +561,10 @@ impl Gateway {
 /// The answer when the gateway's own log failed: nothing is returned unregistered.
 fn unregistered(e: &AuditError) -> (u16, Value) {
     tracing::error!(error = %e, "the gateway's audit log is unavailable; answer withheld");
-    (
+    problem(
+        Kind::AnswerWithheld,
         503,
-        json!({ "error": "the gateway's audit log is unavailable; the answer was withheld" }),
+        "the gateway's audit log is unavailable; the answer was withheld",
     )
 }
 
@@ -571,10 +577,12 @@ async fn post_query(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     let Some(app) = gateway.app_of(authorization.as_deref()).map(str::to_owned) else {
         // Counted, not logged one by one: a flood of them fills no log.
         metrics::counter!("fedq_gateway_unauthenticated_total").increment(1);
-        let mut response = reply(
+        let (status, body) = problem(
+            Kind::Unauthenticated,
             401,
-            json!({ "error": "send `Authorization: Bearer TOKEN` with your app's token from the gateway's operator (`fedq gateway add-app`)" }),
+            "send `Authorization: Bearer TOKEN` with your app's token from the gateway's operator (`fedq gateway add-app`)",
         );
+        let mut response = reply(status, body);
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer"),
@@ -590,16 +598,21 @@ async fn post_query(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     let body = match body {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) => {
-            return reply(
+            let mut p = Problem::new(
+                Kind::BodyTooLarge,
                 413,
-                json!({ "error": format!("request body over {limit} bytes (or broken)") }),
-            )
+                format!("request body over {limit} bytes (or broken)"),
+            );
+            p.limit_bytes = Some(limit as u64);
+            return reply(p.status, p.to_json());
         }
         Err(_) => {
-            return reply(
+            let (status, body) = problem(
+                Kind::BodyTooSlow,
                 408,
-                json!({ "error": "the request body did not arrive in time; send it at once" }),
-            )
+                "the request body did not arrive in time; send it at once",
+            );
+            return reply(status, body);
         }
     };
     let (status, answer) = gateway.query(&app, &body).await;
@@ -676,6 +689,8 @@ impl BoundGateway {
         let router = axum::Router::new()
             .route("/v1/query", post(post_query))
             .route("/health", get(health))
+            .fallback(crate::https::not_found)
+            .method_not_allowed_fallback(crate::https::method_not_allowed)
             .with_state(Arc::clone(&self.gateway));
         let connections = Arc::new(Semaphore::new(MAX_APP_CONNECTIONS));
         let mut backoff = crate::admission::Backoff::new();

@@ -34,10 +34,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{self, Activity, Admission, Backoff, Throttle, Ticket, Verdict, Watched};
 use crate::config::ConnectionLimits;
+use crate::problem::{self, Hint, Kind, Problem, Said};
 use crate::service::Coordinator;
-
-/// The OpenAPI document of the requester API (kept in `docs/api/openapi.json`).
-pub const OPENAPI: &str = include_str!("../../docs/api/openapi.json");
 
 /// Errors starting the API.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +60,44 @@ struct AppState {
     body_timeout: Duration,
 }
 
-fn json(status: u16, body: serde_json::Value) -> Response {
+/// A JSON answer; an error status (4xx, 5xx) is a problem document and says so in its
+/// content type.
+pub(crate) fn json(status: u16, body: serde_json::Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if status.is_client_error() || status.is_server_error() {
+        problem::CONTENT_TYPE
+    } else {
+        "application/json"
+    };
     (
         status,
-        [(header::CONTENT_TYPE, "application/json")],
+        [(header::CONTENT_TYPE, content_type)],
         body.to_string(),
     )
         .into_response()
+}
+
+/// A problem document as an answer.
+pub(crate) fn problem_response(problem: &Problem) -> Response {
+    json(problem.status, problem.to_json())
+}
+
+/// What an unknown path is answered.
+pub(crate) async fn not_found() -> Response {
+    problem_response(&Problem::new(
+        Kind::NotFound,
+        404,
+        "no such endpoint; GET /v1/openapi.json lists them",
+    ))
+}
+
+/// What a known path asked with another method is answered.
+pub(crate) async fn method_not_allowed() -> Response {
+    problem_response(&Problem::new(
+        Kind::MethodNotAllowed,
+        405,
+        "this endpoint does not take that method; GET /v1/openapi.json says which it takes",
+    ))
 }
 
 /// Refuses a request whose certificate was revoked after its connection was opened, or
@@ -86,16 +114,20 @@ fn refused(
         .map(|t| t.is_revoked(&peer.serial))
         .unwrap_or(true);
     if revoked {
-        return Some(json(
+        return Some(problem_response(&Problem::new(
+            Kind::CertificateRevoked,
             403,
-            serde_json::json!({ "error": "your certificate has been revoked" }),
-        ));
+            "your certificate has been revoked; ask the federation's CA for a new one",
+        )));
     }
     if !roles.contains(&peer.identity.role) {
-        return Some(json(
+        let mut p = Problem::new(
+            Kind::RoleNotAllowed,
             403,
-            serde_json::json!({ "error": format!("a {} certificate cannot {what}", peer.identity.role) }),
-        ));
+            format!("a {} certificate cannot {what}", peer.identity.role),
+        );
+        p.accepted = roles.iter().map(ToString::to_string).collect();
+        return Some(problem_response(&p));
     }
     None
 }
@@ -129,13 +161,20 @@ impl BodyFailure {
     fn refusal(self, limit: usize, timeout: Duration) -> crate::outcome::Refusal {
         use crate::outcome::Refusal;
         match self {
-            BodyFailure::TooLarge { .. } => {
-                Refusal::TooLarge(format!("request body over {limit} bytes"))
-            }
-            BodyFailure::TooSlow => Refusal::TooSlow(format!(
-                "the request body did not arrive within {} ms; send the whole body at once",
-                timeout.as_millis()
+            BodyFailure::TooLarge { .. } => Refusal::TooLarge(Said::new(
+                format!("request body over {limit} bytes"),
+                Hint {
+                    limit_bytes: Some(limit as u64),
+                    ..Hint::default()
+                },
             )),
+            BodyFailure::TooSlow => Refusal::TooSlow(
+                format!(
+                    "the request body did not arrive within {} ms; send the whole body at once",
+                    timeout.as_millis()
+                )
+                .into(),
+            ),
             BodyFailure::Broken => Refusal::Malformed("the request body could not be read".into()),
         }
     }
@@ -144,8 +183,9 @@ impl BodyFailure {
         self.refusal(0, Duration::ZERO).http_status()
     }
 
-    fn reason(self, limit: usize, timeout: Duration) -> String {
-        self.refusal(limit, timeout).reason().to_owned()
+    /// The problem document a body failure is answered with (unregistered).
+    fn problem(self, limit: usize, timeout: Duration) -> Problem {
+        self.refusal(limit, timeout).problem()
     }
 
     /// Whether the connection must be closed after the answer (HTTP/1.1: the rest of the
@@ -285,10 +325,7 @@ async fn post_sessions(
             json(reply.status, reply.body)
         }
         Err(failure) => closing(
-            json(
-                failure.status(),
-                serde_json::json!({ "error": failure.reason(limit, state.body_timeout) }),
-            ),
+            problem_response(&failure.problem(limit, state.body_timeout)),
             version,
             failure.closes(),
         ),
@@ -320,10 +357,7 @@ async fn post_bundle(
             json(reply.status, reply.body)
         }
         Err(failure) => closing(
-            json(
-                failure.status(),
-                serde_json::json!({ "error": failure.reason(MAX_BUNDLE, state.body_timeout) }),
-            ),
+            problem_response(&failure.problem(MAX_BUNDLE, state.body_timeout)),
             version,
             failure.closes(),
         ),
@@ -347,14 +381,17 @@ async fn policy_status(
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = TEXT.get_or_init(crate::openapi::document_text).clone();
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    json(
-        200,
-        serde_json::json!({ "status": "ok", "policy_version": state.coordinator.policy().label() }),
-    )
+    let health = crate::api::Health {
+        status: "ok".into(),
+        policy_version: state.coordinator.policy().label(),
+    };
+    json(200, serde_json::to_value(health).unwrap_or_default())
 }
 
 /// The requester API router (tests call it through real TLS; see [`serve`]).
@@ -367,6 +404,8 @@ fn router(state: AppState) -> Router {
         .route("/v1/policy/status", get(policy_status))
         .route("/v1/openapi.json", get(openapi))
         .route("/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -374,10 +413,11 @@ fn router(state: AppState) -> Router {
 fn over_identity_cap(cap: usize) -> Router {
     Router::new().fallback(move |version: Version| async move {
         closing(
-            json(
+            problem_response(&Problem::new(
+                Kind::ConnectionLimit,
                 503,
-                serde_json::json!({ "error": format!("your certificate already holds {cap} connections; reuse one of them or close idle ones") }),
-            ),
+                format!("your certificate already holds {cap} connections; reuse one of them or close idle ones"),
+            )),
             version,
             true,
         )

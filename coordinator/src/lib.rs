@@ -16,6 +16,8 @@
 //! - [`cli`]: `fedq coordinator …`.
 
 pub mod admission;
+pub mod answer;
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -23,8 +25,10 @@ pub mod consent;
 pub mod gateway;
 pub mod health;
 pub mod https;
+pub mod openapi;
 pub mod opening;
 pub mod outcome;
+pub mod problem;
 pub mod query;
 pub mod route;
 pub mod service;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use fedq_audit::EntryKind;
 use serde::Serialize;
 
+use crate::problem::{Kind, Problem, Said};
 use crate::query::NodeStatus;
 
 /// An HTTP status and JSON body.
@@ -20,16 +21,39 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub(crate) fn error(status: u16, message: impl Into<String>, query_id: &str) -> Self {
-        Self {
-            status,
-            body: serde_json::json!({ "error": message.into(), "query_id": query_id }),
+    /// A 200 with `body`.
+    pub(crate) fn ok(body: &impl Serialize) -> Self {
+        match serde_json::to_value(body) {
+            Ok(body) => Self { status: 200, body },
+            Err(e) => Self::problem(Problem::new(
+                Kind::Internal,
+                500,
+                format!("cannot encode the answer: {e}"),
+            )),
         }
+    }
+
+    /// An error answer: a problem document of `kind` (RFC 9457).
+    pub(crate) fn problem(problem: Problem) -> Self {
+        Self {
+            status: problem.status,
+            body: problem.to_json(),
+        }
+    }
+
+    /// An error of `kind` with `status`, registered under `id`.
+    pub(crate) fn error(status: u16, kind: Kind, message: impl Into<String>, id: &str) -> Self {
+        Self::problem(Problem::new(kind, status, message).registered(id))
     }
 
     /// A query the coordinator could not serve, with its status from [`Unserved`].
     pub(crate) fn unserved(why: &Unserved, query_id: &str) -> Self {
-        Self::error(why.http_status(), why.reason(), query_id)
+        Self::error(why.http_status(), why.kind(), why.reason(), query_id)
+    }
+
+    /// A refused query's answer.
+    pub(crate) fn refused(refusal: &Refusal, query_id: &str) -> Self {
+        Self::problem(refusal.problem().registered(query_id))
     }
 }
 
@@ -38,15 +62,15 @@ impl Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// The body is over the size cap (413).
-    TooLarge(String),
+    TooLarge(Said),
     /// The body did not arrive in time (408).
-    TooSlow(String),
+    TooSlow(Said),
     /// The body is not a valid query, or could not be read (400).
-    Malformed(String),
+    Malformed(Said),
     /// The policy refuses it (403), with the policy's words.
-    Policy(String),
+    Policy(Said),
     /// The requester is over its rate limit (429).
-    RateLimited(String),
+    RateLimited(Said),
 }
 
 impl Refusal {
@@ -63,6 +87,10 @@ impl Refusal {
 
     /// The message the requester gets and the audit entry records.
     pub fn reason(&self) -> &str {
+        &self.said().message
+    }
+
+    fn said(&self) -> &Said {
         match self {
             Refusal::TooLarge(m)
             | Refusal::TooSlow(m)
@@ -70,6 +98,20 @@ impl Refusal {
             | Refusal::Policy(m)
             | Refusal::RateLimited(m) => m,
         }
+    }
+
+    /// The problem document the requester gets: the variant's kind unless the refusal's
+    /// hint names a more precise one.
+    pub fn problem(&self) -> Problem {
+        let kind = match self {
+            Refusal::TooLarge(_) => Kind::BodyTooLarge,
+            Refusal::TooSlow(_) => Kind::BodyTooSlow,
+            Refusal::Malformed(_) => Kind::MalformedRequest,
+            Refusal::Policy(_) => Kind::PolicyRefused,
+            Refusal::RateLimited(_) => Kind::RateLimited,
+        };
+        let said = self.said();
+        Problem::new(kind, self.http_status(), said.message.clone()).hinted(&said.hint)
     }
 }
 
@@ -102,6 +144,16 @@ impl Unserved {
         match self {
             Unserved::Overloaded | Unserved::AuditUnavailable | Unserved::AnswerWithheld => 503,
             Unserved::Unencodable(_) => 500,
+        }
+    }
+
+    /// The problem's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Unserved::Overloaded => Kind::Overloaded,
+            Unserved::AuditUnavailable => Kind::AuditUnavailable,
+            Unserved::AnswerWithheld => Kind::AnswerWithheld,
+            Unserved::Unencodable(_) => Kind::Internal,
         }
     }
 

@@ -9,7 +9,10 @@ use fedq_wire::message::{DatasetRequest, LookupTarget};
 use fedq_wire::proof::{ProofClaims, ProofRefusal, ProofTarget, SealedSubject};
 use fedq_wire::transport::ChannelError;
 use fedq_wire::{NodeResponse, ResidentId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::problem::{Hint, Kind, Said};
 
 /// Largest request body accepted. A query carries one proof per node, each naming the
 /// whole target, so a dataset query to every department is several times its own size.
@@ -28,13 +31,14 @@ pub const NOT_PROVEN: &str =
 /// A query as a requester sends it (`POST /v1/query`). `subject` and `consent` are the
 /// requester side's own: they are never serialized (the body cannot carry them by
 /// mistake) and `Debug` shows neither.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// The person's 18-character resident ID. **Requester side only**: the coordinator
     /// refuses a body that carries it; [`crate::client::ApiConnection::prove`] seals it to
     /// each node asked (`sealed`) and sends the body without it.
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub subject: String,
     /// Declared purpose (from the policy).
     pub purpose: String,
@@ -46,6 +50,7 @@ pub struct QueryRequest {
     /// **Requester side only**, like `subject`: sealed with it to each node (which verifies
     /// it), and stated to the coordinator only as `consent_sealed`.
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub consent: Option<String>,
     /// Whether a consent token is sealed with the subject (the coordinator's policy
     /// pre-check reads it; every node verifies the token itself).
@@ -113,10 +118,10 @@ pub struct ValidQuery {
 pub enum QueryRefusal {
     /// The body is not a valid query (400).
     #[error("{0}")]
-    Malformed(String),
+    Malformed(Said),
     /// The policy refuses it (403), with the rule's rationale.
     #[error("{0}")]
-    Policy(String),
+    Policy(Said),
 }
 
 /// The fields a query body may have, in the order the API documents them.
@@ -154,7 +159,7 @@ impl QueryRequest {
     pub fn from_json(body: &[u8]) -> Result<Self, QueryRefusal> {
         use serde_json::Value;
         let malformed =
-            |why: String| QueryRefusal::Malformed(format!("malformed query JSON: {why}"));
+            |why: String| QueryRefusal::Malformed(format!("malformed query JSON: {why}").into());
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             malformed(format!(
                 "not a JSON document (line {}, column {}); send one JSON object",
@@ -358,7 +363,7 @@ impl QueryRequest {
     /// that was wrong and what the policy accepts; it never repeats what was sent (it is
     /// registered in the audit log), so an ID typed into any field stays out of it.
     pub fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal> {
-        let malformed = |s: String| Err(QueryRefusal::Malformed(s));
+        let malformed = |s: String| Err(QueryRefusal::Malformed(s.into()));
         let purpose = self.purpose.trim().to_owned();
         if purpose.is_empty() {
             return malformed("`purpose` is required".into());
@@ -366,9 +371,14 @@ impl QueryRequest {
         let policy = engine.policy();
         if !policy.purposes.iter().any(|p| p.name == purpose) {
             let known: Vec<&str> = policy.purposes.iter().map(|p| p.name.as_str()).collect();
-            return Err(QueryRefusal::Policy(format!(
+            let message = format!(
                 "unknown purpose; the policy's purposes are: {}",
                 known.join(", ")
+            );
+            let accepted = known.into_iter().map(str::to_owned).collect();
+            return Err(QueryRefusal::Policy(Said::new(
+                message,
+                Hint::field(Kind::UnknownPurpose, "purpose", accepted),
             )));
         }
         let nonblank = |o: Option<String>| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
@@ -400,13 +410,18 @@ impl QueryRequest {
             let index = policy.purposes.iter().position(|p| p.name == purpose);
             let accepted = index.map(|i| policy.legal_bases_for(i)).unwrap_or_default();
             if !accepted.contains(basis.as_str()) {
-                return Err(QueryRefusal::Policy(format!(
+                let message = format!(
                     "`legal_basis` is not one purpose `{purpose}` accepts; cite one of: {}",
                     if accepted.is_empty() {
                         "none (this purpose takes no legal basis; omit it)".to_owned()
                     } else {
-                        accepted.into_iter().collect::<Vec<_>>().join(", ")
+                        accepted.iter().copied().collect::<Vec<_>>().join(", ")
                     }
+                );
+                let accepted = accepted.into_iter().map(str::to_owned).collect();
+                return Err(QueryRefusal::Policy(Said::new(
+                    message,
+                    Hint::field(Kind::LegalBasisNotAccepted, "legal_basis", accepted),
                 )));
             }
         }
@@ -415,10 +430,13 @@ impl QueryRequest {
                 let v = v.trim().to_owned();
                 if !policy.views.iter().any(|x| x.name == v) {
                     let known: Vec<&str> = policy.views.iter().map(|x| x.name.as_str()).collect();
-                    return malformed(format!(
-                        "unknown view; the policy's views are: {}",
-                        known.join(", ")
-                    ));
+                    let message =
+                        format!("unknown view; the policy's views are: {}", known.join(", "));
+                    let accepted = known.into_iter().map(str::to_owned).collect();
+                    return Err(QueryRefusal::Malformed(Said::new(
+                        message,
+                        Hint::field(Kind::UnknownView, "view", accepted),
+                    )));
                 }
                 LookupTarget::View(v)
             }
@@ -570,8 +588,11 @@ fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetReques
             [d, s] => (format!("{d}.{s}"), None),
             [d, s, f] => (format!("{d}.{s}"), Some((*f).to_owned())),
             _ => {
-                return Err(QueryRefusal::Malformed(format!(
+                return Err(QueryRefusal::Malformed(Said::new(
+                    format!(
                     "`datasets` item {n} is not `department.dataset` or `department.dataset.field`"
+                ),
+                    Hint::field(Kind::MalformedRequest, "datasets", Vec::new()),
                 )))
             }
         };
@@ -581,29 +602,38 @@ fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetReques
                 .first()
                 .map(|d| format!(", e.g. `{}`", d.qualified))
                 .unwrap_or_default();
-            return Err(QueryRefusal::Malformed(format!(
-                "`datasets` item {n} names an unknown dataset; expected `department.dataset` from the catalogues{example}"
+            return Err(QueryRefusal::Malformed(Said::new(
+                format!("`datasets` item {n} names an unknown dataset; expected `department.dataset` from the catalogues{example}"),
+                Hint::field(Kind::UnknownDataset, "datasets", Vec::new()),
             )));
         };
         if let Some(f) = &field {
             if ds.field(f).is_none() {
                 let known: Vec<&str> = ds.fields.iter().map(|x| x.name.as_str()).collect();
-                return Err(QueryRefusal::Malformed(format!(
+                let message = format!(
                     "`datasets` item {n} names an unknown field of dataset `{dataset}`; its fields are: {}",
                     known.join(", ")
+                );
+                let accepted = known.into_iter().map(str::to_owned).collect();
+                return Err(QueryRefusal::Malformed(Said::new(
+                    message,
+                    Hint::field(Kind::UnknownField, "datasets", accepted),
                 )));
             }
         }
     }
     group_datasets(items).map_err(|n| {
-        QueryRefusal::Malformed(format!(
-            "`datasets` item {n} is not `department.dataset` or `department.dataset.field`"
+        QueryRefusal::Malformed(Said::new(
+            format!(
+                "`datasets` item {n} is not `department.dataset` or `department.dataset.field`"
+            ),
+            Hint::field(Kind::MalformedRequest, "datasets", Vec::new()),
         ))
     })
 }
 
 /// Per-node outcome, as the requester sees it. Never silently omitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Released something (the requester side's reading of a sealed answer).
@@ -628,7 +658,7 @@ pub enum NodeStatus {
 }
 
 /// One node's part of the answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeReport {
     /// The node.
     pub node: String,
@@ -657,16 +687,19 @@ pub struct NodeReport {
 }
 
 /// What was released for one dataset.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct DatasetResult {
-    /// Minimized records.
+    /// Minimized records: each released field's value in its plain JSON form
+    /// ([`crate::answer`]).
+    #[serde(serialize_with = "crate::answer::plain_records")]
+    #[schemars(with = "Vec<BTreeMap<String, crate::answer::AnswerValue>>")]
     pub records: Vec<BTreeMap<String, fedq_policy::Value>>,
     /// Summaries (`exists`, `count`).
     pub summaries: BTreeMap<String, Summary>,
 }
 
 /// The answer to one query.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct QueryResponse {
     /// The query's id (also in every audit entry it caused).
     pub query_id: String,
@@ -682,8 +715,12 @@ pub struct QueryResponse {
     pub complete: bool,
     /// Every node asked, with its status.
     pub nodes: Vec<NodeReport>,
-    /// The view's answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The view's answer, every released value in its plain JSON form.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::answer::plain_view"
+    )]
+    #[schemars(with = "Option<crate::answer::ViewAnswer>")]
     pub view_result: Option<ViewResult>,
     /// A dataset query: what each dataset released. A view: only the source fields the
     /// view declares in `release` (usually none) — never the sources' records.
@@ -693,7 +730,7 @@ pub struct QueryResponse {
 /// The coordinator's answer to one query (`POST /v1/query`): each node's status and its
 /// answer sealed to the requester, and nothing any node released. The requester side
 /// opens the answers and concludes the [`QueryResponse`] ([`crate::opening::conclude`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RelayedAnswer {
     /// The query's id (also in every audit entry it caused).
     pub query_id: String,
@@ -967,23 +1004,23 @@ mod tests {
             .validate(&engine)
             .is_err());
         let cases = [
-            (with("purpose", ID.into()), QueryRefusal::Policy(String::new()), "unknown purpose; the policy's purposes are: administrative-licensing, "),
-            (with("legal_basis", ID.into()), QueryRefusal::Policy(String::new()), "`legal_basis` is not one purpose `administrative-licensing` accepts; cite one of: "),
-            (with("case_reference", "长".repeat(43).into()), QueryRefusal::Malformed(String::new()), "`case_reference` is 129 bytes; at most 128 are accepted"),
-            (with("view", ID.into()), QueryRefusal::Malformed(String::new()), "unknown view; the policy's views are: "),
+            (with("purpose", ID.into()), QueryRefusal::Policy(Said::default()), "unknown purpose; the policy's purposes are: administrative-licensing, "),
+            (with("legal_basis", ID.into()), QueryRefusal::Policy(Said::default()), "`legal_basis` is not one purpose `administrative-licensing` accepts; cite one of: "),
+            (with("case_reference", "长".repeat(43).into()), QueryRefusal::Malformed(Said::default()), "`case_reference` is 129 bytes; at most 128 are accepted"),
+            (with("view", ID.into()), QueryRefusal::Malformed(Said::default()), "unknown view; the policy's views are: "),
             (
                 QueryRequest { view: None, datasets: Some(vec![ID.into()]), ..with("view", serde_json::Value::Null) },
-                QueryRefusal::Malformed(String::new()),
+                QueryRefusal::Malformed(Said::default()),
                 "`datasets` item 1 is not `department.dataset`",
             ),
             (
                 QueryRequest { view: None, datasets: Some(vec!["court.dishonest_debtors".into(), format!("court.{ID}")]), ..with("view", serde_json::Value::Null) },
-                QueryRefusal::Malformed(String::new()),
+                QueryRefusal::Malformed(Said::default()),
                 "`datasets` item 2 names an unknown dataset",
             ),
             (
                 QueryRequest { view: None, datasets: Some(vec![format!("court.dishonest_debtors.{ID}")]), ..with("view", serde_json::Value::Null) },
-                QueryRefusal::Malformed(String::new()),
+                QueryRefusal::Malformed(Said::default()),
                 "`datasets` item 1 names an unknown field of dataset `court.dishonest_debtors`; its fields are: ",
             ),
         ];
@@ -1021,6 +1058,17 @@ mod tests {
         assert!(with("legal_basis", "统计法".into())
             .validate(&engine)
             .is_err());
+        // A program reads the same list from the refusal's problem document.
+        let QueryRefusal::Policy(said) = with("legal_basis", "nope".into())
+            .validate(&engine)
+            .unwrap_err()
+        else {
+            panic!("a legal basis refusal is the policy's")
+        };
+        assert_eq!(said.hint.kind, Some(Kind::LegalBasisNotAccepted));
+        assert_eq!(said.hint.field, Some("legal_basis"));
+        let accepted: BTreeSet<&str> = said.hint.accepted.iter().map(String::as_str).collect();
+        assert_eq!(accepted, engine.policy().legal_bases_for(licensing));
     }
 
     #[test]

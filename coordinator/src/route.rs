@@ -33,6 +33,7 @@ use fedq_wire::transport::ChannelError;
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::outcome::{Audited, Refusal, Reply, Unserved};
+use crate::problem::{Hint, Kind, Said};
 use crate::query::{
     self, NodeReport, NodeStatus, QueryRequest, Recorded, RelayedAnswer, ValidQuery,
 };
@@ -153,7 +154,7 @@ impl Router<'_> {
         let Audited::Refused(refusal) = &audited else {
             unreachable!("built as a refusal above")
         };
-        let reply = Reply::error(refusal.http_status(), refusal.reason(), query_id);
+        let reply = Reply::refused(refusal, query_id);
         Concluded {
             entry,
             release: Release {
@@ -174,7 +175,13 @@ impl Router<'_> {
         };
         if body.len() > query::MAX_BODY {
             return refuse(
-                Refusal::TooLarge(format!("request body over {} bytes", query::MAX_BODY)),
+                Refusal::TooLarge(Said::new(
+                    format!("request body over {} bytes", query::MAX_BODY),
+                    Hint {
+                        limit_bytes: Some(query::MAX_BODY as u64),
+                        ..Hint::default()
+                    },
+                )),
                 Recorded::nothing(),
             );
         }
@@ -194,21 +201,27 @@ impl Router<'_> {
         let consent = query.consent_sealed;
         let locally_denied = match precheck(engine, who, &query, consent, clock.today) {
             Ok(denied) => denied,
-            Err(refusal) => return refuse(Refusal::Policy(refusal.to_string()), recorded),
+            Err(refusal) => {
+                let said = Said::new(refusal.to_string(), Hint::of_policy(&refusal));
+                return refuse(Refusal::Policy(said), recorded);
+            }
         };
         // Every node this query will ask must be proven to (or explicitly left out with
         // `null`): a query that forgot one is refused before any node is asked, rather
         // than sent on with nothing the node would accept.
         let plan = query::plan(engine, &query.target);
-        if let Some(reason) = self.unproven(&plan, &locally_denied, &query.proofs, &query.sealed) {
-            return refuse(Refusal::Malformed(reason), recorded);
+        if let Some((kind, reason)) =
+            self.unproven(&plan, &locally_denied, &query.proofs, &query.sealed)
+        {
+            let said = Said::new(reason, Hint::field(kind, "proofs", Vec::new()));
+            return refuse(Refusal::Malformed(said), recorded);
         }
         let rate = match self.limiter.lock() {
             Ok(mut limiter) => limiter.check(who, clock.now).map_err(|e| e.to_string()),
             Err(_) => Err("the rate limiter is unavailable; retry later".to_owned()),
         };
         if let Err(why) = rate {
-            return refuse(Refusal::RateLimited(why), recorded);
+            return refuse(Refusal::RateLimited(why.into()), recorded);
         }
         // The plan: one lookup per node asked. Each node gets its own id of this query,
         // so no two departments' logs share one; only this coordinator's entry maps them.
@@ -298,12 +311,13 @@ impl Router<'_> {
         locally_denied: &BTreeMap<String, String>,
         proofs: &BTreeMap<String, Option<String>>,
         sealed: &BTreeMap<String, String>,
-    ) -> Option<String> {
+    ) -> Option<(Kind, String)> {
         if proofs.keys().any(|n| !(self.is_configured)(n)) {
-            return Some(
+            return Some((
+                Kind::MalformedRequest,
                 "`proofs` names a node this coordinator does not know; GET /v1/nodes lists them"
                     .into(),
-            );
+            ));
         }
         let missing: Vec<&str> = plan
             .iter()
@@ -312,10 +326,10 @@ impl Router<'_> {
             .filter(|node| (self.is_configured)(node) && !proofs.contains_key(*node))
             .collect();
         if !missing.is_empty() {
-            return Some(format!(
+            return Some((Kind::ProofMissing, format!(
             "the query carries no requester proof for node(s) {} which it asks; open a session with each (POST /v1/sessions) and send `proofs` with one per node (`fedq query` does this), or null for a node to leave unasked",
             missing.join(", ")
-        ));
+        )));
         }
         let unsealed: Vec<&str> = proofs
             .iter()
@@ -323,18 +337,19 @@ impl Router<'_> {
             .map(|(node, _)| node.as_str())
             .collect();
         if !unsealed.is_empty() {
-            return Some(format!(
+            return Some((Kind::MalformedRequest, format!(
                 "the query carries no sealed subject for node(s) {} which it proves to; send `sealed` with the subject sealed to each of them (`fedq query` does this)",
                 unsealed.join(", ")
-            ));
+            )));
         }
         if sealed
             .keys()
             .any(|n| !matches!(proofs.get(n), Some(Some(_))))
         {
-            return Some(
+            return Some((
+                Kind::MalformedRequest,
                 "`sealed` names a node the query carries no proof for; seal the subject only to the nodes proven to".into(),
-            );
+            ));
         }
         None
     }

@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use crate::config::CoordinatorConfig;
 use crate::health::NodeHealth;
 use crate::outcome::{Audited, Refusal, Unserved};
+use crate::problem::Kind;
 use crate::query::{self, Recorded};
 use crate::route::{Clock, Concluded, Routed, Router};
 
@@ -282,7 +283,7 @@ impl Coordinator {
     /// to those. Both are the policy's public metadata, nothing of any person.
     pub fn nodes(&self) -> Reply {
         let in_force = self.policy.current();
-        let views: BTreeMap<&str, Vec<String>> = in_force
+        let views: BTreeMap<String, Vec<String>> = in_force
             .engine
             .policy()
             .views
@@ -293,16 +294,13 @@ impl Coordinator {
                     .into_keys()
                     .filter(|n| self.channels.contains_key(n))
                     .collect();
-                (v.name.as_str(), nodes)
+                (v.name.clone(), nodes)
             })
             .collect();
-        Reply {
-            status: 200,
-            body: serde_json::json!({
-                "nodes": self.channels.keys().collect::<Vec<_>>(),
-                "views": views,
-            }),
-        }
+        Reply::ok(&crate::api::NodeList {
+            nodes: self.channels.keys().cloned().collect(),
+            views,
+        })
     }
 
     /// Handles one `POST /v1/sessions` body from an authenticated requester:
@@ -321,7 +319,7 @@ impl Coordinator {
                     serde_json::json!({ "http": 400, "refused": reason }),
                 )
                 .await;
-                return Reply::error(400, reason, &id);
+                return Reply::error(400, Kind::MalformedRequest, reason, &id);
             }
         };
         let deadline = self.config.deadline;
@@ -359,10 +357,7 @@ impl Coordinator {
             serde_json::json!({ "http": 200, "nodes": outcome }),
         )
         .await;
-        Reply {
-            status: 200,
-            body: serde_json::json!({ "accepts": accepts, "failures": failures }),
-        }
+        Reply::ok(&crate::api::SessionsOpened { accepts, failures })
     }
 
     async fn audit_sessions(&self, requester: &Identity, id: &str, outcome: serde_json::Value) {
@@ -457,7 +452,7 @@ impl Coordinator {
                 serde_json::json!({ "http": 400, "refused": reason }),
             )
             .await;
-            return Reply::error(400, reason, &publication);
+            return Reply::error(400, Kind::MalformedRequest, reason, &publication);
         };
         let slot = Arc::clone(&self.policy);
         let local = {
@@ -484,11 +479,11 @@ impl Coordinator {
             }
             Ok(Ok(Installed::AlreadyInForce { label })) => (label, false),
             Ok(Err(refusal)) => {
-                let status = match refusal {
+                let (status, kind) = match refusal {
                     fedq_bundle::Refusal::NotNewer { .. }
-                    | fedq_bundle::Refusal::VersionConflict(_) => 409,
-                    fedq_bundle::Refusal::Io(_) => 503,
-                    _ => 422,
+                    | fedq_bundle::Refusal::VersionConflict(_) => (409, Kind::BundleConflict),
+                    fedq_bundle::Refusal::Io(_) => (503, Kind::Internal),
+                    _ => (422, Kind::BundleRefused),
                 };
                 let reason = format!("bundle refused: {refusal}; the version in force stays");
                 self.audit_publication(
@@ -498,7 +493,7 @@ impl Coordinator {
                     serde_json::json!({ "http": status, "refused": refusal.to_string() }),
                 )
                 .await;
-                return Reply::error(status, reason, &publication);
+                return Reply::error(status, kind, reason, &publication);
             }
             Err(_) => {
                 let reason = "installing the bundle failed unexpectedly";
@@ -509,7 +504,7 @@ impl Coordinator {
                     serde_json::json!({ "http": 500, "refused": reason }),
                 )
                 .await;
-                return Reply::error(500, reason, &publication);
+                return Reply::error(500, Kind::Internal, reason, &publication);
             }
         };
         if changed {
@@ -532,36 +527,33 @@ impl Coordinator {
         let mut nodes = Vec::new();
         let mut outcome = BTreeMap::new();
         for (node, answer) in futures_util::future::join_all(asks).await {
-            let (applied, detail) = match answer {
-                Ok(NodeResponse::PolicyInstalled { label, changed }) => (
-                    true,
-                    serde_json::json!({ "label": label, "changed": changed }),
-                ),
-                Ok(NodeResponse::Refused { rationale }) => (
-                    false,
-                    serde_json::json!({ "error": format!("refused: {rationale}") }),
-                ),
-                Ok(NodeResponse::Failed { message, .. }) => {
-                    (false, serde_json::json!({ "error": message }))
+            let detail = match answer {
+                Ok(NodeResponse::PolicyInstalled { label, changed }) => {
+                    Ok(crate::api::Installed { label, changed })
                 }
-                Ok(_) => (false, serde_json::json!({ "error": "unexpected answer" })),
-                Err(e) => (
-                    false,
-                    serde_json::json!({ "error": format!("not reached: {e}") }),
-                ),
+                Ok(NodeResponse::Refused { rationale }) => Err(format!("refused: {rationale}")),
+                Ok(NodeResponse::Failed { message, .. }) => Err(message),
+                Ok(_) => Err("unexpected answer".to_owned()),
+                Err(e) => Err(format!("not reached: {e}")),
             };
             if let Ok(mut failures) = self.publish_failures.lock() {
-                match detail.get("error").and_then(|e| e.as_str()) {
-                    Some(e) => failures.insert(node.clone(), e.to_owned()),
-                    None => failures.remove(&node),
+                match &detail {
+                    Err(e) => failures.insert(node.clone(), e.clone()),
+                    Ok(_) => failures.remove(&node),
                 };
             }
+            let applied = detail.is_ok();
             outcome.insert(node.clone(), if applied { "applied" } else { "failed" });
-            let mut entry = serde_json::json!({ "node": node, "applied": applied });
-            if let (Some(e), Some(d)) = (entry.as_object_mut(), detail.as_object()) {
-                e.extend(d.clone());
-            }
-            nodes.push(entry);
+            let (installed, error) = match detail {
+                Ok(i) => (Some(i), None),
+                Err(e) => (None, Some(e)),
+            };
+            nodes.push(crate::api::NodePublication {
+                node,
+                applied,
+                installed,
+                error,
+            });
         }
         let complete = outcome.values().all(|o| *o == "applied");
         self.audit_publication(
@@ -571,15 +563,12 @@ impl Coordinator {
             serde_json::json!({ "http": 200, "label": label, "changed": changed, "nodes": outcome }),
         )
         .await;
-        Reply {
-            status: 200,
-            body: serde_json::json!({
-                "publication": publication,
-                "coordinator": { "label": label, "changed": changed },
-                "nodes": nodes,
-                "complete": complete,
-            }),
-        }
+        Reply::ok(&crate::api::Publication {
+            publication,
+            coordinator: crate::api::Installed { label, changed },
+            nodes,
+            complete,
+        })
     }
 
     /// Registers one step of a publication: `policy-installed` (the floor for restarts),
@@ -631,39 +620,42 @@ impl Coordinator {
             .unwrap_or_default();
         let mut nodes = Vec::new();
         for (node, answer) in futures_util::future::join_all(asks).await {
-            let mut entry = match answer {
-                Ok(NodeResponse::PolicyStatus(state)) => serde_json::json!({
-                    "node": node,
-                    "reachable": true,
-                    "version": state.version,
-                    "label": state.label,
-                    "content_sha256": state.content_sha256,
-                    "threshold": state.threshold,
-                    "last_refusal": state.last_refusal,
-                }),
-                Ok(_) => {
-                    serde_json::json!({ "node": node, "reachable": true, "error": "unexpected answer" })
-                }
-                Err(e) => {
-                    serde_json::json!({ "node": node, "reachable": false, "error": e.to_string() })
-                }
+            let last_publish_error = failures.get(&node).cloned();
+            let entry = match answer {
+                Ok(NodeResponse::PolicyStatus(state)) => crate::api::NodePolicyStatus {
+                    node,
+                    reachable: true,
+                    version: Some(state.into()),
+                    error: None,
+                    last_publish_error,
+                },
+                Ok(_) => crate::api::NodePolicyStatus {
+                    node,
+                    reachable: true,
+                    version: None,
+                    error: Some("unexpected answer".into()),
+                    last_publish_error,
+                },
+                Err(e) => crate::api::NodePolicyStatus {
+                    node,
+                    reachable: false,
+                    version: None,
+                    error: Some(e.to_string()),
+                    last_publish_error,
+                },
             };
-            if let (Some(e), Some(f)) = (entry.as_object_mut(), failures.get(&node)) {
-                e.insert("last_publish_error".into(), serde_json::json!(f));
-            }
             nodes.push(entry);
         }
         let in_step = nodes.iter().all(|n| {
-            n.get("content_sha256").and_then(|h| h.as_str()) == Some(own.content_sha256.as_str())
+            n.version
+                .as_ref()
+                .is_some_and(|v| v.content_sha256 == own.content_sha256)
         });
-        Reply {
-            status: 200,
-            body: serde_json::json!({
-                "coordinator": own,
-                "nodes": nodes,
-                "in_step": in_step,
-            }),
-        }
+        Reply::ok(&crate::api::PolicyStatus {
+            coordinator: own.into(),
+            nodes,
+            in_step,
+        })
     }
 }
 

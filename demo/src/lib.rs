@@ -1340,7 +1340,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
-            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            let error = a.get("detail").and_then(Value::as_str).unwrap_or_default();
             expect(
                 error.contains("aggregate-only") && error.contains("`statistics`"),
                 "expected the policy's reason naming the purpose",
@@ -1358,7 +1358,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
-            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            let error = a.get("detail").and_then(Value::as_str).unwrap_or_default();
             expect(
                 error.contains("case reference") && error.contains("长市监许申"),
                 "expected the expected form of the case reference",
@@ -1377,7 +1377,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 403, "expected 403")?;
-            let error = a.get("error").and_then(Value::as_str).unwrap_or_default();
+            let error = a.get("detail").and_then(Value::as_str).unwrap_or_default();
             expect(
                 error.contains(LICENSING_BASIS) && error.contains("行政许可法"),
                 "expected the accepted legal bases",
@@ -1537,7 +1537,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
                 println!(
                     "   HTTP {}: {}",
                     step.status,
-                    step.answer.get("error").and_then(Value::as_str).unwrap_or("")
+                    step.answer.get("detail").and_then(Value::as_str).unwrap_or("")
                 );
             }
             match &step.check {

@@ -16,7 +16,7 @@ use crate::engine::{DatasetDecision, FieldDecision};
 use crate::transform::{FieldTransform, Value};
 
 /// A per-field summary over all records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Summary {
     /// Whether any disclosable record has the field.

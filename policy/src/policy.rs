@@ -352,7 +352,9 @@ impl Rule {
 }
 
 /// What a view computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ViewKind {
     /// Active serious-dishonesty listings: list, since, until (seed §十四, §十五).

@@ -34,7 +34,7 @@ pub enum SourceOutcome {
 }
 
 /// Why a source could not be confirmed, as a view reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnverifiedStatus {
     /// The node said its records of the source cannot be read as the catalogue says.
@@ -59,7 +59,7 @@ pub struct Listing {
 }
 
 /// A source the view could not verify.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Unverified {
     /// The dataset.
     pub dataset: String,
@@ -70,7 +70,7 @@ pub struct Unverified {
 }
 
 /// The green channel's answer (seed §十三).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GreenChannelVerdict {
     /// Every source answered and none has a negative record in the clean period.
@@ -96,7 +96,7 @@ pub struct ReportSection {
 }
 
 /// One line of an integrity score.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScoreLine {
     /// Category label.
     pub category: String,
@@ -250,7 +250,7 @@ pub fn released(
 /// numbers. Each node's part carries the [`ViewTerms::digest`] of the terms it decided
 /// under, so terms that reach the requester by another way (the coordinator's relay) are
 /// used only when every part vouches for them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ViewTerms {
     /// The view's name.
     pub name: String,
@@ -269,7 +269,7 @@ pub struct ViewTerms {
 }
 
 /// One source of a view, as its terms name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceTerm {
     /// `department.dataset`.
     pub dataset: String,
@@ -282,7 +282,7 @@ pub struct SourceTerm {
 }
 
 /// A grade threshold, as a view's terms name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GradeTerm {
     /// Lowest points for the grade.
     pub min_points: i64,
