@@ -635,7 +635,9 @@ impl AuditLog {
             ));
         }
         self.file.still_at(&self.path, "the audit log")?;
-        Ok(format!("audit log `{path}` open; its writer runs and its last commit did not fail"))
+        Ok(format!(
+            "audit log `{path}` open; its writer runs and its last commit did not fail"
+        ))
     }
 
     /// Appends an entry and waits until it is durable. Returns its sequence number.

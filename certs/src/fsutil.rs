@@ -230,9 +230,15 @@ mod tests {
         assert_eq!(id.still_at(&path, "the log"), Ok(()));
         let aside = dir.path().join("aside.db");
         fs::rename(&path, &aside).unwrap();
-        assert!(id.still_at(&path, "the log").unwrap_err().contains("was removed or renamed"));
+        assert!(id
+            .still_at(&path, "the log")
+            .unwrap_err()
+            .contains("was removed or renamed"));
         fs::write(&path, b"b").unwrap();
-        assert!(id.still_at(&path, "the log").unwrap_err().contains("was replaced"));
+        assert!(id
+            .still_at(&path, "the log")
+            .unwrap_err()
+            .contains("was replaced"));
         fs::rename(&aside, &path).unwrap();
         assert_eq!(id.still_at(&path, "the log"), Ok(()));
     }

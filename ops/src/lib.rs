@@ -107,19 +107,20 @@ pub fn describe_common() {
     metrics::describe_gauge!(
         CRL_NEXT_UPDATE,
         metrics::Unit::Seconds,
-        "Seconds until the CRL in force passes its nextUpdate (negative once past: new connections are refused after the grace)"
+        "Seconds until the CRL in force passes its nextUpdate (negative once past: new connections are refused after the grace; 0 if it cannot be read)"
     );
     let _ = metrics::gauge!(CERTIFICATE_EXPIRY);
     let _ = metrics::gauge!(CRL_NEXT_UPDATE);
 }
 
 /// Sets the certificate and CRL gauges as of `now` (Unix seconds): `certificate` is this
-/// process's own (`None`: unreadable, shown as 0 so an expiry alert fires), `crl_next_update`
-/// the CRL in force's `nextUpdate` (`None`: it states none, never stale).
+/// process's own, `crl_next_update` the CRL in force's `nextUpdate`. `None` (unreadable,
+/// or a CRL stating no `nextUpdate`, which `fedq certs` never writes) is shown as 0, so
+/// the alerts on either fire and someone looks.
 pub fn set_tls_gauges(now: i64, certificate: Option<Validity>, crl_next_update: Option<i64>) {
     let expiry = certificate.map_or(0.0, |v| (v.not_after - now) as f64);
     metrics::gauge!(CERTIFICATE_EXPIRY).set(expiry);
-    let next = crl_next_update.map_or(f64::INFINITY, |n| (n - now) as f64);
+    let next = crl_next_update.map_or(0.0, |n| (n - now) as f64);
     metrics::gauge!(CRL_NEXT_UPDATE).set(next);
 }
 
@@ -209,7 +210,12 @@ impl Health {
         let checks: Map<String, Value> = self
             .checks
             .iter()
-            .map(|(name, c)| ((*name).to_owned(), json!({ "ok": c.ok, "detail": c.detail })))
+            .map(|(name, c)| {
+                (
+                    (*name).to_owned(),
+                    json!({ "ok": c.ok, "detail": c.detail }),
+                )
+            })
             .collect();
         json!({
             "status": if self.ready() { "ready" } else { "not_ready" },
@@ -236,11 +242,10 @@ pub struct ClockFacts {
     /// A node: the coordinator's date in the last lookup refused for clock skew, while no
     /// lookup since passed the date check.
     pub refused_peer_date: Option<time::Date>,
+    /// How many days a pinned date may be from the system's: as far as a node lets a
+    /// coordinator's date be from its own (`fedq_wire::message::MAX_DATE_SKEW_DAYS`).
+    pub max_skew_days: i64,
 }
-
-/// How far (days) a process's date may be from another's before lookups fail with clock
-/// skew (the node's own rule).
-pub const MAX_DATE_SKEW_DAYS: i64 = 1;
 
 fn date_of(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(
@@ -280,7 +285,7 @@ pub fn clock_check(facts: &ClockFacts) -> Check {
         ));
     }
     let apart = (facts.today - facts.system_today).whole_days();
-    if facts.pinned && apart.abs() > MAX_DATE_SKEW_DAYS {
+    if facts.pinned && apart.abs() > facts.max_skew_days {
         return Check::failed(format!(
             "the date is pinned to {} by `today` in the config, {} days from the system's {}: peers with a correct clock get clock-skew failures; remove `today` (it is for tests and demos)",
             facts.today,
@@ -376,7 +381,9 @@ fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>>
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if let Ok(v) = content_type.parse() {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
     }
     response.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
@@ -431,11 +438,7 @@ pub fn undescribed_families(text: &str) -> Vec<String> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let name = line
-            .split(['{', ' '])
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let name = line.split(['{', ' ']).next().unwrap_or_default().to_owned();
         let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|suffix| {
@@ -469,7 +472,11 @@ mod tests {
 
     fn facts() -> ClockFacts {
         let day = time::macros::date!(2026 - 06 - 01);
-        let noon = day.with_hms(12, 0, 0).unwrap().assume_utc().unix_timestamp();
+        let noon = day
+            .with_hms(12, 0, 0)
+            .unwrap()
+            .assume_utc()
+            .unix_timestamp();
         ClockFacts {
             now: noon,
             system_today: day,
@@ -480,6 +487,7 @@ mod tests {
                 not_after: noon + 90 * 86_400,
             }),
             refused_peer_date: None,
+            max_skew_days: 1,
         }
     }
 
@@ -514,7 +522,10 @@ mod tests {
             ..f.clone()
         };
         let check = clock_check(&pinned);
-        assert!(!check.ok && check.detail.contains("remove `today`"), "{check:?}");
+        assert!(
+            !check.ok && check.detail.contains("remove `today`"),
+            "{check:?}"
+        );
         let skewed = ClockFacts {
             refused_peer_date: Some(f.today + time::Duration::days(5)),
             ..f.clone()
