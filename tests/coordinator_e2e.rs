@@ -578,7 +578,7 @@ async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
     assert!(metrics.contains("fedq_policy_bundle_version"), "{metrics}");
     assert!(!metrics.contains(&subject));
     let health = http_get(ops, "/health").await;
-    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    assert!(health.contains("\"status\":\"ready\""), "{health}");
     running.stop().await;
 }
 

@@ -12,6 +12,10 @@
 //! names and transforms), outcomes, the policy version. **Never a raw resident ID and
 //! never a record value** — callers pass only those; this crate cannot tell, so the
 //! types at its callers are built to make the wrong thing hard.
+//!
+//! Each group commit's time (transaction to durable, fsync included) is recorded as
+//! [`COMMIT_SECONDS`], a failed one counted as [`COMMIT_FAILURES`]; [`AuditLog::health`]
+//! says whether entries can be written now (for a process's `/health`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -503,11 +507,38 @@ type Pending = (
 /// Most entries committed in one transaction.
 const MAX_GROUP: usize = 1024;
 
+/// Histogram: seconds one group commit took, from its transaction's start until it was
+/// durable (the fsync included).
+pub const COMMIT_SECONDS: &str = "fedq_audit_commit_seconds";
+/// Counter: group commits that failed (every answer in them withheld).
+pub const COMMIT_FAILURES: &str = "fedq_audit_commit_failures_total";
+
+/// Describes this crate's metrics to the installed recorder and registers them, so they
+/// are exported (at zero) before the first entry is written.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time one audit group commit took until durable (fsync included); answers wait for it"
+    );
+    metrics::describe_counter!(
+        COMMIT_FAILURES,
+        metrics::Unit::Count,
+        "Audit group commits that failed; every answer in them was withheld"
+    );
+    let _ = metrics::histogram!(COMMIT_SECONDS);
+    metrics::counter!(COMMIT_FAILURES).increment(0);
+}
+
 /// An open audit log with its group-commit writer.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
     path: Arc<PathBuf>,
+    /// The file opened, to notice it removed or replaced under the running process.
+    file: fedq_certs::fsutil::FileIdentity,
+    /// Why the last group commit failed; `None` once one succeeds again.
+    last_failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl AuditLog {
@@ -528,6 +559,12 @@ impl AuditLog {
             .optional()
             .map_err(store_err(path))?
             .map_or((0u64, GENESIS.to_owned()), |(s, h)| (s.unsigned_abs(), h));
+        let file = fedq_certs::fsutil::FileIdentity::of(path).map_err(|e| AuditError::Store {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let last_failure = Arc::new(std::sync::Mutex::new(None));
+        let failure = Arc::clone(&last_failure);
         let (tx, mut rx) = mpsc::channel::<Pending>(8 * MAX_GROUP);
         let owned = path.to_owned();
         std::thread::Builder::new()
@@ -543,9 +580,15 @@ impl AuditLog {
                             Err(_) => break,
                         }
                     }
+                    let started = std::time::Instant::now();
                     let result = write_group(&mut conn, &owned, seq, &prev, &batch);
+                    if let Ok(mut last) = failure.lock() {
+                        *last = result.as_ref().err().map(ToString::to_string);
+                    }
                     match result {
                         Ok((last_seq, last_hash)) => {
+                            metrics::histogram!(COMMIT_SECONDS)
+                                .record(started.elapsed().as_secs_f64());
                             let first_seq = seq + 1;
                             seq = last_seq;
                             prev = last_hash;
@@ -554,6 +597,7 @@ impl AuditLog {
                             }
                         }
                         Err(e) => {
+                            metrics::counter!(COMMIT_FAILURES).increment(1);
                             tracing::error!(error = %e, "audit group commit failed; answers withheld");
                             for (_, _, reply) in batch.drain(..) {
                                 let _ = reply.send(Err(e.clone()));
@@ -569,7 +613,31 @@ impl AuditLog {
         Ok(Self {
             tx,
             path: Arc::new(path.to_owned()),
+            file,
+            last_failure,
         })
+    }
+
+    /// Whether entries can be written now: the writer thread runs, its last group commit
+    /// did not fail, and the file it writes is still the one at the log's path. `Ok` says
+    /// where the log is; `Err` says what is wrong and what to do, for an operator (it
+    /// names files, never an entry).
+    pub fn health(&self) -> Result<String, String> {
+        let path = self.path.display();
+        if self.tx.is_closed() {
+            return Err(format!(
+                "the audit log `{path}` writer has stopped: nothing can be answered; restart the process"
+            ));
+        }
+        if let Some(why) = self.last_failure.lock().ok().and_then(|l| l.clone()) {
+            return Err(format!(
+                "the last commit to the audit log failed ({why}): answers are withheld until one succeeds; check the disk"
+            ));
+        }
+        self.file.still_at(&self.path, "the audit log")?;
+        Ok(format!(
+            "audit log `{path}` open; its writer runs and its last commit did not fail"
+        ))
     }
 
     /// Appends an entry and waits until it is durable. Returns its sequence number.

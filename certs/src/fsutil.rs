@@ -178,9 +178,70 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Which file a path named when a process opened it (device and inode), so a health
+/// check can tell when the file was since removed, renamed away or replaced: a process
+/// keeps reading and writing the file it opened, which is then no longer the one at the
+/// path (an audit log whose entries vanish at exit, a store the next start cannot find).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now.
+    pub fn of(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path)?;
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Whether `path` still names this file; the error says what became of it, for an
+    /// operator (`what` names the file's role, e.g. "the audit log").
+    pub fn still_at(&self, path: &Path, what: &str) -> Result<(), String> {
+        match Self::of(path) {
+            Ok(now) if now == *self => Ok(()),
+            Ok(_) => Err(format!(
+                "{what} `{}` was replaced since this process opened it; put the original back or restart the process",
+                path.display()
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+                "{what} `{}` was removed or renamed since this process opened it; put it back, or restore it from backup and restart the process",
+                path.display()
+            )),
+            Err(e) => Err(format!("{what} `{}` cannot be checked: {e}", path.display())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_identity_notices_removal_and_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        fs::write(&path, b"a").unwrap();
+        let id = FileIdentity::of(&path).unwrap();
+        assert_eq!(id.still_at(&path, "the log"), Ok(()));
+        let aside = dir.path().join("aside.db");
+        fs::rename(&path, &aside).unwrap();
+        assert!(id
+            .still_at(&path, "the log")
+            .unwrap_err()
+            .contains("was removed or renamed"));
+        fs::write(&path, b"b").unwrap();
+        assert!(id
+            .still_at(&path, "the log")
+            .unwrap_err()
+            .contains("was replaced"));
+        fs::rename(&aside, &path).unwrap();
+        assert_eq!(id.still_at(&path, "the log"), Ok(()));
+    }
 
     #[test]
     fn key_files_are_created_private_and_whole() {

@@ -112,6 +112,35 @@ pub fn read_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Str
         .map_err(|e| e.to_string())
 }
 
+/// When a certificate is valid: `notBefore` and `notAfter`, seconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validity {
+    /// `notBefore`.
+    pub not_before: i64,
+    /// `notAfter`.
+    pub not_after: i64,
+}
+
+/// The validity of a DER certificate.
+pub fn certificate_validity(der: &[u8]) -> Result<Validity, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let validity = cert.validity();
+    Ok(Validity {
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+    })
+}
+
+/// The validity of the first certificate of a PEM file (a holder's `NAME.crt`).
+pub fn certificate_file_validity(path: &Path) -> Result<Validity, String> {
+    let pem = fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let chain = read_certificates(&pem).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| format!("`{}`: no PEM certificate in file", path.display()))?;
+    certificate_validity(leaf).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
 /// The ring crypto provider, the only one fedq uses.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

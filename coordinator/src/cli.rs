@@ -40,21 +40,9 @@ pub enum CoordinatorCliError {
 }
 
 /// Installs the Prometheus recorder (once per process: metrics are global) and returns its
-/// handle; later calls return the same handle.
+/// handle; later calls return the same handle ([`fedq_ops::recorder`]).
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
-                ])
-                .ok()?
-                .install_recorder()
-                .ok()
-        })
-        .clone()
+    fedq_ops::recorder()
 }
 
 /// Starts a coordinator from a config inside the current runtime; returns the bound API.
@@ -65,6 +53,10 @@ pub async fn start(
     // The recorder first: gauges set while starting (each node up, the bundle version)
     // would otherwise be lost.
     let metrics = install_metrics();
+    if metrics.is_some() {
+        let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+        crate::ops::describe_coordinator(&nodes);
+    }
     let coordinator = Arc::new(crate::service::Coordinator::start(config, limits)?);
     Ok(crate::https::Api::bind(coordinator, metrics).await?)
 }

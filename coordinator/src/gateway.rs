@@ -99,6 +99,7 @@ pub struct App {
 /// ```toml
 /// name = "market-regulation.licensing"       # in the gateway's own log
 /// listen = "127.0.0.1:9443"                  # the apps' HTTPS API
+/// ops_listen = "127.0.0.1:9444"              # optional, plain HTTP: /health and /metrics; keep it local
 /// coordinator = "https://127.0.0.1:8443"
 /// cert = "../pki/market-regulation.licensing.crt"   # the agency's requester identity
 /// key = "../pki/market-regulation.licensing.key"
@@ -119,6 +120,9 @@ pub struct GatewayConfig {
     pub name: String,
     /// Where the apps' API listens.
     pub listen: SocketAddr,
+    /// Where `/health` and `/metrics` are served in plain HTTP, if anywhere (loopback or a
+    /// management network: it is unauthenticated).
+    pub ops_listen: Option<SocketAddr>,
     /// The coordinator's URL.
     pub coordinator: String,
     /// The requester certificate.
@@ -148,6 +152,7 @@ pub struct GatewayConfig {
 struct RawConfig {
     name: String,
     listen: String,
+    ops_listen: Option<String>,
     coordinator: String,
     cert: PathBuf,
     key: PathBuf,
@@ -189,6 +194,13 @@ impl GatewayConfig {
             .listen
             .parse()
             .map_err(|_| bad("`listen` is not an address like 127.0.0.1:9443".into()))?;
+        let ops_listen = raw
+            .ops_listen
+            .map(|o| {
+                o.parse()
+                    .map_err(|_| bad("`ops_listen` is not an address like 127.0.0.1:9444".into()))
+            })
+            .transpose()?;
         if !raw.coordinator.starts_with("https://") {
             return Err(bad(
                 "`coordinator` must be an https:// URL like https://127.0.0.1:8443".into(),
@@ -224,6 +236,7 @@ impl GatewayConfig {
         Ok(Self {
             name: raw.name,
             listen,
+            ops_listen,
             coordinator: raw.coordinator,
             cert: at(raw.cert),
             key: at(raw.key),
@@ -576,7 +589,7 @@ async fn post_query(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
         .map(str::to_owned);
     let Some(app) = gateway.app_of(authorization.as_deref()).map(str::to_owned) else {
         // Counted, not logged one by one: a flood of them fills no log.
-        metrics::counter!("fedq_gateway_unauthenticated_total").increment(1);
+        metrics::counter!(crate::ops::GATEWAY_UNAUTHENTICATED).increment(1);
         let (status, body) = problem(
             Kind::Unauthenticated,
             401,
@@ -615,7 +628,11 @@ async fn post_query(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
             return reply(status, body);
         }
     };
+    let started = std::time::Instant::now();
     let (status, answer) = gateway.query(&app, &body).await;
+    metrics::counter!(crate::ops::GATEWAY_QUERIES, "outcome" => crate::ops::gateway_outcome(status))
+        .increment(1);
+    metrics::histogram!(crate::ops::GATEWAY_QUERY_SECONDS).record(started.elapsed().as_secs_f64());
     reply(status, answer)
 }
 
@@ -651,6 +668,8 @@ pub struct BoundGateway {
     gateway: Arc<Gateway>,
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    /// `/health` and `/metrics`, if `ops_listen` is set.
+    ops: Option<fedq_ops::OpsListener>,
 }
 
 impl std::fmt::Debug for BoundGateway {
@@ -662,8 +681,18 @@ impl std::fmt::Debug for BoundGateway {
 impl BoundGateway {
     /// Opens the gateway and binds its listener.
     pub async fn bind(config: GatewayConfig) -> Result<Self, GatewayError> {
+        if fedq_ops::recorder().is_some() {
+            crate::ops::describe_gateway();
+        }
         let acceptor = tls_acceptor(&config)?;
         let listen = config.listen;
+        let ops = config
+            .ops_listen
+            .map(fedq_ops::OpsListener::bind)
+            .transpose()
+            .map_err(
+                |fedq_ops::OpsError::Bind { addr, reason }| GatewayError::Bind { addr, reason },
+            )?;
         let gateway = Arc::new(Gateway::open(config)?);
         let listener = TcpListener::bind(listen)
             .await
@@ -675,6 +704,7 @@ impl BoundGateway {
             gateway,
             listener,
             acceptor,
+            ops,
         })
     }
 
@@ -683,9 +713,33 @@ impl BoundGateway {
         self.listener.local_addr()
     }
 
+    /// Where `/health` and `/metrics` are served, if anywhere.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|o| o.local_addr().ok())
+    }
+
     /// Serves the apps until `shutdown` completes; connections open then finish their
     /// request in flight.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let ops_task = self.ops.map(|ops| {
+            let config = &self.gateway.config;
+            let probe = crate::ops::GatewayProbe {
+                name: config.name.clone(),
+                audit: self.gateway.audit.clone(),
+                cert: config.cert.clone(),
+                tls_cert: config.tls_cert.clone(),
+                trust: fedq_certs::tls::TrustFiles {
+                    ca: config.ca.clone(),
+                    crl: config
+                        .crl
+                        .clone()
+                        .unwrap_or_else(|| config.ca.with_file_name("crl.pem")),
+                    crl_grace: Duration::ZERO,
+                },
+            };
+            tokio::spawn(ops.serve(Arc::new(probe), fedq_ops::recorder()))
+        });
+        let _ops = AbortOnDrop(ops_task);
         let router = axum::Router::new()
             .route("/v1/query", post(post_query))
             .route("/health", get(health))
@@ -723,6 +777,17 @@ impl BoundGateway {
                     .serve_connection(TokioIo::new(tls), service)
                     .await;
             });
+        }
+    }
+}
+
+/// Aborts the ops task when the gateway stops serving.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
         }
     }
 }
@@ -833,7 +898,10 @@ pub fn run(cmd: GatewayCommand, shutdown: impl Future<Output = ()>) -> Result<()
             runtime.block_on(async {
                 let bound = BoundGateway::bind(config).await?;
                 if let Ok(addr) = bound.local_addr() {
-                    eprintln!("gateway serving its apps on https://{addr}; Ctrl-C to stop");
+                    match bound.ops_addr() {
+                        Some(ops) => eprintln!("gateway serving its apps on https://{addr} (health and metrics on http://{ops}); Ctrl-C to stop"),
+                        None => eprintln!("gateway serving its apps on https://{addr}; Ctrl-C to stop"),
+                    }
                 }
                 bound.serve(shutdown).await;
                 eprintln!("gateway stopped");

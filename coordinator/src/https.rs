@@ -472,7 +472,7 @@ pub struct Api {
     acceptor: Arc<RwLock<tokio_rustls::TlsAcceptor>>,
     state: AppState,
     refusals: RefusalLog,
-    ops: Option<TcpListener>,
+    ops: Option<fedq_ops::OpsListener>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -540,14 +540,9 @@ impl Api {
                 reason: e.to_string(),
             })?;
         let ops = match config.ops_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| HttpsError::Bind {
-                        addr,
-                        reason: e.to_string(),
-                    })?,
-            ),
+            Some(addr) => Some(fedq_ops::OpsListener::bind(addr).map_err(
+                |fedq_ops::OpsError::Bind { addr, reason }| HttpsError::Bind { addr, reason },
+            )?),
             None => None,
         };
         if let Some(limit) = open_file_limit() {
@@ -633,21 +628,11 @@ impl Api {
             })
         };
         let ops_task = self.ops.map(|ops| {
-            let metrics = self.metrics.clone();
-            let state = self.state.clone();
-            tokio::spawn(async move {
-                let app = Router::new()
-                    .route("/health", get(health))
-                    .route(
-                        "/metrics",
-                        get(move || {
-                            let m = metrics.clone();
-                            async move { m.map(|h| h.render()).unwrap_or_default() }
-                        }),
-                    )
-                    .with_state(state);
-                let _ = axum::serve(ops, app).await;
-            })
+            let probe = crate::ops::CoordinatorProbe {
+                coordinator: Arc::clone(&self.state.coordinator),
+                trust: Arc::clone(&self.state.trust),
+            };
+            tokio::spawn(ops.serve(Arc::new(probe), self.metrics.clone()))
         });
         tokio::pin!(shutdown);
         let mut backoff = Backoff::new();

@@ -12,6 +12,8 @@
 //! - [`health`]: which nodes answer; a down node is answered `unavailable` at once and
 //!   probed in the background;
 //! - [`https`]: the requester API (HTTPS, client certificates) and the ops listener;
+//! - [`ops`]: the coordinator's and the gateway's metrics and `/health` checks (served
+//!   by [`fedq_ops`]);
 //! - [`client`]: `fedq query`;
 //! - [`cli`]: `fedq coordinator …`.
 
@@ -27,6 +29,7 @@ pub mod health;
 pub mod https;
 pub mod openapi;
 pub mod opening;
+pub mod ops;
 pub mod outcome;
 pub mod problem;
 pub mod query;

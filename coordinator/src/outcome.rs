@@ -268,6 +268,18 @@ impl Audited {
     }
 }
 
+/// Every `outcome` label of `fedq_queries_total` ([`Audited::metric`],
+/// [`Unserved::metric`]), so each series is exported at zero from start.
+pub const QUERY_OUTCOMES: [&str; 7] = [
+    "answered",
+    "partial",
+    "refused",
+    "overloaded",
+    "audit_unavailable",
+    "audit_failed",
+    "unencodable",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +329,33 @@ mod tests {
             (Unserved::Unencodable("x".into()), 500),
         ] {
             assert_eq!(u.http_status(), status, "{u:?}");
+        }
+    }
+
+    #[test]
+    fn every_metric_label_is_registered_at_start() {
+        let answered = |complete| Audited::Answered {
+            complete,
+            nodes: BTreeMap::new(),
+            sizes: BTreeMap::new(),
+        };
+        let audited = [
+            Audited::Refused(Refusal::Malformed("bad".into())),
+            answered(true),
+            answered(false),
+        ];
+        let unserved = [
+            Unserved::Overloaded,
+            Unserved::AuditUnavailable,
+            Unserved::AnswerWithheld,
+            Unserved::Unencodable("x".into()),
+        ];
+        let labels = audited
+            .iter()
+            .map(Audited::metric)
+            .chain(unserved.iter().map(Unserved::metric));
+        for label in labels {
+            assert!(QUERY_OUTCOMES.contains(&label), "{label}");
         }
     }
 }

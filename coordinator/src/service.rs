@@ -159,6 +159,21 @@ impl Coordinator {
         &self.config
     }
 
+    /// The audit log (for `/health`).
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// The policy slot (for `/health`).
+    pub(crate) fn policy_slot(&self) -> &PolicySlot {
+        &self.policy
+    }
+
+    /// The date this coordinator decides with (pinned, or the city's).
+    pub(crate) fn date(&self) -> time::Date {
+        self.today()
+    }
+
     /// Closes every node connection.
     pub fn close(&self) {
         self.client.close();

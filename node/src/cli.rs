@@ -206,7 +206,10 @@ pub fn run(cmd: NodeCommand) -> Result<(), NodeCliError> {
                 let addr = node
                     .local_addr()
                     .map_err(|e| NodeCliError::Runtime(e.to_string()))?;
-                eprintln!("node serving on udp {addr}; Ctrl-C to stop");
+                match node.ops_addr() {
+                    Some(ops) => eprintln!("node serving on udp {addr} (health and metrics on http://{ops}); Ctrl-C to stop"),
+                    None => eprintln!("node serving on udp {addr}; Ctrl-C to stop"),
+                }
                 node.serve(None, shutdown_signal()).await;
                 eprintln!("node stopped");
                 Ok(())

@@ -4,6 +4,7 @@
 //! ```toml
 //! name = "court"                      # must match the node certificate's name
 //! listen = "0.0.0.0:7101"             # UDP (QUIC)
+//! ops_listen = "127.0.0.1:9101"       # optional, plain HTTP: /health and /metrics; keep it local
 //! catalogue = "catalogue/court.toml"  # this department's datasets
 //! policy = "policy.toml"              # the set-up policy (names its catalogue dir)
 //! policy_threshold = 2                # officers a policy bundle needs until one says otherwise
@@ -61,6 +62,7 @@ pub enum ConfigError {
 struct RawConfig {
     name: String,
     listen: String,
+    ops_listen: Option<String>,
     catalogue: PathBuf,
     policy: PathBuf,
     policy_threshold: Option<u32>,
@@ -139,6 +141,9 @@ pub struct NodeConfig {
     pub name: String,
     /// UDP address to listen on.
     pub listen: SocketAddr,
+    /// Where `/health` and `/metrics` are served in plain HTTP, if anywhere (loopback or
+    /// a management network: it is unauthenticated).
+    pub ops_listen: Option<SocketAddr>,
     /// The department's catalogue file.
     pub catalogue: PathBuf,
     /// The set-up policy file: in force (as version 0) until a signed bundle is.
@@ -191,6 +196,16 @@ impl NodeConfig {
                 raw.listen
             ))
         })?;
+        let ops_listen = raw
+            .ops_listen
+            .map(|o| {
+                o.parse().map_err(|_| {
+                    invalid(format!(
+                        "`ops_listen = \"{o}\"` is not an address; expected IP:PORT, e.g. \"127.0.0.1:9101\""
+                    ))
+                })
+            })
+            .transpose()?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| base.join(p);
         let store = if is_postgres_url(&raw.store) {
@@ -269,6 +284,7 @@ impl NodeConfig {
         Ok(Self {
             name: raw.name,
             listen,
+            ops_listen,
             catalogue: rel(&raw.catalogue),
             policy: rel(&raw.policy),
             policy_threshold,
@@ -317,6 +333,21 @@ key = "pki/court.key"
             StoreLocation::Sqlite("/srv/fedq/data/court.db".into())
         );
         assert_eq!(c.tls.cert, Path::new("/srv/fedq/pki/court.crt"));
+        assert_eq!(c.ops_listen, None);
+    }
+
+    #[test]
+    fn the_ops_listener_is_optional_and_a_bad_address_is_named() {
+        let p = Path::new("node.toml");
+        let c = NodeConfig::parse(&format!("ops_listen = \"127.0.0.1:9101\"\n{GOOD}"), p).unwrap();
+        assert_eq!(c.ops_listen, Some("127.0.0.1:9101".parse().unwrap()));
+        let err = NodeConfig::parse(&format!("ops_listen = \"loopback\"\n{GOOD}"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`ops_listen = \"loopback\"` is not an address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`enforce`]: the decision path as a plain function — statutory window and repair,
 //!   the node's **own** copy of the policy, minimization — testable without a network;
 //! - [`service`]: `fedq node serve`: the QUIC endpoint, audit before answer;
+//! - [`ops`]: its metrics and the checks of its `/health` (served by [`fedq_ops`]);
 //! - [`cli`]: the `fedq node` subcommands.
 //!
 //! A record field leaves this crate only through [`enforce::answer`], after the node's
@@ -23,6 +24,7 @@ pub mod enforce;
 pub mod evidence;
 pub mod import;
 pub mod lookup;
+pub mod ops;
 pub mod postgres;
 pub mod service;
 pub mod store;

@@ -177,6 +177,82 @@ impl NodeOutcome {
     }
 }
 
+/// What one lookup came to, as `fedq_node_lookups_total` counts it: decided in one place
+/// ([`LookupOutcome::of`], then [`Release::outcome`] once the entry's write is known).
+/// A label names a kind of outcome only, never anything of the lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupOutcome {
+    /// A sealed answer released, every dataset read verified.
+    Answered,
+    /// A sealed answer released, but at least one dataset read did not verify (a record
+    /// that does not fit the catalogue: fix the data at its source).
+    Unverified,
+    /// Refused by the node's policy (the request as a whole, or every dataset).
+    Denied,
+    /// Refused for its shape or names, or as asking nothing this node holds.
+    Refused,
+    /// The requester's proof did not hold.
+    ProofRefused,
+    /// The consent token did not count.
+    ConsentRefused,
+    /// Over the requester's rate limit.
+    RateLimited,
+    /// The node's and the coordinator's dates too far apart.
+    ClockSkew,
+    /// The store or an attached database could not be read (or the answer not sealed).
+    Unavailable,
+    /// Decided, but its audit entry could not be written: withheld.
+    AuditFailed,
+}
+
+impl LookupOutcome {
+    /// Every outcome, for registering each series at zero.
+    pub const ALL: [LookupOutcome; 10] = [
+        LookupOutcome::Answered,
+        LookupOutcome::Unverified,
+        LookupOutcome::Denied,
+        LookupOutcome::Refused,
+        LookupOutcome::ProofRefused,
+        LookupOutcome::ConsentRefused,
+        LookupOutcome::RateLimited,
+        LookupOutcome::ClockSkew,
+        LookupOutcome::Unavailable,
+        LookupOutcome::AuditFailed,
+    ];
+
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            LookupOutcome::Answered => "answered",
+            LookupOutcome::Unverified => "unverified",
+            LookupOutcome::Denied => "denied",
+            LookupOutcome::Refused => "refused",
+            LookupOutcome::ProofRefused => "proof_refused",
+            LookupOutcome::ConsentRefused => "consent_refused",
+            LookupOutcome::RateLimited => "rate_limited",
+            LookupOutcome::ClockSkew => "clock_skew",
+            LookupOutcome::Unavailable => "unavailable",
+            LookupOutcome::AuditFailed => "audit_failed",
+        }
+    }
+
+    /// The outcome of a lookup decided as `outcome` with `response` (before its entry is
+    /// written).
+    pub fn of(outcome: &NodeOutcome, response: &NodeResponse) -> Self {
+        match (outcome, response) {
+            (NodeOutcome::Refused(_), NodeResponse::Failed { .. }) => LookupOutcome::Unavailable,
+            (NodeOutcome::Refused(_), _) => LookupOutcome::Refused,
+            (NodeOutcome::RefusedByPolicy { .. }, _) => LookupOutcome::Denied,
+            (NodeOutcome::ConsentRefused { .. }, _) => LookupOutcome::ConsentRefused,
+            (NodeOutcome::ProofRefused { .. }, _) => LookupOutcome::ProofRefused,
+            (NodeOutcome::ClockSkew { .. }, _) => LookupOutcome::ClockSkew,
+            (NodeOutcome::Unavailable(_), _) => LookupOutcome::Unavailable,
+            (NodeOutcome::Decided(_), NodeResponse::Lookup(_)) => LookupOutcome::Answered,
+            (NodeOutcome::Decided(_), _) => LookupOutcome::Denied,
+        }
+    }
+}
+
 /// A lookup admitted: what to read, and what was decided so far.
 #[must_use = "a pending lookup is answered with the records read"]
 pub struct Pending<'a> {
@@ -216,6 +292,8 @@ pub struct Finished<'a> {
 #[derive(Debug)]
 pub struct Release<'a> {
     response: NodeResponse,
+    /// What the lookup came to, if its entry is written.
+    outcome: LookupOutcome,
     node: String,
     /// An answer (records released) is withheld unless its entry was written.
     releases_records: bool,
@@ -293,12 +371,14 @@ impl<'a> Desk<'a> {
         outcome: NodeOutcome,
         response: NodeResponse,
     ) -> Finished<'a> {
+        let counted = LookupOutcome::of(&outcome, &response);
         entry.outcome = outcome.into_json();
         Finished {
             entry,
             consent_expires: None,
             release: Release {
                 response,
+                outcome: counted,
                 node: self.node.to_owned(),
                 releases_records: false,
                 reservation: None,
@@ -406,7 +486,10 @@ impl<'a> Desk<'a> {
                 consent_id: consent_id(consent_trust, &subject, clock),
                 ..base
             };
-            return done(self.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale));
+            let mut limited =
+                self.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale);
+            limited.release.outcome = LookupOutcome::RateLimited;
+            return done(limited);
         }
         let engine = &self.policy.engine;
         if let Err(why) = crate::enforce::screen(engine, &request) {
@@ -624,6 +707,9 @@ impl<'a> Pending<'a> {
                 (name, checked)
             })
             .collect();
+        let any_unverified = checked
+            .values()
+            .any(|e| matches!(e, Evidence::Unverified(_)));
         let enforced = crate::enforce::answer(
             policy,
             desk.node,
@@ -695,6 +781,9 @@ impl<'a> Pending<'a> {
         tracing::debug!(query = %request.query_id, "answering lookup");
         let mut finished = desk.finished(entry, outcome, response);
         finished.release.releases_records = true;
+        if any_unverified {
+            finished.release.outcome = LookupOutcome::Unverified;
+        }
         // An answer under a consent token is one use of it, counted in the same
         // transaction as its entry.
         finished.consent_expires = consent.as_ref().map(|c| c.claims.exp);
@@ -722,12 +811,23 @@ impl<'a> Finished<'a> {
 }
 
 impl Release<'_> {
+    /// What the lookup came to, given how writing its entry went (for
+    /// `fedq_node_lookups_total`): an answer whose entry was not written was withheld.
+    pub fn outcome(&self, appended: Result<(), &AuditError>) -> LookupOutcome {
+        match appended {
+            Err(AuditError::TooLarge { .. }) if self.releases_records => LookupOutcome::Refused,
+            Err(_) if self.releases_records => LookupOutcome::AuditFailed,
+            _ => self.outcome,
+        }
+    }
+
     /// The response, given how writing its entry went: an answer that releases records
     /// is withheld unless the entry is durable (and then counts its consent use); a
     /// refusal or failure is answered either way (it releases nothing of any record).
     pub fn after(self, appended: Result<(), &AuditError>) -> NodeResponse {
         let Release {
             response,
+            outcome: _,
             node,
             releases_records,
             reservation,

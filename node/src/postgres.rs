@@ -212,6 +212,21 @@ impl PgStore {
         self.pool.acquire().await.map(drop).map_err(|e| self.err(e))
     }
 
+    /// Whether the database answers `SELECT 1` now (within the pool's 1 s wait for a
+    /// connection).
+    pub async fn check(&self) -> Result<String, String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| format!("PostgreSQL store `{}` answers a read", self.label))
+            .map_err(|e| {
+                format!(
+                    "the store: {}; lookups answer `unavailable` until it is back",
+                    self.err(e)
+                )
+            })
+    }
+
     /// Closes the pool's connections.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -56,6 +56,9 @@ pub enum ServeError {
     /// The config is inconsistent with the files it names.
     #[error("{0}")]
     Mismatch(String),
+    /// The ops listener (`ops_listen`) could not be bound.
+    #[error(transparent)]
+    Ops(#[from] fedq_ops::OpsError),
     /// The node's catalogue is not the one the policy in force was checked against.
     #[error("catalogue `{catalogue}` differs from the one policy {policy} was checked against: {differences}; make the node's `catalogue` the department's file from the policy's catalogue directory (or have the officers check and sign a policy for this catalogue)")]
     CatalogueMismatch {
@@ -80,6 +83,8 @@ pub struct Node {
     consent_uses: ConsentUses,
     endpoint: NodeEndpoint,
     max_answer_len: usize,
+    /// `/health` and `/metrics`, if `ops_listen` is set.
+    ops: Option<fedq_ops::OpsListener>,
 }
 
 impl std::fmt::Debug for Node {
@@ -98,6 +103,10 @@ impl Node {
     /// node then serves them through pools that connect on first use in the caller's
     /// runtime, warmed up when serving starts. Must be called within a tokio runtime.
     pub fn start(config: NodeConfig, limits: Limits) -> Result<Self, ServeError> {
+        // The recorder first, so every series is described and present from start.
+        if fedq_ops::recorder().is_some() {
+            crate::ops::describe_metrics();
+        }
         let catalogue: Catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
         let floor = fedq_audit::last_installed_policy(&config.audit)?;
         let policy = PolicySlot::open(
@@ -159,6 +168,11 @@ impl Node {
                 endpoint.identity().name
             )));
         }
+        let ops = config
+            .ops_listen
+            .map(fedq_ops::OpsListener::bind)
+            .transpose()?;
+        metrics::gauge!(crate::ops::POLICY_VERSION).set(policy.current().version as f64);
         Ok(Self {
             department: catalogue.department,
             config,
@@ -170,12 +184,18 @@ impl Node {
             consent_uses,
             endpoint,
             max_answer_len,
+            ops,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.endpoint.local_addr()
+    }
+
+    /// Where `/health` and `/metrics` are served, if anywhere.
+    pub fn ops_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ops.as_ref().and_then(|o| o.local_addr().ok())
     }
 
     /// The TLS refusals this node made.
@@ -203,7 +223,22 @@ impl Node {
             DEFAULT_SESSIONS,
             DEFAULT_REPLAY_ENTRIES,
         );
+        let refused_peer_date = Arc::new(Mutex::new(None));
+        let ops_task = self.ops.map(|ops| {
+            let probe = crate::ops::NodeProbe {
+                node: self.config.name.clone(),
+                store: Arc::clone(&self.store),
+                attached: Arc::clone(&self.attached),
+                audit: self.audit.clone(),
+                policy: Arc::clone(&self.policy),
+                trust: trust.clone(),
+                pinned: self.config.today,
+                refused_peer_date: Arc::clone(&refused_peer_date),
+            };
+            tokio::spawn(ops.serve(Arc::new(probe), fedq_ops::recorder()))
+        });
         let ctx = Arc::new(Context {
+            refused_peer_date,
             seen_generation: AtomicU64::new(trust.generation()),
             gate,
             trust,
@@ -241,10 +276,16 @@ impl Node {
             })
         });
         self.endpoint.serve(handler, tap, shutdown).await;
+        if let Some(task) = ops_task {
+            task.abort();
+        }
     }
 }
 
 struct Context {
+    /// The coordinator's date of the last lookup refused for clock skew, until a lookup
+    /// passes the date check (read by `/health`).
+    refused_peer_date: Arc<Mutex<Option<time::Date>>>,
     /// Requesters' sessions with this node and the proofs already seen.
     gate: ProofGate,
     /// The CA, CRL and certificate key in force (kept current by the endpoint's reloads).
@@ -285,6 +326,7 @@ impl Context {
             match self.store.evidence_of(subject, &stored).await {
                 Ok(found) => by_dataset.extend(found),
                 Err(e) => {
+                    metrics::counter!(crate::ops::STORE_ERRORS, "source" => "store").increment(1);
                     tracing::error!(error = %e, "store unavailable; answering unavailable");
                     return Err(ReadFailure::Store);
                 }
@@ -299,6 +341,8 @@ impl Context {
                     by_dataset.insert(name.clone(), evidence);
                 }
                 Err(e) => {
+                    metrics::counter!(crate::ops::STORE_ERRORS, "source" => "attached")
+                        .increment(1);
                     tracing::error!(error = %e, "attached database unavailable; answering unavailable");
                     return Err(ReadFailure::AttachedDatabase);
                 }
@@ -332,6 +376,7 @@ impl Context {
             if let Ok(mut limiter) = self.limiter.lock() {
                 limiter.set_limits(self.policy.current().engine.policy());
             }
+            metrics::gauge!(crate::ops::POLICY_VERSION).set(self.policy.current().version as f64);
         }
         let (entry, response) = match outcome {
             Ok(Ok(Installed::Applied {
@@ -441,6 +486,7 @@ impl Context {
         };
         match opened {
             Ok((accept, requester)) => {
+                metrics::counter!(crate::ops::SESSIONS, "outcome" => "opened").increment(1);
                 let entry = record(
                     fedq_audit::EntryKind::Session,
                     requester,
@@ -459,6 +505,7 @@ impl Context {
                 NodeResponse::SessionOpened(accept)
             }
             Err(refusal) => {
+                metrics::counter!(crate::ops::SESSIONS, "outcome" => "refused").increment(1);
                 tracing::warn!(coordinator, reason = %refusal, "session grant refused");
                 let entry = record(
                     fedq_audit::EntryKind::Refusal,
@@ -478,6 +525,8 @@ impl Context {
     /// One lookup: decided by the node's core ([`crate::lookup`]) with this process's time,
     /// its records read here, its entry written, and only then its response released.
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
+        let started = std::time::Instant::now();
+        let coordinator_date = request.date;
         // The version in force when the lookup starts decides all of it.
         let policy = self.policy.current();
         let is_revoked = |serial: &str| self.trust.is_revoked(serial);
@@ -505,6 +554,10 @@ impl Context {
         let finished = match admitted {
             Admitted::Finished(finished) => *finished,
             Admitted::Read(pending) => {
+                // It passed the date check: the clocks agree again.
+                if let Ok(mut refused) = self.refused_peer_date.lock() {
+                    *refused = None;
+                }
                 let read = self.read(pending.subject(), pending.reads()).await;
                 pending.answer(&desk, read)
             }
@@ -514,6 +567,14 @@ impl Context {
             Some(expires) => self.audit.append_consent_use(entry, expires).await,
             None => self.audit.append(entry).await,
         };
+        let outcome = release.outcome(appended.as_ref().map(|_| ()));
+        if outcome == crate::lookup::LookupOutcome::ClockSkew {
+            if let Ok(mut refused) = self.refused_peer_date.lock() {
+                *refused = Some(coordinator_date);
+            }
+        }
+        metrics::counter!(crate::ops::LOOKUPS, "outcome" => outcome.label()).increment(1);
+        metrics::histogram!(crate::ops::LOOKUP_SECONDS).record(started.elapsed().as_secs_f64());
         release.after(appended.as_ref().map(|_| ()))
     }
 }

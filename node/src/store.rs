@@ -183,16 +183,44 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 pub struct SqliteStore {
     path: PathBuf,
     reader: Mutex<Connection>,
+    /// The file opened, to notice it removed or replaced under the running node.
+    file: fedq_certs::fsutil::FileIdentity,
 }
 
 impl SqliteStore {
     /// Opens the existing store at `path`, running the migrations it lacks (see
     /// [`connect`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let reader = Mutex::new(connect(path)?);
+        let file =
+            fedq_certs::fsutil::FileIdentity::of(path).map_err(|e| StoreError::Database {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             path: path.to_owned(),
-            reader: Mutex::new(connect(path)?),
+            reader,
+            file,
         })
+    }
+
+    /// Whether the store answers a cheap read, and is still the file at its path (a node
+    /// keeps reading a file removed under it, which the next start cannot find). The
+    /// error names the file and what to do, never a record.
+    pub fn check(&self) -> Result<String, String> {
+        let shown = self.path.display();
+        let conn = self.reader.lock().map_err(|_| {
+            format!("the store `{shown}` is unusable (its lock is poisoned); restart the node")
+        })?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM records LIMIT 1)",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(|e| format!("the store `{shown}` cannot be read: {e}"))?;
+        drop(conn);
+        self.file.still_at(&self.path, "the store")?;
+        Ok(format!("SQLite store `{shown}` answers a read"))
     }
 
     /// The store's file.
@@ -375,6 +403,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.path().display().to_string(),
             Store::Postgres(p) => p.label().to_owned(),
+        }
+    }
+
+    /// Whether the store answers a cheap read now (for `/health`); the error says what
+    /// is wrong, never a record.
+    pub async fn check(&self) -> Result<String, String> {
+        match self {
+            Store::Sqlite(s) => s.check(),
+            Store::Postgres(p) => p.check().await,
         }
     }
 

@@ -85,6 +85,8 @@ pub fn serve_command(kind: &str, config: &Path) -> Command {
 pub struct FedqProcess {
     child: Child,
     what: String,
+    /// The stderr line that said it serves.
+    ready_line: String,
 }
 
 impl Drop for FedqProcess {
@@ -129,15 +131,22 @@ impl FedqProcess {
                     seen.push(line.clone());
                 }
                 if line.contains(&ready) {
-                    let _ = tx.send(Ok(()));
+                    let _ = tx.send(Ok(line.clone()));
                 }
             }
             let _ = tx.send(Err(seen.join("\n")));
         });
         let started = rx.recv_timeout(Duration::from_secs(60));
-        let process = Self { child, what };
+        let mut process = Self {
+            child,
+            what,
+            ready_line: String::new(),
+        };
         match started {
-            Ok(Ok(())) => process,
+            Ok(Ok(line)) => {
+                process.ready_line = line;
+                process
+            }
             Ok(Err(stderr)) => panic!("{} exited before serving:\n{stderr}", process.what),
             Err(_) => panic!("{} did not start within 60 s", process.what),
         }
@@ -151,6 +160,22 @@ impl FedqProcess {
     /// `fedq coordinator serve` for the coordinator configured at `config`.
     pub fn coordinator(config: &Path, log: Option<&Path>) -> Self {
         Self::spawn(serve_command("coordinator", config), COORDINATOR_READY, log)
+    }
+
+    /// The stderr line that said it serves.
+    pub fn ready_line(&self) -> &str {
+        &self.ready_line
+    }
+
+    /// Where it serves `/health` and `/metrics`, as its ready line says
+    /// (`… (health and metrics on http://ADDR) …`).
+    pub fn ops_addr(&self) -> std::net::SocketAddr {
+        self.ready_line
+            .split("health and metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no ops address in `{}`", self.ready_line))
     }
 
     /// The process id.
