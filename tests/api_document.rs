@@ -13,7 +13,6 @@
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::openapi;
-use fedq_coordinator::query::QueryRequest;
 use fedq_demo::{build, licensing, self_query, tour, Ask, BuildOptions, Federation, Running};
 use serde_json::{json, Value};
 
@@ -45,19 +44,6 @@ fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
             errors.is_empty(),
             "{method} {path} {status}: not a {name}: {errors:?}\n{body}"
         );
-    }
-}
-
-fn query_of(q: &Ask) -> QueryRequest {
-    QueryRequest {
-        subject: q.subject.clone(),
-        purpose: q.purpose.clone(),
-        legal_basis: q.basis.clone(),
-        consent: q.consent.clone(),
-        case_reference: q.case_reference.clone(),
-        view: q.view.clone(),
-        datasets: (!q.datasets.is_empty()).then(|| q.datasets.clone()),
-        ..Default::default()
     }
 }
 
@@ -183,7 +169,7 @@ async fn every_answer_the_servers_send_is_what_the_document_says() {
     ];
     for q in &asks {
         let mut conn = connection(&fed, &q.requester).await;
-        let proven = conn.prove(&query_of(q)).await.unwrap();
+        let proven = conn.prove(&q.query()).await.unwrap();
         let (status, relayed) = conn
             .call(
                 "POST",

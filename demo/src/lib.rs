@@ -692,6 +692,23 @@ pub struct Ask {
     pub datasets: Vec<String>,
 }
 
+impl Ask {
+    /// The query as the requester side holds it before proving (subject and consent in
+    /// clear, no proofs yet).
+    pub fn query(&self) -> fedq_coordinator::query::QueryRequest {
+        fedq_coordinator::query::QueryRequest {
+            subject: self.subject.clone(),
+            purpose: self.purpose.clone(),
+            legal_basis: self.basis.clone(),
+            consent: self.consent.clone(),
+            case_reference: self.case_reference.clone(),
+            view: self.view.clone(),
+            datasets: (!self.datasets.is_empty()).then(|| self.datasets.clone()),
+            ..Default::default()
+        }
+    }
+}
+
 /// Sends one query through the real HTTPS API with the requester's certificate, as
 /// `fedq query` does.
 pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
@@ -774,17 +791,7 @@ pub async fn replay(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    let query = fedq_coordinator::query::QueryRequest {
-        subject: q.subject.clone(),
-        purpose: q.purpose.clone(),
-        legal_basis: q.basis.clone(),
-        consent: q.consent.clone(),
-        case_reference: q.case_reference.clone(),
-        view: q.view.clone(),
-        datasets: (!q.datasets.is_empty()).then(|| q.datasets.clone()),
-        ..Default::default()
-    };
-    let proven = conn.prove(&query).await.map_err(|e| e.to_string())?;
+    let proven = conn.prove(&q.query()).await.map_err(|e| e.to_string())?;
     let body = serde_json::to_vec(&proven).map_err(|e| e.to_string())?;
     let (status, first) = conn
         .call("POST", "/v1/query", "application/json", body.clone())
