@@ -907,6 +907,62 @@ async fn an_older_crl_put_back_does_not_let_a_revoked_certificate_work_again() {
 }
 
 #[tokio::test]
+async fn a_node_restarted_on_an_older_crl_still_refuses_the_revoked_coordinator() {
+    let fed = federation();
+    let crl = fed.dir.join("crl.pem");
+    let before = std::fs::read(&crl).unwrap();
+    // As `fedq node serve` configures it: the CRL in force remembered in the node's
+    // policy state directory.
+    let state =
+        fedq_certs::tls::remembered_crl_in(&fed.dir.parent().unwrap().join("data/court-policy"));
+    let files = || {
+        let mut files = TlsFiles::in_dir(&fed.dir, "court");
+        files.trust = files.trust.remembering_crl_in(state.clone());
+        files
+    };
+    let node = serve_node(files(), localhost(), test_limits());
+    ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .unwrap();
+    CertificateAuthority::open(&fed.dir)
+        .unwrap()
+        .revoke("coordinator")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "revocation not picked up in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.stop().await;
+
+    // The CRL from before the revocation put back while the node is down, then a restart.
+    std::fs::write(&crl, &before).unwrap();
+    let node = serve_node(files(), localhost(), test_limits());
+    let outcome = ping_without_own_crl(&fed.dir, "coordinator", node.addr).await;
+    assert!(
+        outcome.is_err(),
+        "revoked coordinator let in after a restart on an older CRL: {outcome:?}"
+    );
+    assert_eq!(
+        node_refused(&node, &AuthRefusal::Revoked),
+        AuthRefusal::Revoked
+    );
+    node.stop().await;
+    // The control: a node that remembers no CRL takes the older one and lets it in.
+    let forgetful = start_node(&fed.dir, localhost());
+    ping_without_own_crl(&fed.dir, "coordinator", forgetful.addr)
+        .await
+        .unwrap();
+    forgetful.stop().await;
+}
+
+#[tokio::test]
 async fn a_stale_crl_refuses_new_connections_and_says_how_to_refresh_it() {
     let fed = federation();
     let ca = CertificateAuthority::open(&fed.dir).unwrap();
