@@ -64,7 +64,10 @@ async fn round(conns: &mut Vec<ApiConnection>, subject: &str) -> Vec<Asked> {
     }
     let mut out = Vec::new();
     for t in tasks {
-        let (conn, took, r) = t.await.unwrap();
+        let (conn, took, r) = tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("a query task did not end within 60 s")
+            .unwrap();
         conns.push(conn);
         let (status, answer) = r.unwrap();
         assert_eq!(status, 200, "{answer}");

@@ -79,9 +79,18 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         if round == 20 {
             court = FedqProcess::node(&fed.layout.node_config("court"), None);
             // While the court is marked down the rounds take no time at all (it is not
-            // asked), so give the coordinator's probes a bounded moment to find it back
-            // (`tests/dead_node.rs` holds them to 2 s) before rounds 24+ must see it.
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // asked), so wait until the coordinator's probes have found it back (its
+            // `fedq_node_up` is 1 again; `tests/dead_node.rs` holds the probes to 2 s)
+            // before the rounds that must see it answer.
+            let give_up = Instant::now() + Duration::from_secs(60);
+            while support::node_up(&support::coordinator_metrics(&fed).await, "court") != Some(1.0)
+            {
+                assert!(
+                    Instant::now() < give_up,
+                    "the coordinator did not find the restarted court within 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let mut tasks = Vec::new();
         for mut conn in conns.drain(..) {
@@ -132,8 +141,8 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         }
     }
     // Before the kill: answered. The queries in flight at the kill and those while it is
-    // down: reported, never silently omitted, never a court answer. After the restart:
-    // answered again over a new connection.
+    // down: reported, never silently omitted, never a court answer. Once the coordinator
+    // has found the restarted court: answered again over a new connection.
     assert!(statuses
         .iter()
         .filter(|(r, _)| *r < 15)
@@ -148,7 +157,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
     assert!(
         statuses
             .iter()
-            .filter(|(r, _)| *r >= 24)
+            .filter(|(r, _)| *r >= 20)
             .all(|(_, s)| s == "answered"),
         "{statuses:?}"
     );

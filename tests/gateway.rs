@@ -253,6 +253,22 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
         assert!(!text.contains(token.trim()), "the app's token at rest");
     }
     assert_eq!(fedq_audit::verify(&gateway_log).unwrap().first_break, None);
+    // The CRL in force is remembered beside its log (an older `crl.pem` put back is refused
+    // across its restarts too), owner-only, as the federation's CRL.
+    let remembered = fed
+        .layout
+        .root
+        .join("gateway/gateway-audit.crl-in-force.pem");
+    assert_eq!(
+        std::fs::read(&remembered).unwrap(),
+        std::fs::read(fed.layout.pki().join("crl.pem")).unwrap()
+    );
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&remembered).unwrap().permissions()
+        ) & 0o777,
+        0o600
+    );
 }
 
 #[test]

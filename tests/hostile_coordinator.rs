@@ -141,7 +141,10 @@ async fn park_stalled_frames(
     let mut total = 0;
     let mut sends = Vec::new();
     for t in tasks {
-        let (written, send) = t.await.unwrap();
+        let (written, send) = tokio::time::timeout(how_long + Duration::from_secs(60), t)
+            .await
+            .expect("a stalled sender did not give up in time")
+            .unwrap();
         total += written;
         sends.push(send);
     }

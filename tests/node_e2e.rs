@@ -136,7 +136,7 @@ fn node_config(fed: &TestFederation, name: &str, backend: &Backend) -> std::path
 fn count(config: &std::path::Path, dataset: &str) -> u64 {
     let config = NodeConfig::load(config).unwrap();
     let dataset = dataset.to_owned();
-    std::thread::spawn(move || {
+    let counting = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -145,9 +145,8 @@ fn count(config: &std::path::Path, dataset: &str) -> u64 {
                 let store = Store::open(&config.store).await.unwrap();
                 store.count(&dataset).await.unwrap()
             })
-    })
-    .join()
-    .unwrap()
+    });
+    support::process::join_within(counting, Duration::from_secs(60), "counting the store")
 }
 
 /// The court's part of a view: its one source, as the node sealed it to the requester.
@@ -716,9 +715,10 @@ fn logs_no_personal_data(backend: Backend) {
         client.close();
     });
     // SIGTERM: graceful shutdown.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let _ = support::process::output_within(
+        Command::new("kill").args(["-TERM", &child.id().to_string()]),
+        Duration::from_secs(30),
+    );
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -730,7 +730,8 @@ fn logs_no_personal_data(backend: Backend) {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let logs = reader.join().unwrap();
+    let logs =
+        support::process::join_within(reader, Duration::from_secs(30), "reading the node's log");
     assert!(status.success(), "node exited with {status}: {logs}");
     assert!(logs.contains("node stopped"), "{logs}");
     for secret in [

@@ -185,7 +185,15 @@ impl RunningNode {
 }
 
 fn start_node(dir: &Path, addr: SocketAddr) -> RunningNode {
-    let endpoint = NodeEndpoint::bind(addr, TlsFiles::in_dir(dir, "court"), test_limits()).unwrap();
+    start_node_with(dir, addr, test_limits())
+}
+
+fn start_node_with(dir: &Path, addr: SocketAddr, limits: Limits) -> RunningNode {
+    serve_node(TlsFiles::in_dir(dir, "court"), addr, limits)
+}
+
+fn serve_node(files: TlsFiles, addr: SocketAddr, limits: Limits) -> RunningNode {
+    let endpoint = NodeEndpoint::bind(addr, files, limits).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let refusals = endpoint.refusals();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -512,31 +520,48 @@ async fn a_node_restarted_under_an_open_connection_is_reached_at_once() {
     // The node dies without closing its connections (as after kill -9): the coordinator's
     // pooled connection is stale. The node's stable stateless-reset key lets the first
     // packet on it be reset, and the channel reconnects within the same request.
+    //
+    // Both sides would notice the dead connection only after a 2-minute idle timeout (and
+    // a keep-alive of 1 minute): the request's deadline of 10 s, which is generous for a
+    // reconnect on loopback, can be met only if the stale connection is reset at once.
+    // Without the reset the request times out on the stale connection.
+    let slow_to_notice = Limits {
+        idle_timeout: Duration::from_secs(120),
+        keep_alive: Duration::from_secs(60),
+        ..test_limits()
+    };
+    let deadline = Duration::from_secs(10);
+    assert!(deadline < slow_to_notice.keep_alive && deadline < slow_to_notice.idle_timeout);
     let fed = federation();
     // The node runs on a runtime of its own thread, so the test can kill it whole.
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (kill, killed) = oneshot::channel::<()>();
+    let (gone_tx, gone) = oneshot::channel::<()>();
     let dir = fed.dir.clone();
-    let node_thread = std::thread::spawn(move || {
+    let node_limits = slow_to_notice.clone();
+    std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
             let endpoint =
-                NodeEndpoint::bind(localhost(), TlsFiles::in_dir(&dir, "court"), test_limits())
+                NodeEndpoint::bind(localhost(), TlsFiles::in_dir(&dir, "court"), node_limits)
                     .unwrap();
             addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
             tokio::spawn(endpoint.serve(pong_handler(), None, std::future::pending()));
             let _ = killed.await;
         });
         drop(runtime);
+        let _ = gone_tx.send(());
     });
-    let addr = addr_rx.recv().unwrap();
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the node did not bind within 60 s");
     let client = NodeClient::new(
         localhost(),
         TlsFiles::in_dir(&fed.dir, "coordinator"),
-        test_limits(),
+        slow_to_notice.clone(),
     )
     .unwrap();
     let channel = client.channel("court", addr);
@@ -546,15 +571,19 @@ async fn a_node_restarted_under_an_open_connection_is_reached_at_once() {
         .unwrap();
     // Kill the node's runtime: every task and socket goes, no CONNECTION_CLOSE is sent.
     kill.send(()).unwrap();
-    node_thread.join().unwrap();
-    let node = start_node(&fed.dir, addr);
-    let started = Instant::now();
-    let answer = channel
-        .request(&NodeRequest::Ping, Duration::from_secs(10))
-        .await;
-    assert!(answer.is_ok(), "{answer:?}");
-    // Well inside the idle timeout (30 s) that a stale connection would otherwise wait out.
-    assert!(started.elapsed() < Limits::default().idle_timeout);
+    tokio::time::timeout(Duration::from_secs(60), gone)
+        .await
+        .expect("the node's runtime did not stop within 60 s")
+        .unwrap();
+    let node = start_node_with(&fed.dir, addr, slow_to_notice);
+    let answer = channel.request(&NodeRequest::Ping, deadline).await;
+    assert_eq!(
+        answer.unwrap(),
+        NodeResponse::Pong {
+            node: "court answering coordinator".into(),
+        },
+        "the stale connection was not replaced within the request"
+    );
     node.stop().await;
 }
 
@@ -878,6 +907,62 @@ async fn an_older_crl_put_back_does_not_let_a_revoked_certificate_work_again() {
 }
 
 #[tokio::test]
+async fn a_node_restarted_on_an_older_crl_still_refuses_the_revoked_coordinator() {
+    let fed = federation();
+    let crl = fed.dir.join("crl.pem");
+    let before = std::fs::read(&crl).unwrap();
+    // As `fedq node serve` configures it: the CRL in force remembered in the node's
+    // policy state directory.
+    let state =
+        fedq_certs::tls::remembered_crl_in(&fed.dir.parent().unwrap().join("data/court-policy"));
+    let files = || {
+        let mut files = TlsFiles::in_dir(&fed.dir, "court");
+        files.trust = files.trust.remembering_crl_in(state.clone());
+        files
+    };
+    let node = serve_node(files(), localhost(), test_limits());
+    ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .unwrap();
+    CertificateAuthority::open(&fed.dir)
+        .unwrap()
+        .revoke("coordinator")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ping_without_own_crl(&fed.dir, "coordinator", node.addr)
+        .await
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "revocation not picked up in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.stop().await;
+
+    // The CRL from before the revocation put back while the node is down, then a restart.
+    std::fs::write(&crl, &before).unwrap();
+    let node = serve_node(files(), localhost(), test_limits());
+    let outcome = ping_without_own_crl(&fed.dir, "coordinator", node.addr).await;
+    assert!(
+        outcome.is_err(),
+        "revoked coordinator let in after a restart on an older CRL: {outcome:?}"
+    );
+    assert_eq!(
+        node_refused(&node, &AuthRefusal::Revoked),
+        AuthRefusal::Revoked
+    );
+    node.stop().await;
+    // The control: a node that remembers no CRL takes the older one and lets it in.
+    let forgetful = start_node(&fed.dir, localhost());
+    ping_without_own_crl(&fed.dir, "coordinator", forgetful.addr)
+        .await
+        .unwrap();
+    forgetful.stop().await;
+}
+
+#[tokio::test]
 async fn a_stale_crl_refuses_new_connections_and_says_how_to_refresh_it() {
     let fed = federation();
     let ca = CertificateAuthority::open(&fed.dir).unwrap();
@@ -939,7 +1024,10 @@ async fn a_stale_crl_refuses_new_connections_and_says_how_to_refresh_it() {
         .await
         .unwrap();
     let _ = stop.send(());
-    task.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the node did not stop within 60 s")
+        .unwrap();
 
     // Without grace, refreshing the CRL (`fedq certs crl`) lets them in again, no restart.
     let node = start_node(&fed.dir, localhost());

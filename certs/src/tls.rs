@@ -303,8 +303,10 @@ impl CrlInfo {
 /// A CRL refused because it is older than the one in force (put back from a backup or by
 /// someone who wants a revoked certificate to work again).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("refused the CRL `{file}`: it is older than the CRL in force (CRL number {offered}, thisUpdate {offered_at}; in force: number {in_force}, thisUpdate {in_force_at}); the CRL in force stays; install the newest CRL from the CA (`fedq certs crl`)")]
+#[error("refused the CRL `{file}`: it is older than the CRL in force (CRL number {offered}, thisUpdate {offered_at}; in force: number {in_force}, thisUpdate {in_force_at}{kept}); the CRL in force stays; install the newest CRL from the CA (`fedq certs crl`)")]
 pub struct CrlRollback {
+    /// Where the CRL in force is remembered (`, remembered in `PATH``), or empty.
+    pub kept: String,
     /// The CRL file.
     pub file: String,
     /// The refused CRL's number.
@@ -364,55 +366,77 @@ pub struct TrustFiles {
     /// still accepted under it (the `[tls] crl_grace_secs` config key; default 0: a stale
     /// CRL stops them at once).
     pub crl_grace: Duration,
+    /// Where this process remembers the newest CRL it has accepted (a copy of it, owner-
+    /// only, written atomically), so that a restart on an older `crl.pem` put back does not
+    /// forget the revocations issued since: that CRL is refused and the remembered one
+    /// stays in force. Nodes and coordinators keep it in their state directory
+    /// ([`remembered_crl_in`]); `None` (one-shot tools, tests) remembers it in memory only.
+    pub crl_state: Option<PathBuf>,
+}
+
+/// The file, in a process's state directory, where it remembers the newest CRL it has
+/// accepted.
+pub const REMEMBERED_CRL_FILE: &str = "crl-in-force.pem";
+
+/// `STATE_DIR/crl-in-force.pem`.
+pub fn remembered_crl_in(state_dir: &Path) -> PathBuf {
+    state_dir.join(REMEMBERED_CRL_FILE)
 }
 
 impl TrustFiles {
-    /// `DIR/ca.crt` and `DIR/crl.pem`, no grace.
+    /// `DIR/ca.crt` and `DIR/crl.pem`, no grace, the CRL in force remembered in memory
+    /// only.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
             ca: dir.join("ca.crt"),
             crl: crate::pki::crl_path(dir),
             crl_grace: Duration::ZERO,
+            crl_state: None,
         }
+    }
+
+    /// The same files, with the newest CRL accepted remembered in `state` (see
+    /// [`Self::crl_state`]).
+    pub fn remembering_crl_in(mut self, state: PathBuf) -> Self {
+        self.crl_state = Some(state);
+        self
     }
 }
 
-impl FederationTrust {
-    /// Loads the CA certificate and the CRL. A missing or unreadable CRL is an error, not
-    /// an empty list: a process that cannot see revocations must not start.
-    pub fn load(files: &TrustFiles) -> Result<Self, TlsError> {
-        let ca_pem = read(&files.ca)?;
-        let ca_certs = read_certificates(&ca_pem).map_err(|e| invalid(&files.ca, e))?;
-        let ca = ca_certs
-            .first()
-            .ok_or_else(|| invalid(&files.ca, "no PEM certificate in file"))?;
-        let ca_identity = Identity::from_certificate_der(ca).map_err(|e| invalid(&files.ca, e))?;
-        if ca_identity.role != Role::Ca {
-            return Err(invalid(&files.ca, "not a fedq federation CA certificate"));
-        }
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.clone()).map_err(|e| invalid(&files.ca, e))?;
+/// A CRL file's contents, checked: every CRL in it signed by the CA.
+struct ParsedCrl {
+    pem: Vec<u8>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    revoked: HashSet<String>,
+    info: CrlInfo,
+}
 
-        let crl_pem = read(&files.crl)?;
-        let crls = CertificateRevocationListDer::pem_slice_iter(&crl_pem)
+enum CrlParseError {
+    Malformed(String),
+    NotSignedByCa,
+}
+
+impl CrlInfo {
+    /// Whether this CRL is older than `other`: a lower CRL number, or an earlier
+    /// `thisUpdate`.
+    fn is_older_than(&self, other: &CrlInfo) -> bool {
+        (match (&self.number, &other.number) {
+            (Some(new), Some(old)) => new < old,
+            _ => false,
+        }) || self.this_update < other.this_update
+    }
+}
+
+impl ParsedCrl {
+    fn parse(pem: Vec<u8>, ca_key: &[u8]) -> Result<Self, CrlParseError> {
+        let malformed = |e: &dyn fmt::Display| CrlParseError::Malformed(e.to_string());
+        let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&files.crl, e))?;
-        if crls.is_empty() {
-            return Err(invalid(&files.crl, "no PEM CRL in file"));
-        }
-        let (_, ca_parsed) =
-            x509_parser::parse_x509_certificate(ca).map_err(|e| invalid(&files.ca, e))?;
-        let ca_key = ca_parsed
-            .tbs_certificate
-            .subject_pki
-            .subject_public_key
-            .data
-            .to_vec();
+            .map_err(|e| malformed(&e))?;
         let mut revoked = HashSet::new();
         let mut info: Option<CrlInfo> = None;
         for crl in &crls {
-            let (_, parsed) =
-                x509_parser::parse_x509_crl(crl).map_err(|e| invalid(&files.crl, e))?;
+            let (_, parsed) = x509_parser::parse_x509_crl(crl).map_err(|e| malformed(&e))?;
             // The CRL's number and dates decide whether a later CRL is accepted, so they
             // are believed only from a CRL this CA signed (webpki checks that again for
             // each certificate; a forged CRL with a huge number would otherwise lock
@@ -421,15 +445,12 @@ impl FederationTrust {
                 == x509_parser::oid_registry::OID_SIG_ECDSA_WITH_SHA256
                 && ring::signature::UnparsedPublicKey::new(
                     &ring::signature::ECDSA_P256_SHA256_ASN1,
-                    &ca_key,
+                    ca_key,
                 )
                 .verify(parsed.tbs_cert_list.as_ref(), &parsed.signature_value.data)
                 .is_ok();
             if !signed_by_ca {
-                return Err(invalid(
-                    &files.crl,
-                    "the CRL is not signed by this federation's CA; install the one `fedq certs crl` or `fedq certs revoke` wrote",
-                ));
+                return Err(CrlParseError::NotSignedByCa);
             }
             let this = CrlInfo {
                 number: parsed.crl_number().cloned(),
@@ -459,14 +480,168 @@ impl FederationTrust {
                 );
             }
         }
-        let crl = info.ok_or_else(|| invalid(&files.crl, "no PEM CRL in file"))?;
+        let info = info.ok_or_else(|| CrlParseError::Malformed("no PEM CRL in file".into()))?;
+        Ok(Self {
+            pem,
+            crls,
+            revoked,
+            info,
+        })
+    }
+}
+
+/// One read-compare-write of a remembered CRL at a time in this process, so two loaders
+/// (the QUIC and HTTPS sides, the policy slot) never write an older CRL over a newer one.
+static REMEMBER: Mutex<()> = Mutex::new(());
+
+/// The last rollback logged for each remembered-CRL file: every loader of the process sees
+/// the same refused `crl.pem`, and the operator reads it once.
+static LOGGED_ROLLBACKS: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+
+/// Logs `rollback` unless it is the one last logged for `state` (`None`: no rollback now,
+/// so the next one is logged again).
+fn log_rollback_once(state: &Path, rollback: Option<&CrlRollback>) {
+    let mut logged = match LOGGED_ROLLBACKS.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let text = rollback.map(ToString::to_string);
+    let last = logged.iter_mut().find(|(p, _)| p == state);
+    match (last, text) {
+        (Some((_, seen)), Some(text)) if *seen == text => {}
+        (Some(entry), Some(text)) => {
+            tracing::error!(error = %text, "CRL rollback refused");
+            entry.1 = text;
+        }
+        (None, Some(text)) => {
+            tracing::error!(error = %text, "CRL rollback refused");
+            logged.push((state.to_owned(), text));
+        }
+        (Some(_), None) => logged.retain(|(p, _)| p != state),
+        (None, None) => {}
+    }
+}
+
+/// The CRL to put in force: `on_disk` (the `crl.pem` just read), unless the CRL remembered
+/// in `state` is newer — then that one, and the refusal is logged (once). A newer `on_disk`
+/// is remembered (written to a temporary file, flushed, renamed over `state`, owner-only)
+/// before it goes into force. A remembered file that cannot be read or parsed stops the
+/// load: the revocations it holds would otherwise be lost without a word.
+fn remember_newest(
+    state: &Path,
+    crl_file: &Path,
+    on_disk: ParsedCrl,
+    ca_key: &[u8],
+) -> Result<ParsedCrl, TlsError> {
+    let _one_at_a_time = match REMEMBER.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let unusable = |why: String| {
+        TlsError::Invalid {
+        path: state.display().to_string(),
+        why: format!(
+            "{why}; this file keeps the newest CRL this process accepted across restarts: restore it from a backup, or, if it is lost, delete it and install the newest CRL from the CA (`fedq certs crl`) as `{}`",
+            crl_file.display()
+        ),
+    }
+    };
+    let remembered = match fs::read(state) {
+        Ok(bytes) => match ParsedCrl::parse(bytes, ca_key) {
+            Ok(parsed) => Some(parsed),
+            // The federation's CA was replaced: the old CA's CRLs are another sequence.
+            Err(CrlParseError::NotSignedByCa) => {
+                tracing::warn!(
+                    file = %state.display(),
+                    "the remembered CRL is not signed by this federation's CA (was the CA replaced?); remembering `{}` instead",
+                    crl_file.display()
+                );
+                None
+            }
+            Err(CrlParseError::Malformed(why)) => {
+                return Err(unusable(format!(
+                    "the remembered CRL is unreadable ({why})"
+                )))
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(unusable(format!("cannot read the remembered CRL: {e}"))),
+    };
+    match remembered {
+        Some(kept) if on_disk.info.is_older_than(&kept.info) => {
+            let rollback = CrlRollback {
+                kept: format!(", remembered in `{}`", state.display()),
+                file: crl_file.display().to_string(),
+                offered: on_disk.info.number_text(),
+                offered_at: rfc3339_secs(on_disk.info.this_update),
+                in_force: kept.info.number_text(),
+                in_force_at: rfc3339_secs(kept.info.this_update),
+            };
+            log_rollback_once(state, Some(&rollback));
+            Ok(kept)
+        }
+        Some(kept) if kept.pem == on_disk.pem => {
+            log_rollback_once(state, None);
+            Ok(on_disk)
+        }
+        _ => {
+            if let Some(dir) = state.parent() {
+                crate::fsutil::create_private_dir(dir)
+                    .map_err(|e| unusable(format!("cannot create its directory: {e}")))?;
+            }
+            crate::fsutil::write_atomic(state, &on_disk.pem, crate::fsutil::PRIVATE_MODE)
+                .map_err(|e| unusable(format!("cannot write it: {e}")))?;
+            log_rollback_once(state, None);
+            Ok(on_disk)
+        }
+    }
+}
+
+impl FederationTrust {
+    /// Loads the CA certificate and the CRL. A missing or unreadable CRL is an error, not
+    /// an empty list: a process that cannot see revocations must not start.
+    pub fn load(files: &TrustFiles) -> Result<Self, TlsError> {
+        let ca_pem = read(&files.ca)?;
+        let ca_certs = read_certificates(&ca_pem).map_err(|e| invalid(&files.ca, e))?;
+        let ca = ca_certs
+            .first()
+            .ok_or_else(|| invalid(&files.ca, "no PEM certificate in file"))?;
+        let ca_identity = Identity::from_certificate_der(ca).map_err(|e| invalid(&files.ca, e))?;
+        if ca_identity.role != Role::Ca {
+            return Err(invalid(&files.ca, "not a fedq federation CA certificate"));
+        }
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone()).map_err(|e| invalid(&files.ca, e))?;
+
+        let ca_key = {
+            let (_, ca_parsed) =
+                x509_parser::parse_x509_certificate(ca).map_err(|e| invalid(&files.ca, e))?;
+            ca_parsed
+                .tbs_certificate
+                .subject_pki
+                .subject_public_key
+                .data
+                .to_vec()
+        };
+        let crl_pem = read(&files.crl)?;
+        let on_disk = ParsedCrl::parse(crl_pem, &ca_key).map_err(|e| match e {
+            CrlParseError::Malformed(why) => invalid(&files.crl, why),
+            CrlParseError::NotSignedByCa => invalid(
+                &files.crl,
+                "the CRL is not signed by this federation's CA; install the one `fedq certs crl` or `fedq certs revoke` wrote",
+            ),
+        })?;
+        let in_force = match &files.crl_state {
+            Some(state) => remember_newest(state, &files.crl, on_disk, &ca_key)?,
+            None => on_disk,
+        };
         Ok(Self {
             federation: ca_identity.federation,
             ca: ca.clone(),
             roots: Arc::new(roots),
-            crls,
-            revoked,
-            crl,
+            crls: in_force.crls,
+            revoked: in_force.revoked,
+            crl: in_force.info,
             crl_file: files.crl.clone(),
             crl_grace: files.crl_grace,
         })
@@ -487,14 +662,11 @@ impl FederationTrust {
             // Another CA: its CRLs are another sequence.
             return (self, None);
         }
-        let older = match (&self.crl.number, &in_force.crl.number) {
-            (Some(new), Some(old)) => new < old,
-            _ => false,
-        } || self.crl.this_update < in_force.crl.this_update;
-        if !older {
+        if !self.crl.is_older_than(&in_force.crl) {
             return (self, None);
         }
         let rollback = CrlRollback {
+            kept: String::new(),
             file: self.crl_file.display().to_string(),
             offered: self.crl.number_text(),
             offered_at: rfc3339_secs(self.crl.this_update),
@@ -1026,6 +1198,82 @@ mod tests {
         let (newer, none) = second.clone().keep_newest_crl(&first);
         assert!(none.is_none());
         assert_eq!(newer.crl_info(), second.crl_info());
+    }
+
+    #[test]
+    fn a_remembered_crl_outlives_an_older_one_put_back_across_a_restart() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), "changsha", false).unwrap();
+        ca.issue(Role::Node, "court", &crate::pki::IssueOptions::default())
+            .unwrap();
+        let serial = Credentials::load_named(dir.path(), "court")
+            .unwrap()
+            .serial()
+            .to_owned();
+        let state = dir.path().join("state/court-policy/crl-in-force.pem");
+        let files = TrustFiles::in_dir(dir.path()).remembering_crl_in(state.clone());
+        let crl = dir.path().join("crl.pem");
+        let before = std::fs::read(&crl).unwrap();
+        assert!(!FederationTrust::load(&files).unwrap().is_revoked(&serial));
+        assert_eq!(std::fs::read(&state).unwrap(), before);
+        ca.revoke("court").unwrap();
+        let revoking = std::fs::read(&crl).unwrap();
+        let accepted = FederationTrust::load(&files).unwrap();
+        assert!(accepted.is_revoked(&serial));
+        // Remembered durably: the newer CRL itself, owner-only.
+        assert_eq!(std::fs::read(&state).unwrap(), revoking);
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // "Restart" (a fresh load, nothing in memory) on the older CRL put back.
+        std::fs::write(&crl, &before).unwrap();
+        let restarted = FederationTrust::load(&files).unwrap();
+        assert!(
+            restarted.is_revoked(&serial),
+            "the revocation was forgotten"
+        );
+        assert_eq!(restarted.crl_info(), accepted.crl_info());
+        assert_eq!(std::fs::read(&state).unwrap(), revoking);
+        // Without the remembered copy, the older CRL would have been taken.
+        assert!(!FederationTrust::load(&TrustFiles::in_dir(dir.path()))
+            .unwrap()
+            .is_revoked(&serial));
+        // A newer CRL than the remembered one is taken and remembered.
+        std::fs::write(&crl, &revoking).unwrap();
+        ca.refresh_crl().unwrap();
+        let newest = FederationTrust::load(&files).unwrap();
+        assert!(newest.crl_info().number > accepted.crl_info().number);
+        assert_eq!(std::fs::read(&state).unwrap(), std::fs::read(&crl).unwrap());
+    }
+
+    #[test]
+    fn an_unreadable_remembered_crl_stops_the_load_and_another_cas_gives_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        let theirs = dir.path().join("theirs");
+        CertificateAuthority::init(&ours, "changsha", false).unwrap();
+        let other = CertificateAuthority::init(&theirs, "changsha", false).unwrap();
+        let state = dir.path().join("crl-in-force.pem");
+        let files = TrustFiles::in_dir(&ours).remembering_crl_in(state.clone());
+        std::fs::write(&state, b"not a CRL").unwrap();
+        let err = FederationTrust::load(&files).unwrap_err().to_string();
+        assert!(
+            err.contains("crl-in-force.pem")
+                && err.contains("delete it")
+                && err.contains("fedq certs crl"),
+            "{err}"
+        );
+        // The CA was replaced: the old CA's CRL (here a higher number) is no sequence of
+        // this one's, and the new CA's CRL is remembered instead.
+        for _ in 0..3 {
+            other.refresh_crl().unwrap();
+        }
+        std::fs::copy(theirs.join("crl.pem"), &state).unwrap();
+        FederationTrust::load(&files).unwrap();
+        assert_eq!(
+            std::fs::read(&state).unwrap(),
+            std::fs::read(ours.join("crl.pem")).unwrap()
+        );
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl ApiConnection {
                 ca: ca.to_owned(),
                 crl: fedq_certs::pki::crl_path(ca.parent().unwrap_or(Path::new("."))),
                 crl_grace: Duration::ZERO,
+                crl_state: None,
             },
             sessions: None,
         })
@@ -199,6 +200,14 @@ impl ApiConnection {
     /// beside the CA certificate).
     pub fn with_crl(mut self, crl: &Path) -> Self {
         crl.clone_into(&mut self.trust_files.crl);
+        self
+    }
+
+    /// Remembers the newest CRL this connection accepted in `state` (see
+    /// [`TrustFiles::crl_state`]), so that an older `crl.pem` put back is refused across
+    /// restarts too (the gateway; a one-shot client remembers it in memory only).
+    pub fn remembering_crl_in(mut self, state: &Path) -> Self {
+        self.trust_files.crl_state = Some(state.to_owned());
         self
     }
 

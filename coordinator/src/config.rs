@@ -8,7 +8,8 @@
 //! policy = "policy.toml"               # the set-up policy, until a signed bundle is in force
 //! policy_threshold = 2                 # officers a bundle needs while the set-up policy is in force
 //! policy_officers = ["3b1f…", "9c0d…", "e27a…"]  # officers' key fingerprints (`fedq certs officers`)
-//! policy_state = "data/coordinator-policy"  # the signed bundles accepted (default: beside the audit log)
+//! policy_state = "data/coordinator-policy"  # the signed bundles accepted and crl-in-force.pem, the
+//!                                           # newest CRL accepted (default: beside the audit log)
 //! audit = "data/coordinator-audit.db"
 //! pseudonym_key = "data/coordinator-pseudonym.key"
 //! deadline_ms = 2000                   # one overall deadline per query
@@ -358,6 +359,10 @@ impl CoordinatorConfig {
         )
         .map_err(&invalid)?;
         raw.tls.crl_grace().map_err(&invalid)?;
+        // The newest CRL accepted is remembered in the policy state directory, so a
+        // restart on an older `crl.pem` keeps the revocations issued since.
+        let mut tls = raw.tls.resolve(base);
+        tls.trust.crl_state = Some(fedq_certs::tls::remembered_crl_in(&policy_state));
         Ok(Self {
             name: raw.name,
             listen,
@@ -371,7 +376,7 @@ impl CoordinatorConfig {
             deadline: Duration::from_millis(deadline_ms),
             max_in_flight,
             health,
-            tls: raw.tls.resolve(base),
+            tls,
             https,
             nodes,
             today,

@@ -139,6 +139,10 @@ pub struct GatewayConfig {
     pub tls_key: PathBuf,
     /// The gateway's audit log.
     pub audit: PathBuf,
+    /// Where the gateway remembers the newest CRL it has accepted: beside its audit log,
+    /// named after it (`gateway-audit.crl-in-force.pem` for `gateway-audit.db`), so that
+    /// an older `crl.pem` put back is refused across restarts too.
+    pub crl_state: PathBuf,
     /// The key of its subject pseudonyms.
     pub pseudonym_key: PathBuf,
     /// Kept-alive connections to the coordinator (queries beyond wait for one).
@@ -181,6 +185,19 @@ fn valid_app_name(name: &str) -> bool {
 }
 
 impl GatewayConfig {
+    /// The CA, the CRL (default `crl.pem` beside the CA) and where the CRL in force is
+    /// remembered.
+    pub fn trust_files(&self) -> fedq_certs::tls::TrustFiles {
+        let mut files =
+            fedq_certs::tls::TrustFiles::in_dir(self.ca.parent().unwrap_or(Path::new(".")))
+                .remembering_crl_in(self.crl_state.clone());
+        files.ca.clone_from(&self.ca);
+        if let Some(crl) = &self.crl {
+            files.crl.clone_from(crl);
+        }
+        files
+    }
+
     /// Reads and checks `path`: every field, then the apps (valid, distinct names; digests
     /// of 64 hex digits).
     pub fn load(path: &Path) -> Result<Self, GatewayError> {
@@ -244,6 +261,7 @@ impl GatewayConfig {
             crl: raw.crl.map(at),
             tls_cert: at(raw.tls_cert),
             tls_key: at(raw.tls_key),
+            crl_state: at(raw.audit.clone()).with_extension("crl-in-force.pem"),
             audit: at(raw.audit),
             pseudonym_key: at(raw.pseudonym_key),
             connections: raw.connections,
@@ -416,6 +434,14 @@ impl Gateway {
     /// Opens the gateway's log and pseudonym key; connections to the coordinator are made
     /// on first use.
     pub fn open(config: GatewayConfig) -> Result<Self, GatewayError> {
+        // The CA and CRL are checked now, not at the first query: an older `crl.pem` than
+        // the one remembered is refused (and logged) at start, an unreadable remembered
+        // CRL stops the start.
+        fedq_certs::FederationTrust::load(&config.trust_files()).map_err(|e| {
+            GatewayError::Tls(format!(
+                "cannot load the CA and CRL that nodes' session accepts are checked against: {e}"
+            ))
+        })?;
         let audit = AuditLog::open(&config.audit)?;
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
         let apps = config
@@ -454,6 +480,7 @@ impl Gateway {
             &self.config.ca,
         )
         .await?;
+        let conn = conn.remembering_crl_in(&self.config.crl_state);
         Ok(match &self.config.crl {
             Some(crl) => conn.with_crl(crl),
             None => conn,

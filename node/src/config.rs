@@ -9,7 +9,8 @@
 //! policy = "policy.toml"              # the set-up policy (names its catalogue dir)
 //! policy_threshold = 2                # officers a policy bundle needs until one says otherwise
 //! policy_officers = ["3b1f…", "9c0d…", "e27a…"]  # officers' key fingerprints (`fedq certs officers`)
-//! policy_state = "data/court-policy"  # the signed bundles accepted, one file each
+//! policy_state = "data/court-policy"  # the signed bundles accepted, one file each, and
+//!                                     # crl-in-force.pem, the newest CRL accepted
 //! store = "data/court.db"             # SQLite file
 //! audit = "data/court-audit.db"       # this node's audit log
 //! pseudonym_key = "data/court-pseudonym.key"  # created 0600 on first start
@@ -281,6 +282,10 @@ impl NodeConfig {
         )
         .map_err(&invalid)?;
         raw.tls.crl_grace().map_err(&invalid)?;
+        // The newest CRL accepted is remembered in the policy state directory, so a
+        // restart on an older `crl.pem` keeps the revocations issued since.
+        let mut tls = raw.tls.resolve(base);
+        tls.trust.crl_state = Some(fedq_certs::tls::remembered_crl_in(&policy_state));
         Ok(Self {
             name: raw.name,
             listen,
@@ -293,7 +298,7 @@ impl NodeConfig {
             store,
             audit: rel(&raw.audit),
             pseudonym_key: rel(&raw.pseudonym_key),
-            tls: raw.tls.resolve(base),
+            tls,
             today,
             attach,
         })

@@ -49,11 +49,36 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    // The pipes close when the command exits (unless it left a process behind holding
+    // them): bounded all the same.
     std::process::Output {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: join_within(
+            stdout,
+            Duration::from_secs(30),
+            "reading the command's stdout",
+        ),
+        stderr: join_within(
+            stderr,
+            Duration::from_secs(30),
+            "reading the command's stderr",
+        ),
     }
+}
+
+/// Waits at most `limit` for a thread to end and returns what it returned; fails the
+/// test (naming `what`) if it does not end in time or panicked. A thread cannot be killed:
+/// one that overruns is left to end with the test binary.
+pub fn join_within<T>(handle: std::thread::JoinHandle<T>, limit: Duration, what: &str) -> T {
+    let give_up = std::time::Instant::now() + limit;
+    while !handle.is_finished() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{what} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.join().unwrap_or_else(|_| panic!("{what} panicked"))
 }
 
 /// Runs `cmd` to its end (at most [`COMMAND_LIMIT`]); fails the test with its stderr
@@ -193,11 +218,11 @@ impl FedqProcess {
 
     /// Sends `SIG` (`TERM`, `STOP`, `CONT`, …) without waiting for anything.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{sig} failed");
+        let out = output_within(
+            Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]),
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "kill -{sig} failed");
     }
 
     /// Waits at most `limit` for the process to exit; `None` if it is still running.

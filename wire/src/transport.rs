@@ -210,6 +210,8 @@ impl TlsPaths {
                 ca: base.join(&self.ca),
                 crl: base.join(&self.crl),
                 crl_grace: self.crl_grace().unwrap_or(fedq_certs::tls::MAX_CRL_GRACE),
+                // The config's process sets where it remembers the CRL (its state dir).
+                crl_state: None,
             },
             cert: base.join(&self.cert),
             key: base.join(&self.key),

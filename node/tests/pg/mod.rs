@@ -56,6 +56,77 @@ struct Server {
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// How long one SQL helper call, `id` or `initdb` may take on a debug build with busy
+/// cores before the test gives up on it.
+const STEP_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long `pg_ctl` may take: it waits at most 60 s (`-t 60`) for the server, plus room.
+const PG_CTL_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` to its end, at most `limit` (then it is killed), and returns what it
+/// printed. Its output goes to files, not pipes: `pg_ctl start` leaves a server behind
+/// that would hold a pipe open after `pg_ctl` itself has exited.
+fn output_within(cmd: &mut Command, limit: Duration) -> Result<std::process::Output, String> {
+    let out = tempfile::tempfile().map_err(|e| format!("cannot make a temporary file: {e}"))?;
+    let err = tempfile::tempfile().map_err(|e| format!("cannot make a temporary file: {e}"))?;
+    let (out_w, err_w) = (
+        out.try_clone().map_err(|e| e.to_string())?,
+        err.try_clone().map_err(|e| e.to_string())?,
+    );
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out_w)
+        .stderr(err_w)
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let give_up = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() >= give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} did not finish within {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        f.rewind()
+            .and_then(|()| f.read_to_end(&mut bytes))
+            .map(|_| bytes)
+            .map_err(|e| e.to_string())
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: read(out)?,
+        stderr: read(err)?,
+    })
+}
+
+/// Runs `f` on a helper thread of its own and waits for its result at most `limit`
+/// (a thread cannot be killed: one that overruns is left to end with the test binary).
+fn on_helper_thread<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => Ok(value),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+            "the SQL helper thread did not finish within {limit:?}"
+        )),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err("the SQL helper thread panicked".to_owned())
+        }
+    }
+}
+
 /// A fresh, empty database on the test server. Panics (fails the test) with what to do
 /// when no server can be had.
 pub fn database(prefix: &str) -> TestDb {
@@ -101,7 +172,7 @@ pub fn database(prefix: &str) -> TestDb {
 pub fn run_sql(url: &str, statements: &[String]) -> Result<(), String> {
     let url = url.to_owned();
     let statements = statements.to_vec();
-    std::thread::spawn(move || {
+    on_helper_thread(STEP_LIMIT, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -119,9 +190,7 @@ pub fn run_sql(url: &str, statements: &[String]) -> Result<(), String> {
             let _ = conn.close().await;
             Ok(())
         })
-    })
-    .join()
-    .map_err(|_| "the SQL helper thread panicked".to_owned())?
+    })?
 }
 
 /// `url` with its database replaced by `name`.
@@ -183,10 +252,7 @@ fn is_root() -> bool {
 }
 
 fn id_of(flag: &str) -> Result<u32, String> {
-    let out = Command::new("id")
-        .args([flag, "postgres"])
-        .output()
-        .map_err(|e| format!("cannot run `id`: {e}"))?;
+    let out = output_within(Command::new("id").args([flag, "postgres"]), STEP_LIMIT)?;
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -237,7 +303,8 @@ fn init_cluster() -> Result<(PathBuf, PathBuf, String), String> {
         }
     }
     let data = dir.join("data");
-    let out = as_server_user(&bin.join("initdb"))
+    let mut initdb = as_server_user(&bin.join("initdb"));
+    initdb
         .arg("-D")
         .arg(&data)
         .args([
@@ -248,9 +315,8 @@ fn init_cluster() -> Result<(PathBuf, PathBuf, String), String> {
             "UTF8",
             "--locale=C",
         ])
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .output()
-        .map_err(|e| format!("cannot run initdb: {e}"))?;
+        .arg(format!("--pwfile={}", pwfile.display()));
+    let out = output_within(&mut initdb, STEP_LIMIT)?;
     if !out.status.success() {
         return Err(format!(
             "initdb failed: {}",
@@ -386,7 +452,8 @@ rm -rf "$3"
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
-        let out = as_server_user(&self.bin.join("pg_ctl"))
+        let mut start = as_server_user(&self.bin.join("pg_ctl"));
+        start
             .arg("-D")
             .arg(self.dir.join("data"))
             .arg("-l")
@@ -397,9 +464,9 @@ rm -rf "$3"
                 self.port,
                 self.dir.display()
             ))
-            .arg("start")
-            .output()
-            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+            .arg("start");
+        // pg_ctl itself waits at most 60 s (`-t 60`) for the server.
+        let out = output_within(&mut start, PG_CTL_LIMIT)?;
         if out.status.success() {
             Ok(())
         } else {
@@ -433,12 +500,14 @@ rm -rf "$3"
 
     /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, as in a real outage).
     pub fn stop(&self) {
-        let out = as_server_user(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "fast", "-w", "-t", "60", "stop"])
-            .output()
-            .expect("run pg_ctl stop");
+        let out = output_within(
+            as_server_user(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "fast", "-w", "-t", "60", "stop"]),
+            PG_CTL_LIMIT,
+        )
+        .unwrap_or_else(|e| panic!("pg_ctl stop: {e}"));
         assert!(
             out.status.success(),
             "pg_ctl stop: {}",
@@ -455,11 +524,15 @@ rm -rf "$3"
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = as_server_user(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "stop"])
-            .output();
+        // Bounded like every other wait; the watchdog stops the server anyway once this
+        // test process has exited.
+        let _ = output_within(
+            as_server_user(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "immediate", "-w", "-t", "60", "stop"]),
+            PG_CTL_LIMIT,
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -550,8 +623,9 @@ impl Drop for TableLock {
 /// How many sessions are waiting for a lock on `table` (their statements are held).
 pub fn waiting_on(url: &str, table: &str) -> i64 {
     let url = url.to_owned();
+    let name = table.to_owned();
     let table = table.to_owned();
-    std::thread::spawn(move || {
+    on_helper_thread(STEP_LIMIT, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -571,6 +645,5 @@ pub fn waiting_on(url: &str, table: &str) -> i64 {
             n
         })
     })
-    .join()
-    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot count the sessions waiting on `{name}`: {e}"))
 }
