@@ -45,7 +45,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::{ApiConnection, ClientError};
 use crate::problem::{Kind, Problem};
-use crate::query::QueryRequest;
+use crate::query::{QueryRequest, QueryRequestExt as _};
 
 /// Most connections an app-facing listener holds open at once.
 pub const MAX_APP_CONNECTIONS: usize = 256;
@@ -762,6 +762,9 @@ impl BoundGateway {
                         .clone()
                         .unwrap_or_else(|| config.ca.with_file_name("crl.pem")),
                     crl_grace: Duration::ZERO,
+                    // Read only, for the expiry gauge; the gateway's own loads keep the
+                    // remembered CRL.
+                    crl_state: None,
                 },
             };
             tokio::spawn(ops.serve(Arc::new(probe), fedq_ops::recorder()))
