@@ -236,6 +236,39 @@ async fn every_answer_the_servers_send_is_what_the_document_says() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 
+    // The typed client: each call answers its type, or the server's problem.
+    let pki = fed.layout.pki();
+    let mut typed = fedq_client::Client::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join("ca.crt"),
+        Some((
+            &pki.join("market-regulation.licensing.crt"),
+            &pki.join("market-regulation.licensing.key"),
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(typed.health().await.unwrap().status, "ok");
+    assert_eq!(typed.openapi().await.unwrap(), doc);
+    let listed = typed.nodes().await.unwrap();
+    assert!(listed.nodes.contains(&"court".to_owned()), "{listed:?}");
+    assert!(listed.views.contains_key("blacklist-check"), "{listed:?}");
+    let unproven = licensing(&s.blacklisted.resident_id, "blacklist-check").query();
+    match typed.query(&unproven).await {
+        Err(fedq_client::Error::Refused(p)) => {
+            assert_eq!(
+                p.known_kind(),
+                Some(fedq_client::problem::Kind::ProofMissing),
+                "{p:?}"
+            );
+        }
+        other => panic!("an unproven query was not refused as proof-missing: {other:?}"),
+    }
+    match typed.policy_status().await {
+        Err(fedq_client::Error::Refused(p)) => assert_eq!(p.status, 403),
+        other => panic!("a requester read the policy status: {other:?}"),
+    }
+
     // An officer's view of the policy endpoints.
     let mut officer = connection(&fed, "officer-zhang").await;
     let (status, answer) = officer
@@ -244,6 +277,19 @@ async fn every_answer_the_servers_send_is_what_the_document_says() {
         .unwrap();
     assert_eq!(status, 200, "{answer}");
     conforms(&doc, "get", "/v1/policy/status", status, &answer);
+    let mut typed_officer = fedq_client::Client::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join("ca.crt"),
+        Some((
+            &pki.join("officer-zhang.crt"),
+            &pki.join("officer-zhang.key"),
+        )),
+    )
+    .await
+    .unwrap();
+    let status_typed = typed_officer.policy_status().await.unwrap();
+    assert!(status_typed.in_step, "{status_typed:?}");
+    assert_eq!(status_typed.nodes.len(), fed.nodes.len());
     let (status, answer) = officer
         .call(
             "POST",

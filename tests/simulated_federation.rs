@@ -28,7 +28,7 @@ use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::tls::TrustFiles;
 use fedq_certs::{FederationTrust, Role};
 use fedq_coordinator::outcome::{Audited, Refusal};
-use fedq_coordinator::query::{QueryRequest, RelayedAnswer};
+use fedq_coordinator::query::{QueryRequest, QueryRequestExt as _, RelayedAnswer};
 use fedq_coordinator::route::{Routed, Router};
 use fedq_node::consent::ConsentUses;
 use fedq_node::evidence::Evidence;

@@ -2,21 +2,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::{Credentials, TrustFiles};
 use fedq_certs::FederationTrust;
 use fedq_wire::proof::{self, PendingSession, ProofTarget, Session, SessionGrant};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::{ServerName, UnixTime};
+use rustls::pki_types::UnixTime;
 
 use serde::Deserialize as _;
 
-use crate::query::{QueryRequest, RelayedAnswer};
+use crate::api::{NodeList, SessionRequest};
+use crate::query::{QueryRequest, QueryRequestExt as _, RelayedAnswer};
 
 /// Arguments of `fedq query`. `Debug` shows neither the subject nor the consent token.
 #[derive(clap::Args)]
@@ -119,6 +116,23 @@ pub enum ClientError {
     },
 }
 
+impl From<fedq_client::Error> for ClientError {
+    fn from(e: fedq_client::Error) -> Self {
+        match e {
+            fedq_client::Error::Usage(m) => ClientError::Usage(m),
+            fedq_client::Error::Connect { url, reason } => ClientError::Connect { url, reason },
+            fedq_client::Error::Refused(p) => ClientError::Refused {
+                status: p.status,
+                message: p.detail,
+            },
+            fedq_client::Error::Unexpected { status, reason } => ClientError::Refused {
+                status,
+                message: reason,
+            },
+        }
+    }
+}
+
 /// A kept-alive HTTPS connection to the requester API, authenticated by one requester
 /// certificate. `fedq query` uses one per run; load generators keep many.
 ///
@@ -132,9 +146,7 @@ pub enum ClientError {
 /// a node that no longer knows its session (restarted) gets a new one and the query is
 /// sent once more.
 pub struct ApiConnection {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    authority: String,
-    url: String,
+    http: fedq_client::Client,
     key: CertificateKey,
     trust_files: TrustFiles,
     sessions: Option<Sessions>,
@@ -158,7 +170,7 @@ struct Sessions {
 impl std::fmt::Debug for ApiConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConnection")
-            .field("url", &self.url)
+            .field("url", &self.http.url())
             .finish_non_exhaustive()
     }
 }
@@ -174,11 +186,9 @@ impl ApiConnection {
     ) -> Result<Self, ClientError> {
         let creds = Credentials::load(cert, key)?;
         let signing_key = CertificateKey::from_credentials(&creds, &key_path_text(key))?;
-        let (sender, authority) = open_https(url, ca, Some(creds.chain_and_key())).await?;
+        let http = fedq_client::Client::connect_with(url, ca, Some(creds.chain_and_key())).await?;
         Ok(Self {
-            sender,
-            authority,
-            url: url.to_owned(),
+            http,
             key: signing_key,
             trust_files: TrustFiles {
                 ca: ca.to_owned(),
@@ -193,7 +203,7 @@ impl ApiConnection {
     /// Whether the coordinator has closed this connection (a kept-alive one it timed out):
     /// nothing sent on it would arrive.
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.http.is_closed()
     }
 
     /// The CRL that nodes' session accepts are checked against (default: `crl.pem`
@@ -400,20 +410,10 @@ impl ApiConnection {
 
     /// Lists the nodes and the views' plans again, keeping the sessions already open.
     async fn refresh_plan(&mut self) -> Result<(), ClientError> {
-        let (status, body) = self
-            .call("GET", "/v1/nodes", "application/json", Vec::new())
-            .await?;
-        if status != 200 {
-            return Err(refused(status, &body));
-        }
+        let listed = self.http.nodes().await?;
         if let Some(sessions) = self.sessions.as_mut() {
-            sessions.views = views_of(&body);
-            if let Some(nodes) = body.get("nodes").and_then(|n| n.as_array()) {
-                sessions.nodes = nodes
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect();
-            }
+            sessions.views = views_of(&listed);
+            sessions.nodes = listed.nodes;
         }
         self.open_sessions().await
     }
@@ -438,25 +438,11 @@ impl ApiConnection {
                     "cannot load the CA and CRL that nodes' session accepts are checked against: {e}"
                 ))
             })?;
-            let (status, body) = self
-                .call("GET", "/v1/nodes", "application/json", Vec::new())
-                .await?;
-            if status != 200 {
-                return Err(refused(status, &body));
-            }
-            let nodes = body
-                .get("nodes")
-                .and_then(|n| n.as_array())
-                .map(|n| {
-                    n.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let listed = self.http.nodes().await?;
             self.sessions = Some(Sessions {
                 trust,
-                nodes,
-                views: views_of(&body),
+                views: views_of(&listed),
+                nodes: listed.nodes,
                 open: BTreeMap::new(),
                 failed: BTreeMap::new(),
             });
@@ -481,46 +467,43 @@ impl ApiConnection {
             return Ok(());
         }
         let federation = self.key.identity().federation.clone();
-        let mut grants = serde_json::Map::new();
+        let mut request = SessionRequest::default();
         let mut pending: BTreeMap<String, PendingSession> = BTreeMap::new();
         for node in &wanted {
             let (grant, half) = SessionGrant::new(&self.key, &federation, node, now)
                 .map_err(|e| ClientError::Usage(e.to_string()))?;
-            grants.insert(node.clone(), serde_json::Value::String(grant));
+            request.grants.insert(node.clone(), grant);
             pending.insert(node.clone(), half);
         }
-        let body = serde_json::to_vec(&serde_json::json!({ "grants": grants }))
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
-        let (status, answer) = self
-            .call("POST", "/v1/sessions", "application/json", body)
-            .await?;
+        let answer = self.http.open_sessions(&request).await;
         let Some(sessions) = self.sessions.as_mut() else {
             return Ok(());
         };
         let failed_at = Instant::now();
-        if status != 200 {
-            let why = format!(
-                "the coordinator refused to open sessions ({status}): {}",
-                problem_detail(&answer)
-            );
-            for node in wanted {
-                sessions.open.remove(&node);
-                sessions.failed.insert(node, (why.clone(), failed_at));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e @ (fedq_client::Error::Refused(_) | fedq_client::Error::Unexpected { .. })) => {
+                let why = format!("the coordinator refused to open sessions: {e}");
+                for node in wanted {
+                    sessions.open.remove(&node);
+                    sessions.failed.insert(node, (why.clone(), failed_at));
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+            Err(e) => return Err(e.into()),
+        };
         for (node, half) in pending {
-            let accept = answer
-                .pointer(&format!("/accepts/{node}"))
-                .and_then(|a| a.as_str());
-            let outcome = match accept {
+            let outcome = match answer.accepts.get(&node) {
                 Some(accept) => half
                     .complete(accept, &sessions.trust, UnixTime::now())
                     .map_err(|e| e.to_string()),
                 None => Err(answer
-                    .pointer(&format!("/failures/{node}"))
-                    .and_then(|f| f.as_str())
-                    .unwrap_or("the coordinator gave no answer for this node")
+                    .failures
+                    .get(&node)
+                    .map_or(
+                        "the coordinator gave no answer for this node",
+                        String::as_str,
+                    )
                     .to_owned()),
             };
             match outcome {
@@ -583,103 +566,13 @@ impl ApiConnection {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(u16, serde_json::Value), ClientError> {
-        let connect_err = |reason: String| ClientError::Connect {
-            url: self.url.clone(),
-            reason,
-        };
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, self.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, content_type)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        // TLS 1.3: a refused client certificate surfaces here, not at connect.
-        let response = self.sender.send_request(request).await.map_err(|e| {
-            connect_err(format!(
-                "{e} (was your certificate refused? check role, expiry and revocation)"
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| connect_err(e.to_string()))?
-            .to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
-        Ok((status, json))
+        Ok(self.http.call(method, path, content_type, body).await?)
     }
-}
 
-/// A kept-alive HTTP/1.1 connection over TLS 1.3 to `url` (`https://host:port`), trusting
-/// the CA certificate(s) in `ca`, with a client certificate when `client` is given; the
-/// sender and the `Host` authority.
-async fn open_https(
-    url: &str,
-    ca: &Path,
-    client: Option<(
-        Vec<rustls::pki_types::CertificateDer<'static>>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    )>,
-) -> Result<(hyper::client::conn::http1::SendRequest<Full<Bytes>>, String), ClientError> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|_| ClientError::Usage(format!("`{url}` is not a URL like https://host:8443")))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(ClientError::Usage(format!(
-            "`{url}` must be an https:// URL"
-        )));
+    /// The typed client underneath, one async call per endpoint.
+    pub fn http(&mut self) -> &mut fedq_client::Client {
+        &mut self.http
     }
-    let host = uri
-        .host()
-        .unwrap_or("localhost")
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(8443);
-    let connect_err = |reason: String| ClientError::Connect {
-        url: url.to_owned(),
-        reason,
-    };
-    let ca_pem = std::fs::read(ca)
-        .map_err(|e| ClientError::Usage(format!("cannot read --ca `{}`: {e}", ca.display())))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(ClientError::Usage)? {
-        roots
-            .add(cert)
-            .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(fedq_certs::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ClientError::Usage(e.to_string()))?
-        .with_root_certificates(roots);
-    let mut config = match client {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(host.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    tokio::spawn(conn);
-    Ok((sender, format!("{host}:{port}")))
 }
 
 /// Sends one query to an agency's gateway (`fedq gateway`), which proves, seals and opens
@@ -692,11 +585,9 @@ pub async fn send_to_gateway(
     token: &str,
     query: &QueryRequest,
 ) -> Result<(u16, serde_json::Value), ClientError> {
-    let (mut sender, authority) = open_https(url, ca, None).await?;
-    let connect_err = |reason: String| ClientError::Connect {
-        url: url.to_owned(),
-        reason,
-    };
+    let mut gateway = fedq_client::Client::connect_with(url, ca, None)
+        .await?
+        .with_bearer(token);
     // The body the gateway reads: the query as `fedq query` has it, subject included.
     let mut body = serde_json::to_value(query).map_err(|e| ClientError::Usage(e.to_string()))?;
     if let Some(map) = body.as_object_mut() {
@@ -708,49 +599,23 @@ pub async fn send_to_gateway(
             map.remove(field);
         }
     }
-    let request = hyper::Request::builder()
-        .method("POST")
-        .uri("/v1/query")
-        .header(hyper::header::HOST, authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| ClientError::Usage(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| connect_err(e.to_string()))?
-        .to_bytes();
-    let json = serde_json::from_slice(&bytes)
-        .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
-    Ok((status, json))
+    Ok(gateway
+        .call(
+            "POST",
+            "/v1/query",
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await?)
 }
 
-/// Each view → the nodes it asks, from a `GET /v1/nodes` answer (none if it lists none).
-fn views_of(body: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
-    body.get("views")
-        .and_then(|v| v.as_object())
-        .map(|views| {
-            views
-                .iter()
-                .map(|(view, nodes)| {
-                    let nodes = nodes
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|n| n.as_str().map(str::to_owned))
-                        .collect();
-                    (view.clone(), nodes)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Each view → the nodes it asks, from a `GET /v1/nodes` answer.
+fn views_of(listed: &NodeList) -> BTreeMap<String, BTreeSet<String>> {
+    listed
+        .views
+        .iter()
+        .map(|(view, nodes)| (view.clone(), nodes.iter().cloned().collect()))
+        .collect()
 }
 
 /// An answer with the subject, masked, as the requester side knows it: the coordinator
@@ -1271,14 +1136,15 @@ mod tests {
             "nodes": ["court", "hrss", "tax"],
             "views": { "blacklist-check": ["court", "hrss", "tax"], "empty": [] },
         });
-        let views = views_of(&listed);
+        let views = views_of(&serde_json::from_value(listed).unwrap());
         assert_eq!(
             views["blacklist-check"].iter().collect::<Vec<_>>(),
             ["court", "hrss", "tax"]
         );
         assert!(views["empty"].is_empty());
         // A coordinator that lists no plans: every node is proven to.
-        assert!(views_of(&serde_json::json!({ "nodes": ["court"] })).is_empty());
+        let no_plans = serde_json::from_value(serde_json::json!({ "nodes": ["court"] })).unwrap();
+        assert!(views_of(&no_plans).is_empty());
         let missing = serde_json::json!({
             "type": "urn:fedq:problem:proof-missing",
             "detail": "the query carries no requester proof for node(s) tax which it asks; open a session"

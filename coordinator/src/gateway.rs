@@ -45,7 +45,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::{ApiConnection, ClientError};
 use crate::problem::{Kind, Problem};
-use crate::query::QueryRequest;
+use crate::query::{QueryRequest, QueryRequestExt as _};
 
 /// Most connections an app-facing listener holds open at once.
 pub const MAX_APP_CONNECTIONS: usize = 256;

@@ -18,8 +18,6 @@
 //! - [`cli`]: `fedq coordinator …`.
 
 pub mod admission;
-pub mod answer;
-pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -31,7 +29,9 @@ pub mod openapi;
 pub mod opening;
 pub mod ops;
 pub mod outcome;
-pub mod problem;
 pub mod query;
 pub mod route;
 pub mod service;
+
+/// The API's types, shared with the client crate (`fedq-client`).
+pub use fedq_client::{answer, api, problem};

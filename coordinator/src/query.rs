@@ -3,14 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fedq_policy::views::{ViewResult, ViewTerms};
 use fedq_policy::{Engine, MinimizedAnswer, Summary};
 use fedq_wire::message::{DatasetRequest, LookupTarget};
 use fedq_wire::proof::{ProofClaims, ProofRefusal, ProofTarget, SealedSubject};
 use fedq_wire::transport::ChannelError;
 use fedq_wire::{NodeResponse, ResidentId};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+
+pub use fedq_client::query::{
+    DatasetResult, NodeReport, NodeStatus, QueryRequest, QueryResponse, RelayedAnswer,
+};
 
 use crate::problem::{Hint, Kind, Said};
 
@@ -27,70 +28,6 @@ pub const MAX_PROOFS: usize = 64;
 /// Why a node the requester left out of `proofs` (with `null`) was not asked.
 pub const NOT_PROVEN: &str =
     "not asked: the requester holds no session with this node, so sent no proof for it";
-
-/// A query as a requester sends it (`POST /v1/query`). `subject` and `consent` are the
-/// requester side's own: they are never serialized (the body cannot carry them by
-/// mistake) and `Debug` shows neither.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    /// The person's 18-character resident ID. **Requester side only**: the coordinator
-    /// refuses a body that carries it; [`crate::client::ApiConnection::prove`] seals it to
-    /// each node asked (`sealed`) and sends the body without it.
-    #[serde(default, skip_serializing)]
-    #[schemars(skip)]
-    pub subject: String,
-    /// Declared purpose (from the policy).
-    pub purpose: String,
-    /// Legal basis cited for this query.
-    #[serde(default)]
-    pub legal_basis: Option<String>,
-    /// The subject's consent, when the purpose or a rule needs it: a consent token (compact
-    /// ES256 JWS of type `fedq-consent+jwt`) from the federation's consent authority.
-    /// **Requester side only**, like `subject`: sealed with it to each node (which verifies
-    /// it), and stated to the coordinator only as `consent_sealed`.
-    #[serde(default, skip_serializing)]
-    #[schemars(skip)]
-    pub consent: Option<String>,
-    /// Whether a consent token is sealed with the subject (the coordinator's policy
-    /// pre-check reads it; every node verifies the token itself).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub consent_sealed: bool,
-    /// The case the query serves (a licensing application or court case number), in the
-    /// form the purpose declares; required where it declares one.
-    #[serde(default)]
-    pub case_reference: Option<String>,
-    /// A named view from the policy.
-    #[serde(default)]
-    pub view: Option<String>,
-    /// Or datasets: `department.dataset` (all fields) or `department.dataset.field`.
-    #[serde(default)]
-    pub datasets: Option<Vec<String>>,
-    /// The requester's proof of this query to each node it asks (`node` → compact HS256
-    /// JWS, see [`fedq_wire::proof`]), forwarded to that node alone. `null` for a node the
-    /// requester holds no session with: that node is not asked and is reported
-    /// `unavailable`. A node the query asks that has no entry refuses the query (400).
-    /// [`crate::client::ApiConnection`] fills this in; callers leave it empty.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub proofs: BTreeMap<String, Option<String>>,
-    /// The subject (and consent token) sealed to each node proven to (`node` → compact
-    /// JWE, [`fedq_wire::seal`]): the coordinator forwards it to that node and cannot read
-    /// it. Every node with a proof needs one.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sealed: BTreeMap<String, String>,
-}
-
-impl std::fmt::Debug for QueryRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryRequest")
-            .field("purpose", &self.purpose)
-            .field("view", &self.view)
-            .field("datasets", &self.datasets)
-            .field("consent", &self.consent.is_some())
-            .field("sealed_to", &self.sealed.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
 
 /// A validated query.
 #[derive(Clone, Debug)]
@@ -151,12 +88,27 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
     }
 }
 
-impl QueryRequest {
+/// How the coordinator reads a [`QueryRequest`] (parsed without quoting it, validated
+/// against the policy) and what the requester side proves and seals of it. A trait because
+/// the type is the client crate's ([`fedq_client::query`]); import it (`use
+/// fedq_coordinator::query::QueryRequestExt as _`) to call these.
+pub trait QueryRequestExt: Sized {
+    /// Parses a `POST /v1/query` body.
+    fn from_json(body: &[u8]) -> Result<Self, QueryRefusal>;
+    /// What a requester proves for this query.
+    fn proof_claims(&self) -> Option<ProofClaims>;
+    /// What the requester seals to each node.
+    fn sealed_subject(&self) -> Result<SealedSubject, String>;
+    /// Validates shape and names against the policy.
+    fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal>;
+}
+
+impl QueryRequestExt for QueryRequest {
     /// Parses a `POST /v1/query` body. A refusal says which field was wrong and what was
     /// expected, never what was sent: the message is registered in the audit log, and a
     /// body may carry a resident ID anywhere (serde's own messages quote the offending
     /// value or key).
-    pub fn from_json(body: &[u8]) -> Result<Self, QueryRefusal> {
+    fn from_json(body: &[u8]) -> Result<Self, QueryRefusal> {
         use serde_json::Value;
         let malformed =
             |why: String| QueryRefusal::Malformed(format!("malformed query JSON: {why}").into());
@@ -315,11 +267,11 @@ impl QueryRequest {
     /// What a requester proves for this query ([`ProofClaims`] without the sealed
     /// subject's hash, `fed`, `node`, `iat` and `nonce`, which
     /// [`fedq_wire::proof::Session::prove_sealed`] sets per node): the fields exactly as
-    /// [`QueryRequest::validate`] will hand them to the nodes — texts trimmed, blanks
+    /// [`QueryRequestExt::validate`] will hand them to the nodes — texts trimmed, blanks
     /// dropped, dataset items grouped per dataset with their fields sorted. `None` when
     /// the query cannot be valid (no target, a dataset item of the wrong shape): the
     /// coordinator refuses it anyway.
-    pub fn proof_claims(&self) -> Option<ProofClaims> {
+    fn proof_claims(&self) -> Option<ProofClaims> {
         let nonblank = |o: &Option<String>| {
             o.as_deref()
                 .map(str::trim)
@@ -342,7 +294,7 @@ impl QueryRequest {
     /// What the requester seals to each node: the subject (trimmed, checked here, since
     /// the coordinator never sees it) and the consent token, if any. The error names the
     /// field and what is wrong, never its value.
-    pub fn sealed_subject(&self) -> Result<SealedSubject, String> {
+    fn sealed_subject(&self) -> Result<SealedSubject, String> {
         let sub = ResidentId::parse(self.subject.trim()).map_err(|e| format!("`subject`: {e}"))?;
         let consent = self
             .consent
@@ -362,7 +314,7 @@ impl QueryRequest {
     /// Validates shape and names against the policy. A refusal names the kind of input
     /// that was wrong and what the policy accepts; it never repeats what was sent (it is
     /// registered in the audit log), so an ID typed into any field stays out of it.
-    pub fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal> {
+    fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal> {
         let malformed = |s: String| Err(QueryRefusal::Malformed(s.into()));
         let purpose = self.purpose.trim().to_owned();
         if purpose.is_empty() {
@@ -630,126 +582,6 @@ fn parse_datasets(engine: &Engine, items: &[String]) -> Result<Vec<DatasetReques
             Hint::field(Kind::MalformedRequest, "datasets", Vec::new()),
         ))
     })
-}
-
-/// Per-node outcome, as the requester sees it. Never silently omitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeStatus {
-    /// Released something (the requester side's reading of a sealed answer).
-    Ok,
-    /// Answered, with nothing to release (no record, or nothing disclosable).
-    NoRecord,
-    /// The node answered. At the coordinator, every answer: what it holds is sealed to
-    /// the requester. On the requester side, a view's source node that answered: whether
-    /// it had records is the view's to say (a view's answer never tells `ok` from
-    /// `no_record`, which would name the department holding a record behind a verdict).
-    Answered,
-    /// Refused by policy (the coordinator's pre-check or the node's own).
-    Denied,
-    /// Answered, but at least one of its datasets could not be verified for the subject
-    /// (unreadable or ill-typed records, a window start in the future): that dataset is
-    /// missing evidence, never "no record".
-    Unverified,
-    /// Could not be reached, refused our credentials, or failed closed.
-    Unavailable,
-    /// No answer within the deadline.
-    TimedOut,
-}
-
-/// One node's part of the answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct NodeReport {
-    /// The node.
-    pub node: String,
-    /// What happened.
-    pub status: NodeStatus,
-    /// Why, for denied / unverified / unavailable / timed out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The datasets it was asked about.
-    pub datasets: Vec<String>,
-    /// When the node refused the requester's proof: the refusal's code
-    /// ([`ProofRefusal::code`], e.g. `replayed`, `altered-purpose`). `unknown-session`
-    /// (the node holds no such session, e.g. after a restart) tells the requester to open
-    /// a new session with that node and retry once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof_refused: Option<String>,
-    /// The coordinator's query this node answered under, when it is not the answer's own
-    /// `query_id`: the requester side asked this node again, alone, after it had lost the
-    /// requester's session (its audit entries are under this id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query_id: Option<String>,
-    /// The coordinator's relay only: the node's answer, sealed to the requester (a compact
-    /// JWE the requester side opens with its session and the proof's nonce).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_answer: Option<String>,
-}
-
-/// What was released for one dataset.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct DatasetResult {
-    /// Minimized records: each released field's value in its plain JSON form
-    /// ([`crate::answer`]).
-    #[serde(serialize_with = "crate::answer::plain_records")]
-    #[schemars(with = "Vec<BTreeMap<String, crate::answer::AnswerValue>>")]
-    pub records: Vec<BTreeMap<String, fedq_policy::Value>>,
-    /// Summaries (`exists`, `count`).
-    pub summaries: BTreeMap<String, Summary>,
-}
-
-/// The answer to one query.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct QueryResponse {
-    /// The query's id (also in every audit entry it caused).
-    pub query_id: String,
-    /// Policy version that decided at the coordinator.
-    pub policy_version: String,
-    /// Purpose.
-    pub purpose: String,
-    /// The view asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub view: Option<String>,
-    /// False when any node asked was unavailable, timed out, or answered a dataset as
-    /// unverified.
-    pub complete: bool,
-    /// Every node asked, with its status.
-    pub nodes: Vec<NodeReport>,
-    /// The view's answer, every released value in its plain JSON form.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::answer::plain_view"
-    )]
-    #[schemars(with = "Option<crate::answer::ViewAnswer>")]
-    pub view_result: Option<ViewResult>,
-    /// A dataset query: what each dataset released. A view: only the source fields the
-    /// view declares in `release` (usually none) — never the sources' records.
-    pub datasets: BTreeMap<String, DatasetResult>,
-}
-
-/// The coordinator's answer to one query (`POST /v1/query`): each node's status and its
-/// answer sealed to the requester, and nothing any node released. The requester side
-/// opens the answers and concludes the [`QueryResponse`] ([`crate::opening::conclude`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RelayedAnswer {
-    /// The query's id (also in every audit entry it caused).
-    pub query_id: String,
-    /// Policy version that decided at the coordinator.
-    pub policy_version: String,
-    /// Purpose.
-    pub purpose: String,
-    /// The view asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub view: Option<String>,
-    /// False when a node asked gave no sealed answer (what an answer holds — an
-    /// unverified dataset — only the requester side can tell).
-    pub complete: bool,
-    /// Every node asked, with its status (`answered` carries `sealed_answer`).
-    pub nodes: Vec<NodeReport>,
-    /// A view's terms under the coordinator's policy: what the requester side falls back
-    /// on when no node's own part (which names the terms it was decided under) opened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub view_terms: Option<ViewTerms>,
 }
 
 /// The datasets a target touches, grouped by department (= node name).

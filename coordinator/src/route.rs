@@ -35,7 +35,8 @@ use fedq_wire::{NodeRequest, NodeResponse};
 use crate::outcome::{Audited, Refusal, Reply, Unserved};
 use crate::problem::{Hint, Kind, Said};
 use crate::query::{
-    self, NodeReport, NodeStatus, QueryRequest, Recorded, RelayedAnswer, ValidQuery,
+    self, NodeReport, NodeStatus, QueryRequest, QueryRequestExt as _, Recorded, RelayedAnswer,
+    ValidQuery,
 };
 
 pub use fedq_policy::Clock;

@@ -640,7 +640,13 @@ impl Coordinator {
                 Ok(NodeResponse::PolicyStatus(state)) => crate::api::NodePolicyStatus {
                     node,
                     reachable: true,
-                    version: Some(state.into()),
+                    version: Some(crate::api::PolicyVersion {
+                        version: state.version,
+                        label: state.label,
+                        content_sha256: state.content_sha256,
+                        threshold: state.threshold,
+                        last_refusal: state.last_refusal,
+                    }),
                     error: None,
                     last_publish_error,
                 },
@@ -667,7 +673,13 @@ impl Coordinator {
                 .is_some_and(|v| v.content_sha256 == own.content_sha256)
         });
         Reply::ok(&crate::api::PolicyStatus {
-            coordinator: own.into(),
+            coordinator: crate::api::PolicyVersion {
+                version: own.version,
+                label: own.label,
+                content_sha256: own.content_sha256,
+                threshold: own.threshold,
+                last_refusal: own.last_refusal,
+            },
             nodes,
             in_step,
         })

@@ -1,8 +1,8 @@
 //! The bodies of the requester API's endpoints other than the query itself (whose types
 //! are [`crate::query::QueryRequest`], [`crate::query::RelayedAnswer`] and, on the
-//! requester side, [`crate::query::QueryResponse`]). The server builds its answers from
-//! these types and the OpenAPI document ([`crate::openapi`]) is generated from them, so
-//! the two cannot drift.
+//! requester side, [`crate::query::QueryResponse`]). The coordinator builds its answers
+//! from these types and its OpenAPI document is generated from them, so the two cannot
+//! drift.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +17,8 @@ pub struct NodeList {
     /// Each view of the policy in force → the nodes it asks (its sources' departments
     /// this coordinator has). A client proves a view query only to these; if the plan
     /// changed since it listed them, the coordinator's 400 (`proof-missing`) says which
-    /// node lacks a proof and the client lists again.
+    /// node lacks a proof and the client lists again. Absent: every node is proven to.
+    #[serde(default)]
     pub views: BTreeMap<String, Vec<String>>,
 }
 
@@ -59,30 +60,6 @@ pub struct PolicyVersion {
     pub threshold: u32,
     /// Why the last bundle offered was refused.
     pub last_refusal: Option<String>,
-}
-
-impl From<fedq_bundle::state::SlotStatus> for PolicyVersion {
-    fn from(s: fedq_bundle::state::SlotStatus) -> Self {
-        Self {
-            version: s.version,
-            label: s.label,
-            content_sha256: s.content_sha256,
-            threshold: s.threshold,
-            last_refusal: s.last_refusal,
-        }
-    }
-}
-
-impl From<fedq_wire::message::PolicyState> for PolicyVersion {
-    fn from(s: fedq_wire::message::PolicyState) -> Self {
-        Self {
-            version: s.version,
-            label: s.label,
-            content_sha256: s.content_sha256,
-            threshold: s.threshold,
-            last_refusal: s.last_refusal,
-        }
-    }
 }
 
 /// `GET /v1/policy/status`.
