@@ -334,3 +334,54 @@ async fn the_gateway_serves_its_health_and_described_metrics() {
     assert_eq!(value(&text, "fedq_gateway_unauthenticated_total"), 1.0);
     assert!(!text.contains(&fed.scenario.clean.resident_id));
 }
+
+/// Issue 13 §6 and 16 §4: a record the node cannot read back makes its lookup
+/// *unverified*, and the node's counter of that outcome (not `answered`) rises: the
+/// operator sees unreadable evidence in `/metrics`, not only in the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_lookup_is_counted_as_unverified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = federation(tmp.path(), 163);
+    // Every court record becomes a body that is no record at all (what a bad restore or
+    // a hand edit leaves behind).
+    let conn = fedq_node::store::connect(&fed.layout.store("court")).unwrap();
+    let spoiled = conn
+        .execute(
+            "UPDATE records SET body = '[1, 2]' WHERE dataset LIKE 'court.%'",
+            [],
+        )
+        .unwrap();
+    assert!(spoiled > 0, "the court store holds no records to spoil");
+    drop(conn);
+    let mut nodes = Vec::new();
+    for name in fed.nodes.keys() {
+        let config = fed.layout.node_config(name);
+        with_ops_listener(&config);
+        nodes.push((name.clone(), FedqProcess::node(&config, None)));
+    }
+    let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
+    let court = &nodes.iter().find(|(n, _)| n == "court").unwrap().1;
+    let before = metrics(court.ops_addr()).await;
+    assert_eq!(lookups(&before, "unverified"), 0.0);
+
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+    let (status, answer) = fedq_demo::ask(&fed, &fedq_demo::licensing(&subject, "blacklist-check"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let court_answer = answer["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "court")
+        .unwrap_or_else(|| panic!("the court was not asked: {answer}"));
+    assert!(
+        court_answer.to_string().contains("unverified"),
+        "{court_answer}"
+    );
+
+    let after = metrics(court.ops_addr()).await;
+    assert_eq!(lookups(&after, "unverified"), 1.0, "{after}");
+    assert_eq!(lookups(&after, "answered"), 0.0, "{after}");
+    assert!(!after.contains(&subject));
+}
