@@ -20,7 +20,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod checkpoint;
 pub mod cli;
+pub mod merkle;
 use std::sync::Arc;
 use std::time::Duration;
 
