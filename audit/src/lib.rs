@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 pub mod checkpoint;
 pub mod cli;
 pub mod merkle;
+mod tree;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -460,6 +461,7 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
     )
     .map_err(store_err(path))?;
     conn.execute_batch(SCHEMA).map_err(store_err(path))?;
+    conn.execute_batch(tree::SCHEMA).map_err(store_err(path))?;
     // Logs written before consent tokens lack the column: add it (NULL for old entries).
     let has_consent: bool = conn
         .query_row(
@@ -561,6 +563,12 @@ impl AuditLog {
             .optional()
             .map_err(store_err(path))?
             .map_or((0u64, GENESIS.to_owned()), |(s, h)| (s.unsigned_abs(), h));
+        let mut frontier = tree::open_frontier(&conn, seq).map_err(|e| AuditError::Store {
+            path: path.display().to_string(),
+            reason: format!(
+                "its Merkle tree cannot be built: {e}; check it with `fedq audit verify`"
+            ),
+        })?;
         let file = fedq_certs::fsutil::FileIdentity::of(path).map_err(|e| AuditError::Store {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -583,7 +591,7 @@ impl AuditLog {
                         }
                     }
                     let started = std::time::Instant::now();
-                    let result = write_group(&mut conn, &owned, seq, &prev, &batch);
+                    let result = write_group(&mut conn, &owned, seq, &prev, &mut frontier, &batch);
                     if let Ok(mut last) = failure.lock() {
                         *last = result.as_ref().err().map(ToString::to_string);
                     }
@@ -698,10 +706,13 @@ fn write_group(
     path: &Path,
     mut seq: u64,
     prev: &str,
+    frontier: &mut merkle::Frontier,
     batch: &[Pending],
 ) -> Result<(u64, String), AuditError> {
     let err = store_err(path);
     let tx = conn.transaction().map_err(&err)?;
+    // The tree grows with the entries, in the same transaction; kept only once it commits.
+    let mut grown = frontier.clone();
     let mut prev = prev.to_owned();
     {
         let mut stmt = tx
@@ -743,11 +754,17 @@ fn write_group(
             if let (Some(jti), Some(expires)) = (&r.consent_id, consent_expires) {
                 uses.execute(params![jti, expires]).map_err(&err)?;
             }
+            let leaf = tree::entry_leaf(&hash).ok_or_else(|| AuditError::Store {
+                path: path.display().to_string(),
+                reason: "an entry hash is not 32 bytes of hex".into(),
+            })?;
+            tree::store_finished(&tx, &grown.push(leaf)).map_err(&err)?;
             prev = hash;
         }
         drop(uses);
     }
     tx.commit().map_err(&err)?;
+    *frontier = grown;
     Ok((seq, prev))
 }
 
