@@ -272,12 +272,12 @@ impl NoteVerifier {
 }
 
 /// A signer: a key name and the process's P-256 key pair.
-pub struct NoteSigner<'k> {
+pub struct NoteSigner {
     name: String,
-    key: &'k EcdsaKeyPair,
+    key: EcdsaKeyPair,
 }
 
-impl std::fmt::Debug for NoteSigner<'_> {
+impl std::fmt::Debug for NoteSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NoteSigner")
             .field("name", &self.name)
@@ -285,14 +285,31 @@ impl std::fmt::Debug for NoteSigner<'_> {
     }
 }
 
-impl<'k> NoteSigner<'k> {
+impl NoteSigner {
     /// A signer for `name` with `key` (an ECDSA P-256 key pair for ASN.1 signatures).
-    pub fn new(name: &str, key: &'k EcdsaKeyPair) -> Result<Self, CheckpointError> {
+    pub fn new(name: &str, key: EcdsaKeyPair) -> Result<Self, CheckpointError> {
         check_key_name(name)?;
         Ok(Self {
             name: name.to_owned(),
             key,
         })
+    }
+
+    /// A signer for `name` with the P-256 key in `pkcs8` (DER), as `fedq certs` writes
+    /// every process's key.
+    pub fn from_pkcs8(name: &str, pkcs8: &[u8]) -> Result<Self, CheckpointError> {
+        let key = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            pkcs8,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(|_| CheckpointError::Key)?;
+        Self::new(name, key)
+    }
+
+    /// The key name (the log's origin).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The matching verifier.
@@ -329,6 +346,77 @@ impl<'k> NoteSigner<'k> {
     }
 }
 
+/// A node's commitment to the audit entry it wrote for one answer: the log's signed tree
+/// head at the group commit that made the entry durable, the entry's index and content
+/// hash, and the inclusion proof of that entry in that tree. Whoever holds it can later
+/// show that the log had this entry at this place — a log that drops or rewrites it no
+/// longer matches a head its own key signed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// The signed checkpoint (a signed note), whose size is at least `index + 1`.
+    pub checkpoint: String,
+    /// The entry's leaf index (its sequence number minus one).
+    pub index: u64,
+    /// The entry's content hash (hex), whose leaf hash the proof starts from.
+    pub entry_hash: String,
+    /// The inclusion proof, base64 hashes, nearest the leaf first.
+    pub proof: Vec<String>,
+}
+
+/// Why a receipt was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    /// Its checkpoint is not one the log's key signed.
+    #[error("the receipt's checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    /// Its hashes are not hashes.
+    #[error("the receipt is malformed: {0}")]
+    Malformed(&'static str),
+    /// Its proof does not place the entry in the signed tree.
+    #[error("the receipt's inclusion proof does not verify: {0}")]
+    Proof(#[from] crate::merkle::ProofError),
+}
+
+impl Receipt {
+    /// Checks the receipt against the log's key: the checkpoint is signed by it and names
+    /// it as origin, and the proof places the entry at its index in that tree. Returns the
+    /// checkpoint.
+    pub fn verify(&self, log: &NoteVerifier) -> Result<Checkpoint, ReceiptError> {
+        let (checkpoint, _) = open_checkpoint(&self.checkpoint, log)?;
+        let entry: [u8; 32] = hex::decode(&self.entry_hash)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(ReceiptError::Malformed(
+                "the entry hash is not 32 bytes of hex",
+            ))?;
+        let proof = self
+            .proof
+            .iter()
+            .map(|h| {
+                B64.decode(h)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or(ReceiptError::Malformed(
+                        "a proof hash is not base64 SHA-256",
+                    ))
+            })
+            .collect::<Result<Vec<Hash>, _>>()?;
+        crate::merkle::verify_inclusion(
+            &crate::merkle::leaf_hash(&entry),
+            self.index,
+            checkpoint.size,
+            &proof,
+            &checkpoint.root,
+        )?;
+        Ok(checkpoint)
+    }
+}
+
+/// Encodes a proof's hashes for a [`Receipt`].
+pub fn encode_proof(proof: &[Hash]) -> Vec<String> {
+    proof.iter().map(|h| B64.encode(h)).collect()
+}
+
 /// The signed-note key ID of an ECDSA key: SHA-256 of its DER SubjectPublicKeyInfo,
 /// first four bytes, big-endian.
 pub fn ecdsa_key_id(public_key: &[u8]) -> u32 {
@@ -361,10 +449,10 @@ pub fn open_checkpoint(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn key() -> EcdsaKeyPair {
+    pub(crate) fn key() -> EcdsaKeyPair {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
@@ -387,8 +475,8 @@ mod tests {
     #[test]
     fn a_signed_checkpoint_reads_back_and_a_witness_cosignature_adds_a_line() {
         let (log_key, witness_key) = (key(), key());
-        let log = NoteSigner::new("fedq/changsha/node/court", &log_key).unwrap();
-        let witness = NoteSigner::new("fedq/changsha/node/tax", &witness_key).unwrap();
+        let log = NoteSigner::new("fedq/changsha/node/court", log_key).unwrap();
+        let witness = NoteSigner::new("fedq/changsha/node/tax", witness_key).unwrap();
         let mut note = log.sign_checkpoint(&checkpoint()).unwrap();
         let text = note.to_text();
         assert!(text.starts_with("fedq/changsha/node/court\n42\n"), "{text}");
@@ -405,14 +493,14 @@ mod tests {
         witness.verifier().verify(&cosigned).unwrap();
         // Not signed by a third key.
         let stranger_key = key();
-        let stranger = NoteSigner::new("fedq/changsha/node/hrss", &stranger_key).unwrap();
+        let stranger = NoteSigner::new("fedq/changsha/node/hrss", stranger_key).unwrap();
         assert!(stranger.verifier().verify(&cosigned).is_err());
     }
 
     #[test]
     fn a_changed_checkpoint_or_a_forged_line_is_refused() {
         let log_key = key();
-        let log = NoteSigner::new("fedq/changsha/node/court", &log_key).unwrap();
+        let log = NoteSigner::new("fedq/changsha/node/court", log_key).unwrap();
         let text = log.sign_checkpoint(&checkpoint()).unwrap().to_text();
         // A rewriter changes the size and keeps the signature.
         let changed = text.replacen("\n42\n", "\n41\n", 1);
@@ -422,7 +510,7 @@ mod tests {
         ));
         // Another key signs under the log's name: unknown ID, so no valid signature.
         let other_key = key();
-        let impostor = NoteSigner::new("fedq/changsha/node/court", &other_key).unwrap();
+        let impostor = NoteSigner::new("fedq/changsha/node/court", other_key).unwrap();
         let forged = impostor.sign_checkpoint(&checkpoint()).unwrap().to_text();
         assert!(open_checkpoint(&forged, &log.verifier()).is_err());
         // A log signing another origin's checkpoint.

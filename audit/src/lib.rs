@@ -24,6 +24,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod merkle;
 mod tree;
+#[cfg(test)]
+mod witnessed_tests;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -505,8 +507,54 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
 type Pending = (
     AuditRecord,
     Option<i64>,
-    oneshot::Sender<Result<u64, AuditError>>,
+    oneshot::Sender<Result<Committed, AuditError>>,
 );
+
+/// An entry made durable: its sequence number and, in a log that signs its checkpoints,
+/// the receipt for it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The signed commitment to the entry (`None` in a log without a signing key).
+    pub receipt: Option<checkpoint::Receipt>,
+}
+
+/// How often a signing log keeps a checkpoint for its witnesses: after this many entries
+/// or this much time since the last one, whichever comes first (checked at each group
+/// commit). Every group commit's tree head is signed for its receipts either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// Entries between kept checkpoints.
+    pub entries: u64,
+    /// Time between kept checkpoints.
+    pub interval: Duration,
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Self {
+            entries: 1000,
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A log's own signing key and checkpoint cadence.
+#[derive(Debug)]
+pub struct Signing {
+    /// The key; its name is the log's origin.
+    pub signer: checkpoint::NoteSigner,
+    /// When checkpoints are kept.
+    pub cadence: Cadence,
+}
+
+/// The writer's signing state.
+struct Signer {
+    signing: Signing,
+    kept_size: u64,
+    kept_at: std::time::Instant,
+}
 
 /// Most entries committed in one transaction.
 const MAX_GROUP: usize = 1024;
@@ -549,6 +597,17 @@ impl AuditLog {
     /// Opens (creating if needed) the log at `path` and starts its writer thread. The file
     /// and its `-wal` and `-shm` are owner-only (0600) whatever the umask.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens the log at `path` as [`AuditLog::open`] does, signing the tree head of every
+    /// group commit with `signing`'s key: each entry's [`Committed`] carries its receipt,
+    /// and checkpoints are kept (table `checkpoints`) at the signing cadence.
+    pub fn open_signing(path: &Path, signing: Signing) -> Result<Self, AuditError> {
+        Self::open_with(path, Some(signing))
+    }
+
+    fn open_with(path: &Path, signing: Option<Signing>) -> Result<Self, AuditError> {
         fedq_certs::fsutil::prepare_private_database(path).map_err(|e| AuditError::Store {
             path: path.display().to_string(),
             reason: format!("cannot create it owner-only: {e}"),
@@ -573,6 +632,19 @@ impl AuditLog {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
+        let kept_size: u64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(size), 0) FROM checkpoints",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(store_err(path))?
+            .unsigned_abs();
+        let mut signer = signing.map(|signing| Signer {
+            signing,
+            kept_size,
+            kept_at: std::time::Instant::now(),
+        });
         let last_failure = Arc::new(std::sync::Mutex::new(None));
         let failure = Arc::clone(&last_failure);
         let (tx, mut rx) = mpsc::channel::<Pending>(8 * MAX_GROUP);
@@ -591,19 +663,30 @@ impl AuditLog {
                         }
                     }
                     let started = std::time::Instant::now();
-                    let result = write_group(&mut conn, &owned, seq, &prev, &mut frontier, &batch);
+                    let result = write_group(
+                        &mut conn,
+                        &owned,
+                        (seq, &prev),
+                        &mut frontier,
+                        signer.as_mut(),
+                        &batch,
+                    );
                     if let Ok(mut last) = failure.lock() {
                         *last = result.as_ref().err().map(ToString::to_string);
                     }
                     match result {
-                        Ok((last_seq, last_hash)) => {
+                        Ok((last_seq, last_hash, receipts)) => {
                             metrics::histogram!(COMMIT_SECONDS)
                                 .record(started.elapsed().as_secs_f64());
                             let first_seq = seq + 1;
                             seq = last_seq;
                             prev = last_hash;
+                            let mut receipts = receipts.into_iter();
                             for (i, (_, _, reply)) in batch.drain(..).enumerate() {
-                                let _ = reply.send(Ok(first_seq + i as u64));
+                                let _ = reply.send(Ok(Committed {
+                                    seq: first_seq + i as u64,
+                                    receipt: receipts.next(),
+                                }));
                             }
                         }
                         Err(e) => {
@@ -652,6 +735,12 @@ impl AuditLog {
 
     /// Appends an entry and waits until it is durable. Returns its sequence number.
     pub async fn append(&self, record: AuditRecord) -> Result<u64, AuditError> {
+        Ok(self.append_inner(record, None).await?.seq)
+    }
+
+    /// Appends an entry and waits until it is durable; returns its sequence number and,
+    /// in a signing log, its receipt.
+    pub async fn append_committed(&self, record: AuditRecord) -> Result<Committed, AuditError> {
         self.append_inner(record, None).await
     }
 
@@ -670,14 +759,14 @@ impl AuditLog {
                 reason: "a consent use needs the token's id".into(),
             });
         }
-        self.append_inner(record, Some(expires)).await
+        Ok(self.append_inner(record, Some(expires)).await?.seq)
     }
 
     async fn append_inner(
         &self,
         record: AuditRecord,
         consent_expires: Option<i64>,
-    ) -> Result<u64, AuditError> {
+    ) -> Result<Committed, AuditError> {
         let bytes = record.size();
         if bytes > MAX_RECORD_BYTES {
             return Err(AuditError::TooLarge { bytes });
@@ -701,18 +790,25 @@ impl AuditLog {
     }
 }
 
+/// Writes one group in one transaction: the entries, their consent uses, the tree nodes
+/// they finish and, in a signing log, the checkpoint when one is due. Returns the last
+/// sequence number and hash, and each entry's receipt in a signing log.
 fn write_group(
     conn: &mut Connection,
     path: &Path,
-    mut seq: u64,
-    prev: &str,
+    (mut seq, prev): (u64, &str),
     frontier: &mut merkle::Frontier,
+    mut signer: Option<&mut Signer>,
     batch: &[Pending],
-) -> Result<(u64, String), AuditError> {
+) -> Result<(u64, String, Vec<checkpoint::Receipt>), AuditError> {
     let err = store_err(path);
     let tx = conn.transaction().map_err(&err)?;
     // The tree grows with the entries, in the same transaction; kept only once it commits.
     let mut grown = frontier.clone();
+    let mut known = signer
+        .as_ref()
+        .map(|_| merkle::GroupSubtrees::after(frontier));
+    let mut hashes = Vec::with_capacity(batch.len());
     let mut prev = prev.to_owned();
     {
         let mut stmt = tx
@@ -758,14 +854,114 @@ fn write_group(
                 path: path.display().to_string(),
                 reason: "an entry hash is not 32 bytes of hex".into(),
             })?;
-            tree::store_finished(&tx, &grown.push(leaf)).map_err(&err)?;
+            let index = grown.size();
+            let finished = grown.push(leaf);
+            tree::store_finished(&tx, &finished).map_err(&err)?;
+            if let Some(known) = known.as_mut() {
+                known.add(index, leaf, &finished);
+                hashes.push(hash.clone());
+            }
             prev = hash;
         }
         drop(uses);
     }
+    let mut receipts = Vec::new();
+    let mut kept = None;
+    if let (Some(signer), Some(known)) = (signer.as_deref_mut(), known.as_ref()) {
+        let head = checkpoint::Checkpoint {
+            origin: signer.signing.signer.name().to_owned(),
+            size: grown.size(),
+            root: grown.root(),
+        };
+        let note = signer
+            .signing
+            .signer
+            .sign_checkpoint(&head)
+            .map_err(|e| AuditError::Store {
+                path: path.display().to_string(),
+                reason: format!("cannot sign its checkpoint: {e}"),
+            })?
+            .to_text();
+        let first = grown.size() - hashes.len() as u64;
+        for (i, entry_hash) in hashes.into_iter().enumerate() {
+            let index = first + i as u64;
+            let proof = merkle::inclusion_proof(known, index, head.size).map_err(|e| {
+                AuditError::Store {
+                    path: path.display().to_string(),
+                    reason: format!("cannot prove its new entry: {e}"),
+                }
+            })?;
+            receipts.push(checkpoint::Receipt {
+                checkpoint: note.clone(),
+                index,
+                entry_hash,
+                proof: checkpoint::encode_proof(&proof),
+            });
+        }
+        let cadence = signer.signing.cadence;
+        if head.size >= signer.kept_size + cadence.entries
+            || signer.kept_at.elapsed() >= cadence.interval
+        {
+            tx.execute(
+                "INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?1, ?2)",
+                params![head.size as i64, note],
+            )
+            .map_err(&err)?;
+            kept = Some(head.size);
+        }
+    }
     tx.commit().map_err(&err)?;
     *frontier = grown;
-    Ok((seq, prev))
+    if let (Some(size), Some(signer)) = (kept, signer) {
+        signer.kept_size = size;
+        signer.kept_at = std::time::Instant::now();
+    }
+    Ok((seq, prev, receipts))
+}
+
+/// The checkpoints a signing log kept, oldest first, as signed notes with their sizes.
+pub fn checkpoints(path: &Path) -> Result<Vec<(u64, String)>, AuditError> {
+    let conn = open_existing(path)?;
+    let mut stmt = conn
+        .prepare("SELECT size, note FROM checkpoints ORDER BY size")
+        .map_err(store_err(path))?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?.unsigned_abs(), row.get(1)?))
+        })
+        .map_err(store_err(path))?;
+    rows.collect::<Result<_, _>>().map_err(store_err(path))
+}
+
+/// The consistency proof between the log's trees of `first` and `second` entries, from
+/// its stored tree (what a witness asks for before it cosigns the larger checkpoint).
+pub fn consistency_proof(
+    path: &Path,
+    first: u64,
+    second: u64,
+) -> Result<Vec<merkle::Hash>, AuditError> {
+    let conn = open_existing(path)?;
+    merkle::consistency_proof(&tree::StoredTree { conn: &conn }, first, second).map_err(|e| {
+        AuditError::Store {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// The inclusion proof of entry `seq` in the log's tree of `size` entries.
+pub fn inclusion_proof(path: &Path, seq: u64, size: u64) -> Result<Vec<merkle::Hash>, AuditError> {
+    let conn = open_existing(path)?;
+    let index = seq.checked_sub(1).ok_or_else(|| AuditError::Store {
+        path: path.display().to_string(),
+        reason: "entries are numbered from 1".into(),
+    })?;
+    merkle::inclusion_proof(&tree::StoredTree { conn: &conn }, index, size).map_err(|e| {
+        AuditError::Store {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// Where the chain breaks.
@@ -797,6 +993,43 @@ pub enum ChainBreak {
         /// The entry before it.
         previous: u64,
     },
+    /// The log's entries up to a witnessed size do not make the tree the witness
+    /// cosigned: the first entry that does not match is in `first..=last` (entries before
+    /// `first` match the previous witnessed checkpoint, or there is none).
+    #[error("entries {first}..={last} do not match the checkpoint `{witness}` cosigned at size {size}: the log was rewritten there (every entry before {first} matches)")]
+    Unwitnessed {
+        /// The first entry that may differ.
+        first: u64,
+        /// The last entry that may differ (the checkpoint's size).
+        last: u64,
+        /// The witnessed size.
+        size: u64,
+        /// Who cosigned it.
+        witness: String,
+    },
+    /// The log is shorter than a checkpoint a witness cosigned: its newest entries were
+    /// cut.
+    #[error("the log has {entries} entries but `{witness}` cosigned a checkpoint of {size}: entries {first_missing}..={size} were cut")]
+    Truncated {
+        /// Entries in the log.
+        entries: u64,
+        /// The first entry cut.
+        first_missing: u64,
+        /// The witnessed size.
+        size: u64,
+        /// Who cosigned it.
+        witness: String,
+    },
+}
+
+/// A checkpoint of this log that another process cosigned (its signatures already
+/// checked by whoever read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witnessed {
+    /// The witness's name.
+    pub witness: String,
+    /// What it cosigned.
+    pub checkpoint: checkpoint::Checkpoint,
 }
 
 /// The result of [`verify`].
@@ -808,6 +1041,10 @@ pub struct Verification {
     pub first_break: Option<ChainBreak>,
     /// Hash of the last entry (publish it elsewhere to detect truncation).
     pub head: String,
+    /// The Merkle tree root of the entries checked (base64), as a checkpoint states it.
+    pub root: String,
+    /// How many witnessed checkpoints the log matched.
+    pub witnessed: usize,
 }
 
 fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
@@ -901,14 +1138,22 @@ pub fn last_installed_policy(path: &Path) -> Result<Option<u64>, AuditError> {
 
 /// Checks the whole chain of the log at `path` and names the first broken entry.
 pub fn verify(path: &Path) -> Result<Verification, AuditError> {
-    if !path.exists() {
-        return Err(AuditError::Store {
-            path: path.display().to_string(),
-            reason: "no such file".into(),
-        });
-    }
-    let conn = open(path)?;
+    verify_against(path, &[])
+}
+
+/// Verifies the log as [`verify`] does, and its Merkle tree against checkpoints other
+/// processes cosigned: a log rewritten and re-hashed throughout still fails here, at the
+/// first witnessed checkpoint it no longer matches, and a log cut below a witnessed size
+/// is named truncated.
+pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verification, AuditError> {
+    let conn = open_existing(path)?;
     let err = store_err(path);
+    let mut witnessed: Vec<&Witnessed> = witnessed.iter().collect();
+    witnessed.sort_by_key(|w| w.checkpoint.size);
+    let mut pending = witnessed.iter().peekable();
+    let mut matched = 0usize;
+    let mut matched_size = 0u64;
+    let mut frontier = merkle::Frontier::default();
     let mut stmt = conn
         .prepare(&format!("{SELECT} ORDER BY seq"))
         .map_err(&err)?;
@@ -916,6 +1161,17 @@ pub fn verify(path: &Path) -> Result<Verification, AuditError> {
     let mut previous = 0u64;
     let mut prev_hash = GENESIS.to_owned();
     let mut entries = 0u64;
+    let broken_at = |frontier: &merkle::Frontier, head: String, broken| Verification {
+        entries: frontier.size(),
+        first_break: Some(broken),
+        head,
+        root: base64_root(&frontier.root()),
+        witnessed: 0,
+    };
+    // An empty tree is witnessed at size 0 trivially.
+    while pending.peek().is_some_and(|w| w.checkpoint.size == 0) {
+        pending.next();
+    }
     while let Some(row) = rows.next().map_err(&err)? {
         let entry = row_to_entry(row).map_err(&err)?;
         entries += 1;
@@ -936,21 +1192,79 @@ pub fn verify(path: &Path) -> Result<Verification, AuditError> {
         } else {
             None
         };
-        if broken.is_some() {
-            return Ok(Verification {
-                entries,
-                first_break: broken,
-                head: entry.hash,
-            });
+        if let Some(broken) = broken {
+            let mut v = broken_at(&frontier, entry.hash, broken);
+            v.entries = entries;
+            v.witnessed = matched;
+            return Ok(v);
+        }
+        let leaf = tree::entry_leaf(&entry.hash).ok_or(AuditError::Store {
+            path: path.display().to_string(),
+            reason: format!("entry {} has no readable content hash", entry.seq),
+        })?;
+        frontier.push(leaf);
+        while let Some(w) = pending
+            .peek()
+            .filter(|w| w.checkpoint.size == frontier.size())
+        {
+            if w.checkpoint.root != frontier.root() {
+                let mut v = broken_at(
+                    &frontier,
+                    entry.hash.clone(),
+                    ChainBreak::Unwitnessed {
+                        first: matched_size + 1,
+                        last: w.checkpoint.size,
+                        size: w.checkpoint.size,
+                        witness: w.witness.clone(),
+                    },
+                );
+                v.witnessed = matched;
+                return Ok(v);
+            }
+            matched += 1;
+            matched_size = w.checkpoint.size;
+            pending.next();
         }
         previous = entry.seq;
         prev_hash = entry.hash;
+    }
+    if let Some(w) = pending.next() {
+        let mut v = broken_at(
+            &frontier,
+            prev_hash,
+            ChainBreak::Truncated {
+                entries,
+                first_missing: entries + 1,
+                size: w.checkpoint.size,
+                witness: w.witness.clone(),
+            },
+        );
+        v.witnessed = matched;
+        return Ok(v);
     }
     Ok(Verification {
         entries,
         first_break: None,
         head: prev_hash,
+        root: base64_root(&frontier.root()),
+        witnessed: matched,
     })
+}
+
+fn base64_root(root: &merkle::Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(root)
+}
+
+/// Opens an existing log for reading; a missing file is an error, never a new log.
+fn open_existing(path: &Path) -> Result<Connection, AuditError> {
+    if !path.exists() {
+        return Err(AuditError::Store {
+            path: path.display().to_string(),
+            reason: "no such file".into(),
+        });
+    }
+    open(path)
 }
 
 /// Filters of `fedq audit list`.

@@ -343,6 +343,19 @@ impl Frontier {
         self.size
     }
 
+    /// The complete subtrees on the right edge as `(level, index, hash)`, largest first.
+    pub fn subtrees(&self) -> Vec<(u32, u64, Hash)> {
+        let mut start = 0u64;
+        self.edge
+            .iter()
+            .map(|&(level, hash)| {
+                let index = start >> level;
+                start += 1 << level;
+                (level, index, hash)
+            })
+            .collect()
+    }
+
     /// Appends a leaf; returns the complete subtrees of level ≥ 1 that it finished, as
     /// `(level, index, hash)`, smallest first.
     pub fn push(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
@@ -422,6 +435,48 @@ impl MemoryTree {
     /// See [`consistency_proof`].
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
         consistency_proof(self, first, second)
+    }
+}
+
+/// The subtrees one append group can prove from without reading the disk: the right edge
+/// before the group, the group's leaves and every subtree the group finished. Every
+/// inclusion proof of a leaf of the group in the tree after it needs only these: a
+/// sibling left of a new leaf is either a subtree of the old edge or ends at a new leaf,
+/// and then the group finished it.
+#[derive(Debug, Default)]
+pub struct GroupSubtrees {
+    known: std::collections::HashMap<(u32, u64), Hash>,
+}
+
+impl GroupSubtrees {
+    /// Starts from the frontier before the group.
+    pub fn after(frontier: &Frontier) -> Self {
+        let known = frontier
+            .subtrees()
+            .into_iter()
+            .map(|(level, index, hash)| ((level, index), hash))
+            .collect();
+        Self { known }
+    }
+
+    /// Records a leaf of the group at `index` and the subtrees its append finished.
+    pub fn add(&mut self, index: u64, leaf: Hash, finished: &[(u32, u64, Hash)]) {
+        self.known.insert((0, index), leaf);
+        for &(level, i, hash) in finished {
+            self.known.insert((level, i), hash);
+        }
+    }
+}
+
+impl Subtrees for GroupSubtrees {
+    fn complete(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+        self.known
+            .get(&(level, index))
+            .copied()
+            .ok_or(ProofError::Missing {
+                start: index << level,
+                leaves: 1 << level,
+            })
     }
 }
 
@@ -568,6 +623,37 @@ mod tests {
                     bad[0][0] ^= 1;
                     assert!(verify_consistency(m, n, &first, &root, &bad).is_err());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_proves_each_of_its_leaves_from_the_old_edge_and_what_it_finished() {
+        let leaves: Vec<Hash> = (0..100u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for (before, group) in [
+            (0u64, 1u64),
+            (0, 9),
+            (1, 1),
+            (5, 11),
+            (8, 8),
+            (13, 50),
+            (64, 36),
+        ] {
+            let mut frontier = Frontier::default();
+            for leaf in &leaves[..before as usize] {
+                frontier.push(*leaf);
+            }
+            let mut known = GroupSubtrees::after(&frontier);
+            for i in before..before + group {
+                let finished = frontier.push(leaves[i as usize]);
+                known.add(i, leaves[i as usize], &finished);
+            }
+            let size = before + group;
+            let root = frontier.root();
+            assert_eq!(root, mth(&leaves[..size as usize]));
+            for i in before..size {
+                let proof = inclusion_proof(&known, i, size).unwrap();
+                verify_inclusion(&leaves[i as usize], i, size, &proof, &root).unwrap();
             }
         }
     }

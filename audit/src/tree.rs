@@ -19,6 +19,10 @@ CREATE TABLE IF NOT EXISTS merkle_nodes (
     hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+);
 ";
 
 /// The leaf hash of the entry whose content hash is `entry_hash` (hex).
