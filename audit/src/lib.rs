@@ -24,6 +24,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod merkle;
 mod tree;
+pub mod witness;
 #[cfg(test)]
 mod witnessed_tests;
 use std::sync::Arc;
@@ -1203,6 +1204,8 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
             reason: format!("entry {} has no readable content hash", entry.seq),
         })?;
         frontier.push(leaf);
+        // Entries up to the last matched size below this one are known good.
+        let below = matched_size;
         while let Some(w) = pending
             .peek()
             .filter(|w| w.checkpoint.size == frontier.size())
@@ -1212,7 +1215,7 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
                     &frontier,
                     entry.hash.clone(),
                     ChainBreak::Unwitnessed {
-                        first: matched_size + 1,
+                        first: below + 1,
                         last: w.checkpoint.size,
                         size: w.checkpoint.size,
                         witness: w.witness.clone(),

@@ -283,3 +283,212 @@ async fn a_plain_log_has_no_receipts_and_a_reopened_signing_log_keeps_its_cadenc
         .collect();
     assert_eq!(sizes, vec![3, 6], "{sizes:?}");
 }
+
+fn pkcs8() -> Vec<u8> {
+    let rng = ring::rand::SystemRandom::new();
+    ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rng,
+    )
+    .unwrap()
+    .as_ref()
+    .to_vec()
+}
+
+const COURT: &str = "fedq/changsha/node/court";
+
+fn signer(name: &str, key: &[u8]) -> checkpoint::NoteSigner {
+    checkpoint::NoteSigner::from_pkcs8(name, key).unwrap()
+}
+
+/// The same entry on every branch: fixed time, so two logs can share a prefix.
+fn fixed(i: usize, branch: &str) -> AuditRecord {
+    let mut r = record(i);
+    r.at = OffsetDateTime::from_unix_timestamp(1_780_000_000 + i as i64).unwrap();
+    r.query_id = format!("{branch}{i}");
+    r
+}
+
+/// A log of `entries` (built by `make`) signed with `key`, a checkpoint every 5.
+async fn log_of(path: &Path, key: &[u8], entries: impl Iterator<Item = AuditRecord>) {
+    let log = AuditLog::open_signing(
+        path,
+        Signing {
+            signer: signer(COURT, key),
+            cadence: Cadence {
+                entries: 5,
+                interval: Duration::from_secs(3600),
+            },
+        },
+    )
+    .unwrap();
+    for r in entries {
+        log.append(r).await.unwrap();
+    }
+}
+
+fn kept(path: &Path, size: u64) -> String {
+    checkpoints(path)
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == size)
+        .unwrap_or_else(|| panic!("no checkpoint at {size}"))
+        .1
+}
+
+fn add(path: &Path, old: u64, size: u64) -> witness::AddCheckpoint {
+    witness::AddCheckpoint {
+        old,
+        proof: consistency_proof(path, old, size).unwrap(),
+        checkpoint: kept(path, size),
+    }
+}
+
+#[tokio::test]
+async fn a_witness_cosigns_a_growing_log_and_refuses_what_the_protocol_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (court_key, tax_key) = (pkcs8(), pkcs8());
+    let path = dir.path().join("court-audit.db");
+    log_of(&path, &court_key, (0..20).map(|i| fixed(i, "a"))).await;
+    let court = signer(COURT, &court_key).verifier();
+    let tax = witness::Witness::open(
+        &dir.path().join("tax-witness.db"),
+        signer("fedq/changsha/node/tax", &tax_key),
+        [court.clone()],
+    )
+    .unwrap();
+
+    // First contact: old 0, no proof. Then from 5 to 15 with the log's proof.
+    let first = tax.add_checkpoint(&add(&path, 0, 5)).unwrap();
+    assert_eq!(first.len(), 1);
+    // The request travels as the protocol's text.
+    let request = witness::AddCheckpoint::parse(&add(&path, 5, 15).to_text()).unwrap();
+    tax.add_checkpoint(&request).unwrap();
+    let (held, note) = tax.latest(COURT).unwrap().unwrap();
+    assert_eq!(held.size, 15);
+    // What the witness holds carries both signatures.
+    let note = checkpoint::Note::parse(&note).unwrap();
+    court.verify(&note).unwrap();
+    signer("fedq/changsha/node/tax", &tax_key)
+        .verifier()
+        .verify(&note)
+        .unwrap();
+
+    // A sender that believes the witness is elsewhere: 409 with the size it holds.
+    let stale = tax.add_checkpoint(&add(&path, 5, 20)).unwrap_err();
+    assert_eq!(stale.status(), 409);
+    assert!(stale.to_string().contains("at size 15"), "{stale}");
+    // A proof that does not verify: 422, and the state stays at 15.
+    let mut bad = add(&path, 15, 20);
+    bad.proof[0][0] ^= 1;
+    assert_eq!(tax.add_checkpoint(&bad).unwrap_err().status(), 422);
+    assert_eq!(tax.latest(COURT).unwrap().unwrap().0.size, 15);
+    // A checkpoint signed by another key under the court's name: 403.
+    let impostor = signer(COURT, &pkcs8())
+        .sign_checkpoint(&held)
+        .unwrap()
+        .to_text();
+    let forged = witness::AddCheckpoint {
+        old: 15,
+        proof: vec![],
+        checkpoint: impostor,
+    };
+    assert_eq!(tax.add_checkpoint(&forged).unwrap_err().status(), 403);
+    // A log this witness does not follow: 404.
+    let other = signer("fedq/changsha/node/hrss", &pkcs8())
+        .sign_checkpoint(&checkpoint::Checkpoint {
+            origin: "fedq/changsha/node/hrss".into(),
+            size: 1,
+            root: merkle::empty_root(),
+        })
+        .unwrap()
+        .to_text();
+    let unknown = witness::AddCheckpoint {
+        old: 0,
+        proof: vec![],
+        checkpoint: other,
+    };
+    assert_eq!(tax.add_checkpoint(&unknown).unwrap_err().status(), 404);
+    // Malformed text: 400, naming what is wrong.
+    let err = witness::AddCheckpoint::parse("old 01\n\nx").unwrap_err();
+    assert_eq!(err.status(), 400);
+    // And the next honest step is cosigned.
+    tax.add_checkpoint(&add(&path, 15, 20)).unwrap();
+    // The state survives a restart.
+    drop(tax);
+    let tax = witness::Witness::open(
+        &dir.path().join("tax-witness.db"),
+        signer("fedq/changsha/node/tax", &tax_key),
+        [court.clone()],
+    )
+    .unwrap();
+    assert_eq!(tax.latest(COURT).unwrap().unwrap().0.size, 20);
+}
+
+#[tokio::test]
+async fn a_log_that_shows_two_witnesses_two_histories_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let court_key = pkcs8();
+    let court = signer(COURT, &court_key).verifier();
+    // One key, two histories sharing their first 10 entries.
+    let honest = dir.path().join("court-audit.db");
+    let forked = dir.path().join("court-audit-fork.db");
+    log_of(&honest, &court_key, (0..20).map(|i| fixed(i, "a"))).await;
+    log_of(
+        &forked,
+        &court_key,
+        (0..20).map(|i| fixed(i, if i < 10 { "a" } else { "b" })),
+    )
+    .await;
+    // The shared prefix: the same tree head at 10 (ECDSA signatures differ each time).
+    let head = |path: &Path, size| checkpoint::Note::parse(&kept(path, size)).unwrap().text;
+    assert_eq!(head(&honest, 10), head(&forked, 10));
+    assert_ne!(head(&honest, 15), head(&forked, 15));
+    let witness_at = |name: &str, key: &[u8]| {
+        witness::Witness::open(
+            &dir.path().join(format!("{}.db", name.replace('/', "_"))),
+            signer(name, key),
+            [court.clone()],
+        )
+        .unwrap()
+    };
+    let (tax_key, hrss_key) = (pkcs8(), pkcs8());
+    let tax = witness_at("fedq/changsha/node/tax", &tax_key);
+    let hrss = witness_at("fedq/changsha/node/hrss", &hrss_key);
+    for w in [&tax, &hrss] {
+        w.add_checkpoint(&add(&honest, 0, 10)).unwrap();
+    }
+    // The department shows tax one history and hrss the other; each alone is consistent.
+    tax.add_checkpoint(&add(&honest, 10, 15)).unwrap();
+    hrss.add_checkpoint(&add(&forked, 10, 15)).unwrap();
+    // The next checkpoint of either history is refused by the witness shown the other.
+    let refused = hrss.add_checkpoint(&add(&honest, 15, 20)).unwrap_err();
+    assert_eq!(refused.status(), 422, "{refused}");
+    assert!(refused.to_string().contains("rewritten, cut or forked"));
+    assert_eq!(
+        tax.add_checkpoint(&add(&forked, 15, 20))
+            .unwrap_err()
+            .status(),
+        422
+    );
+    // And either file, checked against what both witnesses hold, fails at 15.
+    let held = |w: &witness::Witness, key: &[u8]| {
+        witness::cosigned_in(w.path(), &court, &signer(w.name(), key).verifier()).unwrap()
+    };
+    let both = [held(&tax, &tax_key), held(&hrss, &hrss_key)].concat();
+    assert_eq!(both.len(), 4, "each witness holds 10 and 15");
+    for (path, witness) in [
+        (&honest, "fedq/changsha/node/hrss"),
+        (&forked, "fedq/changsha/node/tax"),
+    ] {
+        match verify_against(path, &both).unwrap().first_break {
+            Some(ChainBreak::Unwitnessed {
+                first: 11,
+                last: 15,
+                witness: w,
+                ..
+            }) => assert_eq!(w, witness),
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+}
