@@ -363,6 +363,10 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// Hash of this entry (hex).
     pub hash: String,
+    /// Whether the entry's body was deleted at the end of its retention period (its
+    /// fields are then empty; its hashes remain).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shredded: bool,
 }
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -498,6 +502,20 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
         > 0;
     if !has_node_ids {
         conn.execute_batch("ALTER TABLE audit ADD COLUMN node_query_ids TEXT")
+            .map_err(store_err(path))?;
+    }
+    // Retention: an entry whose body was deleted keeps its row, its chain link and its
+    // hash (the tree's leaf), marked shredded.
+    let has_shredded: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'shredded'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(store_err(path))?
+        > 0;
+    if !has_shredded {
+        conn.execute_batch("ALTER TABLE audit ADD COLUMN shredded INTEGER")
             .map_err(store_err(path))?;
     }
     Ok(conn)
@@ -920,6 +938,57 @@ fn write_group(
     Ok((seq, prev, receipts))
 }
 
+/// Deletes the bodies of entries older than `before` (the retention period's end): who
+/// asked, for what, about whom and with what outcome go; the row, its time, kind, chain
+/// link and hash stay, so the chain still links and the Merkle tree and every checkpoint
+/// over it still verify. Returns how many entries were shredded now.
+pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
+    let conn = open_existing(path)?;
+    let n = conn
+        .execute(
+            "UPDATE audit SET query_id = '', requester = '', purpose = '', legal_basis = NULL,
+                 subject = '', target = '', outcome = '', policy_version = '', consent_id = NULL,
+                 case_reference = NULL, node_query_ids = NULL, shredded = 1
+             WHERE at < ?1 AND shredded IS NULL",
+            params![format_time(before)],
+        )
+        .map_err(store_err(path))?;
+    Ok(n as u64)
+}
+
+/// The entries about one subject (its keyed pseudonym in this log), each with its
+/// inclusion proof in the log's tree of `size` entries — a size a witness cosigned, so
+/// the person (or whoever serves them) can check each entry against a checkpoint the
+/// department alone could not have rewritten. Entries after `size` are not listed.
+pub fn entries_about(
+    path: &Path,
+    subject: &str,
+    size: u64,
+) -> Result<Vec<(AuditEntry, Vec<merkle::Hash>)>, AuditError> {
+    let entries = list(
+        path,
+        &ListFilter {
+            subject: Some(subject.to_owned()),
+            ..ListFilter::default()
+        },
+    )?;
+    let conn = open_existing(path)?;
+    let tree = tree::StoredTree { conn: &conn };
+    entries
+        .into_iter()
+        .filter(|e| e.seq <= size)
+        .map(|e| {
+            let proof = merkle::inclusion_proof(&tree, e.seq - 1, size).map_err(|err| {
+                AuditError::Store {
+                    path: path.display().to_string(),
+                    reason: err.to_string(),
+                }
+            })?;
+            Ok((e, proof))
+        })
+        .collect()
+}
+
 /// The checkpoints a signing log kept, oldest first, as signed notes with their sizes.
 pub fn checkpoints(path: &Path) -> Result<Vec<(u64, String)>, AuditError> {
     let conn = open_existing(path)?;
@@ -1046,6 +1115,9 @@ pub struct Verification {
     pub root: String,
     /// How many witnessed checkpoints the log matched.
     pub witnessed: usize,
+    /// How many entries' bodies were shredded at the end of their retention period
+    /// (their hashes checked as links and leaves, their content no longer there).
+    pub shredded: u64,
 }
 
 fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
@@ -1080,10 +1152,11 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
         },
         prev_hash: row.get(11)?,
         hash: row.get(12)?,
+        shredded: row.get::<_, Option<i64>>(16)?.unwrap_or(0) != 0,
     })
 }
 
-const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids FROM audit";
+const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids, shredded FROM audit";
 
 /// How many answers the log at `path` records under each consent token not expired before
 /// `since` (unix seconds): what a node may still answer under a token survives a restart.
@@ -1162,12 +1235,14 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
     let mut previous = 0u64;
     let mut prev_hash = GENESIS.to_owned();
     let mut entries = 0u64;
+    let mut shredded = 0u64;
     let broken_at = |frontier: &merkle::Frontier, head: String, broken| Verification {
         entries: frontier.size(),
         first_break: Some(broken),
         head,
         root: base64_root(&frontier.root()),
         witnessed: 0,
+        shredded: 0,
     };
     // An empty tree is witnessed at size 0 trivially.
     while pending.peek().is_some_and(|w| w.checkpoint.size == 0) {
@@ -1183,7 +1258,9 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
                 first_missing: previous + 1,
                 last_missing: entry.seq.saturating_sub(1),
             })
-        } else if entry_hash(entry.seq, &entry.prev_hash, &entry.record) != entry.hash {
+        } else if !entry.shredded
+            && entry_hash(entry.seq, &entry.prev_hash, &entry.record) != entry.hash
+        {
             Some(ChainBreak::Altered { seq: entry.seq })
         } else if entry.prev_hash != prev_hash {
             Some(ChainBreak::Unlinked {
@@ -1193,6 +1270,9 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
         } else {
             None
         };
+        // A shredded body cannot be checked against its hash; the hash still links the
+        // chain and is the tree's leaf, so the witnessed checkpoints still cover it.
+        shredded += u64::from(entry.shredded);
         if let Some(broken) = broken {
             let mut v = broken_at(&frontier, entry.hash, broken);
             v.entries = entries;
@@ -1251,6 +1331,7 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
         head: prev_hash,
         root: base64_root(&frontier.root()),
         witnessed: matched,
+        shredded,
     })
 }
 

@@ -492,3 +492,71 @@ async fn a_log_that_shows_two_witnesses_two_histories_is_caught() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_person_s_entries_come_with_proofs_against_a_witnessed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("court-audit.db");
+    let key = pkcs8();
+    let someone = Pseudonymizer::from_key(&[7; 32]).pseudonym("43010219900101002X");
+    log_of(
+        &path,
+        &key,
+        (0..12).map(|i| {
+            let mut r = fixed(i, "a");
+            if i % 4 == 1 {
+                r.subject = someone.clone();
+            }
+            r
+        }),
+    )
+    .await;
+    let (head, _) =
+        checkpoint::open_checkpoint(&kept(&path, 10), &signer(COURT, &key).verifier()).unwrap();
+    let about = entries_about(&path, &someone, head.size).unwrap();
+    let seqs: Vec<u64> = about.iter().map(|(e, _)| e.seq).collect();
+    // Entries 2, 6 (and 10) are this person's; 10 is inside the checkpoint of 10.
+    assert_eq!(seqs, vec![2, 6, 10]);
+    for (entry, proof) in &about {
+        assert_eq!(entry.record.subject, someone);
+        let leaf = tree::entry_leaf(&entry.hash).unwrap();
+        merkle::verify_inclusion(&leaf, entry.seq - 1, head.size, proof, &head.root).unwrap();
+    }
+    // Nobody else's entry is listed, and a later entry is left to a later checkpoint.
+    assert!(about.iter().all(|(e, _)| e.seq <= head.size));
+}
+
+#[tokio::test]
+async fn shredded_bodies_keep_the_tree_and_the_witnessed_checkpoints_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, witnessed) = witnessed_log(dir.path(), 12).await;
+    let entries = list(&path, &ListFilter::default()).unwrap();
+    let cutoff = entries[6].record.at;
+    let expected = entries.iter().filter(|e| e.record.at < cutoff).count() as u64;
+    assert!(expected > 0);
+    assert_eq!(shred(&path, cutoff).unwrap(), expected);
+    // Shredding twice shreds nothing more.
+    assert_eq!(shred(&path, cutoff).unwrap(), 0);
+    let after = list(&path, &ListFilter::default()).unwrap();
+    for e in &after {
+        if e.shredded {
+            assert!(e.record.requester.is_empty() && e.record.subject.is_empty());
+        }
+    }
+    assert_eq!(after.iter().filter(|e| e.shredded).count() as u64, expected);
+    let v = verify_against(&path, &witnessed).unwrap();
+    assert_eq!(v.first_break, None, "{v:?}");
+    assert_eq!(v.shredded, expected);
+    assert_eq!(v.witnessed, 2);
+    // A shredded entry's hash is still its leaf: changing it is caught.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE audit SET hash = ?1 WHERE seq = 1",
+        params![hex::encode([9u8; 32])],
+    )
+    .unwrap();
+    assert!(verify_against(&path, &witnessed)
+        .unwrap()
+        .first_break
+        .is_some());
+}
