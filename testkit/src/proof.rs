@@ -90,6 +90,15 @@ pub struct ProvingChannel {
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
+impl std::fmt::Debug for ProvingChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvingChannel")
+            .field("pki", &self.pki)
+            .field("federation", &self.federation)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProvingChannel {
     /// `channel` to a node of the federation whose CA directory is `pki`.
     pub fn new(channel: NodeChannel, pki: &Path) -> Self {
