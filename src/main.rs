@@ -134,10 +134,19 @@ fn main() -> ExitCode {
         Command::GenData(args) => fedq_synth::cli::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
-        Command::Bench(args) => fedq_bench::run(args)
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(anyhow::Error::from),
-        Command::Demo(args) => fedq_demo::run(args).map_err(anyhow::Error::from),
+        Command::Bench(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(fedq_bench::run(args))
+                    .map_err(anyhow::Error::from)
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(fedq_demo::run(args, fedq_node::cli::shutdown_signal()))
+                    .map_err(anyhow::Error::from)
+            }),
     };
     match result {
         Ok(code) => code,

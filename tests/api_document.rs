@@ -13,7 +13,9 @@
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::openapi;
-use fedq_demo::{build, licensing, self_query, tour, Ask, BuildOptions, Federation, Running};
+use fedq_demo::tour;
+use fedq_sandbox::{licensing, self_query, Ask, Federation, Running};
+use fedq_testkit::federation;
 use serde_json::{json, Value};
 
 /// A validator for the component schema `name`, resolving `$ref`s within the document.
@@ -62,7 +64,7 @@ async fn connection(fed: &Federation, who: &str) -> ApiConnection {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_the_servers_send_is_what_the_document_says() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 11)).unwrap();
+    let fed = federation(tmp.path(), 300, 11);
     let mut running = Running::start(&fed, None).await.unwrap();
     let doc = openapi::document();
     let concluded = validator(&doc, "ConcludedAnswer");

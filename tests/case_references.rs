@@ -23,7 +23,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use fedq_audit::{AuditEntry, ListFilter};
-use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Federation, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse};
@@ -86,7 +87,7 @@ fn stderr(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_cite_their_case_and_every_log_records_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 14)).unwrap();
+    let fed = federation(tmp.path(), 200, 14);
     let _nodes = start_nodes(&fed, None);
     let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
     let audit_dir = fed.layout.root.join("audit");

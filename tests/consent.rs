@@ -22,9 +22,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use fedq_certs::consent::{self, ConsentGrant};
 use fedq_certs::jws::CertificateKey;
-use fedq_demo::{
-    ask, build, consent_token, forged_consent_token, Ask, BuildOptions, Federation,
-    CONSENT_AUTHORITY, RECRUITMENT_BASIS, RECRUITMENT_CASE, RECRUITMENT_OFFICE,
+use fedq_sandbox::{
+    ask, consent_token, forged_consent_token, Ask, Federation, CONSENT_AUTHORITY,
+    RECRUITMENT_BASIS, RECRUITMENT_CASE, RECRUITMENT_OFFICE,
 };
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
@@ -155,7 +155,7 @@ fn audit(fed: &Federation, log: &str) -> Vec<fedq_audit::AuditEntry> {
 }
 
 fn federation(tmp: &Path) -> Federation {
-    build(tmp, &BuildOptions::for_tests(300, 11)).unwrap()
+    fedq_testkit::federation(tmp, 300, 11)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,8 @@ use support::process::{output_within, COMMAND_LIMIT};
 
 use fedq_certs::pki::{CertificateAuthority, IssueOptions};
 use fedq_certs::{AuthRefusal, Role};
-use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Federation, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -205,7 +206,7 @@ fn audit_entries(path: &Path) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_gets_in() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 3)).unwrap();
+    let fed = federation(tmp.path(), 100, 3);
     let pki = fed.layout.pki();
     let ca = CertificateAuthority::open(&pki).unwrap();
     let now = time::OffsetDateTime::now_utc();
@@ -392,7 +393,7 @@ async fn who_gets_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_4xx_an_audit_entry_and_reaches_no_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 4)).unwrap();
+    let fed = federation(tmp.path(), 100, 4);
     let running = Running::start(&fed, None).await.unwrap();
     let pki = fed.layout.pki();
     let coordinator_audit = fed.layout.root.join("audit/coordinator-audit.db");
@@ -617,7 +618,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_accepts_but_never_answers_is_timed_out_within_the_deadline() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 5)).unwrap();
+    let fed = federation(tmp.path(), 100, 5);
     let mut running = Running::start(&fed, None).await.unwrap();
     // The requester's sessions are opened while the real tax node runs, so the lookup the
     // silent one gets carries a proof and only its silence is at stake.
@@ -699,7 +700,7 @@ fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_evidence_is_never_read_as_clean() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let fed = federation(tmp.path(), 100, 6);
     let debtor = fed.scenario.blacklisted.clone();
     assert!(debtor
         .records
@@ -856,7 +857,7 @@ fn keys(v: &Value) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_releases_its_result_not_its_inputs() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let fed = federation(tmp.path(), 100, 6);
     let debtor = fed.scenario.blacklisted.clone();
     let listing = debtor
         .records
@@ -1059,7 +1060,7 @@ async fn a_view_releases_its_result_not_its_inputs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_two_departments_logs_share_a_query_id() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 6)).unwrap();
+    let fed = federation(tmp.path(), 100, 6);
     let running = Running::start(&fed, None).await.unwrap();
     let mut conn = connect(&fed, &fed.layout.pki(), Some("market-regulation.licensing"))
         .await

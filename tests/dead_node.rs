@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use support::process::FedqProcess;
 use support::report;
 
@@ -94,7 +95,7 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_costs_one_detection_then_comes_back_within_two_seconds() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 13)).unwrap();
+    let fed = federation(tmp.path(), 200, 13);
     fed.lift_rate_limits().unwrap();
     let config = fed.layout.coordinator_config();
     let text = std::fs::read_to_string(&config).unwrap();

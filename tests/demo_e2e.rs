@@ -13,13 +13,15 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use fedq_demo::{build, tour, BuildOptions, Running};
+use fedq_demo::tour;
+use fedq_sandbox::Running;
+use fedq_testkit::federation;
 use support::csv_rows;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(500, 7)).unwrap();
+    let fed = federation(tmp.path(), 500, 7);
     let frames: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let tap: fedq_wire::transport::FrameTap = {
         let frames = Arc::clone(&frames);

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Federation, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use serde_json::Value;
 use support::process::{fedq, run_ok, FedqProcess};
 use support::{meaning, node_query_ids, report};
@@ -44,7 +45,7 @@ fn blacklist(subject: &str) -> QueryRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audit_entry() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 11)).unwrap();
+    let fed = federation(tmp.path(), 300, 11);
     fed.lift_rate_limits().unwrap();
     let mut running = Running::start(&fed, None).await.unwrap();
     // The court runs as its own process, so it can be killed for real.
@@ -196,7 +197,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
 #[test]
 fn an_import_killed_at_random_points_leaves_the_store_before_or_after() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 12)).unwrap();
+    let fed = federation(tmp.path(), 200, 12);
     let cfg = fed.layout.node_config("court");
     // A large file: the sample export's first row, 300,000 times with new keys and IDs.
     let sample = fed.layout.data().join("court/enforcement_cases.csv");
@@ -408,13 +409,13 @@ fn audit_query_ids(path: &std::path::Path) -> BTreeMap<String, usize> {
 async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and_loses_no_audit_entry(
 ) {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 13)).unwrap();
+    let fed = federation(tmp.path(), 300, 13);
     fed.lift_rate_limits().unwrap();
     let fed = Arc::new(fed);
     // Nodes in this process; the coordinator as its own process, so it can be killed.
     let mut nodes = Vec::new();
     for name in fed.nodes.keys() {
-        nodes.push(fedq_demo::start_node(&fed, name, None).unwrap());
+        nodes.push(fedq_sandbox::start_node(&fed, name, None).unwrap());
     }
     let coordinator_config = fed.layout.coordinator_config();
     let mut coordinator = FedqProcess::coordinator(&coordinator_config, None);
@@ -638,7 +639,7 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
     let cluster = pg::OwnCluster::start();
     let url = cluster.database("court");
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 14)).unwrap();
+    let fed = federation(tmp.path(), 300, 14);
     court_on_postgres(&fed, &url);
     // A deadline over the node's wait for a connection to its store (1 s), with room for a
     // busy machine: the node must be the one that says its store is down.
@@ -674,7 +675,7 @@ async fn a_node_whose_postgresql_server_stops_answers_unavailable_then_serves_ag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_sqlite_file_is_truncated_answers_unavailable_then_serves_once_restored() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 15)).unwrap();
+    let fed = federation(tmp.path(), 300, 15);
     let running = Running::start(&fed, None).await.unwrap();
     let (court, before) = court_on_blacklist_check(&fed).await;
     assert_eq!(court["status"], "answered", "{before}");
@@ -766,7 +767,7 @@ impl Drop for SmallDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space_returns() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 16)).unwrap();
+    let fed = federation(tmp.path(), 300, 16);
     // The court's audit log on a disk of its own that the test can fill.
     let disk = match SmallDisk::mount(&fed.layout.root.join("audit-disk")) {
         Ok(d) => d,
@@ -843,7 +844,7 @@ async fn a_node_whose_audit_disk_is_full_releases_nothing_then_serves_once_space
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_whose_audit_disk_is_full_withholds_every_answer_then_serves_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 17)).unwrap();
+    let fed = federation(tmp.path(), 300, 17);
     let disk = match SmallDisk::mount(&fed.layout.root.join("audit-disk")) {
         Ok(d) => d,
         Err(why) => {
@@ -969,7 +970,7 @@ const GRACE: Duration = Duration::from_secs(10);
 async fn a_node_given_sigterm_finishes_its_lookups_in_flight_refuses_new_ones_and_exits_0() {
     let db = pg::database("drain_node");
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 18)).unwrap();
+    let fed = federation(tmp.path(), 300, 18);
     court_on_postgres(&fed, &db.url);
     // Longer than the lookups are held below, shorter than the grace period.
     set_deadline_ms(&fed, 8000);
@@ -1075,13 +1076,13 @@ async fn the_coordinator_given_sigterm_answers_its_queries_in_flight_refuses_new
 ) {
     let db = pg::database("drain_coordinator");
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 19)).unwrap();
+    let fed = federation(tmp.path(), 300, 19);
     court_on_postgres(&fed, &db.url);
     set_deadline_ms(&fed, 8000);
     let fed = Arc::new(fed);
     let mut nodes = Vec::new();
     for name in fed.nodes.keys() {
-        nodes.push(fedq_demo::start_node(&fed, name, None).unwrap());
+        nodes.push(fedq_sandbox::start_node(&fed, name, None).unwrap());
     }
     let coordinator_config = fed.layout.coordinator_config();
     let mut coordinator =

@@ -17,7 +17,8 @@
 
 use fedq_coordinator::client::send_to_gateway;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Running, GATEWAY_APP, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Running, GATEWAY_APP, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use serde_json::Value;
 
 fn blacklist_check(subject: &str) -> QueryRequest {
@@ -97,7 +98,7 @@ async fn post_raw(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_logs() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 47)).unwrap();
+    let fed = federation(tmp.path(), 100, 47);
     let running = Running::start(&fed, None).await.unwrap();
     let url = format!("https://localhost:{}", fed.gateway.port());
     let ca = fed.layout.gateway_ca();
@@ -148,7 +149,7 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
         .find(|e| e.query_id == query_id)
         .expect("the coordinator registered the query");
     assert_eq!(theirs.subject, "-");
-    assert_eq!(theirs.requester, fedq_demo::GATEWAY_REQUESTER);
+    assert_eq!(theirs.requester, fedq_sandbox::GATEWAY_REQUESTER);
     // The same person asked again: the same pseudonym in the gateway's log.
     send_to_gateway(&url, &ca, &token, &blacklist_check(listed))
         .await
@@ -274,7 +275,7 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
 #[test]
 fn an_app_token_is_issued_once_and_the_config_refuses_what_it_cannot_use() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(20, 48)).unwrap();
+    let fed = federation(tmp.path(), 20, 48);
     let config = fed.layout.gateway_config();
     // The demo's app already has a token: a second is refused.
     let err = fedq_coordinator::gateway::add_app(&config, GATEWAY_APP).unwrap_err();

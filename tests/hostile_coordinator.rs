@@ -368,7 +368,7 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
         requester: requester.into(),
         purpose: "administrative-licensing".into(),
         legal_basis: Some(BASIS.into()),
-        case_reference: Some(fedq_demo::LICENSING_CASE.into()),
+        case_reference: Some(fedq_sandbox::LICENSING_CASE.into()),
         target,
         policy_version: "test".into(),
         // The court's pinned date, so no lookup here is refused for clock skew.

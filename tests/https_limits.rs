@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use fedq_demo::{build, BuildOptions, Federation, Running};
+use fedq_sandbox::{Federation, Running};
+use fedq_testkit::federation;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -157,7 +158,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 async fn a_flood_of_silent_connections_under_128_descriptors_keeps_requesters_in_and_the_log_quiet()
 {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(50, 61)).unwrap();
+    let fed = federation(tmp.path(), 50, 61);
     // Caps above what 128 descriptors hold, and a handshake timeout longer than the test:
     // only the descriptor handling can let a requester in.
     set_limits(
@@ -254,7 +255,7 @@ async fn a_flood_of_silent_connections_under_128_descriptors_keeps_requesters_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_and_one_identity_cannot_take_every_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(50, 62)).unwrap();
+    let fed = federation(tmp.path(), 50, 62);
     set_limits(
         &fed,
         "max_connections_per_address = 4\nmax_connections_per_identity = 2\nhandshake_timeout_ms = 60000\n",
@@ -391,7 +392,7 @@ fn last_refusal(audit: &Path) -> (fedq_audit::EntryKind, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_and_trickled_connections_are_closed_within_their_timeouts() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(50, 63)).unwrap();
+    let fed = federation(tmp.path(), 50, 63);
     let handshake = Duration::from_millis(1000);
     let header = Duration::from_millis(1000);
     let body = Duration::from_millis(1500);
@@ -612,7 +613,7 @@ where
 async fn the_role_is_checked_before_the_body_and_an_oversized_body_gets_the_audited_413_on_both_protocols(
 ) {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(50, 64)).unwrap();
+    let fed = federation(tmp.path(), 50, 64);
     // A body timeout far longer than the answers awaited below: an answer that comes
     // while the body is still outstanding was decided without it.
     set_limits(&fed, "body_timeout_ms = 60000\n");
@@ -684,8 +685,8 @@ async fn the_role_is_checked_before_the_body_and_an_oversized_body_gets_the_audi
         let q = fedq_coordinator::query::QueryRequest {
             subject: fed.scenario.blacklisted.resident_id.clone(),
             purpose: "administrative-licensing".into(),
-            legal_basis: Some(fedq_demo::LICENSING_BASIS.into()),
-            case_reference: Some(fedq_demo::LICENSING_CASE.into()),
+            legal_basis: Some(fedq_sandbox::LICENSING_BASIS.into()),
+            case_reference: Some(fedq_sandbox::LICENSING_CASE.into()),
             view: Some("blacklist-check".into()),
             ..Default::default()
         };

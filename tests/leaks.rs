@@ -19,7 +19,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use fedq_demo::{ask, build, licensing, self_query, Ask, BuildOptions, Federation};
+use fedq_sandbox::{ask, licensing, self_query, Ask, Federation};
+use fedq_testkit::federation;
 use support::csv_rows;
 use support::process::{serve_command, FedqProcess, COORDINATOR_READY, NODE_READY};
 
@@ -271,8 +272,8 @@ async fn typed_into_every_field(fed: &Federation) {
         .copied()
         .find(|i| i.bytes().all(|b| b.is_ascii_digit()))
         .expect("a scenario person whose ID is all digits");
-    let basis = fedq_demo::LICENSING_BASIS;
-    let case = fedq_demo::LICENSING_CASE;
+    let basis = fedq_sandbox::LICENSING_BASIS;
+    let case = fedq_sandbox::LICENSING_CASE;
     let purpose = "administrative-licensing";
     let view = "blacklist-check";
     let datasets = |items: serde_json::Value| {
@@ -329,7 +330,7 @@ async fn typed_into_every_field(fed: &Federation) {
 async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let fed = build(root, &BuildOptions::for_tests(300, 31)).unwrap();
+    let fed = federation(root, 300, 31);
     let needles = needles_of(root);
     let logs = root.join("logs");
     let tmpdir = root.join("tmp");

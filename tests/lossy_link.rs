@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fedq_demo::{ask, build, licensing, BuildOptions, Federation, Running};
+use fedq_sandbox::{ask, licensing, Federation, Running};
+use fedq_testkit::federation;
 use serde_json::Value;
 use support::{meaning, report};
 use tokio::net::UdpSocket;
@@ -257,7 +258,7 @@ fn assert_reports(answer: &Value, reference: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_lossy_reordering_link_gives_the_reference_answer_or_a_deadline_status() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 41)).unwrap();
+    let fed = federation(tmp.path(), 300, 41);
     let link = Link {
         loss: 0.05,
         delay: Duration::from_millis(40),

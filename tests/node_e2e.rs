@@ -81,7 +81,7 @@ fn lookup(
         legal_basis: basis.map(str::to_owned),
         // The licensing application the query serves, in the form the policy declares.
         case_reference: (purpose == "administrative-licensing")
-            .then(|| fedq_demo::LICENSING_CASE.into()),
+            .then(|| fedq_sandbox::LICENSING_CASE.into()),
         target,
         policy_version: "test".into(),
         date: day(TODAY),

@@ -21,7 +21,7 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use fedq_demo::{build, BuildOptions, Federation};
+use fedq_sandbox::Federation;
 use serde_json::Value;
 use support::process::FedqProcess;
 
@@ -102,7 +102,7 @@ const NODE_OUTCOMES: [&str; 10] = [
 ];
 
 fn federation(tmp: &Path, seed: u64) -> Federation {
-    build(tmp, &BuildOptions::for_tests(60, seed)).unwrap()
+    fedq_testkit::federation(tmp, 60, seed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,9 +166,10 @@ async fn metrics_are_described_and_present_before_the_first_query_and_count_it_b
 
     // One query: counted once at the coordinator, and once as answered at each node.
     let subject = fed.scenario.blacklisted.resident_id.clone();
-    let (status, answer) = fedq_demo::ask(&fed, &fedq_demo::licensing(&subject, "blacklist-check"))
-        .await
-        .unwrap();
+    let (status, answer) =
+        fedq_sandbox::ask(&fed, &fedq_sandbox::licensing(&subject, "blacklist-check"))
+            .await
+            .unwrap();
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["complete"], true, "{answer}");
     let text = metrics(ops).await;

@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use fedq_demo::{
-    ask, build, Ask, BuildOptions, Federation, Running, LICENSING_BASIS, LICENSING_CASE,
-};
+use fedq_sandbox::{ask, Ask, Federation, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use fedq_wire::transport::{Limits, NodeClient, TlsFiles};
 use fedq_wire::{NodeRequest, NodeResponse};
 
@@ -74,7 +73,7 @@ impl Officers<'_> {
         std::fs::write(&next, changed).unwrap();
         let out = dir.join(format!("v{version}.bundle.toml"));
         // Every bundle pins the officer roster to the federation's three officers.
-        let roster: Vec<String> = fedq_demo::OFFICERS
+        let roster: Vec<String> = fedq_sandbox::OFFICERS
             .iter()
             .map(|o| self.pki(&format!("{o}.crt")))
             .collect();
@@ -244,7 +243,7 @@ fn last_policy_version(audit: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 9)).unwrap();
+    let fed = federation(tmp.path(), 200, 9);
     let mut running = Running::start(&fed, None).await.unwrap();
     let officers = Officers { fed: &fed };
     let setup_policy = fed.layout.policy();
@@ -463,7 +462,7 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
 async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_up() {
     let db = pg::database("bundles_in_flight");
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(200, 11)).unwrap();
+    let fed = federation(tmp.path(), 200, 11);
     court_on_postgres(&fed, &db.url);
     let fed = std::sync::Arc::new(fed);
     let mut running = Running::start(&fed, None).await.unwrap();
@@ -609,7 +608,7 @@ async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officers_minted_after_set_up_approve_nothing_even_on_processes_with_no_state() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 11)).unwrap();
+    let fed = federation(tmp.path(), 100, 11);
     let running = Running::start(&fed, None).await.unwrap();
     let officers = Officers { fed: &fed };
     let setup_policy = fed.layout.policy();

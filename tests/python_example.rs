@@ -15,9 +15,10 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use fedq_demo::{build, BuildOptions, Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 
-fn example(fed: &fedq_demo::Federation, extra: &[&str]) -> std::process::Output {
+fn example(fed: &fedq_sandbox::Federation, extra: &[&str]) -> std::process::Output {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/api/python/ask_gateway.py"
@@ -35,7 +36,7 @@ fn example(fed: &fedq_demo::Federation, extra: &[&str]) -> std::process::Output 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_asks_the_gateway_from_the_document_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(300, 5)).unwrap();
+    let fed = federation(tmp.path(), 300, 5);
     let running = Running::start(&fed, None).await.unwrap();
     let token = format!("@{}", fed.layout.gateway_token().display());
     let subject = fed.scenario.blacklisted.resident_id.clone();

@@ -122,7 +122,7 @@ impl Court {
             requester: LICENSING.into(),
             purpose: "administrative-licensing".into(),
             legal_basis: Some(BASIS.into()),
-            case_reference: Some(fedq_demo::LICENSING_CASE.into()),
+            case_reference: Some(fedq_sandbox::LICENSING_CASE.into()),
             target: LookupTarget::Datasets(vec![DatasetRequest {
                 dataset: "court.dishonest_debtors".into(),
                 fields: Some(vec!["case_no".into(), "listed_on".into()]),
@@ -195,7 +195,7 @@ fn assert_refusal_audited(c: &Court, code: ProofRefusal, requester: &str, proof:
     for leaked in [
         c.debtor.as_str(),
         BASIS,
-        fedq_demo::LICENSING_CASE,
+        fedq_sandbox::LICENSING_CASE,
         "consent-reference",
         CASE_NO,
     ] {

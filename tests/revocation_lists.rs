@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedq_certs::pki::CertificateAuthority;
-use fedq_demo::{build, BuildOptions, Federation};
+use fedq_sandbox::Federation;
+use fedq_testkit::federation;
 use support::process::{run_ok, FedqProcess};
 
 /// Whether a new HTTPS connection presenting `name`'s certificate gets an HTTP answer
@@ -81,7 +82,7 @@ fn log_text(path: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_crl_is_refused_and_a_stale_one_closes_the_door_until_it_is_refreshed() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(50, 5)).unwrap();
+    let fed = federation(tmp.path(), 50, 5);
     let pki = fed.layout.pki();
     let crl = pki.join("crl.pem");
     let ca = CertificateAuthority::open(&pki).unwrap();
@@ -173,7 +174,7 @@ async fn an_older_crl_is_refused_and_a_stale_one_closes_the_door_until_it_is_ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_restarted_on_an_older_crl_keeps_the_revocation() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(50, 6)).unwrap();
+    let fed = federation(tmp.path(), 50, 6);
     let pki = fed.layout.pki();
     let crl = pki.join("crl.pem");
     let ca = CertificateAuthority::open(&pki).unwrap();

@@ -22,7 +22,8 @@ mod support;
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Federation, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use fedq_wire::message::{DatasetRequest, LookupRequest, LookupTarget};
 use fedq_wire::proof::{ProofRefusal, REQUEST_TYP};
 use fedq_wire::transport::{Limits, NodeChannel, NodeClient, TlsFiles};
@@ -172,7 +173,7 @@ fn rogue_channel(fed: &Federation, node: &str) -> (NodeClient, NodeChannel) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_coordinator_cannot_alter_replay_redirect_or_forge_an_honest_proof() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 41)).unwrap();
+    let fed = federation(tmp.path(), 100, 41);
     fed.lift_rate_limits().unwrap();
     let _nodes = start_nodes(&fed, None);
     let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
@@ -359,7 +360,7 @@ async fn sealed_answer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_coordinator_that_swaps_or_alters_sealed_answers_is_caught_by_the_requester() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 43)).unwrap();
+    let fed = federation(tmp.path(), 100, 43);
     fed.lift_rate_limits().unwrap();
     let _nodes = start_nodes(&fed, None);
     let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
@@ -492,7 +493,7 @@ fn meaning_of(answer: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_queries_answer_as_before_and_a_restarted_node_s_session_is_reopened() {
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(100, 43)).unwrap();
+    let fed = federation(tmp.path(), 100, 43);
     fed.lift_rate_limits().unwrap();
     let mut nodes = start_nodes(&fed, None);
     let _coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);

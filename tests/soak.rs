@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
 use support::process::{start_nodes, FedqProcess};
 use support::{meaning, report};
 
@@ -60,7 +61,7 @@ async fn queries_at_high_concurrency_all_answer_with_bounded_memory() {
     let concurrency = env_number("FEDQ_SOAK_CONCURRENCY", 256);
     let deadline_ms = env_number("FEDQ_SOAK_DEADLINE_MS", 10_000);
     let tmp = tempfile::tempdir().unwrap();
-    let fed = build(tmp.path(), &BuildOptions::for_tests(2_000, 21)).unwrap();
+    let fed = federation(tmp.path(), 2_000, 21);
     // A load generator is not a licensing office: no rate limit.
     fed.lift_rate_limits().unwrap();
     let config = fed.layout.coordinator_config();

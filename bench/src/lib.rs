@@ -37,7 +37,7 @@ pub mod proof;
 
 use fedq_coordinator::client::ApiConnection;
 use fedq_coordinator::query::QueryRequest;
-use fedq_demo::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
 use serde_json::{json, Value};
 
 /// Arguments of `fedq bench`.
@@ -300,8 +300,8 @@ fn query_for(fanout: usize, subject: String) -> QueryRequest {
     }
 }
 
-/// Runs `fedq bench`.
-pub fn run(args: BenchArgs) -> Result<(), BenchError> {
+/// Runs `fedq bench` in the caller's runtime (which the load generator's tasks share).
+pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let started = Instant::now();
     let sections = args.selected();
     std::fs::create_dir_all(&args.out).map_err(err("--out"))?;
@@ -363,36 +363,25 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
         // generator is not a licensing office, so the bench's copy of the policy lifts the
         // rate limits (and only those).
         fed.lift_rate_limits().map_err(err("policy"))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(err("runtime"))?;
 
         // 1. Import (every section but the policy one needs the loaded stores).
         let exports = import_section(&args, &fed, &mut report, &mut figures)?;
 
         // 2–3. Node internals: lookup inside the node, audit appends and verification.
         if sections.contains(&Section::Internals) {
-            internals_section(&args, &fed, &runtime, &mut report, &mut figures)?;
+            internals_section(&args, &fed, &mut report, &mut figures).await?;
         }
 
         // 4. The federation as separate processes, under load.
         let mut points = Vec::new();
         if sections.contains(&Section::Lookups) {
-            points = lookups_section(&args, &fed, &runtime, &logs, &mut report)?;
+            points = lookups_section(&args, &fed, &logs, &mut report).await?;
             figures.lookups = points.clone();
         }
 
         // 5. The baseline: same records, same host, same fan-outs and concurrency levels.
         if sections.contains(&Section::Baseline) {
-            baseline_section(
-                &args,
-                &exports,
-                &runtime,
-                &points,
-                &mut report,
-                &mut figures,
-            )?;
+            baseline_section(&args, &exports, &points, &mut report, &mut figures).await?;
         }
         for (_, csv, _, _) in &exports {
             let _ = std::fs::remove_file(csv);
@@ -579,10 +568,9 @@ fn import_section(
     Ok(exports)
 }
 
-fn internals_section(
+async fn internals_section(
     args: &BenchArgs,
     fed: &Federation,
-    runtime: &tokio::runtime::Runtime,
     report: &mut BTreeMap<String, Value>,
     figures: &mut Figures,
 ) -> Result<(), BenchError> {
@@ -623,7 +611,7 @@ fn internals_section(
     // Audit appends (durable, group commit) and verification.
     let audit_path = args.out.join("bench-audit.db");
     let _ = std::fs::remove_file(&audit_path);
-    let (appends_per_s, verify_per_s) = runtime.block_on(async {
+    let (appends_per_s, verify_per_s) = async {
         let log = fedq_audit::AuditLog::open(&audit_path).map_err(err("audit"))?;
         let n_tasks = 256u64;
         let per_task = 200u64;
@@ -661,7 +649,8 @@ fn internals_section(
         let v = fedq_audit::verify(&audit_path).map_err(err("verify"))?;
         let verify = v.entries as f64 / t.elapsed().as_secs_f64();
         Ok::<_, BenchError>((appends, verify))
-    })?;
+    }
+    .await?;
     println!("  audit: {appends_per_s:.0} durable appends/s (256 concurrent writers), verification {verify_per_s:.0} entries/s");
     report.insert("audit_appends_per_s".into(), json!(appends_per_s.round()));
     report.insert(
@@ -717,10 +706,9 @@ fn internals_section(
     Ok(())
 }
 
-fn lookups_section(
+async fn lookups_section(
     args: &BenchArgs,
     fed: &Federation,
-    runtime: &tokio::runtime::Runtime,
     logs: &Path,
     report: &mut BTreeMap<String, Value>,
 ) -> Result<Vec<Value>, BenchError> {
@@ -756,7 +744,7 @@ fn lookups_section(
     let mut points = Vec::new();
     for fanout in [1usize, 3, 6] {
         for &conc in &args.concurrency {
-            let point = runtime.block_on(load_point(
+            let point = load_point(
                 &url,
                 &cert,
                 &key,
@@ -765,7 +753,8 @@ fn lookups_section(
                 conc,
                 args.seconds,
                 args.records,
-            ))?;
+            )
+            .await?;
             println!(
                 "  fan-out {fanout} × concurrency {conc:>3}: {:>7.0} lookups/s  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  errors {}",
                 point["throughput_per_s"].as_f64().unwrap_or(0.0),
@@ -792,10 +781,9 @@ fn lookups_section(
     Ok(points)
 }
 
-fn baseline_section(
+async fn baseline_section(
     args: &BenchArgs,
     exports: &Exports,
-    runtime: &tokio::runtime::Runtime,
     points: &[Value],
     report: &mut BTreeMap<String, Value>,
     figures: &mut Figures,
@@ -811,7 +799,7 @@ fn baseline_section(
         .collect();
     let cluster = fdw::start()?;
     let t = Instant::now();
-    runtime.block_on(fdw::load(&cluster, &departments))?;
+    fdw::load(&cluster, &departments).await?;
     println!(
         "  baseline: PostgreSQL + postgres_fdw, same records, loaded in {:.0} s",
         t.elapsed().as_secs_f64()
@@ -820,7 +808,7 @@ fn baseline_section(
     let mut ratios = Vec::new();
     for fanout in [1usize, 3, 6] {
         for &conc in &args.concurrency {
-            let point = runtime.block_on(fdw::load_point(
+            let point = fdw::load_point(
                 &cluster,
                 &departments,
                 fanout,
@@ -828,7 +816,8 @@ fn baseline_section(
                 args.seconds,
                 resident_id,
                 args.records,
-            ))?;
+            )
+            .await?;
             let ours = points
                 .iter()
                 .find(|p| {

@@ -271,7 +271,7 @@ fn status_field(pid: u32, field: &str) -> u64 {
 
 /// Every node of a built federation as its own process, with its stderr in `logs/` when
 /// `logs` is given.
-pub fn start_nodes(fed: &fedq_demo::Federation, logs: Option<&Path>) -> Vec<FedqProcess> {
+pub fn start_nodes(fed: &fedq_sandbox::Federation, logs: Option<&Path>) -> Vec<FedqProcess> {
     fed.nodes
         .keys()
         .map(|name| {

@@ -1,0 +1,236 @@
+//! Test support for fedq's end-to-end tests (a dev-dependency of the root package only;
+//! the `fedq` binary never links it): a sandbox federation built quietly for a test
+//! ([`federation`]), a bare federation directory with real certificates, the reference
+//! catalogue and policy and hand-written node configs ([`TestFederation`]), the
+//! requester's side of the request proof for tests that talk to a node directly
+//! ([`proof`]), and small readers of what the processes leave (audit logs, metrics, CSV).
+//!
+//! Everything here panics on failure: a fixture that cannot be set up fails its test.
+//! What needs the `fedq` binary under test (starting it as processes) stays in the root
+//! package's `tests/support/`, where Cargo names the binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use fedq_certs::pki::{CertificateAuthority, IssueOptions};
+use fedq_certs::Role;
+use fedq_sandbox::{build, BuildOptions, Federation};
+
+/// The reference federation built in `root` for a test: `persons` synthetic persons from
+/// `seed`, quiet, on any free ports.
+pub fn federation(root: &Path, persons: u64, seed: u64) -> Federation {
+    build(
+        root,
+        &BuildOptions {
+            persons,
+            seed,
+            verbose: false,
+            well_known_ports: false,
+        },
+    )
+    .unwrap()
+}
+
+/// The repository's reference files.
+pub fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/changsha")
+}
+
+/// A valid resident ID from its first 17 digits.
+pub fn rid(first17: &str) -> String {
+    let bytes: [u8; 17] = first17.as_bytes().try_into().unwrap();
+    let mut s = first17.to_owned();
+    s.push(char::from(fedq_wire::resident_id::check_character(&bytes)));
+    s
+}
+
+/// A temporary federation: PKI, copies of the reference catalogue and policy.
+#[derive(Debug)]
+pub struct TestFederation {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub pki: PathBuf,
+}
+
+impl TestFederation {
+    pub fn new(nodes: &[&str], requesters: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let pki = root.join("pki");
+        let ca = CertificateAuthority::init(&pki, "changsha", false).unwrap();
+        for n in nodes {
+            ca.issue(Role::Node, n, &IssueOptions::default()).unwrap();
+        }
+        ca.issue(
+            Role::Coordinator,
+            "coordinator",
+            &IssueOptions {
+                hosts: vec!["localhost".into(), "127.0.0.1".into()],
+                ..IssueOptions::default()
+            },
+        )
+        .unwrap();
+        for r in requesters {
+            ca.issue(Role::Requester, r, &IssueOptions::default())
+                .unwrap();
+        }
+        let policy_dir = root.join("policy");
+        std::fs::create_dir_all(policy_dir.join("catalogue")).unwrap();
+        for entry in std::fs::read_dir(reference().join("catalogue")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                policy_dir.join("catalogue").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            reference().join("policy.toml"),
+            policy_dir.join("policy.toml"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        Self { tmp, root, pki }
+    }
+
+    /// Writes `nodes/NAME.toml` for a node on 127.0.0.1:0 with today pinned.
+    pub fn node_config(&self, name: &str, today: &str) -> PathBuf {
+        let dir = self.root.join("nodes");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "{name}"
+listen = "127.0.0.1:0"
+catalogue = "../policy/catalogue/{name}.toml"
+policy = "../policy/policy.toml"
+store = "../data/{name}.db"
+audit = "../data/{name}-audit.db"
+pseudonym_key = "../data/{name}-pseudonym.key"
+today = "{today}"
+
+[tls]
+ca = "../pki/ca.crt"
+crl = "../pki/crl.pem"
+cert = "../pki/{name}.crt"
+key = "../pki/{name}.key"
+"#
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// The rows of a CSV file, each as header → value.
+pub fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .map(str::to_owned)
+                .zip(r.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// What a coordinator's answer says, without what differs between two askings of the
+/// same question (its query id).
+pub fn meaning(answer: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "complete": answer["complete"],
+        "nodes": answer["nodes"],
+        "view_result": answer["view_result"],
+        "datasets": answer["datasets"],
+    })
+}
+
+/// Writes one line to the stderr descriptor itself, not through `eprintln!`, so the test
+/// harness does not capture it: figures and skips show in every run's output.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The coordinator's query id → each node's own id of that query, read from the
+/// coordinator's audit log at `path`: since issue 14 §6 every node records an id of its
+/// own, and the coordinator's entry is the only place they can be joined.
+pub fn node_query_ids(
+    path: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    fedq_audit::list(path, &fedq_audit::ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.record.node_query_ids.is_empty())
+        .map(|e| (e.record.query_id, e.record.node_query_ids))
+        .collect()
+}
+
+pub mod proof;
+
+/// A kept-alive API connection to `fed`'s coordinator as `requester`, with that
+/// requester's certificate from the federation's CA (sessions opened on first use).
+pub async fn connect_as(
+    fed: &Federation,
+    requester: &str,
+) -> Result<fedq_coordinator::client::ApiConnection, String> {
+    let pki = fed.layout.pki();
+    fedq_coordinator::client::ApiConnection::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join(format!("{requester}.crt")),
+        &pki.join(format!("{requester}.key")),
+        &pki.join("ca.crt"),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// `GET /metrics` from `fed`'s coordinator's ops listener.
+pub async fn coordinator_metrics(fed: &Federation) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config =
+        fedq_coordinator::config::CoordinatorConfig::load(&fed.layout.coordinator_config())
+            .unwrap();
+    let ops = config.ops_listen.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(ops).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_string(&mut response),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    response
+}
+
+/// `fedq_node_up{node="NODE"}` in a coordinator's metrics (1 up, 0 marked down).
+pub fn node_up(metrics: &str, node: &str) -> Option<f64> {
+    let prefix = format!("fedq_node_up{{node=\"{node}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
