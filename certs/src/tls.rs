@@ -194,8 +194,8 @@ impl Credentials {
     /// Loads `DIR/NAME.crt` and `DIR/NAME.key`.
     pub fn load_named(dir: &Path, name: &str) -> Result<Self, TlsError> {
         Self::load(
-            &crate::pki::cert_path(dir, name),
-            &crate::pki::key_path(dir, name),
+            &crate::layout::cert_path(dir, name),
+            &crate::layout::key_path(dir, name),
         )
     }
 
@@ -388,8 +388,8 @@ impl TrustFiles {
     /// only.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
-            ca: dir.join("ca.crt"),
-            crl: crate::pki::crl_path(dir),
+            ca: crate::layout::ca_cert_path(dir),
+            crl: crate::layout::crl_path(dir),
             crl_grace: Duration::ZERO,
             crl_state: None,
         }
