@@ -85,7 +85,7 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     /// The verifier could not be built.
     #[error("certificate verifier: {0}")]
-    Verifier(String),
+    Verifier(#[source] rustls::server::VerifierBuilderError),
     /// A private key file that others may read (the message names it and the fix).
     #[error("{0}")]
     KeyExposed(String),
@@ -716,7 +716,7 @@ impl FederationTrust {
             .with_crls(self.crls.clone())
             .only_check_end_entity_revocation()
             .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            .map_err(TlsError::Verifier)?;
         Ok(Arc::new(RoleCheckingClientVerifier {
             inner,
             check: self.peer_check(accept, refusals),
@@ -735,7 +735,7 @@ impl FederationTrust {
         .with_crls(self.crls.clone())
         .only_check_end_entity_revocation()
         .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        .map_err(TlsError::Verifier)?;
         Ok(Arc::new(RoleCheckingServerVerifier {
             inner,
             check: self.peer_check(accept, refusals),

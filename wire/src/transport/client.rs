@@ -103,17 +103,11 @@ impl NodeClient {
     /// `bind` (e.g. `127.0.0.1:0`).
     pub fn new(bind: SocketAddr, files: TlsFiles, limits: Limits) -> Result<Self, TransportError> {
         let refusals = RefusalLog::default();
-        let mut identity = None;
-        let tls = Reloading::load(
-            files,
-            Role::Coordinator,
-            ReloadLog::QUIC,
-            |creds, trust| {
-                identity = Some(creds.identity().clone());
-                quic_client_config(creds, trust, &limits, &refusals)
-            },
-        )?;
-        let identity = identity.ok_or(TransportError::Poisoned)?;
+        let (tls, identity) =
+            Reloading::load_with(files, Role::Coordinator, ReloadLog::QUIC, |creds, trust| {
+                let config = quic_client_config(creds, trust, &limits, &refusals)?;
+                Ok::<_, TransportError>((config, creds.identity().clone()))
+            })?;
         let endpoint = quinn::Endpoint::client(bind)
             .map_err(|source| TransportError::Bind { addr: bind, source })?;
         Ok(Self {

@@ -38,9 +38,6 @@ pub enum TransportError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A lock of the endpoint's state was poisoned by a panic.
-    #[error("QUIC configuration refused: internal lock poisoned")]
-    Poisoned,
 }
 
 impl TransportError {

@@ -87,11 +87,25 @@ impl<T: Clone> Reloading<T> {
         log: ReloadLog,
         build: impl FnOnce(&Credentials, &FederationTrust) -> Result<T, E>,
     ) -> Result<Self, E> {
+        let (this, ()) = Self::load_with(files, role, log, |creds, trust| {
+            build(creds, trust).map(|t| (t, ()))
+        })?;
+        Ok(this)
+    }
+
+    /// [`Self::load`], where `build` also returns what the caller needs from the first
+    /// load only (a key derived from the credentials, the identity they carry).
+    pub fn load_with<X, E: From<TlsError>>(
+        files: TlsFiles,
+        role: Role,
+        log: ReloadLog,
+        build: impl FnOnce(&Credentials, &FederationTrust) -> Result<(T, X), E>,
+    ) -> Result<(Self, X), E> {
         // Stamped before the load: a file changed during it is loaded again.
         let stamps = FileStamps::read(&files);
         let (creds, trust) = files.load(role, None, log.refused)?;
-        let current = build(&creds, &trust)?;
-        Ok(Self {
+        let (current, extra) = build(&creds, &trust)?;
+        let this = Self {
             files,
             role,
             log,
@@ -99,7 +113,8 @@ impl<T: Clone> Reloading<T> {
             trust: Arc::new(RwLock::new(trust)),
             current: RwLock::new(current),
             generation: AtomicU64::new(0),
-        })
+        };
+        Ok((this, extra))
     }
 
     /// The files it loads.
@@ -186,4 +201,69 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedq_certs::pki::{CertificateAuthority, IssueOptions};
+
+    fn name_of(creds: &Credentials) -> String {
+        creds.identity().name.clone()
+    }
+
+    #[test]
+    fn it_reloads_only_on_a_change_and_a_failed_reload_keeps_what_is_in_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
+        let ca = CertificateAuthority::init(&dir, "changsha", false).unwrap();
+        ca.issue(Role::Node, "court", &IssueOptions::default())
+            .unwrap();
+        let files = TlsFiles::in_dir(&dir, "court");
+        let builds = std::cell::Cell::new(0);
+        let build = |creds: &Credentials, _: &FederationTrust| {
+            builds.set(builds.get() + 1);
+            Ok::<_, TlsError>(name_of(creds))
+        };
+        let tls = Reloading::load(files.clone(), Role::Node, ReloadLog::QUIC, build).unwrap();
+        assert_eq!(tls.current(), "court");
+        assert!(!tls.reload_if_changed(build, |_, _| {}).unwrap());
+        assert_eq!((builds.get(), tls.generation()), (1, 0));
+
+        // A revocation changes the CRL: reloaded, the new trust seen by `install` first.
+        ca.issue(Role::Node, "tax", &IssueOptions::default()).unwrap();
+        let tax = ca.revoke("tax").unwrap();
+        let mut saw = None;
+        assert!(tls
+            .reload_if_changed(build, |_, trust| saw = Some(trust.is_revoked(&tax.serial)))
+            .unwrap());
+        assert_eq!(saw, Some(true));
+        assert_eq!(tls.generation(), 1);
+        assert!(tls.trust().read().unwrap().is_revoked(&tax.serial));
+
+        // A key file that holds no key: the reload fails, what was in force stays, and the
+        // next call tries again.
+        std::fs::write(&files.key, b"not a key").unwrap();
+        assert!(tls.reload_if_changed(build, |_, _| {}).is_err());
+        assert!(tls.reload_if_changed(build, |_, _| {}).is_err());
+        assert_eq!((tls.current().as_str(), tls.generation()), ("court", 1));
+    }
+
+    #[tokio::test]
+    async fn the_watch_stops_when_its_server_drains() {
+        let drain = Drain::new();
+        let owner = Arc::new(());
+        let task = watch(
+            Arc::downgrade(&owner),
+            Duration::from_millis(10),
+            drain.clone(),
+            ReloadLog::QUIC,
+            |()| Ok::<_, TlsError>(false),
+        );
+        drain.start();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }

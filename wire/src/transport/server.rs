@@ -116,18 +116,16 @@ impl NodeEndpoint {
     /// Loads the node's certificate, key, CA and CRL, and binds the UDP socket.
     pub fn bind(addr: SocketAddr, files: TlsFiles, limits: Limits) -> Result<Self, TransportError> {
         let refusals = RefusalLog::default();
-        let mut secrets = None;
-        let tls = Reloading::load(files.clone(), Role::Node, ReloadLog::QUIC, |creds, trust| {
-            secrets = Some((
-                creds.derive_secret("quic stateless reset"),
-                creds.derive_secret("quic connection id"),
-                creds.identity().clone(),
-            ));
-            server_material(creds, trust, &files, &limits, &refusals)
-        })?;
-        let Some((reset_secret, cid_secret, identity)) = secrets else {
-            return Err(TransportError::Poisoned);
-        };
+        let (tls, (reset_secret, cid_secret, identity)) =
+            Reloading::load_with(files.clone(), Role::Node, ReloadLog::QUIC, |creds, trust| {
+                let material = server_material(creds, trust, &files, &limits, &refusals)?;
+                let secrets = (
+                    creds.derive_secret("quic stateless reset"),
+                    creds.derive_secret("quic connection id"),
+                    creds.identity().clone(),
+                );
+                Ok::<_, TransportError>((material, secrets))
+            })?;
         // A stateless-reset key that survives restarts: after a node restarts, the
         // coordinator's stale connection is reset on its first packet instead of waiting
         // out the idle timeout (RFC 9000 §10.3).
