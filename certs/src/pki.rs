@@ -31,9 +31,9 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::fsutil::{StagedFile, KEY_MODE, PUBLIC_MODE};
+use crate::identity::{validate_name, Identity, IdentityError, Role};
 use crate::layout::{ca_cert_path, ca_key_path, index_path};
 pub use crate::layout::{cert_path, crl_path, key_path};
-use crate::identity::{validate_name, Identity, IdentityError, Role};
 
 /// Default lifetime of a holder certificate.
 pub const DEFAULT_DAYS: u32 = 90;

@@ -586,7 +586,10 @@ impl Api {
     pub async fn serve(self, reload_every: Duration, shutdown: impl Future<Output = ()>) {
         let drain = Drain::new();
         drain
-            .run_until(shutdown, self.serve_until_drained(reload_every, drain.clone()))
+            .run_until(
+                shutdown,
+                self.serve_until_drained(reload_every, drain.clone()),
+            )
             .await;
     }
 

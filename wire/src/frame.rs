@@ -111,8 +111,8 @@ pub fn parse_header(header: &[u8], max_len: usize) -> Result<usize, FrameError> 
 
 /// Encodes a message into one frame.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = postcard::to_extend(message, vec![0u8; HEADER_LEN])
-        .map_err(FrameError::Malformed)?;
+    let mut out =
+        postcard::to_extend(message, vec![0u8; HEADER_LEN]).map_err(FrameError::Malformed)?;
     let len = out.len() - HEADER_LEN;
     let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge {
         len,
@@ -127,8 +127,7 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Decodes a payload (the bytes after the header).
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
-    let (message, rest) =
-        postcard::take_from_bytes(payload).map_err(FrameError::Malformed)?;
+    let (message, rest) = postcard::take_from_bytes(payload).map_err(FrameError::Malformed)?;
     if !rest.is_empty() {
         return Err(FrameError::TrailingBytes(rest.len()));
     }

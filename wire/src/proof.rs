@@ -46,8 +46,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::message::{LookupAnswer, LookupRequest, LookupTarget, MAX_CONSENT_LEN};
-use crate::resident_id::ResidentId;
 pub use crate::refusal::{ProofField, ProofRefusal};
+use crate::resident_id::ResidentId;
 use crate::seal::{self, sealed_sha256, SealRefusal};
 
 /// `typ` of a requester's session grant (ES256).

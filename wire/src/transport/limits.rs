@@ -66,8 +66,7 @@ pub(super) fn transport_config(
     accept_streams: bool,
 ) -> Result<quinn::TransportConfig, TransportError> {
     let mut t = quinn::TransportConfig::default();
-    let idle = quinn::IdleTimeout::try_from(limits.idle_timeout)
-        .map_err(TransportError::quic)?;
+    let idle = quinn::IdleTimeout::try_from(limits.idle_timeout).map_err(TransportError::quic)?;
     t.max_idle_timeout(Some(idle));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
     t.max_concurrent_bidi_streams(VarInt::from_u32(if accept_streams {

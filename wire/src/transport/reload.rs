@@ -231,7 +231,8 @@ mod tests {
         assert_eq!((builds.get(), tls.generation()), (1, 0));
 
         // A revocation changes the CRL: reloaded, the new trust seen by `install` first.
-        ca.issue(Role::Node, "tax", &IssueOptions::default()).unwrap();
+        ca.issue(Role::Node, "tax", &IssueOptions::default())
+            .unwrap();
         let tax = ca.revoke("tax").unwrap();
         let mut saw = None;
         assert!(tls

@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::{
-    server_config, AuthRefusal, Credentials, FederationTrust, PeerCertificate, Refusal,
-    RefusalLog,
+    server_config, AuthRefusal, Credentials, FederationTrust, PeerCertificate, Refusal, RefusalLog,
 };
 use fedq_certs::Role;
 use quinn::crypto::rustls::QuicServerConfig;
@@ -116,8 +115,11 @@ impl NodeEndpoint {
     /// Loads the node's certificate, key, CA and CRL, and binds the UDP socket.
     pub fn bind(addr: SocketAddr, files: TlsFiles, limits: Limits) -> Result<Self, TransportError> {
         let refusals = RefusalLog::default();
-        let (tls, (reset_secret, cid_secret, identity)) =
-            Reloading::load_with(files.clone(), Role::Node, ReloadLog::QUIC, |creds, trust| {
+        let (tls, (reset_secret, cid_secret, identity)) = Reloading::load_with(
+            files.clone(),
+            Role::Node,
+            ReloadLog::QUIC,
+            |creds, trust| {
                 let material = server_material(creds, trust, &files, &limits, &refusals)?;
                 let secrets = (
                     creds.derive_secret("quic stateless reset"),
@@ -125,7 +127,8 @@ impl NodeEndpoint {
                     creds.identity().clone(),
                 );
                 Ok::<_, TransportError>((material, secrets))
-            })?;
+            },
+        )?;
         // A stateless-reset key that survives restarts: after a node restarts, the
         // coordinator's stale connection is reset on its first packet instead of waiting
         // out the idle timeout (RFC 9000 §10.3).
@@ -221,7 +224,10 @@ impl NodeEndpoint {
     ) {
         let drain = Drain::new();
         drain
-            .run_until(shutdown, self.serve_until_drained(handler, tap, drain.clone()))
+            .run_until(
+                shutdown,
+                self.serve_until_drained(handler, tap, drain.clone()),
+            )
             .await;
     }
 
@@ -474,7 +480,6 @@ async fn read_request(
         .map_err(StreamFailure::Read)?;
     Ok((payload, permit))
 }
-
 
 async fn handle_stream(
     mut send: quinn::SendStream,
