@@ -4,6 +4,8 @@
 //!
 //! - [`identity`]: the typed identity (federation, role, name) carried in every
 //!   certificate's URI SAN, and the only parser of it;
+//! - [`layout`]: the file names inside a federation directory (read by `tls`, written by
+//!   `pki`);
 //! - [`pki`]: `fedq certs init | issue | revoke | list` — the CA, role certificates and the
 //!   CRL on disk. **Only this module reads the CA key.**
 //! - [`tls`]: rustls configurations built from those files: TLS 1.3 only, client
@@ -19,6 +21,7 @@ pub mod consent;
 pub mod fsutil;
 pub mod identity;
 pub mod jws;
+pub mod layout;
 pub mod pki;
 pub mod signing;
 pub mod tls;

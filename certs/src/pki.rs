@@ -32,6 +32,8 @@ use zeroize::Zeroizing;
 
 use crate::fsutil::{StagedFile, KEY_MODE, PUBLIC_MODE};
 use crate::identity::{validate_name, Identity, IdentityError, Role};
+use crate::layout::{ca_cert_path, ca_key_path, index_path};
+pub use crate::layout::{cert_path, crl_path, key_path};
 
 /// Default lifetime of a holder certificate.
 pub const DEFAULT_DAYS: u32 = 90;
@@ -193,29 +195,6 @@ pub fn role_extended_key_usages(role: Role) -> Vec<ExtendedKeyUsagePurpose> {
         Role::ConsentAuthority => vec![ExtendedKeyUsagePurpose::CodeSigning],
         Role::Ca => Vec::new(),
     }
-}
-
-/// Paths inside a federation directory.
-fn ca_cert_path(dir: &Path) -> PathBuf {
-    dir.join("ca.crt")
-}
-fn ca_key_path(dir: &Path) -> PathBuf {
-    dir.join("ca.key")
-}
-/// Path of the CRL in a federation directory.
-pub fn crl_path(dir: &Path) -> PathBuf {
-    dir.join("crl.pem")
-}
-fn index_path(dir: &Path) -> PathBuf {
-    dir.join("index.json")
-}
-/// Path of a holder's certificate.
-pub fn cert_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.crt"))
-}
-/// Path of a holder's private key.
-pub fn key_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.key"))
 }
 
 fn random_serial() -> Result<SerialNumber, PkiError> {

@@ -85,7 +85,7 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     /// The verifier could not be built.
     #[error("certificate verifier: {0}")]
-    Verifier(String),
+    Verifier(#[source] rustls::server::VerifierBuilderError),
     /// A private key file that others may read (the message names it and the fix).
     #[error("{0}")]
     KeyExposed(String),
@@ -194,8 +194,8 @@ impl Credentials {
     /// Loads `DIR/NAME.crt` and `DIR/NAME.key`.
     pub fn load_named(dir: &Path, name: &str) -> Result<Self, TlsError> {
         Self::load(
-            &crate::pki::cert_path(dir, name),
-            &crate::pki::key_path(dir, name),
+            &crate::layout::cert_path(dir, name),
+            &crate::layout::key_path(dir, name),
         )
     }
 
@@ -388,8 +388,8 @@ impl TrustFiles {
     /// only.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
-            ca: dir.join("ca.crt"),
-            crl: crate::pki::crl_path(dir),
+            ca: crate::layout::ca_cert_path(dir),
+            crl: crate::layout::crl_path(dir),
             crl_grace: Duration::ZERO,
             crl_state: None,
         }
@@ -716,7 +716,7 @@ impl FederationTrust {
             .with_crls(self.crls.clone())
             .only_check_end_entity_revocation()
             .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            .map_err(TlsError::Verifier)?;
         Ok(Arc::new(RoleCheckingClientVerifier {
             inner,
             check: self.peer_check(accept, refusals),
@@ -735,7 +735,7 @@ impl FederationTrust {
         .with_crls(self.crls.clone())
         .only_check_end_entity_revocation()
         .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        .map_err(TlsError::Verifier)?;
         Ok(Arc::new(RoleCheckingServerVerifier {
             inner,
             check: self.peer_check(accept, refusals),

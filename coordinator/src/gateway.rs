@@ -43,6 +43,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
+use fedq_wire::drain::{Drain, SHUTDOWN_GRACE};
+
 use crate::client::{ApiConnection, ClientError};
 use crate::problem::{Kind, Problem};
 use crate::query::{QueryRequest, QueryRequestExt as _};
@@ -748,6 +750,15 @@ impl BoundGateway {
     /// Serves the apps until `shutdown` completes; connections open then finish their
     /// request in flight.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let drain = Drain::new();
+        drain
+            .run_until(shutdown, self.serve_until_drained(drain.clone()))
+            .await;
+    }
+
+    /// Serves the apps until `drain` starts, then stops accepting; connections open then
+    /// finish their request in flight, within [`SHUTDOWN_GRACE`].
+    pub async fn serve_until_drained(self, drain: Drain) {
         let ops_task = self.ops.map(|ops| {
             let config = &self.gateway.config;
             let probe = crate::ops::GatewayProbe {
@@ -778,15 +789,17 @@ impl BoundGateway {
             .with_state(Arc::clone(&self.gateway));
         let connections = Arc::new(Semaphore::new(MAX_APP_CONNECTIONS));
         let mut backoff = crate::admission::Backoff::new();
-        tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
-                () = &mut shutdown => break,
+                () = drain.draining() => break,
                 accepted = self.listener.accept() => accepted,
             };
             // Descriptors exhausted and the like: pause as the coordinator's listener does.
             let Ok((tcp, _peer)) = accepted else {
-                tokio::time::sleep(backoff.failed()).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.failed()) => {}
+                    () = drain.draining() => break,
+                }
                 continue;
             };
             backoff.reset();
@@ -797,16 +810,38 @@ impl BoundGateway {
             let _ = tcp.set_nodelay(true);
             let acceptor = self.acceptor.clone();
             let service = TowerToHyperService::new(router.clone());
+            let drain = drain.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let Ok(Ok(tls)) = tokio::time::timeout(APP_TIMEOUT, acceptor.accept(tcp)).await
-                else {
-                    return;
+                let handshake = tokio::time::timeout(APP_TIMEOUT, acceptor.accept(tcp));
+                let tls = tokio::select! {
+                    done = handshake => match done {
+                        Ok(Ok(tls)) => tls,
+                        _ => return,
+                    },
+                    () = drain.draining() => return,
                 };
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection(TokioIo::new(tls), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    () = drain.draining() => {}
+                }
+                // Draining: the request in flight finishes, then the connection closes.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
             });
+        }
+        // Close the port at once, then wait for the requests in flight: each connection
+        // holds one permit until it ends.
+        drop(self.listener);
+        let all = u32::try_from(MAX_APP_CONNECTIONS).unwrap_or(u32::MAX);
+        if tokio::time::timeout(SHUTDOWN_GRACE, connections.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over with requests still in flight");
         }
     }
 }

@@ -27,6 +27,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use fedq_certs::tls::{server_config, Credentials, FederationTrust, PeerCertificate, RefusalLog};
 use fedq_certs::Role;
+use fedq_wire::drain::{Drain, SHUTDOWN_GRACE};
+use fedq_wire::transport::{reload, ReloadLog, Reloading};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -469,7 +471,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The running requester API.
 pub struct Api {
     listener: TcpListener,
-    acceptor: Arc<RwLock<tokio_rustls::TlsAcceptor>>,
+    /// The acceptor for new handshakes and the trust in force, reloaded when the files
+    /// change.
+    tls: Arc<Reloading<tokio_rustls::TlsAcceptor>>,
     state: AppState,
     refusals: RefusalLog,
     ops: Option<fedq_ops::OpsListener>,
@@ -482,35 +486,21 @@ impl std::fmt::Debug for Api {
     }
 }
 
-/// The acceptor for new handshakes. On a reload (`in_force` given), a CRL older than the
-/// one in force is refused and that one kept (logged once: reloads happen only when the
-/// files change).
+/// The acceptor for new handshakes, built from the coordinator's credentials and the
+/// trust in force.
 fn acceptor(
-    files: &fedq_wire::transport::TlsFiles,
+    creds: &Credentials,
+    trust: &FederationTrust,
     refusals: &RefusalLog,
-    in_force: Option<&FederationTrust>,
-) -> Result<(tokio_rustls::TlsAcceptor, FederationTrust), HttpsError> {
-    let mut trust = FederationTrust::load(&files.trust)?;
-    if let Some(in_force) = in_force {
-        let (kept, rollback) = trust.keep_newest_crl(in_force);
-        if let Some(rollback) = rollback {
-            tracing::error!(error = %rollback, "CRL rollback refused");
-        }
-        trust = kept;
-    }
-    if let Some(stale) = trust.stale_crl(rustls::pki_types::UnixTime::now()) {
-        tracing::error!(error = %stale, "new HTTPS connections are refused");
-    }
-    let creds = Credentials::load(&files.cert, &files.key)?;
-    creds.require(Role::Coordinator, &trust, &files.cert)?;
+) -> Result<tokio_rustls::TlsAcceptor, HttpsError> {
     let config = server_config(
-        &creds,
-        &trust,
+        creds,
+        trust,
         &[Role::Requester, Role::Officer, Role::Coordinator],
         &[b"h2", b"http/1.1"],
         refusals,
     )?;
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), trust))
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The open-file limit of this process, from `/proc/self/limits` (Linux), if known.
@@ -532,7 +522,12 @@ impl Api {
     ) -> Result<Self, HttpsError> {
         let refusals = RefusalLog::default();
         let config = coordinator.config().clone();
-        let (acceptor, trust) = acceptor(&config.tls, &refusals, None)?;
+        let tls = Reloading::load(
+            config.tls.clone(),
+            Role::Coordinator,
+            ReloadLog::HTTPS,
+            |creds, trust| acceptor(creds, trust, &refusals),
+        )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| HttpsError::Bind {
@@ -559,12 +554,12 @@ impl Api {
         }
         Ok(Self {
             listener,
-            acceptor: Arc::new(RwLock::new(acceptor)),
             state: AppState {
                 body_timeout: config.https.body_timeout,
                 coordinator,
-                trust: Arc::new(RwLock::new(trust)),
+                trust: tls.trust(),
             },
+            tls: Arc::new(tls),
             refusals,
             ops,
             metrics,
@@ -589,43 +584,38 @@ impl Api {
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
     /// finish within the grace period.
     pub async fn serve(self, reload_every: Duration, shutdown: impl Future<Output = ()>) {
+        let drain = Drain::new();
+        drain
+            .run_until(
+                shutdown,
+                self.serve_until_drained(reload_every, drain.clone()),
+            )
+            .await;
+    }
+
+    /// Serves until `drain` starts, then stops accepting (and reloading) and lets in-flight
+    /// requests finish within [`SHUTDOWN_GRACE`].
+    pub async fn serve_until_drained(self, reload_every: Duration, drain: Drain) {
         let limits = self.state.coordinator.config().https.clone();
         let admission = Admission::new(limits.clone());
-        let (stopping, stop_watch) = tokio::sync::watch::channel(false);
         let app = router(self.state.clone());
         let refusal_app = over_identity_cap(limits.max_per_identity);
         // Reload certificates and CRL for new handshakes and per-request revocation checks.
+        let reloading = drain.child();
         let reloader = {
-            let acceptor = Arc::clone(&self.acceptor);
-            let trust = Arc::clone(&self.state.trust);
-            let files = self.state.coordinator.config().tls.clone();
             let refusals = self.refusals.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(reload_every);
-                let mut last = None;
-                loop {
-                    tick.tick().await;
-                    let stamp = fedq_wire::transport::FileStamps::read(&files);
-                    if last.as_ref() == Some(&stamp) {
-                        continue;
-                    }
-                    let in_force = trust.read().map(|t| t.clone()).ok();
-                    match self::acceptor(&files, &refusals, in_force.as_ref()) {
-                        Ok((a, t)) => {
-                            if let Ok(mut w) = acceptor.write() {
-                                *w = a;
-                            }
-                            if let Ok(mut w) = trust.write() {
-                                *w = t;
-                            }
-                            last = Some(stamp);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "certificate reload failed; previous ones stay in force")
-                        }
-                    }
-                }
-            })
+            reload::watch(
+                Arc::downgrade(&self.tls),
+                reload_every,
+                reloading.clone(),
+                ReloadLog::HTTPS,
+                move |tls: &Reloading<tokio_rustls::TlsAcceptor>| {
+                    tls.reload_if_changed(
+                        |creds, trust| acceptor(creds, trust, &refusals),
+                        |_, _| {},
+                    )
+                },
+            )
         };
         let ops_task = self.ops.map(|ops| {
             let probe = crate::ops::CoordinatorProbe {
@@ -634,7 +624,6 @@ impl Api {
             };
             tokio::spawn(ops.serve(Arc::new(probe), self.metrics.clone()))
         });
-        tokio::pin!(shutdown);
         let mut backoff = Backoff::new();
         let mut accept_errors = Throttle::new(Duration::from_secs(1));
         let mut over_cap = Throttle::new(Duration::from_secs(1));
@@ -643,7 +632,7 @@ impl Api {
             if let Some(p) = pause.take() {
                 tokio::select! {
                     () = tokio::time::sleep(p) => {}
-                    () = &mut shutdown => break,
+                    () = drain.draining() => break,
                 }
             }
             let (tcp, peer) = tokio::select! {
@@ -664,7 +653,7 @@ impl Api {
                         continue;
                     }
                 },
-                () = &mut shutdown => break,
+                () = drain.draining() => break,
             };
             backoff.reset();
             let ticket = match admission.admit(peer.ip()) {
@@ -683,10 +672,7 @@ impl Api {
                     continue;
                 }
             };
-            let acceptor = match self.acceptor.read() {
-                Ok(a) => a.clone(),
-                Err(_) => continue,
-            };
+            let acceptor = self.tls.current();
             tokio::spawn(connection(
                 tcp,
                 ticket,
@@ -694,16 +680,17 @@ impl Api {
                 app.clone(),
                 refusal_app.clone(),
                 limits.clone(),
-                stop_watch.clone(),
+                drain.clone(),
             ));
         }
         // Close the port at once: a new connection is refused rather than left waiting in
         // the kernel's backlog for a handshake nobody will answer.
         drop(self.listener);
-        reloader.abort();
-        // Stop keep-alive connections after their current request; wait for those in flight.
-        let _ = stopping.send(true);
-        if tokio::time::timeout(crate::service::SHUTDOWN_GRACE, admission.emptied())
+        reloading.start();
+        let _ = reloader.await;
+        // Keep-alive connections stop after their current request (they saw the drain);
+        // wait for those in flight.
+        if tokio::time::timeout(SHUTDOWN_GRACE, admission.emptied())
             .await
             .is_err()
         {
@@ -748,9 +735,9 @@ macro_rules! drive {
                         }
                     }
                 }
-                _ = $stop.changed(), if closing.is_none() => {
+                () = $stop.draining(), if closing.is_none() => {
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(tokio::time::Instant::now() + crate::service::SHUTDOWN_GRACE);
+                    closing = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
                 }
             }
         }
@@ -765,7 +752,7 @@ async fn connection(
     app: Router,
     refusal_app: Router,
     limits: ConnectionLimits,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: Drain,
 ) {
     let _ = tcp.set_nodelay(true);
     let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
@@ -782,7 +769,7 @@ async fn connection(
             }
         },
         () = ticket.evicted() => return,
-        _ = stop.changed() => return,
+        () = stop.draining() => return,
     };
     let (_, session) = tls.get_ref();
     let heads = session.alpn_protocol() != Some(b"h2");

@@ -689,8 +689,9 @@ impl Coordinator {
 /// How long a node may take to verify and install a published bundle.
 pub const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How long graceful shutdown waits for in-flight queries.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long graceful shutdown waits for in-flight queries (the one grace every fedq
+/// server drains under).
+pub use fedq_wire::drain::SHUTDOWN_GRACE;
 
 #[cfg(test)]
 mod tests {

@@ -281,7 +281,7 @@ impl NodeConfig {
             &raw.name,
         )
         .map_err(&invalid)?;
-        raw.tls.crl_grace().map_err(&invalid)?;
+        raw.tls.crl_grace().map_err(|e| invalid(e.to_string()))?;
         // The newest CRL accepted is remembered in the policy state directory, so a
         // restart on an older `crl.pem` keeps the revocations issued since.
         let mut tls = raw.tls.resolve(base);

@@ -9,6 +9,35 @@
 //! One frame per direction per stream. The decoder checks the magic, the version and the
 //! length limit *before* it reads or allocates the payload, and refuses trailing bytes, so
 //! a hostile peer can neither make it allocate more than the limit nor smuggle data.
+//!
+//! Encoding a message and decoding it back, as the coordinator and a node do at either
+//! end of a QUIC stream:
+//!
+//! ```
+//! use fedq_wire::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_LEN, PROTOCOL_VERSION};
+//! use fedq_wire::NodeRequest;
+//!
+//! let bytes = frame::encode(&NodeRequest::Ping)?;
+//! assert_eq!(bytes.get(..3), Some(&[b'F', b'Q', PROTOCOL_VERSION][..]));
+//! // A reader checks the header alone first: it says how many payload bytes follow.
+//! let len = frame::parse_header(&bytes, MAX_FRAME_LEN)?;
+//! assert_eq!(bytes.len(), HEADER_LEN + len);
+//! let back: NodeRequest = frame::decode(&bytes, MAX_FRAME_LEN)?;
+//! assert_eq!(back, NodeRequest::Ping);
+//!
+//! // A frame of another protocol version is refused before its payload is read.
+//! let mut other = bytes.clone();
+//! other[2] = PROTOCOL_VERSION + 1;
+//! assert_eq!(
+//!     frame::decode::<NodeRequest>(&other, MAX_FRAME_LEN),
+//!     Err(FrameError::UnsupportedVersion(PROTOCOL_VERSION + 1))
+//! );
+//! # Ok::<(), FrameError>(())
+//! ```
+//!
+//! This module is pure (no I/O, no clock); it must never know about QUIC: the stream
+//! codes a frame error resets a stream with are the transport's
+//! (`transport::code`).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -53,21 +82,10 @@ pub enum FrameError {
     },
     /// The payload is not a valid message.
     #[error("malformed frame payload: {0}")]
-    Malformed(String),
+    Malformed(#[source] postcard::Error),
     /// Bytes after the declared payload.
     #[error("{0} unexpected bytes after the frame")]
     TrailingBytes(usize),
-}
-
-impl FrameError {
-    /// The QUIC application error code a stream is reset with for this error.
-    pub fn stream_code(&self) -> u32 {
-        match self {
-            FrameError::TooLarge { .. } => crate::transport::code::FRAME_TOO_LARGE,
-            FrameError::UnsupportedVersion(_) => crate::transport::code::VERSION_UNSUPPORTED,
-            _ => crate::transport::code::FRAME_MALFORMED,
-        }
-    }
 }
 
 /// Checks a header and returns the payload length it declares.
@@ -93,8 +111,8 @@ pub fn parse_header(header: &[u8], max_len: usize) -> Result<usize, FrameError> 
 
 /// Encodes a message into one frame.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = postcard::to_extend(message, vec![0u8; HEADER_LEN])
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let mut out =
+        postcard::to_extend(message, vec![0u8; HEADER_LEN]).map_err(FrameError::Malformed)?;
     let len = out.len() - HEADER_LEN;
     let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge {
         len,
@@ -109,8 +127,7 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Decodes a payload (the bytes after the header).
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
-    let (message, rest) =
-        postcard::take_from_bytes(payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (message, rest) = postcard::take_from_bytes(payload).map_err(FrameError::Malformed)?;
     if !rest.is_empty() {
         return Err(FrameError::TrailingBytes(rest.len()));
     }

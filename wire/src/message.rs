@@ -7,7 +7,7 @@
 use fedq_policy::MinimizedAnswer;
 use serde::{Deserialize, Serialize};
 
-use crate::proof::ProofRefusal;
+use crate::refusal::ProofRefusal;
 
 /// A coordinator's request to a node.
 // A lookup is the common request and is moved once per stream; boxing it would only add
