@@ -366,9 +366,10 @@ async fn an_unverified_lookup_is_counted_as_unverified() {
     assert_eq!(lookups(&before, "unverified"), 0.0);
 
     let subject = fed.scenario.blacklisted.resident_id.clone();
-    let (status, answer) = fedq_demo::ask(&fed, &fedq_demo::licensing(&subject, "blacklist-check"))
-        .await
-        .unwrap();
+    let (status, answer) =
+        fedq_sandbox::ask(&fed, &fedq_sandbox::licensing(&subject, "blacklist-check"))
+            .await
+            .unwrap();
     assert_eq!(status, 200, "{answer}");
     let court_answer = answer["nodes"]
         .as_array()
