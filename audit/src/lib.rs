@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub mod cli;
+pub mod review;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -291,7 +291,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, DemoErro
     let layout = Layout {
         root: root.to_owned(),
     };
-    let today = fedq_node::today_in_city();
+    let today = fedq_policy::calendar::today_in_city();
     let started = Instant::now();
 
     // Policy and catalogues.
@@ -562,7 +562,7 @@ impl std::fmt::Debug for Running {
 }
 
 /// Starts one node of the federation in this runtime.
-pub fn start_node(
+pub async fn start_node(
     fed: &Federation,
     name: &str,
     tap: Option<FrameTap>,
@@ -574,7 +574,9 @@ pub fn start_node(
     DemoError,
 > {
     let config = NodeConfig::load(&fed.layout.node_config(name)).map_err(setup("node config"))?;
-    let node = Node::start(config, Limits::default()).map_err(setup("node"))?;
+    let node = Node::start(config, Limits::default())
+        .await
+        .map_err(setup("node"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(node.serve(tap, async {
         let _ = stopped.await;
@@ -587,11 +589,11 @@ impl Running {
     pub async fn start(fed: &Federation, tap: Option<FrameTap>) -> Result<Self, DemoError> {
         let mut nodes = BTreeMap::new();
         for name in fed.nodes.keys() {
-            nodes.insert(name.clone(), start_node(fed, name, tap.clone())?);
+            nodes.insert(name.clone(), start_node(fed, name, tap.clone()).await?);
         }
         let config = CoordinatorConfig::load(&fed.layout.coordinator_config())
             .map_err(setup("coordinator config"))?;
-        let api = fedq_coordinator::cli::start(config, Limits::default())
+        let api = fedq_coordinator::serve::start(config, Limits::default())
             .await
             .map_err(setup("coordinator"))?;
         let refusals = api.refusals();
@@ -630,13 +632,13 @@ impl Running {
     }
 
     /// Starts a stopped node again.
-    pub fn restart_node(
+    pub async fn restart_node(
         &mut self,
         fed: &Federation,
         name: &str,
         tap: Option<FrameTap>,
     ) -> Result<(), DemoError> {
-        let started = start_node(fed, name, tap)?;
+        let started = start_node(fed, name, tap).await?;
         self.nodes.insert(name.to_owned(), started);
         Ok(())
     }
@@ -1487,7 +1489,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
             expect(a.get("complete") == Some(&Value::Bool(false)), "expected complete: false")
         },
     );
-    if let Err(e) = running.restart_node(fed, "hrss", tap) {
+    if let Err(e) = running.restart_node(fed, "hrss", tap).await {
         tracing::error!(error = %e, "could not restart hrss");
     }
     let _ = records_of;
@@ -1597,7 +1599,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, DemoError> {
             fed.coordinator,
             p = pki.display()
         );
-        fedq_node::cli::shutdown_signal().await;
+        fedq_ops::shutdown_signal().await;
         println!("stopping…");
         running.stop().await;
         Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
