@@ -415,7 +415,7 @@ async fn the_coordinator_stopped_and_killed_under_load_gives_no_wrong_answer_and
     // Nodes in this process; the coordinator as its own process, so it can be killed.
     let mut nodes = Vec::new();
     for name in fed.nodes.keys() {
-        nodes.push(fedq_sandbox::start_node(&fed, name, None).unwrap());
+        nodes.push(fedq_sandbox::start_node(&fed, name, None).await.unwrap());
     }
     let coordinator_config = fed.layout.coordinator_config();
     let mut coordinator = FedqProcess::coordinator(&coordinator_config, None);
@@ -1082,7 +1082,7 @@ async fn the_coordinator_given_sigterm_answers_its_queries_in_flight_refuses_new
     let fed = Arc::new(fed);
     let mut nodes = Vec::new();
     for name in fed.nodes.keys() {
-        nodes.push(fedq_sandbox::start_node(&fed, name, None).unwrap());
+        nodes.push(fedq_sandbox::start_node(&fed, name, None).await.unwrap());
     }
     let coordinator_config = fed.layout.coordinator_config();
     let mut coordinator =

@@ -384,10 +384,12 @@ fn lookup(subject: &str, requester: &str, target: LookupTarget) -> NodeRequest {
 
 /// A court node with an empty store, served in this runtime, and a coordinator's channel
 /// to it.
-fn start_court(fed: &TestFederation) -> (ProvingChannel, NodeClient) {
+async fn start_court(fed: &TestFederation) -> (ProvingChannel, NodeClient) {
     let config = fed.node_config("court", TODAY);
     fedq_node::store::create(&fed.root.join("data/court.db")).unwrap();
-    let node = Node::start(NodeConfig::load(&config).unwrap(), Limits::default()).unwrap();
+    let node = Node::start(NodeConfig::load(&config).unwrap(), Limits::default())
+        .await
+        .unwrap();
     let addr = node.local_addr().unwrap();
     tokio::spawn(node.serve(None, std::future::pending()));
     let client = NodeClient::new(
@@ -413,7 +415,7 @@ fn audit_entries(fed: &TestFederation) -> Vec<fedq_audit::AuditEntry> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_naming_too_many_or_repeated_datasets_are_refused_with_a_small_audit_entry() {
     let fed = TestFederation::new(&["court"], &[]);
-    let (court, _client) = start_court(&fed);
+    let (court, _client) = start_court(&fed).await;
     let subject = rid("43010219800101123");
     // Sent without a proof, as a hostile coordinator would: the shape is checked first.
     let ask = |target| {
@@ -508,7 +510,7 @@ async fn a_node_throttles_a_coordinator_that_forwards_past_the_requesters_rate_l
         .rate_limit
         .per_minute
         .unwrap() as usize;
-    let (court, _client) = start_court(&fed);
+    let (court, _client) = start_court(&fed).await;
     let subject = rid("43010219800101123");
     // All of it within one minute of the clock: start at the top of a minute if the
     // current one is nearly over.

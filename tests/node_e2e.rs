@@ -434,7 +434,9 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         let frames = Arc::clone(&frames);
         Arc::new(move |bytes: &[u8]| frames.lock().unwrap().push(bytes.to_vec()))
     };
-    let node = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default()).unwrap();
+    let node = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .await
+        .unwrap();
     let addr = node.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(node.serve(Some(tap), async {
@@ -801,6 +803,7 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
     )
     .unwrap();
     let err = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .await
         .unwrap_err()
         .to_string();
     assert!(
@@ -853,7 +856,9 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         let frames = Arc::clone(&frames);
         Arc::new(move |bytes: &[u8]| frames.lock().unwrap().push(bytes.to_vec()))
     };
-    let node = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default()).unwrap();
+    let node = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .await
+        .unwrap();
     let addr = node.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(node.serve(Some(tap), async {
@@ -967,6 +972,7 @@ async fn a_node_whose_postgres_store_is_unreachable_does_not_start() {
     )
     .unwrap();
     let err = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .await
         .unwrap_err()
         .to_string();
     assert!(
@@ -992,8 +998,10 @@ struct Serving {
 }
 
 impl Serving {
-    fn start(fed: &TestFederation, config_path: &std::path::Path) -> Self {
-        let node = Node::start(NodeConfig::load(config_path).unwrap(), Limits::default()).unwrap();
+    async fn start(fed: &TestFederation, config_path: &std::path::Path) -> Self {
+        let node = Node::start(NodeConfig::load(config_path).unwrap(), Limits::default())
+            .await
+            .unwrap();
         let addr = node.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(node.serve(None, async {
@@ -1058,6 +1066,7 @@ async fn refuses_a_store_that_does_not_exist(backend: Backend) {
     let config_path = node_config(&fed, "court", &backend);
     let cfg = config_path.to_str().unwrap();
     let err = Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+        .await
         .unwrap_err()
         .to_string();
     let expected = match backend {
@@ -1106,7 +1115,7 @@ async fn refuses_a_store_that_does_not_exist(backend: Backend) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("created store"));
     let out = fedq(&["node", "init", "--config", cfg]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already initialised; nothing changed"));
-    let serving = Serving::start(&fed, &config_path);
+    let serving = Serving::start(&fed, &config_path).await;
     let p = people();
     let answer = serving.ask(&blacklist(&p.active)).await;
     assert!(listings(&answer).is_empty());
@@ -1145,6 +1154,7 @@ fn a_node_refuses_to_start_on_a_catalogue_that_differs_from_the_policys() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let err = runtime.block_on(async {
         Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+            .await
             .unwrap_err()
             .to_string()
     });
@@ -1174,7 +1184,11 @@ fn a_node_refuses_to_start_on_a_catalogue_that_differs_from_the_policys() {
     // The same file as the policy's: it starts.
     fed.write("nodes/court-catalogue.toml", &court);
     runtime.block_on(async {
-        drop(Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default()).unwrap());
+        drop(
+            Node::start(NodeConfig::load(&config_path).unwrap(), Limits::default())
+                .await
+                .unwrap(),
+        );
     });
 }
 
@@ -1248,7 +1262,7 @@ async fn answers_unverified(backend: Backend) {
             key("(2025)湘0104执303号")
         ),
     );
-    let serving = Serving::start(&fed, &config_path);
+    let serving = Serving::start(&fed, &config_path).await;
     let expectations = [
         (&p.active, "field `listed_on` of type `date` holding text"),
         (
@@ -1323,7 +1337,7 @@ async fn a_node_whose_date_is_off_answers_failed_with_a_clock_skew_reason() {
     ])
     .status
     .success());
-    let serving = Serving::start(&fed, &config_path);
+    let serving = Serving::start(&fed, &config_path).await;
     let on = |who: &str, date: &str| match blacklist(who) {
         NodeRequest::Lookup(mut l) => {
             l.date = day(date);

@@ -444,7 +444,7 @@ async fn two_officers_change_the_policy_everywhere_and_refusals_change_nothing()
 
     // A restarted node comes back with version 2, not the set-up policy.
     running.stop_node("court").await;
-    running.restart_node(&fed, "court", None).unwrap();
+    running.restart_node(&fed, "court", None).await.unwrap();
     let status = officers.status().await;
     assert!(status.contains("node court"), "{status}");
     assert_eq!(status.matches("2/2026.12-2").count(), 8, "{status}");
@@ -581,7 +581,7 @@ async fn queries_in_flight_keep_their_version_and_a_node_that_was_down_catches_u
         "{status}"
     );
     assert!(status.contains("NOT in step"), "{status}");
-    running.restart_node(&fed, "tax", None).unwrap();
+    running.restart_node(&fed, "tax", None).await.unwrap();
     let status = officers.status().await;
     assert!(
         status

@@ -59,7 +59,7 @@ fn fedq(args: &[&str]) {
 
 /// A court node with one listed debtor and an empty tax node, both served in this runtime,
 /// each behind a coordinator's channel that proves lookups as their requesters.
-fn start() -> Court {
+async fn start() -> Court {
     let fed = TestFederation::new(&["court", "tax"], &[LICENSING, "court.enforcement"]);
     let debtor = rid("43010219800101123");
     let config = fed.node_config("court", TODAY);
@@ -90,12 +90,16 @@ fn start() -> Court {
         reload_interval: Duration::from_millis(200),
         ..Limits::default()
     };
-    let court = Node::start(NodeConfig::load(&config).unwrap(), limits.clone()).unwrap();
+    let court = Node::start(NodeConfig::load(&config).unwrap(), limits.clone())
+        .await
+        .unwrap();
     let court_addr = court.local_addr().unwrap();
     tokio::spawn(court.serve(Some(tap), std::future::pending()));
     let tax_config = fed.node_config("tax", TODAY);
     fedq(&["node", "init", "--config", tax_config.to_str().unwrap()]);
-    let tax = Node::start(NodeConfig::load(&tax_config).unwrap(), limits).unwrap();
+    let tax = Node::start(NodeConfig::load(&tax_config).unwrap(), limits)
+        .await
+        .unwrap();
     let tax_addr = tax.local_addr().unwrap();
     tokio::spawn(tax.serve(None, std::future::pending()));
     let client = NodeClient::new(
@@ -221,7 +225,7 @@ fn released_case_no(answer: &NodeResponse) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_proven_lookup_is_answered_and_audited_as_the_proven_requester() {
-    let c = start();
+    let c = start().await;
     let answer = c
         .court
         .request(
@@ -241,7 +245,7 @@ async fn an_honest_proven_lookup_is_answered_and_audited_as_the_proven_requester
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_changed_after_proving_is_refused_audited_and_releases_nothing() {
-    let c = start();
+    let c = start().await;
     // The enforcement bureau may read every court field; a rogue coordinator holding
     // the licensing office's proof tries to make it the bureau's question, or to change
     // any part of the licensing office's own.
@@ -315,7 +319,7 @@ async fn a_lookup_changed_after_proving_is_refused_audited_and_releases_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_proof_is_refused_and_audited() {
-    let c = start();
+    let c = start().await;
     let proven = c.court.proven(c.licensing_lookup()).await;
     assert!(released_case_no(&c.send(&proven).await));
     let before = c.frames_seen();
@@ -330,7 +334,7 @@ async fn a_replayed_proof_is_refused_and_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_or_a_grant_made_for_another_node_is_refused() {
-    let c = start();
+    let c = start().await;
     // A proof made under the licensing office's session with the tax node, sent to the
     // court: the court has no such session.
     let lookup = c.licensing_lookup();
@@ -362,7 +366,7 @@ async fn a_proof_or_a_grant_made_for_another_node_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_proof_an_unknown_or_an_expired_session_is_refused_with_its_typed_code() {
-    let c = start();
+    let c = start().await;
     // A coordinator asking on the licensing office's behalf without its proof.
     let answer = c.send(&NodeRequest::Lookup(c.licensing_lookup())).await;
     assert_eq!(refused_with(&answer), ProofRefusal::Missing);
@@ -397,7 +401,7 @@ async fn no_proof_an_unknown_or_an_expired_session_is_refused_with_its_typed_cod
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_requester_is_refused_its_session_ends_and_it_cannot_open_another() {
-    let c = start();
+    let c = start().await;
     assert!(released_case_no(
         &c.court
             .request(
@@ -441,7 +445,7 @@ async fn a_revoked_requester_is_refused_its_session_ends_and_it_cannot_open_anot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_for_nothing_the_court_holds_is_refused_before_its_subject_is_opened() {
-    let c = start();
+    let c = start().await;
     // A proven lookup of tax's arrears alone, delivered to the court (a coordinator
     // sending every node every lookup): the court holds none of it.
     let mut lookup = c.licensing_lookup();

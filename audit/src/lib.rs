@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub mod checkpoint;
-pub mod cli;
 pub mod merkle;
+pub mod review;
 mod tree;
 pub mod witness;
 #[cfg(test)]

@@ -24,7 +24,7 @@
 //! process with no roster pinned accepts no approvals at all: the CA alone (which can mint
 //! officer certificates at will) never decides who approves.
 
-pub mod cli;
+pub mod officer;
 pub mod state;
 
 use std::collections::BTreeSet;

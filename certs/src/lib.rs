@@ -12,16 +12,16 @@
 //!   certificates both ways, CRL honoured, the peer's role checked, 0-RTT off;
 //! - [`signing`]: security officers' signatures (policy approvals), made and verified;
 //! - [`consent`]: consent tokens (ES256 JWS, RFC 9396 claims) the consent authority signs;
-//! - [`cli`]: the `fedq certs` subcommands.
+//! - [`officers`]: the officers' key fingerprints for `policy_officers`.
 //!
 //! It never opens a socket.
 
-pub mod cli;
 pub mod consent;
 pub mod fsutil;
 pub mod identity;
 pub mod jws;
 pub mod layout;
+pub mod officers;
 pub mod pki;
 pub mod signing;
 pub mod tls;

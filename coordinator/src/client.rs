@@ -1,4 +1,6 @@
-//! `fedq query`: the command-line client of the requester API.
+//! The requester's side of the API: a connection that opens sessions, proves, seals and
+//! opens as the requester ([`ApiConnection`]), what `fedq query`, `fedq policy publish`
+//! and `fedq policy status` send, and how their answers read for people.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,63 +18,42 @@ use crate::api::{NodeList, SessionRequest};
 use crate::query::{QueryRequest, QueryRequestExt as _, RelayedAnswer};
 
 /// Arguments of `fedq query`. `Debug` shows neither the subject nor the consent token.
-#[derive(clap::Args)]
 pub struct QueryArgs {
     /// The coordinator, e.g. `https://127.0.0.1:8443`: `fedq query` opens the sessions,
     /// proves, seals and opens itself, as the requester of `--cert` and `--key`.
-    #[arg(
-        long,
-        required_unless_present = "gateway",
-        conflicts_with = "gateway",
-        requires_all = ["cert", "key"]
-    )]
     pub coordinator: Option<String>,
     /// Your agency's gateway instead (`fedq gateway`), e.g. `https://127.0.0.1:9443`: it
     /// asks as the agency's requester; `--token` is your app's, `--ca` its `gateway-ca.crt`.
-    #[arg(long, requires = "token")]
     pub gateway: Option<String>,
     /// Your app's token from the gateway's operator: the token, or `@FILE`.
-    #[arg(long, requires = "gateway")]
     pub token: Option<String>,
     /// Your requester certificate (with `--coordinator`).
-    #[arg(long)]
     pub cert: Option<PathBuf>,
     /// Its private key.
-    #[arg(long)]
     pub key: Option<PathBuf>,
     /// The CA certificate to trust: the federation's (with `--coordinator`) or the
     /// gateway's `gateway-ca.crt` (with `--gateway`).
-    #[arg(long)]
     pub ca: PathBuf,
     /// The federation's CRL, which nodes' session accepts are checked against (default:
     /// `crl.pem` beside `--ca`; with `--coordinator`).
-    #[arg(long)]
     pub crl: Option<PathBuf>,
     /// The person's resident ID.
-    #[arg(long)]
     pub subject: String,
     /// The declared purpose.
-    #[arg(long)]
     pub purpose: String,
     /// The legal basis cited (e.g. the regulation the licensing application falls under).
-    #[arg(long)]
     pub basis: Option<String>,
     /// The subject's consent token from the consent authority (`fedq consent issue`): the
     /// token itself, or `@FILE`.
-    #[arg(long)]
     pub consent: Option<String>,
     /// The case the query serves, in the form its purpose declares (e.g. a licensing
     /// application number or a court case number such as `(2026)湘01执123号`).
-    #[arg(long = "case", value_name = "REF")]
     pub case_reference: Option<String>,
     /// A view from the policy.
-    #[arg(long, conflicts_with = "dataset")]
     pub view: Option<String>,
     /// `department.dataset` or `department.dataset.field` (repeatable).
-    #[arg(long, required_unless_present = "view")]
     pub dataset: Vec<String>,
     /// Print the JSON answer.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -697,10 +678,10 @@ pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientEr
         .as_deref()
         .map(crate::consent::token_arg)
         .transpose()
-        .map_err(ClientError::Usage)?;
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
     if let (Some(gateway), Some(token)) = (&args.gateway, &args.token) {
-        let token = crate::consent::token_arg(token)
-            .map_err(|e| ClientError::Usage(e.replace("consent token file", "app token file")))?;
+        let token = crate::consent::read_token(token, "app token")
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
         return send_to_gateway(gateway, &args.ca, &token, &query).await;
     }
     let (Some(coordinator), Some(cert), Some(key)) = (&args.coordinator, &args.cert, &args.key)
@@ -920,69 +901,34 @@ pub fn render(answer: &serde_json::Value) -> String {
     out
 }
 
-/// Runs `fedq query`.
-pub fn run(args: QueryArgs) -> Result<(), ClientError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ClientError::Usage(e.to_string()))?;
-    let (status, answer) = runtime.block_on(send(&args))?;
-    if status != 200 {
-        return Err(ClientError::Refused {
-            status,
-            message: problem_detail(&answer).to_owned(),
-        });
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&answer).unwrap_or_default()
-        );
-    } else {
-        print!("{}", render(&answer));
-    }
-    Ok(())
-}
-
 /// How the command-line clients reach the coordinator's API.
-#[derive(Debug, clap::Args)]
+#[derive(Debug)]
 pub struct ApiArgs {
     /// The coordinator, e.g. `https://127.0.0.1:8443`.
-    #[arg(long)]
     pub coordinator: String,
     /// Your certificate: a requester's to query; an officer's (or the coordinator's own) to
     /// publish a policy bundle.
-    #[arg(long)]
     pub cert: PathBuf,
     /// Its private key.
-    #[arg(long)]
     pub key: PathBuf,
     /// The federation CA certificate.
-    #[arg(long)]
     pub ca: PathBuf,
     /// The federation's CRL, which nodes' session accepts are checked against (default:
     /// `crl.pem` beside `--ca`).
-    #[arg(long)]
     pub crl: Option<PathBuf>,
 }
 
 /// Arguments of `fedq policy publish`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug)]
 pub struct PublishArgs {
     /// The signed bundle file.
     pub bundle: PathBuf,
-    #[command(flatten)]
+    /// How to reach the coordinator.
     pub api: ApiArgs,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ClientError::Usage(e.to_string()))
-}
-
-fn refused(status: u16, body: &serde_json::Value) -> ClientError {
+/// The error of an answer that is not HTTP 200: its status and the problem's detail.
+pub fn refused(status: u16, body: &serde_json::Value) -> ClientError {
     ClientError::Refused {
         status,
         message: problem_detail(body).to_owned(),
@@ -1007,17 +953,16 @@ pub async fn policy_status(args: &ApiArgs) -> Result<(u16, serde_json::Value), C
         .await
 }
 
-/// Runs `fedq policy publish`: prints where the bundle took effect; fails unless the
-/// coordinator and every node run it.
+/// Renders `fedq policy publish`'s answer for people: where the bundle took effect, and
+/// how many nodes did not apply it.
 // `Value["key"]` yields `Null` for a missing key; it never panics.
 #[allow(clippy::indexing_slicing)]
-pub fn run_publish(args: PublishArgs) -> Result<(), ClientError> {
-    let (status, body) = runtime()?.block_on(publish(&args))?;
-    if status != 200 {
-        return Err(refused(status, &body));
-    }
+pub fn render_publish(body: &serde_json::Value) -> (String, usize) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let coordinator = &body["coordinator"];
-    println!(
+    let _ = writeln!(
+        out,
         "coordinator: {} ({})",
         coordinator["label"].as_str().unwrap_or("?"),
         if coordinator["changed"].as_bool() == Some(true) {
@@ -1030,7 +975,8 @@ pub fn run_publish(args: PublishArgs) -> Result<(), ClientError> {
     for n in body["nodes"].as_array().into_iter().flatten() {
         let name = n["node"].as_str().unwrap_or("?");
         if n["applied"].as_bool() == Some(true) {
-            println!(
+            let _ = writeln!(
+                out,
                 "node {name}: {} ({})",
                 n["label"].as_str().unwrap_or("?"),
                 if n["changed"].as_bool() == Some(true) {
@@ -1041,28 +987,14 @@ pub fn run_publish(args: PublishArgs) -> Result<(), ClientError> {
             );
         } else {
             failed += 1;
-            println!(
+            let _ = writeln!(
+                out,
                 "node {name}: NOT applied — {}",
                 n["error"].as_str().unwrap_or("?")
             );
         }
     }
-    if failed > 0 {
-        return Err(ClientError::Usage(format!(
-            "{failed} node(s) did not apply the bundle and keep their previous version; fix the cause shown and publish the same bundle again"
-        )));
-    }
-    Ok(())
-}
-
-/// Runs `fedq policy status`.
-pub fn run_status(args: ApiArgs) -> Result<(), ClientError> {
-    let (status, body) = runtime()?.block_on(policy_status(&args))?;
-    if status != 200 {
-        return Err(refused(status, &body));
-    }
-    print!("{}", render_status(&body));
-    Ok(())
+    (out, failed)
 }
 
 /// Renders `fedq policy status` for people.

@@ -1,4 +1,5 @@
-//! `fedq consent issue | show`: the consent authority's tool, and a reader of tokens.
+//! The consent authority's tool (`fedq consent issue`) and a reader of tokens
+//! (`fedq consent show`).
 //!
 //! `issue` signs a consent token ([`fedq_certs::consent`]) with the key of a
 //! `consent-authority` certificate (`fedq certs issue --role consent-authority NAME`); the
@@ -13,50 +14,26 @@ use fedq_certs::jws::CertificateKey;
 use fedq_certs::tls::{FederationTrust, TrustFiles};
 use fedq_wire::ResidentId;
 
-/// The `fedq consent` subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub enum ConsentCommand {
-    /// Sign a consent token for one person, office, purpose and target(s).
-    Issue(IssueArgs),
-    /// Print a token's claims (subject masked); with `--dir`, verify it too.
-    Show {
-        /// The token, or `@FILE` to read it from a file.
-        token: String,
-        /// A federation directory (its `ca.crt` and `crl.pem`) to verify the token against.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-}
-
 /// Arguments of `fedq consent issue`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug)]
 pub struct IssueArgs {
     /// Directory holding the authority's certificate and key (`NAME.crt`, `NAME.key`).
-    #[arg(long)]
     pub dir: PathBuf,
     /// The consent authority's certificate name (role `consent-authority`).
-    #[arg(long)]
     pub authority: String,
     /// The person's resident ID (identity verified by the authority).
-    #[arg(long)]
     pub subject: String,
     /// The office that may ask, `agency.office`.
-    #[arg(long)]
     pub requester: String,
     /// The purpose it may ask for.
-    #[arg(long)]
     pub purpose: String,
     /// What it may ask: `view:NAME` or `department.dataset` (repeatable).
-    #[arg(long = "target", required = true)]
     pub targets: Vec<String>,
     /// How long the token is valid: `90s`, `30m`, `1h`, `7d` (at most 90 days).
-    #[arg(long, default_value = "1h")]
     pub valid_for: String,
     /// How many answered queries it allows at each node.
-    #[arg(long, default_value_t = 1)]
     pub uses: u32,
     /// Write the token to this file (owner-only) instead of printing it.
-    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
@@ -74,17 +51,39 @@ pub enum ConsentCliError {
     Consent(#[from] consent::ConsentError),
 }
 
-/// Reads a token given as text or `@FILE` (the `--consent` of `fedq query` too).
-pub fn token_arg(arg: &str) -> Result<String, String> {
+/// A token file given as `@FILE` that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the {what} file `{path}`: {source}")]
+pub struct TokenFileError {
+    /// What the file was to hold: "consent token", "app token".
+    pub what: &'static str,
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Reads a token given as text or `@FILE`; `what` names it in the error.
+pub fn read_token(arg: &str, what: &'static str) -> Result<String, TokenFileError> {
     match arg.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)
             .map(|t| t.trim().to_owned())
-            .map_err(|e| format!("cannot read the consent token file `{path}`: {e}")),
+            .map_err(|source| TokenFileError {
+                what,
+                path: path.to_owned(),
+                source,
+            }),
         None => Ok(arg.trim().to_owned()),
     }
 }
 
-fn masked(sub: &str) -> String {
+/// Reads a consent token given as text or `@FILE` (the `--consent` of `fedq query` too).
+pub fn token_arg(arg: &str) -> Result<String, TokenFileError> {
+    read_token(arg, "consent token")
+}
+
+/// A resident ID masked for display (`********` if it is not one).
+pub fn masked(sub: &str) -> String {
     ResidentId::parse(sub).map_or_else(|_| "********".into(), |id| id.masked())
 }
 
@@ -101,7 +100,7 @@ pub fn describe(claims: &ConsentClaims) -> serde_json::Value {
 }
 
 /// A unix time as RFC 3339 (UTC).
-fn utc(t: i64) -> String {
+pub fn utc(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|t| {
@@ -134,7 +133,8 @@ pub fn issue(args: &IssueArgs, now: i64) -> Result<(String, ConsentClaims), Cons
     Ok(consent::issue(&key, &grant, now)?)
 }
 
-fn write_token(path: &Path, token: &str) -> Result<(), ConsentCliError> {
+/// Writes a token to `path`, owner-only.
+pub fn write_token(path: &Path, token: &str) -> Result<(), ConsentCliError> {
     fedq_certs::fsutil::write_atomic(
         path,
         format!("{token}\n").as_bytes(),
@@ -143,57 +143,29 @@ fn write_token(path: &Path, token: &str) -> Result<(), ConsentCliError> {
     .map_err(|e| ConsentCliError::Usage(format!("cannot write `{}`: {e}", path.display())))
 }
 
-/// Runs one `fedq consent` subcommand.
-pub fn run(cmd: ConsentCommand) -> Result<(), ConsentCliError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match cmd {
-        ConsentCommand::Issue(args) => {
-            let (token, claims) = issue(&args, now)?;
-            let Some(d) = claims.authorization_details.first() else {
-                return Err(ConsentCliError::Usage(
-                    "the token has no authorization detail".into(),
-                ));
-            };
-            let summary = format!(
-                "consent token {} for {} ({}): {} may ask for {} under purpose `{}`, {} use(s) per node, until {}",
-                claims.jti,
-                masked(&claims.sub),
-                claims.iss,
-                d.requester,
-                d.targets.join(", "),
-                d.purpose,
-                d.max_uses,
-                utc(claims.exp)
-            );
-            match &args.out {
-                Some(path) => {
-                    write_token(path, &token)?;
-                    println!("wrote {summary} to {}", path.display());
-                }
-                None => {
-                    eprintln!("issued {summary}");
-                    println!("{token}");
-                }
-            }
-        }
-        ConsentCommand::Show { token, dir } => {
-            let token = token_arg(&token).map_err(ConsentCliError::Usage)?;
-            let claims = consent::inspect(&token)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&describe(&claims)).unwrap_or_default()
-            );
-            match dir {
-                Some(dir) => {
-                    let trust = FederationTrust::load(&TrustFiles::in_dir(&dir))?;
-                    trust.verify_consent(&token, now, true)?;
-                    println!("verified: signed by a consent authority of this federation, valid now, not revoked");
-                }
-                None => println!(
-                    "not verified (give --dir FEDERATION to check it against the CA and CRL)"
-                ),
-            }
-        }
-    }
+/// How `fedq consent issue` describes a token it issued (the subject masked).
+pub fn issued_summary(claims: &ConsentClaims) -> Result<String, ConsentCliError> {
+    let Some(d) = claims.authorization_details.first() else {
+        return Err(ConsentCliError::Usage(
+            "the token has no authorization detail".into(),
+        ));
+    };
+    Ok(format!(
+        "consent token {} for {} ({}): {} may ask for {} under purpose `{}`, {} use(s) per node, until {}",
+        claims.jti,
+        masked(&claims.sub),
+        claims.iss,
+        d.requester,
+        d.targets.join(", "),
+        d.purpose,
+        d.max_uses,
+        utc(claims.exp)
+    ))
+}
+
+/// Verifies a token against the federation in `dir` (its CA and CRL) at `now`.
+pub fn verify_in(dir: &Path, token: &str, now: i64) -> Result<(), ConsentCliError> {
+    let trust = FederationTrust::load(&TrustFiles::in_dir(dir))?;
+    trust.verify_consent(token, now, true)?;
     Ok(())
 }

@@ -14,11 +14,16 @@
 //! - [`https`]: the requester API (HTTPS, client certificates) and the ops listener;
 //! - [`ops`]: the coordinator's and the gateway's metrics and `/health` checks (served
 //!   by [`fedq_ops`]);
-//! - [`client`]: `fedq query`;
-//! - [`cli`]: `fedq coordinator …`.
+//! - [`client`]: the requester's side — a proving, sealing connection to the API
+//!   (`fedq query`, `fedq policy publish | status`) and how answers read for people;
+//! - [`gateway`]: a requesting agency's gateway (`fedq gateway …`);
+//! - [`consent`]: the consent authority's tokens (`fedq consent …`);
+//! - [`serve`]: a coordinator started from its config in the caller's runtime.
+//!
+//! The `fedq` binary parses the arguments of those commands and owns the runtime; nothing
+//! here builds one.
 
 pub mod admission;
-pub mod cli;
 pub mod client;
 pub mod config;
 pub mod consent;
@@ -31,6 +36,7 @@ pub mod ops;
 pub mod outcome;
 pub mod query;
 pub mod route;
+pub mod serve;
 pub mod service;
 
 /// The API's types, shared with the client crate (`fedq-client`).

@@ -195,10 +195,7 @@ impl fedq_ops::Probe for CoordinatorProbe {
             "policy {} in force (version {})",
             status.label, status.version
         ));
-        let system_today = {
-            let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-            time::OffsetDateTime::now_utc().to_offset(offset).date()
-        };
+        let system_today = fedq_policy::calendar::today_in_city();
         let clock = fedq_ops::clock_check(&ClockFacts {
             now: now(),
             system_today,

@@ -180,10 +180,9 @@ impl Coordinator {
     }
 
     fn today(&self) -> time::Date {
-        self.config.today.unwrap_or_else(|| {
-            let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-            time::OffsetDateTime::now_utc().to_offset(offset).date()
-        })
+        self.config
+            .today
+            .unwrap_or_else(fedq_policy::calendar::today_in_city)
     }
 
     /// A router for one query under the policy version `in_force`.

@@ -658,7 +658,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
             expect(a.get("complete") == Some(&Value::Bool(false)), "expected complete: false")
         },
     );
-    if let Err(e) = running.restart_node(fed, "hrss", tap) {
+    if let Err(e) = running.restart_node(fed, "hrss", tap).await {
         tracing::error!(error = %e, "could not restart hrss");
     }
     let _ = records_of;

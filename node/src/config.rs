@@ -306,7 +306,8 @@ impl NodeConfig {
 
     /// Today for this node: the pinned date, or the city's date.
     pub fn today(&self) -> time::Date {
-        self.today.unwrap_or_else(crate::today_in_city)
+        self.today
+            .unwrap_or_else(fedq_policy::calendar::today_in_city)
     }
 }
 

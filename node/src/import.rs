@@ -81,7 +81,7 @@ pub struct ImportOptions {
     /// Show progress on stderr.
     pub progress: bool,
     /// The node's date: a window start after it is refused. `None`: today in the city
-    /// ([`crate::today_in_city`]).
+    /// ([`fedq_policy::calendar::today_in_city`]).
     pub today: Option<time::Date>,
 }
 
@@ -277,7 +277,9 @@ impl Validated {
             .unwrap_or_else(|| PathBuf::from(format!("{}.rejects.csv", file.display())));
         Ok(Self {
             dataset: dataset.clone(),
-            today: options.today.unwrap_or_else(crate::today_in_city),
+            today: options
+                .today
+                .unwrap_or_else(fedq_policy::calendar::today_in_city),
             path_s,
             rows,
             skip_invalid: options.skip_invalid,

@@ -11,13 +11,13 @@
 //!   the node's **own** copy of the policy, minimization — testable without a network;
 //! - [`service`]: `fedq node serve`: the QUIC endpoint, audit before answer;
 //! - [`ops`]: its metrics and the checks of its `/health` (served by [`fedq_ops`]);
-//! - [`cli`]: the `fedq node` subcommands.
+//! - [`admin`]: the operator's work beside serving — `fedq node init`, `import`, `repair`.
 //!
 //! A record field leaves this crate only through [`enforce::answer`], after the node's
 //! own policy decision and transform.
 
+pub mod admin;
 pub mod attach;
-pub mod cli;
 pub mod config;
 pub mod consent;
 pub mod enforce;
@@ -28,9 +28,3 @@ pub mod ops;
 pub mod postgres;
 pub mod service;
 pub mod store;
-
-/// Today's date in the city's time zone (China Standard Time, UTC+8).
-pub fn today_in_city() -> time::Date {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    time::OffsetDateTime::now_utc().to_offset(offset).date()
-}

@@ -147,7 +147,7 @@ impl fedq_ops::Probe for NodeProbe {
                 status.label, status.version
             ),
         });
-        let system_today = crate::today_in_city();
+        let system_today = fedq_policy::calendar::today_in_city();
         let clock = fedq_ops::clock_check(&ClockFacts {
             now: time::OffsetDateTime::now_utc().unix_timestamp(),
             system_today,

@@ -97,12 +97,11 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// Loads catalogue, policy, store, attached datasets, audit log and certificates, and
-    /// binds the socket. Everything is checked before the socket is bound: a PostgreSQL
-    /// store is connected and migrated, and each `[[attach]]` query prepared on its
-    /// database, on a helper thread (so this stays callable from within a runtime); the
-    /// node then serves them through pools that connect on first use in the caller's
-    /// runtime, warmed up when serving starts. Must be called within a tokio runtime.
-    pub fn start(config: NodeConfig, limits: Limits) -> Result<Self, ServeError> {
+    /// binds the socket, in the caller's runtime. Everything is checked before the socket
+    /// is bound: a PostgreSQL store is connected and migrated, and each `[[attach]]` query
+    /// prepared on its database; the node then serves them through pools that connect on
+    /// first use, warmed up when serving starts.
+    pub async fn start(config: NodeConfig, limits: Limits) -> Result<Self, ServeError> {
         // The recorder first, so every series is described and present from start.
         if fedq_ops::recorder().is_some() {
             crate::ops::describe_metrics();
@@ -141,7 +140,7 @@ impl Node {
                 differences: differences.join("; "),
             });
         }
-        let checked = check_postgres(&config, &catalogue)?;
+        let checked = check_postgres(&config, &catalogue).await?;
         let store = match &config.store {
             StoreLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(path)?),
             StoreLocation::Postgres(url) => Store::Postgres(PgStore::open_lazy(url)?),
@@ -591,36 +590,23 @@ pub fn policy_state(status: &SlotStatus) -> PolicyState {
 }
 
 /// Checks the node's PostgreSQL parts before anything is bound: connects to (and migrates)
-/// a PostgreSQL store, and prepares each `[[attach]]` query on its database. Runs on a
-/// helper thread with its own runtime, so [`Node::start`] stays synchronous and callable
-/// from within a runtime; the pools it used are closed, and the caller reopens them lazily.
-fn check_postgres(config: &NodeConfig, catalogue: &Catalogue) -> Result<Vec<Attached>, ServeError> {
+/// a PostgreSQL store, and prepares each `[[attach]]` query on its database. The pools it
+/// used are closed; the node reopens them lazily.
+async fn check_postgres(
+    config: &NodeConfig,
+    catalogue: &Catalogue,
+) -> Result<Vec<Attached>, ServeError> {
     if config.attach.is_empty() && !matches!(config.store, StoreLocation::Postgres(_)) {
         return Ok(Vec::new());
     }
-    let work = || -> Result<Vec<Attached>, ServeError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ServeError::Mismatch(format!("cannot start a runtime: {e}")))?;
-        runtime.block_on(async {
-            if let StoreLocation::Postgres(url) = &config.store {
-                PgStore::open(url).await?.close().await;
-            }
-            let mut checked = Vec::with_capacity(config.attach.len());
-            for spec in &config.attach {
-                let a = Attached::open(spec, catalogue).await?;
-                a.close().await;
-                checked.push(a);
-            }
-            Ok(checked)
-        })
-    };
-    std::thread::scope(|scope| {
-        scope.spawn(work).join().unwrap_or_else(|_| {
-            Err(ServeError::Mismatch(
-                "checking the PostgreSQL databases failed unexpectedly".into(),
-            ))
-        })
-    })
+    if let StoreLocation::Postgres(url) = &config.store {
+        PgStore::open(url).await?.close().await;
+    }
+    let mut checked = Vec::with_capacity(config.attach.len());
+    for spec in &config.attach {
+        let a = Attached::open(spec, catalogue).await?;
+        a.close().await;
+        checked.push(a);
+    }
+    Ok(checked)
 }

@@ -466,6 +466,29 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// Resolves on Ctrl-C or SIGTERM: what every fedq server process stops on. The `fedq`
+/// binary hands it to the server it runs.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

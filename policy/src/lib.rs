@@ -1,8 +1,10 @@
 //! The access-policy language, its compiled decision engine, and the officers' tools.
 //!
 //! The language and engine do no I/O: they parse text they are handed and decide over
-//! data. Only [`load`] (for nodes, the coordinator and the tools) and [`cli`] (on behalf of
-//! `fedq policy …`) read files.
+//! data. Only [`load`] (for nodes, the coordinator and the tools) reads files, and only
+//! [`calendar`] reads the clock (today in the city, when a caller asks for it). The
+//! officers' reports ([`report`]) are plain functions from engines to text; the `fedq`
+//! binary parses the arguments of `fedq policy …` and prints them.
 //!
 //! The path of a query through this crate:
 //! 1. [`catalogue::Catalogue::parse`] each department's catalogue, [`catalogue::Federation::new`];
@@ -81,8 +83,8 @@
 //! ```
 
 pub mod analysis;
+pub mod calendar;
 pub mod catalogue;
-pub mod cli;
 pub mod comparison;
 pub mod engine;
 pub mod load;
@@ -90,6 +92,7 @@ pub mod location;
 pub mod minimize;
 pub mod policy;
 pub mod ratelimit;
+pub mod report;
 pub mod testing;
 pub mod transform;
 pub mod views;

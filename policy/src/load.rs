@@ -1,6 +1,6 @@
 //! Reading catalogue and policy files, for the node, the coordinator and the officers'
-//! tools. With [`crate::cli`], the only module of this crate that touches the file
-//! system; everything it reads is handed to the pure parsers.
+//! tools: the only module of this crate that touches the file system; everything it
+//! reads is handed to the pure parsers.
 
 use std::path::{Path, PathBuf};
 

@@ -676,7 +676,7 @@ fn a_view_releases_only_the_fields_it_declares() {
         ]
     );
     // `fedq policy explain` says what the view releases: with and without `release`.
-    let ask = fedq_policy::cli::Ask {
+    let ask = fedq_policy::report::Ask {
         requester: LIC,
         purpose: LIC_PURPOSE,
         legal_basis: Some(OPINION),
@@ -684,12 +684,12 @@ fn a_view_releases_only_the_fields_it_declares() {
         case_reference: Some(LIC_CASE),
         today: date("2026-11-27"),
     };
-    let plain = fedq_policy::cli::render_explain(&engine, &ask, Some("blacklist-check"), None);
+    let plain = fedq_policy::report::render_explain(&engine, &ask, Some("blacklist-check"), None);
     assert!(
         plain.contains("the requester gets: the active listings (list, dataset, since, until); which sources answered, were denied, unverified or unavailable\n  and nothing of the sources' records beside it (the view declares no `release`)"),
         "{plain}"
     );
-    let declared = fedq_policy::cli::render_explain(
+    let declared = fedq_policy::report::render_explain(
         &policy.clone().compile(),
         &ask,
         Some("blacklist-check"),

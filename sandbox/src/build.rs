@@ -85,7 +85,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, SandboxE
     let layout = Layout {
         root: root.to_owned(),
     };
-    let today = fedq_node::today_in_city();
+    let today = fedq_policy::calendar::today_in_city();
     let started = Instant::now();
 
     // Policy and catalogues.

@@ -52,7 +52,7 @@ impl std::fmt::Debug for Running {
 }
 
 /// Starts one node of the federation in this runtime.
-pub fn start_node(
+pub async fn start_node(
     fed: &Federation,
     name: &str,
     tap: Option<FrameTap>,
@@ -64,7 +64,9 @@ pub fn start_node(
     SandboxError,
 > {
     let config = NodeConfig::load(&fed.layout.node_config(name)).map_err(setup("node config"))?;
-    let node = Node::start(config, Limits::default()).map_err(setup("node"))?;
+    let node = Node::start(config, Limits::default())
+        .await
+        .map_err(setup("node"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(node.serve(tap, async {
         let _ = stopped.await;
@@ -77,11 +79,11 @@ impl Running {
     pub async fn start(fed: &Federation, tap: Option<FrameTap>) -> Result<Self, SandboxError> {
         let mut nodes = BTreeMap::new();
         for name in fed.nodes.keys() {
-            nodes.insert(name.clone(), start_node(fed, name, tap.clone())?);
+            nodes.insert(name.clone(), start_node(fed, name, tap.clone()).await?);
         }
         let config = CoordinatorConfig::load(&fed.layout.coordinator_config())
             .map_err(setup("coordinator config"))?;
-        let api = fedq_coordinator::cli::start(config, Limits::default())
+        let api = fedq_coordinator::serve::start(config, Limits::default())
             .await
             .map_err(setup("coordinator"))?;
         let refusals = api.refusals();
@@ -120,13 +122,13 @@ impl Running {
     }
 
     /// Starts a stopped node again.
-    pub fn restart_node(
+    pub async fn restart_node(
         &mut self,
         fed: &Federation,
         name: &str,
         tap: Option<FrameTap>,
     ) -> Result<(), SandboxError> {
-        let started = start_node(fed, name, tap)?;
+        let started = start_node(fed, name, tap).await?;
         self.nodes.insert(name.to_owned(), started);
         Ok(())
     }

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use fedq_policy::catalogue::Catalogue;
 
-pub mod cli;
 mod output;
 pub mod person;
 pub mod profile;
@@ -42,7 +41,7 @@ pub const PERSONS_FILE: &str = "persons.csv";
 pub const SCENARIO_PERSONS: u64 = ROLES.len() as u64;
 
 /// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Comma-separated, header row of field names, empty cell = absent.
     #[default]

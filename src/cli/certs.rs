@@ -1,9 +1,10 @@
-//! `fedq certs …`: the federation's PKI on the command line.
+//! `fedq certs …`: the federation's PKI ([`fedq_certs::pki`]) on the command line.
 
 use std::path::PathBuf;
 
-use crate::identity::Role;
-use crate::pki::{self, CertificateAuthority, CertificateStatus, IssueOptions, PkiError};
+use fedq_certs::identity::Role;
+use fedq_certs::officers::{officer_fingerprint, roster};
+use fedq_certs::pki::{self, CertificateAuthority, CertificateStatus, IssueOptions, PkiError};
 
 /// The `fedq certs` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -76,22 +77,6 @@ pub enum CertsCommand {
     },
 }
 
-/// The key fingerprint of the certificate at `DIR/NAME.crt`.
-fn officer_fingerprint(dir: &std::path::Path, name: &str) -> Result<String, PkiError> {
-    let path = pki::cert_path(dir, name);
-    let damaged = |why: String| PkiError::Damaged {
-        path: path.display().to_string(),
-        why,
-    };
-    let pem = std::fs::read(&path).map_err(|e| damaged(e.to_string()))?;
-    let der = crate::tls::read_certificates(&pem)
-        .map_err(damaged)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| damaged("no PEM certificate in file".into()))?;
-    crate::signing::key_fingerprint(&der).map_err(|e| damaged(e.to_string()))
-}
-
 /// Runs one `fedq certs` subcommand.
 pub fn run(cmd: CertsCommand) -> Result<(), PkiError> {
     match cmd {
@@ -158,30 +143,10 @@ pub fn run(cmd: CertsCommand) -> Result<(), PkiError> {
             println!("re-signed {}", pki::crl_path(&dir).display());
         }
         CertsCommand::Officers { dir, names } => {
-            let rows = pki::list(&dir)?;
-            let mut lines = Vec::new();
-            for (c, status) in &rows {
-                let wanted = if names.is_empty() {
-                    *status == CertificateStatus::Valid
-                } else {
-                    names.contains(&c.name) && *status != CertificateStatus::Superseded
-                };
-                if c.role == Role::Officer && wanted {
-                    lines.push(format!(
-                        "  \"{}\", # {}",
-                        officer_fingerprint(&dir, &c.name)?,
-                        c.name
-                    ));
-                }
-            }
-            for n in &names {
-                if !rows
-                    .iter()
-                    .any(|(c, _)| &c.name == n && c.role == Role::Officer)
-                {
-                    return Err(PkiError::UnknownName(n.clone()));
-                }
-            }
+            let lines: Vec<String> = roster(&dir, &names)?
+                .into_iter()
+                .map(|o| format!("  \"{}\", # {}", o.key_sha256, o.name))
+                .collect();
             println!("policy_officers = [\n{}\n]", lines.join("\n"));
         }
         CertsCommand::List { dir } => {

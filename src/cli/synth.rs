@@ -1,8 +1,27 @@
-//! `fedq gen-data`.
+//! `fedq gen-data`: synthetic Changsha data ([`fedq_synth`]).
 
 use std::path::PathBuf;
 
-use crate::{generate, load_catalogues, Format, GenOptions, SynthError};
+use fedq_synth::{generate, load_catalogues, Format, GenOptions, SynthError};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Comma-separated, header row of field names, empty cell = absent.
+    #[default]
+    Csv,
+    /// One JSON object per line, field name → string value, absent fields omitted.
+    Jsonl,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Jsonl => Format::Jsonl,
+        }
+    }
+}
 
 /// Arguments of `fedq gen-data`.
 #[derive(Debug, Clone, clap::Args)]
@@ -18,8 +37,8 @@ pub struct GenDataArgs {
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Csv)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    pub format: FormatArg,
     /// Directory of department catalogues (*.toml).
     #[arg(
         long,
@@ -43,7 +62,7 @@ pub fn run(args: GenDataArgs) -> Result<(), SynthError> {
     let opts = GenOptions {
         persons: args.persons,
         seed: args.seed,
-        format: args.format,
+        format: args.format.into(),
         today,
     };
     let summary = generate(&opts, &catalogues, &args.out)?;
@@ -71,13 +90,12 @@ pub fn run(args: GenDataArgs) -> Result<(), SynthError> {
         "{total} records in {:.2} s ({:.0} persons/s); scenario persons in {}",
         secs,
         summary.persons as f64 / secs.max(1e-9),
-        args.out.join(crate::SCENARIO_FILE).display()
+        args.out.join(fedq_synth::SCENARIO_FILE).display()
     );
     Ok(())
 }
 
+/// `YYYY-MM-DD`.
 fn iso(d: time::Date) -> String {
-    let mut s = String::new();
-    crate::records::push_date(&mut s, d);
-    s
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }

@@ -1,10 +1,11 @@
-//! `fedq audit …`: the reviewer's view of a node's or the coordinator's audit log. Both
-//! configs name their log with `audit = "…"` and their key with `pseudonym_key = "…"`.
+//! `fedq audit …`: the reviewer's view of a node's or the coordinator's audit log
+//! ([`fedq_audit::review`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{list, verify, AuditError, ListFilter, Pseudonymizer};
+use fedq_audit::review::{config_path, parse_since, subject_pseudonym, ReviewError};
+use fedq_audit::{list, verify, ListFilter};
 
 /// The `fedq audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -46,54 +47,8 @@ pub enum AuditCommand {
     },
 }
 
-/// Errors of `fedq audit`.
-#[derive(Debug, thiserror::Error)]
-pub enum AuditCliError {
-    /// The config could not be read.
-    #[error("cannot read config `{path}`: {reason}")]
-    Config {
-        /// File.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// A bad argument.
-    #[error("{0}")]
-    Argument(String),
-    /// The log failed.
-    #[error(transparent)]
-    Audit(#[from] AuditError),
-}
-
-fn config_path(config: &Path, key: &str) -> Result<PathBuf, AuditCliError> {
-    let err = |reason: String| AuditCliError::Config {
-        path: config.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(config).map_err(|e| err(e.to_string()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let value = table
-        .get(key)
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| err(format!("no `{key} = \"…\"` setting")))?;
-    Ok(config.parent().unwrap_or(Path::new(".")).join(value))
-}
-
-fn parse_since(s: &str) -> Result<time::OffsetDateTime, AuditCliError> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &fmt)
-        .map(|d| d.midnight().assume_utc())
-        .map_err(|_| {
-            AuditCliError::Argument(format!("--since `{s}`: expected RFC 3339 or YYYY-MM-DD"))
-        })
-}
-
 /// Runs one `fedq audit` subcommand.
-pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
+pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
     match cmd {
         AuditCommand::Verify { config } => {
             let path = config_path(&config, "audit")?;
@@ -125,19 +80,9 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, AuditCliError> {
             json,
         } => {
             let path = config_path(&config, "audit")?;
-            let subject = match subject {
-                Some(id) => {
-                    let key = config_path(&config, "pseudonym_key")?;
-                    if !key.exists() {
-                        return Err(AuditCliError::Argument(format!(
-                            "pseudonym key `{}` does not exist",
-                            key.display()
-                        )));
-                    }
-                    Some(Pseudonymizer::load_or_create(&key)?.pseudonym(id.trim()))
-                }
-                None => None,
-            };
+            let subject = subject
+                .map(|id| subject_pseudonym(&config, &id))
+                .transpose()?;
             let filter = ListFilter {
                 requester,
                 purpose,

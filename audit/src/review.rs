@@ -1,0 +1,70 @@
+//! The reviewer's access to a node's or the coordinator's audit log (`fedq audit …`):
+//! both configs name their log with `audit = "…"` and their key with
+//! `pseudonym_key = "…"`, and a reviewer names people by resident ID, which only the log's
+//! own key turns into the pseudonyms its entries hold.
+
+use std::path::{Path, PathBuf};
+
+use crate::{AuditError, Pseudonymizer};
+
+/// Errors of reviewing an audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The config could not be read.
+    #[error("cannot read config `{path}`: {reason}")]
+    Config {
+        /// File.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bad argument.
+    #[error("{0}")]
+    Argument(String),
+    /// The log failed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// The file a node's or the coordinator's config names under `key` (`audit` or
+/// `pseudonym_key`), relative to the config's directory.
+pub fn config_path(config: &Path, key: &str) -> Result<PathBuf, ReviewError> {
+    let err = |reason: String| ReviewError::Config {
+        path: config.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(config).map_err(|e| err(e.to_string()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let value = table
+        .get(key)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| err(format!("no `{key} = \"…\"` setting")))?;
+    Ok(config.parent().unwrap_or(Path::new(".")).join(value))
+}
+
+/// `--since`: an RFC 3339 time, or a date (YYYY-MM-DD, from its midnight UTC).
+pub fn parse_since(s: &str) -> Result<time::OffsetDateTime, ReviewError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &fmt)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            ReviewError::Argument(format!("--since `{s}`: expected RFC 3339 or YYYY-MM-DD"))
+        })
+}
+
+/// A person's pseudonym in the log `config` names, from their resident ID; the log's key
+/// must exist already (a reviewer never creates one).
+pub fn subject_pseudonym(config: &Path, resident_id: &str) -> Result<String, ReviewError> {
+    let key = config_path(config, "pseudonym_key")?;
+    if !key.exists() {
+        return Err(ReviewError::Argument(format!(
+            "pseudonym key `{}` does not exist",
+            key.display()
+        )));
+    }
+    Ok(Pseudonymizer::load_or_create(&key)?.pseudonym(resident_id.trim()))
+}
