@@ -518,7 +518,7 @@ impl Gateway {
             case_reference: None,
             subject: "-".into(),
             target: "-".into(),
-            outcome: outcome.to_string(),
+            outcome: fedq_audit::Outcome::json(&outcome),
             policy_version: "-".into(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),

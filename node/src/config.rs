@@ -122,8 +122,8 @@ impl std::fmt::Debug for StoreLocation {
         match self {
             StoreLocation::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
             StoreLocation::Postgres(url) => {
-                let shown = crate::postgres::parse_url(url)
-                    .map(|o| crate::postgres::redacted(&o))
+                let shown = crate::pg::parse_url(url)
+                    .map(|o| crate::pg::redacted(&o))
                     .unwrap_or_else(|_| "<malformed URL>".into());
                 f.debug_tuple("Postgres").field(&shown).finish()
             }
@@ -210,7 +210,7 @@ impl NodeConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| base.join(p);
         let store = if is_postgres_url(&raw.store) {
-            crate::postgres::parse_url(&raw.store).map_err(|e| invalid(format!("`store`: {e}")))?;
+            crate::pg::parse_url(&raw.store).map_err(|e| invalid(format!("`store`: {e}")))?;
             StoreLocation::Postgres(raw.store)
         } else if raw.store.contains("://") {
             return Err(invalid(format!(
@@ -253,7 +253,7 @@ impl NodeConfig {
                     "{which}: `database` must be a postgres:// URL of the department's database"
                 )));
             }
-            crate::postgres::parse_url(&a.database)
+            crate::pg::parse_url(&a.database)
                 .map_err(|e| invalid(format!("{which}: `database`: {e}")))?;
             if a.query.trim().is_empty() {
                 return Err(invalid(format!("{which}: `query` is empty")));

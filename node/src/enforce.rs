@@ -236,8 +236,8 @@ pub enum AuditedDataset {
 pub struct Enforced {
     /// What is sealed to the requester, or the rationale of a refusal of the whole lookup.
     pub answer: Result<LookupAnswer, String>,
-    /// JSON for the audit entry's outcome: field names and transforms, never values.
-    pub audit_outcome: String,
+    /// The audit entry's outcome (JSON): field names and transforms, never values.
+    pub audit_outcome: fedq_audit::Outcome,
     /// The policy version that decided.
     pub policy_version: String,
 }
@@ -317,7 +317,7 @@ pub fn answer(
     let mut outcomes = Vec::new();
     let mut audited = BTreeMap::new();
     let refused = |rationale: String, version: &str| Enforced {
-        audit_outcome: serde_json::json!({ "refused": rationale }).to_string(),
+        audit_outcome: fedq_audit::Outcome::json(&serde_json::json!({ "refused": rationale })),
         answer: Err(rationale),
         policy_version: version.to_owned(),
     };
@@ -357,7 +357,7 @@ pub fn answer(
                 _ => return refused(format!("the policy has no view `{view}`"), &policy_version),
             };
             return Enforced {
-                audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
+                audit_outcome: fedq_audit::Outcome::of(&audited),
                 answer: Ok(LookupAnswer::View(part)),
                 policy_version,
             };
@@ -406,7 +406,7 @@ pub fn answer(
         }
     }
     Enforced {
-        audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
+        audit_outcome: fedq_audit::Outcome::of(&audited),
         answer: Ok(LookupAnswer::Datasets(outcomes)),
         policy_version,
     }
