@@ -370,7 +370,7 @@ async fn a_node_refuses_every_token_that_does_not_fit_the_lookup_and_audits_the_
             *keeps_id,
             "{what}: the id of a token that verified, only"
         );
-        for text in [&last.outcome, &last.target, &last.requester] {
+        for text in [last.outcome.as_str(), &last.target, &last.requester] {
             assert!(!text.contains(candidate) && !text.contains(other), "{what}");
             assert!(!text.contains("eyJ"), "{what}: no token in the entry");
         }

@@ -386,7 +386,7 @@ impl Body for Trickle {
 fn last_refusal(audit: &Path) -> (fedq_audit::EntryKind, String) {
     let entries = fedq_audit::list(audit, &fedq_audit::ListFilter::default()).unwrap();
     let last = entries.last().unwrap();
-    (last.record.kind, last.record.outcome.clone())
+    (last.record.kind, last.record.outcome.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

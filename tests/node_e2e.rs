@@ -1299,7 +1299,7 @@ async fn answers_unverified(backend: Backend) {
         .filter(|e| e.record.outcome.contains("\"unverified\""))
         .count();
     assert_eq!(unverified, 3, "{audit:?}");
-    let all: String = audit.iter().map(|e| e.record.outcome.clone()).collect();
+    let all: String = audit.iter().map(|e| e.record.outcome.as_str()).collect();
     assert!(
         !all.contains("2027-03-01") && !all.contains(&p.active),
         "{all}"

@@ -231,7 +231,7 @@ fn kinds(audit: &Path, kind: fedq_audit::EntryKind) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter(|e| e.record.kind == kind)
-        .map(|e| e.record.outcome)
+        .map(|e| e.record.outcome.to_string())
         .collect()
 }
 

@@ -317,7 +317,6 @@ impl Sim {
         let policy = &self.policy;
         let node = self.nodes.get_mut(name).unwrap();
         let is_revoked = |_: &str| false;
-        let is_attached = |_: &str| false;
         let desk = Desk {
             node: &node.name,
             department: &node.name,
@@ -327,7 +326,6 @@ impl Sim {
             is_revoked: &is_revoked,
             limiter: &node.limiter,
             consent_uses: &node.consent_uses,
-            is_attached: &is_attached,
             max_answer_len: 1 << 20,
         };
         let mut today = city_date(self.now);
@@ -347,7 +345,7 @@ impl Sim {
                     let held = node.records.get(pending.subject());
                     Ok(pending
                         .reads()
-                        .stored
+                        .datasets
                         .iter()
                         .map(|d| {
                             let records = held.and_then(|h| h.get(d)).cloned().unwrap_or_default();

@@ -230,8 +230,9 @@ pub struct AuditRecord {
     pub subject: String,
     /// What was asked: a view or datasets and fields.
     pub target: String,
-    /// What happened: released fields and transforms, per-node statuses, refusal reason.
-    pub outcome: String,
+    /// What happened: released fields and transforms, per-node statuses, refusal reason
+    /// ([`Outcome`]; stored as its JSON text).
+    pub outcome: Outcome,
     /// Policy version that decided.
     pub policy_version: String,
     /// The `jti` of the consent token the query carried, once its signature verified (a
@@ -301,6 +302,97 @@ impl std::fmt::Display for EntryKind {
     }
 }
 
+/// What an entry says happened: released fields and transforms, per-node statuses, a
+/// refusal's reason. Written as a JSON text, and stored and hashed as exactly that text,
+/// so an entry reads back (and verifies) byte for byte whatever its producer; the type
+/// keeps free text from standing in for it ([`Outcome::json`], [`Outcome::of`]) and reads
+/// what a restart needs back from it ([`Outcome::installed_version`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Outcome(String);
+
+impl Outcome {
+    /// The outcome `value` says, as its compact JSON text.
+    pub fn json(value: &serde_json::Value) -> Self {
+        Self(value.to_string())
+    }
+
+    /// The outcome `value` serializes to (fields in the order it declares them); `{}` if it
+    /// cannot be serialized.
+    pub fn of(value: &impl Serialize) -> Self {
+        Self(serde_json::to_string(value).unwrap_or_else(|_| "{}".into()))
+    }
+
+    /// A `policy-installed` entry's outcome: the bundle that went into force.
+    pub fn policy_installed(version: u64, content_sha256: &str, approved_by: &[String]) -> Self {
+        Self::of(&PolicyInstalled {
+            approved_by,
+            content_sha256,
+            version,
+        })
+    }
+
+    /// The text as a log holds it (read back from the `outcome` column).
+    fn stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The stored text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The outcome as JSON, if its text is JSON (every outcome fedq writes is).
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.0).ok()
+    }
+
+    /// The bundle version a `policy-installed` outcome registers.
+    pub fn installed_version(&self) -> Option<u64> {
+        self.to_json()?.get("version")?.as_u64()
+    }
+}
+
+/// A `policy-installed` entry's outcome. Its fields are in the order the entries have
+/// always been written in (alphabetical), so the stored text is unchanged.
+#[derive(Serialize)]
+struct PolicyInstalled<'a> {
+    approved_by: &'a [String],
+    content_sha256: &'a str,
+    version: u64,
+}
+
+impl std::ops::Deref for Outcome {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Outcome {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Outcome {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A stored kind that is none of [`EntryKind`]'s names.
 #[derive(Debug, thiserror::Error)]
 #[error("an audit entry's kind is not one fedq writes (expected one of query, answer, refusal, repair, session, policy-installed, policy-refused, policy)")]
@@ -329,12 +421,12 @@ impl AuditRecord {
     pub fn size(&self) -> usize {
         self.kind.as_str().len()
             + [
-                &self.query_id,
+                self.query_id.as_str(),
                 &self.requester,
                 &self.purpose,
                 &self.subject,
                 &self.target,
-                &self.outcome,
+                self.outcome.as_str(),
                 &self.policy_version,
             ]
             .iter()
@@ -394,7 +486,7 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
     }
     put(r.subject.as_bytes());
     put(r.target.as_bytes());
-    put(r.outcome.as_bytes());
+    put(r.outcome.as_str().as_bytes());
     put(r.policy_version.as_bytes());
     // Added later: hashed only when present, so entries written before keep their hashes.
     if let Some(id) = &r.consent_id {
@@ -857,7 +949,7 @@ fn write_group(
                 r.legal_basis,
                 r.subject,
                 r.target,
-                r.outcome,
+                r.outcome.as_str(),
                 r.policy_version,
                 prev,
                 hash,
@@ -1140,7 +1232,7 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
             case_reference: row.get(14)?,
             subject: row.get(7)?,
             target: row.get(8)?,
-            outcome: row.get(9)?,
+            outcome: Outcome::stored(row.get(9)?),
             policy_version: row.get(10)?,
             consent_id: row.get(13)?,
             node_query_ids: match row.get::<_, Option<String>>(15)? {
@@ -1196,18 +1288,13 @@ pub fn last_installed_policy(path: &Path) -> Result<Option<u64>, AuditError> {
     let conn = open(path)?;
     let outcome: Option<String> = conn
         .query_row(
-            "SELECT outcome FROM audit WHERE kind = 'policy-installed' ORDER BY seq DESC LIMIT 1",
-            [],
+            "SELECT outcome FROM audit WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+            params![EntryKind::PolicyInstalled.as_str()],
             |row| row.get(0),
         )
         .optional()
         .map_err(store_err(path))?;
-    Ok(outcome.and_then(|o| {
-        serde_json::from_str::<serde_json::Value>(&o)
-            .ok()?
-            .get("version")?
-            .as_u64()
-    }))
+    Ok(outcome.and_then(|o| Outcome::stored(o).installed_version()))
 }
 
 /// Checks the whole chain of the log at `path` and names the first broken entry.
@@ -1420,7 +1507,7 @@ mod tests {
             case_reference: None,
             subject: Pseudonymizer::from_key(&[7; 32]).pseudonym("11010519491231002X"),
             target: "view:blacklist-check".into(),
-            outcome: "{}".into(),
+            outcome: Outcome::json(&serde_json::json!({})),
             policy_version: "1".into(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),
@@ -1487,7 +1574,7 @@ mod tests {
                     r.legal_basis,
                     r.subject,
                     r.target,
-                    r.outcome,
+                    r.outcome.as_str(),
                     r.policy_version,
                     GENESIS,
                     hash
@@ -1580,7 +1667,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash)
                  VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![format_time(old.at), old.kind.as_str(), old.query_id, old.requester, old.purpose, old.legal_basis, old.subject, old.target, old.outcome, old.policy_version, GENESIS, hash],
+                params![format_time(old.at), old.kind.as_str(), old.query_id, old.requester, old.purpose, old.legal_basis, old.subject, old.target, old.outcome.as_str(), old.policy_version, GENESIS, hash],
             )
             .unwrap();
         }
@@ -1748,6 +1835,50 @@ mod tests {
             verify(&path).unwrap().first_break,
             Some(ChainBreak::Altered { seq: 2 })
         );
+    }
+
+    /// The typed outcome is stored as exactly the text written before it was typed, so
+    /// old logs verify and reviewers' tools read the same JSON.
+    #[tokio::test]
+    async fn outcomes_are_stored_as_the_json_text_they_always_were() {
+        let approved = vec![
+            "officer-zhang (1a)".to_owned(),
+            "officer-li (2b)".to_owned(),
+        ];
+        let typed = Outcome::policy_installed(7, "ab12", &approved);
+        let before =
+            serde_json::json!({ "version": 7, "content_sha256": "ab12", "approved_by": approved })
+                .to_string();
+        assert_eq!(typed, before.as_str());
+        assert_eq!(typed.installed_version(), Some(7));
+        assert_eq!(
+            Outcome::json(&serde_json::json!({ "refused": "no" })).as_str(),
+            r#"{"refused":"no"}"#
+        );
+        assert_eq!(
+            serde_json::to_value(&typed).unwrap(),
+            serde_json::Value::String(before)
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(1)).await.unwrap();
+        let mut installed = record(2);
+        installed.kind = EntryKind::PolicyInstalled;
+        installed.outcome = typed.clone();
+        log.append(installed).await.unwrap();
+        log.append(record(3)).await.unwrap();
+        drop(log);
+        assert_eq!(last_installed_policy(&path).unwrap(), Some(7));
+        let listed = list(&path, &ListFilter::default()).unwrap();
+        assert_eq!(listed[1].record.outcome, typed);
+        assert_eq!(verify(&path).unwrap().first_break, None);
+        let stored: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT outcome FROM audit WHERE seq = 2", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, typed.as_str());
     }
 
     #[test]

@@ -632,7 +632,7 @@ async fn internals_section(
                             case_reference: None,
                             subject: "0123456789abcdef0123456789abcdef".into(),
                             target: "view:blacklist-check".into(),
-                            outcome: r#"{"court.dishonest_debtors":{"released":{"fields":{"listed_on":"clear"},"records":1}}}"#.into(),
+                            outcome: fedq_audit::Outcome::json(&serde_json::json!({"court.dishonest_debtors":{"released":{"fields":{"listed_on":"clear"},"records":1}}})),
                             policy_version: "bench".into(),
                             consent_id: None,
                             node_query_ids: Default::default(),

@@ -47,28 +47,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fedq_ops::config::{Addresses, ConfigFile, ProcessConfig, RawFiles};
 use serde::Deserialize;
 
-/// Why a config is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config `{path}`: {reason}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Malformed, unknown or missing keys, or inconsistent values.
-    #[error("config `{path}`: {reason}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// Why a config is unusable: the one error every process's config gives.
+pub use fedq_ops::config::ConfigError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,29 +189,14 @@ pub struct NodeAddress {
     pub address: SocketAddr,
 }
 
-/// A validated coordinator configuration.
+/// A validated coordinator configuration: what every process's config holds
+/// ([`ProcessConfig`], read through `Deref`: `config.name`, `config.audit`, …) and the
+/// coordinator's own settings.
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
-    /// The coordinator's name, as in its certificate.
-    pub name: String,
-    /// HTTPS listen address.
-    pub listen: SocketAddr,
-    /// Health and metrics listen address.
-    pub ops_listen: Option<SocketAddr>,
-    /// The set-up policy file: in force (as version 0) until a signed bundle is.
-    pub policy: PathBuf,
-    /// Distinct officers a policy bundle needs while the set-up policy is in force.
-    pub policy_threshold: u32,
-    /// The directory of signed bundles this process accepted, replayed at start (default:
-    /// `NAME-policy/` beside the audit log).
-    pub policy_state: PathBuf,
-    /// The set-up officer roster (`policy_officers`): key fingerprints of the officers whose
-    /// approvals count while the set-up policy is in force. Empty: no bundle is accepted.
-    pub policy_officers: Vec<String>,
-    /// The audit log.
-    pub audit: PathBuf,
-    /// The pseudonym key.
-    pub pseudonym_key: PathBuf,
+    /// The coordinator's name (as in its certificate), its HTTPS `listen` address,
+    /// `ops_listen`, policy files, audit log, pseudonym key and pinned `today`.
+    pub process: ProcessConfig,
     /// Overall deadline per query.
     pub deadline: Duration,
     /// Most queries in flight.
@@ -241,48 +209,39 @@ pub struct CoordinatorConfig {
     pub https: ConnectionLimits,
     /// The nodes.
     pub nodes: Vec<NodeAddress>,
-    /// Pinned "today" (tests and demos).
-    pub today: Option<time::Date>,
 }
 
-fn addr(
-    field: &str,
-    value: &str,
-    invalid: &dyn Fn(String) -> ConfigError,
-) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| {
-        invalid(format!(
-            "`{field} = \"{value}\"` is not an address; expected IP:PORT, e.g. \"127.0.0.1:8443\""
-        ))
-    })
+impl std::ops::Deref for CoordinatorConfig {
+    type Target = ProcessConfig;
+    fn deref(&self) -> &ProcessConfig {
+        &self.process
+    }
 }
+
+/// The example address in the coordinator's address errors.
+const EXAMPLE_ADDRESS: &str = "127.0.0.1:8443";
 
 impl CoordinatorConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = ConfigFile::at(path).read()?;
         Self::parse(&text, path)
     }
 
     /// Validates config text as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid {
-            path: path.display().to_string(),
-            reason,
-        };
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim().replace('\n', " ")))?;
-        fedq_certs::identity::validate_name(&raw.name)
-            .map_err(|e| invalid(format!("`name`: {e}")))?;
-        let listen = addr("listen", &raw.listen, &invalid)?;
-        let ops_listen = raw
-            .ops_listen
-            .as_deref()
-            .map(|a| addr("ops_listen", a, &invalid))
-            .transpose()?;
+        let file = ConfigFile::at(path);
+        let invalid = |reason: String| file.invalid(reason);
+        let raw: RawConfig = file.toml(text)?;
+        let prologue = file.prologue(
+            raw.name,
+            Addresses {
+                listen: &raw.listen,
+                listen_example: EXAMPLE_ADDRESS,
+                ops_listen: raw.ops_listen.as_deref(),
+                ops_listen_example: EXAMPLE_ADDRESS,
+            },
+        )?;
         let deadline_ms = raw.deadline_ms.unwrap_or(2000);
         if !(10..=60_000).contains(&deadline_ms) {
             return Err(invalid(format!(
@@ -333,53 +292,35 @@ impl CoordinatorConfig {
                 return Err(invalid(format!("node `{}` is listed twice", n.name)));
             }
             nodes.push(NodeAddress {
-                address: addr("address", &n.address, &invalid)?,
+                address: file.address("address", &n.address, EXAMPLE_ADDRESS)?,
                 name: n.name,
             });
         }
-        let today = raw
-            .today
-            .map(|t| {
-                fedq_policy::transform::parse_date(&t)
-                    .ok_or_else(|| invalid(format!("`today = \"{t}\"` is not a date YYYY-MM-DD")))
-            })
-            .transpose()?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let rel = |p: &Path| base.join(p);
-        let fedq_bundle::state::PolicySettings {
-            threshold: policy_threshold,
-            state_dir: policy_state,
-            officers: policy_officers,
-        } = fedq_bundle::state::settings(
-            raw.policy_threshold,
-            raw.policy_state.as_deref().map(rel),
-            raw.policy_officers.as_deref(),
-            &rel(&raw.audit),
-            &raw.name,
-        )
-        .map_err(&invalid)?;
+        let today = file.today(raw.today.as_deref())?;
+        let process = ProcessConfig::new(
+            &file,
+            prologue,
+            RawFiles {
+                policy: raw.policy,
+                policy_threshold: raw.policy_threshold,
+                policy_state: raw.policy_state,
+                policy_officers: raw.policy_officers,
+                audit: raw.audit,
+                pseudonym_key: raw.pseudonym_key,
+            },
+            today,
+        )?;
         raw.tls.crl_grace().map_err(|e| invalid(e.to_string()))?;
-        // The newest CRL accepted is remembered in the policy state directory, so a
-        // restart on an older `crl.pem` keeps the revocations issued since.
-        let mut tls = raw.tls.resolve(base);
-        tls.trust.crl_state = Some(fedq_certs::tls::remembered_crl_in(&policy_state));
+        let mut tls = raw.tls.resolve(file.dir());
+        tls.trust.crl_state = Some(process.crl_state());
         Ok(Self {
-            name: raw.name,
-            listen,
-            ops_listen,
-            policy: rel(&raw.policy),
-            policy_threshold,
-            policy_state,
-            policy_officers,
-            audit: rel(&raw.audit),
-            pseudonym_key: rel(&raw.pseudonym_key),
+            process,
             deadline: Duration::from_millis(deadline_ms),
             max_in_flight,
             health,
             tls,
             https,
             nodes,
-            today,
         })
     }
 }

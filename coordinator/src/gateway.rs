@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use fedq_audit::{AuditError, AuditLog, AuditRecord, EntryKind, Pseudonymizer};
+use fedq_ops::config::{ConfigError, ConfigFile};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -201,13 +202,19 @@ impl GatewayConfig {
     }
 
     /// Reads and checks `path`: every field, then the apps (valid, distinct names; digests
-    /// of 64 hex digits).
+    /// of 64 hex digits). The file is read and its paths resolved as every process's config
+    /// is ([`ConfigFile`]); the gateway is no federation process (no policy, no node
+    /// certificate), so it shares only that prologue, and keeps its own messages.
     pub fn load(path: &Path) -> Result<Self, GatewayError> {
         let bad = |reason: String| GatewayError::Config {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let file = ConfigFile::at(path);
+        let text = file.read().map_err(|e| match e {
+            ConfigError::Read { reason, .. } => bad(format!("cannot read: {reason}")),
+            other => bad(other.to_string()),
+        })?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
         let listen = raw
             .listen
@@ -250,8 +257,7 @@ impl GatewayConfig {
                 )));
             }
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let at = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        let at = |p: PathBuf| file.rel(&p);
         Ok(Self {
             name: raw.name,
             listen,
@@ -520,7 +526,7 @@ impl Gateway {
             case_reference: None,
             subject: "-".into(),
             target: "-".into(),
-            outcome: outcome.to_string(),
+            outcome: fedq_audit::Outcome::json(&outcome),
             policy_version: "-".into(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),

@@ -247,7 +247,7 @@ impl Audited {
     }
 
     /// The entry's `outcome`, as JSON text.
-    pub fn outcome(&self) -> String {
+    pub fn outcome(&self) -> fedq_audit::Outcome {
         let json = match self {
             Audited::Refused(r) => OutcomeJson::Refused {
                 http: r.http_status(),
@@ -264,7 +264,7 @@ impl Audited {
                 sealed_bytes: sizes,
             },
         };
-        serde_json::to_string(&json).unwrap_or_default()
+        fedq_audit::Outcome::of(&json)
     }
 }
 

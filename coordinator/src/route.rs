@@ -131,7 +131,7 @@ impl Router<'_> {
             // The coordinator never sees the person (sealed to the nodes): no subject.
             subject: "-".to_owned(),
             target: recorded.target,
-            outcome: String::new(),
+            outcome: fedq_audit::Outcome::default(),
             policy_version: self.policy_label.to_owned(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),

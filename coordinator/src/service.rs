@@ -82,10 +82,25 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
-fn random_id() -> String {
+/// A fresh id for a query, session set or publication: 12 random bytes, hex. `None` if
+/// the system has no randomness to give, and then the request is refused
+/// ([`no_random_id`]): an all-zero id would be the same for every request so refused,
+/// and a query's id is what its audit entries and every node's own id are derived from.
+fn random_id() -> Option<String> {
     let mut bytes = [0u8; 12];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    hex::encode(bytes)
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
+
+/// The reply to a request for which no id could be drawn: nothing was asked or recorded
+/// (fail closed; there is no id to register it under).
+fn no_random_id() -> Reply {
+    tracing::error!("no randomness available for a request id; the request is refused");
+    Reply::problem(crate::problem::Problem::new(
+        Kind::Internal,
+        503,
+        "the coordinator cannot draw a request id (no randomness available); nothing was asked; retry later",
+    ))
 }
 
 impl Coordinator {
@@ -224,7 +239,9 @@ impl Coordinator {
     /// Refuses a request that could not even be read, registering the refusal. Its
     /// message must not quote the request.
     pub async fn reject(&self, requester: &Identity, refusal: Refusal) -> Reply {
-        let query_id = random_id();
+        let Some(query_id) = random_id() else {
+            return no_random_id();
+        };
         let in_force = self.policy.current();
         let label = in_force.label();
         let configured = |node: &str| self.channels.contains_key(node);
@@ -240,7 +257,9 @@ impl Coordinator {
 
     /// Handles one `POST /v1/query` body from an authenticated requester.
     pub async fn query(&self, requester: &Identity, body: &[u8]) -> Reply {
-        let query_id = random_id();
+        let Some(query_id) = random_id() else {
+            return no_random_id();
+        };
         let who = requester.name.as_str();
         let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
             let why = Unserved::Overloaded;
@@ -323,7 +342,9 @@ impl Coordinator {
     /// node's accept, or why it did not open. The coordinator cannot read or make the
     /// session keys. An audit entry records who opened sessions where (never a token).
     pub async fn open_sessions(&self, requester: &Identity, body: &[u8]) -> Reply {
-        let id = random_id();
+        let Some(id) = random_id() else {
+            return no_random_id();
+        };
         let grants = match parse_grants(body, |n| self.channels.contains_key(n)) {
             Ok(g) => g,
             Err(reason) => {
@@ -384,7 +405,7 @@ impl Coordinator {
             legal_basis: None,
             subject: "-".into(),
             target: "sessions".into(),
-            outcome: outcome.to_string(),
+            outcome: fedq_audit::Outcome::json(&outcome),
             policy_version: self.policy.current().label(),
             case_reference: None,
             consent_id: None,
@@ -456,7 +477,9 @@ impl Coordinator {
     /// each of which verifies it again itself. The publication is registered in the audit
     /// log with every node's outcome.
     pub async fn publish(&self, publisher: &Identity, body: &[u8]) -> Reply {
-        let publication = random_id();
+        let Some(publication) = random_id() else {
+            return no_random_id();
+        };
         let Ok(text) = std::str::from_utf8(body).map(str::to_owned) else {
             let reason = "the bundle is not UTF-8 text; send the .bundle.toml file as it is";
             self.audit_publication(
@@ -604,7 +627,7 @@ impl Coordinator {
             case_reference: None,
             subject: "-".into(),
             target: "policy".into(),
-            outcome: outcome.to_string(),
+            outcome: fedq_audit::Outcome::json(&outcome),
             policy_version: self.policy.current().label(),
             consent_id: None,
             node_query_ids: Default::default(),

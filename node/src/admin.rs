@@ -207,7 +207,7 @@ pub async fn repair(
             case_reference: None,
             subject: pseudonyms.pseudonym(&subject),
             target: ds.qualified.clone(),
-            outcome: serde_json::json!({ "repaired": true }).to_string(),
+            outcome: fedq_audit::Outcome::json(&serde_json::json!({ "repaired": true })),
             policy_version: String::new(),
             consent_id: None,
             node_query_ids: Default::default(),

@@ -121,7 +121,7 @@ impl Attached {
             dataset: spec.dataset.clone(),
             reason,
         };
-        let options = crate::postgres::parse_url(&spec.database)
+        let options = crate::pg::parse_url(&spec.database)
             .map_err(|e| config(format!("`database`: {e}")))?
             .options([
                 ("default_transaction_read_only", "on"),
@@ -129,8 +129,8 @@ impl Attached {
                 // Dates as text are `YYYY-MM-DD` whatever the database's own default.
                 ("DateStyle", "ISO, YMD"),
             ]);
-        let database = crate::postgres::redacted(&options);
-        let pool = crate::postgres::pool_options()
+        let database = crate::pg::redacted(&options);
+        let pool = crate::pg::pool_options()
             .connect_with(options.clone())
             .await
             .map_err(|e| {
@@ -214,13 +214,12 @@ impl Attached {
     /// runtime (the node checks its mappings on a helper runtime before binding its socket,
     /// then serves on its own).
     pub fn reopen_lazily(&self) -> Result<Self, AttachError> {
-        let pool = crate::postgres::lazy_pool(self.options.clone()).map_err(|reason| {
-            AttachError::Query {
+        let pool =
+            crate::pg::lazy_pool(self.options.clone()).map_err(|reason| AttachError::Query {
                 dataset: self.dataset.qualified.clone(),
                 database: self.database.clone(),
                 reason,
-            }
-        })?;
+            })?;
         Ok(Self {
             pool,
             ..self.clone()
@@ -261,7 +260,7 @@ impl Attached {
         AttachError::Query {
             dataset: self.dataset.qualified.clone(),
             database: self.database.clone(),
-            reason: crate::postgres::without(&e.to_string(), subject),
+            reason: crate::pg::without(&e.to_string(), subject),
         }
     }
 

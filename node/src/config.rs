@@ -32,31 +32,13 @@
 //!
 //! `store` is an SQLite file path, or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use fedq_ops::config::{Addresses, ConfigFile, ProcessConfig, RawFiles};
 use serde::Deserialize;
 
-/// Why a config is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config `{path}`: {reason}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// The TOML is malformed or has unknown or missing keys.
-    #[error("config `{path}`: {reason}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong (with line and column where TOML gives them).
-        reason: String,
-    },
-}
+/// Why a config is unusable: the one error every process's config gives.
+pub use fedq_ops::config::ConfigError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,8 +104,8 @@ impl std::fmt::Debug for StoreLocation {
         match self {
             StoreLocation::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
             StoreLocation::Postgres(url) => {
-                let shown = crate::postgres::parse_url(url)
-                    .map(|o| crate::postgres::redacted(&o))
+                let shown = crate::pg::parse_url(url)
+                    .map(|o| crate::pg::redacted(&o))
                     .unwrap_or_else(|_| "<malformed URL>".into());
                 f.debug_tuple("Postgres").field(&shown).finish()
             }
@@ -135,82 +117,55 @@ fn is_postgres_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
-/// A validated node configuration.
+/// A validated node configuration: what every process's config holds
+/// ([`ProcessConfig`], read through `Deref`: `config.name`, `config.audit`, …) and the
+/// node's own files.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// The node's name (its department), as in its certificate.
-    pub name: String,
-    /// UDP address to listen on.
-    pub listen: SocketAddr,
-    /// Where `/health` and `/metrics` are served in plain HTTP, if anywhere (loopback or
-    /// a management network: it is unauthenticated).
-    pub ops_listen: Option<SocketAddr>,
+    /// The node's name (its department, as in its certificate), its UDP `listen`
+    /// address, `ops_listen`, policy files, audit log, pseudonym key and pinned `today`.
+    pub process: ProcessConfig,
     /// The department's catalogue file.
     pub catalogue: PathBuf,
-    /// The set-up policy file: in force (as version 0) until a signed bundle is.
-    pub policy: PathBuf,
-    /// Distinct officers a policy bundle needs while the set-up policy is in force.
-    pub policy_threshold: u32,
-    /// The directory of signed bundles this process accepted, replayed at start (default:
-    /// `NAME-policy/` beside the audit log).
-    pub policy_state: PathBuf,
-    /// The set-up officer roster (`policy_officers`): key fingerprints of the officers whose
-    /// approvals count while the set-up policy is in force. Empty: no bundle is accepted.
-    pub policy_officers: Vec<String>,
     /// The record store.
     pub store: StoreLocation,
-    /// The audit log file.
-    pub audit: PathBuf,
-    /// The pseudonym key file.
-    pub pseudonym_key: PathBuf,
     /// TLS files.
     pub tls: fedq_wire::transport::TlsFiles,
-    /// A pinned "today" (tests and demos); `None` uses the clock.
-    pub today: Option<time::Date>,
     /// Datasets read from the department's own PostgreSQL tables (`[[attach]]`).
     pub attach: Vec<AttachSpec>,
+}
+
+impl std::ops::Deref for NodeConfig {
+    type Target = ProcessConfig;
+    fn deref(&self) -> &ProcessConfig {
+        &self.process
+    }
 }
 
 impl NodeConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = ConfigFile::at(path).read()?;
         Self::parse(&text, path)
     }
 
     /// Validates config text as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid {
-            path: path.display().to_string(),
-            reason,
-        };
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim().replace('\n', " ")))?;
-        fedq_certs::identity::validate_name(&raw.name)
-            .map_err(|e| invalid(format!("`name`: {e}")))?;
-        let listen = raw.listen.parse().map_err(|_| {
-            invalid(format!(
-                "`listen = \"{}\"` is not an address; expected IP:PORT, e.g. \"0.0.0.0:7101\"",
-                raw.listen
-            ))
-        })?;
-        let ops_listen = raw
-            .ops_listen
-            .map(|o| {
-                o.parse().map_err(|_| {
-                    invalid(format!(
-                        "`ops_listen = \"{o}\"` is not an address; expected IP:PORT, e.g. \"127.0.0.1:9101\""
-                    ))
-                })
-            })
-            .transpose()?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let rel = |p: &Path| base.join(p);
+        let file = ConfigFile::at(path);
+        let invalid = |reason: String| file.invalid(reason);
+        let raw: RawConfig = file.toml(text)?;
+        let prologue = file.prologue(
+            raw.name,
+            Addresses {
+                listen: &raw.listen,
+                listen_example: "0.0.0.0:7101",
+                ops_listen: raw.ops_listen.as_deref(),
+                ops_listen_example: "127.0.0.1:9101",
+            },
+        )?;
+        let rel = |p: &Path| file.rel(p);
         let store = if is_postgres_url(&raw.store) {
-            crate::postgres::parse_url(&raw.store).map_err(|e| invalid(format!("`store`: {e}")))?;
+            crate::pg::parse_url(&raw.store).map_err(|e| invalid(format!("`store`: {e}")))?;
             StoreLocation::Postgres(raw.store)
         } else if raw.store.contains("://") {
             return Err(invalid(format!(
@@ -220,13 +175,7 @@ impl NodeConfig {
         } else {
             StoreLocation::Sqlite(rel(Path::new(&raw.store)))
         };
-        let today = raw
-            .today
-            .map(|t| {
-                fedq_policy::transform::parse_date(&t)
-                    .ok_or_else(|| invalid(format!("`today = \"{t}\"` is not a date YYYY-MM-DD")))
-            })
-            .transpose()?;
+        let today = file.today(raw.today.as_deref())?;
         let mut attach: Vec<AttachSpec> = Vec::with_capacity(raw.attach.len());
         for (i, a) in raw.attach.into_iter().enumerate() {
             let which = if a.dataset.trim().is_empty() {
@@ -253,7 +202,7 @@ impl NodeConfig {
                     "{which}: `database` must be a postgres:// URL of the department's database"
                 )));
             }
-            crate::postgres::parse_url(&a.database)
+            crate::pg::parse_url(&a.database)
                 .map_err(|e| invalid(format!("{which}: `database`: {e}")))?;
             if a.query.trim().is_empty() {
                 return Err(invalid(format!("{which}: `query` is empty")));
@@ -269,37 +218,27 @@ impl NodeConfig {
                 query: a.query,
             });
         }
-        let fedq_bundle::state::PolicySettings {
-            threshold: policy_threshold,
-            state_dir: policy_state,
-            officers: policy_officers,
-        } = fedq_bundle::state::settings(
-            raw.policy_threshold,
-            raw.policy_state.as_deref().map(rel),
-            raw.policy_officers.as_deref(),
-            &rel(&raw.audit),
-            &raw.name,
-        )
-        .map_err(&invalid)?;
-        raw.tls.crl_grace().map_err(|e| invalid(e.to_string()))?;
-        // The newest CRL accepted is remembered in the policy state directory, so a
-        // restart on an older `crl.pem` keeps the revocations issued since.
-        let mut tls = raw.tls.resolve(base);
-        tls.trust.crl_state = Some(fedq_certs::tls::remembered_crl_in(&policy_state));
-        Ok(Self {
-            name: raw.name,
-            listen,
-            ops_listen,
-            catalogue: rel(&raw.catalogue),
-            policy: rel(&raw.policy),
-            policy_threshold,
-            policy_state,
-            policy_officers,
-            store,
-            audit: rel(&raw.audit),
-            pseudonym_key: rel(&raw.pseudonym_key),
-            tls,
+        let process = ProcessConfig::new(
+            &file,
+            prologue,
+            RawFiles {
+                policy: raw.policy,
+                policy_threshold: raw.policy_threshold,
+                policy_state: raw.policy_state,
+                policy_officers: raw.policy_officers,
+                audit: raw.audit,
+                pseudonym_key: raw.pseudonym_key,
+            },
             today,
+        )?;
+        raw.tls.crl_grace().map_err(|e| invalid(e.to_string()))?;
+        let mut tls = raw.tls.resolve(file.dir());
+        tls.trust.crl_state = Some(process.crl_state());
+        Ok(Self {
+            process,
+            catalogue: rel(&raw.catalogue),
+            store,
+            tls,
             attach,
         })
     }

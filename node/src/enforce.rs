@@ -236,8 +236,8 @@ pub enum AuditedDataset {
 pub struct Enforced {
     /// What is sealed to the requester, or the rationale of a refusal of the whole lookup.
     pub answer: Result<LookupAnswer, String>,
-    /// JSON for the audit entry's outcome: field names and transforms, never values.
-    pub audit_outcome: String,
+    /// The audit entry's outcome (JSON): field names and transforms, never values.
+    pub audit_outcome: fedq_audit::Outcome,
     /// The policy version that decided.
     pub policy_version: String,
 }
@@ -302,6 +302,76 @@ fn outcome_of(
 /// dataset missing from it has no record. `today` is the node's own date. `consent` says
 /// whether the node itself verified the lookup's consent token for this lookup
 /// ([`crate::consent`]); the token's mere presence counts for nothing.
+///
+/// # Example
+///
+/// The market regulator's licensing office asks the court's node whether an applicant
+/// is a listed dishonest debtor. The node decides with its own copy of the policy (here
+/// the reference policy), which grants licensing four fields of the list in clear: the
+/// debtor's name, the obligation and the amount owed stay at the node, and the audit
+/// outcome names fields and transforms, never a value.
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use fedq_node::enforce::answer;
+/// use fedq_node::evidence::Evidence;
+/// use fedq_policy::Value;
+/// use fedq_wire::message::{DatasetOutcome, DatasetRequest, LookupAnswer, LookupRequest, LookupTarget};
+/// use time::macros::date;
+///
+/// let policy_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+///     .join("../reference/changsha/policy.toml");
+/// let policy = fedq_bundle::state::InForce {
+///     version: 0,
+///     threshold: 2,
+///     content_sha256: String::new(),
+///     approved_by: Vec::new(),
+///     officers: Vec::new(),
+///     engine: fedq_policy::load::load_engine(&policy_file, None).unwrap(),
+/// };
+/// let request = LookupRequest {
+///     query_id: "q-1".into(),
+///     requester: "market-regulation.licensing".into(),
+///     purpose: "administrative-licensing".into(),
+///     legal_basis: Some("行政许可法".into()),
+///     case_reference: Some("长市监许申〔2026〕001234号".into()),
+///     target: LookupTarget::Datasets(vec![DatasetRequest {
+///         dataset: "court.dishonest_debtors".into(),
+///         fields: None, // every field the policy allows
+///     }]),
+///     policy_version: "0".into(),
+///     date: date!(2026 - 11 - 20),
+///     proof: String::new(),  // checked before this function, by the lookup's core
+///     sealed: String::new(),
+/// };
+/// // What the node read of the subject, already checked against its catalogue.
+/// let text = |s: &str| Value::Text(s.to_owned());
+/// let listed = BTreeMap::from([
+///     ("case_no".to_owned(), text("(2025)湘0102执1234号")),
+///     ("resident_id".to_owned(), text("430102198001011233")),
+///     ("name".to_owned(), text("张三")),
+///     ("court".to_owned(), text("天心区人民法院")),
+///     ("obligation".to_owned(), text("返还借款")),
+///     ("amount_owed".to_owned(), Value::Amount(12_345_600)),
+///     ("performance_status".to_owned(), text("unperformed")),
+///     ("listed_on".to_owned(), Value::Date(date!(2025 - 03 - 01))),
+/// ]);
+/// let records = BTreeMap::from([(
+///     "court.dishonest_debtors".to_owned(),
+///     Evidence::Records(vec![listed]),
+/// )]);
+///
+/// let enforced = answer(&policy, "court", "court", &request, false, &records, date!(2026 - 11 - 20));
+///
+/// let Ok(LookupAnswer::Datasets(outcomes)) = &enforced.answer else { panic!("refused") };
+/// let [DatasetOutcome::Released(released)] = outcomes.as_slice() else { panic!("not released") };
+/// let fields: Vec<&str> = released.records[0].keys().map(String::as_str).collect();
+/// assert_eq!(fields, ["case_no", "court", "listed_on"]); // `removed_on` is not set
+/// assert!(!enforced.audit_outcome.contains("张三"));
+/// assert!(!enforced.audit_outcome.contains("430102198001011233"));
+/// assert_eq!(enforced.policy_version, "0/2026.11-1");
+/// ```
 pub fn answer(
     policy: &InForce,
     node: &str,
@@ -317,7 +387,7 @@ pub fn answer(
     let mut outcomes = Vec::new();
     let mut audited = BTreeMap::new();
     let refused = |rationale: String, version: &str| Enforced {
-        audit_outcome: serde_json::json!({ "refused": rationale }).to_string(),
+        audit_outcome: fedq_audit::Outcome::json(&serde_json::json!({ "refused": rationale })),
         answer: Err(rationale),
         policy_version: version.to_owned(),
     };
@@ -357,7 +427,7 @@ pub fn answer(
                 _ => return refused(format!("the policy has no view `{view}`"), &policy_version),
             };
             return Enforced {
-                audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
+                audit_outcome: fedq_audit::Outcome::of(&audited),
                 answer: Ok(LookupAnswer::View(part)),
                 policy_version,
             };
@@ -406,7 +476,7 @@ pub fn answer(
         }
     }
     Enforced {
-        audit_outcome: serde_json::to_string(&audited).unwrap_or_else(|_| "{}".into()),
+        audit_outcome: fedq_audit::Outcome::of(&audited),
         answer: Ok(LookupAnswer::Datasets(outcomes)),
         policy_version,
     }

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use fedq_audit::{AuditError, AuditRecord, EntryKind, Pseudonymizer};
+use fedq_audit::{AuditError, AuditRecord, EntryKind, Outcome, Pseudonymizer};
 use fedq_bundle::state::InForce;
 use fedq_certs::consent::Consent;
 use fedq_certs::FederationTrust;
@@ -38,6 +38,7 @@ use fedq_wire::NodeResponse;
 use crate::consent::{ConsentRefusal, ConsentUses, Reservation};
 use crate::evidence::Evidence;
 
+pub use crate::source::ReadFailure;
 pub use fedq_policy::Clock;
 
 /// What a node decides lookups with: its policy version in force, its proof gate, rate
@@ -59,8 +60,6 @@ pub struct Desk<'a> {
     pub limiter: &'a Mutex<RateLimiter>,
     /// Answers released under each consent token here.
     pub consent_uses: &'a ConsentUses,
-    /// Whether a dataset is read from an attached database rather than the store.
-    pub is_attached: &'a (dyn Fn(&str) -> bool + Sync),
     /// The largest answer frame the coordinator reads.
     pub max_answer_len: usize,
 }
@@ -75,35 +74,16 @@ impl std::fmt::Debug for Desk<'_> {
 }
 
 /// What the shell must read for a lookup admitted: the subject's records of these
-/// datasets, from the store and from attached databases.
+/// datasets, wherever each is held (the shell knows its sources: the store, attached
+/// databases — [`crate::source::Sources`]; the core does not need to).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reads {
-    /// Qualified names of datasets in the node's store.
-    pub stored: Vec<String>,
-    /// Qualified names of datasets in attached databases.
-    pub attached: Vec<String>,
-}
-
-/// Why the records could not be read: which part failed, never why in terms of data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadFailure {
-    /// The node's store.
-    Store,
-    /// An attached database.
-    AttachedDatabase,
-}
-
-impl ReadFailure {
-    fn name(self) -> &'static str {
-        match self {
-            ReadFailure::Store => "store",
-            ReadFailure::AttachedDatabase => "attached database",
-        }
-    }
+    /// Qualified names of the datasets the lookup touches, in the order it names them.
+    pub datasets: Vec<String>,
 }
 
 /// What a node's audit entry records as the `outcome` of a lookup, typed; rendered as
-/// JSON in one place ([`NodeOutcome::into_json`]), in the shapes reviewers' tools read.
+/// JSON in one place ([`NodeOutcome::into_outcome`]), in the shapes reviewers' tools read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeOutcome {
     /// Refused, with the rationale the coordinator is given.
@@ -140,12 +120,12 @@ pub enum NodeOutcome {
     Unavailable(ReadFailure),
     /// Decided: per dataset, the fields released with their transforms (JSON from
     /// [`crate::enforce::answer`]), or its refusal.
-    Decided(String),
+    Decided(Outcome),
 }
 
 impl NodeOutcome {
-    /// The entry's `outcome` text.
-    pub fn into_json(self) -> String {
+    /// The entry's `outcome`.
+    pub fn into_outcome(self) -> Outcome {
         let value = match self {
             NodeOutcome::Refused(rationale) => serde_json::json!({ "refused": rationale }),
             NodeOutcome::RefusedByPolicy { rationale, code } => {
@@ -171,9 +151,9 @@ impl NodeOutcome {
                 "coordinator_date": coordinator_date.to_string(),
             }),
             NodeOutcome::Unavailable(what) => serde_json::json!({ "unavailable": what.name() }),
-            NodeOutcome::Decided(json) => return json,
+            NodeOutcome::Decided(outcome) => return outcome,
         };
-        value.to_string()
+        Outcome::json(&value)
     }
 }
 
@@ -330,7 +310,7 @@ impl<'a> Desk<'a> {
                 |s| self.pseudonyms.pseudonym(s.sub.as_str()),
             ),
             target: "-".into(),
-            outcome: String::new(),
+            outcome: Outcome::default(),
             policy_version: self.policy.label(),
             consent_id: None,
             node_query_ids: Default::default(),
@@ -372,7 +352,7 @@ impl<'a> Desk<'a> {
         response: NodeResponse,
     ) -> Finished<'a> {
         let counted = LookupOutcome::of(&outcome, &response);
-        entry.outcome = outcome.into_json();
+        entry.outcome = outcome.into_outcome();
         Finished {
             entry,
             consent_expires: None,
@@ -593,9 +573,6 @@ impl<'a> Desk<'a> {
             };
             return done(self.finished(entry, outcome, response));
         }
-        let (attached, stored): (Vec<String>, Vec<String>) = touched
-            .into_iter()
-            .partition(|name| (self.is_attached)(name));
         Admitted::Read(Box::new(Pending {
             request,
             subject,
@@ -604,7 +581,7 @@ impl<'a> Desk<'a> {
             entry,
             consent,
             reservation,
-            reads: Reads { stored, attached },
+            reads: Reads { datasets: touched },
             session,
             nonce,
         }))

@@ -5,7 +5,6 @@
 //! Labels are kinds of outcome and the node's own part names (`store`, `attached`),
 //! never anything of a lookup: no requester, subject, dataset value or record.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use fedq_audit::AuditLog;
@@ -13,9 +12,8 @@ use fedq_bundle::state::PolicySlot;
 use fedq_ops::{Check, ClockFacts, Health, AUDIT, CLOCK, POLICY, STORE};
 use fedq_wire::transport::TrustView;
 
-use crate::attach::Attached;
 use crate::lookup::LookupOutcome;
-use crate::store::Store;
+use crate::source::Sources;
 
 /// Counter: lookups by what they came to (`outcome`: [`LookupOutcome::label`]).
 pub const LOOKUPS: &str = "fedq_node_lookups_total";
@@ -79,10 +77,8 @@ pub fn describe_metrics() {
 pub struct NodeProbe {
     /// The node's name.
     pub node: String,
-    /// Its store.
-    pub store: Arc<Store>,
-    /// Its attached databases.
-    pub attached: Arc<BTreeMap<String, Attached>>,
+    /// Its store and attached databases.
+    pub sources: Arc<Sources>,
     /// Its audit log.
     pub audit: AuditLog,
     /// The policy in force.
@@ -113,24 +109,10 @@ impl NodeProbe {
     }
 
     async fn store_check(&self) -> Check {
-        let mut detail = match self.store.check().await {
-            Ok(d) => d,
-            Err(why) => return Check::failed(why),
-        };
-        for (dataset, source) in self.attached.iter() {
-            if let Err(e) = source.warm_up().await {
-                return Check::failed(format!(
-                    "the attached database of `{dataset}` cannot be reached ({e}); lookups that touch it answer `unavailable`"
-                ));
-            }
+        match self.sources.check().await {
+            Ok(detail) => Check::passed(detail),
+            Err(why) => Check::failed(why),
         }
-        if !self.attached.is_empty() {
-            detail.push_str(&format!(
-                "; {} attached database(s) reachable",
-                self.attached.len()
-            ));
-        }
-        Check::passed(detail)
     }
 }
 

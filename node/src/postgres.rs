@@ -1,6 +1,6 @@
 //! The node's records on PostgreSQL, for large departments (`store = "postgres://…"`).
 //!
-//! The same logical schema and operations as the SQLite store ([`crate::store`]): one row per
+//! The same logical schema and operations as the SQLite store ([`crate::store::SqliteStore`]): one row per
 //! record keyed by (dataset, record key), indexed by subject, `body` as JSONB. Migrations live
 //! in `migrations/postgres/` and are embedded in the binary; they run when the store is
 //! opened. The connection is sqlx's (rustls on ring); the network dominates the cost of a
@@ -10,15 +10,18 @@
 //! only as `postgres://HOST:PORT/DATABASE` (never its user or password).
 
 use std::borrow::Cow;
-use std::str::FromStr;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use fedq_policy::Record;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{Row, SqlSafeStr};
 
-use crate::store::{StoreError, StoredRecord};
+use crate::evidence::Evidence;
+use crate::pg::{lazy_pool, pool_options, without};
+/// The URL helpers, where callers of this store (the `fedq node` commands) have found them.
+pub use crate::pg::{parse_url, redacted};
+use crate::stored::{empty_evidence, read_body, unreadable, StoreError, StoredRecord};
 
 /// The schema migrations, embedded: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -26,71 +29,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     "records",
     include_str!("../migrations/postgres/0001_records.sql"),
 )];
-
-/// How many connections a node keeps to its PostgreSQL store at most.
-pub const MAX_CONNECTIONS: u32 = 16;
-
-/// `postgres://HOST:PORT/DATABASE`: a URL fit for logs and errors (no user, no password).
-pub fn redacted(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}:{}/{}",
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or_default()
-    )
-}
-
-/// Parses a PostgreSQL URL. The error never repeats the URL (it may hold a password).
-pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
-    PgConnectOptions::from_str(url)
-        .map(|o| o.application_name("fedq-node"))
-        .map_err(|e| {
-            let reason = e.to_string();
-            if reason.contains(url) {
-                "malformed URL; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE".into()
-            } else {
-                format!("malformed URL ({reason}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")
-            }
-        })
-}
-
-/// `text` with every occurrence of `secret` (a resident ID) blanked out: for database
-/// error messages, which may quote a parameter.
-pub fn without(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        return text.to_owned();
-    }
-    text.replace(secret, "<resident ID>")
-}
-
-/// The pool options the node uses for a database.
-pub fn pool_options() -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(5))
-}
-
-/// How long a lookup waits for a connection to a serving node's database before the node
-/// answers that its store is unavailable. sqlx keeps retrying a refused connection until
-/// this runs out, so it must stay well inside the coordinator's deadline (2 s by default):
-/// a server that is down is then reported by the node as `unavailable`, with its reason,
-/// rather than as a silent `timed_out` at the coordinator.
-pub const LOOKUP_CONNECTION_WAIT: Duration = Duration::from_millis(1000);
-
-/// A pool that connects on first use, for serving lookups (see
-/// [`LOOKUP_CONNECTION_WAIT`]). Needs a running tokio runtime (sqlx spawns its pool
-/// maintenance there); errors rather than panics without one.
-pub fn lazy_pool(options: PgConnectOptions) -> Result<PgPool, String> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(
-            "a PostgreSQL pool needs a running tokio runtime; start the node from within one"
-                .into(),
-        );
-    }
-    Ok(pool_options()
-        .acquire_timeout(LOOKUP_CONNECTION_WAIT)
-        .connect_lazy_with(options))
-}
 
 /// The node's store on PostgreSQL.
 #[derive(Debug, Clone)]
@@ -269,7 +207,7 @@ impl PgStore {
                 path: self.label.clone(),
                 dataset: dataset.clone(),
                 key: row.try_get::<String, _>(1).unwrap_or_default(),
-                reason: crate::store::unreadable(&e),
+                reason: unreadable(&e),
             })?;
             out.push(StoredRecord { dataset, record });
         }
@@ -283,8 +221,8 @@ impl PgStore {
         &self,
         subject: &str,
         datasets: &[&str],
-    ) -> Result<std::collections::BTreeMap<String, crate::evidence::Evidence>, StoreError> {
-        let mut out = crate::store::empty_evidence(datasets);
+    ) -> Result<BTreeMap<String, Evidence>, StoreError> {
+        let mut out = empty_evidence(datasets);
         if datasets.is_empty() {
             return Ok(out);
         }
@@ -304,7 +242,7 @@ impl PgStore {
             let dataset: String = row.try_get(0).map_err(|e| self.err(e))?;
             let body: Option<String> = row.try_get(1).ok();
             if let Some(evidence) = out.get_mut(&dataset) {
-                crate::store::read_body(&dataset, body.as_deref(), evidence);
+                read_body(&dataset, body.as_deref(), evidence);
             }
         }
         Ok(out)

@@ -30,6 +30,7 @@ use crate::consent::ConsentUses;
 use crate::evidence::Evidence;
 use crate::lookup::{Admitted, Clock, Desk, ReadFailure, Reads};
 use crate::postgres::PgStore;
+use crate::source::Sources;
 use crate::store::{SqliteStore, Store};
 
 /// Errors starting a node.
@@ -76,8 +77,7 @@ pub struct Node {
     config: NodeConfig,
     department: String,
     policy: Arc<PolicySlot>,
-    store: Arc<Store>,
-    attached: Arc<BTreeMap<String, Attached>>,
+    sources: Arc<Sources>,
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     consent_uses: ConsentUses,
@@ -145,11 +145,11 @@ impl Node {
             StoreLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(path)?),
             StoreLocation::Postgres(url) => Store::Postgres(PgStore::open_lazy(url)?),
         };
-        let mut attached = BTreeMap::new();
-        for a in checked {
-            let lazy = a.reopen_lazily()?;
-            attached.insert(lazy.dataset().qualified.clone(), lazy);
-        }
+        let attached = checked
+            .iter()
+            .map(Attached::reopen_lazily)
+            .collect::<Result<Vec<_>, _>>()?;
+        let sources = Sources::new(store, attached);
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
         // The uses this node answered under each consent token, from its own audit log.
         let consent_uses = ConsentUses::load(
@@ -176,8 +176,7 @@ impl Node {
             department: catalogue.department,
             config,
             policy: Arc::new(policy),
-            store: Arc::new(store),
-            attached: Arc::new(attached),
+            sources: Arc::new(sources),
             audit,
             pseudonyms: Arc::new(pseudonyms),
             consent_uses,
@@ -204,16 +203,7 @@ impl Node {
 
     /// Serves until `shutdown` resolves. `tap` sees every encoded answer frame.
     pub async fn serve(self, tap: Option<FrameTap>, shutdown: impl Future<Output = ()>) {
-        if let Store::Postgres(pg) = &*self.store {
-            if let Err(e) = pg.warm_up().await {
-                tracing::warn!(error = %e, "cannot connect to the store yet; lookups will retry");
-            }
-        }
-        for a in self.attached.values() {
-            if let Err(e) = a.warm_up().await {
-                tracing::warn!(error = %e, "cannot connect to an attached database yet; lookups will retry");
-            }
-        }
+        self.sources.warm_up().await;
         let limiter = RateLimiter::second_counter(self.policy.current().engine.policy());
         let trust = self.endpoint.trust_view();
         let gate = ProofGate::new(
@@ -226,8 +216,7 @@ impl Node {
         let ops_task = self.ops.map(|ops| {
             let probe = crate::ops::NodeProbe {
                 node: self.config.name.clone(),
-                store: Arc::clone(&self.store),
-                attached: Arc::clone(&self.attached),
+                sources: Arc::clone(&self.sources),
                 audit: self.audit.clone(),
                 policy: Arc::clone(&self.policy),
                 trust: trust.clone(),
@@ -246,8 +235,7 @@ impl Node {
             node: self.config.name.clone(),
             department: self.department,
             policy: self.policy,
-            store: self.store,
-            attached: self.attached,
+            sources: self.sources,
             audit: self.audit,
             pseudonyms: self.pseudonyms,
             consent_trust: self.endpoint.trust(),
@@ -299,8 +287,8 @@ struct Context {
     node: String,
     department: String,
     policy: Arc<PolicySlot>,
-    store: Arc<Store>,
-    attached: Arc<BTreeMap<String, Attached>>,
+    /// The store and the attached databases, asked for a lookup's datasets one way.
+    sources: Arc<Sources>,
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     /// The CA and CRL the endpoint keeps current: consent tokens are verified against it.
@@ -310,44 +298,34 @@ struct Context {
 }
 
 impl Context {
-    /// Reads what an admitted lookup needs: one statement on the store (inline for
-    /// SQLite), one query per attached dataset. The records are checked against the
-    /// catalogue by the lookup's core ([`crate::lookup::Pending::answer`]). On failure,
-    /// names what failed (for the answer and the audit entry), never why in terms of data.
+    /// Reads what an admitted lookup needs from its sources ([`Sources::read`]: one
+    /// statement on the store, inline for SQLite; one query per attached dataset). The
+    /// records are checked against the catalogue by the lookup's core
+    /// ([`crate::lookup::Pending::answer`]). On failure, counts and logs it (never a
+    /// record's key) and names what failed (for the answer and the audit entry), never
+    /// why in terms of data.
     async fn read(
         &self,
         subject: &str,
         reads: &Reads,
     ) -> Result<BTreeMap<String, Evidence>, ReadFailure> {
-        let mut by_dataset = BTreeMap::new();
-        if !reads.stored.is_empty() {
-            let stored: Vec<&str> = reads.stored.iter().map(String::as_str).collect();
-            match self.store.evidence_of(subject, &stored).await {
-                Ok(found) => by_dataset.extend(found),
-                Err(e) => {
-                    metrics::counter!(crate::ops::STORE_ERRORS, "source" => "store").increment(1);
-                    tracing::error!(error = %e, "store unavailable; answering unavailable");
-                    return Err(ReadFailure::Store);
+        self.sources
+            .read(subject, &reads.datasets)
+            .await
+            .map_err(|failed| {
+                let part = failed.part;
+                metrics::counter!(crate::ops::STORE_ERRORS, "source" => part.metric_source())
+                    .increment(1);
+                match part {
+                    ReadFailure::Store => {
+                        tracing::error!(error = %failed, "store unavailable; answering unavailable");
+                    }
+                    ReadFailure::AttachedDatabase => {
+                        tracing::error!(error = %failed, "attached database unavailable; answering unavailable");
+                    }
                 }
-            }
-        }
-        for name in &reads.attached {
-            let Some(source) = self.attached.get(name) else {
-                continue;
-            };
-            match source.records_of(subject).await {
-                Ok(evidence) => {
-                    by_dataset.insert(name.clone(), evidence);
-                }
-                Err(e) => {
-                    metrics::counter!(crate::ops::STORE_ERRORS, "source" => "attached")
-                        .increment(1);
-                    tracing::error!(error = %e, "attached database unavailable; answering unavailable");
-                    return Err(ReadFailure::AttachedDatabase);
-                }
-            }
-        }
-        Ok(by_dataset)
+                part
+            })
     }
 
     /// Verifies and installs a policy bundle (off the runtime: it reads the CA, CRL and
@@ -355,7 +333,7 @@ impl Context {
     async fn install_policy(&self, coordinator: &str, bundle: String) -> NodeResponse {
         let slot = Arc::clone(&self.policy);
         let outcome = tokio::task::spawn_blocking(move || slot.install(&bundle)).await;
-        let record = |kind: fedq_audit::EntryKind, outcome: String| AuditRecord {
+        let record = |kind: fedq_audit::EntryKind, outcome: fedq_audit::Outcome| AuditRecord {
             at: time::OffsetDateTime::now_utc(),
             kind,
             query_id: "-".into(),
@@ -386,8 +364,7 @@ impl Context {
             })) => (
                 record(
                     fedq_audit::EntryKind::PolicyInstalled,
-                    serde_json::json!({ "version": version, "content_sha256": content_sha256, "approved_by": approved_by })
-                        .to_string(),
+                    fedq_audit::Outcome::policy_installed(version, &content_sha256, &approved_by),
                 ),
                 NodeResponse::PolicyInstalled {
                     label,
@@ -405,7 +382,9 @@ impl Context {
                 (
                     record(
                         fedq_audit::EntryKind::PolicyRefused,
-                        serde_json::json!({ "refused": refusal.to_string() }).to_string(),
+                        fedq_audit::Outcome::json(
+                            &serde_json::json!({ "refused": refusal.to_string() }),
+                        ),
                     ),
                     NodeResponse::Refused {
                         rationale: refusal.to_string(),
@@ -477,7 +456,7 @@ impl Context {
             legal_basis: None,
             subject: "-".into(),
             target: "session".into(),
-            outcome: outcome.to_string(),
+            outcome: fedq_audit::Outcome::json(&outcome),
             policy_version: self.policy.current().label(),
             case_reference: None,
             consent_id: None,
@@ -529,7 +508,6 @@ impl Context {
         // The version in force when the lookup starts decides all of it.
         let policy = self.policy.current();
         let is_revoked = |serial: &str| self.trust.is_revoked(serial);
-        let is_attached = |name: &str| self.attached.contains_key(name);
         let desk = Desk {
             node: &self.node,
             department: &self.department,
@@ -539,7 +517,6 @@ impl Context {
             is_revoked: &is_revoked,
             limiter: &self.limiter,
             consent_uses: &self.consent_uses,
-            is_attached: &is_attached,
             max_answer_len: self.max_answer_len,
         };
         let clock = Clock {

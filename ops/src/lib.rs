@@ -16,6 +16,12 @@
 //! network, never to where requesters reach. It never serves anything but these two
 //! endpoints, and neither ever holds personal data — no resident ID, no record value, no
 //! input a client sent; metric labels are the policy's and the config's own names.
+//!
+//! [`config`] is the other thing every process shares: the prologue of its configuration
+//! file (reading, TOML, relative paths, name and addresses, policy files, audit log) and
+//! its one [`config::ConfigError`].
+
+pub mod config;
 
 use std::convert::Infallible;
 use std::future::Future;
