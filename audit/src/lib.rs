@@ -17,6 +17,8 @@
 //! [`COMMIT_SECONDS`], a failed one counted as [`COMMIT_FAILURES`]; [`AuditLog::health`]
 //! says whether entries can be written now (for a process's `/health`).
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -22,6 +22,7 @@
 //! Writes `report.json` and `latency.svg` to `--out` (default `target/bench-report`).
 //! Not run in CI: see docs/performance.md.
 
+#![warn(missing_docs, unreachable_pub)]
 // Indexing here is on `serde_json::Value`, whose `Index` returns `Null` for a missing key
 // and never panics.
 #![allow(clippy::indexing_slicing)]

@@ -24,6 +24,8 @@
 //! process with no roster pinned accepts no approvals at all: the CA alone (which can mint
 //! officer certificates at will) never decides who approves.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod officer;
 pub mod state;
 

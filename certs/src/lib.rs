@@ -16,6 +16,8 @@
 //!
 //! It never opens a socket.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod consent;
 pub mod fsutil;
 pub mod identity;

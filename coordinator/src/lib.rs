@@ -23,6 +23,8 @@
 //! The `fedq` binary parses the arguments of those commands and owns the runtime; nothing
 //! here builds one.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod admission;
 pub mod client;
 pub mod config;

@@ -8,6 +8,8 @@
 //! [`fedq_sandbox::Layout`] documents, the same way an operator would lay out a real one.
 //! The demo runs in its caller's runtime and never builds one of its own.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -68,7 +68,7 @@ fn gateway_entry(fed: &Federation) -> Result<(u16, Value), String> {
 /// Sends `q` once, proven as `fedq query` proves it, and then re-posts the very same
 /// body (the same proofs) over the raw API, as a coordinator replaying a query it saw
 /// would: returns the answer to the replay.
-pub async fn replay(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+pub(crate) async fn replay(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
     let pki = fed.layout.pki();
     let mut conn = client::ApiConnection::connect(
         &format!("https://{}", fed.coordinator),

@@ -21,6 +21,8 @@
 //! A record field leaves this crate only through [`enforce::answer`], after the node's
 //! own policy decision and transform.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod admin;
 pub mod attach;
 pub mod config;

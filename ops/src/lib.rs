@@ -21,6 +21,8 @@
 //! file (reading, TOML, relative paths, name and addresses, policy files, audit log) and
 //! its one [`config::ConfigError`].
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 
 use std::convert::Infallible;

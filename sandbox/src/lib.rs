@@ -17,6 +17,8 @@
 //!
 //! It never builds a runtime of its own, and never reads a key it did not make.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod build;
 pub mod consent;
 mod layout;

@@ -15,6 +15,8 @@
 //!   the seed and *i*. Generation streams person by person: memory does not grow with
 //!   the number of persons.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -171,13 +171,13 @@ pub(crate) const ROLES: [Role; 5] = [
 pub(crate) mod iso_date {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
         let mut out = String::new();
         crate::records::push_date(&mut out, *d);
         s.serialize_str(&out)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<time::Date, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<time::Date, D::Error> {
         let s = String::deserialize(d)?;
         fedq_policy::transform::parse_date(&s).ok_or_else(|| {
             serde::de::Error::custom(format!("expected a date YYYY-MM-DD, got `{s}`"))

@@ -9,6 +9,7 @@
 //! What needs the `fedq` binary under test (starting it as processes) stays in the root
 //! package's `tests/support/`, where Cargo names the binary.
 
+#![warn(missing_docs, unreachable_pub)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -53,12 +54,17 @@ pub fn rid(first17: &str) -> String {
 /// A temporary federation: PKI, copies of the reference catalogue and policy.
 #[derive(Debug)]
 pub struct TestFederation {
+    /// The directory; removed when this is dropped.
     pub tmp: tempfile::TempDir,
+    /// Its path.
     pub root: PathBuf,
+    /// `pki/`: the CA and every certificate issued.
     pub pki: PathBuf,
 }
 
 impl TestFederation {
+    /// A federation directory with certificates for `nodes`, a coordinator and
+    /// `requesters`, and copies of the reference policy and catalogue.
     pub fn new(nodes: &[&str], requesters: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_owned();
@@ -128,6 +134,7 @@ key = "../pki/{name}.key"
         path
     }
 
+    /// Writes `text` at `rel` under the root, creating directories; returns the path.
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
         let path = self.root.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -17,6 +17,8 @@
 //!
 //! This crate carries bytes; it never decides what a node may release.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod drain;
 pub mod frame;
 pub mod message;
