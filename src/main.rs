@@ -65,9 +65,9 @@ enum Command {
     /// Write synthetic Changsha data (CSV or JSON Lines) per department.
     GenData(cli::synth::GenDataArgs),
     /// Measure import, lookup, audit and end-to-end fan-out on this host; writes a report.
-    Bench(fedq_bench::BenchArgs),
+    Bench(cli::bench::BenchCli),
     /// Build a throwaway federation on 127.0.0.1 and tour what fedq is for.
-    Demo(fedq_demo::DemoArgs),
+    Demo(cli::demo::DemoCli),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,10 +146,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Consent { cmd } => cli::consent::run(cmd)?,
         Command::Audit { cmd } => return Ok(cli::audit::run(cmd)?),
         Command::GenData(args) => cli::synth::run(args)?,
-        Command::Bench(args) => block_on(MultiThread, async { Ok(fedq_bench::run(args).await?) })?,
+        Command::Bench(args) => block_on(MultiThread, async {
+            Ok(fedq_bench::run(args.into()).await?)
+        })?,
         Command::Demo(args) => {
             return block_on(MultiThread, async {
-                Ok(fedq_demo::run(args, shutdown()).await?)
+                Ok(fedq_demo::run(args.into(), shutdown()).await?)
             })
         }
     }

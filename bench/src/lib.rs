@@ -41,40 +41,44 @@ use fedq_coordinator::query::QueryRequest;
 use fedq_sandbox::{build, BuildOptions, Federation, LICENSING_BASIS, LICENSING_CASE};
 use serde_json::{json, Value};
 
-/// Arguments of `fedq bench`.
-#[derive(Debug, Clone, clap::Args)]
+/// What `fedq bench` runs (the binary parses the command line into this).
+#[derive(Debug, Clone)]
 pub struct BenchArgs {
     /// Records per node.
-    #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
     /// Records in the court node, whose store the node-internal lookup figure is measured
-    /// on (default: `--records`). `--court-records 10000000` gives the 10M-record figure.
-    #[arg(long)]
+    /// on (default: `records`).
     pub court_records: Option<u64>,
-    /// Concurrency levels (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,8,64,256")]
+    /// Concurrency levels.
     pub concurrency: Vec<usize>,
     /// Seconds of measured load per point (after one second of warm-up).
-    #[arg(long, default_value_t = 5)]
     pub seconds: u64,
-    /// Which parts to run (comma-separated; default all). `policy` needs no federation and
-    /// takes under a minute; every other section loads the six stores first.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "policy,internals,lookups,baseline"
-    )]
+    /// Which parts to run. `policy` needs no federation; every other section loads the six
+    /// stores first.
     pub sections: Vec<Section>,
-    /// Skip the postgres_fdw baseline (same as leaving `baseline` out of `--sections`).
-    #[arg(long)]
+    /// Skip the postgres_fdw baseline (same as leaving `baseline` out of `sections`).
     pub no_baseline: bool,
     /// Where the report goes.
-    #[arg(long, default_value = "target/bench-report")]
     pub out: PathBuf,
 }
 
+impl Default for BenchArgs {
+    /// What `fedq bench` runs with no options.
+    fn default() -> Self {
+        Self {
+            records: 1_000_000,
+            court_records: None,
+            concurrency: vec![1, 8, 64, 256],
+            seconds: 5,
+            sections: Section::ALL.to_vec(),
+            no_baseline: false,
+            out: PathBuf::from("target/bench-report"),
+        }
+    }
+}
+
 /// A part of the bench.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     /// fedq's policy engine against `cedar-policy` (Cedar only in builds with the `cedar`
     /// feature) at 100, 500 and 2,000 rules.
@@ -88,6 +92,14 @@ pub enum Section {
 }
 
 impl Section {
+    /// Every section, in the order they run.
+    pub const ALL: [Section; 4] = [
+        Section::Policy,
+        Section::Internals,
+        Section::Lookups,
+        Section::Baseline,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Section::Policy => "policy",
@@ -100,7 +112,8 @@ impl Section {
 
 impl BenchArgs {
     /// The sections to run, in order, without repeats.
-    fn selected(&self) -> Vec<Section> {
+    /// The sections to run, each once, in the order they run.
+    pub fn selected(&self) -> Vec<Section> {
         let mut s: Vec<Section> = self
             .sections
             .iter()
@@ -1142,22 +1155,11 @@ fn chart(report: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        bench: BenchArgs,
-    }
-
-    fn args(line: &[&str]) -> BenchArgs {
-        Cli::parse_from(std::iter::once("bench").chain(line.iter().copied())).bench
-    }
 
     #[test]
     fn every_section_runs_by_default_and_no_baseline_drops_one() {
         assert_eq!(
-            args(&[]).selected(),
+            BenchArgs::default().selected(),
             [
                 Section::Policy,
                 Section::Internals,
@@ -1165,14 +1167,19 @@ mod tests {
                 Section::Baseline
             ]
         );
+        let no_baseline = BenchArgs {
+            no_baseline: true,
+            ..BenchArgs::default()
+        };
         assert_eq!(
-            args(&["--no-baseline"]).selected(),
+            no_baseline.selected(),
             [Section::Policy, Section::Internals, Section::Lookups]
         );
-        assert_eq!(
-            args(&["--sections", "lookups,policy,policy"]).selected(),
-            [Section::Policy, Section::Lookups]
-        );
+        let some = BenchArgs {
+            sections: vec![Section::Lookups, Section::Policy, Section::Policy],
+            ..BenchArgs::default()
+        };
+        assert_eq!(some.selected(), [Section::Policy, Section::Lookups]);
     }
 
     fn status_of<'a>(targets: &'a [Value], what: &str) -> &'a str {

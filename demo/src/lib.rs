@@ -27,19 +27,16 @@ mod tour;
 pub use tour::{tour, Step, APPROVED_VERSION};
 
 /// Arguments of `fedq demo`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct DemoArgs {
     /// Exit after the tour (exit code 0 only if every answer was as expected).
-    #[arg(long)]
     pub no_serve: bool,
-    /// Keep the whole federation in DIR (certificates, configs, data, stores, logs).
-    #[arg(long)]
+    /// Keep the whole federation in this directory (certificates, configs, data, stores,
+    /// logs); a temporary one otherwise.
     pub dir: Option<PathBuf>,
     /// How many synthetic persons to generate.
-    #[arg(long, default_value_t = 10_000)]
     pub persons: u64,
     /// Seed of the synthetic data.
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

@@ -3,10 +3,12 @@
 //! a library could; the runtime and the shutdown signal are `main`'s.
 
 pub mod audit;
+pub mod bench;
 pub mod bundle;
 pub mod certs;
 pub mod consent;
 pub mod coordinator;
+pub mod demo;
 pub mod gateway;
 pub mod node;
 pub mod policy;
