@@ -10,7 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::{DecisionRequest, Engine, FieldSelection};
-use crate::transform::{iso_date, FieldTransform};
+use crate::transform::FieldTransform;
+use crate::value::iso_date;
 
 /// One point of the condition space.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -342,7 +342,7 @@ pub struct ViewDecision<'e> {
 
 impl<'e> ViewDecision<'e> {
     /// The decision for the source drawing on `dataset` (`department.dataset`): what the
-    /// node holding it applies with [`crate::minimize::minimize`].
+    /// node holding it applies with `minimize::minimize`.
     pub fn source(&self, dataset: &str) -> Option<&SourceDecision<'e>> {
         self.sources
             .iter()
@@ -388,9 +388,9 @@ pub struct Engine {
     /// Per purpose (by index), the legal bases a request for it may cite
     /// ([`Policy::legal_bases_for`]), computed once here rather than per request.
     accepted_bases: Vec<std::collections::BTreeSet<String>>,
-    /// Per view, its terms and their digest ([`crate::views::ViewTerms`]), computed once
+    /// Per view, its terms and their digest ([`crate::view_terms::ViewTerms`]), computed once
     /// here: every view lookup at a node and every view query at the coordinator uses them.
-    view_terms: FnvMap<String, (crate::views::ViewTerms, [u8; 32])>,
+    view_terms: FnvMap<String, (crate::view_terms::ViewTerms, [u8; 32])>,
 }
 
 fn slice(pool: &[u32], (start, end): (u32, u32)) -> &[u32] {
@@ -503,7 +503,7 @@ impl Engine {
             .views
             .iter()
             .map(|v| {
-                let terms = crate::views::ViewTerms::of(v);
+                let terms = crate::view_terms::ViewTerms::of(v);
                 let digest = terms.digest();
                 (v.name.clone(), (terms, digest))
             })
@@ -539,7 +539,7 @@ impl Engine {
     }
 
     /// The terms of view `name` and their digest, if the policy declares it.
-    pub fn view_terms(&self, name: &str) -> Option<(&crate::views::ViewTerms, &[u8; 32])> {
+    pub fn view_terms(&self, name: &str) -> Option<(&crate::view_terms::ViewTerms, &[u8; 32])> {
         self.view_terms.get(name).map(|(t, d)| (t, d))
     }
 
@@ -948,8 +948,17 @@ fn fold(c: &mut FieldCell, ri: u32, rule: &Rule) {
     }
 }
 
+// Compiling is the engine's job: the policy module describes a policy and knows nothing
+// of the table it compiles to.
+impl Policy {
+    /// Compiles the policy into its decision table.
+    pub fn compile(self) -> Engine {
+        Engine::new(self)
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalogue::{Catalogue, Federation};
 
@@ -989,14 +998,20 @@ role = "r"
 purposes = ["p"]
 "#;
 
-    fn engine(rules: &str) -> Engine {
+    pub(crate) fn engine(rules: &str) -> Engine {
         let fed = Federation::new(vec![Catalogue::parse(CATALOGUE, "tax.toml").unwrap()]).unwrap();
         Policy::parse(&format!("{HEAD}{rules}"), "p.toml", &fed)
             .unwrap()
             .compile()
     }
 
-    fn rule(id: &str, effect: &str, fields: &str, transform: Option<&str>, extra: &str) -> String {
+    pub(crate) fn rule(
+        id: &str,
+        effect: &str,
+        fields: &str,
+        transform: Option<&str>,
+        extra: &str,
+    ) -> String {
         let t = transform
             .map(|t| format!("transform = \"{t}\"\n"))
             .unwrap_or_default();
@@ -1012,7 +1027,7 @@ purposes = ["p"]
             case_reference: None,
             dataset: "tax.arrears",
             fields: FieldSelection::All,
-            now: crate::transform::parse_date(today).unwrap(),
+            now: crate::value::parse_date(today).unwrap(),
         })
         .unwrap()
         .fields
@@ -1066,7 +1081,7 @@ purposes = ["p"]
                 case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["amount", "on"]),
-                now: crate::transform::parse_date("2026-01-01").unwrap(),
+                now: crate::value::parse_date("2026-01-01").unwrap(),
             })
             .unwrap();
         assert!(matches!(d.fields[0].reason, Reason::Denied(r) if r.id == "d"));
@@ -1115,7 +1130,7 @@ purposes = ["p"]
             case_reference: case,
             dataset: "tax.arrears",
             fields: FieldSelection::Named(&["id"]),
-            now: crate::transform::parse_date("2026-03-01").unwrap(),
+            now: crate::value::parse_date("2026-03-01").unwrap(),
         }
     }
 
@@ -1298,12 +1313,12 @@ purposes = ["p"]
                 case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["id"]),
-                now: crate::transform::parse_date("2026-09-15").unwrap(),
+                now: crate::value::parse_date("2026-09-15").unwrap(),
             })
             .unwrap();
         assert_eq!(
             d.fields[0].records_after,
-            crate::transform::parse_date("2026-03-15")
+            crate::value::parse_date("2026-03-15")
         );
         assert_eq!(d.fields[0].max_record_age, Some(RecordAge::Months(6)));
         assert_eq!(d.policy_version, "7");
@@ -1314,46 +1329,5 @@ purposes = ["p"]
     fn engines_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<Engine>();
-    }
-
-    #[test]
-    fn minimized_answers_travel_as_json() {
-        let e = engine(&rule("g", "grant", "fields = [\"*\"]", Some("mask"), ""));
-        let d = e
-            .decide(&DecisionRequest {
-                requester: "a.b",
-                purpose: "p",
-                legal_basis: None,
-                consent: false,
-                case_reference: None,
-                dataset: "tax.arrears",
-                fields: FieldSelection::All,
-                now: crate::transform::parse_date("2026-09-15").unwrap(),
-            })
-            .unwrap();
-        assert_eq!(
-            d.released_fields(),
-            vec![
-                ("id", Mask),
-                ("rid", Mask),
-                ("on", Month),
-                ("amount", Bucket)
-            ]
-        );
-        let mut r = crate::catalogue::Record::new();
-        r.insert("id".into(), crate::transform::Value::Text("T-1".into()));
-        r.insert(
-            "on".into(),
-            crate::transform::Value::Date(crate::transform::parse_date("2026-01-02").unwrap()),
-        );
-        r.insert("amount".into(), crate::transform::Value::Amount(123_400));
-        let answer = crate::minimize::minimize(&d, &[r]);
-        let json = serde_json::to_string(&answer).unwrap();
-        assert_eq!(
-            json,
-            r#"{"dataset":"tax.arrears","policy_version":"7","records":[{"amount":{"bucket":"1000-10000"},"id":{"masked":"T**"},"on":{"month":"2026-01"}}],"summaries":{}}"#
-        );
-        let back: crate::minimize::MinimizedAnswer = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, answer);
     }
 }

@@ -339,10 +339,10 @@ impl Rule {
             parts.push("with the subject's consent".to_owned());
         }
         if let Some(f) = self.valid_from {
-            parts.push(format!("from {}", crate::transform::iso_date::format(f)));
+            parts.push(format!("from {}", crate::value::iso_date::format(f)));
         }
         if let Some(u) = self.valid_until {
-            parts.push(format!("until {}", crate::transform::iso_date::format(u)));
+            parts.push(format!("until {}", crate::value::iso_date::format(u)));
         }
         if let Some(a) = self.max_record_age {
             parts.push(format!("records at most {a} old"));
@@ -1627,11 +1627,6 @@ impl Policy {
         })
     }
 
-    /// Compiles the policy into its decision table.
-    pub fn compile(self) -> crate::engine::Engine {
-        crate::engine::Engine::new(self)
-    }
-
     /// The datasets in index order.
     pub fn datasets(&self) -> Vec<&crate::catalogue::Dataset> {
         self.federation.datasets().collect()
@@ -1644,18 +1639,18 @@ mod tests {
 
     #[test]
     fn record_age_cutoffs() {
-        let today = crate::transform::parse_date("2026-03-31").unwrap();
+        let today = crate::value::parse_date("2026-03-31").unwrap();
         assert_eq!(
             RecordAge::Years(1).cutoff(today),
-            crate::transform::parse_date("2025-03-31").unwrap()
+            crate::value::parse_date("2025-03-31").unwrap()
         );
         assert_eq!(
             RecordAge::Months(1).cutoff(today),
-            crate::transform::parse_date("2026-02-28").unwrap()
+            crate::value::parse_date("2026-02-28").unwrap()
         );
         assert_eq!(
             RecordAge::Days(31).cutoff(today),
-            crate::transform::parse_date("2026-02-28").unwrap()
+            crate::value::parse_date("2026-02-28").unwrap()
         );
         assert_eq!(RecordAge::parse("6m"), Some(RecordAge::Months(6)));
         assert_eq!(RecordAge::parse("0y"), None);
