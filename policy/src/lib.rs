@@ -93,6 +93,7 @@ pub mod ratelimit;
 pub mod resident_id;
 pub mod testing;
 pub mod transform;
+mod validate;
 pub mod value;
 pub mod view_terms;
 pub mod views;
