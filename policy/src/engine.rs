@@ -681,7 +681,70 @@ impl Engine {
         Ok((r, p))
     }
 
-    /// Decides one dataset request: per requested field, the transform to apply.
+    /// Decides one dataset request: per requested field, the transform to apply. A field
+    /// no grant reaches is omitted (default deny); an undeclared requester or purpose, or
+    /// a request missing what its purpose requires, is refused as a whole.
+    ///
+    /// ```
+    /// use fedq_policy::{Catalogue, DecisionRequest, Federation, FieldSelection, FieldTransform, Policy, Refusal};
+    ///
+    /// let tax = Catalogue::parse(r#"
+    /// department = "tax"
+    /// [[dataset]]
+    /// name = "arrears"
+    /// kind = "negative"
+    /// key = "id"
+    /// subject = "rid"
+    /// window_start = "on"
+    /// [[dataset.field]]
+    /// name = "id"
+    /// type = "string"
+    /// class = "identifier"
+    /// [[dataset.field]]
+    /// name = "rid"
+    /// type = "resident_id"
+    /// class = "identifier"
+    /// [[dataset.field]]
+    /// name = "on"
+    /// type = "date"
+    /// class = "negative"
+    /// "#, "tax.toml")?;
+    /// let engine = Policy::parse(r#"
+    /// version = 1
+    /// [[purpose]]
+    /// name = "licensing"
+    /// [[requester]]
+    /// name = "market-regulation.licensing"
+    /// role = "licensing"
+    /// purposes = ["licensing"]
+    /// [[rule]]
+    /// id = "arrears-month"
+    /// effect = "grant"
+    /// requesters = ["market-regulation.licensing"]
+    /// purposes = ["licensing"]
+    /// datasets = ["tax.arrears"]
+    /// fields = ["on"]
+    /// transform = "month"
+    /// rationale = "licensing needs to know when the arrears arose, not the case"
+    /// "#, "policy.toml", &Federation::new(vec![tax])?)?.compile();
+    ///
+    /// let mut ask = DecisionRequest {
+    ///     requester: "market-regulation.licensing",
+    ///     purpose: "licensing",
+    ///     legal_basis: None,
+    ///     consent: false,
+    ///     case_reference: None,
+    ///     dataset: "tax.arrears",
+    ///     fields: FieldSelection::All,
+    ///     now: fedq_policy::transform::parse_date("2026-11-27").ok_or("bad date")?,
+    /// };
+    /// let decision = engine.decide(&ask)?;
+    /// assert_eq!(decision.released_fields(), [("on", FieldTransform::Month)]);
+    ///
+    /// ask.requester = "market-regulation.inspection";
+    /// assert!(matches!(engine.decide(&ask), Err(Refusal::UnknownRequester { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decide(&self, req: &DecisionRequest<'_>) -> Result<DatasetDecision<'_>, Refusal> {
         self.decide_with(req, CaseCheck::Cited(req.case_reference))
     }

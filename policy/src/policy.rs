@@ -169,17 +169,11 @@ impl Eq for CaseReference {}
 
 impl CaseReference {
     /// Compiles `pattern`, anchored at both ends. The error says why it does not compile.
-    pub fn new(pattern: &str, description: &str) -> Result<CaseReference, String> {
+    pub fn new(pattern: &str, description: &str) -> Result<CaseReference, BadPattern> {
         let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
             .size_limit(1 << 20)
             .build()
-            .map_err(|e| match e {
-                regex::Error::Syntax(s) => s.lines().last().unwrap_or_default().trim().to_owned(),
-                regex::Error::CompiledTooBig(n) => {
-                    format!("the compiled pattern would exceed {n} bytes; simplify it")
-                }
-                other => other.to_string(),
-            })?;
+            .map_err(|source| BadPattern { source })?;
         Ok(CaseReference {
             pattern: pattern.to_owned(),
             description: description.to_owned(),
@@ -193,6 +187,26 @@ impl CaseReference {
         reference.len() <= MAX_CASE_REFERENCE_BYTES
             && !reference.chars().any(char::is_control)
             && self.regex.is_match(reference)
+    }
+}
+
+/// Why a case-reference pattern does not compile: the last line of the regular-expression
+/// error (the one saying what is wrong), or that the pattern is too big.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", describe_regex_error(.source))]
+pub struct BadPattern {
+    /// The regular-expression error.
+    #[source]
+    pub source: regex::Error,
+}
+
+fn describe_regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(s) => s.lines().last().unwrap_or_default().trim().to_owned(),
+        regex::Error::CompiledTooBig(n) => {
+            format!("the compiled pattern would exceed {n} bytes; simplify it")
+        }
+        other => other.to_string(),
     }
 }
 
