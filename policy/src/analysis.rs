@@ -10,7 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::{DecisionRequest, Engine, FieldSelection};
-use crate::transform::{iso_date, FieldTransform};
+use crate::transform::FieldTransform;
+use crate::value::iso_date;
 
 /// One point of the condition space.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -408,20 +409,25 @@ pub struct Access {
     pub conditions: Option<String>,
 }
 
+/// A `department.dataset.field` no catalogue declares.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown field `{0}`; expected `department.dataset.field` from the catalogue, e.g. `court.dishonest_debtors.case_no`")]
+pub struct UnknownField(pub String);
+
 /// Every (requester, purpose) that can ever see `dataset.field`, with the most revealing
 /// form and when. `Err` names the unknown field.
 pub fn who_can(
     engine: &Engine,
     qualified_field: &str,
     today: time::Date,
-) -> Result<Vec<Access>, String> {
+) -> Result<Vec<Access>, UnknownField> {
     let known = engine.datasets().iter().any(|d| {
         d.fields
             .iter()
             .any(|f| format!("{}.{}", d.qualified, f.name) == qualified_field)
     });
     if !known {
-        return Err(format!("unknown field `{qualified_field}`; expected `department.dataset.field` from the catalogue, e.g. `court.dishonest_debtors.case_no`"));
+        return Err(UnknownField(qualified_field.to_owned()));
     }
     let space = Space::new(&[engine], today);
     let points = space.points();

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::location::{Diagnostics, LocatedErrors};
-use crate::transform::Value;
+use crate::resident_id::is_resident_id;
+use crate::value::{parse_amount, parse_date, BadValue, Value};
 
 /// The type of a field's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -448,7 +449,7 @@ impl Catalogue {
     }
 
     /// How this catalogue differs from `checked`, the datasets of this department that a
-    /// policy was checked against (e.g. a compiled policy's [`crate::Engine::datasets`]):
+    /// policy was checked against (e.g. a compiled policy's `Engine::datasets`):
     /// one line per difference, naming the dataset and field, in a stable order. Empty when
     /// they agree on everything a decision or the law depends on (descriptions aside).
     pub fn differences_from<'a>(
@@ -626,6 +627,46 @@ impl Federation {
     }
 }
 
+// Reading a cell by its field's declared type: here beside the field, so that the value
+// module needs no catalogue.
+impl Value {
+    /// Parses text from an import (CSV cell) as a value of `field`'s type. An empty cell
+    /// is `Ok(None)`: absent, never an empty string.
+    pub fn parse(text: &str, field: &Field) -> Result<Option<Value>, BadValue> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let bad = |expected: &str| BadValue {
+            value: t.to_owned(),
+            expected: expected.to_owned(),
+        };
+        let v = match field.ty {
+            FieldType::String => Value::Text(t.to_owned()),
+            FieldType::ResidentId => {
+                if !is_resident_id(t) {
+                    return Err(bad(
+                        "18-character resident ID (17 digits, then a digit or X)",
+                    ));
+                }
+                Value::Text(t.to_owned())
+            }
+            FieldType::Enum => {
+                if !field.values.iter().any(|v| v == t) {
+                    return Err(bad(&format!("value of enum ({})", field.values.join(", "))));
+                }
+                Value::Text(t.to_owned())
+            }
+            FieldType::Date => Value::Date(parse_date(t).ok_or_else(|| bad("date YYYY-MM-DD"))?),
+            FieldType::Integer => Value::Integer(t.parse().map_err(|_| bad("whole number"))?),
+            FieldType::Amount => {
+                Value::Amount(parse_amount(t).ok_or_else(|| bad("amount in yuan, e.g. 1234.50"))?)
+            }
+        };
+        Ok(Some(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,17 +795,17 @@ class = "negative"
             field: "case_no".into(),
             repaired: vec!["done".into()],
         });
-        let today = crate::transform::parse_date("2026-11-27").unwrap();
+        let today = crate::value::parse_date("2026-11-27").unwrap();
         let mut r = Record::new();
         r.insert(
             "listed_on".into(),
-            Value::Date(crate::transform::parse_date("2024-01-01").unwrap()),
+            Value::Date(crate::value::parse_date("2024-01-01").unwrap()),
         );
         r.insert("case_no".into(), Value::Text("A1".into()));
         assert!(d.is_disclosable(&r, today));
         r.insert(
             "listed_on".into(),
-            Value::Date(crate::transform::parse_date("2023-11-27").unwrap()),
+            Value::Date(crate::value::parse_date("2023-11-27").unwrap()),
         );
         assert!(
             !d.is_disclosable(&r, today),
@@ -772,7 +813,7 @@ class = "negative"
         );
         r.insert(
             "listed_on".into(),
-            Value::Date(crate::transform::parse_date("2025-01-01").unwrap()),
+            Value::Date(crate::value::parse_date("2025-01-01").unwrap()),
         );
         r.insert("case_no".into(), Value::Text("done".into()));
         assert!(

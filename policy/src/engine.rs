@@ -342,7 +342,7 @@ pub struct ViewDecision<'e> {
 
 impl<'e> ViewDecision<'e> {
     /// The decision for the source drawing on `dataset` (`department.dataset`): what the
-    /// node holding it applies with [`crate::minimize::minimize`].
+    /// node holding it applies with `minimize::minimize`.
     pub fn source(&self, dataset: &str) -> Option<&SourceDecision<'e>> {
         self.sources
             .iter()
@@ -388,9 +388,9 @@ pub struct Engine {
     /// Per purpose (by index), the legal bases a request for it may cite
     /// ([`Policy::legal_bases_for`]), computed once here rather than per request.
     accepted_bases: Vec<std::collections::BTreeSet<String>>,
-    /// Per view, its terms and their digest ([`crate::views::ViewTerms`]), computed once
+    /// Per view, its terms and their digest ([`crate::view_terms::ViewTerms`]), computed once
     /// here: every view lookup at a node and every view query at the coordinator uses them.
-    view_terms: FnvMap<String, (crate::views::ViewTerms, [u8; 32])>,
+    view_terms: FnvMap<String, (crate::view_terms::ViewTerms, [u8; 32])>,
 }
 
 fn slice(pool: &[u32], (start, end): (u32, u32)) -> &[u32] {
@@ -503,7 +503,7 @@ impl Engine {
             .views
             .iter()
             .map(|v| {
-                let terms = crate::views::ViewTerms::of(v);
+                let terms = crate::view_terms::ViewTerms::of(v);
                 let digest = terms.digest();
                 (v.name.clone(), (terms, digest))
             })
@@ -539,7 +539,7 @@ impl Engine {
     }
 
     /// The terms of view `name` and their digest, if the policy declares it.
-    pub fn view_terms(&self, name: &str) -> Option<(&crate::views::ViewTerms, &[u8; 32])> {
+    pub fn view_terms(&self, name: &str) -> Option<(&crate::view_terms::ViewTerms, &[u8; 32])> {
         self.view_terms.get(name).map(|(t, d)| (t, d))
     }
 
@@ -681,7 +681,70 @@ impl Engine {
         Ok((r, p))
     }
 
-    /// Decides one dataset request: per requested field, the transform to apply.
+    /// Decides one dataset request: per requested field, the transform to apply. A field
+    /// no grant reaches is omitted (default deny); an undeclared requester or purpose, or
+    /// a request missing what its purpose requires, is refused as a whole.
+    ///
+    /// ```
+    /// use fedq_policy::{Catalogue, DecisionRequest, Federation, FieldSelection, FieldTransform, Policy, Refusal};
+    ///
+    /// let tax = Catalogue::parse(r#"
+    /// department = "tax"
+    /// [[dataset]]
+    /// name = "arrears"
+    /// kind = "negative"
+    /// key = "id"
+    /// subject = "rid"
+    /// window_start = "on"
+    /// [[dataset.field]]
+    /// name = "id"
+    /// type = "string"
+    /// class = "identifier"
+    /// [[dataset.field]]
+    /// name = "rid"
+    /// type = "resident_id"
+    /// class = "identifier"
+    /// [[dataset.field]]
+    /// name = "on"
+    /// type = "date"
+    /// class = "negative"
+    /// "#, "tax.toml")?;
+    /// let engine = Policy::parse(r#"
+    /// version = 1
+    /// [[purpose]]
+    /// name = "licensing"
+    /// [[requester]]
+    /// name = "market-regulation.licensing"
+    /// role = "licensing"
+    /// purposes = ["licensing"]
+    /// [[rule]]
+    /// id = "arrears-month"
+    /// effect = "grant"
+    /// requesters = ["market-regulation.licensing"]
+    /// purposes = ["licensing"]
+    /// datasets = ["tax.arrears"]
+    /// fields = ["on"]
+    /// transform = "month"
+    /// rationale = "licensing needs to know when the arrears arose, not the case"
+    /// "#, "policy.toml", &Federation::new(vec![tax])?)?.compile();
+    ///
+    /// let mut ask = DecisionRequest {
+    ///     requester: "market-regulation.licensing",
+    ///     purpose: "licensing",
+    ///     legal_basis: None,
+    ///     consent: false,
+    ///     case_reference: None,
+    ///     dataset: "tax.arrears",
+    ///     fields: FieldSelection::All,
+    ///     now: fedq_policy::transform::parse_date("2026-11-27").ok_or("bad date")?,
+    /// };
+    /// let decision = engine.decide(&ask)?;
+    /// assert_eq!(decision.released_fields(), [("on", FieldTransform::Month)]);
+    ///
+    /// ask.requester = "market-regulation.inspection";
+    /// assert!(matches!(engine.decide(&ask), Err(Refusal::UnknownRequester { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decide(&self, req: &DecisionRequest<'_>) -> Result<DatasetDecision<'_>, Refusal> {
         self.decide_with(req, CaseCheck::Cited(req.case_reference))
     }
@@ -948,8 +1011,17 @@ fn fold(c: &mut FieldCell, ri: u32, rule: &Rule) {
     }
 }
 
+// Compiling is the engine's job: the policy module describes a policy and knows nothing
+// of the table it compiles to.
+impl Policy {
+    /// Compiles the policy into its decision table.
+    pub fn compile(self) -> Engine {
+        Engine::new(self)
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalogue::{Catalogue, Federation};
 
@@ -989,14 +1061,20 @@ role = "r"
 purposes = ["p"]
 "#;
 
-    fn engine(rules: &str) -> Engine {
+    pub(crate) fn engine(rules: &str) -> Engine {
         let fed = Federation::new(vec![Catalogue::parse(CATALOGUE, "tax.toml").unwrap()]).unwrap();
         Policy::parse(&format!("{HEAD}{rules}"), "p.toml", &fed)
             .unwrap()
             .compile()
     }
 
-    fn rule(id: &str, effect: &str, fields: &str, transform: Option<&str>, extra: &str) -> String {
+    pub(crate) fn rule(
+        id: &str,
+        effect: &str,
+        fields: &str,
+        transform: Option<&str>,
+        extra: &str,
+    ) -> String {
         let t = transform
             .map(|t| format!("transform = \"{t}\"\n"))
             .unwrap_or_default();
@@ -1012,7 +1090,7 @@ purposes = ["p"]
             case_reference: None,
             dataset: "tax.arrears",
             fields: FieldSelection::All,
-            now: crate::transform::parse_date(today).unwrap(),
+            now: crate::value::parse_date(today).unwrap(),
         })
         .unwrap()
         .fields
@@ -1066,7 +1144,7 @@ purposes = ["p"]
                 case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["amount", "on"]),
-                now: crate::transform::parse_date("2026-01-01").unwrap(),
+                now: crate::value::parse_date("2026-01-01").unwrap(),
             })
             .unwrap();
         assert!(matches!(d.fields[0].reason, Reason::Denied(r) if r.id == "d"));
@@ -1115,7 +1193,7 @@ purposes = ["p"]
             case_reference: case,
             dataset: "tax.arrears",
             fields: FieldSelection::Named(&["id"]),
-            now: crate::transform::parse_date("2026-03-01").unwrap(),
+            now: crate::value::parse_date("2026-03-01").unwrap(),
         }
     }
 
@@ -1298,12 +1376,12 @@ purposes = ["p"]
                 case_reference: None,
                 dataset: "tax.arrears",
                 fields: FieldSelection::Named(&["id"]),
-                now: crate::transform::parse_date("2026-09-15").unwrap(),
+                now: crate::value::parse_date("2026-09-15").unwrap(),
             })
             .unwrap();
         assert_eq!(
             d.fields[0].records_after,
-            crate::transform::parse_date("2026-03-15")
+            crate::value::parse_date("2026-03-15")
         );
         assert_eq!(d.fields[0].max_record_age, Some(RecordAge::Months(6)));
         assert_eq!(d.policy_version, "7");
@@ -1314,46 +1392,5 @@ purposes = ["p"]
     fn engines_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<Engine>();
-    }
-
-    #[test]
-    fn minimized_answers_travel_as_json() {
-        let e = engine(&rule("g", "grant", "fields = [\"*\"]", Some("mask"), ""));
-        let d = e
-            .decide(&DecisionRequest {
-                requester: "a.b",
-                purpose: "p",
-                legal_basis: None,
-                consent: false,
-                case_reference: None,
-                dataset: "tax.arrears",
-                fields: FieldSelection::All,
-                now: crate::transform::parse_date("2026-09-15").unwrap(),
-            })
-            .unwrap();
-        assert_eq!(
-            d.released_fields(),
-            vec![
-                ("id", Mask),
-                ("rid", Mask),
-                ("on", Month),
-                ("amount", Bucket)
-            ]
-        );
-        let mut r = crate::catalogue::Record::new();
-        r.insert("id".into(), crate::transform::Value::Text("T-1".into()));
-        r.insert(
-            "on".into(),
-            crate::transform::Value::Date(crate::transform::parse_date("2026-01-02").unwrap()),
-        );
-        r.insert("amount".into(), crate::transform::Value::Amount(123_400));
-        let answer = crate::minimize::minimize(&d, &[r]);
-        let json = serde_json::to_string(&answer).unwrap();
-        assert_eq!(
-            json,
-            r#"{"dataset":"tax.arrears","policy_version":"7","records":[{"amount":{"bucket":"1000-10000"},"id":{"masked":"T**"},"on":{"month":"2026-01"}}],"summaries":{}}"#
-        );
-        let back: crate::minimize::MinimizedAnswer = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, answer);
     }
 }

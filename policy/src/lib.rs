@@ -82,6 +82,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod analysis;
 pub mod calendar;
 pub mod catalogue;
@@ -93,8 +95,12 @@ pub mod minimize;
 pub mod policy;
 pub mod ratelimit;
 pub mod report;
+pub mod resident_id;
 pub mod testing;
 pub mod transform;
+mod validate;
+pub mod value;
+pub mod view_terms;
 pub mod views;
 
 pub use catalogue::{Catalogue, Dataset, Federation, Field, FieldClass, FieldType, Record};
@@ -105,7 +111,9 @@ pub use engine::{
 pub use location::{LocatedError, LocatedErrors, Location};
 pub use minimize::{minimize, MinimizedAnswer, Summary};
 pub use policy::Policy;
-pub use transform::{FieldTransform, Value};
+pub use resident_id::{ResidentId, ResidentIdError};
+pub use transform::FieldTransform;
+pub use value::Value;
 
 /// The time a query or lookup is decided at, read once by the process's shell and passed
 /// in as data (the decision cores read no clock): the instant, for audit entries, proofs,

@@ -87,7 +87,7 @@ pub(crate) struct Diagnostics<'t> {
 }
 
 impl<'t> Diagnostics<'t> {
-    pub fn new(file: &'t str, text: &'t str) -> Self {
+    pub(crate) fn new(file: &'t str, text: &'t str) -> Self {
         Diagnostics {
             file,
             text,
@@ -95,11 +95,11 @@ impl<'t> Diagnostics<'t> {
         }
     }
 
-    pub fn at(&self, span: Range<usize>) -> Location {
+    pub(crate) fn at(&self, span: Range<usize>) -> Location {
         Location::of(self.file, self.text, span.start)
     }
 
-    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let location = self.at(span);
         self.errors.push(LocatedError {
             location,
@@ -107,14 +107,14 @@ impl<'t> Diagnostics<'t> {
         });
     }
 
-    pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> LocatedErrors {
+    pub(crate) fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> LocatedErrors {
         LocatedErrors(vec![LocatedError {
             location: Location::of_span(file, text, err.span()),
             message: err.message().trim().to_owned(),
         }])
     }
 
-    pub fn finish<T>(self, value: T) -> Result<T, LocatedErrors> {
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, LocatedErrors> {
         if self.errors.is_empty() {
             Ok(value)
         } else {

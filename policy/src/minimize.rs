@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{Dataset, Record};
 use crate::engine::{DatasetDecision, FieldDecision};
-use crate::transform::{FieldTransform, Value};
+use crate::transform::FieldTransform;
+use crate::value::Value;
 
 /// A per-field summary over all records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -93,4 +94,53 @@ pub fn minimize(decision: &DatasetDecision<'_>, records: &[Record]) -> Minimized
         }
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tests::{engine, rule};
+    use crate::engine::{DecisionRequest, FieldSelection};
+    use crate::transform::FieldTransform::{Bucket, Mask, Month};
+
+    #[test]
+    fn minimized_answers_travel_as_json() {
+        let e = engine(&rule("g", "grant", "fields = [\"*\"]", Some("mask"), ""));
+        let d = e
+            .decide(&DecisionRequest {
+                requester: "a.b",
+                purpose: "p",
+                legal_basis: None,
+                consent: false,
+                case_reference: None,
+                dataset: "tax.arrears",
+                fields: FieldSelection::All,
+                now: crate::value::parse_date("2026-09-15").unwrap(),
+            })
+            .unwrap();
+        assert_eq!(
+            d.released_fields(),
+            vec![
+                ("id", Mask),
+                ("rid", Mask),
+                ("on", Month),
+                ("amount", Bucket)
+            ]
+        );
+        let mut r = crate::catalogue::Record::new();
+        r.insert("id".into(), crate::value::Value::Text("T-1".into()));
+        r.insert(
+            "on".into(),
+            crate::value::Value::Date(crate::value::parse_date("2026-01-02").unwrap()),
+        );
+        r.insert("amount".into(), crate::value::Value::Amount(123_400));
+        let answer = minimize(&d, &[r]);
+        let json = serde_json::to_string(&answer).unwrap();
+        assert_eq!(
+            json,
+            r#"{"dataset":"tax.arrears","policy_version":"7","records":[{"amount":{"bucket":"1000-10000"},"id":{"masked":"T**"},"on":{"month":"2026-01"}}],"summaries":{}}"#
+        );
+        let back: MinimizedAnswer = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, answer);
+    }
 }

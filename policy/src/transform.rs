@@ -7,6 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{Field, FieldType};
+pub use crate::resident_id::{is_resident_id, mask_resident_id, mask_text};
+pub(crate) use crate::value::iso_date;
+pub use crate::value::{parse_date, BadValue, Value};
 
 /// How much of a field is released, from least to most revealing. The derived order *is*
 /// the disclosure order: combination takes the maximum of grants and the minimum of caps.
@@ -143,34 +146,6 @@ impl FromStr for FieldTransform {
     }
 }
 
-/// Hides all but the first character: 张三丰 → 张**.
-pub fn mask_text(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        None => String::new(),
-        Some(first) => {
-            let mut out = String::new();
-            out.push(first);
-            out.extend(chars.map(|_| '*'));
-            out
-        }
-    }
-}
-
-/// Keeps the region code (6) and the last four characters of an 18-character resident ID:
-/// 430102199001011234 → 430102********1234. Anything else is masked like text.
-pub fn mask_resident_id(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    if chars.len() != 18 {
-        return mask_text(s);
-    }
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if (6..14).contains(&i) { '*' } else { *c })
-        .collect()
-}
-
 /// Labels the declared range a value falls in. `edges` are ascending, in the field's unit
 /// (yuan for amounts); `scale` converts the stored value to that unit.
 fn bucket_label(edges: &[i64], value: i64, scale: i64) -> Option<String> {
@@ -187,171 +162,6 @@ fn bucket_label(edges: &[i64], value: i64, scale: i64) -> Option<String> {
         [lo, hi] if unit >= *lo && unit < *hi => Some(format!("{lo}-{hi}")),
         _ => None,
     })
-}
-
-/// A recorded or minimized value. Amounts are kept in fen (1/100 yuan) so no rounding
-/// ever happens in transit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Value {
-    /// Text, enum values and resident IDs as recorded.
-    Text(String),
-    /// A calendar date.
-    Date(#[serde(with = "iso_date")] time::Date),
-    /// An amount in fen.
-    Amount(i64),
-    /// A whole number.
-    Integer(i64),
-    /// A date minimized to its year.
-    Year(i32),
-    /// A date minimized to `YYYY-MM`.
-    Month(String),
-    /// An amount minimized to a declared range label, e.g. `10000-100000` (yuan).
-    Bucket(String),
-    /// Masked text.
-    Masked(String),
-}
-
-/// A recorded value that does not fit its field's declared type.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("value `{value}` is not a valid {expected}")]
-pub struct BadValue {
-    /// The text as given.
-    pub value: String,
-    /// What the field's type expects.
-    pub expected: String,
-}
-
-impl Value {
-    /// Parses text from an import (CSV cell) as a value of `field`'s type. An empty cell
-    /// is `Ok(None)`: absent, never an empty string.
-    pub fn parse(text: &str, field: &Field) -> Result<Option<Value>, BadValue> {
-        let t = text.trim();
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let bad = |expected: &str| BadValue {
-            value: t.to_owned(),
-            expected: expected.to_owned(),
-        };
-        let v = match field.ty {
-            FieldType::String => Value::Text(t.to_owned()),
-            FieldType::ResidentId => {
-                if !is_resident_id(t) {
-                    return Err(bad(
-                        "18-character resident ID (17 digits, then a digit or X)",
-                    ));
-                }
-                Value::Text(t.to_owned())
-            }
-            FieldType::Enum => {
-                if !field.values.iter().any(|v| v == t) {
-                    return Err(bad(&format!("value of enum ({})", field.values.join(", "))));
-                }
-                Value::Text(t.to_owned())
-            }
-            FieldType::Date => Value::Date(parse_date(t).ok_or_else(|| bad("date YYYY-MM-DD"))?),
-            FieldType::Integer => Value::Integer(t.parse().map_err(|_| bad("whole number"))?),
-            FieldType::Amount => {
-                Value::Amount(parse_amount(t).ok_or_else(|| bad("amount in yuan, e.g. 1234.50"))?)
-            }
-        };
-        Ok(Some(v))
-    }
-
-    /// The date, if this is one.
-    pub fn as_date(&self) -> Option<time::Date> {
-        match self {
-            Value::Date(d) => Some(*d),
-            _ => None,
-        }
-    }
-
-    /// The text, if this is text.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Value::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Text(s) | Value::Month(s) | Value::Bucket(s) | Value::Masked(s) => {
-                f.write_str(s)
-            }
-            Value::Date(d) => write!(f, "{}", iso_date::format(*d)),
-            Value::Amount(fen) => write!(f, "{}.{:02}", fen / 100, (fen % 100).abs()),
-            Value::Integer(n) => write!(f, "{n}"),
-            Value::Year(y) => write!(f, "{y}"),
-        }
-    }
-}
-
-/// Whether `s` has the shape of an 18-character resident ID (checksum not verified:
-/// departments hold historical IDs whose check digits were mis-keyed).
-pub fn is_resident_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 18
-        && b.iter().take(17).all(u8::is_ascii_digit)
-        && b.get(17).is_some_and(|c| c.is_ascii_digit() || *c == b'X')
-}
-
-/// Parses `YYYY-MM-DD`.
-pub fn parse_date(s: &str) -> Option<time::Date> {
-    let mut parts = s.split('-');
-    let y: i32 = parts.next()?.parse().ok()?;
-    let m: u8 = parts.next()?.parse().ok()?;
-    let d: u8 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() {
-        return None;
-    }
-    time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()
-}
-
-/// Parses an amount in yuan with at most two decimals into fen.
-fn parse_amount(s: &str) -> Option<i64> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty()
-        || frac.len() > 2
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let whole: i64 = whole.parse().ok()?;
-    let frac: i64 = match frac.len() {
-        0 => 0,
-        1 => frac.parse::<i64>().ok()? * 10,
-        _ => frac.parse().ok()?,
-    };
-    let fen = whole.checked_mul(100)?.checked_add(frac)?;
-    Some(if neg { -fen } else { fen })
-}
-
-pub(crate) mod iso_date {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn format(d: time::Date) -> String {
-        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-    }
-
-    pub fn serialize<S: Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<time::Date, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_date(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("expected a date YYYY-MM-DD, got `{s}`"))
-        })
-    }
 }
 
 #[cfg(test)]

@@ -872,7 +872,9 @@ fn who_can_answers_can_anyone_ever_see_it_in_clear() {
             .contains("from 2026-01-01 until 2027-12-31"),
         "{lic:?}"
     );
-    let error = analysis::who_can(&engine, "court.nope.x", date("2026-11-27")).unwrap_err();
+    let error = analysis::who_can(&engine, "court.nope.x", date("2026-11-27"))
+        .unwrap_err()
+        .to_string();
     assert!(
         error.starts_with("unknown field `court.nope.x`; expected `department.dataset.field`"),
         "{error}"
