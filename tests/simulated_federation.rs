@@ -147,11 +147,6 @@ fn unix(t: time::OffsetDateTime) -> UnixTime {
     ))
 }
 
-fn city_date(t: time::OffsetDateTime) -> time::Date {
-    t.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap())
-        .date()
-}
-
 /// A listing of `subject` at the court, `days` before `today`.
 fn court_listing(subject: &str, today: time::Date, days: i64) -> Record {
     let text = |s: &str| Value::Text(s.to_owned());
@@ -189,7 +184,7 @@ impl Sim {
         };
         let policy = reference_policy();
         let now = time::OffsetDateTime::now_utc();
-        let today = city_date(now);
+        let today = fedq_policy::calendar::date_in_city(now);
         let nodes = NODES
             .iter()
             .enumerate()
@@ -304,7 +299,7 @@ impl Sim {
     fn clock(&self) -> fedq_policy::Clock {
         fedq_policy::Clock {
             now: self.now,
-            today: city_date(self.now),
+            today: fedq_policy::calendar::date_in_city(self.now),
         }
     }
 
@@ -328,7 +323,7 @@ impl Sim {
             consent_uses: &node.consent_uses,
             max_answer_len: 1 << 20,
         };
-        let mut today = city_date(self.now);
+        let mut today = fedq_policy::calendar::date_in_city(self.now);
         if fault == Fault::ClockSkew {
             today += time::Duration::days(30);
         }

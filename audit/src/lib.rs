@@ -1,4 +1,4 @@
-//! Tamper-evident audit logs (seed §八: every query registered and reviewable).
+//! Tamper-evident audit logs (长政办发〔2017〕62号 §八: every query registered and reviewable).
 //!
 //! One SQLite file per process (node or coordinator). Each entry carries the SHA-256 of
 //! the previous entry, so editing or deleting a row breaks the chain at a point

@@ -159,7 +159,7 @@ pub enum ViewAnswer {
         /// Sources that could not be checked.
         unverified: Vec<Unverified>,
     },
-    /// Green channel (seed §十三).
+    /// Green channel (长政办发〔2017〕62号 §十三).
     GreenChannel {
         /// Eligible, not eligible, or cannot confirm.
         verdict: GreenChannelVerdict,
@@ -180,7 +180,7 @@ pub enum ViewAnswer {
         /// Sources that could not be included.
         unverified: Vec<Unverified>,
     },
-    /// Integrity points and grade (seed §十二).
+    /// Integrity points and grade (长政办发〔2017〕62号 §十二).
     IntegrityScore {
         /// Points.
         points: i64,

@@ -421,7 +421,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
 
     let q = licensing(&s.clean.resident_id, "green-channel");
     run(
-        "Green channel (seed §十三): three clean years → fast-track; each department answers only \"any negative record: yes/no\", and the licensing office gets the verdict alone",
+        "Green channel (长政办发〔2017〕62号 §十三): three clean years → fast-track; each department answers only \"any negative record: yes/no\", and the licensing office gets the verdict alone",
         ask_in_tour(fed, &q).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
@@ -611,7 +611,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         .map(|r| format!("{}.{}", r.department, r.dataset))
         .collect();
     run(
-        "The law is not a policy option: this person's only negative record is older than 3 years (seed §十) — not disclosed, even in their own report",
+        "The law is not a policy option: this person's only negative record is older than 3 years (长政办发〔2017〕62号 §十) — not disclosed, even in their own report",
         ask_built(fed, q).await,
         &|status, a| check_expired_report(status, a, &expired),
     );
@@ -619,7 +619,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     let repaired = !s.repaired.records.is_empty();
     let q = licensing(&s.repaired.resident_id, "blacklist-check");
     run(
-        "Credit repair ends disclosure early (seed §十): this person's listing was repaired — the blacklist check finds nothing",
+        "Credit repair ends disclosure early (长政办发〔2017〕62号 §十): this person's listing was repaired — the blacklist check finds nothing",
         ask_in_tour(fed, &q).await,
         &|status, a| check_repaired_blacklist(status, a, repaired),
     );

@@ -248,7 +248,7 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Records a credit repair (seed §十): the record stops being disclosed at once.
+    /// Records a credit repair (长政办发〔2017〕62号 §十): the record stops being disclosed at once.
     /// Returns the record's subject (for the audit entry's pseudonym). `at` is RFC 3339.
     pub async fn repair(
         &self,

@@ -79,7 +79,7 @@ impl FieldClass {
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// Dishonesty records (不良信用信息): shown for the disclosure window only, and not
-    /// after credit repair (seed §十).
+    /// after credit repair (长政办发〔2017〕62号 §十).
     Negative,
     /// Good-conduct records (守信信息): no window.
     Positive,
@@ -140,7 +140,7 @@ pub struct Dataset {
     pub window_start: Option<String>,
     /// The repair-status field, if the dataset records repair.
     pub repair: Option<Repair>,
-    /// The disclosure window in years (seed §十: 3).
+    /// The disclosure window in years (长政办发〔2017〕62号 §十: 3).
     pub disclosure_window_years: u32,
 }
 
@@ -163,7 +163,7 @@ impl Dataset {
         record.get(self.window_start.as_deref()?)?.as_date()
     }
 
-    /// The law, not a policy option (seed §十): a negative record may be disclosed only
+    /// The law, not a policy option (长政办发〔2017〕62号 §十): a negative record may be disclosed only
     /// within the disclosure window from its start date, and never once repaired. A
     /// negative record without a start date is not disclosed (fail closed).
     pub fn is_disclosable(&self, record: &Record, today: time::Date) -> bool {
@@ -381,7 +381,7 @@ impl Catalogue {
             if let Some(w) = &d.window_start {
                 check_ref(&mut diag, "window_start", w, Some(FieldType::Date));
             } else if d.kind == DatasetKind::Negative {
-                diag.error(d.name.span(), format!("negative dataset `{name}` needs `window_start`, the date field that starts its disclosure window (seed §十)"));
+                diag.error(d.name.span(), format!("negative dataset `{name}` needs `window_start`, the date field that starts its disclosure window (长政办发〔2017〕62号 §十)"));
             }
             if let Some(r) = &d.repair {
                 check_ref(&mut diag, "repair field", &r.field, None);

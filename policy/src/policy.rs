@@ -369,13 +369,13 @@ impl Rule {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum ViewKind {
-    /// Active serious-dishonesty listings: list, since, until (seed §十四, §十五).
+    /// Active serious-dishonesty listings: list, since, until (长政办发〔2017〕62号 §十四, §十五).
     Blacklist,
-    /// No negative record in the last N years (seed §十三).
+    /// No negative record in the last N years (长政办发〔2017〕62号 §十三).
     GreenChannel,
-    /// The person's own records (seed §十二, authorized query).
+    /// The person's own records (长政办发〔2017〕62号 §十二, authorized query).
     CreditReport,
-    /// Points and grade from declared weights (seed §十二).
+    /// Points and grade from declared weights (长政办发〔2017〕62号 §十二).
     IntegrityScore,
 }
 

@@ -70,7 +70,7 @@ pub struct Unverified {
     pub reason: String,
 }
 
-/// The green channel's answer (seed §十三).
+/// The green channel's answer (长政办发〔2017〕62号 §十三).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GreenChannelVerdict {
@@ -119,7 +119,7 @@ pub enum ViewResult {
         /// when this is empty too.
         unverified: Vec<Unverified>,
     },
-    /// Green channel (seed §十三).
+    /// Green channel (长政办发〔2017〕62号 §十三).
     GreenChannel {
         /// Eligible, not eligible, or cannot confirm.
         verdict: GreenChannelVerdict,
@@ -141,7 +141,7 @@ pub enum ViewResult {
         /// Sources that could not be included.
         unverified: Vec<Unverified>,
     },
-    /// Integrity points and grade (seed §十二).
+    /// Integrity points and grade (长政办发〔2017〕62号 §十二).
     IntegrityScore {
         /// Points.
         points: i64,

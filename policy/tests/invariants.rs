@@ -453,7 +453,7 @@ fn oracle_cutoff(age: fedq_policy::policy::RecordAge, today: time::Date) -> time
     time::Date::from_calendar_date(year, month, day).unwrap()
 }
 
-/// The law (seed §十) for the generated datasets, written out: `alpha.debts` is negative
+/// The law (长政办发〔2017〕62号 §十) for the generated datasets, written out: `alpha.debts` is negative
 /// with a 3-year window from `on` and repaired when `status` is `paid`; the others have no
 /// window. A negative record is disclosed only if it is not repaired and its start is
 /// after the day three years before today.

@@ -992,7 +992,7 @@ const EVERY_VIEW: [&str; 4] = [
     "integrity-score",
 ];
 
-/// The statutory 3-year window (seed §十) at its edges and around 29 February, and credit
+/// The statutory 3-year window (长政办发〔2017〕62号 §十) at its edges and around 29 February, and credit
 /// repair, in every view. The expected answers are the calendar's, written out here, not
 /// computed by the code under test: a listing is disclosed on the days before the third
 /// anniversary of its listing and not from that day on; a listing of 29 February reaches

@@ -42,7 +42,7 @@ pub enum NodeCommand {
         #[arg(long)]
         rejects: Option<PathBuf>,
     },
-    /// Record a credit repair (seed §十): the record stops being disclosed at once.
+    /// Record a credit repair (长政办发〔2017〕62号 §十): the record stops being disclosed at once.
     Repair {
         /// The node's config file.
         #[arg(long)]

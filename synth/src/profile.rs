@@ -7,7 +7,7 @@
 //! ignored in favour of the generic generator, so any valid catalogue yields importable
 //! data.
 
-/// Share of repairable negative records that carry a repaired status (seed §十: credit
+/// Share of repairable negative records that carry a repaired status (长政办发〔2017〕62号 §十: credit
 /// repair ends disclosure early).
 pub const REPAIR_SHARE: f64 = 0.2;
 
