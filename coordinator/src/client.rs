@@ -294,7 +294,21 @@ impl ApiConnection {
                     .and_then(|p| p.as_deref())
                     .and_then(proof::proof_nonce);
                 let opened = match (session, nonce) {
-                    (Some(session), Some(nonce)) => session.open_lookup_answer(sealed, &nonce),
+                    (Some(session), Some(nonce)) => {
+                        session.open_lookup_answer(sealed, &nonce).map(|answer| {
+                            // No receipt, no data: an answer whose receipt does not check
+                            // against the node's certificate key is read as unverified.
+                            match crate::opening::check_receipt(
+                                &session.fed,
+                                &r.node,
+                                &session.node_public_key,
+                                r.receipt.as_ref(),
+                            ) {
+                                Ok(_) => answer,
+                                Err(why) => crate::opening::unverified(answer, &why),
+                            }
+                        })
+                    }
                     _ => Err(proof::AnswerRefusal::Sealed(
                         fedq_wire::seal::SealRefusal::WrongSession,
                     )),

@@ -133,6 +133,7 @@ pub fn conclude(
                 proof_refused: None,
                 query_id: None,
                 sealed_answer: None,
+                receipt: None,
             });
         }
     }
@@ -157,6 +158,68 @@ pub fn conclude(
         nodes: reports,
         view_result,
         datasets,
+    }
+}
+
+/// The reason an answer without a valid receipt is unverified, before why.
+pub const NO_RECEIPT: &str = "no valid audit receipt";
+
+/// Checks a node's receipt for its answer (issue 18 §4, "no receipt, no data") against
+/// the node's certificate key — the key that signed its session accept — under the log
+/// name `fedq/<federation>/node/<node>`: the checkpoint is signed by it, and the proof
+/// places the entry at its index in that tree. Returns the checkpoint, or why not.
+pub fn check_receipt(
+    federation: &str,
+    node: &str,
+    node_public_key: &[u8],
+    receipt: Option<&fedq_client::query::AuditReceipt>,
+) -> Result<fedq_audit::checkpoint::Checkpoint, String> {
+    let receipt = receipt.ok_or_else(|| "the node's answer carries none".to_owned())?;
+    let name = fedq_audit::checkpoint::log_name(federation, "node", node);
+    let verifier = fedq_audit::checkpoint::NoteVerifier::new(&name, node_public_key)
+        .map_err(|e| format!("the node's key cannot check it: {e}"))?;
+    fedq_audit::checkpoint::Receipt {
+        checkpoint: receipt.checkpoint.clone(),
+        index: receipt.index,
+        entry_hash: receipt.entry_hash.clone(),
+        proof: receipt.proof.clone(),
+    }
+    .verify(&verifier)
+    .map_err(|e| e.to_string())
+}
+
+/// An opened answer whose receipt did not check, as the requester reads it: every dataset
+/// (or view source) it answers is unverified for `why`, so nothing of it counts as a
+/// verified result — not a record, not "no record", not a denial.
+pub fn unverified(answer: LookupAnswer, why: &str) -> LookupAnswer {
+    let reason = format!("{NO_RECEIPT}: {why}");
+    match answer {
+        LookupAnswer::Datasets(outcomes) => LookupAnswer::Datasets(
+            outcomes
+                .into_iter()
+                .map(|o| {
+                    let dataset = match o {
+                        DatasetOutcome::Released(a) => a.dataset,
+                        DatasetOutcome::Denied { dataset, .. }
+                        | DatasetOutcome::Unverified { dataset, .. } => dataset,
+                    };
+                    DatasetOutcome::Unverified {
+                        dataset,
+                        reason: reason.clone(),
+                    }
+                })
+                .collect(),
+        ),
+        LookupAnswer::View(mut part) => {
+            for source in &mut part.sources {
+                source.finding = Finding::Missing {
+                    status: UnverifiedStatus::Unverified,
+                    reason: reason.clone(),
+                };
+                source.released = None;
+            }
+            LookupAnswer::View(part)
+        }
     }
 }
 
@@ -405,6 +468,7 @@ mod tests {
             proof_refused: None,
             query_id: None,
             sealed_answer: (status == NodeStatus::Answered).then(|| "sealed".to_owned()),
+            receipt: None,
         }
     }
 
