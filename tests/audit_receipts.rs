@@ -87,7 +87,11 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
             .find(|e| e.seq == receipt.index + 1)
             .unwrap_or_else(|| panic!("node `{node}` has no entry {}", receipt.index + 1));
         assert_eq!(entry.hash, receipt.entry_hash, "node `{node}`");
-        assert_eq!(entry.record.kind, fedq_audit::EntryKind::Answer, "{entry:?}");
+        assert_eq!(
+            entry.record.kind,
+            fedq_audit::EntryKind::Answer,
+            "{entry:?}"
+        );
         // The receipt names no one: no resident ID anywhere in it.
         let text = serde_json::to_string(&receipt).unwrap();
         assert!(!text.contains(&query.subject), "{text}");

@@ -988,13 +988,9 @@ mod tests {
                 released: None,
             }],
         };
-        let LookupAnswer::View(part) = with_receipt(
-            LookupAnswer::View(part),
-            "changsha",
-            "court",
-            &public,
-            None,
-        ) else {
+        let LookupAnswer::View(part) =
+            with_receipt(LookupAnswer::View(part), "changsha", "court", &public, None)
+        else {
             panic!("a view part stays a view part");
         };
         assert!(matches!(
