@@ -508,6 +508,8 @@ fn meaning_of(answer: &Value) -> Value {
     a.as_object_mut().unwrap().remove("query_id");
     for n in a["nodes"].as_array_mut().unwrap() {
         n.as_object_mut().unwrap().remove("query_id");
+        // Each answer's receipt is for its own audit entry, like its query id.
+        n.as_object_mut().unwrap().remove("receipt");
     }
     a
 }
