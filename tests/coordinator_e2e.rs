@@ -986,7 +986,13 @@ async fn a_view_releases_its_result_not_its_inputs() {
         "{green}"
     );
     for n in green["nodes"].as_array().unwrap() {
-        assert_eq!(keys(n), ["datasets", "node", "status"], "{green}");
+        // The receipt is the node's signed commitment to its audit entry (a tree head, an
+        // index, a hash, a proof): nothing of any record.
+        assert_eq!(
+            keys(n),
+            ["datasets", "node", "receipt", "status"],
+            "{green}"
+        );
         assert_eq!(n["status"], "answered", "{green}");
     }
     drop(conn);

@@ -143,6 +143,13 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
     );
     let outcome: Value = serde_json::from_str(&entry.outcome).unwrap();
     assert_eq!(outcome["nodes"]["court"], "answered", "{outcome}");
+    // Each node's receipt as the gateway kept it: its index and the signed tree's size.
+    let court = &outcome["receipts"]["court"];
+    let (index, size) = (court["index"].as_u64(), court["tree_size"].as_u64());
+    assert!(
+        matches!((index, size), (Some(i), Some(s)) if s > i),
+        "{outcome}"
+    );
     let coordinator = entries(&coordinator_log);
     let theirs = coordinator
         .iter()

@@ -333,6 +333,18 @@ async fn sealed_answer(
     proven: &QueryRequest,
     node: &str,
 ) -> String {
+    lookup_answer(fed, channel, query, proven, node).await.0
+}
+
+/// The sealed answer and the audit receipt (as the relay carries it) `node` gives the
+/// rogue for the honest proof `proven` made for it.
+async fn lookup_answer(
+    fed: &Federation,
+    channel: &NodeChannel,
+    query: &QueryRequest,
+    proven: &QueryRequest,
+    node: &str,
+) -> (String, serde_json::Value) {
     let sent = (
         proven.proofs[node].clone().unwrap(),
         proven.sealed[node].clone(),
@@ -347,7 +359,15 @@ async fn sealed_answer(
     {
         NodeResponse::Lookup(l) => {
             assert_eq!(l.node, node);
-            l.sealed
+            let receipt = l.receipt.map(|r| {
+                serde_json::json!({
+                    "checkpoint": r.checkpoint,
+                    "index": r.index,
+                    "entry_hash": r.entry_hash,
+                    "proof": r.proof,
+                })
+            });
+            (l.sealed, receipt.unwrap_or_default())
         }
         other => panic!("{node} did not answer: {other:?}"),
     }
@@ -374,7 +394,8 @@ async fn a_rogue_coordinator_that_swaps_or_alters_sealed_answers_is_caught_by_th
     let court_first = sealed_answer(&fed, &court, &listed, &first, "court").await;
     let tax_first = sealed_answer(&fed, &tax, &listed, &first, "tax").await;
     let second = honest.prove(&clean).await.unwrap();
-    let court_second = sealed_answer(&fed, &court, &clean, &second, "court").await;
+    // The court's receipt for its honest answer is relayed as it is with every answer.
+    let (court_second, receipt) = lookup_answer(&fed, &court, &clean, &second, "court").await;
     // The relay the requester gets for the second query, with the court's answer as given.
     let engine = fedq_policy::load::load_engine(&fed.layout.policy(), None).unwrap();
     let terms = fedq_policy::views::ViewTerms::of(
@@ -397,6 +418,7 @@ async fn a_rogue_coordinator_that_swaps_or_alters_sealed_answers_is_caught_by_th
                 "status": "answered",
                 "datasets": ["court.dishonest_debtors"],
                 "sealed_answer": court_answer,
+                "receipt": receipt,
             }],
             "view_terms": terms,
         })
@@ -486,6 +508,8 @@ fn meaning_of(answer: &Value) -> Value {
     a.as_object_mut().unwrap().remove("query_id");
     for n in a["nodes"].as_array_mut().unwrap() {
         n.as_object_mut().unwrap().remove("query_id");
+        // Each answer's receipt is for its own audit entry, like its query id.
+        n.as_object_mut().unwrap().remove("receipt");
     }
     a
 }

@@ -412,6 +412,13 @@ impl Receipt {
     }
 }
 
+/// The key name (and log origin) of a federation process's audit log:
+/// `fedq/<federation>/<role>/<name>`, from its certificate's identity — what a requester
+/// checks a node's receipts against, with that certificate's public key.
+pub fn log_name(federation: &str, role: &str, name: &str) -> String {
+    format!("fedq/{federation}/{role}/{name}")
+}
+
 /// Encodes a proof's hashes for a [`Receipt`].
 pub fn encode_proof(proof: &[Hash]) -> Vec<String> {
     proof.iter().map(|h| B64.encode(h)).collect()

@@ -866,13 +866,26 @@ impl AuditLog {
         record: AuditRecord,
         expires: i64,
     ) -> Result<u64, AuditError> {
+        Ok(self
+            .append_consent_use_committed(record, expires)
+            .await?
+            .seq)
+    }
+
+    /// [`AuditLog::append_consent_use`], returning the entry's sequence number and, in a
+    /// signing log, its receipt.
+    pub async fn append_consent_use_committed(
+        &self,
+        record: AuditRecord,
+        expires: i64,
+    ) -> Result<Committed, AuditError> {
         if record.consent_id.is_none() {
             return Err(AuditError::Store {
                 path: self.path.display().to_string(),
                 reason: "a consent use needs the token's id".into(),
             });
         }
-        Ok(self.append_inner(record, Some(expires)).await?.seq)
+        self.append_inner(record, Some(expires)).await
     }
 
     async fn append_inner(

@@ -125,6 +125,27 @@ pub struct NodeReport {
     /// JWE the requester side opens with its session and the proof's nonce).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_answer: Option<String>,
+    /// The node's receipt for the audit entry it wrote for this answer, relayed as the
+    /// node sent it and kept by the requester side, which checks it against the node's
+    /// certificate key: an answer without a valid one is `unverified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<AuditReceipt>,
+}
+
+/// A node's signed commitment to the audit entry it wrote for one answer (issue 18 §4):
+/// the node's audit log's signed tree head, the entry's place and content hash, and the
+/// proof that places it in that tree. It holds no personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditReceipt {
+    /// The signed checkpoint: a C2SP signed note (origin `fedq/<federation>/node/<name>`,
+    /// tree size, root hash, the node's signature).
+    pub checkpoint: String,
+    /// The entry's leaf index (its sequence number in the node's log minus one).
+    pub index: u64,
+    /// The entry's content hash (hex), as `fedq audit list` shows it.
+    pub entry_hash: String,
+    /// The inclusion proof, base64 SHA-256 hashes, nearest the leaf first.
+    pub proof: Vec<String>,
 }
 
 /// What was released for one dataset.

@@ -294,7 +294,19 @@ impl ApiConnection {
                     .and_then(|p| p.as_deref())
                     .and_then(proof::proof_nonce);
                 let opened = match (session, nonce) {
-                    (Some(session), Some(nonce)) => session.open_lookup_answer(sealed, &nonce),
+                    (Some(session), Some(nonce)) => {
+                        session.open_lookup_answer(sealed, &nonce).map(|answer| {
+                            // No receipt, no data: checked against the key of the node
+                            // certificate that signed the session's accept.
+                            crate::opening::with_receipt(
+                                answer,
+                                &session.fed,
+                                &r.node,
+                                &session.node_public_key,
+                                r.receipt.as_ref(),
+                            )
+                        })
+                    }
                     _ => Err(proof::AnswerRefusal::Sealed(
                         fedq_wire::seal::SealRefusal::WrongSession,
                     )),

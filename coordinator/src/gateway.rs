@@ -571,8 +571,31 @@ impl Gateway {
                 ))
             })
             .collect();
+        // Each node's receipt, as the gateway kept it: its place in the node's log and the
+        // size of the signed tree it is in (the whole receipt is in the app's answer).
+        let receipts: BTreeMap<String, Value> = answer
+            .get("nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                let receipt = n.get("receipt")?;
+                let tree_size = receipt
+                    .get("checkpoint")
+                    .and_then(Value::as_str)
+                    .and_then(|note| fedq_audit::checkpoint::Note::parse(note).ok())
+                    .and_then(|note| {
+                        fedq_audit::checkpoint::Checkpoint::parse_body(&note.text).ok()
+                    })
+                    .map(|c| c.size);
+                Some((
+                    n.get("node")?.as_str()?.to_owned(),
+                    json!({ "index": receipt.get("index")?, "tree_size": tree_size }),
+                ))
+            })
+            .collect();
         let outcome = if accepted {
-            json!({ "http": status, "complete": field("complete"), "nodes": nodes })
+            json!({ "http": status, "complete": field("complete"), "nodes": nodes, "receipts": receipts })
         } else {
             json!({ "http": status, "refused": field("detail") })
         };

@@ -133,6 +133,7 @@ pub fn conclude(
                 proof_refused: None,
                 query_id: None,
                 sealed_answer: None,
+                receipt: None,
             });
         }
     }
@@ -157,6 +158,83 @@ pub fn conclude(
         nodes: reports,
         view_result,
         datasets,
+    }
+}
+
+/// The reason an answer without a valid receipt is unverified, before why.
+pub const NO_RECEIPT: &str = "no valid audit receipt";
+
+/// Checks a node's receipt for its answer (issue 18 §4, "no receipt, no data") against
+/// the node's certificate key — the key that signed its session accept — under the log
+/// name `fedq/<federation>/node/<node>`: the checkpoint is signed by it, and the proof
+/// places the entry at its index in that tree. Returns the checkpoint, or why not.
+pub fn check_receipt(
+    federation: &str,
+    node: &str,
+    node_public_key: &[u8],
+    receipt: Option<&fedq_client::query::AuditReceipt>,
+) -> Result<fedq_audit::checkpoint::Checkpoint, String> {
+    let receipt = receipt.ok_or_else(|| "the node's answer carries none".to_owned())?;
+    let name = fedq_audit::checkpoint::log_name(federation, "node", node);
+    let verifier = fedq_audit::checkpoint::NoteVerifier::new(&name, node_public_key)
+        .map_err(|e| format!("the node's key cannot check it: {e}"))?;
+    fedq_audit::checkpoint::Receipt {
+        checkpoint: receipt.checkpoint.clone(),
+        index: receipt.index,
+        entry_hash: receipt.entry_hash.clone(),
+        proof: receipt.proof.clone(),
+    }
+    .verify(&verifier)
+    .map_err(|e| e.to_string())
+}
+
+/// An opened answer as the requester may read it given its receipt ([`check_receipt`]):
+/// as it is with a valid one, else [`unverified`].
+pub fn with_receipt(
+    answer: LookupAnswer,
+    federation: &str,
+    node: &str,
+    node_public_key: &[u8],
+    receipt: Option<&fedq_client::query::AuditReceipt>,
+) -> LookupAnswer {
+    match check_receipt(federation, node, node_public_key, receipt) {
+        Ok(_) => answer,
+        Err(why) => unverified(answer, &why),
+    }
+}
+
+/// An opened answer whose receipt did not check, as the requester reads it: every dataset
+/// (or view source) it answers is unverified for `why`, so nothing of it counts as a
+/// verified result — not a record, not "no record", not a denial.
+pub fn unverified(answer: LookupAnswer, why: &str) -> LookupAnswer {
+    let reason = format!("{NO_RECEIPT}: {why}");
+    match answer {
+        LookupAnswer::Datasets(outcomes) => LookupAnswer::Datasets(
+            outcomes
+                .into_iter()
+                .map(|o| {
+                    let dataset = match o {
+                        DatasetOutcome::Released(a) => a.dataset,
+                        DatasetOutcome::Denied { dataset, .. }
+                        | DatasetOutcome::Unverified { dataset, .. } => dataset,
+                    };
+                    DatasetOutcome::Unverified {
+                        dataset,
+                        reason: reason.clone(),
+                    }
+                })
+                .collect(),
+        ),
+        LookupAnswer::View(mut part) => {
+            for source in &mut part.sources {
+                source.finding = Finding::Missing {
+                    status: UnverifiedStatus::Unverified,
+                    reason: reason.clone(),
+                };
+                source.released = None;
+            }
+            LookupAnswer::View(part)
+        }
     }
 }
 
@@ -405,6 +483,7 @@ mod tests {
             proof_refused: None,
             query_id: None,
             sealed_answer: (status == NodeStatus::Answered).then(|| "sealed".to_owned()),
+            receipt: None,
         }
     }
 
@@ -823,6 +902,100 @@ mod tests {
                 verdict: GreenChannelVerdict::CannotConfirm,
                 ..
             })
+        ));
+    }
+
+    /// A node's key pair (PKCS#8 and its public key) for receipts.
+    fn node_key() -> (Vec<u8>, Vec<u8>) {
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        (pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+    }
+
+    /// The receipt of a one-entry log signed by `pkcs8` under the court's log name.
+    fn receipt(pkcs8: &[u8]) -> fedq_client::query::AuditReceipt {
+        use fedq_audit::checkpoint::{log_name, Checkpoint, NoteSigner};
+        let entry = [7u8; 32];
+        let signer = NoteSigner::from_pkcs8(&log_name("changsha", "node", "court"), pkcs8).unwrap();
+        let note = signer
+            .sign_checkpoint(&Checkpoint {
+                origin: signer.name().to_owned(),
+                size: 1,
+                root: fedq_audit::merkle::leaf_hash(&entry),
+            })
+            .unwrap();
+        fedq_client::query::AuditReceipt {
+            checkpoint: note.to_text(),
+            index: 0,
+            entry_hash: hex::encode(entry),
+            proof: Vec::new(),
+        }
+    }
+
+    /// No receipt, no data: an answer with records whose receipt is signed by another key,
+    /// names another entry, or is missing is `unverified` with why, and nothing of it is
+    /// a result; with a valid receipt it reads as it is.
+    #[test]
+    fn an_answer_without_a_valid_receipt_is_unverified_and_releases_nothing() {
+        let (pkcs8, public) = node_key();
+        let (other_pkcs8, _) = node_key();
+        let valid = receipt(&pkcs8);
+        let answer =
+            || LookupAnswer::Datasets(vec![DatasetOutcome::Released(released(D, 1, None))]);
+        let read = |receipt: Option<&fedq_client::query::AuditReceipt>| {
+            let opened = with_receipt(answer(), "changsha", "court", &public, receipt);
+            let relayed = relayed(None, vec![report("court", &[D], NodeStatus::Answered)]);
+            conclude(
+                &ask(&relayed),
+                relayed,
+                BTreeMap::from([("court".to_owned(), Ok(opened))]),
+            )
+        };
+
+        let good = read(Some(&valid));
+        assert_eq!(good.nodes[0].status, NodeStatus::Ok, "{good:?}");
+        assert!(good.datasets.contains_key(D));
+        assert!(check_receipt("changsha", "court", &public, Some(&valid)).is_ok());
+        // Another node's name is another log: the same receipt does not check for it.
+        assert!(check_receipt("changsha", "tax", &public, Some(&valid)).is_err());
+
+        let mut changed = valid.clone();
+        changed.entry_hash = hex::encode([8u8; 32]);
+        let cases = [
+            ("signed by another key", Some(receipt(&other_pkcs8))),
+            ("with a changed entry hash", Some(changed)),
+            ("missing", None),
+        ];
+        for (what, receipt) in cases {
+            let r = read(receipt.as_ref());
+            assert_eq!(r.nodes[0].status, NodeStatus::Unverified, "{what}: {r:?}");
+            let reason = r.nodes[0].reason.as_deref().unwrap_or_default();
+            assert!(reason.contains(NO_RECEIPT), "{what}: {reason}");
+            assert!(r.datasets.is_empty(), "{what}: {r:?}");
+            assert!(!r.complete, "{what}");
+        }
+
+        // A view's part without a valid receipt counts its sources as unknown.
+        let part = ViewPart {
+            view: "green-channel".into(),
+            terms_sha256: [0; 32],
+            sources: vec![fedq_policy::views::SourcePart {
+                dataset: D.into(),
+                finding: Finding::Negative(false),
+                released: None,
+            }],
+        };
+        let LookupAnswer::View(part) =
+            with_receipt(LookupAnswer::View(part), "changsha", "court", &public, None)
+        else {
+            panic!("a view part stays a view part");
+        };
+        assert!(matches!(
+            &part.sources[0].finding,
+            Finding::Missing { status: UnverifiedStatus::Unverified, reason } if reason.contains(NO_RECEIPT)
         ));
     }
 }

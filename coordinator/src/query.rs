@@ -643,10 +643,17 @@ pub fn relay_node(
         proof_refused: None,
         query_id: None,
         sealed_answer: None,
+        receipt: None,
     };
     match answer {
         Ok(NodeResponse::Lookup(lookup)) if lookup.node == node => NodeReport {
             sealed_answer: Some(lookup.sealed),
+            receipt: lookup.receipt.map(|r| fedq_client::query::AuditReceipt {
+                checkpoint: r.checkpoint,
+                index: r.index,
+                entry_hash: r.entry_hash,
+                proof: r.proof,
+            }),
             ..report(NodeStatus::Answered, None)
         },
         Ok(NodeResponse::Lookup(_)) => report(
@@ -1150,6 +1157,7 @@ mod tests {
             node: node.into(),
             policy_version: "1".into(),
             sealed: "a.b.c.d.e".into(),
+            receipt: None,
         }))
     }
 

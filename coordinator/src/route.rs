@@ -250,6 +250,7 @@ impl Router<'_> {
                     proof_refused: None,
                     query_id: None,
                     sealed_answer: None,
+                    receipt: None,
                 });
                 continue;
             }

@@ -730,6 +730,8 @@ impl<'a> Pending<'a> {
             node: desk.node.to_owned(),
             policy_version: entry.policy_version.clone(),
             sealed,
+            // Added once the entry is durable (`Release::after_committed`).
+            receipt: None,
         });
         // An answer the coordinator would not read is not released (nor registered as
         // released): the requester is told to ask for less.
@@ -737,7 +739,8 @@ impl<'a> Pending<'a> {
             NodeResponse::Lookup(l) if l.sealed.is_empty() => usize::MAX,
             r => fedq_wire::frame::encode(r).map_or(usize::MAX, |b| b.len()),
         };
-        if size > desk.max_answer_len {
+        // Room is kept for the receipt, which joins the answer once its entry is durable.
+        if size.saturating_add(fedq_wire::message::RECEIPT_RESERVE) > desk.max_answer_len {
             let rationale = if size == usize::MAX {
                 format!(
                     "node `{}`: the answer would be over the limit of one sealed answer; ask for fewer datasets or fields",

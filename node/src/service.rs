@@ -156,7 +156,7 @@ impl Node {
             &config.audit,
             time::OffsetDateTime::now_utc().unix_timestamp(),
         )?;
-        let audit = AuditLog::open(&config.audit)?;
+        let audit = AuditLog::open_signing(&config.audit, audit_signing(&config)?)?;
         let max_answer_len = limits.max_frame_len;
         let endpoint = NodeEndpoint::bind(config.listen, config.tls.clone(), limits)?;
         if endpoint.identity().name != config.name {
@@ -540,8 +540,12 @@ impl Context {
         };
         let (entry, consent_use, release) = finished.into_parts();
         let appended = match consent_use {
-            Some(expires) => self.audit.append_consent_use(entry, expires).await,
-            None => self.audit.append(entry).await,
+            Some(expires) => {
+                self.audit
+                    .append_consent_use_committed(entry, expires)
+                    .await
+            }
+            None => self.audit.append_committed(entry).await,
         };
         let outcome = release.outcome(appended.as_ref().map(|_| ()));
         if outcome == crate::lookup::LookupOutcome::ClockSkew {
@@ -551,8 +555,43 @@ impl Context {
         }
         metrics::counter!(crate::ops::LOOKUPS, "outcome" => outcome.label()).increment(1);
         metrics::histogram!(crate::ops::LOOKUP_SECONDS).record(started.elapsed().as_secs_f64());
-        release.after(appended.as_ref().map(|_| ()))
+        let mut response = release.after(appended.as_ref().map(|_| ()));
+        // No receipt, no data (issue 18 §4): the answer carries the signed commitment to
+        // the entry just made durable for it.
+        if let (NodeResponse::Lookup(answer), Ok(committed)) = (&mut response, appended) {
+            answer.receipt = committed.receipt.map(|r| fedq_wire::message::AuditReceipt {
+                checkpoint: r.checkpoint,
+                index: r.index,
+                entry_hash: r.entry_hash,
+                proof: r.proof,
+            });
+        }
+        response
     }
+}
+
+/// The node's audit log signs its tree heads with the node's own certificate key (the
+/// TLS key `fedq certs` wrote, PKCS#8 P-256), under the key name
+/// `fedq/<federation>/node/<name>` from the certificate: requesters check each answer's
+/// receipt against the certificate they already verify the node's session accept with.
+fn audit_signing(config: &NodeConfig) -> Result<fedq_audit::Signing, ServeError> {
+    // Loaded as the endpoint loads it: a missing or unusable key fails as binding would.
+    let creds = fedq_certs::tls::Credentials::load(&config.tls.cert, &config.tls.key)
+        .map_err(TransportError::from)?;
+    let id = creds.identity();
+    let name = fedq_audit::checkpoint::log_name(&id.federation, id.role.as_str(), &id.name);
+    let (_, key) = creds.chain_and_key();
+    let signer =
+        fedq_audit::checkpoint::NoteSigner::from_pkcs8(&name, key.secret_der()).map_err(|e| {
+            ServeError::Mismatch(format!(
+                "the key `{}` cannot sign the audit log's checkpoints: {e}",
+                config.tls.key.display()
+            ))
+        })?;
+    Ok(fedq_audit::Signing {
+        signer,
+        cadence: fedq_audit::Cadence::default(),
+    })
 }
 
 /// The wire form of a slot's status.

@@ -161,11 +161,19 @@ pub fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
 }
 
 /// What a coordinator's answer says, without what differs between two askings of the
-/// same question (its query id).
+/// same question (its query id, each node's receipt).
 pub fn meaning(answer: &serde_json::Value) -> serde_json::Value {
+    // Each node's receipt is for the audit entry of that one answer, so it differs
+    // between two askings of the same query; what the answer means does not.
+    let mut nodes = answer["nodes"].clone();
+    for n in nodes.as_array_mut().into_iter().flatten() {
+        if let Some(n) = n.as_object_mut() {
+            n.remove("receipt");
+        }
+    }
     serde_json::json!({
         "complete": answer["complete"],
-        "nodes": answer["nodes"],
+        "nodes": nodes,
         "view_result": answer["view_result"],
         "datasets": answer["datasets"],
     })

@@ -139,6 +139,32 @@ pub struct LookupResponse {
     /// and cannot read it, nor tell an answer with records from one without (the
     /// plaintext is padded, [`crate::proof::ANSWER_PADDING`]).
     pub sealed: String,
+    /// The node's receipt for the audit entry it wrote for this answer (issue 18 §4): a
+    /// signed tree head of its audit log, the entry's index and content hash, and the
+    /// inclusion proof. Outside the seal on purpose: it holds no personal data and nothing
+    /// of the answer (its shape is the same for every answer), so the coordinator can
+    /// keep and check it as well; the requester checks it against the node's certificate
+    /// key. `None` from a node that signs no receipts (the requester then reads the
+    /// answer as unverified).
+    pub receipt: Option<AuditReceipt>,
+}
+
+/// Room kept in every answer frame for its [`AuditReceipt`], added after the entry is
+/// durable (a checkpoint note and an inclusion proof of at most 64 hashes fit in it).
+pub const RECEIPT_RESERVE: usize = 4096;
+
+/// A node's signed commitment to one audit entry, as it travels (the plain form of
+/// `fedq_audit::checkpoint::Receipt`, which `wire` does not depend on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReceipt {
+    /// The signed checkpoint (a C2SP signed note: origin, tree size, root hash, signature).
+    pub checkpoint: String,
+    /// The entry's leaf index (its sequence number minus one).
+    pub index: u64,
+    /// The entry's content hash (hex).
+    pub entry_hash: String,
+    /// The inclusion proof, base64 hashes, nearest the leaf first.
+    pub proof: Vec<String>,
 }
 
 /// What a node decided for a lookup, as the requester opens it.

@@ -417,7 +417,11 @@ impl PendingSession {
             |z| SessionKeys::derive(z, &self.grant, &node_epk),
         )
         .map_err(|_| ProofError::Internal("key agreement failed"))??;
+        let node_public_key = fedq_certs::jws::certificate_public_key(&v.certificate).ok_or(
+            ProofError::Mismatch("its certificate's public key cannot be read"),
+        )?;
         Ok(Session {
+            node_public_key,
             fed: claims.fed,
             sid: claims.sid,
             node: claims.node,
@@ -440,6 +444,9 @@ pub struct Session {
     pub exp: u64,
     /// The agreed keys.
     pub keys: SessionKeys,
+    /// The public key (uncompressed P-256) of the node certificate that signed the
+    /// accept: the node's audit receipts are checked against it.
+    pub node_public_key: Vec<u8>,
 }
 
 impl Session {

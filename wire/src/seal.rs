@@ -963,6 +963,7 @@ mod tests {
                 node: accept.node.clone(),
                 exp: accept.exp,
                 keys,
+                node_public_key: Vec::new(),
             };
             let quoted = [accept.sid.as_str(), bnd.as_str()];
             // It cannot open the node's answer…

@@ -1,0 +1,101 @@
+//! Issue 18 §4, "no receipt, no data": a query through a real federation (every node its
+//! own QUIC endpoint with certificates from the federation's CA, the coordinator over
+//! HTTPS, all on 127.0.0.1) gives, for each node asked that answered, the receipt of the
+//! audit entry that node wrote for its answer. The receipt checks against the node's
+//! certificate key, and its entry hash is the `hash` of that node's entry at `index + 1`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use fedq_coordinator::client::ApiConnection;
+use fedq_coordinator::query::QueryRequest;
+use fedq_sandbox::{Running, LICENSING_BASIS, LICENSING_CASE};
+use fedq_testkit::federation;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = federation(tmp.path(), 60, 71);
+    let _running = Running::start(&fed, None).await.unwrap();
+    let pki = fed.layout.pki();
+    let url = format!("https://{}", fed.coordinator);
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(20),
+        ApiConnection::connect(
+            &url,
+            &pki.join("market-regulation.licensing.crt"),
+            &pki.join("market-regulation.licensing.key"),
+            &pki.join("ca.crt"),
+        ),
+    )
+    .await
+    .expect("no connection within 20 s")
+    .unwrap();
+    let query = QueryRequest {
+        subject: fed.scenario.blacklisted.resident_id.clone(),
+        purpose: "administrative-licensing".into(),
+        legal_basis: Some(LICENSING_BASIS.into()),
+        consent: None,
+        case_reference: Some(LICENSING_CASE.into()),
+        view: Some("blacklist-check".into()),
+        datasets: None,
+        ..QueryRequest::default()
+    };
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(30), conn.query(&query))
+        .await
+        .expect("no answer within 30 s")
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["complete"], true, "{answer}");
+    let nodes = answer["nodes"].as_array().unwrap();
+    assert!(!nodes.is_empty(), "{answer}");
+    let mut checked = 0;
+    for report in nodes {
+        let node = report["node"].as_str().unwrap();
+        assert_ne!(report["status"], "unverified", "{report}");
+        let receipt: fedq_client::query::AuditReceipt =
+            serde_json::from_value(report["receipt"].clone())
+                .unwrap_or_else(|e| panic!("node `{node}` has no receipt ({e}): {report}"));
+        // The node's certificate key, as `fedq certs` wrote it.
+        let creds = fedq_certs::tls::Credentials::load(
+            &pki.join(format!("{node}.crt")),
+            &pki.join(format!("{node}.key")),
+        )
+        .unwrap();
+        let (chain, _) = creds.chain_and_key();
+        let public = fedq_certs::jws::certificate_public_key(&chain[0]).unwrap();
+        let checkpoint = fedq_coordinator::opening::check_receipt(
+            &creds.identity().federation,
+            node,
+            &public,
+            Some(&receipt),
+        )
+        .unwrap_or_else(|why| panic!("node `{node}`'s receipt does not check: {why}"));
+        assert_eq!(checkpoint.origin, format!("fedq/changsha/node/{node}"));
+        assert!(checkpoint.size > receipt.index);
+        // The entry it commits to is the node's own entry at that place.
+        let log = fed.layout.root.join(format!("audit/{node}-audit.db"));
+        let entries = fedq_audit::list(&log, &fedq_audit::ListFilter::default()).unwrap();
+        let entry = entries
+            .iter()
+            .find(|e| e.seq == receipt.index + 1)
+            .unwrap_or_else(|| panic!("node `{node}` has no entry {}", receipt.index + 1));
+        assert_eq!(entry.hash, receipt.entry_hash, "node `{node}`");
+        assert_eq!(
+            entry.record.kind,
+            fedq_audit::EntryKind::Answer,
+            "{entry:?}"
+        );
+        // The receipt names no one: no resident ID anywhere in it.
+        let text = serde_json::to_string(&receipt).unwrap();
+        assert!(!text.contains(&query.subject), "{text}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "{answer}");
+}
