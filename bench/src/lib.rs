@@ -5,7 +5,9 @@
 //!    100, 500 and 2,000 rules. The Cedar side is compiled in only with the `cedar` feature
 //!    (heavy to build); without it the report says so and how to get it.
 //! 1. Node internals: import rows/s into SQLite, indexed lookup µs at the chosen size,
-//!    durable audit appends/s (group commit), audit verification entries/s, the requester
+//!    durable audit appends/s (group commit) with and without signed tree heads, audit
+//!    verification entries/s, checkpoint signing, witness cosigning and proof sizes
+//!    (`audit` in the report), the requester
 //!    proof's cost (`request_proof_us`) and sealing's (`seal_us`: µs per seal and per open
 //!    of a 2 KiB payload each way, one thread; lookups seal the subject this way).
 //! 2. Lookups through fedq: a process for every node of the federation (six loaded, each
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod audit;
 pub mod fdw;
 pub mod proof;
 
@@ -622,56 +625,11 @@ async fn internals_section(
     figures.node_lookup_p50_us = Some(lookup_p50_us);
     drop(store);
 
-    // Audit appends (durable, group commit) and verification.
-    let audit_path = args.out.join("bench-audit.db");
-    let _ = std::fs::remove_file(&audit_path);
-    let (appends_per_s, verify_per_s) = async {
-        let log = fedq_audit::AuditLog::open(&audit_path).map_err(err("audit"))?;
-        let n_tasks = 256u64;
-        let per_task = 200u64;
-        let t = Instant::now();
-        let mut tasks = Vec::new();
-        for k in 0..n_tasks {
-            let log = log.clone();
-            tasks.push(tokio::spawn(async move {
-                for j in 0..per_task {
-                    let _ = log
-                        .append(fedq_audit::AuditRecord {
-                            at: time::OffsetDateTime::now_utc(),
-                            kind: fedq_audit::EntryKind::Answer,
-                            query_id: format!("{k}-{j}"),
-                            requester: "market-regulation.licensing".into(),
-                            purpose: "administrative-licensing".into(),
-                            legal_basis: Some(LICENSING_BASIS.into()),
-                            case_reference: None,
-                            subject: "0123456789abcdef0123456789abcdef".into(),
-                            target: "view:blacklist-check".into(),
-                            outcome: fedq_audit::Outcome::json(&serde_json::json!({"court.dishonest_debtors":{"released":{"fields":{"listed_on":"clear"},"records":1}}})),
-                            policy_version: "bench".into(),
-                            consent_id: None,
-                            node_query_ids: Default::default(),
-                        })
-                        .await;
-                }
-            }));
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
-        let appends = (n_tasks * per_task) as f64 / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let v = fedq_audit::verify(&audit_path).map_err(err("verify"))?;
-        let verify = v.entries as f64 / t.elapsed().as_secs_f64();
-        Ok::<_, BenchError>((appends, verify))
-    }
-    .await?;
-    println!("  audit: {appends_per_s:.0} durable appends/s (256 concurrent writers), verification {verify_per_s:.0} entries/s");
-    report.insert("audit_appends_per_s".into(), json!(appends_per_s.round()));
-    report.insert(
-        "audit_verify_entries_per_s".into(),
-        json!(verify_per_s.round()),
-    );
-    figures.audit_appends_per_s = Some(appends_per_s.round());
+    // The audit log: durable appends with and without signed heads, checkpoints,
+    // witnessing, and what travels (issue 18).
+    let audit = audit::section(&args.out, &fed.layout.pki()).await?;
+    report.insert("audit".into(), audit.report);
+    figures.audit_appends_per_s = Some(audit.signed_appends_per_s.round());
 
     // The requester proof (issue 14): public-key work once per session, a MAC per query.
     let costs = proof::proof_costs(
@@ -1003,7 +961,7 @@ impl Figures {
                 &not_run("internals"),
             ),
             target(
-                "durable audit appends per node (per s)",
+                "durable audit appends per node, heads signed (per s)",
                 json!(">= 20000"),
                 self.audit_appends_per_s.map(|v| json!(v)),
                 at_least(self.audit_appends_per_s, 20_000.0),
