@@ -650,6 +650,7 @@ async fn internals_section(
                             policy_version: "bench".into(),
                             consent_id: None,
                             node_query_ids: Default::default(),
+                            answer_sha256: None,
                         })
                         .await;
                 }
