@@ -2,7 +2,8 @@
 //! own QUIC endpoint with certificates from the federation's CA, the coordinator over
 //! HTTPS, all on 127.0.0.1) gives, for each node asked that answered, the receipt of the
 //! audit entry that node wrote for its answer. The receipt checks against the node's
-//! certificate key, and its entry hash is the `hash` of that node's entry at `index + 1`.
+//! certificate key and with the sealed answer it came with (the entry commits to that
+//! answer), and its entry hash is the `hash` of that node's entry at `index + 1`.
 
 #![allow(
     clippy::unwrap_used,
@@ -70,12 +71,32 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
         .unwrap();
         let (chain, _) = creds.chain_and_key();
         let public = fedq_certs::jws::certificate_public_key(&chain[0]).unwrap();
-        let checkpoint = fedq_coordinator::opening::check_receipt(
-            &creds.identity().federation,
-            node,
+        // The receipt is checked with the sealed answer this node returned, whose digest
+        // the requester side kept beside it.
+        let answer_sha256 = report["answer_sha256"].as_str().unwrap();
+        let verifier = fedq_audit::checkpoint::NoteVerifier::new(
+            &fedq_audit::checkpoint::log_name(&creds.identity().federation, "node", node),
             &public,
-            Some(&receipt),
         )
+        .unwrap();
+        let content: [u8; 32] = hex::decode(receipt.content_hash.as_deref().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let answer: [u8; 32] = hex::decode(answer_sha256).unwrap().try_into().unwrap();
+        assert_eq!(
+            hex::encode(fedq_audit::checkpoint::answer_bound_hash(&content, &answer)),
+            receipt.entry_hash,
+            "node `{node}`: the entry is bound to the answer received"
+        );
+        let checkpoint = fedq_audit::checkpoint::Receipt {
+            checkpoint: receipt.checkpoint.clone(),
+            index: receipt.index,
+            entry_hash: receipt.entry_hash.clone(),
+            content_hash: receipt.content_hash.clone(),
+            proof: receipt.proof.clone(),
+        }
+        .verify(&verifier)
         .unwrap_or_else(|why| panic!("node `{node}`'s receipt does not check: {why}"));
         assert_eq!(checkpoint.origin, format!("fedq/changsha/node/{node}"));
         assert!(checkpoint.size > receipt.index);
@@ -88,6 +109,11 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
             .unwrap_or_else(|| panic!("node `{node}` has no entry {}", receipt.index + 1));
         assert_eq!(entry.hash, receipt.entry_hash, "node `{node}`");
         assert_eq!(
+            entry.record.answer_sha256.map(hex::encode).as_deref(),
+            Some(answer_sha256),
+            "node `{node}`'s entry names the answer it was written for"
+        );
+        assert_eq!(
             entry.record.kind,
             fedq_audit::EntryKind::Answer,
             "{entry:?}"
@@ -98,4 +124,39 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
         checked += 1;
     }
     assert!(checked >= 2, "{answer}");
+
+    // Two queries, each node's receipts swapped between them before the requester side
+    // opens the answers: a receipt valid for one answer of a node does not vouch for
+    // another, so both answers read unverified.
+    let first = conn.prove(&query).await.unwrap();
+    let (status, mut relay_a) = conn.send_raw(&first).await.unwrap();
+    assert_eq!(status, 200, "{relay_a}");
+    let second = conn.prove(&query).await.unwrap();
+    let (status, mut relay_b) = conn.send_raw(&second).await.unwrap();
+    assert_eq!(status, 200, "{relay_b}");
+    // Unswapped, each reads verified.
+    let intact = conn.conclude(&first, 200, relay_a.clone());
+    assert_eq!(intact["complete"], true, "{intact}");
+    let count = relay_a["nodes"].as_array().unwrap().len();
+    for i in 0..count {
+        let a = relay_a["nodes"][i]["receipt"].take();
+        let node = relay_a["nodes"][i]["node"].clone();
+        let j = (0..count)
+            .find(|&j| relay_b["nodes"][j]["node"] == node)
+            .unwrap();
+        let b = std::mem::replace(&mut relay_b["nodes"][j]["receipt"], a);
+        relay_a["nodes"][i]["receipt"] = b;
+    }
+    for (proven, relay) in [(&first, relay_a), (&second, relay_b)] {
+        let read = conn.conclude(proven, 200, relay);
+        assert_eq!(read["complete"], false, "{read}");
+        for report in read["nodes"].as_array().unwrap() {
+            assert_eq!(report["status"], "unverified", "{report}");
+            let reason = report["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains(fedq_coordinator::opening::NO_RECEIPT),
+                "{report}"
+            );
+        }
+    }
 }

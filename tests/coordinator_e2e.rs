@@ -987,10 +987,11 @@ async fn a_view_releases_its_result_not_its_inputs() {
     );
     for n in green["nodes"].as_array().unwrap() {
         // The receipt is the node's signed commitment to its audit entry (a tree head, an
-        // index, a hash, a proof): nothing of any record.
+        // index, two hashes, a proof), and `answer_sha256` the digest of the sealed answer
+        // it was checked with: nothing of any record.
         assert_eq!(
             keys(n),
-            ["datasets", "node", "receipt", "status"],
+            ["answer_sha256", "datasets", "node", "receipt", "status"],
             "{green}"
         );
         assert_eq!(n["status"], "answered", "{green}");

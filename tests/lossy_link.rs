@@ -201,6 +201,7 @@ fn without_receipt(node: &Value) -> Value {
     let mut node = node.clone();
     if let Some(n) = node.as_object_mut() {
         n.remove("receipt");
+        n.remove("answer_sha256");
     }
     node
 }

@@ -364,6 +364,7 @@ async fn lookup_answer(
                     "checkpoint": r.checkpoint,
                     "index": r.index,
                     "entry_hash": r.entry_hash,
+                    "content_hash": r.content_hash,
                     "proof": r.proof,
                 })
             });
@@ -510,6 +511,7 @@ fn meaning_of(answer: &Value) -> Value {
         n.as_object_mut().unwrap().remove("query_id");
         // Each answer's receipt is for its own audit entry, like its query id.
         n.as_object_mut().unwrap().remove("receipt");
+        n.as_object_mut().unwrap().remove("answer_sha256");
     }
     a
 }

@@ -346,19 +346,52 @@ impl NoteSigner {
     }
 }
 
+/// The domain tag of an entry hash bound to an answer ([`answer_bound_hash`]).
+pub const ANSWER_BINDING_TAG: &[u8] = b"fedq audit answer v1\0";
+
+/// The SHA-256 of an answer exactly as it was released (the sealed answer's compact text,
+/// already bound to the requester's proof nonce): what an entry written for that answer
+/// commits to ([`answer_bound_hash`]).
+pub fn answer_sha256(sealed_answer: &str) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(
+        ring::digest::digest(&ring::digest::SHA256, sealed_answer.as_bytes()).as_ref(),
+    );
+    out
+}
+
+/// The hash of an entry written for one answer: SHA-256 of [`ANSWER_BINDING_TAG`], the
+/// entry's content hash (its other fields, hashed as an entry without an answer is) and
+/// the answer's SHA-256 ([`answer_sha256`]), each 32 bytes. Whoever holds the answer and
+/// the content hash recomputes it without seeing the entry's other fields.
+pub fn answer_bound_hash(content_hash: &Hash, answer: &Hash) -> Hash {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(ANSWER_BINDING_TAG);
+    ctx.update(content_hash);
+    ctx.update(answer);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// A node's commitment to the audit entry it wrote for one answer: the log's signed tree
-/// head at the group commit that made the entry durable, the entry's index and content
-/// hash, and the inclusion proof of that entry in that tree. Whoever holds it can later
-/// show that the log had this entry at this place — a log that drops or rewrites it no
-/// longer matches a head its own key signed.
+/// head at the group commit that made the entry durable, the entry's index, its hash and
+/// content hash, and the inclusion proof of that entry in that tree. Whoever holds it and
+/// the answer can later show that the log had the entry written for *that* answer at
+/// this place ([`Receipt::verify_answer`]) — a log that drops or rewrites it no longer
+/// matches a head its own key signed, and another answer's receipt does not check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
     /// The signed checkpoint (a signed note), whose size is at least `index + 1`.
     pub checkpoint: String,
     /// The entry's leaf index (its sequence number minus one).
     pub index: u64,
-    /// The entry's content hash (hex), whose leaf hash the proof starts from.
+    /// The entry's hash (hex), whose leaf hash the proof starts from.
     pub entry_hash: String,
+    /// For an entry bound to an answer, the hash of its other fields (hex), from which
+    /// with the answer's SHA-256 the entry hash is recomputed ([`answer_bound_hash`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
     /// The inclusion proof, base64 hashes, nearest the leaf first.
     pub proof: Vec<String>,
 }
@@ -375,20 +408,53 @@ pub enum ReceiptError {
     /// Its proof does not place the entry in the signed tree.
     #[error("the receipt's inclusion proof does not verify: {0}")]
     Proof(#[from] crate::merkle::ProofError),
+    /// It commits to an entry not bound to any answer (it carries no content hash).
+    #[error("the receipt is for an entry bound to no answer")]
+    Unbound,
+    /// Its entry was not written for the answer it came with.
+    #[error("the receipt's entry was not written for this answer")]
+    OtherAnswer,
+}
+
+fn hex32(text: &str) -> Option<Hash> {
+    hex::decode(text).ok()?.try_into().ok()
 }
 
 impl Receipt {
     /// Checks the receipt against the log's key: the checkpoint is signed by it and names
     /// it as origin, and the proof places the entry at its index in that tree. Returns the
-    /// checkpoint.
+    /// checkpoint. This proves the log holds *an* entry there, not which answer it was
+    /// written for: a requester checks [`Receipt::verify_answer`].
     pub fn verify(&self, log: &NoteVerifier) -> Result<Checkpoint, ReceiptError> {
+        let entry = hex32(&self.entry_hash).ok_or(ReceiptError::Malformed(
+            "the entry hash is not 32 bytes of hex",
+        ))?;
+        self.verify_entry(log, &entry)
+    }
+
+    /// Checks the receipt as the requester of `sealed_answer` does: the entry's hash is
+    /// recomputed from the receipt's content hash and the SHA-256 of the answer received
+    /// ([`answer_bound_hash`]), must be the hash the receipt states, and the proof must
+    /// place it in a tree the log's key signed. A receipt of another entry (of another
+    /// answer, or one not bound to an answer) or with an altered content hash is refused.
+    pub fn verify_answer(
+        &self,
+        log: &NoteVerifier,
+        sealed_answer: &str,
+    ) -> Result<Checkpoint, ReceiptError> {
+        let content = self.content_hash.as_deref().ok_or(ReceiptError::Unbound)?;
+        let content = hex32(content).ok_or(ReceiptError::Malformed(
+            "the content hash is not 32 bytes of hex",
+        ))?;
+        let entry = answer_bound_hash(&content, &answer_sha256(sealed_answer));
+        if hex32(&self.entry_hash) != Some(entry) {
+            return Err(ReceiptError::OtherAnswer);
+        }
+        self.verify_entry(log, &entry)
+    }
+
+    fn verify_entry(&self, log: &NoteVerifier, entry: &Hash) -> Result<Checkpoint, ReceiptError> {
         let (checkpoint, _) = open_checkpoint(&self.checkpoint, log)?;
-        let entry: [u8; 32] = hex::decode(&self.entry_hash)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(ReceiptError::Malformed(
-                "the entry hash is not 32 bytes of hex",
-            ))?;
         let proof = self
             .proof
             .iter()
@@ -402,7 +468,7 @@ impl Receipt {
             })
             .collect::<Result<Vec<Hash>, _>>()?;
         crate::merkle::verify_inclusion(
-            &crate::merkle::leaf_hash(&entry),
+            &crate::merkle::leaf_hash(entry),
             self.index,
             checkpoint.size,
             &proof,

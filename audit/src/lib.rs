@@ -245,6 +245,41 @@ pub struct AuditRecord {
     /// Empty elsewhere.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_query_ids: BTreeMap<String, String>,
+    /// Node `answer` entries: the SHA-256 of the sealed answer released with this entry
+    /// ([`checkpoint::answer_sha256`]), which the entry's hash then commits to
+    /// ([`checkpoint::answer_bound_hash`]) so that its receipt checks only with that
+    /// answer. Not personal data: a hash of ciphertext only the requester can open.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_digest")]
+    pub answer_sha256: Option<merkle::Hash>,
+}
+
+/// A 32-byte digest as hex text.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        digest: &Option<crate::merkle::Hash>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match digest {
+            Some(d) => s.serialize_some(&hex::encode(d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<crate::merkle::Hash>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                super::hex32(&text).ok_or_else(|| serde::de::Error::custom("not 32 bytes of hex"))
+            })
+            .transpose()
+    }
+}
+
+fn hex32(text: &str) -> Option<merkle::Hash> {
+    hex::decode(text).ok()?.try_into().ok()
 }
 
 /// What one audit entry registers. Stored (and hashed) as its name, which is the text
@@ -465,7 +500,24 @@ pub struct AuditEntry {
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// An entry's hash (hex): its content hash ([`content_hash`]), or for an entry bound to
+/// an answer the hash of that and the answer's ([`checkpoint::answer_bound_hash`]).
+/// Entries without an answer hash as they always did, so older logs verify unchanged.
 fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
+    let content = content_hash(seq, prev_hash, r);
+    hex::encode(bound_hash(&content, r))
+}
+
+fn bound_hash(content: &merkle::Hash, r: &AuditRecord) -> merkle::Hash {
+    match &r.answer_sha256 {
+        Some(answer) => checkpoint::answer_bound_hash(content, answer),
+        None => *content,
+    }
+}
+
+/// The hash of an entry's fields, its sequence number and the previous entry's hash
+/// (everything but the answer it was written for).
+fn content_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> merkle::Hash {
     let mut ctx = digest::Context::new(&digest::SHA256);
     let mut put = |bytes: &[u8]| {
         ctx.update(&(bytes.len() as u64).to_be_bytes());
@@ -510,7 +562,9 @@ fn entry_hash(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
             put(id.as_bytes());
         }
     }
-    hex::encode(ctx.finish().as_ref())
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 fn format_time(t: OffsetDateTime) -> String {
@@ -610,6 +664,19 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
         > 0;
     if !has_shredded {
         conn.execute_batch("ALTER TABLE audit ADD COLUMN shredded INTEGER")
+            .map_err(store_err(path))?;
+    }
+    // Entries bound to the answer they were written for (NULL for older ones).
+    let has_answer: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'answer_sha256'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(store_err(path))?
+        > 0;
+    if !has_answer {
+        conn.execute_batch("ALTER TABLE audit ADD COLUMN answer_sha256 TEXT")
             .map_err(store_err(path))?;
     }
     Ok(conn)
@@ -939,8 +1006,8 @@ fn write_group(
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                "INSERT INTO audit (seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids, answer_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .map_err(&err)?;
         let mut uses = tx
@@ -951,7 +1018,8 @@ fn write_group(
             .map_err(&err)?;
         for (r, consent_expires, _) in batch {
             seq += 1;
-            let hash = entry_hash(seq, &prev, r);
+            let content = content_hash(seq, &prev, r);
+            let hash = hex::encode(bound_hash(&content, r));
             let node_ids = (!r.node_query_ids.is_empty())
                 .then(|| serde_json::to_string(&r.node_query_ids).unwrap_or_default());
             stmt.execute(params![
@@ -970,7 +1038,8 @@ fn write_group(
                 hash,
                 r.consent_id,
                 r.case_reference,
-                node_ids
+                node_ids,
+                r.answer_sha256.map(hex::encode)
             ])
             .map_err(&err)?;
             if let (Some(jti), Some(expires)) = (&r.consent_id, consent_expires) {
@@ -985,7 +1054,10 @@ fn write_group(
             tree::store_finished(&tx, &finished).map_err(&err)?;
             if let Some(known) = known.as_mut() {
                 known.add(index, leaf, &finished);
-                hashes.push(hash.clone());
+                // A receipt of an entry bound to its answer carries the content hash the
+                // requester recomputes the entry's hash from.
+                let content = r.answer_sha256.map(|_| hex::encode(content));
+                hashes.push((hash.clone(), content));
             }
             prev = hash;
         }
@@ -1009,7 +1081,7 @@ fn write_group(
             })?
             .to_text();
         let first = grown.size() - hashes.len() as u64;
-        for (i, entry_hash) in hashes.into_iter().enumerate() {
+        for (i, (entry_hash, content_hash)) in hashes.into_iter().enumerate() {
             let index = first + i as u64;
             let proof = merkle::inclusion_proof(known, index, head.size).map_err(|e| {
                 AuditError::Store {
@@ -1021,6 +1093,7 @@ fn write_group(
                 checkpoint: note.clone(),
                 index,
                 entry_hash,
+                content_hash,
                 proof: checkpoint::encode_proof(&proof),
             });
         }
@@ -1055,7 +1128,7 @@ pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
         .execute(
             "UPDATE audit SET query_id = '', requester = '', purpose = '', legal_basis = NULL,
                  subject = '', target = '', outcome = '', policy_version = '', consent_id = NULL,
-                 case_reference = NULL, node_query_ids = NULL, shredded = 1
+                 case_reference = NULL, node_query_ids = NULL, answer_sha256 = NULL, shredded = 1
              WHERE at < ?1 AND shredded IS NULL",
             params![format_time(before)],
         )
@@ -1256,6 +1329,9 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
                 Some(text) => serde_json::from_str(&text).unwrap_or_default(),
                 None => BTreeMap::new(),
             },
+            // A digest that does not read back is taken as none: `verify` then reports
+            // the entry, whose hash was bound to it, as altered.
+            answer_sha256: row.get::<_, Option<String>>(17)?.as_deref().and_then(hex32),
         },
         prev_hash: row.get(11)?,
         hash: row.get(12)?,
@@ -1263,7 +1339,7 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids, shredded FROM audit";
+const SELECT: &str = "SELECT seq, at, kind, query_id, requester, purpose, legal_basis, subject, target, outcome, policy_version, prev_hash, hash, consent_id, case_reference, node_query_ids, shredded, answer_sha256 FROM audit";
 
 /// How many answers the log at `path` records under each consent token not expired before
 /// `since` (unix seconds): what a node may still answer under a token survives a restart.
@@ -1526,6 +1602,7 @@ mod tests {
             policy_version: "1".into(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),
+            answer_sha256: None,
         }
     }
 

@@ -22,6 +22,7 @@ fn record(i: usize) -> AuditRecord {
         policy_version: "1".into(),
         consent_id: None,
         node_query_ids: BTreeMap::new(),
+        answer_sha256: None,
     }
 }
 
@@ -559,4 +560,121 @@ async fn shredded_bodies_keep_the_tree_and_the_witnessed_checkpoints_verifiable(
         .unwrap()
         .first_break
         .is_some());
+}
+
+/// Issue 18: an entry written for an answer commits to it. Its receipt checks with that
+/// answer only; old-form entries (bound to no answer) in the same log verify as before;
+/// and `verify` still catches an edit of a bound entry, its digest included.
+#[tokio::test]
+async fn an_entry_bound_to_its_answer_has_a_receipt_that_checks_with_that_answer_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("court-audit.db");
+    let signing = signing(100);
+    let verifier = signing.signer.verifier();
+    let log = AuditLog::open_signing(&path, signing).unwrap();
+    let answers = ["sealed.answer.one", "sealed.answer.two"];
+    // An entry of the old form first, then one bound to each answer.
+    let old = log.append_committed(record(0)).await.unwrap();
+    let mut receipts = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        let mut r = record(i + 1);
+        r.answer_sha256 = Some(checkpoint::answer_sha256(answer));
+        receipts.push(log.append_committed(r).await.unwrap().receipt.unwrap());
+    }
+    drop(log);
+    let old = old.receipt.unwrap();
+    assert_eq!(old.content_hash, None, "an unbound entry's receipt");
+    old.verify(&verifier).unwrap();
+    assert_eq!(
+        old.verify_answer(&verifier, answers[0]),
+        Err(checkpoint::ReceiptError::Unbound)
+    );
+    for (receipt, answer) in receipts.iter().zip(answers) {
+        receipt.verify_answer(&verifier, answer).unwrap();
+        // The receipt's content hash is not the entry's hash: without the answer it
+        // cannot be turned into another entry's.
+        assert_ne!(
+            receipt.content_hash.as_deref(),
+            Some(receipt.entry_hash.as_str())
+        );
+    }
+    // Swapped: each answer with the other's receipt.
+    assert_eq!(
+        receipts[0].verify_answer(&verifier, answers[1]),
+        Err(checkpoint::ReceiptError::OtherAnswer)
+    );
+    assert_eq!(
+        receipts[1].verify_answer(&verifier, answers[0]),
+        Err(checkpoint::ReceiptError::OtherAnswer)
+    );
+    // The stored entries carry their digests and hash as the receipts say.
+    let listed = list(&path, &ListFilter::default()).unwrap();
+    assert_eq!(listed[0].record.answer_sha256, None);
+    assert_eq!(
+        listed[1].record.answer_sha256,
+        Some(checkpoint::answer_sha256(answers[0]))
+    );
+    assert_eq!(listed[2].hash, receipts[1].entry_hash);
+    let json = serde_json::to_value(&listed[1]).unwrap();
+    assert_eq!(
+        json["answer_sha256"],
+        hex::encode(checkpoint::answer_sha256(answers[0]))
+    );
+    let v = verify(&path).unwrap();
+    assert_eq!((v.entries, v.first_break), (3, None));
+
+    // An edit of a bound entry's body, or of its digest, is caught.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE audit SET purpose = 'statistics' WHERE seq = 2", [])
+        .unwrap();
+    assert_eq!(
+        verify(&path).unwrap().first_break,
+        Some(ChainBreak::Altered { seq: 2 })
+    );
+    conn.execute(
+        "UPDATE audit SET purpose = 'administrative-licensing' WHERE seq = 2",
+        [],
+    )
+    .unwrap();
+    assert_eq!(verify(&path).unwrap().first_break, None);
+    let other = hex::encode(checkpoint::answer_sha256(answers[1]));
+    conn.execute(
+        "UPDATE audit SET answer_sha256 = ?1 WHERE seq = 2",
+        params![other],
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&path).unwrap().first_break,
+        Some(ChainBreak::Altered { seq: 2 })
+    );
+    // Dropping the digest (the entry posing as an old-form one) is caught too.
+    conn.execute("UPDATE audit SET answer_sha256 = NULL WHERE seq = 2", [])
+        .unwrap();
+    assert_eq!(
+        verify(&path).unwrap().first_break,
+        Some(ChainBreak::Altered { seq: 2 })
+    );
+}
+
+/// A log written before entries were bound to answers (no `answer_sha256` column) opens,
+/// gains the column, and its old entries verify beside new bound ones.
+#[tokio::test]
+async fn a_log_from_before_answer_binding_opens_and_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("court-audit.db");
+    let log = AuditLog::open(&path).unwrap();
+    log.append(record(1)).await.unwrap();
+    drop(log);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE audit DROP COLUMN answer_sha256")
+        .unwrap();
+    assert_eq!(verify(&path).unwrap().first_break, None);
+    let log = AuditLog::open(&path).unwrap();
+    let mut bound = record(2);
+    bound.answer_sha256 = Some(checkpoint::answer_sha256("sealed"));
+    log.append(bound).await.unwrap();
+    drop(log);
+    let v = verify(&path).unwrap();
+    assert_eq!((v.entries, v.first_break), (2, None));
 }

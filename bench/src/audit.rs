@@ -49,6 +49,7 @@ fn record(writer: u64, n: u64) -> AuditRecord {
         policy_version: "bench".into(),
         consent_id: None,
         node_query_ids: Default::default(),
+        answer_sha256: None,
     }
 }
 

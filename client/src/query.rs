@@ -130,6 +130,11 @@ pub struct NodeReport {
     /// certificate key: an answer without a valid one is `unverified`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<AuditReceipt>,
+    /// The requester side's answer only: the SHA-256 (hex) of the sealed answer this
+    /// node's `receipt` was checked against, so that whoever keeps the answer can check
+    /// the receipt again with the node's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_sha256: Option<String>,
 }
 
 /// A node's signed commitment to the audit entry it wrote for one answer (issue 18 §4):
@@ -142,8 +147,15 @@ pub struct AuditReceipt {
     pub checkpoint: String,
     /// The entry's leaf index (its sequence number in the node's log minus one).
     pub index: u64,
-    /// The entry's content hash (hex), as `fedq audit list` shows it.
+    /// The entry's hash (hex), as `fedq audit list` shows it.
     pub entry_hash: String,
+    /// The hash of the entry's fields other than the answer (hex). The requester
+    /// recomputes the entry's hash from it and the SHA-256 of the sealed answer it
+    /// received (`answer_sha256` of the node's report): SHA-256 of
+    /// `"fedq audit answer v1\0"`, this hash and the answer's, as 32 bytes each. A receipt
+    /// of another answer does not check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
     /// The inclusion proof, base64 SHA-256 hashes, nearest the leaf first.
     pub proof: Vec<String>,
 }

@@ -303,6 +303,7 @@ impl ApiConnection {
                                 &session.fed,
                                 &r.node,
                                 &session.node_public_key,
+                                sealed,
                                 r.receipt.as_ref(),
                             )
                         })

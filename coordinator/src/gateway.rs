@@ -530,6 +530,7 @@ impl Gateway {
             policy_version: "-".into(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),
+            answer_sha256: None,
         };
         let query = match parse_app_query(body) {
             Ok(q) => q,

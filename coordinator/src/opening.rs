@@ -84,7 +84,7 @@ pub fn conclude(
         if reports.iter().any(|r: &NodeReport| r.node == report.node) {
             continue; // a node relayed twice counts once, the first time
         }
-        let Some(_) = report.sealed_answer.take() else {
+        let Some(sealed) = report.sealed_answer.take() else {
             // Only a refusal, a failure or silence can come without a sealed answer.
             if matches!(
                 report.status,
@@ -99,6 +99,9 @@ pub fn conclude(
             }
             continue;
         };
+        // What the node's receipt was checked against, kept so the receipt can be checked
+        // again by whoever keeps this answer.
+        report.answer_sha256 = Some(hex::encode(fedq_audit::checkpoint::answer_sha256(&sealed)));
         let answer = opened
             .remove(&report.node)
             .unwrap_or(Err(AnswerRefusal::Content));
@@ -134,6 +137,7 @@ pub fn conclude(
                 query_id: None,
                 sealed_answer: None,
                 receipt: None,
+                answer_sha256: None,
             });
         }
     }
@@ -166,12 +170,16 @@ pub const NO_RECEIPT: &str = "no valid audit receipt";
 
 /// Checks a node's receipt for its answer (issue 18 §4, "no receipt, no data") against
 /// the node's certificate key — the key that signed its session accept — under the log
-/// name `fedq/<federation>/node/<node>`: the checkpoint is signed by it, and the proof
-/// places the entry at its index in that tree. Returns the checkpoint, or why not.
+/// name `fedq/<federation>/node/<node>`, and against `sealed_answer`, the sealed answer
+/// received with it: the entry's hash recomputed from the receipt's content hash and the
+/// answer's SHA-256 is the one the receipt states, the checkpoint is signed by the node's
+/// key, and the proof places that entry at its index in that tree. A receipt of another
+/// answer (of this node or any) does not check. Returns the checkpoint, or why not.
 pub fn check_receipt(
     federation: &str,
     node: &str,
     node_public_key: &[u8],
+    sealed_answer: &str,
     receipt: Option<&fedq_client::query::AuditReceipt>,
 ) -> Result<fedq_audit::checkpoint::Checkpoint, String> {
     let receipt = receipt.ok_or_else(|| "the node's answer carries none".to_owned())?;
@@ -182,9 +190,10 @@ pub fn check_receipt(
         checkpoint: receipt.checkpoint.clone(),
         index: receipt.index,
         entry_hash: receipt.entry_hash.clone(),
+        content_hash: receipt.content_hash.clone(),
         proof: receipt.proof.clone(),
     }
-    .verify(&verifier)
+    .verify_answer(&verifier, sealed_answer)
     .map_err(|e| e.to_string())
 }
 
@@ -195,9 +204,10 @@ pub fn with_receipt(
     federation: &str,
     node: &str,
     node_public_key: &[u8],
+    sealed_answer: &str,
     receipt: Option<&fedq_client::query::AuditReceipt>,
 ) -> LookupAnswer {
-    match check_receipt(federation, node, node_public_key, receipt) {
+    match check_receipt(federation, node, node_public_key, sealed_answer, receipt) {
         Ok(_) => answer,
         Err(why) => unverified(answer, &why),
     }
@@ -484,6 +494,7 @@ mod tests {
             query_id: None,
             sealed_answer: (status == NodeStatus::Answered).then(|| "sealed".to_owned()),
             receipt: None,
+            answer_sha256: None,
         }
     }
 
@@ -915,38 +926,55 @@ mod tests {
         (pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
     }
 
-    /// The receipt of a one-entry log signed by `pkcs8` under the court's log name.
-    fn receipt(pkcs8: &[u8]) -> fedq_client::query::AuditReceipt {
-        use fedq_audit::checkpoint::{log_name, Checkpoint, NoteSigner};
-        let entry = [7u8; 32];
+    /// The sealed answers two of the court's lookups released (their text is all a
+    /// receipt binds to).
+    const SEALED: &str = "eyJhbGciOiJkaXIifQ..aaaa.bbbb.cccc";
+    const OTHER_SEALED: &str = "eyJhbGciOiJkaXIifQ..dddd.eeee.ffff";
+
+    /// The receipts of a two-entry log signed by `pkcs8` under the court's log name: its
+    /// entries written for `SEALED` and `OTHER_SEALED`, in that order.
+    fn receipts(pkcs8: &[u8]) -> [fedq_client::query::AuditReceipt; 2] {
+        use fedq_audit::checkpoint::{
+            answer_bound_hash, answer_sha256, log_name, Checkpoint, NoteSigner,
+        };
+        use fedq_audit::merkle::{leaf_hash, node_hash};
+        let contents = [[7u8; 32], [9u8; 32]];
+        let entries = [
+            answer_bound_hash(&contents[0], &answer_sha256(SEALED)),
+            answer_bound_hash(&contents[1], &answer_sha256(OTHER_SEALED)),
+        ];
+        let leaves = entries.map(|e| leaf_hash(&e));
         let signer = NoteSigner::from_pkcs8(&log_name("changsha", "node", "court"), pkcs8).unwrap();
         let note = signer
             .sign_checkpoint(&Checkpoint {
                 origin: signer.name().to_owned(),
-                size: 1,
-                root: fedq_audit::merkle::leaf_hash(&entry),
+                size: 2,
+                root: node_hash(&leaves[0], &leaves[1]),
             })
-            .unwrap();
-        fedq_client::query::AuditReceipt {
-            checkpoint: note.to_text(),
-            index: 0,
-            entry_hash: hex::encode(entry),
-            proof: Vec::new(),
-        }
+            .unwrap()
+            .to_text();
+        let receipt = |i: usize| fedq_client::query::AuditReceipt {
+            checkpoint: note.clone(),
+            index: i as u64,
+            entry_hash: hex::encode(entries[i]),
+            content_hash: Some(hex::encode(contents[i])),
+            proof: fedq_audit::checkpoint::encode_proof(&[leaves[1 - i]]),
+        };
+        [receipt(0), receipt(1)]
     }
 
     /// No receipt, no data: an answer with records whose receipt is signed by another key,
-    /// names another entry, or is missing is `unverified` with why, and nothing of it is
-    /// a result; with a valid receipt it reads as it is.
+    /// names another entry, was written for another answer or is missing is `unverified`
+    /// with why, and nothing of it is a result; with a valid receipt it reads as it is.
     #[test]
     fn an_answer_without_a_valid_receipt_is_unverified_and_releases_nothing() {
         let (pkcs8, public) = node_key();
         let (other_pkcs8, _) = node_key();
-        let valid = receipt(&pkcs8);
+        let [valid, of_other_answer] = receipts(&pkcs8);
         let answer =
             || LookupAnswer::Datasets(vec![DatasetOutcome::Released(released(D, 1, None))]);
         let read = |receipt: Option<&fedq_client::query::AuditReceipt>| {
-            let opened = with_receipt(answer(), "changsha", "court", &public, receipt);
+            let opened = with_receipt(answer(), "changsha", "court", &public, SEALED, receipt);
             let relayed = relayed(None, vec![report("court", &[D], NodeStatus::Answered)]);
             conclude(
                 &ask(&relayed),
@@ -958,15 +986,48 @@ mod tests {
         let good = read(Some(&valid));
         assert_eq!(good.nodes[0].status, NodeStatus::Ok, "{good:?}");
         assert!(good.datasets.contains_key(D));
-        assert!(check_receipt("changsha", "court", &public, Some(&valid)).is_ok());
+        assert!(check_receipt("changsha", "court", &public, SEALED, Some(&valid)).is_ok());
         // Another node's name is another log: the same receipt does not check for it.
-        assert!(check_receipt("changsha", "tax", &public, Some(&valid)).is_err());
+        assert!(check_receipt("changsha", "tax", &public, SEALED, Some(&valid)).is_err());
+        // Each receipt checks with its own answer only: the node's receipt of another of
+        // its answers (a valid entry of the same log, signed by the same key) does not.
+        assert!(check_receipt(
+            "changsha",
+            "court",
+            &public,
+            OTHER_SEALED,
+            Some(&of_other_answer)
+        )
+        .is_ok());
+        let swapped = check_receipt("changsha", "court", &public, SEALED, Some(&of_other_answer))
+            .unwrap_err();
+        assert!(swapped.contains("not written for this answer"), "{swapped}");
+        assert!(check_receipt("changsha", "court", &public, OTHER_SEALED, Some(&valid)).is_err());
 
         let mut changed = valid.clone();
         changed.entry_hash = hex::encode([8u8; 32]);
+        // A content hash altered (and the entry hash with it, as a node that wanted the
+        // receipt to fit would): the entry is not in the signed tree.
+        let mut altered_content = valid.clone();
+        altered_content.content_hash = Some(hex::encode([6u8; 32]));
+        let mut altered_both = altered_content.clone();
+        altered_both.entry_hash = hex::encode(fedq_audit::checkpoint::answer_bound_hash(
+            &[6u8; 32],
+            &fedq_audit::checkpoint::answer_sha256(SEALED),
+        ));
+        // A receipt of an entry bound to no answer.
+        let mut unbound = valid.clone();
+        unbound.content_hash = None;
         let cases = [
-            ("signed by another key", Some(receipt(&other_pkcs8))),
+            (
+                "signed by another key",
+                Some(receipts(&other_pkcs8)[0].clone()),
+            ),
             ("with a changed entry hash", Some(changed)),
+            ("of another answer", Some(of_other_answer)),
+            ("with an altered content hash", Some(altered_content)),
+            ("with an altered content and entry hash", Some(altered_both)),
+            ("of an entry bound to no answer", Some(unbound)),
             ("missing", None),
         ];
         for (what, receipt) in cases {
@@ -988,9 +1049,14 @@ mod tests {
                 released: None,
             }],
         };
-        let LookupAnswer::View(part) =
-            with_receipt(LookupAnswer::View(part), "changsha", "court", &public, None)
-        else {
+        let LookupAnswer::View(part) = with_receipt(
+            LookupAnswer::View(part),
+            "changsha",
+            "court",
+            &public,
+            SEALED,
+            None,
+        ) else {
             panic!("a view part stays a view part");
         };
         assert!(matches!(

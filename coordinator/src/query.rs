@@ -644,6 +644,7 @@ pub fn relay_node(
         query_id: None,
         sealed_answer: None,
         receipt: None,
+        answer_sha256: None,
     };
     match answer {
         Ok(NodeResponse::Lookup(lookup)) if lookup.node == node => NodeReport {
@@ -652,6 +653,7 @@ pub fn relay_node(
                 checkpoint: r.checkpoint,
                 index: r.index,
                 entry_hash: r.entry_hash,
+                content_hash: r.content_hash,
                 proof: r.proof,
             }),
             ..report(NodeStatus::Answered, None)

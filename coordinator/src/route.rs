@@ -135,6 +135,7 @@ impl Router<'_> {
             policy_version: self.policy_label.to_owned(),
             consent_id: None,
             node_query_ids: BTreeMap::new(),
+            answer_sha256: None,
         }
     }
 
@@ -251,6 +252,7 @@ impl Router<'_> {
                     query_id: None,
                     sealed_answer: None,
                     receipt: None,
+                    answer_sha256: None,
                 });
                 continue;
             }
@@ -505,6 +507,7 @@ impl FanOut {
             policy_version: router.policy_label.to_owned(),
             consent_id: None,
             node_query_ids,
+            answer_sha256: None,
         };
         let reply = match serde_json::to_value(&response) {
             Ok(body) => Reply {

@@ -410,6 +410,7 @@ impl Coordinator {
             case_reference: None,
             consent_id: None,
             node_query_ids: Default::default(),
+            answer_sha256: None,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable while registering sessions");
@@ -631,6 +632,7 @@ impl Coordinator {
             policy_version: self.policy.current().label(),
             consent_id: None,
             node_query_ids: Default::default(),
+            answer_sha256: None,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(error = %e, "audit log unavailable while registering a policy publication");

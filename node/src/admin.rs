@@ -211,6 +211,7 @@ pub async fn repair(
             policy_version: String::new(),
             consent_id: None,
             node_query_ids: Default::default(),
+            answer_sha256: None,
         })
         .await?;
     Ok(ds.qualified.clone())

@@ -314,6 +314,7 @@ impl<'a> Desk<'a> {
             policy_version: self.policy.label(),
             consent_id: None,
             node_query_ids: Default::default(),
+            answer_sha256: None,
         }
     }
 
@@ -759,6 +760,15 @@ impl<'a> Pending<'a> {
             return desk.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale);
         }
         tracing::debug!(query = %request.query_id, "answering lookup");
+        // The entry commits to the very answer released (issue 18): its receipt then
+        // checks only with this sealed answer, which is bound to the requester's nonce.
+        let entry = AuditRecord {
+            answer_sha256: match &response {
+                NodeResponse::Lookup(l) => Some(fedq_audit::checkpoint::answer_sha256(&l.sealed)),
+                _ => None,
+            },
+            ..entry
+        };
         let mut finished = desk.finished(entry, outcome, response);
         finished.release.releases_records = true;
         if any_unverified {

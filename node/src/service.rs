@@ -347,6 +347,7 @@ impl Context {
             policy_version: self.policy.current().label(),
             consent_id: None,
             node_query_ids: Default::default(),
+            answer_sha256: None,
         };
         if let Ok(Ok(Installed::Applied { .. })) = &outcome {
             // The new version's limits from now on; what was used so far stays used.
@@ -461,6 +462,7 @@ impl Context {
             case_reference: None,
             consent_id: None,
             node_query_ids: Default::default(),
+            answer_sha256: None,
         };
         match opened {
             Ok((accept, requester)) => {
@@ -563,6 +565,7 @@ impl Context {
                 checkpoint: r.checkpoint,
                 index: r.index,
                 entry_hash: r.entry_hash,
+                content_hash: r.content_hash,
                 proof: r.proof,
             });
         }

@@ -169,6 +169,7 @@ pub fn meaning(answer: &serde_json::Value) -> serde_json::Value {
     for n in nodes.as_array_mut().into_iter().flatten() {
         if let Some(n) = n.as_object_mut() {
             n.remove("receipt");
+            n.remove("answer_sha256");
         }
     }
     serde_json::json!({

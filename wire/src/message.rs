@@ -150,7 +150,8 @@ pub struct LookupResponse {
 }
 
 /// Room kept in every answer frame for its [`AuditReceipt`], added after the entry is
-/// durable (a checkpoint note and an inclusion proof of at most 64 hashes fit in it).
+/// durable (a checkpoint note, two hex hashes and an inclusion proof of at most 64 hashes
+/// fit in it).
 pub const RECEIPT_RESERVE: usize = 4096;
 
 /// A node's signed commitment to one audit entry, as it travels (the plain form of
@@ -161,8 +162,13 @@ pub struct AuditReceipt {
     pub checkpoint: String,
     /// The entry's leaf index (its sequence number minus one).
     pub index: u64,
-    /// The entry's content hash (hex).
+    /// The entry's hash (hex): its leaf in the log's tree.
     pub entry_hash: String,
+    /// The hash of the entry's fields other than the answer (hex): with the SHA-256 of
+    /// the sealed answer it came with, the requester recomputes `entry_hash`
+    /// (`fedq_audit::checkpoint::answer_bound_hash`), so a receipt checks only with the
+    /// answer its entry was written for. `None` for an entry bound to no answer.
+    pub content_hash: Option<String>,
     /// The inclusion proof, base64 hashes, nearest the leaf first.
     pub proof: Vec<String>,
 }
