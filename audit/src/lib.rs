@@ -112,7 +112,7 @@ impl Pseudonymizer {
                 // trying IDs: refuse it, as ssh refuses a readable key.
                 fedq_certs::fsutil::check_private_key(path).map_err(|why| AuditError::Key {
                     path: path.display().to_string(),
-                    reason: why,
+                    reason: why.to_string(),
                 })?;
                 Zeroizing::new(bytes)
             }
@@ -907,7 +907,9 @@ impl AuditLog {
                 "the last commit to the audit log failed ({why}): answers are withheld until one succeeds; check the disk"
             ));
         }
-        self.file.still_at(&self.path, "the audit log")?;
+        self.file
+            .still_at(&self.path, "the audit log")
+            .map_err(|e| e.to_string())?;
         Ok(format!(
             "audit log `{path}` open; its writer runs and its last commit did not fail"
         ))

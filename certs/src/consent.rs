@@ -474,26 +474,28 @@ impl FederationTrust {
     }
 }
 
+/// A validity that [`parse_duration`] does not accept; its text says what is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a validity is a number and a unit: `90s`, `30m`, `1h` or `7d` (at most {} days)",
+    MAX_VALIDITY_SECS / 86400
+)]
+pub struct InvalidDuration;
+
 /// Parses `1h`, `30m`, `7d` or `90s` into seconds; the error says what is accepted.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
+pub fn parse_duration(s: &str) -> Result<i64, InvalidDuration> {
     let s = s.trim();
-    let bad = || {
-        format!(
-            "a validity is a number and a unit: `90s`, `30m`, `1h` or `7d` (at most {} days)",
-            MAX_VALIDITY_SECS / 86400
-        )
-    };
     let (number, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = number.parse().map_err(|_| bad())?;
+    let n: i64 = number.parse().map_err(|_| InvalidDuration)?;
     let secs = match unit {
         "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(bad)?,
-        "h" => n.checked_mul(3600).ok_or_else(bad)?,
-        "d" => n.checked_mul(86400).ok_or_else(bad)?,
-        _ => return Err(bad()),
+        "m" => n.checked_mul(60).ok_or(InvalidDuration)?,
+        "h" => n.checked_mul(3600).ok_or(InvalidDuration)?,
+        "d" => n.checked_mul(86400).ok_or(InvalidDuration)?,
+        _ => return Err(InvalidDuration),
     };
     if secs <= 0 || secs > MAX_VALIDITY_SECS {
-        return Err(bad());
+        return Err(InvalidDuration);
     }
     Ok(secs)
 }

@@ -79,20 +79,47 @@ pub fn prepare_private_database(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Why [`check_private_key`] refused a private key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Its metadata could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Unreadable {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Group or others may read or write it.
+    #[error(
+        "private key `{}` is accessible by others (mode {mode:04o}); a key must be owner-only: run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
+}
+
 /// Refuses a private key file that group or others may read or write, as ssh does: the
 /// one-line reason names the file, its mode and the fix.
-pub fn check_private_key(path: &Path) -> Result<(), String> {
+pub fn check_private_key(path: &Path) -> Result<(), KeyFileError> {
     let mode = fs::metadata(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+        .map_err(|source| KeyFileError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "private key `{}` is accessible by others (mode {:04o}); a key must be owner-only: run `chmod 600 {}`",
-            path.display(),
-            mode & 0o7777,
-            path.display()
-        ));
+        return Err(KeyFileError::Exposed {
+            path: path.to_path_buf(),
+            mode: mode & 0o7777,
+        });
     }
     Ok(())
 }
@@ -201,20 +228,57 @@ impl FileIdentity {
 
     /// Whether `path` still names this file; the error says what became of it, for an
     /// operator (`what` names the file's role, e.g. "the audit log").
-    pub fn still_at(&self, path: &Path, what: &str) -> Result<(), String> {
+    pub fn still_at(&self, path: &Path, what: &str) -> Result<(), FileMoved> {
+        let at = || (what.to_owned(), path.to_path_buf());
         match Self::of(path) {
             Ok(now) if now == *self => Ok(()),
-            Ok(_) => Err(format!(
-                "{what} `{}` was replaced since this process opened it; put the original back or restart the process",
-                path.display()
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
-                "{what} `{}` was removed or renamed since this process opened it; put it back, or restore it from backup and restart the process",
-                path.display()
-            )),
-            Err(e) => Err(format!("{what} `{}` cannot be checked: {e}", path.display())),
+            Ok(_) => {
+                let (what, path) = at();
+                Err(FileMoved::Replaced { what, path })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let (what, path) = at();
+                Err(FileMoved::Removed { what, path })
+            }
+            Err(source) => {
+                let (what, path) = at();
+                Err(FileMoved::Unchecked { what, path, source })
+            }
         }
     }
+}
+
+/// What became of a file a process opened, from [`FileIdentity::still_at`]; the text
+/// tells an operator what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FileMoved {
+    /// Another file now has the path.
+    #[error("{what} `{}` was replaced since this process opened it; put the original back or restart the process", path.display())]
+    Replaced {
+        /// The file's role ("the audit log").
+        what: String,
+        /// The path.
+        path: PathBuf,
+    },
+    /// No file has the path.
+    #[error("{what} `{}` was removed or renamed since this process opened it; put it back, or restore it from backup and restart the process", path.display())]
+    Removed {
+        /// The file's role.
+        what: String,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path could not be looked at.
+    #[error("{what} `{}` cannot be checked: {source}", path.display())]
+    Unchecked {
+        /// The file's role.
+        what: String,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
 }
 
 #[cfg(test)]
@@ -227,20 +291,22 @@ mod tests {
         let path = dir.path().join("log.db");
         fs::write(&path, b"a").unwrap();
         let id = FileIdentity::of(&path).unwrap();
-        assert_eq!(id.still_at(&path, "the log"), Ok(()));
+        assert!(id.still_at(&path, "the log").is_ok());
         let aside = dir.path().join("aside.db");
         fs::rename(&path, &aside).unwrap();
         assert!(id
             .still_at(&path, "the log")
             .unwrap_err()
+            .to_string()
             .contains("was removed or renamed"));
         fs::write(&path, b"b").unwrap();
         assert!(id
             .still_at(&path, "the log")
             .unwrap_err()
+            .to_string()
             .contains("was replaced"));
         fs::rename(&aside, &path).unwrap();
-        assert_eq!(id.still_at(&path, "the log"), Ok(()));
+        assert!(id.still_at(&path, "the log").is_ok());
     }
 
     #[test]
@@ -298,7 +364,7 @@ mod tests {
         write_atomic(&key, b"k", KEY_MODE).unwrap();
         check_private_key(&key).unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        let why = check_private_key(&key).unwrap_err();
+        let why = check_private_key(&key).unwrap_err().to_string();
         assert!(
             why.contains("n.key") && why.contains("mode 0644") && why.contains("chmod 600"),
             "{why}"

@@ -17,7 +17,7 @@ pub fn officer_fingerprint(dir: &Path, name: &str) -> Result<String, PkiError> {
     };
     let pem = std::fs::read(&path).map_err(|e| damaged(e.to_string()))?;
     let der = crate::tls::read_certificates(&pem)
-        .map_err(damaged)?
+        .map_err(|e| damaged(e.to_string()))?
         .into_iter()
         .next()
         .ok_or_else(|| damaged("no PEM certificate in file".into()))?;

@@ -105,8 +105,8 @@ pub enum PkiError {
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
     /// The CA key is readable by others (the message names the file and the fix).
-    #[error("{0}")]
-    KeyExposed(String),
+    #[error(transparent)]
+    KeyExposed(#[from] crate::fsutil::KeyFileError),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PkiError + 'a {
@@ -367,7 +367,7 @@ impl CertificateAuthority {
             return Err(PkiError::NoCa(dir.display().to_string()));
         }
         let cert_pem = fs::read_to_string(&cert_path).map_err(io_err("read", &cert_path))?;
-        crate::fsutil::check_private_key(&key_path).map_err(PkiError::KeyExposed)?;
+        crate::fsutil::check_private_key(&key_path)?;
         let key_pem =
             Zeroizing::new(fs::read_to_string(&key_path).map_err(io_err("read", &key_path))?);
         let key = Zeroizing::new(KeyPair::from_pem(&key_pem).map_err(|e| damaged(&key_path, e))?);

@@ -87,8 +87,8 @@ pub enum TlsError {
     #[error("certificate verifier: {0}")]
     Verifier(#[source] rustls::server::VerifierBuilderError),
     /// A private key file that others may read (the message names it and the fix).
-    #[error("{0}")]
-    KeyExposed(String),
+    #[error(transparent)]
+    KeyExposed(#[from] crate::fsutil::KeyFileError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -106,10 +106,10 @@ fn invalid(path: &Path, why: impl ToString) -> TlsError {
 }
 
 /// Parses every certificate in a PEM buffer.
-pub fn read_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+pub fn read_certificates(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    CertificateDer::pem_slice_iter(pem).collect()
 }
 
 /// When a certificate is valid: `notBefore` and `notAfter`, seconds since the Unix epoch.
@@ -121,9 +121,52 @@ pub struct Validity {
     pub not_after: i64,
 }
 
+/// A DER certificate x509-parser could not read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCertificate(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>);
+
+/// Why [`certificate_file_validity`] could not read a certificate file's validity.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidityError {
+    /// The file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not PEM.
+    #[error("`{}`: {source}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The file holds no certificate.
+    #[error("`{}`: no PEM certificate in file", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Its first certificate cannot be read.
+    #[error("`{}`: {source}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: BadCertificate,
+    },
+}
+
 /// The validity of a DER certificate.
-pub fn certificate_validity(der: &[u8]) -> Result<Validity, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+pub fn certificate_validity(der: &[u8]) -> Result<Validity, BadCertificate> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(BadCertificate)?;
     let validity = cert.validity();
     Ok(Validity {
         not_before: validity.not_before.timestamp(),
@@ -132,13 +175,23 @@ pub fn certificate_validity(der: &[u8]) -> Result<Validity, String> {
 }
 
 /// The validity of the first certificate of a PEM file (a holder's `NAME.crt`).
-pub fn certificate_file_validity(path: &Path) -> Result<Validity, String> {
-    let pem = fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let chain = read_certificates(&pem).map_err(|e| format!("`{}`: {e}", path.display()))?;
+pub fn certificate_file_validity(path: &Path) -> Result<Validity, ValidityError> {
+    let path_buf = || path.to_path_buf();
+    let pem = fs::read(path).map_err(|source| ValidityError::Read {
+        path: path_buf(),
+        source,
+    })?;
+    let chain = read_certificates(&pem).map_err(|source| ValidityError::Pem {
+        path: path_buf(),
+        source,
+    })?;
     let leaf = chain
         .first()
-        .ok_or_else(|| format!("`{}`: no PEM certificate in file", path.display()))?;
-    certificate_validity(leaf).map_err(|e| format!("`{}`: {e}", path.display()))
+        .ok_or_else(|| ValidityError::Empty { path: path_buf() })?;
+    certificate_validity(leaf).map_err(|source| ValidityError::Certificate {
+        path: path_buf(),
+        source,
+    })
 }
 
 /// The ring crypto provider, the only one fedq uses.
@@ -178,7 +231,7 @@ impl Credentials {
         let serial = serial_hex(leaf).map_err(|e| invalid(cert_path, e))?;
         // As ssh does: a key others can read is not used, so the mistake is fixed rather
         // than lived with.
-        crate::fsutil::check_private_key(key_path).map_err(TlsError::KeyExposed)?;
+        crate::fsutil::check_private_key(key_path)?;
         let key_pem = Zeroizing::new(read(key_path)?);
         let key = Zeroizing::new(
             PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| invalid(key_path, e))?,

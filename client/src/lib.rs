@@ -133,7 +133,9 @@ impl Client {
         let ca_pem = std::fs::read(ca)
             .map_err(|e| Error::Usage(format!("cannot read --ca `{}`: {e}", ca.display())))?;
         let mut roots = rustls::RootCertStore::empty();
-        for cert in fedq_certs::tls::read_certificates(&ca_pem).map_err(Error::Usage)? {
+        for cert in
+            fedq_certs::tls::read_certificates(&ca_pem).map_err(|e| Error::Usage(e.to_string()))?
+        {
             roots
                 .add(cert)
                 .map_err(|e| Error::Usage(format!("--ca: {e}")))?;

@@ -706,9 +706,10 @@ fn tls_acceptor(config: &GatewayConfig) -> Result<tokio_rustls::TlsAcceptor, Gat
     let read = |p: &Path| {
         std::fs::read(p).map_err(|e| GatewayError::Tls(format!("cannot read {}: {e}", p.display())))
     };
-    let chain =
-        fedq_certs::tls::read_certificates(&read(&config.tls_cert)?).map_err(GatewayError::Tls)?;
-    fedq_certs::fsutil::check_private_key(&config.tls_key).map_err(GatewayError::Tls)?;
+    let chain = fedq_certs::tls::read_certificates(&read(&config.tls_cert)?)
+        .map_err(|e| GatewayError::Tls(e.to_string()))?;
+    fedq_certs::fsutil::check_private_key(&config.tls_key)
+        .map_err(|e| GatewayError::Tls(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_slice(&read(&config.tls_key)?)
         .map_err(|e| GatewayError::Tls(format!("{}: {e}", config.tls_key.display())))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(fedq_certs::tls::provider())

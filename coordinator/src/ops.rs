@@ -201,7 +201,8 @@ impl fedq_ops::Probe for CoordinatorProbe {
             system_today,
             today: c.date(),
             pinned: c.config().today.is_some(),
-            certificate: fedq_certs::tls::certificate_file_validity(&c.config().tls.cert),
+            certificate: fedq_certs::tls::certificate_file_validity(&c.config().tls.cert)
+                .map_err(|e| e.to_string()),
             refused_peer_date: None,
             max_skew_days: fedq_wire::message::MAX_DATE_SKEW_DAYS,
         });
@@ -247,7 +248,8 @@ impl fedq_ops::Probe for GatewayProbe {
             system_today: today,
             today,
             pinned: false,
-            certificate: fedq_certs::tls::certificate_file_validity(&self.cert),
+            certificate: fedq_certs::tls::certificate_file_validity(&self.cert)
+                .map_err(|e| e.to_string()),
             refused_peer_date: None,
             max_skew_days: fedq_wire::message::MAX_DATE_SKEW_DAYS,
         });

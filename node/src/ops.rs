@@ -105,7 +105,7 @@ impl NodeProbe {
             .trust
             .signer()
             .ok_or_else(|| "the node's certificate is unavailable".to_owned())?;
-        fedq_certs::tls::certificate_validity(signer.certificate())
+        fedq_certs::tls::certificate_validity(signer.certificate()).map_err(|e| e.to_string())
     }
 
     async fn store_check(&self) -> Check {

@@ -154,7 +154,9 @@ impl SqliteStore {
         )
         .map_err(|e| format!("the store `{shown}` cannot be read: {e}"))?;
         drop(conn);
-        self.file.still_at(&self.path, "the store")?;
+        self.file
+            .still_at(&self.path, "the store")
+            .map_err(|e| e.to_string())?;
         Ok(format!("SQLite store `{shown}` answers a read"))
     }
 
