@@ -485,6 +485,13 @@ pub fn log_name(federation: &str, role: &str, name: &str) -> String {
     format!("fedq/{federation}/{role}/{name}")
 }
 
+/// The key name a federation process cosigns other logs' checkpoints under as a witness:
+/// `fedq/<federation>/witness/<name>`, from its certificate's identity (the same key as
+/// its own log's, another name, so a cosignature line never reads as a log's signature).
+pub fn witness_name(federation: &str, name: &str) -> String {
+    format!("fedq/{federation}/witness/{name}")
+}
+
 /// Encodes a proof's hashes for a [`Receipt`].
 pub fn encode_proof(proof: &[Hash]) -> Vec<String> {
     proof.iter().map(|h| B64.encode(h)).collect()

@@ -1185,6 +1185,19 @@ pub fn checkpoints(path: &Path) -> Result<Vec<(u64, String)>, AuditError> {
     rows.collect::<Result<_, _>>().map_err(store_err(path))
 }
 
+/// The newest checkpoint a signing log kept, with its size (`None` before its first):
+/// what it offers its witnesses.
+pub fn latest_checkpoint(path: &Path) -> Result<Option<(u64, String)>, AuditError> {
+    let conn = open_existing(path)?;
+    conn.query_row(
+        "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+        [],
+        |row| Ok((row.get::<_, i64>(0)?.unsigned_abs(), row.get(1)?)),
+    )
+    .optional()
+    .map_err(store_err(path))
+}
+
 /// The consistency proof between the log's trees of `first` and `second` entries, from
 /// its stored tree (what a witness asks for before it cosigns the larger checkpoint).
 pub fn consistency_proof(

@@ -206,22 +206,41 @@ impl Witness {
     /// Handles one `add-checkpoint`: returns the cosignature line(s) once the new
     /// checkpoint is durably this witness's latest for its origin.
     pub fn add_checkpoint(&self, request: &AddCheckpoint) -> Result<Vec<NoteSignature>, Refusal> {
-        let note = Note::parse(&request.checkpoint)
-            .map_err(|_| Refusal::BadRequest("the checkpoint is not a signed note"))?;
-        let checkpoint = Checkpoint::parse_body(&note.text)
-            .map_err(|_| Refusal::BadRequest("the note is not a checkpoint"))?;
-        let origin = checkpoint.origin.clone();
+        let (note, checkpoint) = read_checkpoint(request)?;
         let log = self
             .logs
-            .get(&origin)
-            .ok_or_else(|| Refusal::UnknownLog(origin.clone()))?;
+            .get(&checkpoint.origin)
+            .ok_or_else(|| Refusal::UnknownLog(checkpoint.origin.clone()))?;
+        self.cosign(request, log, note, checkpoint)
+    }
+
+    /// Handles one `add-checkpoint` for the log whose key is `log` — a key the caller
+    /// took from the log's certificate, checked against the federation's CA, so this
+    /// witness needs no list of the logs it witnesses. A checkpoint whose origin is not
+    /// `log`'s name is refused 403 (a log signs only its own checkpoints), as is one not
+    /// signed by `log`.
+    pub fn add_checkpoint_for(
+        &self,
+        request: &AddCheckpoint,
+        log: &NoteVerifier,
+    ) -> Result<Vec<NoteSignature>, Refusal> {
+        let (note, checkpoint) = read_checkpoint(request)?;
+        if checkpoint.origin != log.name() {
+            return Err(Refusal::Forbidden(checkpoint.origin));
+        }
+        self.cosign(request, log, note, checkpoint)
+    }
+
+    fn cosign(
+        &self,
+        request: &AddCheckpoint,
+        log: &NoteVerifier,
+        note: Note,
+        checkpoint: Checkpoint,
+    ) -> Result<Vec<NoteSignature>, Refusal> {
+        let origin = checkpoint.origin.clone();
         log.verify(&note)
             .map_err(|_| Refusal::Forbidden(origin.clone()))?;
-        if request.old > checkpoint.size {
-            return Err(Refusal::BadRequest(
-                "the old size is above the checkpoint's size",
-            ));
-        }
         let mut db = self
             .db
             .lock()
@@ -259,6 +278,16 @@ impl Witness {
             latest: latest_size,
             size: checkpoint.size,
         };
+        if request.old > checkpoint.size {
+            // The sender agrees on what this witness holds, and offers a smaller tree:
+            // the log was cut below a size this witness cosigned.
+            if latest_root.is_some() {
+                return Err(inconsistent());
+            }
+            return Err(Refusal::BadRequest(
+                "the old size is above the checkpoint's size",
+            ));
+        }
         match latest_root {
             Some(root) if latest_size == checkpoint.size => {
                 if root != checkpoint.root {
@@ -330,6 +359,15 @@ impl Witness {
         })
         .transpose()
     }
+}
+
+/// Reads the checkpoint of an `add-checkpoint` request (400 if it is not one).
+fn read_checkpoint(request: &AddCheckpoint) -> Result<(Note, Checkpoint), Refusal> {
+    let note = Note::parse(&request.checkpoint)
+        .map_err(|_| Refusal::BadRequest("the checkpoint is not a signed note"))?;
+    let checkpoint = Checkpoint::parse_body(&note.text)
+        .map_err(|_| Refusal::BadRequest("the note is not a checkpoint"))?;
+    Ok((note, checkpoint))
 }
 
 /// The checkpoints of `log` cosigned in the witness state file at `path`, oldest first,

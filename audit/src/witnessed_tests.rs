@@ -678,3 +678,51 @@ async fn a_log_from_before_answer_binding_opens_and_still_verifies() {
     let v = verify(&path).unwrap();
     assert_eq!((v.entries, v.first_break), (2, None));
 }
+
+#[tokio::test]
+async fn a_witness_given_the_log_s_key_per_request_refuses_another_origin_and_a_cut_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (court_key, tax_key) = (pkcs8(), pkcs8());
+    let path = dir.path().join("court-audit.db");
+    log_of(&path, &court_key, (0..15).map(|i| fixed(i, "a"))).await;
+    let court = signer(COURT, &court_key).verifier();
+    // No list of logs: the key comes with each request (from the log's certificate).
+    let tax = witness::Witness::open(
+        &dir.path().join("tax-witness.db"),
+        signer("fedq/changsha/witness/tax", &tax_key),
+        [],
+    )
+    .unwrap();
+    tax.add_checkpoint_for(&add(&path, 0, 10), &court).unwrap();
+    // A checkpoint whose origin is not the certificate's log, signed by that log's key
+    // under the other name: 403, whoever signed it.
+    let elsewhere = signer("fedq/changsha/node/hrss", &court_key)
+        .sign_checkpoint(&checkpoint::Checkpoint {
+            origin: "fedq/changsha/node/hrss".into(),
+            size: 1,
+            root: merkle::empty_root(),
+        })
+        .unwrap()
+        .to_text();
+    let other = witness::AddCheckpoint {
+        old: 0,
+        proof: vec![],
+        checkpoint: elsewhere,
+    };
+    assert_eq!(
+        tax.add_checkpoint_for(&other, &court).unwrap_err().status(),
+        403
+    );
+    // The log offers a smaller tree than the one cosigned (its newest entries cut): 422,
+    // not a malformed request.
+    let cut = witness::AddCheckpoint {
+        old: 10,
+        proof: vec![],
+        checkpoint: kept(&path, 5),
+    };
+    let refused = tax.add_checkpoint_for(&cut, &court).unwrap_err();
+    assert_eq!(refused.status(), 422, "{refused}");
+    assert_eq!(tax.latest(COURT).unwrap().unwrap().0.size, 10);
+    // The newest checkpoint a log offers its witnesses.
+    assert_eq!(latest_checkpoint(&path).unwrap().unwrap().0, 15);
+}

@@ -117,6 +117,37 @@ impl FederationTrust {
         Ok(officer)
     }
 
+    /// Checks that `cert` (DER) is a node's or the coordinator's certificate of this
+    /// federation — chained to its CA, with the server-auth usage both carry, valid at
+    /// `at` and, when `revocation` is set, not revoked by a fresh CRL — and returns its
+    /// identity and public key (the uncompressed P-256 point). That key signs the
+    /// process's audit checkpoints and its witness cosignatures (issue 18), so whoever
+    /// checks either derives the key and the name from a certificate checked here, never
+    /// from what a relay says.
+    pub fn verify_process_certificate(
+        &self,
+        cert: &[u8],
+        at: UnixTime,
+        revocation: bool,
+    ) -> Result<(Identity, Vec<u8>), OfficerError> {
+        let der = CertificateDer::from(cert);
+        let claimed = Identity::from_certificate_der(&der)
+            .map_err(|e| OfficerError::Malformed(e.to_string()))?;
+        let role = match claimed.role {
+            Role::Node | Role::Coordinator => claimed.role,
+            found => {
+                return Err(OfficerError::WrongRole {
+                    found,
+                    expected: Role::Node,
+                })
+            }
+        };
+        let (_, checked) = self.check_signer(&der, role, SERVER_AUTH, at, revocation)?;
+        let key = crate::jws::certificate_public_key(cert)
+            .ok_or_else(|| OfficerError::Malformed("the certificate has no public key".into()))?;
+        Ok((checked.identity, key))
+    }
+
     /// Checks that `cert` is a `role` certificate of this federation with the extended key
     /// usage `eku` (DER value bytes), valid at `at`, and — when `revocation` is set — not
     /// revoked by a fresh CRL. Returns the parsed certificate, to verify a signature with.

@@ -12,6 +12,10 @@
 //!                                           # newest CRL accepted (default: beside the audit log)
 //! audit = "data/coordinator-audit.db"
 //! pseudonym_key = "data/coordinator-pseudonym.key"
+//! audit_checkpoint_entries = 1000      # keep a signed checkpoint for the witnesses after this
+//! audit_checkpoint_secs = 60           #   many entries or seconds, whichever comes first
+//! witness_interval_ms = 60000          # how often every log's newest checkpoint is relayed to
+//!                                      # its witnesses (each node witnesses the others' logs)
 //! deadline_ms = 2000                   # one overall deadline per query
 //! max_in_flight = 1000                 # queries beyond this get 503, not a queue
 //! node_down_after_failures = 2         # a node this many lookups or heartbeats in a row
@@ -64,7 +68,10 @@ struct RawConfig {
     policy_state: Option<PathBuf>,
     policy_officers: Option<Vec<String>>,
     audit: PathBuf,
+    audit_checkpoint_entries: Option<u64>,
+    audit_checkpoint_secs: Option<u64>,
     pseudonym_key: PathBuf,
+    witness_interval_ms: Option<u64>,
     deadline_ms: Option<u64>,
     max_in_flight: Option<usize>,
     node_down_after_failures: Option<u32>,
@@ -199,6 +206,9 @@ pub struct CoordinatorConfig {
     pub process: ProcessConfig,
     /// Overall deadline per query.
     pub deadline: Duration,
+    /// How often the coordinator relays every log's newest checkpoint to its witnesses
+    /// (`witness_interval_ms`, default 60 s): the witness round.
+    pub witness_interval: Duration,
     /// Most queries in flight.
     pub max_in_flight: usize,
     /// When a node counts as down, and how it is probed while it is.
@@ -283,6 +293,12 @@ impl CoordinatorConfig {
             probe_interval: Duration::from_millis(probe_interval_ms),
             probe_timeout: Duration::from_millis(probe_timeout_ms),
         };
+        let witness_interval_ms = raw.witness_interval_ms.unwrap_or(60_000);
+        if !(100..=3_600_000).contains(&witness_interval_ms) {
+            return Err(invalid(format!(
+                "`witness_interval_ms = {witness_interval_ms}` is out of range; use 100..=3600000"
+            )));
+        }
         let mut seen = BTreeSet::new();
         let mut nodes = Vec::new();
         for n in raw.node {
@@ -307,6 +323,8 @@ impl CoordinatorConfig {
                 policy_officers: raw.policy_officers,
                 audit: raw.audit,
                 pseudonym_key: raw.pseudonym_key,
+                audit_checkpoint_entries: raw.audit_checkpoint_entries,
+                audit_checkpoint_secs: raw.audit_checkpoint_secs,
             },
             today,
         )?;
@@ -316,6 +334,7 @@ impl CoordinatorConfig {
         Ok(Self {
             process,
             deadline: Duration::from_millis(deadline_ms),
+            witness_interval: Duration::from_millis(witness_interval_ms),
             max_in_flight,
             health,
             tls,

@@ -683,7 +683,10 @@ pub fn relay_node(
             NodeResponse::Pong { .. }
             | NodeResponse::PolicyInstalled { .. }
             | NodeResponse::PolicyStatus(_)
-            | NodeResponse::SessionOpened(_),
+            | NodeResponse::SessionOpened(_)
+            | NodeResponse::AuditCheckpoint(_)
+            | NodeResponse::Cosigned { .. }
+            | NodeResponse::WitnessRefused { .. },
         ) => report(
             NodeStatus::Unavailable,
             Some("node answered a lookup with something else".to_owned()),

@@ -14,6 +14,10 @@
 //! store = "data/court.db"             # SQLite file
 //! audit = "data/court-audit.db"       # this node's audit log
 //! pseudonym_key = "data/court-pseudonym.key"  # created 0600 on first start
+//! audit_checkpoint_entries = 1000     # optional: keep a signed checkpoint for the witnesses
+//! audit_checkpoint_secs = 60          #   after this many entries or seconds, whichever first
+//! witness_state = "data/court-witness.db"  # optional (this default): what this node cosigned
+//!                                     # of the other logs; owner-only, never delete it
 //!
 //! [tls]
 //! ca = "pki/ca.crt"
@@ -53,6 +57,9 @@ struct RawConfig {
     policy_officers: Option<Vec<String>>,
     store: String,
     audit: PathBuf,
+    audit_checkpoint_entries: Option<u64>,
+    audit_checkpoint_secs: Option<u64>,
+    witness_state: Option<PathBuf>,
     pseudonym_key: PathBuf,
     tls: fedq_wire::transport::TlsPaths,
     today: Option<String>,
@@ -133,6 +140,20 @@ pub struct NodeConfig {
     pub tls: fedq_wire::transport::TlsFiles,
     /// Datasets read from the department's own PostgreSQL tables (`[[attach]]`).
     pub attach: Vec<AttachSpec>,
+    /// Where this node keeps, as a witness of the other logs, the latest checkpoint it
+    /// cosigned of each and every one it cosigned (`witness_state`; default
+    /// `NAME-witness.db` beside the audit log). Owner-only; never delete it: it is what
+    /// catches a rewritten log.
+    pub witness_state: PathBuf,
+}
+
+/// The witness state file a node keeps unless its config names one: `NAME-witness.db`
+/// in its audit log's directory (what `fedq audit verify --witness` reads as well).
+pub fn default_witness_state(audit: &Path, name: &str) -> PathBuf {
+    audit
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("{name}-witness.db"))
 }
 
 impl std::ops::Deref for NodeConfig {
@@ -228,13 +249,20 @@ impl NodeConfig {
                 policy_officers: raw.policy_officers,
                 audit: raw.audit,
                 pseudonym_key: raw.pseudonym_key,
+                audit_checkpoint_entries: raw.audit_checkpoint_entries,
+                audit_checkpoint_secs: raw.audit_checkpoint_secs,
             },
             today,
         )?;
         raw.tls.crl_grace().map_err(|e| invalid(e.to_string()))?;
         let mut tls = raw.tls.resolve(file.dir());
         tls.trust.crl_state = Some(process.crl_state());
+        let witness_state = match raw.witness_state {
+            Some(path) => rel(&path),
+            None => default_witness_state(&process.audit, &process.name),
+        };
         Ok(Self {
+            witness_state,
             process,
             catalogue: rel(&raw.catalogue),
             store,
@@ -324,6 +352,35 @@ key = "pki/court.key"
             err.contains("`policy_threshold = 0` is not allowed"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn checkpoint_cadence_and_witness_state_default_and_their_mistakes_are_named() {
+        let path = Path::new("/srv/fedq/node.toml");
+        let c = NodeConfig::parse(GOOD, path).unwrap();
+        assert_eq!(c.checkpoint_entries, 1000);
+        assert_eq!(c.checkpoint_interval, std::time::Duration::from_secs(60));
+        assert_eq!(
+            c.witness_state,
+            Path::new("/srv/fedq/data/court-witness.db")
+        );
+        let set = GOOD.replace(
+            "[tls]",
+            "audit_checkpoint_entries = 1\naudit_checkpoint_secs = 5\nwitness_state = \"w/tax.db\"\n[tls]",
+        );
+        let c = NodeConfig::parse(&set, path).unwrap();
+        assert_eq!(c.checkpoint_entries, 1);
+        assert_eq!(c.checkpoint_interval, std::time::Duration::from_secs(5));
+        assert_eq!(c.witness_state, Path::new("/srv/fedq/w/tax.db"));
+        for (line, why) in [
+            ("audit_checkpoint_entries = 0", "at least 1 entry"),
+            ("audit_checkpoint_secs = 0", "out of range"),
+        ] {
+            let err = NodeConfig::parse(&GOOD.replace("[tls]", &format!("{line}\n[tls]")), path)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{line}: {err}");
+        }
     }
 
     #[test]

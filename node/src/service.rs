@@ -259,6 +259,17 @@ impl Node {
                     NodeRequest::OpenSession(grant) => {
                         ctx.open_session(&peer.identity.name, &grant).await
                     }
+                    // Witnessing (issue 18 §3): the messages are defined; this node does
+                    // not serve them yet, and says so rather than guessing.
+                    NodeRequest::AuditCheckpoint { .. } | NodeRequest::Witness(_) => {
+                        NodeResponse::Failed {
+                            code: FailureCode::Unsupported,
+                            message: format!(
+                                "node `{}` does not serve audit witnessing yet",
+                                ctx.node
+                            ),
+                        }
+                    }
                 }
             })
         });
@@ -593,7 +604,10 @@ fn audit_signing(config: &NodeConfig) -> Result<fedq_audit::Signing, ServeError>
         })?;
     Ok(fedq_audit::Signing {
         signer,
-        cadence: fedq_audit::Cadence::default(),
+        cadence: fedq_audit::Cadence {
+            entries: config.checkpoint_entries,
+            interval: config.checkpoint_interval,
+        },
     })
 }
 

@@ -176,7 +176,20 @@ pub struct RawFiles {
     pub audit: PathBuf,
     /// `pseudonym_key`.
     pub pseudonym_key: PathBuf,
+    /// `audit_checkpoint_entries`.
+    pub audit_checkpoint_entries: Option<u64>,
+    /// `audit_checkpoint_secs`.
+    pub audit_checkpoint_secs: Option<u64>,
 }
+
+/// Entries between the audit checkpoints a process keeps for its witnesses, unless its
+/// config says `audit_checkpoint_entries`.
+pub const DEFAULT_CHECKPOINT_ENTRIES: u64 = 1000;
+/// Seconds between them, unless its config says `audit_checkpoint_secs`.
+pub const DEFAULT_CHECKPOINT_SECS: u64 = 60;
+/// The most seconds `audit_checkpoint_secs` may say (a day): a log whose witnesses hear
+/// from it less often leaves too much of its history unwitnessed.
+pub const MAX_CHECKPOINT_SECS: u64 = 86_400;
 
 /// What a node's and a coordinator's configuration share, checked and resolved: its
 /// name and addresses, the policy it starts under and where it keeps what it accepts,
@@ -204,6 +217,12 @@ pub struct ProcessConfig {
     pub audit: PathBuf,
     /// The pseudonym key file.
     pub pseudonym_key: PathBuf,
+    /// After how many entries the audit log keeps a signed checkpoint for its witnesses
+    /// (`audit_checkpoint_entries`, default 1000) …
+    pub checkpoint_entries: u64,
+    /// … or after how long since the last one (`audit_checkpoint_secs`, default 60 s),
+    /// whichever comes first.
+    pub checkpoint_interval: std::time::Duration,
     /// A pinned "today" (tests and demos); `None` uses the clock.
     pub today: Option<time::Date>,
 }
@@ -230,6 +249,22 @@ impl ProcessConfig {
             &prologue.name,
         )
         .map_err(|e| file.invalid(e))?;
+        let checkpoint_entries = files
+            .audit_checkpoint_entries
+            .unwrap_or(DEFAULT_CHECKPOINT_ENTRIES);
+        if checkpoint_entries == 0 {
+            return Err(file.invalid(
+                "`audit_checkpoint_entries = 0`: a checkpoint is kept after at least 1 entry; the default is 1000",
+            ));
+        }
+        let checkpoint_secs = files
+            .audit_checkpoint_secs
+            .unwrap_or(DEFAULT_CHECKPOINT_SECS);
+        if !(1..=MAX_CHECKPOINT_SECS).contains(&checkpoint_secs) {
+            return Err(file.invalid(format!(
+                "`audit_checkpoint_secs = {checkpoint_secs}` is out of range; use 1..={MAX_CHECKPOINT_SECS} (default {DEFAULT_CHECKPOINT_SECS})"
+            )));
+        }
         Ok(Self {
             name: prologue.name,
             listen: prologue.listen,
@@ -240,6 +275,8 @@ impl ProcessConfig {
             policy_officers,
             audit: file.rel(&files.audit),
             pseudonym_key: file.rel(&files.pseudonym_key),
+            checkpoint_entries,
+            checkpoint_interval: std::time::Duration::from_secs(checkpoint_secs),
             today,
         })
     }

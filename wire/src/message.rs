@@ -28,6 +28,52 @@ pub enum NodeRequest {
     /// forwarded as it came. The node verifies it itself and answers
     /// [`NodeResponse::SessionOpened`], or [`NodeResponse::Refused`] with one line.
     OpenSession(String),
+    /// The node's newest kept audit checkpoint and the consistency proof to it from the
+    /// tree of `from` entries (issue 18 §3), with the node's certificate chain: what the
+    /// coordinator relays to a witness. Answered with [`NodeResponse::AuditCheckpoint`].
+    AuditCheckpoint {
+        /// The size the witness last cosigned (0: none; then no proof is needed).
+        from: u64,
+    },
+    /// Another log's checkpoint for this node to witness, relayed by the coordinator
+    /// (which is not trusted by it: the node derives the log's key and name from the
+    /// certificate here, checked against the federation CA). Answered with
+    /// [`NodeResponse::Cosigned`] or [`NodeResponse::WitnessRefused`].
+    Witness(WitnessRequest),
+}
+
+/// Longest `add-checkpoint` body a witness reads, in bytes: a checkpoint note and 63
+/// proof lines fit in it many times over.
+pub const MAX_ADD_CHECKPOINT_LEN: usize = 32 * 1024;
+
+/// Most certificates in a log's chain, and longest one, in bytes.
+pub const MAX_CHAIN_CERTIFICATES: usize = 4;
+/// Longest certificate in a log's chain, in bytes (DER).
+pub const MAX_CERTIFICATE_LEN: usize = 8 * 1024;
+
+/// A checkpoint to witness: the C2SP `add-checkpoint` body and the log's certificate
+/// chain (DER, the log's own certificate first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessRequest {
+    /// The `add-checkpoint` request body (`old SIZE`, proof lines, a blank line, the
+    /// checkpoint note).
+    pub add_checkpoint: String,
+    /// The log's certificate chain, its own certificate first.
+    pub log_chain: Vec<Vec<u8>>,
+}
+
+/// A node's newest kept checkpoint, as its witnesses are offered it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCheckpoint {
+    /// The checkpoint (a signed note); `None` before the log kept its first.
+    pub checkpoint: Option<String>,
+    /// Its tree size (0 with no checkpoint).
+    pub size: u64,
+    /// The consistency proof from the tree of `from` entries to it, base64 hashes
+    /// (empty when `from` is 0 or not below `size`).
+    pub proof: Vec<String>,
+    /// The node's certificate chain (DER), its own certificate first.
+    pub chain: Vec<Vec<u8>>,
 }
 
 /// Longest text (query id, requester, purpose, legal basis, case reference,
@@ -251,6 +297,28 @@ pub enum NodeResponse {
         /// One line (the code's message); never quotes a value.
         message: String,
     },
+    /// Answer to [`NodeRequest::AuditCheckpoint`].
+    AuditCheckpoint(LogCheckpoint),
+    /// Answer to [`NodeRequest::Witness`]: the witness's cosignature line(s) over the
+    /// checkpoint, made once it was durably the witness's latest for that log.
+    Cosigned {
+        /// The signed-note signature lines, each ending in a newline.
+        signatures: String,
+    },
+    /// Answer to [`NodeRequest::Witness`]: the witness did not cosign, with the C2SP
+    /// tlog-witness protocol's status — 400 malformed, 403 not signed by the log its
+    /// certificate names (or a certificate not of this federation), 404 a log this
+    /// witness does not witness (its own), 409 not the size it last cosigned (`latest`
+    /// says which), 422 the checkpoint does not extend the one it cosigned (the log was
+    /// rewritten, cut or forked: an alarm), 500 its own store failed.
+    WitnessRefused {
+        /// The protocol's HTTP status.
+        status: u16,
+        /// The size this witness last cosigned for that log, with a 409 or 422.
+        latest: Option<u64>,
+        /// One line for the operator (origin and sizes; never an entry).
+        message: String,
+    },
 }
 
 /// The policy a node runs.
@@ -280,4 +348,65 @@ pub enum FailureCode {
     /// The node's date differs from the coordinator's by more than
     /// [`MAX_DATE_SKEW_DAYS`]; one of the clocks (or a pinned `today`) is wrong.
     ClockSkew,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode, encode, HEADER_LEN, MAX_FRAME_LEN};
+
+    #[test]
+    fn witness_messages_round_trip_and_the_old_variants_keep_their_encoding() {
+        let requests = [
+            NodeRequest::AuditCheckpoint { from: 41 },
+            NodeRequest::Witness(WitnessRequest {
+                add_checkpoint: "old 0\n\nfedq/changsha/node/court\n1\nAAAA\n\n— k AAAAAA==\n"
+                    .into(),
+                log_chain: vec![vec![0x30, 0x82, 1, 2], vec![0x30]],
+            }),
+        ];
+        for request in requests {
+            let bytes = encode(&request).unwrap();
+            assert_eq!(
+                decode::<NodeRequest>(&bytes, MAX_FRAME_LEN).unwrap(),
+                request
+            );
+        }
+        let responses = [
+            NodeResponse::AuditCheckpoint(LogCheckpoint {
+                checkpoint: Some("fedq/changsha/node/court\n2\nAAAA\n\n— k AAAAAA==\n".into()),
+                size: 2,
+                proof: vec!["AAAA".into()],
+                chain: vec![vec![1, 2, 3]],
+            }),
+            NodeResponse::AuditCheckpoint(LogCheckpoint {
+                checkpoint: None,
+                size: 0,
+                proof: Vec::new(),
+                chain: Vec::new(),
+            }),
+            NodeResponse::Cosigned {
+                signatures: "— fedq/changsha/witness/tax AAAAAA==\n".into(),
+            },
+            NodeResponse::WitnessRefused {
+                status: 409,
+                latest: Some(40),
+                message: "send a proof from 40".into(),
+            },
+        ];
+        for response in responses {
+            let bytes = encode(&response).unwrap();
+            assert_eq!(
+                decode::<NodeResponse>(&bytes, MAX_FRAME_LEN).unwrap(),
+                response
+            );
+        }
+        // Appended, not inserted: the variants a peer of the previous release sends
+        // decode as they did (a ping is variant 0, a session grant 4, a pong 0).
+        let variant = |r: &NodeRequest| encode(r).unwrap()[HEADER_LEN];
+        assert_eq!(variant(&NodeRequest::Ping), 0);
+        assert_eq!(variant(&NodeRequest::OpenSession(String::new())), 4);
+        assert_eq!(variant(&NodeRequest::AuditCheckpoint { from: 0 }), 5);
+    }
 }
