@@ -23,6 +23,10 @@ use fedq_testkit::federation;
 async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let fed = federation(tmp.path(), 60, 71);
+    // The coordinator's own log keeps a signed checkpoint after every entry.
+    let config = fed.layout.coordinator_config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("audit_checkpoint_entries = 1\n{text}")).unwrap();
     let _running = Running::start(&fed, None).await.unwrap();
     let pki = fed.layout.pki();
     let url = format!("https://{}", fed.coordinator);
@@ -159,4 +163,25 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
             );
         }
     }
+    // The coordinator's log signs its checkpoints with the coordinator's certificate key,
+    // and its newest covers every entry it wrote.
+    let coordinator_log = fed.layout.root.join("audit/coordinator-audit.db");
+    let creds = fedq_certs::tls::Credentials::load(
+        &pki.join("coordinator.crt"),
+        &pki.join("coordinator.key"),
+    )
+    .unwrap();
+    let (chain, _) = creds.chain_and_key();
+    let verifier = fedq_audit::checkpoint::NoteVerifier::new(
+        &fedq_audit::checkpoint::log_name("changsha", "coordinator", &creds.identity().name),
+        &fedq_certs::jws::certificate_public_key(&chain[0]).unwrap(),
+    )
+    .unwrap();
+    let kept = fedq_audit::checkpoints(&coordinator_log).unwrap();
+    let (size, note) = kept
+        .last()
+        .expect("the coordinator's log kept no checkpoint");
+    let (head, _) = fedq_audit::checkpoint::open_checkpoint(note, &verifier).unwrap();
+    assert_eq!(head.size, *size);
+    assert_eq!(*size, fedq_audit::verify(&coordinator_log).unwrap().entries);
 }

@@ -17,7 +17,7 @@
 
 use fedq_coordinator::client::send_to_gateway;
 use fedq_coordinator::query::QueryRequest;
-use fedq_sandbox::{Running, GATEWAY_APP, LICENSING_BASIS, LICENSING_CASE};
+use fedq_sandbox::{Running, GATEWAY_APP, GATEWAY_REQUESTER, LICENSING_BASIS, LICENSING_CASE};
 use fedq_testkit::federation;
 use serde_json::Value;
 
@@ -99,6 +99,11 @@ async fn post_raw(
 async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_logs() {
     let tmp = tempfile::tempdir().unwrap();
     let fed = federation(tmp.path(), 100, 47);
+    // The gateway's log keeps a signed checkpoint after every entry (top-level keys go
+    // before the `[[app]]` tables).
+    let config = fed.layout.gateway_config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("audit_checkpoint_entries = 1\n{text}")).unwrap();
     let running = Running::start(&fed, None).await.unwrap();
     let url = format!("https://localhost:{}", fed.gateway.port());
     let ca = fed.layout.gateway_ca();
@@ -261,6 +266,26 @@ async fn an_agency_s_app_asks_through_its_gateway_which_proves_seals_opens_and_l
         assert!(!text.contains(token.trim()), "the app's token at rest");
     }
     assert_eq!(fedq_audit::verify(&gateway_log).unwrap().first_break, None);
+    // The agency's own log signs its checkpoints with the agency's key, under the name
+    // its certificate gives it, and they cover its entries.
+    let pki = fed.layout.pki();
+    let key = fedq_audit::Signing::from_certificate(
+        &pki.join(format!("{GATEWAY_REQUESTER}.crt")),
+        &pki.join(format!("{GATEWAY_REQUESTER}.key")),
+        fedq_audit::Cadence::default(),
+    )
+    .unwrap()
+    .signer
+    .verifier();
+    assert_eq!(
+        key.name(),
+        format!("fedq/changsha/requester/{GATEWAY_REQUESTER}")
+    );
+    let kept = fedq_audit::checkpoints(&gateway_log).unwrap();
+    let (size, note) = kept.last().expect("the gateway's log kept no checkpoint");
+    let (head, _) = fedq_audit::checkpoint::open_checkpoint(note, &key).unwrap();
+    assert_eq!(head.size, *size);
+    assert_eq!(*size, fedq_audit::verify(&gateway_log).unwrap().entries);
     // The CRL in force is remembered beside its log (an older `crl.pem` put back is refused
     // across its restarts too), owner-only, as the federation's CRL.
     let remembered = fed

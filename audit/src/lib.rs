@@ -729,6 +729,48 @@ pub struct Signing {
     pub cadence: Cadence,
 }
 
+/// Why a process's certificate key cannot sign its audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningKeyError {
+    /// The certificate or key does not load.
+    #[error(transparent)]
+    Credentials(#[from] fedq_certs::tls::TlsError),
+    /// The key is not one a checkpoint can be signed with.
+    #[error("the key `{key}` cannot sign the audit log's checkpoints: {source}")]
+    Key {
+        /// The key file.
+        key: String,
+        /// Why.
+        #[source]
+        source: checkpoint::CheckpointError,
+    },
+}
+
+impl Signing {
+    /// The signing state of a federation process's log: its certificate key (the TLS key
+    /// `fedq certs` wrote, PKCS#8 P-256) under the key name `fedq/<federation>/<role>/<name>`
+    /// from the certificate ([`checkpoint::log_name`]), so whoever verifies the certificate
+    /// can check the log's checkpoints and receipts with it.
+    pub fn from_certificate(
+        cert: &Path,
+        key: &Path,
+        cadence: Cadence,
+    ) -> Result<Self, SigningKeyError> {
+        let creds = fedq_certs::tls::Credentials::load(cert, key)?;
+        let id = creds.identity();
+        let name = checkpoint::log_name(&id.federation, id.role.as_str(), &id.name);
+        let (_, pkcs8) = creds.chain_and_key();
+        let signer =
+            checkpoint::NoteSigner::from_pkcs8(&name, pkcs8.secret_der()).map_err(|source| {
+                SigningKeyError::Key {
+                    key: key.display().to_string(),
+                    source,
+                }
+            })?;
+        Ok(Self { signer, cadence })
+    }
+}
+
 /// The writer's signing state.
 struct Signer {
     signing: Signing,

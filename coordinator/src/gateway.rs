@@ -112,6 +112,8 @@ pub struct App {
 /// audit = "gateway-audit.db"
 /// pseudonym_key = "gateway-pseudonym.key"
 /// connections = 4                            # kept-alive connections to the coordinator
+/// audit_checkpoint_entries = 1000            # optional: a signed checkpoint every N entries
+/// audit_checkpoint_secs = 60                 # … or T seconds, whichever comes first
 ///
 /// [[app]]
 /// name = "licensing-portal"
@@ -150,6 +152,9 @@ pub struct GatewayConfig {
     pub pseudonym_key: PathBuf,
     /// Kept-alive connections to the coordinator (queries beyond wait for one).
     pub connections: usize,
+    /// When its signing audit log keeps a checkpoint (`audit_checkpoint_entries`,
+    /// `audit_checkpoint_secs`, as for nodes and coordinators).
+    pub cadence: fedq_audit::Cadence,
     /// The apps.
     pub apps: Vec<App>,
 }
@@ -171,6 +176,8 @@ struct RawConfig {
     pseudonym_key: PathBuf,
     #[serde(default = "default_connections")]
     connections: usize,
+    audit_checkpoint_entries: Option<u64>,
+    audit_checkpoint_secs: Option<u64>,
     #[serde(default)]
     app: Vec<App>,
 }
@@ -235,6 +242,11 @@ impl GatewayConfig {
         if !(1..=64).contains(&raw.connections) {
             return Err(bad("`connections` must be between 1 and 64".into()));
         }
+        let (entries, interval) = fedq_ops::config::checkpoint_cadence(
+            raw.audit_checkpoint_entries,
+            raw.audit_checkpoint_secs,
+        )
+        .map_err(|e| bad(e.to_string()))?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, app) in raw.app.iter().enumerate() {
             let n = i + 1;
@@ -273,6 +285,7 @@ impl GatewayConfig {
             audit: at(raw.audit),
             pseudonym_key: at(raw.pseudonym_key),
             connections: raw.connections,
+            cadence: fedq_audit::Cadence { entries, interval },
             apps: raw.app,
         })
     }
@@ -450,7 +463,12 @@ impl Gateway {
                 "cannot load the CA and CRL that nodes' session accepts are checked against: {e}"
             ))
         })?;
-        let audit = AuditLog::open(&config.audit)?;
+        // The agency's own log signs its checkpoints with the agency's requester key, so
+        // its entries can be witnessed and proved like every other process's.
+        let signing =
+            fedq_audit::Signing::from_certificate(&config.cert, &config.key, config.cadence)
+                .map_err(|e| GatewayError::Tls(format!("the audit log's signing key: {e}")))?;
+        let audit = AuditLog::open_signing(&config.audit, signing)?;
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
         let apps = config
             .apps

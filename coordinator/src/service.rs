@@ -128,7 +128,23 @@ impl Coordinator {
             }
         }
         let pseudonyms = Pseudonymizer::load_or_create(&config.pseudonym_key)?;
-        let audit = AuditLog::open(&config.audit)?;
+        // The coordinator's own log signs its checkpoints with its certificate key, as
+        // every node's does (origin `fedq/<federation>/coordinator/<name>`).
+        let signing = fedq_audit::Signing::from_certificate(
+            &config.tls.cert,
+            &config.tls.key,
+            fedq_audit::Cadence {
+                entries: config.checkpoint_entries,
+                interval: config.checkpoint_interval,
+            },
+        )
+        .map_err(|e| match e {
+            fedq_audit::SigningKeyError::Credentials(e) => {
+                fedq_wire::transport::TransportError::from(e).into()
+            }
+            other => StartError::Mismatch(other.to_string()),
+        })?;
+        let audit = AuditLog::open_signing(&config.audit, signing)?;
         let bind = if config.nodes.iter().any(|n| n.address.is_ipv6()) {
             "[::]:0"
         } else {

@@ -590,24 +590,17 @@ impl Context {
 /// receipt against the certificate they already verify the node's session accept with.
 fn audit_signing(config: &NodeConfig) -> Result<fedq_audit::Signing, ServeError> {
     // Loaded as the endpoint loads it: a missing or unusable key fails as binding would.
-    let creds = fedq_certs::tls::Credentials::load(&config.tls.cert, &config.tls.key)
-        .map_err(TransportError::from)?;
-    let id = creds.identity();
-    let name = fedq_audit::checkpoint::log_name(&id.federation, id.role.as_str(), &id.name);
-    let (_, key) = creds.chain_and_key();
-    let signer =
-        fedq_audit::checkpoint::NoteSigner::from_pkcs8(&name, key.secret_der()).map_err(|e| {
-            ServeError::Mismatch(format!(
-                "the key `{}` cannot sign the audit log's checkpoints: {e}",
-                config.tls.key.display()
-            ))
-        })?;
-    Ok(fedq_audit::Signing {
-        signer,
-        cadence: fedq_audit::Cadence {
+    fedq_audit::Signing::from_certificate(
+        &config.tls.cert,
+        &config.tls.key,
+        fedq_audit::Cadence {
             entries: config.checkpoint_entries,
             interval: config.checkpoint_interval,
         },
+    )
+    .map_err(|e| match e {
+        fedq_audit::SigningKeyError::Credentials(e) => TransportError::from(e).into(),
+        other => ServeError::Mismatch(other.to_string()),
     })
 }
 

@@ -191,6 +191,35 @@ pub const DEFAULT_CHECKPOINT_SECS: u64 = 60;
 /// from it less often leaves too much of its history unwitnessed.
 pub const MAX_CHECKPOINT_SECS: u64 = 86_400;
 
+/// Why `audit_checkpoint_entries` or `audit_checkpoint_secs` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CadenceError {
+    /// No entries between checkpoints.
+    #[error("`audit_checkpoint_entries = 0`: a checkpoint is kept after at least 1 entry; the default is {DEFAULT_CHECKPOINT_ENTRIES}")]
+    NoEntries,
+    /// Seconds out of range.
+    #[error("`audit_checkpoint_secs = {0}` is out of range; use 1..={MAX_CHECKPOINT_SECS} (default {DEFAULT_CHECKPOINT_SECS})")]
+    Seconds(u64),
+}
+
+/// The checkpoint cadence a process's config states (`audit_checkpoint_entries`,
+/// `audit_checkpoint_secs`), defaults filled in and checked: entries between kept
+/// checkpoints and the time between them. Nodes, coordinators and gateways read it alike.
+pub fn checkpoint_cadence(
+    entries: Option<u64>,
+    secs: Option<u64>,
+) -> Result<(u64, std::time::Duration), CadenceError> {
+    let entries = entries.unwrap_or(DEFAULT_CHECKPOINT_ENTRIES);
+    if entries == 0 {
+        return Err(CadenceError::NoEntries);
+    }
+    let secs = secs.unwrap_or(DEFAULT_CHECKPOINT_SECS);
+    if !(1..=MAX_CHECKPOINT_SECS).contains(&secs) {
+        return Err(CadenceError::Seconds(secs));
+    }
+    Ok((entries, std::time::Duration::from_secs(secs)))
+}
+
 /// What a node's and a coordinator's configuration share, checked and resolved: its
 /// name and addresses, the policy it starts under and where it keeps what it accepts,
 /// its audit log and pseudonym key, and a pinned date.
@@ -249,22 +278,9 @@ impl ProcessConfig {
             &prologue.name,
         )
         .map_err(|e| file.invalid(e))?;
-        let checkpoint_entries = files
-            .audit_checkpoint_entries
-            .unwrap_or(DEFAULT_CHECKPOINT_ENTRIES);
-        if checkpoint_entries == 0 {
-            return Err(file.invalid(
-                "`audit_checkpoint_entries = 0`: a checkpoint is kept after at least 1 entry; the default is 1000",
-            ));
-        }
-        let checkpoint_secs = files
-            .audit_checkpoint_secs
-            .unwrap_or(DEFAULT_CHECKPOINT_SECS);
-        if !(1..=MAX_CHECKPOINT_SECS).contains(&checkpoint_secs) {
-            return Err(file.invalid(format!(
-                "`audit_checkpoint_secs = {checkpoint_secs}` is out of range; use 1..={MAX_CHECKPOINT_SECS} (default {DEFAULT_CHECKPOINT_SECS})"
-            )));
-        }
+        let (checkpoint_entries, checkpoint_interval) =
+            checkpoint_cadence(files.audit_checkpoint_entries, files.audit_checkpoint_secs)
+                .map_err(|e| file.invalid(e.to_string()))?;
         Ok(Self {
             name: prologue.name,
             listen: prologue.listen,
@@ -276,7 +292,7 @@ impl ProcessConfig {
             audit: file.rel(&files.audit),
             pseudonym_key: file.rel(&files.pseudonym_key),
             checkpoint_entries,
-            checkpoint_interval: std::time::Duration::from_secs(checkpoint_secs),
+            checkpoint_interval,
             today,
         })
     }
