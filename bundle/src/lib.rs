@@ -269,42 +269,64 @@ pub enum Refusal {
 /// Checks a configured `policy_officers` (the set-up roster: officers' key fingerprints,
 /// SHA-256 of the public key, hex) against the threshold it must be able to meet, for the
 /// config parsers. Returns the fingerprints in lower case.
-pub fn check_officers(officers: &[String], threshold: u32) -> Result<Vec<String>, String> {
+pub fn check_officers(officers: &[String], threshold: u32) -> Result<Vec<String>, SettingsError> {
     let mut out: Vec<String> = Vec::with_capacity(officers.len());
     for (i, o) in officers.iter().enumerate() {
         let fp = o.trim().to_ascii_lowercase();
         if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "`policy_officers` entry {} is not a key fingerprint (64 hex digits); print the entries with `fedq certs officers --dir CA_DIR`",
-                i + 1
-            ));
+            return Err(SettingsError::NotAFingerprint { entry: i + 1 });
         }
         if out.contains(&fp) {
-            return Err(format!(
-                "`policy_officers` entry {} repeats an earlier key; each officer's key is listed once",
-                i + 1
-            ));
+            return Err(SettingsError::RepeatedOfficer { entry: i + 1 });
         }
         out.push(fp);
     }
     if !out.is_empty() && out.len() < threshold as usize {
-        return Err(format!(
-            "`policy_officers` lists {} officer(s) but `policy_threshold` is {threshold}: no bundle could ever be approved; list at least {threshold}",
-            out.len()
-        ));
+        return Err(SettingsError::TooFewOfficers {
+            listed: out.len(),
+            threshold,
+        });
     }
     Ok(out)
 }
 
 /// Checks a configured `policy_threshold`, for the config parsers.
-pub fn check_threshold(threshold: u32) -> Result<u32, String> {
+pub fn check_threshold(threshold: u32) -> Result<u32, SettingsError> {
     if (1..=MAX_THRESHOLD).contains(&threshold) {
         Ok(threshold)
     } else {
-        Err(format!(
-            "`policy_threshold = {threshold}` is not allowed; use 1 to {MAX_THRESHOLD} (distinct officers a policy bundle needs)"
-        ))
+        Err(SettingsError::Threshold(threshold))
     }
+}
+
+/// Why a config's `policy_threshold` or `policy_officers` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The threshold is out of range.
+    #[error("`policy_threshold = {0}` is not allowed; use 1 to {MAX_THRESHOLD} (distinct officers a policy bundle needs)")]
+    Threshold(u32),
+    /// An officers entry is not a key fingerprint (numbered from 1).
+    #[error("`policy_officers` entry {entry} is not a key fingerprint (64 hex digits); print the entries with `fedq certs officers --dir CA_DIR`")]
+    NotAFingerprint {
+        /// Which entry.
+        entry: usize,
+    },
+    /// An officers entry repeats an earlier one (numbered from 1).
+    #[error(
+        "`policy_officers` entry {entry} repeats an earlier key; each officer's key is listed once"
+    )]
+    RepeatedOfficer {
+        /// Which entry.
+        entry: usize,
+    },
+    /// Fewer officers listed than the threshold needs.
+    #[error("`policy_officers` lists {listed} officer(s) but `policy_threshold` is {threshold}: no bundle could ever be approved; list at least {threshold}")]
+    TooFewOfficers {
+        /// Officers listed.
+        listed: usize,
+        /// The threshold.
+        threshold: u32,
+    },
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

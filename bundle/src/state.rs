@@ -41,7 +41,7 @@ pub fn settings(
     officers: Option<&[String]>,
     audit: &Path,
     name: &str,
-) -> Result<PolicySettings, String> {
+) -> Result<PolicySettings, crate::SettingsError> {
     let threshold = crate::check_threshold(threshold.unwrap_or(crate::DEFAULT_THRESHOLD))?;
     let officers = crate::check_officers(officers.unwrap_or_default(), threshold)?;
     Ok(PolicySettings {
@@ -244,11 +244,10 @@ impl PolicySlot {
             &catalogue_dir,
         )?
         .compile();
-        let threshold =
-            crate::check_threshold(setup_threshold).map_err(|reason| SlotError::State {
-                path: setup_policy.display().to_string(),
-                reason,
-            })?;
+        let threshold = crate::check_threshold(setup_threshold).map_err(|e| SlotError::State {
+            path: setup_policy.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let mut in_force = InForce {
             version: 0,
             threshold,

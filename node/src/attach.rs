@@ -214,12 +214,11 @@ impl Attached {
     /// runtime (the node checks its mappings on a helper runtime before binding its socket,
     /// then serves on its own).
     pub fn reopen_lazily(&self) -> Result<Self, AttachError> {
-        let pool =
-            crate::pg::lazy_pool(self.options.clone()).map_err(|reason| AttachError::Query {
-                dataset: self.dataset.qualified.clone(),
-                database: self.database.clone(),
-                reason,
-            })?;
+        let pool = crate::pg::lazy_pool(self.options.clone()).map_err(|e| AttachError::Query {
+            dataset: self.dataset.qualified.clone(),
+            database: self.database.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             pool,
             ..self.clone()

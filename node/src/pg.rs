@@ -24,16 +24,28 @@ pub fn redacted(options: &PgConnectOptions) -> String {
     )
 }
 
+/// Why a PostgreSQL URL cannot be used. The parser's own error is kept only as text, and
+/// only when it does not repeat the URL (which may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgUrlError {
+    /// Not a URL the driver reads; its reason would have quoted the URL.
+    #[error("malformed URL; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    Malformed,
+    /// Not a URL the driver reads, for this reason (which does not quote it).
+    #[error("malformed URL ({0}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    MalformedBecause(String),
+}
+
 /// Parses a PostgreSQL URL. The error never repeats the URL (it may hold a password).
-pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
+pub fn parse_url(url: &str) -> Result<PgConnectOptions, PgUrlError> {
     PgConnectOptions::from_str(url)
         .map(|o| o.application_name("fedq-node"))
         .map_err(|e| {
             let reason = e.to_string();
             if reason.contains(url) {
-                "malformed URL; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE".into()
+                PgUrlError::Malformed
             } else {
-                format!("malformed URL ({reason}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+                PgUrlError::MalformedBecause(reason)
             }
         })
 }
@@ -64,14 +76,16 @@ pub const LOOKUP_CONNECTION_WAIT: Duration = Duration::from_millis(1000);
 /// A pool that connects on first use, for serving lookups (see
 /// [`LOOKUP_CONNECTION_WAIT`]). Needs a running tokio runtime (sqlx spawns its pool
 /// maintenance there); errors rather than panics without one.
-pub fn lazy_pool(options: PgConnectOptions) -> Result<PgPool, String> {
+pub fn lazy_pool(options: PgConnectOptions) -> Result<PgPool, NoRuntime> {
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(
-            "a PostgreSQL pool needs a running tokio runtime; start the node from within one"
-                .into(),
-        );
+        return Err(NoRuntime);
     }
     Ok(pool_options()
         .acquire_timeout(LOOKUP_CONNECTION_WAIT)
         .connect_lazy_with(options))
 }
+
+/// A PostgreSQL pool was asked for outside a tokio runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a PostgreSQL pool needs a running tokio runtime; start the node from within one")]
+pub struct NoRuntime;

@@ -83,9 +83,9 @@ impl PgStore {
     }
 
     async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = parse_url(url).map_err(|reason| StoreError::Database {
+        let options = parse_url(url).map_err(|e| StoreError::Database {
             path: "postgres store".into(),
-            reason,
+            reason: e.to_string(),
         })?;
         let label = redacted(&options);
         let pool = pool_options()
@@ -101,14 +101,14 @@ impl PgStore {
     /// A store on `url` whose pool connects on first use, for a node whose store was
     /// already checked with [`PgStore::open`]. Needs a running tokio runtime.
     pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
-        let options = parse_url(url).map_err(|reason| StoreError::Database {
+        let options = parse_url(url).map_err(|e| StoreError::Database {
             path: "postgres store".into(),
-            reason,
+            reason: e.to_string(),
         })?;
         let label = redacted(&options);
-        let pool = lazy_pool(options).map_err(|reason| StoreError::Database {
+        let pool = lazy_pool(options).map_err(|e| StoreError::Database {
             path: label.clone(),
-            reason,
+            reason: e.to_string(),
         })?;
         Ok(Self { label, pool })
     }

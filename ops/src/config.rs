@@ -277,7 +277,7 @@ impl ProcessConfig {
             &file.rel(&files.audit),
             &prologue.name,
         )
-        .map_err(|e| file.invalid(e))?;
+        .map_err(|e| file.invalid(e.to_string()))?;
         let (checkpoint_entries, checkpoint_interval) =
             checkpoint_cadence(files.audit_checkpoint_entries, files.audit_checkpoint_secs)
                 .map_err(|e| file.invalid(e.to_string()))?;
