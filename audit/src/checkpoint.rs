@@ -416,7 +416,8 @@ pub enum ReceiptError {
     OtherAnswer,
 }
 
-fn hex32(text: &str) -> Option<Hash> {
+/// A 32-byte hash from its hex text (`None` if it is not one).
+pub(crate) fn hex32(text: &str) -> Option<Hash> {
     hex::decode(text).ok()?.try_into().ok()
 }
 

@@ -272,14 +272,11 @@ mod hex_digest {
     ) -> Result<Option<crate::merkle::Hash>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|text| {
-                super::hex32(&text).ok_or_else(|| serde::de::Error::custom("not 32 bytes of hex"))
+                crate::checkpoint::hex32(&text)
+                    .ok_or_else(|| serde::de::Error::custom("not 32 bytes of hex"))
             })
             .transpose()
     }
-}
-
-fn hex32(text: &str) -> Option<merkle::Hash> {
-    hex::decode(text).ok()?.try_into().ok()
 }
 
 /// What one audit entry registers. Stored (and hashed) as its name, which is the text
@@ -597,10 +594,6 @@ CREATE TABLE IF NOT EXISTS consent_uses (
 );
 ";
 
-/// Logs created before entries carried a case reference gain the column (empty for their
-/// old entries, whose hashes do not include it).
-const CASE_COLUMN: &str = "ALTER TABLE audit ADD COLUMN case_reference TEXT";
-
 /// Every append is on a query's path; a reviewer's `fedq audit list` is occasional and
 /// reads by filters (`?1 IS NULL OR requester = ?1` …) that no index serves, so it scans in
 /// `seq` order. A secondary index would only cost every entry more B-tree pages written
@@ -617,68 +610,29 @@ fn open(path: &Path) -> Result<Connection, AuditError> {
     .map_err(store_err(path))?;
     conn.execute_batch(SCHEMA).map_err(store_err(path))?;
     conn.execute_batch(tree::SCHEMA).map_err(store_err(path))?;
-    // Logs written before consent tokens lack the column: add it (NULL for old entries).
-    let has_consent: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'consent_id'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map_err(store_err(path))?
-        > 0;
-    if !has_consent {
-        conn.execute_batch("ALTER TABLE audit ADD COLUMN consent_id TEXT")
+    // Columns later entries carry, added to a log written before them (NULL for its
+    // old entries, whose hashes do not include them): the consent token's id, the case
+    // reference, each node's own id of a query, the shredded mark of retention (an entry
+    // whose body was deleted keeps its row, chain link and hash, the tree's leaf), and the
+    // answer an entry was written for.
+    for (column, kind) in [
+        ("consent_id", "TEXT"),
+        ("case_reference", "TEXT"),
+        ("node_query_ids", "TEXT"),
+        ("shredded", "INTEGER"),
+        ("answer_sha256", "TEXT"),
+    ] {
+        let present = conn
+            .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = ?1")
+            .and_then(|mut s| s.exists([column]))
             .map_err(store_err(path))?;
-    }
-    let has_case: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'case_reference'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(store_err(path))?;
-    if !has_case {
-        conn.execute_batch(CASE_COLUMN).map_err(store_err(path))?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE audit ADD COLUMN {column} {kind}"))
+                .map_err(store_err(path))?;
+        }
     }
     conn.execute_batch(NO_SECONDARY_INDEXES)
         .map_err(store_err(path))?;
-    // A log created before per-node query ids gains the column (NULL for its entries).
-    let has_node_ids: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'node_query_ids'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map_err(store_err(path))?
-        > 0;
-    if !has_node_ids {
-        conn.execute_batch("ALTER TABLE audit ADD COLUMN node_query_ids TEXT")
-            .map_err(store_err(path))?;
-    }
-    // Retention: an entry whose body was deleted keeps its row, its chain link and its
-    // hash (the tree's leaf), marked shredded.
-    let has_shredded: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'shredded'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map_err(store_err(path))?
-        > 0;
-    if !has_shredded {
-        conn.execute_batch("ALTER TABLE audit ADD COLUMN shredded INTEGER")
-            .map_err(store_err(path))?;
-    }
-    // Entries bound to the answer they were written for (NULL for older ones).
-    let has_answer: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'answer_sha256'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map_err(store_err(path))?
-        > 0;
-    if !has_answer {
-        conn.execute_batch("ALTER TABLE audit ADD COLUMN answer_sha256 TEXT")
-            .map_err(store_err(path))?;
-    }
     Ok(conn)
 }
 
@@ -1388,7 +1342,10 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
             },
             // A digest that does not read back is taken as none: `verify` then reports
             // the entry, whose hash was bound to it, as altered.
-            answer_sha256: row.get::<_, Option<String>>(17)?.as_deref().and_then(hex32),
+            answer_sha256: row
+                .get::<_, Option<String>>(17)?
+                .as_deref()
+                .and_then(checkpoint::hex32),
         },
         prev_hash: row.get(11)?,
         hash: row.get(12)?,

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fedq_audit::checkpoint::{log_name, Checkpoint, NoteSigner, Receipt};
+use fedq_audit::checkpoint::{Checkpoint, NoteSigner, Receipt};
 use fedq_audit::merkle::{self, MemoryTree};
 use fedq_audit::witness::{AddCheckpoint, Witness};
 use fedq_audit::{AuditLog, AuditRecord, Cadence, Signing};
@@ -102,26 +102,20 @@ fn median_us(mut v: Vec<Duration>) -> f64 {
     percentile(&v, 0.5) * 1e3
 }
 
-/// The court's and the tax office's log signers, from their certificate keys (what their
-/// nodes sign with).
-fn signers(pki: &Path) -> Result<(NoteSigner, NoteSigner), BenchError> {
-    let load = |name: &str| -> Result<NoteSigner, BenchError> {
-        let creds = fedq_certs::tls::Credentials::load(
-            &pki.join(format!("{name}.crt")),
-            &pki.join(format!("{name}.key")),
-        )
-        .map_err(err("a node's credentials"))?;
-        let id = creds.identity();
-        let origin = log_name(&id.federation, id.role.as_str(), &id.name);
-        let (_, key) = creds.chain_and_key();
-        NoteSigner::from_pkcs8(&origin, key.secret_der()).map_err(err("a node's signing key"))
-    };
-    Ok((load("court")?, load("tax")?))
+/// A node's log signer, from its certificate key (what the node signs with).
+fn signer(pki: &Path, name: &str) -> Result<NoteSigner, BenchError> {
+    Signing::from_certificate(
+        &pki.join(format!("{name}.crt")),
+        &pki.join(format!("{name}.key")),
+        Cadence::default(),
+    )
+    .map(|s| s.signer)
+    .map_err(err("a node's signing key"))
 }
 
 /// Runs the section: writes its logs under `out`, reads keys from the federation's `pki`.
 pub(crate) async fn section(out: &Path, pki: &Path) -> Result<AuditFigures, BenchError> {
-    let (court, tax) = signers(pki)?;
+    let (court, tax) = (signer(pki, "court")?, signer(pki, "tax")?);
     let plain_path = out.join("bench-audit.db");
     let signed_path = out.join("bench-audit-signed.db");
 
@@ -132,7 +126,7 @@ pub(crate) async fn section(out: &Path, pki: &Path) -> Result<AuditFigures, Benc
     for _ in 0..RUNS {
         plain.push(append_run(&plain_path, None).await?.0);
         let signing = Signing {
-            signer: signers(pki)?.0,
+            signer: signer(pki, "court")?,
             cadence: Cadence::default(),
         };
         let (rate, r) = append_run(&signed_path, Some(signing)).await?;

@@ -229,21 +229,21 @@ impl FileIdentity {
     /// Whether `path` still names this file; the error says what became of it, for an
     /// operator (`what` names the file's role, e.g. "the audit log").
     pub fn still_at(&self, path: &Path, what: &str) -> Result<(), FileMoved> {
-        let at = || (what.to_owned(), path.to_path_buf());
         match Self::of(path) {
             Ok(now) if now == *self => Ok(()),
-            Ok(_) => {
-                let (what, path) = at();
-                Err(FileMoved::Replaced { what, path })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let (what, path) = at();
-                Err(FileMoved::Removed { what, path })
-            }
-            Err(source) => {
-                let (what, path) = at();
-                Err(FileMoved::Unchecked { what, path, source })
-            }
+            Ok(_) => Err(FileMoved::Replaced {
+                what: what.to_owned(),
+                path: path.to_path_buf(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(FileMoved::Removed {
+                what: what.to_owned(),
+                path: path.to_path_buf(),
+            }),
+            Err(source) => Err(FileMoved::Unchecked {
+                what: what.to_owned(),
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 }
