@@ -456,18 +456,9 @@ impl Receipt {
 
     fn verify_entry(&self, log: &NoteVerifier, entry: &Hash) -> Result<Checkpoint, ReceiptError> {
         let (checkpoint, _) = open_checkpoint(&self.checkpoint, log)?;
-        let proof = self
-            .proof
-            .iter()
-            .map(|h| {
-                B64.decode(h)
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or(ReceiptError::Malformed(
-                        "a proof hash is not base64 SHA-256",
-                    ))
-            })
-            .collect::<Result<Vec<Hash>, _>>()?;
+        let proof = decode_proof(&self.proof).ok_or(ReceiptError::Malformed(
+            "a proof hash is not base64 SHA-256",
+        ))?;
         crate::merkle::verify_inclusion(
             &crate::merkle::leaf_hash(entry),
             self.index,
@@ -496,6 +487,15 @@ pub fn witness_name(federation: &str, name: &str) -> String {
 /// Encodes a proof's hashes for a [`Receipt`].
 pub fn encode_proof(proof: &[Hash]) -> Vec<String> {
     proof.iter().map(|h| B64.encode(h)).collect()
+}
+
+/// Decodes a proof's hashes as [`encode_proof`] wrote them; `None` if one is not a base64
+/// SHA-256 hash.
+pub fn decode_proof(proof: &[String]) -> Option<Vec<Hash>> {
+    proof
+        .iter()
+        .map(|h| B64.decode(h).ok().and_then(|b| b.try_into().ok()))
+        .collect()
 }
 
 /// The signed-note key ID of an ECDSA key: SHA-256 of its DER SubjectPublicKeyInfo,

@@ -710,19 +710,40 @@ impl Signing {
         key: &Path,
         cadence: Cadence,
     ) -> Result<Self, SigningKeyError> {
-        let creds = fedq_certs::tls::Credentials::load(cert, key)?;
-        let id = creds.identity();
-        let name = checkpoint::log_name(&id.federation, id.role.as_str(), &id.name);
-        let (_, pkcs8) = creds.chain_and_key();
-        let signer =
-            checkpoint::NoteSigner::from_pkcs8(&name, pkcs8.secret_der()).map_err(|source| {
-                SigningKeyError::Key {
-                    key: key.display().to_string(),
-                    source,
-                }
-            })?;
+        let signer = certificate_signer(cert, key, |id| {
+            checkpoint::log_name(&id.federation, id.role.as_str(), &id.name)
+        })?;
         Ok(Self { signer, cadence })
     }
+
+    /// The key a federation process cosigns other logs' checkpoints with as a witness:
+    /// the same certificate key as its own log's, under the name
+    /// `fedq/<federation>/witness/<name>` ([`checkpoint::witness_name`]).
+    pub fn witness_signer(
+        cert: &Path,
+        key: &Path,
+    ) -> Result<checkpoint::NoteSigner, SigningKeyError> {
+        certificate_signer(cert, key, |id| {
+            checkpoint::witness_name(&id.federation, &id.name)
+        })
+    }
+}
+
+/// A signer with a certificate's key, named from its identity by `name`.
+fn certificate_signer(
+    cert: &Path,
+    key: &Path,
+    name: impl FnOnce(&fedq_certs::Identity) -> String,
+) -> Result<checkpoint::NoteSigner, SigningKeyError> {
+    let creds = fedq_certs::tls::Credentials::load(cert, key)?;
+    let name = name(creds.identity());
+    let (_, pkcs8) = creds.chain_and_key();
+    checkpoint::NoteSigner::from_pkcs8(&name, pkcs8.secret_der()).map_err(|source| {
+        SigningKeyError::Key {
+            key: key.display().to_string(),
+            source,
+        }
+    })
 }
 
 /// The writer's signing state.
@@ -1194,6 +1215,33 @@ pub fn latest_checkpoint(path: &Path) -> Result<Option<(u64, String)>, AuditErro
     .map_err(store_err(path))
 }
 
+/// What a log offers its witnesses: its newest kept checkpoint and the consistency proof
+/// to it from the tree of `from` entries (the size a witness last cosigned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// The checkpoint, as a signed note.
+    pub note: String,
+    /// The consistency proof from `from` to `size`; empty when `from` is 0 or not below
+    /// `size` (a witness holding more than the log now offers then finds the log cut).
+    pub proof: Vec<merkle::Hash>,
+}
+
+/// The log's [`Offer`] to a witness that last cosigned its tree of `from` entries; `None`
+/// before the log kept its first checkpoint.
+pub fn offer(path: &Path, from: u64) -> Result<Option<Offer>, AuditError> {
+    let Some((size, note)) = latest_checkpoint(path)? else {
+        return Ok(None);
+    };
+    let proof = if from > 0 && from < size {
+        consistency_proof(path, from, size)?
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Offer { size, note, proof }))
+}
+
 /// The consistency proof between the log's trees of `first` and `second` entries, from
 /// its stored tree (what a witness asks for before it cosigns the larger checkpoint).
 pub fn consistency_proof(
@@ -1503,7 +1551,8 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
         previous = entry.seq;
         prev_hash = entry.hash;
     }
-    if let Some(w) = pending.next() {
+    // The largest witnessed size names every entry cut.
+    if let Some(w) = pending.last() {
         let mut v = broken_at(
             &frontier,
             prev_hash,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::{log_name, witness_name, NoteVerifier};
 use crate::{AuditError, Pseudonymizer};
 
 /// Errors of reviewing an audit log.
@@ -40,6 +41,45 @@ pub fn config_path(config: &Path, key: &str) -> Result<PathBuf, ReviewError> {
         .and_then(|v| v.as_str())
         .ok_or_else(|| err(format!("no `{key} = \"…\"` setting")))?;
     Ok(config.parent().unwrap_or(Path::new(".")).join(value))
+}
+
+/// The certificate a node's or the coordinator's config names (`[tls] cert`), relative
+/// to the config's directory.
+pub fn config_certificate(config: &Path) -> Result<PathBuf, ReviewError> {
+    let err = |reason: String| ReviewError::Config {
+        path: config.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(config).map_err(|e| err(e.to_string()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let value = table
+        .get("tls")
+        .and_then(|t| t.get("cert"))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| err("no `[tls] cert = \"…\"` setting".into()))?;
+    Ok(config.parent().unwrap_or(Path::new(".")).join(value))
+}
+
+/// The keys a federation process's certificate file (PEM) gives: its log's
+/// (`fedq/<federation>/<role>/<name>`) and its witness's (`fedq/<federation>/witness/<name>`).
+pub fn certificate_verifiers(cert: &Path) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
+    let err = |reason: String| ReviewError::Config {
+        path: cert.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(cert).map_err(|e| err(e.to_string()))?;
+    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(e.to_string()))?;
+    let der = chain
+        .first()
+        .ok_or_else(|| err("no certificate in the file".into()))?;
+    let id = fedq_certs::Identity::from_certificate_der(der).map_err(|e| err(e.to_string()))?;
+    let key = fedq_certs::jws::certificate_public_key(der)
+        .ok_or_else(|| err("the certificate has no P-256 public key".into()))?;
+    let log = NoteVerifier::new(&log_name(&id.federation, id.role.as_str(), &id.name), &key)
+        .map_err(|e| err(e.to_string()))?;
+    let witness = NoteVerifier::new(&witness_name(&id.federation, &id.name), &key)
+        .map_err(|e| err(e.to_string()))?;
+    Ok((log, witness))
 }
 
 /// `--since`: an RFC 3339 time, or a date (YYYY-MM-DD, from its midnight UTC).

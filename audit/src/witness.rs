@@ -95,6 +95,10 @@ pub enum Refusal {
     /// 403: no signature by the log's key verifies.
     #[error("the checkpoint is not signed by the log `{0}`")]
     Forbidden(String),
+    /// 403: the certificate sent for the log is not a node's or the coordinator's of this
+    /// federation (or is revoked or expired), so no key of it can be believed.
+    #[error("the log's certificate is refused: {0}")]
+    UntrustedLog(String),
     /// 409: the old size is not the size this witness last cosigned (or, at that same
     /// size, the root differs: a fork).
     #[error("this witness last cosigned `{origin}` at size {latest}; send a consistency proof from there")]
@@ -125,7 +129,7 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) => 400,
-            Self::Forbidden(_) => 403,
+            Self::Forbidden(_) | Self::UntrustedLog(_) => 403,
             Self::UnknownLog(_) => 404,
             Self::Conflict { .. } => 409,
             Self::Inconsistent { .. } => 422,

@@ -40,6 +40,7 @@ pub mod query;
 pub mod route;
 pub mod serve;
 pub mod service;
+pub mod witnessing;
 
 /// The API's types, shared with the client crate (`fedq-client`).
 pub use fedq_client::{answer, api, problem};

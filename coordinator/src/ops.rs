@@ -43,6 +43,7 @@ pub fn gateway_outcome(status: u16) -> &'static str {
 pub fn describe_coordinator(nodes: &[String]) {
     fedq_ops::describe_common();
     fedq_audit::describe_metrics();
+    crate::witnessing::describe_metrics();
     metrics::describe_counter!(
         QUERIES,
         Unit::Count,

@@ -165,7 +165,24 @@ impl Coordinator {
                 (n.name.clone(), NodeHealth::new(channel, config.health))
             })
             .collect();
-        let probers = channels.values().map(NodeHealth::spawn_prober).collect();
+        let mut probers: Vec<_> = channels.values().map(NodeHealth::spawn_prober).collect();
+        // Every log's checkpoints, the coordinator's own included, to every other node as
+        // a witness (issue 18 §3).
+        let certificate = fedq_certs::tls::Credentials::load(&config.tls.cert, &config.tls.key)
+            .map_err(fedq_wire::transport::TransportError::from)?
+            .chain_and_key()
+            .0
+            .first()
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let round = crate::witnessing::WitnessRound::new(
+            &channels,
+            &config.name,
+            config.audit.clone(),
+            certificate,
+            config.deadline,
+        );
+        probers.push(tokio::spawn(round.run(config.witness_interval)));
         Ok(Self {
             limiter: Mutex::new(RateLimiter::new(engine.policy())),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),

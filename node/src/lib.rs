@@ -38,3 +38,4 @@ pub mod service;
 pub mod source;
 pub mod store;
 pub mod stored;
+pub mod witnessing;

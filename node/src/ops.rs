@@ -37,6 +37,7 @@ pub fn describe_metrics() {
     use metrics::Unit;
     fedq_ops::describe_common();
     fedq_audit::describe_metrics();
+    crate::witnessing::describe_metrics();
     metrics::describe_counter!(
         LOOKUPS,
         Unit::Count,

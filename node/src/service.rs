@@ -32,6 +32,7 @@ use crate::lookup::{Admitted, Clock, Desk, ReadFailure, Reads};
 use crate::postgres::PgStore;
 use crate::source::Sources;
 use crate::store::{SqliteStore, Store};
+use crate::witnessing::NodeWitness;
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ pub struct Node {
     audit: AuditLog,
     pseudonyms: Arc<Pseudonymizer>,
     consent_uses: ConsentUses,
+    /// This node's log offered to witnesses, and this node as a witness of the others.
+    witness: Arc<NodeWitness>,
     endpoint: NodeEndpoint,
     max_answer_len: usize,
     /// `/health` and `/metrics`, if `ops_listen` is set.
@@ -167,6 +170,7 @@ impl Node {
                 endpoint.identity().name
             )));
         }
+        let witness = Arc::new(node_witness(&config, &audit)?);
         let ops = config
             .ops_listen
             .map(fedq_ops::OpsListener::bind)
@@ -180,6 +184,7 @@ impl Node {
             audit,
             pseudonyms: Arc::new(pseudonyms),
             consent_uses,
+            witness,
             endpoint,
             max_answer_len,
             ops,
@@ -240,6 +245,7 @@ impl Node {
             pseudonyms: self.pseudonyms,
             consent_trust: self.endpoint.trust(),
             consent_uses: self.consent_uses,
+            witness: self.witness,
             config: self.config,
         });
         let handler: Handler = Arc::new(move |peer, request| {
@@ -259,16 +265,21 @@ impl Node {
                     NodeRequest::OpenSession(grant) => {
                         ctx.open_session(&peer.identity.name, &grant).await
                     }
-                    // Witnessing (issue 18 §3): the messages are defined; this node does
-                    // not serve them yet, and says so rather than guessing.
-                    NodeRequest::AuditCheckpoint { .. } | NodeRequest::Witness(_) => {
-                        NodeResponse::Failed {
-                            code: FailureCode::Unsupported,
-                            message: format!(
-                                "node `{}` does not serve audit witnessing yet",
-                                ctx.node
-                            ),
-                        }
+                    // Witnessing (issue 18 §3), relayed by the coordinator, believed
+                    // only as far as the log's certificate and proofs check here.
+                    NodeRequest::AuditCheckpoint { from } => {
+                        ctx.witness.offer(&ctx.node, from).await
+                    }
+                    NodeRequest::Witness(request) => {
+                        let log = ctx
+                            .trust
+                            .with_trust(|trust| crate::witnessing::log_of(trust, &request))
+                            .unwrap_or_else(|| {
+                                Err(fedq_audit::witness::Refusal::Store(
+                                    "the federation's CA is unavailable".into(),
+                                ))
+                            });
+                        ctx.witness.witness(log, request).await
                     }
                 }
             })
@@ -305,6 +316,7 @@ struct Context {
     /// The CA and CRL the endpoint keeps current: consent tokens are verified against it.
     consent_trust: Arc<RwLock<FederationTrust>>,
     consent_uses: ConsentUses,
+    witness: Arc<NodeWitness>,
     config: NodeConfig,
 }
 
@@ -602,6 +614,30 @@ fn audit_signing(config: &NodeConfig) -> Result<fedq_audit::Signing, ServeError>
         fedq_audit::SigningKeyError::Credentials(e) => TransportError::from(e).into(),
         other => ServeError::Mismatch(other.to_string()),
     })
+}
+
+/// The node's witness: its state file, opened owner-only, and its certificate key under its
+/// witness name; its own log's origin and certificate, for the checkpoints it offers.
+fn node_witness(config: &NodeConfig, audit: &AuditLog) -> Result<NodeWitness, ServeError> {
+    let key_error = |e: fedq_audit::SigningKeyError| match e {
+        fedq_audit::SigningKeyError::Credentials(e) => ServeError::from(TransportError::from(e)),
+        other => ServeError::Mismatch(other.to_string()),
+    };
+    let signer = fedq_audit::Signing::witness_signer(&config.tls.cert, &config.tls.key)
+        .map_err(key_error)?;
+    let witness = fedq_audit::witness::Witness::open(&config.witness_state, signer, [])?;
+    let creds = fedq_certs::tls::Credentials::load(&config.tls.cert, &config.tls.key)
+        .map_err(|e| key_error(e.into()))?;
+    let id = creds.identity();
+    let own_log = fedq_audit::checkpoint::log_name(&id.federation, id.role.as_str(), &id.name);
+    let (chain, _) = creds.chain_and_key();
+    let certificate = chain.first().map(|c| c.to_vec()).unwrap_or_default();
+    Ok(NodeWitness::new(
+        witness,
+        own_log,
+        audit.path().to_owned(),
+        certificate,
+    ))
 }
 
 /// The wire form of a slot's status.

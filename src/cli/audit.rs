@@ -1,20 +1,29 @@
 //! `fedq audit …`: the reviewer's view of a node's or the coordinator's audit log
 //! ([`fedq_audit::review`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use fedq_audit::review::{config_path, parse_since, subject_pseudonym, ReviewError};
-use fedq_audit::{list, verify, ListFilter};
+use fedq_audit::review::{
+    certificate_verifiers, config_certificate, config_path, parse_since, subject_pseudonym,
+    ReviewError,
+};
+use fedq_audit::{list, verify_against, ListFilter, Witnessed};
 
 /// The `fedq audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; names the first altered or missing entry.
+    /// Check the hash chain and Merkle tree; names the first altered or missing entry.
+    /// With `--witness`, checks the log against every checkpoint of it those nodes
+    /// cosigned: a log rewritten and re-hashed throughout, or cut, fails there.
     Verify {
         /// A node's or the coordinator's config file.
         #[arg(long)]
         config: PathBuf,
+        /// A witnessing node's config file (its `witness_state` and certificate are read);
+        /// repeat for each witness.
+        #[arg(long = "witness", value_name = "NODE_CONFIG")]
+        witnesses: Vec<PathBuf>,
     },
     /// List registered queries (newest last).
     List {
@@ -50,17 +59,32 @@ pub enum AuditCommand {
 /// Runs one `fedq audit` subcommand.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
     match cmd {
-        AuditCommand::Verify { config } => {
+        AuditCommand::Verify { config, witnesses } => {
             let path = config_path(&config, "audit")?;
-            let v = verify(&path)?;
+            let (witnessed, held) = witnessed_checkpoints(&config, &witnesses)?;
+            let v = verify_against(&path, &witnessed)?;
             match v.first_break {
                 None => {
-                    println!(
+                    let mut line = format!(
                         "audit log {}: {} entries, chain intact; head {}",
                         path.display(),
                         v.entries,
                         v.head
                     );
+                    if !witnesses.is_empty() {
+                        line.push_str(&format!(
+                            "; matches all {} checkpoints its witnesses cosigned ({})",
+                            v.witnessed,
+                            held.join(", ")
+                        ));
+                    }
+                    if v.shredded > 0 {
+                        line.push_str(&format!(
+                            "; {} entry bodies shredded at the end of their retention period",
+                            v.shredded
+                        ));
+                    }
+                    println!("{line}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(b) => {
@@ -139,4 +163,39 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The checkpoints of the log `config` names that the nodes `witnesses` name cosigned,
+/// each note's log signature and cosignature checked with the keys of the certificates the
+/// configs name; and, per witness, how many it holds and up to which size.
+fn witnessed_checkpoints(
+    config: &Path,
+    witnesses: &[PathBuf],
+) -> Result<(Vec<Witnessed>, Vec<String>), ReviewError> {
+    if witnesses.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let (log, _) = certificate_verifiers(&config_certificate(config)?)?;
+    let mut all = Vec::new();
+    let mut held = Vec::new();
+    for witness in witnesses {
+        let node =
+            fedq_node::config::NodeConfig::load(witness).map_err(|e| ReviewError::Config {
+                path: witness.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let (_, cosigner) = certificate_verifiers(&node.tls.cert)?;
+        let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
+        held.push(match cosigned.last() {
+            Some(last) => format!(
+                "{}: {} up to size {}",
+                node.name,
+                cosigned.len(),
+                last.checkpoint.size
+            ),
+            None => format!("{}: none", node.name),
+        });
+        all.extend(cosigned);
+    }
+    Ok((all, held))
 }

@@ -1,0 +1,319 @@
+//! Issue 18 §3, witnesses, over a real federation (every node its own QUIC endpoint with
+//! certificates from the federation's CA, the coordinator over HTTPS, all on 127.0.0.1):
+//! the coordinator's witness round takes every log's signed checkpoints to the other nodes,
+//! which check the consistency proofs and cosign; then
+//! - a department that rewrites its log (with its own key, re-hashing and re-signing
+//!   everything) and goes on serving is refused by every witness, each raising an alarm;
+//! - `fedq audit verify --witness …` checks a log against what the witnesses cosigned, and
+//!   catches a rewritten, deleted, reordered or cut entry that the log's own chain, tree
+//!   and re-signed checkpoints no longer show.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fedq_audit::review::certificate_verifiers;
+use fedq_audit::{AuditLog, AuditRecord, Cadence, ListFilter, Signing};
+use fedq_sandbox::{ask, licensing, Federation, Running};
+use fedq_testkit::federation;
+
+/// Every process keeps a checkpoint after each entry; the witness round runs every 200 ms.
+fn witness_quickly(fed: &Federation) {
+    for node in fed.nodes.keys() {
+        prepend(
+            &fed.layout.node_config(node),
+            "audit_checkpoint_entries = 1\n",
+        );
+    }
+    prepend(
+        &fed.layout.coordinator_config(),
+        "audit_checkpoint_entries = 1\nwitness_interval_ms = 200\n",
+    );
+}
+
+fn prepend(config: &Path, lines: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{lines}{text}")).unwrap();
+}
+
+fn log_of(fed: &Federation, node: &str) -> PathBuf {
+    fed.layout.root.join(format!("audit/{node}-audit.db"))
+}
+
+/// The size of the newest checkpoint of `node`'s log that `witness` cosigned.
+fn cosigned_size(fed: &Federation, node: &str, witness: &str) -> Option<u64> {
+    let pki = fed.layout.pki();
+    let (log, _) = certificate_verifiers(&pki.join(format!("{node}.crt"))).unwrap();
+    let (_, cosigner) = certificate_verifiers(&pki.join(format!("{witness}.crt"))).unwrap();
+    let state = fed.layout.root.join(format!("audit/{witness}-witness.db"));
+    if !state.exists() {
+        return None;
+    }
+    fedq_audit::witness::cosigned_in(&state, &log, &cosigner)
+        .ok()?
+        .last()
+        .map(|w| w.checkpoint.size)
+}
+
+/// Waits until every other node cosigned `node`'s log at `size`.
+async fn until_witnessed(fed: &Federation, node: &str, size: u64) {
+    let started = Instant::now();
+    for witness in fed.nodes.keys().filter(|w| *w != node) {
+        while cosigned_size(fed, node, witness) != Some(size) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "`{witness}` did not cosign `{node}`'s log at size {size} within 30 s (holds {:?})",
+                cosigned_size(fed, node, witness)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The rewriter's script, with the department's own key: read every entry, change the
+/// list, and write it as a new log — numbered afresh, chain and tree re-hashed, every
+/// checkpoint re-signed.
+async fn rewrite(fed: &Federation, node: &str, change: impl FnOnce(&mut Vec<AuditRecord>)) {
+    let path = log_of(fed, node);
+    let mut records: Vec<AuditRecord> = fedq_audit::list(&path, &ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record)
+        .collect();
+    change(&mut records);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let pki = fed.layout.pki();
+    let signing = Signing::from_certificate(
+        &pki.join(format!("{node}.crt")),
+        &pki.join(format!("{node}.key")),
+        Cadence {
+            entries: 1,
+            interval: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    let log = AuditLog::open_signing(&path, signing).unwrap();
+    for record in records {
+        log.append(record).await.unwrap();
+    }
+}
+
+/// `fedq audit verify --config NODE --witness W…`: exit status and output.
+fn verify(fed: &Federation, node: &str) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fedq"));
+    cmd.args(["audit", "verify", "--config"])
+        .arg(fed.layout.node_config(node));
+    for witness in fed.nodes.keys().filter(|w| *w != node) {
+        cmd.arg("--witness").arg(fed.layout.node_config(witness));
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn metric(name: &str, labels: &str) -> f64 {
+    let text = fedq_ops::recorder().unwrap().render();
+    fedq_ops::sample(&text, &format!("{name}{{{labels}}}")).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnesses_cosign_every_log_refuse_a_rewritten_one_and_verify_catches_each_rewrite() {
+    // The metrics of every in-process server go to this recorder.
+    let _ = fedq_ops::recorder();
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = federation(tmp.path(), 60, 73);
+    witness_quickly(&fed);
+    let mut running = Running::start(&fed, None).await.unwrap();
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+    let mut node = String::new();
+    for _ in 0..4 {
+        let (status, answer) = ask(&fed, &licensing(&subject, "blacklist-check"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{answer}");
+        node = answer["nodes"][0]["node"].as_str().unwrap().to_owned();
+        // Each query's entries witnessed before the next, so `verify` can place a
+        // rewritten entry within one query's entries.
+        let (size, _) = fedq_audit::latest_checkpoint(&log_of(&fed, &node))
+            .unwrap()
+            .unwrap();
+        until_witnessed(&fed, &node, size).await;
+    }
+    let log = log_of(&fed, &node);
+    let (size, _) = fedq_audit::latest_checkpoint(&log).unwrap().unwrap();
+    let entries = fedq_audit::list(&log, &ListFilter::default())
+        .unwrap()
+        .len() as u64;
+    assert_eq!(size, entries, "a checkpoint after every entry");
+    assert!(entries >= 4, "{entries}");
+    // The coordinator's own log is witnessed too.
+    let coordinator = fed.layout.root.join("audit/coordinator-audit.db");
+    let (coordinator_size, _) = fedq_audit::latest_checkpoint(&coordinator)
+        .unwrap()
+        .unwrap();
+    assert!(coordinator_size >= 4);
+    let pki = fed.layout.pki();
+    let (coordinator_log, _) = certificate_verifiers(&pki.join("coordinator.crt")).unwrap();
+    let started = Instant::now();
+    for witness in fed.nodes.keys() {
+        let (_, cosigner) = certificate_verifiers(&pki.join(format!("{witness}.crt"))).unwrap();
+        let state = fed.layout.root.join(format!("audit/{witness}-witness.db"));
+        loop {
+            let held = fedq_audit::witness::cosigned_in(&state, &coordinator_log, &cosigner)
+                .ok()
+                .and_then(|c| c.last().map(|w| w.checkpoint.size));
+            if held.is_some_and(|h| h >= coordinator_size) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "`{witness}` did not cosign the coordinator's log (holds {held:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let pristine = tmp.path().join("pristine.db");
+    running.stop_node(&node).await;
+    std::fs::copy(&log, &pristine).unwrap();
+
+    // A live fork: the department rewrites one entry's requester and purpose with its
+    // own key, restarts, and serves on. Its next checkpoint does not extend what the
+    // witnesses cosigned, and every one of them refuses it.
+    rewrite(&fed, &node, |records| {
+        records[1].requester = "someone.else".into();
+        records[1].purpose = "nothing-to-see".into();
+    })
+    .await;
+    running.restart_node(&fed, &node, None).await.unwrap();
+    let (status, answer) = ask(&fed, &licensing(&subject, "blacklist-check"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let origin = format!("fedq/changsha/node/{node}");
+    let started = Instant::now();
+    for witness in fed.nodes.keys().filter(|w| **w != node) {
+        let labels = format!("log=\"{node}\",witness=\"{witness}\"");
+        while metric("fedq_coordinator_witness_alarms_total", &labels) < 1.0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no alarm from `{witness}` about `{node}`'s rewritten log within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The witness kept what it had cosigned; it never moved to the rewritten log.
+        assert_eq!(cosigned_size(&fed, &node, witness), Some(size));
+    }
+    assert!(
+        metric(
+            "fedq_audit_witness_alarms_total",
+            &format!("log=\"{origin}\"")
+        ) >= 1.0
+    );
+    running.stop().await;
+
+    // Offline, against what the witnesses cosigned: the untouched log verifies…
+    let restore = || {
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", log.display()));
+        }
+        std::fs::copy(&pristine, &log).unwrap();
+    };
+    restore();
+    let (ok, out) = verify(&fed, &node);
+    assert!(ok, "{out}");
+    assert!(out.contains("chain intact"), "{out}");
+    let witnessed: u64 = fed
+        .nodes
+        .keys()
+        .filter(|w| **w != node)
+        .map(|w| {
+            let pki = fed.layout.pki();
+            let (log, _) = certificate_verifiers(&pki.join(format!("{node}.crt"))).unwrap();
+            let (_, cosigner) = certificate_verifiers(&pki.join(format!("{w}.crt"))).unwrap();
+            let state = fed.layout.root.join(format!("audit/{w}-witness.db"));
+            fedq_audit::witness::cosigned_in(&state, &log, &cosigner)
+                .unwrap()
+                .len() as u64
+        })
+        .sum();
+    assert!(witnessed >= 4 * (fed.nodes.len() as u64 - 1), "{witnessed}");
+    assert!(
+        out.contains(&format!("matches all {witnessed} checkpoints")),
+        "{out}"
+    );
+
+    // …and each rewrite, complete with re-hashed chain, rebuilt tree and re-signed
+    // checkpoints, is caught, named at the entries it no longer matches (the first
+    // changed entry lies in the range `verify` names).
+    type Change = Box<dyn FnOnce(&mut Vec<AuditRecord>)>;
+    let cases: Vec<(&str, Change, Option<u64>)> = vec![
+        (
+            "rewrite",
+            Box::new(|r: &mut Vec<AuditRecord>| r[2].requester = "someone.else".into()),
+            Some(3),
+        ),
+        (
+            "delete",
+            Box::new(|r: &mut Vec<AuditRecord>| {
+                r.remove(1);
+            }),
+            Some(2),
+        ),
+        (
+            "reorder",
+            Box::new(|r: &mut Vec<AuditRecord>| r.swap(0, 1)),
+            Some(1),
+        ),
+        (
+            "cut",
+            Box::new(|r: &mut Vec<AuditRecord>| r.truncate(2)),
+            None,
+        ),
+    ];
+    for (name, change, first_changed) in cases {
+        restore();
+        rewrite(&fed, &node, change).await;
+        // The rewritten log alone is self-consistent: its own chain verifies.
+        let own = fedq_audit::verify(&log).unwrap();
+        assert!(own.first_break.is_none(), "{name}: {:?}", own.first_break);
+        let (ok, out) = verify(&fed, &node);
+        assert!(!ok, "{name}: verify passed a rewritten log: {out}");
+        match first_changed {
+            Some(seq) => {
+                let (first, last) = named_range(&out)
+                    .unwrap_or_else(|| panic!("{name}: no entry range named: {out}"));
+                assert!(first <= seq && seq <= last, "{name}: entry {seq}: {out}");
+            }
+            None => assert!(
+                out.contains(&format!("entries 3..={size} were cut")),
+                "{name}: {out}"
+            ),
+        }
+    }
+}
+
+/// The `A..=B` of "entries A..=B do not match the checkpoint …".
+fn named_range(out: &str) -> Option<(u64, u64)> {
+    let rest = out.split("entries ").nth(1)?;
+    let (range, tail) = rest.split_once(' ')?;
+    if !tail.starts_with("do not match") {
+        return None;
+    }
+    let (a, b) = range.split_once("..=")?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
