@@ -43,6 +43,20 @@ fn prepend(config: &Path, lines: &str) {
     std::fs::write(config, format!("{lines}{text}")).unwrap();
 }
 
+/// Copies a SQLite log with its `-wal`, replacing whatever is at `to`.
+fn copy_log(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let (src, dst) = (
+            PathBuf::from(format!("{}{suffix}", from.display())),
+            PathBuf::from(format!("{}{suffix}", to.display())),
+        );
+        let _ = std::fs::remove_file(&dst);
+        if src.exists() && suffix != "-shm" {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
 fn log_of(fed: &Federation, node: &str) -> PathBuf {
     fed.layout.root.join(format!("audit/{node}-audit.db"))
 }
@@ -189,7 +203,8 @@ async fn witnesses_cosign_every_log_refuse_a_rewritten_one_and_verify_catches_ea
     }
     let pristine = tmp.path().join("pristine.db");
     running.stop_node(&node).await;
-    std::fs::copy(&log, &pristine).unwrap();
+    // The log as its files hold it (a write-ahead log not yet folded in included).
+    copy_log(&log, &pristine);
 
     // A live fork: the department rewrites one entry's requester and purpose with its
     // own key, restarts, and serves on. Its next checkpoint does not extend what the
@@ -227,12 +242,7 @@ async fn witnesses_cosign_every_log_refuse_a_rewritten_one_and_verify_catches_ea
     running.stop().await;
 
     // Offline, against what the witnesses cosigned: the untouched log verifies…
-    let restore = || {
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", log.display()));
-        }
-        std::fs::copy(&pristine, &log).unwrap();
-    };
+    let restore = || copy_log(&pristine, &log);
     restore();
     let (ok, out) = verify(&fed, &node);
     assert!(ok, "{out}");
@@ -316,4 +326,79 @@ fn named_range(out: &str) -> Option<(u64, u64)> {
     }
     let (a, b) = range.split_once("..=")?;
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Issue 18 §6: a node shreds, as soon as it runs and then hourly, the bodies of its
+/// entries older than the period the policy in force declares (the reference policy:
+/// 1826 days), registers that, and its log still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_node_shreds_bodies_past_the_policy_s_retention_period_and_registers_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = federation(tmp.path(), 60, 74);
+    let node = fed.nodes.keys().next().unwrap().clone();
+    let path = log_of(&fed, &node);
+    let pki = fed.layout.pki();
+    let now = time::OffsetDateTime::now_utc();
+    {
+        let signing = Signing::from_certificate(
+            &pki.join(format!("{node}.crt")),
+            &pki.join(format!("{node}.key")),
+            Cadence::default(),
+        )
+        .unwrap();
+        let log = AuditLog::open_signing(&path, signing).unwrap();
+        for (i, days) in [(1, 6 * 365), (2, 365)] {
+            log.append(AuditRecord {
+                at: now - time::Duration::days(days),
+                kind: fedq_audit::EntryKind::Answer,
+                query_id: format!("old{i}"),
+                requester: "market-regulation.licensing".into(),
+                purpose: "administrative-licensing".into(),
+                legal_basis: None,
+                case_reference: None,
+                subject: "pseudonym".into(),
+                target: "view:blacklist-check".into(),
+                outcome: fedq_audit::Outcome::json(&serde_json::json!({"released": []})),
+                policy_version: "0/old".into(),
+                consent_id: None,
+                node_query_ids: Default::default(),
+                answer_sha256: None,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let running = Running::start(&fed, None).await.unwrap();
+    let started = Instant::now();
+    let entries = loop {
+        let entries = fedq_audit::list(&path, &ListFilter::default()).unwrap();
+        if entries
+            .iter()
+            .any(|e| e.record.kind == fedq_audit::EntryKind::Retention)
+        {
+            break entries;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "`{node}` registered no shredding within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    running.stop().await;
+    assert!(entries[0].shredded, "six years old: past 1826 days");
+    assert!(entries[0].record.requester.is_empty());
+    assert!(!entries[1].shredded, "a year old: kept");
+    let retention = entries
+        .iter()
+        .find(|e| e.record.kind == fedq_audit::EntryKind::Retention)
+        .unwrap();
+    let outcome = retention.record.outcome.to_json().unwrap();
+    assert_eq!(outcome["shredded"], 1);
+    assert_eq!(outcome["retention_days"], 1826);
+    let v = fedq_audit::verify(&path).unwrap();
+    assert_eq!(v.first_break, None, "{v:?}");
+    assert_eq!(v.shredded, 1);
+    let (ok, out) = verify(&fed, &node);
+    assert!(ok, "{out}");
+    assert!(out.contains("the bodies of 1 entries shredded"), "{out}");
 }

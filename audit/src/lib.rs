@@ -300,11 +300,13 @@ pub enum EntryKind {
     PolicyRefused,
     /// A publication's outcome on every node (coordinator).
     Policy,
+    /// Entry bodies shredded at the end of the policy's retention period.
+    Retention,
 }
 
 impl EntryKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EntryKind; 8] = [
+    pub const ALL: [EntryKind; 9] = [
         EntryKind::Query,
         EntryKind::Answer,
         EntryKind::Refusal,
@@ -313,6 +315,7 @@ impl EntryKind {
         EntryKind::PolicyInstalled,
         EntryKind::PolicyRefused,
         EntryKind::Policy,
+        EntryKind::Retention,
     ];
 
     /// The name the log stores.
@@ -326,6 +329,7 @@ impl EntryKind {
             EntryKind::PolicyInstalled => "policy-installed",
             EntryKind::PolicyRefused => "policy-refused",
             EntryKind::Policy => "policy",
+            EntryKind::Retention => "retention",
         }
     }
 }
@@ -429,7 +433,7 @@ impl PartialEq<&str> for Outcome {
 
 /// A stored kind that is none of [`EntryKind`]'s names.
 #[derive(Debug, thiserror::Error)]
-#[error("an audit entry's kind is not one fedq writes (expected one of query, answer, refusal, repair, session, policy-installed, policy-refused, policy)")]
+#[error("an audit entry's kind is not one fedq writes (expected one of query, answer, refusal, repair, session, policy-installed, policy-refused, policy, retention)")]
 pub struct UnknownKind;
 
 impl std::str::FromStr for EntryKind {
@@ -1000,6 +1004,86 @@ impl AuditLog {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Shreds the bodies of entries older than `retention_days` before `now` ([`shred`])
+    /// and, if any were, registers that in this log (kind `retention`: how many, and
+    /// before when, under which policy version), so a reviewer sees when bodies went and
+    /// why. Returns how many were shredded.
+    pub async fn shred_expired(
+        &self,
+        retention_days: u32,
+        policy_version: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, AuditError> {
+        let before = now - time::Duration::days(i64::from(retention_days));
+        let path = PathBuf::clone(&self.path);
+        let shredded = tokio::task::spawn_blocking(move || shred(&path, before))
+            .await
+            .map_err(|e| AuditError::Store {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
+            })??;
+        if shredded > 0 {
+            self.append(AuditRecord {
+                at: now,
+                kind: EntryKind::Retention,
+                query_id: "-".into(),
+                requester: "-".into(),
+                purpose: "-".into(),
+                legal_basis: None,
+                case_reference: None,
+                subject: "-".into(),
+                target: "audit".into(),
+                outcome: Outcome::json(&serde_json::json!({
+                    "shredded": shredded,
+                    "before": format_time(before),
+                    "retention_days": retention_days,
+                })),
+                policy_version: policy_version.to_owned(),
+                consent_id: None,
+                node_query_ids: BTreeMap::new(),
+                answer_sha256: None,
+            })
+            .await?;
+        }
+        Ok(shredded)
+    }
+}
+
+/// How often a running process looks for entry bodies past their retention period.
+pub const RETENTION_CHECK_EVERY: Duration = Duration::from_secs(3600);
+
+/// The retention schedule every process runs: at once and then every `every`, shreds the
+/// bodies of `log`'s entries past the period `period` says is in force (its days and the
+/// policy version that set it; `None`: keep every body) and registers each shredding
+/// ([`AuditLog::shred_expired`]). A failure is logged and tried again next time; it
+/// never stops the process (bodies kept longer are not a leak, just kept). Runs until
+/// its task is aborted.
+pub async fn keep_retention(
+    log: AuditLog,
+    every: Duration,
+    period: impl Fn() -> Option<(u32, String)>,
+) {
+    loop {
+        if let Some((days, version)) = period() {
+            match log
+                .shred_expired(days, &version, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    shredded = n,
+                    retention_days = days,
+                    "audit entry bodies past the retention period shredded"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "shredding audit entry bodies past the retention period failed; trying again later"
+                ),
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Writes one group in one transaction: the entries, their consent uses, the tree nodes
@@ -1140,7 +1224,9 @@ fn write_group(
 /// Deletes the bodies of entries older than `before` (the retention period's end): who
 /// asked, for what, about whom and with what outcome go; the row, its time, kind, chain
 /// link and hash stay, so the chain still links and the Merkle tree and every checkpoint
-/// over it still verify. Returns how many entries were shredded now.
+/// over it still verify. Entries about the policy itself (installed, refused, published)
+/// and earlier retention entries hold nothing of a person and stay whole: a restarted
+/// process reads its policy floor from them. Returns how many entries were shredded now.
 pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
     let conn = open_existing(path)?;
     let n = conn
@@ -1148,7 +1234,8 @@ pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
             "UPDATE audit SET query_id = '', requester = '', purpose = '', legal_basis = NULL,
                  subject = '', target = '', outcome = '', policy_version = '', consent_id = NULL,
                  case_reference = NULL, node_query_ids = NULL, answer_sha256 = NULL, shredded = 1
-             WHERE at < ?1 AND shredded IS NULL",
+             WHERE at < ?1 AND shredded IS NULL
+                 AND kind NOT IN ('policy-installed', 'policy-refused', 'policy', 'retention')",
             params![format_time(before)],
         )
         .map_err(store_err(path))?;

@@ -562,6 +562,65 @@ async fn shredded_bodies_keep_the_tree_and_the_witnessed_checkpoints_verifiable(
         .is_some());
 }
 
+/// Issue 18 §6: the retention schedule's step shreds the bodies of entries older than the
+/// period (never a policy entry, which a restart reads its floor from), registers that in
+/// the log, and leaves a log that still verifies against what a witness cosigned.
+#[tokio::test]
+async fn entries_past_the_retention_period_are_shredded_registered_and_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("court-audit.db");
+    let now = OffsetDateTime::now_utc();
+    let signing = signing(1);
+    let verifier = signing.signer.verifier();
+    let log = AuditLog::open_signing(&path, signing).unwrap();
+    let mut installed = record(0);
+    installed.kind = EntryKind::PolicyInstalled;
+    installed.at = now - time::Duration::days(400);
+    installed.outcome = Outcome::policy_installed(3, "ab", &[]);
+    log.append(installed).await.unwrap();
+    for (i, age) in [(1, 400), (2, 366), (3, 364), (4, 1)] {
+        let mut r = record(i);
+        r.at = now - time::Duration::days(age);
+        log.append(r).await.unwrap();
+    }
+    let (size, note) = latest_checkpoint(&path).unwrap().unwrap();
+    let (cosigned, _) = checkpoint::open_checkpoint(&note, &verifier).unwrap();
+    assert_eq!(cosigned.size, size);
+    let witnessed = [Witnessed {
+        witness: "fedq/changsha/witness/tax".into(),
+        checkpoint: cosigned,
+    }];
+
+    assert_eq!(log.shred_expired(365, "3/2026.12-1", now).await.unwrap(), 2);
+    let entries = list(&path, &ListFilter::default()).unwrap();
+    let shredded: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.shredded)
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        shredded,
+        [2, 3],
+        "entries 2 and 3 are past 365 days; 1 is the policy's"
+    );
+    assert_eq!(last_installed_policy(&path).unwrap(), Some(3));
+    let registered = entries.last().unwrap();
+    assert_eq!(registered.record.kind, EntryKind::Retention);
+    assert_eq!(registered.record.policy_version, "3/2026.12-1");
+    let outcome = registered.record.outcome.to_json().unwrap();
+    assert_eq!(outcome["shredded"], 2);
+    assert_eq!(outcome["retention_days"], 365);
+    // Nothing more is due: nothing is shredded, and nothing registered.
+    assert_eq!(log.shred_expired(365, "3/2026.12-1", now).await.unwrap(), 0);
+    assert_eq!(
+        list(&path, &ListFilter::default()).unwrap().len(),
+        entries.len()
+    );
+    let v = verify_against(&path, &witnessed).unwrap();
+    assert_eq!(v.first_break, None, "{v:?}");
+    assert_eq!((v.shredded, v.witnessed), (2, 1));
+}
+
 /// Issue 18: an entry written for an answer commits to it. Its receipt checks with that
 /// answer only; old-form entries (bound to no answer) in the same log verify as before;
 /// and `verify` still catches an edit of a bound entry, its digest included.

@@ -331,6 +331,18 @@ impl PolicySlot {
         }
     }
 
+    /// The audit retention period of the policy in force (`audit_retention_days`) and the
+    /// label of that version, as the audit log's retention schedule asks for it; `None`: the
+    /// policy keeps every entry's body.
+    pub fn audit_retention(&self) -> Option<(u32, String)> {
+        let in_force = self.current();
+        in_force
+            .engine
+            .policy()
+            .audit_retention_days
+            .map(|days| (days, in_force.label()))
+    }
+
     /// Verifies `text` as a bundle against the version in force and, if it may take
     /// effect, writes it to the state file and puts it in force. On refusal nothing
     /// changes and the reason is kept for [`PolicySlot::status`].

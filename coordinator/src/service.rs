@@ -183,10 +183,19 @@ impl Coordinator {
             config.deadline,
         );
         probers.push(tokio::spawn(round.run(config.witness_interval)));
+        let policy = Arc::new(policy);
+        probers.push(tokio::spawn(fedq_audit::keep_retention(
+            audit.clone(),
+            fedq_audit::RETENTION_CHECK_EVERY,
+            {
+                let policy = Arc::clone(&policy);
+                move || policy.audit_retention()
+            },
+        )));
         Ok(Self {
             limiter: Mutex::new(RateLimiter::new(engine.policy())),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            policy: Arc::new(policy),
+            policy,
             publish_failures: Mutex::new(BTreeMap::new()),
             audit,
             query_ids: pseudonyms.node_query_ids(),

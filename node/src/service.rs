@@ -230,6 +230,14 @@ impl Node {
             };
             tokio::spawn(ops.serve(Arc::new(probe), fedq_ops::recorder()))
         });
+        let retention = tokio::spawn(fedq_audit::keep_retention(
+            self.audit.clone(),
+            fedq_audit::RETENTION_CHECK_EVERY,
+            {
+                let policy = Arc::clone(&self.policy);
+                move || policy.audit_retention()
+            },
+        ));
         let ctx = Arc::new(Context {
             refused_peer_date,
             seen_generation: AtomicU64::new(trust.generation()),
@@ -285,6 +293,9 @@ impl Node {
             })
         });
         self.endpoint.serve(handler, tap, shutdown).await;
+        retention.abort();
+        // Its handle on the log goes before this returns, as every other one does.
+        let _ = retention.await;
         if let Some(task) = ops_task {
             task.abort();
         }

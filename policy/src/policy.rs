@@ -515,6 +515,10 @@ pub struct Policy {
     pub content_hash: String,
     /// Catalogue directory relative to the policy file, if the policy names one (CLI use).
     pub catalogue_dir: Option<String>,
+    /// How many days the bodies of audit entries are kept (`audit_retention_days`): older
+    /// ones are shredded, their hashes kept so every log and checkpoint still verifies.
+    /// `None`: kept for good.
+    pub audit_retention_days: Option<u32>,
     /// Declared purposes.
     pub purposes: Vec<Purpose>,
     /// Declared requesters.

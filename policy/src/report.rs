@@ -37,6 +37,14 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
     }
     // Changes that are not field access but still matter to a review.
     let mut other = Vec::new();
+    if o.audit_retention_days != n.audit_retention_days {
+        let days = |d: Option<u32>| d.map_or("kept for good".to_owned(), |d| format!("{d} days"));
+        other.push(format!(
+            "audit entry bodies: {} → {}",
+            days(o.audit_retention_days),
+            days(n.audit_retention_days)
+        ));
+    }
     for r in &n.requesters {
         match o.requesters.iter().find(|x| x.name == r.name) {
             None => other.push(format!("requester {} is new", r.name)),

@@ -200,3 +200,51 @@ fn a_view_s_declared_release_must_be_a_needed_source_field() {
         assert_eq!(e[0], want);
     }
 }
+
+#[test]
+fn the_audit_retention_period_is_days_in_range_or_a_located_error() {
+    let parse =
+        |line: &str| Policy::parse(&format!("{line}{HEAD}"), "p.toml", &reference_federation());
+    assert_eq!(parse("").unwrap().audit_retention_days, None);
+    assert_eq!(
+        parse("audit_retention_days = 1826\n")
+            .unwrap()
+            .audit_retention_days,
+        Some(1826)
+    );
+    for bad in ["0", "-5", "36501", "99999999999"] {
+        let e = parse(&format!("audit_retention_days = {bad}\n")).unwrap_err();
+        let all =
+            e.0.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+        assert!(
+            all.starts_with("p.toml:1:24: `audit_retention_days` must be between 1 and 36500"),
+            "{bad}: {all}"
+        );
+    }
+    let e = parse("audit_retention_days = \"5 years\"\n").unwrap_err();
+    assert!(e.0[0].to_string().starts_with("p.toml:1:"), "{:?}", e.0);
+}
+
+#[test]
+fn a_change_of_the_audit_retention_period_shows_in_the_diff() {
+    let engine = |line: &str| {
+        fedq_policy::Engine::new(
+            Policy::parse(&format!("{line}{HEAD}"), "p.toml", &reference_federation()).unwrap(),
+        )
+    };
+    let today = time::macros::date!(2026 - 12 - 01);
+    let diff = fedq_policy::report::render_diff(
+        &engine(""),
+        &engine("audit_retention_days = 1826\n"),
+        today,
+    );
+    assert!(
+        diff.contains("audit entry bodies: kept for good → 1826 days"),
+        "{diff}"
+    );
+    let same = fedq_policy::report::render_diff(&engine(""), &engine(""), today);
+    assert!(!same.contains("audit entry bodies"), "{same}");
+}

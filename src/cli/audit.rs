@@ -80,7 +80,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
                     }
                     if v.shredded > 0 {
                         line.push_str(&format!(
-                            "; {} entry bodies shredded at the end of their retention period",
+                            "; the bodies of {} entries shredded at the end of their retention period",
                             v.shredded
                         ));
                     }

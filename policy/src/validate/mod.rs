@@ -36,6 +36,7 @@ impl Policy {
         let datasets: Vec<&Dataset> = federation.datasets().collect();
 
         let version = version(&raw, &mut diag);
+        let audit_retention_days = audit_retention_days(&raw, &mut diag);
         let purposes = purposes::validate(&raw.purposes, &mut diag);
         let requesters = requesters::validate(&raw.requesters, &purposes, &mut diag);
         let rules = rules::validate(
@@ -55,6 +56,7 @@ impl Policy {
             title: raw.title,
             content_hash: sha256_hex(text),
             catalogue_dir: raw.catalogue,
+            audit_retention_days,
             purposes,
             requesters,
             rules,
@@ -79,6 +81,26 @@ fn version(raw: &RawPolicy, diag: &mut Diagnostics<'_>) -> String {
         );
     }
     version
+}
+
+/// Most days an audit entry's body may be kept (100 years): a larger number is a typo.
+pub(crate) const MAX_AUDIT_RETENTION_DAYS: i64 = 36_500;
+
+/// How long entry bodies are kept, in days (none: forever); at least a day.
+fn audit_retention_days(raw: &RawPolicy, diag: &mut Diagnostics<'_>) -> Option<u32> {
+    let days = raw.audit_retention_days.as_ref()?;
+    match u32::try_from(*days.get_ref()) {
+        Ok(d) if (1..=MAX_AUDIT_RETENTION_DAYS).contains(&i64::from(d)) => Some(d),
+        _ => {
+            diag.error(
+                days.span(),
+                format!(
+                    "`audit_retention_days` must be between 1 and {MAX_AUDIT_RETENTION_DAYS} (days an audit entry's body is kept); leave it out to keep every body"
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn sha256_hex(text: &str) -> String {

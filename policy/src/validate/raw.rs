@@ -22,6 +22,7 @@ pub(crate) struct RawPolicy {
     #[serde(default)]
     pub(crate) title: String,
     pub(crate) catalogue: Option<String>,
+    pub(crate) audit_retention_days: Option<Spanned<i64>>,
     #[serde(default, rename = "purpose")]
     pub(crate) purposes: Vec<RawPurpose>,
     #[serde(default, rename = "requester")]
