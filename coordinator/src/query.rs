@@ -1221,7 +1221,7 @@ mod tests {
         assert!(r.reason.unwrap().contains("2000 ms"));
         let r = relay(Err(ChannelError::Unavailable {
             node: "court".into(),
-            reason: "down".into(),
+            reason: fedq_wire::transport::Unreachable::ShuttingDown,
         }));
         assert_eq!(r.status, NodeStatus::Unavailable);
     }
