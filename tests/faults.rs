@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fedq_coordinator::client::ApiConnection;
+use fedq_coordinator::client::{ApiConnection, ClientError};
 use fedq_coordinator::query::QueryRequest;
 use fedq_sandbox::{Federation, Running, LICENSING_BASIS, LICENSING_CASE};
 use fedq_testkit::federation;
@@ -282,7 +282,7 @@ fn node_report<'a>(answer: &'a Value, node: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no report of `{node}` in {answer}"))
 }
 
-async fn connect_as(fed: &Federation, requester: &str) -> Result<ApiConnection, String> {
+async fn connect_as(fed: &Federation, requester: &str) -> Result<ApiConnection, ClientError> {
     support::connect_as(fed, requester).await
 }
 
@@ -1102,7 +1102,10 @@ async fn the_coordinator_given_sigterm_answers_its_queries_in_flight_refuses_new
     // is simply dropped).
     let give_up = Instant::now() + GRACE;
     let refusal = loop {
-        match connect_as(&fed, "market-regulation.licensing").await {
+        match connect_as(&fed, "market-regulation.licensing")
+            .await
+            .map_err(|e| e.to_string())
+        {
             Err(e) if e.contains("Connection refused") => break e,
             // Reset: it was still queued at the listening socket as the port closed.
             Err(e) if e.contains("Connection reset") => {}

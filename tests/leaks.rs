@@ -403,7 +403,8 @@ async fn nothing_personal_at_rest_after_a_federation_answers_and_refuses() {
     let off = String::from_utf8(off).unwrap();
     let err = ask(&fed, &licensing(&off, "blacklist-check"))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`subject`") && !err.contains(&off), "{err}");
     assert_eq!(statuses.get(&200), Some(&25), "{statuses:?}");
     assert_eq!(statuses.get(&403), Some(&5), "{statuses:?}");

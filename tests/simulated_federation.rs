@@ -401,7 +401,9 @@ impl Sim {
                     let answer = match fault {
                         Fault::Lost => Err(ChannelError::Unavailable {
                             node: ask.node.clone(),
-                            reason: "connection lost".into(),
+                            reason: fedq_wire::transport::Unreachable::Other(
+                                "connection lost".into(),
+                            ),
                         }),
                         Fault::TimedOut => Err(ChannelError::TimedOut {
                             node: ask.node.clone(),

@@ -794,6 +794,27 @@ pub struct AuditLog {
     last_failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
+/// Why an audit log cannot take entries now ([`AuditLog::health`]), for an operator: it
+/// names files, never an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum Unhealthy {
+    /// The writer thread has stopped.
+    #[error("the audit log `{}` writer has stopped: nothing can be answered; restart the process", path.display())]
+    WriterStopped {
+        /// The log's path.
+        path: PathBuf,
+    },
+    /// The last group commit failed.
+    #[error("the last commit to the audit log failed ({why}): answers are withheld until one succeeds; check the disk")]
+    CommitFailed {
+        /// Why, as the writer recorded it.
+        why: String,
+    },
+    /// The file at the log's path is no longer the one it writes.
+    #[error(transparent)]
+    Moved(#[from] fedq_certs::fsutil::FileMoved),
+}
+
 impl AuditLog {
     /// Opens (creating if needed) the log at `path` and starts its writer thread. The file
     /// and its `-wal` and `-shm` are owner-only (0600) whatever the umask.
@@ -916,23 +937,19 @@ impl AuditLog {
     /// did not fail, and the file it writes is still the one at the log's path. `Ok` says
     /// where the log is; `Err` says what is wrong and what to do, for an operator (it
     /// names files, never an entry).
-    pub fn health(&self) -> Result<String, String> {
-        let path = self.path.display();
+    pub fn health(&self) -> Result<String, Unhealthy> {
         if self.tx.is_closed() {
-            return Err(format!(
-                "the audit log `{path}` writer has stopped: nothing can be answered; restart the process"
-            ));
+            return Err(Unhealthy::WriterStopped {
+                path: self.path.to_path_buf(),
+            });
         }
         if let Some(why) = self.last_failure.lock().ok().and_then(|l| l.clone()) {
-            return Err(format!(
-                "the last commit to the audit log failed ({why}): answers are withheld until one succeeds; check the disk"
-            ));
+            return Err(Unhealthy::CommitFailed { why });
         }
-        self.file
-            .still_at(&self.path, "the audit log")
-            .map_err(|e| e.to_string())?;
+        self.file.still_at(&self.path, "the audit log")?;
         Ok(format!(
-            "audit log `{path}` open; its writer runs and its last commit did not fail"
+            "audit log `{}` open; its writer runs and its last commit did not fail",
+            self.path.display()
         ))
     }
 

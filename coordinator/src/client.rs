@@ -356,7 +356,9 @@ impl ApiConnection {
     ) -> Result<QueryRequest, ClientError> {
         // The subject and the consent token never go to the coordinator: they are sealed
         // to each node asked, and the coordinator is told only whether a token is sealed.
-        let subject = query.sealed_subject().map_err(ClientError::Usage)?;
+        let subject = query
+            .sealed_subject()
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
         self.open_sessions().await?;
         let mut proven = query.clone();
         proven.subject = String::new();

@@ -437,7 +437,7 @@ fn parse_app_query(body: &[u8]) -> Result<QueryRequest, String> {
     let mut query = QueryRequest::from_json(&rest).map_err(|e| e.to_string())?;
     query.subject = subject;
     query.consent = consent;
-    query.sealed_subject()?;
+    query.sealed_subject().map_err(|e| e.to_string())?;
     Ok(query)
 }
 

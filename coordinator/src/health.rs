@@ -19,7 +19,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fedq_wire::transport::{ChannelError, NodeChannel};
+use fedq_wire::transport::{ChannelError, NodeChannel, Unreachable};
 use fedq_wire::{NodeRequest, NodeResponse};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -216,7 +216,7 @@ impl NodeHealth {
         if let Some(reason) = down {
             return Err(ChannelError::Unavailable {
                 node: self.node.clone(),
-                reason,
+                reason: Unreachable::Other(reason),
             });
         }
         let outcome = self.channel.request(request, deadline).await;
@@ -335,12 +335,12 @@ mod tests {
         .is_some());
         assert!(unanswered(&Err(ChannelError::Unavailable {
             node: node(),
-            reason: "x".into()
+            reason: Unreachable::ShuttingDown
         }))
         .is_some());
         assert!(unanswered(&Err(ChannelError::Protocol {
             node: node(),
-            reason: "x".into()
+            reason: fedq_wire::transport::ProtocolError::Closed
         }))
         .is_none());
         assert!(unanswered(&Ok(NodeResponse::Failed {

@@ -181,20 +181,33 @@ pub fn check_receipt(
     node_public_key: &[u8],
     sealed_answer: &str,
     receipt: Option<&fedq_client::query::AuditReceipt>,
-) -> Result<fedq_audit::checkpoint::Checkpoint, String> {
-    let receipt = receipt.ok_or_else(|| "the node's answer carries none".to_owned())?;
+) -> Result<fedq_audit::checkpoint::Checkpoint, ReceiptCheckError> {
+    let receipt = receipt.ok_or(ReceiptCheckError::Missing)?;
     let name = fedq_audit::checkpoint::log_name(federation, "node", node);
     let verifier = fedq_audit::checkpoint::NoteVerifier::new(&name, node_public_key)
-        .map_err(|e| format!("the node's key cannot check it: {e}"))?;
-    fedq_audit::checkpoint::Receipt {
+        .map_err(ReceiptCheckError::Key)?;
+    Ok(fedq_audit::checkpoint::Receipt {
         checkpoint: receipt.checkpoint.clone(),
         index: receipt.index,
         entry_hash: receipt.entry_hash.clone(),
         content_hash: receipt.content_hash.clone(),
         proof: receipt.proof.clone(),
     }
-    .verify_answer(&verifier, sealed_answer)
-    .map_err(|e| e.to_string())
+    .verify_answer(&verifier, sealed_answer)?)
+}
+
+/// Why a node's receipt for its answer does not check ([`check_receipt`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptCheckError {
+    /// The answer came without a receipt.
+    #[error("the node's answer carries none")]
+    Missing,
+    /// The node's certificate key cannot verify checkpoints.
+    #[error("the node's key cannot check it: {0}")]
+    Key(#[source] fedq_audit::checkpoint::CheckpointError),
+    /// The receipt itself is refused.
+    #[error(transparent)]
+    Receipt(#[from] fedq_audit::checkpoint::ReceiptError),
 }
 
 /// An opened answer as the requester may read it given its receipt ([`check_receipt`]):
@@ -209,7 +222,7 @@ pub fn with_receipt(
 ) -> LookupAnswer {
     match check_receipt(federation, node, node_public_key, sealed_answer, receipt) {
         Ok(_) => answer,
-        Err(why) => unverified(answer, &why),
+        Err(why) => unverified(answer, &why.to_string()),
     }
 }
 
@@ -1000,7 +1013,8 @@ mod tests {
         )
         .is_ok());
         let swapped = check_receipt("changsha", "court", &public, SEALED, Some(&of_other_answer))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(swapped.contains("not written for this answer"), "{swapped}");
         assert!(check_receipt("changsha", "court", &public, OTHER_SEALED, Some(&valid)).is_err());
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use fedq_certs::FederationTrust;
-use fedq_ops::{Check, ClockFacts, Health, AUDIT, CLOCK, POLICY};
+use fedq_ops::{Check, CheckFailed, ClockFacts, Health, AUDIT, CLOCK, POLICY};
 use metrics::Unit;
 
 use crate::service::Coordinator;
@@ -203,7 +203,7 @@ impl fedq_ops::Probe for CoordinatorProbe {
             today: c.date(),
             pinned: c.config().today.is_some(),
             certificate: fedq_certs::tls::certificate_file_validity(&c.config().tls.cert)
-                .map_err(|e| e.to_string()),
+                .map_err(CheckFailed::of),
             refused_peer_date: None,
             max_skew_days: fedq_wire::message::MAX_DATE_SKEW_DAYS,
         });
@@ -250,7 +250,7 @@ impl fedq_ops::Probe for GatewayProbe {
             today,
             pinned: false,
             certificate: fedq_certs::tls::certificate_file_validity(&self.cert)
-                .map_err(|e| e.to_string()),
+                .map_err(CheckFailed::of),
             refused_peer_date: None,
             max_skew_days: fedq_wire::message::MAX_DATE_SKEW_DAYS,
         });

@@ -88,6 +88,23 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// Why a query's subject or consent token cannot be sealed
+/// ([`QueryRequestExt::sealed_subject`]): the field and what is wrong, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealedSubjectError {
+    /// The subject is not a resident ID.
+    #[error("`subject`: {0}")]
+    Subject(#[source] fedq_policy::ResidentIdError),
+    /// The consent token is too long.
+    #[error("`consent` is {len} bytes; at most {max} are accepted")]
+    ConsentTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The most accepted.
+        max: usize,
+    },
+}
+
 /// How the coordinator reads a [`QueryRequest`] (parsed without quoting it, validated
 /// against the policy) and what the requester side proves and seals of it. A trait because
 /// the type is the client crate's ([`fedq_client::query`]); import it (`use
@@ -98,7 +115,7 @@ pub trait QueryRequestExt: Sized {
     /// What a requester proves for this query.
     fn proof_claims(&self) -> Option<ProofClaims>;
     /// What the requester seals to each node.
-    fn sealed_subject(&self) -> Result<SealedSubject, String>;
+    fn sealed_subject(&self) -> Result<SealedSubject, SealedSubjectError>;
     /// Validates shape and names against the policy.
     fn validate(self, engine: &Engine) -> Result<ValidQuery, QueryRefusal>;
 }
@@ -294,8 +311,8 @@ impl QueryRequestExt for QueryRequest {
     /// What the requester seals to each node: the subject (trimmed, checked here, since
     /// the coordinator never sees it) and the consent token, if any. The error names the
     /// field and what is wrong, never its value.
-    fn sealed_subject(&self) -> Result<SealedSubject, String> {
-        let sub = ResidentId::parse(self.subject.trim()).map_err(|e| format!("`subject`: {e}"))?;
+    fn sealed_subject(&self) -> Result<SealedSubject, SealedSubjectError> {
+        let sub = ResidentId::parse(self.subject.trim()).map_err(SealedSubjectError::Subject)?;
         let consent = self
             .consent
             .as_deref()
@@ -304,9 +321,7 @@ impl QueryRequestExt for QueryRequest {
             .map(str::to_owned);
         let max = fedq_wire::message::MAX_CONSENT_LEN;
         if let Some(len) = consent.as_ref().map(String::len).filter(|l| *l > max) {
-            return Err(format!(
-                "`consent` is {len} bytes; at most {max} are accepted"
-            ));
+            return Err(SealedSubjectError::ConsentTooLong { len, max });
         }
         Ok(SealedSubject { sub, consent })
     }
@@ -725,7 +740,10 @@ mod tests {
         let max = fedq_wire::message::MAX_CONSENT_LEN;
         assert!(query("b".repeat(max)).sealed_subject().is_ok());
         assert!(query("b".repeat(max)).validate(&engine).is_ok());
-        let err = query("b".repeat(max + 1)).sealed_subject().unwrap_err();
+        let err = query("b".repeat(max + 1))
+            .sealed_subject()
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!("`consent` is {} bytes; at most {max} are accepted", max + 1)
@@ -736,7 +754,7 @@ mod tests {
             subject: "430102".into(),
             ..query(String::new())
         };
-        let err = bad.sealed_subject().unwrap_err();
+        let err = bad.sealed_subject().unwrap_err().to_string();
         assert!(
             err.starts_with("`subject`: ") && !err.contains("430102"),
             "{err}"
@@ -1203,7 +1221,7 @@ mod tests {
         assert!(r.reason.unwrap().contains("2000 ms"));
         let r = relay(Err(ChannelError::Unavailable {
             node: "court".into(),
-            reason: "down".into(),
+            reason: fedq_wire::transport::Unreachable::ShuttingDown,
         }));
         assert_eq!(r.status, NodeStatus::Unavailable);
     }

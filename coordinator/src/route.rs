@@ -29,7 +29,7 @@ use fedq_audit::{AuditError, AuditRecord, NodeQueryIds};
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::{DecisionRequest, Engine, ViewRequest};
 use fedq_wire::message::{LookupRequest, LookupTarget};
-use fedq_wire::transport::ChannelError;
+use fedq_wire::transport::{ChannelError, Unreachable};
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::outcome::{Audited, Refusal, Reply, Unserved};
@@ -452,7 +452,7 @@ impl FanOut {
                 &datasets,
                 Err(ChannelError::Unavailable {
                     node: node.clone(),
-                    reason: why.into(),
+                    reason: Unreachable::Other(why.into()),
                 }),
             ));
         }
@@ -460,7 +460,7 @@ impl FanOut {
             let answer = answers.remove(&ask.node).unwrap_or_else(|| {
                 Err(ChannelError::Unavailable {
                     node: ask.node.clone(),
-                    reason: "no answer was received".into(),
+                    reason: Unreachable::Other("no answer was received".into()),
                 })
             });
             reports.push(query::relay_node(&ask.node, &ask.datasets, answer));

@@ -33,6 +33,7 @@ async fn ask_in_tour(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> 
     } else {
         ask(fed, q).await
     }
+    .map_err(|e| e.to_string())
 }
 
 /// The newest `query` entry of the log at `path` (under the federation's root), as
@@ -242,7 +243,7 @@ fn check_repaired_blacklist(status: u16, a: &Value, repaired: bool) -> Result<()
 
 /// Sends `q` as built, or fails the stop with why it could not be built.
 async fn ask_built(fed: &Federation, q: Result<Ask, String>) -> Result<(u16, Value), String> {
-    ask(fed, &q?).await
+    ask(fed, &q?).await.map_err(|e| e.to_string())
 }
 
 /// An answer in which every department asked refused the consent token itself, each
@@ -430,7 +431,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
-    let q = self_query(fed, &s.tax_arrears.resident_id, "credit-report");
+    let q = self_query(fed, &s.tax_arrears.resident_id, "credit-report").map_err(|e| e.to_string());
     run(
         "A citizen's own credit report at the service window, with a consent token the identity check signed for this person, office, purpose and view",
         ask_built(fed, q).await,
@@ -467,7 +468,8 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         RECRUITMENT_OFFICE,
         "public-recruitment",
         &["view:blacklist-check"],
-    );
+    )
+    .map_err(|e| e.to_string());
     run(
         "Recruitment with the candidate's consent token: the blacklist check is answered (the consent-only rules apply because the token verified at the coordinator and at every department)",
         ask_built(fed, recruitment(candidate, token.clone())).await,
@@ -484,7 +486,8 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         RECRUITMENT_OFFICE,
         "public-recruitment",
         &["view:blacklist-check"],
-    );
+    )
+    .map_err(|e| e.to_string());
     run(
         "Refused: the same consent forged — signed with the recruitment office's own key instead of the consent authority's — every department verifies the token itself (the coordinator never sees it, sealed with the subject) and refuses it as not verifying; nothing is released",
         ask_built(fed, recruitment(candidate, forged)).await,
@@ -591,7 +594,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
-    let q = self_query(fed, &s.expired.resident_id, "credit-report");
+    let q = self_query(fed, &s.expired.resident_id, "credit-report").map_err(|e| e.to_string());
     // The datasets of the person's negative records (not their identity basics).
     let is_negative = |department: &str, dataset: &str| {
         CATALOGUES

@@ -28,10 +28,91 @@ pub const MAX_LOOKUP_NAME: usize = 128;
 /// [`fedq_wire::message::MAX_SEALED_SUBJECT_LEN`]).
 pub const MAX_LOOKUP_TEXT: usize = fedq_wire::message::MAX_TEXT_LEN;
 
+/// Why a lookup's shape is refused ([`check_lookup`]): counts, lengths and positions only,
+/// never the values sent. Datasets are numbered from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupShapeError {
+    /// The sealed subject is too long.
+    #[error("the lookup's sealed subject is {len} bytes; at most {max} are accepted")]
+    SealedTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// One of the lookup's texts is too long.
+    #[error("the lookup's `{what}` is {len} bytes; at most {MAX_LOOKUP_TEXT} are accepted")]
+    TextTooLong {
+        /// Which text (its wire name).
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The view name is too long.
+    #[error("the lookup's view name is {len} bytes; at most {MAX_LOOKUP_NAME} are accepted")]
+    ViewNameTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The lookup names no dataset.
+    #[error("the lookup names no dataset; name at least one")]
+    NoDataset,
+    /// The lookup names too many datasets.
+    #[error("the lookup names {count} datasets; at most {MAX_LOOKUP_DATASETS} are accepted in one lookup")]
+    TooManyDatasets {
+        /// How many it names.
+        count: usize,
+    },
+    /// A dataset's name is too long.
+    #[error("dataset #{n} of the lookup has a name of {len} bytes; at most {MAX_LOOKUP_NAME} are accepted")]
+    DatasetNameTooLong {
+        /// Which dataset.
+        n: usize,
+        /// Its name's length in bytes.
+        len: usize,
+    },
+    /// A dataset repeats an earlier one.
+    #[error("dataset #{n} of the lookup repeats an earlier one; name each dataset once")]
+    DatasetRepeated {
+        /// Which dataset.
+        n: usize,
+    },
+    /// A dataset names an empty field list.
+    #[error("dataset #{n} of the lookup names an empty field list; name fields or ask for all")]
+    EmptyFieldList {
+        /// Which dataset.
+        n: usize,
+    },
+    /// A dataset names too many fields.
+    #[error(
+        "dataset #{n} of the lookup names {count} fields; at most {MAX_LOOKUP_FIELDS} are accepted"
+    )]
+    TooManyFields {
+        /// Which dataset.
+        n: usize,
+        /// How many fields it names.
+        count: usize,
+    },
+    /// A field name is too long.
+    #[error("dataset #{n} of the lookup has a field name of {len} bytes; at most {MAX_LOOKUP_NAME} are accepted")]
+    FieldNameTooLong {
+        /// Which dataset.
+        n: usize,
+        /// The field name's length in bytes.
+        len: usize,
+    },
+    /// A dataset names a field twice.
+    #[error("dataset #{n} of the lookup names a field twice; name each field once")]
+    FieldRepeated {
+        /// Which dataset.
+        n: usize,
+    },
+}
+
 /// Checks a lookup's shape before anything is read or recorded: bounded counts and
 /// lengths, no dataset or field named twice. The error says what was wrong in counts and
 /// field names only, never the values sent (they are untrusted and may be anything).
-pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
+pub fn check_lookup(request: &LookupRequest) -> Result<(), LookupShapeError> {
     let texts = [
         ("query_id", Some(&request.query_id)),
         ("requester", Some(&request.requester)),
@@ -42,75 +123,60 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), String> {
     ];
     let sealed_max = fedq_wire::message::MAX_SEALED_SUBJECT_LEN;
     if request.sealed.len() > sealed_max {
-        return Err(format!(
-            "the lookup's sealed subject is {} bytes; at most {sealed_max} are accepted",
-            request.sealed.len()
-        ));
+        return Err(LookupShapeError::SealedTooLong {
+            len: request.sealed.len(),
+            max: sealed_max,
+        });
     }
     for (what, text) in texts {
         if let Some(len) = text.map(String::len).filter(|l| *l > MAX_LOOKUP_TEXT) {
-            return Err(format!(
-                "the lookup's `{what}` is {len} bytes; at most {MAX_LOOKUP_TEXT} are accepted"
-            ));
+            return Err(LookupShapeError::TextTooLong { what, len });
         }
     }
     match &request.target {
         LookupTarget::View(view) => {
             if view.len() > MAX_LOOKUP_NAME {
-                return Err(format!(
-                    "the lookup's view name is {} bytes; at most {MAX_LOOKUP_NAME} are accepted",
-                    view.len()
-                ));
+                return Err(LookupShapeError::ViewNameTooLong { len: view.len() });
             }
         }
         LookupTarget::Datasets(datasets) => {
             if datasets.is_empty() {
-                return Err("the lookup names no dataset; name at least one".into());
+                return Err(LookupShapeError::NoDataset);
             }
             if datasets.len() > MAX_LOOKUP_DATASETS {
-                return Err(format!(
-                    "the lookup names {} datasets; at most {MAX_LOOKUP_DATASETS} are accepted in one lookup",
-                    datasets.len()
-                ));
+                return Err(LookupShapeError::TooManyDatasets {
+                    count: datasets.len(),
+                });
             }
             let mut seen = std::collections::BTreeSet::new();
             for (i, ds) in datasets.iter().enumerate() {
                 let n = i + 1;
                 if ds.dataset.len() > MAX_LOOKUP_NAME {
-                    return Err(format!(
-                        "dataset #{n} of the lookup has a name of {} bytes; at most {MAX_LOOKUP_NAME} are accepted",
-                        ds.dataset.len()
-                    ));
+                    return Err(LookupShapeError::DatasetNameTooLong {
+                        n,
+                        len: ds.dataset.len(),
+                    });
                 }
                 if !seen.insert(ds.dataset.as_str()) {
-                    return Err(format!(
-                        "dataset #{n} of the lookup repeats an earlier one; name each dataset once"
-                    ));
+                    return Err(LookupShapeError::DatasetRepeated { n });
                 }
                 let Some(fields) = &ds.fields else { continue };
                 if fields.is_empty() {
-                    return Err(format!(
-                        "dataset #{n} of the lookup names an empty field list; name fields or ask for all"
-                    ));
+                    return Err(LookupShapeError::EmptyFieldList { n });
                 }
                 if fields.len() > MAX_LOOKUP_FIELDS {
-                    return Err(format!(
-                        "dataset #{n} of the lookup names {} fields; at most {MAX_LOOKUP_FIELDS} are accepted",
-                        fields.len()
-                    ));
+                    return Err(LookupShapeError::TooManyFields {
+                        n,
+                        count: fields.len(),
+                    });
                 }
                 let mut names = std::collections::BTreeSet::new();
                 for f in fields {
                     if f.len() > MAX_LOOKUP_NAME {
-                        return Err(format!(
-                            "dataset #{n} of the lookup has a field name of {} bytes; at most {MAX_LOOKUP_NAME} are accepted",
-                            f.len()
-                        ));
+                        return Err(LookupShapeError::FieldNameTooLong { n, len: f.len() });
                     }
                     if !names.insert(f.as_str()) {
-                        return Err(format!(
-                            "dataset #{n} of the lookup names a field twice; name each field once"
-                        ));
+                        return Err(LookupShapeError::FieldRepeated { n });
                     }
                 }
             }
@@ -162,45 +228,71 @@ pub fn target_is_known(engine: &Engine, request: &LookupRequest) -> bool {
     }
 }
 
+/// Which kind of name of a lookup is not its policy's own ([`screen`]). Only the policy's
+/// own names are ever part of it (a dataset's, when one of its fields is unknown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unscreened {
+    /// The requester is not declared.
+    #[error("the requester is not one this node's policy declares")]
+    Requester,
+    /// The purpose is not declared.
+    #[error("the purpose is not one this node's policy declares")]
+    Purpose,
+    /// The legal basis is not cited.
+    #[error("the legal basis is not one this node's policy cites")]
+    LegalBasis,
+    /// The view is not declared.
+    #[error("the view is not one this node's policy declares")]
+    View,
+    /// A dataset is not in the catalogues.
+    #[error("a dataset asked for is not in the federation's catalogues")]
+    Dataset,
+    /// A field is not in a (known) dataset.
+    #[error("a field asked for is not in dataset `{dataset}`")]
+    Field {
+        /// The dataset's qualified name.
+        dataset: String,
+    },
+}
+
 /// Checks that a lookup names only what this node's policy knows: a declared purpose, a
 /// cited legal basis (if any), a known view or known datasets and fields. The node never
 /// trusts the coordinator to have checked, and a name that is not the policy's own is
 /// never written to the audit log or echoed in a refusal (it could be anything a requester
 /// typed, a resident ID included). The refusal says what kind of name was wrong.
-pub fn screen(engine: &Engine, request: &LookupRequest) -> Result<(), String> {
+pub fn screen(engine: &Engine, request: &LookupRequest) -> Result<(), Unscreened> {
     let policy = engine.policy();
     if !policy
         .requesters
         .iter()
         .any(|r| r.name == request.requester)
     {
-        return Err("the requester is not one this node's policy declares".into());
+        return Err(Unscreened::Requester);
     }
     if !policy.purposes.iter().any(|p| p.name == request.purpose) {
-        return Err("the purpose is not one this node's policy declares".into());
+        return Err(Unscreened::Purpose);
     }
     if let Some(basis) = &request.legal_basis {
         if !policy.cited_legal_bases().contains(basis.as_str()) {
-            return Err("the legal basis is not one this node's policy cites".into());
+            return Err(Unscreened::LegalBasis);
         }
     }
     match &request.target {
         LookupTarget::View(view) => {
             if !policy.views.iter().any(|v| &v.name == view) {
-                return Err("the view is not one this node's policy declares".into());
+                return Err(Unscreened::View);
             }
         }
         LookupTarget::Datasets(datasets) => {
             for ds in datasets {
                 let Some(known) = engine.datasets().iter().find(|d| d.qualified == ds.dataset)
                 else {
-                    return Err("a dataset asked for is not in the federation's catalogues".into());
+                    return Err(Unscreened::Dataset);
                 };
                 if ds.fields.iter().flatten().any(|f| known.field(f).is_none()) {
-                    return Err(format!(
-                        "a field asked for is not in dataset `{}`",
-                        known.qualified
-                    ));
+                    return Err(Unscreened::Field {
+                        dataset: known.qualified.clone(),
+                    });
                 }
             }
         }
@@ -569,7 +661,7 @@ mod tests {
         ];
         let mut reasons = Vec::new();
         for request in &forged {
-            let why = screen(&engine, request).unwrap_err();
+            let why = screen(&engine, request).unwrap_err().to_string();
             assert!(!why.contains(ID) && !why.contains("430102"), "{why}");
             reasons.push(why);
         }
@@ -624,7 +716,9 @@ mod tests {
 
     #[test]
     fn too_many_or_repeated_items_are_refused_without_echoing_them() {
-        let err = check_lookup(&lookup_of(many_datasets(20_000))).unwrap_err();
+        let err = check_lookup(&lookup_of(many_datasets(20_000)))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "the lookup names 20000 datasets; at most 64 are accepted in one lookup"
@@ -639,7 +733,7 @@ mod tests {
                 fields: None,
             },
         ]);
-        let err = check_lookup(&lookup_of(twice)).unwrap_err();
+        let err = check_lookup(&lookup_of(twice)).unwrap_err().to_string();
         assert!(err.contains("repeats an earlier one"), "{err}");
         assert!(!err.contains("secret-name"), "{err}");
         let field_twice = LookupTarget::Datasets(vec![DatasetRequest {
@@ -648,6 +742,7 @@ mod tests {
         }]);
         assert!(check_lookup(&lookup_of(field_twice))
             .unwrap_err()
+            .to_string()
             .contains("names a field twice"));
         let many_fields = LookupTarget::Datasets(vec![DatasetRequest {
             dataset: "court.dishonest_debtors".into(),
@@ -655,14 +750,16 @@ mod tests {
         }]);
         assert!(check_lookup(&lookup_of(many_fields))
             .unwrap_err()
+            .to_string()
             .contains("257 fields"));
         assert!(check_lookup(&lookup_of(many_datasets(0)))
             .unwrap_err()
+            .to_string()
             .contains("names no dataset"));
         let mut long = lookup_of(many_datasets(1));
         long.purpose = "p".repeat(MAX_LOOKUP_TEXT + 1);
         assert_eq!(
-            check_lookup(&long).unwrap_err(),
+            check_lookup(&long).unwrap_err().to_string(),
             "the lookup's `purpose` is 513 bytes; at most 512 are accepted"
         );
         assert_eq!(

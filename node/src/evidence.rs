@@ -51,7 +51,7 @@ impl Evidence {
             Evidence::Records(records) => {
                 for record in &records {
                     if let Err(why) = check(dataset, record, subject, today) {
-                        return Evidence::Unverified(why);
+                        return Evidence::Unverified(why.to_string());
                     }
                 }
                 Evidence::Records(records)
@@ -63,51 +63,126 @@ impl Evidence {
 
 /// Why a record cannot be used, in words fit for the answer, the audit entry and the
 /// log: dataset and field names only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    /// The record holds a field the catalogue does not declare.
+    #[error("a record of `{dataset}` holds field `{field}`, which is not in the catalogue")]
+    UnknownField {
+        /// The dataset's qualified name.
+        dataset: String,
+        /// The field's name.
+        field: String,
+    },
+    /// A value is not of its field's type.
+    #[error("a record of `{dataset}` has field `{field}` {mismatch}")]
+    Mismatch {
+        /// The dataset's qualified name.
+        dataset: String,
+        /// The field's name.
+        field: String,
+        /// What the value is instead.
+        mismatch: Mismatch,
+    },
+    /// A field every record must have is missing.
+    #[error("a record of `{dataset}` lacks field `{field}`, which every record must have")]
+    Missing {
+        /// The dataset's qualified name.
+        dataset: String,
+        /// The field's name.
+        field: String,
+    },
+    /// The record is about someone else than the subject asked about.
+    #[error("a record of `{dataset}` read for this subject is about another person (field `{field}`); the store or the attached query is wrong")]
+    OtherSubject {
+        /// The dataset's qualified name.
+        dataset: String,
+        /// The dataset's subject field.
+        field: String,
+    },
+    /// The record's window starts after the node's date.
+    #[error("a record of `{dataset}` has its window start `{field}` after the node's date {today}: a future date is bad data (or the node's clock is wrong), not a recent record")]
+    FutureWindowStart {
+        /// The dataset's qualified name.
+        dataset: String,
+        /// The dataset's window start field.
+        field: String,
+        /// The node's date.
+        today: time::Date,
+    },
+}
+
+/// How a value is not of its field's type (never the value itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// Text that is not one of the enum's declared values.
+    #[error("holding a value that is not one of the enum's declared values")]
+    NotDeclared,
+    /// Text that is not a resident ID.
+    #[error("holding text that is not an 18-character resident ID")]
+    NotResidentId,
+    /// A value of another type.
+    #[error("of type `{}` holding {held}", type_name(*ty))]
+    Type {
+        /// The field's type.
+        ty: FieldType,
+        /// What the value is, in words ("text", "a date", ...).
+        held: &'static str,
+    },
+}
+
+/// Checks one record against its dataset's catalogue entry, the subject asked about and
+/// the node's date: [`Unusable`] says why it cannot be used.
 pub fn check(
     dataset: &Dataset,
     record: &Record,
     subject: &str,
     today: time::Date,
-) -> Result<(), String> {
-    let ds = &dataset.qualified;
+) -> Result<(), Unusable> {
+    let ds = || dataset.qualified.clone();
     for (name, value) in record {
         let Some(field) = dataset.field(name) else {
-            return Err(format!(
-                "a record of `{ds}` holds field `{name}`, which is not in the catalogue"
-            ));
+            return Err(Unusable::UnknownField {
+                dataset: ds(),
+                field: name.clone(),
+            });
         };
-        if let Err(why) = fits(field, value) {
-            return Err(format!("a record of `{ds}` has field `{name}` {why}"));
+        if let Err(mismatch) = fits(field, value) {
+            return Err(Unusable::Mismatch {
+                dataset: ds(),
+                field: name.clone(),
+                mismatch,
+            });
         }
     }
     for field in &dataset.fields {
         let needed = field.required || field.name == dataset.key || field.name == dataset.subject;
         if needed && !record.contains_key(&field.name) {
-            return Err(format!(
-                "a record of `{ds}` lacks field `{}`, which every record must have",
-                field.name
-            ));
+            return Err(Unusable::Missing {
+                dataset: ds(),
+                field: field.name.clone(),
+            });
         }
     }
     if record.get(&dataset.subject).and_then(Value::as_text) != Some(subject) {
-        return Err(format!(
-            "a record of `{ds}` read for this subject is about another person (field `{}`); the store or the attached query is wrong",
-            dataset.subject
-        ));
+        return Err(Unusable::OtherSubject {
+            dataset: ds(),
+            field: dataset.subject.clone(),
+        });
     }
     if let Some(start) = dataset.record_date(record) {
         if start > today {
-            return Err(format!(
-                "a record of `{ds}` has its window start `{}` after the node's date {today}: a future date is bad data (or the node's clock is wrong), not a recent record",
-                dataset.window_start.as_deref().unwrap_or_default()
-            ));
+            return Err(Unusable::FutureWindowStart {
+                dataset: ds(),
+                field: dataset.window_start.clone().unwrap_or_default(),
+                today,
+            });
         }
     }
     Ok(())
 }
 
 /// Whether `value` is of `field`'s type; if not, what it is instead.
-fn fits(field: &Field, value: &Value) -> Result<(), String> {
+fn fits(field: &Field, value: &Value) -> Result<(), Mismatch> {
     let ok = match (field.ty, value) {
         (FieldType::String, Value::Text(_))
         | (FieldType::Date, Value::Date(_))
@@ -131,13 +206,9 @@ fn fits(field: &Field, value: &Value) -> Result<(), String> {
         Value::Masked(_) => "masked text",
     };
     Err(match field.ty {
-        FieldType::Enum if matches!(value, Value::Text(_)) => {
-            "holding a value that is not one of the enum's declared values".to_owned()
-        }
-        FieldType::ResidentId if matches!(value, Value::Text(_)) => {
-            "holding text that is not an 18-character resident ID".to_owned()
-        }
-        ty => format!("of type `{}` holding {held}", type_name(ty)),
+        FieldType::Enum if matches!(value, Value::Text(_)) => Mismatch::NotDeclared,
+        FieldType::ResidentId if matches!(value, Value::Text(_)) => Mismatch::NotResidentId,
+        ty => Mismatch::Type { ty, held },
     })
 }
 
@@ -235,7 +306,7 @@ mod tests {
             ),
         ];
         for (record, expected) in cases {
-            let why = check(ds, &record, WHO, today).unwrap_err();
+            let why = check(ds, &record, WHO, today).unwrap_err().to_string();
             assert!(why.contains(expected), "{why}");
             assert!(why.contains("`court.dishonest_debtors`"), "{why}");
             for value in ["2025-06-01", "paid?", "43010319750505234X", "42"] {

@@ -381,6 +381,7 @@ impl<'a> Desk<'a> {
         // their size or shape); the coordinator's name and the target's size stand in.
         if let Err(why) = crate::enforce::check_lookup(&request) {
             tracing::warn!(coordinator, reason = %why, "lookup refused for its shape");
+            let why = why.to_string();
             let entry = AuditRecord {
                 requester: format!("coordinator:{coordinator}"),
                 target: crate::enforce::describe_refused_target(&request),
@@ -474,6 +475,7 @@ impl<'a> Desk<'a> {
         }
         let engine = &self.policy.engine;
         if let Err(why) = crate::enforce::screen(engine, &request) {
+            let why = why.to_string();
             // Nothing of the request but its subject's pseudonym (and its requester, if
             // the policy declares it) is recorded: its names are not all the policy's, so
             // they could be anything.

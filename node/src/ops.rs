@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use fedq_audit::AuditLog;
 use fedq_bundle::state::PolicySlot;
-use fedq_ops::{Check, ClockFacts, Health, AUDIT, CLOCK, POLICY, STORE};
+use fedq_ops::{Check, CheckFailed, ClockFacts, Health, AUDIT, CLOCK, POLICY, STORE};
 use fedq_wire::transport::TrustView;
 
 use crate::lookup::LookupOutcome;
@@ -101,19 +101,12 @@ impl std::fmt::Debug for NodeProbe {
 }
 
 impl NodeProbe {
-    fn certificate(&self) -> Result<fedq_certs::tls::Validity, String> {
+    fn certificate(&self) -> Result<fedq_certs::tls::Validity, CheckFailed> {
         let signer = self
             .trust
             .signer()
-            .ok_or_else(|| "the node's certificate is unavailable".to_owned())?;
-        fedq_certs::tls::certificate_validity(signer.certificate()).map_err(|e| e.to_string())
-    }
-
-    async fn store_check(&self) -> Check {
-        match self.sources.check().await {
-            Ok(detail) => Check::passed(detail),
-            Err(why) => Check::failed(why),
-        }
+            .ok_or_else(|| CheckFailed::new("the node's certificate is unavailable"))?;
+        fedq_certs::tls::certificate_validity(signer.certificate()).map_err(CheckFailed::of)
     }
 }
 
@@ -141,7 +134,7 @@ impl fedq_ops::Probe for NodeProbe {
             max_skew_days: fedq_wire::message::MAX_DATE_SKEW_DAYS,
         });
         Health::new("node", self.node.clone())
-            .with(STORE, self.store_check().await)
+            .with(STORE, self.sources.check().await.into())
             .with(AUDIT, self.audit.health().into())
             .with(POLICY, policy)
             .with(CLOCK, clock)

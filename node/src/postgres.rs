@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use fedq_ops::CheckFailed;
 use fedq_policy::Record;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPool;
@@ -152,16 +153,17 @@ impl PgStore {
 
     /// Whether the database answers `SELECT 1` now (within the pool's 1 s wait for a
     /// connection).
-    pub async fn check(&self) -> Result<String, String> {
+    pub async fn check(&self) -> Result<String, CheckFailed> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map(|_| format!("PostgreSQL store `{}` answers a read", self.label))
             .map_err(|e| {
-                format!(
-                    "the store: {}; lookups answer `unavailable` until it is back",
-                    self.err(e)
-                )
+                let e = self.err(e);
+                CheckFailed::new(format!(
+                    "the store: {e}; lookups answer `unavailable` until it is back"
+                ))
+                .because(e)
             })
     }
 

@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use fedq_ops::CheckFailed;
+
 use crate::attach::{AttachError, Attached};
 use crate::evidence::Evidence;
 use crate::postgres::PgStore;
@@ -98,7 +100,7 @@ pub trait RecordSource: Send + Sync {
 
     /// Whether the source answers now (for `/health`): what it is, or what is wrong and
     /// what to do. Never a record.
-    fn check(&self) -> SourceFuture<'_, Result<String, String>>;
+    fn check(&self) -> SourceFuture<'_, Result<String, CheckFailed>>;
 
     /// Opens a connection now, so the first lookup does not pay for it (nothing to do
     /// for a file).
@@ -122,7 +124,7 @@ impl RecordSource for SqliteStore {
         Box::pin(std::future::ready(read))
     }
 
-    fn check(&self) -> SourceFuture<'_, Result<String, String>> {
+    fn check(&self) -> SourceFuture<'_, Result<String, CheckFailed>> {
         Box::pin(std::future::ready(SqliteStore::check(self)))
     }
 
@@ -144,7 +146,7 @@ impl RecordSource for PgStore {
         Box::pin(async move { Ok(self.evidence_of(subject, datasets).await?) })
     }
 
-    fn check(&self) -> SourceFuture<'_, Result<String, String>> {
+    fn check(&self) -> SourceFuture<'_, Result<String, CheckFailed>> {
         Box::pin(PgStore::check(self))
     }
 
@@ -166,7 +168,7 @@ impl RecordSource for Store {
         self.source().records_of(subject, datasets)
     }
 
-    fn check(&self) -> SourceFuture<'_, Result<String, String>> {
+    fn check(&self) -> SourceFuture<'_, Result<String, CheckFailed>> {
         RecordSource::check(self.source())
     }
 
@@ -205,14 +207,15 @@ impl RecordSource for Attached {
         })
     }
 
-    fn check(&self) -> SourceFuture<'_, Result<String, String>> {
+    fn check(&self) -> SourceFuture<'_, Result<String, CheckFailed>> {
         Box::pin(async move {
             let dataset = &self.dataset().qualified;
             match Attached::warm_up(self).await {
                 Ok(()) => Ok(format!("the attached database of `{dataset}` is reachable")),
-                Err(e) => Err(format!(
+                Err(e) => Err(CheckFailed::new(format!(
                     "the attached database of `{dataset}` cannot be reached ({e}); lookups that touch it answer `unavailable`"
-                )),
+                ))
+                .because(e)),
             }
         })
     }
@@ -294,7 +297,7 @@ impl Sources {
 
     /// Whether every source answers now (the node's `/health` store check): the store's
     /// state, then each attached database reached; the first that does not, and what to do.
-    pub async fn check(&self) -> Result<String, String> {
+    pub async fn check(&self) -> Result<String, CheckFailed> {
         let mut detail = RecordSource::check(&self.store).await?;
         for source in self.attached.values() {
             RecordSource::check(source).await?;

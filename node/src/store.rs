@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use fedq_ops::CheckFailed;
 use fedq_policy::Record;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -142,21 +143,25 @@ impl SqliteStore {
     /// Whether the store answers a cheap read, and is still the file at its path (a node
     /// keeps reading a file removed under it, which the next start cannot find). The
     /// error names the file and what to do, never a record.
-    pub fn check(&self) -> Result<String, String> {
+    pub fn check(&self) -> Result<String, CheckFailed> {
         let shown = self.path.display();
         let conn = self.reader.lock().map_err(|_| {
-            format!("the store `{shown}` is unusable (its lock is poisoned); restart the node")
+            CheckFailed::new(format!(
+                "the store `{shown}` is unusable (its lock is poisoned); restart the node"
+            ))
         })?;
         conn.query_row(
             "SELECT COUNT(*) FROM (SELECT 1 FROM records LIMIT 1)",
             [],
             |row| row.get::<_, i64>(0),
         )
-        .map_err(|e| format!("the store `{shown}` cannot be read: {e}"))?;
+        .map_err(|e| {
+            CheckFailed::new(format!("the store `{shown}` cannot be read: {e}")).because(e)
+        })?;
         drop(conn);
         self.file
             .still_at(&self.path, "the store")
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckFailed::of)?;
         Ok(format!("SQLite store `{shown}` answers a read"))
     }
 
@@ -319,7 +324,7 @@ impl Store {
 
     /// Whether the store answers a cheap read now (for `/health`); the error says what
     /// is wrong, never a record.
-    pub async fn check(&self) -> Result<String, String> {
+    pub async fn check(&self) -> Result<String, CheckFailed> {
         match self {
             Store::Sqlite(s) => s.check(),
             Store::Postgres(p) => p.check().await,

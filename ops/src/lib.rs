@@ -160,12 +160,55 @@ impl Check {
     }
 }
 
-impl From<Result<String, String>> for Check {
-    fn from(result: Result<String, String>) -> Self {
+/// A health check's result as a [`Check`]: `Ok` holds what was found, `Err` what is
+/// wrong and what to do (its message is the check's detail).
+impl<E: std::error::Error> From<Result<String, E>> for Check {
+    fn from(result: Result<String, E>) -> Self {
         match result {
             Ok(detail) => Check::passed(detail),
-            Err(detail) => Check::failed(detail),
+            Err(e) => Check::failed(e.to_string()),
         }
+    }
+}
+
+/// Why a check of `/health` does not hold: what is wrong and what to do, for an operator
+/// (never personal data), and the error it comes from, if any (its message is part of
+/// the detail). A check returns `Result<String, CheckFailed>`, which becomes a [`Check`].
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct CheckFailed {
+    detail: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl CheckFailed {
+    /// A failure with no error behind it.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// A failure that is `error`, as its message says.
+    pub fn of(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            detail: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// Keeps `error` as the cause of this failure (the detail already says what it is).
+    #[must_use]
+    pub fn because(mut self, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(error));
+        self
+    }
+
+    /// What is wrong and what to do.
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 }
 
@@ -235,7 +278,7 @@ impl Health {
 }
 
 /// What a process knows about its time, for [`clock_check`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ClockFacts {
     /// The system clock, Unix seconds.
     pub now: i64,
@@ -246,7 +289,7 @@ pub struct ClockFacts {
     /// Whether `today` is pinned by the config's `today` (tests and demos).
     pub pinned: bool,
     /// The validity of the process's own certificate, or why it cannot be read.
-    pub certificate: Result<Validity, String>,
+    pub certificate: Result<Validity, CheckFailed>,
     /// A node: the coordinator's date in the last lookup refused for clock skew, while no
     /// lookup since passed the date check.
     pub refused_peer_date: Option<time::Date>,
@@ -538,19 +581,19 @@ mod tests {
         let f = facts();
         let expired = ClockFacts {
             now: f.now + 100 * 86_400,
-            ..f.clone()
+            ..facts()
         };
         let check = clock_check(&expired);
         assert!(!check.ok && check.detail.contains("expired"), "{check:?}");
         let behind = ClockFacts {
             now: f.now - 2 * 86_400,
-            ..f.clone()
+            ..facts()
         };
         assert!(clock_check(&behind).detail.contains("clock is behind"));
         let pinned = ClockFacts {
             pinned: true,
             today: f.today + time::Duration::days(3 * 365),
-            ..f.clone()
+            ..facts()
         };
         let check = clock_check(&pinned);
         assert!(
@@ -559,11 +602,11 @@ mod tests {
         );
         let skewed = ClockFacts {
             refused_peer_date: Some(f.today + time::Duration::days(5)),
-            ..f.clone()
+            ..facts()
         };
         assert!(clock_check(&skewed).detail.contains("clock skew"));
         let unreadable = ClockFacts {
-            certificate: Err("gone".into()),
+            certificate: Err(CheckFailed::new("gone")),
             ..f
         };
         assert!(!clock_check(&unreadable).ok);

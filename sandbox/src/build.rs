@@ -21,6 +21,18 @@ pub enum SandboxError {
     /// Setting up the federation failed: what was being done, and why it failed.
     #[error("{0}")]
     Setup(String),
+    /// A query could not be sent or was not answered ([`crate::ask`]).
+    #[error(transparent)]
+    Query(#[from] fedq_coordinator::client::ClientError),
+    /// A signing key could not be loaded or could not sign ([`crate::consent_token`]).
+    #[error(transparent)]
+    Key(#[from] fedq_certs::tls::TlsError),
+    /// The consent authority's key would not issue the token.
+    #[error(transparent)]
+    Consent(#[from] fedq_certs::consent::ConsentError),
+    /// A token's claims could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
 }
 
 pub(crate) fn setup<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SandboxError + '_ {

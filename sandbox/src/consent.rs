@@ -1,7 +1,7 @@
 //! Consent tokens: one the federation's consent authority signs, and the same shape
 //! signed with another key, as a party without the authority's key could make it.
 
-use crate::build::Federation;
+use crate::build::{Federation, SandboxError};
 use crate::reference::CONSENT_AUTHORITY;
 
 /// A consent token signed by the federation's consent authority ([`CONSENT_AUTHORITY`]):
@@ -13,13 +13,12 @@ pub fn consent_token(
     requester: &str,
     purpose: &str,
     targets: &[&str],
-) -> Result<String, String> {
+) -> Result<String, SandboxError> {
     let pki = fed.layout.pki();
     let key = fedq_certs::jws::CertificateKey::load(
         &fedq_certs::pki::cert_path(&pki, CONSENT_AUTHORITY),
         &fedq_certs::pki::key_path(&pki, CONSENT_AUTHORITY),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let grant = fedq_certs::consent::ConsentGrant {
         subject: subject.to_owned(),
         requester: requester.to_owned(),
@@ -34,7 +33,7 @@ pub fn consent_token(
         time::OffsetDateTime::now_utc().unix_timestamp(),
     )
     .map(|(token, _)| token)
-    .map_err(|e| e.to_string())
+    .map_err(SandboxError::from)
 }
 
 /// The same shape of token signed with another key than the consent authority's (here
@@ -47,7 +46,7 @@ pub fn forged_consent_token(
     requester: &str,
     purpose: &str,
     targets: &[&str],
-) -> Result<String, String> {
+) -> Result<String, SandboxError> {
     let pki = fed.layout.pki();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = fedq_certs::consent::ConsentClaims {
@@ -68,8 +67,11 @@ pub fn forged_consent_token(
     let key = fedq_certs::jws::CertificateKey::load(
         &fedq_certs::pki::cert_path(&pki, signer),
         &fedq_certs::pki::key_path(&pki, signer),
-    )
-    .map_err(|e| e.to_string())?;
-    let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
-    fedq_certs::jws::sign_es256(&key, fedq_certs::consent::TYP, &payload).map_err(|e| e.to_string())
+    )?;
+    let payload = serde_json::to_vec(&claims)?;
+    Ok(fedq_certs::jws::sign_es256(
+        &key,
+        fedq_certs::consent::TYP,
+        &payload,
+    )?)
 }

@@ -5,7 +5,7 @@
 use fedq_coordinator::client::{self, QueryArgs};
 use serde_json::Value;
 
-use crate::build::Federation;
+use crate::build::{Federation, SandboxError};
 use crate::consent::consent_token;
 use crate::reference::{LICENSING_BASIS, LICENSING_CASE, SELF_QUERY_OFFICE};
 
@@ -49,18 +49,22 @@ impl Ask {
 
 /// Sends one query through the real HTTPS API with the requester's certificate, as
 /// `fedq query` does.
-pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), SandboxError> {
     send_ask(fed, q, false).await
 }
 
 /// Sends one query of the licensing office ([`GATEWAY_REQUESTER`](crate::GATEWAY_REQUESTER)) through its gateway,
 /// as its app [`GATEWAY_APP`](crate::GATEWAY_APP) with the app's token, as `fedq query --gateway` does (the
 /// gateway must be running: [`Running`](crate::Running)).
-pub async fn ask_through_gateway(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> {
+pub async fn ask_through_gateway(fed: &Federation, q: &Ask) -> Result<(u16, Value), SandboxError> {
     send_ask(fed, q, true).await
 }
 
-async fn send_ask(fed: &Federation, q: &Ask, via_gateway: bool) -> Result<(u16, Value), String> {
+async fn send_ask(
+    fed: &Federation,
+    q: &Ask,
+    via_gateway: bool,
+) -> Result<(u16, Value), SandboxError> {
     let pki = fed.layout.pki();
     let args = QueryArgs {
         coordinator: (!via_gateway).then(|| format!("https://{}", fed.coordinator)),
@@ -83,7 +87,7 @@ async fn send_ask(fed: &Federation, q: &Ask, via_gateway: bool) -> Result<(u16, 
         dataset: q.datasets.clone(),
         json: true,
     };
-    client::send(&args).await.map_err(|e| e.to_string())
+    Ok(client::send(&args).await?)
 }
 
 /// The licensing office asking `view` about `subject` for administrative licensing.
@@ -102,7 +106,7 @@ pub fn licensing(subject: &str, view: &str) -> Ask {
 
 /// The person asking `view` about themself at the service window, with a consent token
 /// the identity check signed for exactly this.
-pub fn self_query(fed: &Federation, subject: &str, view: &str) -> Result<Ask, String> {
+pub fn self_query(fed: &Federation, subject: &str, view: &str) -> Result<Ask, SandboxError> {
     let token = consent_token(
         fed,
         subject,

@@ -208,7 +208,7 @@ pub mod proof;
 pub async fn connect_as(
     fed: &Federation,
     requester: &str,
-) -> Result<fedq_coordinator::client::ApiConnection, String> {
+) -> Result<fedq_coordinator::client::ApiConnection, fedq_coordinator::client::ClientError> {
     let pki = fed.layout.pki();
     fedq_coordinator::client::ApiConnection::connect(
         &format!("https://{}", fed.coordinator),
@@ -217,7 +217,6 @@ pub async fn connect_as(
         &pki.join("ca.crt"),
     )
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// `GET /metrics` from `fed`'s coordinator's ops listener.

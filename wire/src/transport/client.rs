@@ -18,7 +18,7 @@ use quinn::{ConnectionError, VarInt};
 
 use super::code::{self, ALPN};
 use super::conn::{peer_of, read_frame, StreamFailure};
-use super::error::{classify, ChannelError, RefusedBy, TransportError};
+use super::error::{classify, ChannelError, ProtocolError, RefusedBy, TransportError, Unreachable};
 use super::files::TlsFiles;
 use super::limits::{transport_config, Limits};
 use super::reload::{self, ReloadLog, Reloading};
@@ -221,7 +221,7 @@ impl NodeChannel {
         request: &NodeRequest,
         deadline: Duration,
     ) -> Result<NodeResponse, ChannelError> {
-        let bytes = frame::encode(request).map_err(|e| self.protocol(e.to_string()))?;
+        let bytes = frame::encode(request).map_err(|e| self.protocol(e.into()))?;
         let until = tokio::time::Instant::now() + deadline;
         let mut retried = false;
         loop {
@@ -233,10 +233,7 @@ impl NodeChannel {
                 Err(_) => {
                     return Err(ChannelError::Unavailable {
                         node: self.inner.name.clone(),
-                        reason: format!(
-                            "no connection could be established within {} ms",
-                            deadline.as_millis()
-                        ),
+                        reason: Unreachable::NoConnection(deadline),
                     })
                 }
             };
@@ -277,7 +274,7 @@ impl NodeChannel {
     /// one. Returns how long the probe took.
     pub async fn probe(&self, timeout: Duration) -> Result<Duration, ChannelError> {
         let started = Instant::now();
-        let bytes = frame::encode(&NodeRequest::Ping).map_err(|e| self.protocol(e.to_string()))?;
+        let bytes = frame::encode(&NodeRequest::Ping).map_err(|e| self.protocol(e.into()))?;
         let attempt = async {
             let conn = self
                 .start_connection()?
@@ -285,7 +282,7 @@ impl NodeChannel {
                 .map_err(|e| self.connection_error(&e))?;
             match self.exchange(&conn, &bytes).await {
                 Ok(NodeResponse::Pong { .. }) => Ok(conn),
-                Ok(_) => Err(self.protocol("the node did not answer a ping with pong".into())),
+                Ok(_) => Err(self.protocol(ProtocolError::NoPong)),
                 Err(Exchange::Failed(e)) => Err(e),
                 Err(Exchange::Connection(e)) => Err(self.connection_error(&e)),
             }
@@ -320,7 +317,7 @@ impl NodeChannel {
             .connect_with(config, self.inner.addr, &self.inner.name)
             .map_err(|e| ChannelError::Unavailable {
                 node: self.inner.name.clone(),
-                reason: e.to_string(),
+                reason: e.into(),
             })
     }
 
@@ -328,11 +325,11 @@ impl NodeChannel {
     fn shutting_down(&self) -> ChannelError {
         ChannelError::Unavailable {
             node: self.inner.name.clone(),
-            reason: "it is shutting down".into(),
+            reason: Unreachable::ShuttingDown,
         }
     }
 
-    fn protocol(&self, reason: String) -> ChannelError {
+    fn protocol(&self, reason: ProtocolError) -> ChannelError {
         ChannelError::Protocol {
             node: self.inner.name.clone(),
             reason,
@@ -364,11 +361,11 @@ impl NodeChannel {
             // took over, or the node was marked down) while this request was on it.
             None if matches!(e, ConnectionError::LocallyClosed) => ChannelError::Unavailable {
                 node,
-                reason: "the coordinator closed the connection this request was on (the node stopped answering on it)".into(),
+                reason: Unreachable::ClosedHere,
             },
             None => ChannelError::Unavailable {
                 node,
-                reason: e.to_string(),
+                reason: e.clone().into(),
             },
         }
     }
@@ -412,14 +409,14 @@ impl NodeChannel {
             quinn::WriteError::Stopped(stopped) if stopped == VarInt::from_u32(code::SHUTDOWN) => {
                 Exchange::Failed(self.shutting_down())
             }
-            other => Exchange::Failed(self.protocol(format!("request not sent: {other}"))),
+            other => Exchange::Failed(self.protocol(ProtocolError::NotSent(other))),
         })?;
         let _ = send.finish();
         let max = self.inner.client.limits.max_frame_len;
         match read_frame(&mut recv, max).await {
             Ok(payload) => frame::decode_payload(&payload)
-                .map_err(|e| Exchange::Failed(self.protocol(e.to_string()))),
-            Err(StreamFailure::Frame(e)) => Err(Exchange::Failed(self.protocol(e.to_string()))),
+                .map_err(|e| Exchange::Failed(self.protocol(e.into()))),
+            Err(StreamFailure::Frame(e)) => Err(Exchange::Failed(self.protocol(e.into()))),
             Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
                 quinn::ReadError::ConnectionLost(e),
             ))) => Err(Exchange::Connection(e)),
@@ -430,12 +427,10 @@ impl NodeChannel {
             }
             Err(StreamFailure::Read(quinn::ReadExactError::ReadError(
                 quinn::ReadError::Reset(code),
-            ))) => Err(Exchange::Failed(
-                self.protocol(format!("node reset the stream with code {code}")),
-            )),
-            Err(StreamFailure::Read(e)) => Err(Exchange::Failed(self.protocol(e.to_string()))),
+            ))) => Err(Exchange::Failed(self.protocol(ProtocolError::Reset(code)))),
+            Err(StreamFailure::Read(e)) => Err(Exchange::Failed(self.protocol(e.into()))),
             Err(StreamFailure::Closed) => {
-                Err(Exchange::Failed(self.protocol("stream closed".into())))
+                Err(Exchange::Failed(self.protocol(ProtocolError::Closed)))
             }
         }
     }

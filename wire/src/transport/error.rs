@@ -66,7 +66,7 @@ pub enum ChannelError {
         /// The node.
         node: String,
         /// Why, for the operator.
-        reason: String,
+        reason: Unreachable,
     },
     /// No answer within the deadline.
     #[error("node `{node}` did not answer within {after:?}")]
@@ -82,8 +82,55 @@ pub enum ChannelError {
         /// The node.
         node: String,
         /// What was wrong.
-        reason: String,
+        reason: ProtocolError,
     },
+}
+
+/// Why a node could not be reached or its connection was lost ([`ChannelError::Unavailable`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    /// No handshake within the request's deadline.
+    #[error("no connection could be established within {} ms", .0.as_millis())]
+    NoConnection(Duration),
+    /// The node is draining for a shutdown and refused the request.
+    #[error("it is shutting down")]
+    ShuttingDown,
+    /// The pool replaced or dropped the connection the request was on.
+    #[error("the coordinator closed the connection this request was on (the node stopped answering on it)")]
+    ClosedHere,
+    /// quinn would not start a connection.
+    #[error(transparent)]
+    Connect(#[from] quinn::ConnectError),
+    /// The connection failed or was lost.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// Why, in the words of the caller that judged the node unavailable without asking
+    /// it (a coordinator's node marked down, a node no proof was made for).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What was wrong with a node's answer or the stream it came on ([`ChannelError::Protocol`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A request or an answer that is not a valid frame.
+    #[error(transparent)]
+    Frame(#[from] crate::frame::FrameError),
+    /// The node answered a ping with something else than pong.
+    #[error("the node did not answer a ping with pong")]
+    NoPong,
+    /// The request could not be written to the stream.
+    #[error("request not sent: {0}")]
+    NotSent(#[source] quinn::WriteError),
+    /// The node reset the stream (not for a shutdown).
+    #[error("node reset the stream with code {0}")]
+    Reset(VarInt),
+    /// The answer could not be read from the stream.
+    #[error(transparent)]
+    Read(#[from] quinn::ReadExactError),
+    /// The stream closed before an answer.
+    #[error("stream closed")]
+    Closed,
 }
 
 /// Which side of a handshake refused the other.

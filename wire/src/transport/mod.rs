@@ -25,7 +25,7 @@ pub mod server;
 
 pub use client::{NodeChannel, NodeClient};
 pub use code::ALPN;
-pub use error::{classify, ChannelError, RefusedBy, TransportError};
+pub use error::{classify, ChannelError, ProtocolError, RefusedBy, TransportError, Unreachable};
 pub use files::{CrlGraceTooLong, FileStamps, TlsFiles, TlsPaths};
 pub use limits::Limits;
 pub use reload::{ReloadLog, Reloading};
