@@ -64,44 +64,16 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
     for report in nodes {
         let node = report["node"].as_str().unwrap();
         assert_ne!(report["status"], "unverified", "{report}");
+        // Checked against the node's certificate key, as `fedq certs` wrote it, and with
+        // the sealed answer this node returned, whose digest the requester side kept.
+        let proven = fedq_testkit::checked_receipt(&pki, node, report).unwrap();
         let receipt: fedq_client::query::AuditReceipt =
-            serde_json::from_value(report["receipt"].clone())
-                .unwrap_or_else(|e| panic!("node `{node}` has no receipt ({e}): {report}"));
-        // The node's certificate key, as `fedq certs` wrote it.
-        let creds = fedq_certs::tls::Credentials::load(
-            &pki.join(format!("{node}.crt")),
-            &pki.join(format!("{node}.key")),
-        )
-        .unwrap();
-        let (chain, _) = creds.chain_and_key();
-        let public = fedq_certs::jws::certificate_public_key(&chain[0]).unwrap();
-        // The receipt is checked with the sealed answer this node returned, whose digest
-        // the requester side kept beside it.
-        let answer_sha256 = report["answer_sha256"].as_str().unwrap();
-        let verifier = fedq_audit::checkpoint::NoteVerifier::new(
-            &fedq_audit::checkpoint::log_name(&creds.identity().federation, "node", node),
-            &public,
-        )
-        .unwrap();
-        let content: [u8; 32] = hex::decode(receipt.content_hash.as_deref().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let answer: [u8; 32] = hex::decode(answer_sha256).unwrap().try_into().unwrap();
-        assert_eq!(
-            hex::encode(fedq_audit::checkpoint::answer_bound_hash(&content, &answer)),
-            receipt.entry_hash,
-            "node `{node}`: the entry is bound to the answer received"
-        );
-        let checkpoint = fedq_audit::checkpoint::Receipt {
-            checkpoint: receipt.checkpoint.clone(),
-            index: receipt.index,
-            entry_hash: receipt.entry_hash.clone(),
-            content_hash: receipt.content_hash.clone(),
-            proof: receipt.proof.clone(),
-        }
-        .verify(&verifier)
-        .unwrap_or_else(|why| panic!("node `{node}`'s receipt does not check: {why}"));
+            serde_json::from_value(report["receipt"].clone()).unwrap();
+        let answer_sha256 = proven.answer_sha256.as_str();
+        let (verifier, _) =
+            fedq_audit::review::certificate_verifiers(&pki.join(format!("{node}.crt"))).unwrap();
+        let (checkpoint, _) =
+            fedq_audit::checkpoint::open_checkpoint(&receipt.checkpoint, &verifier).unwrap();
         assert_eq!(checkpoint.origin, format!("fedq/changsha/node/{node}"));
         assert!(checkpoint.size > receipt.index);
         // The entry it commits to is the node's own entry at that place.
@@ -109,8 +81,8 @@ async fn each_node_s_answer_carries_a_receipt_for_its_own_audit_entry() {
         let entries = fedq_audit::list(&log, &fedq_audit::ListFilter::default()).unwrap();
         let entry = entries
             .iter()
-            .find(|e| e.seq == receipt.index + 1)
-            .unwrap_or_else(|| panic!("node `{node}` has no entry {}", receipt.index + 1));
+            .find(|e| e.seq == proven.seq)
+            .unwrap_or_else(|| panic!("node `{node}` has no entry {}", proven.seq));
         assert_eq!(entry.hash, receipt.entry_hash, "node `{node}`");
         assert_eq!(
             entry.record.answer_sha256.map(hex::encode).as_deref(),

@@ -56,6 +56,8 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
     let subject = fed.scenario.blacklisted.resident_id.clone();
 
     let mut answered_by_court = BTreeSet::new();
+    // Each court answer's report, its receipt in it, as the requester side kept it.
+    let mut court_reports = Vec::new();
     let mut statuses = Vec::new();
     let mut conns = Vec::new();
     for _ in 0..4 {
@@ -134,6 +136,7 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
                     .or(answer["query_id"].as_str())
                     .unwrap();
                 answered_by_court.insert(id.to_owned());
+                court_reports.push(node_report(&answer, "court").clone());
             }
             if round == 15 {
                 cut.push(answer["query_id"].as_str().unwrap().to_owned());
@@ -192,6 +195,27 @@ async fn a_node_killed_under_load_is_reported_then_reconnected_and_loses_no_audi
         "answers without an audit entry: {missing:?}"
     );
     assert!(answered_by_court.len() >= 100);
+    // No receipt, no data: every court answer released, before the kill and after the
+    // restart, came with a receipt that checks against the court's certificate key and
+    // its answer, and commits to the very entry the court's log holds at that place.
+    let entries: BTreeMap<u64, fedq_audit::AuditEntry> =
+        fedq_audit::list(&audit, &fedq_audit::ListFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e))
+            .collect();
+    assert_eq!(court_reports.len(), answered_by_court.len());
+    for report in &court_reports {
+        let receipt = support::checked_receipt(&pki, "court", report).unwrap();
+        let entry = entries
+            .get(&receipt.seq)
+            .unwrap_or_else(|| panic!("no entry {} for a receipt", receipt.seq));
+        assert_eq!(entry.hash, receipt.entry_hash);
+        assert_eq!(
+            entry.record.answer_sha256.map(hex::encode).as_deref(),
+            Some(receipt.answer_sha256.as_str())
+        );
+    }
 }
 
 #[test]

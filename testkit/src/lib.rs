@@ -203,6 +203,65 @@ pub fn node_query_ids(
 
 pub mod proof;
 
+/// A node's receipt for its answer, checked as a third party would: against the key of
+/// the node's certificate in `pki` (`NODE.crt`), and bound to the sealed answer whose
+/// SHA-256 the report carries beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedReceipt {
+    /// The entry's sequence number in the node's log.
+    pub seq: u64,
+    /// The entry's hash, as the log stores it.
+    pub entry_hash: String,
+    /// The SHA-256 of the sealed answer (hex), as the entry records it.
+    pub answer_sha256: String,
+}
+
+/// Checks the `receipt` of one node's `report` in an answer (`nodes[i]` of
+/// `fedq query --json`); says why it does not check.
+pub fn checked_receipt(
+    pki: &Path,
+    node: &str,
+    report: &serde_json::Value,
+) -> Result<CheckedReceipt, String> {
+    let receipt: fedq_client::query::AuditReceipt =
+        serde_json::from_value(report["receipt"].clone())
+            .map_err(|e| format!("node `{node}` gave no receipt ({e}): {report}"))?;
+    let answer_sha256 = report["answer_sha256"]
+        .as_str()
+        .ok_or_else(|| format!("node `{node}`'s report has no answer_sha256: {report}"))?;
+    let (log, _) = fedq_audit::review::certificate_verifiers(&pki.join(format!("{node}.crt")))
+        .map_err(|e| e.to_string())?;
+    let receipt = fedq_audit::checkpoint::Receipt {
+        checkpoint: receipt.checkpoint,
+        index: receipt.index,
+        entry_hash: receipt.entry_hash,
+        content_hash: receipt.content_hash,
+        proof: receipt.proof,
+    };
+    let hex32 = |text: &str| -> Option<[u8; 32]> { hex::decode(text).ok()?.try_into().ok() };
+    let content = receipt
+        .content_hash
+        .as_deref()
+        .and_then(hex32)
+        .ok_or_else(|| format!("node `{node}`'s receipt has no content hash"))?;
+    let answer =
+        hex32(answer_sha256).ok_or_else(|| format!("bad answer_sha256 `{answer_sha256}`"))?;
+    let bound = fedq_audit::checkpoint::answer_bound_hash(&content, &answer);
+    if hex32(&receipt.entry_hash) != Some(bound) {
+        return Err(format!(
+            "node `{node}`'s receipt is not for the answer it came with"
+        ));
+    }
+    receipt
+        .verify(&log)
+        .map_err(|e| format!("node `{node}`'s receipt does not check: {e}"))?;
+    Ok(CheckedReceipt {
+        seq: receipt.index + 1,
+        entry_hash: receipt.entry_hash,
+        answer_sha256: answer_sha256.to_owned(),
+    })
+}
+
 /// A kept-alive API connection to `fed`'s coordinator as `requester`, with that
 /// requester's certificate from the federation's CA (sessions opened on first use).
 pub async fn connect_as(
