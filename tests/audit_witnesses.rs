@@ -402,3 +402,162 @@ async fn a_running_node_shreds_bodies_past_the_policy_s_retention_period_and_reg
     assert!(ok, "{out}");
     assert!(out.contains("the bodies of 1 entries shredded"), "{out}");
 }
+
+/// What a node witnesses, it checks itself; the coordinator relaying is not believed.
+/// Sent straight to the nodes with the coordinator's certificate (as a hostile or broken
+/// coordinator would): the log's own offer is cosigned once; a repeat names the size held
+/// (409); a node's own log is not witnessed (404); a checkpoint sent with another
+/// process's certificate, or with a certificate of another CA, is refused (403); a
+/// malformed body is refused (400); and a checkpoint of the same size with another root,
+/// signed with the log's real key, is a fork (422) that raises the witness's alarm and
+/// leaves what it holds as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_witnesses_only_what_it_checks_itself() {
+    use fedq_audit::checkpoint::{Checkpoint, Note, NoteSigner};
+    use fedq_audit::witness::AddCheckpoint;
+    use fedq_wire::message::WitnessRequest;
+    use fedq_wire::{NodeRequest, NodeResponse};
+
+    let _ = fedq_ops::recorder();
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = federation(tmp.path(), 60, 75);
+    for node in fed.nodes.keys() {
+        prepend(
+            &fed.layout.node_config(node),
+            "audit_checkpoint_entries = 1\n",
+        );
+    }
+    // The coordinator's own round would run only after an hour: this test relays.
+    prepend(
+        &fed.layout.coordinator_config(),
+        "witness_interval_ms = 3600000\n",
+    );
+    let running = Running::start(&fed, None).await.unwrap();
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+    let (status, answer) = ask(&fed, &licensing(&subject, "blacklist-check"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let log_node = answer["nodes"][0]["node"].as_str().unwrap().to_owned();
+    let witness = fed.nodes.keys().find(|n| **n != log_node).unwrap().clone();
+    let pki = fed.layout.pki();
+    let client = fedq_wire::transport::NodeClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        fedq_wire::transport::TlsFiles::in_dir(&pki, "coordinator"),
+        fedq_wire::transport::Limits::default(),
+    )
+    .unwrap();
+    let deadline = Duration::from_secs(10);
+    let channel = |node: &str| client.channel(node, fed.nodes[node]);
+    let offer = match channel(&log_node)
+        .request(&NodeRequest::AuditCheckpoint { from: 0 }, deadline)
+        .await
+        .unwrap()
+    {
+        NodeResponse::AuditCheckpoint(offer) => offer,
+        other => panic!("{other:?}"),
+    };
+    let note = offer.checkpoint.clone().expect("a checkpoint kept");
+    let own_cert = std::fs::read(pki.join(format!("{log_node}.crt"))).unwrap();
+    let own_der = fedq_certs::tls::read_certificates(&own_cert).unwrap()[0].to_vec();
+    assert_eq!(offer.chain, vec![own_der], "the log's own certificate");
+    let ask_witness = |to: String, old: u64, checkpoint: String, chain: Vec<Vec<u8>>| {
+        let channel = channel(&to);
+        async move {
+            let request = NodeRequest::Witness(WitnessRequest {
+                add_checkpoint: AddCheckpoint {
+                    old,
+                    proof: Vec::new(),
+                    checkpoint,
+                }
+                .to_text(),
+                log_chain: chain,
+            });
+            channel.request(&request, deadline).await.unwrap()
+        }
+    };
+    let refused = |r: &NodeResponse| match r {
+        NodeResponse::WitnessRefused { status, latest, .. } => (*status, *latest),
+        other => panic!("expected a refusal: {other:?}"),
+    };
+
+    // Cosigned once, with a line the witness's key signed.
+    let cosigned = ask_witness(witness.clone(), 0, note.clone(), offer.chain.clone()).await;
+    let NodeResponse::Cosigned { signatures } = cosigned else {
+        panic!("{cosigned:?}")
+    };
+    let mut with_cosignature = Note::parse(&note).unwrap();
+    with_cosignature.signatures.extend(
+        Note::parse(&format!("{note}{signatures}"))
+            .unwrap()
+            .signatures,
+    );
+    let (_, cosigner) = certificate_verifiers(&pki.join(format!("{witness}.crt"))).unwrap();
+    cosigner.verify(&with_cosignature).unwrap();
+    assert_eq!(cosigned_size(&fed, &log_node, &witness), Some(offer.size));
+    // Again from 0: the witness names what it holds.
+    let again = ask_witness(witness.clone(), 0, note.clone(), offer.chain.clone()).await;
+    assert_eq!(refused(&again), (409, Some(offer.size)));
+    // Its own log: not witnessed.
+    let own = ask_witness(log_node.clone(), 0, note.clone(), offer.chain.clone()).await;
+    assert_eq!(refused(&own).0, 404);
+    // Another process's certificate for this log's checkpoint.
+    let other_cert = std::fs::read(pki.join(format!("{witness}.crt"))).unwrap();
+    let other_der = fedq_certs::tls::read_certificates(&other_cert).unwrap()[0].to_vec();
+    let third = fed
+        .nodes
+        .keys()
+        .find(|n| **n != log_node && **n != witness)
+        .unwrap()
+        .clone();
+    let wrong = ask_witness(third.clone(), 0, note.clone(), vec![other_der]).await;
+    assert_eq!(refused(&wrong).0, 403);
+    // The log's name and key under another CA (another federation built alike).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stranger = federation(elsewhere.path(), 10, 76);
+    let foreign = std::fs::read(stranger.layout.pki().join(format!("{log_node}.crt"))).unwrap();
+    let foreign_der = fedq_certs::tls::read_certificates(&foreign).unwrap()[0].to_vec();
+    let forged = ask_witness(third.clone(), 0, note.clone(), vec![foreign_der]).await;
+    assert_eq!(refused(&forged).0, 403);
+    // Malformed.
+    let malformed = channel(&third)
+        .request(
+            &NodeRequest::Witness(WitnessRequest {
+                add_checkpoint: "old x\n".into(),
+                log_chain: offer.chain.clone(),
+            }),
+            deadline,
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused(&malformed).0, 400);
+    assert_eq!(cosigned_size(&fed, &log_node, &third), None);
+
+    // A fork: the same size, another root, signed with the log's own key.
+    let fork: NoteSigner = fedq_audit::Signing::from_certificate(
+        &pki.join(format!("{log_node}.crt")),
+        &pki.join(format!("{log_node}.key")),
+        fedq_audit::Cadence::default(),
+    )
+    .unwrap()
+    .signer;
+    let forked = fork
+        .sign_checkpoint(&Checkpoint {
+            origin: format!("fedq/changsha/node/{log_node}"),
+            size: offer.size,
+            root: [7; 32],
+        })
+        .unwrap()
+        .to_text();
+    let alarm = ask_witness(witness.clone(), offer.size, forked, offer.chain.clone()).await;
+    assert_eq!(refused(&alarm), (422, Some(offer.size)));
+    assert!(
+        metric(
+            "fedq_audit_witness_alarms_total",
+            &format!("log=\"fedq/changsha/node/{log_node}\"")
+        ) >= 1.0
+    );
+    assert_eq!(cosigned_size(&fed, &log_node, &witness), Some(offer.size));
+    client.close();
+    running.stop().await;
+}
