@@ -72,6 +72,7 @@ fn cosigned_size(fed: &Federation, node: &str, witness: &str) -> Option<u64> {
     }
     fedq_audit::witness::cosigned_in(&state, &log, &cosigner)
         .ok()?
+        .checkpoints
         .last()
         .map(|w| w.checkpoint.size)
 }
@@ -190,7 +191,7 @@ async fn witnesses_cosign_every_log_refuse_a_rewritten_one_and_verify_catches_ea
         loop {
             let held = fedq_audit::witness::cosigned_in(&state, &coordinator_log, &cosigner)
                 .ok()
-                .and_then(|c| c.last().map(|w| w.checkpoint.size));
+                .and_then(|c| c.checkpoints.last().map(|w| w.checkpoint.size));
             if held.is_some_and(|h| h >= coordinator_size) {
                 break;
             }
@@ -258,6 +259,7 @@ async fn witnesses_cosign_every_log_refuse_a_rewritten_one_and_verify_catches_ea
             let state = fed.layout.root.join(format!("audit/{w}-witness.db"));
             fedq_audit::witness::cosigned_in(&state, &log, &cosigner)
                 .unwrap()
+                .checkpoints
                 .len() as u64
         })
         .sum();
@@ -560,4 +562,78 @@ async fn a_node_witnesses_only_what_it_checks_itself() {
     assert_eq!(cosigned_size(&fed, &log_node, &witness), Some(offer.size));
     client.close();
     running.stop().await;
+}
+
+/// A node's certificate renewed with a new key while it runs (`fedq certs issue --force`,
+/// no restart): its receipts check against the renewed certificate, its new checkpoints
+/// are signed with the new key and cosigned by the witnesses, and the log still verifies
+/// against everything they cosigned, under the old key and the new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_renewed_with_a_new_key_signs_receipts_and_checkpoints_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = federation(tmp.path(), 60, 77);
+    fed.lift_rate_limits().unwrap();
+    witness_quickly(&fed);
+    let running = Running::start(&fed, None).await.unwrap();
+    let subject = fed.scenario.blacklisted.resident_id.clone();
+    let pki = fed.layout.pki();
+    let (status, answer) = ask(&fed, &licensing(&subject, "blacklist-check"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let node = answer["nodes"][0]["node"].as_str().unwrap().to_owned();
+    fedq_testkit::checked_receipt(&pki, &node, &answer["nodes"][0]).unwrap();
+    let log = log_of(&fed, &node);
+    let (before, _) = fedq_audit::latest_checkpoint(&log).unwrap().unwrap();
+    until_witnessed(&fed, &node, before).await;
+    let old_key = std::fs::read(pki.join(format!("{node}.key"))).unwrap();
+    fedq_certs::CertificateAuthority::open(&pki)
+        .unwrap()
+        .issue(
+            fedq_certs::Role::Node,
+            &node,
+            &fedq_certs::IssueOptions {
+                force: true,
+                ..fedq_certs::IssueOptions::default()
+            },
+        )
+        .unwrap();
+    assert_ne!(
+        std::fs::read(pki.join(format!("{node}.key"))).unwrap(),
+        old_key,
+        "a new key"
+    );
+    // Once the node has reloaded, its answers' receipts check against the renewed
+    // certificate.
+    let started = Instant::now();
+    loop {
+        let (status, answer) = ask(&fed, &licensing(&subject, "blacklist-check"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let report = answer["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["node"] == node.as_str())
+            .unwrap();
+        if fedq_testkit::checked_receipt(&pki, &node, report).is_ok() {
+            assert_eq!(report["status"], "answered", "{report}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "`{node}`'s receipts still do not check against its renewed certificate: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (after, note) = fedq_audit::latest_checkpoint(&log).unwrap().unwrap();
+    assert!(after > before);
+    let (renewed, _) = certificate_verifiers(&pki.join(format!("{node}.crt"))).unwrap();
+    fedq_audit::checkpoint::open_checkpoint(&note, &renewed).unwrap();
+    until_witnessed(&fed, &node, after).await;
+    running.stop().await;
+    let (ok, out) = verify(&fed, &node);
+    assert!(ok, "{out}");
+    assert!(out.contains("chain intact"), "{out}");
 }

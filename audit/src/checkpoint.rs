@@ -242,6 +242,14 @@ impl NoteVerifier {
         &self.name
     }
 
+    /// Whether `note` carries a signature line of this key (this name and key ID),
+    /// verified or not: a line under the same name with another ID is another key's.
+    pub fn has_line_in(&self, note: &Note) -> bool {
+        note.signatures
+            .iter()
+            .any(|s| s.name == self.name && s.key_id == self.key_id)
+    }
+
     /// Whether one of `note`'s signatures is this key's and verifies. A line with this
     /// name and ID that does not verify makes the whole note refused, as the spec asks.
     pub fn verify(&self, note: &Note) -> Result<(), CheckpointError> {

@@ -755,6 +755,8 @@ struct Signer {
     signing: Signing,
     kept_size: u64,
     kept_at: std::time::Instant,
+    /// The key was renewed since the last kept checkpoint: keep the next one.
+    renewed: bool,
 }
 
 /// Most entries committed in one transaction.
@@ -792,6 +794,9 @@ pub struct AuditLog {
     file: fedq_certs::fsutil::FileIdentity,
     /// Why the last group commit failed; `None` once one succeeds again.
     last_failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// A new key for a signing log (its certificate renewed), taken by the writer before
+    /// its next group.
+    next_signer: Arc<std::sync::Mutex<Option<checkpoint::NoteSigner>>>,
 }
 
 /// Why an audit log cannot take entries now ([`AuditLog::health`]), for an operator: it
@@ -866,9 +871,12 @@ impl AuditLog {
             signing,
             kept_size,
             kept_at: std::time::Instant::now(),
+            renewed: false,
         });
         let last_failure = Arc::new(std::sync::Mutex::new(None));
         let failure = Arc::clone(&last_failure);
+        let next_signer = Arc::new(std::sync::Mutex::new(None::<checkpoint::NoteSigner>));
+        let handed = Arc::clone(&next_signer);
         let (tx, mut rx) = mpsc::channel::<Pending>(8 * MAX_GROUP);
         let owned = path.to_owned();
         std::thread::Builder::new()
@@ -882,6 +890,14 @@ impl AuditLog {
                         match rx.try_recv() {
                             Ok(next) => batch.push(next),
                             Err(_) => break,
+                        }
+                    }
+                    if let Some(signer) = signer.as_mut() {
+                        if let Some(key) = handed.lock().ok().and_then(|mut k| k.take()) {
+                            // Heads from now on are signed with the renewed key, and the
+                            // next group keeps a checkpoint under it for the witnesses.
+                            signer.signing.signer = key;
+                            signer.renewed = true;
                         }
                     }
                     let started = std::time::Instant::now();
@@ -930,7 +946,18 @@ impl AuditLog {
             path: Arc::new(path.to_owned()),
             file,
             last_failure,
+            next_signer,
         })
+    }
+
+    /// Hands a signing log a new key (its process's certificate was renewed with one):
+    /// the tree heads of every group after this are signed with it, and the first of them
+    /// is kept as a checkpoint. Its name must be the log's: a log has one origin. A log
+    /// opened without signing ignores it.
+    pub fn follow_signer(&self, signer: checkpoint::NoteSigner) {
+        if let Ok(mut next) = self.next_signer.lock() {
+            *next = Some(signer);
+        }
     }
 
     /// Whether entries can be written now: the writer thread runs, its last group commit
@@ -1220,6 +1247,7 @@ fn write_group(
         let cadence = signer.signing.cadence;
         if head.size >= signer.kept_size + cadence.entries
             || signer.kept_at.elapsed() >= cadence.interval
+            || signer.renewed
         {
             tx.execute(
                 "INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?1, ?2)",
@@ -1234,6 +1262,7 @@ fn write_group(
     if let (Some(size), Some(signer)) = (kept, signer) {
         signer.kept_size = size;
         signer.kept_at = std::time::Instant::now();
+        signer.renewed = false;
     }
     Ok((seq, prev, receipts))
 }

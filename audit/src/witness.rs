@@ -141,7 +141,9 @@ impl Refusal {
 /// One process's witness: its key, the logs it witnesses (origin → the log's key), and
 /// the latest checkpoint it cosigned for each, kept in its own SQLite file.
 pub struct Witness {
-    signer: NoteSigner,
+    /// The cosigning key, replaced when the process's certificate is renewed.
+    signer: Mutex<NoteSigner>,
+    name: String,
     logs: BTreeMap<String, NoteVerifier>,
     db: Mutex<Connection>,
     path: PathBuf,
@@ -150,7 +152,7 @@ pub struct Witness {
 impl std::fmt::Debug for Witness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Witness")
-            .field("name", &self.signer.name())
+            .field("name", &self.name)
             .field("logs", &self.logs.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -190,7 +192,8 @@ impl Witness {
         .map_err(|e| err(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
         Ok(Self {
-            signer,
+            name: signer.name().to_owned(),
+            signer: Mutex::new(signer),
             logs: logs.into_iter().map(|v| (v.name().to_owned(), v)).collect(),
             db: Mutex::new(conn),
             path: path.to_owned(),
@@ -199,7 +202,25 @@ impl Witness {
 
     /// This witness's name.
     pub fn name(&self) -> &str {
-        self.signer.name()
+        &self.name
+    }
+
+    /// Cosigns with `signer` from now on (the process's certificate was renewed with a new
+    /// key). Its name must be this witness's; another is refused and nothing changes.
+    pub fn replace_signer(&self, signer: NoteSigner) -> Result<(), Refusal> {
+        if signer.name() != self.name {
+            return Err(Refusal::Store(format!(
+                "a witness key named `{}` cannot replace `{}`",
+                signer.name(),
+                self.name
+            )));
+        }
+        let mut current = self
+            .signer
+            .lock()
+            .map_err(|_| Refusal::Store("the witness key lock is poisoned".into()))?;
+        *current = signer;
+        Ok(())
     }
 
     /// The file holding what this witness cosigned.
@@ -317,6 +338,8 @@ impl Witness {
         }
         let cosignature = self
             .signer
+            .lock()
+            .map_err(|_| Refusal::Store("the witness key lock is poisoned".into()))?
             .sign(&note.text)
             .map_err(|e| Refusal::Store(e.to_string()))?;
         let mut kept = note.clone();
@@ -374,15 +397,30 @@ fn read_checkpoint(request: &AddCheckpoint) -> Result<(Note, Checkpoint), Refusa
     Ok((note, checkpoint))
 }
 
+/// What a witness's state file holds of one log ([`cosigned_in`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cosigned {
+    /// The checkpoints cosigned with the witness's current key, oldest first, each checked.
+    pub checkpoints: Vec<crate::Witnessed>,
+    /// Checkpoints cosigned under an earlier key of the witness (before its certificate
+    /// was renewed with a new one): their cosignatures cannot be checked against the
+    /// current certificate, so they are not counted on.
+    pub under_earlier_keys: usize,
+}
+
 /// The checkpoints of `log` cosigned in the witness state file at `path`, oldest first,
-/// each with the witness's cosignature checked against `witness` and the log's signature
-/// against `log` — what `fedq audit verify` checks a log file against. A stored note that
-/// fails either check is an error: the witness's own file was tampered with.
+/// each with the witness's cosignature checked against `witness` — what
+/// `fedq audit verify` checks a log file against. The log's own signature is checked
+/// against `log` too where the note carries one by that key; one by an earlier key of the
+/// log (its certificate since renewed) the witness checked when it cosigned, against the
+/// certificate then in force. A stored note whose cosignature by the current key, or
+/// whose log signature by the current key, fails is an error: the witness's own file was
+/// tampered with.
 pub fn cosigned_in(
     path: &Path,
     log: &NoteVerifier,
     witness: &NoteVerifier,
-) -> Result<Vec<crate::Witnessed>, crate::AuditError> {
+) -> Result<Cosigned, crate::AuditError> {
     let err = |e: &dyn std::fmt::Display| crate::AuditError::Store {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -400,17 +438,30 @@ pub fn cosigned_in(
         .map_err(|e| err(&e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(&e))?;
-    notes
-        .iter()
-        .map(|note| {
-            let note = Note::parse(note).map_err(|e| err(&e))?;
+    let mut cosigned = Cosigned::default();
+    for note in &notes {
+        let note = Note::parse(note).map_err(|e| err(&e))?;
+        if !witness.has_line_in(&note) {
+            cosigned.under_earlier_keys += 1;
+            continue;
+        }
+        witness.verify(&note).map_err(|e| err(&e))?;
+        if log.has_line_in(&note) {
             log.verify(&note).map_err(|e| err(&e))?;
-            witness.verify(&note).map_err(|e| err(&e))?;
-            let checkpoint = Checkpoint::parse_body(&note.text).map_err(|e| err(&e))?;
-            Ok(crate::Witnessed {
-                witness: witness.name().to_owned(),
-                checkpoint,
-            })
-        })
-        .collect()
+        } else if !note.signatures.iter().any(|s| s.name == log.name()) {
+            return Err(err(&format!(
+                "a note holds no signature by `{}`",
+                log.name()
+            )));
+        }
+        let checkpoint = Checkpoint::parse_body(&note.text).map_err(|e| err(&e))?;
+        if checkpoint.origin != log.name() {
+            return Err(err(&"a note's origin is not its log's"));
+        }
+        cosigned.checkpoints.push(crate::Witnessed {
+            witness: witness.name().to_owned(),
+            checkpoint,
+        });
+    }
+    Ok(cosigned)
 }

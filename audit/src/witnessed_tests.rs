@@ -474,7 +474,9 @@ async fn a_log_that_shows_two_witnesses_two_histories_is_caught() {
     );
     // And either file, checked against what both witnesses hold, fails at 15.
     let held = |w: &witness::Witness, key: &[u8]| {
-        witness::cosigned_in(w.path(), &court, &signer(w.name(), key).verifier()).unwrap()
+        witness::cosigned_in(w.path(), &court, &signer(w.name(), key).verifier())
+            .unwrap()
+            .checkpoints
     };
     let both = [held(&tax, &tax_key), held(&hrss, &hrss_key)].concat();
     assert_eq!(both.len(), 4, "each witness holds 10 and 15");

@@ -178,8 +178,9 @@ impl Coordinator {
         let round = crate::witnessing::WitnessRound::new(
             &channels,
             &config.name,
-            config.audit.clone(),
+            audit.clone(),
             certificate,
+            config.tls.clone(),
             config.deadline,
         );
         probers.push(tokio::spawn(round.run(config.witness_interval)));

@@ -14,12 +14,13 @@
 //! checkpoint and witness, none per entry.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fedq_audit::witness::AddCheckpoint;
+use fedq_audit::AuditLog;
 use fedq_wire::message::{LogCheckpoint, WitnessRequest};
+use fedq_wire::transport::TlsFiles;
 use fedq_wire::{NodeRequest, NodeResponse};
 
 use crate::health::NodeHealth;
@@ -59,8 +60,9 @@ enum Log {
     /// The coordinator's own: read from its file, offered with its certificate.
     Own {
         name: String,
-        audit: PathBuf,
+        log: AuditLog,
         certificate: Vec<u8>,
+        tls: TlsFiles,
     },
 }
 
@@ -88,9 +90,9 @@ impl Log {
                 }
             }
             Self::Own {
-                audit, certificate, ..
+                log, certificate, ..
             } => {
-                let path = audit.clone();
+                let path = log.path().to_owned();
                 let offered = tokio::task::spawn_blocking(move || fedq_audit::offer(&path, from))
                     .await
                     .map_err(|e| e.to_string())?
@@ -109,6 +111,49 @@ impl Log {
                         chain: vec![certificate.clone()],
                     },
                 })
+            }
+        }
+    }
+}
+
+impl Log {
+    /// The coordinator's own log follows its renewed certificate: from the next group on
+    /// its tree heads are signed with the renewed key (the first kept as a checkpoint),
+    /// and that certificate goes with its checkpoints.
+    fn follow_certificate(&mut self) {
+        let Self::Own {
+            log,
+            certificate,
+            tls,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let Ok(creds) = fedq_certs::tls::Credentials::load(&tls.cert, &tls.key) else {
+            return;
+        };
+        let (chain, key) = creds.chain_and_key();
+        let Some(current) = chain.first().map(|c| c.to_vec()) else {
+            return;
+        };
+        if current == *certificate {
+            return;
+        }
+        let id = creds.identity();
+        match fedq_audit::checkpoint::NoteSigner::from_pkcs8(
+            &fedq_audit::checkpoint::log_name(&id.federation, id.role.as_str(), &id.name),
+            key.secret_der(),
+        ) {
+            Ok(signer) => {
+                log.follow_signer(signer);
+                *certificate = current;
+                tracing::warn!(
+                    "certificate renewed: the coordinator's audit log signs with its key"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the renewed certificate's key cannot sign checkpoints")
             }
         }
     }
@@ -151,15 +196,17 @@ impl WitnessRound {
     pub fn new(
         nodes: &BTreeMap<String, Arc<NodeHealth>>,
         name: &str,
-        audit: PathBuf,
+        log: AuditLog,
         certificate: Vec<u8>,
+        tls: TlsFiles,
         deadline: Duration,
     ) -> Self {
         let mut logs: Vec<Log> = nodes.values().cloned().map(Log::Node).collect();
         logs.push(Log::Own {
             name: name.to_owned(),
-            audit,
+            log,
             certificate,
+            tls,
         });
         Self {
             logs,
@@ -180,6 +227,9 @@ impl WitnessRound {
     /// One round: each log's newest checkpoint to each witness that has not cosigned it.
     /// Returns, per (log process, witness), what happened.
     pub async fn round(&mut self) -> BTreeMap<(String, String), Witnessed> {
+        for log in &mut self.logs {
+            log.follow_certificate();
+        }
         let mut report = BTreeMap::new();
         for log in &self.logs {
             let newest = match log.offer(0, self.deadline).await {

@@ -241,6 +241,7 @@ impl Node {
         let ctx = Arc::new(Context {
             refused_peer_date,
             seen_generation: AtomicU64::new(trust.generation()),
+            key_generation: AtomicU64::new(trust.generation()),
             gate,
             trust,
             limiter: Mutex::new(limiter),
@@ -259,6 +260,7 @@ impl Node {
         let handler: Handler = Arc::new(move |peer, request| {
             let ctx = Arc::clone(&ctx);
             Box::pin(async move {
+                ctx.follow_certificate();
                 match request {
                     NodeRequest::Ping => NodeResponse::Pong {
                         node: ctx.node.clone(),
@@ -312,6 +314,8 @@ struct Context {
     trust: TrustView,
     /// The reload generation whose CRL the sessions were last checked against.
     seen_generation: AtomicU64,
+    /// The reload generation whose certificate the audit log and witness sign with.
+    key_generation: AtomicU64,
     /// The policy's per-requester limits, counted again here: a coordinator that was
     /// taken over is throttled all the same.
     limiter: Mutex<RateLimiter>,
@@ -441,6 +445,75 @@ impl Context {
             tracing::error!(error = %e, "audit log unavailable while registering a policy change");
         }
         response
+    }
+
+    /// After a reload that renewed this node's certificate with a new key, signs with that
+    /// key what others check with the certificate: the audit log's tree heads (so
+    /// receipts and checkpoints), and the witness's cosignatures; and ends every requester
+    /// session, whose accept the old key signed, so that requesters open new ones and
+    /// learn the key their receipts are checked against. One atomic load per request
+    /// otherwise.
+    fn follow_certificate(&self) {
+        let generation = self.trust.generation();
+        if self.key_generation.load(Ordering::Acquire) == generation {
+            return;
+        }
+        let Some(serving) = self.trust.signer() else {
+            return;
+        };
+        let serving = serving.certificate().to_vec();
+        if serving == self.witness.certificate() {
+            self.key_generation.store(generation, Ordering::Release);
+            return;
+        }
+        let tls = &self.config.tls;
+        let creds = match fedq_certs::tls::Credentials::load(&tls.cert, &tls.key) {
+            Ok(creds) => creds,
+            Err(e) => {
+                tracing::error!(error = %e, "the renewed certificate's key does not load; the audit log signs with the previous key");
+                return;
+            }
+        };
+        let (chain, key) = creds.chain_and_key();
+        // The files may have moved on since the endpoint loaded them; take only the pair
+        // it serves, and look again at the next request otherwise.
+        if chain.first().map(|c| c.as_ref()) != Some(serving.as_slice()) {
+            return;
+        }
+        let id = creds.identity();
+        let signers = fedq_audit::checkpoint::NoteSigner::from_pkcs8(
+            &fedq_audit::checkpoint::log_name(&id.federation, id.role.as_str(), &id.name),
+            key.secret_der(),
+        )
+        .and_then(|log| {
+            fedq_audit::checkpoint::NoteSigner::from_pkcs8(
+                &fedq_audit::checkpoint::witness_name(&id.federation, &id.name),
+                key.secret_der(),
+            )
+            .map(|witness| (log, witness))
+        });
+        let (log, witness) = match signers {
+            Ok(signers) => signers,
+            Err(e) => {
+                tracing::error!(error = %e, "the renewed certificate's key cannot sign checkpoints; the audit log signs with the previous key");
+                return;
+            }
+        };
+        let key_changed = fedq_certs::jws::certificate_public_key(&serving)
+            != fedq_certs::jws::certificate_public_key(&self.witness.certificate());
+        if let Err(e) = self.witness.follow(serving, witness) {
+            tracing::error!(error = %e, "the witness cannot take the renewed key");
+            return;
+        }
+        self.audit.follow_signer(log);
+        self.key_generation.store(generation, Ordering::Release);
+        if key_changed {
+            let closed = self.gate.close_revoked(|_| true);
+            tracing::warn!(
+                closed,
+                "certificate renewed with a new key: checkpoints, receipts and cosignatures are signed with it; requester sessions ended"
+            );
+        }
     }
 
     /// After a CRL reload, ends the sessions of certificates it revokes (a proof is also

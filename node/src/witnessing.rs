@@ -12,9 +12,9 @@
 //! no entry.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use fedq_audit::checkpoint::{log_name, NoteVerifier};
+use fedq_audit::checkpoint::{log_name, NoteSigner, NoteVerifier};
 use fedq_audit::witness::{AddCheckpoint, Refusal, Witness};
 use fedq_certs::FederationTrust;
 use fedq_wire::message::{
@@ -51,7 +51,7 @@ pub struct NodeWitness {
     /// This node's audit log.
     audit: PathBuf,
     /// The certificate the log's checkpoints are signed with (DER), sent with each offer.
-    chain: Vec<Vec<u8>>,
+    chain: RwLock<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for NodeWitness {
@@ -71,8 +71,31 @@ impl NodeWitness {
             witness: Arc::new(witness),
             own_log,
             audit,
-            chain: vec![certificate],
+            chain: RwLock::new(vec![certificate]),
         }
+    }
+
+    /// The certificate (DER) this node's checkpoints and cosignatures are signed with.
+    pub fn certificate(&self) -> Vec<u8> {
+        self.chain().into_iter().next().unwrap_or_default()
+    }
+
+    fn chain(&self) -> Vec<Vec<u8>> {
+        match self.chain.read() {
+            Ok(chain) => chain.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Follows a renewed certificate: offers it with this node's checkpoints from now on,
+    /// and cosigns with its key (`signer`, under this witness's name).
+    pub fn follow(&self, certificate: Vec<u8>, signer: NoteSigner) -> Result<(), Refusal> {
+        self.witness.replace_signer(signer)?;
+        match self.chain.write() {
+            Ok(mut chain) => *chain = vec![certificate],
+            Err(poisoned) => *poisoned.into_inner() = vec![certificate],
+        }
+        Ok(())
     }
 
     /// Answers [`fedq_wire::message::NodeRequest::AuditCheckpoint`]: the newest kept
@@ -86,13 +109,13 @@ impl NodeWitness {
                     checkpoint: Some(offer.note),
                     size: offer.size,
                     proof: fedq_audit::checkpoint::encode_proof(&offer.proof),
-                    chain: self.chain.clone(),
+                    chain: self.chain(),
                 },
                 None => LogCheckpoint {
                     checkpoint: None,
                     size: 0,
                     proof: Vec::new(),
-                    chain: self.chain.clone(),
+                    chain: self.chain(),
                 },
             }),
             Ok(Err(e)) => {

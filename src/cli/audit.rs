@@ -186,16 +186,20 @@ fn witnessed_checkpoints(
             })?;
         let (_, cosigner) = certificate_verifiers(&node.tls.cert)?;
         let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
-        held.push(match cosigned.last() {
+        let earlier = match cosigned.under_earlier_keys {
+            0 => String::new(),
+            n => format!(", {n} more under an earlier key of its, not counted"),
+        };
+        held.push(match cosigned.checkpoints.last() {
             Some(last) => format!(
-                "{}: {} up to size {}",
+                "{}: {} up to size {}{earlier}",
                 node.name,
-                cosigned.len(),
+                cosigned.checkpoints.len(),
                 last.checkpoint.size
             ),
-            None => format!("{}: none", node.name),
+            None => format!("{}: none{earlier}", node.name),
         });
-        all.extend(cosigned);
+        all.extend(cosigned.checkpoints);
     }
     Ok((all, held))
 }
