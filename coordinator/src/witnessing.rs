@@ -58,12 +58,15 @@ enum Log {
     /// A node's: asked over its channel.
     Node(Arc<NodeHealth>),
     /// The coordinator's own: read from its file, offered with its certificate.
-    Own {
-        name: String,
-        log: AuditLog,
-        certificate: Vec<u8>,
-        tls: TlsFiles,
-    },
+    Own(Box<OwnLog>),
+}
+
+/// The coordinator's own log, as its witnesses are offered it.
+struct OwnLog {
+    name: String,
+    log: AuditLog,
+    certificate: Vec<u8>,
+    tls: TlsFiles,
 }
 
 impl Log {
@@ -71,7 +74,7 @@ impl Log {
     fn process(&self) -> &str {
         match self {
             Self::Node(node) => node.node(),
-            Self::Own { name, .. } => name,
+            Self::Own(own) => &own.name,
         }
     }
 
@@ -89,10 +92,8 @@ impl Log {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            Self::Own {
-                log, certificate, ..
-            } => {
-                let path = log.path().to_owned();
+            Self::Own(own) => {
+                let (path, certificate) = (own.log.path().to_owned(), &own.certificate);
                 let offered = tokio::task::spawn_blocking(move || fedq_audit::offer(&path, from))
                     .await
                     .map_err(|e| e.to_string())?
@@ -121,15 +122,15 @@ impl Log {
     /// its tree heads are signed with the renewed key (the first kept as a checkpoint),
     /// and that certificate goes with its checkpoints.
     fn follow_certificate(&mut self) {
-        let Self::Own {
+        let Self::Own(own) = self else {
+            return;
+        };
+        let OwnLog {
             log,
             certificate,
             tls,
             ..
-        } = self
-        else {
-            return;
-        };
+        } = own.as_mut();
         let Ok(creds) = fedq_certs::tls::Credentials::load(&tls.cert, &tls.key) else {
             return;
         };
@@ -202,12 +203,12 @@ impl WitnessRound {
         deadline: Duration,
     ) -> Self {
         let mut logs: Vec<Log> = nodes.values().cloned().map(Log::Node).collect();
-        logs.push(Log::Own {
+        logs.push(Log::Own(Box::new(OwnLog {
             name: name.to_owned(),
             log,
             certificate,
             tls,
-        });
+        })));
         Self {
             logs,
             witnesses: nodes.clone(),
