@@ -269,6 +269,68 @@ async fn witnesses_cosign_every_log_refuse_a_rewritten_one_and_verify_catches_ea
         "{out}"
     );
 
+    // One person's entries come with inclusion proofs against a checkpoint the witnesses
+    // cosigned, which anyone can check with the log's and the witnesses' certificates.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fedq"));
+    cmd.args(["audit", "proofs", "--config"])
+        .arg(fed.layout.node_config(&node))
+        .args(["--subject", &subject]);
+    for witness in fed.nodes.keys().filter(|w| **w != node) {
+        cmd.arg("--witness").arg(fed.layout.node_config(witness));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proofs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proofs["tree_size"], size, "{proofs}");
+    assert_eq!(proofs["log"], format!("fedq/changsha/node/{node}"));
+    let cosigners = proofs["cosigned_by"].as_array().unwrap();
+    assert_eq!(cosigners.len(), fed.nodes.len() - 1, "{proofs}");
+    let (log_key, _) = certificate_verifiers(&pki.join(format!("{node}.crt"))).unwrap();
+    let mut roots = Vec::new();
+    for (note, witness) in proofs["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(cosigners)
+    {
+        let (checkpoint, note) =
+            fedq_audit::checkpoint::open_checkpoint(note.as_str().unwrap(), &log_key).unwrap();
+        let (_, cosigner) =
+            certificate_verifiers(&pki.join(format!("{}.crt", witness.as_str().unwrap()))).unwrap();
+        cosigner.verify(&note).unwrap();
+        assert_eq!(checkpoint.size, size);
+        roots.push(checkpoint.root);
+    }
+    let entries = proofs["entries"].as_array().unwrap();
+    assert!(
+        entries.len() >= 4,
+        "four queries about this person: {proofs}"
+    );
+    for e in entries {
+        let hash: [u8; 32] = hex::decode(e["entry"]["hash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let proof = fedq_audit::checkpoint::decode_proof(
+            &serde_json::from_value::<Vec<String>>(e["inclusion_proof"].clone()).unwrap(),
+        )
+        .unwrap();
+        fedq_audit::merkle::verify_inclusion(
+            &fedq_audit::merkle::leaf_hash(&hash),
+            e["index"].as_u64().unwrap(),
+            size,
+            &proof,
+            &roots[0],
+        )
+        .unwrap();
+        // It names the person only by this log's pseudonym.
+        assert!(!e.to_string().contains(&subject), "{e}");
+    }
+
     // …and each rewrite, complete with re-hashed chain, rebuilt tree and re-signed
     // checkpoints, is caught, named at the entries it no longer matches (the first
     // changed entry lies in the range `verify` names).

@@ -406,6 +406,9 @@ pub struct Cosigned {
     /// was renewed with a new one): their cosignatures cannot be checked against the
     /// current certificate, so they are not counted on.
     pub under_earlier_keys: usize,
+    /// The newest of `checkpoints` as the witness keeps it: a signed note carrying the
+    /// log's signature and the witness's cosignature, for anyone to check.
+    pub newest_note: Option<String>,
 }
 
 /// The checkpoints of `log` cosigned in the witness state file at `path`, oldest first,
@@ -439,8 +442,8 @@ pub fn cosigned_in(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(&e))?;
     let mut cosigned = Cosigned::default();
-    for note in &notes {
-        let note = Note::parse(note).map_err(|e| err(&e))?;
+    for text in &notes {
+        let note = Note::parse(text).map_err(|e| err(&e))?;
         if !witness.has_line_in(&note) {
             cosigned.under_earlier_keys += 1;
             continue;
@@ -458,6 +461,7 @@ pub fn cosigned_in(
         if checkpoint.origin != log.name() {
             return Err(err(&"a note's origin is not its log's"));
         }
+        cosigned.newest_note = Some(text.clone());
         cosigned.checkpoints.push(crate::Witnessed {
             witness: witness.name().to_owned(),
             checkpoint,

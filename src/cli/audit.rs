@@ -25,6 +25,21 @@ pub enum AuditCommand {
         #[arg(long = "witness", value_name = "NODE_CONFIG")]
         witnesses: Vec<PathBuf>,
     },
+    /// The entries about one person, each with its inclusion proof against the newest
+    /// checkpoint the witnesses cosigned (with no `--witness`, the log's own newest
+    /// checkpoint): what "who looked at my data" is answered with, checkable against a
+    /// tree head the department alone could not have rewritten. Prints one JSON object.
+    Proofs {
+        /// A node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The person, by resident ID (turned into this log's pseudonym here).
+        #[arg(long)]
+        subject: String,
+        /// A witnessing node's config file; repeat for each witness.
+        #[arg(long = "witness", value_name = "NODE_CONFIG")]
+        witnesses: Vec<PathBuf>,
+    },
     /// List registered queries (newest last).
     List {
         /// A node's or the coordinator's config file.
@@ -92,6 +107,84 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        AuditCommand::Proofs {
+            config,
+            subject,
+            witnesses,
+        } => {
+            let path = config_path(&config, "audit")?;
+            let pseudonym = subject_pseudonym(&config, &subject)?;
+            let states = witness_states(&config, &witnesses)?;
+            let witnessed: Vec<Witnessed> = states
+                .iter()
+                .flat_map(|(_, c)| c.checkpoints.iter().cloned())
+                .collect();
+            let (size, notes, cosigned_by) = if witnesses.is_empty() {
+                let (size, note) = fedq_audit::latest_checkpoint(&path)?.ok_or_else(|| {
+                    ReviewError::Argument(format!(
+                        "the log `{}` has kept no checkpoint yet",
+                        path.display()
+                    ))
+                })?;
+                (size, vec![note], Vec::new())
+            } else {
+                // The newest size any witness cosigned, with every witness's note of it.
+                let newest = |c: &fedq_audit::witness::Cosigned| {
+                    c.checkpoints.last().map(|w| w.checkpoint.size)
+                };
+                let size = states
+                    .iter()
+                    .filter_map(|(_, c)| newest(c))
+                    .max()
+                    .ok_or_else(|| {
+                        ReviewError::Argument(
+                            "the witnesses have cosigned no checkpoint of this log yet".into(),
+                        )
+                    })?;
+                let at_size: Vec<_> = states
+                    .iter()
+                    .filter(|(_, c)| newest(c) == Some(size))
+                    .collect();
+                (
+                    size,
+                    at_size
+                        .iter()
+                        .filter_map(|(_, c)| c.newest_note.clone())
+                        .collect(),
+                    at_size.iter().map(|(name, _)| name.clone()).collect(),
+                )
+            };
+            // The log must still match what was cosigned, or its proofs mean nothing.
+            let v = verify_against(&path, &witnessed)?;
+            if let Some(b) = v.first_break {
+                eprintln!("audit log {}: chain broken: {b}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            let entries: Vec<serde_json::Value> =
+                fedq_audit::entries_about(&path, &pseudonym, size)?
+                    .into_iter()
+                    .map(|(entry, proof)| {
+                        serde_json::json!({
+                            "entry": entry,
+                            "index": entry.seq - 1,
+                            "inclusion_proof": fedq_audit::checkpoint::encode_proof(&proof),
+                        })
+                    })
+                    .collect();
+            let out = serde_json::json!({
+                "log": fedq_audit::review::certificate_verifiers(
+                    &fedq_audit::review::config_certificate(&config)?
+                )?
+                .0
+                .name(),
+                "tree_size": size,
+                "checkpoints": notes,
+                "cosigned_by": cosigned_by,
+                "entries": entries,
+            });
+            println!("{out}");
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::List {
             config,
@@ -165,39 +258,52 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
     }
 }
 
-/// The checkpoints of the log `config` names that the nodes `witnesses` name cosigned,
-/// each note's log signature and cosignature checked with the keys of the certificates the
-/// configs name; and, per witness, how many it holds and up to which size.
+/// What each witnessing node (`witnesses`, node configs) holds of the log `config` names:
+/// its name and what its state file holds, each note's cosignature checked with the key of
+/// the certificate its config names, and the log's signature with the log's.
+fn witness_states(
+    config: &Path,
+    witnesses: &[PathBuf],
+) -> Result<Vec<(String, fedq_audit::witness::Cosigned)>, ReviewError> {
+    if witnesses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (log, _) = certificate_verifiers(&config_certificate(config)?)?;
+    witnesses
+        .iter()
+        .map(|witness| {
+            let node =
+                fedq_node::config::NodeConfig::load(witness).map_err(|e| ReviewError::Config {
+                    path: witness.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            let (_, cosigner) = certificate_verifiers(&node.tls.cert)?;
+            let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
+            Ok((node.name.clone(), cosigned))
+        })
+        .collect()
+}
+
+/// Every checkpoint of the log `config` names that the nodes `witnesses` name cosigned
+/// ([`witness_states`]), and per witness how many it holds and up to which size.
 fn witnessed_checkpoints(
     config: &Path,
     witnesses: &[PathBuf],
 ) -> Result<(Vec<Witnessed>, Vec<String>), ReviewError> {
-    if witnesses.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let (log, _) = certificate_verifiers(&config_certificate(config)?)?;
     let mut all = Vec::new();
     let mut held = Vec::new();
-    for witness in witnesses {
-        let node =
-            fedq_node::config::NodeConfig::load(witness).map_err(|e| ReviewError::Config {
-                path: witness.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        let (_, cosigner) = certificate_verifiers(&node.tls.cert)?;
-        let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
+    for (name, cosigned) in witness_states(config, witnesses)? {
         let earlier = match cosigned.under_earlier_keys {
             0 => String::new(),
             n => format!(", {n} more under an earlier key of its, not counted"),
         };
         held.push(match cosigned.checkpoints.last() {
             Some(last) => format!(
-                "{}: {} up to size {}{earlier}",
-                node.name,
+                "{name}: {} up to size {}{earlier}",
                 cosigned.checkpoints.len(),
                 last.checkpoint.size
             ),
-            None => format!("{}: none{earlier}", node.name),
+            None => format!("{name}: none{earlier}"),
         });
         all.extend(cosigned.checkpoints);
     }
