@@ -26,16 +26,7 @@ use fedq_testkit::federation;
 
 /// Every process keeps a checkpoint after each entry; the witness round runs every 200 ms.
 fn witness_quickly(fed: &Federation) {
-    for node in fed.nodes.keys() {
-        prepend(
-            &fed.layout.node_config(node),
-            "audit_checkpoint_entries = 1\n",
-        );
-    }
-    prepend(
-        &fed.layout.coordinator_config(),
-        "audit_checkpoint_entries = 1\nwitness_interval_ms = 200\n",
-    );
+    fed.witness_quickly(200).unwrap();
 }
 
 fn prepend(config: &Path, lines: &str) {

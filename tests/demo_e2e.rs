@@ -27,9 +27,11 @@ async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire
         let frames = Arc::clone(&frames);
         Arc::new(move |bytes: &[u8]| frames.lock().unwrap().push(bytes.to_vec()))
     };
+    // As `fedq demo` does: witnessing within the tour's run.
+    fed.witness_quickly(500).unwrap();
     let mut running = Running::start(&fed, Some(tap.clone())).await.unwrap();
     let steps = tour(&fed, &mut running, Some(tap)).await;
-    assert_eq!(steps.len(), 17);
+    assert_eq!(steps.len(), 18);
     for step in &steps {
         assert!(
             step.check.is_ok(),

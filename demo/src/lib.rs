@@ -84,6 +84,8 @@ pub async fn run(
             well_known_ports: true,
         },
     )?;
+    // The tour shows the departments witnessing each other's logs within its run.
+    fed.witness_quickly(500)?;
     let mut running = Running::start(&fed, None).await?;
     println!(
         "  {} nodes on QUIC (127.0.0.1), coordinator on https://{} — up in {:.1} s\n",
@@ -95,7 +97,9 @@ pub async fn run(
     let mut all_ok = true;
     for (i, step) in steps.iter().enumerate() {
         println!("── {}. {}", i + 1, step.headline);
-        if step.status == 200 {
+        if let Some(summary) = step.answer.get("summary").and_then(Value::as_str) {
+            println!("   {summary}");
+        } else if step.status == 200 {
             print!("{}", client::render(&step.answer));
         } else {
             println!(

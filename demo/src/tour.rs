@@ -36,6 +36,66 @@ async fn ask_in_tour(fed: &Federation, q: &Ask) -> Result<(u16, Value), String> 
     .map_err(|e| e.to_string())
 }
 
+/// The court's log as the other departments witnessed it: waits (at most 15 s) until
+/// every other node has cosigned its newest kept checkpoint, then checks the log file
+/// against every checkpoint they cosigned, as `fedq audit verify --witness` does.
+async fn witnessed_log(fed: &Federation, node: &str) -> Result<(u16, Value), String> {
+    use fedq_audit::review::certificate_verifiers;
+    let pki = fed.layout.pki();
+    let log_path = fed.layout.root.join(format!("audit/{node}-audit.db"));
+    let (log, _) =
+        certificate_verifiers(&pki.join(format!("{node}.crt"))).map_err(|e| e.to_string())?;
+    let (size, _) = fedq_audit::latest_checkpoint(&log_path)
+        .map_err(|e| e.to_string())?
+        .ok_or("the log kept no checkpoint")?;
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut all = Vec::new();
+        let mut held = serde_json::Map::new();
+        for witness in fed.nodes.keys().filter(|w| *w != node) {
+            let (_, cosigner) = certificate_verifiers(&pki.join(format!("{witness}.crt")))
+                .map_err(|e| e.to_string())?;
+            let state = fed.layout.root.join(format!("audit/{witness}-witness.db"));
+            let cosigned = fedq_audit::witness::cosigned_in(&state, &log, &cosigner)
+                .map(|c| c.checkpoints)
+                .unwrap_or_default();
+            let newest = cosigned.last().map_or(0, |w| w.checkpoint.size);
+            held.insert(witness.clone(), Value::from(newest));
+            all.extend(cosigned);
+        }
+        let caught_up = held.values().all(|v| v.as_u64() == Some(size));
+        if caught_up || std::time::Instant::now() > give_up {
+            let v = fedq_audit::verify_against(&log_path, &all).map_err(|e| e.to_string())?;
+            let summary = format!(
+                "{node}'s log: {} entries, signed checkpoint at size {size}; cosigned by {} of {} other departments ({}); checked against all {} checkpoints they cosigned: {}",
+                v.entries,
+                held.values().filter(|v| v.as_u64() == Some(size)).count(),
+                held.len(),
+                held.iter()
+                    .map(|(w, s)| format!("{w} {s}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                v.witnessed,
+                v.first_break
+                    .as_ref()
+                    .map_or("intact".to_owned(), ToString::to_string),
+            );
+            return Ok((
+                200,
+                serde_json::json!({
+                    "summary": summary,
+                    "size": size,
+                    "witnesses": held,
+                    "caught_up": caught_up,
+                    "intact": v.first_break.is_none(),
+                    "witnessed": v.witnessed,
+                }),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The newest `query` entry of the log at `path` (under the federation's root), as
 /// `fedq audit list --json` shows it.
 fn newest_query_entry(fed: &Federation, path: &str) -> Result<Value, String> {
@@ -646,6 +706,21 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
                 a.get("policy_version").and_then(Value::as_str) == Some(APPROVED_VERSION),
                 "expected the approved version to decide",
             )
+        },
+    );
+
+    let witnesses = fed.nodes.len() - 1;
+    run(
+        "No department can quietly rewrite its register (长政办发〔2017〕62号 §八): the court's audit log signs checkpoints, every other department checks each against the last it cosigned and cosigns it, and the log file is checked against all of them",
+        witnessed_log(fed, "court").await,
+        &|status, w| {
+            expect(status == 200, "expected the witnessed log")?;
+            expect(w.get("caught_up") == Some(&Value::Bool(true)), "expected every witness to cosign the newest checkpoint")?;
+            expect(
+                w.get("witnesses").and_then(Value::as_object).map(serde_json::Map::len) == Some(witnesses),
+                "expected every other department as a witness",
+            )?;
+            expect(w.get("intact") == Some(&Value::Bool(true)), "expected the log to match every cosigned checkpoint")
         },
     );
 
