@@ -65,6 +65,8 @@ async fn connection(fed: &Federation, who: &str) -> ApiConnection {
 async fn every_answer_the_servers_send_is_what_the_document_says() {
     let tmp = tempfile::tempdir().unwrap();
     let fed = federation(tmp.path(), 300, 11);
+    // The tour's witnessing stop needs witnessing within its run, as `fedq demo` sets it.
+    fed.witness_quickly(500).unwrap();
     let mut running = Running::start(&fed, None).await.unwrap();
     let doc = openapi::document();
     let concluded = validator(&doc, "ConcludedAnswer");

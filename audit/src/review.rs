@@ -30,33 +30,36 @@ pub enum ReviewError {
 /// The file a node's or the coordinator's config names under `key` (`audit` or
 /// `pseudonym_key`), relative to the config's directory.
 pub fn config_path(config: &Path, key: &str) -> Result<PathBuf, ReviewError> {
-    let err = |reason: String| ReviewError::Config {
-        path: config.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(config).map_err(|e| err(e.to_string()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let value = table
-        .get(key)
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| err(format!("no `{key} = \"…\"` setting")))?;
-    Ok(config.parent().unwrap_or(Path::new(".")).join(value))
+    config_setting(config, &[key])
 }
 
 /// The certificate a node's or the coordinator's config names (`[tls] cert`), relative
 /// to the config's directory.
 pub fn config_certificate(config: &Path) -> Result<PathBuf, ReviewError> {
+    config_setting(config, &["tls", "cert"])
+}
+
+/// The file the config names at `keys` (a table path), relative to its directory.
+fn config_setting(config: &Path, keys: &[&str]) -> Result<PathBuf, ReviewError> {
     let err = |reason: String| ReviewError::Config {
         path: config.display().to_string(),
         reason,
     };
     let text = std::fs::read_to_string(config).map_err(|e| err(e.to_string()))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let value = table
-        .get("tls")
-        .and_then(|t| t.get("cert"))
+    let (last, tables) = keys.split_last().unwrap_or((&"", &[]));
+    let value = tables
+        .iter()
+        .try_fold(&table, |t, k| t.get(*k).and_then(|v| v.as_table()))
+        .and_then(|t| t.get(*last))
         .and_then(|v| v.as_str())
-        .ok_or_else(|| err("no `[tls] cert = \"…\"` setting".into()))?;
+        .ok_or_else(|| match tables {
+            [] => err(format!("no `{last} = \"…\"` setting")),
+            _ => err(format!(
+                "no `[{}] {last} = \"…\"` setting",
+                tables.join(".")
+            )),
+        })?;
     Ok(config.parent().unwrap_or(Path::new(".")).join(value))
 }
 

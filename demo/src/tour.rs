@@ -396,7 +396,9 @@ async fn approve_policy_change(fed: &Federation) -> Result<Value, String> {
 }
 
 /// Runs the tour against a running federation. `stop_node` is called to take a node down
-/// for the last stop and `restart_node` to bring it back.
+/// for the last stop and `restart_node` to bring it back. The witnessing stop expects the
+/// federation built with [`Federation::witness_quickly`] (as `fedq demo` does), so that the
+/// court's log is cosigned within the tour.
 pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>) -> Vec<Step> {
     let s = &fed.scenario;
     let mut steps = Vec::new();
