@@ -247,7 +247,12 @@ impl NoteVerifier {
     pub fn has_line_in(&self, note: &Note) -> bool {
         note.signatures
             .iter()
-            .any(|s| s.name == self.name && s.key_id == self.key_id)
+            .any(|s| self.has_line_in_signature(s))
+    }
+
+    /// Whether `signature` is a line of this key (this name and key ID).
+    pub fn has_line_in_signature(&self, signature: &NoteSignature) -> bool {
+        signature.name == self.name && signature.key_id == self.key_id
     }
 
     /// Whether one of `note`'s signatures is this key's and verifies. A line with this

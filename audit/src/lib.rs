@@ -1275,6 +1275,9 @@ fn write_group(
 /// process reads its policy floor from them. Returns how many entries were shredded now.
 pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
     let conn = open_existing(path)?;
+    // Overwrite the freed content rather than leave it in free pages.
+    conn.execute_batch("PRAGMA secure_delete=ON;")
+        .map_err(store_err(path))?;
     let n = conn
         .execute(
             "UPDATE audit SET query_id = '', requester = '', purpose = '', legal_basis = NULL,
@@ -1285,6 +1288,10 @@ pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
             params![format_time(before)],
         )
         .map_err(store_err(path))?;
+    // And out of the write-ahead log, where the old pages stay until it is checkpointed.
+    if n > 0 {
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
     Ok(n as u64)
 }
 
@@ -1595,6 +1602,7 @@ pub fn verify(path: &Path) -> Result<Verification, AuditError> {
 pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verification, AuditError> {
     let conn = open_existing(path)?;
     let err = store_err(path);
+    let shred_cutoff = latest_shred_cutoff(&conn).map_err(&err)?;
     let mut witnessed: Vec<&Witnessed> = witnessed.iter().collect();
     witnessed.sort_by_key(|w| w.checkpoint.size);
     let mut pending = witnessed.iter().peekable();
@@ -1631,6 +1639,11 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
                 first_missing: previous + 1,
                 last_missing: entry.seq.saturating_sub(1),
             })
+        } else if entry.shredded && !shredded_as_retention_leaves_it(&entry, shred_cutoff) {
+            // A body cannot be checked against its hash once shredded; so a row marked
+            // shredded must be exactly what shredding leaves, of a kind it shreds, from
+            // before a cutoff the log registered. Otherwise the mark hides an edit.
+            Some(ChainBreak::Altered { seq: entry.seq })
         } else if !entry.shredded
             && entry_hash(entry.seq, &entry.prev_hash, &entry.record) != entry.hash
         {
@@ -1707,6 +1720,52 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
         witnessed: matched,
         shredded,
     })
+}
+
+/// The latest `before` a `retention` entry of this log registered: no body of an entry
+/// at or after it may have been shredded.
+fn latest_shred_cutoff(conn: &Connection) -> rusqlite::Result<Option<OffsetDateTime>> {
+    let mut stmt = conn.prepare("SELECT outcome FROM audit WHERE kind = ?1")?;
+    let outcomes = stmt
+        .query_map(params![EntryKind::Retention.as_str()], |row| {
+            row.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(outcomes
+        .iter()
+        .filter_map(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+        .filter_map(|o| {
+            o.get("before")
+                .and_then(|b| b.as_str())
+                .and_then(|b| OffsetDateTime::parse(b, &Rfc3339).ok())
+        })
+        .max())
+}
+
+/// Whether a row marked shredded is what [`shred`] leaves: every body field empty, a kind
+/// retention shreds, and a time before the latest cutoff the log registered.
+fn shredded_as_retention_leaves_it(entry: &AuditEntry, cutoff: Option<OffsetDateTime>) -> bool {
+    let r = &entry.record;
+    let blank = r.query_id.is_empty()
+        && r.requester.is_empty()
+        && r.purpose.is_empty()
+        && r.legal_basis.is_none()
+        && r.subject.is_empty()
+        && r.target.is_empty()
+        && r.outcome.as_str().is_empty()
+        && r.policy_version.is_empty()
+        && r.consent_id.is_none()
+        && r.case_reference.is_none()
+        && r.node_query_ids.is_empty()
+        && r.answer_sha256.is_none();
+    let shreddable = !matches!(
+        r.kind,
+        EntryKind::PolicyInstalled
+            | EntryKind::PolicyRefused
+            | EntryKind::Policy
+            | EntryKind::Retention
+    );
+    blank && shreddable && cutoff.is_some_and(|c| r.at < c)
 }
 
 fn base64_root(root: &merkle::Hash) -> String {

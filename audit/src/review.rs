@@ -85,6 +85,31 @@ pub fn certificate_verifiers(cert: &Path) -> Result<(NoteVerifier, NoteVerifier)
     Ok((log, witness))
 }
 
+/// As [`certificate_verifiers`], once the certificate is checked against `trust` (the
+/// federation's CA): a node's or the coordinator's certificate of this federation, valid
+/// when it was issued (an expired one still names whose key signed the checkpoints of its
+/// time; revocation is not checked, for the same reason). A certificate not of this
+/// federation's CA is refused: its key vouches for nothing.
+pub fn trusted_certificate_verifiers(
+    cert: &Path,
+    trust: &fedq_certs::FederationTrust,
+) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
+    let err = |reason: String| ReviewError::Config {
+        path: cert.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(cert).map_err(|e| err(e.to_string()))?;
+    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(e.to_string()))?;
+    let der = chain
+        .first()
+        .ok_or_else(|| err("no certificate in the file".into()))?;
+    let issued = fedq_certs::signing::not_before(der).map_err(|e| err(e.to_string()))?;
+    trust
+        .verify_process_certificate(der, issued, false)
+        .map_err(|e| err(format!("not a certificate of this federation's CA: {e}")))?;
+    certificate_verifiers(cert)
+}
+
 /// `--since`: an RFC 3339 time, or a date (YYYY-MM-DD, from its midnight UTC).
 pub fn parse_since(s: &str) -> Result<time::OffsetDateTime, ReviewError> {
     use time::format_description::well_known::Rfc3339;

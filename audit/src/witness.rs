@@ -303,10 +303,29 @@ impl Witness {
             latest: latest_size,
             size: checkpoint.size,
         };
+        if i64::try_from(checkpoint.size).is_err() {
+            return Err(Refusal::BadRequest("the checkpoint's size is out of range"));
+        }
         if request.old > checkpoint.size {
-            // The sender agrees on what this witness holds, and offers a smaller tree:
-            // the log was cut below a size this witness cosigned.
-            if latest_root.is_some() {
+            // A smaller tree than the one this witness cosigned. An older genuine tree
+            // head (a relay holds many, from receipts) proves nothing, so it is refused
+            // 400 as the protocol says; only another root at a size this witness
+            // cosigned is evidence — the log signed two histories — and an alarm. A log
+            // cut for good is caught when it grows again, and by `verify` offline.
+            let cosigned_there: Option<String> = tx
+                .query_row(
+                    "SELECT note FROM cosigned_history WHERE origin = ?1 AND size = ?2",
+                    params![origin, checkpoint.size as i64],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| Refusal::Store(e.to_string()))?;
+            let other_root = cosigned_there
+                .as_deref()
+                .and_then(|n| Note::parse(n).ok())
+                .and_then(|n| Checkpoint::parse_body(&n.text).ok())
+                .is_some_and(|c| c.root != checkpoint.root);
+            if other_root {
                 return Err(inconsistent());
             }
             return Err(Refusal::BadRequest(
@@ -343,7 +362,8 @@ impl Witness {
             .sign(&note.text)
             .map_err(|e| Refusal::Store(e.to_string()))?;
         let mut kept = note.clone();
-        kept.signatures.retain(|s| s.name == origin);
+        // Only the log's signature this witness checked, and its own.
+        kept.signatures.retain(|s| log.has_line_in_signature(s));
         kept.signatures.push(cosignature.clone());
         tx.execute(
             "INSERT INTO cosigned (origin, size, root, note) VALUES (?1, ?2, ?3, ?4)

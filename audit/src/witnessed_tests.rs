@@ -529,6 +529,15 @@ async fn one_person_s_entries_come_with_proofs_against_a_witnessed_checkpoint() 
     assert!(about.iter().all(|(e, _)| e.seq <= head.size));
 }
 
+/// Registers a shredding before `cutoff` as [`AuditLog::shred_expired`] does.
+async fn register_retention(path: &Path, cutoff: OffsetDateTime) {
+    let log = AuditLog::open(path).unwrap();
+    let mut r = record(99);
+    r.kind = EntryKind::Retention;
+    r.outcome = Outcome::json(&serde_json::json!({"before": format_time(cutoff)}));
+    log.append(r).await.unwrap();
+}
+
 #[tokio::test]
 async fn shredded_bodies_keep_the_tree_and_the_witnessed_checkpoints_verifiable() {
     let dir = tempfile::tempdir().unwrap();
@@ -547,10 +556,42 @@ async fn shredded_bodies_keep_the_tree_and_the_witnessed_checkpoints_verifiable(
         }
     }
     assert_eq!(after.iter().filter(|e| e.shredded).count() as u64, expected);
+    // Not registered, the shredding reads as an edit: the mark alone proves nothing.
+    assert_eq!(
+        verify_against(&path, &witnessed).unwrap().first_break,
+        Some(ChainBreak::Altered { seq: 1 })
+    );
+    register_retention(&path, cutoff).await;
     let v = verify_against(&path, &witnessed).unwrap();
     assert_eq!(v.first_break, None, "{v:?}");
     assert_eq!(v.shredded, expected);
     assert_eq!(v.witnessed, 2);
+    // The mark cannot hide an edit: a body kept under it, a newer entry marked, or a
+    // policy entry marked are each an altered entry.
+    let conn = Connection::open(&path).unwrap();
+    let first_break = || verify_against(&path, &witnessed).unwrap().first_break;
+    conn.execute(
+        "UPDATE audit SET requester = 'someone.else' WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    assert_eq!(first_break(), Some(ChainBreak::Altered { seq: 1 }));
+    conn.execute("UPDATE audit SET requester = '' WHERE seq = 1", [])
+        .unwrap();
+    assert_eq!(first_break(), None);
+    let newer = (expected + 2).min(12) as i64;
+    conn.execute(
+        "UPDATE audit SET shredded = 1, query_id = '', requester = '', purpose = '', legal_basis = NULL, subject = '', target = '', outcome = '', policy_version = '', consent_id = NULL, case_reference = NULL, node_query_ids = NULL, answer_sha256 = NULL WHERE seq = ?1",
+        params![newer],
+    )
+    .unwrap();
+    assert_eq!(
+        first_break(),
+        Some(ChainBreak::Altered {
+            seq: newer.unsigned_abs()
+        })
+    );
+    drop(conn);
     // A shredded entry's hash is still its leaf: changing it is caught.
     let conn = Connection::open(&path).unwrap();
     conn.execute(
@@ -774,16 +815,34 @@ async fn a_witness_given_the_log_s_key_per_request_refuses_another_origin_and_a_
         tax.add_checkpoint_for(&other, &court).unwrap_err().status(),
         403
     );
-    // The log offers a smaller tree than the one cosigned (its newest entries cut): 422,
-    // not a malformed request.
-    let cut = witness::AddCheckpoint {
+    // A smaller, genuine tree head than the one cosigned (a relay replaying an old one,
+    // or a log cut back to it): 400, not an alarm — it proves nothing by itself.
+    let older = witness::AddCheckpoint {
         old: 10,
         proof: vec![],
         checkpoint: kept(&path, 5),
     };
-    let refused = tax.add_checkpoint_for(&cut, &court).unwrap_err();
-    assert_eq!(refused.status(), 422, "{refused}");
+    let refused = tax.add_checkpoint_for(&older, &court).unwrap_err();
+    assert_eq!(refused.status(), 400, "{refused}");
     assert_eq!(tax.latest(COURT).unwrap().unwrap().0.size, 10);
+    // Another root at a size it cosigned, signed by the log's key: two histories, 422.
+    tax.add_checkpoint_for(&add(&path, 10, 15), &court).unwrap();
+    let forked = signer(COURT, &court_key)
+        .sign_checkpoint(&checkpoint::Checkpoint {
+            origin: COURT.into(),
+            size: 10,
+            root: [7; 32],
+        })
+        .unwrap()
+        .to_text();
+    let fork = witness::AddCheckpoint {
+        old: 15,
+        proof: vec![],
+        checkpoint: forked,
+    };
+    let refused = tax.add_checkpoint_for(&fork, &court).unwrap_err();
+    assert_eq!(refused.status(), 422, "{refused}");
+    assert_eq!(tax.latest(COURT).unwrap().unwrap().0.size, 15);
     // The newest checkpoint a log offers its witnesses.
     assert_eq!(latest_checkpoint(&path).unwrap().unwrap().0, 15);
 }

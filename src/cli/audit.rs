@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fedq_audit::review::{
-    certificate_verifiers, config_certificate, config_path, parse_since, subject_pseudonym,
+    config_certificate, config_path, parse_since, subject_pseudonym, trusted_certificate_verifiers,
     ReviewError,
 };
 use fedq_audit::{list, verify_against, ListFilter, Witnessed};
@@ -76,7 +76,17 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
     match cmd {
         AuditCommand::Verify { config, witnesses } => {
             let path = config_path(&config, "audit")?;
-            let (witnessed, held) = witnessed_checkpoints(&config, &witnesses)?;
+            let (witnessed, held, empty) = witnessed_checkpoints(&config, &witnesses)?;
+            if !empty.is_empty() {
+                // A witness named that vouches for nothing must not read as a pass.
+                eprintln!(
+                    "audit log {}: not checked: {} holds no checkpoint of this log it can vouch for ({}); name witnesses that cosigned it",
+                    path.display(),
+                    empty.join(", "),
+                    held.join("; ")
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             let v = verify_against(&path, &witnessed)?;
             match v.first_break {
                 None => {
@@ -268,7 +278,6 @@ fn witness_states(
     if witnesses.is_empty() {
         return Ok(Vec::new());
     }
-    let (log, _) = certificate_verifiers(&config_certificate(config)?)?;
     witnesses
         .iter()
         .map(|witness| {
@@ -277,22 +286,39 @@ fn witness_states(
                     path: witness.display().to_string(),
                     reason: e.to_string(),
                 })?;
-            let (_, cosigner) = certificate_verifiers(&node.tls.cert)?;
+            // Both certificates checked against the CA the witness's config names: a
+            // log's config cannot bring a key of its own making.
+            let trust = fedq_certs::FederationTrust::load(&node.tls.trust).map_err(|e| {
+                ReviewError::Config {
+                    path: witness.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let (log, _) = trusted_certificate_verifiers(&config_certificate(config)?, &trust)?;
+            let (_, cosigner) = trusted_certificate_verifiers(&node.tls.cert, &trust)?;
             let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
             Ok((node.name.clone(), cosigned))
         })
         .collect()
 }
 
+/// Every checkpoint cosigned, one line per witness, and the witnesses that hold none.
+type WitnessedLog = (Vec<Witnessed>, Vec<String>, Vec<String>);
+
 /// Every checkpoint of the log `config` names that the nodes `witnesses` name cosigned
-/// ([`witness_states`]), and per witness how many it holds and up to which size.
+/// ([`witness_states`]), per witness how many it holds and up to which size, and the
+/// witnesses that hold none it can vouch for.
 fn witnessed_checkpoints(
     config: &Path,
     witnesses: &[PathBuf],
-) -> Result<(Vec<Witnessed>, Vec<String>), ReviewError> {
+) -> Result<WitnessedLog, ReviewError> {
     let mut all = Vec::new();
     let mut held = Vec::new();
+    let mut empty = Vec::new();
     for (name, cosigned) in witness_states(config, witnesses)? {
+        if cosigned.checkpoints.is_empty() {
+            empty.push(name.clone());
+        }
         let earlier = match cosigned.under_earlier_keys {
             0 => String::new(),
             n => format!(", {n} more under an earlier key of its, not counted"),
@@ -307,5 +333,5 @@ fn witnessed_checkpoints(
         });
         all.extend(cosigned.checkpoints);
     }
-    Ok((all, held))
+    Ok((all, held, empty))
 }
