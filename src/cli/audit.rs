@@ -275,7 +275,7 @@ fn witness_states(
             let node =
                 fedq_node::config::NodeConfig::load(witness).map_err(|e| ReviewError::Config {
                     path: witness.display().to_string(),
-                    reason: e.to_string(),
+                    reason: fedq_audit::Cause::of(e),
                 })?;
             let (_, cosigner) = certificate_verifiers(&node.tls.cert)?;
             let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
