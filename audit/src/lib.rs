@@ -865,7 +865,7 @@ pub struct AuditLog {
     /// The file opened, to notice it removed or replaced under the running process.
     file: fedq_certs::fsutil::FileIdentity,
     /// Why the last group commit failed; `None` once one succeeds again.
-    last_failure: Arc<std::sync::Mutex<Option<String>>>,
+    last_failure: Arc<std::sync::Mutex<Option<AuditError>>>,
     /// A new key for a signing log (its certificate renewed), taken by the writer before
     /// its next group.
     next_signer: Arc<std::sync::Mutex<Option<checkpoint::NoteSigner>>>,
@@ -884,8 +884,9 @@ pub enum Unhealthy {
     /// The last group commit failed.
     #[error("the last commit to the audit log failed ({why}): answers are withheld until one succeeds; check the disk")]
     CommitFailed {
-        /// Why, as the writer recorded it.
-        why: String,
+        /// Why: the commit's error, as the writer recorded it.
+        #[source]
+        why: AuditError,
     },
     /// The file at the log's path is no longer the one it writes.
     #[error(transparent)]
@@ -987,7 +988,7 @@ impl AuditLog {
                         &batch,
                     );
                     if let Ok(mut last) = failure.lock() {
-                        *last = result.as_ref().err().map(ToString::to_string);
+                        *last = result.as_ref().err().cloned();
                     }
                     match result {
                         Ok((last_seq, last_hash, receipts)) => {
