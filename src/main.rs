@@ -158,6 +158,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `err` followed by its chain of sources, as `{err:#}` prints it (`message: cause:
+/// cause`), up to the first source whose message (whitespace aside) the line already
+/// holds: many errors name the error behind them in their own message and keep it as
+/// their source too, and what they say of it is said once.
+fn with_causes(err: &anyhow::Error) -> String {
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if words(&line).contains(&words(&cause)) {
+            break;
+        }
+        line.push_str(": ");
+        line.push_str(&cause);
+    }
+    line
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // ring is the only crypto provider; installing it once makes that explicit for every
@@ -173,8 +191,40 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", with_causes(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let named = anyhow::Error::new(fedq_audit::AuditError::Store {
+            path: "a.db".into(),
+            reason: fedq_audit::Cause::of(gone),
+        });
+        assert_eq!(with_causes(&named), "audit log `a.db`: gone");
+        // A source said in other words (TOML's message on one line) ends the line too,
+        // and so do its own sources (SQLite's error code behind its message).
+        let config = fedq_ops::config::ConfigFile::at(std::path::Path::new("n.toml"));
+        let invalid = config.toml::<serde_json::Value>("name = [").unwrap_err();
+        let parser = std::error::Error::source(&invalid).unwrap().to_string();
+        assert!(parser.trim().contains('\n'), "{parser}");
+        let invalid = anyhow::Error::new(invalid);
+        assert_eq!(with_causes(&invalid), invalid.to_string());
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("audit.db");
+        std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+        let store = anyhow::Error::new(fedq_audit::verify(&junk).unwrap_err());
+        assert!(store.chain().count() >= 3, "{store:#}");
+        assert_eq!(with_causes(&store), store.to_string());
+        let full = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write");
+        assert_eq!(with_causes(&full), format!("{full:#}"));
+        assert_eq!(with_causes(&full), "cannot write: disk full");
     }
 }

@@ -48,8 +48,9 @@ pub enum AuditError {
     Store {
         /// The file.
         path: String,
-        /// What failed.
-        reason: String,
+        /// What failed, with the error behind it as the source.
+        #[source]
+        reason: Cause,
     },
     /// The writer thread has stopped; nothing more can be recorded (callers fail closed).
     #[error("audit log writer has stopped; no answer can be released until it is restored")]
@@ -74,16 +75,88 @@ pub enum AuditError {
     Key {
         /// The file.
         path: String,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong, with the error behind it as the source.
+        #[source]
+        reason: Cause,
     },
 }
 
-fn store_err(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
-    move |e| AuditError::Store {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+/// Why a file of the log failed ([`AuditError::Store`], [`AuditError::Key`]): the error
+/// behind it (SQLite's, the file system's, …), kept as the source, or a message where
+/// there is none. Cheap to clone, as a failed group commit is cloned to every waiter.
+/// Its message is the one the error always had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Cause {
+    /// An error, as it says.
+    #[error(transparent)]
+    Error(Arc<dyn std::error::Error + Send + Sync>),
+    /// An error that `message` explains (its text is part of `message`).
+    #[error("{message}")]
+    Explained {
+        /// What failed and why, naming the error.
+        message: String,
+        /// The error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// What is wrong, with no error behind it.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl Cause {
+    /// `error` as the cause.
+    pub fn of(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Error(Arc::new(error))
     }
+
+    /// `error` as the cause, described by `message` (which names it).
+    pub fn explained(
+        message: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Explained {
+            message: message.into(),
+            source: Arc::new(error),
+        }
+    }
+}
+
+impl Cause {
+    /// The error behind it, if any (e.g. a `rusqlite::Error` or a `std::io::Error`, to
+    /// downcast to).
+    pub fn error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Self::Error(error) | Self::Explained { source: error, .. } => Some(&**error),
+            Self::Message(_) => None,
+        }
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self::Message(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Self::Message(message.to_owned())
+    }
+}
+
+impl AuditError {
+    /// The log at `path` failed because of `reason`.
+    pub(crate) fn store(path: &Path, reason: impl Into<Cause>) -> Self {
+        Self::Store {
+            path: path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn store_err(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
+    move |e| AuditError::store(path, Cause::of(e))
 }
 
 /// Keyed pseudonyms of resident IDs: HMAC-SHA256 with a process-local secret, so the
@@ -102,7 +175,7 @@ impl std::fmt::Debug for Pseudonymizer {
 impl Pseudonymizer {
     /// Loads the 32-byte key at `path`, creating it (mode 0600, atomically) if absent.
     pub fn load_or_create(path: &Path) -> Result<Self, AuditError> {
-        let key_err = |reason: String| AuditError::Key {
+        let key_err = |reason: Cause| AuditError::Key {
             path: path.display().to_string(),
             reason,
         };
@@ -110,10 +183,8 @@ impl Pseudonymizer {
             Ok(bytes) => {
                 // Whoever reads this key can link pseudonyms back to resident IDs by
                 // trying IDs: refuse it, as ssh refuses a readable key.
-                fedq_certs::fsutil::check_private_key(path).map_err(|why| AuditError::Key {
-                    path: path.display().to_string(),
-                    reason: why.to_string(),
-                })?;
+                fedq_certs::fsutil::check_private_key(path)
+                    .map_err(|why| key_err(Cause::of(why)))?;
                 Zeroizing::new(bytes)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -122,19 +193,20 @@ impl Pseudonymizer {
                     .map_err(|_| key_err("no randomness available".into()))?;
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     fedq_certs::fsutil::create_private_dir(dir)
-                        .map_err(|e| key_err(e.to_string()))?;
+                        .map_err(|e| key_err(Cause::of(e)))?;
                 }
                 fedq_certs::fsutil::write_atomic(path, &fresh, fedq_certs::fsutil::KEY_MODE)
-                    .map_err(|e| key_err(e.to_string()))?;
+                    .map_err(|e| key_err(Cause::of(e)))?;
                 fresh
             }
-            Err(e) => return Err(key_err(e.to_string())),
+            Err(e) => return Err(key_err(Cause::of(e))),
         };
         if bytes.len() != 32 {
             return Err(key_err(format!(
                 "expected 32 bytes, found {}; restore it from backup (a new key breaks \"who looked at me?\" for past entries)",
                 bytes.len()
-            )));
+            )
+            .into()));
         }
         Ok(Self::from_key(&bytes))
     }
@@ -793,7 +865,7 @@ pub struct AuditLog {
     /// The file opened, to notice it removed or replaced under the running process.
     file: fedq_certs::fsutil::FileIdentity,
     /// Why the last group commit failed; `None` once one succeeds again.
-    last_failure: Arc<std::sync::Mutex<Option<String>>>,
+    last_failure: Arc<std::sync::Mutex<Option<AuditError>>>,
     /// A new key for a signing log (its certificate renewed), taken by the writer before
     /// its next group.
     next_signer: Arc<std::sync::Mutex<Option<checkpoint::NoteSigner>>>,
@@ -812,8 +884,9 @@ pub enum Unhealthy {
     /// The last group commit failed.
     #[error("the last commit to the audit log failed ({why}): answers are withheld until one succeeds; check the disk")]
     CommitFailed {
-        /// Why, as the writer recorded it.
-        why: String,
+        /// Why: the commit's error, as the writer recorded it.
+        #[source]
+        why: AuditError,
     },
     /// The file at the log's path is no longer the one it writes.
     #[error(transparent)]
@@ -835,9 +908,11 @@ impl AuditLog {
     }
 
     fn open_with(path: &Path, signing: Option<Signing>) -> Result<Self, AuditError> {
-        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| AuditError::Store {
-            path: path.display().to_string(),
-            reason: format!("cannot create it owner-only: {e}"),
+        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(format!("cannot create it owner-only: {e}"), e),
+            )
         })?;
         let conn = open(path)?;
         let (mut seq, mut prev) = conn
@@ -849,16 +924,19 @@ impl AuditLog {
             .optional()
             .map_err(store_err(path))?
             .map_or((0u64, GENESIS.to_owned()), |(s, h)| (s.unsigned_abs(), h));
-        let mut frontier = tree::open_frontier(&conn, seq).map_err(|e| AuditError::Store {
-            path: path.display().to_string(),
-            reason: format!(
-                "its Merkle tree cannot be built: {e}; check it with `fedq audit verify`"
-            ),
+        let mut frontier = tree::open_frontier(&conn, seq).map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(
+                    format!(
+                        "its Merkle tree cannot be built: {e}; check it with `fedq audit verify`"
+                    ),
+                    e,
+                ),
+            )
         })?;
-        let file = fedq_certs::fsutil::FileIdentity::of(path).map_err(|e| AuditError::Store {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let file = fedq_certs::fsutil::FileIdentity::of(path)
+            .map_err(|e| AuditError::store(path, Cause::of(e)))?;
         let kept_size: u64 = conn
             .query_row(
                 "SELECT COALESCE(MAX(size), 0) FROM checkpoints",
@@ -910,7 +988,7 @@ impl AuditLog {
                         &batch,
                     );
                     if let Ok(mut last) = failure.lock() {
-                        *last = result.as_ref().err().map(ToString::to_string);
+                        *last = result.as_ref().err().cloned();
                     }
                     match result {
                         Ok((last_seq, last_hash, receipts)) => {
@@ -937,9 +1015,11 @@ impl AuditLog {
                     }
                 }
             })
-            .map_err(|e| AuditError::Store {
-                path: path.display().to_string(),
-                reason: format!("cannot start writer thread: {e}"),
+            .map_err(|e| {
+                AuditError::store(
+                    path,
+                    Cause::explained(format!("cannot start writer thread: {e}"), e),
+                )
             })?;
         Ok(Self {
             tx,
@@ -1014,10 +1094,10 @@ impl AuditLog {
         expires: i64,
     ) -> Result<Committed, AuditError> {
         if record.consent_id.is_none() {
-            return Err(AuditError::Store {
-                path: self.path.display().to_string(),
-                reason: "a consent use needs the token's id".into(),
-            });
+            return Err(AuditError::store(
+                &self.path,
+                "a consent use needs the token's id",
+            ));
         }
         self.append_inner(record, Some(expires)).await
     }
@@ -1063,10 +1143,7 @@ impl AuditLog {
         let path = PathBuf::clone(&self.path);
         let shredded = tokio::task::spawn_blocking(move || shred(&path, before))
             .await
-            .map_err(|e| AuditError::Store {
-                path: self.path.display().to_string(),
-                reason: e.to_string(),
-            })??;
+            .map_err(|e| AuditError::store(&self.path, Cause::of(e)))??;
         if shredded > 0 {
             self.append(AuditRecord {
                 at: now,
@@ -1192,10 +1269,8 @@ fn write_group(
             if let (Some(jti), Some(expires)) = (&r.consent_id, consent_expires) {
                 uses.execute(params![jti, expires]).map_err(&err)?;
             }
-            let leaf = tree::entry_leaf(&hash).ok_or_else(|| AuditError::Store {
-                path: path.display().to_string(),
-                reason: "an entry hash is not 32 bytes of hex".into(),
-            })?;
+            let leaf = tree::entry_leaf(&hash)
+                .ok_or_else(|| AuditError::store(path, "an entry hash is not 32 bytes of hex"))?;
             let index = grown.size();
             let finished = grown.push(leaf);
             tree::store_finished(&tx, &finished).map_err(&err)?;
@@ -1222,19 +1297,21 @@ fn write_group(
             .signing
             .signer
             .sign_checkpoint(&head)
-            .map_err(|e| AuditError::Store {
-                path: path.display().to_string(),
-                reason: format!("cannot sign its checkpoint: {e}"),
+            .map_err(|e| {
+                AuditError::store(
+                    path,
+                    Cause::explained(format!("cannot sign its checkpoint: {e}"), e),
+                )
             })?
             .to_text();
         let first = grown.size() - hashes.len() as u64;
         for (i, (entry_hash, content_hash)) in hashes.into_iter().enumerate() {
             let index = first + i as u64;
             let proof = merkle::inclusion_proof(known, index, head.size).map_err(|e| {
-                AuditError::Store {
-                    path: path.display().to_string(),
-                    reason: format!("cannot prove its new entry: {e}"),
-                }
+                AuditError::store(
+                    path,
+                    Cause::explained(format!("cannot prove its new entry: {e}"), e),
+                )
             })?;
             receipts.push(checkpoint::Receipt {
                 checkpoint: note.clone(),
@@ -1317,12 +1394,8 @@ pub fn entries_about(
         .into_iter()
         .filter(|e| e.seq <= size)
         .map(|e| {
-            let proof = merkle::inclusion_proof(&tree, e.seq - 1, size).map_err(|err| {
-                AuditError::Store {
-                    path: path.display().to_string(),
-                    reason: err.to_string(),
-                }
-            })?;
+            let proof = merkle::inclusion_proof(&tree, e.seq - 1, size)
+                .map_err(|err| AuditError::store(path, Cause::of(err)))?;
             Ok((e, proof))
         })
         .collect()
@@ -1390,27 +1463,18 @@ pub fn consistency_proof(
     second: u64,
 ) -> Result<Vec<merkle::Hash>, AuditError> {
     let conn = open_existing(path)?;
-    merkle::consistency_proof(&tree::StoredTree { conn: &conn }, first, second).map_err(|e| {
-        AuditError::Store {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }
-    })
+    merkle::consistency_proof(&tree::StoredTree { conn: &conn }, first, second)
+        .map_err(|e| AuditError::store(path, Cause::of(e)))
 }
 
 /// The inclusion proof of entry `seq` in the log's tree of `size` entries.
 pub fn inclusion_proof(path: &Path, seq: u64, size: u64) -> Result<Vec<merkle::Hash>, AuditError> {
     let conn = open_existing(path)?;
-    let index = seq.checked_sub(1).ok_or_else(|| AuditError::Store {
-        path: path.display().to_string(),
-        reason: "entries are numbered from 1".into(),
-    })?;
-    merkle::inclusion_proof(&tree::StoredTree { conn: &conn }, index, size).map_err(|e| {
-        AuditError::Store {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }
-    })
+    let index = seq
+        .checked_sub(1)
+        .ok_or_else(|| AuditError::store(path, "entries are numbered from 1"))?;
+    merkle::inclusion_proof(&tree::StoredTree { conn: &conn }, index, size)
+        .map_err(|e| AuditError::store(path, Cause::of(e)))
 }
 
 /// Where the chain breaks.
@@ -1665,9 +1729,11 @@ pub fn verify_against(path: &Path, witnessed: &[Witnessed]) -> Result<Verificati
             v.witnessed = matched;
             return Ok(v);
         }
-        let leaf = tree::entry_leaf(&entry.hash).ok_or(AuditError::Store {
-            path: path.display().to_string(),
-            reason: format!("entry {} has no readable content hash", entry.seq),
+        let leaf = tree::entry_leaf(&entry.hash).ok_or_else(|| {
+            AuditError::store(
+                path,
+                format!("entry {} has no readable content hash", entry.seq),
+            )
         })?;
         frontier.push(leaf);
         // Entries up to the last matched size below this one are known good.
@@ -1776,10 +1842,7 @@ fn base64_root(root: &merkle::Hash) -> String {
 /// Opens an existing log for reading; a missing file is an error, never a new log.
 fn open_existing(path: &Path) -> Result<Connection, AuditError> {
     if !path.exists() {
-        return Err(AuditError::Store {
-            path: path.display().to_string(),
-            reason: "no such file".into(),
-        });
+        return Err(AuditError::store(path, "no such file"));
     }
     open(path)
 }
@@ -1859,6 +1922,43 @@ mod tests {
             node_query_ids: BTreeMap::new(),
             answer_sha256: None,
         }
+    }
+
+    #[test]
+    fn a_failing_store_keeps_the_error_behind_it_with_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let err = list(&path, &ListFilter::default()).unwrap_err();
+        let AuditError::Store { reason, .. } = &err else {
+            panic!("{err:?}")
+        };
+        let sqlite = reason
+            .error()
+            .and_then(|e| e.downcast_ref::<rusqlite::Error>());
+        let sqlite = sqlite.expect("SQLite's error is kept");
+        assert_eq!(
+            err.to_string(),
+            format!("audit log `{}`: {sqlite}", path.display())
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert_eq!(source.to_string(), sqlite.to_string());
+
+        let missing = verify(&dir.path().join("absent.db")).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            format!(
+                "audit log `{}`: no such file",
+                dir.path().join("absent.db").display()
+            )
+        );
+        assert!(matches!(
+            missing,
+            AuditError::Store {
+                reason: Cause::Message(_),
+                ..
+            }
+        ));
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{log_name, witness_name, NoteVerifier};
-use crate::{AuditError, Pseudonymizer};
+use crate::{AuditError, Cause, Pseudonymizer};
 
 /// Errors of reviewing an audit log.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +16,10 @@ pub enum ReviewError {
     Config {
         /// File.
         path: String,
-        /// Why.
-        reason: String,
+        /// Why, with the error behind it (the file system's, TOML's, the
+        /// certificate's) as the source.
+        #[source]
+        reason: Cause,
     },
     /// A bad argument.
     #[error("{0}")]
@@ -41,12 +43,12 @@ pub fn config_certificate(config: &Path) -> Result<PathBuf, ReviewError> {
 
 /// The file the config names at `keys` (a table path), relative to its directory.
 fn config_setting(config: &Path, keys: &[&str]) -> Result<PathBuf, ReviewError> {
-    let err = |reason: String| ReviewError::Config {
+    let err = |reason: Cause| ReviewError::Config {
         path: config.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(config).map_err(|e| err(e.to_string()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let text = std::fs::read_to_string(config).map_err(|e| err(Cause::of(e)))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| err(Cause::of(e)))?;
     let (last, tables) = keys.split_last().unwrap_or((&"", &[]));
     let value = tables
         .iter()
@@ -54,11 +56,8 @@ fn config_setting(config: &Path, keys: &[&str]) -> Result<PathBuf, ReviewError> 
         .and_then(|t| t.get(*last))
         .and_then(|v| v.as_str())
         .ok_or_else(|| match tables {
-            [] => err(format!("no `{last} = \"…\"` setting")),
-            _ => err(format!(
-                "no `[{}] {last} = \"…\"` setting",
-                tables.join(".")
-            )),
+            [] => err(format!("no `{last} = \"…\"` setting").into()),
+            _ => err(format!("no `[{}] {last} = \"…\"` setting", tables.join(".")).into()),
         })?;
     Ok(config.parent().unwrap_or(Path::new(".")).join(value))
 }
@@ -66,22 +65,22 @@ fn config_setting(config: &Path, keys: &[&str]) -> Result<PathBuf, ReviewError> 
 /// The keys a federation process's certificate file (PEM) gives: its log's
 /// (`fedq/<federation>/<role>/<name>`) and its witness's (`fedq/<federation>/witness/<name>`).
 pub fn certificate_verifiers(cert: &Path) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
-    let err = |reason: String| ReviewError::Config {
+    let err = |reason: Cause| ReviewError::Config {
         path: cert.display().to_string(),
         reason,
     };
-    let pem = std::fs::read(cert).map_err(|e| err(e.to_string()))?;
-    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(e.to_string()))?;
+    let pem = std::fs::read(cert).map_err(|e| err(Cause::of(e)))?;
+    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(Cause::of(e)))?;
     let der = chain
         .first()
         .ok_or_else(|| err("no certificate in the file".into()))?;
-    let id = fedq_certs::Identity::from_certificate_der(der).map_err(|e| err(e.to_string()))?;
+    let id = fedq_certs::Identity::from_certificate_der(der).map_err(|e| err(Cause::of(e)))?;
     let key = fedq_certs::jws::certificate_public_key(der)
         .ok_or_else(|| err("the certificate has no P-256 public key".into()))?;
     let log = NoteVerifier::new(&log_name(&id.federation, id.role.as_str(), &id.name), &key)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(Cause::of(e)))?;
     let witness = NoteVerifier::new(&witness_name(&id.federation, &id.name), &key)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(Cause::of(e)))?;
     Ok((log, witness))
 }
 

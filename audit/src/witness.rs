@@ -20,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::checkpoint::{Checkpoint, Note, NoteSignature, NoteSigner, NoteVerifier};
 use crate::merkle::{self, Hash};
+use crate::Cause;
 
 /// At most this many consistency proof lines (the protocol's limit).
 pub const MAX_PROOF_LINES: usize = 63;
@@ -180,17 +181,14 @@ impl Witness {
         signer: NoteSigner,
         logs: impl IntoIterator<Item = NoteVerifier>,
     ) -> Result<Self, crate::AuditError> {
-        let err = |e: &dyn std::fmt::Display| crate::AuditError::Store {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| err(&e))?;
-        let conn = Connection::open(path).map_err(|e| err(&e))?;
+        let err = |reason: Cause| crate::AuditError::store(path, reason);
+        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| err(Cause::of(e)))?;
+        let conn = Connection::open(path).map_err(|e| err(Cause::of(e)))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
         )
-        .map_err(|e| err(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
+        .map_err(|e| err(Cause::of(e)))?;
+        conn.execute_batch(SCHEMA).map_err(|e| err(Cause::of(e)))?;
         Ok(Self {
             name: signer.name().to_owned(),
             signer: Mutex::new(signer),
@@ -444,42 +442,40 @@ pub fn cosigned_in(
     log: &NoteVerifier,
     witness: &NoteVerifier,
 ) -> Result<Cosigned, crate::AuditError> {
-    let err = |e: &dyn std::fmt::Display| crate::AuditError::Store {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
+    let err = |reason: Cause| crate::AuditError::store(path, reason);
     if !path.exists() {
-        return Err(err(&"no such file"));
+        return Err(err("no such file".into()));
     }
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| err(&e))?;
+        .map_err(|e| err(Cause::of(e)))?;
     let mut stmt = conn
         .prepare("SELECT note FROM cosigned_history WHERE origin = ?1 ORDER BY size")
-        .map_err(|e| err(&e))?;
+        .map_err(|e| err(Cause::of(e)))?;
     let notes = stmt
         .query_map(params![log.name()], |row| row.get::<_, String>(0))
-        .map_err(|e| err(&e))?
+        .map_err(|e| err(Cause::of(e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(&e))?;
+        .map_err(|e| err(Cause::of(e)))?;
     let mut cosigned = Cosigned::default();
     for text in &notes {
-        let note = Note::parse(text).map_err(|e| err(&e))?;
+        let note = Note::parse(text).map_err(|e| err(Cause::of(e)))?;
         if !witness.has_line_in(&note) {
             cosigned.under_earlier_keys += 1;
             continue;
         }
-        witness.verify(&note).map_err(|e| err(&e))?;
+        witness.verify(&note).map_err(|e| err(Cause::of(e)))?;
         if log.has_line_in(&note) {
-            log.verify(&note).map_err(|e| err(&e))?;
+            log.verify(&note).map_err(|e| err(Cause::of(e)))?;
         } else if !note.signatures.iter().any(|s| s.name == log.name()) {
-            return Err(err(&format!(
+            return Err(err(format!(
                 "a note holds no signature by `{}`",
                 log.name()
-            )));
+            )
+            .into()));
         }
-        let checkpoint = Checkpoint::parse_body(&note.text).map_err(|e| err(&e))?;
+        let checkpoint = Checkpoint::parse_body(&note.text).map_err(|e| err(Cause::of(e)))?;
         if checkpoint.origin != log.name() {
-            return Err(err(&"a note's origin is not its log's"));
+            return Err(err("a note's origin is not its log's".into()));
         }
         cosigned.newest_note = Some(text.clone());
         cosigned.checkpoints.push(crate::Witnessed {

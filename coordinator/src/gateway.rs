@@ -219,7 +219,7 @@ impl GatewayConfig {
         };
         let file = ConfigFile::at(path);
         let text = file.read().map_err(|e| match e {
-            ConfigError::Read { reason, .. } => bad(format!("cannot read: {reason}")),
+            ConfigError::Read { source, .. } => bad(format!("cannot read: {source}")),
             other => bad(other.to_string()),
         })?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;

@@ -51,6 +51,10 @@ pub enum AttachError {
         dataset: String,
         /// What is wrong and what to do.
         reason: String,
+        /// The error it comes from (the URL's, the database's), if any; none for a
+        /// mapping that does not fit the catalogue.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The department's database failed while answering.
     #[error("attached dataset `{dataset}` ({database}): {reason}")]
@@ -61,6 +65,11 @@ pub enum AttachError {
         database: String,
         /// What failed.
         reason: String,
+        /// The error it comes from, if no subject was part of the query: a database's
+        /// error about a lookup may quote the resident ID, so only `reason` (with the ID
+        /// blanked out) is kept of it.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 
@@ -90,6 +99,7 @@ pub fn dataset_of<'c>(
                     "department `{dept}` is not this node's (`{}`); attach only this department's datasets",
                     catalogue.department
                 ),
+                source: None,
             })
         }
         None => spec.dataset.as_str(),
@@ -105,6 +115,7 @@ pub fn dataset_of<'c>(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        source: None,
     })
 }
 
@@ -120,9 +131,16 @@ impl Attached {
         let config = |reason: String| AttachError::Config {
             dataset: spec.dataset.clone(),
             reason,
+            source: None,
         };
+        let because =
+            |reason: String, error: Box<dyn std::error::Error + Send + Sync>| AttachError::Config {
+                dataset: spec.dataset.clone(),
+                reason,
+                source: Some(error),
+            };
         let options = crate::pg::parse_url(&spec.database)
-            .map_err(|e| config(format!("`database`: {e}")))?
+            .map_err(|e| because(format!("`database`: {e}"), e.into()))?
             .options([
                 ("default_transaction_read_only", "on"),
                 ("statement_timeout", STATEMENT_TIMEOUT),
@@ -134,15 +152,20 @@ impl Attached {
             .connect_with(options.clone())
             .await
             .map_err(|e| {
-                config(format!(
+                because(format!(
                     "cannot connect to {database}: {e}; check `database`, that the server runs and that it accepts this user"
-                ))
+                ), e.into())
             })?;
         let query = spec.query.trim().trim_end_matches(';').trim_end();
         let described = pool
             .prepare(AssertSqlSafe(query.to_owned()).into_sql_str())
             .await
-            .map_err(|e| config(format!("the query does not prepare on {database}: {e}")))?;
+            .map_err(|e| {
+                because(
+                    format!("the query does not prepare on {database}: {e}"),
+                    e.into(),
+                )
+            })?;
         let params = match described.parameters() {
             Some(Either::Left(types)) => types.len(),
             Some(Either::Right(n)) => n,
@@ -196,9 +219,9 @@ impl Attached {
         )
         .await
         .map_err(|e| {
-            config(format!(
+            because(format!(
                 "the query cannot serve as a read-only subquery taking the resident ID as text in `$1` ({e}); compare `$1` with a text column (or cast it), and do not modify data"
-            ))
+            ), e.into())
         })?;
         Ok(Self {
             dataset,
@@ -218,6 +241,7 @@ impl Attached {
             dataset: self.dataset.qualified.clone(),
             database: self.database.clone(),
             reason: e.to_string(),
+            source: Some(e.into()),
         })?;
         Ok(Self {
             pool,
@@ -250,6 +274,7 @@ impl Attached {
             dataset: self.dataset.qualified.clone(),
             database: self.database.clone(),
             reason: e.to_string(),
+            source: Some(e.into()),
         }
     }
 
@@ -260,6 +285,7 @@ impl Attached {
             dataset: self.dataset.qualified.clone(),
             database: self.database.clone(),
             reason: crate::pg::without(&e.to_string(), subject),
+            source: None,
         }
     }
 

@@ -34,6 +34,9 @@ pub enum ImportError {
         path: String,
         /// Why.
         reason: String,
+        /// The error it comes from (the file system's or the CSV reader's), if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The file's format is not recognised.
     #[error("`{0}`: unknown format; use a .csv or .jsonl file")]
@@ -57,17 +60,21 @@ pub enum ImportError {
         field: String,
         /// Why.
         reason: String,
+        /// The error it comes from (a malformed CSV row's), if any; none for a row
+        /// that does not validate.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The store failed; the transaction was rolled back.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// The reject file could not be written.
-    #[error("cannot write reject file `{path}`: {reason}")]
+    #[error("cannot write reject file `{path}`: {source}")]
     Rejects {
         /// The file.
         path: String,
-        /// Why.
-        reason: String,
+        /// Why: the CSV writer's or the file system's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -217,11 +224,12 @@ impl Validated {
     fn open(dataset: &Dataset, file: &Path, options: &ImportOptions) -> Result<Self, ImportError> {
         let started = Instant::now();
         let path_s = file.display().to_string();
-        let read_err = |e: &dyn std::fmt::Display| ImportError::Read {
+        let read_err = |e: Box<dyn std::error::Error + Send + Sync>| ImportError::Read {
             path: path_s.clone(),
             reason: e.to_string(),
+            source: Some(e),
         };
-        let input = File::open(file).map_err(|e| read_err(&e))?;
+        let input = File::open(file).map_err(|e| read_err(e.into()))?;
         let size = input.metadata().map(|m| m.len()).unwrap_or(0);
         let ext = file
             .extension()
@@ -236,7 +244,7 @@ impl Validated {
                     .from_reader(BufReader::with_capacity(1 << 20, input));
                 let header: Vec<String> = reader
                     .headers()
-                    .map_err(|e| read_err(&e))?
+                    .map_err(|e| read_err(e.into()))?
                     .iter()
                     .map(|h| h.trim().to_owned())
                     .collect();
@@ -308,6 +316,7 @@ impl Validated {
                                 line,
                                 field: "-".into(),
                                 reason: format!("malformed CSV: {e}"),
+                                source: Some(e.into()),
                             });
                         }
                     }
@@ -327,6 +336,7 @@ impl Validated {
                     let text = text.map_err(|e| ImportError::Read {
                         path: self.path_s.clone(),
                         reason: e.to_string(),
+                        source: Some(e.into()),
                     })?;
                     if text.trim().is_empty() {
                         continue;
@@ -366,6 +376,7 @@ impl Validated {
                         line,
                         field: e.field,
                         reason: e.reason,
+                        source: None,
                     })
                 }
             }
@@ -373,19 +384,19 @@ impl Validated {
     }
 
     fn reject(&mut self, line: u64, e: RowError) -> Result<(), ImportError> {
-        let rejects_err = |e: &dyn std::fmt::Display| ImportError::Rejects {
+        let rejects_err = |e: csv::Error| ImportError::Rejects {
             path: self.rejects_path.display().to_string(),
-            reason: e.to_string(),
+            source: e.into(),
         };
         if self.rejects.is_none() {
-            let mut w = csv::Writer::from_path(&self.rejects_path).map_err(|e| rejects_err(&e))?;
+            let mut w = csv::Writer::from_path(&self.rejects_path).map_err(rejects_err)?;
             w.write_record(["line", "field", "reason"])
-                .map_err(|e| rejects_err(&e))?;
+                .map_err(rejects_err)?;
             self.rejects = Some(w);
         }
         if let Some(w) = self.rejects.as_mut() {
             w.write_record([line.to_string(), e.field, e.reason])
-                .map_err(|e| rejects_err(&e))?;
+                .map_err(rejects_err)?;
         }
         Ok(())
     }
@@ -401,6 +412,7 @@ impl Validated {
             line,
             field: "-".into(),
             reason: e.to_string(),
+            source: Some(e.into()),
         })?;
         Ok((
             text_of(record, &self.dataset.key).to_owned(),
@@ -414,7 +426,7 @@ impl Validated {
         if let Some(mut w) = self.rejects.take() {
             w.flush().map_err(|e| ImportError::Rejects {
                 path: self.rejects_path.display().to_string(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             self.report.rejects = Some(self.rejects_path.clone());
         }
@@ -572,6 +584,7 @@ pub async fn import_postgres(
         .map_err(|e| ImportError::Read {
             path: file.display().to_string(),
             reason: format!("cannot start the reader thread: {e}"),
+            source: Some(e.into()),
         })?;
     let (mut written, mut unchanged) = (0u64, 0u64);
     while let Some(batch) = batches.recv().await {
@@ -590,6 +603,7 @@ pub async fn import_postgres(
     let mut report = reader.join().map_err(|_| ImportError::Read {
         path: file.display().to_string(),
         reason: "the reader thread failed unexpectedly".into(),
+        source: None,
     })??;
     report.written += written;
     report.unchanged += unchanged;
@@ -645,5 +659,56 @@ impl Progress {
         if let Progress::Bar(bar) = self {
             bar.finish_with_message(format!("{rows} rows"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn debtors() -> Dataset {
+        let catalogue = fedq_policy::load::load_catalogue(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../reference/changsha/catalogue/court.toml"),
+        )
+        .unwrap();
+        catalogue.dataset("dishonest_debtors").unwrap().clone()
+    }
+
+    /// The io or CSV error behind a read or a malformed row is kept as the source; a row
+    /// that does not validate has none. The messages are the ones they always were.
+    #[test]
+    fn errors_keep_the_error_behind_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store.db");
+        let options = ImportOptions::default();
+        let missing = dir.path().join("absent.csv");
+        let err = import(&store, &debtors(), &missing, &options).unwrap_err();
+        let io = std::error::Error::source(&err)
+            .and_then(|e| e.downcast_ref::<std::io::Error>())
+            .expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            err.to_string(),
+            format!("cannot read `{}`: {io}", missing.display())
+        );
+
+        let ragged = dir.path().join("ragged.csv");
+        std::fs::write(
+            &ragged,
+            "case_no,resident_id,name,court,obligation,amount_owed,performance_status,listed_on,removed_on\nshort\n",
+        )
+        .unwrap();
+        let mut rows = Validated::open(&debtors(), &ragged, &options).unwrap();
+        let Err(err @ ImportError::InvalidRow { .. }) = rows.next_valid() else {
+            panic!("a ragged row is refused");
+        };
+        let csv = std::error::Error::source(&err)
+            .and_then(|e| e.downcast_ref::<csv::Error>())
+            .expect("the CSV error");
+        assert!(
+            err.to_string().contains(&format!("malformed CSV: {csv}")),
+            "{err}"
+        );
     }
 }

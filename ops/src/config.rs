@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config `{path}`: {reason}")]
+    #[error("cannot read config `{path}`: {source}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        reason: String,
+        source: std::io::Error,
     },
     /// Malformed TOML, unknown or missing keys, or inconsistent values.
     #[error("config `{path}`: {reason}")]
@@ -35,6 +35,10 @@ pub enum ConfigError {
         path: String,
         /// What is wrong (with line and column where TOML gives them).
         reason: String,
+        /// The error it comes from, if any (the TOML parser's, …; `reason` says what it
+        /// says).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 
@@ -55,9 +59,9 @@ impl ConfigFile {
 
     /// Reads the file's text.
     pub fn read(&self) -> Result<String, ConfigError> {
-        std::fs::read_to_string(&self.path).map_err(|e| ConfigError::Read {
+        std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read {
             path: self.path.display().to_string(),
-            reason: e.to_string(),
+            source,
         })
     }
 
@@ -71,12 +75,28 @@ impl ConfigFile {
         ConfigError::Invalid {
             path: self.path.display().to_string(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An [`ConfigError::Invalid`] naming this file that `error` caused (`reason` names it).
+    pub fn invalid_because(
+        &self,
+        reason: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.display().to_string(),
+            reason: reason.into(),
+            source: Some(Box::new(error)),
         }
     }
 
     /// Parses `text` as the TOML of `T`; the parser's message on one line.
     pub fn toml<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ConfigError> {
-        toml::from_str(text).map_err(|e| self.invalid(e.to_string().trim().replace('\n', " ")))
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            self.invalid_because(e.to_string().trim().replace('\n', " "), e)
+        })
     }
 
     /// The file's directory, against which its relative paths are resolved.
@@ -122,7 +142,7 @@ impl ConfigFile {
         addresses: Addresses<'_>,
     ) -> Result<Prologue, ConfigError> {
         fedq_certs::identity::validate_name(&name)
-            .map_err(|e| self.invalid(format!("`name`: {e}")))?;
+            .map_err(|e| self.invalid_because(format!("`name`: {e}"), e))?;
         let listen = self.address("listen", addresses.listen, addresses.listen_example)?;
         let ops_listen = addresses
             .ops_listen
@@ -277,10 +297,10 @@ impl ProcessConfig {
             &file.rel(&files.audit),
             &prologue.name,
         )
-        .map_err(|e| file.invalid(e.to_string()))?;
+        .map_err(|e| file.invalid_because(e.to_string(), e))?;
         let (checkpoint_entries, checkpoint_interval) =
             checkpoint_cadence(files.audit_checkpoint_entries, files.audit_checkpoint_secs)
-                .map_err(|e| file.invalid(e.to_string()))?;
+                .map_err(|e| file.invalid_because(e.to_string(), e))?;
         Ok(Self {
             name: prologue.name,
             listen: prologue.listen,
@@ -350,5 +370,39 @@ mod tests {
             missing.starts_with("cannot read config `/nonexistent/fedq.toml`: "),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn reading_and_parsing_keep_the_error_behind_them() {
+        let missing = ConfigFile::at(Path::new("/nonexistent/fedq.toml"))
+            .read()
+            .unwrap_err();
+        let io = std::error::Error::source(&missing)
+            .and_then(|e| e.downcast_ref::<std::io::Error>())
+            .expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            missing.to_string(),
+            format!("cannot read config `/nonexistent/fedq.toml`: {io}")
+        );
+
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Raw {
+            name: String,
+        }
+        let file = ConfigFile::at(Path::new("/srv/fedq/node.toml"));
+        let bad = file.toml::<Raw>("name = [").unwrap_err();
+        let parser = std::error::Error::source(&bad)
+            .and_then(|e| e.downcast_ref::<toml::de::Error>())
+            .expect("the parser's error");
+        assert_eq!(
+            bad.to_string(),
+            format!(
+                "config `/srv/fedq/node.toml`: {}",
+                parser.to_string().trim().replace('\n', " ")
+            )
+        );
+        assert!(std::error::Error::source(&file.invalid("a message")).is_none());
     }
 }

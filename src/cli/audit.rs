@@ -284,7 +284,7 @@ fn witness_states(
             let node =
                 fedq_node::config::NodeConfig::load(witness).map_err(|e| ReviewError::Config {
                     path: witness.display().to_string(),
-                    reason: e.to_string(),
+                    reason: fedq_audit::Cause::of(e),
                 })?;
             // Both certificates checked against the CA the witness's config names: a
             // log's config cannot bring a key of its own making.
