@@ -93,19 +93,19 @@ pub fn trusted_certificate_verifiers(
     cert: &Path,
     trust: &fedq_certs::FederationTrust,
 ) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
-    let err = |reason: String| ReviewError::Config {
+    let err = |reason: Cause| ReviewError::Config {
         path: cert.display().to_string(),
         reason,
     };
-    let pem = std::fs::read(cert).map_err(|e| err(e.to_string()))?;
-    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(e.to_string()))?;
+    let pem = std::fs::read(cert).map_err(|e| err(Cause::of(e)))?;
+    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(Cause::of(e)))?;
     let der = chain
         .first()
         .ok_or_else(|| err("no certificate in the file".into()))?;
-    let issued = fedq_certs::signing::not_before(der).map_err(|e| err(e.to_string()))?;
+    let issued = fedq_certs::signing::not_before(der).map_err(|e| err(Cause::of(e)))?;
     trust
         .verify_process_certificate(der, issued, false)
-        .map_err(|e| err(format!("not a certificate of this federation's CA: {e}")))?;
+        .map_err(|e| err(format!("not a certificate of this federation's CA: {e}").into()))?;
     certificate_verifiers(cert)
 }
 

@@ -291,7 +291,7 @@ fn witness_states(
             let trust = fedq_certs::FederationTrust::load(&node.tls.trust).map_err(|e| {
                 ReviewError::Config {
                     path: witness.display().to_string(),
-                    reason: e.to_string(),
+                    reason: fedq_audit::Cause::of(e),
                 }
             })?;
             let (log, _) = trusted_certificate_verifiers(&config_certificate(config)?, &trust)?;
