@@ -2,7 +2,8 @@
 """Fails if any crates.io package pinned in Cargo.lock is a yanked version.
 
 Asks the crates.io sparse index (one small HTTPS request per package, 8 at a time, each
-with a timeout) for every `registry+` package in the lock file. cargo-deny does the same
+with a timeout, a transient network error tried again up to 4 times) for every `registry+`
+package in the lock file. cargo-deny does the same
 check only inside its advisories check, which cannot run without the RustSec database.
 
 An index that cannot be reached is a failure, not a pass: a supply-chain check that
@@ -16,6 +17,7 @@ import concurrent.futures
 import json
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -23,6 +25,7 @@ INDEX = "https://index.crates.io"
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
 TIMEOUT_S = 15
 WORKERS = 8
+ATTEMPTS = 4
 
 
 def registry_packages(lock_text):
@@ -45,13 +48,29 @@ def index_path(name):
     return f"{n[0:2]}/{n[2:4]}/{n}"
 
 
-def yanked_versions(name):
-    """The set of yanked versions of `name`, from the index."""
+def fetch_index(name):
+    """The index entry of `name`. A transient failure (a name lookup, a reset, a timeout)
+    is tried again, at most ATTEMPTS times with a growing pause; a 404 or a bad answer is
+    not retried. What still fails is the caller's failure, never a pass."""
     req = urllib.request.Request(
         f"{INDEX}/{index_path(name)}", headers={"User-Agent": "fedq-ci check-yanked"}
     )
-    with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
-        body = resp.read().decode("utf-8")
+    for attempt in range(ATTEMPTS):
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+                return resp.read().decode("utf-8")
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, OSError):
+            if attempt + 1 == ATTEMPTS:
+                raise
+            time.sleep(2 ** attempt)
+    raise OSError("unreachable")
+
+
+def yanked_versions(name):
+    """The set of yanked versions of `name`, from the index."""
+    body = fetch_index(name)
     return {
         entry["vers"]
         for entry in map(json.loads, filter(None, body.splitlines()))
