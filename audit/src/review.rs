@@ -65,23 +65,7 @@ fn config_setting(config: &Path, keys: &[&str]) -> Result<PathBuf, ReviewError> 
 /// The keys a federation process's certificate file (PEM) gives: its log's
 /// (`fedq/<federation>/<role>/<name>`) and its witness's (`fedq/<federation>/witness/<name>`).
 pub fn certificate_verifiers(cert: &Path) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
-    let err = |reason: Cause| ReviewError::Config {
-        path: cert.display().to_string(),
-        reason,
-    };
-    let pem = std::fs::read(cert).map_err(|e| err(Cause::of(e)))?;
-    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(Cause::of(e)))?;
-    let der = chain
-        .first()
-        .ok_or_else(|| err("no certificate in the file".into()))?;
-    let id = fedq_certs::Identity::from_certificate_der(der).map_err(|e| err(Cause::of(e)))?;
-    let key = fedq_certs::jws::certificate_public_key(der)
-        .ok_or_else(|| err("the certificate has no P-256 public key".into()))?;
-    let log = NoteVerifier::new(&log_name(&id.federation, id.role.as_str(), &id.name), &key)
-        .map_err(|e| err(Cause::of(e)))?;
-    let witness = NoteVerifier::new(&witness_name(&id.federation, &id.name), &key)
-        .map_err(|e| err(Cause::of(e)))?;
-    Ok((log, witness))
+    verifiers_of(cert, &first_certificate(cert)?)
 }
 
 /// As [`certificate_verifiers`], once the certificate is checked against `trust` (the
@@ -93,20 +77,47 @@ pub fn trusted_certificate_verifiers(
     cert: &Path,
     trust: &fedq_certs::FederationTrust,
 ) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
-    let err = |reason: Cause| ReviewError::Config {
+    let der = first_certificate(cert)?;
+    let issued = fedq_certs::signing::not_before(&der).map_err(|e| cert_err(cert, Cause::of(e)))?;
+    trust
+        .verify_process_certificate(&der, issued, false)
+        .map_err(|e| {
+            cert_err(
+                cert,
+                format!("not a certificate of this federation's CA: {e}").into(),
+            )
+        })?;
+    verifiers_of(cert, &der)
+}
+
+fn cert_err(cert: &Path, reason: Cause) -> ReviewError {
+    ReviewError::Config {
         path: cert.display().to_string(),
         reason,
-    };
-    let pem = std::fs::read(cert).map_err(|e| err(Cause::of(e)))?;
-    let chain = fedq_certs::tls::read_certificates(&pem).map_err(|e| err(Cause::of(e)))?;
-    let der = chain
+    }
+}
+
+/// The first certificate (DER) in the PEM file `cert`.
+fn first_certificate(cert: &Path) -> Result<Vec<u8>, ReviewError> {
+    let pem = std::fs::read(cert).map_err(|e| cert_err(cert, Cause::of(e)))?;
+    fedq_certs::tls::read_certificates(&pem)
+        .map_err(|e| cert_err(cert, Cause::of(e)))?
         .first()
-        .ok_or_else(|| err("no certificate in the file".into()))?;
-    let issued = fedq_certs::signing::not_before(der).map_err(|e| err(Cause::of(e)))?;
-    trust
-        .verify_process_certificate(der, issued, false)
-        .map_err(|e| err(format!("not a certificate of this federation's CA: {e}").into()))?;
-    certificate_verifiers(cert)
+        .map(|der| der.to_vec())
+        .ok_or_else(|| cert_err(cert, "no certificate in the file".into()))
+}
+
+/// The log's and the witness's keys of the certificate `der` (read from `cert`).
+fn verifiers_of(cert: &Path, der: &[u8]) -> Result<(NoteVerifier, NoteVerifier), ReviewError> {
+    let err = |reason: Cause| cert_err(cert, reason);
+    let id = fedq_certs::Identity::from_certificate_der(der).map_err(|e| err(Cause::of(e)))?;
+    let key = fedq_certs::jws::certificate_public_key(der)
+        .ok_or_else(|| err("the certificate has no P-256 public key".into()))?;
+    let log = NoteVerifier::new(&log_name(&id.federation, id.role.as_str(), &id.name), &key)
+        .map_err(|e| err(Cause::of(e)))?;
+    let witness = NoteVerifier::new(&witness_name(&id.federation, &id.name), &key)
+        .map_err(|e| err(Cause::of(e)))?;
+    Ok((log, witness))
 }
 
 /// `--since`: an RFC 3339 time, or a date (YYYY-MM-DD, from its midnight UTC).
