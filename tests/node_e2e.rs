@@ -52,7 +52,7 @@ fn people() -> People {
 fn debtors_csv(p: &People) -> String {
     format!(
         "case_no,resident_id,name,court,obligation,amount_owed,performance_status,listed_on,removed_on\n\
-         (2025)湘0102执101号,{},张三丰,长沙市芙蓉区人民法院,支付货款,52000.00,unperformed,2025-06-01,\n\
+         (2025)湘0102执101号,{},张三丰,长沙市芙蓉区人民法院,支付货款,52317.46,unperformed,2025-06-01,\n\
          (2022)湘0103执202号,{},李四,长沙市天心区人民法院,偿还借款,8000.00,unperformed,2022-06-01,\n\
          (2025)湘0104执303号,{},王五,长沙市岳麓区人民法院,支付工资,12000.50,performed,2025-03-01,\n\
          (2025)湘0105执404号,{},赵六,长沙市开福区人民法院,赔偿损失,99000.00,unperformed,2025-05-01,\n",
@@ -571,7 +571,7 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         "(2025)湘0105执404号",
         "2022-06-01",
         "张三丰",
-        "52000",
+        "52317.46",
         "支付货款",
         p.active.as_str(),
     ] {
@@ -741,7 +741,7 @@ fn logs_no_personal_data(backend: Backend) {
         p.expired.as_str(),
         "张三丰",
         "(2025)湘0102执101号",
-        "52000",
+        "52317.46",
     ] {
         assert!(
             !logs.contains(secret),
@@ -761,7 +761,7 @@ fn department_tables(url: &str, p: &People) {
                 .into(),
             format!(
                 "INSERT INTO enforcement.dishonest VALUES \
-                 ('(2025)湘0102执101号', '{}', '张三丰', '长沙市芙蓉区人民法院', '支付货款', 52000.00, 'unperformed', '2025-06-01', NULL), \
+                 ('(2025)湘0102执101号', '{}', '张三丰', '长沙市芙蓉区人民法院', '支付货款', 52317.46, 'unperformed', '2025-06-01', NULL), \
                  ('(2022)湘0103执202号', '{}', '李四', '长沙市天心区人民法院', '偿还借款', 8000.00, 'unperformed', '2022-06-01', NULL), \
                  ('(2025)湘0104执303号', '{}', '王五', '长沙市岳麓区人民法院', '支付工资', 12000.50, 'performed', '2025-03-01', NULL)",
                 p.active, p.expired, p.repaired_by_status
@@ -946,7 +946,7 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
     let wire = String::from_utf8_lossy(&wire);
     for forbidden in [
         "张三丰",
-        "52000",
+        "52317.46",
         "(2022)湘0103执202号",
         "钱七",
         "settled-ish",
