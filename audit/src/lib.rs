@@ -994,7 +994,8 @@ impl AuditLog {
                         Ok((last_seq, last_hash, receipts)) => {
                             metrics::histogram!(COMMIT_SECONDS)
                                 .record(started.elapsed().as_secs_f64());
-                            let first_seq = seq + 1;
+                            // After the log's head, wherever this group found it.
+                            let first_seq = last_seq + 1 - batch.len() as u64;
                             seq = last_seq;
                             prev = last_hash;
                             let mut receipts = receipts.into_iter();
@@ -1219,14 +1220,44 @@ fn write_group(
     batch: &[Pending],
 ) -> Result<(u64, String, Vec<checkpoint::Receipt>), AuditError> {
     let err = store_err(path);
-    let tx = conn.transaction().map_err(&err)?;
+    // Immediate: the head read below stays the head this group is written after.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    // Another process may have appended since this writer's last group (an operator's
+    // tool recording a decision beside a serving node): the group goes after the log's
+    // real head, and the tree is read again from the file.
+    let (head_seq, head_hash) = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(&err)?
+        .map_or((0u64, GENESIS.to_owned()), |(s, h)| (s.unsigned_abs(), h));
+    let mut prev = prev.to_owned();
+    if head_seq != seq {
+        tracing::info!(
+            from = seq,
+            to = head_seq,
+            "the audit log grew in another process; writing after its head"
+        );
+        *frontier = tree::open_frontier(&tx, head_seq).map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(format!("its Merkle tree cannot be read again: {e}"), e),
+            )
+        })?;
+        seq = head_seq;
+        prev = head_hash;
+    }
     // The tree grows with the entries, in the same transaction; kept only once it commits.
     let mut grown = frontier.clone();
     let mut known = signer
         .as_ref()
         .map(|_| merkle::GroupSubtrees::after(frontier));
     let mut hashes = Vec::with_capacity(batch.len());
-    let mut prev = prev.to_owned();
     {
         let mut stmt = tx
             .prepare_cached(
@@ -1381,6 +1412,19 @@ pub fn entries_about(
     subject: &str,
     size: u64,
 ) -> Result<Vec<(AuditEntry, Vec<merkle::Hash>)>, AuditError> {
+    let mut entries = entries_about_all(path, subject, size)?;
+    entries.retain(|(e, _)| e.seq <= size);
+    Ok(entries)
+}
+
+/// [`entries_about`], and the entries after `size` as well, each of those with an empty
+/// proof (they are not in the tree of `size` entries yet): what a person's register
+/// lists, in one scan of the log.
+pub fn entries_about_all(
+    path: &Path,
+    subject: &str,
+    size: u64,
+) -> Result<Vec<(AuditEntry, Vec<merkle::Hash>)>, AuditError> {
     let entries = list(
         path,
         &ListFilter {
@@ -1392,8 +1436,10 @@ pub fn entries_about(
     let tree = tree::StoredTree { conn: &conn };
     entries
         .into_iter()
-        .filter(|e| e.seq <= size)
         .map(|e| {
+            if e.seq > size {
+                return Ok((e, Vec::new()));
+            }
             let proof = merkle::inclusion_proof(&tree, e.seq - 1, size)
                 .map_err(|err| AuditError::store(path, Cause::of(err)))?;
             Ok((e, proof))
@@ -2097,6 +2143,38 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.append(record(99)).await.unwrap(), 51);
         assert_eq!(verify(&path).unwrap().first_break, None);
+    }
+
+    #[tokio::test]
+    async fn a_log_appended_to_by_another_process_goes_on_after_its_head() {
+        // An operator's tool (here a second writer on the same file) appends while the
+        // serving process's writer holds the log open: its next group goes after the
+        // real head, the chain stays intact and the stored tree proves every entry.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let serving = AuditLog::open(&path).unwrap();
+        assert_eq!(serving.append(record(1)).await.unwrap(), 1);
+        assert_eq!(serving.append(record(2)).await.unwrap(), 2);
+        let tool = AuditLog::open(&path).unwrap();
+        assert_eq!(tool.append(record(3)).await.unwrap(), 3);
+        drop(tool);
+        assert_eq!(serving.append(record(4)).await.unwrap(), 4);
+        assert_eq!(serving.append(record(5)).await.unwrap(), 5);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.entries, v.first_break), (5, None));
+        use base64::Engine as _;
+        let root: merkle::Hash = base64::engine::general_purpose::STANDARD
+            .decode(&v.root)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let subject = record(0).subject;
+        let about = entries_about(&path, &subject, 5).unwrap();
+        assert_eq!(about.len(), 5);
+        for (entry, proof) in about {
+            let leaf = tree::entry_leaf(&entry.hash).unwrap();
+            merkle::verify_inclusion(&leaf, entry.seq - 1, 5, &proof, &root).unwrap();
+        }
     }
 
     #[tokio::test]
