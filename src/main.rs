@@ -34,7 +34,8 @@ enum Command {
         #[command(subcommand)]
         cmd: PolicyCli,
     },
-    /// A department node: serve lookups, import data, record credit repairs.
+    /// A department node: serve lookups, import data, record objections' resolutions and
+    /// credit repairs on officers' signed decisions.
     Node {
         #[command(subcommand)]
         cmd: cli::node::NodeCommand,
@@ -45,12 +46,17 @@ enum Command {
         cmd: cli::coordinator::CoordinatorCommand,
     },
     /// Ask the coordinator one authorized question about one person.
-    Query(cli::coordinator::QueryCli),
+    Query(Box<cli::coordinator::QueryCli>),
     /// A requesting agency's gateway: its apps ask through it; it proves, seals, opens and
     /// keeps its own log.
     Gateway {
         #[command(subcommand)]
         cmd: cli::gateway::GatewayCommand,
+    },
+    /// Officers' signed decisions on persons' objections and credit-repair applications.
+    Decision {
+        #[command(subcommand)]
+        cmd: cli::decision::DecisionCommand,
     },
     /// The consent authority's tokens: issue one, or show what one says.
     Consent {
@@ -132,7 +138,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Query(args) => block_on(CurrentThread, async {
-            Ok(cli::coordinator::query(args).await?)
+            Ok(cli::coordinator::query(*args).await?)
         })?,
         Command::Gateway { cmd } => match cmd {
             cli::gateway::GatewayCommand::Serve { config } => {
@@ -144,6 +150,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             cmd => cli::gateway::set_up(cmd)?,
         },
         Command::Consent { cmd } => cli::consent::run(cmd)?,
+        Command::Decision { cmd } => cli::decision::run(cmd)?,
         Command::Audit { cmd } => return Ok(cli::audit::run(cmd)?),
         Command::GenData(args) => cli::synth::run(args)?,
         Command::Bench(args) => block_on(MultiThread, async {

@@ -141,6 +141,7 @@ fn released_listing(response: &NodeResponse) -> bool {
                 s.dataset == "court.dishonest_debtors"
                     && matches!(&s.finding, Finding::Listings(l) if !l.is_empty())
             }),
+            LookupAnswer::Rights(_) => false,
         },
         _ => false,
     }

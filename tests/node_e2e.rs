@@ -411,23 +411,24 @@ async fn releases_only_what_law_and_policy_allow(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = fedq(&[
-        "node",
-        "repair",
-        "--config",
-        cfg,
-        "--dataset",
-        "dishonest_debtors",
-        "--record",
-        "(2025)湘0105执404号",
-        "--reason",
-        "performed the judgment in full",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A repair the store holds (as `fedq node repair` records one on the review office's
+    // signed approval, tested in tests/citizen_rights.rs): never released again.
+    {
+        let config = NodeConfig::load(&config_path).unwrap();
+        let store = fedq_node::store::Store::open(&config.store).await.unwrap();
+        store
+            .repair(
+                "court.dishonest_debtors",
+                "(2025)湘0105执404号",
+                "performed the judgment in full",
+                "2026-11-01T00:00:00Z",
+            )
+            .await
+            .unwrap();
+        if let fedq_node::store::Store::Postgres(pg) = &store {
+            pg.close().await;
+        }
+    }
 
     let frames: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let tap = {
@@ -841,12 +842,10 @@ async fn a_node_answers_an_attached_dataset_from_the_departments_own_tables() {
         "repair",
         "--config",
         cfg,
-        "--dataset",
-        "court.dishonest_debtors",
-        "--record",
-        "(2025)湘0102执101号",
-        "--reason",
-        "x",
+        "--application",
+        "rep-000000000000000000000000",
+        "--decision",
+        csv.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     assert_eq!(count(&config_path, "court.dishonest_debtors"), 0);
@@ -1099,12 +1098,10 @@ async fn refuses_a_store_that_does_not_exist(backend: Backend) {
         "repair",
         "--config",
         cfg,
-        "--dataset",
-        "dishonest_debtors",
-        "--record",
-        "(2025)湘0102执101号",
-        "--reason",
-        "x",
+        "--application",
+        "rep-000000000000000000000000",
+        "--decision",
+        cfg,
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(expected));

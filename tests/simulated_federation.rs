@@ -348,7 +348,7 @@ impl Sim {
                         })
                         .collect())
                 };
-                pending.answer(&desk, read)
+                pending.answer(&desk, read, &Default::default())
             }
         };
         let (entry, _consent_use, release) = finished.into_parts();

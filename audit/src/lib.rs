@@ -362,7 +362,8 @@ pub enum EntryKind {
     Answer,
     /// A query or lookup refused before anything was read.
     Refusal,
-    /// An operator's repair of a record (`fedq node repair`).
+    /// A credit repair recorded, rejected or reversed on the review office's signed
+    /// decision (`fedq node repair`).
     Repair,
     /// A requester's session opened at a node or through the coordinator.
     Session,
@@ -374,11 +375,13 @@ pub enum EntryKind {
     Policy,
     /// Entry bodies shredded at the end of the policy's retention period.
     Retention,
+    /// An officer's resolution of a person's objection to a record (`fedq node resolve`).
+    Objection,
 }
 
 impl EntryKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 10] = [
         EntryKind::Query,
         EntryKind::Answer,
         EntryKind::Refusal,
@@ -388,6 +391,7 @@ impl EntryKind {
         EntryKind::PolicyRefused,
         EntryKind::Policy,
         EntryKind::Retention,
+        EntryKind::Objection,
     ];
 
     /// The name the log stores.
@@ -402,6 +406,7 @@ impl EntryKind {
             EntryKind::PolicyRefused => "policy-refused",
             EntryKind::Policy => "policy",
             EntryKind::Retention => "retention",
+            EntryKind::Objection => "objection",
         }
     }
 }

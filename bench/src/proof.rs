@@ -84,6 +84,7 @@ pub fn proof_costs(
     let subject = SealedSubject {
         sub: ResidentId::parse("11010519491231002X").map_err(|e| fail("subject", &e))?,
         consent: None,
+        filing: None,
     };
     let lookup = LookupRequest {
         query_id: "bench".into(),

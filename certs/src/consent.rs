@@ -215,6 +215,9 @@ pub enum ConsentTarget<'a> {
     View(&'a str),
     /// Datasets (`department.dataset`), each of which must be named.
     Datasets(&'a [&'a str]),
+    /// One of the person's rights by name (covered by `rights:NAME`, e.g.
+    /// `rights:register`).
+    Rights(&'a str),
 }
 
 /// A consent token that verified: its signer and claims.
@@ -261,6 +264,7 @@ impl Consent {
         let named = |t: &str| detail.targets.iter().any(|x| x == t);
         let covered = match target {
             ConsentTarget::View(v) => named(&format!("view:{v}")),
+            ConsentTarget::Rights(r) => named(&format!("rights:{r}")),
             ConsentTarget::Datasets(ds) => !ds.is_empty() && ds.iter().all(|d| named(d)),
         };
         if !covered {
@@ -301,12 +305,16 @@ fn check_detail(
         ));
     }
     for t in targets {
-        let ok = match t.strip_prefix("view:") {
-            Some(view) => valid_name(view),
-            None => valid_name(t) && t.split('.').count() == 2 && !t.contains(':'),
+        let ok = match (t.strip_prefix("view:"), t.strip_prefix("rights:")) {
+            (Some(view), _) => valid_name(view),
+            (_, Some(right)) => valid_name(right) && !right.contains(':'),
+            _ => valid_name(t) && t.split('.').count() == 2 && !t.contains(':'),
         };
         if !ok {
-            return Err("each of `targets` must be `view:NAME` or `department.dataset`".into());
+            return Err(
+                "each of `targets` must be `view:NAME`, `rights:RIGHT` or `department.dataset`"
+                    .into(),
+            );
         }
     }
     if max_uses == 0 || max_uses > MAX_USES {

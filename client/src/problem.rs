@@ -158,6 +158,7 @@ impl Hint {
             R::UnknownView { .. } => Self::field(kind, "view", Vec::new()),
             R::UnknownPurpose { .. } => Self::field(kind, "purpose", Vec::new()),
             R::UnknownRequester { .. } => Self::kind(kind),
+            R::RightNotServed { served, .. } => Self::field(kind, "rights", list(served)),
         }
     }
 }
@@ -216,6 +217,7 @@ kinds! {
     UnknownField => "unknown-field", "The field is not in the dataset";
     UnknownView => "unknown-view", "The view is not declared in the policy";
     ViewNotForPurpose => "view-not-for-purpose", "The view may not be asked for this purpose";
+    RightNotServed => "right-not-served", "The purpose does not serve this right of the person";
     RateLimited => "rate-limited", "The requester is over its rate limit";
     BundleRefused => "bundle-refused", "The policy bundle was refused; the version in force stays";
     BundleConflict => "bundle-conflict", "The policy bundle is not newer than the version in force";

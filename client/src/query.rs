@@ -47,6 +47,18 @@ pub struct QueryRequest {
     /// Or datasets: `department.dataset` (all fields) or `department.dataset.field`.
     #[serde(default)]
     pub datasets: Option<Vec<String>>,
+    /// Or one of the person's rights (issue 19), for a purpose that serves it:
+    /// `{"right": "register"}` (who looked at my data, asked of every node), or
+    /// `{"right": "object" | "apply-repair" | "repair-applications", "dataset":
+    /// "department.dataset"}` (asked of that dataset's node).
+    #[serde(default)]
+    pub rights: Option<fedq_policy::rights::RightsTarget>,
+    /// What the person files with an objection or a repair application (the record's key,
+    /// the reason, the evidence reference). **Requester side only**, like `subject`:
+    /// sealed with it to the node, never sent to the coordinator.
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub filing: Option<fedq_policy::rights::Filing>,
     /// The requester's proof of this query to each node it asks (`node` → compact HS256
     /// JWS, see `fedq_wire::proof`), forwarded to that node alone. `null` for a node the
     /// requester holds no session with: that node is not asked and is reported
@@ -67,6 +79,7 @@ impl std::fmt::Debug for QueryRequest {
             .field("purpose", &self.purpose)
             .field("view", &self.view)
             .field("datasets", &self.datasets)
+            .field("rights", &self.rights)
             .field("consent", &self.consent.is_some())
             .field("sealed_to", &self.sealed.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
@@ -170,6 +183,14 @@ pub struct DatasetResult {
     pub records: Vec<BTreeMap<String, fedq_policy::Value>>,
     /// Summaries (`exists`, `count`).
     pub summaries: BTreeMap<String, Summary>,
+    /// How many of `records`, the last ones, are disputed: the person objected and the
+    /// department has not resolved it yet. They count in no summary and no view's verdict.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub disputed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The answer to one query.
@@ -199,6 +220,10 @@ pub struct QueryResponse {
     /// A dataset query: what each dataset released. A view: only the source fields the
     /// view declares in `release` (usually none) — never the sources' records.
     pub datasets: BTreeMap<String, DatasetResult>,
+    /// A rights query: each node's answer (its register of queries about the person, the
+    /// person's objections and repairs there, what was filed), by node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rights: BTreeMap<String, fedq_policy::rights::RightsAnswer>,
 }
 
 /// The coordinator's answer to one query (`POST /v1/query`): each node's status and its

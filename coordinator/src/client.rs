@@ -51,10 +51,18 @@ pub struct QueryArgs {
     pub case_reference: Option<String>,
     /// A view from the policy.
     pub view: Option<String>,
-    /// `department.dataset` or `department.dataset.field` (repeatable).
+    /// `department.dataset` or `department.dataset.field` (repeatable); with `rights`,
+    /// the one dataset the right is about.
     pub dataset: Vec<String>,
+    /// One of the person's rights instead of records (`register`, `object`,
+    /// `apply-repair`, `repair-applications`).
+    pub rights: Option<String>,
+    /// What an objection or repair application files (sealed with the subject).
+    pub filing: Option<fedq_wire::rights::Filing>,
     /// Print the JSON answer.
     pub json: bool,
+    /// The language a rights answer is printed in (`zh`, the default, or `en`).
+    pub lang: crate::rights::Lang,
 }
 
 impl std::fmt::Debug for QueryArgs {
@@ -382,6 +390,11 @@ impl ApiConnection {
                     .collect(),
             ),
             ProofTarget::View(v) => sessions.views.get(v).cloned(),
+            // A filing is proven to its dataset's node alone; the register to every node.
+            ProofTarget::Rights(r) => r
+                .dataset
+                .as_ref()
+                .map(|d| d.split('.').next().map(str::to_owned).into_iter().collect()),
         };
         for node in &sessions.nodes {
             if asked.as_ref().is_some_and(|a| !a.contains(node)) {
@@ -663,6 +676,15 @@ fn key_path_text(path: &Path) -> String {
 impl QueryArgs {
     /// The query these arguments ask.
     pub fn query(&self) -> QueryRequest {
+        let rights = self
+            .rights
+            .as_deref()
+            .map(|name| fedq_wire::rights::RightsTarget {
+                // An unknown name is refused by `send` before this is built.
+                right: fedq_wire::rights::Right::parse(name)
+                    .unwrap_or(fedq_wire::rights::Right::Register),
+                dataset: self.dataset.first().cloned(),
+            });
         QueryRequest {
             subject: self.subject.clone(),
             purpose: self.purpose.clone(),
@@ -670,7 +692,9 @@ impl QueryArgs {
             consent: self.consent.clone(),
             case_reference: self.case_reference.clone(),
             view: self.view.clone(),
-            datasets: (!self.dataset.is_empty()).then(|| self.dataset.clone()),
+            datasets: (!self.dataset.is_empty() && rights.is_none()).then(|| self.dataset.clone()),
+            filing: self.filing.clone(),
+            rights,
             ..QueryRequest::default()
         }
     }
@@ -687,7 +711,23 @@ pub async fn connect(a: &ApiArgs) -> Result<ApiConnection, ClientError> {
 
 /// Sends one query on a new connection; returns the HTTP status and the JSON body.
 pub async fn send(args: &QueryArgs) -> Result<(u16, serde_json::Value), ClientError> {
+    if let Some(name) = args.rights.as_deref() {
+        if fedq_wire::rights::Right::parse(name).is_none() {
+            return Err(ClientError::Usage(format!(
+                "`--rights` is not a right; the rights are: {}",
+                fedq_wire::rights::Right::ALL.map(|r| r.as_str()).join(", ")
+            )));
+        }
+        if args.dataset.len() > 1 {
+            return Err(ClientError::Usage(
+                "with `--rights`, give at most one `--dataset` (the dataset the right is about)"
+                    .into(),
+            ));
+        }
+    }
     let mut query = args.query();
+    query.subject = crate::consent::read_token(&args.subject, "resident ID")
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
     query.consent = args
         .consent
         .as_deref()

@@ -37,6 +37,7 @@ pub mod opening;
 pub mod ops;
 pub mod outcome;
 pub mod query;
+pub mod rights;
 pub mod route;
 pub mod serve;
 pub mod service;

@@ -40,6 +40,8 @@ pub struct Asked {
     pub view: Option<String>,
     /// The nodes proven to: each must be in the relay.
     pub nodes: BTreeSet<String>,
+    /// Whether it exercises one of the person's rights.
+    pub rights: bool,
 }
 
 impl Asked {
@@ -47,6 +49,7 @@ impl Asked {
     pub fn of(proven: &QueryRequest) -> Self {
         Self {
             view: proven.view.clone(),
+            rights: proven.rights.is_some(),
             nodes: proven
                 .proofs
                 .iter()
@@ -79,6 +82,7 @@ pub fn conclude(
     let view = asked.view.clone();
     let mut results = BTreeMap::new();
     let mut parts: BTreeMap<String, ViewPart> = BTreeMap::new();
+    let mut rights = BTreeMap::new();
     let mut reports = Vec::with_capacity(nodes.len());
     for mut report in nodes {
         if reports.iter().any(|r: &NodeReport| r.node == report.node) {
@@ -111,6 +115,19 @@ pub fn conclude(
             }
             (Ok(LookupAnswer::View(part)), Some(v)) if &part.view == v => {
                 parts.insert(report.node.clone(), part);
+                reports.push(report);
+            }
+            (Ok(LookupAnswer::Rights(answer)), None) if asked.rights => {
+                match &answer.unverified {
+                    Some(why) => {
+                        report.status = NodeStatus::Unverified;
+                        report.reason = Some(why.clone());
+                    }
+                    None => {
+                        report.status = NodeStatus::Ok;
+                        rights.insert(report.node.clone(), answer);
+                    }
+                }
                 reports.push(report);
             }
             (Ok(_), _) => reports.push(missing(
@@ -162,6 +179,7 @@ pub fn conclude(
         nodes: reports,
         view_result,
         datasets,
+        rights,
     }
 }
 
@@ -258,6 +276,10 @@ pub fn unverified(answer: LookupAnswer, why: &str) -> LookupAnswer {
             }
             LookupAnswer::View(part)
         }
+        LookupAnswer::Rights(_) => LookupAnswer::Rights(fedq_wire::rights::RightsAnswer {
+            unverified: Some(reason),
+            ..Default::default()
+        }),
     }
 }
 
@@ -291,6 +313,7 @@ fn read_datasets(
                     DatasetResult {
                         records: a.records,
                         summaries: a.summaries,
+                        disputed: a.disputed,
                     },
                 );
             }
@@ -422,6 +445,7 @@ fn combine_parts(
                     DatasetResult {
                         records: r.records,
                         summaries: r.summaries,
+                        disputed: 0,
                     },
                 );
             }
@@ -544,6 +568,7 @@ mod tests {
                 .filter(|n| n.sealed_answer.is_some())
                 .map(|n| n.node.clone())
                 .collect(),
+            rights: false,
         }
     }
 
@@ -665,6 +690,7 @@ mod tests {
             let asked = Asked {
                 view: None,
                 nodes: BTreeSet::from(["court".to_owned()]),
+                rights: false,
             };
             let r = conclude(&asked, relay, BTreeMap::new());
             assert_eq!(r.nodes[0].status, NodeStatus::Unavailable, "{claimed:?}");
@@ -679,6 +705,7 @@ mod tests {
         let asked = Asked {
             view: None,
             nodes: BTreeSet::from(["court".to_owned(), "tax".to_owned()]),
+            rights: false,
         };
         let r = conclude(
             &asked,

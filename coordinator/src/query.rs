@@ -62,19 +62,20 @@ pub enum QueryRefusal {
 }
 
 /// The fields a query body may have, in the order the API documents them.
-pub const QUERY_FIELDS: [&str; 8] = [
+pub const QUERY_FIELDS: [&str; 9] = [
     "purpose",
     "legal_basis",
     "consent_sealed",
     "case_reference",
     "view",
     "datasets",
+    "rights",
     "proofs",
     "sealed",
 ];
 
 /// Fields a requester keeps to itself: a body carrying one is refused, naming it.
-const SEALED_FIELDS: [&str; 2] = ["subject", "consent"];
+const SEALED_FIELDS: [&str; 3] = ["subject", "consent", "filing"];
 
 /// What kind of JSON value `v` is, for messages that must not quote it.
 fn kind_of(v: &serde_json::Value) -> &'static str {
@@ -257,6 +258,48 @@ impl QueryRequestExt for QueryRequest {
                 }
             }
         }
+        let rights = match map.get("rights") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(r)) => {
+                if r.keys().any(|k| k != "right" && k != "dataset") {
+                    return Err(malformed(
+                        "`rights` has only the fields right and dataset".into(),
+                    ));
+                }
+                let right = match r.get("right") {
+                    Some(Value::String(name)) => {
+                        fedq_wire::rights::Right::parse(name).ok_or_else(|| {
+                            malformed(format!(
+                                "`rights.right` is not a right; the rights are: {}",
+                                fedq_wire::rights::Right::ALL.map(|r| r.as_str()).join(", ")
+                            ))
+                        })?
+                    }
+                    _ => {
+                        return Err(malformed(
+                            "`rights.right` must be a string naming a right".into(),
+                        ))
+                    }
+                };
+                let dataset = match r.get("dataset") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(d)) => Some(d.clone()),
+                    Some(other) => {
+                        return Err(malformed(format!(
+                            "`rights.dataset` must be a string, not {}",
+                            kind_of(other)
+                        )))
+                    }
+                };
+                Some(fedq_wire::rights::RightsTarget { right, dataset })
+            }
+            Some(other) => {
+                return Err(malformed(format!(
+                    "`rights` must be an object with `right` (and `dataset`), not {}",
+                    kind_of(other)
+                )))
+            }
+        };
         let consent_sealed = match map.get("consent_sealed") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -276,6 +319,8 @@ impl QueryRequestExt for QueryRequest {
             case_reference: text("case_reference")?,
             view: text("view")?,
             datasets,
+            rights,
+            filing: None,
             proofs,
             sealed,
         })
@@ -295,9 +340,12 @@ impl QueryRequestExt for QueryRequest {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
-        let target = match (&self.view, &self.datasets) {
-            (Some(v), None) => LookupTarget::View(v.trim().to_owned()),
-            (None, Some(ds)) if !ds.is_empty() => LookupTarget::Datasets(group_datasets(ds).ok()?),
+        let target = match (&self.view, &self.datasets, &self.rights) {
+            (Some(v), None, None) => LookupTarget::View(v.trim().to_owned()),
+            (None, Some(ds), None) if !ds.is_empty() => {
+                LookupTarget::Datasets(group_datasets(ds).ok()?)
+            }
+            (None, None, Some(r)) => LookupTarget::Rights(trimmed(r)),
             _ => return None,
         };
         Some(ProofClaims::new(
@@ -323,7 +371,11 @@ impl QueryRequestExt for QueryRequest {
         if let Some(len) = consent.as_ref().map(String::len).filter(|l| *l > max) {
             return Err(SealedSubjectError::ConsentTooLong { len, max });
         }
-        Ok(SealedSubject { sub, consent })
+        Ok(SealedSubject {
+            sub,
+            consent,
+            filing: self.filing.clone(),
+        })
     }
 
     /// Validates shape and names against the policy. A refusal names the kind of input
@@ -392,8 +444,42 @@ impl QueryRequestExt for QueryRequest {
                 )));
             }
         }
-        let target = match (self.view, self.datasets) {
-            (Some(v), None) => {
+        let target = match (self.view, self.datasets, self.rights) {
+            (None, None, Some(r)) => {
+                let r = trimmed(&r);
+                match (&r.dataset, r.right.names_a_dataset()) {
+                    (None, true) => {
+                        return malformed(format!(
+                            "`rights.right` `{}` is about one dataset; name it in `rights.dataset` (`department.dataset`)",
+                            r.right
+                        ))
+                    }
+                    (Some(_), false) => {
+                        return malformed(format!(
+                            "`rights.right` `{}` is asked of every node; send it without `rights.dataset`",
+                            r.right
+                        ))
+                    }
+                    (Some(d), true) if !engine.datasets().iter().any(|x| &x.qualified == d) => {
+                        let known: Vec<&str> =
+                            engine.datasets().iter().map(|x| x.qualified.as_str()).collect();
+                        return Err(QueryRefusal::Malformed(Said::new(
+                            "`rights.dataset` is not a dataset of the catalogue".to_owned(),
+                            Hint::field(
+                                Kind::UnknownDataset,
+                                "rights.dataset",
+                                known.into_iter().map(str::to_owned).collect(),
+                            ),
+                        )));
+                    }
+                    _ => {}
+                }
+                LookupTarget::Rights(r)
+            }
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return malformed("give one of `view`, `datasets` or `rights`".into())
+            }
+            (Some(v), None, None) => {
                 let v = v.trim().to_owned();
                 if !policy.views.iter().any(|x| x.name == v) {
                     let known: Vec<&str> = policy.views.iter().map(|x| x.name.as_str()).collect();
@@ -407,13 +493,17 @@ impl QueryRequestExt for QueryRequest {
                 }
                 LookupTarget::View(v)
             }
-            (None, Some(ds)) if !ds.is_empty() => {
+            (None, Some(ds), None) if !ds.is_empty() => {
                 LookupTarget::Datasets(parse_datasets(engine, &ds)?)
             }
-            (Some(_), Some(_)) => {
+            (Some(_), Some(_), None) => {
                 return malformed("give either `view` or `datasets`, not both".into())
             }
-            _ => return malformed("give a `view` or a non-empty list of `datasets`".into()),
+            _ => {
+                return malformed(
+                    "give a `view`, a non-empty list of `datasets`, or `rights`".into(),
+                )
+            }
         };
         Ok(ValidQuery {
             purpose,
@@ -610,6 +700,15 @@ pub fn plan(engine: &Engine, target: &LookupTarget) -> BTreeMap<String, Vec<Stri
             .flat_map(|x| x.sources.iter().map(|s| s.dataset_name.clone()))
             .collect(),
         LookupTarget::Datasets(ds) => ds.iter().map(|d| d.dataset.clone()).collect(),
+        // The register is asked of every department; a filing of the dataset's.
+        LookupTarget::Rights(r) => match &r.dataset {
+            Some(d) => vec![d.clone()],
+            None => engine
+                .datasets()
+                .iter()
+                .map(|d| d.qualified.clone())
+                .collect(),
+        },
     };
     let mut plan: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for d in datasets {
@@ -623,10 +722,19 @@ pub fn plan(engine: &Engine, target: &LookupTarget) -> BTreeMap<String, Vec<Stri
     plan
 }
 
+/// A rights target as proven and sent: its dataset name trimmed.
+fn trimmed(r: &fedq_wire::rights::RightsTarget) -> fedq_wire::rights::RightsTarget {
+    fedq_wire::rights::RightsTarget {
+        right: r.right,
+        dataset: r.dataset.as_deref().map(|d| d.trim().to_owned()),
+    }
+}
+
 /// Restricts a target to one node's datasets.
 pub fn target_for(target: &LookupTarget, datasets: &[String]) -> LookupTarget {
     match target {
         LookupTarget::View(v) => LookupTarget::View(v.clone()),
+        LookupTarget::Rights(r) => LookupTarget::Rights(r.clone()),
         LookupTarget::Datasets(ds) => LookupTarget::Datasets(
             ds.iter()
                 .filter(|d| datasets.contains(&d.dataset))

@@ -370,6 +370,16 @@ fn precheck(
 ) -> Result<BTreeMap<String, String>, fedq_policy::engine::Refusal> {
     let mut locally_denied = BTreeMap::new();
     match &query.target {
+        LookupTarget::Rights(r) => {
+            engine.check_rights(
+                who,
+                &query.purpose,
+                query.legal_basis.as_deref(),
+                consent,
+                query.case_reference.as_deref(),
+                r.right,
+            )?;
+        }
         LookupTarget::View(view) => {
             engine.decide_view(&ViewRequest {
                 requester: who,
@@ -471,7 +481,7 @@ impl FanOut {
             .all(|r| !matches!(r.status, NodeStatus::Unavailable | NodeStatus::TimedOut));
         let view_terms = match &query.target {
             LookupTarget::View(v) => router.engine.view_terms(v).map(|(t, _)| t.clone()),
-            LookupTarget::Datasets(_) => None,
+            LookupTarget::Datasets(_) | LookupTarget::Rights(_) => None,
         };
         let audited = Audited::Answered {
             complete,
@@ -487,7 +497,7 @@ impl FanOut {
             purpose: query.purpose.clone(),
             view: match &query.target {
                 LookupTarget::View(v) => Some(v.clone()),
-                LookupTarget::Datasets(_) => None,
+                LookupTarget::Datasets(_) | LookupTarget::Rights(_) => None,
             },
             complete,
             nodes: reports,

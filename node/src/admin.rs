@@ -1,7 +1,8 @@
-//! The operator's work on a node's store, beside serving: create it (`fedq node init`),
-//! import a department's file into one dataset (`fedq node import`), and record a credit
-//! repair (`fedq node repair`). Async, run in the caller's runtime; a dataset attached to
-//! the department's own database (`[[attach]]`) is never written.
+//! The operator's work on a node's store, beside serving: create it (`fedq node init`) and
+//! import a department's file into one dataset (`fedq node import`). Credit repairs and
+//! objections are recorded on officers' signed decisions only ([`crate::remedies`]).
+//! Async, run in the caller's runtime; a dataset attached to the department's own
+//! database (`[[attach]]`) is never written.
 
 use std::path::PathBuf;
 
@@ -47,7 +48,7 @@ pub enum AdminError {
 }
 
 /// Refuses to write to an attached dataset.
-fn refuse_attached(
+pub(crate) fn refuse_attached(
     catalogue: &fedq_policy::Catalogue,
     config: &NodeConfig,
     ds: &fedq_policy::Dataset,
@@ -165,54 +166,4 @@ pub fn describe(report: &ImportReport) -> String {
         ));
     }
     s
-}
-
-/// `fedq node repair`: records a credit repair of one record (the record stops being
-/// disclosed at once) and registers it in the node's audit log under the subject's
-/// pseudonym. Returns the qualified dataset.
-pub async fn repair(
-    config: &NodeConfig,
-    dataset_name: &str,
-    record: &str,
-    reason: &str,
-) -> Result<String, AdminError> {
-    let catalogue = fedq_policy::load::load_catalogue(&config.catalogue)?;
-    let ds = dataset(&catalogue, config, dataset_name)?;
-    refuse_attached(
-        &catalogue,
-        config,
-        ds,
-        "fedq cannot record a repair there; record it in the department's system (e.g. its performance status), and the next lookup sees it",
-    )?;
-    let pseudonyms = fedq_audit::Pseudonymizer::load_or_create(&config.pseudonym_key)?;
-    let now = time::OffsetDateTime::now_utc();
-    let at = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let store = crate::store::Store::open(&config.store).await?;
-    let subject = store.repair(&ds.qualified, record, reason, &at).await;
-    if let crate::store::Store::Postgres(pg) = &store {
-        pg.close().await;
-    }
-    let subject = subject?;
-    let audit = fedq_audit::AuditLog::open(&config.audit)?;
-    audit
-        .append(fedq_audit::AuditRecord {
-            at: now,
-            kind: fedq_audit::EntryKind::Repair,
-            query_id: String::new(),
-            requester: "operator".into(),
-            purpose: "credit-repair".into(),
-            legal_basis: None,
-            case_reference: None,
-            subject: pseudonyms.pseudonym(&subject),
-            target: ds.qualified.clone(),
-            outcome: fedq_audit::Outcome::json(&serde_json::json!({ "repaired": true })),
-            policy_version: String::new(),
-            consent_id: None,
-            node_query_ids: Default::default(),
-            answer_sha256: None,
-        })
-        .await?;
-    Ok(ds.qualified.clone())
 }

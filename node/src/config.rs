@@ -60,6 +60,8 @@ struct RawConfig {
     audit_checkpoint_entries: Option<u64>,
     audit_checkpoint_secs: Option<u64>,
     witness_state: Option<PathBuf>,
+    #[serde(default)]
+    rights_state: Option<PathBuf>,
     pseudonym_key: PathBuf,
     tls: fedq_wire::transport::TlsPaths,
     today: Option<String>,
@@ -145,6 +147,10 @@ pub struct NodeConfig {
     /// `NAME-witness.db` beside the audit log). Owner-only; never delete it: it is what
     /// catches a rewritten log.
     pub witness_state: PathBuf,
+    /// Where this node keeps the persons' objections and repair applications about its
+    /// records (`rights_state`; default `NAME-rights.db` beside the audit log), by
+    /// pseudonym. Owner-only.
+    pub rights_state: PathBuf,
 }
 
 /// The witness state file a node keeps unless its config names one: `NAME-witness.db`
@@ -154,6 +160,15 @@ pub fn default_witness_state(audit: &Path, name: &str) -> PathBuf {
         .parent()
         .unwrap_or(Path::new("."))
         .join(format!("{name}-witness.db"))
+}
+
+/// The rights file a node keeps unless its config names one: `NAME-rights.db` in its
+/// audit log's directory.
+pub fn default_rights_state(audit: &Path, name: &str) -> PathBuf {
+    audit
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("{name}-rights.db"))
 }
 
 impl std::ops::Deref for NodeConfig {
@@ -261,8 +276,13 @@ impl NodeConfig {
             Some(path) => rel(&path),
             None => default_witness_state(&process.audit, &process.name),
         };
+        let rights_state = match raw.rights_state {
+            Some(path) => rel(&path),
+            None => default_rights_state(&process.audit, &process.name),
+        };
         Ok(Self {
             witness_state,
+            rights_state,
             process,
             catalogue: rel(&raw.catalogue),
             store,

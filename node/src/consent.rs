@@ -56,6 +56,7 @@ pub fn verify(
             datasets = ds.iter().map(|d| d.dataset.as_str()).collect();
             ConsentTarget::Datasets(&datasets)
         }
+        LookupTarget::Rights(r) => ConsentTarget::Rights(r.right.as_str()),
     };
     consent
         .covers(
@@ -247,6 +248,7 @@ mod tests {
         let subject = SealedSubject {
             sub: ResidentId::parse(SUBJECT).unwrap(),
             consent: Some(consent),
+            filing: None,
         };
         (lookup, subject)
     }

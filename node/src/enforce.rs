@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use fedq_bundle::state::InForce;
 use fedq_policy::engine::{DatasetDecision, FieldSelection, Reason};
 use fedq_policy::views::{self, SourceOutcome};
-use fedq_policy::{minimize, DecisionRequest, Engine, ViewRequest};
+use fedq_policy::{DecisionRequest, Engine, ViewRequest};
 use fedq_wire::message::{DatasetOutcome, LookupAnswer, LookupRequest, LookupTarget};
 use serde::Serialize;
 
@@ -181,6 +181,15 @@ pub fn check_lookup(request: &LookupRequest) -> Result<(), LookupShapeError> {
                 }
             }
         }
+        LookupTarget::Rights(r) => {
+            let len = r.dataset.as_ref().map_or(0, String::len);
+            if len > MAX_LOOKUP_NAME {
+                return Err(LookupShapeError::DatasetNameTooLong { n: 1, len });
+            }
+            if r.dataset.is_some() != r.right.names_a_dataset() {
+                return Err(LookupShapeError::NoDataset);
+            }
+        }
     }
     Ok(())
 }
@@ -191,6 +200,7 @@ pub fn describe_refused_target(request: &LookupRequest) -> String {
     match &request.target {
         LookupTarget::View(v) => format!("view ({} bytes)", v.len()),
         LookupTarget::Datasets(ds) => format!("{} datasets", ds.len()),
+        LookupTarget::Rights(r) => format!("rights:{}", r.right),
     }
 }
 
@@ -206,6 +216,15 @@ pub fn datasets_touched(engine: &Engine, department: &str, request: &LookupReque
             .filter(|v| &v.name == name)
             .flat_map(|v| v.sources.iter().map(|s| s.dataset_name.clone()))
             .collect(),
+        // The register is every dataset's: the node answers it for its whole log.
+        LookupTarget::Rights(r) => match &r.dataset {
+            Some(d) => vec![d.clone()],
+            None => engine
+                .datasets()
+                .iter()
+                .map(|d| d.qualified.clone())
+                .collect(),
+        },
     };
     out.retain(|d| d.split('.').next() == Some(department));
     out.sort();
@@ -225,6 +244,10 @@ pub fn target_is_known(engine: &Engine, request: &LookupRequest) -> bool {
         LookupTarget::Datasets(ds) => ds
             .iter()
             .all(|d| engine.datasets().iter().any(|c| c.qualified == d.dataset)),
+        LookupTarget::Rights(r) => r
+            .dataset
+            .iter()
+            .all(|d| engine.datasets().iter().any(|c| &c.qualified == d)),
     }
 }
 
@@ -296,6 +319,13 @@ pub fn screen(engine: &Engine, request: &LookupRequest) -> Result<(), Unscreened
                 }
             }
         }
+        LookupTarget::Rights(r) => {
+            if let Some(d) = &r.dataset {
+                if !engine.datasets().iter().any(|c| &c.qualified == d) {
+                    return Err(Unscreened::Dataset);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -347,6 +377,7 @@ fn denial_rationale(decision: &DatasetDecision<'_>) -> String {
 fn outcome_of(
     decision: &DatasetDecision<'_>,
     evidence: &Evidence,
+    disputed: &[fedq_policy::Record],
 ) -> (DatasetOutcome, AuditedDataset) {
     // A refusal comes first: a requester the policy gives nothing learns nothing about the
     // state of the records either.
@@ -374,7 +405,7 @@ fn outcome_of(
             )
         }
     };
-    let answer = minimize(decision, records);
+    let answer = fedq_policy::minimize_disputed(decision, records, disputed);
     let fields = decision
         .fields
         .iter()
@@ -473,7 +504,44 @@ pub fn answer(
     records: &BTreeMap<String, Evidence>,
     today: time::Date,
 ) -> Enforced {
+    answer_marked(
+        policy,
+        node,
+        department,
+        request,
+        consent,
+        records,
+        &BTreeMap::new(),
+        today,
+    )
+}
+
+/// [`answer`], with the subject's `disputed` records apart (by qualified dataset; the
+/// person objected and the department has not resolved it, issue 19). What requesters
+/// see of them is the policy's `disputed_records`: `flag` releases them (as a dataset
+/// lookup's grants allow) after the others, counted as disputed, in no summary; `withhold`
+/// releases nothing of them. Either way no view's verdict uses them: a view's sources are
+/// decided from the undisputed records alone.
+#[allow(clippy::too_many_arguments)]
+pub fn answer_marked(
+    policy: &InForce,
+    node: &str,
+    department: &str,
+    request: &LookupRequest,
+    consent: bool,
+    records: &BTreeMap<String, Evidence>,
+    disputed: &BTreeMap<String, Vec<fedq_policy::Record>>,
+    today: time::Date,
+) -> Enforced {
     let engine = &policy.engine;
+    let flagged = |dataset: &str| -> &[fedq_policy::Record] {
+        match engine.policy().disputed_records {
+            fedq_policy::policy::DisputedRecords::Flag => {
+                disputed.get(dataset).map_or(&[], Vec::as_slice)
+            }
+            fedq_policy::policy::DisputedRecords::Withhold => &[],
+        }
+    };
     let policy_version = policy.label();
     let empty = Evidence::default();
     let mut outcomes = Vec::new();
@@ -505,8 +573,11 @@ pub fn answer(
                 .filter(|s| s.decision.dataset.department == department)
             {
                 let qualified = &source.decision.dataset.qualified;
-                let (outcome, audit) =
-                    outcome_of(&source.decision, records.get(qualified).unwrap_or(&empty));
+                let (outcome, audit) = outcome_of(
+                    &source.decision,
+                    records.get(qualified).unwrap_or(&empty),
+                    &[],
+                );
                 sources.insert(qualified.clone(), source_outcome(outcome));
                 audited.insert(qualified.clone(), audit);
             }
@@ -560,11 +631,20 @@ pub fn answer(
                     Ok(d) => d,
                     Err(refusal) => return refused(refusal.to_string(), &policy_version),
                 };
-                let (outcome, audit) =
-                    outcome_of(&decision, records.get(&ds.dataset).unwrap_or(&empty));
+                let (outcome, audit) = outcome_of(
+                    &decision,
+                    records.get(&ds.dataset).unwrap_or(&empty),
+                    flagged(&ds.dataset),
+                );
                 outcomes.push(outcome);
                 audited.insert(ds.dataset.clone(), audit);
             }
+        }
+        LookupTarget::Rights(r) => {
+            return refused(
+                format!("`rights:{}` is answered from the node's register and rights file, not from records", r.right),
+                &policy_version,
+            )
         }
     }
     Enforced {

@@ -80,6 +80,42 @@ impl std::fmt::Debug for Desk<'_> {
 pub struct Reads {
     /// Qualified names of the datasets the lookup touches, in the order it names them.
     pub datasets: Vec<String>,
+    /// The person's right the lookup exercises, if it is a rights lookup: the shell also
+    /// reads the node's register and rights file for it ([`RightsRead`]).
+    pub right: Option<fedq_wire::rights::Right>,
+}
+
+/// What the shell reads for a rights lookup besides the records: the log's entries about
+/// the person (with inclusion proofs against `checkpoint`) for the register, and the
+/// person's objections and repair applications from the rights file.
+#[derive(Debug, Default)]
+pub struct RightsRead {
+    /// The entries about the subject, oldest first, each with its inclusion proof.
+    pub register: Vec<(fedq_audit::AuditEntry, Vec<fedq_audit::merkle::Hash>)>,
+    /// The signed checkpoint the proofs are against.
+    pub checkpoint: Option<String>,
+    /// The person's objections here.
+    pub objections: Vec<fedq_wire::rights::ObjectionState>,
+    /// The person's repair applications here.
+    pub repairs: Vec<fedq_wire::rights::RepairState>,
+}
+
+/// What a rights lookup files, for the shell to write to the rights file once the
+/// lookup's entry is durable.
+#[derive(Debug, Clone)]
+pub struct ToFile {
+    /// The new objection's or application's id.
+    pub id: String,
+    /// Objection or repair application.
+    pub right: fedq_wire::rights::Right,
+    /// `department.dataset`.
+    pub dataset: String,
+    /// The subject's pseudonym.
+    pub subject: String,
+    /// What the person filed.
+    pub filing: fedq_wire::rights::Filing,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// What a node's audit entry records as the `outcome` of a lookup, typed; rendered as
@@ -266,6 +302,7 @@ pub struct Finished<'a> {
     entry: AuditRecord,
     consent_expires: Option<i64>,
     release: Release<'a>,
+    to_file: Option<ToFile>,
 }
 
 /// A response held until its audit entry's write is reported ([`Release::after`]).
@@ -357,6 +394,7 @@ impl<'a> Desk<'a> {
         Finished {
             entry,
             consent_expires: None,
+            to_file: None,
             release: Release {
                 response,
                 outcome: counted,
@@ -500,13 +538,26 @@ impl<'a> Desk<'a> {
         // an aggregate-only purpose, a legal basis the purpose does not accept, a missing
         // consent, or a case reference that is missing or not of the purpose's form is
         // refused here whatever the coordinator decided.
-        if let Err(refusal) = engine.check_request(
-            &request.requester,
-            &request.purpose,
-            request.legal_basis.as_deref(),
-            subject.consent.is_some(),
-            request.case_reference.as_deref(),
-        ) {
+        let checked = match &request.target {
+            fedq_wire::message::LookupTarget::Rights(r) => engine.check_rights(
+                &request.requester,
+                &request.purpose,
+                request.legal_basis.as_deref(),
+                subject.consent.is_some(),
+                request.case_reference.as_deref(),
+                r.right,
+            ),
+            _ => engine
+                .check_request(
+                    &request.requester,
+                    &request.purpose,
+                    request.legal_basis.as_deref(),
+                    subject.consent.is_some(),
+                    request.case_reference.as_deref(),
+                )
+                .map(|_| ()),
+        };
+        if let Err(refusal) = checked {
             tracing::warn!(
                 coordinator,
                 reason = refusal.code(),
@@ -548,6 +599,16 @@ impl<'a> Desk<'a> {
             },
             Err(refusal) => return done(self.refuse_consent(&request, &subject, refusal, clock)),
         };
+        // A rights lookup files exactly what its right files: an objection or a repair
+        // application carries its filing (sealed with the subject), nothing else does.
+        if let Err(why) = check_filing(engine, &request, &subject) {
+            let rationale = format!("node `{}`: {why}", self.node);
+            let entry = AuditRecord {
+                consent_id: consent.as_ref().map(|c| c.jti().to_owned()),
+                ..self.named_entry(clock, EntryKind::Refusal, &request, &subject)
+            };
+            return done(self.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale));
+        }
         let nonce = proven.claims.nonce.clone();
         let entry = AuditRecord {
             // The requester the session proves (the lookup's, once the proof held).
@@ -576,6 +637,10 @@ impl<'a> Desk<'a> {
             };
             return done(self.finished(entry, outcome, response));
         }
+        let right = match &request.target {
+            fedq_wire::message::LookupTarget::Rights(r) => Some(r.right),
+            _ => None,
+        };
         Admitted::Read(Box::new(Pending {
             request,
             subject,
@@ -584,7 +649,10 @@ impl<'a> Desk<'a> {
             entry,
             consent,
             reservation,
-            reads: Reads { datasets: touched },
+            reads: Reads {
+                datasets: touched,
+                right,
+            },
             session,
             nonce,
         }))
@@ -613,6 +681,41 @@ impl<'a> Desk<'a> {
             claim: refusal.error.code(),
         };
         self.refused(entry, outcome, rationale)
+    }
+}
+
+/// Whether a lookup's sealed filing fits its target: present, bounded and of the right
+/// kind for an objection or repair application (about a dataset that records repair),
+/// absent otherwise. The error quotes nothing of the filing.
+fn check_filing(
+    engine: &fedq_policy::Engine,
+    request: &LookupRequest,
+    subject: &SealedSubject,
+) -> Result<(), String> {
+    use fedq_wire::rights::Right;
+    let right = match &request.target {
+        fedq_wire::message::LookupTarget::Rights(r) => r,
+        _ if subject.filing.is_some() => {
+            return Err("a records lookup carries no filing".into());
+        }
+        _ => return Ok(()),
+    };
+    match (right.right, &subject.filing) {
+        (Right::Object | Right::ApplyRepair, Some(filing)) => {
+            filing.check(right.right)?;
+            let dataset = right
+                .dataset
+                .as_deref()
+                .and_then(|d| engine.datasets().iter().find(|x| x.qualified == d))
+                .ok_or("the dataset filed about is not in the catalogue")?;
+            crate::rights::may_file(right.right, dataset)
+        }
+        (Right::Object | Right::ApplyRepair, None) => Err(format!(
+            "`rights:{}` needs what is filed (the record, the reason and the evidence reference), sealed with the subject",
+            right.right
+        )),
+        (_, Some(_)) => Err(format!("`rights:{}` files nothing; send it without a filing", right.right)),
+        (_, None) => Ok(()),
     }
 }
 
@@ -647,6 +750,7 @@ impl<'a> Pending<'a> {
         self,
         desk: &Desk<'a>,
         read: Result<BTreeMap<String, Evidence>, ReadFailure>,
+        marks: &crate::rights::Marks,
     ) -> Finished<'a> {
         let Pending {
             request,
@@ -690,13 +794,17 @@ impl<'a> Pending<'a> {
         let any_unverified = checked
             .values()
             .any(|e| matches!(e, Evidence::Unverified(_)));
-        let enforced = crate::enforce::answer(
+        // Objections resolved by removal or correction change what was read; open ones
+        // set their records apart (the policy's `disputed_records` says what is shown).
+        let (checked, disputed) = apply_marks(policy, checked, marks);
+        let enforced = crate::enforce::answer_marked(
             policy,
             desk.node,
             desk.department,
             &request,
             consent.is_some(),
             &checked,
+            &disputed,
             clock.today,
         );
         let entry = AuditRecord {
@@ -710,9 +818,327 @@ impl<'a> Pending<'a> {
                 return desk.finished(entry, outcome, NodeResponse::Refused { rationale })
             }
         };
+        desk.release_sealed(Sealing {
+            entry,
+            outcome,
+            answer,
+            session: &session,
+            nonce: &nonce,
+            query_id: &request.query_id,
+            any_unverified,
+            consent,
+            reservation,
+        })
+    }
+}
+
+impl<'a> Pending<'a> {
+    /// The subject's keyed pseudonym (what the register and the rights file know them by).
+    pub fn pseudonym(&self) -> &str {
+        &self.entry.subject
+    }
+
+    /// Answers a rights lookup (issue 19) from the records read (`read`, for a filing: the
+    /// subject's records of the dataset filed about) and what the shell read of the
+    /// register and the rights file (`rights`). A filing names one of the person's own
+    /// records here, or nothing is filed; what is filed is written by the shell once this
+    /// lookup's entry is durable ([`Finished::take_filing`]).
+    pub fn answer_rights(
+        self,
+        desk: &Desk<'a>,
+        read: Result<BTreeMap<String, Evidence>, ReadFailure>,
+        rights: Result<RightsRead, ReadFailure>,
+    ) -> Finished<'a> {
+        use fedq_wire::rights::{
+            ObjectionState, ObjectionStatus, RepairState, RepairStatus, Right, RightsAnswer,
+        };
+        let Pending {
+            request,
+            subject,
+            policy,
+            clock,
+            entry,
+            consent,
+            reservation,
+            reads: _,
+            session,
+            nonce,
+        } = self;
+        let fedq_wire::message::LookupTarget::Rights(target) = &request.target else {
+            let why = format!("node `{}`: not a rights lookup", desk.node);
+            return desk.refused(entry, NodeOutcome::Refused(why.clone()), why);
+        };
+        let (by_dataset, rights) = match (read, rights) {
+            (Ok(records), Ok(rights)) => (records, rights),
+            (Err(what), _) | (_, Err(what)) => {
+                let response = NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!("node `{}`: its {} is unavailable", desk.node, what.name()),
+                };
+                return desk.finished(entry, NodeOutcome::Unavailable(what), response);
+            }
+        };
+        let at = clock
+            .now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let engine = &policy.engine;
+        let dataset = target
+            .dataset
+            .as_deref()
+            .and_then(|d| engine.datasets().iter().find(|x| x.qualified == d));
+        let mut answer = RightsAnswer {
+            objections: rights.objections,
+            repairs: rights.repairs,
+            ..RightsAnswer::default()
+        };
+        let mut to_file = None;
+        let refuse = |entry: AuditRecord, why: String| {
+            let rationale = format!("node `{}`: {why}", desk.node);
+            let entry = AuditRecord {
+                kind: EntryKind::Refusal,
+                ..entry
+            };
+            desk.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale)
+        };
+        let audited = match (target.right, dataset) {
+            (Right::Register, _) => {
+                let (entries, older, hidden) =
+                    crate::rights::register(rights.register, engine.policy(), clock.today);
+                let hidden_count: u64 = hidden.iter().map(|h| h.count).sum();
+                answer.entries = entries;
+                answer.older_entries = older;
+                answer.hidden = hidden;
+                answer.checkpoint = rights.checkpoint;
+                serde_json::json!({ "register": {
+                    "entries": answer.entries.len() as u64 + older,
+                    "hidden": hidden_count,
+                    "objections": answer.objections.len(),
+                    "repairs": answer.repairs.len(),
+                }})
+            }
+            (Right::Object | Right::ApplyRepair, Some(dataset)) => {
+                let Some(filing) = subject.filing.clone() else {
+                    return refuse(entry, "nothing was filed".into());
+                };
+                let evidence = by_dataset
+                    .get(&dataset.qualified)
+                    .cloned()
+                    .unwrap_or_default()
+                    .checked(dataset, subject.sub.as_str(), clock.today);
+                let records = match evidence {
+                    Evidence::Records(records) => records,
+                    Evidence::Unverified(_) => {
+                        return refuse(entry, format!("the person's records of `{}` cannot be verified now, so nothing was filed; try again later", dataset.qualified));
+                    }
+                };
+                let holds = records.iter().any(|r| {
+                    crate::rights::record_key(dataset, r).as_deref() == Some(filing.record.as_str())
+                });
+                if !holds {
+                    return refuse(entry, format!("the person has no record with this key (`{}`) in `{}`, so nothing was filed; give the key of one of their own records", dataset.key, dataset.qualified));
+                }
+                let already = match target.right {
+                    Right::Object => answer.objections.iter().any(|o| {
+                        o.dataset == dataset.qualified
+                            && o.record == filing.record
+                            && o.status == ObjectionStatus::Open
+                    }),
+                    _ => answer.repairs.iter().any(|r| {
+                        r.dataset == dataset.qualified
+                            && r.record == filing.record
+                            && matches!(r.status, RepairStatus::Applied | RepairStatus::Repaired)
+                    }),
+                };
+                if already {
+                    return refuse(entry, format!("this record already has an open {}; its status is in the person's register", if target.right == Right::Object { "objection" } else { "repair application or repair" }));
+                }
+                let prefix = if target.right == Right::Object {
+                    "obj"
+                } else {
+                    "rep"
+                };
+                let Some(id) = crate::rights::new_id(prefix) else {
+                    let response = NodeResponse::Failed {
+                        code: FailureCode::Unavailable,
+                        message: format!(
+                            "node `{}`: no randomness for an id; nothing was filed",
+                            desk.node
+                        ),
+                    };
+                    let outcome = NodeOutcome::Refused("no randomness for an id".into());
+                    return desk.finished(
+                        AuditRecord {
+                            kind: EntryKind::Refusal,
+                            ..entry
+                        },
+                        outcome,
+                        response,
+                    );
+                };
+                match (target.right, filing.grounds) {
+                    (Right::ApplyRepair, Some(grounds)) => answer.repairs.push(RepairState {
+                        id: id.clone(),
+                        dataset: dataset.qualified.clone(),
+                        record: filing.record.clone(),
+                        grounds,
+                        reason: filing.reason.clone(),
+                        evidence: filing.evidence.clone(),
+                        filed_at: at.clone(),
+                        status: RepairStatus::Applied,
+                        decisions: Vec::new(),
+                    }),
+                    _ => answer.objections.push(ObjectionState {
+                        id: id.clone(),
+                        dataset: dataset.qualified.clone(),
+                        record: filing.record.clone(),
+                        reason: filing.reason.clone(),
+                        evidence: filing.evidence.clone(),
+                        filed_at: at.clone(),
+                        status: ObjectionStatus::Open,
+                        resolution: None,
+                    }),
+                }
+                answer.filed = Some(id.clone());
+                to_file = Some(ToFile {
+                    id: id.clone(),
+                    right: target.right,
+                    dataset: dataset.qualified.clone(),
+                    subject: entry.subject.clone(),
+                    filing,
+                    at: at.clone(),
+                });
+                serde_json::json!({ "filed": target.right.as_str(), "id": id, "dataset": dataset.qualified })
+            }
+            (Right::RepairApplications, Some(dataset)) => {
+                // The records the applications concern, as the policy releases them to
+                // this requester for this purpose, and the applications of this dataset.
+                let records_request = LookupRequest {
+                    target: fedq_wire::message::LookupTarget::Datasets(vec![
+                        fedq_wire::message::DatasetRequest {
+                            dataset: dataset.qualified.clone(),
+                            fields: None,
+                        },
+                    ]),
+                    ..request.clone()
+                };
+                let checked: BTreeMap<String, Evidence> = by_dataset
+                    .into_iter()
+                    .filter(|(name, _)| name == &dataset.qualified)
+                    .map(|(name, e)| (name, e.checked(dataset, subject.sub.as_str(), clock.today)))
+                    .collect();
+                let enforced = crate::enforce::answer(
+                    policy,
+                    desk.node,
+                    desk.department,
+                    &records_request,
+                    consent.is_some(),
+                    &checked,
+                    clock.today,
+                );
+                if let Ok(fedq_wire::message::LookupAnswer::Datasets(outcomes)) = enforced.answer {
+                    for o in outcomes {
+                        if let fedq_wire::message::DatasetOutcome::Released(a) = o {
+                            answer.records.push(a);
+                        }
+                    }
+                }
+                answer.objections.clear();
+                answer.repairs.retain(|r| r.dataset == dataset.qualified);
+                serde_json::json!({ "repair_applications": answer.repairs.len(), "records": enforced.audit_outcome.as_str() })
+            }
+            (_, None) => {
+                return refuse(entry, "the right names no dataset of the catalogue".into())
+            }
+        };
+        let outcome = NodeOutcome::Decided(Outcome::json(&audited));
+        let query_id = request.query_id.clone();
+        let mut finished = desk.release_sealed(Sealing {
+            entry,
+            outcome,
+            answer: fedq_wire::message::LookupAnswer::Rights(answer),
+            session: &session,
+            nonce: &nonce,
+            query_id: &query_id,
+            any_unverified: false,
+            consent,
+            reservation,
+        });
+        if finished.release.releases_records {
+            finished.to_file = to_file;
+        }
+        finished
+    }
+}
+
+/// The records read as the rights file's marks leave them ([`crate::rights::overlay`]):
+/// removed records dropped, corrections applied, disputed records apart by dataset.
+fn apply_marks(
+    policy: &InForce,
+    checked: BTreeMap<String, Evidence>,
+    marks: &crate::rights::Marks,
+) -> (
+    BTreeMap<String, Evidence>,
+    BTreeMap<String, Vec<fedq_policy::Record>>,
+) {
+    let mut disputed = BTreeMap::new();
+    if marks.is_empty() {
+        return (checked, disputed);
+    }
+    let checked = checked
+        .into_iter()
+        .map(|(name, evidence)| {
+            let dataset = policy
+                .engine
+                .datasets()
+                .iter()
+                .find(|d| d.qualified == name);
+            match (evidence, dataset) {
+                (Evidence::Records(records), Some(dataset)) => {
+                    let (clean, apart) = crate::rights::overlay(dataset, records, marks);
+                    if !apart.is_empty() {
+                        disputed.insert(name.clone(), apart);
+                    }
+                    (name, Evidence::Records(clean))
+                }
+                (evidence, _) => (name, evidence),
+            }
+        })
+        .collect();
+    (checked, disputed)
+}
+
+/// What [`Desk::release_sealed`] seals and releases.
+struct Sealing<'s, 'a> {
+    entry: AuditRecord,
+    outcome: NodeOutcome,
+    answer: fedq_wire::message::LookupAnswer,
+    session: &'s NodeSession,
+    nonce: &'s str,
+    query_id: &'s str,
+    any_unverified: bool,
+    consent: Option<Consent>,
+    reservation: Option<Reservation<'a>>,
+}
+
+impl<'a> Desk<'a> {
+    /// Seals a decided answer to the requester and holds it until its entry is durable.
+    fn release_sealed(&self, s: Sealing<'_, 'a>) -> Finished<'a> {
+        let desk = self;
+        let Sealing {
+            entry,
+            outcome,
+            answer,
+            session,
+            nonce,
+            query_id,
+            any_unverified,
+            consent,
+            reservation,
+        } = s;
         // The answer is sealed to the requester, bound to the proof it answers: the
         // coordinator relays ciphertext.
-        let sealed = match session.seal_lookup_answer(&answer, &nonce) {
+        let sealed = match session.seal_lookup_answer(&answer, nonce) {
             Ok(sealed) => sealed,
             Err(fedq_wire::seal::SealError::TooLarge) => String::new(),
             Err(e) => {
@@ -761,7 +1187,7 @@ impl<'a> Pending<'a> {
             };
             return desk.refused(entry, NodeOutcome::Refused(rationale.clone()), rationale);
         }
-        tracing::debug!(query = %request.query_id, "answering lookup");
+        tracing::debug!(query = %query_id, "answering lookup");
         // The entry commits to the very answer released (issue 18): its receipt then
         // checks only with this sealed answer, which is bound to the requester's nonce.
         let entry = AuditRecord {
@@ -794,6 +1220,12 @@ impl<'a> Finished<'a> {
     /// keeps the count in the same transaction as the entry).
     pub fn consent_use(&self) -> Option<i64> {
         self.consent_expires
+    }
+
+    /// What the lookup files, once its entry is durable (a rights lookup's objection or
+    /// repair application).
+    pub fn take_filing(&mut self) -> Option<ToFile> {
+        self.to_file.take()
     }
 
     /// The entry to write, the consent use it counts, and the response held until then.

@@ -279,6 +279,26 @@ impl PgStore {
         })
     }
 
+    /// Reverses a recorded repair of one record (it is disclosed again under the window).
+    pub async fn unrepair(&self, dataset: &str, key: &str) -> Result<String, StoreError> {
+        let subject: Option<String> = sqlx::query_scalar(
+            "UPDATE records SET repaired_at = NULL, repair_reason = NULL \
+             WHERE dataset = $1 AND record_key = $2 RETURNING subject",
+        )
+        .bind(dataset)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::Database {
+            path: self.label.clone(),
+            reason: without(&e.to_string(), key),
+        })?;
+        subject.ok_or_else(|| StoreError::NoSuchRecord {
+            dataset: dataset.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
     /// Number of stored records of a dataset.
     pub async fn count(&self, dataset: &str) -> Result<u64, StoreError> {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM records WHERE dataset = $1")

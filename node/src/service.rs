@@ -61,6 +61,9 @@ pub enum ServeError {
     /// The ops listener (`ops_listen`) could not be bound.
     #[error(transparent)]
     Ops(#[from] fedq_ops::OpsError),
+    /// The rights file (objections, repair applications) could not be opened.
+    #[error(transparent)]
+    Rights(#[from] crate::rights::RightsError),
     /// The node's catalogue is not the one the policy in force was checked against.
     #[error("catalogue `{catalogue}` differs from the one policy {policy} was checked against: {differences}; make the node's `catalogue` the department's file from the policy's catalogue directory (or have the officers check and sign a policy for this catalogue)")]
     CatalogueMismatch {
@@ -84,6 +87,8 @@ pub struct Node {
     consent_uses: ConsentUses,
     /// This node's log offered to witnesses, and this node as a witness of the others.
     witness: Arc<NodeWitness>,
+    /// The persons' objections and repair applications here.
+    rights: Arc<crate::rights::RightsFile>,
     endpoint: NodeEndpoint,
     max_answer_len: usize,
     /// `/health` and `/metrics`, if `ops_listen` is set.
@@ -171,6 +176,7 @@ impl Node {
             )));
         }
         let witness = Arc::new(node_witness(&config, &audit)?);
+        let rights = Arc::new(crate::rights::RightsFile::open(&config.rights_state)?);
         let ops = config
             .ops_listen
             .map(fedq_ops::OpsListener::bind)
@@ -185,6 +191,7 @@ impl Node {
             pseudonyms: Arc::new(pseudonyms),
             consent_uses,
             witness,
+            rights,
             endpoint,
             max_answer_len,
             ops,
@@ -255,6 +262,7 @@ impl Node {
             consent_trust: self.endpoint.trust(),
             consent_uses: self.consent_uses,
             witness: self.witness,
+            rights: self.rights,
             config: self.config,
         });
         let handler: Handler = Arc::new(move |peer, request| {
@@ -332,6 +340,7 @@ struct Context {
     consent_trust: Arc<RwLock<FederationTrust>>,
     consent_uses: ConsentUses,
     witness: Arc<NodeWitness>,
+    rights: Arc<crate::rights::RightsFile>,
     config: NodeConfig,
 }
 
@@ -364,6 +373,75 @@ impl Context {
                 }
                 part
             })
+    }
+
+    /// What the rights file marks of a subject's records (open objections, corrections,
+    /// removals). A file that cannot be read fails the lookup closed: a disputed record
+    /// must not count in a verdict by accident.
+    fn marks(&self, pseudonym: &str) -> Result<crate::rights::Marks, ReadFailure> {
+        self.rights.marks(pseudonym).map_err(|e| {
+            tracing::error!(error = %e, "rights file unavailable; answering unavailable");
+            ReadFailure::Store
+        })
+    }
+
+    /// What a rights lookup reads besides records: the log's entries about the person
+    /// with inclusion proofs against its newest kept checkpoint (the register only), and
+    /// the person's objections and repair applications. Off the runtime (the log is read
+    /// by a scan).
+    async fn rights_read(
+        &self,
+        right: fedq_wire::rights::Right,
+        pseudonym: &str,
+    ) -> Result<crate::lookup::RightsRead, ReadFailure> {
+        let rights = Arc::clone(&self.rights);
+        let audit_path = self.config.audit.clone();
+        let pseudonym = pseudonym.to_owned();
+        let read = tokio::task::spawn_blocking(move || {
+            let (objections, repairs) = rights.of_subject(&pseudonym).map_err(|e| e.to_string())?;
+            let mut out = crate::lookup::RightsRead {
+                objections,
+                repairs,
+                ..Default::default()
+            };
+            if right == fedq_wire::rights::Right::Register {
+                let latest =
+                    fedq_audit::latest_checkpoint(&audit_path).map_err(|e| e.to_string())?;
+                let size = latest.as_ref().map_or(0, |(size, _)| *size);
+                let entries = fedq_audit::entries_about_all(&audit_path, &pseudonym, size)
+                    .map_err(|e| e.to_string())?;
+                out.register = entries;
+                out.checkpoint = latest.map(|(_, note)| note);
+            }
+            Ok::<_, String>(out)
+        })
+        .await;
+        match read {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "register or rights file unavailable; answering unavailable");
+                Err(ReadFailure::Store)
+            }
+            Err(_) => Err(ReadFailure::Store),
+        }
+    }
+
+    /// Writes what a rights lookup filed into the rights file.
+    async fn file(&self, f: crate::lookup::ToFile) -> Result<(), crate::rights::RightsError> {
+        let rights = Arc::clone(&self.rights);
+        tokio::task::spawn_blocking(move || match f.right {
+            fedq_wire::rights::Right::ApplyRepair => {
+                rights.file_repair(&f.id, &f.subject, &f.dataset, &f.filing, &f.at)
+            }
+            _ => rights.file_objection(&f.id, &f.subject, &f.dataset, &f.filing, &f.at),
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::rights::RightsError::Database {
+                path: "rights file".into(),
+                reason: "the writer task failed".into(),
+            })
+        })
     }
 
     /// Verifies and installs a policy bundle (off the runtime: it reads the CA, CRL and
@@ -644,9 +722,20 @@ impl Context {
                     *refused = None;
                 }
                 let read = self.read(pending.subject(), pending.reads()).await;
-                pending.answer(&desk, read)
+                match pending.reads().right {
+                    Some(right) => {
+                        let rights = self.rights_read(right, pending.pseudonym()).await;
+                        pending.answer_rights(&desk, read, rights)
+                    }
+                    None => match self.marks(pending.pseudonym()) {
+                        Ok(marks) => pending.answer(&desk, read, &marks),
+                        Err(failure) => pending.answer(&desk, Err(failure), &Default::default()),
+                    },
+                }
             }
         };
+        let mut finished = finished;
+        let to_file = finished.take_filing();
         let (entry, consent_use, release) = finished.into_parts();
         let appended = match consent_use {
             Some(expires) => {
@@ -665,6 +754,20 @@ impl Context {
         metrics::counter!(crate::ops::LOOKUPS, "outcome" => outcome.label()).increment(1);
         metrics::histogram!(crate::ops::LOOKUP_SECONDS).record(started.elapsed().as_secs_f64());
         let mut response = release.after(appended.as_ref().map(|_| ()));
+        // What a rights lookup files is written once its entry is durable; if that fails,
+        // the person is told nothing was filed (the entry stays, registering the attempt).
+        if let (Some(filing), Ok(_)) = (to_file, &appended) {
+            if let Err(e) = self.file(filing).await {
+                tracing::error!(error = %e, "the rights file is unavailable; nothing was filed");
+                response = NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!(
+                        "node `{}`: its rights file is unavailable, so nothing was filed; try again later",
+                        self.node
+                    ),
+                };
+            }
+        }
         // No receipt, no data (issue 18 §4): the answer carries the signed commitment to
         // the entry just made durable for it.
         if let (NodeResponse::Lookup(answer), Ok(committed)) = (&mut response, appended) {

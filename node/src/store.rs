@@ -266,6 +266,27 @@ impl SqliteStore {
         })
     }
 
+    /// Reverses a recorded repair of one record (it is disclosed again under the window).
+    pub fn unrepair(&self, dataset: &str, key: &str) -> Result<String, StoreError> {
+        let err = db_err(&self.path);
+        let conn = self.reader.lock().map_err(|_| StoreError::Database {
+            path: self.path.display().to_string(),
+            reason: "store lock poisoned".into(),
+        })?;
+        let subject: Option<String> = conn
+            .query_row(
+                "UPDATE records SET repaired_at = NULL, repair_reason = NULL WHERE dataset = ?1 AND record_key = ?2 RETURNING subject",
+                params![dataset, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        subject.ok_or_else(|| StoreError::NoSuchRecord {
+            dataset: dataset.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
     /// Number of stored records of a dataset.
     pub fn count(&self, dataset: &str) -> Result<u64, StoreError> {
         let conn = self.reader.lock().map_err(|_| StoreError::Database {
@@ -368,6 +389,14 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.repair(dataset, key, reason, at),
             Store::Postgres(p) => p.repair(dataset, key, reason, at).await,
+        }
+    }
+
+    /// Reverses a recorded repair of one record.
+    pub async fn unrepair(&self, dataset: &str, key: &str) -> Result<String, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.unrepair(dataset, key),
+            Store::Postgres(p) => p.unrepair(dataset, key).await,
         }
     }
 

@@ -194,6 +194,18 @@ pub enum Refusal {
         /// As given.
         view: String,
     },
+    /// The purpose does not serve this right of the person (`rights` of the purpose).
+    #[error(
+        "purpose `{purpose}` does not serve the right `{right}`; the rights it serves: {served}"
+    )]
+    RightNotServed {
+        /// Purpose.
+        purpose: String,
+        /// The right asked.
+        right: crate::policy::Right,
+        /// The rights it serves, or "none".
+        served: String,
+    },
 }
 
 impl Refusal {
@@ -215,6 +227,7 @@ impl Refusal {
             Refusal::UnknownField { .. } => "unknown_field",
             Refusal::ViewNotForPurpose { .. } => "view_not_for_purpose",
             Refusal::UnknownView { .. } => "unknown_view",
+            Refusal::RightNotServed { .. } => "right_not_served",
         }
     }
 }
@@ -551,6 +564,42 @@ impl Engine {
     /// The datasets, in index order.
     pub fn datasets(&self) -> &[Dataset] {
         &self.datasets
+    }
+
+    /// Checks a request that exercises one of the person's rights (issue 19): the request
+    /// as a whole ([`Engine::check_request`]), then that its purpose serves `right`.
+    pub fn check_rights(
+        &self,
+        requester: &str,
+        purpose: &str,
+        legal_basis: Option<&str>,
+        consent: bool,
+        case_reference: Option<&str>,
+        right: crate::policy::Right,
+    ) -> Result<(), Refusal> {
+        let (_, p) =
+            self.check_request(requester, purpose, legal_basis, consent, case_reference)?;
+        let Some(pur) = self.policy.purposes.get(p) else {
+            return Err(Refusal::UnknownPurpose {
+                purpose: purpose.to_owned(),
+            });
+        };
+        if !pur.rights.contains(&right) {
+            return Err(Refusal::RightNotServed {
+                purpose: purpose.to_owned(),
+                right,
+                served: if pur.rights.is_empty() {
+                    "none".to_owned()
+                } else {
+                    pur.rights
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            });
+        }
+        Ok(())
     }
 
     /// The request-level check the coordinator makes before fanning out, and every node

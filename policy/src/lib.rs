@@ -96,6 +96,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod report;
 pub mod resident_id;
+pub mod rights;
 pub mod testing;
 pub mod transform;
 mod validate;
@@ -109,7 +110,7 @@ pub use engine::{
     ViewDecision, ViewRequest,
 };
 pub use location::{LocatedError, LocatedErrors, Location};
-pub use minimize::{minimize, MinimizedAnswer, Summary};
+pub use minimize::{minimize, minimize_disputed, MinimizedAnswer, Summary};
 pub use policy::Policy;
 pub use resident_id::{ResidentId, ResidentIdError};
 pub use transform::FieldTransform;

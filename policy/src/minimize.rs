@@ -39,6 +39,11 @@ pub struct MinimizedAnswer {
     pub records: Vec<BTreeMap<String, Value>>,
     /// Field → summary.
     pub summaries: BTreeMap<String, Summary>,
+    /// How many of `records`, the last ones, are disputed: the person objected and the
+    /// department has not resolved it (issue 19). They count in no summary and in no
+    /// view's verdict.
+    #[serde(default)]
+    pub disputed: usize,
 }
 
 fn in_window(dataset: &Dataset, fd: &FieldDecision<'_>, record: &Record) -> bool {
@@ -96,12 +101,78 @@ pub fn minimize(decision: &DatasetDecision<'_>, records: &[Record]) -> Minimized
     answer
 }
 
+/// Applies `decision` to the subject's undisputed `records` and then to its `disputed`
+/// ones (the person objected and the department has not resolved it, issue 19): the
+/// disputed records that are released come last, counted in
+/// [`MinimizedAnswer::disputed`], and count in no summary.
+pub fn minimize_disputed(
+    decision: &DatasetDecision<'_>,
+    records: &[Record],
+    disputed: &[Record],
+) -> MinimizedAnswer {
+    let mut answer = minimize(decision, records);
+    if disputed.is_empty() {
+        return answer;
+    }
+    let flagged = minimize(decision, disputed);
+    answer.disputed = flagged.records.len();
+    answer.records.extend(flagged.records);
+    answer
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::tests::{engine, rule};
     use crate::engine::{DecisionRequest, FieldSelection};
     use crate::transform::FieldTransform::{Bucket, Mask, Month};
+
+    #[test]
+    fn disputed_records_come_last_flagged_and_count_in_no_summary() {
+        let e = engine(&rule(
+            "g",
+            "grant",
+            "fields = [\"id\", \"on\"]",
+            Some("clear"),
+            "",
+        ));
+        let exists = engine(&rule("g", "grant", "fields = [\"id\"]", Some("exists"), ""));
+        let record = |id: &str| {
+            let mut r = crate::catalogue::Record::new();
+            r.insert("id".into(), crate::value::Value::Text(id.into()));
+            r.insert(
+                "on".into(),
+                crate::value::Value::Date(crate::value::parse_date("2026-01-02").unwrap()),
+            );
+            r
+        };
+        fn decide(e: &crate::engine::Engine) -> crate::engine::DatasetDecision<'_> {
+            e.decide(&DecisionRequest {
+                requester: "a.b",
+                purpose: "p",
+                legal_basis: None,
+                consent: false,
+                case_reference: None,
+                dataset: "tax.arrears",
+                fields: FieldSelection::All,
+                now: crate::value::parse_date("2026-09-15").unwrap(),
+            })
+            .unwrap()
+        }
+        let a = minimize_disputed(&decide(&e), &[record("T-1")], &[record("T-2")]);
+        assert_eq!(a.records.len(), 2);
+        assert_eq!(a.disputed, 1);
+        assert_eq!(
+            a.records[1].get("id"),
+            Some(&crate::value::Value::Text("T-2".into()))
+        );
+        // Only a disputed record: "exists" is false, and the record itself is not released
+        // by an exists-only grant.
+        let b = minimize_disputed(&decide(&exists), &[], &[record("T-2")]);
+        assert_eq!(b.summaries.get("id"), Some(&Summary::Exists(false)));
+        assert!(b.records.is_empty());
+        assert_eq!(b.disputed, 0);
+    }
 
     #[test]
     fn minimized_answers_travel_as_json() {
@@ -138,7 +209,7 @@ mod tests {
         let json = serde_json::to_string(&answer).unwrap();
         assert_eq!(
             json,
-            r#"{"dataset":"tax.arrears","policy_version":"7","records":[{"amount":{"bucket":"1000-10000"},"id":{"masked":"T**"},"on":{"month":"2026-01"}}],"summaries":{}}"#
+            r#"{"dataset":"tax.arrears","policy_version":"7","records":[{"amount":{"bucket":"1000-10000"},"id":{"masked":"T**"},"on":{"month":"2026-01"}}],"summaries":{},"disputed":0}"#
         );
         let back: MinimizedAnswer = serde_json::from_str(&json).unwrap();
         assert_eq!(back, answer);

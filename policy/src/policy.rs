@@ -141,6 +141,114 @@ pub struct Purpose {
     pub legal_bases: Vec<String>,
     /// Per-person lookups are refused: only aggregate queries may serve this purpose.
     pub aggregate_only: bool,
+    /// The person's rights this purpose serves (`rights = [...]`, issue 19): what a
+    /// request for it may ask of the nodes besides records (their register of queries
+    /// about the person, an objection, a repair application, the repair applications for
+    /// review). Empty: none.
+    pub rights: Vec<Right>,
+    /// Entries of queries for this purpose are hidden from the person's own register for
+    /// a period after the query (`hidden_from_subject`), e.g. judgment enforcement, whose
+    /// inquiries told to the debtor at once could let assets be moved. They are counted
+    /// while hidden and shown afterwards.
+    pub hidden_from_subject: Option<HiddenFromSubject>,
+}
+
+/// One of the person's rights a request can exercise (长政办发〔2017〕62号 §八, §九, §十, §十二).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Right {
+    /// Who looked at my data: the node's register of queries about the person, with the
+    /// person's objections and repairs and their status.
+    Register,
+    /// An objection (异议) to one record.
+    Object,
+    /// An application to repair one record (信用修复, §十).
+    ApplyRepair,
+    /// The credit-repair review office reads one person's repair applications and the
+    /// records they concern.
+    RepairApplications,
+}
+
+impl Right {
+    /// Every right, in a fixed order.
+    pub const ALL: [Right; 4] = [
+        Right::Register,
+        Right::Object,
+        Right::ApplyRepair,
+        Right::RepairApplications,
+    ];
+
+    /// Its name in the policy, in requests and in consent tokens (`rights:NAME`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::Register => "register",
+            Right::Object => "object",
+            Right::ApplyRepair => "apply-repair",
+            Right::RepairApplications => "repair-applications",
+        }
+    }
+
+    /// The right named `name`.
+    pub fn parse(name: &str) -> Option<Right> {
+        Right::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// Whether exercising it files something at the node (and so names one dataset).
+    pub fn names_a_dataset(self) -> bool {
+        !matches!(self, Right::Register)
+    }
+}
+
+impl std::fmt::Display for Right {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long a purpose's entries stay out of the person's register, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenFromSubject {
+    /// Days after the query.
+    pub days: u32,
+    /// Why, in the policy's words (shown to the person with the count).
+    pub reason: String,
+}
+
+/// Longest a purpose's entries may be hidden from the person, in days (five years).
+pub const MAX_HIDDEN_DAYS: u32 = 1826;
+
+/// What requesters see of a record the person objected to while the objection is open
+/// (`disputed_records`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DisputedRecords {
+    /// Shown, flagged as disputed, and not used by any view's verdict (the blacklist
+    /// check, the green channel) until the objection is resolved. The default.
+    #[default]
+    Flag,
+    /// Not released at all until the objection is resolved.
+    Withhold,
+}
+
+impl DisputedRecords {
+    /// Its name in the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputedRecords::Flag => "flag",
+            DisputedRecords::Withhold => "withhold",
+        }
+    }
 }
 
 /// Longest case reference a request may cite, in bytes, whatever the pattern allows: it is
@@ -519,6 +627,12 @@ pub struct Policy {
     /// ones are shredded, their hashes kept so every log and checkpoint still verifies.
     /// `None`: kept for good.
     pub audit_retention_days: Option<u32>,
+    /// What requesters see of a disputed record (`disputed_records`, default `flag`).
+    pub disputed_records: DisputedRecords,
+    /// The officer certificates (by name) whose signed decisions a node accepts for a
+    /// credit repair, its rejection or its reversal (`repair_approvers`; issue 19). None:
+    /// no repair can be recorded.
+    pub repair_approvers: Vec<String>,
     /// Declared purposes.
     pub purposes: Vec<Purpose>,
     /// Declared requesters.

@@ -45,6 +45,65 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
             days(n.audit_retention_days)
         ));
     }
+    if o.disputed_records != n.disputed_records {
+        other.push(format!(
+            "disputed records: {} → {}",
+            o.disputed_records.as_str(),
+            n.disputed_records.as_str()
+        ));
+    }
+    if o.repair_approvers != n.repair_approvers {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        other.push(format!(
+            "credit-repair approvers: {} → {}",
+            list(&o.repair_approvers),
+            list(&n.repair_approvers)
+        ));
+    }
+    for p in &n.purposes {
+        let old = o.purposes.iter().find(|x| x.name == p.name);
+        let rights = |p: Option<&crate::policy::Purpose>| {
+            p.map(|p| {
+                p.rights
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into())
+        };
+        if old.map(|x| &x.rights) != Some(&p.rights) && !(old.is_none() && p.rights.is_empty()) {
+            other.push(format!(
+                "purpose {} serves the person's rights: {} → {}",
+                p.name,
+                rights(old),
+                rights(Some(p))
+            ));
+        }
+        let hidden = |p: Option<&crate::policy::Purpose>| {
+            p.and_then(|p| p.hidden_from_subject.as_ref())
+                .map_or("shown at once".to_owned(), |h| {
+                    format!("hidden for {} days", h.days)
+                })
+        };
+        if old.map(|x| &x.hidden_from_subject) != Some(&p.hidden_from_subject)
+            && !(old.is_none() && p.hidden_from_subject.is_none())
+        {
+            other.push(format!(
+                "purpose {}'s entries in the person's register: {} → {}",
+                p.name,
+                hidden(old),
+                hidden(Some(p))
+            ));
+        }
+    }
     for r in &n.requesters {
         match o.requesters.iter().find(|x| x.name == r.name) {
             None => other.push(format!("requester {} is new", r.name)),

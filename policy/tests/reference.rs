@@ -353,6 +353,7 @@ fn answered(
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
+            disputed: 0,
         }),
     )
 }

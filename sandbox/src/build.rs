@@ -13,6 +13,7 @@ use crate::layout::Layout;
 use crate::ports::{free_tcp_port, free_udp_port};
 use crate::reference::{
     CATALOGUES, CONSENT_AUTHORITY, GATEWAY_APP, GATEWAY_REQUESTER, OFFICERS, POLICY,
+    RECORDS_OFFICER, REPAIR_REVIEWERS,
 };
 
 /// Errors of building or starting a sandbox federation.
@@ -141,7 +142,11 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, SandboxE
     for r in &requesters {
         issue(Role::Requester, r, Vec::new())?;
     }
-    for officer in OFFICERS {
+    for officer in OFFICERS
+        .into_iter()
+        .chain(REPAIR_REVIEWERS)
+        .chain([RECORDS_OFFICER])
+    {
         issue(Role::Officer, officer, Vec::new())?;
     }
     issue(Role::ConsentAuthority, CONSENT_AUTHORITY, Vec::new())?;

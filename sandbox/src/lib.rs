@@ -31,5 +31,7 @@ pub use build::{build, BuildOptions, Federation, SandboxError};
 pub use consent::{consent_token, forged_consent_token};
 pub use layout::Layout;
 pub use reference::*;
-pub use requests::{ask, ask_through_gateway, licensing, self_query, Ask};
+pub use requests::{
+    ask, ask_rights, ask_through_gateway, at_the_window, licensing, self_query, Ask, RightsAsk,
+};
 pub use running::{start_node, Running};

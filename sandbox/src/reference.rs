@@ -50,6 +50,13 @@ pub const LICENSING_CASE: &str = "长市监许申〔2026〕001234号";
 /// them).
 pub const OFFICERS: [&str; 3] = ["officer-zhang", "officer-li", "officer-wang"];
 
+/// The credit-repair review office's officers, the reference policy's `repair_approvers`:
+/// their signed decisions record, reject or (two together) reverse a credit repair.
+pub const REPAIR_REVIEWERS: [&str; 2] = ["reviewer-chen", "reviewer-zhou"];
+
+/// A department officer who resolves the persons' objections.
+pub const RECORDS_OFFICER: &str = "records-officer-liu";
+
 /// The requester whose gateway a sandbox sets up: the licensing office.
 pub const GATEWAY_REQUESTER: &str = "market-regulation.licensing";
 

@@ -50,21 +50,69 @@ impl Ask {
 /// Sends one query through the real HTTPS API with the requester's certificate, as
 /// `fedq query` does.
 pub async fn ask(fed: &Federation, q: &Ask) -> Result<(u16, Value), SandboxError> {
-    send_ask(fed, q, false).await
+    send_ask(fed, q, false, None).await
+}
+
+/// What a rights query exercises beyond an [`Ask`]: the right, the dataset it is about,
+/// and what is filed.
+#[derive(Clone, Debug)]
+pub struct RightsAsk {
+    /// `register`, `object`, `apply-repair`, `repair-applications`.
+    pub right: String,
+    /// The dataset an objection, application or review is about.
+    pub dataset: Option<String>,
+    /// What is filed (sealed with the subject).
+    pub filing: Option<fedq_wire::rights::Filing>,
+}
+
+/// Sends a rights query (`q` with `rights`) as `fedq query --rights` does.
+pub async fn ask_rights(
+    fed: &Federation,
+    q: &Ask,
+    rights: RightsAsk,
+) -> Result<(u16, Value), SandboxError> {
+    send_ask(fed, q, false, Some(rights)).await
+}
+
+/// The person at the service window exercising `right` (about `dataset`, filing
+/// `filing`), with a consent token the identity check signed for exactly this.
+pub fn at_the_window(fed: &Federation, subject: &str, right: &str) -> Result<Ask, SandboxError> {
+    let token = consent_token(
+        fed,
+        subject,
+        SELF_QUERY_OFFICE,
+        "self-query",
+        &[&format!("rights:{right}")],
+    )?;
+    Ok(Ask {
+        requester: SELF_QUERY_OFFICE.into(),
+        subject: subject.into(),
+        purpose: "self-query".into(),
+        basis: None,
+        consent: Some(token),
+        case_reference: None,
+        view: None,
+        datasets: Vec::new(),
+    })
 }
 
 /// Sends one query of the licensing office ([`GATEWAY_REQUESTER`](crate::GATEWAY_REQUESTER)) through its gateway,
 /// as its app [`GATEWAY_APP`](crate::GATEWAY_APP) with the app's token, as `fedq query --gateway` does (the
 /// gateway must be running: [`Running`](crate::Running)).
 pub async fn ask_through_gateway(fed: &Federation, q: &Ask) -> Result<(u16, Value), SandboxError> {
-    send_ask(fed, q, true).await
+    send_ask(fed, q, true, None).await
 }
 
 async fn send_ask(
     fed: &Federation,
     q: &Ask,
     via_gateway: bool,
+    rights: Option<RightsAsk>,
 ) -> Result<(u16, Value), SandboxError> {
+    let (right, filing, dataset) = match rights {
+        Some(r) => (Some(r.right), r.filing, r.dataset.into_iter().collect()),
+        None => (None, None, q.datasets.clone()),
+    };
     let pki = fed.layout.pki();
     let args = QueryArgs {
         coordinator: (!via_gateway).then(|| format!("https://{}", fed.coordinator)),
@@ -84,8 +132,11 @@ async fn send_ask(
         consent: q.consent.clone(),
         case_reference: q.case_reference.clone(),
         view: q.view.clone(),
-        dataset: q.datasets.clone(),
+        dataset,
+        rights: right,
+        filing,
         json: true,
+        lang: Default::default(),
     };
     Ok(client::send(&args).await?)
 }

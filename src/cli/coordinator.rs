@@ -81,7 +81,8 @@ pub struct QueryCli {
     /// `crl.pem` beside `--ca`; with `--coordinator`).
     #[arg(long)]
     pub crl: Option<PathBuf>,
-    /// The person's resident ID.
+    /// The person's resident ID, or `@FILE` to read it from a file (kept out of the shell's
+    /// history and the process list).
     #[arg(long)]
     pub subject: String,
     /// The declared purpose.
@@ -99,11 +100,33 @@ pub struct QueryCli {
     #[arg(long = "case", value_name = "REF")]
     pub case_reference: Option<String>,
     /// A view from the policy.
-    #[arg(long, conflicts_with = "dataset")]
+    #[arg(long, conflicts_with_all = ["dataset", "rights"])]
     pub view: Option<String>,
-    /// `department.dataset` or `department.dataset.field` (repeatable).
-    #[arg(long, required_unless_present = "view")]
+    /// `department.dataset` or `department.dataset.field` (repeatable); with `--rights`,
+    /// the one dataset the right is about.
+    #[arg(long, required_unless_present_any = ["view", "rights"])]
     pub dataset: Vec<String>,
+    /// Exercise one of the person's rights instead: `register` (who looked at my data, at
+    /// every department), `object` or `apply-repair` (about one record: `--dataset`,
+    /// `--record`, `--reason`, `--evidence`), `repair-applications` (the review office).
+    #[arg(long, value_name = "RIGHT")]
+    pub rights: Option<String>,
+    /// The record an objection or repair application is about: its key in the dataset
+    /// (e.g. the case number).
+    #[arg(long, requires_all = ["rights", "reason", "evidence"])]
+    pub record: Option<String>,
+    /// Why the person objects, or what the repair rests on.
+    #[arg(long, requires = "record")]
+    pub reason: Option<String>,
+    /// The evidence reference (a receipt or certificate number).
+    #[arg(long, requires = "record")]
+    pub evidence: Option<String>,
+    /// A repair application's grounds: `performance`, `volunteer-service` or `donation`.
+    #[arg(long, requires = "record")]
+    pub grounds: Option<String>,
+    /// The language a rights answer is printed in: `zh` (default) or `en`.
+    #[arg(long, default_value = "zh")]
+    pub lang: String,
     /// Print the JSON answer.
     #[arg(long)]
     pub json: bool,
@@ -122,9 +145,33 @@ impl std::fmt::Debug for QueryCli {
     }
 }
 
-impl From<QueryCli> for QueryArgs {
-    fn from(a: QueryCli) -> Self {
-        QueryArgs {
+impl TryFrom<QueryCli> for QueryArgs {
+    type Error = ClientError;
+
+    fn try_from(a: QueryCli) -> Result<Self, ClientError> {
+        let lang = fedq_coordinator::rights::Lang::parse(&a.lang)
+            .ok_or_else(|| ClientError::Usage("`--lang` is `zh` or `en`".into()))?;
+        let grounds = a
+            .grounds
+            .as_deref()
+            .map(|g| {
+                fedq_wire::rights::RepairGrounds::parse(g).ok_or_else(|| {
+                    ClientError::Usage(
+                        "`--grounds` is `performance`, `volunteer-service` or `donation`".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        let filing = match (a.record, a.reason, a.evidence) {
+            (Some(record), Some(reason), Some(evidence)) => Some(fedq_wire::rights::Filing {
+                record,
+                reason,
+                evidence,
+                grounds,
+            }),
+            _ => None,
+        };
+        Ok(QueryArgs {
             coordinator: a.coordinator,
             gateway: a.gateway,
             token: a.token,
@@ -139,14 +186,17 @@ impl From<QueryCli> for QueryArgs {
             case_reference: a.case_reference,
             view: a.view,
             dataset: a.dataset,
+            rights: a.rights,
+            filing,
             json: a.json,
-        }
+            lang,
+        })
     }
 }
 
 /// `fedq query`.
 pub async fn query(args: QueryCli) -> Result<(), ClientError> {
-    let args = QueryArgs::from(args);
+    let args = QueryArgs::try_from(args)?;
     let (status, answer) = client::send(&args).await?;
     if status != 200 {
         return Err(ClientError::Refused {
@@ -159,6 +209,8 @@ pub async fn query(args: QueryCli) -> Result<(), ClientError> {
             "{}",
             serde_json::to_string_pretty(&answer).unwrap_or_default()
         );
+    } else if args.rights.is_some() {
+        print!("{}", fedq_coordinator::rights::render(&answer, args.lang));
     } else {
         print!("{}", client::render(&answer));
     }

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod certs;
 pub mod consent;
 pub mod coordinator;
+pub mod decision;
 pub mod demo;
 pub mod gateway;
 pub mod node;

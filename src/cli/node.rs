@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use fedq_node::admin::{self, ImportRequest};
 use fedq_node::config::NodeConfig;
+use fedq_node::remedies;
 use fedq_node::service::Node;
 use fedq_wire::transport::Limits;
 
@@ -42,20 +43,45 @@ pub enum NodeCommand {
         #[arg(long)]
         rejects: Option<PathBuf>,
     },
-    /// Record a credit repair (长政办发〔2017〕62号 §十): the record stops being disclosed at once.
+    /// The persons' objections to this department's records, oldest first.
+    Objections {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only those with this status: `open`, `upheld`, `corrected`, `removed`.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Record an officer's signed resolution of an objection (`fedq decision sign`).
+    Resolve {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The objection's id.
+        #[arg(long)]
+        objection: String,
+        /// The signed decision file.
+        #[arg(long)]
+        decision: PathBuf,
+    },
+    /// The persons' credit-repair applications here, oldest first.
+    Repairs {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Record a credit repair (长政办发〔2017〕62号 §十) on the review office's signed decision:
+    /// one `approve` or `reject`, or two `reverse` decisions by two approvers.
     Repair {
         /// The node's config file.
         #[arg(long)]
         config: PathBuf,
-        /// The dataset.
+        /// The repair application's id.
         #[arg(long)]
-        dataset: String,
-        /// The record key (the catalogue's `key` field, e.g. the case number).
-        #[arg(long)]
-        record: String,
-        /// Why (kept in the store; the audit log records that a repair happened).
-        #[arg(long)]
-        reason: String,
+        application: String,
+        /// A signed decision file (`fedq decision sign`); twice for a reversal.
+        #[arg(long, required = true)]
+        decision: Vec<PathBuf>,
     },
 }
 
@@ -105,18 +131,94 @@ pub async fn run(cmd: NodeCommand, shutdown: impl Future<Output = ()>) -> anyhow
             .await?;
             println!("{}", admin::describe(&report));
         }
-        NodeCommand::Repair {
+        NodeCommand::Objections { config, status } => {
+            let config = NodeConfig::load(&config)?;
+            let status = status
+                .map(|s| {
+                    fedq_wire::rights::ObjectionStatus::parse(&s).ok_or_else(|| {
+                        anyhow::anyhow!("`--status` is `open`, `upheld`, `corrected` or `removed`")
+                    })
+                })
+                .transpose()?;
+            let list = remedies::objections(&config, status)?;
+            if list.is_empty() {
+                println!("no objections");
+            }
+            for o in list {
+                println!(
+                    "{}  {}  {}  record {}  filed {}  reason: {}  evidence: {}",
+                    o.id,
+                    o.status.as_str(),
+                    o.dataset,
+                    o.record,
+                    o.filed_at,
+                    o.reason,
+                    o.evidence
+                );
+            }
+        }
+        NodeCommand::Resolve {
             config,
-            dataset,
-            record,
-            reason,
+            objection,
+            decision,
         } => {
             let config = NodeConfig::load(&config)?;
-            let qualified = admin::repair(&config, &dataset, &record, &reason).await?;
+            let token = read_decision(&decision)?;
+            let state = remedies::resolve(&config, &objection, &token).await?;
+            let by = state
+                .resolution
+                .as_ref()
+                .map_or("-", |r| r.officer.as_str());
             println!(
-                "recorded a credit repair of record `{record}` in `{qualified}`; it is no longer disclosed"
+                "objection {objection} resolved `{}` by officer `{by}`; the person sees it in their register",
+                state.status.as_str()
+            );
+        }
+        NodeCommand::Repairs { config } => {
+            let config = NodeConfig::load(&config)?;
+            let list = remedies::repairs(&config)?;
+            if list.is_empty() {
+                println!("no repair applications");
+            }
+            for r in list {
+                println!(
+                    "{}  {}  {}  record {}  {}  filed {}  reason: {}  evidence: {}",
+                    r.id,
+                    r.status.as_str(),
+                    r.dataset,
+                    r.record,
+                    r.grounds.as_str(),
+                    r.filed_at,
+                    r.reason,
+                    r.evidence
+                );
+            }
+        }
+        NodeCommand::Repair {
+            config,
+            application,
+            decision,
+        } => {
+            let config = NodeConfig::load(&config)?;
+            let tokens = decision
+                .iter()
+                .map(|p| read_decision(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let state = remedies::repair(&config, &application, &tokens).await?;
+            println!(
+                "repair application {application} is now `{}` (record `{}` in `{}`)",
+                state.status.as_str(),
+                state.record,
+                state.dataset
             );
         }
     }
     Ok(())
+}
+
+/// A signed decision file's token.
+fn read_decision(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| anyhow::anyhow!("cannot read the signed decision `{}`: {e}", path.display()))
 }

@@ -32,6 +32,7 @@ pub fn clear_subject(subject: &str, consent: Option<&str>) -> String {
     serde_json::to_string(&SealedSubject {
         sub: fedq_wire::ResidentId::parse(subject).unwrap(),
         consent: consent.map(str::to_owned),
+        filing: None,
     })
     .unwrap()
 }
@@ -78,6 +79,7 @@ pub fn outcomes(response: &NodeResponse) -> Vec<DatasetOutcome> {
     match opened(response) {
         LookupAnswer::Datasets(d) => d,
         LookupAnswer::View(p) => panic!("expected a datasets answer, got a view part {p:?}"),
+        LookupAnswer::Rights(r) => panic!("expected a datasets answer, got a rights answer {r:?}"),
     }
 }
 

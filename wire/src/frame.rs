@@ -49,7 +49,9 @@ pub const MAGIC: [u8; 2] = *b"FQ";
 /// 3: a lookup carries the requester's proof and the case reference, and sessions open
 /// over `OpenSession` (issue 14). 4: the subject and consent token travel sealed
 /// (`LookupRequest::sealed`). 5: answers travel sealed (`LookupResponse::sealed`).
-pub const PROTOCOL_VERSION: u8 = 5;
+/// 6: lookups exercise the person's rights (`LookupTarget::Rights`) and a released
+/// dataset counts its disputed records (`MinimizedAnswer::disputed`).
+pub const PROTOCOL_VERSION: u8 = 6;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7;
 /// Default largest payload accepted (1 MiB).
@@ -158,7 +160,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = encode(&NodeRequest::Ping).unwrap();
-        assert_eq!(&bytes[..3], b"FQ\x05");
+        assert_eq!(&bytes[..3], b"FQ\x06");
         let back: NodeRequest = decode(&bytes, MAX_FRAME_LEN).unwrap();
         assert_eq!(back, NodeRequest::Ping);
     }
@@ -177,8 +179,8 @@ mod tests {
         );
         // Older peers' frames are refused: version 1 (a lookup without the coordinator's
         // date), 2 (without the requester's proof), 3 (with the subject in clear), 4 (with
-        // the answer in clear); and 6.
-        for old in [1, 2, 3, 4, 6] {
+        // the answer in clear), 5 (without the person's rights); and 7.
+        for old in [1, 2, 3, 4, 5, 7] {
             let mut frame = good.clone();
             frame[2] = old;
             assert_eq!(

@@ -25,6 +25,7 @@ pub mod message;
 pub mod proof;
 pub mod refusal;
 pub mod resident_id;
+pub mod rights;
 pub mod seal;
 pub mod transport;
 

@@ -144,6 +144,10 @@ pub enum LookupTarget {
     View(String),
     /// Datasets (`department.dataset`), each with named fields or all fields.
     Datasets(Vec<DatasetRequest>),
+    /// One of the person's rights (issue 19): the register of queries about them, an
+    /// objection, a repair application, or the review office's reading of applications.
+    /// What is filed travels sealed with the subject ([`crate::rights::Filing`]).
+    Rights(crate::rights::RightsTarget),
 }
 
 impl LookupTarget {
@@ -159,6 +163,7 @@ impl LookupTarget {
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
+            LookupTarget::Rights(r) => r.describe(),
         }
     }
 }
@@ -227,6 +232,9 @@ pub enum LookupAnswer {
     /// A view lookup: the node's part of the view (one finding per source it holds), which
     /// the requester side combines with the other nodes' parts.
     View(fedq_policy::views::ViewPart),
+    /// A rights lookup: the node's register, the person's objections and repairs, what was
+    /// filed.
+    Rights(crate::rights::RightsAnswer),
 }
 
 /// What a node released for one dataset.

@@ -157,6 +157,11 @@ pub struct SealedSubject {
     /// The subject's consent token (compact ES256 JWS, `fedq-consent+jwt`), if any: the
     /// node verifies it itself.
     pub consent: Option<String>,
+    /// What the person files, for a lookup exercising a right that files something (an
+    /// objection, a repair application): the record and the person's words, which the
+    /// coordinator must not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filing: Option<crate::rights::Filing>,
 }
 
 impl fmt::Debug for SealedSubject {
@@ -500,6 +505,8 @@ pub enum ProofTarget {
     View(String),
     /// `{"datasets": [{"dataset", "fields": [..] | null}]}`.
     Datasets(Vec<ProofDataset>),
+    /// `{"rights": {"right", "dataset"}}`.
+    Rights(crate::rights::RightsTarget),
 }
 
 /// One dataset of a proof's target.
@@ -523,6 +530,7 @@ impl From<&LookupTarget> for ProofTarget {
                     })
                     .collect(),
             ),
+            LookupTarget::Rights(r) => ProofTarget::Rights(r.clone()),
         }
     }
 }
@@ -820,6 +828,7 @@ pub fn check_request(proven: &ProvenRequest, lookup: &LookupRequest) -> Result<(
     }
     let target_ok = match (&c.target, &lookup.target) {
         (ProofTarget::View(p), LookupTarget::View(a)) => p == a,
+        (ProofTarget::Rights(p), LookupTarget::Rights(a)) => p == a,
         (ProofTarget::Datasets(proven), LookupTarget::Datasets(asked)) => {
             !asked.is_empty()
                 && asked.iter().all(|a| {
@@ -1308,6 +1317,7 @@ mod tests {
         SealedSubject {
             sub: ResidentId::parse(SUBJECT).unwrap(),
             consent: Some("consent-token".into()),
+            filing: None,
         }
     }
 

@@ -18,7 +18,7 @@ mod views;
 
 use crate::catalogue::{Dataset, Federation};
 use crate::location::{Diagnostics, LocatedErrors};
-use crate::policy::Policy;
+use crate::policy::{DisputedRecords, Policy};
 use crate::validate::raw::{RawPolicy, RawVersion};
 
 impl Policy {
@@ -37,6 +37,8 @@ impl Policy {
 
         let version = version(&raw, &mut diag);
         let audit_retention_days = audit_retention_days(&raw, &mut diag);
+        let disputed_records = disputed_records(&raw, &mut diag);
+        let repair_approvers = repair_approvers(&raw, &mut diag);
         let purposes = purposes::validate(&raw.purposes, &mut diag);
         let requesters = requesters::validate(&raw.requesters, &purposes, &mut diag);
         let rules = rules::validate(
@@ -57,6 +59,8 @@ impl Policy {
             content_hash: sha256_hex(text),
             catalogue_dir: raw.catalogue,
             audit_retention_days,
+            disputed_records,
+            repair_approvers,
             purposes,
             requesters,
             rules,
@@ -101,6 +105,56 @@ fn audit_retention_days(raw: &RawPolicy, diag: &mut Diagnostics<'_>) -> Option<u
             None
         }
     }
+}
+
+/// What requesters see of a disputed record: `flag` (the default) or `withhold`.
+fn disputed_records(raw: &RawPolicy, diag: &mut Diagnostics<'_>) -> DisputedRecords {
+    let Some(value) = raw.disputed_records.as_ref() else {
+        return DisputedRecords::default();
+    };
+    match value.get_ref().as_str() {
+        "flag" => DisputedRecords::Flag,
+        "withhold" => DisputedRecords::Withhold,
+        _ => {
+            diag.error(
+                value.span(),
+                "`disputed_records` must be `flag` (shown flagged as disputed, used by no view's verdict) or `withhold` (not released until the objection is resolved)",
+            );
+            DisputedRecords::default()
+        }
+    }
+}
+
+/// The officers whose signed decisions record a credit repair: certificate names, each
+/// once.
+fn repair_approvers(raw: &RawPolicy, diag: &mut Diagnostics<'_>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in &raw.repair_approvers {
+        let n = name.get_ref().trim();
+        if fedq_certs_name_ok(n) {
+            if out.iter().any(|x| x == n) {
+                diag.error(
+                    name.span(),
+                    format!("repair approver `{n}` is listed twice"),
+                );
+            } else {
+                out.push(n.to_owned());
+            }
+        } else {
+            diag.error(
+                name.span(),
+                "a repair approver is an officer certificate's name (letters, digits, `.`, `-`, `_`)",
+            );
+        }
+    }
+    out
+}
+
+fn fedq_certs_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 fn sha256_hex(text: &str) -> String {

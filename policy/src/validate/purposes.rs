@@ -2,7 +2,7 @@
 //! rules are known) whether a purpose that requires a legal basis accepts one.
 
 use crate::location::Diagnostics;
-use crate::policy::{CaseReference, Purpose, Rule};
+use crate::policy::{CaseReference, HiddenFromSubject, Purpose, Right, Rule, MAX_HIDDEN_DAYS};
 use crate::validate::raw::RawPurpose;
 
 /// The declared purposes, in file order; every problem is reported to `diag`.
@@ -49,6 +49,44 @@ pub(crate) fn validate(raw: &[RawPurpose], diag: &mut Diagnostics<'_>) -> Vec<Pu
         if p.aggregate_only && (p.consent_required || p.case_reference.is_some()) {
             diag.error(p.name.span(), format!("purpose `{name}` is aggregate-only: it answers no question about one person, so it takes neither `consent_required` nor `case_reference`; remove them"));
         }
+        let mut rights: Vec<Right> = Vec::new();
+        for r in &p.rights {
+            match Right::parse(r.get_ref()) {
+                Some(right) if rights.contains(&right) => {
+                    diag.error(r.span(), format!("right `{right}` is listed twice"));
+                }
+                Some(right) => rights.push(right),
+                None => diag.error(
+                    r.span(),
+                    format!(
+                        "unknown right `{}`; the rights are: {}",
+                        r.get_ref(),
+                        Right::ALL.map(Right::as_str).join(", ")
+                    ),
+                ),
+            }
+        }
+        if !rights.is_empty() && (!p.consent_required || p.aggregate_only) {
+            diag.error(p.name.span(), format!("purpose `{name}` serves the person's rights, so it must set `consent_required = true`: a right is exercised only with the person's consent token, and nothing is answered about anyone else"));
+        }
+        let hidden_from_subject = p.hidden_from_subject.as_ref().and_then(|h| {
+            let raw = h.get_ref();
+            let days = match u32::try_from(*raw.days.get_ref()) {
+                Ok(d) if (1..=MAX_HIDDEN_DAYS).contains(&d) => d,
+                _ => {
+                    diag.error(raw.days.span(), format!("`days` must be between 1 and {MAX_HIDDEN_DAYS}: how long after the query its entry is hidden from the person"));
+                    return None;
+                }
+            };
+            if raw.reason.trim().is_empty() {
+                diag.error(h.span(), format!("`hidden_from_subject` of purpose `{name}` needs a `reason`: the person is shown it with the count of hidden entries"));
+                return None;
+            }
+            Some(HiddenFromSubject {
+                days,
+                reason: raw.reason.trim().to_owned(),
+            })
+        });
         purposes.push(Purpose {
             name: name.clone(),
             description: p.description.clone(),
@@ -57,6 +95,8 @@ pub(crate) fn validate(raw: &[RawPurpose], diag: &mut Diagnostics<'_>) -> Vec<Pu
             case_reference,
             legal_bases,
             aggregate_only: p.aggregate_only,
+            rights,
+            hidden_from_subject,
         });
     }
     purposes

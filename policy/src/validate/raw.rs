@@ -23,6 +23,9 @@ pub(crate) struct RawPolicy {
     pub(crate) title: String,
     pub(crate) catalogue: Option<String>,
     pub(crate) audit_retention_days: Option<Spanned<i64>>,
+    pub(crate) disputed_records: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) repair_approvers: Vec<Spanned<String>>,
     #[serde(default, rename = "purpose")]
     pub(crate) purposes: Vec<RawPurpose>,
     #[serde(default, rename = "requester")]
@@ -50,6 +53,17 @@ pub(crate) struct RawPurpose {
     pub(crate) legal_bases: Vec<Spanned<String>>,
     #[serde(default)]
     pub(crate) aggregate_only: bool,
+    #[serde(default)]
+    pub(crate) rights: Vec<Spanned<String>>,
+    pub(crate) hidden_from_subject: Option<Spanned<RawHidden>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHidden {
+    pub(crate) days: Spanned<i64>,
+    #[serde(default)]
+    pub(crate) reason: String,
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@
 use crate::frame::FrameError;
 
 /// ALPN of the coordinator–node protocol; names the protocol version.
-pub const ALPN: &[u8] = b"fedq-node/5";
+pub const ALPN: &[u8] = b"fedq-node/6";
 
 /// The request frame could not be decoded.
 pub const FRAME_MALFORMED: u32 = 0x1;
