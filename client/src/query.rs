@@ -185,7 +185,7 @@ pub struct DatasetResult {
     pub summaries: BTreeMap<String, Summary>,
     /// How many of `records`, the last ones, are disputed: the person objected and the
     /// department has not resolved it yet. They count in no summary and no view's verdict.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub disputed: usize,
 }
 

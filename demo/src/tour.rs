@@ -4,9 +4,10 @@
 
 use fedq_coordinator::client;
 use fedq_sandbox::{
-    ask, ask_through_gateway, consent_token, forged_consent_token, licensing, self_query, Ask,
-    Federation, Running, CATALOGUES, GATEWAY_APP, GATEWAY_REQUESTER, LICENSING_BASIS,
-    LICENSING_CASE, OFFICERS, RECRUITMENT_BASIS, RECRUITMENT_CASE, RECRUITMENT_OFFICE,
+    ask, ask_through_gateway, consent_token, forged_consent_token, licensing, rights, self_query,
+    Ask, Federation, Running, CATALOGUES, GATEWAY_APP, GATEWAY_REQUESTER, LICENSING_BASIS,
+    LICENSING_CASE, OFFICERS, RECORDS_OFFICER, RECRUITMENT_BASIS, RECRUITMENT_CASE,
+    RECRUITMENT_OFFICE, REPAIR_REVIEWERS,
 };
 use fedq_wire::transport::FrameTap;
 use serde_json::Value;
@@ -299,6 +300,169 @@ fn check_repaired_blacklist(status: u16, a: &Value, repaired: bool) -> Result<()
         .and_then(Value::as_array)
         .ok_or("expected the blacklist check's listings")?;
     expect(listings.is_empty(), "a repaired record was disclosed")
+}
+
+/// Whether a blacklist check's answer lists the person on the court's list.
+fn court_listed(a: &Value) -> Option<bool> {
+    a.pointer("/view_result/listings")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .any(|x| x.get("dataset").and_then(Value::as_str) == Some(COURT_LIST))
+        })
+}
+
+const COURT_LIST: &str = "court.dishonest_debtors";
+
+/// The court's enforcement bureau locates the debtor (a covert inquiry), then the person
+/// asks at the window who looked at their data.
+async fn enforcement_then_register(
+    fed: &Federation,
+    subject: &str,
+) -> Result<(u16, Value), String> {
+    let q = Ask {
+        requester: "court.enforcement".into(),
+        subject: subject.into(),
+        purpose: "judgment-enforcement".into(),
+        basis: Some("民事诉讼法".into()),
+        consent: None,
+        case_reference: Some("(2026)湘01执123号".into()),
+        view: None,
+        datasets: vec![COURT_LIST.into()],
+    };
+    let (status, _) = ask_in_tour(fed, &q).await?;
+    expect(status == 200, "expected the enforcement inquiry answered")?;
+    rights::register(fed, subject)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The person objects to their court record; then the licensing office's blacklist check.
+async fn object_then_check(
+    fed: &Federation,
+    subject: &str,
+    record: &str,
+) -> Result<(u16, Value), String> {
+    let filing = fedq_wire::rights::Filing {
+        record: record.into(),
+        reason: "该案已于2026年10月履行完毕，名单未及时更新".into(),
+        evidence: "执行款收据 2026-0415".into(),
+        grounds: None,
+    };
+    let (status, filed) = rights::file(fed, subject, "object", COURT_LIST, filing)
+        .await
+        .map_err(|e| e.to_string())?;
+    expect(status == 200, "expected the objection filed")?;
+    let (status, check) = ask_in_tour(fed, &licensing(subject, "blacklist-check")).await?;
+    Ok((
+        status,
+        serde_json::json!({ "filed": filed.pointer("/rights/court/filed"), "blacklist": check }),
+    ))
+}
+
+/// The court's records officer upholds the objection (a signed decision recorded at the
+/// node); then the blacklist check and the person's register.
+async fn uphold_then_check(
+    fed: &Federation,
+    subject: &str,
+    objection: &str,
+) -> Result<(u16, Value), String> {
+    let token = rights::sign_decision(
+        fed,
+        RECORDS_OFFICER,
+        "court",
+        objection,
+        "upheld",
+        "经核查，执行款尚未到账，维持原记录",
+    )
+    .map_err(|e| e.to_string())?;
+    rights::resolve(fed, "court", objection, &token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, register) = rights::register(fed, subject)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (status, check) = ask_in_tour(fed, &licensing(subject, "blacklist-check")).await?;
+    Ok((
+        status,
+        serde_json::json!({ "register": register, "blacklist": check }),
+    ))
+}
+
+/// The person applies for a credit repair; the review office reads the application and
+/// a reviewer approves it; the court records the repair; then the blacklist check.
+async fn repair_then_check(
+    fed: &Federation,
+    subject: &str,
+    record: &str,
+) -> Result<(u16, Value), String> {
+    let filing = fedq_wire::rights::Filing {
+        record: record.into(),
+        reason: "已全额履行并取得法院结案证明".into(),
+        evidence: "结案证明 (2026)湘0102执结88号".into(),
+        grounds: Some(fedq_wire::rights::RepairGrounds::Performance),
+    };
+    let (status, filed) = rights::file(fed, subject, "apply-repair", COURT_LIST, filing)
+        .await
+        .map_err(|e| e.to_string())?;
+    expect(status == 200, "expected the application filed")?;
+    let application = filed
+        .pointer("/rights/court/filed")
+        .and_then(Value::as_str)
+        .ok_or("expected the application's id")?
+        .to_owned();
+    let (status, review) = rights::review_applications(fed, subject, COURT_LIST)
+        .await
+        .map_err(|e| e.to_string())?;
+    expect(status == 200, "expected the review office's reading")?;
+    let token = rights::sign_decision(
+        fed,
+        REPAIR_REVIEWERS[0],
+        "court",
+        &application,
+        "approve",
+        "履行证明核实无误，准予修复",
+    )
+    .map_err(|e| e.to_string())?;
+    rights::repair(fed, "court", &application, &[token])
+        .await
+        .map_err(|e| e.to_string())?;
+    let (status, check) = ask_in_tour(fed, &licensing(subject, "blacklist-check")).await?;
+    Ok((
+        status,
+        serde_json::json!({ "application": application, "review": review, "blacklist": check }),
+    ))
+}
+
+/// One approver alone cannot reverse the repair; two can; then the blacklist check.
+async fn reverse_then_check(
+    fed: &Federation,
+    subject: &str,
+    application: &str,
+) -> Result<(u16, Value), String> {
+    let sign = |officer: &str| {
+        rights::sign_decision(
+            fed,
+            officer,
+            "court",
+            application,
+            "reverse",
+            "结案证明系伪造，撤销修复",
+        )
+        .map_err(|e| e.to_string())
+    };
+    let first = sign(REPAIR_REVIEWERS[0])?;
+    let alone = rights::repair(fed, "court", application, std::slice::from_ref(&first)).await;
+    let refused = alone.err().map(|e| e.to_string());
+    let second = sign(REPAIR_REVIEWERS[1])?;
+    rights::repair(fed, "court", application, &[first, second])
+        .await
+        .map_err(|e| e.to_string())?;
+    let (status, check) = ask_in_tour(fed, &licensing(subject, "blacklist-check")).await?;
+    Ok((
+        status,
+        serde_json::json!({ "one_approval": refused, "blacklist": check }),
+    ))
 }
 
 /// Sends `q` as built, or fails the stop with why it could not be built.
@@ -723,6 +887,99 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
                 "expected every other department as a witness",
             )?;
             expect(w.get("intact") == Some(&Value::Bool(true)), "expected the log to match every cosigned checkpoint")
+        },
+    );
+
+    // The person's rights (issue 19), at the citizen-service window.
+    let debtor = s.blacklisted.resident_id.clone();
+    let court_record = rights::record_key(&s.blacklisted, COURT_LIST).unwrap_or_default();
+    run(
+        "Who looked at my data: at the service window, with a consent token for exactly this, the person's register comes back from every department's own log — the licensing office's queries listed with their case and legal basis, each proven against the department's signed checkpoint; the court's enforcement inquiry only counted, hidden for 180 days as the policy says for judgment enforcement",
+        enforcement_then_register(fed, &debtor).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let rights = a.get("rights").and_then(Value::as_object).ok_or("expected every department's register")?;
+            expect(rights.len() == fed.nodes.len(), "expected a register from every department")?;
+            let court = rights.get("court").ok_or("expected the court's register")?;
+            let entries = court.get("entries").and_then(Value::as_array).ok_or("expected the court's entries")?;
+            expect(
+                entries.iter().any(|e| e.get("requester").and_then(Value::as_str) == Some("market-regulation.licensing")
+                    && e.get("case_reference").and_then(Value::as_str) == Some(LICENSING_CASE)),
+                "expected the licensing office's query with its case",
+            )?;
+            expect(
+                !entries.iter().any(|e| e.get("purpose").and_then(Value::as_str) == Some("judgment-enforcement")),
+                "the covert enforcement inquiry was listed",
+            )?;
+            let hidden = court.get("hidden").and_then(Value::as_array).ok_or("expected the hidden count")?;
+            expect(
+                hidden.iter().any(|h| h.get("purpose").and_then(Value::as_str) == Some("judgment-enforcement")
+                    && h.get("count").and_then(Value::as_u64).is_some_and(|n| n >= 1)),
+                "expected the enforcement inquiry counted as hidden",
+            )?;
+            expect(court.get("checkpoint").is_some_and(Value::is_string), "expected the court's signed checkpoint")
+        },
+    );
+
+    let objected = object_then_check(fed, &debtor, &court_record).await;
+    let objection = objected
+        .as_ref()
+        .ok()
+        .and_then(|(_, a)| a.get("filed").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned();
+    run(
+        "The person objects (异议) to the court's record, the reason and evidence sealed to the court alone: the court marks it disputed, and the licensing office's blacklist check no longer counts it until the court decides",
+        objected,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(a.get("filed").and_then(Value::as_str).is_some_and(|id| id.starts_with("obj-")), "expected the objection's id")?;
+            expect(court_listed(&a["blacklist"]) == Some(false), "a disputed record was counted by the blacklist check")
+        },
+    );
+
+    run(
+        "The court's records officer upholds the record with a signed decision, which the node verifies against the federation's CA before recording it: the person sees the outcome and the officer in their register, and the listing counts again",
+        uphold_then_check(fed, &debtor, &objection).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let objection = a.pointer("/register/rights/court/objections/0").ok_or("expected the objection in the register")?;
+            expect(objection.get("status").and_then(Value::as_str) == Some("upheld"), "expected the objection upheld")?;
+            expect(objection.pointer("/resolution/officer").and_then(Value::as_str) == Some(RECORDS_OFFICER), "expected the officer named")?;
+            expect(court_listed(&a["blacklist"]) == Some(true), "expected the upheld listing counted again")
+        },
+    );
+
+    let repaired = repair_then_check(fed, &debtor, &court_record).await;
+    let application = repaired
+        .as_ref()
+        .ok()
+        .and_then(|(_, a)| a.get("application").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned();
+    run(
+        "Credit repair (信用修复, §十): the person applies, citing performance; the review office reads the application and the record, a reviewer on the policy's `repair_approvers` signs the approval, and the court records it — the listing is no longer disclosed",
+        repaired,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(
+                a.pointer("/review/rights/court/repairs/0/status").and_then(Value::as_str) == Some("applied"),
+                "expected the review office to read the application",
+            )?;
+            expect(court_listed(&a["blacklist"]) == Some(false), "a repaired record was disclosed")
+        },
+    );
+
+    run(
+        "Reversing a repair needs a second approval: one reviewer's signed reversal is refused, two reviewers' together are recorded, and the listing is disclosed again",
+        reverse_then_check(fed, &debtor, &application).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(
+                a.get("one_approval").and_then(Value::as_str).is_some_and(|e| e.contains("second approval")),
+                "expected one approval refused",
+            )?;
+            expect(court_listed(&a["blacklist"]) == Some(true), "expected the listing disclosed again")
         },
     );
 

@@ -203,7 +203,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Federation, SandboxE
                 "# Node of department `{d}`. Start it with: fedq node serve --config nodes/{d}.toml\n\
                  name = \"{d}\"\nlisten = \"{addr}\"\ncatalogue = \"../policy/catalogue/{d}.toml\"\n\
                  policy = \"../policy/policy.toml\"\nstore = \"../stores/{d}.db\"\n\
-                 audit = \"../audit/{d}-audit.db\"\npseudonym_key = \"../audit/{d}-pseudonym.key\"\n\
+                 audit = \"../audit/{d}-audit.db\"\nrights_state = \"../stores/{d}-rights.db\"\npseudonym_key = \"../audit/{d}-pseudonym.key\"\n\
                  today = \"{today}\"\n{roster}\n[tls]\nca = \"../pki/ca.crt\"\ncrl = \"../pki/crl.pem\"\n\
                  cert = \"../pki/{d}.crt\"\nkey = \"../pki/{d}.key\"\n"
             ),

@@ -25,6 +25,7 @@ mod layout;
 mod ports;
 pub mod reference;
 pub mod requests;
+pub mod rights;
 mod running;
 
 pub use build::{build, BuildOptions, Federation, SandboxError};
