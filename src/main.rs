@@ -58,6 +58,12 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::decision::DecisionCommand,
     },
+    /// Complaints about a query or a leak: file one and follow it (requesters); read the
+    /// queue and change a complaint's status with a signed statement (officers).
+    Complaint {
+        #[command(subcommand)]
+        cmd: cli::complaint::ComplaintCommand,
+    },
     /// The consent authority's tokens: issue one, or show what one says.
     Consent {
         #[command(subcommand)]
@@ -149,6 +155,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             cmd => cli::gateway::set_up(cmd)?,
         },
+        Command::Complaint { cmd } => block_on(CurrentThread, cli::complaint::run(cmd))?,
         Command::Consent { cmd } => cli::consent::run(cmd)?,
         Command::Decision { cmd } => cli::decision::run(cmd)?,
         Command::Audit { cmd } => return Ok(cli::audit::run(cmd)?),

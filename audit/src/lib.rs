@@ -377,11 +377,14 @@ pub enum EntryKind {
     Retention,
     /// An officer's resolution of a person's objection to a record (`fedq node resolve`).
     Objection,
+    /// A complaint filed, or its status changed by an officer (coordinator): the
+    /// complaint's id and the departments it is routed to, never its text or contact.
+    Complaint,
 }
 
 impl EntryKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EntryKind; 10] = [
+    pub const ALL: [EntryKind; 11] = [
         EntryKind::Query,
         EntryKind::Answer,
         EntryKind::Refusal,
@@ -392,6 +395,7 @@ impl EntryKind {
         EntryKind::Policy,
         EntryKind::Retention,
         EntryKind::Objection,
+        EntryKind::Complaint,
     ];
 
     /// The name the log stores.
@@ -407,6 +411,7 @@ impl EntryKind {
             EntryKind::Policy => "policy",
             EntryKind::Retention => "retention",
             EntryKind::Objection => "objection",
+            EntryKind::Complaint => "complaint",
         }
     }
 }
@@ -510,7 +515,7 @@ impl PartialEq<&str> for Outcome {
 
 /// A stored kind that is none of [`EntryKind`]'s names.
 #[derive(Debug, thiserror::Error)]
-#[error("an audit entry's kind is not one fedq writes (expected one of query, answer, refusal, repair, session, policy-installed, policy-refused, policy, retention)")]
+#[error("an audit entry's kind is not one fedq writes (expected one of query, answer, refusal, repair, session, policy-installed, policy-refused, policy, retention, objection, complaint)")]
 pub struct UnknownKind;
 
 impl std::str::FromStr for EntryKind {
@@ -1947,6 +1952,63 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<AuditEntry>, AuditEr
         }
     }
     Ok(out)
+}
+
+/// A coordinator `query` entry found by [`find_query`]: the coordinator's id of the query
+/// and the departments it concerned (every node asked or reported on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundQuery {
+    /// The coordinator's own id of the query.
+    pub query_id: String,
+    /// The departments the query concerned, each once, in name order.
+    pub departments: Vec<String>,
+}
+
+/// Finds the coordinator `query` entry whose id is `id`, or in which some node recorded
+/// the query under `id` (its `node_query_ids`): what a complaint about a query is routed
+/// by. Scans the log (it has no secondary index, see [`list`]); complaints are rare.
+pub fn find_query(path: &Path, id: &str) -> Result<Option<FoundQuery>, AuditError> {
+    let conn = open(path)?;
+    let err = store_err(path);
+    // The id quoted as the mapping's JSON holds it, so a part of an id never matches.
+    let quoted = serde_json::Value::String(id.to_owned()).to_string();
+    let mut stmt = conn
+        .prepare(
+            "SELECT query_id, node_query_ids, outcome FROM audit WHERE kind = ?1
+             AND (query_id = ?2 OR instr(node_query_ids, ?3) > 0) ORDER BY seq",
+        )
+        .map_err(&err)?;
+    let rows = stmt
+        .query_map(params![EntryKind::Query.as_str(), id, quoted], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(&err)?;
+    for row in rows {
+        let (query_id, ids, outcome) = row.map_err(&err)?;
+        let ids: BTreeMap<String, String> = ids
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        if query_id != id && !ids.values().any(|v| v == id) {
+            continue;
+        }
+        let mut departments: std::collections::BTreeSet<String> = ids.into_keys().collect();
+        if let Some(nodes) = serde_json::from_str::<serde_json::Value>(&outcome)
+            .ok()
+            .and_then(|o| o.get("nodes").and_then(|n| n.as_object().cloned()))
+        {
+            departments.extend(nodes.into_iter().map(|(node, _)| node));
+        }
+        return Ok(Some(FoundQuery {
+            query_id,
+            departments: departments.into_iter().collect(),
+        }));
+    }
+    Ok(None)
 }
 
 /// How long a test or tool may wait for the writer to drain on shutdown.

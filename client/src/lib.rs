@@ -25,6 +25,7 @@
 
 pub mod answer;
 pub mod api;
+pub mod complaint;
 pub mod problem;
 pub mod query;
 
@@ -297,15 +298,60 @@ impl Client {
         self.typed("GET", "/v1/policy/status", "application/json", Vec::new())
             .await
     }
+
+    /// `POST /v1/complaints`: a complaint filed under this connection's requester
+    /// certificate (201).
+    pub async fn file_complaint(
+        &mut self,
+        complaint: &complaint::ComplaintRequest,
+    ) -> Result<complaint::ComplaintFiled, Error> {
+        self.typed(
+            "POST",
+            "/v1/complaints",
+            "application/json",
+            json(complaint)?,
+        )
+        .await
+    }
+
+    /// `GET /v1/complaints/{id}`: the status of a complaint this requester filed.
+    pub async fn complaint(&mut self, id: &str) -> Result<complaint::ComplaintState, Error> {
+        let path = complaint_path(id, "")?;
+        self.typed("GET", &path, "application/json", Vec::new())
+            .await
+    }
+
+    /// `POST /v1/complaints/{id}/status`: an officer's signed status change (an officer
+    /// certificate on this connection).
+    pub async fn update_complaint(
+        &mut self,
+        id: &str,
+        update: &complaint::StatusUpdate,
+    ) -> Result<complaint::ComplaintState, Error> {
+        let path = complaint_path(id, "/status")?;
+        self.typed("POST", &path, "application/json", json(update)?)
+            .await
+    }
+}
+
+/// `/v1/complaints/ID` + `tail`; an id that could not be a complaint's is refused here,
+/// so it is never put in a path.
+fn complaint_path(id: &str, tail: &str) -> Result<String, Error> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Usage(
+            "a complaint id is the hex id `fedq complaint file` printed".into(),
+        ));
+    }
+    Ok(format!("/v1/complaints/{id}{tail}"))
 }
 
 fn json(body: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(body).map_err(|e| Error::Usage(format!("cannot encode the request: {e}")))
 }
 
-/// A 200 read as `T`; any other status as its problem document.
+/// A 200 (or 201) read as `T`; any other status as its problem document.
 pub fn read<T: DeserializeOwned>(status: u16, json: serde_json::Value) -> Result<T, Error> {
-    if status == 200 {
+    if status == 200 || status == 201 {
         return serde_json::from_value(json).map_err(|e| Error::Unexpected {
             status,
             reason: format!("not the documented answer: {e}"),

@@ -226,6 +226,10 @@ kinds! {
     AnswerWithheld => "answer-withheld", "The audit log failed after the nodes answered; the answer is withheld";
     CoordinatorUnreachable => "coordinator-unreachable", "The gateway could not ask the coordinator";
     Internal => "internal", "The server failed unexpectedly";
+    QueryNotFound => "query-not-found", "No query is registered under that id";
+    ComplaintNotFound => "complaint-not-found", "No complaint of yours has that id";
+    ComplaintStatusConflict => "complaint-status-conflict", "The complaint cannot go to that status from the one it has";
+    OfficerSignatureRefused => "officer-signature-refused", "The officer's signature or certificate does not verify";
 }
 
 impl Kind {

@@ -11,6 +11,8 @@
 //! policy_state = "data/coordinator-policy"  # the signed bundles accepted and crl-in-force.pem, the
 //!                                           # newest CRL accepted (default: beside the audit log)
 //! audit = "data/coordinator-audit.db"
+//! complaints = "data/coordinator-complaints.db"  # the complaint queue (default: NAME-complaints.db
+//!                                      # beside the audit log); private, 0600
 //! pseudonym_key = "data/coordinator-pseudonym.key"
 //! audit_checkpoint_entries = 1000      # keep a signed checkpoint for the witnesses after this
 //! audit_checkpoint_secs = 60           #   many entries or seconds, whichever comes first
@@ -68,6 +70,7 @@ struct RawConfig {
     policy_state: Option<PathBuf>,
     policy_officers: Option<Vec<String>>,
     audit: PathBuf,
+    complaints: Option<PathBuf>,
     audit_checkpoint_entries: Option<u64>,
     audit_checkpoint_secs: Option<u64>,
     pseudonym_key: PathBuf,
@@ -219,6 +222,9 @@ pub struct CoordinatorConfig {
     pub https: ConnectionLimits,
     /// The nodes.
     pub nodes: Vec<NodeAddress>,
+    /// The complaint queue's SQLite file (`complaints`; default `NAME-complaints.db`
+    /// beside the audit log).
+    pub complaints: PathBuf,
 }
 
 impl std::ops::Deref for CoordinatorConfig {
@@ -313,6 +319,13 @@ impl CoordinatorConfig {
             });
         }
         let today = file.today(raw.today.as_deref())?;
+        let complaints = match &raw.complaints {
+            Some(p) => file.rel(p),
+            None => {
+                let audit = file.rel(&raw.audit);
+                audit.with_file_name(format!("{}-complaints.db", prologue.name))
+            }
+        };
         let process = ProcessConfig::new(
             &file,
             prologue,
@@ -340,6 +353,7 @@ impl CoordinatorConfig {
             tls,
             https,
             nodes,
+            complaints,
         })
     }
 }
@@ -375,6 +389,13 @@ address = "127.0.0.1:7101"
         assert_eq!(c.nodes[0].name, "court");
         assert_eq!(c.https, ConnectionLimits::default());
         assert_eq!(c.https.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.complaints,
+            Path::new("/srv/fedq/data/coordinator-complaints.db")
+        );
+        let named = GOOD.replace("[tls]", "complaints = \"queue/c.db\"\n[tls]");
+        let c2 = CoordinatorConfig::parse(&named, Path::new("/srv/fedq/coordinator.toml")).unwrap();
+        assert_eq!(c2.complaints, Path::new("/srv/fedq/queue/c.db"));
         let tuned = GOOD.replace(
             "[tls]",
             "[https]\nmax_connections_per_identity = 3\nidle_timeout_ms = 1500\n[tls]",

@@ -45,6 +45,9 @@ pub enum HttpsError {
     /// Certificates.
     #[error(transparent)]
     Tls(#[from] fedq_certs::TlsError),
+    /// The complaint queue.
+    #[error(transparent)]
+    Complaints(#[from] crate::complaints::ComplaintError),
     /// Socket.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
@@ -60,6 +63,7 @@ struct AppState {
     coordinator: Arc<Coordinator>,
     trust: Arc<RwLock<FederationTrust>>,
     body_timeout: Duration,
+    complaints: Arc<crate::complaints::Queue>,
 }
 
 /// A JSON answer; an error status (4xx, 5xx) is a problem document and says so in its
@@ -382,6 +386,85 @@ async fn policy_status(
     json(reply.status, reply.body)
 }
 
+/// What a non-requester is told at `/v1/complaints`.
+const COMPLAINT_ROLE: &str = "file or read a complaint; use a requester certificate";
+
+/// Reads a body of at most `limit` under the body timeout, or answers why not.
+async fn small_body(state: &AppState, request: Request, limit: usize) -> Result<Bytes, Response> {
+    let version = request.version();
+    let body = if declared_too_large(&request) {
+        Err(BodyFailure::TooLarge { drained: false })
+    } else {
+        read_body(request.into_body(), limit, state.body_timeout).await
+    };
+    body.map_err(|failure| {
+        closing(
+            problem_response(&failure.problem(limit, state.body_timeout)),
+            version,
+            failure.closes(),
+        )
+    })
+}
+
+/// `POST /v1/complaints`: any requester files a complaint about a query or a leak.
+async fn post_complaint(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    request: Request,
+) -> Response {
+    if let Some(r) = refused(&state, &peer, &[Role::Requester], COMPLAINT_ROLE) {
+        return r;
+    }
+    let body = match small_body(&state, request, crate::complaints::MAX_COMPLAINT_BODY).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let reply = state
+        .complaints
+        .file(&state.coordinator, &peer.identity, &body)
+        .await;
+    json(reply.status, reply.body)
+}
+
+/// `GET /v1/complaints/{id}`: its status, to the requester who filed it only.
+async fn get_complaint(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Some(r) = refused(&state, &peer, &[Role::Requester], COMPLAINT_ROLE) {
+        return r;
+    }
+    let reply = state.complaints.state(&peer.identity, &id).await;
+    json(reply.status, reply.body)
+}
+
+/// `POST /v1/complaints/{id}/status`: an officer's signed status change.
+async fn post_complaint_status(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    if let Some(r) = refused(
+        &state,
+        &peer,
+        &[Role::Officer],
+        "change a complaint's status; use an officer's certificate",
+    ) {
+        return r;
+    }
+    let body = match small_body(&state, request, crate::complaints::MAX_UPDATE_BODY).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let reply = state
+        .complaints
+        .update(&state.coordinator, &state.trust, &peer.identity, &id, &body)
+        .await;
+    json(reply.status, reply.body)
+}
+
 async fn openapi() -> Response {
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let text = TEXT.get_or_init(crate::openapi::document_text).clone();
@@ -404,6 +487,9 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(post_sessions))
         .route("/v1/policy/bundles", post(post_bundle))
         .route("/v1/policy/status", get(policy_status))
+        .route("/v1/complaints", post(post_complaint))
+        .route("/v1/complaints/{id}", get(get_complaint))
+        .route("/v1/complaints/{id}/status", post(post_complaint_status))
         .route("/v1/openapi.json", get(openapi))
         .route("/health", get(health))
         .fallback(not_found)
@@ -522,6 +608,7 @@ impl Api {
     ) -> Result<Self, HttpsError> {
         let refusals = RefusalLog::default();
         let config = coordinator.config().clone();
+        let complaints = Arc::new(crate::complaints::Queue::open(&config.complaints)?);
         let tls = Reloading::load(
             config.tls.clone(),
             Role::Coordinator,
@@ -556,6 +643,7 @@ impl Api {
             listener,
             state: AppState {
                 body_timeout: config.https.body_timeout,
+                complaints,
                 coordinator,
                 trust: tls.trust(),
             },

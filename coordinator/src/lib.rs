@@ -16,6 +16,7 @@
 //!   by [`fedq_ops`]);
 //! - [`client`]: the requester's side — a proving, sealing connection to the API
 //!   (`fedq query`, `fedq policy publish | status`) and how answers read for people;
+//! - [`complaints`]: the complaint queue, its endpoints and the officers' tools;
 //! - [`gateway`]: a requesting agency's gateway (`fedq gateway …`);
 //! - [`consent`]: the consent authority's tokens (`fedq consent …`);
 //! - [`serve`]: a coordinator started from its config in the caller's runtime.
@@ -27,6 +28,7 @@
 
 pub mod admission;
 pub mod client;
+pub mod complaints;
 pub mod config;
 pub mod consent;
 pub mod gateway;

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
 use crate::api::{Health, NodeList, PolicyStatus, Publication, SessionRequest, SessionsOpened};
+use crate::complaints::complaint;
 use crate::problem::{Kind, Problem, CONTENT_TYPE as PROBLEM};
 use crate::query::{QueryRequest, QueryResponse, RelayedAnswer};
 
@@ -108,6 +109,51 @@ const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        path: "/v1/complaints",
+        method: "post",
+        id: "fileComplaint",
+        summary: "File a complaint about a query or a leak",
+        description: "A requester certificate (a person files at the citizen-service window, which files under its own certificate). About a query, by the coordinator's id of it or a node's (what the person's register shows): routed to the departments that query concerned, as the coordinator's audit log records them. About a leak: routed to every department. The text and contact are kept in the coordinator's complaint queue only; the audit log registers the filing with the complaint's id and the departments, never the text.",
+        body: Some(("application/json", "ComplaintRequest")),
+        answers: &[
+            (201, "Filed: its id, status `open`, and the departments it is routed to.", Some("ComplaintFiled")),
+            (400, "Not a complaint (one line, never quoting the input): an unknown field, an empty or over-long text or contact, `leak` not true, a malformed query id.", Some("Problem")),
+            (403, "Not a requester certificate, or revoked.", Some("Problem")),
+            (404, "No query is registered under that id (`query-not-found`).", Some("Problem")),
+            (413, "Body over 32 KiB.", Some("Problem")),
+            (503, "The audit log or the complaint queue is unavailable; nothing was filed.", Some("Problem")),
+        ],
+    },
+    Operation {
+        path: "/v1/complaints/{id}",
+        method: "get",
+        id: "complaintStatus",
+        summary: "The status of a complaint you filed",
+        description: "The requester certificate that filed it; to any other certificate the complaint does not exist (404). The text and contact are not sent back.",
+        body: None,
+        answers: &[
+            (200, "Its status and every change of it, with the officer and their note.", Some("ComplaintState")),
+            (403, "Not a requester certificate, or revoked.", Some("Problem")),
+            (404, "No complaint of yours has that id (`complaint-not-found`).", Some("Problem")),
+        ],
+    },
+    Operation {
+        path: "/v1/complaints/{id}/status",
+        method: "post",
+        id: "changeComplaintStatus",
+        summary: "An officer's signed change of a complaint's status",
+        description: "An officer certificate, the same officer that signed the statement (`fedq complaint update` makes both). The signature is verified against the federation CA and CRL before anything is recorded; the statement and signature are kept in the queue. A complaint goes `open` → `in-review` → `closed` (or `open` → `closed`); each change is registered in the coordinator's audit log without the note.",
+        body: Some(("application/json", "ComplaintStatusUpdate")),
+        answers: &[
+            (200, "Changed: the complaint's state now.", Some("ComplaintState")),
+            (400, "Not a status update, a statement about another complaint, a note empty or over 2 KiB, or signed more than 300 s from the coordinator's clock.", Some("Problem")),
+            (403, "Not an officer certificate; a signature, certificate or revocation check that fails (`officer-signature-refused`); a statement signed by another officer than the connection's.", Some("Problem")),
+            (404, "No complaint has that id (`complaint-not-found`).", Some("Problem")),
+            (409, "The complaint cannot go to that status from the one it has, or the same signed statement was recorded already (`complaint-status-conflict`).", Some("Problem")),
+            (503, "The audit log or the complaint queue is unavailable; nothing was changed.", Some("Problem")),
+        ],
+    },
+    Operation {
         path: "/v1/openapi.json",
         method: "get",
         id: "openapi",
@@ -168,6 +214,22 @@ fn schemas() -> Map<String, Value> {
         generator.subschema_for::<Inline<Publication>>(),
     );
     add("Health", generator.subschema_for::<Inline<Health>>());
+    add(
+        "ComplaintRequest",
+        generator.subschema_for::<Inline<complaint::ComplaintRequest>>(),
+    );
+    add(
+        "ComplaintFiled",
+        generator.subschema_for::<Inline<complaint::ComplaintFiled>>(),
+    );
+    add(
+        "ComplaintState",
+        generator.subschema_for::<Inline<complaint::ComplaintState>>(),
+    );
+    add(
+        "ComplaintStatusUpdate",
+        generator.subschema_for::<Inline<complaint::StatusUpdate>>(),
+    );
     let mut all = generator.take_definitions(true);
     for (name, schema) in named {
         all.insert(name, schema);
@@ -269,6 +331,12 @@ fn operation(op: &Operation) -> Value {
     o.insert("operationId".into(), json!(op.id));
     o.insert("summary".into(), json!(op.summary));
     o.insert("description".into(), json!(op.description));
+    if op.path.contains("{id}") {
+        o.insert(
+            "parameters".into(),
+            json!([{ "name": "id", "in": "path", "required": true, "description": "The complaint's id (32 hex digits), as filing it answered.", "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }]),
+        );
+    }
     if let Some((media, schema)) = op.body {
         o.insert(
             "requestBody".into(),

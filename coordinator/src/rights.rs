@@ -152,6 +152,14 @@ pub fn render(answer: &serde_json::Value, lang: Lang) -> String {
                     (false, Lang::En) => "refused, nothing released",
                 }
             ));
+            out.push_str(&format!(
+                "      {} {}\n",
+                lang.pick(
+                    "查询编号（投诉时引用）",
+                    "query id (name it in a complaint)"
+                ),
+                e.query_id
+            ));
         }
         if a.older_entries > 0 {
             out.push_str(&format!(
@@ -225,6 +233,7 @@ mod tests {
         let answer = RightsAnswer {
             entries: vec![RegisterEntry {
                 at: "2026-11-20T06:03:00Z".into(),
+                query_id: "9f2c4e1a".into(),
                 requester: "market-regulation.licensing".into(),
                 purpose: "administrative-licensing".into(),
                 legal_basis: Some("行政许可法".into()),
@@ -264,6 +273,10 @@ mod tests {
             "{en}"
         );
         assert!(en.contains("outcome answered"), "{en}");
+        assert!(
+            en.contains("query id (name it in a complaint) 9f2c4e1a"),
+            "{en}"
+        );
         assert!(en.contains("NOTE: some departments did not answer"), "{en}");
     }
 }

@@ -465,6 +465,63 @@ async fn reverse_then_check(
     ))
 }
 
+/// The person complains, at the window, about a query their register lists: the
+/// coordinator routes it to the departments that query concerned; a security officer
+/// takes it up and closes it with signed statements; the window reads the outcome.
+async fn complain_then_follow(fed: &Federation, subject: &str) -> Result<(u16, Value), String> {
+    use fedq_coordinator::complaints::complaint::{
+        ComplaintAbout, ComplaintRequest, ComplaintStatus,
+    };
+    let (status, register) = rights::register(fed, subject)
+        .await
+        .map_err(|e| e.to_string())?;
+    expect(status == 200, "expected the register")?;
+    let query = register
+        .pointer("/rights/court/entries")
+        .and_then(Value::as_array)
+        .and_then(|entries| {
+            entries.iter().find(|e| {
+                e.get("requester").and_then(Value::as_str) == Some("market-regulation.licensing")
+            })
+        })
+        .and_then(|e| e.get("query_id").and_then(Value::as_str))
+        .ok_or("expected the licensing office's query in the register")?
+        .to_owned();
+    let filed = rights::file_complaint(
+        fed,
+        &ComplaintRequest {
+            about: ComplaintAbout::Query(query),
+            text: "我没有申请过任何许可，为什么市场监管局查询了我的失信记录？".into(),
+            contact: Some("窗口回电".into()),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let officer = OFFICERS[0];
+    rights::update_complaint(
+        fed,
+        officer,
+        &filed.complaint_id,
+        ComplaintStatus::InReview,
+        "已调取许可申请材料核查",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    rights::update_complaint(
+        fed,
+        officer,
+        &filed.complaint_id,
+        ComplaintStatus::Closed,
+        "查询有对应许可申请及法定依据，已书面答复",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let state = rights::complaint_status(fed, &filed.complaint_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((200, serde_json::json!({ "filed": filed, "state": state })))
+}
+
 /// Sends `q` as built, or fails the stop with why it could not be built.
 async fn ask_built(fed: &Federation, q: Result<Ask, String>) -> Result<(u16, Value), String> {
     ask(fed, &q?).await.map_err(|e| e.to_string())
@@ -980,6 +1037,24 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
                 "expected one approval refused",
             )?;
             expect(court_listed(&a["blacklist"]) == Some(true), "expected the listing disclosed again")
+        },
+    );
+
+    run(
+        "Complaints (投诉, §九): the person names a query from their register; the coordinator routes the complaint to the departments that query concerned and keeps it in its queue (its audit log registers the id, never the words); a security officer takes it up and closes it with statements signed by their officer key, and the window reads each step",
+        complain_then_follow(fed, &debtor).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(
+                a.pointer("/filed/departments").and_then(Value::as_array).is_some_and(|d| d.iter().any(|d| d == "court")),
+                "expected the complaint routed to the court",
+            )?;
+            expect(a.pointer("/state/status").and_then(Value::as_str) == Some("closed"), "expected the complaint closed")?;
+            expect(
+                a.pointer("/state/history").and_then(Value::as_array).map(Vec::len) == Some(3),
+                "expected filed, in review and closed",
+            )?;
+            expect(a.pointer("/state/history/2/officer").and_then(Value::as_str) == Some(OFFICERS[0]), "expected the officer named")
         },
     );
 

@@ -593,6 +593,7 @@ pub fn register(
                 .at
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
+            query_id: r.query_id.clone(),
             requester: r.requester.clone(),
             purpose: r.purpose.clone(),
             legal_basis: r.legal_basis.clone(),

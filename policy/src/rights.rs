@@ -179,6 +179,9 @@ pub struct RightsAnswer {
 pub struct RegisterEntry {
     /// When (RFC 3339, UTC).
     pub at: String,
+    /// The id the node registered the query under: what a complaint about it names
+    /// (`fedq complaint file --query ID`).
+    pub query_id: String,
     /// The office that asked (`agency.office`).
     pub requester: String,
     /// The purpose it declared.

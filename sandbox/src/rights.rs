@@ -167,3 +167,65 @@ pub fn record_key(person: &fedq_synth::scenario::ScenarioPerson, dataset: &str) 
         .find(|r| format!("{}.{}", r.department, r.dataset) == dataset || r.dataset == dataset)
         .map(|r| r.key.clone())
 }
+
+/// How `requester` reaches the coordinator's API in this federation.
+fn api_as(fed: &Federation, requester: &str) -> fedq_coordinator::client::ApiArgs {
+    let pki = fed.layout.pki();
+    fedq_coordinator::client::ApiArgs {
+        coordinator: format!("https://{}", fed.coordinator),
+        cert: pki.join(format!("{requester}.crt")),
+        key: pki.join(format!("{requester}.key")),
+        ca: pki.join("ca.crt"),
+        crl: None,
+    }
+}
+
+fn complaint_failed(
+    what: &'static str,
+) -> impl Fn(fedq_coordinator::complaints::ToolError) -> SandboxError {
+    move |e| SandboxError::Setup(format!("{what}: {e}"))
+}
+
+/// The service window files a complaint on the person's behalf (`fedq complaint file`).
+pub async fn file_complaint(
+    fed: &Federation,
+    request: &fedq_coordinator::complaints::complaint::ComplaintRequest,
+) -> Result<fedq_coordinator::complaints::complaint::ComplaintFiled, SandboxError> {
+    fedq_coordinator::complaints::file(&api_as(fed, crate::SELF_QUERY_OFFICE), request)
+        .await
+        .map_err(complaint_failed("file the complaint"))
+}
+
+/// The window reads the status of a complaint it filed (`fedq complaint status`).
+pub async fn complaint_status(
+    fed: &Federation,
+    id: &str,
+) -> Result<fedq_coordinator::complaints::complaint::ComplaintState, SandboxError> {
+    fedq_coordinator::complaints::status(&api_as(fed, crate::SELF_QUERY_OFFICE), id)
+        .await
+        .map_err(complaint_failed("read the complaint's status"))
+}
+
+/// `officer` changes a complaint's status with a signed statement (`fedq complaint
+/// update`).
+pub async fn update_complaint(
+    fed: &Federation,
+    officer: &str,
+    id: &str,
+    status: fedq_coordinator::complaints::complaint::ComplaintStatus,
+    note: &str,
+) -> Result<fedq_coordinator::complaints::complaint::ComplaintState, SandboxError> {
+    let pki = fed.layout.pki();
+    let args = fedq_coordinator::complaints::UpdateArgs {
+        config: fed.layout.coordinator_config(),
+        coordinator: Some(format!("https://{}", fed.coordinator)),
+        id: id.to_owned(),
+        status,
+        note: note.to_owned(),
+        officer_cert: pki.join(format!("{officer}.crt")),
+        officer_key: pki.join(format!("{officer}.key")),
+    };
+    fedq_coordinator::complaints::update(&args)
+        .await
+        .map_err(complaint_failed("change the complaint's status"))
+}

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bench;
 pub mod bundle;
 pub mod certs;
+pub mod complaint;
 pub mod consent;
 pub mod coordinator;
 pub mod decision;
