@@ -1,4 +1,4 @@
-//! Complaints (issue 19 §4, the seed's §九): a requester — the citizen-service window on a
+//! Complaints (issue 19 §4; 长政办发〔2017〕62号 §九): a requester — the citizen-service window on a
 //! person's behalf, or any office — files a complaint about a query (by the coordinator's
 //! id of it or by a node's) or about a leak; the coordinator routes it to the departments
 //! concerned and keeps it in a queue, whose status officers change with a signed

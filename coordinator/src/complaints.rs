@@ -1,4 +1,4 @@
-//! Complaints (issue 19 §4; the seed's §九, complaint and remedy channels): the queue the
+//! Complaints (issue 19 §4; 长政办发〔2017〕62号 §九, complaint and remedy channels): the queue the
 //! coordinator keeps beside its audit log, the three endpoints that fill and change it,
 //! and the officers' tools.
 //!

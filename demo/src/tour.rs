@@ -1015,7 +1015,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         .unwrap_or_default()
         .to_owned();
     run(
-        "Credit repair (信用修复, §十): the person applies, citing performance; the review office reads the application and the record, a reviewer on the policy's `repair_approvers` signs the approval, and the court records it — the listing is no longer disclosed",
+        "Credit repair (信用修复, 长政办发〔2017〕62号 §十): the person applies, citing performance; the review office reads the application and the record, a reviewer on the policy's `repair_approvers` signs the approval, and the court records it — the listing is no longer disclosed",
         repaired,
         &|status, a| {
             expect(status == 200, "expected 200")?;
@@ -1041,7 +1041,7 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
     );
 
     run(
-        "Complaints (投诉, §九): the person names a query from their register; the coordinator routes the complaint to the departments that query concerned and keeps it in its queue (its audit log registers the id, never the words); a security officer takes it up and closes it with statements signed by their officer key, and the window reads each step",
+        "Complaints (投诉, 长政办发〔2017〕62号 §九): the person names a query from their register; the coordinator routes the complaint to the departments that query concerned and keeps it in its queue (its audit log registers the id, never the words); a security officer takes it up and closes it with statements signed by their officer key, and the window reads each step",
         complain_then_follow(fed, &debtor).await,
         &|status, a| {
             expect(status == 200, "expected 200")?;
