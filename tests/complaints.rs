@@ -368,6 +368,34 @@ async fn a_complaint_is_routed_followed_and_closed_by_signed_statements() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
 
+    // Filings are throttled per requester by the policy's rate limit (the statistics
+    // bureau's is 10 a minute): 21 in a row cannot all pass, whatever minute they fall in.
+    let bureau = "statistics.bureau";
+    let mut api = fedq_client::Client::connect(
+        &format!("https://{}", fed.coordinator),
+        &pki.join("ca.crt"),
+        Some((
+            &pki.join(format!("{bureau}.crt")),
+            &pki.join(format!("{bureau}.key")),
+        )),
+    )
+    .await
+    .unwrap();
+    let request = fedq_coordinator::complaints::complaint::ComplaintRequest {
+        about: fedq_coordinator::complaints::complaint::ComplaintAbout::Leak(true),
+        text: "统计口径外泄".into(),
+        contact: None,
+    };
+    let mut throttled = None;
+    for _ in 0..21 {
+        if let Err(e) = api.file_complaint(&request).await {
+            throttled = Some(e.to_string());
+            break;
+        }
+    }
+    let throttled = throttled.expect("21 filings in a row were all accepted");
+    assert!(throttled.contains("its limit"), "{throttled}");
+
     coordinator.terminate();
     for n in &mut nodes {
         n.terminate();

@@ -347,6 +347,10 @@ pub fn render_complaint(c: &Complaint) -> String {
 pub struct Queue {
     conn: tokio::sync::Mutex<Connection>,
     path: PathBuf,
+    /// Filings per requester under the policy's `rate_limit` for it, counted apart from
+    /// its queries: a complaint about a query scans the audit log once, so filings are
+    /// throttled like queries are, and an undeclared requester files none.
+    filings: std::sync::Mutex<Option<fedq_policy::ratelimit::RateLimiter>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -468,6 +472,7 @@ impl Queue {
         Ok(Self {
             conn: tokio::sync::Mutex::new(open_queue(path)?),
             path: path.to_owned(),
+            filings: std::sync::Mutex::new(None),
         })
     }
 
@@ -478,6 +483,22 @@ impl Queue {
             Ok(r) => r,
             Err(reply) => return reply,
         };
+        let limited = match self.filings.lock() {
+            Ok(mut filings) => {
+                let policy = coordinator.policy();
+                let policy = policy.engine.policy();
+                let filings =
+                    filings.get_or_insert_with(|| fedq_policy::ratelimit::RateLimiter::new(policy));
+                filings.set_limits(policy);
+                filings
+                    .check(&who.name, OffsetDateTime::now_utc())
+                    .map_err(|e| e.to_string())
+            }
+            Err(_) => Err("the rate limiter is unavailable; retry later".to_owned()),
+        };
+        if let Err(why) = limited {
+            return Reply::problem(Problem::new(Kind::RateLimited, 429, why));
+        }
         let (about, departments) = match &request.about {
             ComplaintAbout::Leak(_) => {
                 let all: Vec<String> = coordinator

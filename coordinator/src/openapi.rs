@@ -121,6 +121,7 @@ const OPERATIONS: &[Operation] = &[
             (403, "Not a requester certificate, or revoked.", Some("Problem")),
             (404, "No query is registered under that id (`query-not-found`).", Some("Problem")),
             (413, "Body over 32 KiB.", Some("Problem")),
+            (429, "Over the requester's rate limit declared in the policy (filings are counted apart from queries), or a requester the policy does not declare.", Some("Problem")),
             (503, "The audit log or the complaint queue is unavailable; nothing was filed.", Some("Problem")),
         ],
     },
