@@ -548,6 +548,20 @@ async fn a_person_reads_their_register_objects_and_applies_for_repair_at_the_win
     assert_eq!(part["repairs"][0]["id"], application.as_str(), "{a}");
     assert!(part["objections"].as_array().unwrap().is_empty(), "{a}");
     assert!(part["entries"].as_array().unwrap().is_empty(), "{a}");
+    // The review office reads the record as the objection's correction left it (performed,
+    // so no longer disclosed), as every other requester does: never the stored original.
+    let datasets = part["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no records part: {a}"));
+    assert_eq!(datasets.len(), 1, "the court list's answer: {a}");
+    let released: usize = datasets
+        .iter()
+        .map(|d| d["records"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(
+        released, 0,
+        "the corrected record reached the review office: {a}"
+    );
 
     // An approval by an officer who is not a repair approver is refused; the reviewer's
     // approval records the repair.
@@ -644,6 +658,46 @@ async fn a_person_reads_their_register_objects_and_applies_for_repair_at_the_win
         ],
     );
     assert!(!o.status.success());
+    // Nor one approver with two certificates (re-issued with a new key, the old one not
+    // revoked): two keys, one officer.
+    fedq_certs::pki::CertificateAuthority::open(&fed.layout.pki())
+        .unwrap()
+        .issue(
+            fedq_certs::identity::Role::Officer,
+            REPAIR_REVIEWERS[0],
+            &fedq_certs::pki::IssueOptions {
+                force: true,
+                ..fedq_certs::pki::IssueOptions::default()
+            },
+        )
+        .unwrap();
+    let reverse_a2 = tmp.path().join("reverse-a2.jwt");
+    sign(
+        &fed,
+        REPAIR_REVIEWERS[0],
+        &application,
+        "reverse",
+        &[],
+        &reverse_a2,
+    );
+    let o = node_cmd(
+        &fed,
+        &[
+            "repair",
+            "--application",
+            &application,
+            "--decision",
+            a_path,
+            "--decision",
+            reverse_a2.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("both are `reviewer-chen`'s"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = node_cmd(
         &fed,
         &[
@@ -661,6 +715,28 @@ async fn a_person_reads_their_register_objects_and_applies_for_repair_at_the_win
     let repairs = court_part(&a)["repairs"].as_array().unwrap().clone();
     assert_eq!(repairs[0]["status"], "reversed", "{a}");
     assert_eq!(repairs[0]["decisions"].as_array().unwrap().len(), 3, "{a}");
+    // A new application, which one approval would settle, cannot undo the reversal.
+    let (status, a) = file(
+        &fed,
+        &person,
+        "apply-repair",
+        Filing {
+            record: record.clone(),
+            reason: "再次申请".into(),
+            evidence: "履行凭证 2026-0003".into(),
+            grounds: Some(RepairGrounds::Performance),
+        },
+    )
+    .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["nodes"][0]["status"], "denied", "{a}");
+    assert!(
+        a["nodes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("was reversed"),
+        "{a}"
+    );
 
     // Once the covert period is over, the enforcement inquiry shows in the register.
     for n in &mut nodes {

@@ -398,6 +398,19 @@ impl EntryKind {
         EntryKind::Complaint,
     ];
 
+    /// Whether retention keeps this kind's body: the entries about the policy (a restarted
+    /// process reads its policy floor from them) and about retention itself, which hold
+    /// nothing of a person. [`shred`] leaves exactly these.
+    pub fn outlives_retention(self) -> bool {
+        matches!(
+            self,
+            EntryKind::PolicyInstalled
+                | EntryKind::PolicyRefused
+                | EntryKind::Policy
+                | EntryKind::Retention
+        )
+    }
+
     /// The name the log stores.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -730,6 +743,13 @@ type Pending = (
     oneshot::Sender<Result<Committed, AuditError>>,
 );
 
+/// What the writer thread is handed: an entry, or the signing log's clock, so that a log
+/// whose entries stopped still keeps a checkpoint of them once the cadence's time is up.
+enum Work {
+    Entry(Pending),
+    Tick,
+}
+
 /// An entry made durable: its sequence number and, in a log that signs its checkpoints,
 /// the receipt for it.
 #[derive(Debug, Clone)]
@@ -742,7 +762,9 @@ pub struct Committed {
 
 /// How often a signing log keeps a checkpoint for its witnesses: after this many entries
 /// or this much time since the last one, whichever comes first (checked at each group
-/// commit). Every group commit's tree head is signed for its receipts either way.
+/// commit, and by the writer's clock when no entry comes: the newest entries of a log
+/// that fell quiet are checkpointed once the time is up). Every group commit's tree head
+/// is signed for its receipts either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cadence {
     /// Entries between kept checkpoints.
@@ -870,7 +892,7 @@ pub fn describe_metrics() {
 /// An open audit log with its group-commit writer.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Pending>,
+    tx: mpsc::Sender<Work>,
     path: Arc<PathBuf>,
     /// The file opened, to notice it removed or replaced under the running process.
     file: fedq_certs::fsutil::FileIdentity,
@@ -965,7 +987,10 @@ impl AuditLog {
         let failure = Arc::clone(&last_failure);
         let next_signer = Arc::new(std::sync::Mutex::new(None::<checkpoint::NoteSigner>));
         let handed = Arc::clone(&next_signer);
-        let (tx, mut rx) = mpsc::channel::<Pending>(8 * MAX_GROUP);
+        let (tx, mut rx) = mpsc::channel::<Work>(8 * MAX_GROUP);
+        if let Some(signer) = signer.as_ref() {
+            start_clock(path, tx.downgrade(), signer.signing.cadence.interval)?;
+        }
         let owned = path.to_owned();
         std::thread::Builder::new()
             .name("fedq-audit-writer".into())
@@ -973,10 +998,21 @@ impl AuditLog {
                 let mut conn = conn;
                 let mut batch: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
                 while let Some(first) = rx.blocking_recv() {
-                    batch.push(first);
+                    match first {
+                        Work::Entry(first) => batch.push(first),
+                        Work::Tick => {
+                            if let Some(signer) = signer.as_mut() {
+                                if let Err(e) = keep_due_checkpoint(&mut conn, &owned, &frontier, signer) {
+                                    tracing::error!(error = %e, "the audit log's timed checkpoint could not be kept; trying again at the next");
+                                }
+                            }
+                            continue;
+                        }
+                    }
                     while batch.len() < MAX_GROUP {
                         match rx.try_recv() {
-                            Ok(next) => batch.push(next),
+                            Ok(Work::Entry(next)) => batch.push(next),
+                            Ok(Work::Tick) => {}
                             Err(_) => break,
                         }
                     }
@@ -1129,7 +1165,7 @@ impl AuditLog {
         }
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((record, consent_expires, reply))
+            .send(Work::Entry((record, consent_expires, reply)))
             .await
             .map_err(|_| AuditError::WriterStopped)?;
         done.await.map_err(|_| AuditError::WriterStopped)?
@@ -1216,6 +1252,73 @@ pub async fn keep_retention(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// The signing log's clock: a thread that hands the writer a tick every `interval` (at
+/// most every second, at least every 50 ms) until the log is closed.
+fn start_clock(
+    path: &Path,
+    writer: mpsc::WeakSender<Work>,
+    interval: Duration,
+) -> Result<(), AuditError> {
+    let every = interval.clamp(Duration::from_millis(50), Duration::from_secs(1));
+    std::thread::Builder::new()
+        .name("fedq-audit-clock".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(writer) = writer.upgrade() else {
+                return;
+            };
+            // A full queue means entries are coming: their group keeps what is due.
+            let _ = writer.try_send(Work::Tick);
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(format!("cannot start its checkpoint clock: {e}"), e),
+            )
+        })
+}
+
+/// Keeps a checkpoint of the tree as the writer last wrote it when the cadence's time is
+/// up and entries were written since the last one kept (a log that fell quiet).
+fn keep_due_checkpoint(
+    conn: &mut Connection,
+    path: &Path,
+    frontier: &merkle::Frontier,
+    signer: &mut Signer,
+) -> Result<(), AuditError> {
+    if frontier.size() <= signer.kept_size
+        || signer.kept_at.elapsed() < signer.signing.cadence.interval
+    {
+        return Ok(());
+    }
+    let head = checkpoint::Checkpoint {
+        origin: signer.signing.signer.name().to_owned(),
+        size: frontier.size(),
+        root: frontier.root(),
+    };
+    let note = signer
+        .signing
+        .signer
+        .sign_checkpoint(&head)
+        .map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(format!("cannot sign its checkpoint: {e}"), e),
+            )
+        })?
+        .to_text();
+    conn.execute(
+        "INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?1, ?2)",
+        params![head.size as i64, note],
+    )
+    .map_err(store_err(path))?;
+    signer.kept_size = head.size;
+    signer.kept_at = std::time::Instant::now();
+    signer.renewed = false;
+    Ok(())
 }
 
 /// Writes one group in one transaction: the entries, their consent uses, the tree nodes
@@ -1396,14 +1499,26 @@ pub fn shred(path: &Path, before: OffsetDateTime) -> Result<u64, AuditError> {
     // Overwrite the freed content rather than leave it in free pages.
     conn.execute_batch("PRAGMA secure_delete=ON;")
         .map_err(store_err(path))?;
+    // The kinds kept whole, bound as parameters like every kind the log matches on.
+    let kept: Vec<&str> = EntryKind::ALL
+        .iter()
+        .filter(|k| k.outlives_retention())
+        .map(|k| k.as_str())
+        .collect();
+    let placeholders: Vec<String> = (0..kept.len()).map(|i| format!("?{}", i + 2)).collect();
+    let cutoff = format_time(before);
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&cutoff];
+    values.extend(kept.iter().map(|k| k as &dyn rusqlite::ToSql));
     let n = conn
         .execute(
-            "UPDATE audit SET query_id = '', requester = '', purpose = '', legal_basis = NULL,
+            &format!(
+                "UPDATE audit SET query_id = '', requester = '', purpose = '', legal_basis = NULL,
                  subject = '', target = '', outcome = '', policy_version = '', consent_id = NULL,
                  case_reference = NULL, node_query_ids = NULL, answer_sha256 = NULL, shredded = 1
-             WHERE at < ?1 AND shredded IS NULL
-                 AND kind NOT IN ('policy-installed', 'policy-refused', 'policy', 'retention')",
-            params![format_time(before)],
+             WHERE at < ?1 AND shredded IS NULL AND kind NOT IN ({})",
+                placeholders.join(", ")
+            ),
+            values.as_slice(),
         )
         .map_err(store_err(path))?;
     // And out of the write-ahead log, where the old pages stay until it is checkpointed.
@@ -1880,13 +1995,7 @@ fn shredded_as_retention_leaves_it(entry: &AuditEntry, cutoff: Option<OffsetDate
         && r.case_reference.is_none()
         && r.node_query_ids.is_empty()
         && r.answer_sha256.is_none();
-    let shreddable = !matches!(
-        r.kind,
-        EntryKind::PolicyInstalled
-            | EntryKind::PolicyRefused
-            | EntryKind::Policy
-            | EntryKind::Retention
-    );
+    let shreddable = !r.kind.outlives_retention();
     blank && shreddable && cutoff.is_some_and(|c| r.at < c)
 }
 

@@ -846,3 +846,33 @@ async fn a_witness_given_the_log_s_key_per_request_refuses_another_origin_and_a_
     // The newest checkpoint a log offers its witnesses.
     assert_eq!(latest_checkpoint(&path).unwrap().unwrap().0, 15);
 }
+
+/// The cadence's time is kept by the writer's clock too: a log whose entries stopped
+/// keeps a checkpoint of its newest ones once the interval is up, without another entry.
+#[tokio::test]
+async fn a_quiet_log_keeps_a_checkpoint_of_its_newest_entries_when_the_time_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("court-audit.db");
+    let mut signing = signing(1000);
+    signing.cadence.interval = Duration::from_millis(200);
+    let log = AuditLog::open_signing(&path, signing).unwrap();
+    for i in 0..3 {
+        log.append(record(i)).await.unwrap();
+    }
+    // Far fewer entries than the cadence's 1000, and none after these.
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = latest_checkpoint(&path).unwrap();
+        if kept.as_ref().is_some_and(|(size, _)| *size == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (size, note) = kept.expect("no checkpoint kept within 10 s");
+    assert_eq!(size, 3);
+    let note = checkpoint::Note::parse(&note).unwrap();
+    let head = checkpoint::Checkpoint::parse_body(&note.text).unwrap();
+    assert_eq!(head.origin, "fedq/changsha/node/court");
+    assert_eq!(head.size, 3);
+    drop(log);
+}

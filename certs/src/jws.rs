@@ -140,18 +140,7 @@ fn public_key(der: &[u8]) -> Result<ring::signature::UnparsedPublicKey<Vec<u8>>,
     ))
 }
 
-/// The public key of a certificate (DER): for a federation certificate, the uncompressed
-/// P-256 point. `None` if the certificate does not parse.
-pub fn certificate_public_key(der: &[u8]) -> Option<Vec<u8>> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(
-        cert.tbs_certificate
-            .subject_pki
-            .subject_public_key
-            .data
-            .to_vec(),
-    )
-}
+pub use crate::signing::certificate_public_key;
 
 /// `header.payload.` joined, and the signature appended.
 fn compact(

@@ -143,7 +143,7 @@ impl FederationTrust {
             }
         };
         let (_, checked) = self.check_signer(&der, role, SERVER_AUTH, at, revocation)?;
-        let key = crate::jws::certificate_public_key(cert)
+        let key = certificate_public_key(cert)
             .ok_or_else(|| OfficerError::Malformed("the certificate has no public key".into()))?;
         Ok((checked.identity, key))
     }
@@ -301,4 +301,17 @@ impl OfficerKey {
                 why: "signing failed".into(),
             })
     }
+}
+
+/// The public key of a certificate (DER): for a federation certificate, the uncompressed
+/// P-256 point. `None` if the certificate does not parse.
+pub fn certificate_public_key(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(
+        cert.tbs_certificate
+            .subject_pki
+            .subject_public_key
+            .data
+            .to_vec(),
+    )
 }

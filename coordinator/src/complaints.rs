@@ -62,8 +62,9 @@ pub enum ComplaintError {
     Store {
         /// The queue file.
         path: PathBuf,
-        /// Why.
-        reason: String,
+        /// Why: SQLite's (or the file system's) error as the source, or a message.
+        #[source]
+        reason: fedq_audit::Cause,
     },
     /// No complaint with that id.
     #[error("no complaint has that id; `fedq complaint list` shows the ids")]
@@ -73,7 +74,7 @@ pub enum ComplaintError {
 fn store_err(path: &Path) -> impl Fn(rusqlite::Error) -> ComplaintError + '_ {
     move |e| ComplaintError::Store {
         path: path.to_owned(),
-        reason: e.to_string(),
+        reason: fedq_audit::Cause::of(e),
     }
 }
 
@@ -110,7 +111,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS complaint_signatures
 fn open_queue(path: &Path) -> Result<Connection, ComplaintError> {
     fedq_certs::fsutil::prepare_private_database(path).map_err(|e| ComplaintError::Store {
         path: path.to_owned(),
-        reason: format!("cannot create it owner-only: {e}"),
+        reason: fedq_audit::Cause::explained(format!("cannot create it owner-only: {e}"), e),
     })?;
     let conn = Connection::open(path).map_err(store_err(path))?;
     conn.execute_batch(
@@ -404,6 +405,13 @@ fn is_complaint_id(id: &str) -> bool {
 
 const SHAPE: &str = "send {\"about\": {\"query\": ID} or {\"leak\": true}, \"text\": TEXT, \"contact\": optional}; no other fields";
 
+/// Whether `text` holds a control character other than a line break or a tab (which
+/// would reach an officer's terminal through `fedq complaint show`).
+fn controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
 /// The complaint in `body`, checked; a refusal never quotes the body.
 fn parse_complaint(body: &[u8]) -> Result<ComplaintRequest, Reply> {
     let request: ComplaintRequest = serde_json::from_slice(body)
@@ -420,6 +428,11 @@ fn parse_complaint(body: &[u8]) -> Result<ComplaintRequest, Reply> {
             ))
         }
         _ => {}
+    }
+    if controls(&request.text) || request.contact.as_deref().is_some_and(controls) {
+        return Err(bad(
+            "`text` and `contact` may hold no control characters but line breaks and tabs",
+        ));
     }
     if request.text.trim().is_empty() {
         return Err(bad("`text` is empty; say what happened"));
@@ -677,8 +690,13 @@ impl Queue {
                 "the statement was signed more than {SIGNED_AT_TOLERANCE_SECS} s from the coordinator's clock; check your clock and sign again"
             ));
         }
-        if statement.note.trim().is_empty() || statement.note.len() > MAX_NOTE_BYTES {
-            return bad(format!("the note must be 1 to {MAX_NOTE_BYTES} bytes"));
+        if statement.note.trim().is_empty()
+            || statement.note.len() > MAX_NOTE_BYTES
+            || controls(&statement.note)
+        {
+            return bad(format!(
+                "the note must be 1 to {MAX_NOTE_BYTES} bytes, with no control characters but line breaks and tabs"
+            ));
         }
         let conn = self.conn.lock().await;
         let current = match read_complaint(&conn, &self.path, id) {
@@ -954,6 +972,7 @@ mod tests {
             br#"{"about": {"query": "ab", "leak": true}, "text": "x"}"#.to_vec(),
             br#"{"about": {"leak": true}, "text": "x", "contact": ""}"#.to_vec(),
             br#"not json SECRET-WORD"#.to_vec(),
+            b"{\"about\": {\"leak\": true}, \"text\": \"SECRET-WORD \\u001b[2J\"}".to_vec(),
             long.into_bytes(),
         ] {
             let Err(reply) = parse_complaint(&body) else {

@@ -98,6 +98,10 @@ pub struct RightsRead {
     pub objections: Vec<fedq_wire::rights::ObjectionState>,
     /// The person's repair applications here.
     pub repairs: Vec<fedq_wire::rights::RepairState>,
+    /// What the rights file marks of the person's records (read for the review office,
+    /// which sees the records as every other requester would: removed ones gone,
+    /// corrections applied, disputed ones flagged).
+    pub marks: crate::rights::Marks,
 }
 
 /// What a rights lookup files, for the shell to write to the rights file once the
@@ -887,6 +891,7 @@ impl<'a> Pending<'a> {
             .dataset
             .as_deref()
             .and_then(|d| engine.datasets().iter().find(|x| x.qualified == d));
+        let marks = rights.marks;
         let mut answer = RightsAnswer {
             objections: rights.objections,
             repairs: rights.repairs,
@@ -952,6 +957,17 @@ impl<'a> Pending<'a> {
                 };
                 if already {
                     return refuse(entry, format!("this record already has an open {}; its status is in the person's register", if target.right == Right::Object { "objection" } else { "repair application or repair" }));
+                }
+                // A reversal took two approvers; one approval of a new application must
+                // not undo it.
+                let reversed = target.right == Right::ApplyRepair
+                    && answer.repairs.iter().any(|r| {
+                        r.dataset == dataset.qualified
+                            && r.record == filing.record
+                            && r.status == RepairStatus::Reversed
+                    });
+                if reversed {
+                    return refuse(entry, "a repair of this record was reversed, so nothing was filed; a new repair of it is for the credit-repair review office to take up with the department".to_owned());
                 }
                 let prefix = if target.right == Right::Object {
                     "obj"
@@ -1027,13 +1043,15 @@ impl<'a> Pending<'a> {
                     .filter(|(name, _)| name == &dataset.qualified)
                     .map(|(name, e)| (name, e.checked(dataset, subject.sub.as_str(), clock.today)))
                     .collect();
-                let enforced = crate::enforce::answer(
+                let (checked, disputed) = apply_marks(policy, checked, &marks);
+                let enforced = crate::enforce::answer_marked(
                     policy,
                     desk.node,
                     desk.department,
                     &records_request,
                     consent.is_some(),
                     &checked,
+                    &disputed,
                     clock.today,
                 );
                 if let Ok(fedq_wire::message::LookupAnswer::Datasets(outcomes)) = enforced.answer {

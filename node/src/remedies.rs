@@ -356,6 +356,14 @@ async fn repair_in(
                     "a reversal needs two approvers' decisions; both are signed with the same key".into(),
                 ));
             }
+            // Two certificates of one officer (a renewal, a re-issue) are one approver.
+            let officers: Vec<&str> = signed.iter().map(|s| s.officer.as_str()).collect();
+            if officers.first() == officers.get(1) {
+                return Err(RemedyError::Refused(format!(
+                    "a reversal needs two approvers' decisions; both are `{}`'s",
+                    officers.first().copied().unwrap_or("-")
+                )));
+            }
             (RepairStatus::Repaired, RepairStatus::Reversed)
         }
         (RepairStatus::Repaired, ["reverse"]) => {
@@ -418,7 +426,17 @@ async fn repair_in(
         _ => {}
     }
     let decisions: Vec<Decision> = signed.iter().map(|s| decision_of(s, &at)).collect();
-    file.decide_repair(application, from, to, &decisions)?;
+    if let Err(e) = file.decide_repair(application, from, to, &decisions) {
+        // Another decision was recorded since this one read the application (a second
+        // tool at once): the store follows the status that was recorded, not this one.
+        let recorded = file.repair(application).map(|(_, now)| now.status);
+        if to == RepairStatus::Repaired && recorded.ok() != Some(RepairStatus::Repaired) {
+            store
+                .unrepair(&dataset_qualified(&catalogue, local), &state.record)
+                .await?;
+        }
+        return Err(e.into());
+    }
     let (_, state) = file.repair(application)?;
     Ok(state)
 }

@@ -30,8 +30,10 @@ pub enum RightsError {
     Database {
         /// The file.
         path: String,
-        /// What failed.
-        reason: String,
+        /// What failed: SQLite's (or the file system's) error as the source, or a
+        /// message.
+        #[source]
+        reason: fedq_audit::Cause,
     },
     /// No objection or application with this id.
     #[error("no {what} with this id in `{path}`; list them with `fedq node objections --config NODE.toml`")]
@@ -129,20 +131,23 @@ pub fn new_id(prefix: &str) -> Option<String> {
 impl RightsFile {
     /// Opens (creating, owner-only) the rights file.
     pub fn open(path: &Path) -> Result<Self, RightsError> {
-        let err = |e: &dyn std::fmt::Display| RightsError::Database {
+        let err = |e: rusqlite::Error| RightsError::Database {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason: fedq_audit::Cause::of(e),
         };
-        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| err(&e))?;
-        let conn = Connection::open(path).map_err(|e| err(&e))?;
+        fedq_certs::fsutil::prepare_private_database(path).map_err(|e| RightsError::Database {
+            path: path.display().to_string(),
+            reason: fedq_audit::Cause::of(e),
+        })?;
+        let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| err(&e))?;
+            .map_err(err)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
-            .map_err(|e| err(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
         let any: i64 = conn
             .query_row("SELECT count(*) FROM objections", [], |r| r.get(0))
-            .map_err(|e| err(&e))?;
+            .map_err(err)?;
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
@@ -150,15 +155,18 @@ impl RightsFile {
         })
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> RightsError {
+    fn err(&self, e: impl std::error::Error + Send + Sync + 'static) -> RightsError {
         RightsError::Database {
             path: self.path.display().to_string(),
-            reason: e.to_string(),
+            reason: fedq_audit::Cause::of(e),
         }
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, RightsError> {
-        self.conn.lock().map_err(|_| self.err("lock poisoned"))
+        self.conn.lock().map_err(|_| RightsError::Database {
+            path: self.path.display().to_string(),
+            reason: "lock poisoned".into(),
+        })
     }
 
     /// What the file says of one subject's records (nothing read until an objection was

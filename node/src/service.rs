@@ -399,9 +399,15 @@ impl Context {
         let pseudonym = pseudonym.to_owned();
         let read = tokio::task::spawn_blocking(move || {
             let (objections, repairs) = rights.of_subject(&pseudonym).map_err(|e| e.to_string())?;
+            let marks = if right == fedq_wire::rights::Right::RepairApplications {
+                rights.marks(&pseudonym).map_err(|e| e.to_string())?
+            } else {
+                crate::rights::Marks::default()
+            };
             let mut out = crate::lookup::RightsRead {
                 objections,
                 repairs,
+                marks,
                 ..Default::default()
             };
             if right == fedq_wire::rights::Right::Register {
