@@ -54,8 +54,9 @@ pub enum Error {
     Connect {
         /// The server.
         url: String,
-        /// Why.
-        reason: String,
+        /// Why: the transport's (TLS, HTTP, socket) error as the source, or a message.
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The server refused: its problem document (RFC 9457).
     #[error("refused ({}): {}", .0.status, .0.detail)]
@@ -127,7 +128,7 @@ impl Client {
             .trim_matches(['[', ']'])
             .to_owned();
         let port = uri.port_u16().unwrap_or(8443);
-        let connect_err = |reason: String| Error::Connect {
+        let connect_err = |reason: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
             url: url.to_owned(),
             reason,
         };
@@ -155,16 +156,16 @@ impl Client {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|e| connect_err(e.into()))?;
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(host.clone()).map_err(|e| Error::Usage(e.to_string()))?;
         let tls = connector
             .connect(name, tcp)
             .await
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|e| connect_err(e.into()))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|e| connect_err(e.into()))?;
         tokio::spawn(conn);
         Ok(Self {
             sender,
@@ -199,7 +200,7 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(u16, serde_json::Value), Error> {
-        let connect_err = |reason: String| Error::Connect {
+        let connect_err = |reason: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
             url: self.url.clone(),
             reason,
         };
@@ -217,22 +218,23 @@ impl Client {
         self.sender
             .ready()
             .await
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|e| connect_err(e.into()))?;
         // TLS 1.3: a refused client certificate surfaces here, not at connect.
         let response = self.sender.send_request(request).await.map_err(|e| {
-            connect_err(format!(
-                "{e} (was your certificate refused? check role, expiry and revocation)"
-            ))
+            connect_err(
+                format!("{e} (was your certificate refused? check role, expiry and revocation)")
+                    .into(),
+            )
         })?;
         let status = response.status().as_u16();
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| connect_err(e.to_string()))?
+            .map_err(|e| connect_err(e.into()))?
             .to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| connect_err(format!("answer is not JSON: {e}")))?;
+            .map_err(|e| connect_err(format!("answer is not JSON: {e}").into()))?;
         Ok((status, json))
     }
 

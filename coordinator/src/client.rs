@@ -92,8 +92,9 @@ pub enum ClientError {
     Connect {
         /// URL.
         url: String,
-        /// Why.
-        reason: String,
+        /// Why: the transport's error as the source, or a message.
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The coordinator refused the query.
     #[error("refused ({status}): {message}")]

@@ -79,8 +79,9 @@ pub enum GatewayError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Why.
-        reason: String,
+        /// Why: the operating system's error.
+        #[source]
+        reason: std::io::Error,
     },
     /// Writing set-up files.
     #[error("{0}")]
@@ -776,7 +777,7 @@ impl BoundGateway {
             .await
             .map_err(|e| GatewayError::Bind {
                 addr: listen,
-                reason: e.to_string(),
+                reason: e,
             })?;
         Ok(Self {
             gateway,

@@ -53,8 +53,9 @@ pub enum HttpsError {
     Bind {
         /// Address.
         addr: SocketAddr,
-        /// Why.
-        reason: String,
+        /// Why: the operating system's error.
+        #[source]
+        reason: std::io::Error,
     },
 }
 
@@ -619,7 +620,7 @@ impl Api {
             .await
             .map_err(|e| HttpsError::Bind {
                 addr: config.listen,
-                reason: e.to_string(),
+                reason: e,
             })?;
         let ops = match config.ops_listen {
             Some(addr) => Some(fedq_ops::OpsListener::bind(addr).map_err(

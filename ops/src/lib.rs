@@ -72,8 +72,9 @@ pub enum OpsError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Why.
-        reason: String,
+        /// Why: the operating system's error.
+        #[source]
+        reason: std::io::Error,
     },
 }
 
@@ -379,10 +380,7 @@ pub struct OpsListener {
 impl OpsListener {
     /// Binds `addr` now (within a tokio runtime; callable from synchronous start-up code).
     pub fn bind(addr: SocketAddr) -> Result<Self, OpsError> {
-        let bad = |e: std::io::Error| OpsError::Bind {
-            addr,
-            reason: e.to_string(),
-        };
+        let bad = |e: std::io::Error| OpsError::Bind { addr, reason: e };
         let std = std::net::TcpListener::bind(addr).map_err(bad)?;
         std.set_nonblocking(true).map_err(bad)?;
         Ok(Self {
