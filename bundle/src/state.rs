@@ -65,11 +65,30 @@ fn chain_file(dir: &Path, version: u64) -> PathBuf {
 }
 
 /// The chain of accepted bundles in `dir`, oldest first (none if `dir` does not exist).
-fn read_chain(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+/// What made a policy state unusable: `message` says it (naming the error), `source` is
+/// the error itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StateCause {
+    message: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StateCause {
+    fn new(message: String, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message,
+            source: Box::new(source),
+        }
+    }
+}
+
+fn read_chain(dir: &Path) -> Result<Vec<(PathBuf, String)>, StateCause> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read it: {e}")),
+        Err(e) => return Err(StateCause::new(format!("cannot read it: {e}"), e)),
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -86,7 +105,7 @@ fn read_chain(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
         .map(|p| {
             std::fs::read_to_string(&p)
                 .map(|t| (p.clone(), t))
-                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))
+                .map_err(|e| StateCause::new(format!("cannot read `{}`: {e}", p.display()), e))
         })
         .collect()
 }
@@ -185,8 +204,10 @@ pub enum SlotError {
     State {
         /// The state directory or file.
         path: String,
-        /// Why.
-        reason: String,
+        /// Why: the error behind it (the file system's, a bundle's refusal, the settings')
+        /// as the source.
+        #[source]
+        reason: StateCause,
     },
     /// The audit log records a newer version than the state holds.
     #[error("the audit log records policy bundle {recorded} in force, but the policy state `{path}` holds only version {held}; restore the state directory from its backup (a lost state must not roll the policy back)")]
@@ -246,7 +267,7 @@ impl PolicySlot {
         .compile();
         let threshold = crate::check_threshold(setup_threshold).map_err(|e| SlotError::State {
             path: setup_policy.display().to_string(),
-            reason: e.to_string(),
+            reason: StateCause::new(e.to_string(), e),
         })?;
         let mut in_force = InForce {
             version: 0,
@@ -256,7 +277,7 @@ impl PolicySlot {
             officers: setup_officers.to_vec(),
             engine: setup,
         };
-        let state_error = |reason: String| SlotError::State {
+        let state_error = |reason: StateCause| SlotError::State {
             path: state_dir.display().to_string(),
             reason,
         };
@@ -267,7 +288,9 @@ impl PolicySlot {
             let mut last = None;
             let mut before_last = previous.clone();
             for (path, text) in &chain {
-                let failed = |e: Refusal| state_error(format!("`{}`: {e}", path.display()));
+                let failed = |e: Refusal| {
+                    state_error(StateCause::new(format!("`{}`: {e}", path.display()), e))
+                };
                 let bundle = Bundle::parse(text).map_err(failed)?;
                 match verify(&bundle, &previous, &trust_now, Checked::AlreadyApproved)
                     .map_err(failed)?
@@ -295,7 +318,9 @@ impl PolicySlot {
                     Checked::AlreadyApproved,
                     &catalogue_dir,
                 )
-                .map_err(|e| state_error(format!("`{}`: {e}", path.display())))?;
+                .map_err(|e| {
+                    state_error(StateCause::new(format!("`{}`: {e}", path.display()), e))
+                })?;
             }
         }
         if let Some(recorded) = floor {
