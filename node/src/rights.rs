@@ -574,20 +574,24 @@ pub fn register(
         if entry.shredded || !matches!(r.kind, EntryKind::Answer | EntryKind::Refusal) {
             continue;
         }
-        let purpose = policy.purposes.iter().find(|p| p.name == r.purpose);
-        if let Some(h) = purpose.and_then(|p| p.hidden_from_subject.as_ref()) {
+        let purpose = policy
+            .purposes
+            .iter()
+            .find(|p| p.name == r.purpose)
+            .or_else(|| covert_purpose_of(policy, &r.requester));
+        if let Some((name, h)) =
+            purpose.and_then(|p| p.hidden_from_subject.as_ref().map(|h| (&p.name, h)))
+        {
             // Days are the city's: the query's date there, as `today` is.
             let until =
                 fedq_policy::calendar::date_in_city(r.at) + time::Duration::days(i64::from(h.days));
             if until > today {
-                let group = hidden
-                    .entry(r.purpose.clone())
-                    .or_insert_with(|| HiddenEntries {
-                        purpose: r.purpose.clone(),
-                        count: 0,
-                        until: until.to_string(),
-                        reason: h.reason.clone(),
-                    });
+                let group = hidden.entry(name.clone()).or_insert_with(|| HiddenEntries {
+                    purpose: name.clone(),
+                    count: 0,
+                    until: until.to_string(),
+                    reason: h.reason.clone(),
+                });
                 group.count += 1;
                 // ISO dates order as text.
                 if until.to_string() > group.until {
@@ -622,6 +626,25 @@ pub fn register(
     (listed, older, hidden.into_values().collect())
 }
 
+/// The purpose an entry of no known purpose (a refusal recorded before its purpose was
+/// read: `-`) is hidden as, when its requester may ask under a purpose hidden from the
+/// subject: the longest hidden of those. Otherwise such a refusal would show at once,
+/// with the requester's name, the inquiry the policy hides.
+fn covert_purpose_of<'p>(
+    policy: &'p Policy,
+    requester: &str,
+) -> Option<&'p fedq_policy::policy::Purpose> {
+    policy
+        .requesters
+        .iter()
+        .find(|q| q.name == requester)?
+        .purposes
+        .iter()
+        .filter_map(|&i| policy.purposes.get(i))
+        .filter(|p| p.hidden_from_subject.is_some())
+        .max_by_key(|p| p.hidden_from_subject.as_ref().map(|h| h.days))
+}
+
 /// Whether `right` may file about `dataset`: an objection about any dataset of this
 /// department; a repair application only where the catalogue records repair.
 pub fn may_file(right: Right, dataset: &Dataset) -> Result<(), String> {
@@ -632,4 +655,66 @@ pub fn may_file(right: Right, dataset: &Dataset) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn entry(
+        seq: u64,
+        requester: &str,
+        purpose: &str,
+    ) -> (AuditEntry, Vec<fedq_audit::merkle::Hash>) {
+        let record = fedq_audit::AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: EntryKind::Refusal,
+            query_id: format!("q{seq}"),
+            requester: requester.into(),
+            purpose: purpose.into(),
+            legal_basis: None,
+            subject: "p".into(),
+            target: "-".into(),
+            outcome: fedq_audit::Outcome::json(&serde_json::json!({})),
+            policy_version: "1".into(),
+            case_reference: None,
+            consent_id: None,
+            node_query_ids: BTreeMap::new(),
+            answer_sha256: None,
+        };
+        let entry = AuditEntry {
+            seq,
+            record,
+            prev_hash: String::new(),
+            hash: format!("{seq:064x}"),
+            shredded: false,
+        };
+        (entry, Vec::new())
+    }
+
+    /// A refusal recorded before its purpose was read (`-`) of a requester that asks under
+    /// a purpose hidden from the subject is hidden as that purpose's entries are; another
+    /// requester's is listed.
+    #[test]
+    fn a_refusal_of_no_purpose_by_a_covert_requester_is_hidden_not_listed() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../reference/changsha/policy.toml");
+        let policy = fedq_policy::load::load_policy(&file, None).unwrap();
+        let today = fedq_policy::calendar::today_in_city();
+        let (listed, _, hidden) = register(
+            vec![
+                entry(1, "court.enforcement", "-"),
+                entry(2, "market-regulation.licensing", "-"),
+            ],
+            &policy,
+            today,
+        );
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].requester, "market-regulation.licensing");
+        assert_eq!(hidden.len(), 1, "{hidden:?}");
+        assert_eq!(hidden[0].purpose, "judgment-enforcement");
+        assert_eq!(hidden[0].count, 1);
+    }
 }
