@@ -1284,6 +1284,31 @@ fn start_clock(
         })
 }
 
+/// The tree head of `tree` and its note signed with the log's key.
+fn signed_head(
+    path: &Path,
+    signer: &Signer,
+    tree: &merkle::Frontier,
+) -> Result<(checkpoint::Checkpoint, String), AuditError> {
+    let head = checkpoint::Checkpoint {
+        origin: signer.signing.signer.name().to_owned(),
+        size: tree.size(),
+        root: tree.root(),
+    };
+    let note = signer
+        .signing
+        .signer
+        .sign_checkpoint(&head)
+        .map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(format!("cannot sign its checkpoint: {e}"), e),
+            )
+        })?
+        .to_text();
+    Ok((head, note))
+}
+
 /// Keeps a checkpoint of the tree as the writer last wrote it when the cadence's time is
 /// up and entries were written since the last one kept (a log that fell quiet).
 fn keep_due_checkpoint(
@@ -1297,22 +1322,7 @@ fn keep_due_checkpoint(
     {
         return Ok(());
     }
-    let head = checkpoint::Checkpoint {
-        origin: signer.signing.signer.name().to_owned(),
-        size: frontier.size(),
-        root: frontier.root(),
-    };
-    let note = signer
-        .signing
-        .signer
-        .sign_checkpoint(&head)
-        .map_err(|e| {
-            AuditError::store(
-                path,
-                Cause::explained(format!("cannot sign its checkpoint: {e}"), e),
-            )
-        })?
-        .to_text();
+    let (head, note) = signed_head(path, signer, frontier)?;
     conn.execute(
         "INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?1, ?2)",
         params![head.size as i64, note],
@@ -1435,22 +1445,7 @@ fn write_group(
     let mut receipts = Vec::new();
     let mut kept = None;
     if let (Some(signer), Some(known)) = (signer.as_deref_mut(), known.as_ref()) {
-        let head = checkpoint::Checkpoint {
-            origin: signer.signing.signer.name().to_owned(),
-            size: grown.size(),
-            root: grown.root(),
-        };
-        let note = signer
-            .signing
-            .signer
-            .sign_checkpoint(&head)
-            .map_err(|e| {
-                AuditError::store(
-                    path,
-                    Cause::explained(format!("cannot sign its checkpoint: {e}"), e),
-                )
-            })?
-            .to_text();
+        let (head, note) = signed_head(path, signer, &grown)?;
         let first = grown.size() - hashes.len() as u64;
         for (i, (entry_hash, content_hash)) in hashes.into_iter().enumerate() {
             let index = first + i as u64;

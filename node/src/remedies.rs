@@ -190,18 +190,8 @@ pub async fn resolve(
         _ => {}
     }
     // Each corrected cell must read as its field's type, and the key stays the key.
-    let catalogue = fedq_policy::load::load_catalogue(&config.catalogue)
-        .map_err(crate::admin::AdminError::from)?;
-    let local = state
-        .dataset
-        .strip_prefix(&format!("{}.", catalogue.department))
-        .unwrap_or(&state.dataset);
-    let dataset = catalogue.dataset(local).ok_or_else(|| {
-        RemedyError::Refused(format!(
-            "dataset `{}` is no longer in the catalogue",
-            state.dataset
-        ))
-    })?;
+    let (_, dataset) = filed_dataset(config, &state.dataset)?;
+    let dataset = &dataset;
     for (name, text) in corrections {
         let field = dataset.field(name).ok_or_else(|| {
             RemedyError::Refused(format!("`{name}` is not a field of `{}`", state.dataset))
@@ -302,18 +292,8 @@ async fn repair_in(
 ) -> Result<RepairState, RemedyError> {
     let file = RightsFile::open(&config.rights_state)?;
     let (subject, state) = file.repair(application)?;
-    let catalogue = fedq_policy::load::load_catalogue(&config.catalogue)
-        .map_err(crate::admin::AdminError::from)?;
-    let local = state
-        .dataset
-        .strip_prefix(&format!("{}.", catalogue.department))
-        .unwrap_or(&state.dataset);
-    let dataset = catalogue.dataset(local).ok_or_else(|| {
-        RemedyError::Refused(format!(
-            "dataset `{}` is no longer in the catalogue",
-            state.dataset
-        ))
-    })?;
+    let (catalogue, dataset) = filed_dataset(config, &state.dataset)?;
+    let dataset = &dataset;
     if dataset.repair.is_none() {
         return Err(RemedyError::Refused(format!(
             "dataset `{}` records no credit repair (its catalogue declares no `repair`); nothing was changed",
@@ -410,18 +390,11 @@ async fn repair_in(
                 signed.first().map_or("-", |s| s.officer.as_str())
             );
             store
-                .repair(
-                    &dataset_qualified(&catalogue, local),
-                    &state.record,
-                    &reason,
-                    &at,
-                )
+                .repair(&dataset.qualified, &state.record, &reason, &at)
                 .await?;
         }
         RepairStatus::Reversed => {
-            store
-                .unrepair(&dataset_qualified(&catalogue, local), &state.record)
-                .await?;
+            store.unrepair(&dataset.qualified, &state.record).await?;
         }
         _ => {}
     }
@@ -431,9 +404,7 @@ async fn repair_in(
         // tool at once): the store follows the status that was recorded, not this one.
         let recorded = file.repair(application).map(|(_, now)| now.status);
         if to == RepairStatus::Repaired && recorded.ok() != Some(RepairStatus::Repaired) {
-            store
-                .unrepair(&dataset_qualified(&catalogue, local), &state.record)
-                .await?;
+            store.unrepair(&dataset.qualified, &state.record).await?;
         }
         return Err(e.into());
     }
@@ -441,8 +412,22 @@ async fn repair_in(
     Ok(state)
 }
 
-fn dataset_qualified(catalogue: &fedq_policy::Catalogue, local: &str) -> String {
-    format!("{}.{local}", catalogue.department)
+/// The node's catalogue and the dataset a filing names (`department.dataset`).
+fn filed_dataset(
+    config: &NodeConfig,
+    qualified: &str,
+) -> Result<(fedq_policy::Catalogue, fedq_policy::Dataset), RemedyError> {
+    let catalogue = fedq_policy::load::load_catalogue(&config.catalogue)
+        .map_err(crate::admin::AdminError::from)?;
+    let local = qualified
+        .strip_prefix(&format!("{}.", catalogue.department))
+        .unwrap_or(qualified);
+    let dataset = catalogue.dataset(local).cloned().ok_or_else(|| {
+        RemedyError::Refused(format!(
+            "dataset `{qualified}` is no longer in the catalogue"
+        ))
+    })?;
+    Ok((catalogue, dataset))
 }
 
 /// Reads `FIELD=VALUE` items (`--set`) into a correction.
