@@ -1001,11 +1001,20 @@ impl AuditLog {
                 let mut conn = conn;
                 let mut batch: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
                 while let Some(first) = rx.blocking_recv() {
+                    if let Some(signer) = signer.as_mut() {
+                        if let Some(key) = handed.lock().ok().and_then(|mut k| k.take()) {
+                            // Heads from now on are signed with the renewed key, and the
+                            // next group (or tick) keeps a checkpoint under it for the
+                            // witnesses.
+                            signer.signing.signer = key;
+                            signer.renewed = true;
+                        }
+                    }
                     match first {
                         Work::Entry(first) => batch.push(first),
                         Work::Tick => {
                             if let Some(signer) = signer.as_mut() {
-                                if let Err(e) = keep_due_checkpoint(&mut conn, &owned, &frontier, signer) {
+                                if let Err(e) = keep_due_checkpoint(&mut conn, &owned, &mut frontier, signer) {
                                     tracing::error!(error = %e, "the audit log's timed checkpoint could not be kept; trying again at the next");
                                 }
                             }
@@ -1017,14 +1026,6 @@ impl AuditLog {
                             Ok(Work::Entry(next)) => batch.push(next),
                             Ok(Work::Tick) => {}
                             Err(_) => break,
-                        }
-                    }
-                    if let Some(signer) = signer.as_mut() {
-                        if let Some(key) = handed.lock().ok().and_then(|mut k| k.take()) {
-                            // Heads from now on are signed with the renewed key, and the
-                            // next group keeps a checkpoint under it for the witnesses.
-                            signer.signing.signer = key;
-                            signer.renewed = true;
                         }
                     }
                     let started = std::time::Instant::now();
@@ -1309,25 +1310,47 @@ fn signed_head(
     Ok((head, note))
 }
 
-/// Keeps a checkpoint of the tree as the writer last wrote it when the cadence's time is
-/// up and entries were written since the last one kept (a log that fell quiet).
+/// Keeps a checkpoint of the log's tree when the cadence's time is up and entries were
+/// written since the last one kept (a log that fell quiet), or the key was renewed. The
+/// tree is the log's as it is now: entries another process appended since the writer's
+/// last group (an operator's tool recording a decision) are in it.
 fn keep_due_checkpoint(
     conn: &mut Connection,
     path: &Path,
-    frontier: &merkle::Frontier,
+    frontier: &mut merkle::Frontier,
     signer: &mut Signer,
 ) -> Result<(), AuditError> {
-    if frontier.size() <= signer.kept_size
-        || signer.kept_at.elapsed() < signer.signing.cadence.interval
-    {
+    if signer.kept_at.elapsed() < signer.signing.cadence.interval && !signer.renewed {
+        return Ok(());
+    }
+    let err = store_err(path);
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let head_seq: u64 = tx
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map_err(&err)?
+        .unsigned_abs();
+    if head_seq != frontier.size() {
+        *frontier = tree::open_frontier(&tx, head_seq).map_err(|e| {
+            AuditError::store(
+                path,
+                Cause::explained(format!("its Merkle tree cannot be read again: {e}"), e),
+            )
+        })?;
+    }
+    if frontier.size() == 0 || (frontier.size() <= signer.kept_size && !signer.renewed) {
         return Ok(());
     }
     let (head, note) = signed_head(path, signer, frontier)?;
-    conn.execute(
+    tx.execute(
         "INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?1, ?2)",
         params![head.size as i64, note],
     )
-    .map_err(store_err(path))?;
+    .map_err(&err)?;
+    tx.commit().map_err(&err)?;
     signer.kept_size = head.size;
     signer.kept_at = std::time::Instant::now();
     signer.renewed = false;

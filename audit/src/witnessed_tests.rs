@@ -874,5 +874,27 @@ async fn a_quiet_log_keeps_a_checkpoint_of_its_newest_entries_when_the_time_is_u
     let head = checkpoint::Checkpoint::parse_body(&note.text).unwrap();
     assert_eq!(head.origin, "fedq/changsha/node/court");
     assert_eq!(head.size, 3);
+    // An entry another process appends (an operator's tool beside the serving process) is
+    // in the next timed checkpoint, though this writer never wrote it.
+    let tool = AuditLog::open(&path).unwrap();
+    tool.append(record(3)).await.unwrap();
+    drop(tool);
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = latest_checkpoint(&path).unwrap();
+        if kept.as_ref().is_some_and(|(size, _)| *size == 4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (size, note) = kept.unwrap();
+    assert_eq!(size, 4, "the tool's entry was left out");
     drop(log);
+    let verified = verify(&path).unwrap();
+    assert_eq!(verified.entries, 4);
+    assert!(verified.first_break.is_none(), "{:?}", verified.first_break);
+    // It signs the log's own tree of those four entries.
+    let head =
+        checkpoint::Checkpoint::parse_body(&checkpoint::Note::parse(&note).unwrap().text).unwrap();
+    assert_eq!(base64_root(&head.root), verified.root);
 }

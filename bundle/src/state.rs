@@ -64,7 +64,6 @@ fn chain_file(dir: &Path, version: u64) -> PathBuf {
     dir.join(format!("bundle-{version:020}.toml"))
 }
 
-/// The chain of accepted bundles in `dir`, oldest first (none if `dir` does not exist).
 /// What made a policy state unusable: `message` says it (naming the error), `source` is
 /// the error itself.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +83,7 @@ impl StateCause {
     }
 }
 
+/// The chain of accepted bundles in `dir`, oldest first (none if `dir` does not exist).
 fn read_chain(dir: &Path) -> Result<Vec<(PathBuf, String)>, StateCause> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

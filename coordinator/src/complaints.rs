@@ -409,7 +409,7 @@ const SHAPE: &str = "send {\"about\": {\"query\": ID} or {\"leak\": true}, \"tex
 /// would reach an officer's terminal through `fedq complaint show`).
 fn controls(text: &str) -> bool {
     text.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// The complaint in `body`, checked; a refusal never quotes the body.

@@ -403,8 +403,11 @@ async fn repair_in(
         // Another decision was recorded since this one read the application (a second
         // tool at once): the store follows the status that was recorded, not this one.
         let recorded = file.repair(application).map(|(_, now)| now.status);
+        // Its audit entry stays, registering the attempt.
         if to == RepairStatus::Repaired && recorded.ok() != Some(RepairStatus::Repaired) {
-            store.unrepair(&dataset.qualified, &state.record).await?;
+            if let Err(undo) = store.unrepair(&dataset.qualified, &state.record).await {
+                tracing::error!(error = %undo, "a repair that lost to another decision could not be taken back from the store; run `fedq node repairs` and repair or reverse the record as its status says");
+            }
         }
         return Err(e.into());
     }

@@ -574,11 +574,14 @@ pub fn register(
         if entry.shredded || !matches!(r.kind, EntryKind::Answer | EntryKind::Refusal) {
             continue;
         }
-        let purpose = policy
-            .purposes
-            .iter()
-            .find(|p| p.name == r.purpose)
-            .or_else(|| covert_purpose_of(policy, &r.requester));
+        let named = policy.purposes.iter().find(|p| p.name == r.purpose);
+        // A refusal says nothing of the purpose but what was declared: one by a requester
+        // that asks under a hidden purpose is hidden as that purpose's entries are, unless
+        // it names a hidden purpose itself.
+        let purpose = match named {
+            Some(p) if p.hidden_from_subject.is_some() || r.kind != EntryKind::Refusal => Some(p),
+            _ => covert_purpose_of(policy, &r.requester).or(named),
+        };
         if let Some((name, h)) =
             purpose.and_then(|p| p.hidden_from_subject.as_ref().map(|h| (&p.name, h)))
         {
@@ -626,10 +629,10 @@ pub fn register(
     (listed, older, hidden.into_values().collect())
 }
 
-/// The purpose an entry of no known purpose (a refusal recorded before its purpose was
-/// read: `-`) is hidden as, when its requester may ask under a purpose hidden from the
-/// subject: the longest hidden of those. Otherwise such a refusal would show at once,
-/// with the requester's name, the inquiry the policy hides.
+/// The purpose a refusal of no hidden purpose (recorded before its purpose was read, `-`,
+/// or under one the requester may not use) is hidden as, when its requester may ask under
+/// a purpose hidden from the subject: the longest hidden of those. Otherwise such a
+/// refusal would show at once, with the requester's name, the inquiry the policy hides.
 fn covert_purpose_of<'p>(
     policy: &'p Policy,
     requester: &str,
@@ -707,6 +710,7 @@ mod tests {
             vec![
                 entry(1, "court.enforcement", "-"),
                 entry(2, "market-regulation.licensing", "-"),
+                entry(3, "court.enforcement", "administrative-licensing"),
             ],
             &policy,
             today,
@@ -715,6 +719,6 @@ mod tests {
         assert_eq!(listed[0].requester, "market-regulation.licensing");
         assert_eq!(hidden.len(), 1, "{hidden:?}");
         assert_eq!(hidden[0].purpose, "judgment-enforcement");
-        assert_eq!(hidden[0].count, 1);
+        assert_eq!(hidden[0].count, 2);
     }
 }
