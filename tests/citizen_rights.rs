@@ -35,30 +35,12 @@ fn federation(tmp: &Path) -> Federation {
 
 /// The person's key of their record on the court's list.
 fn court_record(fed: &Federation) -> String {
-    fed.scenario
-        .blacklisted
-        .records
-        .iter()
-        .find(|r| {
-            format!("{}.{}", r.department, r.dataset) == COURT_LIST || r.dataset == COURT_LIST
-        })
-        .map(|r| r.key.clone())
+    fedq_sandbox::rights::record_key(&fed.scenario.blacklisted, COURT_LIST)
         .expect("the blacklisted person is on the court's list")
 }
 
 async fn register(fed: &Federation, subject: &str) -> Value {
-    let q = at_the_window(fed, subject, "register").unwrap();
-    let (status, a) = ask_rights(
-        fed,
-        &q,
-        RightsAsk {
-            right: "register".into(),
-            dataset: None,
-            filing: None,
-        },
-    )
-    .await
-    .unwrap();
+    let (status, a) = fedq_sandbox::rights::register(fed, subject).await.unwrap();
     assert_eq!(status, 200, "{a}");
     a
 }
@@ -74,18 +56,9 @@ fn entries_of(part: &Value) -> &Vec<Value> {
 }
 
 async fn file(fed: &Federation, subject: &str, right: &str, filing: Filing) -> (u16, Value) {
-    let q = at_the_window(fed, subject, right).unwrap();
-    ask_rights(
-        fed,
-        &q,
-        RightsAsk {
-            right: right.into(),
-            dataset: Some(COURT_LIST.into()),
-            filing: Some(filing),
-        },
-    )
-    .await
-    .unwrap()
+    fedq_sandbox::rights::file(fed, subject, right, COURT_LIST, filing)
+        .await
+        .unwrap()
 }
 
 fn court_listed(a: &Value) -> bool {
