@@ -64,6 +64,12 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::complaint::ComplaintCommand,
     },
+    /// Public disclosure: each department's signed part, one dated publication merged from
+    /// them (JSON, CSV, a static HTML page), and its check.
+    Disclose {
+        #[command(subcommand)]
+        cmd: cli::disclose::DiscloseCommand,
+    },
     /// The consent authority's tokens: issue one, or show what one says.
     Consent {
         #[command(subcommand)]
@@ -157,6 +163,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Complaint { cmd } => block_on(CurrentThread, cli::complaint::run(cmd))?,
         Command::Consent { cmd } => cli::consent::run(cmd)?,
+        Command::Disclose { cmd } => block_on(CurrentThread, cli::disclose::run(cmd))?,
         Command::Decision { cmd } => cli::decision::run(cmd)?,
         Command::Audit { cmd } => return Ok(cli::audit::run(cmd)?),
         Command::GenData(args) => cli::synth::run(args)?,

@@ -31,7 +31,7 @@ async fn the_demo_tour_answers_as_expected_and_nothing_withheld_crosses_the_wire
     fed.witness_quickly(500).unwrap();
     let mut running = Running::start(&fed, Some(tap.clone())).await.unwrap();
     let steps = tour(&fed, &mut running, Some(tap)).await;
-    assert_eq!(steps.len(), 24);
+    assert_eq!(steps.len(), 26);
     for step in &steps {
         assert!(
             step.check.is_ok(),

@@ -380,11 +380,17 @@ pub enum EntryKind {
     /// A complaint filed, or its status changed by an officer (coordinator): the
     /// complaint's id and the departments it is routed to, never its text or contact.
     Complaint,
+    /// A department's part of a public disclosure made (`fedq disclose part`): the list,
+    /// the date and the counts, never a row.
+    Disclosure,
+    /// An aggregate (statistics) query answered or refused: its cells' count, the ε
+    /// spent and the budget left, never a person.
+    Statistic,
 }
 
 impl EntryKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EntryKind; 11] = [
+    pub const ALL: [EntryKind; 13] = [
         EntryKind::Query,
         EntryKind::Answer,
         EntryKind::Refusal,
@@ -396,6 +402,8 @@ impl EntryKind {
         EntryKind::Retention,
         EntryKind::Objection,
         EntryKind::Complaint,
+        EntryKind::Disclosure,
+        EntryKind::Statistic,
     ];
 
     /// Whether retention keeps this kind's body: the entries about the policy (a restarted
@@ -425,6 +433,8 @@ impl EntryKind {
             EntryKind::Retention => "retention",
             EntryKind::Objection => "objection",
             EntryKind::Complaint => "complaint",
+            EntryKind::Disclosure => "disclosure",
+            EntryKind::Statistic => "statistic",
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod client;
 pub mod complaints;
 pub mod config;
 pub mod consent;
+pub mod disclosure;
 pub mod gateway;
 pub mod health;
 pub mod https;

@@ -3,6 +3,7 @@
 //! of the answer it looks at is missing, so a stop never passes on an empty answer.
 
 use fedq_coordinator::client;
+use fedq_policy::catalogue::PublicList;
 use fedq_sandbox::{
     ask, ask_through_gateway, consent_token, forged_consent_token, licensing, rights, self_query,
     Ask, Federation, Running, CATALOGUES, GATEWAY_APP, GATEWAY_REQUESTER, LICENSING_BASIS,
@@ -386,6 +387,112 @@ async fn uphold_then_check(
     Ok((
         status,
         serde_json::json!({ "register": register, "blacklist": check }),
+    ))
+}
+
+/// The serious-dishonesty publication at `date` (every department's signed part, merged)
+/// and the row of the court's case `case` in it, if it is there.
+async fn published_case(
+    fed: &Federation,
+    date: time::Date,
+    case: &str,
+) -> Result<(fedq_coordinator::disclosure::Published, Option<Value>), String> {
+    let published = fedq_sandbox::disclosure::publish(fed, PublicList::Dishonesty, date)
+        .await
+        .map_err(|e| e.to_string())?;
+    let json = published
+        .files
+        .first()
+        .ok_or("expected the publication's JSON file")?;
+    let document: Value = serde_json::from_slice(&std::fs::read(json).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let row = document
+        .get("rows")
+        .and_then(Value::as_array)
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r.pointer("/cells/case_no").and_then(Value::as_str) == Some(case))
+        })
+        .cloned();
+    Ok((published, row))
+}
+
+/// The day a record listed on `listed` leaves its three-year window (its last day shown is
+/// the day before).
+fn window_end(listed: time::Date) -> time::Date {
+    let year = listed.year() + 3;
+    listed
+        .replace_year(year)
+        .or_else(|_| time::Date::from_calendar_date(year, listed.month(), 28))
+        .unwrap_or(listed)
+}
+
+/// Public disclosure at the tour's date: the court's and civil affairs' signed parts merged
+/// into the dishonesty list and the red list; the same parts merged again give the same
+/// bytes; the publication checks against the federation's CA; the debtor's case is in it
+/// on the last day of its window and gone the day it ends.
+async fn disclose_then_expire(
+    fed: &Federation,
+    subject: &str,
+    case: &str,
+) -> Result<(u16, Value), String> {
+    let (published, row) = published_case(fed, fed.today, case).await?;
+    let dir = fedq_sandbox::disclosure::directory(fed, PublicList::Dishonesty, fed.today);
+    let parts: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("parts"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let again = fedq_coordinator::disclosure::publish(
+        &fed.layout.pki(),
+        PublicList::Dishonesty,
+        fed.today,
+        &parts,
+        &dir.join("again"),
+    )
+    .map_err(|e| e.to_string())?;
+    let bytes = |files: &[std::path::PathBuf]| -> Vec<Vec<u8>> {
+        files
+            .iter()
+            .map(|f| std::fs::read(f).unwrap_or_default())
+            .collect()
+    };
+    let first = bytes(&published.files);
+    let same_bytes = first == bytes(&again.files);
+    let holds_id = first
+        .iter()
+        .any(|b| String::from_utf8_lossy(b).contains(subject));
+    let manifest = published.files.last().ok_or("expected the manifest")?;
+    let verified = match fedq_coordinator::disclosure::verify(&fed.layout.pki(), manifest) {
+        Ok(checked) => serde_json::json!(checked.parts),
+        Err(e) => Value::String(e.to_string()),
+    };
+    let listed = row
+        .as_ref()
+        .and_then(|r| r.pointer("/cells/listed_on"))
+        .and_then(Value::as_str)
+        .and_then(fedq_policy::value::parse_date)
+        .ok_or("expected the case's listing date in the publication")?;
+    let end = window_end(listed);
+    let last_day = end.previous_day().ok_or("expected a date")?;
+    let (_, on_last_day) = published_case(fed, last_day, case).await?;
+    let (_, on_end) = published_case(fed, end, case).await?;
+    let honours = fedq_sandbox::disclosure::publish(fed, PublicList::Honours, fed.today)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        200,
+        serde_json::json!({
+            "row": row,
+            "manifest": published.manifest.parts.iter().map(|p| serde_json::json!({"node": p.node, "records": p.records})).collect::<Vec<_>>(),
+            "same_bytes": same_bytes,
+            "holds_resident_id": holds_id,
+            "verified": verified,
+            "last_day": last_day.to_string(),
+            "shown_on_last_day": on_last_day.is_some(),
+            "window_end": end.to_string(),
+            "shown_when_window_ends": on_end.is_some(),
+            "honours": honours.manifest.parts.iter().map(|p| serde_json::json!({"node": p.node, "records": p.records})).collect::<Vec<_>>(),
+        }),
     ))
 }
 
@@ -978,6 +1085,29 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
         },
     );
 
+    run(
+        "Public disclosure (公开披露, 长政办发〔2017〕62号 §十五; the red list, §三): the court and civil affairs each sign their part — records inside their window, none repaired or disputed, the name masked to the surname and the ID to its first six and last four — and the parts merge into one dated publication (JSON, CSV, a static Chinese page) whose manifest names each part's node, count and signature; the same parts give the same bytes; the debtor's case is shown on the last day of its window and gone the day it ends",
+        disclose_then_expire(fed, &debtor, &court_record).await,
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            let row = a.get("row").filter(|r| !r.is_null()).ok_or("expected the debtor's case in the publication")?;
+            let name = row.pointer("/cells/name").and_then(Value::as_str).unwrap_or_default();
+            expect(name.chars().skip(1).all(|c| c == '*') && name.chars().count() > 1, "expected the name masked to the surname")?;
+            let id = row.pointer("/cells/resident_id").and_then(Value::as_str).unwrap_or_default();
+            expect(id.len() == 18 && &id[6..14] == "********", "expected the ID masked to its first six and last four")?;
+            expect(row.pointer("/cells/amount_owed").is_none(), "the amount owed was published")?;
+            expect(a.get("holds_resident_id") == Some(&Value::Bool(false)), "a published file holds the resident ID")?;
+            expect(a.get("same_bytes") == Some(&Value::Bool(true)), "the same parts gave other bytes")?;
+            expect(a.pointer("/verified/court").and_then(Value::as_u64).is_some_and(|n| n >= 1), "expected the court's signature verified")?;
+            expect(a.get("shown_on_last_day") == Some(&Value::Bool(true)), "expected the case shown on its window's last day")?;
+            expect(a.get("shown_when_window_ends") == Some(&Value::Bool(false)), "the case was shown after its window ended")?;
+            expect(
+                a.get("honours").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| p.get("node").and_then(Value::as_str) == Some("civil-affairs") && p.get("records").and_then(Value::as_u64).is_some_and(|n| n >= 1))),
+                "expected the red list from civil affairs",
+            )
+        },
+    );
+
     let objected = object_then_check(fed, &debtor, &court_record).await;
     let objection = objected
         .as_ref()
@@ -1024,6 +1154,18 @@ pub async fn tour(fed: &Federation, running: &mut Running, tap: Option<FrameTap>
                 "expected the review office to read the application",
             )?;
             expect(court_listed(&a["blacklist"]) == Some(false), "a repaired record was disclosed")
+        },
+    );
+
+    run(
+        "The repaired case drops out of the next publication: the court's new signed part no longer holds it",
+        published_case(fed, fed.today, &court_record)
+            .await
+            .map(|(p, row)| (200, serde_json::json!({ "row": row, "court": p.manifest.parts.iter().find(|p| p.node == "court").map(|p| p.records) }))),
+        &|status, a| {
+            expect(status == 200, "expected 200")?;
+            expect(a.get("court").is_some_and(Value::is_u64), "expected the court's part")?;
+            expect(a.get("row").is_some_and(Value::is_null), "the repaired case was published")
         },
     );
 

@@ -28,6 +28,7 @@ pub mod attach;
 pub mod config;
 pub mod consent;
 pub mod decisions;
+pub mod disclose;
 pub mod enforce;
 pub mod evidence;
 pub mod import;

@@ -216,6 +216,31 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Every unrepaired record of one dataset with its subject, by record key.
+    pub async fn records_in(&self, dataset: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject, record_key, body::text FROM records \
+             WHERE dataset = $1 AND repaired_at IS NULL ORDER BY record_key",
+        )
+        .bind(dataset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let subject: String = row.try_get(0).map_err(|e| self.err(e))?;
+            let body: String = row.try_get(2).map_err(|e| self.err(e))?;
+            let record: Record = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                path: self.label.clone(),
+                dataset: dataset.to_owned(),
+                key: row.try_get::<String, _>(1).unwrap_or_default(),
+                reason: unreadable(&e),
+            })?;
+            out.push((subject, record));
+        }
+        Ok(out)
+    }
+
     /// What the store holds about `subject` in each of `datasets`, for an answer: a
     /// dataset with a body that cannot be read back as a record is unverified. One indexed
     /// statement.

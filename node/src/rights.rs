@@ -172,18 +172,34 @@ impl RightsFile {
     /// What the file says of one subject's records (nothing read until an objection was
     /// filed here).
     pub fn marks(&self, subject: &str) -> Result<Marks, RightsError> {
+        self.marks_of(Some(subject))
+    }
+
+    /// What the file says of every record (for a publication or a statistic, which read
+    /// whole datasets).
+    pub fn all_marks(&self) -> Result<Marks, RightsError> {
+        self.marks_of(None)
+    }
+
+    fn marks_of(&self, subject: Option<&str>) -> Result<Marks, RightsError> {
         let mut marks = Marks::default();
         if !self.any.load(Ordering::Acquire) {
             return Ok(marks);
         }
         let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(
+        let (sql, args) = match subject {
+            Some(subject) => (
                 "SELECT dataset, record_key, status, correction FROM objections WHERE subject = ?1",
-            )
-            .map_err(|e| self.err(e))?;
+                vec![subject],
+            ),
+            None => (
+                "SELECT dataset, record_key, status, correction FROM objections",
+                Vec::new(),
+            ),
+        };
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![subject], |r| {
+            .query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

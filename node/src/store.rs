@@ -206,6 +206,36 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Every unrepaired record of one dataset (qualified name) with its subject, by record
+    /// key: for a publication or a statistic, which read a whole dataset. A body that does
+    /// not read back as a record is an error (never a record left out).
+    pub fn records_in(&self, dataset: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        let err = db_err(&self.path);
+        let conn = self.reader.lock().map_err(|_| StoreError::Database {
+            path: self.path.display().to_string(),
+            reason: "store lock poisoned".into(),
+        })?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT subject, record_key, body FROM records WHERE dataset = ?1 AND repaired_at IS NULL ORDER BY record_key",
+            )
+            .map_err(&err)?;
+        let mut rows = stmt.query(params![dataset]).map_err(&err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(&err)? {
+            let subject: String = row.get(0).map_err(&err)?;
+            let body: String = row.get(2).map_err(&err)?;
+            let record: Record = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                dataset: dataset.to_owned(),
+                key: row.get::<_, String>(1).unwrap_or_default(),
+                reason: unreadable(&e),
+            })?;
+            out.push((subject, record));
+        }
+        Ok(out)
+    }
+
     /// What the store holds about `subject` in each of `datasets` (qualified names), for
     /// an answer: a dataset with a stored body that cannot be read back as a record is
     /// [`Evidence::Unverified`] (never silently short of that record). One indexed
@@ -362,6 +392,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.records_of(subject, datasets),
             Store::Postgres(p) => p.records_of(subject, datasets).await,
+        }
+    }
+
+    /// Every unrepaired record of one dataset with its subject (see
+    /// [`SqliteStore::records_in`]).
+    pub async fn records_in(&self, dataset: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.records_in(dataset),
+            Store::Postgres(p) => p.records_in(dataset).await,
         }
     }
 

@@ -142,6 +142,84 @@ pub struct Dataset {
     pub repair: Option<Repair>,
     /// The disclosure window in years (长政办发〔2017〕62号 §十: 3).
     pub disclosure_window_years: u32,
+    /// Whether, and how, the dataset is published on the city's credit website
+    /// (`[dataset.publication]`; 长政办发〔2017〕62号 §十五 and §三).
+    pub publication: Option<Publication>,
+}
+
+/// Which public list a dataset's records are published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicList {
+    /// Serious-dishonesty cases (个人严重失信信息, §十五): negative datasets only.
+    Dishonesty,
+    /// Honours, the red list (诚信典型, §三): positive datasets only.
+    Honours,
+}
+
+impl PublicList {
+    /// The word used in catalogue files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PublicList::Dishonesty => "dishonesty",
+            PublicList::Honours => "honours",
+        }
+    }
+
+    /// Parses the word used in files.
+    pub fn parse(s: &str) -> Option<PublicList> {
+        [PublicList::Dishonesty, PublicList::Honours]
+            .into_iter()
+            .find(|l| l.name() == s)
+    }
+}
+
+/// The form a published field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishedForm {
+    /// The value as held (case numbers, courts, dates, categories).
+    Clear,
+    /// A name masked to its surname: `张**` (the first character, one `*` for each other).
+    Surname,
+    /// A resident ID masked to its first six and last four characters.
+    IdFirst6Last4,
+}
+
+impl PublishedForm {
+    /// The word used in catalogue files.
+    pub fn name(self) -> &'static str {
+        match self {
+            PublishedForm::Clear => "clear",
+            PublishedForm::Surname => "surname",
+            PublishedForm::IdFirst6Last4 => "id_first6_last4",
+        }
+    }
+}
+
+/// One published column: a field, its form and its heading on the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedColumn {
+    /// The field.
+    pub field: String,
+    /// Its published form.
+    pub form: PublishedForm,
+    /// The column's heading (Chinese, as the city's website shows it).
+    pub heading: String,
+}
+
+/// How a dataset is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// The list it appears in.
+    pub list: PublicList,
+    /// The category its records are shown under, e.g. `失信被执行人`.
+    pub category: String,
+    /// How many years from its `window_start` a record is shown: for a negative dataset
+    /// at most its disclosure window (the default), for a positive one required.
+    pub years: u32,
+    /// The published columns, in order; a field not named here is never published.
+    pub columns: Vec<PublishedColumn>,
 }
 
 /// One record as a node holds it: field name → value (absent fields are `None`/missing).
@@ -231,8 +309,27 @@ struct RawDataset {
     window_start: Option<Spanned<String>>,
     repair: Option<RawRepair>,
     disclosure_window_years: Option<Spanned<u32>>,
+    publication: Option<Spanned<RawPublication>>,
     #[serde(default, rename = "field")]
     fields: Vec<RawField>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublication {
+    list: PublicList,
+    category: String,
+    years: Option<Spanned<u32>>,
+    #[serde(default, rename = "column")]
+    columns: Vec<RawColumn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    field: Spanned<String>,
+    form: Spanned<PublishedForm>,
+    heading: String,
 }
 
 #[derive(Deserialize)]
@@ -419,6 +516,9 @@ impl Catalogue {
                 }
                 None => 3,
             };
+            let publication = d
+                .publication
+                .map(|p| check_publication(&mut diag, &name, d.kind, years, &fields, p));
             datasets.push(Dataset {
                 qualified: format!("{department}.{name}"),
                 department: department.clone(),
@@ -434,6 +534,7 @@ impl Catalogue {
                     repaired: r.repaired,
                 }),
                 disclosure_window_years: years,
+                publication,
             });
         }
         diag.finish(Catalogue {
@@ -523,6 +624,11 @@ fn dataset_differences(ours: &Dataset, theirs: &Dataset, out: &mut Vec<String>) 
         ours.disclosure_window_years.to_string(),
         theirs.disclosure_window_years.to_string(),
     );
+    differ(
+        "`publication`",
+        format!("{:?}", ours.publication),
+        format!("{:?}", theirs.publication),
+    );
     for f in &ours.fields {
         let Some(g) = theirs.field(&f.name) else {
             out.push(format!(
@@ -571,6 +677,123 @@ fn dataset_differences(ours: &Dataset, theirs: &Dataset, out: &mut Vec<String>) 
                 g.name
             ));
         }
+    }
+}
+
+/// Checks a dataset's `[dataset.publication]`: the list fits the dataset's kind, the
+/// shown years fit its window, every column is a field of it in a form its type allows,
+/// and nothing identifying or sensitive is published in clear.
+fn check_publication(
+    diag: &mut Diagnostics<'_>,
+    dataset: &str,
+    kind: DatasetKind,
+    window_years: u32,
+    fields: &[Field],
+    raw: Spanned<RawPublication>,
+) -> Publication {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    match (raw.list, kind) {
+        (PublicList::Dishonesty, DatasetKind::Negative)
+        | (PublicList::Honours, DatasetKind::Positive) => {}
+        (list, _) => diag.error(
+            span.clone(),
+            format!(
+                "dataset `{dataset}` is {} and cannot be published in the `{}` list; `dishonesty` takes negative datasets, `honours` positive ones",
+                format!("{kind:?}").to_lowercase(),
+                list.name()
+            ),
+        ),
+    }
+    if raw.category.trim().is_empty() {
+        diag.error(
+            span.clone(),
+            format!(
+                "the publication of dataset `{dataset}` needs a `category`, e.g. \"失信被执行人\""
+            ),
+        );
+    }
+    let years = match (&raw.years, kind) {
+        (Some(y), DatasetKind::Negative) if *y.get_ref() > window_years => {
+            diag.error(
+                y.span(),
+                format!("a negative record is published at most its disclosure window ({window_years} years); lower `years`"),
+            );
+            *y.get_ref()
+        }
+        (Some(y), _) if *y.get_ref() == 0 => {
+            diag.error(y.span(), "`years` must be at least 1");
+            0
+        }
+        (Some(y), _) => *y.get_ref(),
+        (None, DatasetKind::Negative) => window_years,
+        (None, _) => {
+            diag.error(
+                span.clone(),
+                format!("the publication of dataset `{dataset}` needs `years`, how long a record is shown"),
+            );
+            0
+        }
+    };
+    if raw.columns.is_empty() {
+        diag.error(
+            span,
+            format!("the publication of dataset `{dataset}` has no columns; add `[[dataset.publication.column]]` tables"),
+        );
+    }
+    let mut columns: Vec<PublishedColumn> = Vec::new();
+    for c in raw.columns {
+        let name = c.field.get_ref().clone();
+        let form = *c.form.get_ref();
+        if columns.iter().any(|k| k.field == name) {
+            diag.error(
+                c.field.span(),
+                format!("field `{name}` is published twice in dataset `{dataset}`"),
+            );
+        }
+        match fields.iter().find(|f| f.name == name) {
+            None => diag.error(
+                c.field.span(),
+                format!("`{name}` is not a field of dataset `{dataset}`"),
+            ),
+            Some(f) => {
+                let fits = match form {
+                    PublishedForm::IdFirst6Last4 => f.ty == FieldType::ResidentId,
+                    PublishedForm::Surname => f.ty == FieldType::String,
+                    PublishedForm::Clear => {
+                        f.ty != FieldType::ResidentId && f.class != FieldClass::Sensitive
+                    }
+                };
+                if !fits {
+                    diag.error(
+                        c.form.span(),
+                        format!(
+                            "field `{name}` ({} {}) cannot be published as `{}`; a resident ID only as `id_first6_last4`, a name as `surname`, and nothing sensitive",
+                            f.class.name(),
+                            type_name(f.ty),
+                            form.name()
+                        ),
+                    );
+                }
+            }
+        }
+        if c.heading.trim().is_empty() {
+            diag.error(
+                c.field.span(),
+                format!("published field `{name}` needs a `heading`"),
+            );
+        }
+        columns.push(PublishedColumn {
+            field: name,
+            form,
+            heading: c.heading,
+        });
+    }
+    Publication {
+        list: raw.list,
+        category: raw.category,
+        years,
+        columns,
     }
 }
 

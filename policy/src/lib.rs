@@ -88,6 +88,7 @@ pub mod analysis;
 pub mod calendar;
 pub mod catalogue;
 pub mod comparison;
+pub mod disclosure;
 pub mod engine;
 pub mod load;
 pub mod location;

@@ -21,6 +21,7 @@
 
 mod build;
 pub mod consent;
+pub mod disclosure;
 mod layout;
 mod ports;
 pub mod reference;

@@ -11,6 +11,7 @@ pub mod consent;
 pub mod coordinator;
 pub mod decision;
 pub mod demo;
+pub mod disclose;
 pub mod gateway;
 pub mod node;
 pub mod policy;
