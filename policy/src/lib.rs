@@ -98,6 +98,7 @@ pub mod ratelimit;
 pub mod report;
 pub mod resident_id;
 pub mod rights;
+pub mod statistics;
 pub mod testing;
 pub mod transform;
 mod validate;

@@ -643,6 +643,9 @@ pub struct Policy {
     pub views: Vec<View>,
     /// Embedded tests.
     pub tests: Vec<TestCase>,
+    /// The `[statistics]` table: who may ask aggregate queries and with what privacy
+    /// (issue 20 §2); `None` allows none.
+    pub statistics: Option<crate::statistics::Statistics>,
     /// The federation the policy was validated against.
     pub federation: Federation,
 }

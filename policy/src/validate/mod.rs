@@ -52,6 +52,10 @@ impl Policy {
         purposes::check_legal_bases_accepted(&raw.purposes, &purposes, &rules, &mut diag);
         let views = views::validate(&raw.views, &purposes, &datasets, &mut diag);
         let tests = cases::validate(&raw.tests, &views, &datasets, &mut diag);
+        let statistics = raw
+            .statistics
+            .as_ref()
+            .map(|s| statistics(s, &purposes, &datasets, &mut diag));
 
         diag.finish(Policy {
             version,
@@ -66,8 +70,155 @@ impl Policy {
             rules,
             views,
             tests,
+            statistics,
             federation: federation.clone(),
         })
+    }
+}
+
+/// The `[statistics]` table: purposes that exist and are aggregate-only, a threshold of
+/// at least 1, ε and budget positive decimals with ε ≤ budget, a period, six-digit region
+/// codes, datasets of the catalogues and category fields that are enums of them.
+fn statistics(
+    raw: &toml::Spanned<raw::RawStatistics>,
+    purposes: &[crate::policy::Purpose],
+    datasets: &[&Dataset],
+    diag: &mut Diagnostics<'_>,
+) -> crate::statistics::Statistics {
+    use crate::statistics::{parse_epsilon, Period, Statistics};
+    let table = raw.span();
+    let raw = raw.get_ref();
+    let mut names = Vec::new();
+    for p in &raw.purposes {
+        match purposes.iter().find(|q| q.name == *p.get_ref()) {
+            None => diag.error(
+                p.span(),
+                format!("`{}` is not a declared purpose", p.get_ref()),
+            ),
+            Some(q) if !q.aggregate_only => diag.error(
+                p.span(),
+                format!(
+                    "purpose `{}` must be `aggregate_only` to ask aggregate queries",
+                    q.name
+                ),
+            ),
+            Some(q) => names.push(q.name.clone()),
+        }
+    }
+    if raw.purposes.is_empty() {
+        diag.error(
+            table.clone(),
+            "`[statistics]` needs `purposes`, the aggregate-only purposes that may count",
+        );
+    }
+    let min_cell = match u64::try_from(*raw.min_cell.get_ref()) {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            diag.error(
+                raw.min_cell.span(),
+                "`min_cell` must be at least 1 (the smallest count released; 10 is usual)",
+            );
+            1
+        }
+    };
+    let mut micro = |v: &toml::Spanned<String>, what: &str| match parse_epsilon(v.get_ref()) {
+        Some(m) => m,
+        None => {
+            diag.error(v.span(), format!("`{what}` must be a positive decimal with at most six decimals, as a string, e.g. \"0.5\""));
+            1
+        }
+    };
+    let epsilon = micro(&raw.epsilon, "epsilon");
+    let budget = micro(&raw.budget, "budget");
+    if epsilon > budget {
+        diag.error(
+            raw.epsilon.span(),
+            "`epsilon` (per query) must not exceed `budget` (per requester and period)",
+        );
+    }
+    let period = match raw.period.get_ref().as_str() {
+        "month" => Period::Month,
+        "year" => Period::Year,
+        _ => {
+            diag.error(raw.period.span(), "`period` must be `month` or `year`");
+            Period::Month
+        }
+    };
+    let max_years = match raw.max_years.as_ref() {
+        None => 10,
+        Some(y) => match u32::try_from(*y.get_ref()) {
+            Ok(n) if (1..=50).contains(&n) => n,
+            _ => {
+                diag.error(y.span(), "`max_years` must be between 1 and 50");
+                10
+            }
+        },
+    };
+    let mut districts = Vec::new();
+    for d in &raw.districts {
+        let code = d.get_ref();
+        if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            districts.push(code.clone());
+        } else {
+            diag.error(
+                d.span(),
+                "a district is a six-digit region code, e.g. \"430102\"",
+            );
+        }
+    }
+    let mut allowed = std::collections::BTreeMap::new();
+    for d in &raw.datasets {
+        if datasets.iter().any(|x| x.qualified == *d.get_ref()) {
+            allowed.insert(d.get_ref().clone(), None);
+        } else {
+            diag.error(
+                d.span(),
+                format!("`{}` is not a dataset of the catalogues", d.get_ref()),
+            );
+        }
+    }
+    if raw.datasets.is_empty() {
+        diag.error(
+            table,
+            "`[statistics]` needs `datasets`, the datasets that may be counted",
+        );
+    }
+    for (name, field) in &raw.categories {
+        let Some(ds) = datasets.iter().find(|x| x.qualified == *name) else {
+            diag.error(
+                field.span(),
+                format!("`{name}` is not a dataset of the catalogues"),
+            );
+            continue;
+        };
+        if !allowed.contains_key(name) {
+            diag.error(
+                field.span(),
+                format!("`{name}` has a category but is not in `datasets`"),
+            );
+        }
+        match ds.field(field.get_ref()) {
+            Some(f) if crate::statistics::is_category_type(f.ty) => {
+                allowed.insert(name.clone(), Some(f.name.clone()));
+            }
+            _ => diag.error(
+                field.span(),
+                format!(
+                    "a category is an enum field of `{name}`; `{}` is not one",
+                    field.get_ref()
+                ),
+            ),
+        }
+    }
+    Statistics {
+        purposes: names,
+        min_cell,
+        epsilon,
+        budget,
+        period,
+        districts,
+        datasets: allowed,
+        max_years,
     }
 }
 

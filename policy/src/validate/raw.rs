@@ -36,6 +36,25 @@ pub(crate) struct RawPolicy {
     pub(crate) views: Vec<RawView>,
     #[serde(default, rename = "test")]
     pub(crate) tests: Vec<RawTest>,
+    pub(crate) statistics: Option<Spanned<RawStatistics>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStatistics {
+    #[serde(default)]
+    pub(crate) purposes: Vec<Spanned<String>>,
+    pub(crate) min_cell: Spanned<i64>,
+    pub(crate) epsilon: Spanned<String>,
+    pub(crate) budget: Spanned<String>,
+    pub(crate) period: Spanned<String>,
+    pub(crate) max_years: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) districts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) datasets: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) categories: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
