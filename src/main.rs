@@ -47,6 +47,9 @@ enum Command {
     },
     /// Ask the coordinator one authorized question about one person.
     Query(Box<cli::coordinator::QueryCli>),
+    /// Ask the coordinator for counts (an aggregate-only purpose): by dataset, district,
+    /// year and category, each department's noisy and with small cells suppressed.
+    Statistics(Box<cli::statistics::StatisticsCli>),
     /// A requesting agency's gateway: its apps ask through it; it proves, seals, opens and
     /// keeps its own log.
     Gateway {
@@ -151,6 +154,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Query(args) => block_on(CurrentThread, async {
             Ok(cli::coordinator::query(*args).await?)
+        })?,
+        Command::Statistics(args) => block_on(CurrentThread, async {
+            Ok(cli::statistics::run(*args).await?)
         })?,
         Command::Gateway { cmd } => match cmd {
             cli::gateway::GatewayCommand::Serve { config } => {

@@ -28,6 +28,7 @@ pub mod api;
 pub mod complaint;
 pub mod problem;
 pub mod query;
+pub mod statistics;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -219,6 +219,7 @@ kinds! {
     ViewNotForPurpose => "view-not-for-purpose", "The view may not be asked for this purpose";
     RightNotServed => "right-not-served", "The purpose does not serve this right of the person";
     RateLimited => "rate-limited", "The requester is over its rate limit";
+    BudgetSpent => "budget-spent", "The requester's privacy budget for aggregate queries is spent";
     BundleRefused => "bundle-refused", "The policy bundle was refused; the version in force stays";
     BundleConflict => "bundle-conflict", "The policy bundle is not newer than the version in force";
     Overloaded => "overloaded", "Too many requests in flight";

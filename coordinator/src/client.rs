@@ -396,6 +396,7 @@ impl ApiConnection {
                 .dataset
                 .as_ref()
                 .map(|d| d.split('.').next().map(str::to_owned).into_iter().collect()),
+            ProofTarget::Aggregate(a) => Some(departments(&a.datasets)),
         };
         for node in &sessions.nodes {
             if asked.as_ref().is_some_and(|a| !a.contains(node)) {
@@ -416,6 +417,40 @@ impl ApiConnection {
             proven.proofs.insert(node.clone(), proof);
         }
         Ok(proven)
+    }
+
+    /// Sends an aggregate query (`POST /v1/statistics`, issue 20 §2), proven to every
+    /// department whose datasets it counts under this connection's sessions (nothing is
+    /// sealed: it names no person). A department without a live session is left out of
+    /// the proofs, and the coordinator says so.
+    pub async fn statistics(
+        &mut self,
+        request: &fedq_client::statistics::StatisticsRequest,
+    ) -> Result<(u16, serde_json::Value), ClientError> {
+        self.open_sessions().await?;
+        let mut proven = request.clone();
+        proven.proofs = BTreeMap::new();
+        if let Some(sessions) = self.sessions.as_ref() {
+            let claims = proof::ProofClaims::new(
+                &request.purpose,
+                request.legal_basis.as_deref(),
+                None,
+                ProofTarget::Aggregate(request.target.clone()),
+            );
+            let now = UnixTime::now();
+            for node in departments(&request.target.datasets) {
+                if let Some(session) = sessions.open.get(&node).filter(|s| s.is_live(now)) {
+                    let nonce =
+                        proof::fresh_nonce().map_err(|e| ClientError::Usage(e.to_string()))?;
+                    proven
+                        .proofs
+                        .insert(node, session.prove(&claims, now, &nonce));
+                }
+            }
+        }
+        let body = serde_json::to_vec(&proven).map_err(|e| ClientError::Usage(e.to_string()))?;
+        self.call("POST", "/v1/statistics", "application/json", body)
+            .await
     }
 
     /// Lists the nodes and the views' plans again, keeping the sessions already open.
@@ -620,6 +655,14 @@ pub async fn send_to_gateway(
 }
 
 /// Each view → the nodes it asks, from a `GET /v1/nodes` answer.
+/// The departments of `department.dataset` names.
+fn departments(datasets: &[String]) -> BTreeSet<String> {
+    datasets
+        .iter()
+        .filter_map(|d| d.split('.').next().map(str::to_owned))
+        .collect()
+}
+
 fn views_of(listed: &NodeList) -> BTreeMap<String, BTreeSet<String>> {
     listed
         .views

@@ -407,6 +407,23 @@ async fn small_body(state: &AppState, request: Request, limit: usize) -> Result<
     })
 }
 
+/// `POST /v1/statistics`: an aggregate query (requesters only), the body under its cap.
+async fn post_statistics(
+    State(state): State<AppState>,
+    Extension(peer): Extension<PeerCertificate>,
+    request: Request,
+) -> Response {
+    if let Some(r) = refused(&state, &peer, &[Role::Requester], QUERY_ROLE) {
+        return r;
+    }
+    let body = match small_body(&state, request, crate::service::MAX_STATISTICS_BODY).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let reply = state.coordinator.statistics(&peer.identity, &body).await;
+    json(reply.status, reply.body)
+}
+
 /// `POST /v1/complaints`: any requester files a complaint about a query or a leak.
 async fn post_complaint(
     State(state): State<AppState>,
@@ -488,6 +505,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(post_sessions))
         .route("/v1/policy/bundles", post(post_bundle))
         .route("/v1/policy/status", get(policy_status))
+        .route("/v1/statistics", post(post_statistics))
         .route("/v1/complaints", post(post_complaint))
         .route("/v1/complaints/{id}", get(get_complaint))
         .route("/v1/complaints/{id}/status", post(post_complaint_status))

@@ -47,4 +47,4 @@ pub mod service;
 pub mod witnessing;
 
 /// The API's types, shared with the client crate (`fedq-client`).
-pub use fedq_client::{answer, api, problem};
+pub use fedq_client::{answer, api, problem, statistics};

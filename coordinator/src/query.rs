@@ -809,7 +809,8 @@ pub fn relay_node(
             | NodeResponse::SessionOpened(_)
             | NodeResponse::AuditCheckpoint(_)
             | NodeResponse::Cosigned { .. }
-            | NodeResponse::WitnessRefused { .. },
+            | NodeResponse::WitnessRefused { .. }
+            | NodeResponse::Aggregate { .. },
         ) => report(
             NodeStatus::Unavailable,
             Some("node answered a lookup with something else".to_owned()),

@@ -461,6 +461,278 @@ impl Coordinator {
     }
 }
 
+/// Largest `POST /v1/statistics` body.
+pub const MAX_STATISTICS_BODY: usize = 64 * 1024;
+
+impl Coordinator {
+    /// Handles one `POST /v1/statistics` body from an authenticated requester (issue 20
+    /// §2): the body read without quoting it, the policy's pre-check
+    /// (`Engine::check_aggregate`: an aggregate-only purpose the `[statistics]` table
+    /// lists, datasets it allows, the years), each department of the datasets asked with
+    /// the requester's proof for it (else 400), the query forwarded to them at once, and
+    /// what each answered relayed: its noisy cells, the ε spent and left, or its refusal.
+    /// When no department answered because the budget is spent, 429 says what is left
+    /// and when it renews. Registered (kind `statistic`) before it is answered.
+    pub async fn statistics(&self, requester: &Identity, body: &[u8]) -> Reply {
+        use fedq_client::statistics::{NodeStatistics, StatisticsRequest, StatisticsResponse};
+        use fedq_policy::statistics::format_epsilon;
+        use fedq_wire::message::{AggregateAnswer, AggregateRequest};
+        let Some(id) = random_id() else {
+            return no_random_id();
+        };
+        let in_force = self.policy.current();
+        let label = in_force.label();
+        let record = |target: &str, purpose: &str, outcome: serde_json::Value| AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
+            kind: fedq_audit::EntryKind::Statistic,
+            query_id: id.clone(),
+            requester: requester.name.clone(),
+            purpose: purpose.to_owned(),
+            legal_basis: None,
+            subject: "-".into(),
+            target: target.to_owned(),
+            outcome: fedq_audit::Outcome::json(&outcome),
+            policy_version: label.clone(),
+            case_reference: None,
+            consent_id: None,
+            node_query_ids: Default::default(),
+            answer_sha256: None,
+        };
+        let shape = "send {\"purpose\", \"legal_basis\", \"target\": {\"datasets\": [..], \"by\": [..], \"from_year\", \"to_year\"}, \"proofs\": {NODE: PROOF}}";
+        let request: StatisticsRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!(
+                    "the body is not a statistics query (line {}, column {}); {shape}",
+                    e.line(),
+                    e.column()
+                );
+                if self
+                    .audit
+                    .append(record(
+                        "-",
+                        "-",
+                        serde_json::json!({ "http": 400, "refused": "malformed" }),
+                    ))
+                    .await
+                    .is_err()
+                {
+                    return Reply::error(
+                        503,
+                        Kind::AuditUnavailable,
+                        "the audit log is unavailable; nothing was asked",
+                        &id,
+                    );
+                }
+                return Reply::error(400, Kind::MalformedRequest, why, &id);
+            }
+        };
+        let target_text = request.target.describe();
+        let engine = &in_force.engine;
+        let known_purpose = engine
+            .policy()
+            .purposes
+            .iter()
+            .any(|p| p.name == request.purpose);
+        let purpose = if known_purpose {
+            request.purpose.as_str()
+        } else {
+            "-"
+        };
+        let checked = engine.check_aggregate(
+            &requester.name,
+            &request.purpose,
+            request.legal_basis.as_deref(),
+            &request.target,
+        );
+        // The target's names are recorded only when they are all the policy's.
+        let recorded_target = if checked.is_ok() {
+            target_text.as_str()
+        } else {
+            "-"
+        };
+        if let Err(why) = checked {
+            if self
+                .audit
+                .append(record(
+                    recorded_target,
+                    purpose,
+                    serde_json::json!({ "http": 403, "refused": why }),
+                ))
+                .await
+                .is_err()
+            {
+                return Reply::error(
+                    503,
+                    Kind::AuditUnavailable,
+                    "the audit log is unavailable; nothing was asked",
+                    &id,
+                );
+            }
+            return Reply::error(403, Kind::PolicyRefused, why, &id);
+        }
+        let mut nodes: Vec<String> = request
+            .target
+            .datasets
+            .iter()
+            .filter_map(|d| d.split('.').next().map(str::to_owned))
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        if let Some(missing) = nodes
+            .iter()
+            .find(|n| !request.proofs.contains_key(*n) || !self.channels.contains_key(*n))
+        {
+            let why = format!("the query counts datasets of `{missing}` but carries no proof for it (or the coordinator knows no such node); prove the query to every department it counts");
+            let _ = self
+                .audit
+                .append(record(
+                    recorded_target,
+                    purpose,
+                    serde_json::json!({ "http": 400, "refused": "proof missing" }),
+                ))
+                .await;
+            return Reply::error(400, Kind::ProofMissing, why, &id);
+        }
+        let deadline = self.config.deadline;
+        let date = self.today();
+        let asks = nodes.iter().filter_map(|node| {
+            let channel = self.channels.get(node).cloned()?;
+            let ask = NodeRequest::Aggregate(AggregateRequest {
+                query_id: self.query_ids.for_node(&id, node),
+                requester: requester.name.clone(),
+                purpose: request.purpose.clone(),
+                legal_basis: request.legal_basis.clone(),
+                target: request.target.clone(),
+                policy_version: label.clone(),
+                date,
+                proof: request.proofs.get(node).cloned().unwrap_or_default(),
+            });
+            Some(async move { (node.clone(), channel.request(&ask, deadline).await) })
+        });
+        let mut cells = Vec::new();
+        let mut reports = Vec::new();
+        for (node, answer) in futures_util::future::join_all(asks).await {
+            let mut report = NodeStatistics {
+                node: node.clone(),
+                status: String::new(),
+                epsilon: None,
+                left: None,
+                renews_on: None,
+                reason: None,
+            };
+            match answer {
+                Ok(NodeResponse::Aggregate {
+                    node: said, answer, ..
+                }) if said == node => match answer {
+                    AggregateAnswer::Released {
+                        cells: c,
+                        epsilon,
+                        left,
+                        renews_on,
+                    } => {
+                        // Only the cells of this department's own datasets are relayed.
+                        let own = format!("{node}.");
+                        cells.extend(
+                            c.into_iter()
+                                .filter(|c| c.key.dataset.starts_with(&own))
+                                .map(fedq_client::statistics::StatisticsCell::from),
+                        );
+                        report.status = "answered".into();
+                        report.epsilon = Some(format_epsilon(epsilon));
+                        report.left = Some(format_epsilon(left));
+                        report.renews_on = Some(renews_on.to_string());
+                    }
+                    AggregateAnswer::BudgetSpent {
+                        epsilon,
+                        left,
+                        renews_on,
+                    } => {
+                        report.status = "budget-spent".into();
+                        report.epsilon = Some(format_epsilon(epsilon));
+                        report.left = Some(format_epsilon(left));
+                        report.renews_on = Some(renews_on.to_string());
+                    }
+                },
+                Ok(NodeResponse::Refused { rationale }) => {
+                    report.status = "refused".into();
+                    report.reason = Some(rationale);
+                }
+                Ok(NodeResponse::ProofRefused { message, .. }) => {
+                    report.status = "proof-refused".into();
+                    report.reason = Some(message);
+                }
+                Ok(NodeResponse::Failed { message, .. }) => {
+                    report.status = "failed".into();
+                    report.reason = Some(message);
+                }
+                Ok(_) => {
+                    report.status = "failed".into();
+                    report.reason = Some("the node answered with something else".into());
+                }
+                Err(e) => {
+                    report.status = "unavailable".into();
+                    report.reason = Some(format!("not reached: {e}"));
+                }
+            }
+            reports.push(report);
+        }
+        let complete = reports.iter().all(|r| r.status == "answered");
+        let statuses: BTreeMap<&str, &str> = reports
+            .iter()
+            .map(|r| (r.node.as_str(), r.status.as_str()))
+            .collect();
+        let spent: BTreeMap<&str, &str> = reports
+            .iter()
+            .filter(|r| r.status == "answered")
+            .filter_map(|r| Some((r.node.as_str(), r.epsilon.as_deref()?)))
+            .collect();
+        let all_spent = reports.iter().all(|r| r.status == "budget-spent");
+        let http = if all_spent { 429 } else { 200 };
+        let outcome = serde_json::json!({ "http": http, "nodes": statuses, "epsilon": spent, "cells": cells.len() });
+        if self
+            .audit
+            .append(record(recorded_target, purpose, outcome))
+            .await
+            .is_err()
+        {
+            return Reply::error(
+                503,
+                Kind::AnswerWithheld,
+                "the audit log failed after the departments answered; the answer is withheld",
+                &id,
+            );
+        }
+        if all_spent {
+            let said = reports
+                .iter()
+                .map(|r| {
+                    format!(
+                        "at `{}` ε {} left of the {} this query needs, renewing on {}",
+                        r.node,
+                        r.left.as_deref().unwrap_or("0"),
+                        r.epsilon.as_deref().unwrap_or("-"),
+                        r.renews_on.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Reply::error(
+                429,
+                Kind::BudgetSpent,
+                format!("the requester's privacy budget for aggregate queries is spent: {said}; nothing was counted"),
+                &id,
+            );
+        }
+        Reply::ok(&StatisticsResponse {
+            query_id: id,
+            complete,
+            cells,
+            nodes: reports,
+        })
+    }
+}
+
 /// Largest `POST /v1/sessions` body (a grant carries the requester's certificate).
 pub const MAX_SESSIONS_BODY: usize = 64 * 1024;
 

@@ -62,6 +62,8 @@ struct RawConfig {
     witness_state: Option<PathBuf>,
     #[serde(default)]
     rights_state: Option<PathBuf>,
+    #[serde(default)]
+    statistics_state: Option<PathBuf>,
     pseudonym_key: PathBuf,
     tls: fedq_wire::transport::TlsPaths,
     today: Option<String>,
@@ -151,24 +153,30 @@ pub struct NodeConfig {
     /// records (`rights_state`; default `NAME-rights.db` beside the audit log), by
     /// pseudonym. Owner-only.
     pub rights_state: PathBuf,
+    /// Where this node keeps each requester's spent privacy budget (ε per period) for
+    /// aggregate queries (`statistics_state`; default `NAME-statistics.db` beside the audit
+    /// log). Owner-only; deleting it would hand every requester a fresh budget.
+    pub statistics_state: PathBuf,
 }
 
 /// The witness state file a node keeps unless its config names one: `NAME-witness.db`
 /// in its audit log's directory (what `fedq audit verify --witness` reads as well).
 pub fn default_witness_state(audit: &Path, name: &str) -> PathBuf {
-    audit
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(format!("{name}-witness.db"))
+    audit_sibling(audit, name, "witness")
 }
 
 /// The rights file a node keeps unless its config names one: `NAME-rights.db` in its
 /// audit log's directory.
 pub fn default_rights_state(audit: &Path, name: &str) -> PathBuf {
+    audit_sibling(audit, name, "rights")
+}
+
+/// `NAME-WHAT.db` in the audit log's directory.
+fn audit_sibling(audit: &Path, name: &str, what: &str) -> PathBuf {
     audit
         .parent()
         .unwrap_or(Path::new("."))
-        .join(format!("{name}-rights.db"))
+        .join(format!("{name}-{what}.db"))
 }
 
 impl std::ops::Deref for NodeConfig {
@@ -280,9 +288,14 @@ impl NodeConfig {
             Some(path) => rel(&path),
             None => default_rights_state(&process.audit, &process.name),
         };
+        let statistics_state = match raw.statistics_state {
+            Some(path) => rel(&path),
+            None => audit_sibling(&process.audit, &process.name, "statistics"),
+        };
         Ok(Self {
             witness_state,
             rights_state,
+            statistics_state,
             process,
             catalogue: rel(&raw.catalogue),
             store,

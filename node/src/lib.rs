@@ -40,6 +40,7 @@ pub mod remedies;
 pub mod rights;
 pub mod service;
 pub mod source;
+pub mod statistics;
 pub mod store;
 pub mod stored;
 pub mod witnessing;

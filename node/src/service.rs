@@ -64,6 +64,9 @@ pub enum ServeError {
     /// The rights file (objections, repair applications) could not be opened.
     #[error(transparent)]
     Rights(#[from] crate::rights::RightsError),
+    /// The statistics ledger (privacy budgets) could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] crate::statistics::LedgerError),
     /// The node's catalogue is not the one the policy in force was checked against.
     #[error("catalogue `{catalogue}` differs from the one policy {policy} was checked against: {differences}; make the node's `catalogue` the department's file from the policy's catalogue directory (or have the officers check and sign a policy for this catalogue)")]
     CatalogueMismatch {
@@ -89,6 +92,8 @@ pub struct Node {
     witness: Arc<NodeWitness>,
     /// The persons' objections and repair applications here.
     rights: Arc<crate::rights::RightsFile>,
+    /// Each requester's privacy budget spent here.
+    ledger: Arc<crate::statistics::Ledger>,
     endpoint: NodeEndpoint,
     max_answer_len: usize,
     /// `/health` and `/metrics`, if `ops_listen` is set.
@@ -177,6 +182,7 @@ impl Node {
         }
         let witness = Arc::new(node_witness(&config, &audit)?);
         let rights = Arc::new(crate::rights::RightsFile::open(&config.rights_state)?);
+        let ledger = Arc::new(crate::statistics::Ledger::open(&config.statistics_state)?);
         let ops = config
             .ops_listen
             .map(fedq_ops::OpsListener::bind)
@@ -192,6 +198,7 @@ impl Node {
             consent_uses,
             witness,
             rights,
+            ledger,
             endpoint,
             max_answer_len,
             ops,
@@ -263,6 +270,7 @@ impl Node {
             consent_uses: self.consent_uses,
             witness: self.witness,
             rights: self.rights,
+            ledger: self.ledger,
             config: self.config,
         });
         let handler: Handler = Arc::new(move |peer, request| {
@@ -299,6 +307,7 @@ impl Node {
                             });
                         ctx.witness.witness(log, request).await
                     }
+                    NodeRequest::Aggregate(request) => ctx.aggregate(request).await,
                 }
             })
         });
@@ -341,6 +350,7 @@ struct Context {
     consent_uses: ConsentUses,
     witness: Arc<NodeWitness>,
     rights: Arc<crate::rights::RightsFile>,
+    ledger: Arc<crate::statistics::Ledger>,
     config: NodeConfig,
 }
 
@@ -695,6 +705,228 @@ impl Context {
 
     /// One lookup: decided by the node's core ([`crate::lookup`]) with this process's time,
     /// its records read here, its entry written, and only then its response released.
+    /// One aggregate query (issue 20 §2), in order: the requester's proof (as a
+    /// lookup's, with nothing sealed), the date, this node's own policy
+    /// (`Engine::check_aggregate`), the rate limit, the budget spent in the ledger, then
+    /// the counts of this department's datasets with their noise. Every outcome is
+    /// audited (kind `statistic`, the ε spent and left, never a person) before it is
+    /// answered.
+    async fn aggregate(&self, request: fedq_wire::message::AggregateRequest) -> NodeResponse {
+        use crate::statistics::Spend;
+        use fedq_policy::statistics::{format_epsilon, release, DiscreteLaplace, SystemBytes};
+        let policy = self.policy.current();
+        let now = time::OffsetDateTime::now_utc();
+        let today = self.config.today();
+        let unix = fedq_wire::proof::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.unix_timestamp().max(0).unsigned_abs(),
+        ));
+        let target_text = request.target.describe();
+        let entry = |requester: &str, outcome: serde_json::Value| AuditRecord {
+            at: now,
+            kind: fedq_audit::EntryKind::Statistic,
+            query_id: request.query_id.clone(),
+            requester: requester.to_owned(),
+            purpose: if policy
+                .engine
+                .policy()
+                .purposes
+                .iter()
+                .any(|p| p.name == request.purpose)
+            {
+                request.purpose.clone()
+            } else {
+                "-".into()
+            },
+            legal_basis: None,
+            case_reference: None,
+            subject: "-".into(),
+            target: target_text.clone(),
+            outcome: fedq_audit::Outcome::json(&outcome),
+            policy_version: policy.label(),
+            consent_id: None,
+            node_query_ids: Default::default(),
+            answer_sha256: None,
+        };
+        let proven =
+            match self
+                .gate
+                .check_aggregate(&request, |serial| self.trust.is_revoked(serial), unix)
+            {
+                Ok(p) => p,
+                Err(refused) => {
+                    let who = refused
+                        .proven_requester
+                        .clone()
+                        .unwrap_or_else(|| "-".into());
+                    let code = refused.reason;
+                    let record = entry(&who, serde_json::json!({ "proof_refused": code.code() }));
+                    if self.audit.append(record).await.is_err() {
+                        return self.audit_failed();
+                    }
+                    return NodeResponse::ProofRefused {
+                        message: format!("node `{}`: {code}", self.node),
+                        code,
+                    };
+                }
+            };
+        let requester = proven.requester.as_str();
+        let refuse = |why: String| async move {
+            let record = entry(requester, serde_json::json!({ "refused": why }));
+            if self.audit.append(record).await.is_err() {
+                return self.audit_failed();
+            }
+            NodeResponse::Refused {
+                rationale: format!("node `{}`: {why}", self.node),
+            }
+        };
+        if (request.date - today).whole_days().abs() > fedq_wire::message::MAX_DATE_SKEW_DAYS {
+            return NodeResponse::Failed {
+                code: FailureCode::ClockSkew,
+                message: format!(
+                    "node `{}`: the coordinator's date {} is more than a day from this node's {today}",
+                    self.node, request.date
+                ),
+            };
+        }
+        let statistics = match policy.engine.check_aggregate(
+            requester,
+            &request.purpose,
+            request.legal_basis.as_deref(),
+            &request.target,
+        ) {
+            Ok(s) => s.clone(),
+            Err(why) => return refuse(why).await,
+        };
+        let limited = match self.limiter.lock() {
+            Ok(mut limiter) => limiter.check(requester, now).map_err(|e| e.to_string()),
+            Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
+        };
+        if let Err(why) = limited {
+            return refuse(why).await;
+        }
+        let datasets = crate::statistics::own_datasets(&self.department, &request.target);
+        if datasets.is_empty() {
+            return refuse("the query counts no dataset of this department".into()).await;
+        }
+        let renews_on = statistics.period.renews_on(today);
+        let period = statistics.period.key(today);
+        let spend = self
+            .ledger
+            .spend(requester, &period, statistics.epsilon, statistics.budget);
+        let left = match spend {
+            Ok(Spend::Paid { left }) => left,
+            Ok(Spend::Refused { left }) => {
+                let record = entry(
+                    requester,
+                    serde_json::json!({
+                        "refused": "budget spent",
+                        "epsilon": format_epsilon(statistics.epsilon),
+                        "left": format_epsilon(left),
+                        "renews_on": renews_on.to_string(),
+                    }),
+                );
+                if self.audit.append(record).await.is_err() {
+                    return self.audit_failed();
+                }
+                return NodeResponse::Aggregate {
+                    node: self.node.clone(),
+                    policy_version: policy.label(),
+                    answer: fedq_wire::message::AggregateAnswer::BudgetSpent {
+                        epsilon: statistics.epsilon,
+                        left,
+                        renews_on,
+                    },
+                };
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "statistics ledger unavailable; nothing counted");
+                return NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!(
+                        "node `{}`: its privacy-budget ledger is unavailable; try again later",
+                        self.node
+                    ),
+                };
+            }
+        };
+        let counted = crate::statistics::count(
+            &self.sources,
+            policy.engine.datasets(),
+            &self.rights,
+            &statistics,
+            &request.target,
+            &datasets,
+            today,
+        )
+        .await;
+        let cells = match counted {
+            Ok(cells) => cells,
+            Err(why) => {
+                let record = entry(
+                    requester,
+                    serde_json::json!({ "failed": why, "epsilon": format_epsilon(statistics.epsilon), "left": format_epsilon(left) }),
+                );
+                let _ = self.audit.append(record).await;
+                return NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!("node `{}`: {why}; the query's ε is spent", self.node),
+                };
+            }
+        };
+        let mut noise = DiscreteLaplace::new(SystemBytes::default());
+        let released = match release(
+            &cells,
+            datasets.len() as u64,
+            statistics.epsilon,
+            statistics.min_cell,
+            &mut noise,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                return NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!("node `{}`: {e}", self.node),
+                }
+            }
+        };
+        let suppressed = released.iter().filter(|c| c.count.is_none()).count();
+        let record = entry(
+            requester,
+            serde_json::json!({
+                "cells": released.len(),
+                "suppressed": suppressed,
+                "epsilon": format_epsilon(statistics.epsilon),
+                "left": format_epsilon(left),
+                "period": period,
+            }),
+        );
+        if self.audit.append(record).await.is_err() {
+            return self.audit_failed();
+        }
+        NodeResponse::Aggregate {
+            node: self.node.clone(),
+            policy_version: policy.label(),
+            answer: fedq_wire::message::AggregateAnswer::Released {
+                cells: released,
+                epsilon: statistics.epsilon,
+                left,
+                renews_on,
+            },
+        }
+    }
+
+    /// What is answered when the audit log cannot take an entry: nothing.
+    fn audit_failed(&self) -> NodeResponse {
+        tracing::error!("audit log unavailable; nothing released");
+        NodeResponse::Failed {
+            code: FailureCode::Unavailable,
+            message: format!(
+                "node `{}`: its audit log is unavailable; nothing was released",
+                self.node
+            ),
+        }
+    }
+
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
         let started = std::time::Instant::now();
         let coordinator_date = request.date;

@@ -243,6 +243,11 @@ impl Sources {
         Self { store, attached }
     }
 
+    /// Whether `dataset` (qualified) is read from an attached database.
+    pub fn is_attached(&self, dataset: &str) -> bool {
+        self.attached.contains_key(dataset)
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store

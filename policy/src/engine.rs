@@ -626,6 +626,30 @@ impl Engine {
         )
     }
 
+    /// Checks an aggregate (statistics) query: the requester, its purpose and legal basis
+    /// as for any request (an aggregate-only purpose is what is asked under here), then
+    /// the policy's `[statistics]` ([`crate::statistics::Statistics::check`]). Returns the statistics the
+    /// query is counted and released under.
+    pub fn check_aggregate(
+        &self,
+        requester: &str,
+        purpose: &str,
+        legal_basis: Option<&str>,
+        target: &crate::statistics::AggregateTarget,
+    ) -> Result<&crate::statistics::Statistics, String> {
+        let statistics = self
+            .policy
+            .statistics
+            .as_ref()
+            .ok_or_else(|| crate::statistics::AggregateRefusal::NotAllowed.to_string())?;
+        self.check(requester, purpose, legal_basis, false, CaseCheck::Aggregate)
+            .map_err(|r| r.to_string())?;
+        statistics
+            .check(purpose, target)
+            .map_err(|r| r.to_string())?;
+        Ok(statistics)
+    }
+
     fn check(
         &self,
         requester: &str,
@@ -664,7 +688,7 @@ impl Engine {
                     .join(", "),
             });
         }
-        if pur.aggregate_only {
+        if pur.aggregate_only && !matches!(case, CaseCheck::Aggregate) {
             return Err(Refusal::AggregateOnly {
                 purpose: purpose.to_owned(),
                 description: pur.description.clone(),
@@ -1031,6 +1055,9 @@ impl Engine {
 enum CaseCheck<'a> {
     Cited(Option<&'a str>),
     Assumed,
+    /// An aggregate query: an aggregate-only purpose is what it asks under, and it cites
+    /// no case.
+    Aggregate,
 }
 
 /// The form a purpose's case references take, as refusals show it.

@@ -121,7 +121,19 @@ pub fn format_epsilon(micro: MicroEpsilon) -> String {
 }
 
 /// The dimensions a count may be broken down by (the dataset always is).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
     /// The region code of the person's resident ID.
@@ -133,23 +145,22 @@ pub enum Dimension {
 }
 
 /// One cell's key: dataset, and the dimensions asked (`None` where not asked).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct CellKey {
     /// `department.dataset`.
     pub dataset: String,
     /// District code or `other`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
     /// Year.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub year: Option<i32>,
     /// Category value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
 }
 
 /// What an aggregate query asks a department: datasets, the breakdown, and the years.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateTarget {
     /// Datasets (`department.dataset`).
@@ -364,10 +375,9 @@ impl Statistics {
 }
 
 /// One released cell.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReleasedCell {
     /// Which cell.
-    #[serde(flatten)]
     pub key: CellKey,
     /// The noisy count, or `None` when suppressed (below `min_cell`).
     pub count: Option<u64>,

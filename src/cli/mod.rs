@@ -15,6 +15,7 @@ pub mod disclose;
 pub mod gateway;
 pub mod node;
 pub mod policy;
+pub mod statistics;
 pub mod synth;
 
 /// An error as one message: for the commands whose errors were always printed as their

@@ -40,6 +40,61 @@ pub enum NodeRequest {
     /// certificate here, checked against the federation CA). Answered with
     /// [`NodeResponse::Cosigned`] or [`NodeResponse::WitnessRefused`].
     Witness(WitnessRequest),
+    /// An aggregate (statistics) query (issue 20 §2): counts only, no person, nothing
+    /// sealed; proven by the requester under its session like a lookup. Answered with
+    /// [`NodeResponse::Aggregate`], [`NodeResponse::Refused`] or
+    /// [`NodeResponse::ProofRefused`].
+    Aggregate(AggregateRequest),
+}
+
+/// One aggregate query as the coordinator forwards it to each department whose datasets
+/// it counts. The node decides again under its own policy and spends the requester's
+/// budget in its own ledger; nothing here is trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateRequest {
+    /// The node's own id of the query.
+    pub query_id: String,
+    /// `agency.office`, as the coordinator authenticated it (the node audits the one the
+    /// proof's session names).
+    pub requester: String,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Cited legal basis.
+    pub legal_basis: Option<String>,
+    /// What the whole query counts (the node counts its own datasets of it).
+    pub target: fedq_policy::statistics::AggregateTarget,
+    /// The policy version the coordinator decided with.
+    pub policy_version: String,
+    /// The coordinator's date (the node compares it with its own).
+    pub date: time::Date,
+    /// The requester's proof (HS256 JWS under its session) of exactly this query, with
+    /// an empty `sealed` claim.
+    pub proof: String,
+}
+
+/// What a department answers an aggregate query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggregateAnswer {
+    /// The noisy, suppressed counts of this department's datasets asked.
+    Released {
+        /// One per cell of each dataset's domain.
+        cells: Vec<fedq_policy::statistics::ReleasedCell>,
+        /// ε this query spent here (millionths).
+        epsilon: u64,
+        /// ε the requester has left here this period (millionths).
+        left: u64,
+        /// When the budget renews.
+        renews_on: time::Date,
+    },
+    /// The requester's budget here cannot pay for this query; nothing was counted.
+    BudgetSpent {
+        /// ε the query would spend (millionths).
+        epsilon: u64,
+        /// ε left this period (millionths).
+        left: u64,
+        /// When the budget renews.
+        renews_on: time::Date,
+    },
 }
 
 /// Longest `add-checkpoint` body a witness reads, in bytes: a checkpoint note and 63
@@ -326,6 +381,15 @@ pub enum NodeResponse {
         latest: Option<u64>,
         /// One line for the operator (origin and sizes; never an entry).
         message: String,
+    },
+    /// Answer to [`NodeRequest::Aggregate`].
+    Aggregate {
+        /// The node's name.
+        node: String,
+        /// The policy version it decided with.
+        policy_version: String,
+        /// The counts, or why the budget refused them.
+        answer: AggregateAnswer,
     },
 }
 

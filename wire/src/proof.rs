@@ -507,6 +507,8 @@ pub enum ProofTarget {
     Datasets(Vec<ProofDataset>),
     /// `{"rights": {"right", "dataset"}}`.
     Rights(crate::rights::RightsTarget),
+    /// `{"aggregate": {"datasets", "by", "from_year", "to_year"}}`: a statistics query.
+    Aggregate(fedq_policy::statistics::AggregateTarget),
 }
 
 /// One dataset of a proof's target.
@@ -1139,6 +1141,61 @@ impl ProofGate {
             subject,
             session,
         })
+    }
+
+    /// Checks an aggregate query's proof, in the same order as [`ProofGate::check`]: a
+    /// live session, the MAC, federation and node, time, a new nonce, the certificate not
+    /// revoked; then that the request is exactly what was proven (requester, purpose,
+    /// legal basis, no case, no sealed payload, the same target).
+    pub fn check_aggregate(
+        &self,
+        request: &crate::message::AggregateRequest,
+        is_revoked: impl Fn(&str) -> bool,
+        now: UnixTime,
+    ) -> Result<ProvenRequest, Refused> {
+        let anonymous = |reason| Refused {
+            reason,
+            proven_requester: None,
+        };
+        let sid = proof_session_id(&request.proof).map_err(anonymous)?;
+        let session = self
+            .sessions()
+            .get(&sid, now)
+            .ok_or(anonymous(ProofRefusal::UnknownSession))?;
+        let proven = session.verify(&request.proof, now).map_err(anonymous)?;
+        let named = |reason| Refused {
+            reason,
+            proven_requester: Some(session.requester.clone()),
+        };
+        self.replay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(&sid, &proven.claims.nonce, proven.claims.iat, now.as_secs())
+            .map_err(named)?;
+        if is_revoked(&session.serial) {
+            self.sessions().remove(&sid);
+            return Err(named(ProofRefusal::Revoked));
+        }
+        let c = &proven.claims;
+        let field = if proven.requester != request.requester {
+            Some(ProofField::Requester)
+        } else if !c.sealed.is_empty() {
+            Some(ProofField::Sealed)
+        } else if c.purpose != request.purpose {
+            Some(ProofField::Purpose)
+        } else if c.basis != request.legal_basis {
+            Some(ProofField::Basis)
+        } else if c.case.is_some() {
+            Some(ProofField::Case)
+        } else if c.target != ProofTarget::Aggregate(request.target.clone()) {
+            Some(ProofField::Target)
+        } else {
+            None
+        };
+        if let Some(f) = field {
+            return Err(named(ProofRefusal::Altered(f)));
+        }
+        Ok(proven)
     }
 
     /// Ends every session whose certificate is now revoked (after a CRL reload).
