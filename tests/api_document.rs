@@ -305,5 +305,43 @@ async fn every_answer_the_servers_send_is_what_the_document_says() {
         .unwrap();
     assert_eq!(status, 400, "{answer}");
     conforms(&doc, "post", "/v1/policy/bundles", status, &answer);
+
+    // An aggregate query: answered until the budget is spent, then 429; a malformed
+    // body 400; another office 403.
+    let year = fed.today.year();
+    let request = fedq_coordinator::statistics::StatisticsRequest {
+        purpose: "statistics".into(),
+        legal_basis: Some("统计法".into()),
+        target: fedq_policy::statistics::AggregateTarget {
+            datasets: vec!["court.dishonest_debtors".into(), "tax.arrears".into()],
+            by: vec![fedq_policy::statistics::Dimension::District],
+            from_year: year - 2,
+            to_year: year,
+        },
+        proofs: Default::default(),
+    };
+    let mut bureau = connection(&fed, "statistics.bureau").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, answer) = bureau.statistics(&request).await.unwrap();
+        conforms(&doc, "post", "/v1/statistics", status, &answer);
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429]);
+    let (status, answer) = bureau
+        .call(
+            "POST",
+            "/v1/statistics",
+            "application/json",
+            b"{\"subject\": 1}".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{answer}");
+    conforms(&doc, "post", "/v1/statistics", status, &answer);
+    let mut licensing_office = connection(&fed, "market-regulation.licensing").await;
+    let (status, answer) = licensing_office.statistics(&request).await.unwrap();
+    assert_eq!(status, 403, "{answer}");
+    conforms(&doc, "post", "/v1/statistics", status, &answer);
     running.stop().await;
 }

@@ -109,6 +109,22 @@ const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        path: "/v1/statistics",
+        method: "post",
+        id: "statistics",
+        summary: "Ask for counts (an aggregate query; no person)",
+        description: "A requester certificate, an aggregate-only purpose the policy's `[statistics]` table lists, and the requester's proof to every department whose datasets are counted (`fedq statistics` makes them; nothing is sealed, for no person is named). Each department checks its own policy, spends the query's ε from the requester's budget in its own ledger, counts its own records over the whole declared domain (districts, years, categories; each person once per dataset, inside the window, repaired and disputed records left out), adds discrete Laplace noise and suppresses every cell whose noisy count is below `min_cell`. Registered in the coordinator's and each department's audit log with the ε spent.",
+        body: Some(("application/json", "StatisticsRequest")),
+        answers: &[
+            (200, "Each department's cells (a noisy count, or `null` when suppressed) and report (`answered` with the ε spent and left, `budget-spent`, `refused`, `proof-refused`, `failed`, `unavailable`); `complete` is false unless every department answered.", Some("StatisticsResponse")),
+            (400, "Not a statistics query (an unknown field such as `subject`, a field of the wrong type), or no proof for a department it counts (`proof-missing`). Registered in the audit log.", Some("Problem")),
+            (403, "Refused by the policy: a requester or purpose that may not count, a dataset not in `[statistics] datasets`, a category asked of a dataset without one, too many years. Registered in the audit log.", Some("Problem")),
+            (413, "Body over 64 KiB.", Some("Problem")),
+            (429, "The requester's budget is spent at every department asked (`budget-spent`): the detail says the ε left at each and the day it renews. Registered in the audit log.", Some("Problem")),
+            (503, "The audit log is unavailable; nothing is answered.", Some("Problem")),
+        ],
+    },
+    Operation {
         path: "/v1/complaints",
         method: "post",
         id: "fileComplaint",
@@ -215,6 +231,14 @@ fn schemas() -> Map<String, Value> {
         generator.subschema_for::<Inline<Publication>>(),
     );
     add("Health", generator.subschema_for::<Inline<Health>>());
+    add(
+        "StatisticsRequest",
+        generator.subschema_for::<Inline<crate::statistics::StatisticsRequest>>(),
+    );
+    add(
+        "StatisticsResponse",
+        generator.subschema_for::<Inline<crate::statistics::StatisticsResponse>>(),
+    );
     add(
         "ComplaintRequest",
         generator.subschema_for::<Inline<complaint::ComplaintRequest>>(),
