@@ -110,7 +110,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The datasets of `catalogue` published in `list`, with their markings.
-pub fn marked<'a>(catalogue: &'a Catalogue, list: PublicList) -> Vec<(&'a Dataset, &'a Marked)> {
+pub fn marked(catalogue: &Catalogue, list: PublicList) -> Vec<(&Dataset, &Marked)> {
     catalogue
         .datasets
         .iter()

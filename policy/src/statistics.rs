@@ -264,7 +264,7 @@ impl Statistics {
     /// The district a resident ID counts under.
     fn district(&self, id: &str) -> String {
         let code: String = id.chars().take(6).collect();
-        if self.districts.iter().any(|d| *d == code) {
+        if self.districts.contains(&code) {
             code
         } else {
             "other".to_owned()
@@ -457,10 +457,7 @@ impl<R: RandomBytes> DiscreteLaplace<R> {
         }
         // n/d in [0, 1]: K ← 1; while Bernoulli(γ/K) K += 1; odd K → 1.
         let mut k: u64 = 1;
-        loop {
-            let Some(denominator) = d.checked_mul(k) else {
-                break;
-            };
+        while let Some(denominator) = d.checked_mul(k) {
             if !self.bernoulli(n, denominator)? {
                 break;
             }
