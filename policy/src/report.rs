@@ -52,6 +52,13 @@ pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
             n.disputed_records.as_str()
         ));
     }
+    if o.statistics != n.statistics {
+        other.push(format!(
+            "aggregate queries: {} → {}",
+            statistics_terms(o.statistics.as_ref()),
+            statistics_terms(n.statistics.as_ref())
+        ));
+    }
     if o.repair_approvers != n.repair_approvers {
         let list = |v: &[String]| {
             if v.is_empty() {
@@ -494,4 +501,22 @@ pub fn render_who_can(field: &str, access: &[analysis::Access]) -> String {
         }
     );
     out
+}
+
+/// A `[statistics]` table in one line, for the diff: who may count what, and with what
+/// privacy.
+fn statistics_terms(s: Option<&crate::statistics::Statistics>) -> String {
+    use crate::statistics::format_epsilon;
+    match s {
+        None => "none".to_owned(),
+        Some(s) => format!(
+            "purposes [{}], ε {} per query, budget {} per {}, cells under {} suppressed, {} datasets",
+            s.purposes.join(", "),
+            format_epsilon(s.epsilon),
+            format_epsilon(s.budget),
+            s.period.name(),
+            s.min_cell,
+            s.datasets.len()
+        ),
+    }
 }

@@ -1034,3 +1034,58 @@ fn expired_and_repaired_listings_are_withheld_in_every_view_at_the_window_edges(
         }
     }
 }
+
+#[test]
+fn the_diff_names_a_changed_privacy_budget_and_a_bad_statistics_table_is_located() {
+    let fed = reference_federation();
+    let old_text = reference_text();
+    let new_text = old_text.replacen("budget = \"2\"", "budget = \"5\"", 1);
+    assert_ne!(old_text, new_text);
+    let old = Policy::parse(&old_text, "old.toml", &fed)
+        .unwrap()
+        .compile();
+    let new = Policy::parse(&new_text, "new.toml", &fed)
+        .unwrap()
+        .compile();
+    let report = fedq_policy::report::render_diff(&old, &new, date("2026-11-27"));
+    assert!(
+        report.contains(
+            "aggregate queries: purposes [statistics], ε 0.5 per query, budget 2 per month"
+        ) && report.contains("budget 5 per month"),
+        "{report}"
+    );
+    for (from, to, says) in [
+        (
+            "epsilon = \"0.5\"",
+            "epsilon = \"3\"",
+            "must not exceed `budget`",
+        ),
+        (
+            "epsilon = \"0.5\"",
+            "epsilon = \"0.5e1\"",
+            "positive decimal",
+        ),
+        (
+            "min_cell = 10",
+            "min_cell = 0",
+            "`min_cell` must be at least 1",
+        ),
+        (
+            "purposes = [\"statistics\"]\nmin_cell",
+            "purposes = [\"self-query\"]\nmin_cell",
+            "must be `aggregate_only`",
+        ),
+        (
+            "\"court.enforcement_cases\" = \"status\"",
+            "\"court.enforcement_cases\" = \"court\"",
+            "is not one",
+        ),
+    ] {
+        let bad = old_text.replacen(from, to, 1);
+        assert_ne!(bad, old_text, "{from}");
+        let err = Policy::parse(&bad, "bad.toml", &fed)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says) && err.contains("bad.toml:"), "{err}");
+    }
+}
