@@ -317,6 +317,7 @@ async fn every_answer_the_servers_send_is_what_the_document_says() {
             by: vec![fedq_policy::statistics::Dimension::District],
             from_year: year - 2,
             to_year: year,
+            intersect: false,
         },
         proofs: Default::default(),
     };

@@ -299,3 +299,119 @@ async fn the_bureau_gets_noisy_counts_within_its_budget_and_nothing_about_anyone
         n.terminate();
     }
 }
+
+/// The persons who count in `dataset` at `node` for the years `from..=to`, as the node
+/// counts them (each once, inside the window), read from its own store.
+fn persons_in(
+    fed: &Federation,
+    node: &str,
+    dataset: &str,
+    from: i32,
+    to: i32,
+) -> std::collections::BTreeSet<String> {
+    let store = fedq_node::store::SqliteStore::open(&fed.layout.store(node)).unwrap();
+    let catalogue = fedq_policy::load::load_catalogue(
+        &fedq_node::config::NodeConfig::load(&fed.layout.node_config(node))
+            .unwrap()
+            .catalogue,
+    )
+    .unwrap();
+    let d = catalogue
+        .dataset(dataset.split_once('.').unwrap().1)
+        .unwrap();
+    store
+        .records_in(dataset)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| {
+            d.is_disclosable(r, fed.today)
+                && d.record_date(r)
+                    .is_some_and(|x| x.year() >= from && x.year() <= to)
+        })
+        .map(|(s, _)| s)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persons_listed_by_two_departments_are_counted_without_a_join_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = fedq_testkit::federation(tmp.path(), 10_000, 37);
+    let mut nodes = support::process::start_nodes(&fed, None);
+    let mut coordinator = FedqProcess::coordinator(&fed.layout.coordinator_config(), None);
+    let year = fed.today.year();
+    let (from, to) = ((year - 9).to_string(), year.to_string());
+    let both = [
+        "--dataset",
+        "court.enforcement_cases",
+        "--dataset",
+        "civil-affairs.volunteer_service",
+        "--both",
+        "--from-year",
+        from.as_str(),
+        "--to-year",
+        to.as_str(),
+    ];
+    let a = answered(&statistics(&fed, BUREAU, &both));
+    let truth = persons_in(&fed, "court", "court.enforcement_cases", year - 9, year)
+        .intersection(&persons_in(
+            &fed,
+            "civil-affairs",
+            "civil-affairs.volunteer_service",
+            year - 9,
+            year,
+        ))
+        .count() as i64;
+    eprintln!("persons in both: {truth}; answer {a}");
+    assert!(truth >= 40, "too few persons in both to test with: {truth}");
+    let cells = a["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1, "{a}");
+    assert_eq!(
+        cells[0]["dataset"],
+        "court.enforcement_cases&civil-affairs.volunteer_service"
+    );
+    // Scale 2: |noise| > 30 has probability about e^-15.
+    let n = cells[0]["count"]
+        .as_u64()
+        .expect("a count of 40 or more is not suppressed");
+    assert!((n as i64 - truth).abs() <= 30, "{n} against {truth}");
+    // Both departments spent ε for it, each in its own ledger.
+    assert_eq!(a["nodes"][0]["node"], "court");
+    assert_eq!(a["nodes"][0]["left"], "1.5");
+    let other_log = fedq_audit::list(
+        &fed.layout.root.join("audit/civil-affairs-audit.db"),
+        &fedq_audit::ListFilter::default(),
+    )
+    .unwrap();
+    let raised: Vec<String> = other_log
+        .iter()
+        .filter(|e| e.record.kind == fedq_audit::EntryKind::Statistic)
+        .map(|e| e.record.outcome.to_string())
+        .collect();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert!(raised[0].contains("\"step\":\"raise\"") && raised[0].contains("\"left\":\"1.5\""));
+    // A cross count with a breakdown, or of one department's two datasets, is refused.
+    let o = statistics(
+        &fed,
+        BUREAU,
+        &[
+            "--dataset",
+            "court.dishonest_debtors",
+            "--dataset",
+            "court.enforcement_cases",
+            "--both",
+            "--from-year",
+            from.as_str(),
+            "--to-year",
+            to.as_str(),
+        ],
+    );
+    assert!(
+        stderr(&o).contains("two different departments"),
+        "{}",
+        stderr(&o)
+    );
+    coordinator.terminate();
+    for n in &mut nodes {
+        n.terminate();
+    }
+}

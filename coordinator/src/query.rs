@@ -810,7 +810,8 @@ pub fn relay_node(
             | NodeResponse::AuditCheckpoint(_)
             | NodeResponse::Cosigned { .. }
             | NodeResponse::WitnessRefused { .. }
-            | NodeResponse::Aggregate { .. },
+            | NodeResponse::Aggregate { .. }
+            | NodeResponse::CrossCount(_),
         ) => report(
             NodeStatus::Unavailable,
             Some("node answered a lookup with something else".to_owned()),

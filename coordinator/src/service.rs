@@ -474,9 +474,8 @@ impl Coordinator {
     /// When no department answered because the budget is spent, 429 says what is left
     /// and when it renews. Registered (kind `statistic`) before it is answered.
     pub async fn statistics(&self, requester: &Identity, body: &[u8]) -> Reply {
-        use fedq_client::statistics::{NodeStatistics, StatisticsRequest, StatisticsResponse};
-        use fedq_policy::statistics::format_epsilon;
-        use fedq_wire::message::{AggregateAnswer, AggregateRequest};
+        use fedq_client::statistics::{StatisticsRequest, StatisticsResponse};
+        use fedq_wire::message::AggregateRequest;
         let Some(id) = random_id() else {
             return no_random_id();
         };
@@ -596,9 +595,10 @@ impl Coordinator {
         }
         let deadline = self.config.deadline;
         let date = self.today();
-        let asks = nodes.iter().filter_map(|node| {
-            let channel = self.channels.get(node).cloned()?;
-            let ask = NodeRequest::Aggregate(AggregateRequest {
+        let mut cells = Vec::new();
+        let mut reports = Vec::new();
+        if request.target.intersect {
+            let ask = |node: &String| AggregateRequest {
                 query_id: self.query_ids.for_node(&id, node),
                 requester: requester.name.clone(),
                 purpose: request.purpose.clone(),
@@ -607,75 +607,39 @@ impl Coordinator {
                 policy_version: label.clone(),
                 date,
                 proof: request.proofs.get(node).cloned().unwrap_or_default(),
-            });
-            Some(async move { (node.clone(), channel.request(&ask, deadline).await) })
-        });
-        let mut cells = Vec::new();
-        let mut reports = Vec::new();
-        for (node, answer) in futures_util::future::join_all(asks).await {
-            let mut report = NodeStatistics {
-                node: node.clone(),
-                status: String::new(),
-                epsilon: None,
-                left: None,
-                renews_on: None,
-                reason: None,
             };
-            match answer {
-                Ok(NodeResponse::Aggregate {
-                    node: said, answer, ..
-                }) if said == node => match answer {
-                    AggregateAnswer::Released {
-                        cells: c,
-                        epsilon,
-                        left,
-                        renews_on,
-                    } => {
-                        // Only the cells of this department's own datasets are relayed.
-                        let own = format!("{node}.");
-                        cells.extend(
-                            c.into_iter()
-                                .filter(|c| c.key.dataset.starts_with(&own))
-                                .map(fedq_client::statistics::StatisticsCell::from),
-                        );
-                        report.status = "answered".into();
-                        report.epsilon = Some(format_epsilon(epsilon));
-                        report.left = Some(format_epsilon(left));
-                        report.renews_on = Some(renews_on.to_string());
-                    }
-                    AggregateAnswer::BudgetSpent {
-                        epsilon,
-                        left,
-                        renews_on,
-                    } => {
-                        report.status = "budget-spent".into();
-                        report.epsilon = Some(format_epsilon(epsilon));
-                        report.left = Some(format_epsilon(left));
-                        report.renews_on = Some(renews_on.to_string());
-                    }
-                },
-                Ok(NodeResponse::Refused { rationale }) => {
-                    report.status = "refused".into();
-                    report.reason = Some(rationale);
-                }
-                Ok(NodeResponse::ProofRefused { message, .. }) => {
-                    report.status = "proof-refused".into();
-                    report.reason = Some(message);
-                }
-                Ok(NodeResponse::Failed { message, .. }) => {
-                    report.status = "failed".into();
-                    report.reason = Some(message);
-                }
-                Ok(_) => {
-                    report.status = "failed".into();
-                    report.reason = Some("the node answered with something else".into());
-                }
-                Err(e) => {
-                    report.status = "unavailable".into();
-                    report.reason = Some(format!("not reached: {e}"));
-                }
+            let (counting, other) = match request.target.datasets.as_slice() {
+                [a, b] => (
+                    a.split('.').next().unwrap_or_default().to_owned(),
+                    b.split('.').next().unwrap_or_default().to_owned(),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            let (c, r) = self
+                .cross_count(ask(&counting), ask(&other), &counting, &other)
+                .await;
+            cells = c;
+            reports = r;
+        } else {
+            let asks = nodes.iter().filter_map(|node| {
+                let channel = self.channels.get(node).cloned()?;
+                let ask = NodeRequest::Aggregate(AggregateRequest {
+                    query_id: self.query_ids.for_node(&id, node),
+                    requester: requester.name.clone(),
+                    purpose: request.purpose.clone(),
+                    legal_basis: request.legal_basis.clone(),
+                    target: request.target.clone(),
+                    policy_version: label.clone(),
+                    date,
+                    proof: request.proofs.get(node).cloned().unwrap_or_default(),
+                });
+                Some(async move { (node.clone(), channel.request(&ask, deadline).await) })
+            });
+            for (node, answer) in futures_util::future::join_all(asks).await {
+                let (report, c) = relay_statistics(&node, answer);
+                cells.extend(c);
+                reports.push(report);
             }
-            reports.push(report);
         }
         let complete = reports.iter().all(|r| r.status == "answered");
         let statuses: BTreeMap<&str, &str> = reports
@@ -731,6 +695,181 @@ impl Coordinator {
             nodes: reports,
         })
     }
+}
+
+impl Coordinator {
+    /// A cross-department count's three steps, relayed (issue 20 §2; `fedq_wire::psi`):
+    /// `Blind` to the counting department, `Raise` to the other with the counting one's
+    /// signed set, `Count` to the counting department with the other's signed sets. The
+    /// coordinator holds neither exponent and reads nothing of the points; each department
+    /// checks the other's signatures itself. The reports name both departments.
+    async fn cross_count(
+        &self,
+        counting_ask: fedq_wire::message::AggregateRequest,
+        other_ask: fedq_wire::message::AggregateRequest,
+        counting: &str,
+        other: &str,
+    ) -> (
+        Vec<fedq_client::statistics::StatisticsCell>,
+        Vec<fedq_client::statistics::NodeStatistics>,
+    ) {
+        use fedq_wire::message::{CrossAnswer, CrossRequest, CrossStep};
+        let deadline = self.config.deadline;
+        let send = |node: &str, request: NodeRequest| {
+            let channel = self.channels.get(node).cloned();
+            async move {
+                match channel {
+                    Some(c) => c.request(&request, deadline).await,
+                    None => Ok(NodeResponse::Failed {
+                        code: fedq_wire::message::FailureCode::Unavailable,
+                        message: "the coordinator knows no such node".into(),
+                    }),
+                }
+            }
+        };
+        let step = |query: &fedq_wire::message::AggregateRequest, step: CrossStep| {
+            NodeRequest::CrossCount(CrossRequest {
+                query: query.clone(),
+                step,
+            })
+        };
+        let pending = |node: &str, why: &str| fedq_client::statistics::NodeStatistics {
+            node: node.to_owned(),
+            status: "not-asked".into(),
+            epsilon: None,
+            left: None,
+            renews_on: None,
+            reason: Some(why.to_owned()),
+        };
+        let blinded = send(counting, step(&counting_ask, CrossStep::Blind)).await;
+        let (handle, set) = match blinded {
+            Ok(NodeResponse::CrossCount(CrossAnswer::Blinded { handle, set })) => (handle, set),
+            other_answer => {
+                let (report, _) = relay_statistics(counting, other_answer);
+                return (
+                    Vec::new(),
+                    vec![
+                        report,
+                        pending(other, "the counting department did not open the count"),
+                    ],
+                );
+            }
+        };
+        let raised = send(other, step(&other_ask, CrossStep::Raise { blinded: set })).await;
+        let (raised, own) = match raised {
+            Ok(NodeResponse::CrossCount(CrossAnswer::Raised { raised, own })) => (raised, own),
+            other_answer => {
+                let (report, _) = relay_statistics(other, other_answer);
+                return (
+                    Vec::new(),
+                    vec![
+                        pending(counting, "the other department did not take part"),
+                        report,
+                    ],
+                );
+            }
+        };
+        let counted = send(
+            counting,
+            step(
+                &fedq_wire::message::AggregateRequest {
+                    proof: String::new(),
+                    ..counting_ask
+                },
+                CrossStep::Count {
+                    handle,
+                    raised,
+                    own,
+                },
+            ),
+        )
+        .await;
+        let (counting_report, cells) = relay_statistics(counting, counted);
+        let other_report = fedq_client::statistics::NodeStatistics {
+            status: "answered".into(),
+            reason: Some(format!("took part in the count; `{counting}` released it")),
+            ..pending(other, "")
+        };
+        (cells, vec![counting_report, other_report])
+    }
+}
+
+/// What one department answered an aggregate query (or a cross count's last step), as
+/// its report and the cells of its own datasets it released.
+fn relay_statistics(
+    node: &str,
+    answer: Result<NodeResponse, fedq_wire::transport::ChannelError>,
+) -> (
+    fedq_client::statistics::NodeStatistics,
+    Vec<fedq_client::statistics::StatisticsCell>,
+) {
+    use fedq_policy::statistics::format_epsilon;
+    use fedq_wire::message::AggregateAnswer;
+    let mut report = fedq_client::statistics::NodeStatistics {
+        node: node.to_owned(),
+        status: String::new(),
+        epsilon: None,
+        left: None,
+        renews_on: None,
+        reason: None,
+    };
+    let mut cells = Vec::new();
+    match answer {
+        Ok(NodeResponse::Aggregate {
+            node: said, answer, ..
+        }) if said == node => match answer {
+            AggregateAnswer::Released {
+                cells: c,
+                epsilon,
+                left,
+                renews_on,
+            } => {
+                // Only the cells of this department's own datasets are relayed (a cross
+                // count's one cell names both, the first of them this department's).
+                let own = format!("{node}.");
+                cells.extend(
+                    c.into_iter()
+                        .filter(|c| c.key.dataset.starts_with(&own))
+                        .map(fedq_client::statistics::StatisticsCell::from),
+                );
+                report.status = "answered".into();
+                report.epsilon = Some(format_epsilon(epsilon));
+                report.left = Some(format_epsilon(left));
+                report.renews_on = Some(renews_on.to_string());
+            }
+            AggregateAnswer::BudgetSpent {
+                epsilon,
+                left,
+                renews_on,
+            } => {
+                report.status = "budget-spent".into();
+                report.epsilon = Some(format_epsilon(epsilon));
+                report.left = Some(format_epsilon(left));
+                report.renews_on = Some(renews_on.to_string());
+            }
+        },
+        Ok(NodeResponse::Refused { rationale }) => {
+            report.status = "refused".into();
+            report.reason = Some(rationale);
+        }
+        Ok(NodeResponse::ProofRefused { message, .. }) => {
+            report.status = "proof-refused".into();
+            report.reason = Some(message);
+        }
+        Ok(NodeResponse::Failed { message, .. }) => {
+            report.status = "failed".into();
+            report.reason = Some(message);
+        }
+        Ok(_) => {
+            report.status = "failed".into();
+            report.reason = Some("the node answered with something else".into());
+        }
+        Err(e) => {
+            report.status = "unavailable".into();
+            report.reason = Some(format!("not reached: {e}"));
+        }
+    }
+    (report, cells)
 }
 
 /// Largest `POST /v1/sessions` body (a grant carries the requester's certificate).

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fedq_audit::{AuditLog, AuditRecord, Pseudonymizer};
-use fedq_bundle::state::{Installed, PolicySlot, SlotStatus};
+use fedq_bundle::state::{InForce, Installed, PolicySlot, SlotStatus};
 use fedq_certs::FederationTrust;
 use fedq_policy::ratelimit::RateLimiter;
 use fedq_policy::Catalogue;
@@ -271,6 +271,7 @@ impl Node {
             witness: self.witness,
             rights: self.rights,
             ledger: self.ledger,
+            cross: Default::default(),
             config: self.config,
         });
         let handler: Handler = Arc::new(move |peer, request| {
@@ -308,6 +309,7 @@ impl Node {
                         ctx.witness.witness(log, request).await
                     }
                     NodeRequest::Aggregate(request) => ctx.aggregate(request).await,
+                    NodeRequest::CrossCount(request) => ctx.cross_count(request).await,
                 }
             })
         });
@@ -351,8 +353,12 @@ struct Context {
     witness: Arc<NodeWitness>,
     rights: Arc<crate::rights::RightsFile>,
     ledger: Arc<crate::statistics::Ledger>,
+    /// The cross counts this node opened as the counting department.
+    cross: crate::statistics::OpenCrosses,
     config: NodeConfig,
 }
+
+use crate::statistics::Admitted as AdmittedAggregate;
 
 impl Context {
     /// Reads what an admitted lookup needs from its sources ([`Sources::read`]: one
@@ -703,36 +709,28 @@ impl Context {
         }
     }
 
-    /// One lookup: decided by the node's core ([`crate::lookup`]) with this process's time,
-    /// its records read here, its entry written, and only then its response released.
-    /// One aggregate query (issue 20 §2), in order: the requester's proof (as a
-    /// lookup's, with nothing sealed), the date, this node's own policy
-    /// (`Engine::check_aggregate`), the rate limit, the budget spent in the ledger, then
-    /// the counts of this department's datasets with their noise. Every outcome is
-    /// audited (kind `statistic`, the ε spent and left, never a person) before it is
-    /// answered.
-    async fn aggregate(&self, request: fedq_wire::message::AggregateRequest) -> NodeResponse {
-        use crate::statistics::Spend;
-        use fedq_policy::statistics::{format_epsilon, release, DiscreteLaplace, SystemBytes};
-        let policy = self.policy.current();
-        let now = time::OffsetDateTime::now_utc();
-        let today = self.config.today();
-        let unix = fedq_wire::proof::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-            now.unix_timestamp().max(0).unsigned_abs(),
-        ));
-        let target_text = request.target.describe();
-        let entry = |requester: &str, outcome: serde_json::Value| AuditRecord {
-            at: now,
+    /// The entry of an aggregate query or cross-count step (kind `statistic`): who the
+    /// proof names, the purpose when it is the policy's, the target, what happened — never
+    /// a person.
+    fn statistic_entry(
+        &self,
+        policy: &InForce,
+        request: &fedq_wire::message::AggregateRequest,
+        requester: &str,
+        outcome: serde_json::Value,
+    ) -> AuditRecord {
+        let known = policy
+            .engine
+            .policy()
+            .purposes
+            .iter()
+            .any(|p| p.name == request.purpose);
+        AuditRecord {
+            at: time::OffsetDateTime::now_utc(),
             kind: fedq_audit::EntryKind::Statistic,
             query_id: request.query_id.clone(),
             requester: requester.to_owned(),
-            purpose: if policy
-                .engine
-                .policy()
-                .purposes
-                .iter()
-                .any(|p| p.name == request.purpose)
-            {
+            purpose: if known {
                 request.purpose.clone()
             } else {
                 "-".into()
@@ -740,17 +738,54 @@ impl Context {
             legal_basis: None,
             case_reference: None,
             subject: "-".into(),
-            target: target_text.clone(),
+            target: request.target.describe(),
             outcome: fedq_audit::Outcome::json(&outcome),
             policy_version: policy.label(),
             consent_id: None,
             node_query_ids: Default::default(),
             answer_sha256: None,
-        };
+        }
+    }
+
+    /// Writes `entry`, then answers `response`; nothing but a failure if it cannot.
+    async fn audited(&self, entry: AuditRecord, response: NodeResponse) -> NodeResponse {
+        match self.audit.append(entry).await {
+            Ok(_) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "audit log unavailable; nothing released");
+                NodeResponse::Failed {
+                    code: FailureCode::Unavailable,
+                    message: format!(
+                        "node `{}`: its audit log is unavailable; nothing was released",
+                        self.node
+                    ),
+                }
+            }
+        }
+    }
+
+    /// What opens this department's part of an aggregate query, in order: the requester's
+    /// proof (as a lookup's, with nothing sealed), the date, this node's own policy
+    /// (`Engine::check_aggregate`), the rate limit, a dataset of this department at
+    /// `position` (or any, for `None`), and the ε spent in the ledger. Every refusal is
+    /// audited and answered here (`Err`).
+    async fn admit_aggregate(
+        &self,
+        policy: &InForce,
+        request: &fedq_wire::message::AggregateRequest,
+        position: Option<usize>,
+    ) -> Result<AdmittedAggregate, NodeResponse> {
+        use crate::statistics::Spend;
+        use fedq_policy::statistics::format_epsilon;
+        let now = time::OffsetDateTime::now_utc();
+        let today = self.config.today();
+        let unix = fedq_wire::proof::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.unix_timestamp().max(0).unsigned_abs(),
+        ));
         let proven =
             match self
                 .gate
-                .check_aggregate(&request, |serial| self.trust.is_revoked(serial), unix)
+                .check_aggregate(request, |serial| self.trust.is_revoked(serial), unix)
             {
                 Ok(p) => p,
                 Err(refused) => {
@@ -759,37 +794,43 @@ impl Context {
                         .clone()
                         .unwrap_or_else(|| "-".into());
                     let code = refused.reason;
-                    let record = entry(&who, serde_json::json!({ "proof_refused": code.code() }));
-                    if self.audit.append(record).await.is_err() {
-                        return self.audit_failed();
-                    }
-                    return NodeResponse::ProofRefused {
+                    let entry = self.statistic_entry(
+                        policy,
+                        request,
+                        &who,
+                        serde_json::json!({ "proof_refused": code.code() }),
+                    );
+                    let response = NodeResponse::ProofRefused {
                         message: format!("node `{}`: {code}", self.node),
                         code,
                     };
+                    return Err(self.audited(entry, response).await);
                 }
             };
-        let requester = proven.requester.as_str();
-        let refuse = |why: String| async move {
-            let record = entry(requester, serde_json::json!({ "refused": why }));
-            if self.audit.append(record).await.is_err() {
-                return self.audit_failed();
-            }
-            NodeResponse::Refused {
+        let requester = proven.requester;
+        let refuse = |why: String| {
+            let entry = self.statistic_entry(
+                policy,
+                request,
+                &requester,
+                serde_json::json!({ "refused": why }),
+            );
+            let response = NodeResponse::Refused {
                 rationale: format!("node `{}`: {why}", self.node),
-            }
+            };
+            async move { Err(self.audited(entry, response).await) }
         };
         if (request.date - today).whole_days().abs() > fedq_wire::message::MAX_DATE_SKEW_DAYS {
-            return NodeResponse::Failed {
+            return Err(NodeResponse::Failed {
                 code: FailureCode::ClockSkew,
                 message: format!(
                     "node `{}`: the coordinator's date {} is more than a day from this node's {today}",
                     self.node, request.date
                 ),
-            };
+            });
         }
         let statistics = match policy.engine.check_aggregate(
-            requester,
+            &requester,
             &request.purpose,
             request.legal_basis.as_deref(),
             &request.target,
@@ -798,85 +839,98 @@ impl Context {
             Err(why) => return refuse(why).await,
         };
         let limited = match self.limiter.lock() {
-            Ok(mut limiter) => limiter.check(requester, now).map_err(|e| e.to_string()),
+            Ok(mut limiter) => limiter.check(&requester, now).map_err(|e| e.to_string()),
             Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
         };
         if let Err(why) = limited {
             return refuse(why).await;
         }
-        let datasets = crate::statistics::own_datasets(&self.department, &request.target);
+        let datasets: Vec<String> = match position {
+            None => crate::statistics::own_datasets(&self.department, &request.target)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            Some(i) => request
+                .target
+                .datasets
+                .get(i)
+                .filter(|d| d.split('.').next() == Some(self.department.as_str()))
+                .cloned()
+                .into_iter()
+                .collect(),
+        };
         if datasets.is_empty() {
-            return refuse("the query counts no dataset of this department".into()).await;
+            return refuse("the query counts no dataset of this department at this step".into())
+                .await;
         }
         let renews_on = statistics.period.renews_on(today);
         let period = statistics.period.key(today);
-        let spend = self
-            .ledger
-            .spend(requester, &period, statistics.epsilon, statistics.budget);
-        let left = match spend {
-            Ok(Spend::Paid { left }) => left,
-            Ok(Spend::Refused { left }) => {
-                let record = entry(
-                    requester,
-                    serde_json::json!({
-                        "refused": "budget spent",
-                        "epsilon": format_epsilon(statistics.epsilon),
-                        "left": format_epsilon(left),
-                        "renews_on": renews_on.to_string(),
-                    }),
-                );
-                if self.audit.append(record).await.is_err() {
-                    return self.audit_failed();
+        let left =
+            match self
+                .ledger
+                .spend(&requester, &period, statistics.epsilon, statistics.budget)
+            {
+                Ok(Spend::Paid { left }) => left,
+                Ok(Spend::Refused { left }) => {
+                    let entry = self.statistic_entry(
+                        policy,
+                        request,
+                        &requester,
+                        serde_json::json!({
+                            "refused": "budget spent",
+                            "epsilon": format_epsilon(statistics.epsilon),
+                            "left": format_epsilon(left),
+                            "renews_on": renews_on.to_string(),
+                        }),
+                    );
+                    let response = NodeResponse::Aggregate {
+                        node: self.node.clone(),
+                        policy_version: policy.label(),
+                        answer: fedq_wire::message::AggregateAnswer::BudgetSpent {
+                            epsilon: statistics.epsilon,
+                            left,
+                            renews_on,
+                        },
+                    };
+                    return Err(self.audited(entry, response).await);
                 }
-                return NodeResponse::Aggregate {
-                    node: self.node.clone(),
-                    policy_version: policy.label(),
-                    answer: fedq_wire::message::AggregateAnswer::BudgetSpent {
-                        epsilon: statistics.epsilon,
-                        left,
-                        renews_on,
-                    },
-                };
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "statistics ledger unavailable; nothing counted");
-                return NodeResponse::Failed {
-                    code: FailureCode::Unavailable,
-                    message: format!(
-                        "node `{}`: its privacy-budget ledger is unavailable; try again later",
-                        self.node
-                    ),
-                };
-            }
-        };
-        let counted = crate::statistics::count(
-            &self.sources,
-            policy.engine.datasets(),
-            &self.rights,
-            &statistics,
-            &request.target,
-            &datasets,
+                Err(e) => {
+                    tracing::error!(error = %e, "statistics ledger unavailable; nothing counted");
+                    return Err(NodeResponse::Failed {
+                        code: FailureCode::Unavailable,
+                        message: format!(
+                            "node `{}`: its privacy-budget ledger is unavailable; try again later",
+                            self.node
+                        ),
+                    });
+                }
+            };
+        Ok(AdmittedAggregate {
+            requester,
+            statistics,
+            datasets,
+            left,
+            renews_on,
+            period,
             today,
-        )
-        .await;
-        let cells = match counted {
-            Ok(cells) => cells,
-            Err(why) => {
-                let record = entry(
-                    requester,
-                    serde_json::json!({ "failed": why, "epsilon": format_epsilon(statistics.epsilon), "left": format_epsilon(left) }),
-                );
-                let _ = self.audit.append(record).await;
-                return NodeResponse::Failed {
-                    code: FailureCode::Unavailable,
-                    message: format!("node `{}`: {why}; the query's ε is spent", self.node),
-                };
-            }
-        };
+        })
+    }
+
+    /// The noisy, suppressed release of `cells`, audited, as the answer.
+    async fn release_cells(
+        &self,
+        policy: &InForce,
+        request: &fedq_wire::message::AggregateRequest,
+        admitted: &AdmittedAggregate,
+        cells: &BTreeMap<fedq_policy::statistics::CellKey, u64>,
+        sensitivity: u64,
+    ) -> NodeResponse {
+        use fedq_policy::statistics::{format_epsilon, release, DiscreteLaplace, SystemBytes};
+        let statistics = &admitted.statistics;
         let mut noise = DiscreteLaplace::new(SystemBytes::default());
         let released = match release(
-            &cells,
-            datasets.len() as u64,
+            cells,
+            sensitivity,
             statistics.epsilon,
             statistics.min_cell,
             &mut noise,
@@ -890,43 +944,309 @@ impl Context {
             }
         };
         let suppressed = released.iter().filter(|c| c.count.is_none()).count();
-        let record = entry(
-            requester,
+        let entry = self.statistic_entry(
+            policy,
+            request,
+            &admitted.requester,
             serde_json::json!({
                 "cells": released.len(),
                 "suppressed": suppressed,
                 "epsilon": format_epsilon(statistics.epsilon),
-                "left": format_epsilon(left),
-                "period": period,
+                "left": format_epsilon(admitted.left),
+                "period": admitted.period,
             }),
         );
-        if self.audit.append(record).await.is_err() {
-            return self.audit_failed();
-        }
-        NodeResponse::Aggregate {
+        let response = NodeResponse::Aggregate {
             node: self.node.clone(),
             policy_version: policy.label(),
             answer: fedq_wire::message::AggregateAnswer::Released {
                 cells: released,
                 epsilon: statistics.epsilon,
-                left,
-                renews_on,
+                left: admitted.left,
+                renews_on: admitted.renews_on,
             },
-        }
+        };
+        self.audited(entry, response).await
     }
 
-    /// What is answered when the audit log cannot take an entry: nothing.
-    fn audit_failed(&self) -> NodeResponse {
-        tracing::error!("audit log unavailable; nothing released");
-        NodeResponse::Failed {
+    /// A failure after the ε was spent: audited, answered `failed`.
+    async fn spent_but_failed(
+        &self,
+        policy: &InForce,
+        request: &fedq_wire::message::AggregateRequest,
+        admitted: &AdmittedAggregate,
+        why: String,
+    ) -> NodeResponse {
+        let entry = self.statistic_entry(
+            policy,
+            request,
+            &admitted.requester,
+            serde_json::json!({
+                "failed": why,
+                "epsilon": fedq_policy::statistics::format_epsilon(admitted.statistics.epsilon),
+            }),
+        );
+        let response = NodeResponse::Failed {
             code: FailureCode::Unavailable,
-            message: format!(
-                "node `{}`: its audit log is unavailable; nothing was released",
-                self.node
-            ),
+            message: format!("node `{}`: {why}; the query's ε is spent", self.node),
+        };
+        self.audited(entry, response).await
+    }
+
+    /// One aggregate query (issue 20 §2): admitted ([`Self::admit_aggregate`]), this
+    /// department's datasets counted over their domains, released with noise of scale
+    /// Δ/ε (Δ: the number of its datasets, each person once in each) and suppressed.
+    async fn aggregate(&self, request: fedq_wire::message::AggregateRequest) -> NodeResponse {
+        let policy = self.policy.current();
+        if request.target.intersect {
+            return NodeResponse::Refused {
+                rationale: format!(
+                    "node `{}`: a count of the persons in both datasets runs as a cross count",
+                    self.node
+                ),
+            };
+        }
+        let admitted = match self.admit_aggregate(&policy, &request, None).await {
+            Ok(a) => a,
+            Err(response) => return response,
+        };
+        let names: Vec<&str> = admitted.datasets.iter().map(String::as_str).collect();
+        let counted = crate::statistics::count(
+            &self.sources,
+            policy.engine.datasets(),
+            &self.rights,
+            &admitted.statistics,
+            &request.target,
+            &names,
+            admitted.today,
+        )
+        .await;
+        match counted {
+            Ok(cells) => {
+                self.release_cells(&policy, &request, &admitted, &cells, names.len() as u64)
+                    .await
+            }
+            Err(why) => {
+                self.spent_but_failed(&policy, &request, &admitted, why)
+                    .await
+            }
         }
     }
 
+    /// One step of a cross-department count ([`fedq_wire::psi`]): `Blind` and `Raise` open
+    /// this department's part as any aggregate query (proof, policy, budget) and answer a
+    /// signed point set; `Count` finishes the counting department's part it opened.
+    async fn cross_count(&self, cross: fedq_wire::message::CrossRequest) -> NodeResponse {
+        use fedq_wire::message::{CrossAnswer, CrossStep};
+        use fedq_wire::psi::{self, Blinder};
+        let policy = self.policy.current();
+        let request = cross.query;
+        if !request.target.intersect {
+            return NodeResponse::Refused {
+                rationale: format!(
+                    "node `{}`: a cross count is for `intersect` queries",
+                    self.node
+                ),
+            };
+        }
+        let Some(signer) = self.trust.signer() else {
+            return NodeResponse::Failed {
+                code: FailureCode::Unavailable,
+                message: format!("node `{}`: its certificate key is unavailable", self.node),
+            };
+        };
+        let department = |i: usize| {
+            request
+                .target
+                .datasets
+                .get(i)
+                .and_then(|d| d.split('.').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let now_secs = time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .max(0)
+            .unsigned_abs();
+        let sign = |kind: &str, salt: &str, points: Vec<[u8; 32]>| {
+            crate::statistics::sign_set(&signer, &self.node, kind, salt, points, now_secs)
+        };
+        let verify = |set: &psi::SignedSet, node: &str, kind: &str, salt: Option<&str>| {
+            self.trust
+                .with_trust(|trust| {
+                    crate::statistics::verify_set(trust, set, node, kind, salt, now_secs)
+                })
+                .unwrap_or_else(|| Err("the federation's CA is unavailable".into()))
+        };
+        match cross.step {
+            CrossStep::Blind => {
+                let admitted = match self.admit_aggregate(&policy, &request, Some(0)).await {
+                    Ok(a) => a,
+                    Err(response) => return response,
+                };
+                let persons = crate::statistics::persons(
+                    &self.sources,
+                    policy.engine.datasets(),
+                    &self.rights,
+                    &request.target,
+                    &admitted.datasets[0],
+                    admitted.today,
+                )
+                .await;
+                let blinded = persons.map_err(|e| e).and_then(|persons| {
+                    let blinder = Blinder::new().map_err(|e| e.to_string())?;
+                    let salt = psi::fresh_salt().map_err(|e| e.to_string())?;
+                    let points = blinder
+                        .blind(&salt, persons.iter().map(String::as_str))
+                        .map_err(|e| e.to_string())?;
+                    let count = points.len();
+                    let set = sign("blinded", &salt, points)?;
+                    let handle = psi::fresh_salt().map_err(|e| e.to_string())?;
+                    Ok((blinder, salt, set, handle, count))
+                });
+                let (blinder, salt, set, handle, count) = match blinded {
+                    Ok(b) => b,
+                    Err(why) => {
+                        return self
+                            .spent_but_failed(&policy, &request, &admitted, why)
+                            .await
+                    }
+                };
+                let entry = self.statistic_entry(
+                    &policy,
+                    &request,
+                    &admitted.requester,
+                    serde_json::json!({
+                        "step": "blind",
+                        "epsilon": fedq_policy::statistics::format_epsilon(admitted.statistics.epsilon),
+                        "left": fedq_policy::statistics::format_epsilon(admitted.left),
+                    }),
+                );
+                self.cross.open(
+                    handle.clone(),
+                    crate::statistics::OpenCross {
+                        blinder,
+                        salt,
+                        sent: count,
+                        other: department(1),
+                        admitted,
+                        opened: std::time::Instant::now(),
+                    },
+                );
+                self.audited(
+                    entry,
+                    NodeResponse::CrossCount(CrossAnswer::Blinded { handle, set }),
+                )
+                .await
+            }
+            CrossStep::Raise { blinded } => {
+                // The counting department's set first: a set it did not sign is never
+                // raised (that would answer whoever sent it about this department's persons).
+                let claims = match verify(&blinded, &department(0), "blinded", None) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        return NodeResponse::Refused {
+                            rationale: format!("node `{}`: the blinded set {why}", self.node),
+                        }
+                    }
+                };
+                let admitted = match self.admit_aggregate(&policy, &request, Some(1)).await {
+                    Ok(a) => a,
+                    Err(response) => return response,
+                };
+                let persons = crate::statistics::persons(
+                    &self.sources,
+                    policy.engine.datasets(),
+                    &self.rights,
+                    &request.target,
+                    &admitted.datasets[0],
+                    admitted.today,
+                )
+                .await;
+                let raised = persons.and_then(|persons| {
+                    let blinder = Blinder::new().map_err(|e| e.to_string())?;
+                    let raised = blinder.raise(&blinded.points).map_err(|e| e.to_string())?;
+                    let own = blinder
+                        .blind(&claims.salt, persons.iter().map(String::as_str))
+                        .map_err(|e| e.to_string())?;
+                    Ok((
+                        sign("raised", &claims.salt, raised)?,
+                        sign("own", &claims.salt, own)?,
+                    ))
+                });
+                let (raised, own) = match raised {
+                    Ok(r) => r,
+                    Err(why) => {
+                        return self
+                            .spent_but_failed(&policy, &request, &admitted, why)
+                            .await
+                    }
+                };
+                let entry = self.statistic_entry(
+                    &policy,
+                    &request,
+                    &admitted.requester,
+                    serde_json::json!({
+                        "step": "raise",
+                        "epsilon": fedq_policy::statistics::format_epsilon(admitted.statistics.epsilon),
+                        "left": fedq_policy::statistics::format_epsilon(admitted.left),
+                    }),
+                );
+                self.audited(
+                    entry,
+                    NodeResponse::CrossCount(CrossAnswer::Raised { raised, own }),
+                )
+                .await
+            }
+            CrossStep::Count {
+                handle,
+                raised,
+                own,
+            } => {
+                let Some(open) = self.cross.take(&handle) else {
+                    return NodeResponse::Refused {
+                        rationale: format!(
+                            "node `{}`: no cross count is open under that handle (it lasts {} s)",
+                            self.node,
+                            crate::statistics::CROSS_LIFETIME.as_secs()
+                        ),
+                    };
+                };
+                let checked = verify(&raised, &open.other, "raised", Some(&open.salt))
+                    .and_then(|c| {
+                        if c.count as usize == open.sent {
+                            Ok(())
+                        } else {
+                            Err("raised set is not the size of the set sent".to_owned())
+                        }
+                    })
+                    .and_then(|()| verify(&own, &open.other, "own", Some(&open.salt)).map(|_| ()))
+                    .and_then(|()| open.blinder.raise(&own.points).map_err(|e| e.to_string()));
+                let theirs = match checked {
+                    Ok(t) => t,
+                    Err(why) => {
+                        return self
+                            .spent_but_failed(&policy, &request, &open.admitted, why)
+                            .await
+                    }
+                };
+                let both = psi::common(&raised.points, &theirs);
+                let key = fedq_policy::statistics::CellKey {
+                    dataset: request.target.datasets.join("&"),
+                    district: None,
+                    year: None,
+                    category: None,
+                };
+                let cells = BTreeMap::from([(key, both)]);
+                // One person changes the number of persons in both by one.
+                self.release_cells(&policy, &request, &open.admitted, &cells, 1)
+                    .await
+            }
+        }
+    }
+
+    /// One lookup: decided by the node's core ([`crate::lookup`]) with this process's time,
+    /// its records read here, its entry written, and only then its response released.
     async fn lookup(&self, coordinator: &str, request: LookupRequest) -> NodeResponse {
         let started = std::time::Instant::now();
         let coordinator_date = request.date;

@@ -122,6 +122,138 @@ impl Ledger {
     }
 }
 
+/// What opened this department's part of an aggregate query (the service's admission:
+/// proof, date, policy, rate limit, budget).
+#[derive(Debug)]
+pub struct Admitted {
+    pub(crate) requester: String,
+    pub(crate) statistics: Statistics,
+    /// This department's datasets counted (one, for a cross count).
+    pub(crate) datasets: Vec<String>,
+    pub(crate) left: MicroEpsilon,
+    pub(crate) renews_on: time::Date,
+    pub(crate) period: String,
+    pub(crate) today: time::Date,
+}
+
+/// How long a cross count opened here (its `Blind` step) waits for its `Count` step.
+pub const CROSS_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The most cross counts open at once; the oldest is dropped for a new one.
+pub const MAX_OPEN_CROSSES: usize = 64;
+
+/// A cross count this node opened as the counting department: its exponent (never sent),
+/// the salt, how many points it sent, the other department, and what admitted it.
+#[derive(Debug)]
+pub struct OpenCross {
+    pub(crate) blinder: fedq_wire::psi::Blinder,
+    pub(crate) salt: String,
+    pub(crate) sent: usize,
+    pub(crate) other: String,
+    pub(crate) admitted: Admitted,
+    pub(crate) opened: std::time::Instant,
+}
+
+/// The cross counts open here, by handle; each taken once, within [`CROSS_LIFETIME`].
+#[derive(Debug, Default)]
+pub struct OpenCrosses(Mutex<std::collections::HashMap<String, OpenCross>>);
+
+impl OpenCrosses {
+    /// Keeps `open` under `handle` (dropping the expired, and the oldest when full).
+    pub fn open(&self, handle: String, open: OpenCross) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, c| c.opened.elapsed() < CROSS_LIFETIME);
+        if map.len() >= MAX_OPEN_CROSSES {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, c)| c.opened)
+                .map(|(h, _)| h.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(handle, open);
+    }
+
+    /// Takes the count open under `handle`, if it is still within its lifetime.
+    pub fn take(&self, handle: &str) -> Option<OpenCross> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(handle)
+            .filter(|c| c.opened.elapsed() < CROSS_LIFETIME)
+    }
+}
+
+/// How far a signed set's `iat` may be from now.
+const SET_SKEW_SECS: u64 = 300;
+
+/// Signs a point set for a cross count with the node's certificate key.
+pub fn sign_set(
+    key: &fedq_certs::jws::CertificateKey,
+    node: &str,
+    kind: &str,
+    salt: &str,
+    points: Vec<[u8; 32]>,
+    now: u64,
+) -> Result<fedq_wire::psi::SignedSet, String> {
+    let claims = fedq_wire::psi::SetClaims {
+        node: node.to_owned(),
+        kind: kind.to_owned(),
+        salt: salt.to_owned(),
+        count: points.len() as u64,
+        sha256: fedq_wire::psi::points_digest(&points),
+        iat: now,
+    };
+    let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+    let signature = fedq_certs::jws::sign_es256(key, fedq_wire::psi::SET_TYP, &payload)
+        .map_err(|e| e.to_string())?;
+    Ok(fedq_wire::psi::SignedSet { points, signature })
+}
+
+/// Verifies a point set: signed by the node certificate of department `node` of this
+/// federation (unrevoked, under a fresh CRL), of `kind`, under `salt` when given, its
+/// points the ones signed, signed within [`SET_SKEW_SECS`]. Returns the claims.
+pub fn verify_set(
+    trust: &fedq_certs::FederationTrust,
+    set: &fedq_wire::psi::SignedSet,
+    node: &str,
+    kind: &str,
+    salt: Option<&str>,
+    now: u64,
+) -> Result<fedq_wire::psi::SetClaims, String> {
+    use fedq_certs::identity::Role;
+    let at = fedq_wire::proof::UnixTime::since_unix_epoch(std::time::Duration::from_secs(now));
+    let verified = trust
+        .verify_es256(
+            &set.signature,
+            fedq_wire::psi::SET_TYP,
+            Role::Node,
+            fedq_certs::signing::SERVER_AUTH,
+            at,
+            true,
+        )
+        .map_err(|e| format!("does not verify: {e}"))?;
+    let claims: fedq_wire::psi::SetClaims = serde_json::from_slice(&verified.payload)
+        .map_err(|_| "is not a signed point set".to_owned())?;
+    if verified.signer.identity.name != node || claims.node != node {
+        return Err(format!("is not signed by department `{node}`"));
+    }
+    if claims.kind != kind {
+        return Err(format!("is a `{}` set, not a `{kind}` one", claims.kind));
+    }
+    if salt.is_some_and(|s| s != claims.salt) {
+        return Err("is for another count (its salt differs)".into());
+    }
+    if claims.count != set.points.len() as u64
+        || claims.sha256 != fedq_wire::psi::points_digest(&set.points)
+    {
+        return Err("holds points other than the ones signed".into());
+    }
+    if claims.iat.abs_diff(now) > SET_SKEW_SECS {
+        return Err("was signed too long ago".into());
+    }
+    Ok(claims)
+}
+
 /// This department's datasets of `target` (in the order asked).
 pub fn own_datasets<'t>(department: &str, target: &'t AggregateTarget) -> Vec<&'t str> {
     let prefix = format!("{department}.");
@@ -133,10 +265,48 @@ pub fn own_datasets<'t>(department: &str, target: &'t AggregateTarget) -> Vec<&'
         .collect()
 }
 
-/// The true counts of this department's datasets of `target` at `today`, read from the
-/// store (repaired records are not read), the rights file's marks applied (removed and
-/// disputed records left out, corrections applied). A dataset the catalogue does not hold
-/// or that is attached is an error naming it.
+/// One dataset's unrepaired records with their subjects, read from the store, the rights
+/// file's marks applied (removed and disputed records left out, corrections applied). A
+/// dataset the catalogue does not hold or that is attached is an error naming it.
+async fn read_dataset<'c>(
+    sources: &crate::source::Sources,
+    catalogue: &'c [fedq_policy::Dataset],
+    marks: &crate::rights::Marks,
+    name: &str,
+) -> Result<(&'c fedq_policy::Dataset, Vec<(String, fedq_policy::Record)>), String> {
+    let dataset = catalogue
+        .iter()
+        .find(|d| d.qualified == name)
+        .ok_or_else(|| format!("it holds no dataset `{name}`"))?;
+    if sources.is_attached(name) {
+        return Err(format!(
+            "dataset `{name}` is attached to the department's own database; aggregate counts read imported datasets only"
+        ));
+    }
+    let records = sources
+        .store()
+        .records_in(name)
+        .await
+        .map_err(|_| format!("its store could not be read for `{name}`"))?;
+    // The marks are by (dataset, record key): subjects are kept beside the records.
+    let keyed = records
+        .into_iter()
+        .filter_map(|(subject, record)| {
+            let (clean, _) = crate::rights::overlay(dataset, vec![record], marks);
+            clean.into_iter().next().map(|r| (subject, r))
+        })
+        .collect();
+    Ok((dataset, keyed))
+}
+
+fn all_marks(rights: &crate::rights::RightsFile) -> Result<crate::rights::Marks, String> {
+    rights
+        .all_marks()
+        .map_err(|_| "its rights file is unavailable".to_owned())
+}
+
+/// The true counts of this department's datasets of `target` at `today` over their
+/// domains (see [`read_dataset`] for what is read).
 pub async fn count(
     sources: &crate::source::Sources,
     catalogue: &[fedq_policy::Dataset],
@@ -146,38 +316,33 @@ pub async fn count(
     datasets: &[&str],
     today: time::Date,
 ) -> Result<std::collections::BTreeMap<CellKey, u64>, String> {
-    let marks = rights
-        .all_marks()
-        .map_err(|_| "its rights file is unavailable".to_owned())?;
+    let marks = all_marks(rights)?;
     let mut cells = std::collections::BTreeMap::new();
     for name in datasets {
-        let dataset = catalogue
-            .iter()
-            .find(|d| d.qualified == *name)
-            .ok_or_else(|| format!("it holds no dataset `{name}`"))?;
-        if sources.is_attached(name) {
-            return Err(format!(
-                "dataset `{name}` is attached to the department's own database; aggregate counts read imported datasets only"
-            ));
-        }
-        let records = sources
-            .store()
-            .records_in(name)
-            .await
-            .map_err(|_| format!("its store could not be read for `{name}`"))?;
-        // The marks are by (dataset, record key): subjects are kept beside the records.
-        let (subjects, records): (Vec<String>, Vec<_>) = records.into_iter().unzip();
-        let keyed: Vec<(String, fedq_policy::Record)> = subjects
-            .into_iter()
-            .zip(records)
-            .filter_map(|(subject, record)| {
-                let (clean, _) = crate::rights::overlay(dataset, vec![record], &marks);
-                clean.into_iter().next().map(|r| (subject, r))
-            })
-            .collect();
-        cells.extend(statistics.count_cells(dataset, target, &keyed, today));
+        let (dataset, records) = read_dataset(sources, catalogue, &marks, name).await?;
+        cells.extend(statistics.count_cells(dataset, target, &records, today));
     }
     Ok(cells)
+}
+
+/// The persons (resident IDs) who count in one dataset for `target` at `today`: each
+/// once, the same filter as [`count`]'s. For a cross-department count; never logged.
+pub async fn persons(
+    sources: &crate::source::Sources,
+    catalogue: &[fedq_policy::Dataset],
+    rights: &crate::rights::RightsFile,
+    target: &AggregateTarget,
+    name: &str,
+    today: time::Date,
+) -> Result<Vec<String>, String> {
+    let marks = all_marks(rights)?;
+    let (dataset, records) = read_dataset(sources, catalogue, &marks, name).await?;
+    Ok(
+        fedq_policy::statistics::newest_records(dataset, target, &records, today)
+            .into_keys()
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

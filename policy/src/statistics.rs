@@ -172,6 +172,10 @@ pub struct AggregateTarget {
     pub from_year: i32,
     /// Last year counted.
     pub to_year: i32,
+    /// Count the persons in **both** datasets (two datasets of two departments, no
+    /// breakdown), by private set-intersection cardinality between the departments.
+    #[serde(default)]
+    pub intersect: bool,
 }
 
 impl AggregateTarget {
@@ -188,7 +192,7 @@ impl AggregateTarget {
             .collect();
         format!(
             "count:{}[by {}][{}-{}]",
-            self.datasets.join(","),
+            self.datasets.join(if self.intersect { "&" } else { "," }),
             if by.is_empty() {
                 "-".to_owned()
             } else {
@@ -223,6 +227,10 @@ pub enum AggregateRefusal {
     /// Nothing or too much asked.
     #[error("ask 1 to 16 datasets, each once, and each dimension at most once")]
     Shape,
+    /// A count of the persons in both datasets asked of anything but two datasets of two
+    /// departments without a breakdown.
+    #[error("a count of the persons in both datasets takes exactly two datasets of two different departments, and no `by`")]
+    Intersect,
 }
 
 impl Statistics {
@@ -244,6 +252,14 @@ impl Statistics {
             || by.len() != target.by.len()
         {
             return Err(AggregateRefusal::Shape);
+        }
+        if target.intersect {
+            let department = |d: &str| d.split('.').next().unwrap_or_default().to_owned();
+            let two =
+                matches!(target.datasets.as_slice(), [a, b] if department(a) != department(b));
+            if !two || !target.by.is_empty() {
+                return Err(AggregateRefusal::Intersect);
+            }
         }
         let span = i64::from(target.to_year) - i64::from(target.from_year);
         if span < 0 || span >= i64::from(self.max_years) {
@@ -324,22 +340,7 @@ impl Statistics {
         records: &[(String, Record)],
         today: time::Date,
     ) -> BTreeMap<CellKey, u64> {
-        let mut newest: BTreeMap<&str, (time::Date, &Record)> = BTreeMap::new();
-        for (subject, record) in records {
-            if !dataset.is_disclosable(record, today) {
-                continue;
-            }
-            let Some(date) = dataset.record_date(record) else {
-                continue;
-            };
-            if date.year() < target.from_year || date.year() > target.to_year {
-                continue;
-            }
-            let e = newest.entry(subject.as_str()).or_insert((date, record));
-            if date > e.0 {
-                *e = (date, record);
-            }
-        }
+        let newest = newest_records(dataset, target, records, today);
         let mut cells: BTreeMap<CellKey, u64> = self
             .domain(dataset, target)
             .into_iter()
@@ -372,6 +373,33 @@ impl Statistics {
         }
         cells
     }
+}
+
+/// Each person's newest record of `dataset` that counts for `target` at `today`
+/// (disclosable, inside the years asked), by subject.
+pub fn newest_records<'r>(
+    dataset: &Dataset,
+    target: &AggregateTarget,
+    records: &'r [(String, Record)],
+    today: time::Date,
+) -> BTreeMap<&'r str, (time::Date, &'r Record)> {
+    let mut newest: BTreeMap<&str, (time::Date, &Record)> = BTreeMap::new();
+    for (subject, record) in records {
+        if !dataset.is_disclosable(record, today) {
+            continue;
+        }
+        let Some(date) = dataset.record_date(record) else {
+            continue;
+        };
+        if date.year() < target.from_year || date.year() > target.to_year {
+            continue;
+        }
+        let e = newest.entry(subject.as_str()).or_insert((date, record));
+        if date > e.0 {
+            *e = (date, record);
+        }
+    }
+    newest
 }
 
 /// One released cell.

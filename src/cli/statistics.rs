@@ -29,6 +29,10 @@ pub struct StatisticsCli {
     /// Last year counted.
     #[arg(long)]
     pub to_year: i32,
+    /// Count the persons in both datasets (two datasets of two departments, no `--by`),
+    /// by private set-intersection cardinality between the departments.
+    #[arg(long)]
+    pub both: bool,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
@@ -63,6 +67,7 @@ pub async fn run(args: StatisticsCli) -> Result<(), ClientError> {
             by,
             from_year: args.from_year,
             to_year: args.to_year,
+            intersect: args.both,
         },
         proofs: Default::default(),
     };

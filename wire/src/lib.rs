@@ -23,6 +23,7 @@ pub mod drain;
 pub mod frame;
 pub mod message;
 pub mod proof;
+pub mod psi;
 pub mod refusal;
 pub mod resident_id;
 pub mod rights;

@@ -45,6 +45,64 @@ pub enum NodeRequest {
     /// [`NodeResponse::Aggregate`], [`NodeResponse::Refused`] or
     /// [`NodeResponse::ProofRefused`].
     Aggregate(AggregateRequest),
+    /// One step of a cross-department count (an aggregate query with
+    /// `target.intersect`): private set-intersection cardinality between the counting
+    /// department (the first dataset's) and the other ([`crate::psi`]), relayed by the
+    /// coordinator, which can read nothing of it. Answered with
+    /// [`NodeResponse::CrossCount`], [`NodeResponse::Aggregate`] (the budget spent),
+    /// [`NodeResponse::Refused`] or [`NodeResponse::ProofRefused`].
+    CrossCount(CrossRequest),
+}
+
+/// One step of a cross-department count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossRequest {
+    /// The query (its `proof` checked at the step that opens this department's part:
+    /// `Blind` for the counting department, `Raise` for the other).
+    pub query: AggregateRequest,
+    /// Which step.
+    pub step: CrossStep,
+}
+
+/// The steps of a cross-department count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CrossStep {
+    /// To the counting department: blind its persons with a fresh exponent and salt.
+    Blind,
+    /// To the other department: raise the counting department's signed set to its own
+    /// exponent, and blind its own persons under the same salt.
+    Raise {
+        /// The counting department's signed blinded set.
+        blinded: crate::psi::SignedSet,
+    },
+    /// To the counting department again: count the common points, add the noise.
+    Count {
+        /// The handle its `Blind` answer gave.
+        handle: String,
+        /// Its set, raised by the other department (signed by it).
+        raised: crate::psi::SignedSet,
+        /// The other department's own blinded set (signed by it).
+        own: crate::psi::SignedSet,
+    },
+}
+
+/// A department's answer to a cross-count step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CrossAnswer {
+    /// `Blind`: the handle of the count kept open here, and the signed blinded set.
+    Blinded {
+        /// Names this department's state for the `Count` step (random; kept 60 s).
+        handle: String,
+        /// The blinded set.
+        set: crate::psi::SignedSet,
+    },
+    /// `Raise`: the counting department's set raised, and this department's own.
+    Raised {
+        /// The counting department's set raised to this department's exponent.
+        raised: crate::psi::SignedSet,
+        /// This department's blinded set.
+        own: crate::psi::SignedSet,
+    },
 }
 
 /// One aggregate query as the coordinator forwards it to each department whose datasets
@@ -382,7 +440,10 @@ pub enum NodeResponse {
         /// One line for the operator (origin and sizes; never an entry).
         message: String,
     },
-    /// Answer to [`NodeRequest::Aggregate`].
+    /// Answer to a [`NodeRequest::CrossCount`] step before the last.
+    CrossCount(CrossAnswer),
+    /// Answer to [`NodeRequest::Aggregate`] (and to a cross count's last step, or to a
+    /// step refused for the budget).
     Aggregate {
         /// The node's name.
         node: String,
