@@ -1089,11 +1089,11 @@ impl Context {
                     policy.engine.datasets(),
                     &self.rights,
                     &request.target,
-                    &admitted.datasets[0],
+                    admitted.datasets.first().map_or("", String::as_str),
                     admitted.today,
                 )
                 .await;
-                let blinded = persons.map_err(|e| e).and_then(|persons| {
+                let blinded = persons.and_then(|persons| {
                     let blinder = Blinder::new().map_err(|e| e.to_string())?;
                     let salt = psi::fresh_salt().map_err(|e| e.to_string())?;
                     let points = blinder
@@ -1159,7 +1159,7 @@ impl Context {
                     policy.engine.datasets(),
                     &self.rights,
                     &request.target,
-                    &admitted.datasets[0],
+                    admitted.datasets.first().map_or("", String::as_str),
                     admitted.today,
                 )
                 .await;
