@@ -550,13 +550,13 @@ impl Coordinator {
         } else {
             "-"
         };
-        if let Err(why) = checked {
+        if let Err(refusal) = checked {
             if self
                 .audit
                 .append(record(
                     recorded_target,
                     purpose,
-                    serde_json::json!({ "http": 403, "refused": why }),
+                    serde_json::json!({ "http": 403, "refused": refusal.code() }),
                 ))
                 .await
                 .is_err()
@@ -568,7 +568,7 @@ impl Coordinator {
                     &id,
                 );
             }
-            return Reply::error(403, Kind::PolicyRefused, why, &id);
+            return Reply::error(403, Kind::PolicyRefused, refusal.to_string(), &id);
         }
         let mut nodes: Vec<String> = request
             .target

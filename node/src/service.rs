@@ -808,12 +808,14 @@ impl Context {
                 }
             };
         let requester = proven.requester;
-        let refuse = |why: String| {
+        // The entry records the refusal's kind only: a refusal's words may quote what the
+        // request said (an unknown purpose), which no entry holds.
+        let refuse = |code: &'static str, why: String| {
             let entry = self.statistic_entry(
                 policy,
                 request,
                 &requester,
-                serde_json::json!({ "refused": why }),
+                serde_json::json!({ "refused": code }),
             );
             let response = NodeResponse::Refused {
                 rationale: format!("node `{}`: {why}", self.node),
@@ -836,14 +838,14 @@ impl Context {
             &request.target,
         ) {
             Ok(s) => s.clone(),
-            Err(why) => return refuse(why).await,
+            Err(refusal) => return refuse(refusal.code(), refusal.to_string()).await,
         };
         let limited = match self.limiter.lock() {
             Ok(mut limiter) => limiter.check(&requester, now).map_err(|e| e.to_string()),
             Err(_) => Err("the node's rate limiter is unavailable; retry later".to_owned()),
         };
         if let Err(why) = limited {
-            return refuse(why).await;
+            return refuse("rate_limited", why).await;
         }
         let datasets: Vec<String> = match position {
             None => crate::statistics::own_datasets(&self.department, &request.target)
@@ -860,8 +862,11 @@ impl Context {
                 .collect(),
         };
         if datasets.is_empty() {
-            return refuse("the query counts no dataset of this department at this step".into())
-                .await;
+            return refuse(
+                "no_dataset_here",
+                "the query counts no dataset of this department at this step".into(),
+            )
+            .await;
         }
         let renews_on = statistics.period.renews_on(today);
         let period = statistics.period.key(today);

@@ -636,17 +636,18 @@ impl Engine {
         purpose: &str,
         legal_basis: Option<&str>,
         target: &crate::statistics::AggregateTarget,
-    ) -> Result<&crate::statistics::Statistics, String> {
+    ) -> Result<&crate::statistics::Statistics, crate::statistics::AggregateCheck> {
+        use crate::statistics::{AggregateCheck, AggregateRefusal};
         let statistics = self
             .policy
             .statistics
             .as_ref()
-            .ok_or_else(|| crate::statistics::AggregateRefusal::NotAllowed.to_string())?;
+            .ok_or(AggregateCheck::Statistics(AggregateRefusal::NotAllowed))?;
         self.check(requester, purpose, legal_basis, false, CaseCheck::Aggregate)
-            .map_err(|r| r.to_string())?;
+            .map_err(AggregateCheck::Request)?;
         statistics
             .check(purpose, target)
-            .map_err(|r| r.to_string())?;
+            .map_err(AggregateCheck::Statistics)?;
         Ok(statistics)
     }
 

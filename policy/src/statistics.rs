@@ -233,6 +233,43 @@ pub enum AggregateRefusal {
     Intersect,
 }
 
+impl AggregateRefusal {
+    /// The refusal's kind as a stable word, for audit entries (never the input).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AggregateRefusal::NotAllowed => "no_statistics",
+            AggregateRefusal::Purpose(_) => "purpose_not_for_statistics",
+            AggregateRefusal::Dataset => "dataset_not_counted",
+            AggregateRefusal::NoCategory(_) => "no_category",
+            AggregateRefusal::Years(_) => "years",
+            AggregateRefusal::Shape => "shape",
+            AggregateRefusal::Intersect => "intersect_shape",
+        }
+    }
+}
+
+/// Why an aggregate query is refused: the request as any request (requester, purpose,
+/// legal basis), or what the `[statistics]` table allows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AggregateCheck {
+    /// The requester, purpose or legal basis.
+    #[error(transparent)]
+    Request(crate::engine::Refusal),
+    /// The statistics table.
+    #[error(transparent)]
+    Statistics(AggregateRefusal),
+}
+
+impl AggregateCheck {
+    /// The refusal's kind as a stable word, for audit entries (never the input).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AggregateCheck::Request(r) => r.code(),
+            AggregateCheck::Statistics(r) => r.code(),
+        }
+    }
+}
+
 impl Statistics {
     /// Checks what a query asks against the policy (the requester and purpose are the
     /// engine's to check).

@@ -1109,16 +1109,42 @@ impl ProofGate {
         is_revoked: impl Fn(&str) -> bool,
         now: UnixTime,
     ) -> Result<Opened, Refused> {
+        let (proven, session) = self.prove(&lookup.proof, is_revoked, now)?;
+        let named = |reason| Refused {
+            reason,
+            proven_requester: Some(session.requester.clone()),
+        };
+        check_request(&proven, lookup).map_err(named)?;
+        let subject = session
+            .open_subject(&proven, &lookup.sealed)
+            .map_err(named)?;
+        Ok(Opened {
+            proven,
+            subject,
+            session,
+        })
+    }
+
+    /// The checks every proof gets, in order: a live session, the MAC, federation and
+    /// node, time ([`NodeSession::verify`]), a new nonce, the session's certificate not
+    /// revoked now (a revoked one also ends the session). What the proof is for is the
+    /// caller's to check.
+    fn prove(
+        &self,
+        proof: &str,
+        is_revoked: impl Fn(&str) -> bool,
+        now: UnixTime,
+    ) -> Result<(ProvenRequest, Arc<NodeSession>), Refused> {
         let anonymous = |reason| Refused {
             reason,
             proven_requester: None,
         };
-        let sid = proof_session_id(&lookup.proof).map_err(anonymous)?;
+        let sid = proof_session_id(proof).map_err(anonymous)?;
         let session = self
             .sessions()
             .get(&sid, now)
             .ok_or(anonymous(ProofRefusal::UnknownSession))?;
-        let proven = session.verify(&lookup.proof, now).map_err(anonymous)?;
+        let proven = session.verify(proof, now).map_err(anonymous)?;
         let named = |reason| Refused {
             reason,
             proven_requester: Some(session.requester.clone()),
@@ -1132,15 +1158,7 @@ impl ProofGate {
             self.sessions().remove(&sid);
             return Err(named(ProofRefusal::Revoked));
         }
-        check_request(&proven, lookup).map_err(named)?;
-        let subject = session
-            .open_subject(&proven, &lookup.sealed)
-            .map_err(named)?;
-        Ok(Opened {
-            proven,
-            subject,
-            session,
-        })
+        Ok((proven, session))
     }
 
     /// Checks an aggregate query's proof, in the same order as [`ProofGate::check`]: a
@@ -1153,29 +1171,11 @@ impl ProofGate {
         is_revoked: impl Fn(&str) -> bool,
         now: UnixTime,
     ) -> Result<ProvenRequest, Refused> {
-        let anonymous = |reason| Refused {
-            reason,
-            proven_requester: None,
-        };
-        let sid = proof_session_id(&request.proof).map_err(anonymous)?;
-        let session = self
-            .sessions()
-            .get(&sid, now)
-            .ok_or(anonymous(ProofRefusal::UnknownSession))?;
-        let proven = session.verify(&request.proof, now).map_err(anonymous)?;
+        let (proven, session) = self.prove(&request.proof, is_revoked, now)?;
         let named = |reason| Refused {
             reason,
             proven_requester: Some(session.requester.clone()),
         };
-        self.replay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(&sid, &proven.claims.nonce, proven.claims.iat, now.as_secs())
-            .map_err(named)?;
-        if is_revoked(&session.serial) {
-            self.sessions().remove(&sid);
-            return Err(named(ProofRefusal::Revoked));
-        }
         let c = &proven.claims;
         let field = if proven.requester != request.requester {
             Some(ProofField::Requester)
