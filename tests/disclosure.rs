@@ -214,6 +214,20 @@ async fn the_departments_signed_parts_make_one_checkable_publication() {
     ]);
     assert!(err.contains("changed after publication"), "{err}");
     std::fs::write(&csv, &original).unwrap();
+    // The manifest alone changed (a count raised): it is not what the parts give.
+    let manifest_bytes = std::fs::read(&manifest_path).unwrap();
+    let mut m1 = manifest.clone();
+    m1["records"] = Value::from(manifest["records"].as_u64().unwrap() + 1);
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m1).unwrap()).unwrap();
+    let err = refused(&[
+        "disclose",
+        "verify",
+        "--dir",
+        pki.to_str().unwrap(),
+        manifest_path.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not what the departments signed"), "{err}");
+    std::fs::write(&manifest_path, &manifest_bytes).unwrap();
     // Rows dropped from the JSON and the manifest's digests recomputed: the signature
     // still vouches for the rows as they were.
     let mut doc2 = doc.clone();

@@ -823,13 +823,20 @@ impl Context {
             async move { Err(self.audited(entry, response).await) }
         };
         if (request.date - today).whole_days().abs() > fedq_wire::message::MAX_DATE_SKEW_DAYS {
-            return Err(NodeResponse::Failed {
+            let entry = self.statistic_entry(
+                policy,
+                request,
+                &requester,
+                serde_json::json!({ "failed": "clock_skew" }),
+            );
+            let response = NodeResponse::Failed {
                 code: FailureCode::ClockSkew,
                 message: format!(
                     "node `{}`: the coordinator's date {} is more than a day from this node's {today}",
                     self.node, request.date
                 ),
-            });
+            };
+            return Err(self.audited(entry, response).await);
         }
         let statistics = match policy.engine.check_aggregate(
             &requester,
@@ -942,10 +949,9 @@ impl Context {
         ) {
             Ok(r) => r,
             Err(e) => {
-                return NodeResponse::Failed {
-                    code: FailureCode::Unavailable,
-                    message: format!("node `{}`: {e}", self.node),
-                }
+                return self
+                    .spent_but_failed(policy, request, admitted, e.to_string())
+                    .await
             }
         };
         let suppressed = released.iter().filter(|c| c.count.is_none()).count();
@@ -1073,16 +1079,22 @@ impl Context {
             .unix_timestamp()
             .max(0)
             .unsigned_abs();
-        let sign = |kind: &str, salt: &str, points: Vec<[u8; 32]>| {
-            crate::statistics::sign_set(&signer, &self.node, kind, salt, points, now_secs)
+        let sign = |kind: &str, salt: &str, query: &str, input: &str, points: Vec<[u8; 32]>| {
+            crate::statistics::sign_set(
+                &signer, &self.node, kind, salt, query, input, points, now_secs,
+            )
         };
-        let verify = |set: &psi::SignedSet, node: &str, kind: &str, salt: Option<&str>| {
-            self.trust
-                .with_trust(|trust| {
-                    crate::statistics::verify_set(trust, set, node, kind, salt, now_secs)
-                })
-                .unwrap_or_else(|| Err("the federation's CA is unavailable".into()))
-        };
+        let verify =
+            |set: &psi::SignedSet, node: &str, kind: &str, query: &str, salt: Option<&str>| {
+                self.trust
+                    .with_trust(|trust| {
+                        crate::statistics::verify_set(trust, set, node, kind, query, salt, now_secs)
+                    })
+                    .unwrap_or_else(|| Err("the federation's CA is unavailable".into()))
+            };
+        // Both departments bind their sets to the query as the request names it; the
+        // admission checks that the proven requester is the one named.
+        let binding = crate::statistics::query_binding(&request);
         match cross.step {
             CrossStep::Blind => {
                 let admitted = match self.admit_aggregate(&policy, &request, Some(0)).await {
@@ -1105,11 +1117,12 @@ impl Context {
                         .blind(&salt, persons.iter().map(String::as_str))
                         .map_err(|e| e.to_string())?;
                     let count = points.len();
-                    let set = sign("blinded", &salt, points)?;
+                    let sent_sha256 = psi::points_digest(&points);
+                    let set = sign("blinded", &salt, &binding, "", points)?;
                     let handle = psi::fresh_salt().map_err(|e| e.to_string())?;
-                    Ok((blinder, salt, set, handle, count))
+                    Ok((blinder, salt, set, handle, count, sent_sha256))
                 });
-                let (blinder, salt, set, handle, count) = match blinded {
+                let (blinder, salt, set, handle, count, sent_sha256) = match blinded {
                     Ok(b) => b,
                     Err(why) => {
                         return self
@@ -1135,6 +1148,8 @@ impl Context {
                         sent: count,
                         other: department(1),
                         admitted,
+                        request: request.clone(),
+                        sent_sha256,
                         opened: std::time::Instant::now(),
                     },
                 );
@@ -1147,12 +1162,19 @@ impl Context {
             CrossStep::Raise { blinded } => {
                 // The counting department's set first: a set it did not sign is never
                 // raised (that would answer whoever sent it about this department's persons).
-                let claims = match verify(&blinded, &department(0), "blinded", None) {
+                let claims = match verify(&blinded, &department(0), "blinded", &binding, None) {
                     Ok(c) => c,
                     Err(why) => {
-                        return NodeResponse::Refused {
+                        let entry = self.statistic_entry(
+                            &policy,
+                            &request,
+                            "-",
+                            serde_json::json!({ "step": "raise", "refused": "blinded_set" }),
+                        );
+                        let response = NodeResponse::Refused {
                             rationale: format!("node `{}`: the blinded set {why}", self.node),
-                        }
+                        };
+                        return self.audited(entry, response).await;
                     }
                 };
                 let admitted = match self.admit_aggregate(&policy, &request, Some(1)).await {
@@ -1175,8 +1197,8 @@ impl Context {
                         .blind(&claims.salt, persons.iter().map(String::as_str))
                         .map_err(|e| e.to_string())?;
                     Ok((
-                        sign("raised", &claims.salt, raised)?,
-                        sign("own", &claims.salt, own)?,
+                        sign("raised", &claims.salt, &binding, &claims.sha256, raised)?,
+                        sign("own", &claims.salt, &binding, "", own)?,
                     ))
                 });
                 let (raised, own) = match raised {
@@ -1217,21 +1239,27 @@ impl Context {
                         ),
                     };
                 };
-                let checked = verify(&raised, &open.other, "raised", Some(&open.salt))
+                // Released and registered under the request `Blind` admitted, whatever this
+                // step's request says.
+                let request = &open.request;
+                let binding = crate::statistics::query_binding(request);
+                let checked = verify(&raised, &open.other, "raised", &binding, Some(&open.salt))
                     .and_then(|c| {
-                        if c.count as usize == open.sent {
+                        if c.count as usize == open.sent && c.input == open.sent_sha256 {
                             Ok(())
                         } else {
-                            Err("raised set is not the size of the set sent".to_owned())
+                            Err("raised set is not the set sent, raised".to_owned())
                         }
                     })
-                    .and_then(|()| verify(&own, &open.other, "own", Some(&open.salt)).map(|_| ()))
+                    .and_then(|()| {
+                        verify(&own, &open.other, "own", &binding, Some(&open.salt)).map(|_| ())
+                    })
                     .and_then(|()| open.blinder.raise(&own.points).map_err(|e| e.to_string()));
                 let theirs = match checked {
                     Ok(t) => t,
                     Err(why) => {
                         return self
-                            .spent_but_failed(&policy, &request, &open.admitted, why)
+                            .spent_but_failed(&policy, request, &open.admitted, why)
                             .await
                     }
                 };
@@ -1244,7 +1272,7 @@ impl Context {
                 };
                 let cells = BTreeMap::from([(key, both)]);
                 // One person changes the number of persons in both by one.
-                self.release_cells(&policy, &request, &open.admitted, &cells, 1)
+                self.release_cells(&policy, request, &open.admitted, &cells, 1)
                     .await
             }
         }

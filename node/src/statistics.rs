@@ -151,7 +151,29 @@ pub struct OpenCross {
     pub(crate) sent: usize,
     pub(crate) other: String,
     pub(crate) admitted: Admitted,
+    /// The request `Blind` admitted: the `Count` step releases and registers under it,
+    /// never under what that step's request says.
+    pub(crate) request: fedq_wire::message::AggregateRequest,
+    /// The SHA-256 of the blinded set sent.
+    pub(crate) sent_sha256: String,
     pub(crate) opened: std::time::Instant,
+}
+
+/// What both departments of a cross count bind their sets to: SHA-256 (hex) of the
+/// query's requester, purpose, legal basis and target.
+pub fn query_binding(request: &fedq_wire::message::AggregateRequest) -> String {
+    let bytes = serde_json::to_vec(&(
+        &request.requester,
+        &request.purpose,
+        &request.legal_basis,
+        &request.target,
+    ))
+    .unwrap_or_default();
+    ring::digest::digest(&ring::digest::SHA256, &bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The cross counts open here, by handle; each taken once, within [`CROSS_LIFETIME`].
@@ -187,11 +209,14 @@ impl OpenCrosses {
 const SET_SKEW_SECS: u64 = 300;
 
 /// Signs a point set for a cross count with the node's certificate key.
+#[allow(clippy::too_many_arguments)]
 pub fn sign_set(
     key: &fedq_certs::jws::CertificateKey,
     node: &str,
     kind: &str,
     salt: &str,
+    query: &str,
+    input: &str,
     points: Vec<[u8; 32]>,
     now: u64,
 ) -> Result<fedq_wire::psi::SignedSet, String> {
@@ -201,6 +226,8 @@ pub fn sign_set(
         salt: salt.to_owned(),
         count: points.len() as u64,
         sha256: fedq_wire::psi::points_digest(&points),
+        query: query.to_owned(),
+        input: input.to_owned(),
         iat: now,
     };
     let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
@@ -210,13 +237,16 @@ pub fn sign_set(
 }
 
 /// Verifies a point set: signed by the node certificate of department `node` of this
-/// federation (unrevoked, under a fresh CRL), of `kind`, under `salt` when given, its
-/// points the ones signed, signed within [`SET_SKEW_SECS`]. Returns the claims.
+/// federation (unrevoked, under a fresh CRL), of `kind`, for the query `query`, under
+/// `salt` when given, its points the ones signed, signed within [`SET_SKEW_SECS`].
+/// Returns the claims.
+#[allow(clippy::too_many_arguments)]
 pub fn verify_set(
     trust: &fedq_certs::FederationTrust,
     set: &fedq_wire::psi::SignedSet,
     node: &str,
     kind: &str,
+    query: &str,
     salt: Option<&str>,
     now: u64,
 ) -> Result<fedq_wire::psi::SetClaims, String> {
@@ -239,6 +269,9 @@ pub fn verify_set(
     }
     if claims.kind != kind {
         return Err(format!("is a `{}` set, not a `{kind}` one", claims.kind));
+    }
+    if claims.query != query {
+        return Err("is for another query".into());
     }
     if salt.is_some_and(|s| s != claims.salt) {
         return Err("is for another count (its salt differs)".into());

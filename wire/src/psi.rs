@@ -5,9 +5,11 @@
 //!
 //! 1. A sends `{H(x)^a}` (shuffled, padded with random points), signed by A;
 //! 2. B sends back `{H(x)^ab}` (shuffled) and `{H(y)^b}` (shuffled, padded), signed by B;
-//! 3. A raises B's set to `a` and counts the common points: |X ∩ Y|, and nothing else —
-//!    the shuffles hide which of A's persons matched; B learns nothing but A's set size
-//!    (rounded up to [`PAD_TO`]); the coordinator, which relays every message, holds
+//! 3. A raises B's set to `a` and counts the common points: |X ∩ Y| — exactly, before it
+//!    adds the noise, so the counting department is trusted with that count (as every
+//!    department is trusted with its own answers); the shuffles hide which of A's
+//!    persons matched; B learns A's set size rounded up to [`PAD_TO`], and the
+//!    coordinator both sizes so rounded (a coarse size, not noised); the coordinator, which relays every message, holds
 //!    neither scalar, so it can neither test a person against a set nor join two sets, and
 //!    the signatures keep it from handing B a set A did not send (which B would raise to
 //!    `b` for it). A then adds the noise and releases the count.
@@ -181,6 +183,12 @@ pub struct SetClaims {
     pub count: u64,
     /// SHA-256 (hex) of the points concatenated.
     pub sha256: String,
+    /// The query the set is for: SHA-256 (hex) of its requester, purpose, legal basis and
+    /// target, the same at both departments (their own query ids differ), so a set of one
+    /// query cannot be fed into another.
+    pub query: String,
+    /// For a `raised` set, the SHA-256 of the set it raised (empty otherwise).
+    pub input: String,
     /// When signed (unix seconds).
     pub iat: u64,
 }
