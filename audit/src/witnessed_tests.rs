@@ -847,6 +847,20 @@ async fn a_witness_given_the_log_s_key_per_request_refuses_another_origin_and_a_
     assert_eq!(latest_checkpoint(&path).unwrap().unwrap().0, 15);
 }
 
+/// The log's newest kept checkpoint once it is of `size` entries, polled every 100 ms
+/// for at most 10 s (the newest one kept then, if not).
+async fn checkpoint_of_size(path: &Path, size: u64) -> Option<(u64, String)> {
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = latest_checkpoint(path).unwrap();
+        if kept.as_ref().is_some_and(|(s, _)| *s == size) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kept
+}
+
 /// The cadence's time is kept by the writer's clock too: a log whose entries stopped
 /// keeps a checkpoint of its newest ones once the interval is up, without another entry.
 #[tokio::test]
@@ -860,14 +874,7 @@ async fn a_quiet_log_keeps_a_checkpoint_of_its_newest_entries_when_the_time_is_u
         log.append(record(i)).await.unwrap();
     }
     // Far fewer entries than the cadence's 1000, and none after these.
-    let mut kept = None;
-    for _ in 0..100 {
-        kept = latest_checkpoint(&path).unwrap();
-        if kept.as_ref().is_some_and(|(size, _)| *size == 3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let kept = checkpoint_of_size(&path, 3).await;
     let (size, note) = kept.expect("no checkpoint kept within 10 s");
     assert_eq!(size, 3);
     let note = checkpoint::Note::parse(&note).unwrap();
@@ -879,14 +886,7 @@ async fn a_quiet_log_keeps_a_checkpoint_of_its_newest_entries_when_the_time_is_u
     let tool = AuditLog::open(&path).unwrap();
     tool.append(record(3)).await.unwrap();
     drop(tool);
-    let mut kept = None;
-    for _ in 0..100 {
-        kept = latest_checkpoint(&path).unwrap();
-        if kept.as_ref().is_some_and(|(size, _)| *size == 4) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let kept = checkpoint_of_size(&path, 4).await;
     let (size, note) = kept.unwrap();
     assert_eq!(size, 4, "the tool's entry was left out");
     drop(log);

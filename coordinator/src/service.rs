@@ -497,6 +497,21 @@ impl Coordinator {
             node_query_ids: Default::default(),
             answer_sha256: None,
         };
+        use serde_json::json;
+        // A refusal is answered only once its entry is written; without the log, nothing
+        // is answered but that.
+        let id_ref = &id;
+        let refuse = |entry: AuditRecord, reply: Reply| async move {
+            match self.audit.append(entry).await {
+                Ok(_) => reply,
+                Err(_) => Reply::error(
+                    503,
+                    Kind::AuditUnavailable,
+                    "the audit log is unavailable; nothing was asked",
+                    id_ref,
+                ),
+            }
+        };
         let shape = "send {\"purpose\", \"legal_basis\", \"target\": {\"datasets\": [..], \"by\": [..], \"from_year\", \"to_year\"}, \"proofs\": {NODE: PROOF}}";
         let request: StatisticsRequest = match serde_json::from_slice(body) {
             Ok(r) => r,
@@ -506,24 +521,11 @@ impl Coordinator {
                     e.line(),
                     e.column()
                 );
-                if self
-                    .audit
-                    .append(record(
-                        "-",
-                        "-",
-                        serde_json::json!({ "http": 400, "refused": "malformed" }),
-                    ))
-                    .await
-                    .is_err()
-                {
-                    return Reply::error(
-                        503,
-                        Kind::AuditUnavailable,
-                        "the audit log is unavailable; nothing was asked",
-                        &id,
-                    );
-                }
-                return Reply::error(400, Kind::MalformedRequest, why, &id);
+                return refuse(
+                    record("-", "-", json!({ "http": 400, "refused": "malformed" })),
+                    Reply::error(400, Kind::MalformedRequest, why, &id),
+                )
+                .await;
             }
         };
         let target_text = request.target.describe();
@@ -551,24 +553,15 @@ impl Coordinator {
             "-"
         };
         if let Err(refusal) = checked {
-            if self
-                .audit
-                .append(record(
+            return refuse(
+                record(
                     recorded_target,
                     purpose,
-                    serde_json::json!({ "http": 403, "refused": refusal.code() }),
-                ))
-                .await
-                .is_err()
-            {
-                return Reply::error(
-                    503,
-                    Kind::AuditUnavailable,
-                    "the audit log is unavailable; nothing was asked",
-                    &id,
-                );
-            }
-            return Reply::error(403, Kind::PolicyRefused, refusal.to_string(), &id);
+                    json!({ "http": 403, "refused": refusal.code() }),
+                ),
+                Reply::error(403, Kind::PolicyRefused, refusal.to_string(), &id),
+            )
+            .await;
         }
         let mut nodes: Vec<String> = request
             .target
@@ -583,15 +576,15 @@ impl Coordinator {
             .find(|n| !request.proofs.contains_key(*n) || !self.channels.contains_key(*n))
         {
             let why = format!("the query counts datasets of `{missing}` but carries no proof for it (or the coordinator knows no such node); prove the query to every department it counts");
-            let _ = self
-                .audit
-                .append(record(
+            return refuse(
+                record(
                     recorded_target,
                     purpose,
-                    serde_json::json!({ "http": 400, "refused": "proof missing" }),
-                ))
-                .await;
-            return Reply::error(400, Kind::ProofMissing, why, &id);
+                    json!({ "http": 400, "refused": "proof missing" }),
+                ),
+                Reply::error(400, Kind::ProofMissing, why, &id),
+            )
+            .await;
         }
         let deadline = self.config.deadline;
         let date = self.today();

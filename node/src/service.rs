@@ -1044,6 +1044,45 @@ impl Context {
         }
     }
 
+    /// The persons of this department's one dataset of a cross count.
+    async fn cross_persons(
+        &self,
+        policy: &InForce,
+        request: &fedq_wire::message::AggregateRequest,
+        admitted: &AdmittedAggregate,
+    ) -> Result<Vec<String>, String> {
+        crate::statistics::persons(
+            &self.sources,
+            policy.engine.datasets(),
+            &self.rights,
+            &request.target,
+            admitted.datasets.first().map_or("", String::as_str),
+            admitted.today,
+        )
+        .await
+    }
+
+    /// The entry of a cross count's `blind` or `raise` step: the ε it spent and left.
+    fn step_entry(
+        &self,
+        policy: &InForce,
+        request: &fedq_wire::message::AggregateRequest,
+        admitted: &AdmittedAggregate,
+        step: &str,
+    ) -> AuditRecord {
+        use fedq_policy::statistics::format_epsilon;
+        self.statistic_entry(
+            policy,
+            request,
+            &admitted.requester,
+            serde_json::json!({
+                "step": step,
+                "epsilon": format_epsilon(admitted.statistics.epsilon),
+                "left": format_epsilon(admitted.left),
+            }),
+        )
+    }
+
     /// One step of a cross-department count ([`fedq_wire::psi`]): `Blind` and `Raise` open
     /// this department's part as any aggregate query (proof, policy, budget) and answer a
     /// signed point set; `Count` finishes the counting department's part it opened.
@@ -1101,15 +1140,7 @@ impl Context {
                     Ok(a) => a,
                     Err(response) => return response,
                 };
-                let persons = crate::statistics::persons(
-                    &self.sources,
-                    policy.engine.datasets(),
-                    &self.rights,
-                    &request.target,
-                    admitted.datasets.first().map_or("", String::as_str),
-                    admitted.today,
-                )
-                .await;
+                let persons = self.cross_persons(&policy, &request, &admitted).await;
                 let blinded = persons.and_then(|persons| {
                     let blinder = Blinder::new().map_err(|e| e.to_string())?;
                     let salt = psi::fresh_salt().map_err(|e| e.to_string())?;
@@ -1130,16 +1161,7 @@ impl Context {
                             .await
                     }
                 };
-                let entry = self.statistic_entry(
-                    &policy,
-                    &request,
-                    &admitted.requester,
-                    serde_json::json!({
-                        "step": "blind",
-                        "epsilon": fedq_policy::statistics::format_epsilon(admitted.statistics.epsilon),
-                        "left": fedq_policy::statistics::format_epsilon(admitted.left),
-                    }),
-                );
+                let entry = self.step_entry(&policy, &request, &admitted, "blind");
                 self.cross.open(
                     handle.clone(),
                     crate::statistics::OpenCross {
@@ -1181,15 +1203,7 @@ impl Context {
                     Ok(a) => a,
                     Err(response) => return response,
                 };
-                let persons = crate::statistics::persons(
-                    &self.sources,
-                    policy.engine.datasets(),
-                    &self.rights,
-                    &request.target,
-                    admitted.datasets.first().map_or("", String::as_str),
-                    admitted.today,
-                )
-                .await;
+                let persons = self.cross_persons(&policy, &request, &admitted).await;
                 let raised = persons.and_then(|persons| {
                     let blinder = Blinder::new().map_err(|e| e.to_string())?;
                     let raised = blinder.raise(&blinded.points).map_err(|e| e.to_string())?;
@@ -1209,16 +1223,7 @@ impl Context {
                             .await
                     }
                 };
-                let entry = self.statistic_entry(
-                    &policy,
-                    &request,
-                    &admitted.requester,
-                    serde_json::json!({
-                        "step": "raise",
-                        "epsilon": fedq_policy::statistics::format_epsilon(admitted.statistics.epsilon),
-                        "left": fedq_policy::statistics::format_epsilon(admitted.left),
-                    }),
-                );
+                let entry = self.step_entry(&policy, &request, &admitted, "raise");
                 self.audited(
                     entry,
                     NodeResponse::CrossCount(CrossAnswer::Raised { raised, own }),
