@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod console;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -89,6 +90,10 @@ enum Command {
     Bench(cli::bench::BenchCli),
     /// Build a throwaway federation on 127.0.0.1 and tour what fedq is for.
     Demo(cli::demo::DemoCli),
+    /// The security officers' console: policy editing, what changes, approval, audit and
+    /// citizens' filings in the browser, on this machine only (127.0.0.1), with your
+    /// officer key kept on disk.
+    Console(Box<console::ConsoleArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +181,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => block_on(MultiThread, async {
             Ok(fedq_bench::run(args.into()).await?)
         })?,
+        Command::Console(args) => block_on(MultiThread, console::run(*args, shutdown()))?,
         Command::Demo(args) => {
             return block_on(MultiThread, async {
                 Ok(fedq_demo::run(args.into(), shutdown()).await?)

@@ -445,6 +445,39 @@ impl std::fmt::Display for EntryKind {
     }
 }
 
+/// The class of an entry's outcome ([`Outcome::class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeClass {
+    /// Not refused: answered, installed, filed.
+    Answered,
+    /// Refused, other than for a rate limit.
+    Refused,
+    /// Refused for a rate limit (HTTP 429).
+    RateLimited,
+}
+
+impl OutcomeClass {
+    /// `answered`, `refused` or `rate-limited`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeClass::Answered => "answered",
+            OutcomeClass::Refused => "refused",
+            OutcomeClass::RateLimited => "rate-limited",
+        }
+    }
+
+    /// The class `s` names (as [`OutcomeClass::as_str`]).
+    pub fn parse(s: &str) -> Option<OutcomeClass> {
+        [
+            OutcomeClass::Answered,
+            OutcomeClass::Refused,
+            OutcomeClass::RateLimited,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
 /// What an entry says happened: released fields and transforms, per-node statuses, a
 /// refusal's reason. Written as a JSON text, and stored and hashed as exactly that text,
 /// so an entry reads back (and verifies) byte for byte whatever its producer; the type
@@ -473,6 +506,24 @@ impl Outcome {
             content_sha256,
             version,
         })
+    }
+
+    /// What kind of outcome this is, for reviewers' filters: a refusal (a rate limit's
+    /// apart), or anything else the entry records (an answer, an installation, a filing).
+    pub fn class(&self) -> OutcomeClass {
+        let value: serde_json::Value = serde_json::from_str(&self.0).unwrap_or_default();
+        match value.get("refused") {
+            None => OutcomeClass::Answered,
+            Some(reason) => {
+                let limited = value.get("http").and_then(serde_json::Value::as_u64) == Some(429)
+                    || reason.as_str().is_some_and(|r| r.contains("rate limit"));
+                if limited {
+                    OutcomeClass::RateLimited
+                } else {
+                    OutcomeClass::Refused
+                }
+            }
+        }
     }
 
     /// The text as a log holds it (read back from the `outcome` column).
@@ -2056,6 +2107,10 @@ pub struct ListFilter {
     pub case_reference: Option<String>,
     /// Only entries at or after this time.
     pub since: Option<OffsetDateTime>,
+    /// Only entries before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only entries whose outcome is of this class ([`Outcome::class`]).
+    pub outcome: Option<OutcomeClass>,
     /// At most this many (newest last).
     pub limit: Option<u64>,
 }
@@ -2068,10 +2123,11 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<AuditEntry>, AuditEr
         .prepare(&format!(
             "{SELECT} WHERE (?1 IS NULL OR requester = ?1) AND (?2 IS NULL OR purpose = ?2)
              AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR at >= ?4)
-             AND (?5 IS NULL OR case_reference = ?5) ORDER BY seq"
+             AND (?5 IS NULL OR case_reference = ?5) AND (?6 IS NULL OR at < ?6) ORDER BY seq"
         ))
         .map_err(&err)?;
     let since = filter.since.map(format_time);
+    let until = filter.until.map(format_time);
     let rows = stmt
         .query_map(
             params![
@@ -2079,12 +2135,16 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<AuditEntry>, AuditEr
                 filter.purpose,
                 filter.subject,
                 since,
-                filter.case_reference
+                filter.case_reference,
+                until
             ],
             row_to_entry,
         )
         .map_err(&err)?;
     let mut out: Vec<AuditEntry> = rows.collect::<Result<_, _>>().map_err(&err)?;
+    if let Some(class) = filter.outcome {
+        out.retain(|e| e.record.outcome.class() == class);
+    }
     if let Some(limit) = filter.limit {
         let keep = usize::try_from(limit).unwrap_or(usize::MAX);
         if out.len() > keep {

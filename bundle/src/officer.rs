@@ -209,6 +209,16 @@ fn in_force_engine(path: &Path, catalogue_dir: &Path) -> Result<InForceFile, Off
     }
 }
 
+/// The version in force as `fedq policy sign` reads it (a bundle file, checked, or the
+/// set-up policy): its compiled policy, what it is ("bundle version 2") and its version.
+pub fn in_force_policy(
+    path: &Path,
+    catalogue_dir: &Path,
+) -> Result<(fedq_policy::Engine, String, u64), OfficerError> {
+    let f = in_force_engine(path, catalogue_dir)?;
+    Ok((f.engine, f.what, f.version))
+}
+
 /// A bundle checked for signing by one officer: what it changes against the version in
 /// force ([`SignReview::render`]), to be confirmed before [`SignReview::sign`].
 pub struct SignReview {

@@ -54,6 +54,12 @@ pub enum AuditCommand {
         /// Only entries since this time (RFC 3339, or a date YYYY-MM-DD).
         #[arg(long)]
         since: Option<String>,
+        /// Only entries before this time (RFC 3339, or a date YYYY-MM-DD: before its start).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only entries of this outcome: `answered`, `refused` or `rate-limited`.
+        #[arg(long)]
+        outcome: Option<String>,
         /// Only queries about this person ("who looked at me?"); given as the resident ID,
         /// turned into this log's pseudonym before searching.
         #[arg(long)]
@@ -203,6 +209,8 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
             since,
             subject,
             case_reference,
+            until,
+            outcome,
             limit,
             json,
         } => {
@@ -216,6 +224,8 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
                 subject,
                 case_reference: case_reference.map(|c| c.trim().to_owned()),
                 since: since.as_deref().map(parse_since).transpose()?,
+                until: until.as_deref().map(parse_since).transpose()?,
+                outcome: outcome.as_deref().map(parse_outcome).transpose()?,
                 limit,
             };
             for e in list(&path, &filter)? {
@@ -268,6 +278,15 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
     }
 }
 
+/// `--outcome`: one of the classes of [`fedq_audit::OutcomeClass`].
+pub fn parse_outcome(s: &str) -> Result<fedq_audit::OutcomeClass, ReviewError> {
+    fedq_audit::OutcomeClass::parse(s).ok_or_else(|| {
+        ReviewError::Argument(
+            "`--outcome` is `answered`, `refused` or `rate-limited`".to_owned(),
+        )
+    })
+}
+
 /// What each witnessing node (`witnesses`, node configs) holds of the log `config` names:
 /// its name and what its state file holds, each note's cosignature checked with the key of
 /// the certificate its config names, and the log's signature with the log's.
@@ -303,12 +322,12 @@ fn witness_states(
 }
 
 /// Every checkpoint cosigned, one line per witness, and the witnesses that hold none.
-type WitnessedLog = (Vec<Witnessed>, Vec<String>, Vec<String>);
+pub type WitnessedLog = (Vec<Witnessed>, Vec<String>, Vec<String>);
 
 /// Every checkpoint of the log `config` names that the nodes `witnesses` name cosigned
 /// ([`witness_states`]), per witness how many it holds and up to which size, and the
 /// witnesses that hold none it can vouch for.
-fn witnessed_checkpoints(
+pub fn witnessed_checkpoints(
     config: &Path,
     witnesses: &[PathBuf],
 ) -> Result<WitnessedLog, ReviewError> {

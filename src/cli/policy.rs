@@ -116,16 +116,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
                 p.version,
                 p.content_hash.get(..16).unwrap_or_default()
             );
-            println!(
-                "    {} departments, {} datasets, {} purposes, {} requesters, {} rules, {} views, {} tests",
-                p.federation.catalogues.len(),
-                engine.datasets().len(),
-                p.purposes.len(),
-                p.requesters.len(),
-                p.rules.len(),
-                p.views.len(),
-                p.tests.len()
-            );
+            println!("    {}", summary(&engine));
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { file, catalogue } => {
@@ -224,6 +215,21 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What a policy that checks holds, one line (`fedq policy check` and the console).
+pub fn summary(engine: &fedq_policy::Engine) -> String {
+    let p = engine.policy();
+    format!(
+        "{} departments, {} datasets, {} purposes, {} requesters, {} rules, {} views, {} tests",
+        p.federation.catalogues.len(),
+        engine.datasets().len(),
+        p.purposes.len(),
+        p.requesters.len(),
+        p.rules.len(),
+        p.views.len(),
+        p.tests.len()
+    )
 }
 
 fn report_errors(errors: &LocatedErrors) -> ExitCode {
