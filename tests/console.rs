@@ -114,7 +114,12 @@ fn licensing_query(pki: &Path, coordinator: std::net::SocketAddr, subject: &str,
             .arg("--ca")
             .arg(pki.join("ca.crt"))
             .args(["--subject", subject])
-            .args(["--purpose", "administrative-licensing", "--view", "blacklist-check"])
+            .args([
+                "--purpose",
+                "administrative-licensing",
+                "--view",
+                "blacklist-check",
+            ])
             .args(["--basis", LICENSING_BASIS, "--case", case, "--json"]),
         COMMAND_LIMIT,
     );
@@ -142,7 +147,8 @@ async fn two_officers_change_the_policy_in_the_browser_and_every_node_runs_it() 
     })
     .await
     .unwrap();
-    let coordinator_audit = fedq_audit::review::config_path(&fed.layout.coordinator_config(), "audit").unwrap();
+    let coordinator_audit =
+        fedq_audit::review::config_path(&fed.layout.coordinator_config(), "audit").unwrap();
     let case_entries = fedq_audit::list(
         &coordinator_audit,
         &fedq_audit::ListFilter {
@@ -156,8 +162,9 @@ async fn two_officers_change_the_policy_in_the_browser_and_every_node_runs_it() 
 
     // Something for the citizens' page: the listed person objects to the court's record,
     // and the service window files a complaint on someone's behalf.
-    let record = fedq_sandbox::rights::record_key(&fed.scenario.blacklisted, "court.dishonest_debtors")
-        .expect("the blacklisted person is on the court's list");
+    let record =
+        fedq_sandbox::rights::record_key(&fed.scenario.blacklisted, "court.dishonest_debtors")
+            .expect("the blacklisted person is on the court's list");
     let (status, filed) = fedq_sandbox::rights::file(
         &fed,
         &fed.scenario.blacklisted.resident_id,
@@ -198,14 +205,15 @@ async fn two_officers_change_the_policy_in_the_browser_and_every_node_runs_it() 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-shots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/browser.py");
-    let (a_url, b_url, complaint_id) = (a.url.clone(), b.url.clone(), complaint.clone());
+    let (a_url, b_url) = (a.url.clone(), b.url.clone());
+    let (complaint_arg, objection_arg) = (complaint.clone(), objection.clone());
     let out = tokio::task::spawn_blocking(move || {
         output_within(
             Command::new(python)
                 .arg(script)
                 .args(["--a", &a_url, "--b", &b_url, "--case", LICENSING_CASE])
                 .args(["--case-entries", &case_entries.to_string()])
-                .args(["--complaint", &complaint_id, "--objection", &objection])
+                .args(["--complaint", &complaint_arg, "--objection", &objection_arg])
                 .arg("--shots")
                 .arg(&shots),
             Duration::from_secs(240),
@@ -219,21 +227,38 @@ async fn two_officers_change_the_policy_in_the_browser_and_every_node_runs_it() 
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "the browser run failed:\n{said}");
-    for step in ["typo", "changes", "sign-publish-b", "audit", "citizens", "keyboard"] {
+    for step in [
+        "typo",
+        "changes",
+        "sign-publish-b",
+        "audit",
+        "citizens",
+        "keyboard",
+    ] {
         assert!(said.contains(&format!("ok: {step}")), "{said}");
     }
 
     // What the browser did, checked where it lands. The working copy holds the change.
     let saved = std::fs::read_to_string(&working).unwrap();
-    assert!(saved.contains(r#"fields = ["decided_on", "benefit"]"#), "not saved");
+    assert!(
+        saved.contains(r#"fields = ["decided_on", "benefit"]"#),
+        "not saved"
+    );
     // The bundle carries both officers' signatures, verified by their certificates.
     let bundle = fedq_bundle::Bundle::parse(
         &std::fs::read_to_string(bundles.join("bundle-1.toml")).unwrap(),
     )
     .unwrap();
     bundle.check_integrity().unwrap();
-    assert_eq!(bundle.policy, saved, "the bundle is not the saved working copy");
-    let signers: Vec<&str> = bundle.signature.iter().map(|s| s.officer.as_str()).collect();
+    assert_eq!(
+        bundle.policy, saved,
+        "the bundle is not the saved working copy"
+    );
+    let signers: Vec<&str> = bundle
+        .signature
+        .iter()
+        .map(|s| s.officer.as_str())
+        .collect();
     assert_eq!(signers.len(), 2, "{signers:?}");
     assert!(signers.iter().any(|s| s.ends_with("officer-zhang")));
     assert!(signers.iter().any(|s| s.ends_with("officer-li")));
@@ -269,11 +294,27 @@ async fn two_officers_change_the_policy_in_the_browser_and_every_node_runs_it() 
         fedq_policy::calendar::date_or_today(None).unwrap(),
     )
     .unwrap();
-    assert!(access.iter().any(|a| a.requester == "market-regulation.licensing"));
+    assert!(access
+        .iter()
+        .any(|a| a.requester == "market-regulation.licensing"));
 
     // The complaint went into review under officer li's signed statement.
-    let state = fedq_sandbox::rights::complaint_status(&fed, &complaint).await.unwrap();
+    let state = fedq_sandbox::rights::complaint_status(&fed, &complaint)
+        .await
+        .unwrap();
     assert_eq!(state.status.as_str(), "in-review");
+    // The objection was decided at the court, by officer li's signed decision.
+    let court = fedq_node::config::NodeConfig::load(&fed.layout.node_config("court")).unwrap();
+    let decided = fedq_node::remedies::objections(&court, None).unwrap();
+    let o = decided.iter().find(|o| o.id == objection).unwrap();
+    assert_eq!(o.status.as_str(), "corrected");
+    assert!(
+        o.resolution
+            .as_ref()
+            .is_some_and(|d| d.officer.contains("officer-li")),
+        "{:?}",
+        o.resolution
+    );
 
     drop((a, b));
     running.stop().await;
@@ -331,7 +372,10 @@ async fn the_console_serves_only_its_own_browser_session() {
             .args(["--listen", "127.0.0.1:0"]),
         COMMAND_LIMIT,
     );
-    assert!(!out.status.success(), "a requester's key opened the console");
+    assert!(
+        !out.status.success(),
+        "a requester's key opened the console"
+    );
 
     let c = console_without_federation(&fed, &working, &catalogue, &tmp.path().join("bundles"));
     let base = c.url.split("/login").next().unwrap().to_owned();
@@ -349,7 +393,10 @@ async fn the_console_serves_only_its_own_browser_session() {
     assert_eq!(get("/policy", &[("Cookie", "fedq_console_1=00")]), 401);
     assert_eq!(get("/login?token=00", &[]), 401, "a wrong link");
     assert_eq!(
-        get("/policy", &[cookie_header, ("Host", &format!("evil.example:{port}"))]),
+        get(
+            "/policy",
+            &[cookie_header, ("Host", &format!("evil.example:{port}"))]
+        ),
         421,
         "a rebinding name"
     );
@@ -368,10 +415,18 @@ async fn the_console_serves_only_its_own_browser_session() {
     let before = std::fs::read_to_string(&working).unwrap();
     assert_eq!(post(None), 403);
     assert_eq!(post(Some("http://evil.example")), 403);
-    assert_eq!(std::fs::read_to_string(&working).unwrap(), before, "a refused save wrote");
+    assert_eq!(
+        std::fs::read_to_string(&working).unwrap(),
+        before,
+        "a refused save wrote"
+    );
     // From its own origin, a policy that does not check is not saved either.
     assert_eq!(post(Some(&base)), 200);
-    assert_eq!(std::fs::read_to_string(&working).unwrap(), before, "an invalid policy was saved");
+    assert_eq!(
+        std::fs::read_to_string(&working).unwrap(),
+        before,
+        "an invalid policy was saved"
+    );
 }
 
 /// The id of the objection the court's part of a filing answer names.
@@ -384,7 +439,12 @@ fn objection_id(answer: &serde_json::Value) -> String {
 }
 
 /// A console with no coordinator (it never needs one to start).
-fn console_without_federation(fed: &Federation, policy: &Path, catalogue: &Path, bundles: &Path) -> Console {
+fn console_without_federation(
+    fed: &Federation,
+    policy: &Path,
+    catalogue: &Path,
+    bundles: &Path,
+) -> Console {
     let pki = fed.layout.pki();
     let mut child = fedq()
         .arg("console")
@@ -408,7 +468,10 @@ fn console_without_federation(fed: &Federation, policy: &Path, catalogue: &Path,
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut url = String::new();
-    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
         if let Some(u) = line.strip_prefix("console: ") {
             url = u.to_owned();
             break;
@@ -423,7 +486,9 @@ fn console_without_federation(fed: &Federation, policy: &Path, catalogue: &Path,
 fn http_status(host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> u16 {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| *k == "Host") {
         request.push_str(&format!("Host: {host}\r\n"));

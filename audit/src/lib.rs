@@ -2238,6 +2238,77 @@ mod tests {
     }
 
     #[test]
+    fn outcome_classes_tell_refusals_and_rate_limits_from_the_rest() {
+        let class = |v: serde_json::Value| Outcome::json(&v).class();
+        assert_eq!(
+            class(serde_json::json!({"http": 200, "complete": true})),
+            OutcomeClass::Answered
+        );
+        assert_eq!(class(serde_json::json!({})), OutcomeClass::Answered);
+        assert_eq!(
+            class(serde_json::json!({"http": 403, "refused": "no rule"})),
+            OutcomeClass::Refused
+        );
+        assert_eq!(
+            class(serde_json::json!({"refused": "denied"})),
+            OutcomeClass::Refused
+        );
+        assert_eq!(
+            class(serde_json::json!({"http": 429, "refused": "over"})),
+            OutcomeClass::RateLimited
+        );
+        assert_eq!(
+            class(serde_json::json!({"refused": "over the requester's rate limit"})),
+            OutcomeClass::RateLimited
+        );
+        for c in [
+            OutcomeClass::Answered,
+            OutcomeClass::Refused,
+            OutcomeClass::RateLimited,
+        ] {
+            assert_eq!(OutcomeClass::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(OutcomeClass::parse("released"), None);
+    }
+
+    #[tokio::test]
+    async fn entries_are_filtered_by_outcome_and_before_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        for i in 0..3 {
+            let mut r = record(i);
+            r.at = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000 + i as i64);
+            if i == 1 {
+                r.outcome = Outcome::json(&serde_json::json!({"refused": "denied"}));
+            }
+            log.append(r).await.unwrap();
+        }
+        drop(log);
+        let seqs = |filter: ListFilter| -> Vec<u64> {
+            list(&path, &filter)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        assert_eq!(
+            seqs(ListFilter {
+                outcome: Some(OutcomeClass::Refused),
+                ..ListFilter::default()
+            }),
+            [2]
+        );
+        assert_eq!(
+            seqs(ListFilter {
+                until: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_002)),
+                ..ListFilter::default()
+            }),
+            [1, 2]
+        );
+    }
+
+    #[test]
     fn a_failing_store_keeps_the_error_behind_it_with_the_same_message() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");

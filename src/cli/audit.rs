@@ -281,9 +281,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
 /// `--outcome`: one of the classes of [`fedq_audit::OutcomeClass`].
 pub fn parse_outcome(s: &str) -> Result<fedq_audit::OutcomeClass, ReviewError> {
     fedq_audit::OutcomeClass::parse(s).ok_or_else(|| {
-        ReviewError::Argument(
-            "`--outcome` is `answered`, `refused` or `rate-limited`".to_owned(),
-        )
+        ReviewError::Argument("`--outcome` is `answered`, `refused` or `rate-limited`".to_owned())
     })
 }
 

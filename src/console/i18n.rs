@@ -54,7 +54,7 @@ impl Lang {
 
     /// The console's word for `key` (the key itself when no text is known, so a missing
     /// text shows rather than hides).
-    pub fn t<'a>(self, key: &'a str) -> &'a str {
+    pub fn t(self, key: &str) -> &str {
         match TEXTS.iter().find(|(k, _, _)| *k == key) {
             Some((_, zh, en)) => match self {
                 Lang::Zh => zh,
@@ -198,8 +198,12 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("citizens.set-status", "更改状态", "Change status"),
     ("citizens.none", "无", "None"),
     ("citizens.no-queue", "未配置协调器配置（--coordinator-config）：看不到投诉队列", "No coordinator config (--coordinator-config): the complaint queue is not readable here"),
-    ("citizens.decide", "用 `fedq decision sign` 签署决定，再由该部门以 `fedq node resolve` / `fedq node repair` 记录", "Sign a decision with `fedq decision sign`; the department records it with `fedq node resolve` / `fedq node repair`"),
+    ("citizens.decide", "决定用本人的安全员密钥签署，并在该部门记录（与 `fedq decision sign` 和 `fedq node resolve` / `fedq node repair` 相同）；部门核验签名和签署人的角色", "A decision is signed with your officer key and recorded at the department (as `fedq decision sign` and `fedq node resolve` / `fedq node repair` do); the department verifies the signature and the signer's role"),
     ("citizens.updated", "投诉状态已更改", "Complaint status changed"),
+    ("citizens.decided", "决定已签署并记录", "Decision signed and recorded"),
+    ("citizens.decision", "决定", "Decision"),
+    ("citizens.corrections", "更正（每行 字段=值）", "Corrections (FIELD=VALUE, one per line)"),
+    ("citizens.sign-decision", "签署并记录", "Sign and record"),
     ("error", "错误", "Error"),
 ];
 

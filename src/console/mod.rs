@@ -145,8 +145,7 @@ impl Console {
         }
         let mut nodes = Vec::new();
         for path in &args.node_configs {
-            let config =
-                fedq_node::config::NodeConfig::load(path).map_err(crate::cli::message)?;
+            let config = fedq_node::config::NodeConfig::load(path).map_err(crate::cli::message)?;
             nodes.push((config.name.clone(), path.clone()));
         }
         Ok(Console {

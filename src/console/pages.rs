@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fedq_policy::catalogue::{Catalogue, Federation};
-use rustls::pki_types::pem::PemObject;
 use fedq_policy::load::{load_federation, LoadError};
 use fedq_policy::location::LocatedErrors;
 use fedq_policy::policy::Policy;
 use fedq_policy::Engine;
+use rustls::pki_types::pem::PemObject;
 
 use super::Console;
 
@@ -194,7 +194,10 @@ pub fn save(console: &Console, name: &str, text: &str) -> Result<(), Checked> {
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            fail(format!("cannot write `{}`: {e}; the file was not changed", path.display()))
+            fail(format!(
+                "cannot write `{}`: {e}; the file was not changed",
+                path.display()
+            ))
         })
 }
 
@@ -337,7 +340,11 @@ pub fn names(engine: &Engine) -> Names {
         requesters: p.requesters.iter().map(|r| r.name.clone()).collect(),
         purposes: p.purposes.iter().map(|r| r.name.clone()).collect(),
         views: p.views.iter().map(|v| v.name.clone()).collect(),
-        datasets: engine.datasets().iter().map(|d| d.qualified.clone()).collect(),
+        datasets: engine
+            .datasets()
+            .iter()
+            .map(|d| d.qualified.clone())
+            .collect(),
     }
 }
 
@@ -427,7 +434,15 @@ pub fn bundles(console: &Console) -> Vec<PendingBundle> {
         if bundle_path(console, &file).is_none() {
             continue;
         }
-        let parsed = std::fs::read_to_string(e.path())
+        let text = std::fs::read_to_string(e.path());
+        // A TOML file that does not even claim to be a bundle (a policy kept beside the
+        // bundles) is not listed; one that claims to and fails is, with why.
+        if text.as_ref().is_ok_and(|t| {
+            toml::from_str::<toml::Table>(t).is_ok_and(|t| !t.contains_key("content_sha256"))
+        }) {
+            continue;
+        }
+        let parsed = text
             .map_err(|e| e.to_string())
             .and_then(|t| fedq_bundle::Bundle::parse(&t).map_err(|e| e.to_string()))
             .and_then(|b| b.check_integrity().map(|()| b).map_err(|e| e.to_string()));
@@ -474,7 +489,10 @@ pub fn bundles(console: &Console) -> Vec<PendingBundle> {
 
 /// The file the version in force is read from: the bundle of the version the coordinator
 /// reports (matched by version and content hash), or the set-up file.
-pub fn in_force_file(console: &Console, reported: Option<(u64, &str)>) -> (PathBuf, Option<String>) {
+pub fn in_force_file(
+    console: &Console,
+    reported: Option<(u64, &str)>,
+) -> (PathBuf, Option<String>) {
     match reported {
         None | Some((0, _)) => (console.in_force.clone(), None),
         Some((version, content)) => {
@@ -566,7 +584,9 @@ pub fn audit_view(entries: &[fedq_audit::AuditEntry]) -> AuditView {
         }
         if matches!(
             r.kind,
-            fedq_audit::EntryKind::Query | fedq_audit::EntryKind::Answer | fedq_audit::EntryKind::Refusal
+            fedq_audit::EntryKind::Query
+                | fedq_audit::EntryKind::Answer
+                | fedq_audit::EntryKind::Refusal
         ) {
             let day = r.at.date().to_string();
             *per_day.entry((r.requester.clone(), day)).or_default() += 1;
@@ -665,6 +685,7 @@ mod tests {
     fn only_plain_names_in_the_bundles_directory_are_bundles() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bundle-1.toml"), "x").unwrap();
+        std::fs::write(dir.path().join("policy.toml"), "version = \"1\"").unwrap();
         let console = Console {
             officer: String::new(),
             officer_name: String::new(),
@@ -680,10 +701,17 @@ mod tests {
             nodes: Vec::new(),
         };
         assert!(bundle_path(&console, "bundle-1.toml").is_some());
-        for bad in ["../bundle-1.toml", "/etc/passwd", ".hidden.toml", "bundle-2.toml", ""] {
+        for bad in [
+            "../bundle-1.toml",
+            "/etc/passwd",
+            ".hidden.toml",
+            "bundle-2.toml",
+            "",
+        ] {
             assert!(bundle_path(&console, bad).is_none(), "{bad}");
         }
-        // An unreadable bundle is listed with its problem, not hidden.
+        // An unreadable bundle is listed with its problem, not hidden; a policy beside it is
+        // no bundle.
         let listed = bundles(&console);
         assert_eq!(listed.len(), 1);
         assert!(listed[0].problem.is_some());

@@ -94,6 +94,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/audit", get(audit_page))
         .route("/citizens", get(citizens_page))
         .route("/citizens/complaint", post(citizens_complaint))
+        .route("/citizens/decide", post(citizens_decide))
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
@@ -182,9 +183,15 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
     req.extensions_mut().insert(lang);
     let mut response = next.run(req).await;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -287,11 +294,7 @@ impl Chrome {
 
 fn render(t: &impl Template) -> Response {
     match t.render() {
-        Ok(html) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         Err(e) => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("the page could not be drawn: {e}"),
@@ -425,7 +428,10 @@ async fn api_check(State(app): State<Arc<App>>, Json(r): Json<CheckRequest>) -> 
     // Parsing a large policy is CPU work; keep it off the runtime's threads.
     match tokio::task::spawn_blocking(move || pages::check(&console, &r.file, &r.text)).await {
         Ok(checked) => Json(checked).into_response(),
-        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "the check did not finish"),
+        Err(_) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the check did not finish",
+        ),
     }
 }
 
@@ -460,7 +466,7 @@ struct ExplainQuery {
 }
 
 impl ExplainQuery {
-    fn get<'a>(v: &'a Option<String>) -> Option<&'a str> {
+    fn get(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
     fn requester(&self) -> &str {
@@ -498,18 +504,18 @@ async fn in_force(app: &App) -> (std::path::PathBuf, Option<String>) {
         return (app.console.in_force.clone(), None);
     };
     match fedq_coordinator::client::policy_status(&api).await {
-        Ok((200, body)) => {
-            match serde_json::from_value::<fedq_client::api::PolicyStatus>(body) {
-                Ok(s) => pages::in_force_file(
-                    &app.console,
-                    Some((s.coordinator.version, &s.coordinator.content_sha256)),
-                ),
-                Err(e) => (
-                    app.console.in_force.clone(),
-                    Some(format!("the coordinator's status could not be read ({e}); comparing with `--in-force`")),
-                ),
-            }
-        }
+        Ok((200, body)) => match serde_json::from_value::<fedq_client::api::PolicyStatus>(body) {
+            Ok(s) => pages::in_force_file(
+                &app.console,
+                Some((s.coordinator.version, &s.coordinator.content_sha256)),
+            ),
+            Err(e) => (
+                app.console.in_force.clone(),
+                Some(format!(
+                    "the coordinator's status could not be read ({e}); comparing with `--in-force`"
+                )),
+            ),
+        },
         Ok((status, body)) => (
             app.console.in_force.clone(),
             Some(format!(
@@ -535,7 +541,8 @@ async fn changes_page(
     let (in_force_path, warning) = in_force(&app).await;
     let console = app.console.clone();
     let ask2 = ask.clone();
-    let built = tokio::task::spawn_blocking(move || changes_of(&console, &in_force_path, &ask2)).await;
+    let built =
+        tokio::task::spawn_blocking(move || changes_of(&console, &in_force_path, &ask2)).await;
     match built {
         Ok(Ok(b)) => render(&ChangesPage {
             c,
@@ -575,15 +582,25 @@ struct Built {
     who_can: Option<Result<Vec<pages::WhoCanRow>, String>>,
 }
 
-fn changes_of(console: &Console, in_force: &std::path::Path, ask: &ExplainQuery) -> Result<Built, String> {
+fn changes_of(
+    console: &Console,
+    in_force: &std::path::Path,
+    ask: &ExplainQuery,
+) -> Result<Built, String> {
     let new = pages::working_engine(console)?;
     let (old, what) = pages::in_force_engine(in_force, console)?;
     let at = ExplainQuery::get(&ask.at);
     let today = fedq_policy::calendar::date_or_today(at).map_err(|e| e.to_string())?;
     let (groups, full) = pages::changes(&old, &new, today);
-    let explanation = match (ExplainQuery::get(&ask.requester), ExplainQuery::get(&ask.purpose)) {
+    let explanation = match (
+        ExplainQuery::get(&ask.requester),
+        ExplainQuery::get(&ask.purpose),
+    ) {
         (Some(requester), Some(purpose)) => {
-            let (view, dataset) = (ExplainQuery::get(&ask.view), ExplainQuery::get(&ask.dataset));
+            let (view, dataset) = (
+                ExplainQuery::get(&ask.view),
+                ExplainQuery::get(&ask.dataset),
+            );
             if view.is_none() && dataset.is_none() {
                 Some("choose a view or a dataset to explain".to_owned())
             } else {
@@ -629,14 +646,22 @@ struct ApprovePage {
     status: Option<Result<fedq_client::api::PolicyStatus, String>>,
     publication: Option<fedq_client::api::Publication>,
     coordinator: bool,
+    /// Distinct officers a bundle needs now (the threshold in force), when known.
+    required: Option<u32>,
 }
 
 impl ApprovePage {
     fn node_version(n: &fedq_client::api::NodePolicyStatus) -> String {
-        n.version.as_ref().map(|v| v.version.to_string()).unwrap_or_default()
+        n.version
+            .as_ref()
+            .map(|v| v.version.to_string())
+            .unwrap_or_default()
     }
     fn node_label(n: &fedq_client::api::NodePolicyStatus) -> String {
-        n.version.as_ref().map(|v| v.label.clone()).unwrap_or_default()
+        n.version
+            .as_ref()
+            .map(|v| v.label.clone())
+            .unwrap_or_default()
     }
     fn node_hash(n: &fedq_client::api::NodePolicyStatus) -> String {
         n.version
@@ -681,7 +706,11 @@ async fn status_of(app: &App) -> Option<Result<fedq_client::api::PolicyStatus, S
     })
 }
 
-async fn approve(app: &App, c: Chrome, publication: Option<fedq_client::api::Publication>) -> Response {
+async fn approve(
+    app: &App,
+    c: Chrome,
+    publication: Option<fedq_client::api::Publication>,
+) -> Response {
     let bundles = pages::bundles(&app.console);
     let status = status_of(app).await;
     let in_force_version = match &status {
@@ -695,10 +724,11 @@ async fn approve(app: &App, c: Chrome, publication: Option<fedq_client::api::Pub
         .max()
         .unwrap_or(0)
         + 1;
-    let threshold = match &status {
-        Some(Ok(s)) => s.coordinator.threshold,
-        _ => fedq_bundle::DEFAULT_THRESHOLD,
+    let required = match &status {
+        Some(Ok(s)) => Some(s.coordinator.threshold),
+        _ => None,
     };
+    let threshold = required.unwrap_or(fedq_bundle::DEFAULT_THRESHOLD);
     render(&ApprovePage {
         c,
         bundles,
@@ -707,6 +737,7 @@ async fn approve(app: &App, c: Chrome, publication: Option<fedq_client::api::Pub
         status,
         publication,
         coordinator: app.console.coordinator.is_some(),
+        required,
     })
 }
 
@@ -730,8 +761,14 @@ async fn approve_bundle(
     Form(f): Form<BundleForm>,
 ) -> Response {
     let c = Chrome::new(&app, lang, "approve");
-    let (Ok(version), Ok(threshold)) = (f.version.trim().parse::<u64>(), f.threshold.trim().parse::<u32>()) else {
-        let c = c.with(false, "the bundle version and the threshold are whole numbers; nothing was written");
+    let (Ok(version), Ok(threshold)) = (
+        f.version.trim().parse::<u64>(),
+        f.threshold.trim().parse::<u32>(),
+    ) else {
+        let c = c.with(
+            false,
+            "the bundle version and the threshold are whole numbers; nothing was written",
+        );
         return approve(&app, c, None).await;
     };
     let console = &app.console;
@@ -745,22 +782,23 @@ async fn approve_bundle(
         officers: Vec::new(),
         out: out.clone(),
     };
-    let c = match tokio::task::spawn_blocking(move || fedq_bundle::officer::propose(&proposal)).await {
-        Ok(Ok(p)) => {
-            tracing::info!(version, officer = %console.officer_name, "console wrote a bundle");
-            c.with(
-                true,
-                format!(
-                    "{}: bundle-{version}.toml — policy {}, content sha256 {}",
-                    lang.t("approve.created"),
-                    p.policy_version,
-                    p.bundle.content_sha256.get(..16).unwrap_or_default()
-                ),
-            )
-        }
-        Ok(Err(e)) => c.with(false, e.to_string()),
-        Err(_) => c.with(false, "the bundle was not written"),
-    };
+    let c =
+        match tokio::task::spawn_blocking(move || fedq_bundle::officer::propose(&proposal)).await {
+            Ok(Ok(p)) => {
+                tracing::info!(version, officer = %console.officer_name, "console wrote a bundle");
+                c.with(
+                    true,
+                    format!(
+                        "{}: bundle-{version}.toml — policy {}, content sha256 {}",
+                        lang.t("approve.created"),
+                        p.policy_version,
+                        p.bundle.content_sha256.get(..16).unwrap_or_default()
+                    ),
+                )
+            }
+            Ok(Err(e)) => c.with(false, e.to_string()),
+            Err(_) => c.with(false, "the bundle was not written"),
+        };
     approve(&app, c, None).await
 }
 
@@ -780,7 +818,11 @@ struct BundleQuery {
     bundle: String,
 }
 
-fn sign_request(console: &Console, bundle: std::path::PathBuf, in_force: std::path::PathBuf) -> fedq_bundle::officer::SignRequest {
+fn sign_request(
+    console: &Console,
+    bundle: std::path::PathBuf,
+    in_force: std::path::PathBuf,
+) -> fedq_bundle::officer::SignRequest {
     fedq_bundle::officer::SignRequest {
         bundle,
         cert: console.cert.clone(),
@@ -798,7 +840,12 @@ async fn approve_review(
 ) -> Response {
     let c = Chrome::new(&app, lang, "approve");
     let Some(path) = pages::bundle_path(&app.console, &q.bundle) else {
-        return approve(&app, c.with(false, "no such bundle in the bundles directory"), None).await;
+        return approve(
+            &app,
+            c.with(false, "no such bundle in the bundles directory"),
+            None,
+        )
+        .await;
     };
     let (in_force_path, _) = in_force(&app).await;
     let request = sign_request(&app.console, path.clone(), in_force_path);
@@ -829,7 +876,10 @@ async fn approve_review(
             signer: app.console.officer.clone(),
             can_sign: false,
         }),
-        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "the review did not finish"),
+        Err(_) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the review did not finish",
+        ),
     }
 }
 
@@ -846,7 +896,12 @@ async fn approve_sign(
 ) -> Response {
     let c = Chrome::new(&app, lang, "approve");
     let Some(path) = pages::bundle_path(&app.console, &f.bundle) else {
-        return approve(&app, c.with(false, "no such bundle in the bundles directory"), None).await;
+        return approve(
+            &app,
+            c.with(false, "no such bundle in the bundles directory"),
+            None,
+        )
+        .await;
     };
     let (in_force_path, _) = in_force(&app).await;
     let request = sign_request(&app.console, path.clone(), in_force_path);
@@ -857,7 +912,9 @@ async fn approve_sign(
             .and_then(|t| fedq_bundle::Bundle::parse(&t).ok())
             .map(|b| b.content_sha256);
         if now.as_deref() != Some(f.content_sha256.as_str()) || f.content_sha256.is_empty() {
-            return Err("not signed: the bundle changed since you reviewed it; review it again".to_owned());
+            return Err(
+                "not signed: the bundle changed since you reviewed it; review it again".to_owned(),
+            );
         }
         fedq_bundle::officer::SignReview::prepare(&request)
             .and_then(|r| r.sign())
@@ -869,7 +926,12 @@ async fn approve_sign(
             tracing::info!(officer = %app.console.officer_name, signatures = s.signatures, "console signed a bundle");
             c.with(
                 true,
-                format!("{}: {} — {} signature(s)", lang.t("approve.signed"), f.bundle, s.signatures),
+                format!(
+                    "{}: {} — {} signature(s)",
+                    lang.t("approve.signed"),
+                    f.bundle,
+                    s.signatures
+                ),
             )
         }
         Ok(Err(e)) => c.with(false, e),
@@ -885,26 +947,46 @@ async fn approve_publish(
 ) -> Response {
     let c = Chrome::new(&app, lang, "approve");
     let Some(path) = pages::bundle_path(&app.console, &f.bundle) else {
-        return approve(&app, c.with(false, "no such bundle in the bundles directory"), None).await;
+        return approve(
+            &app,
+            c.with(false, "no such bundle in the bundles directory"),
+            None,
+        )
+        .await;
     };
     let Some(api) = app.console.api() else {
         return approve(&app, c.with(false, lang.t("approve.no-coordinator")), None).await;
     };
     let args = fedq_coordinator::client::PublishArgs { bundle: path, api };
     match fedq_coordinator::client::publish(&args).await {
-        Ok((200, body)) => match serde_json::from_value::<fedq_client::api::Publication>(body.clone()) {
-            Ok(p) => {
-                let (text, failed) = fedq_coordinator::client::render_publish(&body);
-                tracing::info!(officer = %app.console.officer_name, failed, "console published a bundle");
-                let c = c.with(failed == 0 && p.complete, text);
-                approve(&app, c, Some(p)).await
+        Ok((200, body)) => {
+            match serde_json::from_value::<fedq_client::api::Publication>(body.clone()) {
+                Ok(p) => {
+                    let (text, failed) = fedq_coordinator::client::render_publish(&body);
+                    tracing::info!(officer = %app.console.officer_name, failed, "console published a bundle");
+                    let c = c.with(failed == 0 && p.complete, text);
+                    approve(&app, c, Some(p)).await
+                }
+                Err(e) => {
+                    approve(
+                        &app,
+                        c.with(
+                            false,
+                            format!("the coordinator's answer could not be read: {e}"),
+                        ),
+                        None,
+                    )
+                    .await
+                }
             }
-            Err(e) => approve(&app, c.with(false, format!("the coordinator's answer could not be read: {e}")), None).await,
-        },
+        }
         Ok((status, body)) => {
             let c = c.with(
                 false,
-                format!("refused ({status}): {}", fedq_coordinator::client::problem_detail(&body)),
+                format!(
+                    "refused ({status}): {}",
+                    fedq_coordinator::client::problem_detail(&body)
+                ),
             );
             approve(&app, c, None).await
         }
@@ -936,7 +1018,7 @@ struct AuditQuery {
 }
 
 impl AuditQuery {
-    fn v<'a>(x: &'a Option<String>) -> &'a str {
+    fn v(x: &Option<String>) -> &str {
         x.as_deref().map(str::trim).unwrap_or_default()
     }
     fn source(&self) -> &str {
@@ -969,7 +1051,10 @@ fn some(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-fn audit_of(console: &Console, f: &AuditQuery) -> Result<(pages::AuditView, (bool, String)), String> {
+fn audit_of(
+    console: &Console,
+    f: &AuditQuery,
+) -> Result<(pages::AuditView, (bool, String)), String> {
     let config = match f.source() {
         "coordinator" => console.coordinator_config.clone(),
         node => console.node_config(node).map(std::path::Path::to_path_buf),
@@ -1074,7 +1159,10 @@ async fn audit_page(
             view: pages::AuditView::default(),
             verification: None,
         }),
-        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "the audit page did not finish"),
+        Err(_) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the audit page did not finish",
+        ),
     }
 }
 
@@ -1200,3 +1288,93 @@ async fn citizens_complaint(
     citizens(&app, c).await
 }
 
+#[derive(Deserialize)]
+struct DecideForm {
+    node: String,
+    filing: String,
+    decision: String,
+    note: String,
+    #[serde(default)]
+    corrections: String,
+}
+
+/// An officer's decision on an objection or a repair application: signed with the
+/// officer's key (as `fedq decision sign`) and recorded at the department (as `fedq node
+/// resolve` / `fedq node repair`), which verifies the signature and the officer's role.
+async fn citizens_decide(
+    State(app): State<Arc<App>>,
+    axum::Extension(lang): axum::Extension<Lang>,
+    Form(f): Form<DecideForm>,
+) -> Response {
+    let c = Chrome::new(&app, lang, "citizens");
+    let Some(config_path) = app
+        .console
+        .node_config(&f.node)
+        .map(std::path::Path::to_path_buf)
+    else {
+        return citizens(
+            &app,
+            c.with(
+                false,
+                "this department's config is not given to this console (--node-config)",
+            ),
+        )
+        .await;
+    };
+    let repair = match f.decision.as_str() {
+        "approve" | "reject" | "reverse" => true,
+        "upheld" | "corrected" | "removed" => false,
+        _ => {
+            let c = c.with(false, "the decision is upheld, corrected or removed (an objection) or approve, reject or reverse (a repair application)");
+            return citizens(&app, c).await;
+        }
+    };
+    let lines: Vec<String> = f
+        .corrections
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let corrections = match fedq_node::remedies::corrections(&lines) {
+        Ok(c) => c,
+        Err(e) => return citizens(&app, c.with(false, e)).await,
+    };
+    let claims = fedq_node::decisions::DecisionClaims {
+        node: f.node.clone(),
+        filing: f.filing.clone(),
+        decision: f.decision.clone(),
+        note: f.note,
+        corrections,
+        iat: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    let outcome = async {
+        let config =
+            fedq_node::config::NodeConfig::load(&config_path).map_err(|e| e.to_string())?;
+        let token = fedq_node::remedies::sign(&app.console.cert, &app.console.key, repair, &claims)
+            .map_err(|e| e.to_string())?;
+        if repair {
+            fedq_node::remedies::repair(&config, &claims.filing, &[token])
+                .await
+                .map(|r| r.status.as_str().to_owned())
+                .map_err(|e| e.to_string())
+        } else {
+            fedq_node::remedies::resolve(&config, &claims.filing, &token)
+                .await
+                .map(|o| o.status.as_str().to_owned())
+                .map_err(|e| e.to_string())
+        }
+    }
+    .await;
+    let c = match outcome {
+        Ok(status) => {
+            tracing::info!(officer = %app.console.officer_name, node = %f.node, "console recorded a decision");
+            c.with(
+                true,
+                format!("{}: {} → {status}", lang.t("citizens.decided"), f.filing),
+            )
+        }
+        Err(e) => c.with(false, e),
+    };
+    citizens(&app, c).await
+}

@@ -305,6 +305,17 @@ def main():
         message_ok(b, "the complaint's status change")
         c = wait(b, row, lambda: one(b, row))
         expect(c.get("data-status") == "in-review", "complaint now %s" % c.get("data-status"))
+        # And decides the objection: the record is corrected, signed with the officer's key.
+        row = 'table#objections tr.item[data-id="%s"]' % args.objection
+        form = b.find_element(By.CSS_SELECTOR, row + " form")
+        form.find_element(By.CSS_SELECTOR, 'select[name="decision"]').send_keys("corrected")
+        form.find_element(By.CSS_SELECTOR, 'input[name="note"]').send_keys("经核实已履行")
+        form.find_element(By.CSS_SELECTOR, 'textarea[name="corrections"]').send_keys("performance_status=performed")
+        click_reload(b, "button[type=submit]", form)
+        message_ok(b, "the objection's decision")
+        o = wait(b, row, lambda: one(b, row))
+        expect(o.get("data-status") == "corrected", "objection now %s" % o.get("data-status"))
+        shot(b, "citizens-decided")
 
     def step_keyboard(a):
         # From the top of a page: Tab reaches the skip link first, Enter moves to the content;
