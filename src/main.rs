@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
-mod console;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,7 +92,7 @@ enum Command {
     /// The security officers' console: policy editing, what changes, approval, audit and
     /// citizens' filings in the browser, on this machine only (127.0.0.1), with your
     /// officer key kept on disk.
-    Console(Box<console::ConsoleArgs>),
+    Console(Box<cli::console::ConsoleCli>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,7 +180,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => block_on(MultiThread, async {
             Ok(fedq_bench::run(args.into()).await?)
         })?,
-        Command::Console(args) => block_on(MultiThread, console::run(*args, shutdown()))?,
+        Command::Console(args) => block_on(MultiThread, async {
+            Ok(fedq_console::run((*args).into(), shutdown()).await?)
+        })?,
         Command::Demo(args) => {
             return block_on(MultiThread, async {
                 Ok(fedq_demo::run(args.into(), shutdown()).await?)

@@ -165,6 +165,17 @@ pub async fn run(
         fed.coordinator,
         p = pki.display()
     );
+    let policy = fed.layout.policy();
+    let policy_dir = policy.parent().unwrap_or(std::path::Path::new("."));
+    println!(
+        "  cp {policy} officer-policy.toml   # an officer's working copy, then the officers' console (open the link it prints):\n  cargo run --release -- console --cert {p}/officer-zhang.crt --key {p}/officer-zhang.key --policy officer-policy.toml \\\n      --catalogue {dir}/catalogue --in-force {policy} --bundles {dir} --coordinator https://{c} --ca {p}/ca.crt \\\n      --coordinator-config {coordinator} --node-config {court}\n",
+        policy = policy.display(),
+        dir = policy_dir.display(),
+        c = fed.coordinator,
+        p = pki.display(),
+        coordinator = fed.layout.coordinator_config().display(),
+        court = fed.layout.node_config("court").display(),
+    );
     shutdown.await;
     println!("stopping…");
     running.stop().await;

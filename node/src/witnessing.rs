@@ -230,3 +230,77 @@ fn unavailable(node: &str) -> NodeResponse {
         message: format!("node `{node}`: its audit log is unavailable; retry later"),
     }
 }
+
+/// Offline review (`fedq audit verify | proofs`, the officers' console): what each
+/// witnessing node (`witnesses`, node configs) holds of the log `config` names:
+/// its name and what its state file holds, each note's cosignature checked with the key of
+/// the certificate its config names, and the log's signature with the log's.
+pub fn witness_states(
+    config: &std::path::Path,
+    witnesses: &[std::path::PathBuf],
+) -> Result<Vec<(String, fedq_audit::witness::Cosigned)>, fedq_audit::review::ReviewError> {
+    if witnesses.is_empty() {
+        return Ok(Vec::new());
+    }
+    witnesses
+        .iter()
+        .map(|witness| {
+            let node = crate::config::NodeConfig::load(witness).map_err(|e| {
+                fedq_audit::review::ReviewError::Config {
+                    path: witness.display().to_string(),
+                    reason: fedq_audit::Cause::of(e),
+                }
+            })?;
+            // Both certificates checked against the CA the witness's config names: a
+            // log's config cannot bring a key of its own making.
+            let trust = fedq_certs::FederationTrust::load(&node.tls.trust).map_err(|e| {
+                fedq_audit::review::ReviewError::Config {
+                    path: witness.display().to_string(),
+                    reason: fedq_audit::Cause::of(e),
+                }
+            })?;
+            let (log, _) = fedq_audit::review::trusted_certificate_verifiers(
+                &fedq_audit::review::config_certificate(config)?,
+                &trust,
+            )?;
+            let (_, cosigner) =
+                fedq_audit::review::trusted_certificate_verifiers(&node.tls.cert, &trust)?;
+            let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
+            Ok((node.name.clone(), cosigned))
+        })
+        .collect()
+}
+
+/// Every checkpoint cosigned, one line per witness, and the witnesses that hold none.
+pub type WitnessedLog = (Vec<fedq_audit::Witnessed>, Vec<String>, Vec<String>);
+
+/// Every checkpoint of the log `config` names that the nodes `witnesses` name cosigned
+/// ([`witness_states`]), per witness how many it holds and up to which size, and the
+/// witnesses that hold none it can vouch for.
+pub fn witnessed_checkpoints(
+    config: &std::path::Path,
+    witnesses: &[std::path::PathBuf],
+) -> Result<WitnessedLog, fedq_audit::review::ReviewError> {
+    let mut all = Vec::new();
+    let mut held = Vec::new();
+    let mut empty = Vec::new();
+    for (name, cosigned) in witness_states(config, witnesses)? {
+        if cosigned.checkpoints.is_empty() {
+            empty.push(name.clone());
+        }
+        let earlier = match cosigned.under_earlier_keys {
+            0 => String::new(),
+            n => format!(", {n} more under an earlier key of its, not counted"),
+        };
+        held.push(match cosigned.checkpoints.last() {
+            Some(last) => format!(
+                "{name}: {} up to size {}{earlier}",
+                cosigned.checkpoints.len(),
+                last.checkpoint.size
+            ),
+            None => format!("{name}: none{earlier}"),
+        });
+        all.extend(cosigned.checkpoints);
+    }
+    Ok((all, held, empty))
+}

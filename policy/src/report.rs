@@ -10,6 +10,21 @@ use crate::engine::{DecisionRequest, Engine, FieldDecision, FieldSelection, View
 use crate::policy::Policy;
 use crate::transform::iso_date;
 
+/// What a policy that checks holds, one line (`fedq policy check` and the console).
+pub fn summary(engine: &Engine) -> String {
+    let p = engine.policy();
+    format!(
+        "{} departments, {} datasets, {} purposes, {} requesters, {} rules, {} views, {} tests",
+        p.federation.catalogues.len(),
+        engine.datasets().len(),
+        p.purposes.len(),
+        p.requesters.len(),
+        p.rules.len(),
+        p.views.len(),
+        p.tests.len()
+    )
+}
+
 /// Renders `fedq policy diff`.
 pub fn render_diff(old: &Engine, new: &Engine, today: time::Date) -> String {
     let mut out = String::new();

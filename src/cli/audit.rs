@@ -1,13 +1,10 @@
 //! `fedq audit …`: the reviewer's view of a node's or the coordinator's audit log
 //! ([`fedq_audit::review`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fedq_audit::review::{
-    config_certificate, config_path, parse_since, subject_pseudonym, trusted_certificate_verifiers,
-    ReviewError,
-};
+use fedq_audit::review::{config_path, parse_since, subject_pseudonym, ReviewError};
 use fedq_audit::{list, verify_against, ListFilter, Witnessed};
 
 /// The `fedq audit` subcommands.
@@ -82,7 +79,8 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
     match cmd {
         AuditCommand::Verify { config, witnesses } => {
             let path = config_path(&config, "audit")?;
-            let (witnessed, held, empty) = witnessed_checkpoints(&config, &witnesses)?;
+            let (witnessed, held, empty) =
+                fedq_node::witnessing::witnessed_checkpoints(&config, &witnesses)?;
             if !empty.is_empty() {
                 // A witness named that vouches for nothing must not read as a pass.
                 eprintln!(
@@ -131,7 +129,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode, ReviewError> {
         } => {
             let path = config_path(&config, "audit")?;
             let pseudonym = subject_pseudonym(&config, &subject)?;
-            let states = witness_states(&config, &witnesses)?;
+            let states = fedq_node::witnessing::witness_states(&config, &witnesses)?;
             let witnessed: Vec<Witnessed> = states
                 .iter()
                 .flat_map(|(_, c)| c.checkpoints.iter().cloned())
@@ -283,72 +281,4 @@ pub fn parse_outcome(s: &str) -> Result<fedq_audit::OutcomeClass, ReviewError> {
     fedq_audit::OutcomeClass::parse(s).ok_or_else(|| {
         ReviewError::Argument("`--outcome` is `answered`, `refused` or `rate-limited`".to_owned())
     })
-}
-
-/// What each witnessing node (`witnesses`, node configs) holds of the log `config` names:
-/// its name and what its state file holds, each note's cosignature checked with the key of
-/// the certificate its config names, and the log's signature with the log's.
-fn witness_states(
-    config: &Path,
-    witnesses: &[PathBuf],
-) -> Result<Vec<(String, fedq_audit::witness::Cosigned)>, ReviewError> {
-    if witnesses.is_empty() {
-        return Ok(Vec::new());
-    }
-    witnesses
-        .iter()
-        .map(|witness| {
-            let node =
-                fedq_node::config::NodeConfig::load(witness).map_err(|e| ReviewError::Config {
-                    path: witness.display().to_string(),
-                    reason: fedq_audit::Cause::of(e),
-                })?;
-            // Both certificates checked against the CA the witness's config names: a
-            // log's config cannot bring a key of its own making.
-            let trust = fedq_certs::FederationTrust::load(&node.tls.trust).map_err(|e| {
-                ReviewError::Config {
-                    path: witness.display().to_string(),
-                    reason: fedq_audit::Cause::of(e),
-                }
-            })?;
-            let (log, _) = trusted_certificate_verifiers(&config_certificate(config)?, &trust)?;
-            let (_, cosigner) = trusted_certificate_verifiers(&node.tls.cert, &trust)?;
-            let cosigned = fedq_audit::witness::cosigned_in(&node.witness_state, &log, &cosigner)?;
-            Ok((node.name.clone(), cosigned))
-        })
-        .collect()
-}
-
-/// Every checkpoint cosigned, one line per witness, and the witnesses that hold none.
-pub type WitnessedLog = (Vec<Witnessed>, Vec<String>, Vec<String>);
-
-/// Every checkpoint of the log `config` names that the nodes `witnesses` name cosigned
-/// ([`witness_states`]), per witness how many it holds and up to which size, and the
-/// witnesses that hold none it can vouch for.
-pub fn witnessed_checkpoints(
-    config: &Path,
-    witnesses: &[PathBuf],
-) -> Result<WitnessedLog, ReviewError> {
-    let mut all = Vec::new();
-    let mut held = Vec::new();
-    let mut empty = Vec::new();
-    for (name, cosigned) in witness_states(config, witnesses)? {
-        if cosigned.checkpoints.is_empty() {
-            empty.push(name.clone());
-        }
-        let earlier = match cosigned.under_earlier_keys {
-            0 => String::new(),
-            n => format!(", {n} more under an earlier key of its, not counted"),
-        };
-        held.push(match cosigned.checkpoints.last() {
-            Some(last) => format!(
-                "{name}: {} up to size {}{earlier}",
-                cosigned.checkpoints.len(),
-                last.checkpoint.size
-            ),
-            None => format!("{name}: none{earlier}"),
-        });
-        all.extend(cosigned.checkpoints);
-    }
-    Ok((all, held, empty))
 }

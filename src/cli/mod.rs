@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod certs;
 pub mod complaint;
 pub mod consent;
+pub mod console;
 pub mod coordinator;
 pub mod decision;
 pub mod demo;

@@ -116,7 +116,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
                 p.version,
                 p.content_hash.get(..16).unwrap_or_default()
             );
-            println!("    {}", summary(&engine));
+            println!("    {}", fedq_policy::report::summary(&engine));
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { file, catalogue } => {
@@ -215,21 +215,6 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// What a policy that checks holds, one line (`fedq policy check` and the console).
-pub fn summary(engine: &fedq_policy::Engine) -> String {
-    let p = engine.policy();
-    format!(
-        "{} departments, {} datasets, {} purposes, {} requesters, {} rules, {} views, {} tests",
-        p.federation.catalogues.len(),
-        engine.datasets().len(),
-        p.purposes.len(),
-        p.requesters.len(),
-        p.rules.len(),
-        p.views.len(),
-        p.tests.len()
-    )
 }
 
 fn report_errors(errors: &LocatedErrors) -> ExitCode {

@@ -1,4 +1,4 @@
-//! `fedq console`: the security officers' console, a web application on the officer's own
+//! `fedq console` (`fedq-console`): the security officers' console, a web application on the officer's own
 //! machine. It serves server-rendered pages on loopback only, holds the officer's
 //! certificate and key paths (the key is read from disk when a signature is made and
 //! never reaches the browser), and does every change through the code the command line
@@ -12,6 +12,8 @@
 //! - [`pages`]: what each page shows, built from files and answers (no HTTP here).
 //! - [`web`]: the HTTP side — the session, the routes, the templates.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod i18n;
 pub mod pages;
 pub mod web;
@@ -21,47 +23,40 @@ use std::path::{Path, PathBuf};
 
 use fedq_certs::signing::OfficerKey;
 
-/// Arguments of `fedq console`.
-#[derive(Debug, clap::Args)]
-pub struct ConsoleArgs {
-    /// Your officer certificate (`fedq certs issue --role officer`).
-    #[arg(long)]
+/// What `fedq console` is started with (the binary's arguments, parsed).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The officer certificate.
     pub cert: PathBuf,
-    /// Its private key: read by the console when it signs, never sent to the browser.
-    #[arg(long)]
+    /// Its private key: read when the console signs, never sent to the browser.
     pub key: PathBuf,
-    /// The working copy of the policy you edit (its catalogue directory is the one it
-    /// names, or `--catalogue`).
-    #[arg(long, value_name = "FILE")]
+    /// The working copy of the policy the officer edits.
     pub policy: PathBuf,
     /// The catalogue directory (default: the one the policy names).
-    #[arg(long, value_name = "DIR")]
     pub catalogue: Option<PathBuf>,
-    /// The version in force when no bundle is: the set-up policy file (or a bundle file).
-    /// Once the coordinator reports a bundle in force, the bundle of that version in
-    /// `--bundles` is the version in force.
-    #[arg(long, value_name = "FILE")]
+    /// The version in force when no bundle is (the set-up policy, or a bundle file).
     pub in_force: PathBuf,
-    /// The directory of bundles waiting for signatures (shared by the officers who sign).
-    #[arg(long, value_name = "DIR")]
+    /// The directory of bundles waiting for signatures.
     pub bundles: PathBuf,
     /// The coordinator's URL, to publish and read the policy status.
-    #[arg(long, value_name = "URL")]
     pub coordinator: Option<String>,
-    /// The federation CA certificate (with `--coordinator`).
-    #[arg(long, value_name = "FILE")]
+    /// The federation CA certificate (with `coordinator`).
     pub ca: Option<PathBuf>,
-    /// The coordinator's config, where this officer may read its audit log and complaint
-    /// queue (on the coordinator's host).
-    #[arg(long, value_name = "FILE")]
+    /// The coordinator's config (its audit log and complaint queue).
     pub coordinator_config: Option<PathBuf>,
-    /// A node's config, where this officer may read its audit log and filings; also a
-    /// witness of the other logs. Repeatable.
-    #[arg(long = "node-config", value_name = "FILE")]
+    /// Node configs (their audit logs and filings; witnesses of the other logs).
     pub node_configs: Vec<PathBuf>,
-    /// Where to serve: loopback only (default 127.0.0.1:8470; port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:8470")]
+    /// Where to serve (loopback only).
     pub listen: SocketAddr,
+}
+
+/// Why the console did not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConsoleError(pub String);
+
+fn fail(message: impl Into<String>) -> ConsoleError {
+    ConsoleError(message.into())
 }
 
 /// What the console works with, checked once at start.
@@ -96,56 +91,58 @@ pub struct Console {
 impl Console {
     /// Checks the arguments: a loopback address, an officer certificate with its key, a
     /// policy that can be read, a bundles directory, readable configs.
-    pub fn from_args(args: &ConsoleArgs) -> anyhow::Result<Console> {
+    pub fn from_settings(args: &Settings) -> Result<Console, ConsoleError> {
         if !args.listen.ip().is_loopback() {
-            anyhow::bail!(
+            return Err(fail(format!(
                 "`--listen {}` is not a loopback address; the console signs with your key and serves only this machine (use 127.0.0.1)",
                 args.listen
-            );
+            )));
         }
-        let key = OfficerKey::load(&args.cert, &args.key).map_err(crate::cli::message)?;
+        let key = OfficerKey::load(&args.cert, &args.key).map_err(|e| fail(e.to_string()))?;
         let identity = key.identity().clone();
         drop(key);
         let text = std::fs::read_to_string(&args.policy).map_err(|e| {
-            anyhow::anyhow!(
+            fail(format!(
                 "cannot read the policy `{}`: {e}; pass the working copy you edit",
                 args.policy.display()
-            )
+            ))
         })?;
         let catalogue = match &args.catalogue {
             Some(d) => d.clone(),
             None => fedq_policy::load::catalogue_dir_of(&args.policy, &text)
-                .map_err(crate::cli::message)?,
+                .map_err(|e| fail(e.to_string()))?,
         };
         if !catalogue.is_dir() {
-            anyhow::bail!(
+            return Err(fail(format!(
                 "the catalogue directory `{}` does not exist; pass `--catalogue DIR`",
                 catalogue.display()
-            );
+            )));
         }
         if !args.in_force.is_file() {
-            anyhow::bail!(
+            return Err(fail(format!(
                 "cannot read `--in-force {}`; pass the set-up policy or the bundle in force",
                 args.in_force.display()
-            );
+            )));
         }
         std::fs::create_dir_all(&args.bundles).map_err(|e| {
-            anyhow::anyhow!(
+            fail(format!(
                 "cannot use the bundles directory `{}`: {e}",
                 args.bundles.display()
-            )
+            ))
         })?;
         let coordinator = match (&args.coordinator, &args.ca) {
             (Some(url), Some(ca)) => Some((url.clone(), ca.clone())),
             (None, None) => None,
-            _ => anyhow::bail!("`--coordinator` and `--ca` go together"),
+            _ => return Err(fail("`--coordinator` and `--ca` go together")),
         };
         if let Some(c) = &args.coordinator_config {
-            fedq_coordinator::config::CoordinatorConfig::load(c).map_err(crate::cli::message)?;
+            fedq_coordinator::config::CoordinatorConfig::load(c)
+                .map_err(|e| fail(e.to_string()))?;
         }
         let mut nodes = Vec::new();
         for path in &args.node_configs {
-            let config = fedq_node::config::NodeConfig::load(path).map_err(crate::cli::message)?;
+            let config =
+                fedq_node::config::NodeConfig::load(path).map_err(|e| fail(e.to_string()))?;
             nodes.push((config.name.clone(), path.clone()));
         }
         Ok(Console {
@@ -186,11 +183,11 @@ impl Console {
     }
 }
 
-/// `fedq console`: serves until `shutdown`.
+/// `fedq console`: checks the settings, then serves until `shutdown`.
 pub async fn run(
-    args: ConsoleArgs,
+    settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let console = Console::from_args(&args)?;
-    web::serve(console, args.listen, shutdown).await
+) -> Result<(), ConsoleError> {
+    let console = Console::from_settings(&settings)?;
+    web::serve(console, settings.listen, shutdown).await
 }

@@ -15,9 +15,9 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 
-use super::i18n::Lang;
-use super::pages::{self, Checked};
-use super::Console;
+use crate::i18n::Lang;
+use crate::pages::{self, Checked};
+use crate::{Console, ConsoleError};
 
 /// The running console's state.
 #[derive(Debug)]
@@ -51,15 +51,19 @@ pub async fn serve(
     console: Console,
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), ConsoleError> {
     let mut token = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token)
-        .map_err(|_| anyhow::anyhow!("no randomness for the session token"))?;
+        .map_err(|_| ConsoleError("no randomness for the session token".into()))?;
     let token = hex::encode(token);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; choose another --listen"))?;
-    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        ConsoleError(format!(
+            "cannot listen on {listen}: {e}; choose another --listen"
+        ))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ConsoleError(format!("cannot listen on {listen}: {e}")))?;
     let app = Arc::new(App {
         console,
         token_digest: digest(&token),
@@ -74,7 +78,7 @@ pub async fn serve(
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| anyhow::anyhow!("console stopped: {e}"))
+        .map_err(|e| ConsoleError(format!("console stopped: {e}")))
 }
 
 fn router(app: Arc<App>) -> Router {
@@ -234,7 +238,7 @@ async fn login(State(app): State<Arc<App>>, Query(q): Query<LoginQuery>) -> Resp
 async fn css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("assets/console.css"),
+        include_str!("../assets/console.css"),
     )
         .into_response()
 }
@@ -242,7 +246,7 @@ async fn css() -> Response {
 async fn js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("assets/console.js"),
+        include_str!("../assets/console.js"),
     )
         .into_response()
 }
@@ -1097,7 +1101,7 @@ fn audit_of(
         .filter(|(_, p)| *p != config)
         .map(|(_, p)| p.clone())
         .collect();
-    let verification = match crate::cli::audit::witnessed_checkpoints(&config, &witnesses) {
+    let verification = match fedq_node::witnessing::witnessed_checkpoints(&config, &witnesses) {
         Err(e) => (false, e.to_string()),
         Ok((witnessed, held, empty)) => match fedq_audit::verify_against(&path, &witnessed) {
             Err(e) => (false, e.to_string()),

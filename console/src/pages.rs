@@ -12,7 +12,7 @@ use fedq_policy::policy::Policy;
 use fedq_policy::Engine;
 use rustls::pki_types::pem::PemObject;
 
-use super::Console;
+use crate::Console;
 
 /// The name the editor uses for the policy file (catalogues go by their file names).
 pub const POLICY: &str = "policy";
@@ -163,7 +163,7 @@ pub fn check(console: &Console, name: &str, text: &str) -> Checked {
                     "{} {} — {}",
                     engine.policy().version,
                     engine.policy().content_hash.get(..16).unwrap_or_default(),
-                    crate::cli::policy::summary(&engine)
+                    fedq_policy::report::summary(&engine)
                 ),
             }
         }
