@@ -377,7 +377,8 @@ async fn the_console_serves_only_its_own_browser_session() {
         "a requester's key opened the console"
     );
 
-    let c = console_without_federation(&fed, &working, &catalogue, &tmp.path().join("bundles"));
+    let c =
+        console_without_federation(&fed, &working, &catalogue, &tmp.path().join("bundles"), &[]);
     let base = c.url.split("/login").next().unwrap().to_owned();
     let port = base.rsplit(':').next().unwrap().to_owned();
     let token = c.url.split("token=").nth(1).unwrap().to_owned();
@@ -427,6 +428,56 @@ async fn the_console_serves_only_its_own_browser_session() {
         before,
         "an invalid policy was saved"
     );
+    drop(c);
+
+    // With a coordinator that cannot be reached, the version in force is not confirmed:
+    // a bundle is neither shown for signing nor signed.
+    let bundles = tmp.path().join("bundles-2");
+    std::fs::create_dir_all(&bundles).unwrap();
+    let bundle = bundles.join("bundle-1.toml");
+    std::fs::write(&bundle, "content_sha256 = \"00\"\n").unwrap();
+    let ca = pki.join("ca.crt").display().to_string();
+    let c = console_without_federation(
+        &fed,
+        &working,
+        &catalogue,
+        &bundles,
+        &["--coordinator", "https://127.0.0.1:9", "--ca", &ca],
+    );
+    let base = c.url.split("/login").next().unwrap().to_owned();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let token = c.url.split("token=").nth(1).unwrap().to_owned();
+    let cookie = format!("fedq_console_{port}={token}");
+    let host = format!("127.0.0.1:{port}");
+    let (code, page) = http(
+        &host,
+        "GET",
+        "/approve/review?bundle=bundle-1.toml",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("not shown for signing") && !page.contains("id=\"review\""),
+        "{page}"
+    );
+    let (code, page) = http(
+        &host,
+        "POST",
+        "/approve/sign",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &base),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "bundle=bundle-1.toml&content_sha256=00",
+    );
+    assert_eq!(code, 200);
+    assert!(page.contains("not signed:"), "{page}");
+    assert_eq!(
+        std::fs::read_to_string(&bundle).unwrap(),
+        "content_sha256 = \"00\"\n"
+    );
 }
 
 /// The id of the objection the court's part of a filing answer names.
@@ -444,6 +495,7 @@ fn console_without_federation(
     policy: &Path,
     catalogue: &Path,
     bundles: &Path,
+    extra: &[&str],
 ) -> Console {
     let pki = fed.layout.pki();
     let mut child = fedq()
@@ -461,6 +513,7 @@ fn console_without_federation(
         .arg("--bundles")
         .arg(bundles)
         .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -484,6 +537,17 @@ fn console_without_federation(
 /// One HTTP/1.1 request to the console at `host` (`Host` as given in `headers`, else
 /// `host`); its status code.
 fn http_status(host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    http(host, method, path, headers, body).0
+}
+
+/// One HTTP/1.1 request to the console at `host`; its status code and body.
+fn http(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     stream
@@ -500,9 +564,14 @@ fn http_status(host: &str, method: &str, path: &str, headers: &[(&str, &str)], b
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    answer
+    let code = answer
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {answer}"))
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
 }

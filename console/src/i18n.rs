@@ -200,6 +200,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("citizens.no-queue", "未配置协调器配置（--coordinator-config）：看不到投诉队列", "No coordinator config (--coordinator-config): the complaint queue is not readable here"),
     ("citizens.decide", "决定用本人的安全员密钥签署，并在该部门记录（与 `fedq decision sign` 和 `fedq node resolve` / `fedq node repair` 相同）；部门核验签名和签署人的角色", "A decision is signed with your officer key and recorded at the department (as `fedq decision sign` and `fedq node resolve` / `fedq node repair` do); the department verifies the signature and the signer's role"),
     ("citizens.updated", "投诉状态已更改", "Complaint status changed"),
+    ("citizens.text", "投诉内容与处理记录", "What was complained of, and what was done"),
     ("citizens.decided", "决定已签署并记录", "Decision signed and recorded"),
     ("citizens.decision", "决定", "Decision"),
     ("citizens.corrections", "更正（每行 字段=值）", "Corrections (FIELD=VALUE, one per line)"),

@@ -381,6 +381,9 @@ async fn policy_action(
     Form(f): Form<PolicyForm>,
 ) -> Response {
     let console = &app.console;
+    if pages::file_path(console, &f.file).is_none() {
+        return plain(StatusCode::BAD_REQUEST, "no such file in this console");
+    }
     let c = Chrome::new(&app, lang, "policy");
     // Browsers send line ends as CRLF in forms; the files keep the editor's LF.
     let text = f.text.replace("\r\n", "\n");
@@ -405,9 +408,6 @@ async fn policy_action(
         },
         _ => (c, pages::check(console, &f.file, &text)),
     };
-    if pages::file_path(console, &f.file).is_none() {
-        return plain(StatusCode::BAD_REQUEST, "no such file in this console");
-    }
     render(&PolicyPage {
         c,
         files: pages::editable_files(console),
@@ -851,7 +851,15 @@ async fn approve_review(
         )
         .await;
     };
-    let (in_force_path, _) = in_force(&app).await;
+    let (in_force_path, warning) = in_force(&app).await;
+    if let Some(w) = warning {
+        return approve(
+            &app,
+            c.with(false, format!("not shown for signing: {w}")),
+            None,
+        )
+        .await;
+    }
     let request = sign_request(&app.console, path.clone(), in_force_path);
     let reviewed = tokio::task::spawn_blocking(move || {
         let content = std::fs::read_to_string(&path)
@@ -907,7 +915,10 @@ async fn approve_sign(
         )
         .await;
     };
-    let (in_force_path, _) = in_force(&app).await;
+    let (in_force_path, warning) = in_force(&app).await;
+    if let Some(w) = warning {
+        return approve(&app, c.with(false, format!("not signed: {w}")), None).await;
+    }
     let request = sign_request(&app.console, path.clone(), in_force_path);
     let signed = tokio::task::spawn_blocking(move || {
         // Sign only what the officer reviewed: the same content, read again now.
