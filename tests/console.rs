@@ -39,33 +39,40 @@ impl Drop for Console {
     }
 }
 
-/// Starts `fedq console` as `officer` and reads the login link it prints.
-fn console(fed: &Federation, officer: &str, policy: &Path, bundles: &Path) -> Console {
+/// `fedq console` as `who` (certificate and key in the federation's PKI) on `policy`,
+/// against the federation's set-up policy, with `bundles`; no coordinator, no address.
+fn console_command(
+    fed: &Federation,
+    who: &str,
+    policy: &Path,
+    catalogue: &Path,
+    bundles: &Path,
+) -> Command {
     let pki = fed.layout.pki();
     let mut cmd = fedq();
     cmd.arg("console")
         .arg("--cert")
-        .arg(pki.join(format!("{officer}.crt")))
+        .arg(pki.join(format!("{who}.crt")))
         .arg("--key")
-        .arg(pki.join(format!("{officer}.key")))
+        .arg(pki.join(format!("{who}.key")))
         .arg("--policy")
         .arg(policy)
         .arg("--catalogue")
-        .arg(fed.layout.policy().parent().unwrap().join("catalogue"))
+        .arg(catalogue)
         .arg("--in-force")
         .arg(fed.layout.policy())
         .arg("--bundles")
-        .arg(bundles)
-        .arg("--coordinator")
-        .arg(format!("https://{}", fed.coordinator))
-        .arg("--ca")
-        .arg(pki.join("ca.crt"))
-        .arg("--coordinator-config")
-        .arg(fed.layout.coordinator_config())
-        .args(["--listen", "127.0.0.1:0"]);
-    for dept in fed.nodes.keys() {
-        cmd.arg("--node-config").arg(fed.layout.node_config(dept));
-    }
+        .arg(bundles);
+    cmd
+}
+
+/// The reference catalogue directory of the federation.
+fn catalogue_of(fed: &Federation) -> PathBuf {
+    fed.layout.policy().parent().unwrap().join("catalogue")
+}
+
+/// Starts a console and reads (at most 60 s) the login link it prints.
+fn started(cmd: &mut Command) -> Console {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -88,6 +95,23 @@ fn console(fed: &Federation, officer: &str, policy: &Path, bundles: &Path) -> Co
         .recv_timeout(Duration::from_secs(60))
         .expect("the console printed no login link within 60 s");
     Console { child, url }
+}
+
+/// `officer`'s console beside the running federation: its coordinator, its logs, every
+/// node's filings.
+fn console(fed: &Federation, officer: &str, policy: &Path, bundles: &Path) -> Console {
+    let mut cmd = console_command(fed, officer, policy, &catalogue_of(fed), bundles);
+    cmd.arg("--coordinator")
+        .arg(format!("https://{}", fed.coordinator))
+        .arg("--ca")
+        .arg(fed.layout.pki().join("ca.crt"))
+        .arg("--coordinator-config")
+        .arg(fed.layout.coordinator_config())
+        .args(["--listen", "127.0.0.1:0"]);
+    for dept in fed.nodes.keys() {
+        cmd.arg("--node-config").arg(fed.layout.node_config(dept));
+    }
+    started(&mut cmd)
 }
 
 /// The Python of the venv `scripts/ensure-browser.sh` makes.
@@ -329,23 +353,11 @@ async fn the_console_serves_only_its_own_browser_session() {
     let pki = fed.layout.pki();
     let working = tmp.path().join("policy.toml");
     std::fs::copy(fed.layout.policy(), &working).unwrap();
-    let catalogue = fed.layout.policy().parent().unwrap().join("catalogue");
+    let catalogue = catalogue_of(&fed);
 
+    let bundles = tmp.path().join("bundles");
     let out = output_within(
-        fedq()
-            .arg("console")
-            .arg("--cert")
-            .arg(pki.join("officer-zhang.crt"))
-            .arg("--key")
-            .arg(pki.join("officer-zhang.key"))
-            .arg("--policy")
-            .arg(&working)
-            .arg("--catalogue")
-            .arg(&catalogue)
-            .arg("--in-force")
-            .arg(fed.layout.policy())
-            .arg("--bundles")
-            .arg(tmp.path().join("bundles"))
+        console_command(&fed, "officer-zhang", &working, &catalogue, &bundles)
             .args(["--listen", "0.0.0.0:0"]),
         COMMAND_LIMIT,
     );
@@ -355,21 +367,14 @@ async fn the_console_serves_only_its_own_browser_session() {
 
     // A requester's certificate is not an officer's.
     let out = output_within(
-        fedq()
-            .arg("console")
-            .arg("--cert")
-            .arg(pki.join("market-regulation.licensing.crt"))
-            .arg("--key")
-            .arg(pki.join("market-regulation.licensing.key"))
-            .arg("--policy")
-            .arg(&working)
-            .arg("--catalogue")
-            .arg(&catalogue)
-            .arg("--in-force")
-            .arg(fed.layout.policy())
-            .arg("--bundles")
-            .arg(tmp.path().join("bundles"))
-            .args(["--listen", "127.0.0.1:0"]),
+        console_command(
+            &fed,
+            "market-regulation.licensing",
+            &working,
+            &catalogue,
+            &bundles,
+        )
+        .args(["--listen", "127.0.0.1:0"]),
         COMMAND_LIMIT,
     );
     assert!(
@@ -489,7 +494,7 @@ fn objection_id(answer: &serde_json::Value) -> String {
         .to_owned()
 }
 
-/// A console with no coordinator (it never needs one to start).
+/// A console of officer zhang with no coordinator (it needs none to start), and `extra`.
 fn console_without_federation(
     fed: &Federation,
     policy: &Path,
@@ -497,41 +502,11 @@ fn console_without_federation(
     bundles: &Path,
     extra: &[&str],
 ) -> Console {
-    let pki = fed.layout.pki();
-    let mut child = fedq()
-        .arg("console")
-        .arg("--cert")
-        .arg(pki.join("officer-zhang.crt"))
-        .arg("--key")
-        .arg(pki.join("officer-zhang.key"))
-        .arg("--policy")
-        .arg(policy)
-        .arg("--catalogue")
-        .arg(catalogue)
-        .arg("--in-force")
-        .arg(fed.layout.policy())
-        .arg("--bundles")
-        .arg(bundles)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut url = String::new();
-    for line in std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(u) = line.strip_prefix("console: ") {
-            url = u.to_owned();
-            break;
-        }
-    }
-    assert!(!url.is_empty(), "no login link");
-    Console { child, url }
+    started(
+        console_command(fed, "officer-zhang", policy, catalogue, bundles)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra),
+    )
 }
 
 /// One HTTP/1.1 request to the console at `host` (`Host` as given in `headers`, else

@@ -837,36 +837,45 @@ fn sign_request(
     }
 }
 
+/// The bundle file `bundle` names and what signing it is reviewed against: refused when
+/// it is not in the bundles directory, or the version in force cannot be confirmed.
+async fn signing(
+    app: &App,
+    bundle: &str,
+) -> Result<(std::path::PathBuf, fedq_bundle::officer::SignRequest), String> {
+    let path = pages::bundle_path(&app.console, bundle)
+        .ok_or_else(|| "no such bundle in the bundles directory".to_owned())?;
+    let (in_force_path, warning) = in_force(app).await;
+    if let Some(w) = warning {
+        return Err(w);
+    }
+    let request = sign_request(&app.console, path.clone(), in_force_path);
+    Ok((path, request))
+}
+
+/// The content hash a bundle file states, if it reads as a bundle.
+fn content_of(path: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| fedq_bundle::Bundle::parse(&t).ok())
+        .map(|b| b.content_sha256)
+}
+
 async fn approve_review(
     State(app): State<Arc<App>>,
     axum::Extension(lang): axum::Extension<Lang>,
     Query(q): Query<BundleQuery>,
 ) -> Response {
     let c = Chrome::new(&app, lang, "approve");
-    let Some(path) = pages::bundle_path(&app.console, &q.bundle) else {
-        return approve(
-            &app,
-            c.with(false, "no such bundle in the bundles directory"),
-            None,
-        )
-        .await;
+    let (path, request) = match signing(&app, &q.bundle).await {
+        Ok(found) => found,
+        Err(why) => {
+            let c = c.with(false, format!("not shown for signing: {why}"));
+            return approve(&app, c, None).await;
+        }
     };
-    let (in_force_path, warning) = in_force(&app).await;
-    if let Some(w) = warning {
-        return approve(
-            &app,
-            c.with(false, format!("not shown for signing: {w}")),
-            None,
-        )
-        .await;
-    }
-    let request = sign_request(&app.console, path.clone(), in_force_path);
     let reviewed = tokio::task::spawn_blocking(move || {
-        let content = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| fedq_bundle::Bundle::parse(&t).ok())
-            .map(|b| b.content_sha256)
-            .unwrap_or_default();
+        let content = content_of(&path).unwrap_or_default();
         fedq_bundle::officer::SignReview::prepare(&request)
             .map(|r| (r.render(), r.signer(), content))
     })
@@ -907,25 +916,13 @@ async fn approve_sign(
     Form(f): Form<SignForm>,
 ) -> Response {
     let c = Chrome::new(&app, lang, "approve");
-    let Some(path) = pages::bundle_path(&app.console, &f.bundle) else {
-        return approve(
-            &app,
-            c.with(false, "no such bundle in the bundles directory"),
-            None,
-        )
-        .await;
+    let (path, request) = match signing(&app, &f.bundle).await {
+        Ok(found) => found,
+        Err(why) => return approve(&app, c.with(false, format!("not signed: {why}")), None).await,
     };
-    let (in_force_path, warning) = in_force(&app).await;
-    if let Some(w) = warning {
-        return approve(&app, c.with(false, format!("not signed: {w}")), None).await;
-    }
-    let request = sign_request(&app.console, path.clone(), in_force_path);
     let signed = tokio::task::spawn_blocking(move || {
         // Sign only what the officer reviewed: the same content, read again now.
-        let now = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| fedq_bundle::Bundle::parse(&t).ok())
-            .map(|b| b.content_sha256);
+        let now = content_of(&path);
         if now.as_deref() != Some(f.content_sha256.as_str()) || f.content_sha256.is_empty() {
             return Err(
                 "not signed: the bundle changed since you reviewed it; review it again".to_owned(),
