@@ -381,42 +381,43 @@ async fn the_console_serves_only_its_own_browser_session() {
         !out.status.success(),
         "a requester's key opened the console"
     );
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(why.contains("cannot sign policies"), "{why}");
 
-    let c =
-        console_without_federation(&fed, &working, &catalogue, &tmp.path().join("bundles"), &[]);
-    let base = c.url.split("/login").next().unwrap().to_owned();
-    let port = base.rsplit(':').next().unwrap().to_owned();
-    let token = c.url.split("token=").nth(1).unwrap().to_owned();
-    let cookie = format!("fedq_console_{port}={token}");
-    let host = format!("127.0.0.1:{port}");
+    let c = console_without_federation(&fed, &working, &catalogue, &bundles, &[]);
+    let (host, base, session) = parts(&c);
     let status = |method: &str, path: &str, headers: &[(&str, &str)], body: &str| {
         http_status(&host, method, path, headers, body)
     };
     let get = |path: &str, headers: &[(&str, &str)]| status("GET", path, headers, "");
-    let cookie_header = ("Cookie", cookie.as_str());
-    assert_eq!(get("/policy", &[cookie_header]), 200);
+    assert_eq!(get(&format!("{session}/policy"), &[]), 200);
     assert_eq!(get("/policy", &[]), 401, "no session");
-    assert_eq!(get("/policy", &[("Cookie", "fedq_console_1=00")]), 401);
-    assert_eq!(get("/login?token=00", &[]), 401, "a wrong link");
+    let wrong = format!("/s/{}/policy", "0".repeat(64));
+    assert_eq!(get(&wrong, &[]), 401, "a wrong token of the right shape");
+    assert_eq!(get("/s//policy", &[]), 401, "an empty token");
+    let port = host.rsplit(':').next().unwrap().to_owned();
     assert_eq!(
         get(
-            "/policy",
-            &[cookie_header, ("Host", &format!("evil.example:{port}"))]
+            &format!("{session}/policy"),
+            &[("Host", &format!("evil.example:{port}"))]
         ),
         421,
         "a rebinding name"
     );
+    // A refusal carries the security headers too.
+    let (_, headers) = http_head(&host, "/policy");
+    assert!(
+        headers.contains("content-security-policy: default-src 'none'"),
+        "{headers}"
+    );
     // A change without this origin, and from another.
     let form = "file=policy&action=save&text=version%20%3D%20";
     let post = |origin: Option<&str>| {
-        let mut headers = vec![
-            cookie_header,
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ];
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
         if let Some(o) = origin {
             headers.push(("Origin", o));
         }
-        status("POST", "/policy", &headers, form)
+        status("POST", &format!("{session}/policy"), &headers, form)
     };
     let before = std::fs::read_to_string(&working).unwrap();
     assert_eq!(post(None), 403);
@@ -436,11 +437,26 @@ async fn the_console_serves_only_its_own_browser_session() {
     drop(c);
 
     // With a coordinator that cannot be reached, the version in force is not confirmed:
-    // a bundle is neither shown for signing nor signed.
+    // a real bundle is neither shown for signing nor signed.
     let bundles = tmp.path().join("bundles-2");
     std::fs::create_dir_all(&bundles).unwrap();
     let bundle = bundles.join("bundle-1.toml");
-    std::fs::write(&bundle, "content_sha256 = \"00\"\n").unwrap();
+    let out = output_within(
+        fedq()
+            .args(["policy", "bundle"])
+            .arg(&working)
+            .args(["--federation", "changsha", "--bundle-version", "1"])
+            .arg("--catalogue")
+            .arg(&catalogue)
+            .arg("--out")
+            .arg(&bundle),
+        COMMAND_LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let content = fedq_bundle::Bundle::parse(&std::fs::read_to_string(&bundle).unwrap())
+        .unwrap()
+        .content_sha256;
+    let unsigned = std::fs::read_to_string(&bundle).unwrap();
     let ca = pki.join("ca.crt").display().to_string();
     let c = console_without_federation(
         &fed,
@@ -449,40 +465,84 @@ async fn the_console_serves_only_its_own_browser_session() {
         &bundles,
         &["--coordinator", "https://127.0.0.1:9", "--ca", &ca],
     );
-    let base = c.url.split("/login").next().unwrap().to_owned();
-    let port = base.rsplit(':').next().unwrap().to_owned();
-    let token = c.url.split("token=").nth(1).unwrap().to_owned();
-    let cookie = format!("fedq_console_{port}={token}");
-    let host = format!("127.0.0.1:{port}");
+    let (host, base, session) = parts(&c);
     let (code, page) = http(
         &host,
         "GET",
-        "/approve/review?bundle=bundle-1.toml",
-        &[("Cookie", &cookie)],
+        &format!("{session}/approve/review?bundle=bundle-1.toml"),
+        &[],
         "",
     );
     assert_eq!(code, 200);
     assert!(
-        page.contains("not shown for signing") && !page.contains("id=\"review\""),
+        page.contains("not shown for signing: the coordinator is not reachable")
+            && !page.contains("id=\"review\""),
         "{page}"
     );
     let (code, page) = http(
         &host,
         "POST",
-        "/approve/sign",
+        &format!("{session}/approve/sign"),
         &[
-            ("Cookie", &cookie),
             ("Origin", &base),
             ("Content-Type", "application/x-www-form-urlencoded"),
         ],
-        "bundle=bundle-1.toml&content_sha256=00",
+        &format!("bundle=bundle-1.toml&content_sha256={content}"),
     );
     assert_eq!(code, 200);
-    assert!(page.contains("not signed:"), "{page}");
-    assert_eq!(
-        std::fs::read_to_string(&bundle).unwrap(),
-        "content_sha256 = \"00\"\n"
+    assert!(
+        page.contains("not signed: the coordinator is not reachable"),
+        "{page}"
     );
+    assert_eq!(std::fs::read_to_string(&bundle).unwrap(), unsigned);
+    drop(c);
+
+    // Offline (no coordinator), the set-up policy is the version in force: a bundle
+    // changed after its review is not signed; the one reviewed is.
+    let c = console_without_federation(&fed, &working, &catalogue, &bundles, &[]);
+    let (host, base, session) = parts(&c);
+    let sign = |content: &str| {
+        http(
+            &host,
+            "POST",
+            &format!("{session}/approve/sign"),
+            &[
+                ("Origin", &base),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("bundle=bundle-1.toml&content_sha256={content}"),
+        )
+        .1
+    };
+    let page = sign(&"0".repeat(64));
+    assert!(
+        page.contains("not signed: the bundle changed since you reviewed it"),
+        "{page}"
+    );
+    assert_eq!(std::fs::read_to_string(&bundle).unwrap(), unsigned);
+    let page = sign(&content);
+    assert!(page.contains("1 signature(s)"), "{page}");
+    let signed = fedq_bundle::Bundle::parse(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(signed.signature.len(), 1);
+}
+
+/// A console's address, origin and session path (`/s/<token>`), from its link.
+fn parts(c: &Console) -> (String, String, String) {
+    let rest = c.url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let session = format!("/{}", path.strip_suffix("/policy").unwrap());
+    (host.to_owned(), format!("http://{host}"), session)
+}
+
+/// A GET's status and its headers, lower-cased.
+fn http_head(host: &str, path: &str) -> (u16, String) {
+    let (code, all) = http_raw(host, "GET", path, &[], "");
+    let head = all
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    (code, head)
 }
 
 /// The id of the objection the court's part of a filing answer names.
@@ -523,6 +583,22 @@ fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let (code, all) = http_raw(host, method, path, headers, body);
+    let body = all
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// One HTTP/1.1 request; its status code and the whole answer.
+fn http_raw(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     stream
@@ -544,9 +620,5 @@ fn http(
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP answer: {answer}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
+    (code, answer)
 }

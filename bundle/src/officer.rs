@@ -32,6 +32,9 @@ pub enum OfficerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The bundle file changed between the review and the signature.
+    #[error("not signed: `{0}` changed since it was reviewed; review it again")]
+    Changed(String),
     /// The bundle's output file exists already.
     #[error("`{0}` already exists; choose another --out or remove it")]
     Exists(String),
@@ -105,6 +108,27 @@ fn write(path: &Path, bundle: &Bundle) -> Result<(), OfficerError> {
     })
 }
 
+/// Holds an exclusive lock on `<file>.lock` while officers who share a bundles directory
+/// (`fedq policy sign`, the console) read and write one bundle, so none loses another's
+/// signature. The lock file stays (removing it would race with the next taker).
+fn lock(path: &Path) -> Result<std::fs::File, OfficerError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let fail = |source| OfficerError::Write {
+        path: lock_path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(fail)?;
+    file.lock().map_err(fail)?;
+    Ok(file)
+}
+
 /// A roster in words: each officer's name and the start of their key fingerprint, or that
 /// the roster in force stays.
 pub fn roster_text(roster: &[RosterEntry]) -> String {
@@ -134,6 +158,7 @@ pub fn propose(p: &Proposal) -> Result<Proposed, OfficerError> {
         roster.push(RosterEntry::from_certificate_file(path)?);
     }
     let bundle = Bundle::create(&p.federation, p.version, p.threshold, text, digests, roster)?;
+    let _lock = lock(&p.out)?;
     if p.out.exists() {
         return Err(OfficerError::Exists(p.out.display().to_string()));
     }
@@ -379,13 +404,122 @@ impl SignReview {
         out
     }
 
-    /// Adds the officer's signature to the bundle file.
-    pub fn sign(mut self) -> Result<Signed, OfficerError> {
-        self.bundle.sign(&self.key)?;
-        write(&self.path, &self.bundle)?;
+    /// The content hash of the bundle reviewed (what [`SignReview::sign`] signs).
+    pub fn content_sha256(&self) -> &str {
+        &self.bundle.content_sha256
+    }
+
+    /// Adds the officer's signature to the bundle file: under the bundle's lock, to the
+    /// file as it is now (keeping signatures others added since the review), and only if
+    /// its content is still the one reviewed.
+    pub fn sign(self) -> Result<Signed, OfficerError> {
+        let _lock = lock(&self.path)?;
+        let mut now = Bundle::parse(&read(&self.path)?)?;
+        if now.content_sha256 != self.bundle.content_sha256 {
+            return Err(OfficerError::Changed(self.path.display().to_string()));
+        }
+        now.sign(&self.key)?;
+        write(&self.path, &now)?;
         Ok(Signed {
-            signatures: self.bundle.signature.len(),
+            signatures: now.signature.len(),
             path: self.path,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn reference() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/changsha")
+    }
+
+    /// Two officers who reviewed one bundle at the same time both end up on it, and a
+    /// review of content that has since changed signs nothing.
+    #[test]
+    fn concurrent_signatures_are_kept_and_a_stale_review_signs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        let ca = fedq_certs::CertificateAuthority::init(&pki, "changsha", false).unwrap();
+        for o in ["officer-zhang", "officer-li"] {
+            ca.issue(
+                fedq_certs::Role::Officer,
+                o,
+                &fedq_certs::IssueOptions::default(),
+            )
+            .unwrap();
+        }
+        let catalogue = reference().join("catalogue");
+        let setup = reference().join("policy.toml");
+        let out = dir.path().join("bundle-1.toml");
+        let proposal = Proposal {
+            policy: setup.clone(),
+            federation: "changsha".into(),
+            version: 1,
+            threshold: 2,
+            catalogue: Some(catalogue.clone()),
+            officers: Vec::new(),
+            out: out.clone(),
+        };
+        propose(&proposal).unwrap();
+        assert!(
+            matches!(propose(&proposal), Err(OfficerError::Exists(_))),
+            "a second bundle of one name replaced the first"
+        );
+        let review = |who: &str| {
+            SignReview::prepare(&SignRequest {
+                bundle: out.clone(),
+                cert: pki.join(format!("{who}.crt")),
+                key: pki.join(format!("{who}.key")),
+                in_force: setup.clone(),
+                catalogue: Some(catalogue.clone()),
+                at: Some("2026-12-01".into()),
+            })
+            .unwrap()
+        };
+        let (zhang, li) = (review("officer-zhang"), review("officer-li"));
+        assert_eq!(zhang.sign().unwrap().signatures, 1);
+        assert_eq!(
+            li.sign().unwrap().signatures,
+            2,
+            "li's signature replaced zhang's"
+        );
+        let signed = Bundle::parse(&read(&out).unwrap()).unwrap();
+        assert_eq!(signed.signature.len(), 2);
+
+        // A review, then the file replaced by another bundle of the same name.
+        let other = dir.path().join("bundle-2.toml");
+        let stale = {
+            propose(&Proposal {
+                out: other.clone(),
+                version: 2,
+                ..proposal.clone()
+            })
+            .unwrap();
+            SignReview::prepare(&SignRequest {
+                bundle: other.clone(),
+                cert: pki.join("officer-zhang.crt"),
+                key: pki.join("officer-zhang.key"),
+                in_force: setup.clone(),
+                catalogue: Some(catalogue.clone()),
+                at: Some("2026-12-01".into()),
+            })
+            .unwrap()
+        };
+        let replaced = Bundle::create(
+            "changsha",
+            2,
+            3,
+            read(&setup).unwrap(),
+            catalogue_digests(&catalogue).unwrap(),
+            Vec::new(),
+        )
+        .unwrap();
+        write(&other, &replaced).unwrap();
+        assert!(matches!(stale.sign(), Err(OfficerError::Changed(_))));
+        let now = Bundle::parse(&read(&other).unwrap()).unwrap();
+        assert!(now.signature.is_empty(), "the stale review signed");
     }
 }

@@ -74,7 +74,7 @@
     const mine = ++sent;
     let verdict;
     try {
-      const r = await fetch("/api/check", {
+      const r = await fetch(document.body.dataset.base + "/api/check", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ file: file, text: editor.value }),

@@ -97,6 +97,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     // Changes page.
     ("changes.heading", "与现行版本相比的变更", "What changes against the version in force"),
     ("changes.in-force", "现行版本", "In force"),
+    ("changes.against-setup", "差异以 --in-force 文件为准", "the diff is against the --in-force file"),
     ("changes.working", "工作副本", "Working copy"),
     ("changes.none", "访问权限没有变化：每个请求方得到的与之前完全相同", "No change in access: every requester gets exactly what it got before"),
     ("changes.requester", "请求方", "Requester"),
@@ -132,6 +133,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("approve.file", "文件", "File"),
     ("approve.signatures", "签名", "Signatures"),
     ("approve.signers", "已签署", "Signed by"),
+    ("approve.forged", "签名无效", "signature does not verify"),
     ("approve.review", "审阅并签署", "Review and sign"),
     ("approve.publish", "发布", "Publish"),
     ("approve.none", "没有待处理的包", "No bundles waiting"),

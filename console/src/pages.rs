@@ -177,7 +177,10 @@ pub fn check(console: &Console, name: &str, text: &str) -> Checked {
 
 /// Saves the editor's text, only when it checks, replacing the file in one rename so a
 /// crash leaves the old file or the new one, never half of either.
-pub fn save(console: &Console, name: &str, text: &str) -> Result<(), Checked> {
+///
+/// `loaded` is the SHA-256 of the file as the editor opened it: a file changed on disk
+/// since (another officer's console, an editor) is not overwritten.
+pub fn save(console: &Console, name: &str, text: &str, loaded: &str) -> Result<(), Checked> {
     let checked = check(console, name, text);
     if !checked.ok {
         return Err(checked);
@@ -188,17 +191,29 @@ pub fn save(console: &Console, name: &str, text: &str) -> Result<(), Checked> {
         summary: String::new(),
     };
     let path = file_path(console, name).ok_or_else(|| fail("no such file".into()))?;
-    let tmp = path.with_extension("toml.console-tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            fail(format!(
-                "cannot write `{}`: {e}; the file was not changed",
-                path.display()
-            ))
-        })
+    let now =
+        std::fs::read(&path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
+    if sha256_hex(&now) != loaded {
+        return Err(fail(format!(
+            "not saved: `{}` changed on disk since you opened it; copy your edits, reopen the file and apply them again",
+            path.display()
+        )));
+    }
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&path).map_or(0o644, |m| m.permissions().mode() & 0o777)
+    };
+    fedq_certs::fsutil::write_atomic(&path, text.as_bytes(), mode).map_err(|e| {
+        fail(format!(
+            "cannot write `{}`: {e}; the file was not changed",
+            path.display()
+        ))
+    })
+}
+
+/// SHA-256, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// One embedded test's result.
@@ -393,8 +408,8 @@ pub struct PendingBundle {
     pub content_sha256: String,
     /// Distinct officers the next bundle needs.
     pub threshold: u32,
-    /// Who signed, as their certificates say.
-    pub signers: Vec<String>,
+    /// Who signed.
+    pub signers: Vec<Signer>,
     /// Whether this officer signed it.
     pub signed_by_me: bool,
     /// Why it cannot be read, if it cannot.
@@ -421,9 +436,65 @@ pub fn bundle_path(console: &Console, file: &str) -> Option<PathBuf> {
     (ok && path.is_file()).then_some(path)
 }
 
-/// Every bundle in the bundles directory, newest version first.
+/// One signature on a bundle, as the console could check it.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The officer's name, as the signature's certificate says.
+    pub name: String,
+    /// `Some(true)`: the certificate chains to the federation CA, is not revoked, and its
+    /// key made this signature over this bundle; `Some(false)`: it does not; `None`: not
+    /// checked (no `--ca`). Every process checks it again, against its roster, on publish.
+    pub verified: Option<bool>,
+}
+
+impl PendingBundle {
+    /// Signatures that count here: verified ones, or all when none could be checked.
+    pub fn counted(&self) -> usize {
+        self.signers
+            .iter()
+            .filter(|s| s.verified != Some(false))
+            .count()
+    }
+}
+
+fn signer(
+    trust: Option<&fedq_certs::FederationTrust>,
+    s: &fedq_bundle::Signature,
+    message: &[u8],
+) -> Signer {
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(s.certificate.as_bytes()).ok();
+    let name = der
+        .as_ref()
+        .and_then(|der| fedq_certs::Identity::from_certificate_der(der).ok())
+        .map_or_else(|| "?".to_owned(), |i| i.name);
+    let verified = trust.map(|trust| {
+        let (Some(der), Ok(signature)) = (der.as_ref(), hex::decode(s.signature.trim())) else {
+            return false;
+        };
+        trust
+            .verify_officer_signature(der, message, &signature, fedq_bundle::now(), true)
+            .is_ok_and(|o| o.identity.to_uri() == s.officer)
+    });
+    Signer { name, verified }
+}
+
+/// The federation's trust (CA and the CRL beside it), when the console was given `--ca`.
+fn trust_of(console: &Console) -> Option<fedq_certs::FederationTrust> {
+    let (_, ca) = console.coordinator.as_ref()?;
+    fedq_certs::FederationTrust::load(&fedq_certs::tls::TrustFiles {
+        ca: ca.clone(),
+        crl: ca.with_file_name("crl.pem"),
+        crl_grace: std::time::Duration::ZERO,
+        crl_state: None,
+    })
+    .ok()
+}
+
+/// Every bundle in the bundles directory, newest version first; each signature checked
+/// against the federation CA when the console has it.
 pub fn bundles(console: &Console) -> Vec<PendingBundle> {
     let mut out = Vec::new();
+    let trust = trust_of(console);
     let Ok(entries) = std::fs::read_dir(&console.bundles) else {
         return out;
     };
@@ -448,15 +519,11 @@ pub fn bundles(console: &Console) -> Vec<PendingBundle> {
             .and_then(|b| b.check_integrity().map(|()| b).map_err(|e| e.to_string()));
         match parsed {
             Ok(b) => {
-                let signers: Vec<String> = b
+                let message = b.signing_message();
+                let signers: Vec<Signer> = b
                     .signature
                     .iter()
-                    .map(|s| {
-                        rustls::pki_types::CertificateDer::from_pem_slice(s.certificate.as_bytes())
-                            .ok()
-                            .and_then(|der| fedq_certs::Identity::from_certificate_der(&der).ok())
-                            .map_or_else(|| "?".to_owned(), |i| i.name)
-                    })
+                    .map(|s| signer(trust.as_ref(), s, &message))
                     .collect();
                 out.push(PendingBundle {
                     signed_by_me: b.signature.iter().any(|s| s.officer == console.officer),
@@ -504,8 +571,8 @@ pub fn in_force_file(
                 None => (
                     console.in_force.clone(),
                     Some(format!(
-                        "bundle version {version} is in force but is not in the bundles directory; comparing with `{}`",
-                        console.in_force.display()
+                        "bundle version {version} is in force but is not in the bundles directory `{}`",
+                        console.bundles.display()
                     )),
                 ),
             }

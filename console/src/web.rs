@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
@@ -25,17 +25,14 @@ pub struct App {
     console: Console,
     /// SHA-256 of the session token (compared digest to digest).
     token_digest: [u8; 32],
-    /// The port it serves on (the `Host` and `Origin` it accepts).
-    port: u16,
+    /// `/s/<token>`: every page's path starts with it.
+    base: String,
+    /// The address it serves on (the `Host` and `Origin` it accepts).
+    addr: SocketAddr,
 }
 
 const LANG_COOKIE: &str = "fedq_lang";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// The session cookie's name: one per port, as cookies do not tell ports apart.
-fn session_cookie(port: u16) -> String {
-    format!("fedq_console_{port}")
-}
 
 /// SHA-256 of a token: the token is compared digest to digest, so how long a comparison
 /// takes says nothing about the token.
@@ -67,13 +64,14 @@ pub async fn serve(
     let app = Arc::new(App {
         console,
         token_digest: digest(&token),
-        port: addr.port(),
+        base: format!("/s/{token}"),
+        addr,
     });
     println!(
-        "console for {} on http://{addr}/ — open (once; the link signs this browser in):",
+        "console for {} on http://{addr}/ — open this link (it alone opens the console; keep it to yourself):",
         app.console.officer
     );
-    println!("console: http://{addr}/login?token={token}");
+    println!("console: http://{addr}{}/policy", app.base);
     tracing::info!(%addr, "console serving");
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
@@ -82,11 +80,7 @@ pub async fn serve(
 }
 
 fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/policy") }))
-        .route("/login", get(login))
-        .route("/assets/console.css", get(css))
-        .route("/assets/console.js", get(js))
+    let pages = Router::new()
         .route("/policy", get(policy_page).post(policy_action))
         .route("/api/check", post(api_check))
         .route("/changes", get(changes_page))
@@ -98,7 +92,11 @@ fn router(app: Arc<App>) -> Router {
         .route("/audit", get(audit_page))
         .route("/citizens", get(citizens_page))
         .route("/citizens/complaint", post(citizens_complaint))
-        .route("/citizens/decide", post(citizens_decide))
+        .route("/citizens/decide", post(citizens_decide));
+    Router::new()
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .nest("/s/{token}", pages)
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
@@ -131,61 +129,24 @@ fn plain(status: StatusCode, text: &str) -> Response {
         .into_response()
 }
 
-/// Every request: a loopback `Host` of this port; a session cookie (but for `/login`);
-/// POSTs from this origin only. Then the language, and the security headers.
-async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    let host_ok = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| {
-            [
-                format!("127.0.0.1:{}", app.port),
-                format!("localhost:{}", app.port),
-                format!("[::1]:{}", app.port),
-            ]
-            .iter()
-            .any(|ok| ok == h)
-        });
-    if !host_ok {
-        return plain(
-            StatusCode::MISDIRECTED_REQUEST,
-            "the console answers only at 127.0.0.1 or localhost with its own port",
-        );
-    }
-    let path = req.uri().path().to_owned();
-    if path != "/login" {
-        let signed_in = cookie(headers, &session_cookie(app.port))
-            .is_some_and(|t| digest(t) == app.token_digest);
-        if !signed_in {
-            return plain(
-                StatusCode::UNAUTHORIZED,
-                "not signed in: open the link `fedq console` printed when it started",
-            );
-        }
-    }
-    if req.method() != Method::GET {
-        let origin_ok = headers
-            .get(header::ORIGIN)
-            .and_then(|h| h.to_str().ok())
-            .is_some_and(|o| {
-                o == format!("http://127.0.0.1:{}", app.port)
-                    || o == format!("http://localhost:{}", app.port)
-                    || o == format!("http://[::1]:{}", app.port)
-            });
-        if !origin_ok {
-            return plain(
-                StatusCode::FORBIDDEN,
-                "refused: a change must come from the console's own pages",
-            );
-        }
-    }
+/// What a page is asked in: its language, and where it is (for the language switch).
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The language.
+    pub lang: Lang,
+    /// The page's path and query without `lang`, when it was a GET; else `None`.
+    pub here: Option<String>,
+}
+
+/// Every request: the `Host` the console serves at; the session's path (but for the
+/// static assets); changes from this origin only. Then the language; and on every
+/// answer, refusals too, the security headers.
+async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let asked = query_param(req.uri().query(), "lang").and_then(Lang::parse);
-    let lang = asked
-        .or_else(|| cookie(req.headers(), LANG_COOKIE).and_then(Lang::parse))
-        .unwrap_or(Lang::Zh);
-    req.extensions_mut().insert(lang);
-    let mut response = next.run(req).await;
+    let mut response = match admit(&app, req) {
+        Ok(req) => next.run(req).await,
+        Err((status, why)) => plain(status, why),
+    };
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -212,27 +173,76 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
     response
 }
 
-#[derive(Deserialize)]
-struct LoginQuery {
-    token: String,
+/// The names the console answers at: its bound address, and `localhost` when that is
+/// 127.0.0.1 or ::1.
+fn hosts(addr: SocketAddr) -> Vec<String> {
+    let mut names = vec![addr.to_string()];
+    if matches!(addr.ip().to_string().as_str(), "127.0.0.1" | "::1") {
+        names.push(format!("localhost:{}", addr.port()));
+    }
+    names
 }
 
-async fn login(State(app): State<Arc<App>>, Query(q): Query<LoginQuery>) -> Response {
-    if digest(&q.token) != app.token_digest {
-        return plain(
-            StatusCode::UNAUTHORIZED,
-            "this link is not the console's: open the one `fedq console` printed",
-        );
+fn admit(app: &App, mut req: Request) -> Result<Request, (StatusCode, &'static str)> {
+    let headers = req.headers();
+    let names = hosts(app.addr);
+    let host_ok = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| names.iter().any(|ok| ok == h));
+    if !host_ok {
+        return Err((
+            StatusCode::MISDIRECTED_REQUEST,
+            "the console answers only at the address it serves on",
+        ));
     }
-    let mut response = Redirect::to("/policy").into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Strict",
-        session_cookie(app.port),
-        q.token
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+    let path = req.uri().path();
+    if !path.starts_with("/assets/") {
+        let token = path
+            .strip_prefix("/s/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        if token.is_empty() || digest(token) != app.token_digest {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "not the console's link: open the one `fedq console` printed when it started",
+            ));
+        }
     }
-    response
+    let get = req.method() == Method::GET;
+    if !get {
+        let origin_ok = headers
+            .get(header::ORIGIN)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|o| names.iter().any(|n| o == format!("http://{n}")));
+        if !origin_ok {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "refused: a change must come from the console's own pages",
+            ));
+        }
+    }
+    let asked = query_param(req.uri().query(), "lang").and_then(Lang::parse);
+    let lang = asked
+        .or_else(|| cookie(req.headers(), LANG_COOKIE).and_then(Lang::parse))
+        .unwrap_or(Lang::Zh);
+    let here = get.then(|| {
+        let kept: Vec<&str> = req
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("lang="))
+            .collect();
+        let path = req.uri().path();
+        if kept.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", kept.join("&"))
+        }
+    });
+    req.extensions_mut().insert(Ask { lang, here });
+    Ok(req)
 }
 
 async fn css() -> Response {
@@ -260,16 +270,33 @@ pub struct Chrome {
     pub officer: String,
     /// Which page (`policy`, `changes`, …).
     pub active: &'static str,
+    /// `/s/<token>`: the start of every link and form action.
+    pub base: String,
+    /// This page in the other language.
+    pub other_lang: String,
     /// The outcome of the action just taken: (ok, text).
     pub message: Option<(bool, String)>,
 }
 
 impl Chrome {
-    fn new(app: &App, lang: Lang, active: &'static str) -> Chrome {
+    fn new(app: &App, ask: &Ask, active: &'static str) -> Chrome {
+        // After a change (a POST), the switch leads to the page's own GET.
+        let here = ask
+            .here
+            .clone()
+            .unwrap_or_else(|| format!("{}/{active}", app.base));
+        let other = ask.lang.other().code();
+        let other_lang = if here.contains('?') {
+            format!("{here}&lang={other}")
+        } else {
+            format!("{here}?lang={other}")
+        };
         Chrome {
-            lang,
+            lang: ask.lang,
             officer: app.console.officer_name.clone(),
             active,
+            base: app.base.clone(),
+            other_lang,
             message: None,
         }
     }
@@ -315,6 +342,8 @@ struct PolicyPage {
     files: Vec<String>,
     file: String,
     text: String,
+    /// SHA-256 of the file as it was opened (or last saved).
+    loaded: String,
     checked: Checked,
     tests: Option<Vec<pages::TestResult>>,
 }
@@ -348,11 +377,11 @@ struct FileQuery {
 
 async fn policy_page(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Query(q): Query<FileQuery>,
 ) -> Response {
     let file = q.file.unwrap_or_else(|| pages::POLICY.to_owned());
-    let c = Chrome::new(&app, lang, "policy");
+    let c = Chrome::new(&app, &ask, "policy");
     let (text, c) = match pages::read_file(&app.console, &file) {
         Ok(t) => (t, c),
         Err(e) => (String::new(), c.with(false, e)),
@@ -362,6 +391,7 @@ async fn policy_page(
         c,
         files: pages::editable_files(&app.console),
         file,
+        loaded: pages::sha256_hex(text.as_bytes()),
         text,
         checked,
         tests: None,
@@ -373,24 +403,29 @@ struct PolicyForm {
     file: String,
     text: String,
     action: String,
+    #[serde(default)]
+    loaded: String,
 }
 
 async fn policy_action(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Form(f): Form<PolicyForm>,
 ) -> Response {
     let console = &app.console;
     if pages::file_path(console, &f.file).is_none() {
         return plain(StatusCode::BAD_REQUEST, "no such file in this console");
     }
-    let c = Chrome::new(&app, lang, "policy");
+    let lang = ask.lang;
+    let c = Chrome::new(&app, &ask, "policy");
     // Browsers send line ends as CRLF in forms; the files keep the editor's LF.
     let text = f.text.replace("\r\n", "\n");
     let mut tests = None;
+    let mut loaded = f.loaded.clone();
     let (c, checked) = match f.action.as_str() {
-        "save" => match pages::save(console, &f.file, &text) {
+        "save" => match pages::save(console, &f.file, &text, &f.loaded) {
             Ok(()) => {
+                loaded = pages::sha256_hex(text.as_bytes());
                 tracing::info!(file = %f.file, officer = %console.officer_name, "console saved a file");
                 (
                     c.with(true, lang.t("policy.saved")),
@@ -412,6 +447,7 @@ async fn policy_action(
         c,
         files: pages::editable_files(console),
         file: f.file,
+        loaded,
         text,
         checked,
         tests,
@@ -515,33 +551,29 @@ async fn in_force(app: &App) -> (std::path::PathBuf, Option<String>) {
             ),
             Err(e) => (
                 app.console.in_force.clone(),
-                Some(format!(
-                    "the coordinator's status could not be read ({e}); comparing with `--in-force`"
-                )),
+                Some(format!("the coordinator's status could not be read ({e})")),
             ),
         },
         Ok((status, body)) => (
             app.console.in_force.clone(),
             Some(format!(
-                "the coordinator refused the status ({status}: {}); comparing with `--in-force`",
+                "the coordinator refused the status ({status}: {})",
                 fedq_coordinator::client::problem_detail(&body)
             )),
         ),
         Err(e) => (
             app.console.in_force.clone(),
-            Some(format!(
-                "the coordinator is not reachable ({e}); comparing with `--in-force`"
-            )),
+            Some(format!("the coordinator is not reachable ({e})")),
         ),
     }
 }
 
 async fn changes_page(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(asked): axum::Extension<Ask>,
     Query(ask): Query<ExplainQuery>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "changes");
+    let c = Chrome::new(&app, &asked, "changes");
     let (in_force_path, warning) = in_force(&app).await;
     let console = app.console.clone();
     let ask2 = ask.clone();
@@ -747,9 +779,9 @@ async fn approve(
 
 async fn approve_page(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "approve");
+    let c = Chrome::new(&app, &ask, "approve");
     approve(&app, c, None).await
 }
 
@@ -761,10 +793,11 @@ struct BundleForm {
 
 async fn approve_bundle(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Form(f): Form<BundleForm>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "approve");
+    let lang = ask.lang;
+    let c = Chrome::new(&app, &ask, "approve");
     let (Ok(version), Ok(threshold)) = (
         f.version.trim().parse::<u64>(),
         f.threshold.trim().parse::<u32>(),
@@ -839,35 +872,23 @@ fn sign_request(
 
 /// The bundle file `bundle` names and what signing it is reviewed against: refused when
 /// it is not in the bundles directory, or the version in force cannot be confirmed.
-async fn signing(
-    app: &App,
-    bundle: &str,
-) -> Result<(std::path::PathBuf, fedq_bundle::officer::SignRequest), String> {
+async fn signing(app: &App, bundle: &str) -> Result<fedq_bundle::officer::SignRequest, String> {
     let path = pages::bundle_path(&app.console, bundle)
         .ok_or_else(|| "no such bundle in the bundles directory".to_owned())?;
     let (in_force_path, warning) = in_force(app).await;
     if let Some(w) = warning {
         return Err(w);
     }
-    let request = sign_request(&app.console, path.clone(), in_force_path);
-    Ok((path, request))
-}
-
-/// The content hash a bundle file states, if it reads as a bundle.
-fn content_of(path: &std::path::Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| fedq_bundle::Bundle::parse(&t).ok())
-        .map(|b| b.content_sha256)
+    Ok(sign_request(&app.console, path, in_force_path))
 }
 
 async fn approve_review(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Query(q): Query<BundleQuery>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "approve");
-    let (path, request) = match signing(&app, &q.bundle).await {
+    let c = Chrome::new(&app, &ask, "approve");
+    let request = match signing(&app, &q.bundle).await {
         Ok(found) => found,
         Err(why) => {
             let c = c.with(false, format!("not shown for signing: {why}"));
@@ -875,9 +896,8 @@ async fn approve_review(
         }
     };
     let reviewed = tokio::task::spawn_blocking(move || {
-        let content = content_of(&path).unwrap_or_default();
         fedq_bundle::officer::SignReview::prepare(&request)
-            .map(|r| (r.render(), r.signer(), content))
+            .map(|r| (r.render(), r.signer(), r.content_sha256().to_owned()))
     })
     .await;
     match reviewed {
@@ -912,25 +932,26 @@ struct SignForm {
 
 async fn approve_sign(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Form(f): Form<SignForm>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "approve");
-    let (path, request) = match signing(&app, &f.bundle).await {
+    let lang = ask.lang;
+    let c = Chrome::new(&app, &ask, "approve");
+    let request = match signing(&app, &f.bundle).await {
         Ok(found) => found,
         Err(why) => return approve(&app, c.with(false, format!("not signed: {why}")), None).await,
     };
     let signed = tokio::task::spawn_blocking(move || {
-        // Sign only what the officer reviewed: the same content, read again now.
-        let now = content_of(&path);
-        if now.as_deref() != Some(f.content_sha256.as_str()) || f.content_sha256.is_empty() {
+        // Sign only what the officer reviewed: the content hash the review page showed,
+        // which `sign` checks again against the file under the bundle's lock.
+        let review =
+            fedq_bundle::officer::SignReview::prepare(&request).map_err(|e| e.to_string())?;
+        if f.content_sha256.is_empty() || review.content_sha256() != f.content_sha256 {
             return Err(
                 "not signed: the bundle changed since you reviewed it; review it again".to_owned(),
             );
         }
-        fedq_bundle::officer::SignReview::prepare(&request)
-            .and_then(|r| r.sign())
-            .map_err(|e| e.to_string())
+        review.sign().map_err(|e| e.to_string())
     })
     .await;
     let c = match signed {
@@ -954,10 +975,11 @@ async fn approve_sign(
 
 async fn approve_publish(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Form(f): Form<BundleQuery>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "approve");
+    let lang = ask.lang;
+    let c = Chrome::new(&app, &ask, "approve");
     let Some(path) = pages::bundle_path(&app.console, &f.bundle) else {
         return approve(
             &app,
@@ -1134,7 +1156,12 @@ fn audit_of(
                             empty.join(", ")
                         ));
                     }
-                    (true, line)
+                    if witnesses.is_empty() {
+                        line.push_str("; no witness configured (--node-config)");
+                    }
+                    // As `fedq audit verify --witness`: a log no witness vouches for has
+                    // not passed, however intact its own chain.
+                    (v.witnessed > 0 && empty.is_empty(), line)
                 }
             },
         },
@@ -1144,10 +1171,10 @@ fn audit_of(
 
 async fn audit_page(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Query(f): Query<AuditQuery>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "audit");
+    let c = Chrome::new(&app, &ask, "audit");
     let mut sources = Vec::new();
     if app.console.coordinator_config.is_some() {
         sources.push("coordinator".to_owned());
@@ -1180,6 +1207,24 @@ async fn audit_page(
 
 // ---- Citizens ----
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resident_ids_in_record_keys_are_masked() {
+        let id = "11010519491231002X";
+        assert!(fedq_policy::resident_id::is_resident_id(id));
+        assert_eq!(super::CitizensPage::record(id), "110105********002X");
+        assert_eq!(
+            super::CitizensPage::record(&format!("{id}|2026-01")),
+            "110105********002X|2026-01"
+        );
+        assert_eq!(
+            super::CitizensPage::record("(2026)湘0104执963号"),
+            "(2026)湘0104执963号"
+        );
+    }
+}
+
 #[derive(Template)]
 #[template(path = "citizens.html")]
 struct CitizensPage {
@@ -1191,6 +1236,31 @@ struct CitizensPage {
 }
 
 impl CitizensPage {
+    /// A filing's record key as shown: any resident ID in it masked (a dataset keyed by
+    /// the ID has the ID as its record key).
+    fn record(key: &str) -> String {
+        let mut out = String::with_capacity(key.len());
+        let mut word = String::new();
+        let flush = |word: &mut String, out: &mut String| {
+            if fedq_policy::resident_id::is_resident_id(word) {
+                out.push_str(&fedq_policy::resident_id::mask_resident_id(word));
+            } else {
+                out.push_str(word);
+            }
+            word.clear();
+        };
+        for ch in key.chars() {
+            if ch.is_ascii_alphanumeric() {
+                word.push(ch);
+            } else {
+                flush(&mut word, &mut out);
+                out.push(ch);
+            }
+        }
+        flush(&mut word, &mut out);
+        out
+    }
+
     fn about(c: &fedq_coordinator::complaints::Complaint) -> String {
         match &c.about {
             fedq_client::complaint::ComplaintAbout::Query(id) => format!("query {id}"),
@@ -1256,9 +1326,9 @@ async fn citizens(app: &App, c: Chrome) -> Response {
 
 async fn citizens_page(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "citizens");
+    let c = Chrome::new(&app, &ask, "citizens");
     citizens(&app, c).await
 }
 
@@ -1271,10 +1341,11 @@ struct ComplaintForm {
 
 async fn citizens_complaint(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Form(f): Form<ComplaintForm>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "citizens");
+    let lang = ask.lang;
+    let c = Chrome::new(&app, &ask, "citizens");
     let Some(config) = app.console.coordinator_config.clone() else {
         return citizens(&app, c.with(false, lang.t("citizens.no-queue"))).await;
     };
@@ -1291,10 +1362,13 @@ async fn citizens_complaint(
         officer_key: app.console.key.clone(),
     };
     let c = match fedq_coordinator::complaints::update(&args).await {
-        Ok(state) => c.with(
-            true,
-            format!("{}: {}", lang.t("citizens.updated"), state.status.as_str()),
-        ),
+        Ok(state) => {
+            tracing::info!(officer = %app.console.officer_name, status = state.status.as_str(), "console changed a complaint's status");
+            c.with(
+                true,
+                format!("{}: {}", lang.t("citizens.updated"), state.status.as_str()),
+            )
+        }
         Err(e) => c.with(false, e.to_string()),
     };
     citizens(&app, c).await
@@ -1315,10 +1389,11 @@ struct DecideForm {
 /// resolve` / `fedq node repair`), which verifies the signature and the officer's role.
 async fn citizens_decide(
     State(app): State<Arc<App>>,
-    axum::Extension(lang): axum::Extension<Lang>,
+    axum::Extension(ask): axum::Extension<Ask>,
     Form(f): Form<DecideForm>,
 ) -> Response {
-    let c = Chrome::new(&app, lang, "citizens");
+    let lang = ask.lang;
+    let c = Chrome::new(&app, &ask, "citizens");
     let Some(config_path) = app
         .console
         .node_config(&f.node)

@@ -52,6 +52,8 @@ def launch():
                 "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
                 "--user-data-dir=" + profile, "--lang=zh-CN"):
         opts.add_argument(arg)
+    # The page's console messages (a CSP violation, a script error) are read at the end.
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # Both paths given: Selenium Manager has nothing to look up or download.
     d = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=opts)
     d.set_page_load_timeout(WAIT)
@@ -154,7 +156,9 @@ def main():
     ap.add_argument("--case-entries", type=int, required=True)
     args = ap.parse_args()
     os.makedirs(args.shots, exist_ok=True)
-    base = {k: "%s://%s" % (urlsplit(u).scheme, urlsplit(u).netloc) for k, u in (("a", args.a), ("b", args.b))}
+    # A console's link is its session: http://127.0.0.1:PORT/s/TOKEN/policy; every page is
+    # under http://127.0.0.1:PORT/s/TOKEN.
+    base = {k: u.rsplit("/policy", 1)[0] for k, u in (("a", args.a), ("b", args.b))}
     drivers, state = {}, {}
 
     def shot(d, name):
@@ -163,7 +167,7 @@ def main():
     def step_policy(a):
         a.get(args.a)
         wait(a, "/policy with textarea#editor after login",
-             lambda: urlsplit(a.current_url).path == "/policy" and one(a, "textarea#editor"))
+             lambda: urlsplit(a.current_url).path.endswith("/policy") and one(a, "textarea#editor"))
         wait(a, "#check-status[data-ok=true] on load", lambda: verdict(a)[0] == "true", lambda: errors(a))
         shot(a, "policy")
 
@@ -246,7 +250,7 @@ def main():
 
     def step_publish_b(b):
         b.get(args.b)
-        wait(b, "/policy after B's login", lambda: urlsplit(b.current_url).path == "/policy")
+        wait(b, "/policy after B's login", lambda: urlsplit(b.current_url).path.endswith("/policy"))
         b.get(base["b"] + "/approve")
         bundle(b, 1)
         review_sign(b, "officer-zhang")
@@ -330,7 +334,7 @@ def main():
         expect(focused == "nav-audit", "four Tabs on focused %r, not #nav-audit" % focused)
         old = a.find_element(By.TAG_NAME, "html")
         ActionChains(a).send_keys(Keys.ENTER).perform()
-        wait(a, "the audit page opened from the keyboard", lambda: _stale(old) and urlsplit(a.current_url).path == "/audit")
+        wait(a, "the audit page opened from the keyboard", lambda: _stale(old) and urlsplit(a.current_url).path.endswith("/audit"))
 
     def step_language(a):
         nav = {}
@@ -343,11 +347,17 @@ def main():
                 shot(a, "policy-en")
         expect(nav["en"] and nav["zh"] and nav["en"] != nav["zh"], "a#nav-policy reads %r in en and %r in zh" % (nav["en"], nav["zh"]))
 
+    def step_no_page_errors(d):
+        # Nothing the pages did was refused by their own CSP or failed in script.
+        for who, drv in drivers.items():
+            severe = [e["message"][:200] for e in drv.get_log("browser") if e.get("level") == "SEVERE"]
+            expect(not severe, "browser %s logged errors: %s" % (who, severe))
+
     steps = [("policy", "a", step_policy), ("typo", "a", step_typo), ("edit-save-test", "a", step_edit),
              ("changes", "a", step_changes), ("bundle-sign-a", "a", step_bundle_a),
              ("sign-publish-b", "b", step_publish_b), ("audit", "b", step_audit),
              ("citizens", "b", step_citizens), ("keyboard", "a", step_keyboard),
-             ("language", "a", step_language)]
+             ("language", "a", step_language), ("page-errors", "a", step_no_page_errors)]
     step, started = "launch", time.monotonic()
     try:
         drivers["a"] = launch()
