@@ -524,6 +524,37 @@ async fn the_console_serves_only_its_own_browser_session() {
     assert!(page.contains("1 signature(s)"), "{page}");
     let signed = fedq_bundle::Bundle::parse(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
     assert_eq!(signed.signature.len(), 1);
+    // Offline, the signature is listed but not counted: nothing could check it.
+    let (_, page) = http(&host, "GET", &format!("{session}/approve?lang=en"), &[], "");
+    assert!(
+        page.contains("data-signatures=\"0\"") && page.contains("not checked: no --ca"),
+        "{page}"
+    );
+    drop(c);
+
+    // With the CA, it verifies and counts; altered, it is shown as not verifying and
+    // counts for nothing.
+    let c = console_without_federation(
+        &fed,
+        &working,
+        &catalogue,
+        &bundles,
+        &["--coordinator", "https://127.0.0.1:9", "--ca", &ca],
+    );
+    let (host, _, session) = parts(&c);
+    let approve = || http(&host, "GET", &format!("{session}/approve?lang=en"), &[], "").1;
+    let page = approve();
+    assert!(page.contains("data-signatures=\"1\""), "{page}");
+    let mut forged = signed.clone();
+    let sig = &mut forged.signature[0].signature;
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    sig.replace_range(0..1, flipped);
+    std::fs::write(&bundle, forged.to_toml().unwrap()).unwrap();
+    let page = approve();
+    assert!(
+        page.contains("data-signatures=\"0\"") && page.contains("signature does not verify"),
+        "{page}"
+    );
 }
 
 /// A console's address, origin and session path (`/s/<token>`), from its link.

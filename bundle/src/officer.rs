@@ -110,23 +110,12 @@ fn write(path: &Path, bundle: &Bundle) -> Result<(), OfficerError> {
 
 /// Holds an exclusive lock on `<file>.lock` while officers who share a bundles directory
 /// (`fedq policy sign`, the console) read and write one bundle, so none loses another's
-/// signature. The lock file stays (removing it would race with the next taker).
+/// signature ([`fedq_certs::fsutil::lock_beside`]).
 fn lock(path: &Path) -> Result<std::fs::File, OfficerError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = std::path::PathBuf::from(name);
-    let fail = |source| OfficerError::Write {
-        path: lock_path.display().to_string(),
+    fedq_certs::fsutil::lock_beside(path).map_err(|source| OfficerError::Write {
+        path: format!("{}.lock", path.display()),
         source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(fail)?;
-    file.lock().map_err(fail)?;
-    Ok(file)
+    })
 }
 
 /// A roster in words: each officer's name and the start of their key fingerprint, or that

@@ -190,6 +190,22 @@ impl Drop for StagedFile {
     }
 }
 
+/// Takes an exclusive advisory lock on `<path>.lock` (made if missing; left in place, as
+/// removing it would race with the next taker) and holds it until the file returned is
+/// dropped: for read-modify-write of a file that several processes on this host (or on a
+/// shared file system that honours `flock`) may change at once.
+pub fn lock_beside(path: &Path) -> io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::PathBuf::from(name))?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// Writes `bytes` to `dest` atomically with `mode`.
 pub fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     StagedFile::write(dest, bytes, mode)?.commit()

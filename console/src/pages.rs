@@ -191,6 +191,10 @@ pub fn save(console: &Console, name: &str, text: &str, loaded: &str) -> Result<(
         summary: String::new(),
     };
     let path = file_path(console, name).ok_or_else(|| fail("no such file".into()))?;
+    // Compared and replaced under one lock, so two consoles saving at once cannot both
+    // pass the comparison.
+    let _lock = fedq_certs::fsutil::lock_beside(&path)
+        .map_err(|e| fail(format!("cannot lock `{}`: {e}", path.display())))?;
     let now =
         std::fs::read(&path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
     if sha256_hex(&now) != loaded {
@@ -441,24 +445,25 @@ pub fn bundle_path(console: &Console, file: &str) -> Option<PathBuf> {
 pub struct Signer {
     /// The officer's name, as the signature's certificate says.
     pub name: String,
-    /// `Some(true)`: the certificate chains to the federation CA, is not revoked, and its
-    /// key made this signature over this bundle; `Some(false)`: it does not; `None`: not
-    /// checked (no `--ca`). Every process checks it again, against its roster, on publish.
-    pub verified: Option<bool>,
+    /// `Ok(true)`: the certificate chains to the federation CA, is not revoked, and its
+    /// key made this signature over this bundle; `Ok(false)`: not checked (no `--ca`);
+    /// `Err`: why it does not verify. Every process checks it again, against its roster,
+    /// on publish.
+    pub verified: Result<bool, String>,
 }
 
 impl PendingBundle {
-    /// Signatures that count here: verified ones, or all when none could be checked.
+    /// Signatures that verify (none are counted when they could not be checked).
     pub fn counted(&self) -> usize {
         self.signers
             .iter()
-            .filter(|s| s.verified != Some(false))
+            .filter(|sig| sig.verified == Ok(true))
             .count()
     }
 }
 
 fn signer(
-    trust: Option<&fedq_certs::FederationTrust>,
+    trust: &Result<Option<fedq_certs::FederationTrust>, String>,
     s: &fedq_bundle::Signature,
     message: &[u8],
 ) -> Signer {
@@ -467,27 +472,44 @@ fn signer(
         .as_ref()
         .and_then(|der| fedq_certs::Identity::from_certificate_der(der).ok())
         .map_or_else(|| "?".to_owned(), |i| i.name);
-    let verified = trust.map(|trust| {
-        let (Some(der), Ok(signature)) = (der.as_ref(), hex::decode(s.signature.trim())) else {
-            return false;
-        };
-        trust
-            .verify_officer_signature(der, message, &signature, fedq_bundle::now(), true)
-            .is_ok_and(|o| o.identity.to_uri() == s.officer)
-    });
+    let verified = match trust {
+        Err(why) => Err(why.clone()),
+        Ok(None) => Ok(false),
+        Ok(Some(trust)) => match (der.as_ref(), hex::decode(s.signature.trim())) {
+            (Some(der), Ok(signature)) => trust
+                .verify_officer_signature(der, message, &signature, fedq_bundle::now(), true)
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    if o.identity.to_uri() == s.officer {
+                        Ok(true)
+                    } else {
+                        Err(format!(
+                            "signed by {}, labelled {}",
+                            o.identity.to_uri(),
+                            s.officer
+                        ))
+                    }
+                }),
+            _ => Err("the certificate or the signature cannot be read".to_owned()),
+        },
+    };
     Signer { name, verified }
 }
 
-/// The federation's trust (CA and the CRL beside it), when the console was given `--ca`.
-fn trust_of(console: &Console) -> Option<fedq_certs::FederationTrust> {
-    let (_, ca) = console.coordinator.as_ref()?;
+/// The federation's trust (its CA and the `crl.pem` beside it), when the console was
+/// given `--ca`; why it cannot be loaded, if it cannot (then no signature counts).
+fn trust_of(console: &Console) -> Result<Option<fedq_certs::FederationTrust>, String> {
+    let Some((_, ca)) = console.coordinator.as_ref() else {
+        return Ok(None);
+    };
     fedq_certs::FederationTrust::load(&fedq_certs::tls::TrustFiles {
         ca: ca.clone(),
         crl: ca.with_file_name("crl.pem"),
         crl_grace: std::time::Duration::ZERO,
         crl_state: None,
     })
-    .ok()
+    .map(Some)
+    .map_err(|e| format!("signatures not checked: {e}"))
 }
 
 /// Every bundle in the bundles directory, newest version first; each signature checked
@@ -523,7 +545,7 @@ pub fn bundles(console: &Console) -> Vec<PendingBundle> {
                 let signers: Vec<Signer> = b
                     .signature
                     .iter()
-                    .map(|s| signer(trust.as_ref(), s, &message))
+                    .map(|s| signer(&trust, s, &message))
                     .collect();
                 out.push(PendingBundle {
                     signed_by_me: b.signature.iter().any(|s| s.officer == console.officer),

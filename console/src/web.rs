@@ -1,7 +1,8 @@
-//! The console's HTTP side: one session per start (a random token the terminal shows, kept
-//! in an HttpOnly, SameSite=Strict cookie), loopback `Host` names only (no DNS
-//! rebinding), same-origin POSTs only, a strict content security policy, and the pages as
-//! templates compiled into the binary ([`askama`]).
+//! The console's HTTP side: one session per start (a random token in the path of the link
+//! the terminal shows, `/s/<token>/…`; no cookie, which every port of the host would be
+//! sent), the bound address as the only `Host` (no DNS rebinding), same-origin POSTs only,
+//! a strict content security policy on every answer, and the pages as templates compiled
+//! into the binary ([`askama`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,6 +111,20 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// `s` as a URL query value: file names are ASCII letters, digits, `-`, `_` and `.`;
+/// anything else is percent-encoded.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
@@ -301,6 +316,15 @@ impl Chrome {
         }
     }
 
+    /// After a POST: the language switch leads to `page` (a path under the session with
+    /// its query), not to the page's bare GET.
+    fn switching_to(mut self, page: String) -> Chrome {
+        let other = self.lang.other().code();
+        let sep = if page.contains('?') { '&' } else { '?' };
+        self.other_lang = format!("{page}{sep}lang={other}");
+        self
+    }
+
     fn with(mut self, ok: bool, text: impl Into<String>) -> Chrome {
         self.message = Some((ok, text.into()));
         self
@@ -417,7 +441,11 @@ async fn policy_action(
         return plain(StatusCode::BAD_REQUEST, "no such file in this console");
     }
     let lang = ask.lang;
-    let c = Chrome::new(&app, &ask, "policy");
+    let c = Chrome::new(&app, &ask, "policy").switching_to(format!(
+        "{}/policy?file={}",
+        app.base,
+        urlencode(&f.file)
+    ));
     // Browsers send line ends as CRLF in forms; the files keep the editor's LF.
     let text = f.text.replace("\r\n", "\n");
     let mut tests = None;
@@ -1242,8 +1270,10 @@ impl CitizensPage {
         let mut out = String::with_capacity(key.len());
         let mut word = String::new();
         let flush = |word: &mut String, out: &mut String| {
-            if fedq_policy::resident_id::is_resident_id(word) {
-                out.push_str(&fedq_policy::resident_id::mask_resident_id(word));
+            if fedq_policy::resident_id::is_resident_id(&word.to_ascii_uppercase()) {
+                out.push_str(&fedq_policy::resident_id::mask_resident_id(
+                    &word.to_ascii_uppercase(),
+                ));
             } else {
                 out.push_str(word);
             }
