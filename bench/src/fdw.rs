@@ -224,6 +224,15 @@ pub async fn load(cluster: &Cluster, departments: &[Department<'_>]) -> Result<(
         .await
         .map_err(err("connect platform"))?;
     exec(&mut platform, "CREATE EXTENSION postgres_fdw".into()).await?;
+    // The audited variant's register (长政办发〔2017〕62号 §八): one durable row per lookup,
+    // appended in the lookup's own transaction, keyed by a digest of the subject.
+    for sql in [
+        "CREATE TABLE audit_log (seq bigserial PRIMARY KEY, at timestamptz NOT NULL, requester text NOT NULL, subject_digest text NOT NULL, rows_released int NOT NULL)",
+        "GRANT INSERT ON audit_log TO licensing",
+        "GRANT USAGE ON SEQUENCE audit_log_seq_seq TO licensing",
+    ] {
+        exec(&mut platform, sql.into()).await?;
+    }
     for d in departments {
         let db = db_name(d.name);
         for sql in [
@@ -261,7 +270,50 @@ fn union(departments: &[Department<'_>], fanout: usize) -> String {
         .join(" UNION ALL ")
 }
 
+/// How the baseline answers a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The UNION query alone: nothing registered.
+    Plain,
+    /// The UNION query and one audit row in the platform database, committed durably
+    /// (`synchronous_commit` on, the default) before the answer counts: what a department
+    /// would need for the query register.
+    Audited,
+}
+
+const AUDIT_ROW: &str = "INSERT INTO audit_log (at, requester, subject_digest, rows_released) VALUES (now(), 'market-regulation.licensing', md5($1), $2)";
+
+/// One lookup as `variant` does it.
+async fn lookup(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    subject: String,
+    variant: Variant,
+) -> Result<(), sqlx::Error> {
+    match variant {
+        Variant::Plain => sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .bind(subject)
+            .fetch_all(pool)
+            .await
+            .map(|_| ()),
+        Variant::Audited => {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .bind(&subject)
+                .fetch_all(&mut *tx)
+                .await?;
+            sqlx::query(AUDIT_ROW)
+                .bind(&subject)
+                .bind(i32::try_from(rows.len()).unwrap_or(i32::MAX))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+    }
+}
+
 /// One load point against the platform database, as the `licensing` role.
+#[allow(clippy::too_many_arguments)]
 pub async fn load_point(
     cluster: &Cluster,
     departments: &[Department<'_>],
@@ -270,6 +322,7 @@ pub async fn load_point(
     seconds: u64,
     subject_of: fn(u64) -> String,
     records: u64,
+    variant: Variant,
 ) -> Result<Value, BenchError> {
     let size = u32::try_from(concurrency).unwrap_or(u32::MAX);
     let pool = PgPoolOptions::new()
@@ -299,11 +352,7 @@ pub async fn load_point(
                 i = i.wrapping_add(7919);
                 let subject = subject_of(i % records.max(1));
                 let t = Instant::now();
-                let ok = sqlx::query(AssertSqlSafe(sql.clone()))
-                    .bind(subject)
-                    .fetch_all(&pool)
-                    .await
-                    .is_ok();
+                let ok = lookup(&pool, &sql, subject, variant).await.is_ok();
                 if t >= warm_until {
                     if ok {
                         lat.push(t.elapsed());

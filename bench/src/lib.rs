@@ -777,19 +777,10 @@ async fn baseline_section(
         t.elapsed().as_secs_f64()
     );
     let mut baseline = Vec::new();
+    let mut audited = Vec::new();
     let mut ratios = Vec::new();
     for fanout in [1usize, 3, 6] {
         for &conc in &args.concurrency {
-            let point = fdw::load_point(
-                &cluster,
-                &departments,
-                fanout,
-                conc,
-                args.seconds,
-                resident_id,
-                args.records,
-            )
-            .await?;
             let ours = points
                 .iter()
                 .find(|p| {
@@ -798,33 +789,61 @@ async fn baseline_section(
                 })
                 .cloned()
                 .unwrap_or(Value::Null);
-            let ratio = |k: &str| {
-                ours[k].as_f64().unwrap_or(f64::NAN) / point[k].as_f64().unwrap_or(f64::NAN)
-            };
-            println!(
-                "  baseline fan-out {fanout} × concurrency {conc:>3}: {:>7.0} lookups/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  | fedq/baseline throughput {:.2}×, p99 {:.2}×",
-                point["throughput_per_s"].as_f64().unwrap_or(0.0),
-                point["p50_ms"].as_f64().unwrap_or(0.0),
-                point["p99_ms"].as_f64().unwrap_or(0.0),
-                point["errors"],
-                ratio("throughput_per_s"),
-                ratio("p99_ms"),
-            );
-            // The raw throughputs too: where the baseline answered nothing the ratio is
-            // infinite, which JSON cannot carry.
-            ratios.push(json!({
+            let mut row = json!({
                 "fanout": fanout,
                 "concurrency": conc,
                 "fedq_per_s": ours["throughput_per_s"],
-                "baseline_per_s": point["throughput_per_s"],
-                "throughput_ratio": ratio("throughput_per_s"),
-                "p99_ratio": ratio("p99_ms"),
-            }));
-            baseline.push(point);
+            });
+            for (variant, name) in [
+                (fdw::Variant::Plain, "baseline"),
+                (fdw::Variant::Audited, "audited baseline"),
+            ] {
+                let point = fdw::load_point(
+                    &cluster,
+                    &departments,
+                    fanout,
+                    conc,
+                    args.seconds,
+                    resident_id,
+                    args.records,
+                    variant,
+                )
+                .await?;
+                let ratio = |k: &str| {
+                    ours[k].as_f64().unwrap_or(f64::NAN) / point[k].as_f64().unwrap_or(f64::NAN)
+                };
+                println!(
+                    "  {name:<16} fan-out {fanout} × concurrency {conc:>3}: {:>7.0} lookups/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  | fedq/{name} throughput {:.2}×, p99 {:.2}×",
+                    point["throughput_per_s"].as_f64().unwrap_or(0.0),
+                    point["p50_ms"].as_f64().unwrap_or(0.0),
+                    point["p99_ms"].as_f64().unwrap_or(0.0),
+                    point["errors"],
+                    ratio("throughput_per_s"),
+                    ratio("p99_ms"),
+                );
+                // The raw throughputs too: where the baseline answered nothing the ratio
+                // is infinite, which JSON cannot carry.
+                match variant {
+                    fdw::Variant::Plain => {
+                        row["baseline_per_s"] = point["throughput_per_s"].clone();
+                        row["throughput_ratio"] = json!(ratio("throughput_per_s"));
+                        row["p99_ratio"] = json!(ratio("p99_ms"));
+                        baseline.push(point);
+                    }
+                    fdw::Variant::Audited => {
+                        row["audited_baseline_per_s"] = point["throughput_per_s"].clone();
+                        row["audited_throughput_ratio"] = json!(ratio("throughput_per_s"));
+                        row["audited_p99_ratio"] = json!(ratio("p99_ms"));
+                        audited.push(point);
+                    }
+                }
+            }
+            ratios.push(row);
         }
     }
     figures.over_baseline = ratios.clone();
     report.insert("baseline_postgres_fdw".into(), json!(baseline));
+    report.insert("baseline_postgres_fdw_audited".into(), json!(audited));
     report.insert("fedq_over_baseline".into(), json!(ratios));
     Ok(())
 }
